@@ -1,0 +1,59 @@
+"""rigd: a GPU-aware acquisition service for lab rigs.
+
+The public API is Ray's actor API (``import rigd`` in place of ``import ray``)::
+
+    import rigd
+
+    @rigd.remote
+    class Counter:
+        def __init__(self):
+            self.value = 0
+
+        def increment(self):
+            self.value += 1
+            return self.value
+
+    counter = Counter.remote()
+    print(rigd.get(counter.increment.remote()))  # 1
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from rigd import actor, exceptions
+from rigd.actors import (
+    ObjectRef,
+    get,
+    get_actor,
+    get_gpu_ids,
+    init,
+    is_initialized,
+    kill,
+    method,
+    put,
+    remote,
+    shutdown,
+    wait,
+)
+
+try:
+    __version__ = version("rigd")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "ObjectRef",
+    "__version__",
+    "actor",
+    "exceptions",
+    "get",
+    "get_actor",
+    "get_gpu_ids",
+    "init",
+    "is_initialized",
+    "kill",
+    "method",
+    "put",
+    "remote",
+    "shutdown",
+    "wait",
+]

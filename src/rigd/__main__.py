@@ -1,0 +1,5 @@
+"""``python -m rigd`` is the ``rigd`` command."""
+
+from rigd.service import main
+
+main()

@@ -1,0 +1,44 @@
+"""The actor runtime: Ray's actor API on one machine.
+
+Remote classes and functions, handles, refs, the head and the workers. This
+package knows nothing of frames, rings or HDF5.
+"""
+
+from rigd.actors._api import exit_actor, get, get_actor, get_gpu_ids, kill, put, wait
+from rigd.actors._handle import (
+    ActorClass,
+    ActorHandle,
+    ActorMethod,
+    ActorProxy,
+    MethodOptions,
+    RemoteFunction,
+    method,
+    remote,
+)
+from rigd.actors._options import ActorOptions, TaskOptions
+from rigd.actors._ref import ObjectRef
+from rigd.actors._session import init, is_initialized, shutdown
+
+__all__ = [
+    "ActorClass",
+    "ActorHandle",
+    "ActorMethod",
+    "ActorOptions",
+    "ActorProxy",
+    "MethodOptions",
+    "ObjectRef",
+    "RemoteFunction",
+    "TaskOptions",
+    "exit_actor",
+    "get",
+    "get_actor",
+    "get_gpu_ids",
+    "init",
+    "is_initialized",
+    "kill",
+    "method",
+    "put",
+    "remote",
+    "shutdown",
+    "wait",
+]

@@ -1,0 +1,398 @@
+"""Remote classes, actor handles, their methods, and remote functions.
+
+``@rigd.remote`` turns a class into an ``ActorClass`` (``Counter.remote()``
+starts an actor and returns its handle) and a function into a
+``RemoteFunction`` (``f.remote()`` runs it as a task). A handle's methods
+have ``.remote()``, which sends the call and returns an ``ObjectRef``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, overload
+
+import cloudpickle
+
+from rigd.actors import _session
+from rigd.actors._messages import Msg
+from rigd.actors._options import ActorOptions, TaskOptions
+from rigd.actors._ref import ObjectRef
+from rigd.actors._wire import dumps
+
+__all__ = [
+    "ActorClass",
+    "ActorHandle",
+    "ActorMethod",
+    "ActorProxy",
+    "MethodOptions",
+    "RemoteFunction",
+    "method",
+    "remote",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Method names a handle offers besides the class's public methods.
+_BUILTIN_METHODS = ("__rigd_terminate__",)
+
+
+@dataclass(frozen=True, slots=True)
+class MethodOptions:
+    """Per-method options set with ``@rigd.method(...)``."""
+
+    concurrency_group: str | None = None
+    enable_task_events: bool = True
+    num_returns: int | str = 1
+
+
+_method_options: weakref.WeakKeyDictionary[Callable[..., Any], MethodOptions] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@overload
+def method(fn: Callable[..., R], /) -> Callable[..., R]: ...
+@overload
+def method(
+    *, concurrency_group: str | None = None, enable_task_events: bool = True,
+    num_returns: int | str = 1,
+) -> Callable[[Callable[..., R]], Callable[..., R]]: ...
+
+
+def method(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Set options of one actor method, as ``@ray.method`` does.
+
+    Usable bare (``@rigd.method``) or with options
+    (``@rigd.method(concurrency_group="io")``).
+
+    Raises:
+        TypeError: an unknown option.
+    """
+    valid = ("concurrency_group", "enable_task_events", "num_returns")
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"unknown method option{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; valid options are: {', '.join(valid)}"
+        )
+    method_options = MethodOptions(**options)
+
+    def mark(f: Callable[..., Any]) -> Callable[..., Any]:
+        _method_options[f] = method_options
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+def _public_methods(cls: type) -> tuple[str, ...]:
+    names = [
+        name
+        for name, member in inspect.getmembers(cls)
+        if callable(member) and not name.startswith("_")
+    ]
+    if hasattr(cls, "__rigd_shutdown__"):
+        names.append("__rigd_shutdown__")
+    return (*names, *_BUILTIN_METHODS)
+
+
+class ActorClass(Generic[T]):
+    """A class made remote: ``.remote(...)`` starts an actor of it.
+
+    Not constructed directly: use ``@rigd.remote`` or ``rigd.remote(Class)``.
+    """
+
+    def __init__(self, cls: type[T], options: ActorOptions) -> None:
+        self._cls = cls
+        self._options = options
+        self._methods = _public_methods(cls)
+        self._body: bytes | None = None
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__doc__ = cls.__doc__
+        self.__module__ = cls.__module__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"actors cannot be instantiated directly; instead of {self.__name__}(), "
+            f"use {self.__name__}.remote()"
+        )
+
+    def __repr__(self) -> str:
+        return f"ActorClass({self._cls.__module__}.{self._cls.__qualname__})"
+
+    def options(self, **options: Any) -> ActorClass[T]:
+        """Return this class with some options changed (name, num_cpus, ...).
+
+        Raises:
+            TypeError: an unknown option (the message lists the valid ones).
+            ValueError: an invalid value.
+        """
+        return ActorClass(self._cls, self._options.replace(**options))
+
+    def _class_body(self) -> bytes:
+        if self._body is None:
+            # By value when the class cannot be imported by name in a worker
+            # (defined in __main__, in a function, or shadowed by this wrapper).
+            self._body = cloudpickle.dumps(self._cls, protocol=5)
+        return self._body
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorProxy[T]:
+        """Start an actor of this class; return its handle at once.
+
+        The constructor runs in the actor's own process; if it raises, every
+        call on the handle fails with ``ActorDiedError`` naming that error.
+
+        Raises:
+            TypeError: an argument cannot be serialized.
+            ValueError: the name is taken (without ``get_if_exists``).
+            ResourceUnavailableError: more CPUs or GPUs than exist.
+        """
+        runtime = _session.get_runtime()
+        args_body = _serialize_args(self._cls.__init__, f"{self.__name__}.__init__", args,
+                                    kwargs, runtime.shm_prefix)
+        actor_id = uuid.uuid4().hex[:16]
+        info = runtime.head_call(
+            Msg.CREATE_ACTOR, actor_id, self.__name__, self._methods, self._class_body(),
+            args_body, self._options, runtime.namespace,
+        )
+        return ActorHandle._from_info(runtime, info)
+
+
+def _serialize_args(
+    fn: Callable[..., Any], label: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+    shm_prefix: str,
+) -> bytes:
+    try:
+        return dumps((args, kwargs), shm_prefix)
+    except TypeError as exc:
+        raise TypeError(_unserializable(fn, label, args, kwargs, exc)) from exc
+
+
+def _unserializable(
+    fn: Callable[..., Any], label: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+    exc: BaseException,
+) -> str:
+    """Name the first argument that cannot be pickled."""
+    try:
+        params = [p for p in inspect.signature(fn).parameters if p != "self"]
+    except (TypeError, ValueError):
+        params = []
+    for index, value in enumerate(args):
+        try:
+            cloudpickle.dumps(value)
+        except Exception as err:  # noqa: BLE001 - probing which argument fails
+            name = params[index] if index < len(params) else f"#{index}"
+            return (f"argument {name!r} of {label}() cannot be serialized: {err}; pass "
+                    "something picklable (plain data, arrays), or create it inside the actor")
+    for key, value in kwargs.items():
+        try:
+            cloudpickle.dumps(value)
+        except Exception as err:  # noqa: BLE001 - probing which argument fails
+            return (f"argument {key!r} of {label}() cannot be serialized: {err}; pass "
+                    "something picklable (plain data, arrays), or create it inside the actor")
+    return f"the arguments of {label}() cannot be serialized: {exc}"
+
+
+class ActorHandle(Generic[T]):
+    """A handle to one actor: ``handle.method.remote(...)`` calls it.
+
+    Handles can be passed to tasks and to other actors' methods, and returned
+    from them. When every handle to a non-detached actor is gone, in every
+    process, the actor ends gracefully.
+    """
+
+    def __init__(
+        self, runtime: Any, actor_id: str, class_name: str, methods: tuple[str, ...],
+    ) -> None:
+        self._runtime = runtime
+        self._actor_id = actor_id
+        self._class_name = class_name
+        self._method_names = frozenset(methods)
+
+    @classmethod
+    def _from_info(cls, runtime: Any, info: tuple[Any, ...]) -> ActorHandle[T]:
+        actor_id, class_name, methods, token = info
+        handle: ActorHandle[T] = cls(runtime, actor_id, class_name, methods)
+        runtime.acquire_handle(actor_id, token)
+        return handle
+
+    def __del__(self) -> None:
+        runtime = getattr(self, "_runtime", None)
+        if runtime is not None and not runtime.closed:
+            runtime.drop_handle(self._actor_id)
+
+    def __repr__(self) -> str:
+        return f"ActorHandle({self._class_name}, {self._actor_id})"
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        if name.startswith("_") and name not in self._method_names:
+            raise AttributeError(name)
+        if name not in self._method_names:
+            raise AttributeError(
+                f"actor class {self._class_name!r} has no method {name!r}; its methods are: "
+                f"{', '.join(sorted(n for n in self._method_names if not n.startswith('_')))}"
+            )
+        bound = ActorMethod(self, name, MethodOptions())
+        self.__dict__[name] = bound
+        return bound
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        token = uuid.uuid4().hex[:16]
+        self._runtime.lend_handle(self._actor_id, token)
+        return (_rebuild_handle,
+                (self._actor_id, self._class_name, tuple(self._method_names), token))
+
+
+#: The name Ray's typing guide uses for a handle.
+ActorProxy = ActorHandle
+
+
+def _rebuild_handle(
+    actor_id: str, class_name: str, methods: tuple[str, ...], token: str
+) -> ActorHandle[Any]:
+    runtime = _session.get_runtime()
+    return ActorHandle._from_info(runtime, (actor_id, class_name, methods, token))
+
+
+class ActorMethod:
+    """One method of one actor; ``.remote(...)`` calls it."""
+
+    __slots__ = ("_function_name", "_handle", "_name", "_options")
+
+    def __init__(self, handle: ActorHandle[Any], name: str, options: MethodOptions) -> None:
+        self._handle = handle
+        self._name = name
+        self._options = options
+        self._function_name = f"{handle._class_name}.{name}"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"actor methods cannot be called directly; instead of {self._function_name}(), "
+            f"use {self._function_name}.remote()"
+        )
+
+    def options(self, **options: Any) -> ActorMethod:
+        """Return this method with per-call options (``concurrency_group``, ...)."""
+        valid = ("concurrency_group", "enable_task_events", "num_returns")
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise TypeError(
+                f"unknown method option{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}; valid options are: {', '.join(valid)}"
+            )
+        return ActorMethod(self._handle, self._name, dataclasses.replace(self._options, **options))
+
+    def remote(self, *args: Any, **kwargs: Any) -> ObjectRef[Any]:
+        """Call the method in the actor's process; return the ref of its result.
+
+        Raises:
+            TypeError: an argument cannot be serialized.
+        """
+        handle = self._handle
+        try:
+            return handle._runtime.submit_call(  # type: ignore[no-any-return]
+                handle._actor_id, self._name, self._function_name, args, kwargs
+            )
+        except TypeError as exc:
+            raise TypeError(_unserializable(
+                _noop, self._function_name, args, kwargs, exc
+            )) from exc
+
+
+def _noop(*args: Any, **kwargs: Any) -> None:
+    """Stands in for a remote method's signature, which the caller may not know."""
+
+
+class RemoteFunction(Generic[R]):
+    """A function made remote: ``.remote(...)`` runs it as a task.
+
+    Tasks run on a pool of worker processes, one per CPU by default.
+    """
+
+    def __init__(self, fn: Callable[..., R], options: TaskOptions) -> None:
+        self._fn = fn
+        self._options = options
+        self._body: bytes | None = None
+        self._fn_id = ""
+        self.__name__ = fn.__name__
+        self.__qualname__ = fn.__qualname__
+        self.__doc__ = fn.__doc__
+        self.__module__ = fn.__module__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"remote functions cannot be called directly; instead of {self.__name__}(), "
+            f"use {self.__name__}.remote()"
+        )
+
+    def __repr__(self) -> str:
+        return f"RemoteFunction({self._fn.__module__}.{self._fn.__qualname__})"
+
+    def options(self, **options: Any) -> RemoteFunction[R]:
+        """Return this function with some options changed.
+
+        Raises:
+            TypeError: an unknown option, or an actor-only one.
+        """
+        return RemoteFunction(self._fn, self._options.replace(**options))
+
+    def remote(self, *args: Any, **kwargs: Any) -> ObjectRef[R]:
+        """Run the function as a task; return the ref of its result.
+
+        Raises:
+            TypeError: an argument cannot be serialized.
+        """
+        runtime = _session.get_runtime()
+        if self._body is None:
+            self._body = cloudpickle.dumps(self._fn, protocol=5)
+            self._fn_id = hashlib.blake2b(self._body, digest_size=12).hexdigest()
+        # Check the arguments here, so a bad one fails at the call site.
+        _serialize_args(self._fn, self.__name__, _placeholders(args), kwargs, runtime.shm_prefix)
+        opts = self._options
+        return runtime.submit_task(  # type: ignore[no-any-return]
+            self._fn_id, self._body, opts.name or self.__name__, args, kwargs,
+            opts.num_cpus, opts.max_retries,
+        )
+
+
+def _placeholders(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(None if type(a) is ObjectRef else a for a in args)
+
+
+def remote(*args: Any, **options: Any) -> Any:
+    """Make a class an actor class, or a function a remote function.
+
+    Usable as ``@rigd.remote``, ``@rigd.remote(num_cpus=1, ...)`` or
+    ``rigd.remote(Counter)``.
+
+    Raises:
+        TypeError: applied to something else, or an unknown option.
+        ValueError: an invalid option value.
+    """
+    if len(args) == 1 and not options and (inspect.isclass(args[0]) or callable(args[0])):
+        return _make_remote(args[0], {})
+    if args:
+        raise TypeError(
+            "rigd.remote takes a class or a function, or only keyword options, e.g. "
+            "@rigd.remote(num_cpus=1)"
+        )
+
+    def decorate(target: Any) -> Any:
+        return _make_remote(target, options)
+
+    return decorate
+
+
+def _make_remote(target: Any, options: dict[str, Any]) -> Any:
+    if inspect.isclass(target):
+        return ActorClass(target, ActorOptions().replace(**options))
+    if inspect.isfunction(target) or inspect.isbuiltin(target):
+        return RemoteFunction(target, TaskOptions().replace(**options))
+    raise TypeError(f"rigd.remote takes a class or a function, got {target!r}")

@@ -1,0 +1,735 @@
+"""The head: the one place that knows every actor and worker of a session.
+
+It runs on one thread of the process that owns the session (the driver, for
+an embedded runtime; the daemon, later) and owns everything with a lifetime:
+
+- spawning worker processes (exec'd fresh, never forked) and reaping them;
+- where each actor listens, and why it died;
+- names and namespaces;
+- who holds a handle to which actor, so that an actor whose handles are all
+  gone is terminated, and one whose creator died dies too;
+- CPU accounting, and the queue of tasks for the pool of task workers.
+
+Handle accounting: a process sends ``ACQUIRE(actor, token)`` when it builds a
+handle from a token and ``RELEASE(actor)`` when its last handle dies. Tokens
+cover handles in flight: the head issues one with every ``CREATE_ACTOR`` and
+``GET_ACTOR`` reply, and a process pickling a handle sends ``LEND(actor,
+token)`` first, on the same ordered connection as its later ``RELEASE``. An
+actor is collected when no process holds it and no token is outstanding.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import itertools
+import logging
+import os
+import secrets
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from rigd._exceptions import ActorDiedError, ResourceUnavailableError, WorkerCrashedError
+from rigd.actors._messages import ExitKind, Msg, TerminateMode
+from rigd.actors._options import ActorOptions
+from rigd.actors._wire import FrameReader, dumps, loads, pack_frame, sweep_segments
+
+__all__ = ["Head"]
+
+log = logging.getLogger(__name__)
+
+# How long a prompt termination (shutdown, a dead creator) may take before
+# the process is killed: the call in progress plus __rigd_shutdown__.
+PROMPT_KILL_AFTER_S = 35.0
+SHUTDOWN_GRACE_S = 5.0
+
+
+class ActorState(Enum):
+    """Where an actor is in its life, as the head sees it."""
+
+    PENDING = "pending"  # waiting for resources
+    STARTING = "starting"  # process spawned, constructor not done
+    ALIVE = "alive"
+    DEAD = "dead"
+
+
+@dataclass(eq=False, slots=True)
+class _Peer:
+    """One process connected to the head."""
+
+    sock: socket.socket
+    reader: FrameReader = field(default_factory=FrameReader)
+    pid: int = 0
+    worker: _Worker | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _Worker:
+    worker_id: str
+    popen: subprocess.Popen[bytes]
+    peer: _Peer | None = None
+    backlog: list[tuple[Any, ...]] = field(default_factory=list)
+    actor: _Actor | None = None
+    task: _Task | None = None
+    blocked: bool = False
+    exit_kind: ExitKind | None = None
+    exit_detail: str = ""
+
+
+@dataclass(eq=False, slots=True)
+class _Actor:
+    actor_id: str
+    class_name: str
+    methods: tuple[Any, ...]
+    options: ActorOptions
+    namespace: str
+    start_message: tuple[Any, ...]
+    creator: _Peer | None
+    state: ActorState = ActorState.PENDING
+    address: str | None = None
+    worker: _Worker | None = None
+    holders: set[_Peer] = field(default_factory=set)
+    tokens: dict[str, int] = field(default_factory=dict)
+    address_waiters: list[tuple[_Peer, int]] = field(default_factory=list)
+    death_waiters: list[tuple[_Peer, int]] = field(default_factory=list)
+    death_reason: str | None = None
+    terminating: bool = False
+    cpus: float = 0.0
+
+
+@dataclass(eq=False, slots=True)
+class _Task:
+    task_id: int
+    submitter: _Peer
+    req_id: int
+    fn_id: str
+    fn_body: bytes
+    name: str
+    body: bytes
+    num_cpus: float
+    retries_left: int
+
+
+class Head:
+    """Serve one session's control plane on a thread of this process.
+
+    Args:
+        session_dir: where the socket files live (created by the caller).
+        shm_prefix: the prefix of the session's shared-memory segments.
+        total_cpus: the CPUs actors and tasks may reserve.
+        total_gpus: the GPUs actors and tasks may reserve.
+    """
+
+    def __init__(
+        self, session_dir: str, shm_prefix: str, total_cpus: float, total_gpus: float
+    ) -> None:
+        self.session_dir = session_dir
+        self.shm_prefix = shm_prefix
+        self.total_cpus = total_cpus
+        self.total_gpus = total_gpus
+        self._cpus_free = total_cpus
+        self._path = os.path.join(session_dir, "head.sock")
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(self._path)
+        self._listener.listen(128)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, selectors.EVENT_READ, self._on_accept)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self._actions: collections.deque[Callable[[], None]] = collections.deque()
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_ids = itertools.count()
+        self._actors: dict[str, _Actor] = {}
+        self._names: dict[tuple[str, str], _Actor] = {}
+        self._workers: dict[str, _Worker] = {}
+        self._pending_actors: collections.deque[_Actor] = collections.deque()
+        self._tasks: collections.deque[_Task] = collections.deque()
+        self._task_ids = itertools.count(1)
+        self._task_workers: list[_Worker] = []
+        self._idle_task_workers: list[_Worker] = []
+        self._worker_ids = itertools.count(1)
+        self._stopping = False
+        self._stopped = threading.Event()
+        self._handlers: dict[int, Callable[[_Peer, tuple[Any, ...]], None]] = {
+            Msg.HELLO: self._on_hello,
+            Msg.CREATE_ACTOR: self._on_create_actor,
+            Msg.GET_ACTOR: self._on_get_actor,
+            Msg.ACTOR_ADDRESS: self._on_actor_address,
+            Msg.KILL: self._on_kill,
+            Msg.SUBMIT_TASK: self._on_submit_task,
+            Msg.DEATH_REASON: self._on_death_reason,
+            Msg.LIST_ACTORS: self._on_list_actors,
+            Msg.ACQUIRE: self._on_acquire,
+            Msg.RELEASE: self._on_release,
+            Msg.LEND: self._on_lend,
+            Msg.BLOCKED: self._on_blocked,
+            Msg.UNBLOCKED: self._on_unblocked,
+            Msg.ACTOR_READY: self._on_actor_ready,
+            Msg.ACTOR_FAILED: self._on_actor_failed,
+            Msg.TASK_DONE: self._on_task_done,
+            Msg.EXITING: self._on_exiting,
+        }
+        self._thread = threading.Thread(target=self._loop, name="rigd-head", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        """The path of the head's socket."""
+        return self._path
+
+    # -- the loop ----------------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            while not self._stopping:
+                timeout = None
+                if self._timers:
+                    timeout = max(0.0, self._timers[0][0] - time.monotonic())
+                for key, _ in self._selector.select(timeout):
+                    try:
+                        key.data(key.fileobj)
+                    except Exception:  # noqa: BLE001 - boundary: the head must survive a bad message
+                        log.exception("rigd head: error while handling a message")
+                now = time.monotonic()
+                while self._timers and self._timers[0][0] <= now:
+                    _, _, action = heapq.heappop(self._timers)
+                    action()
+            self._stop_everything()
+        finally:
+            self._stopped.set()
+
+    def _after(self, delay: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_ids), action))
+
+    def _on_wake(self, _: object) -> None:
+        try:
+            os.read(self._wake_r, 4096)
+        except BlockingIOError:
+            pass
+        while self._actions:
+            self._actions.popleft()()
+
+    def call_soon(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the head's thread."""
+        self._actions.append(action)
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass
+
+    def _on_accept(self, _: object) -> None:
+        sock, _addr = self._listener.accept()
+        peer = _Peer(sock)
+        self._selector.register(sock, selectors.EVENT_READ, lambda _s, p=peer: self._on_peer(p))
+
+    def _on_peer(self, peer: _Peer) -> None:
+        try:
+            data = peer.sock.recv(1 << 18)
+        except OSError:
+            data = b""
+        if not data:
+            self._on_peer_lost(peer)
+            return
+        for frame in peer.reader.feed(data):
+            message = loads(frame)
+            self._handlers[message[0]](peer, message)
+
+    def _send(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        try:
+            peer.sock.sendall(pack_frame(dumps(message, self.shm_prefix)))
+        except OSError:
+            pass  # the peer is gone; its EOF is handled by the loop
+
+    def _reply(self, peer: _Peer, req_id: int, payload: Any, ok: bool = True) -> None:
+        self._send(peer, (int(Msg.HEAD_REPLY), req_id, ok, payload))
+
+    def _send_worker(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        if worker.peer is None:
+            worker.backlog.append(message)
+        else:
+            self._send(worker.peer, message)
+
+    # -- workers -------------------------------------------------------------------
+
+    def _spawn_worker(self, env_overrides: dict[str, str] | None = None) -> _Worker:
+        worker_id = f"w{next(self._worker_ids)}"
+        env = dict(os.environ)
+        path = [p or os.getcwd() for p in sys.path]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
+        # A CPU-only worker must not take a GPU by accident; GPU placement
+        # overrides this with the UUIDs it assigns.
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        if env_overrides:
+            env.update(env_overrides)
+        popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "rigd.actors._worker", self.session_dir, worker_id,
+             str(os.getpid())],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        worker = _Worker(worker_id, popen)
+        self._workers[worker_id] = worker
+        return worker
+
+    def _on_hello(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, worker_id, pid = message
+        peer.pid = pid
+        if worker_id is None:
+            return
+        worker = self._workers.get(worker_id)
+        if worker is None:
+            peer.sock.close()
+            return
+        worker.peer = peer
+        peer.worker = worker
+        for queued in worker.backlog:
+            self._send(peer, queued)
+        worker.backlog.clear()
+        if worker in self._task_workers and worker.task is None:
+            self._idle_task_workers.append(worker)
+            self._dispatch_tasks()
+
+    def _on_peer_lost(self, peer: _Peer) -> None:
+        self._selector.unregister(peer.sock)
+        peer.sock.close()
+        worker = peer.worker
+        if worker is not None:
+            self._on_worker_exit(worker)
+        for actor in list(self._actors.values()):
+            if peer in actor.holders:
+                actor.holders.discard(peer)
+                self._maybe_collect(actor)
+            if actor.creator is peer and not actor.options.detached:
+                self._terminate(actor, ExitKind.CREATOR_DIED)
+
+    def _on_worker_exit(self, worker: _Worker) -> None:
+        try:
+            code = worker.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            worker.popen.kill()
+            code = worker.popen.wait()
+        self._workers.pop(worker.worker_id, None)
+        if worker.exit_kind is None:
+            worker.exit_kind = ExitKind.CRASHED
+            if code < 0:
+                worker.exit_detail = (
+                    f"its process (pid {worker.popen.pid}) was killed by signal "
+                    f"{signal.Signals(-code).name}"
+                )
+            else:
+                worker.exit_detail = (
+                    f"its process (pid {worker.popen.pid}) exited with code {code}"
+                )
+        if worker.actor is not None:
+            self._actor_dead(worker.actor, _reason(worker.actor, worker.exit_kind,
+                                                   worker.exit_detail))
+        if worker in self._task_workers:
+            self._task_workers.remove(worker)
+            if worker in self._idle_task_workers:
+                self._idle_task_workers.remove(worker)
+            task = worker.task
+            if task is not None:
+                worker.task = None
+                if not worker.blocked:
+                    self._cpus_free += task.num_cpus
+                if task.retries_left != 0 and not self._stopping:
+                    task.retries_left -= 1
+                    self._tasks.appendleft(task)
+                else:
+                    self._reply(task.submitter, task.req_id, WorkerCrashedError(
+                        f"the worker running task {task.name} died: {worker.exit_detail}"
+                    ), ok=False)
+            self._dispatch_tasks()
+
+    # -- actors ----------------------------------------------------------------------
+
+    def _on_create_actor(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        (_, req_id, actor_id, class_name, methods, cls_body, args_body, options,
+         namespace) = message
+        options = options if isinstance(options, ActorOptions) else ActorOptions()
+        ns = options.namespace or namespace
+        if options.name is not None:
+            existing = self._names.get((ns, options.name))
+            if existing is not None:
+                if options.get_if_exists:
+                    self._reply(peer, req_id, self._handle_info(existing))
+                    return
+                self._reply(peer, req_id, ValueError(
+                    f"the name {options.name!r} is already taken in namespace {ns!r} by "
+                    f"actor {existing.class_name} ({existing.actor_id}); pass "
+                    f"get_if_exists=True to reuse it, or choose another name"
+                ), ok=False)
+                return
+        cpus = float(options.num_cpus or 0)
+        if cpus > self.total_cpus:
+            self._reply(peer, req_id, ResourceUnavailableError(
+                f"actor {class_name} asks for num_cpus={options.num_cpus} but this runtime has "
+                f"{self.total_cpus:g} CPUs; ask for fewer, or pass rigd.init(num_cpus=...)"
+            ), ok=False)
+            return
+        if options.num_gpus > self.total_gpus:
+            self._reply(peer, req_id, ResourceUnavailableError(
+                f"actor {class_name} asks for num_gpus={options.num_gpus} but this runtime has "
+                f"{self.total_gpus:g} GPUs; run it on a machine with a GPU, or ask for none"
+            ), ok=False)
+            return
+        start = (int(Msg.START_ACTOR), actor_id, class_name, cls_body, args_body, ns)
+        actor = _Actor(actor_id, class_name, methods, options, ns, start, peer, cpus=cpus)
+        self._actors[actor_id] = actor
+        if options.name is not None:
+            self._names[(ns, options.name)] = actor
+        self._reply(peer, req_id, self._handle_info(actor))
+        self._pending_actors.append(actor)
+        self._start_pending_actors()
+
+    def _handle_info(self, actor: _Actor) -> tuple[Any, ...]:
+        token = secrets.token_hex(8)
+        actor.tokens[token] = actor.tokens.get(token, 0) + 1
+        return (actor.actor_id, actor.class_name, actor.methods, token)
+
+    def _start_pending_actors(self) -> None:
+        while self._pending_actors:
+            actor = self._pending_actors[0]
+            if actor.state is not ActorState.PENDING:
+                self._pending_actors.popleft()
+                continue
+            if actor.cpus > self._cpus_free:
+                return  # waits, as in Ray, until an actor or task frees CPUs
+            self._pending_actors.popleft()
+            self._cpus_free -= actor.cpus
+            worker = self._spawn_worker()
+            worker.actor = actor
+            actor.worker = worker
+            actor.state = ActorState.STARTING
+            self._send_worker(worker, actor.start_message)
+
+    def _on_actor_ready(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, actor_id, path = message
+        actor = self._actors.get(actor_id)
+        if actor is None or actor.state is not ActorState.STARTING:
+            return
+        actor.state = ActorState.ALIVE
+        actor.address = path
+        for waiter, req_id in actor.address_waiters:
+            self._reply(waiter, req_id, path)
+        actor.address_waiters.clear()
+        if actor.terminating:
+            actor.terminating = False
+            self._maybe_collect(actor)
+
+    def _on_actor_failed(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, actor_id, error_text = message
+        worker = peer.worker
+        if worker is not None:
+            worker.exit_kind = ExitKind.CONSTRUCTOR_FAILED
+            worker.exit_detail = error_text
+
+    def _on_exiting(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, kind, detail = message
+        worker = peer.worker
+        if worker is not None and worker.exit_kind is None:
+            worker.exit_kind = ExitKind(kind)
+            worker.exit_detail = detail
+
+    def _actor_dead(self, actor: _Actor, reason: str) -> None:
+        if actor.state is ActorState.DEAD:
+            return
+        was_running = actor.state in (ActorState.STARTING, ActorState.ALIVE)
+        actor.state = ActorState.DEAD
+        actor.death_reason = reason
+        if was_running:
+            self._cpus_free += actor.cpus
+        if actor.options.name is not None:
+            key = (actor.namespace, actor.options.name)
+            if self._names.get(key) is actor:
+                del self._names[key]
+        error = ActorDiedError(reason)
+        for waiter, req_id in actor.address_waiters:
+            self._reply(waiter, req_id, error, ok=False)
+        actor.address_waiters.clear()
+        for waiter, req_id in actor.death_waiters:
+            self._reply(waiter, req_id, reason)
+        actor.death_waiters.clear()
+        # Actors this one created die with it (their creator is its process).
+        if actor.worker is not None and actor.worker.peer is not None:
+            creator_peer = actor.worker.peer
+            for child in list(self._actors.values()):
+                if child.creator is creator_peer and not child.options.detached:
+                    self._terminate(child, ExitKind.CREATOR_DIED)
+        self._start_pending_actors()
+        self._dispatch_tasks()
+
+    def _on_get_actor(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, req_id, name, namespace = message
+        actor = self._names.get((namespace, name))
+        if actor is None:
+            self._reply(peer, req_id, ValueError(
+                f"no actor named {name!r} in namespace {namespace!r}; create it with "
+                f".options(name={name!r}).remote(), or look in another namespace"
+            ), ok=False)
+            return
+        self._reply(peer, req_id, self._handle_info(actor))
+
+    def _on_actor_address(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, req_id, actor_id = message
+        actor = self._actors.get(actor_id)
+        if actor is None:
+            self._reply(peer, req_id, ActorDiedError(
+                f"no actor {actor_id} in this session; was it created before rigd.shutdown()?"
+            ), ok=False)
+        elif actor.state is ActorState.ALIVE:
+            self._reply(peer, req_id, actor.address)
+        elif actor.state is ActorState.DEAD:
+            self._reply(peer, req_id, ActorDiedError(actor.death_reason), ok=False)
+        else:
+            actor.address_waiters.append((peer, req_id))
+
+    def _on_death_reason(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, req_id, actor_id = message
+        actor = self._actors.get(actor_id)
+        if actor is None:
+            self._reply(peer, req_id, f"no actor {actor_id} in this session")
+        elif actor.state is ActorState.DEAD:
+            self._reply(peer, req_id, actor.death_reason)
+        else:
+            actor.death_waiters.append((peer, req_id))
+
+    def _on_list_actors(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, req_id = message
+        self._reply(peer, req_id, [
+            {
+                "actor_id": a.actor_id,
+                "class_name": a.class_name,
+                "name": a.options.name,
+                "namespace": a.namespace,
+                "state": a.state.value,
+                "pid": a.worker.popen.pid if a.worker is not None else None,
+                "detached": a.options.detached,
+                "death_reason": a.death_reason,
+            }
+            for a in self._actors.values()
+        ])
+
+    def _on_kill(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, req_id, actor_id, _no_restart = message
+        actor = self._actors.get(actor_id)
+        if actor is not None:
+            self._kill(actor, ExitKind.KILLED, "it was killed with rigd.kill()")
+        self._reply(peer, req_id, None)
+
+    def _kill(self, actor: _Actor, kind: ExitKind, detail: str) -> None:
+        if actor.state is ActorState.PENDING:
+            self._actor_dead(actor, _reason(actor, kind, detail))
+            return
+        worker = actor.worker
+        if worker is None or actor.state is ActorState.DEAD:
+            return
+        if worker.exit_kind is None or worker.exit_kind is not ExitKind.CONSTRUCTOR_FAILED:
+            worker.exit_kind = kind
+            worker.exit_detail = detail
+        try:
+            worker.popen.kill()
+        except ProcessLookupError:
+            pass
+
+    def _terminate(self, actor: _Actor, kind: ExitKind) -> None:
+        """End an actor promptly: its hook runs, then it exits; killed if it hangs."""
+        if actor.state is ActorState.DEAD:
+            return
+        if actor.state is ActorState.PENDING:
+            self._actor_dead(actor, _reason(actor, kind, ""))
+            return
+        worker = actor.worker
+        assert worker is not None  # noqa: S101 - STARTING/ALIVE imply a worker
+        if worker.exit_kind is None:
+            worker.exit_kind = kind
+            worker.exit_detail = ""
+        self._send_worker(worker, (int(Msg.TERMINATE), TerminateMode.PROMPT.value, kind.value))
+        self._after(PROMPT_KILL_AFTER_S, lambda: self._kill(actor, kind, "it did not end in time"))
+
+    # -- handle accounting -------------------------------------------------------------
+
+    def _on_acquire(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, actor_id, token = message
+        actor = self._actors.get(actor_id)
+        if actor is None:
+            return
+        actor.holders.add(peer)
+        left = actor.tokens.get(token, 0) - 1
+        if left:
+            actor.tokens[token] = left
+        else:
+            actor.tokens.pop(token, None)
+
+    def _on_lend(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, actor_id, token = message
+        actor = self._actors.get(actor_id)
+        if actor is None:
+            return
+        left = actor.tokens.get(token, 0) + 1
+        if left:
+            actor.tokens[token] = left
+        else:
+            actor.tokens.pop(token, None)
+
+    def _on_release(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, actor_id = message
+        actor = self._actors.get(actor_id)
+        if actor is None:
+            return
+        actor.holders.discard(peer)
+        self._maybe_collect(actor)
+
+    def _maybe_collect(self, actor: _Actor) -> None:
+        if actor.options.detached or actor.state is ActorState.DEAD or actor.terminating:
+            return
+        if actor.holders or any(count > 0 for count in actor.tokens.values()):
+            return
+        actor.terminating = True
+        if actor.state is ActorState.PENDING:
+            self._actor_dead(actor, _reason(actor, ExitKind.GRACEFUL, ""))
+        elif actor.state is ActorState.ALIVE:
+            assert actor.worker is not None  # noqa: S101
+            actor.worker.exit_kind = ExitKind.GRACEFUL
+            self._send_worker(
+                actor.worker, (int(Msg.TERMINATE), TerminateMode.DRAIN.value, "graceful")
+            )
+        # STARTING: collected once ready (see _on_actor_ready).
+
+    # -- tasks -------------------------------------------------------------------------
+
+    def _on_submit_task(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, req_id, fn_id, fn_body, name, body, num_cpus, max_retries = message
+        if num_cpus > self.total_cpus:
+            self._reply(peer, req_id, ResourceUnavailableError(
+                f"task {name} asks for num_cpus={num_cpus} but this runtime has "
+                f"{self.total_cpus:g} CPUs; ask for fewer, or pass rigd.init(num_cpus=...)"
+            ), ok=False)
+            return
+        self._tasks.append(_Task(next(self._task_ids), peer, req_id, fn_id, fn_body, name, body,
+                                 float(num_cpus), max_retries))
+        self._dispatch_tasks()
+
+    def _dispatch_tasks(self) -> None:
+        while self._tasks and not self._stopping:
+            task = self._tasks[0]
+            if task.num_cpus > self._cpus_free:
+                return
+            if not self._idle_task_workers:
+                starting = sum(1 for w in self._task_workers if w.peer is None)
+                busy = sum(1 for w in self._task_workers if w.task is not None and not w.blocked)
+                if starting == 0 and busy < max(1, int(self.total_cpus)) + 0:
+                    worker = self._spawn_worker()
+                    self._task_workers.append(worker)
+                return
+            worker = self._idle_task_workers.pop()
+            self._tasks.popleft()
+            self._cpus_free -= task.num_cpus
+            worker.task = task
+            self._send_worker(worker, (int(Msg.RUN_TASK), task.task_id, task.fn_id,
+                                       task.fn_body, task.name, task.body))
+
+    def _on_task_done(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, task_id, reply_body = message
+        worker = peer.worker
+        if worker is None or worker.task is None or worker.task.task_id != task_id:
+            return
+        task = worker.task
+        worker.task = None
+        if not worker.blocked:
+            self._cpus_free += task.num_cpus
+        worker.blocked = False
+        self._reply(task.submitter, task.req_id, reply_body)
+        self._idle_task_workers.append(worker)
+        self._dispatch_tasks()
+        self._start_pending_actors()
+
+    def _on_blocked(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        # A task waiting in rigd.get gives its CPU back, so the tasks it waits
+        # for can run (else two nested tasks on two CPUs would deadlock).
+        worker = peer.worker
+        if worker is not None and worker.task is not None and not worker.blocked:
+            worker.blocked = True
+            self._cpus_free += worker.task.num_cpus
+            self._dispatch_tasks()
+
+    def _on_unblocked(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        worker = peer.worker
+        if worker is not None and worker.task is not None and worker.blocked:
+            worker.blocked = False
+            self._cpus_free -= worker.task.num_cpus
+
+    # -- shutdown -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """End every worker, remove the session's files; block until done."""
+        if self._thread is threading.current_thread():
+            raise RuntimeError("Head.stop() cannot run on the head's own thread")
+
+        def begin() -> None:
+            self._stopping = True
+
+        self.call_soon(begin)
+        self._stopped.wait()
+        self._thread.join()
+
+    def _stop_everything(self) -> None:
+        for actor in self._actors.values():
+            if actor.state in (ActorState.STARTING, ActorState.ALIVE) and actor.worker:
+                if actor.worker.exit_kind is None:
+                    actor.worker.exit_kind = ExitKind.SHUTDOWN
+                self._send_worker(actor.worker, (int(Msg.TERMINATE), TerminateMode.PROMPT.value,
+                                                 ExitKind.SHUTDOWN.value))
+        for worker in self._task_workers:
+            self._send_worker(worker, (int(Msg.TERMINATE), TerminateMode.PROMPT.value,
+                                       ExitKind.SHUTDOWN.value))
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S
+        for worker in list(self._workers.values()):
+            try:
+                worker.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.popen.kill()
+                worker.popen.wait()
+        for actor in self._actors.values():
+            self._actor_dead(actor, _reason(actor, ExitKind.SHUTDOWN, ""))
+        for key in list(self._selector.get_map().values()):
+            obj = key.fileobj
+            if isinstance(obj, socket.socket):
+                obj.close()
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        try:
+            os.unlink(self._path)
+        except FileNotFoundError:
+            pass
+        sweep_segments(self.shm_prefix)
+
+
+def _reason(actor: _Actor, kind: ExitKind | None, detail: str) -> str:
+    why = {
+        ExitKind.GRACEFUL: "it was terminated gracefully (its handles were released, "
+                           "or __rigd_terminate__ was called)",
+        ExitKind.EXIT_ACTOR: "it exited by calling rigd.actor.exit_actor()",
+        ExitKind.KILLED: "it was killed with rigd.kill()",
+        ExitKind.CONSTRUCTOR_FAILED: "its constructor raised an exception",
+        ExitKind.CREATOR_DIED: "the process that created it died",
+        ExitKind.SHUTDOWN: "the rigd runtime was shut down",
+        ExitKind.CRASHED: "its process died unexpectedly",
+        None: "it died",
+    }[kind]
+    text = f"The actor {actor.class_name} ({actor.actor_id}) died: {why}"
+    if detail and kind is not ExitKind.KILLED:
+        text += f": {detail}" if kind is not ExitKind.CONSTRUCTOR_FAILED else f":\n{detail}"
+    return text

@@ -1,0 +1,80 @@
+"""The kinds of message the runtime's processes exchange.
+
+Messages are tuples whose first item is a ``Msg`` value (sent as a plain
+int: pickling an enum member costs a name lookup on every message).
+
+Three conversations, each on its own Unix stream socket:
+
+- caller -> actor (the hot path): ``CALL``, answered by ``REPLY_OK`` or
+  ``REPLY_ERR`` on the same socket, in order; ``CLOSE`` says the caller holds
+  no more handles to that actor.
+- any process -> head: requests with an id (``CREATE_ACTOR``, ``GET_ACTOR``,
+  ``ACTOR_ADDRESS``, ``SUBMIT_TASK``, ...), answered by ``HEAD_REPLY``, and
+  one-way notices (``ACQUIRE``, ``RELEASE``, ``LEND``).
+- head -> worker: ``START_ACTOR``, ``RUN_TASK``, ``TERMINATE``; answered by
+  ``ACTOR_READY``, ``ACTOR_FAILED``, ``TASK_DONE``, ``EXITING``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+__all__ = ["ExitKind", "Msg", "TerminateMode"]
+
+
+class Msg(IntEnum):
+    """The first item of every message."""
+
+    # caller <-> actor
+    CALL = 1
+    REPLY_OK = 2
+    REPLY_ERR = 3
+    CLOSE = 4
+    # any process -> head (requests carry an id)
+    HELLO = 10
+    CREATE_ACTOR = 11
+    GET_ACTOR = 12
+    ACTOR_ADDRESS = 13
+    KILL = 14
+    SUBMIT_TASK = 15
+    DEATH_REASON = 16
+    LIST_ACTORS = 17
+    # any process -> head (one-way)
+    ACQUIRE = 20
+    RELEASE = 21
+    LEND = 22
+    BLOCKED = 23
+    UNBLOCKED = 24
+    # head -> process
+    HEAD_REPLY = 30
+    # head -> worker
+    START_ACTOR = 40
+    RUN_TASK = 41
+    TERMINATE = 42
+    # worker -> head
+    ACTOR_READY = 50
+    ACTOR_FAILED = 51
+    TASK_DONE = 52
+    EXITING = 53
+
+
+class TerminateMode(StrEnum):
+    """How the head asks an actor to end."""
+
+    #: Every handle is gone: serve each caller until it closes, then end.
+    DRAIN = "drain"
+    #: Requested (``__rigd_terminate__``, creator died, shutdown): finish the
+    #: call in progress, fail the rest, run ``__rigd_shutdown__``, end.
+    PROMPT = "prompt"
+
+
+class ExitKind(StrEnum):
+    """Why an actor's process ended, as the head records it."""
+
+    GRACEFUL = "graceful"
+    EXIT_ACTOR = "exit_actor"
+    KILLED = "killed"
+    CRASHED = "crashed"
+    CONSTRUCTOR_FAILED = "constructor_failed"
+    CREATOR_DIED = "creator_died"
+    SHUTDOWN = "shutdown"

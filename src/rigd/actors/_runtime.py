@@ -1,0 +1,639 @@
+"""The runtime of one process: its connections, its I/O thread, its refs.
+
+Every process of a rigd session (the driver, each actor, each task worker)
+has one ``Runtime``. It holds:
+
+- one connection to the head (requests with ids; notices one way);
+- one connection per actor it calls, opened on first use, carrying that
+  process's calls to that actor in order (so one submitter's calls run in
+  the order it sent them);
+- one I/O thread that reads every connection and fills the refs.
+
+Sending happens on the caller's own thread when nothing is queued ahead of
+the call (the common case: one ``sendall``); calls waiting on a pending ref
+argument, or on an actor that is still starting, queue in the actor's
+``outbox`` and leave from the I/O thread when they can.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import os
+import selectors
+import socket
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from rigd._exceptions import (
+    ActorDiedError,
+    RigdError,
+    RuntimeNotRunningError,
+    TaskError,
+)
+from rigd.actors._messages import Msg
+from rigd.actors._ref import ObjectRef
+from rigd.actors._wire import FrameReader, dumps, loads, pack_frame
+
+__all__ = ["Runtime", "error_reply"]
+
+log = logging.getLogger(__name__)
+
+_CALL = int(Msg.CALL)
+_REPLY_OK = int(Msg.REPLY_OK)
+_REPLY_ERR = int(Msg.REPLY_ERR)
+_CLOSE = int(Msg.CLOSE)
+_HEAD_REPLY = int(Msg.HEAD_REPLY)
+_RECV_SIZE = 1 << 18
+
+
+def error_reply(
+    call_id: Any, function_name: str, exc: BaseException, shm_prefix: str
+) -> tuple[Any, ...]:
+    """Build a ``REPLY_ERR`` message for an exception raised by user code.
+
+    The cause is pickled on its own, so a cause that cannot be pickled (or
+    unpickled on the other side) still leaves its class name and traceback.
+    """
+    tb = "".join(traceback.format_exception(exc))
+    try:
+        cause: bytes | None = dumps(exc, shm_prefix)
+    except Exception:  # noqa: BLE001 - boundary: any pickling failure means "no cause"
+        cause = None
+    cls = type(exc)
+    return (_REPLY_ERR, call_id, (cause, f"{cls.__module__}.{cls.__qualname__}", tb, function_name))
+
+
+def reply_error_to_exception(payload: tuple[Any, ...]) -> BaseException:
+    """Turn the payload of a ``REPLY_ERR`` into the exception ``rigd.get`` raises."""
+    cause_body, class_name, tb, function_name = payload
+    if class_name.startswith("rigd._exceptions.") and cause_body is not None:
+        # rigd's own errors (ActorDiedError from exit_actor, a nested
+        # TaskError) pass through as they are.
+        try:
+            exc = loads(cause_body)
+            if isinstance(exc, RigdError):
+                return exc  # type: ignore[no-any-return]
+        except Exception:  # noqa: BLE001 - fall through to a plain TaskError
+            pass
+    cause: BaseException | None = None
+    if cause_body is not None:
+        try:
+            cause = loads(cause_body)
+        except Exception:  # noqa: BLE001 - the class may not import here
+            cause = None
+    return TaskError.from_remote(function_name, cause, class_name, tb)
+
+
+class ChannelState(Enum):
+    """Where a process's connection to one actor stands."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    DYING = "dying"
+    DEAD = "dead"
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    call_id: int
+    ref: ObjectRef[Any]
+    method: str
+    function_name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    waiting: int = 0
+
+
+@dataclass(slots=True)
+class ActorChannel:
+    """This process's connection to one actor."""
+
+    actor_id: str
+    state: ChannelState = ChannelState.CONNECTING
+    sock: socket.socket | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    outbox: collections.deque[_Outgoing] = field(default_factory=collections.deque)
+    pending: dict[int, tuple[ObjectRef[Any], str]] = field(default_factory=dict)
+    reader: FrameReader = field(default_factory=FrameReader)
+    call_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    error: BaseException | None = None
+    released: bool = False
+
+
+class Runtime:
+    """The per-process side of a rigd session.
+
+    Args:
+        session_dir: the directory of the session's socket files.
+        shm_prefix: the prefix of the session's shared-memory segments.
+        namespace: the namespace of named actors created here by default.
+        worker_id: this process's id if it is a worker, else ``None``.
+        on_head_message: called on the I/O thread with head -> worker
+            messages (workers only).
+    """
+
+    def __init__(
+        self,
+        session_dir: str,
+        shm_prefix: str,
+        namespace: str,
+        totals: dict[str, float],
+        worker_id: str | None = None,
+        on_head_message: Callable[[tuple[Any, ...]], None] | None = None,
+    ) -> None:
+        self.session_dir = session_dir
+        self.shm_prefix = shm_prefix
+        self.namespace = namespace
+        self.totals = totals
+        self.worker_id = worker_id
+        self.closed = False
+        self._on_head_message = on_head_message
+        self._channels: dict[str, ActorChannel] = {}
+        self._channels_lock = threading.Lock()
+        self._handle_counts: dict[str, int] = {}
+        self._table_lock = threading.Lock()
+        self._dropped: collections.deque[str] = collections.deque()
+        self._head_pending: dict[int, ObjectRef[Any]] = {}
+        self._head_ids = itertools.count(1)
+        self._head_lock = threading.Lock()
+        self._head_reader = FrameReader()
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._io_actions: collections.deque[Callable[[], None]] = collections.deque()
+
+        self._head = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._head.connect(os.path.join(session_dir, "head.sock"))
+        self._send_head((int(Msg.HELLO), worker_id, os.getpid()))
+        self._selector.register(self._head, selectors.EVENT_READ, self._on_head_readable)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self._io_thread = threading.Thread(target=self._io_loop, name="rigd-io", daemon=True)
+        self._io_thread.start()
+
+    # -- head ----------------------------------------------------------------
+
+    def _send_head(self, message: tuple[Any, ...]) -> None:
+        frame = pack_frame(dumps(message, self.shm_prefix))
+        with self._head_lock:
+            self._head.sendall(frame)
+
+    def head_request(self, kind: Msg, *args: Any) -> ObjectRef[Any]:
+        """Send a request to the head; the ref gets the reply's payload."""
+        if self.closed:
+            raise RuntimeNotRunningError("the rigd runtime is shut down; call rigd.init() again")
+        ref: ObjectRef[Any] = ObjectRef()
+        req_id = next(self._head_ids)
+        self._head_pending[req_id] = ref
+        self._send_head((int(kind), req_id, *args))
+        return ref
+
+    def head_call(self, kind: Msg, *args: Any, timeout: float | None = 60) -> Any:
+        """Send a request to the head and wait for its reply."""
+        ref = self.head_request(kind, *args)
+        if not ref._wait(timeout):
+            raise RigdError(f"the rigd head did not answer {kind.name} within {timeout} s")
+        return ref._result()
+
+    def head_notice(self, kind: Msg, *args: Any) -> None:
+        """Send a one-way notice to the head."""
+        if not self.closed:
+            self._send_head((int(kind), *args))
+
+    def send_to_head(self, message: tuple[Any, ...]) -> None:
+        """Send a worker's message (ACTOR_READY, TASK_DONE, ...) to the head."""
+        self._send_head(message)
+
+    def _on_head_readable(self) -> None:
+        try:
+            data = self._head.recv(_RECV_SIZE)
+        except OSError:
+            data = b""
+        if not data:
+            self._on_head_lost()
+            return
+        for frame in self._head_reader.feed(data):
+            message = loads(frame)
+            if message[0] == _HEAD_REPLY:
+                _, req_id, ok, payload = message
+                ref = self._head_pending.pop(req_id, None)
+                if ref is None:
+                    continue
+                if ok:
+                    ref._set_value(payload)
+                else:
+                    ref._set_error(payload)
+            elif self._on_head_message is not None:
+                self._on_head_message(message)
+
+    def _on_head_lost(self) -> None:
+        self._selector.unregister(self._head)
+        if self.worker_id is not None and not self.closed:
+            # The head is gone: the session is over. A worker must not
+            # outlive it (its parent died, or shutdown is under way).
+            from rigd.actors._session import cleanup_after_lost_head
+
+            cleanup_after_lost_head(self.session_dir, self.shm_prefix)
+            os._exit(1)
+        self._fail_everything(RuntimeNotRunningError("the rigd runtime was shut down"))
+
+    # -- handles: reference counting -------------------------------------------
+
+    def acquire_handle(self, actor_id: str, token: str | None) -> None:
+        """Count a new handle object of ``actor_id`` in this process."""
+        with self._table_lock:
+            self._handle_counts[actor_id] = self._handle_counts.get(actor_id, 0) + 1
+            if token is not None:
+                self.head_notice(Msg.ACQUIRE, actor_id, token)
+
+    def lend_handle(self, actor_id: str, token: str) -> None:
+        """Tell the head a handle is on its way to another process."""
+        self.head_notice(Msg.LEND, actor_id, token)
+
+    def drop_handle(self, actor_id: str) -> None:
+        """Note that a handle object died; safe to call from ``__del__``."""
+        self._dropped.append(actor_id)
+        self._wake()
+
+    def _process_dropped(self) -> None:
+        while self._dropped:
+            actor_id = self._dropped.popleft()
+            with self._table_lock:
+                count = self._handle_counts.get(actor_id, 0) - 1
+                if count > 0:
+                    self._handle_counts[actor_id] = count
+                    continue
+                self._handle_counts.pop(actor_id, None)
+                self._close_channel(actor_id)
+                self.head_notice(Msg.RELEASE, actor_id)
+
+    def _close_channel(self, actor_id: str) -> None:
+        channel = self._channels.get(actor_id)
+        if channel is None:
+            return
+        with channel.lock:
+            channel.released = True
+            if channel.pending or channel.outbox:
+                return  # replies still due: closed once they are in
+            if channel.sock is not None:
+                self._shut_channel_socket(channel)
+        with self._channels_lock:
+            if self._channels.get(actor_id) is channel:
+                del self._channels[actor_id]
+
+    def _shut_channel_socket(self, channel: ActorChannel) -> None:
+        assert channel.sock is not None  # noqa: S101 - internal invariant
+        try:
+            channel.sock.sendall(pack_frame(dumps((_CLOSE,), "")))
+        except OSError:
+            pass
+        self._selector.unregister(channel.sock)
+        channel.sock.close()
+        channel.sock = None
+        channel.state = ChannelState.DEAD
+        channel.error = ActorDiedError("all handles to this actor were released")
+
+    # -- calls -----------------------------------------------------------------
+
+    def channel(self, actor_id: str) -> ActorChannel:
+        """Return this process's channel to ``actor_id``, opening it if needed."""
+        channel = self._channels.get(actor_id)
+        if channel is not None:
+            return channel
+        with self._channels_lock:
+            channel = self._channels.get(actor_id)
+            if channel is None:
+                channel = ActorChannel(actor_id)
+                self._channels[actor_id] = channel
+                ref = self.head_request(Msg.ACTOR_ADDRESS, actor_id)
+                ref._add_callback(lambda r, c=channel: self._run_on_io(lambda: self._on_address(c, r)))
+        return channel
+
+    def submit_call(
+        self,
+        actor_id: str,
+        method: str,
+        function_name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> ObjectRef[Any]:
+        """Send a call to an actor; return the ref of its result."""
+        if self.closed:
+            raise RuntimeNotRunningError("the rigd runtime is shut down; call rigd.init() again")
+        channel = self.channel(actor_id)
+        ref: ObjectRef[Any] = ObjectRef()
+        deps = _pending_refs(args, kwargs)
+        if not deps:
+            args, kwargs, failed = _resolve_refs(args, kwargs)
+            if failed is not None:
+                ref._set_error(failed)
+                return ref
+            with channel.lock:
+                call_id = next(channel.call_ids)
+                if channel.state is ChannelState.OPEN and not channel.outbox:
+                    frame = pack_frame(
+                        dumps((_CALL, call_id, method, args, kwargs), self.shm_prefix)
+                    )
+                    channel.pending[call_id] = (ref, function_name)
+                    assert channel.sock is not None  # noqa: S101 - OPEN implies a socket
+                    try:
+                        channel.sock.sendall(frame)
+                    except OSError:
+                        pass  # the reader sees the death and fails the ref
+                    return ref
+                if channel.state is ChannelState.DEAD:
+                    assert channel.error is not None  # noqa: S101 - DEAD implies an error
+                    ref._set_error(channel.error)
+                    return ref
+                channel.outbox.append(_Outgoing(call_id, ref, method, function_name, args, kwargs))
+            return ref
+        with channel.lock:
+            call_id = next(channel.call_ids)
+            out = _Outgoing(call_id, ref, method, function_name, args, kwargs, waiting=len(deps))
+            channel.outbox.append(out)
+        for dep in deps:
+            dep._add_callback(lambda _r, o=out, c=channel: self._dep_done(c, o))
+        return ref
+
+    def _dep_done(self, channel: ActorChannel, out: _Outgoing) -> None:
+        with channel.lock:
+            out.waiting -= 1
+            ready = out.waiting == 0
+        if ready:
+            self._run_on_io(lambda: self._flush(channel))
+
+    def _flush(self, channel: ActorChannel) -> None:
+        """Send what can leave the outbox, in order (I/O thread)."""
+        with channel.lock:
+            while channel.outbox:
+                out = channel.outbox[0]
+                if channel.state is ChannelState.DEAD:
+                    channel.outbox.popleft()
+                    assert channel.error is not None  # noqa: S101
+                    out.ref._set_error(channel.error)
+                    continue
+                if channel.state is not ChannelState.OPEN or out.waiting:
+                    return
+                channel.outbox.popleft()
+                args, kwargs, failed = _resolve_refs(out.args, out.kwargs)
+                if failed is not None:
+                    out.ref._set_error(failed)
+                    continue
+                try:
+                    body = dumps((_CALL, out.call_id, out.method, args, kwargs), self.shm_prefix)
+                except (TypeError, OSError) as exc:
+                    out.ref._set_error(exc)
+                    continue
+                channel.pending[out.call_id] = (out.ref, out.function_name)
+                assert channel.sock is not None  # noqa: S101
+                try:
+                    channel.sock.sendall(pack_frame(body))
+                except OSError:
+                    return
+
+    def _on_address(self, channel: ActorChannel, ref: ObjectRef[Any]) -> None:
+        """The head answered where the actor listens, or why it is dead (I/O thread)."""
+        if ref._error is not None:
+            self._mark_dead(channel, ref._error)
+            return
+        path = ref._value
+        if channel.released and not channel.outbox:
+            return  # every handle went away while the actor was starting
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            sock.close()
+            self._mark_dead(channel, ActorDiedError(f"the actor cannot be reached at {path}: {exc}"))
+            return
+        with channel.lock:
+            channel.sock = sock
+            channel.state = ChannelState.OPEN
+        self._selector.register(sock, selectors.EVENT_READ, lambda c=channel: self._on_actor_readable(c))
+        self._flush(channel)
+
+    def _on_actor_readable(self, channel: ActorChannel) -> None:
+        sock = channel.sock
+        if sock is None:
+            return
+        try:
+            data = sock.recv(_RECV_SIZE)
+        except OSError:
+            data = b""
+        if not data:
+            self._on_actor_lost(channel)
+            return
+        for frame in channel.reader.feed(data):
+            message = loads(frame)
+            entry = channel.pending.pop(message[1], None)
+            if entry is None:
+                continue
+            ref, _ = entry
+            if message[0] == _REPLY_OK:
+                ref._set_value(message[2])
+            else:
+                ref._set_error(reply_error_to_exception(message[2]))
+        if channel.released and not channel.pending and not channel.outbox:
+            with self._channels_lock:
+                if self._channels.get(channel.actor_id) is channel:
+                    del self._channels[channel.actor_id]
+            with channel.lock:
+                if channel.sock is not None:
+                    self._shut_channel_socket(channel)
+
+    def _on_actor_lost(self, channel: ActorChannel) -> None:
+        """The actor's socket closed: ask the head why, then fail what is due."""
+        assert channel.sock is not None  # noqa: S101
+        self._selector.unregister(channel.sock)
+        channel.sock.close()
+        with channel.lock:
+            channel.sock = None
+            channel.state = ChannelState.DYING
+        ref = self.head_request(Msg.DEATH_REASON, channel.actor_id)
+
+        def on_reason(r: ObjectRef[Any]) -> None:
+            error = r._error if r._error is not None else ActorDiedError(r._value)
+            self._run_on_io(lambda: self._mark_dead(channel, error))
+
+        ref._add_callback(on_reason)
+
+    def _mark_dead(self, channel: ActorChannel, error: BaseException) -> None:
+        with channel.lock:
+            channel.state = ChannelState.DEAD
+            channel.error = error
+            pending = list(channel.pending.values())
+            channel.pending.clear()
+        for ref, _ in pending:
+            ref._set_error(error)
+        self._flush(channel)
+
+    # -- tasks -----------------------------------------------------------------
+
+    def submit_task(
+        self,
+        fn_id: str,
+        fn_body: bytes,
+        function_name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        num_cpus: float,
+        max_retries: int,
+    ) -> ObjectRef[Any]:
+        """Queue a task at the head; return the ref of its result."""
+        ref: ObjectRef[Any] = ObjectRef()
+
+        def send() -> None:
+            resolved_args, resolved_kwargs, failed = _resolve_refs(args, kwargs)
+            if failed is not None:
+                ref._set_error(failed)
+                return
+            try:
+                body = dumps((resolved_args, resolved_kwargs), self.shm_prefix)
+            except (TypeError, OSError) as exc:
+                ref._set_error(exc)
+                return
+            reply = self.head_request(
+                Msg.SUBMIT_TASK, fn_id, fn_body, function_name, body, num_cpus, max_retries
+            )
+            reply._add_callback(lambda r: _finish_task_ref(ref, r))
+
+        deps = _pending_refs(args, kwargs)
+        if not deps:
+            send()
+            return ref
+        remaining = [len(deps)]
+        lock = threading.Lock()
+
+        def dep_done(_: ObjectRef[Any]) -> None:
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                self._run_on_io(send)
+
+        for dep in deps:
+            dep._add_callback(dep_done)
+        return ref
+
+    # -- the I/O thread ----------------------------------------------------------
+
+    def _run_on_io(self, action: Callable[[], None]) -> None:
+        if threading.current_thread() is self._io_thread:
+            action()
+        else:
+            self._io_actions.append(action)
+            self._wake()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError, ValueError):
+            pass  # already woken, or shutting down
+
+    def _on_wake(self) -> None:
+        try:
+            os.read(self._wake_r, 4096)
+        except BlockingIOError:
+            pass
+        while self._io_actions:
+            self._io_actions.popleft()()
+        self._process_dropped()
+
+    def _io_loop(self) -> None:
+        while not self.closed:
+            for key, _ in self._selector.select():
+                if self.closed:
+                    break
+                try:
+                    key.data()
+                except Exception:  # noqa: BLE001 - boundary: the I/O thread must survive
+                    log.exception("rigd I/O thread: error while handling a connection")
+
+    # -- shutdown ----------------------------------------------------------------
+
+    def _fail_everything(self, error: BaseException) -> None:
+        for ref in list(self._head_pending.values()):
+            ref._set_error(error)
+        self._head_pending.clear()
+        with self._channels_lock:
+            channels = list(self._channels.values())
+        for channel in channels:
+            with channel.lock:
+                pending = list(channel.pending.values())
+                channel.pending.clear()
+                outbox = list(channel.outbox)
+                channel.outbox.clear()
+                channel.state = ChannelState.DEAD
+                channel.error = error
+            for ref, _ in pending:
+                ref._set_error(error)
+            for out in outbox:
+                out.ref._set_error(error)
+
+    def close(self) -> None:
+        """Stop the I/O thread and close every connection."""
+        if self.closed:
+            return
+        self.closed = True
+        self._wake()
+        if threading.current_thread() is not self._io_thread:
+            self._io_thread.join(timeout=5)
+        self._fail_everything(RuntimeNotRunningError("the rigd runtime was shut down"))
+        for key in list(self._selector.get_map().values()):
+            obj = key.fileobj
+            if isinstance(obj, socket.socket):
+                obj.close()
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def _pending_refs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[ObjectRef[Any]]:
+    deps = [a for a in args if type(a) is ObjectRef and not a._done]
+    if kwargs:
+        deps += [v for v in kwargs.values() if type(v) is ObjectRef and not v._done]
+    return deps
+
+
+def _resolve_refs(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any], BaseException | None]:
+    """Replace top-level refs by their values (all are done by now)."""
+    if any(type(a) is ObjectRef for a in args):
+        resolved = []
+        for a in args:
+            if type(a) is ObjectRef:
+                if a._error is not None:
+                    return args, kwargs, a._error
+                resolved.append(a._value)
+            else:
+                resolved.append(a)
+        args = tuple(resolved)
+    if kwargs and any(type(v) is ObjectRef for v in kwargs.values()):
+        new_kwargs = {}
+        for k, v in kwargs.items():
+            if type(v) is ObjectRef:
+                if v._error is not None:
+                    return args, kwargs, v._error
+                new_kwargs[k] = v._value
+            else:
+                new_kwargs[k] = v
+        kwargs = new_kwargs
+    return args, kwargs, None
+
+
+def _finish_task_ref(ref: ObjectRef[Any], reply: ObjectRef[Any]) -> None:
+    if reply._error is not None:
+        ref._set_error(reply._error)
+        return
+    message = loads(reply._value)
+    if message[0] == _REPLY_OK:
+        ref._set_value(message[2])
+    else:
+        ref._set_error(reply_error_to_exception(message[2]))

@@ -1,0 +1,234 @@
+"""The session this process belongs to: start it, find it, end it.
+
+A driver's first API call (or ``rigd.init()``) starts an embedded session: a
+directory for socket files, a head on a thread, and this process's runtime.
+A worker attaches to the session it was started in. ``rigd.shutdown()`` ends
+the session and removes its processes, sockets and shared memory.
+
+Names carry the owner's pid (``rigd-<pid>-<random>``), so what a crashed
+driver left behind is recognised and removed by the next one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+from typing import Any
+
+from rigd.actors._head import Head
+from rigd.actors._runtime import Runtime
+from rigd.actors._wire import SHM_DIR, sweep_segments
+
+__all__ = [
+    "attach_worker",
+    "cleanup_after_lost_head",
+    "get_runtime",
+    "init",
+    "is_initialized",
+    "shutdown",
+    "sweep_stale_sessions",
+]
+
+log = logging.getLogger(__name__)
+
+SESSION_PREFIX = "rigd-"
+
+_lock = threading.RLock()
+_runtime: Runtime | None = None
+_head: Head | None = None
+_is_worker = False
+
+
+def _anonymous_namespace() -> str:
+    return f"anonymous-{secrets.token_hex(4)}"
+
+
+def init(
+    address: str | None = None,
+    namespace: str | None = None,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    ignore_reinit_error: bool = False,
+) -> dict[str, Any]:
+    """Start (or connect to) a rigd session for this process.
+
+    Args:
+        address: ``None`` for an embedded session in this process; ``"auto"``
+            for the local ``rigd serve`` daemon.
+        namespace: the namespace of named actors created from this driver
+            (an anonymous one by default).
+        num_cpus: CPUs actors and tasks may reserve (all of them by default).
+        num_gpus: GPUs actors and tasks may reserve (none without a GPU
+            inventory).
+        ignore_reinit_error: return quietly if already initialized.
+
+    Returns:
+        The session's facts: ``session_dir``, ``namespace``, ``num_cpus``,
+        ``num_gpus``.
+
+    Raises:
+        RuntimeError: already initialized (and ``ignore_reinit_error`` is false).
+        ConnectionError: ``address="auto"`` and no daemon is running.
+        ValueError: an unknown address or a negative resource.
+    """
+    global _runtime, _head
+    with _lock:
+        if _runtime is not None:
+            if ignore_reinit_error or _is_worker:
+                return _facts(_runtime)
+            raise RuntimeError(
+                "rigd.init() was already called in this process; call rigd.shutdown() first, "
+                "or pass ignore_reinit_error=True"
+            )
+        if address == "auto":
+            raise ConnectionError(
+                "rigd.init(address='auto') connects to a running `rigd serve` daemon, and none "
+                "is running on this machine; start one, or call rigd.init() for an embedded "
+                "runtime"
+            )
+        if address is not None:
+            raise ValueError(
+                f"address must be None (embedded) or 'auto' (the local daemon), got {address!r}"
+            )
+        for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+            if value is not None and (isinstance(value, bool) or value < 0):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        sweep_stale_sessions()
+        cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
+        gpus = float(num_gpus if num_gpus is not None else 0)
+        token = f"{os.getpid()}-{secrets.token_hex(3)}"
+        session_dir = tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{token}-")
+        os.chmod(session_dir, 0o700)
+        shm_prefix = os.path.basename(session_dir) + "-"
+        try:
+            head = Head(session_dir, shm_prefix, cpus, gpus)
+            runtime = Runtime(
+                session_dir,
+                shm_prefix,
+                namespace or _anonymous_namespace(),
+                totals={"CPU": cpus, "GPU": gpus},
+            )
+        except BaseException:
+            shutil.rmtree(session_dir, ignore_errors=True)
+            raise
+        _head, _runtime = head, runtime
+        return _facts(runtime)
+
+
+def _facts(runtime: Runtime) -> dict[str, Any]:
+    return {
+        "session_dir": runtime.session_dir,
+        "namespace": runtime.namespace,
+        "num_cpus": runtime.totals.get("CPU"),
+        "num_gpus": runtime.totals.get("GPU"),
+    }
+
+
+def is_initialized() -> bool:
+    """Whether this process belongs to a running rigd session."""
+    return _runtime is not None
+
+
+def get_runtime() -> Runtime:
+    """Return this process's runtime, starting an embedded one if needed (as Ray does)."""
+    runtime = _runtime
+    if runtime is not None:
+        return runtime
+    with _lock:
+        if _runtime is None:
+            init()
+        assert _runtime is not None  # noqa: S101 - init() sets it or raises
+        return _runtime
+
+
+def attach_worker(runtime: Runtime) -> None:
+    """Make ``runtime`` the session of this worker process."""
+    global _runtime, _is_worker
+    _runtime = runtime
+    _is_worker = True
+
+
+def in_worker() -> bool:
+    """Whether this process is an actor or task worker."""
+    return _is_worker
+
+
+def shutdown() -> None:
+    """End the session: every actor and worker, socket file and segment."""
+    global _runtime, _head
+    with _lock:
+        if _is_worker:
+            return  # a worker's session is its driver's to end
+        runtime, head = _runtime, _head
+        _runtime, _head = None, None
+        if runtime is None:
+            return
+        if head is not None:
+            head.stop()
+        runtime.close()
+        shutil.rmtree(runtime.session_dir, ignore_errors=True)
+        sweep_segments(runtime.shm_prefix)
+
+
+atexit.register(shutdown)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner_pid(name: str) -> int | None:
+    if not name.startswith(SESSION_PREFIX):
+        return None
+    head = name[len(SESSION_PREFIX):].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def sweep_stale_sessions() -> int:
+    """Remove session directories and segments whose owner process is dead.
+
+    Returns:
+        How many directories and segments were removed.
+    """
+    removed = 0
+    tmp = tempfile.gettempdir()
+    for directory in (tmp, SHM_DIR):
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            continue
+        for name in names:
+            pid = _owner_pid(name)
+            if pid is None or pid == os.getpid() or _pid_alive(pid):
+                continue
+            path = os.path.join(directory, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+            removed += 1
+    if removed:
+        log.info("removed %d files left by crashed rigd sessions", removed)
+    return removed
+
+
+def cleanup_after_lost_head(session_dir: str, shm_prefix: str) -> None:
+    """Remove the session's files if its owner is dead (called by orphaned workers)."""
+    pid = _owner_pid(os.path.basename(session_dir))
+    if pid is not None and not _pid_alive(pid):
+        shutil.rmtree(session_dir, ignore_errors=True)
+        sweep_segments(shm_prefix)

@@ -1,0 +1,326 @@
+"""The program every actor and task worker runs: ``python -m rigd.actors._worker``.
+
+The head starts it with exec (never fork), so the environment the head chose
+(``CUDA_VISIBLE_DEVICES`` above all) is in place before any user code or CUDA
+library loads. The process then waits for its job from the head: one actor
+(``START_ACTOR``) for its whole life, or tasks (``RUN_TASK``) one at a time.
+
+An actor serves its callers on the main thread: it reads a call, runs the
+method inline and writes the reply, with no hand-off between threads, which
+is what makes a round trip cost tens of microseconds. Its calls to other
+actors go through the process's ``Runtime`` and its I/O thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import logging
+import os
+import pickle
+import queue
+import selectors
+import signal
+import socket
+import sys
+import threading
+import traceback
+from typing import Any
+
+import cloudpickle
+
+from rigd._exceptions import ActorDiedError
+from rigd.actors import _context, _session
+from rigd.actors._context import ActorExit
+from rigd.actors._messages import ExitKind, Msg, TerminateMode
+from rigd.actors._runtime import Runtime, error_reply
+from rigd.actors._wire import FrameReader, dumps, loads, pack_frame
+
+log = logging.getLogger("rigd.worker")
+
+_CALL = int(Msg.CALL)
+_CLOSE = int(Msg.CLOSE)
+_REPLY_OK = int(Msg.REPLY_OK)
+_PR_SET_PDEATHSIG = 1
+# __rigd_shutdown__ may take this long before the process exits anyway.
+SHUTDOWN_HOOK_TIMEOUT_S = 30.0
+# A draining actor waits this long for its callers to close their sockets.
+DRAIN_TIMEOUT_S = 30.0
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to kill us when the head's thread ends, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the lost head connection still ends us
+    if os.getppid() != parent_pid:
+        os._exit(1)  # the parent died before prctl took effect
+
+
+class _ActorServer:
+    """Serves one actor's callers on the main thread."""
+
+    def __init__(self, runtime: Runtime, inbox: queue.SimpleQueue[tuple[Any, ...]],
+                 wake_r: int, start: tuple[Any, ...]) -> None:
+        _, self.actor_id, self.class_name, cls_body, args_body, namespace = start
+        self.runtime = runtime
+        self.inbox = inbox
+        self.wake_r = wake_r
+        runtime.namespace = namespace
+        self.path = os.path.join(runtime.session_dir, f"a-{self.actor_id}.sock")
+        self.selector = selectors.DefaultSelector()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.path)
+        self.listener.listen(128)
+        self.connections: dict[socket.socket, FrameReader] = {}
+        self.methods: dict[str, Any] = {}
+        self.draining = False
+        self.drain_deadline = 0.0
+        self.exit_request: tuple[ExitKind, socket.socket | None, int | None] | None = None
+        try:
+            cls = pickle.loads(cls_body)
+            args, kwargs = loads(args_body)
+            self.instance = cls(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - boundary: report the constructor's error
+            text = "".join(traceback.format_exception(exc)).rstrip()
+            runtime.send_to_head((int(Msg.ACTOR_FAILED), self.actor_id, text))
+            self._close_and_exit(1, run_atexit=False)
+        self.selector.register(self.listener, selectors.EVENT_READ, None)
+        self.selector.register(wake_r, selectors.EVENT_READ, None)
+        runtime.send_to_head((int(Msg.ACTOR_READY), self.actor_id, self.path))
+
+    def serve(self) -> None:
+        """Serve calls until the actor ends; never returns."""
+        _context.current_actor = self
+        while True:
+            timeout = None
+            if self.draining:
+                timeout = max(0.0, self.drain_deadline - _now())
+            for key, _ in self.selector.select(timeout):
+                obj = key.fileobj
+                if obj is self.listener:
+                    conn, _addr = self.listener.accept()
+                    self.connections[conn] = FrameReader()
+                    self.selector.register(conn, selectors.EVENT_READ, None)
+                elif obj == self.wake_r:
+                    self._on_head_messages()
+                else:
+                    assert isinstance(obj, socket.socket)  # noqa: S101
+                    self._on_readable(obj)
+                if self.exit_request is not None:
+                    self._finish()
+            if self.draining and (not self.connections or _now() >= self.drain_deadline):
+                self.exit_request = (ExitKind.GRACEFUL, None, None)
+                self._finish()
+
+    def _on_head_messages(self) -> None:
+        try:
+            os.read(self.wake_r, 4096)
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                message = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if message[0] == Msg.TERMINATE:
+                mode = TerminateMode(message[1])
+                if mode is TerminateMode.DRAIN:
+                    self.draining = True
+                    self.drain_deadline = _now() + DRAIN_TIMEOUT_S
+                else:
+                    self.exit_request = (ExitKind(message[2]), None, None)
+
+    def _on_readable(self, conn: socket.socket) -> None:
+        try:
+            data = conn.recv(1 << 18)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        for frame in self.connections[conn].feed(data):
+            message = loads(frame)
+            if message[0] == _CALL:
+                self._run_call(conn, message)
+                if self.exit_request is not None:
+                    return
+            elif message[0] == _CLOSE:
+                self._drop(conn)
+                return
+
+    def _drop(self, conn: socket.socket) -> None:
+        self.selector.unregister(conn)
+        del self.connections[conn]
+        conn.close()
+
+    def _run_call(self, conn: socket.socket, message: tuple[Any, ...]) -> None:
+        _, call_id, name, args, kwargs = message
+        method = self.methods.get(name)
+        if method is None:
+            if name == "__rigd_terminate__":
+                self.exit_request = (ExitKind.GRACEFUL, conn, call_id)
+                return
+            try:
+                method = getattr(self.instance, name)
+            except AttributeError as exc:
+                self._send(conn, error_reply(call_id, f"{self.class_name}.{name}", exc,
+                                             self.runtime.shm_prefix))
+                return
+            self.methods[name] = method
+        try:
+            result = method(*args, **kwargs)
+        except ActorExit:
+            self.exit_request = (ExitKind.EXIT_ACTOR, conn, call_id)
+            return
+        except Exception as exc:  # noqa: BLE001 - boundary: the error goes to the caller
+            self._send(conn, error_reply(call_id, f"{self.class_name}.{name}", exc,
+                                         self.runtime.shm_prefix))
+            return
+        try:
+            body = dumps((_REPLY_OK, call_id, result), self.runtime.shm_prefix)
+        except (TypeError, OSError) as exc:
+            error = TypeError(
+                f"the return value of {self.class_name}.{name} cannot be sent back: {exc}"
+            )
+            self._send(conn, error_reply(call_id, f"{self.class_name}.{name}", error,
+                                         self.runtime.shm_prefix))
+            return
+        try:
+            conn.sendall(pack_frame(body))
+        except OSError:
+            pass  # the caller is gone; nothing to tell
+
+    def _send(self, conn: socket.socket, message: tuple[Any, ...]) -> None:
+        try:
+            conn.sendall(pack_frame(dumps(message, self.runtime.shm_prefix)))
+        except OSError:
+            pass
+
+    def _finish(self) -> None:
+        """End the actor: hook, reply, tell the head, close, exit."""
+        assert self.exit_request is not None  # noqa: S101
+        kind, conn, call_id = self.exit_request
+        self.selector.unregister(self.listener)
+        self.listener.close()
+        os.unlink(self.path)
+        _run_shutdown_hook(self.instance, self.class_name)
+        if conn is not None and call_id is not None:
+            if kind is ExitKind.EXIT_ACTOR:
+                error = ActorDiedError(
+                    f"The actor {self.class_name} ({self.actor_id}) exited by calling "
+                    "rigd.actor.exit_actor()"
+                )
+                self._send(conn, error_reply(call_id, f"{self.class_name}.exit_actor", error,
+                                             self.runtime.shm_prefix))
+            else:
+                self._send(conn, (_REPLY_OK, call_id, None))
+        self.runtime.send_to_head((int(Msg.EXITING), kind.value, ""))
+        self._close_and_exit(0, run_atexit=True)
+
+    def _close_and_exit(self, code: int, run_atexit: bool) -> None:
+        for conn in list(self.connections):
+            conn.close()
+        if run_atexit:
+            atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _run_shutdown_hook(instance: object, class_name: str) -> None:
+    hook = getattr(instance, "__rigd_shutdown__", None)
+    if hook is None:
+        return
+
+    def run() -> None:
+        try:
+            hook()
+        except Exception:  # noqa: BLE001 - documented: logged, not raised
+            log.exception("%s.__rigd_shutdown__ raised; the actor exits anyway", class_name)
+
+    thread = threading.Thread(target=run, name="rigd-shutdown-hook", daemon=True)
+    thread.start()
+    thread.join(SHUTDOWN_HOOK_TIMEOUT_S)
+    if thread.is_alive():
+        log.error("%s.__rigd_shutdown__ did not return within %.0f s; the actor exits anyway",
+                  class_name, SHUTDOWN_HOOK_TIMEOUT_S)
+
+
+def _serve_tasks(runtime: Runtime, inbox: queue.SimpleQueue[tuple[Any, ...]],
+                 first: tuple[Any, ...]) -> None:
+    functions: dict[str, Any] = {}
+    message = first
+    while True:
+        if message[0] == Msg.TERMINATE:
+            runtime.send_to_head((int(Msg.EXITING), ExitKind.SHUTDOWN.value, ""))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        _, task_id, fn_id, fn_body, name, body = message
+        try:
+            fn = functions.get(fn_id)
+            if fn is None:
+                fn = functions[fn_id] = pickle.loads(fn_body)
+            args, kwargs = loads(body)
+            _context.current_task = task_id
+            result = fn(*args, **kwargs)
+            reply = dumps((_REPLY_OK, task_id, result), runtime.shm_prefix)
+        except Exception as exc:  # noqa: BLE001 - boundary: the error goes to the submitter
+            reply = dumps(error_reply(task_id, name, exc, runtime.shm_prefix), runtime.shm_prefix)
+        finally:
+            _context.current_task = None
+        runtime.send_to_head((int(Msg.TASK_DONE), task_id, reply))
+        message = inbox.get()
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def main(argv: list[str]) -> None:
+    """Run a worker: ``session_dir worker_id parent_pid``."""
+    session_dir, worker_id, parent_pid = argv[1], argv[2], int(argv[3])
+    _die_with_parent(parent_pid)
+    # Ctrl-C in a terminal reaches the whole process group; the driver owns
+    # the decision to stop, so workers ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format=f"rigd worker {worker_id}: %(message)s")
+    inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+
+    def on_head_message(message: tuple[Any, ...]) -> None:
+        inbox.put(message)
+        try:
+            os.write(wake_w, b"\0")
+        except BlockingIOError:
+            pass
+
+    runtime = Runtime(
+        session_dir,
+        shm_prefix=os.path.basename(session_dir) + "-",
+        namespace="",
+        totals={},
+        worker_id=worker_id,
+        on_head_message=on_head_message,
+    )
+    _session.attach_worker(runtime)
+    first = inbox.get()
+    if first[0] == Msg.START_ACTOR:
+        _ActorServer(runtime, inbox, wake_r, first).serve()
+    else:
+        _serve_tasks(runtime, inbox, first)
+
+
+# cloudpickle registers reducers that plain pickle.loads relies on for
+# classes sent by value; importing it here makes that explicit.
+_ = cloudpickle
+
+if __name__ == "__main__":
+    main(sys.argv)
