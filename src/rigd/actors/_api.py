@@ -67,7 +67,7 @@ def get(refs: Any, *, timeout: float | None = None) -> Any:
     if isinstance(refs, ObjectRef):
         if not refs._done:
             with _Blocking():
-                if not refs._wait(timeout):
+                if not _session.get_runtime().wait(refs, timeout):
                     raise GetTimeoutError(f"rigd.get timed out after {timeout} s waiting for {refs!r}")
         return refs._result()
     if not isinstance(refs, list | tuple):
@@ -81,12 +81,13 @@ def get(refs: Any, *, timeout: float | None = None) -> Any:
                 f"rigd.get takes ObjectRefs, but item {index} is {type(ref).__name__}: {ref!r}"
             )
     deadline = None if timeout is None else time.monotonic() + timeout
+    runtime = _session.get_runtime()
     with _Blocking():
         for ref in refs:
             if ref._done:
                 continue
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not ref._wait(left):
+            if not runtime.wait(ref, left):
                 waiting = sum(not r._done for r in refs)
                 raise GetTimeoutError(
                     f"rigd.get timed out after {timeout} s with {waiting} of {len(refs)} refs "

@@ -32,7 +32,9 @@ class ObjectRef(Generic[T]):
     it. Refs are cheap; dropping one does not cancel its call.
     """
 
-    __slots__ = ("__weakref__", "_callbacks", "_done", "_error", "_id", "_value", "_waiters")
+    __slots__ = (
+        "__weakref__", "_callbacks", "_done", "_error", "_id", "_source", "_value", "_waiters",
+    )
 
     def __init__(self, ref_id: str | None = None) -> None:
         self._id = ref_id if ref_id is not None else f"{os.getpid():x}-{next(_ids):x}"
@@ -41,6 +43,9 @@ class ObjectRef(Generic[T]):
         self._error: BaseException | None = None
         self._waiters: list[Any] = []
         self._callbacks: list[Callable[[ObjectRef[T]], None]] = []
+        # The connection whose reply fills this ref, so that rigd.get can read
+        # it on the waiting thread (see Runtime.wait).
+        self._source: Any = None
 
     @classmethod
     def _resolved(cls, value: T) -> ObjectRef[T]:

@@ -21,9 +21,10 @@ import collections
 import itertools
 import logging
 import os
-import selectors
+import select
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,6 +122,9 @@ class ActorChannel:
     outbox: collections.deque[_Outgoing] = field(default_factory=collections.deque)
     pending: dict[int, tuple[ObjectRef[Any], str]] = field(default_factory=dict)
     reader: FrameReader = field(default_factory=FrameReader)
+    # Held by whoever reads the socket: the I/O thread, or a thread in
+    # rigd.get reading its own reply (see Runtime.wait).
+    read_lock: threading.Lock = field(default_factory=threading.Lock)
     call_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     error: BaseException | None = None
     released: bool = False
@@ -163,7 +167,8 @@ class Runtime:
         self._head_ids = itertools.count(1)
         self._head_lock = threading.Lock()
         self._head_reader = FrameReader()
-        self._selector = selectors.DefaultSelector()
+        self._epoll = select.epoll()
+        self._fd_handlers: dict[int, Callable[[], None]] = {}
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -172,8 +177,8 @@ class Runtime:
         self._head = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._head.connect(os.path.join(session_dir, "head.sock"))
         self._send_head((int(Msg.HELLO), worker_id, os.getpid()))
-        self._selector.register(self._head, selectors.EVENT_READ, self._on_head_readable)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self._watch(self._head.fileno(), self._on_head_readable)
+        self._watch(self._wake_r, self._on_wake)
         self._io_thread = threading.Thread(target=self._io_loop, name="rigd-io", daemon=True)
         self._io_thread.start()
 
@@ -233,7 +238,7 @@ class Runtime:
                 self._on_head_message(message)
 
     def _on_head_lost(self) -> None:
-        self._selector.unregister(self._head)
+        self._unwatch(self._head.fileno())
         if self.worker_id is not None and not self.closed:
             # The head is gone: the session is over. A worker must not
             # outlive it (its parent died, or shutdown is under way).
@@ -293,7 +298,7 @@ class Runtime:
             channel.sock.sendall(pack_frame(dumps((_CLOSE,), "")))
         except OSError:
             pass
-        self._selector.unregister(channel.sock)
+        self._unwatch(channel.sock.fileno())
         channel.sock.close()
         channel.sock = None
         channel.state = ChannelState.DEAD
@@ -341,6 +346,7 @@ class Runtime:
                         dumps((_CALL, call_id, method, args, kwargs), self.shm_prefix)
                     )
                     channel.pending[call_id] = (ref, function_name)
+                    ref._source = channel
                     assert channel.sock is not None  # noqa: S101 - OPEN implies a socket
                     try:
                         channel.sock.sendall(frame)
@@ -387,10 +393,11 @@ class Runtime:
                     continue
                 try:
                     body = dumps((_CALL, out.call_id, out.method, args, kwargs), self.shm_prefix)
-                except (TypeError, OSError) as exc:
+                except Exception as exc:  # noqa: BLE001 - boundary: the call's ref gets the error
                     out.ref._set_error(exc)
                     continue
                 channel.pending[out.call_id] = (out.ref, out.function_name)
+                out.ref._source = channel
                 assert channel.sock is not None  # noqa: S101
                 try:
                     channel.sock.sendall(pack_frame(body))
@@ -415,20 +422,37 @@ class Runtime:
         with channel.lock:
             channel.sock = sock
             channel.state = ChannelState.OPEN
-        self._selector.register(sock, selectors.EVENT_READ, lambda c=channel: self._on_actor_readable(c))
+        self._watch(sock.fileno(), lambda c=channel: self._on_actor_readable(c))
         self._flush(channel)
 
     def _on_actor_readable(self, channel: ActorChannel) -> None:
-        sock = channel.sock
-        if sock is None:
-            return
+        if not channel.read_lock.acquire(blocking=False):
+            return  # a thread in rigd.get is reading this socket itself
         try:
-            data = sock.recv(_RECV_SIZE)
-        except OSError:
-            data = b""
-        if not data:
-            self._on_actor_lost(channel)
-            return
+            sock = channel.sock
+            if sock is None:
+                return
+            try:
+                data = sock.recv(_RECV_SIZE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._on_actor_lost(channel)
+                return
+            self._dispatch_replies(channel, data)
+        finally:
+            channel.read_lock.release()
+        if channel.released and not channel.pending and not channel.outbox:
+            with self._channels_lock:
+                if self._channels.get(channel.actor_id) is channel:
+                    del self._channels[channel.actor_id]
+            with channel.lock:
+                if channel.sock is not None:
+                    self._shut_channel_socket(channel)
+
+    def _dispatch_replies(self, channel: ActorChannel, data: bytes) -> None:
         for frame in channel.reader.feed(data):
             message = loads(frame)
             entry = channel.pending.pop(message[1], None)
@@ -439,18 +463,61 @@ class Runtime:
                 ref._set_value(message[2])
             else:
                 ref._set_error(reply_error_to_exception(message[2]))
-        if channel.released and not channel.pending and not channel.outbox:
-            with self._channels_lock:
-                if self._channels.get(channel.actor_id) is channel:
-                    del self._channels[channel.actor_id]
-            with channel.lock:
-                if channel.sock is not None:
-                    self._shut_channel_socket(channel)
+
+    def wait(self, ref: ObjectRef[Any], timeout: float | None) -> bool:
+        """Wait for ``ref``; read its reply on this thread when possible.
+
+        A sync call's round trip then wakes one thread in this process
+        instead of two (the I/O thread, then the waiter): about 25 us less on
+        a 2-core VM. The I/O thread stops watching the socket meanwhile
+        (``epoll`` events 0) and picks up anything left afterwards.
+        """
+        channel = ref._source
+        if (
+            channel is None
+            or channel.state is not ChannelState.OPEN
+            or threading.current_thread() is self._io_thread
+            or not channel.read_lock.acquire(blocking=False)
+        ):
+            return ref._wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            sock = channel.sock
+            if sock is None:
+                return ref._wait(timeout)
+            fd = sock.fileno()
+            self._epoll.modify(fd, 0)
+            try:
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                while not ref._done:
+                    if deadline is None:
+                        ms = None
+                    else:
+                        ms = max(0, int((deadline - time.monotonic()) * 1000))
+                    if not poller.poll(ms) and deadline is not None and ms == 0:
+                        return False
+                    try:
+                        data = sock.recv(_RECV_SIZE, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        data = b""
+                    if not data:
+                        break  # the actor died: the I/O thread handles the EOF
+                    self._dispatch_replies(channel, data)
+            finally:
+                if channel.sock is sock and not self.closed:
+                    self._epoll.modify(fd, select.EPOLLIN)
+        finally:
+            channel.read_lock.release()
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return ref._wait(left)
 
     def _on_actor_lost(self, channel: ActorChannel) -> None:
         """The actor's socket closed: ask the head why, then fail what is due."""
         assert channel.sock is not None  # noqa: S101
-        self._selector.unregister(channel.sock)
+        self._unwatch(channel.sock.fileno())
         channel.sock.close()
         with channel.lock:
             channel.sock = None
@@ -495,7 +562,7 @@ class Runtime:
                 return
             try:
                 body = dumps((resolved_args, resolved_kwargs), self.shm_prefix)
-            except (TypeError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - boundary: the task's ref gets the error
                 ref._set_error(exc)
                 return
             reply = self.head_request(
@@ -545,13 +612,31 @@ class Runtime:
             self._io_actions.popleft()()
         self._process_dropped()
 
+    def _watch(self, fd: int, handler: Callable[[], None]) -> None:
+        self._fd_handlers[fd] = handler
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def _unwatch(self, fd: int) -> None:
+        self._fd_handlers.pop(fd, None)
+        try:
+            self._epoll.unregister(fd)
+        except (OSError, ValueError):
+            pass
+
     def _io_loop(self) -> None:
         while not self.closed:
-            for key, _ in self._selector.select():
+            try:
+                events = self._epoll.poll()
+            except InterruptedError:
+                continue
+            for fd, _ in events:
                 if self.closed:
                     break
+                handler = self._fd_handlers.get(fd)
+                if handler is None:
+                    continue
                 try:
-                    key.data()
+                    handler()
                 except Exception:  # noqa: BLE001 - boundary: the I/O thread must survive
                     log.exception("rigd I/O thread: error while handling a connection")
 
@@ -585,11 +670,11 @@ class Runtime:
         if threading.current_thread() is not self._io_thread:
             self._io_thread.join(timeout=5)
         self._fail_everything(RuntimeNotRunningError("the rigd runtime was shut down"))
-        for key in list(self._selector.get_map().values()):
-            obj = key.fileobj
-            if isinstance(obj, socket.socket):
-                obj.close()
-        self._selector.close()
+        self._head.close()
+        for channel in list(self._channels.values()):
+            if channel.sock is not None:
+                channel.sock.close()
+        self._epoll.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
 

@@ -34,7 +34,7 @@ from rigd.actors import _context, _session
 from rigd.actors._context import ActorExit
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._runtime import Runtime, error_reply
-from rigd.actors._wire import FrameReader, dumps, loads, pack_frame
+from rigd.actors._wire import FrameReader, dumps, loads, pack_frame, release_send_pools
 
 log = logging.getLogger("rigd.worker")
 
@@ -225,6 +225,7 @@ class _ActorServer:
             conn.close()
         if run_atexit:
             atexit._run_exitfuncs()
+        release_send_pools()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -256,6 +257,7 @@ def _serve_tasks(runtime: Runtime, inbox: queue.SimpleQueue[tuple[Any, ...]],
     while True:
         if message[0] == Msg.TERMINATE:
             runtime.send_to_head((int(Msg.EXITING), ExitKind.SHUTDOWN.value, ""))
+            release_send_pools()
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
