@@ -19,7 +19,7 @@ The public API is Ray's actor API (``import rigd`` in place of ``import ray``)::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from rigd import actor, exceptions
+from rigd import actor, exceptions, state
 from rigd.actors import (
     ObjectRef,
     get,
@@ -55,5 +55,6 @@ __all__ = [
     "put",
     "remote",
     "shutdown",
+    "state",
     "wait",
 ]

@@ -239,9 +239,10 @@ class ActorHandle(Generic[T]):
                 f"actor class {self._class_name!r} has no method {name!r}; its methods are: "
                 f"{', '.join(sorted(n for n in self._method_names if not n.startswith('_')))}"
             )
-        bound = ActorMethod(self, name, MethodOptions())
-        self.__dict__[name] = bound
-        return bound
+        # Not cached on the handle: the method refers to the handle, and a
+        # cycle would keep the handle (and so the actor) alive until the
+        # cyclic garbage collector runs, instead of at the last `del`.
+        return ActorMethod(self, name, MethodOptions())
 
     def __reduce__(self) -> tuple[Any, ...]:
         token = uuid.uuid4().hex[:16]

@@ -1,0 +1,26 @@
+"""Every test gets a fresh embedded runtime and must leave nothing behind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import rigd
+from tests.helpers import child_pids, session_files, wait_until
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers() -> Iterator[None]:
+    """After each test: shut rigd down; no worker, socket file or segment may remain."""
+    yield
+    rigd.shutdown()
+    wait_until(lambda: not child_pids(), timeout=10, what="worker processes to exit")
+    assert session_files() == []
+
+
+@pytest.fixture
+def ray() -> Iterator[object]:
+    """rigd started with 2 CPUs, named as the guide names its module."""
+    rigd.init(num_cpus=2)
+    yield rigd

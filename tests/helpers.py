@@ -1,0 +1,59 @@
+"""Helpers shared by the tests: bounded waits and leak checks."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+
+SHM = "/dev/shm"
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Wait until ``condition()`` holds; fail the test after ``timeout`` seconds.
+
+    Polls every 5 ms: this waits on a condition, it does not sleep a guess.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(0.005)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def child_pids(pid: int | None = None) -> list[int]:
+    """Live children of ``pid`` (this process by default)."""
+    pid = os.getpid() if pid is None else pid
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
+def session_files(pid: int | None = None) -> list[str]:
+    """Socket directories and segments of sessions owned by ``pid``."""
+    pid = os.getpid() if pid is None else pid
+    prefix = f"rigd-{pid}-"
+    found = [os.path.join(SHM, n) for n in os.listdir(SHM) if n.startswith(prefix)]
+    tmp = tempfile.gettempdir()
+    found += [os.path.join(tmp, n) for n in os.listdir(tmp) if n.startswith(prefix)]
+    return found
