@@ -91,15 +91,21 @@ def method(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     return mark(fn) if fn is not None else mark
 
 
-def _public_methods(cls: type) -> tuple[str, ...]:
-    names = [
-        name
-        for name, member in inspect.getmembers(cls)
-        if callable(member) and not name.startswith("_")
-    ]
-    if hasattr(cls, "__rigd_shutdown__"):
-        names.append("__rigd_shutdown__")
-    return (*names, *_BUILTIN_METHODS)
+def _public_methods(cls: type) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each public method's name and parameter names (for error messages)."""
+    methods = []
+    for name, member in inspect.getmembers(cls):
+        if callable(member) and (not name.startswith("_") or name == "__rigd_shutdown__"):
+            methods.append((name, _parameter_names(member)))
+    return (*methods, *((name, ()) for name in _BUILTIN_METHODS))
+
+
+def _parameter_names(fn: Callable[..., Any]) -> tuple[str, ...]:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return ()
+    return tuple(p for p in params if p != "self")
 
 
 class ActorClass(Generic[T]):
@@ -176,14 +182,11 @@ def _serialize_args(
 
 
 def _unserializable(
-    fn: Callable[..., Any], label: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-    exc: BaseException,
+    fn: Callable[..., Any] | tuple[str, ...], label: str, args: tuple[Any, ...],
+    kwargs: dict[str, Any], exc: BaseException,
 ) -> str:
     """Name the first argument that cannot be pickled."""
-    try:
-        params = [p for p in inspect.signature(fn).parameters if p != "self"]
-    except (TypeError, ValueError):
-        params = []
+    params = fn if isinstance(fn, tuple) else _parameter_names(fn)
     for index, value in enumerate(args):
         try:
             cloudpickle.dumps(value)
@@ -209,12 +212,15 @@ class ActorHandle(Generic[T]):
     """
 
     def __init__(
-        self, runtime: Any, actor_id: str, class_name: str, methods: tuple[str, ...],
+        self, runtime: Any, actor_id: str, class_name: str,
+        methods: tuple[tuple[str, tuple[str, ...]], ...],
     ) -> None:
         self._runtime = runtime
         self._actor_id = actor_id
         self._class_name = class_name
-        self._method_names = frozenset(methods)
+        self._methods = methods
+        self._method_params = dict(methods)
+        self._method_names = frozenset(self._method_params)
 
     @classmethod
     def _from_info(cls, runtime: Any, info: tuple[Any, ...]) -> ActorHandle[T]:
@@ -247,8 +253,7 @@ class ActorHandle(Generic[T]):
     def __reduce__(self) -> tuple[Any, ...]:
         token = uuid.uuid4().hex[:16]
         self._runtime.lend_handle(self._actor_id, token)
-        return (_rebuild_handle,
-                (self._actor_id, self._class_name, tuple(self._method_names), token))
+        return (_rebuild_handle, (self._actor_id, self._class_name, self._methods, token))
 
 
 #: The name Ray's typing guide uses for a handle.
@@ -256,7 +261,7 @@ ActorProxy = ActorHandle
 
 
 def _rebuild_handle(
-    actor_id: str, class_name: str, methods: tuple[str, ...], token: str
+    actor_id: str, class_name: str, methods: tuple[tuple[str, tuple[str, ...]], ...], token: str
 ) -> ActorHandle[Any]:
     runtime = _session.get_runtime()
     return ActorHandle._from_info(runtime, (actor_id, class_name, methods, token))
@@ -303,12 +308,8 @@ class ActorMethod:
             )
         except TypeError as exc:
             raise TypeError(_unserializable(
-                _noop, self._function_name, args, kwargs, exc
+                handle._method_params.get(self._name, ()), self._function_name, args, kwargs, exc
             )) from exc
-
-
-def _noop(*args: Any, **kwargs: Any) -> None:
-    """Stands in for a remote method's signature, which the caller may not know."""
 
 
 class RemoteFunction(Generic[R]):

@@ -399,7 +399,7 @@ class Head:
         return (actor.actor_id, actor.class_name, actor.methods, token)
 
     def _start_pending_actors(self) -> None:
-        while self._pending_actors:
+        while self._pending_actors and not self._stopping:
             actor = self._pending_actors[0]
             if actor.state is not ActorState.PENDING:
                 self._pending_actors.popleft()
@@ -694,13 +694,26 @@ class Head:
         for worker in self._task_workers:
             self._send_worker(worker, (int(Msg.TERMINATE), TerminateMode.PROMPT.value,
                                        ExitKind.SHUTDOWN.value))
+        # Keep serving while workers end: one still starting must get its
+        # backlog (its job, then TERMINATE) to end cleanly.
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
+        while time.monotonic() < deadline and any(
+            w.popen.poll() is None for w in self._workers.values()
+        ):
+            for key, _ in self._selector.select(0.01):
+                if key.fileobj is self._listener or key.fileobj == self._wake_r:
+                    key.data(key.fileobj)
+                    continue
+                try:
+                    key.data(key.fileobj)
+                except Exception:  # noqa: BLE001 - boundary: shutdown goes on regardless
+                    log.exception("rigd head: error during shutdown")
         for worker in list(self._workers.values()):
-            try:
-                worker.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            if worker.popen.poll() is None:
+                log.warning("worker %s (pid %d) did not end within %.0f s of shutdown; killed",
+                            worker.worker_id, worker.popen.pid, SHUTDOWN_GRACE_S)
                 worker.popen.kill()
-                worker.popen.wait()
+            worker.popen.wait()
         for actor in self._actors.values():
             self._actor_dead(actor, _reason(actor, ExitKind.SHUTDOWN, ""))
         for key in list(self._selector.get_map().values()):

@@ -39,7 +39,7 @@ from rigd._exceptions import (
 )
 from rigd.actors._messages import Msg
 from rigd.actors._ref import ObjectRef
-from rigd.actors._wire import FrameReader, dumps, loads, pack_frame
+from rigd.actors._wire import FrameReader, check_picklable, dumps, loads, pack_frame
 
 __all__ = ["Runtime", "error_reply"]
 
@@ -109,6 +109,7 @@ class _Outgoing:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     waiting: int = 0
+    body: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -341,15 +342,15 @@ class Runtime:
                 return ref
             with channel.lock:
                 call_id = next(channel.call_ids)
+                # Serialized here, on the caller's thread, so a bad argument
+                # raises at the call site even while the actor is starting.
+                body = dumps((_CALL, call_id, method, args, kwargs), self.shm_prefix)
                 if channel.state is ChannelState.OPEN and not channel.outbox:
-                    frame = pack_frame(
-                        dumps((_CALL, call_id, method, args, kwargs), self.shm_prefix)
-                    )
                     channel.pending[call_id] = (ref, function_name)
                     ref._source = channel
                     assert channel.sock is not None  # noqa: S101 - OPEN implies a socket
                     try:
-                        channel.sock.sendall(frame)
+                        channel.sock.sendall(pack_frame(body))
                     except OSError:
                         pass  # the reader sees the death and fails the ref
                     return ref
@@ -357,8 +358,11 @@ class Runtime:
                     assert channel.error is not None  # noqa: S101 - DEAD implies an error
                     ref._set_error(channel.error)
                     return ref
-                channel.outbox.append(_Outgoing(call_id, ref, method, function_name, args, kwargs))
+                channel.outbox.append(
+                    _Outgoing(call_id, ref, method, function_name, args, kwargs, body=body)
+                )
             return ref
+        check_picklable((_placeholders(args), _placeholders_kw(kwargs)))
         with channel.lock:
             call_id = next(channel.call_ids)
             out = _Outgoing(call_id, ref, method, function_name, args, kwargs, waiting=len(deps))
@@ -387,15 +391,18 @@ class Runtime:
                 if channel.state is not ChannelState.OPEN or out.waiting:
                     return
                 channel.outbox.popleft()
-                args, kwargs, failed = _resolve_refs(out.args, out.kwargs)
-                if failed is not None:
-                    out.ref._set_error(failed)
-                    continue
-                try:
-                    body = dumps((_CALL, out.call_id, out.method, args, kwargs), self.shm_prefix)
-                except Exception as exc:  # noqa: BLE001 - boundary: the call's ref gets the error
-                    out.ref._set_error(exc)
-                    continue
+                body = out.body
+                if body is None:
+                    args, kwargs, failed = _resolve_refs(out.args, out.kwargs)
+                    if failed is not None:
+                        out.ref._set_error(failed)
+                        continue
+                    try:
+                        body = dumps((_CALL, out.call_id, out.method, args, kwargs),
+                                     self.shm_prefix)
+                    except Exception as exc:  # noqa: BLE001 - boundary: the ref gets the error
+                        out.ref._set_error(exc)
+                        continue
                 channel.pending[out.call_id] = (out.ref, out.function_name)
                 out.ref._source = channel
                 assert channel.sock is not None  # noqa: S101
@@ -677,6 +684,14 @@ class Runtime:
         self._epoll.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
+
+
+def _placeholders(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(None if type(a) is ObjectRef else a for a in args)
+
+
+def _placeholders_kw(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: None if type(v) is ObjectRef else v for k, v in kwargs.items()}
 
 
 def _pending_refs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[ObjectRef[Any]]:

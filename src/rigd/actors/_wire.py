@@ -35,6 +35,7 @@ import cloudpickle
 
 __all__ = [
     "LARGE_BUFFER",
+    "check_picklable",
     "SHM_DIR",
     "FrameReader",
     "dumps",
@@ -117,6 +118,16 @@ def dumps(obj: object, shm_prefix: str) -> bytes:
     name, layout = _send_pool(shm_prefix).write(large)
     meta = pickle.dumps((name, layout), protocol=5)
     return b"\x01" + struct.pack("<I", len(meta)) + meta + data
+
+
+def check_picklable(obj: object) -> None:
+    """Raise ``TypeError`` if ``obj`` cannot be serialized; copies no large buffer."""
+    try:
+        _pickle(obj, lambda _buf: False)
+    except Exception as exc:
+        if isinstance(exc, TypeError):
+            raise
+        raise TypeError(str(exc)) from exc
 
 
 def loads(body: bytes | memoryview) -> Any:

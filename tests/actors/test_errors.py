@@ -1,0 +1,204 @@
+"""Errors raised by remote code, and every bad input of the actor API."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import rigd
+from rigd.exceptions import ActorDiedError, RigdError, TaskError
+
+
+@rigd.remote
+class Counter:
+    def __init__(self, start=0):
+        self.value = start
+
+    def add(self, n):
+        self.value += n
+        return self.value
+
+    def fail(self, message):
+        raise ValueError(message)
+
+
+def test_remote_exception_is_a_task_error_and_the_original_class() -> None:
+    counter = Counter.remote()
+
+    with pytest.raises(ValueError, match="bad frame") as info:
+        rigd.get(counter.fail.remote("bad frame"))
+
+    assert isinstance(info.value, TaskError)
+    assert isinstance(info.value, RigdError)
+    assert info.value.args == ("bad frame",)
+
+
+def test_task_error_carries_the_remote_traceback() -> None:
+    counter = Counter.remote()
+
+    with pytest.raises(TaskError) as info:
+        rigd.get(counter.fail.remote("bad frame"))
+
+    assert "raise ValueError(message)" in info.value.remote_traceback
+    assert "Counter.fail" in str(info.value)
+    assert "raise ValueError(message)" in str(info.value)
+
+
+def test_a_remote_error_whose_class_cannot_be_mixed_is_still_a_task_error() -> None:
+    class Weird(Exception):
+        __slots__ = ("x",)  # a layout that cannot be combined with TaskError's
+
+    @rigd.remote
+    def boom():
+        raise KeyError("missing")
+
+    with pytest.raises(KeyError) as info:
+        rigd.get(boom.remote())
+
+    assert isinstance(info.value, TaskError)
+    assert Weird  # defined to show the fallback exists; see _mixed_class
+
+
+def test_constructor_error_fails_every_call_with_actor_died() -> None:
+    @rigd.remote
+    class Broken:
+        def __init__(self):
+            raise RuntimeError("camera not found")
+
+        def ping(self):
+            return "pong"
+
+    actor = Broken.remote()
+
+    with pytest.raises(ActorDiedError, match="camera not found"):
+        rigd.get(actor.ping.remote(), timeout=10)
+    with pytest.raises(ActorDiedError, match="constructor raised"):
+        rigd.get(actor.ping.remote(), timeout=10)
+
+
+def test_calling_a_remote_class_directly_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"^actors cannot be instantiated directly; instead of "
+                       r"Counter\(\), use Counter\.remote\(\)$"):
+        Counter()
+
+
+def test_calling_a_remote_function_directly_is_a_type_error() -> None:
+    @rigd.remote
+    def f():
+        return 1
+
+    with pytest.raises(TypeError, match=r"instead of f\(\), use f\.remote\(\)$"):
+        f()
+
+
+def test_calling_an_actor_method_directly_is_a_type_error() -> None:
+    counter = Counter.remote()
+
+    with pytest.raises(TypeError, match=r"use Counter\.add\.remote\(\)$"):
+        counter.add(1)
+
+
+def test_missing_method_is_an_attribute_error_naming_the_class() -> None:
+    counter = Counter.remote()
+
+    with pytest.raises(AttributeError, match=r"^actor class 'Counter' has no method 'increment'; "
+                       r"its methods are: add, fail$"):
+        counter.increment.remote()
+
+
+def test_unserializable_argument_is_a_type_error_naming_it() -> None:
+    counter = Counter.remote()
+
+    with pytest.raises(TypeError, match=r"argument 'n' of Counter\.add\(\) cannot be serialized"):
+        counter.add.remote(threading.Lock())
+
+
+def test_unserializable_constructor_argument_names_the_parameter() -> None:
+    with pytest.raises(TypeError, match=r"argument 'start' of Counter\.__init__\(\) cannot be "
+                       r"serialized: cannot pickle '_thread\.lock' object"):
+        Counter.remote(threading.Lock())
+
+
+def test_unserializable_task_argument_names_the_parameter() -> None:
+    @rigd.remote
+    def work(frame, lock):
+        return frame
+
+    with pytest.raises(TypeError, match=r"argument 'lock' of work\(\) cannot be serialized"):
+        work.remote(1, threading.Lock())
+
+
+def test_name_already_taken_is_a_value_error_naming_the_existing_actor() -> None:
+    first = Counter.options(name="camera").remote()
+
+    with pytest.raises(ValueError, match=r"^the name 'camera' is already taken in namespace "
+                       r"'anonymous-[0-9a-f]+' by actor Counter \([0-9a-f]+\); pass "
+                       r"get_if_exists=True to reuse it, or choose another name$"):
+        Counter.options(name="camera").remote()
+    assert rigd.get(first.add.remote(1)) == 1
+
+
+def test_get_actor_of_an_unknown_name_is_a_value_error() -> None:
+    rigd.init()
+
+    with pytest.raises(ValueError, match=r"^no actor named 'nope' in namespace 'anonymous-"):
+        rigd.get_actor("nope")
+
+
+@pytest.mark.parametrize("thing", [1, "ref", None, [1, 2]])
+def test_get_of_something_not_a_ref_is_a_type_error(thing: object) -> None:
+    with pytest.raises(TypeError, match=r"rigd\.get takes"):
+        rigd.get(thing)  # type: ignore[call-overload]
+
+
+def test_unknown_actor_option_lists_the_valid_ones() -> None:
+    with pytest.raises(TypeError, match=r"^unknown actor option 'num_cpu'; valid options are: "
+                       r"concurrency_groups, .*num_cpus.*"):
+        Counter.options(num_cpu=1)
+
+
+def test_unknown_decorator_option_lists_the_valid_ones() -> None:
+    with pytest.raises(TypeError, match=r"^unknown actor option 'restarts'; valid options are: "):
+        rigd.remote(restarts=1)(type("A", (), {}))
+
+
+def test_unknown_task_option_lists_the_valid_ones() -> None:
+    with pytest.raises(TypeError, match=r"^unknown task option 'max_restarts'; valid options are: "
+                       r"enable_task_events, max_retries, name, num_cpus, num_gpus, resources$"):
+        @rigd.remote(max_restarts=1)
+        def f():
+            return 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"num_cpus": -1}, r"^num_cpus must be >= 0, got -1$"),
+        ({"num_cpus": "two"}, r"^num_cpus must be a number, got 'two'$"),
+        ({"max_restarts": -2}, r"^max_restarts must be >= -1, got -2$"),
+        ({"max_concurrency": 0}, r"^max_concurrency must be >= 1, got 0$"),
+        ({"get_if_exists": True}, r"^get_if_exists=True needs a name"),
+        ({"lifetime": "forever"}, r"^lifetime must be 'detached'"),
+        ({"num_gpus": 1.5}, r"^num_gpus above 1 must be a whole number, got 1\.5$"),
+    ],
+)
+def test_invalid_actor_option_values_are_rejected_at_options_time(
+    options: dict[str, object], message: str
+) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        Counter.options(**options)
+
+
+def test_too_many_cpus_is_rejected_at_creation_with_the_fix() -> None:
+    rigd.init(num_cpus=2)
+
+    with pytest.raises(rigd.exceptions.ResourceUnavailableError,
+                       match=r"^actor Counter asks for num_cpus=4 but this runtime has 2 CPUs; ask "
+                       r"for fewer, or pass rigd\.init\(num_cpus=\.\.\.\)$"):
+        Counter.options(num_cpus=4).remote()
+
+
+def test_remote_on_something_else_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="takes a class or a function"):
+        rigd.remote(42)
