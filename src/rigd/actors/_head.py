@@ -83,6 +83,7 @@ class _Worker:
     blocked: bool = False
     exit_kind: ExitKind | None = None
     exit_detail: str = ""
+    pidfd: int | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -280,7 +281,35 @@ class Head:
         )
         worker = _Worker(worker_id, popen)
         self._workers[worker_id] = worker
+        # A pidfd turns readable when the process ends: deaths are seen even
+        # before the worker connects (killed while starting, or an import
+        # error), not only through its socket's EOF.
+        try:
+            worker.pidfd = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError):
+            worker.pidfd = None
+        else:
+            self._selector.register(worker.pidfd, selectors.EVENT_READ,
+                                    lambda _f, w=worker: self._on_pidfd(w))
         return worker
+
+    def _on_pidfd(self, worker: _Worker) -> None:
+        peer = worker.peer
+        if peer is not None:
+            # Read what it sent before dying (EXITING, ACTOR_FAILED) first.
+            while True:
+                try:
+                    data = peer.sock.recv(1 << 18, socket.MSG_DONTWAIT)
+                except (BlockingIOError, OSError):
+                    break
+                if not data:
+                    break
+                for frame in peer.reader.feed(data):
+                    message = loads(frame)
+                    self._handlers[message[0]](peer, message)
+            self._on_peer_lost(peer)
+        else:
+            self._on_worker_exit(worker)
 
     def _on_hello(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         _, worker_id, pid = message
@@ -301,6 +330,8 @@ class Head:
             self._dispatch_tasks()
 
     def _on_peer_lost(self, peer: _Peer) -> None:
+        if peer.sock.fileno() < 0:
+            return  # already handled (EOF and pidfd both report one death)
         self._selector.unregister(peer.sock)
         peer.sock.close()
         worker = peer.worker
@@ -314,6 +345,12 @@ class Head:
                 self._terminate(actor, ExitKind.CREATOR_DIED)
 
     def _on_worker_exit(self, worker: _Worker) -> None:
+        if self._workers.get(worker.worker_id) is not worker:
+            return  # already handled
+        if worker.pidfd is not None:
+            self._selector.unregister(worker.pidfd)
+            os.close(worker.pidfd)
+            worker.pidfd = None
         try:
             code = worker.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:

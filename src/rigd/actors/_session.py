@@ -179,6 +179,14 @@ atexit.register(shutdown)
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (dead, not yet reaped) counts as dead."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -226,9 +234,15 @@ def sweep_stale_sessions() -> int:
     return removed
 
 
-def cleanup_after_lost_head(session_dir: str, shm_prefix: str) -> None:
-    """Remove the session's files if its owner is dead (called by orphaned workers)."""
+def cleanup_after_lost_head(session_dir: str, shm_prefix: str, *, owner_dead: bool = False) -> None:
+    """Remove the session's files if its owner is dead (called by orphaned workers).
+
+    Args:
+        session_dir: the session's socket directory.
+        shm_prefix: the prefix of its segments.
+        owner_dead: the caller knows the owner is dead (its parent changed).
+    """
     pid = _owner_pid(os.path.basename(session_dir))
-    if pid is not None and not _pid_alive(pid):
+    if owner_dead or (pid is not None and not _pid_alive(pid)):
         shutil.rmtree(session_dir, ignore_errors=True)
         sweep_segments(shm_prefix)

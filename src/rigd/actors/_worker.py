@@ -48,11 +48,29 @@ SHUTDOWN_HOOK_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 30.0
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Ask the kernel to kill us when the head's thread ends, even by SIGKILL."""
+def _die_with_parent(session_dir: str, parent_pid: int) -> None:
+    """End this worker when the head's process ends, even by SIGKILL.
+
+    The kernel sends SIGTERM when the parent dies (PR_SET_PDEATHSIG); the
+    handler removes the session's files the dead head could not, then exits.
+    A SIGTERM from anyone else keeps its usual meaning. The lost connection
+    to the head ends the worker too, from its I/O thread, should the main
+    thread be busy in native code when the signal comes.
+    """
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        if os.getppid() != parent_pid:
+            _session.cleanup_after_lost_head(
+                session_dir, os.path.basename(session_dir) + "-", owner_dead=True
+            )
+            os._exit(1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         pass  # not Linux: the lost head connection still ends us
     if os.getppid() != parent_pid:
@@ -287,7 +305,7 @@ def _now() -> float:
 def main(argv: list[str]) -> None:
     """Run a worker: ``session_dir worker_id parent_pid``."""
     session_dir, worker_id, parent_pid = argv[1], argv[2], int(argv[3])
-    _die_with_parent(parent_pid)
+    _die_with_parent(session_dir, parent_pid)
     # Ctrl-C in a terminal reaches the whole process group; the driver owns
     # the decision to stop, so workers ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
