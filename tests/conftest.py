@@ -17,10 +17,3 @@ def _no_leftovers() -> Iterator[None]:
     rigd.shutdown()
     wait_until(lambda: not child_pids(), timeout=10, what="worker processes to exit")
     assert session_files() == []
-
-
-@pytest.fixture
-def ray() -> Iterator[object]:
-    """rigd started with 2 CPUs, named as the guide names its module."""
-    rigd.init(num_cpus=2)
-    yield rigd

@@ -45,21 +45,6 @@ def test_task_error_carries_the_remote_traceback() -> None:
     assert "raise ValueError(message)" in str(info.value)
 
 
-def test_a_remote_error_whose_class_cannot_be_mixed_is_still_a_task_error() -> None:
-    class Weird(Exception):
-        __slots__ = ("x",)  # a layout that cannot be combined with TaskError's
-
-    @rigd.remote
-    def boom():
-        raise KeyError("missing")
-
-    with pytest.raises(KeyError) as info:
-        rigd.get(boom.remote())
-
-    assert isinstance(info.value, TaskError)
-    assert Weird  # defined to show the fallback exists; see _mixed_class
-
-
 def test_constructor_error_fails_every_call_with_actor_died() -> None:
     @rigd.remote
     class Broken:
@@ -78,8 +63,11 @@ def test_constructor_error_fails_every_call_with_actor_died() -> None:
 
 
 def test_calling_a_remote_class_directly_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match=r"^actors cannot be instantiated directly; instead of "
-                       r"Counter\(\), use Counter\.remote\(\)$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^actors cannot be instantiated directly; instead of "
+        r"Counter\(\), use Counter\.remote\(\)$",
+    ):
         Counter()
 
 
@@ -102,8 +90,11 @@ def test_calling_an_actor_method_directly_is_a_type_error() -> None:
 def test_missing_method_is_an_attribute_error_naming_the_class() -> None:
     counter = Counter.remote()
 
-    with pytest.raises(AttributeError, match=r"^actor class 'Counter' has no method 'increment'; "
-                       r"its methods are: add, fail$"):
+    with pytest.raises(
+        AttributeError,
+        match=r"^actor class 'Counter' has no method 'increment'; "
+        r"its methods are: add, fail$",
+    ):
         counter.increment.remote()
 
 
@@ -115,8 +106,11 @@ def test_unserializable_argument_is_a_type_error_naming_it() -> None:
 
 
 def test_unserializable_constructor_argument_names_the_parameter() -> None:
-    with pytest.raises(TypeError, match=r"argument 'start' of Counter\.__init__\(\) cannot be "
-                       r"serialized: cannot pickle '_thread\.lock' object"):
+    with pytest.raises(
+        TypeError,
+        match=r"argument 'start' of Counter\.__init__\(\) cannot be "
+        r"serialized: cannot pickle '_thread\.lock' object",
+    ):
         Counter.remote(threading.Lock())
 
 
@@ -132,9 +126,12 @@ def test_unserializable_task_argument_names_the_parameter() -> None:
 def test_name_already_taken_is_a_value_error_naming_the_existing_actor() -> None:
     first = Counter.options(name="camera").remote()
 
-    with pytest.raises(ValueError, match=r"^the name 'camera' is already taken in namespace "
-                       r"'anonymous-[0-9a-f]+' by actor Counter \([0-9a-f]+\); pass "
-                       r"get_if_exists=True to reuse it, or choose another name$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^the name 'camera' is already taken in namespace "
+        r"'anonymous-[0-9a-f]+' by actor Counter \([0-9a-f]+\); pass "
+        r"get_if_exists=True to reuse it, or choose another name$",
+    ):
         Counter.options(name="camera").remote()
     assert rigd.get(first.add.remote(1)) == 1
 
@@ -153,8 +150,11 @@ def test_get_of_something_not_a_ref_is_a_type_error(thing: object) -> None:
 
 
 def test_unknown_actor_option_lists_the_valid_ones() -> None:
-    with pytest.raises(TypeError, match=r"^unknown actor option 'num_cpu'; valid options are: "
-                       r"concurrency_groups, .*num_cpus.*"):
+    with pytest.raises(
+        TypeError,
+        match=r"^unknown actor option 'num_cpu'; valid options are: "
+        r"concurrency_groups, .*num_cpus.*",
+    ):
         Counter.options(num_cpu=1)
 
 
@@ -164,8 +164,12 @@ def test_unknown_decorator_option_lists_the_valid_ones() -> None:
 
 
 def test_unknown_task_option_lists_the_valid_ones() -> None:
-    with pytest.raises(TypeError, match=r"^unknown task option 'max_restarts'; valid options are: "
-                       r"enable_task_events, max_retries, name, num_cpus, num_gpus, resources$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^unknown task option 'max_restarts'; valid options are: "
+        r"enable_task_events, max_retries, name, num_cpus, num_gpus, resources$",
+    ):
+
         @rigd.remote(max_restarts=1)
         def f():
             return 1
@@ -193,9 +197,11 @@ def test_invalid_actor_option_values_are_rejected_at_options_time(
 def test_too_many_cpus_is_rejected_at_creation_with_the_fix() -> None:
     rigd.init(num_cpus=2)
 
-    with pytest.raises(rigd.exceptions.ResourceUnavailableError,
-                       match=r"^actor Counter asks for num_cpus=4 but this runtime has 2 CPUs; ask "
-                       r"for fewer, or pass rigd\.init\(num_cpus=\.\.\.\)$"):
+    with pytest.raises(
+        rigd.exceptions.ResourceUnavailableError,
+        match=r"^actor Counter asks for num_cpus=4 but this runtime has 2 CPUs; ask "
+        r"for fewer, or pass rigd\.init\(num_cpus=\.\.\.\)$",
+    ):
         Counter.options(num_cpus=4).remote()
 
 

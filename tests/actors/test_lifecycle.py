@@ -172,7 +172,8 @@ def test_actors_and_session_files_go_when_the_driver_is_sigkilled() -> None:
     )
     assert driver.stdout is not None
     pids = [int(p) for p in driver.stdout.readline().split()]
-    assert len(pids) == 2 and all(pid_alive(p) for p in pids)
+    assert len(pids) == 2
+    assert all(pid_alive(p) for p in pids)
 
     driver.kill()
     driver.wait()
@@ -221,13 +222,17 @@ def test_init_twice_is_an_error_unless_told_to_ignore_it() -> None:
 
 
 def test_init_with_address_auto_and_no_daemon_says_how_to_fix_it() -> None:
-    with pytest.raises(ConnectionError, match=r"none is running.*start one, or call rigd\.init\(\)"):
+    with pytest.raises(ConnectionError, match=r"none is running.*or call rigd\.init\(\)"):
         rigd.init(address="auto")
 
 
 def test_init_removes_what_a_crashed_session_left() -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead_pid = int(dead.stdout)
     leftover_dir = tempfile.mkdtemp(prefix=f"rigd-{dead_pid}-abcdef-")
     leftover_shm = f"/dev/shm/rigd-{dead_pid}-abcdef-x-m1-1"

@@ -19,8 +19,9 @@ T = TypeVar("T")
 
 
 def _check_timeout(timeout: float | None) -> None:
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-                                or timeout < 0):
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0
+    ):
         raise ValueError(f"timeout must be None or a number >= 0, got {timeout!r}")
 
 
@@ -68,7 +69,9 @@ def get(refs: Any, *, timeout: float | None = None) -> Any:
         if not refs._done:
             with _Blocking():
                 if not _session.get_runtime().wait(refs, timeout):
-                    raise GetTimeoutError(f"rigd.get timed out after {timeout} s waiting for {refs!r}")
+                    raise GetTimeoutError(
+                        f"rigd.get timed out after {timeout} s waiting for {refs!r}"
+                    )
         return refs._result()
     if not isinstance(refs, list | tuple):
         raise TypeError(
@@ -120,8 +123,10 @@ def wait(
             raise TypeError(
                 f"rigd.wait takes ObjectRefs, but item {index} is {type(ref).__name__}: {ref!r}"
             )
-    if isinstance(num_returns, bool) or not isinstance(num_returns, int) or not (
-        1 <= num_returns <= len(refs)
+    if (
+        isinstance(num_returns, bool)
+        or not isinstance(num_returns, int)
+        or not (1 <= num_returns <= len(refs))
     ):
         raise ValueError(
             f"num_returns must be between 1 and len(refs)={len(refs)}, got {num_returns!r}"

@@ -7,7 +7,7 @@ from typing import Any
 __all__ = ["ActorExit", "current_actor", "current_task"]
 
 
-class ActorExit(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class ActorExit(BaseException):
     """Raised by ``exit_actor()`` to end the actor after the current call.
 
     A ``BaseException``, so that ``except Exception`` in user code does not

@@ -61,7 +61,9 @@ _method_options: weakref.WeakKeyDictionary[Callable[..., Any], MethodOptions] = 
 def method(fn: Callable[..., R], /) -> Callable[..., R]: ...
 @overload
 def method(
-    *, concurrency_group: str | None = None, enable_task_events: bool = True,
+    *,
+    concurrency_group: str | None = None,
+    enable_task_events: bool = True,
     num_returns: int | str = 1,
 ) -> Callable[[Callable[..., R]], Callable[..., R]]: ...
 
@@ -161,18 +163,28 @@ class ActorClass(Generic[T]):
             ResourceUnavailableError: more CPUs or GPUs than exist.
         """
         runtime = _session.get_runtime()
-        args_body = _serialize_args(self._cls.__init__, f"{self.__name__}.__init__", args,
-                                    kwargs, runtime.shm_prefix)
+        args_body = _serialize_args(
+            self._cls.__init__, f"{self.__name__}.__init__", args, kwargs, runtime.shm_prefix
+        )
         actor_id = uuid.uuid4().hex[:16]
         info = runtime.head_call(
-            Msg.CREATE_ACTOR, actor_id, self.__name__, self._methods, self._class_body(),
-            args_body, self._options, runtime.namespace,
+            Msg.CREATE_ACTOR,
+            actor_id,
+            self.__name__,
+            self._methods,
+            self._class_body(),
+            args_body,
+            self._options,
+            runtime.namespace,
         )
         return ActorHandle._from_info(runtime, info)
 
 
 def _serialize_args(
-    fn: Callable[..., Any], label: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+    fn: Callable[..., Any],
+    label: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
     shm_prefix: str,
 ) -> bytes:
     try:
@@ -182,8 +194,11 @@ def _serialize_args(
 
 
 def _unserializable(
-    fn: Callable[..., Any] | tuple[str, ...], label: str, args: tuple[Any, ...],
-    kwargs: dict[str, Any], exc: BaseException,
+    fn: Callable[..., Any] | tuple[str, ...],
+    label: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    exc: BaseException,
 ) -> str:
     """Name the first argument that cannot be pickled."""
     params = fn if isinstance(fn, tuple) else _parameter_names(fn)
@@ -192,14 +207,18 @@ def _unserializable(
             cloudpickle.dumps(value)
         except Exception as err:  # noqa: BLE001 - probing which argument fails
             name = params[index] if index < len(params) else f"#{index}"
-            return (f"argument {name!r} of {label}() cannot be serialized: {err}; pass "
-                    "something picklable (plain data, arrays), or create it inside the actor")
+            return (
+                f"argument {name!r} of {label}() cannot be serialized: {err}; pass "
+                "something picklable (plain data, arrays), or create it inside the actor"
+            )
     for key, value in kwargs.items():
         try:
             cloudpickle.dumps(value)
         except Exception as err:  # noqa: BLE001 - probing which argument fails
-            return (f"argument {key!r} of {label}() cannot be serialized: {err}; pass "
-                    "something picklable (plain data, arrays), or create it inside the actor")
+            return (
+                f"argument {key!r} of {label}() cannot be serialized: {err}; pass "
+                "something picklable (plain data, arrays), or create it inside the actor"
+            )
     return f"the arguments of {label}() cannot be serialized: {exc}"
 
 
@@ -212,7 +231,10 @@ class ActorHandle(Generic[T]):
     """
 
     def __init__(
-        self, runtime: Any, actor_id: str, class_name: str,
+        self,
+        runtime: Any,
+        actor_id: str,
+        class_name: str,
         methods: tuple[tuple[str, tuple[str, ...]], ...],
     ) -> None:
         self._runtime = runtime
@@ -307,9 +329,15 @@ class ActorMethod:
                 handle._actor_id, self._name, self._function_name, args, kwargs
             )
         except TypeError as exc:
-            raise TypeError(_unserializable(
-                handle._method_params.get(self._name, ()), self._function_name, args, kwargs, exc
-            )) from exc
+            raise TypeError(
+                _unserializable(
+                    handle._method_params.get(self._name, ()),
+                    self._function_name,
+                    args,
+                    kwargs,
+                    exc,
+                )
+            ) from exc
 
 
 class RemoteFunction(Generic[R]):
@@ -359,8 +387,13 @@ class RemoteFunction(Generic[R]):
         _serialize_args(self._fn, self.__name__, _placeholders(args), kwargs, runtime.shm_prefix)
         opts = self._options
         return runtime.submit_task(  # type: ignore[no-any-return]
-            self._fn_id, self._body, opts.name or self.__name__, args, kwargs,
-            opts.num_cpus, opts.max_retries,
+            self._fn_id,
+            self._body,
+            opts.name or self.__name__,
+            args,
+            kwargs,
+            opts.num_cpus,
+            opts.max_retries,
         )
 
 

@@ -199,7 +199,7 @@ class Head:
                 for key, _ in self._selector.select(timeout):
                     try:
                         key.data(key.fileobj)
-                    except Exception:  # noqa: BLE001 - boundary: the head must survive a bad message
+                    except Exception:
                         log.exception("rigd head: error while handling a message")
                 now = time.monotonic()
                 while self._timers and self._timers[0][0] <= now:
@@ -272,9 +272,15 @@ class Head:
         env["CUDA_VISIBLE_DEVICES"] = ""
         if env_overrides:
             env.update(env_overrides)
-        popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "rigd.actors._worker", self.session_dir, worker_id,
-             str(os.getpid())],
+        popen = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rigd.actors._worker",
+                self.session_dir,
+                worker_id,
+                str(os.getpid()),
+            ],
             env=env,
             stdin=subprocess.DEVNULL,
             close_fds=True,
@@ -289,8 +295,9 @@ class Head:
         except (AttributeError, OSError):
             worker.pidfd = None
         else:
-            self._selector.register(worker.pidfd, selectors.EVENT_READ,
-                                    lambda _f, w=worker: self._on_pidfd(w))
+            self._selector.register(
+                worker.pidfd, selectors.EVENT_READ, lambda _f, w=worker: self._on_pidfd(w)
+            )
         return worker
 
     def _on_pidfd(self, worker: _Worker) -> None:
@@ -365,12 +372,11 @@ class Head:
                     f"{signal.Signals(-code).name}"
                 )
             else:
-                worker.exit_detail = (
-                    f"its process (pid {worker.popen.pid}) exited with code {code}"
-                )
+                worker.exit_detail = f"its process (pid {worker.popen.pid}) exited with code {code}"
         if worker.actor is not None:
-            self._actor_dead(worker.actor, _reason(worker.actor, worker.exit_kind,
-                                                   worker.exit_detail))
+            self._actor_dead(
+                worker.actor, _reason(worker.actor, worker.exit_kind, worker.exit_detail)
+            )
         if worker in self._task_workers:
             self._task_workers.remove(worker)
             if worker in self._idle_task_workers:
@@ -384,16 +390,22 @@ class Head:
                     task.retries_left -= 1
                     self._tasks.appendleft(task)
                 else:
-                    self._reply(task.submitter, task.req_id, WorkerCrashedError(
-                        f"the worker running task {task.name} died: {worker.exit_detail}"
-                    ), ok=False)
+                    self._reply(
+                        task.submitter,
+                        task.req_id,
+                        WorkerCrashedError(
+                            f"the worker running task {task.name} died: {worker.exit_detail}"
+                        ),
+                        ok=False,
+                    )
             self._dispatch_tasks()
 
     # -- actors ----------------------------------------------------------------------
 
     def _on_create_actor(self, peer: _Peer, message: tuple[Any, ...]) -> None:
-        (_, req_id, actor_id, class_name, methods, cls_body, args_body, options,
-         namespace) = message
+        (_, req_id, actor_id, class_name, methods, cls_body, args_body, options, namespace) = (
+            message
+        )
         options = options if isinstance(options, ActorOptions) else ActorOptions()
         ns = options.namespace or namespace
         if options.name is not None:
@@ -402,24 +414,39 @@ class Head:
                 if options.get_if_exists:
                     self._reply(peer, req_id, self._handle_info(existing))
                     return
-                self._reply(peer, req_id, ValueError(
-                    f"the name {options.name!r} is already taken in namespace {ns!r} by "
-                    f"actor {existing.class_name} ({existing.actor_id}); pass "
-                    f"get_if_exists=True to reuse it, or choose another name"
-                ), ok=False)
+                self._reply(
+                    peer,
+                    req_id,
+                    ValueError(
+                        f"the name {options.name!r} is already taken in namespace {ns!r} by "
+                        f"actor {existing.class_name} ({existing.actor_id}); pass "
+                        f"get_if_exists=True to reuse it, or choose another name"
+                    ),
+                    ok=False,
+                )
                 return
         cpus = float(options.num_cpus or 0)
         if cpus > self.total_cpus:
-            self._reply(peer, req_id, ResourceUnavailableError(
-                f"actor {class_name} asks for num_cpus={options.num_cpus} but this runtime has "
-                f"{self.total_cpus:g} CPUs; ask for fewer, or pass rigd.init(num_cpus=...)"
-            ), ok=False)
+            self._reply(
+                peer,
+                req_id,
+                ResourceUnavailableError(
+                    f"actor {class_name} asks for num_cpus={options.num_cpus} but this runtime has "
+                    f"{self.total_cpus:g} CPUs; ask for fewer, or pass rigd.init(num_cpus=...)"
+                ),
+                ok=False,
+            )
             return
         if options.num_gpus > self.total_gpus:
-            self._reply(peer, req_id, ResourceUnavailableError(
-                f"actor {class_name} asks for num_gpus={options.num_gpus} but this runtime has "
-                f"{self.total_gpus:g} GPUs; run it on a machine with a GPU, or ask for none"
-            ), ok=False)
+            self._reply(
+                peer,
+                req_id,
+                ResourceUnavailableError(
+                    f"actor {class_name} asks for num_gpus={options.num_gpus} but this runtime has "
+                    f"{self.total_gpus:g} GPUs; run it on a machine with a GPU, or ask for none"
+                ),
+                ok=False,
+            )
             return
         start = (int(Msg.START_ACTOR), actor_id, class_name, cls_body, args_body, ns)
         actor = _Actor(actor_id, class_name, methods, options, ns, start, peer, cpus=cpus)
@@ -466,7 +493,7 @@ class Head:
             self._maybe_collect(actor)
 
     def _on_actor_failed(self, peer: _Peer, message: tuple[Any, ...]) -> None:
-        _, actor_id, error_text = message
+        _, _actor_id, error_text = message
         worker = peer.worker
         if worker is not None:
             worker.exit_kind = ExitKind.CONSTRUCTOR_FAILED
@@ -511,10 +538,15 @@ class Head:
         _, req_id, name, namespace = message
         actor = self._names.get((namespace, name))
         if actor is None:
-            self._reply(peer, req_id, ValueError(
-                f"no actor named {name!r} in namespace {namespace!r}; create it with "
-                f".options(name={name!r}).remote(), or look in another namespace"
-            ), ok=False)
+            self._reply(
+                peer,
+                req_id,
+                ValueError(
+                    f"no actor named {name!r} in namespace {namespace!r}; create it with "
+                    f".options(name={name!r}).remote(), or look in another namespace"
+                ),
+                ok=False,
+            )
             return
         self._reply(peer, req_id, self._handle_info(actor))
 
@@ -522,9 +554,14 @@ class Head:
         _, req_id, actor_id = message
         actor = self._actors.get(actor_id)
         if actor is None:
-            self._reply(peer, req_id, ActorDiedError(
-                f"no actor {actor_id} in this session; was it created before rigd.shutdown()?"
-            ), ok=False)
+            self._reply(
+                peer,
+                req_id,
+                ActorDiedError(
+                    f"no actor {actor_id} in this session; was it created before rigd.shutdown()?"
+                ),
+                ok=False,
+            )
         elif actor.state is ActorState.ALIVE:
             self._reply(peer, req_id, actor.address)
         elif actor.state is ActorState.DEAD:
@@ -544,19 +581,23 @@ class Head:
 
     def _on_list_actors(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         _, req_id = message
-        self._reply(peer, req_id, [
-            {
-                "actor_id": a.actor_id,
-                "class_name": a.class_name,
-                "name": a.options.name,
-                "namespace": a.namespace,
-                "state": a.state.value,
-                "pid": a.worker.popen.pid if a.worker is not None else None,
-                "detached": a.options.detached,
-                "death_reason": a.death_reason,
-            }
-            for a in self._actors.values()
-        ])
+        self._reply(
+            peer,
+            req_id,
+            [
+                {
+                    "actor_id": a.actor_id,
+                    "class_name": a.class_name,
+                    "name": a.options.name,
+                    "namespace": a.namespace,
+                    "state": a.state.value,
+                    "pid": a.worker.popen.pid if a.worker is not None else None,
+                    "detached": a.options.detached,
+                    "death_reason": a.death_reason,
+                }
+                for a in self._actors.values()
+            ],
+        )
 
     def _on_kill(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         _, req_id, actor_id, _no_restart = message
@@ -588,7 +629,7 @@ class Head:
             self._actor_dead(actor, _reason(actor, kind, ""))
             return
         worker = actor.worker
-        assert worker is not None  # noqa: S101 - STARTING/ALIVE imply a worker
+        assert worker is not None
         if worker.exit_kind is None:
             worker.exit_kind = kind
             worker.exit_detail = ""
@@ -637,7 +678,7 @@ class Head:
         if actor.state is ActorState.PENDING:
             self._actor_dead(actor, _reason(actor, ExitKind.GRACEFUL, ""))
         elif actor.state is ActorState.ALIVE:
-            assert actor.worker is not None  # noqa: S101
+            assert actor.worker is not None
             actor.worker.exit_kind = ExitKind.GRACEFUL
             self._send_worker(
                 actor.worker, (int(Msg.TERMINATE), TerminateMode.DRAIN.value, "graceful")
@@ -649,13 +690,29 @@ class Head:
     def _on_submit_task(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         _, req_id, fn_id, fn_body, name, body, num_cpus, max_retries = message
         if num_cpus > self.total_cpus:
-            self._reply(peer, req_id, ResourceUnavailableError(
-                f"task {name} asks for num_cpus={num_cpus} but this runtime has "
-                f"{self.total_cpus:g} CPUs; ask for fewer, or pass rigd.init(num_cpus=...)"
-            ), ok=False)
+            self._reply(
+                peer,
+                req_id,
+                ResourceUnavailableError(
+                    f"task {name} asks for num_cpus={num_cpus} but this runtime has "
+                    f"{self.total_cpus:g} CPUs; ask for fewer, or pass rigd.init(num_cpus=...)"
+                ),
+                ok=False,
+            )
             return
-        self._tasks.append(_Task(next(self._task_ids), peer, req_id, fn_id, fn_body, name, body,
-                                 float(num_cpus), max_retries))
+        self._tasks.append(
+            _Task(
+                next(self._task_ids),
+                peer,
+                req_id,
+                fn_id,
+                fn_body,
+                name,
+                body,
+                float(num_cpus),
+                max_retries,
+            )
+        )
         self._dispatch_tasks()
 
     def _dispatch_tasks(self) -> None:
@@ -674,8 +731,10 @@ class Head:
             self._tasks.popleft()
             self._cpus_free -= task.num_cpus
             worker.task = task
-            self._send_worker(worker, (int(Msg.RUN_TASK), task.task_id, task.fn_id,
-                                       task.fn_body, task.name, task.body))
+            self._send_worker(
+                worker,
+                (int(Msg.RUN_TASK), task.task_id, task.fn_id, task.fn_body, task.name, task.body),
+            )
 
     def _on_task_done(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         _, task_id, reply_body = message
@@ -726,11 +785,14 @@ class Head:
             if actor.state in (ActorState.STARTING, ActorState.ALIVE) and actor.worker:
                 if actor.worker.exit_kind is None:
                     actor.worker.exit_kind = ExitKind.SHUTDOWN
-                self._send_worker(actor.worker, (int(Msg.TERMINATE), TerminateMode.PROMPT.value,
-                                                 ExitKind.SHUTDOWN.value))
+                self._send_worker(
+                    actor.worker,
+                    (int(Msg.TERMINATE), TerminateMode.PROMPT.value, ExitKind.SHUTDOWN.value),
+                )
         for worker in self._task_workers:
-            self._send_worker(worker, (int(Msg.TERMINATE), TerminateMode.PROMPT.value,
-                                       ExitKind.SHUTDOWN.value))
+            self._send_worker(
+                worker, (int(Msg.TERMINATE), TerminateMode.PROMPT.value, ExitKind.SHUTDOWN.value)
+            )
         # Keep serving while workers end: one still starting must get its
         # backlog (its job, then TERMINATE) to end cleanly.
         deadline = time.monotonic() + SHUTDOWN_GRACE_S
@@ -743,12 +805,16 @@ class Head:
                     continue
                 try:
                     key.data(key.fileobj)
-                except Exception:  # noqa: BLE001 - boundary: shutdown goes on regardless
+                except Exception:
                     log.exception("rigd head: error during shutdown")
         for worker in list(self._workers.values()):
             if worker.popen.poll() is None:
-                log.warning("worker %s (pid %d) did not end within %.0f s of shutdown; killed",
-                            worker.worker_id, worker.popen.pid, SHUTDOWN_GRACE_S)
+                log.warning(
+                    "worker %s (pid %d) did not end within %.0f s of shutdown; killed",
+                    worker.worker_id,
+                    worker.popen.pid,
+                    SHUTDOWN_GRACE_S,
+                )
                 worker.popen.kill()
             worker.popen.wait()
         for actor in self._actors.values():
@@ -770,7 +836,7 @@ class Head:
 def _reason(actor: _Actor, kind: ExitKind | None, detail: str) -> str:
     why = {
         ExitKind.GRACEFUL: "it was terminated gracefully (its handles were released, "
-                           "or __rigd_terminate__ was called)",
+        "or __rigd_terminate__ was called)",
         ExitKind.EXIT_ACTOR: "it exited by calling rigd.actor.exit_actor()",
         ExitKind.KILLED: "it was killed with rigd.kill()",
         ExitKind.CONSTRUCTOR_FAILED: "its constructor raised an exception",

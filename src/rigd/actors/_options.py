@@ -81,9 +81,7 @@ class ActorOptions:
             _check_resource("num_cpus", self.num_cpus)
         _check_resource("num_gpus", self.num_gpus)
         if self.num_gpus > 1 and self.num_gpus != int(self.num_gpus):
-            raise ValueError(
-                f"num_gpus above 1 must be a whole number, got {self.num_gpus!r}"
-            )
+            raise ValueError(f"num_gpus above 1 must be a whole number, got {self.num_gpus!r}")
         for key, amount in self.resources.items():
             _check_resource(f"resources[{key!r}]", amount)
         _check_count("max_restarts", self.max_restarts, -1)

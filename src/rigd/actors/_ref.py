@@ -33,7 +33,14 @@ class ObjectRef(Generic[T]):
     """
 
     __slots__ = (
-        "__weakref__", "_callbacks", "_done", "_error", "_id", "_source", "_value", "_waiters",
+        "__weakref__",
+        "_callbacks",
+        "_done",
+        "_error",
+        "_id",
+        "_source",
+        "_value",
+        "_waiters",
     )
 
     def __init__(self, ref_id: str | None = None) -> None:

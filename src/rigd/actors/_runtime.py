@@ -294,7 +294,7 @@ class Runtime:
                 del self._channels[actor_id]
 
     def _shut_channel_socket(self, channel: ActorChannel) -> None:
-        assert channel.sock is not None  # noqa: S101 - internal invariant
+        assert channel.sock is not None
         try:
             channel.sock.sendall(pack_frame(dumps((_CLOSE,), "")))
         except OSError:
@@ -318,7 +318,9 @@ class Runtime:
                 channel = ActorChannel(actor_id)
                 self._channels[actor_id] = channel
                 ref = self.head_request(Msg.ACTOR_ADDRESS, actor_id)
-                ref._add_callback(lambda r, c=channel: self._run_on_io(lambda: self._on_address(c, r)))
+                ref._add_callback(
+                    lambda r, c=channel: self._run_on_io(lambda: self._on_address(c, r))
+                )
         return channel
 
     def submit_call(
@@ -348,14 +350,14 @@ class Runtime:
                 if channel.state is ChannelState.OPEN and not channel.outbox:
                     channel.pending[call_id] = (ref, function_name)
                     ref._source = channel
-                    assert channel.sock is not None  # noqa: S101 - OPEN implies a socket
+                    assert channel.sock is not None
                     try:
                         channel.sock.sendall(pack_frame(body))
                     except OSError:
                         pass  # the reader sees the death and fails the ref
                     return ref
                 if channel.state is ChannelState.DEAD:
-                    assert channel.error is not None  # noqa: S101 - DEAD implies an error
+                    assert channel.error is not None
                     ref._set_error(channel.error)
                     return ref
                 channel.outbox.append(
@@ -385,7 +387,7 @@ class Runtime:
                 out = channel.outbox[0]
                 if channel.state is ChannelState.DEAD:
                     channel.outbox.popleft()
-                    assert channel.error is not None  # noqa: S101
+                    assert channel.error is not None
                     out.ref._set_error(channel.error)
                     continue
                 if channel.state is not ChannelState.OPEN or out.waiting:
@@ -398,14 +400,15 @@ class Runtime:
                         out.ref._set_error(failed)
                         continue
                     try:
-                        body = dumps((_CALL, out.call_id, out.method, args, kwargs),
-                                     self.shm_prefix)
+                        body = dumps(
+                            (_CALL, out.call_id, out.method, args, kwargs), self.shm_prefix
+                        )
                     except Exception as exc:  # noqa: BLE001 - boundary: the ref gets the error
                         out.ref._set_error(exc)
                         continue
                 channel.pending[out.call_id] = (out.ref, out.function_name)
                 out.ref._source = channel
-                assert channel.sock is not None  # noqa: S101
+                assert channel.sock is not None
                 try:
                     channel.sock.sendall(pack_frame(body))
                 except OSError:
@@ -424,7 +427,8 @@ class Runtime:
             sock.connect(path)
         except OSError as exc:
             sock.close()
-            self._mark_dead(channel, ActorDiedError(f"the actor cannot be reached at {path}: {exc}"))
+            error = ActorDiedError(f"the actor cannot be reached at {path}: {exc}")
+            self._mark_dead(channel, error)
             return
         with channel.lock:
             channel.sock = sock
@@ -523,7 +527,7 @@ class Runtime:
 
     def _on_actor_lost(self, channel: ActorChannel) -> None:
         """The actor's socket closed: ask the head why, then fail what is due."""
-        assert channel.sock is not None  # noqa: S101
+        assert channel.sock is not None
         self._unwatch(channel.sock.fileno())
         channel.sock.close()
         with channel.lock:
@@ -644,7 +648,7 @@ class Runtime:
                     continue
                 try:
                     handler()
-                except Exception:  # noqa: BLE001 - boundary: the I/O thread must survive
+                except Exception:
                     log.exception("rigd I/O thread: error while handling a connection")
 
     # -- shutdown ----------------------------------------------------------------

@@ -142,7 +142,7 @@ def get_runtime() -> Runtime:
     with _lock:
         if _runtime is None:
             init()
-        assert _runtime is not None  # noqa: S101 - init() sets it or raises
+        assert _runtime is not None
         return _runtime
 
 
@@ -199,7 +199,7 @@ def _pid_alive(pid: int) -> bool:
 def _owner_pid(name: str) -> int | None:
     if not name.startswith(SESSION_PREFIX):
         return None
-    head = name[len(SESSION_PREFIX):].split("-", 1)[0]
+    head = name[len(SESSION_PREFIX) :].split("-", 1)[0]
     return int(head) if head.isdigit() else None
 
 

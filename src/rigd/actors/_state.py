@@ -24,9 +24,7 @@ class ActorInfo:
     death_reason: str | None
 
 
-def list_actors(
-    *, state: str | None = None, class_name: str | None = None
-) -> list[ActorInfo]:
+def list_actors(*, state: str | None = None, class_name: str | None = None) -> list[ActorInfo]:
     """Return the session's actors, living and dead, optionally filtered.
 
     Args:
@@ -37,6 +35,8 @@ def list_actors(
     rows = _session.get_runtime().head_call(Msg.LIST_ACTORS)
     infos = [ActorInfo(**row) for row in rows]
     return [
-        i for i in infos
-        if (state is None or i.state == state) and (class_name is None or i.class_name == class_name)
+        i
+        for i in infos
+        if (state is None or i.state == state)
+        and (class_name is None or i.class_name == class_name)
     ]

@@ -35,9 +35,9 @@ import cloudpickle
 
 __all__ = [
     "LARGE_BUFFER",
-    "check_picklable",
     "SHM_DIR",
     "FrameReader",
+    "check_picklable",
     "dumps",
     "loads",
     "pack_frame",
@@ -368,4 +368,3 @@ def sweep_segments(prefix: str) -> int:
             except FileNotFoundError:
                 pass
     return removed
-

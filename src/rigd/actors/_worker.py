@@ -80,8 +80,13 @@ def _die_with_parent(session_dir: str, parent_pid: int) -> None:
 class _ActorServer:
     """Serves one actor's callers on the main thread."""
 
-    def __init__(self, runtime: Runtime, inbox: queue.SimpleQueue[tuple[Any, ...]],
-                 wake_r: int, start: tuple[Any, ...]) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        inbox: queue.SimpleQueue[tuple[Any, ...]],
+        wake_r: int,
+        start: tuple[Any, ...],
+    ) -> None:
         _, self.actor_id, self.class_name, cls_body, args_body, namespace = start
         self.runtime = runtime
         self.inbox = inbox
@@ -125,7 +130,7 @@ class _ActorServer:
                 elif obj == self.wake_r:
                     self._on_head_messages()
                 else:
-                    assert isinstance(obj, socket.socket)  # noqa: S101
+                    assert isinstance(obj, socket.socket)
                     self._on_readable(obj)
                 if self.exit_request is not None:
                     self._finish()
@@ -184,8 +189,10 @@ class _ActorServer:
             try:
                 method = getattr(self.instance, name)
             except AttributeError as exc:
-                self._send(conn, error_reply(call_id, f"{self.class_name}.{name}", exc,
-                                             self.runtime.shm_prefix))
+                self._send(
+                    conn,
+                    error_reply(call_id, f"{self.class_name}.{name}", exc, self.runtime.shm_prefix),
+                )
                 return
             self.methods[name] = method
         try:
@@ -194,8 +201,10 @@ class _ActorServer:
             self.exit_request = (ExitKind.EXIT_ACTOR, conn, call_id)
             return
         except Exception as exc:  # noqa: BLE001 - boundary: the error goes to the caller
-            self._send(conn, error_reply(call_id, f"{self.class_name}.{name}", exc,
-                                         self.runtime.shm_prefix))
+            self._send(
+                conn,
+                error_reply(call_id, f"{self.class_name}.{name}", exc, self.runtime.shm_prefix),
+            )
             return
         try:
             body = dumps((_REPLY_OK, call_id, result), self.runtime.shm_prefix)
@@ -203,8 +212,10 @@ class _ActorServer:
             error = TypeError(
                 f"the return value of {self.class_name}.{name} cannot be sent back: {exc}"
             )
-            self._send(conn, error_reply(call_id, f"{self.class_name}.{name}", error,
-                                         self.runtime.shm_prefix))
+            self._send(
+                conn,
+                error_reply(call_id, f"{self.class_name}.{name}", error, self.runtime.shm_prefix),
+            )
             return
         try:
             conn.sendall(pack_frame(body))
@@ -219,7 +230,7 @@ class _ActorServer:
 
     def _finish(self) -> None:
         """End the actor: hook, reply, tell the head, close, exit."""
-        assert self.exit_request is not None  # noqa: S101
+        assert self.exit_request is not None
         kind, conn, call_id = self.exit_request
         self.selector.unregister(self.listener)
         self.listener.close()
@@ -231,8 +242,12 @@ class _ActorServer:
                     f"The actor {self.class_name} ({self.actor_id}) exited by calling "
                     "rigd.actor.exit_actor()"
                 )
-                self._send(conn, error_reply(call_id, f"{self.class_name}.exit_actor", error,
-                                             self.runtime.shm_prefix))
+                self._send(
+                    conn,
+                    error_reply(
+                        call_id, f"{self.class_name}.exit_actor", error, self.runtime.shm_prefix
+                    ),
+                )
             else:
                 self._send(conn, (_REPLY_OK, call_id, None))
         self.runtime.send_to_head((int(Msg.EXITING), kind.value, ""))
@@ -257,19 +272,23 @@ def _run_shutdown_hook(instance: object, class_name: str) -> None:
     def run() -> None:
         try:
             hook()
-        except Exception:  # noqa: BLE001 - documented: logged, not raised
+        except Exception:
             log.exception("%s.__rigd_shutdown__ raised; the actor exits anyway", class_name)
 
     thread = threading.Thread(target=run, name="rigd-shutdown-hook", daemon=True)
     thread.start()
     thread.join(SHUTDOWN_HOOK_TIMEOUT_S)
     if thread.is_alive():
-        log.error("%s.__rigd_shutdown__ did not return within %.0f s; the actor exits anyway",
-                  class_name, SHUTDOWN_HOOK_TIMEOUT_S)
+        log.error(
+            "%s.__rigd_shutdown__ did not return within %.0f s; the actor exits anyway",
+            class_name,
+            SHUTDOWN_HOOK_TIMEOUT_S,
+        )
 
 
-def _serve_tasks(runtime: Runtime, inbox: queue.SimpleQueue[tuple[Any, ...]],
-                 first: tuple[Any, ...]) -> None:
+def _serve_tasks(
+    runtime: Runtime, inbox: queue.SimpleQueue[tuple[Any, ...]], first: tuple[Any, ...]
+) -> None:
     functions: dict[str, Any] = {}
     message = first
     while True:

@@ -1,3 +1,6 @@
-"""Frames in flight (shared-memory rings) and at rest (HDF5). Filled by the ring and recording issues."""
+"""Frames in flight (shared-memory rings) and at rest (HDF5).
+
+Filled by the ring and recording issues.
+"""
 
 __all__: list[str] = []
