@@ -178,7 +178,7 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether ``pid`` runs; a zombie (dead, not yet reaped) counts as dead."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -218,7 +218,7 @@ def sweep_stale_sessions() -> int:
             continue
         for name in names:
             pid = _owner_pid(name)
-            if pid is None or pid == os.getpid() or _pid_alive(pid):
+            if pid is None or pid == os.getpid() or pid_alive(pid):
                 continue
             path = os.path.join(directory, name)
             if os.path.isdir(path):
@@ -243,6 +243,6 @@ def cleanup_after_lost_head(session_dir: str, shm_prefix: str, *, owner_dead: bo
         owner_dead: the caller knows the owner is dead (its parent changed).
     """
     pid = _owner_pid(os.path.basename(session_dir))
-    if owner_dead or (pid is not None and not _pid_alive(pid)):
+    if owner_dead or (pid is not None and not pid_alive(pid)):
         shutil.rmtree(session_dir, ignore_errors=True)
         sweep_segments(shm_prefix)

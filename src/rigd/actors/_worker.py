@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -46,24 +47,31 @@ _PR_SET_PDEATHSIG = 1
 SHUTDOWN_HOOK_TIMEOUT_S = 30.0
 # A draining actor waits this long for its callers to close their sockets.
 DRAIN_TIMEOUT_S = 30.0
+# How long a SIGTERM waits to tell a dying head from a plain SIGTERM.
+PARENT_EXIT_WAIT_S = 2.0
 
 
 def _die_with_parent(session_dir: str, parent_pid: int) -> None:
     """End this worker when the head's process ends, even by SIGKILL.
 
-    The kernel sends SIGTERM when the parent dies (PR_SET_PDEATHSIG); the
-    handler removes the session's files the dead head could not, then exits.
-    A SIGTERM from anyone else keeps its usual meaning. The lost connection
-    to the head ends the worker too, from its I/O thread, should the main
-    thread be busy in native code when the signal comes.
+    The kernel sends SIGTERM when the thread that spawned us (the head's)
+    ends (PR_SET_PDEATHSIG). That thread can end a moment before the rest of
+    its process, so the handler waits, briefly, for the process itself to be
+    gone, removes the session's files the dead head could not, and exits. If
+    the process stays alive, the SIGTERM came from someone else and keeps its
+    usual meaning. The lost connection to the head ends the worker too, from
+    its I/O thread, should the main thread be busy in native code.
     """
 
     def on_sigterm(signum: int, frame: object) -> None:
-        if os.getppid() != parent_pid:
-            _session.cleanup_after_lost_head(
-                session_dir, os.path.basename(session_dir) + "-", owner_dead=True
-            )
-            os._exit(1)
+        deadline = time.monotonic() + PARENT_EXIT_WAIT_S
+        while time.monotonic() < deadline:
+            if not _session.pid_alive(parent_pid):
+                _session.cleanup_after_lost_head(
+                    session_dir, os.path.basename(session_dir) + "-", owner_dead=True
+                )
+                os._exit(1)
+            time.sleep(0.002)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -316,8 +324,6 @@ def _serve_tasks(
 
 
 def _now() -> float:
-    import time
-
     return time.monotonic()
 
 
