@@ -17,8 +17,6 @@ The public API is Ray's actor API (``import rigd`` in place of ``import ray``)::
     print(rigd.get(counter.increment.remote()))  # 1
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from rigd import actor, exceptions, state
 from rigd.actors import (
     ObjectRef,
@@ -34,11 +32,7 @@ from rigd.actors import (
     shutdown,
     wait,
 )
-
-try:
-    __version__ = version("rigd")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+unknown"
+from rigd._version import __version__
 
 __all__ = [
     "ObjectRef",

@@ -8,7 +8,6 @@ cheapest hand-off between threads Python has (about 5 us, where
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import threading
@@ -129,8 +128,10 @@ class ObjectRef(Generic[T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         if not self._done:
+            import asyncio  # only code that awaits refs pays for importing it
+
             loop = asyncio.get_running_loop()
-            future: asyncio.Future[None] = loop.create_future()
+            future = loop.create_future()
 
             def wake(_: ObjectRef[T]) -> None:
                 loop.call_soon_threadsafe(_set_if_pending, future)
@@ -148,7 +149,7 @@ class ObjectRef(Generic[T]):
         return (_rebuild, (self._id, self._value, self._error))
 
 
-def _set_if_pending(future: asyncio.Future[None]) -> None:
+def _set_if_pending(future: Any) -> None:
     if not future.done():
         future.set_result(None)
 

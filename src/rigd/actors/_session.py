@@ -20,7 +20,6 @@ import tempfile
 import threading
 from typing import Any
 
-from rigd.actors._head import Head
 from rigd.actors._runtime import Runtime
 from rigd.actors._wire import SHM_DIR, sweep_segments
 
@@ -40,7 +39,7 @@ SESSION_PREFIX = "rigd-"
 
 _lock = threading.RLock()
 _runtime: Runtime | None = None
-_head: Head | None = None
+_head: Any = None
 _is_worker = False
 
 
@@ -105,6 +104,9 @@ def init(
         session_dir = tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{token}-")
         os.chmod(session_dir, 0o700)
         shm_prefix = os.path.basename(session_dir) + "-"
+        # Imported here: workers, which never run a head, skip its imports.
+        from rigd.actors._head import Head
+
         try:
             head = Head(session_dir, shm_prefix, cpus, gpus)
             runtime = Runtime(
