@@ -18,6 +18,7 @@ The public API is Ray's actor API (``import rigd`` in place of ``import ray``)::
 """
 
 from rigd import actor, exceptions, state
+from rigd._version import __version__
 from rigd.actors import (
     ObjectRef,
     get,
@@ -32,7 +33,6 @@ from rigd.actors import (
     shutdown,
     wait,
 )
-from rigd._version import __version__
 
 __all__ = [
     "ObjectRef",
