@@ -56,8 +56,7 @@ def measure(fw: ModuleType, name: str) -> dict[str, Any]:
     out: dict[str, Any] = {"framework": name}
     t = time.perf_counter()
     if name == "ray":
-        fw.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                configure_logging=False)
+        fw.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     else:
         fw.init(num_cpus=2)
     out["init_s"] = round(time.perf_counter() - t, 4)
@@ -105,8 +104,10 @@ def measure(fw: ModuleType, name: str) -> dict[str, Any]:
             t0 = time.perf_counter_ns()
             fw.get(actor.mean.remote(arr))
             lat.append(time.perf_counter_ns() - t0)
-        out["array_8mb"] = {**pcts(lat),
-                            "calls_per_s": round(len(lat) / (time.perf_counter() - t), 1)}
+        out["array_8mb"] = {
+            **pcts(lat),
+            "calls_per_s": round(len(lat) / (time.perf_counter() - t), 1),
+        }
         fw.kill(actor)
     finally:
         t = time.perf_counter()
@@ -130,8 +131,9 @@ def pipe_round_trip(n: int = 5000) -> dict[str, float]:
     """The physical limit: a byte to a freshly exec'd process and back."""
     r1, w1 = os.pipe()
     r2, w2 = os.pipe()
-    child = subprocess.Popen([sys.executable, "-c", PIPE_CHILD, str(r1), str(w2)],
-                             pass_fds=(r1, w2))
+    child = subprocess.Popen(
+        [sys.executable, "-c", PIPE_CHILD, str(r1), str(w2)], pass_fds=(r1, w2)
+    )
     os.close(r1)
     os.close(w2)
     for _ in range(200):
@@ -153,24 +155,53 @@ def ratio(a: float, b: float) -> float:
     return round(a / b, 2) if b else float("nan")
 
 
-def report(rigd_fig: dict[str, Any], ray_fig: dict[str, Any] | None,
-           pipe: dict[str, float]) -> None:
+def report(
+    rigd_fig: dict[str, Any], ray_fig: dict[str, Any] | None, pipe: dict[str, float]
+) -> None:
     rows = [
         ("init (s)", rigd_fig["init_s"], ray_fig and ray_fig["init_s"], "lower"),
-        ("actor creation, batch of 10 (ms/actor)", rigd_fig["create_batch_ms_per_actor"],
-         ray_fig and ray_fig["create_batch_ms_per_actor"], "lower"),
-        ("actor creation, one at a time (ms)", rigd_fig["create_sequential_ms"],
-         ray_fig and ray_fig["create_sequential_ms"], "lower"),
-        ("sync call p50 (us)", rigd_fig["sync_call"]["p50_us"],
-         ray_fig and ray_fig["sync_call"]["p50_us"], "lower"),
-        ("sync call p99 (us)", rigd_fig["sync_call"]["p99_us"],
-         ray_fig and ray_fig["sync_call"]["p99_us"], "lower"),
-        ("pipelined calls (/s)", rigd_fig["pipelined_calls_per_s"],
-         ray_fig and ray_fig["pipelined_calls_per_s"], "higher"),
-        ("8 MB argument, sync (calls/s)", rigd_fig["array_8mb"]["calls_per_s"],
-         ray_fig and ray_fig["array_8mb"]["calls_per_s"], "higher"),
-        ("8 MB argument, sync p50 (us)", rigd_fig["array_8mb"]["p50_us"],
-         ray_fig and ray_fig["array_8mb"]["p50_us"], "lower"),
+        (
+            "actor creation, batch of 10 (ms/actor)",
+            rigd_fig["create_batch_ms_per_actor"],
+            ray_fig and ray_fig["create_batch_ms_per_actor"],
+            "lower",
+        ),
+        (
+            "actor creation, one at a time (ms)",
+            rigd_fig["create_sequential_ms"],
+            ray_fig and ray_fig["create_sequential_ms"],
+            "lower",
+        ),
+        (
+            "sync call p50 (us)",
+            rigd_fig["sync_call"]["p50_us"],
+            ray_fig and ray_fig["sync_call"]["p50_us"],
+            "lower",
+        ),
+        (
+            "sync call p99 (us)",
+            rigd_fig["sync_call"]["p99_us"],
+            ray_fig and ray_fig["sync_call"]["p99_us"],
+            "lower",
+        ),
+        (
+            "pipelined calls (/s)",
+            rigd_fig["pipelined_calls_per_s"],
+            ray_fig and ray_fig["pipelined_calls_per_s"],
+            "higher",
+        ),
+        (
+            "8 MB argument, sync (calls/s)",
+            rigd_fig["array_8mb"]["calls_per_s"],
+            ray_fig and ray_fig["array_8mb"]["calls_per_s"],
+            "higher",
+        ),
+        (
+            "8 MB argument, sync p50 (us)",
+            rigd_fig["array_8mb"]["p50_us"],
+            ray_fig and ray_fig["array_8mb"]["p50_us"],
+            "lower",
+        ),
     ]
     print(f"\n{'workload':44} {'rigd':>10} {'Ray':>10} {'rigd better by':>15}")
     for label, mine, theirs, better in rows:
@@ -180,23 +211,35 @@ def report(rigd_fig: dict[str, Any], ray_fig: dict[str, Any] | None,
         factor = ratio(theirs, mine) if better == "lower" else ratio(mine, theirs)
         print(f"{label:44} {mine:>10} {theirs:>10} {factor:>14}x")
     print(f"{'pipe round trip, p50 (us): physical limit':44} {pipe['p50_us']:>10}")
-    print(f"{'rigd sync p50 / pipe p50':44} "
-          f"{ratio(rigd_fig['sync_call']['p50_us'], pipe['p50_us']):>10}")
+    print(
+        f"{'rigd sync p50 / pipe p50':44} "
+        f"{ratio(rigd_fig['sync_call']['p50_us'], pipe['p50_us']):>10}"
+    )
     if ray_fig is None:
         return
     targets = [
-        ("sync call p50 <= 1/5 of Ray's",
-         rigd_fig["sync_call"]["p50_us"] <= ray_fig["sync_call"]["p50_us"] / 5),
-        ("sync call p50 <= 2x pipe round trip",
-         rigd_fig["sync_call"]["p50_us"] <= 2 * pipe["p50_us"]),
-        ("pipelined >= 5x Ray's",
-         rigd_fig["pipelined_calls_per_s"] >= 5 * ray_fig["pipelined_calls_per_s"]),
-        ("actor creation <= 1/3 of Ray's (batch and one at a time)",
-         rigd_fig["create_batch_ms_per_actor"] <= ray_fig["create_batch_ms_per_actor"] / 3
-         and rigd_fig["create_sequential_ms"] <= ray_fig["create_sequential_ms"] / 3),
+        (
+            "sync call p50 <= 1/5 of Ray's",
+            rigd_fig["sync_call"]["p50_us"] <= ray_fig["sync_call"]["p50_us"] / 5,
+        ),
+        (
+            "sync call p50 <= 2x pipe round trip",
+            rigd_fig["sync_call"]["p50_us"] <= 2 * pipe["p50_us"],
+        ),
+        (
+            "pipelined >= 5x Ray's",
+            rigd_fig["pipelined_calls_per_s"] >= 5 * ray_fig["pipelined_calls_per_s"],
+        ),
+        (
+            "actor creation <= 1/3 of Ray's (batch and one at a time)",
+            rigd_fig["create_batch_ms_per_actor"] <= ray_fig["create_batch_ms_per_actor"] / 3
+            and rigd_fig["create_sequential_ms"] <= ray_fig["create_sequential_ms"] / 3,
+        ),
         ("init <= 1/5 of Ray's", rigd_fig["init_s"] <= ray_fig["init_s"] / 5),
-        ("8 MB argument >= 3x Ray's",
-         rigd_fig["array_8mb"]["calls_per_s"] >= 3 * ray_fig["array_8mb"]["calls_per_s"]),
+        (
+            "8 MB argument >= 3x Ray's",
+            rigd_fig["array_8mb"]["calls_per_s"] >= 3 * ray_fig["array_8mb"]["calls_per_s"],
+        ),
     ]
     print("\ntargets:")
     for label, ok in targets:
@@ -218,8 +261,9 @@ def main() -> None:
     ray_fig = None
     if args.ray_python:
         print("measuring Ray ...", file=sys.stderr)
-        done = subprocess.run([args.ray_python, __file__, "--only", "ray"],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [args.ray_python, __file__, "--only", "ray"], capture_output=True, text=True, check=True
+        )
         ray_fig = json.loads(done.stdout.strip().splitlines()[-1])
     print("measuring rigd ...", file=sys.stderr)
     import rigd

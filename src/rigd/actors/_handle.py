@@ -386,7 +386,7 @@ class RemoteFunction(Generic[R]):
         # Check the arguments here, so a bad one fails at the call site.
         _serialize_args(self._fn, self.__name__, _placeholders(args), kwargs, runtime.shm_prefix)
         opts = self._options
-        return runtime.submit_task(  # type: ignore[no-any-return]
+        return runtime.submit_task(
             self._fn_id,
             self._body,
             opts.name or self.__name__,

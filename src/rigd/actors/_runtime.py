@@ -18,6 +18,7 @@ argument, or on an actor that is still starting, queue in the actor's
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import logging
 import os
@@ -79,7 +80,7 @@ def reply_error_to_exception(payload: tuple[Any, ...]) -> BaseException:
         try:
             exc = loads(cause_body)
             if isinstance(exc, RigdError):
-                return exc  # type: ignore[no-any-return]
+                return exc
         except Exception:  # noqa: BLE001 - fall through to a plain TaskError
             pass
     cause: BaseException | None = None
@@ -318,9 +319,7 @@ class Runtime:
                 channel = ActorChannel(actor_id)
                 self._channels[actor_id] = channel
                 ref = self.head_request(Msg.ACTOR_ADDRESS, actor_id)
-                ref._add_callback(
-                    lambda r, c=channel: self._run_on_io(lambda: self._on_address(c, r))
-                )
+                ref._add_callback(functools.partial(self._address_known, channel))
         return channel
 
     def submit_call(
@@ -370,10 +369,13 @@ class Runtime:
             out = _Outgoing(call_id, ref, method, function_name, args, kwargs, waiting=len(deps))
             channel.outbox.append(out)
         for dep in deps:
-            dep._add_callback(lambda _r, o=out, c=channel: self._dep_done(c, o))
+            dep._add_callback(functools.partial(self._dep_done, channel, out))
         return ref
 
-    def _dep_done(self, channel: ActorChannel, out: _Outgoing) -> None:
+    def _address_known(self, channel: ActorChannel, ref: ObjectRef[Any]) -> None:
+        self._run_on_io(functools.partial(self._on_address, channel, ref))
+
+    def _dep_done(self, channel: ActorChannel, out: _Outgoing, _dep: ObjectRef[Any]) -> None:
         with channel.lock:
             out.waiting -= 1
             ready = out.waiting == 0
@@ -433,7 +435,7 @@ class Runtime:
         with channel.lock:
             channel.sock = sock
             channel.state = ChannelState.OPEN
-        self._watch(sock.fileno(), lambda c=channel: self._on_actor_readable(c))
+        self._watch(sock.fileno(), functools.partial(self._on_actor_readable, channel))
         self._flush(channel)
 
     def _on_actor_readable(self, channel: ActorChannel) -> None:
