@@ -12,7 +12,12 @@
     ├── GetTimeoutError       rigd.get or rigd.wait ran out of time (also a
     │                         TimeoutError)
     ├── RuntimeNotRunningError  the runtime was shut down under a call
-    └── ResourceUnavailableError  a resource request can never be met
+    ├── ResourceUnavailableError  a resource request can never be met
+    ├── EndOfStream           a ring's writer closed it and every frame was read
+    ├── RingClosedError       a ring endpoint was used after we closed it
+    ├── RingBrokenError       the process at the other end of a ring died
+    ├── RingLayoutError       a segment is not a ring of this layout version
+    └── WouldBlock            a *_nowait call would have had to wait
 
 Errors of the caller's own making (a wrong argument, an unknown option) are
 plain ``TypeError``/``ValueError``/``AttributeError`` raised at the call site.
@@ -22,13 +27,18 @@ from __future__ import annotations
 
 __all__ = [
     "ActorDiedError",
+    "EndOfStream",
     "GetTimeoutError",
     "ResourceUnavailableError",
     "RigdError",
+    "RingBrokenError",
+    "RingClosedError",
+    "RingLayoutError",
     "RuntimeNotRunningError",
     "TaskCancelledError",
     "TaskError",
     "WorkerCrashedError",
+    "WouldBlock",
 ]
 
 
@@ -156,3 +166,33 @@ class ResourceUnavailableError(RigdError, ValueError):
     A request that fits the runtime's totals but not what is free right now is
     not an error: it waits, as in Ray.
     """
+
+
+class EndOfStream(RigdError):
+    """Raised by a ring reader once the writer closed the ring and all is read.
+
+    Not raised while frames remain: a reader drains the ring first. Distinct
+    from a timeout (``TimeoutError``) and from a dead writer
+    (``RingBrokenError``).
+    """
+
+
+class RingClosedError(RigdError):
+    """Raised when a ring endpoint is used after it was closed on this side."""
+
+
+class RingBrokenError(RigdError):
+    """Raised when the process at the other end of a ring died.
+
+    A reader gets it once it has read every frame the dead writer committed.
+    A writer does not get it for a dead lossless reader: that reader is
+    dropped (and counted), so the writer goes on.
+    """
+
+
+class RingLayoutError(RigdError, ValueError):
+    """Raised when attaching to a segment that is not a ring, or of another layout version."""
+
+
+class WouldBlock(RigdError):  # noqa: N818 - trio's name for it
+    """Raised by ``put_nowait``/``get_nowait`` when the call would have to wait."""

@@ -2,22 +2,32 @@
 
 from rigd._exceptions import (
     ActorDiedError,
+    EndOfStream,
     GetTimeoutError,
     ResourceUnavailableError,
     RigdError,
+    RingBrokenError,
+    RingClosedError,
+    RingLayoutError,
     RuntimeNotRunningError,
     TaskCancelledError,
     TaskError,
     WorkerCrashedError,
+    WouldBlock,
 )
 
 __all__ = [
     "ActorDiedError",
+    "EndOfStream",
     "GetTimeoutError",
     "ResourceUnavailableError",
     "RigdError",
+    "RingBrokenError",
+    "RingClosedError",
+    "RingLayoutError",
     "RuntimeNotRunningError",
     "TaskCancelledError",
     "TaskError",
     "WorkerCrashedError",
+    "WouldBlock",
 ]

@@ -1,6 +1,27 @@
-"""Frames in flight (shared-memory rings) and at rest (HDF5).
+"""Frames in flight (shared-memory rings) and, later, at rest (HDF5).
 
-Filled by the ring and recording issues.
+``FrameRing`` moves frames between processes without copying them: one
+writer, any number of readers, a policy per reader. See ``_ring.py``.
 """
 
-__all__: list[str] = []
+from rigd.storage._ring import (
+    Frame,
+    FrameRing,
+    ReaderPolicy,
+    ReaderStatistics,
+    RingReader,
+    RingStatistics,
+    RingWriter,
+    remove_stale_rings,
+)
+
+__all__ = [
+    "Frame",
+    "FrameRing",
+    "ReaderPolicy",
+    "ReaderStatistics",
+    "RingReader",
+    "RingStatistics",
+    "RingWriter",
+    "remove_stale_rings",
+]

@@ -1,0 +1,804 @@
+"""FrameRing: frames in flight, in one shared-memory segment, zero-copy.
+
+One writer, any number of readers, each with its own cursor and policy.
+The segment (a file in /dev/shm) holds, in order::
+
+    header page   magic, layout version, shape, dtype, counters, futex words
+    readers       one record per reader slot (cursor, policy, pid, counters)
+    slot meta     per slot: sequence, frame id, timestamp, bytes, commit time
+    slots         page-aligned frames (registrable with cudaHostRegister)
+
+Frame ``seq`` (0, 1, 2, ...) lives in slot ``seq % slot_count``. A slot's
+meta ``seq`` word is ``seq + 1`` once committed, 0 when empty and
+``WRITING`` while the writer fills it: a seqlock, so a reader can tell
+whether the frame it holds was overwritten. The writer fills the slot, then
+stores the meta (``seq`` last), then advances ``head``. On x86-64 aligned
+8-byte stores are atomic and stores are seen in program order (TSO), which
+is all this protocol needs.
+
+Policies:
+
+- ``LOSSLESS``: the reader sees every frame, in order. Its cursor holds the
+  writer back: the writer waits rather than overwrite a frame this reader
+  has not released (back-pressure).
+- ``LATEST``: the reader always gets the newest frame and never holds the
+  writer back; it counts the frames it skipped. If the writer laps it while
+  it holds a frame, ``release`` says so and the read counts as dropped.
+
+Waiting sleeps in the kernel on futex words (``data`` for readers, ``space``
+for the writer), in slices of ``_CHECK_S`` so a dead peer is noticed: a
+lossless reader whose process is gone is dropped and stops holding the
+writer back; a reader whose writer is gone drains, then gets
+``RingBrokenError``.
+
+Segments are created and unlinked by their owner (the supervisor), never by
+Python's resource tracker (this module does not use
+``multiprocessing.shared_memory``). Names carry the owner's pid, so
+``remove_stale_rings`` can find what a crashed owner left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import mmap
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+
+from rigd._exceptions import (
+    EndOfStream,
+    RingBrokenError,
+    RingClosedError,
+    RingLayoutError,
+    WouldBlock,
+)
+from rigd.storage._futex import futex_wait, futex_wake
+
+__all__ = [
+    "Frame",
+    "FrameRing",
+    "ReaderPolicy",
+    "ReaderStatistics",
+    "RingReader",
+    "RingStatistics",
+    "RingWriter",
+    "remove_stale_rings",
+]
+
+SHM_DIR = "/dev/shm"
+MAGIC = b"RIGDRING"
+LAYOUT_VERSION = 1
+MAX_DIMS = 8
+_PAGE = mmap.PAGESIZE
+_WRITING = (1 << 64) - 1
+# How often a sleeping side looks for a dead peer. Each check reads /proc
+# (about 10 us); 50 ms bounds how long a dead peer can go unnoticed.
+_CHECK_S = 0.05
+_SAMPLES = 64
+
+
+class ReaderPolicy(Enum):
+    """How a reader shares the ring with the writer."""
+
+    LOSSLESS = 0
+    LATEST = 1
+
+
+class _State:
+    FREE = 0
+    ACTIVE = 1
+    LOST = 2
+
+
+class _Header(ctypes.Structure):
+    _fields_ = [
+        ("magic", ctypes.c_char * 8),
+        ("version", ctypes.c_uint32),
+        ("slot_count", ctypes.c_uint32),
+        ("max_readers", ctypes.c_uint32),
+        ("ndim", ctypes.c_uint32),
+        ("shape", ctypes.c_uint64 * MAX_DIMS),
+        ("dtype", ctypes.c_char * 32),
+        ("frame_nbytes", ctypes.c_uint64),
+        ("slot_stride", ctypes.c_uint64),
+        ("readers_offset", ctypes.c_uint64),
+        ("meta_offset", ctypes.c_uint64),
+        ("slots_offset", ctypes.c_uint64),
+        ("owner_pid", ctypes.c_int64),
+        ("writer_pid", ctypes.c_int64),
+        ("closed", ctypes.c_uint64),
+        ("head", ctypes.c_uint64),
+        ("writer_wait_ns", ctypes.c_uint64),
+        ("writer_waits", ctypes.c_uint64),
+        ("readers_lost", ctypes.c_uint64),
+        ("writer_waiting", ctypes.c_uint64),
+        ("_pad", ctypes.c_uint64 * 4),
+        # Futex words, each on its own cache line.
+        ("data_futex", ctypes.c_uint32),
+        ("_pad_data", ctypes.c_uint32 * 15),
+        ("space_futex", ctypes.c_uint32),
+        ("_pad_space", ctypes.c_uint32 * 15),
+    ]
+
+
+class _Reader(ctypes.Structure):
+    _fields_ = [
+        ("state", ctypes.c_uint32),
+        ("policy", ctypes.c_uint32),
+        ("pid", ctypes.c_int64),
+        ("cursor", ctypes.c_uint64),
+        ("waiting", ctypes.c_uint64),
+        ("frames_read", ctypes.c_uint64),
+        ("frames_dropped", ctypes.c_uint64),
+        ("frames_torn", ctypes.c_uint64),
+        ("wakes", ctypes.c_uint64),
+        ("samples", ctypes.c_uint32 * _SAMPLES),
+    ]
+
+
+class _SlotMeta(ctypes.Structure):
+    _fields_ = [
+        ("seq", ctypes.c_uint64),
+        ("frame_id", ctypes.c_uint64),
+        ("timestamp_ns", ctypes.c_int64),
+        ("nbytes", ctypes.c_uint64),
+        ("commit_ns", ctypes.c_int64),
+        ("_pad", ctypes.c_uint64 * 3),
+    ]
+
+
+def _round_up(n: int, to: int) -> int:
+    return -(-n // to) * to
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderStatistics:
+    """One reader's counters, as read from the ring."""
+
+    index: int
+    policy: ReaderPolicy
+    pid: int
+    alive: bool
+    frames_read: int
+    frames_dropped: int
+    frames_torn: int
+    lag: int
+    wake_latency_p50_us: float | None
+    wake_latency_p99_us: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RingStatistics:
+    """A ring's counters at one moment (see ``FrameRing.statistics``)."""
+
+    name: str
+    slot_count: int
+    frames_written: int
+    fill: float
+    writer_wait_s: float
+    writer_waits: int
+    readers_lost: int
+    closed: bool
+    readers: tuple[ReaderStatistics, ...]
+
+
+class Frame:
+    """One frame a reader holds: a read-only view of its slot, and its stamps.
+
+    Release it (``reader.release(frame)``, or use ``reader.read()``) when done:
+    a lossless reader's slot is only reused after that.
+    """
+
+    __slots__ = ("array", "frame_id", "seq", "slot", "timestamp_ns", "torn")
+
+    def __init__(self, array: np.ndarray[Any, Any], seq: int, slot: int, frame_id: int,
+                 timestamp_ns: int) -> None:
+        self.array = array
+        self.seq = seq
+        self.slot = slot
+        self.frame_id = frame_id
+        self.timestamp_ns = timestamp_ns
+        #: Set by release: the writer overwrote the slot while it was held.
+        self.torn = False
+
+    def __repr__(self) -> str:
+        return f"Frame(seq={self.seq}, frame_id={self.frame_id})"
+
+
+class FrameRing:
+    """A shared-memory ring of frames of one shape and dtype.
+
+    Create it in the owning process with ``FrameRing.create`` (which unlinks
+    it on ``unlink()`` or at the end of a ``with`` block), attach to it by
+    name elsewhere with ``FrameRing.attach``.
+    """
+
+    def __init__(self, name: str, fd: int, mapping: mmap.mmap, owner: bool) -> None:
+        self.name = name
+        self._fd = fd
+        self._map = mapping
+        self._owner = owner
+        self._closed = False
+        hdr = _Header.from_buffer(mapping, 0)
+        if bytes(hdr.magic) != MAGIC:
+            raise RingLayoutError(f"shared-memory segment {name!r} is not a rigd frame ring")
+        if hdr.version != LAYOUT_VERSION:
+            raise RingLayoutError(
+                f"ring {name!r} has layout version {hdr.version}, this rigd reads version "
+                f"{LAYOUT_VERSION}; recreate it with this version of rigd"
+            )
+        self._hdr = hdr
+        self.slot_count = int(hdr.slot_count)
+        self.max_readers = int(hdr.max_readers)
+        self.shape = tuple(int(hdr.shape[i]) for i in range(hdr.ndim))
+        self.dtype = np.dtype(hdr.dtype.decode())
+        self.frame_nbytes = int(hdr.frame_nbytes)
+        self._readers = [
+            _Reader.from_buffer(mapping, hdr.readers_offset + i * ctypes.sizeof(_Reader))
+            for i in range(self.max_readers)
+        ]
+        self._meta = [
+            _SlotMeta.from_buffer(mapping, hdr.meta_offset + i * ctypes.sizeof(_SlotMeta))
+            for i in range(self.slot_count)
+        ]
+        self._views = [
+            np.ndarray(self.shape, self.dtype, buffer=mapping,
+                       offset=hdr.slots_offset + i * hdr.slot_stride)
+            for i in range(self.slot_count)
+        ]
+        self._read_views = [v.view() for v in self._views]
+        for view in self._read_views:
+            view.flags.writeable = False
+        self._data_addr = ctypes.addressof(hdr) + _Header.data_futex.offset
+        self._space_addr = ctypes.addressof(hdr) + _Header.space_futex.offset
+
+    # -- creation and attachment ---------------------------------------------------
+
+    @staticmethod
+    def segment_name(name: str, owner_pid: int | None = None) -> str:
+        """The /dev/shm file name of ring ``name`` owned by ``owner_pid``."""
+        return f"rigd-{owner_pid or os.getpid()}-ring-{name}"
+
+    @classmethod
+    def create(cls, name: str, shape: tuple[int, ...], dtype: Any, slot_count: int = 16,
+               max_readers: int = 8) -> FrameRing:
+        """Create a ring; this process owns it and must ``unlink`` it.
+
+        Args:
+            name: a name unique among this process's rings (letters, digits,
+                ``-``, ``_``, ``.``).
+            shape: every frame's shape.
+            dtype: every frame's dtype.
+            slot_count: frames the ring holds (at least 2).
+            max_readers: readers that may attach at once.
+
+        Raises:
+            ValueError: a bad name, shape, dtype or count.
+            OSError: /dev/shm has too little free space (checked before
+                anything is allocated), or the name is taken.
+        """
+        if not name or not all(c.isalnum() or c in "-_." for c in name):
+            raise ValueError(f"ring name must be letters, digits, '-', '_' or '.', got {name!r}")
+        shape = tuple(int(d) for d in shape)
+        if not 1 <= len(shape) <= MAX_DIMS or any(d <= 0 for d in shape):
+            raise ValueError(f"shape must have 1 to {MAX_DIMS} positive sizes, got {shape!r}")
+        dt = np.dtype(dtype)
+        if dt.hasobject or len(dt.str) > 31:
+            raise ValueError(f"dtype must be a plain numeric dtype, got {dt!r}")
+        if isinstance(slot_count, bool) or not isinstance(slot_count, int) or slot_count < 2:
+            raise ValueError(f"slot_count must be an int >= 2, got {slot_count!r}")
+        if isinstance(max_readers, bool) or not isinstance(max_readers, int) or max_readers < 1:
+            raise ValueError(f"max_readers must be an int >= 1, got {max_readers!r}")
+        frame_nbytes = int(np.prod(shape)) * dt.itemsize
+        stride = _round_up(frame_nbytes, _PAGE)
+        readers_offset = _PAGE
+        meta_offset = readers_offset + max_readers * ctypes.sizeof(_Reader)
+        slots_offset = _round_up(meta_offset + slot_count * ctypes.sizeof(_SlotMeta), _PAGE)
+        size = slots_offset + slot_count * stride
+        st = os.statvfs(SHM_DIR)
+        free = st.f_bavail * st.f_frsize
+        if size > free:
+            raise OSError(
+                f"ring {name!r} needs {size / 2**20:.1f} MiB but {SHM_DIR} has "
+                f"{free / 2**20:.1f} MiB free; use fewer or smaller slots, or enlarge "
+                f"{SHM_DIR} (docker: --shm-size)"
+            )
+        segment = cls.segment_name(name)
+        path = os.path.join(SHM_DIR, segment)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        try:
+            # Reserve every page now: a full /dev/shm fails here with ENOSPC,
+            # not later with SIGBUS in the middle of a frame.
+            os.posix_fallocate(fd, 0, size)
+            mapping = mmap.mmap(fd, size)
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        hdr = _Header.from_buffer(mapping, 0)
+        hdr.version = LAYOUT_VERSION
+        hdr.slot_count = slot_count
+        hdr.max_readers = max_readers
+        hdr.ndim = len(shape)
+        for i, d in enumerate(shape):
+            hdr.shape[i] = d
+        hdr.dtype = dt.str.encode()
+        hdr.frame_nbytes = frame_nbytes
+        hdr.slot_stride = stride
+        hdr.readers_offset = readers_offset
+        hdr.meta_offset = meta_offset
+        hdr.slots_offset = slots_offset
+        hdr.owner_pid = os.getpid()
+        hdr.magic = MAGIC  # last: a half-made segment is not a ring
+        del hdr
+        return cls(segment, fd, mapping, owner=True)
+
+    @classmethod
+    def attach(cls, segment: str) -> FrameRing:
+        """Attach to an existing ring by its segment name (``ring.name``).
+
+        Raises:
+            FileNotFoundError: no such ring.
+            RingLayoutError: the segment is not a ring of this layout version.
+        """
+        path = os.path.join(SHM_DIR, segment)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"no ring named {segment!r} in {SHM_DIR}; is its owner running?"
+            ) from None
+        try:
+            size = os.fstat(fd).st_size
+            if size < _PAGE:
+                raise RingLayoutError(f"shared-memory segment {segment!r} is not a rigd frame ring")
+            mapping = mmap.mmap(fd, size)
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            return cls(segment, fd, mapping, owner=False)
+        except BaseException:
+            mapping.close()
+            os.close(fd)
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._owner:
+            self.unlink()
+        self.close()
+
+    def close(self) -> None:
+        """Detach this process's mapping (readers and writers first)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._views.clear()
+        self._read_views.clear()
+        self._readers.clear()
+        self._meta.clear()
+        del self._hdr
+        try:
+            self._map.close()
+        except BufferError:
+            pass  # a Frame still holds a view; the mapping goes with it
+        os.close(self._fd)
+
+    def unlink(self) -> None:
+        """Remove the segment's name (its owner does this); mappings stay valid."""
+        try:
+            os.unlink(os.path.join(SHM_DIR, self.name))
+        except FileNotFoundError:
+            pass
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RingClosedError(f"ring {self.name!r} was closed in this process")
+
+    @contextlib.contextmanager
+    def _registration(self) -> Iterator[None]:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    # -- endpoints ---------------------------------------------------------------------
+
+    def writer(self) -> RingWriter:
+        """Become the ring's one writer.
+
+        Raises:
+            RuntimeError: another live process is the writer.
+        """
+        self._check_open()
+        with self._registration():
+            pid = int(self._hdr.writer_pid)
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                raise RuntimeError(f"ring {self.name!r} already has a writer (pid {pid})")
+            self._hdr.writer_pid = os.getpid()
+        return RingWriter(self)
+
+    def reader(self, policy: ReaderPolicy | str = ReaderPolicy.LOSSLESS) -> RingReader:
+        """Attach a reader; it starts at the next frame the writer commits.
+
+        Raises:
+            ValueError: an unknown policy.
+            RuntimeError: all ``max_readers`` reader slots are taken.
+        """
+        self._check_open()
+        if isinstance(policy, str):
+            try:
+                policy = ReaderPolicy[policy.upper()]
+            except KeyError:
+                raise ValueError(
+                    f"policy must be 'lossless' or 'latest', got {policy!r}"
+                ) from None
+        with self._registration():
+            for index, rec in enumerate(self._readers):
+                if rec.state == _State.ACTIVE and rec.pid and not _pid_alive(rec.pid):
+                    self._drop_reader(rec)
+                if rec.state != _State.ACTIVE:
+                    rec.frames_read = rec.frames_dropped = rec.frames_torn = rec.wakes = 0
+                    rec.waiting = 0
+                    rec.policy = policy.value
+                    rec.pid = os.getpid()
+                    rec.cursor = self._hdr.head
+                    rec.state = _State.ACTIVE
+                    return RingReader(self, index, policy)
+        raise RuntimeError(
+            f"ring {self.name!r} has all {self.max_readers} reader slots taken; create it "
+            "with a larger max_readers"
+        )
+
+    def _drop_reader(self, rec: _Reader) -> None:
+        rec.state = _State.LOST
+        self._hdr.readers_lost += 1
+        self._hdr.space_futex = (self._hdr.space_futex + 1) & 0xFFFFFFFF
+        futex_wake(self._space_addr)
+
+    # -- statistics ------------------------------------------------------------------
+
+    def statistics(self) -> RingStatistics:
+        """Read the ring's counters (from any process attached to it)."""
+        self._check_open()
+        hdr = self._hdr
+        head = int(hdr.head)
+        readers = []
+        lossless_cursors = []
+        for index, rec in enumerate(self._readers):
+            if rec.state == _State.FREE:
+                continue
+            policy = ReaderPolicy(rec.policy)
+            alive = rec.state == _State.ACTIVE
+            if alive and policy is ReaderPolicy.LOSSLESS:
+                lossless_cursors.append(int(rec.cursor))
+            n = min(int(rec.wakes), _SAMPLES)
+            samples = sorted(rec.samples[i] for i in range(n))
+            readers.append(ReaderStatistics(
+                index=index, policy=policy, pid=int(rec.pid), alive=alive,
+                frames_read=int(rec.frames_read), frames_dropped=int(rec.frames_dropped),
+                frames_torn=int(rec.frames_torn), lag=head - int(rec.cursor),
+                wake_latency_p50_us=samples[n // 2] / 1e3 if n else None,
+                wake_latency_p99_us=samples[min(n - 1, int(n * 0.99))] / 1e3 if n else None,
+            ))
+        fill = (head - min(lossless_cursors)) / self.slot_count if lossless_cursors else 0.0
+        return RingStatistics(
+            name=self.name, slot_count=self.slot_count, frames_written=head, fill=fill,
+            writer_wait_s=hdr.writer_wait_ns / 1e9, writer_waits=int(hdr.writer_waits),
+            readers_lost=int(hdr.readers_lost), closed=bool(hdr.closed),
+            readers=tuple(readers),
+        )
+
+
+class RingWriter:
+    """The one writer of a ring: ``put`` copies a frame in, ``slot`` fills one in place."""
+
+    def __init__(self, ring: FrameRing) -> None:
+        self._ring = ring
+        self._hdr = ring._hdr
+        self._closed = False
+
+    def put(self, array: np.ndarray[Any, Any], frame_id: int | None = None,
+            timestamp_ns: int | None = None, timeout: float | None = None) -> int:
+        """Copy ``array`` into the next slot and commit it; return its sequence number.
+
+        Waits while a lossless reader is a whole ring behind.
+
+        Raises:
+            ValueError: ``array`` has another shape or dtype than the ring.
+            TimeoutError: still no free slot after ``timeout`` seconds.
+            RingClosedError: the writer was closed.
+        """
+        ring = self._ring
+        if array.shape != ring.shape or array.dtype != ring.dtype:
+            raise ValueError(
+                f"frame of shape {array.shape} and dtype {array.dtype} does not fit ring "
+                f"{ring.name!r}, which holds shape {ring.shape} and dtype {ring.dtype}"
+            )
+        with self.slot(frame_id, timestamp_ns, timeout) as view:
+            np.copyto(view, array, casting="no")
+        return int(self._hdr.head) - 1
+
+    def put_nowait(self, array: np.ndarray[Any, Any], frame_id: int | None = None,
+                   timestamp_ns: int | None = None) -> int:
+        """Like ``put``, but raise ``WouldBlock`` instead of waiting for a slot."""
+        try:
+            return self.put(array, frame_id, timestamp_ns, timeout=0)
+        except TimeoutError:
+            raise WouldBlock(f"ring {self._ring.name!r} is full: a lossless reader is "
+                             "a whole ring behind") from None
+
+    @contextlib.contextmanager
+    def slot(self, frame_id: int | None = None, timestamp_ns: int | None = None,
+             timeout: float | None = None) -> Iterator[np.ndarray[Any, Any]]:
+        """Yield the next slot as a writable array; commit it on normal exit.
+
+        On an exception the slot is abandoned (no frame is committed) and the
+        exception propagates. ``frame_id`` defaults to the sequence number,
+        ``timestamp_ns`` to the commit time (CLOCK_MONOTONIC).
+        """
+        if self._closed:
+            raise RingClosedError(f"the writer of ring {self._ring.name!r} was closed")
+        hdr = self._hdr
+        seq = int(hdr.head)
+        self._wait_for_space(seq, timeout)
+        ring = self._ring
+        index = seq % ring.slot_count
+        meta = ring._meta[index]
+        meta.seq = _WRITING
+        try:
+            yield ring._views[index]
+        except BaseException:
+            meta.seq = 0
+            raise
+        now = time.monotonic_ns()
+        meta.frame_id = seq if frame_id is None else frame_id
+        meta.timestamp_ns = now if timestamp_ns is None else timestamp_ns
+        meta.nbytes = ring.frame_nbytes
+        meta.commit_ns = now
+        meta.seq = seq + 1
+        hdr.head = seq + 1
+        hdr.data_futex = (hdr.data_futex + 1) & 0xFFFFFFFF
+        for rec in ring._readers:
+            if rec.waiting:
+                futex_wake(ring._data_addr)
+                break
+
+    def _wait_for_space(self, seq: int, timeout: float | None) -> None:
+        ring = self._ring
+        hdr = self._hdr
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waited_from = 0
+        try:
+            while True:
+                expected = hdr.space_futex
+                blocking = [
+                    rec for rec in ring._readers
+                    if rec.state == _State.ACTIVE and rec.policy == 0
+                    and seq - rec.cursor >= ring.slot_count
+                ]
+                if not blocking:
+                    return
+                if not waited_from:
+                    waited_from = time.monotonic_ns()
+                    hdr.writer_waits += 1
+                left = _CHECK_S if deadline is None else min(_CHECK_S, deadline - time.monotonic())
+                if left <= 0:
+                    raise TimeoutError(
+                        f"no free slot in ring {ring.name!r} within {timeout} s: a lossless "
+                        "reader is a whole ring behind"
+                    )
+                hdr.writer_waiting = 1
+                if not futex_wait(ring._space_addr, expected, left):
+                    for rec in blocking:
+                        if not _pid_alive(int(rec.pid)):
+                            ring._drop_reader(rec)
+        finally:
+            hdr.writer_waiting = 0
+            if waited_from:
+                hdr.writer_wait_ns += time.monotonic_ns() - waited_from
+
+    def close(self) -> None:
+        """End the stream: readers drain what is left, then get ``EndOfStream``."""
+        if self._closed:
+            return
+        self._closed = True
+        hdr = self._hdr
+        hdr.closed = 1
+        hdr.writer_pid = 0
+        hdr.data_futex = (hdr.data_futex + 1) & 0xFFFFFFFF
+        futex_wake(self._ring._data_addr)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RingReader:
+    """One reader of a ring, with its own cursor and policy."""
+
+    def __init__(self, ring: FrameRing, index: int, policy: ReaderPolicy) -> None:
+        self._ring = ring
+        self._hdr = ring._hdr
+        self._rec = ring._readers[index]
+        self.index = index
+        self.policy = policy
+        self._held: Frame | None = None
+        self._closed = False
+
+    def get(self, timeout: float | None = None) -> Frame:
+        """Return the next frame (lossless) or the newest one (latest).
+
+        The frame's ``array`` is a read-only view of the slot: no copy.
+        Release it before the next ``get``.
+
+        Raises:
+            TimeoutError: no frame within ``timeout`` seconds.
+            EndOfStream: the writer closed the ring and every frame was read.
+            RingBrokenError: the writer died, and every frame it committed was read.
+            RuntimeError: the previous frame was not released.
+        """
+        if self._closed:
+            raise RingClosedError(f"this reader of ring {self._ring.name!r} was closed")
+        if self._held is not None:
+            raise RuntimeError("release the frame you hold before getting the next one")
+        ring = self._ring
+        hdr = self._hdr
+        rec = self._rec
+        if rec.state != _State.ACTIVE:
+            raise RingBrokenError(
+                f"this reader of ring {ring.name!r} was dropped as dead; attach a new one"
+            )
+        lossless = self.policy is ReaderPolicy.LOSSLESS
+        deadline = None if timeout is None else time.monotonic() + timeout
+        slept = False
+        while True:
+            expected = hdr.data_futex
+            head = int(hdr.head)
+            cursor = int(rec.cursor)
+            if head > cursor:
+                seq = cursor if lossless else head - 1
+                index = seq % ring.slot_count
+                meta = ring._meta[index]
+                if meta.seq == seq + 1:
+                    frame = Frame(ring._read_views[index], seq, index, int(meta.frame_id),
+                                  int(meta.timestamp_ns))
+                    if not lossless:
+                        rec.frames_dropped += seq - cursor
+                        rec.cursor = seq + 1
+                    if slept:
+                        latency = time.monotonic_ns() - int(meta.commit_ns)
+                        rec.samples[rec.wakes % _SAMPLES] = min(max(latency, 0), 0xFFFFFFFF)
+                        rec.wakes += 1
+                    self._held = frame
+                    return frame
+                continue  # overwritten under us (latest reader): look again
+            if hdr.closed:
+                raise EndOfStream(f"ring {ring.name!r} was closed by its writer")
+            left = _CHECK_S if deadline is None else min(_CHECK_S, deadline - time.monotonic())
+            if left <= 0:
+                raise TimeoutError(f"no frame in ring {ring.name!r} within {timeout} s")
+            rec.waiting = 1
+            woken = futex_wait(ring._data_addr, expected, left)
+            rec.waiting = 0
+            slept = True
+            if not woken:
+                pid = int(hdr.writer_pid)
+                if pid and not _pid_alive(pid) and int(hdr.head) <= int(rec.cursor):
+                    raise RingBrokenError(
+                        f"the writer of ring {ring.name!r} (pid {pid}) died; every frame it "
+                        "committed was read"
+                    )
+
+    def get_nowait(self) -> Frame:
+        """Like ``get``, but raise ``WouldBlock`` instead of waiting."""
+        try:
+            return self.get(timeout=0)
+        except TimeoutError:
+            raise WouldBlock(f"no frame in ring {self._ring.name!r} yet") from None
+
+    def release(self, frame: Frame) -> bool:
+        """Give the frame's slot back; return ``False`` if it was torn.
+
+        A latest reader's frame is torn when the writer lapped the reader
+        and overwrote the slot while it was held: what was read from it may
+        mix two frames, so the read counts as dropped.
+        """
+        if frame is not self._held:
+            raise ValueError(f"{frame!r} is not the frame this reader holds")
+        self._held = None
+        rec = self._rec
+        ring = self._ring
+        if self.policy is ReaderPolicy.LATEST:
+            if ring._meta[frame.slot].seq != frame.seq + 1:
+                frame.torn = True
+                rec.frames_torn += 1
+                rec.frames_dropped += 1
+                return False
+            rec.frames_read += 1
+            return True
+        rec.cursor = frame.seq + 1
+        rec.frames_read += 1
+        hdr = self._hdr
+        if hdr.writer_waiting:
+            hdr.space_futex = (hdr.space_futex + 1) & 0xFFFFFFFF
+            futex_wake(ring._space_addr)
+        return True
+
+    @contextlib.contextmanager
+    def read(self, timeout: float | None = None) -> Iterator[Frame]:
+        """``with reader.read() as frame:`` gets a frame and releases it after."""
+        frame = self.get(timeout)
+        try:
+            yield frame
+        finally:
+            self.release(frame)
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Yield frames until end of stream, releasing each before the next."""
+        while True:
+            try:
+                frame = self.get()
+            except EndOfStream:
+                return
+            try:
+                yield frame
+            finally:
+                if self._held is frame:
+                    self.release(frame)
+
+    def close(self) -> None:
+        """Detach: free the reader slot (and the writer, if it waited on it)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._held = None
+        rec = self._rec
+        if rec.state == _State.ACTIVE and rec.pid == os.getpid():
+            rec.state = _State.FREE
+            hdr = self._hdr
+            hdr.space_futex = (hdr.space_futex + 1) & 0xFFFFFFFF
+            futex_wake(self._ring._space_addr)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def remove_stale_rings() -> list[str]:
+    """Remove ring segments whose owner process is dead; return their names."""
+    removed = []
+    for name in os.listdir(SHM_DIR):
+        if not name.startswith("rigd-") or "-ring-" not in name:
+            continue
+        pid = name[len("rigd-"):].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(SHM_DIR, name))
+                removed.append(name)
+    return removed
