@@ -65,18 +65,27 @@ def _reader_proc(name: str, policy: str, ready: Any, out: Any) -> None:
         pass
     dt = time.perf_counter() - (t0 or time.perf_counter())
     stats = ring.statistics().readers[reader.index]
-    out.put({"frames": n, "seconds": dt, "dropped": stats.frames_dropped,
-             "latency_ns": latencies, "checksum": checksum})
+    out.put(
+        {
+            "frames": n,
+            "seconds": dt,
+            "dropped": stats.frames_dropped,
+            "latency_ns": latencies,
+            "checksum": checksum,
+        }
+    )
     reader.close()
     ring.close()
 
 
-def run_ring(shape: tuple[int, int], policies: list[str], mode: str, seconds: float,
-             rate_hz: float = 0.0) -> dict[str, Any]:
+def run_ring(
+    shape: tuple[int, int], policies: list[str], mode: str, seconds: float, rate_hz: float = 0.0
+) -> dict[str, Any]:
     """Writer in this process, readers in child processes."""
     ctx = mp.get_context("spawn")
-    with FrameRing.create(f"bench-{os.getpid()}-{time.monotonic_ns()}", shape, np.uint16,
-                          slot_count=8) as ring:
+    with FrameRing.create(
+        f"bench-{os.getpid()}-{time.monotonic_ns()}", shape, np.uint16, slot_count=8
+    ) as ring:
         out = ctx.Queue()
         procs = []
         for policy in policies:
@@ -108,8 +117,7 @@ def run_ring(shape: tuple[int, int], policies: list[str], mode: str, seconds: fl
         results = [out.get(timeout=60) for _ in procs]
         for p in procs:
             p.join(30)
-    return {"frames": n, "fps": n / dt, "writer_wait_s": stats.writer_wait_s,
-            "readers": results}
+    return {"frames": n, "fps": n / dt, "writer_wait_s": stats.writer_wait_s, "readers": results}
 
 
 def _queue_reader(q: Any, out: Any) -> None:
@@ -152,7 +160,7 @@ def _idle_reader(name: str, ready: Any, out: Any) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
     try:
-        reader.get(timeout=3.0)
+        reader.get(timeout=10.0)
     except TimeoutError:
         pass
     after = resource.getrusage(resource.RUSAGE_SELF)
@@ -175,6 +183,38 @@ def idle_cpu() -> float:
     return share
 
 
+def _pipe_waker(r: int, out: Any) -> None:
+    latencies = []
+    while True:
+        data = os.read(r, 8)
+        now = time.monotonic_ns()
+        if len(data) < 8:
+            break
+        latencies.append(now - int.from_bytes(data, "little"))
+    out.put(latencies)
+
+
+def pipe_wake(rate_hz: float = 1000, seconds: float = 3.0) -> list[int]:
+    """One-way wake-up through a pipe at ``rate_hz``: the physical limit."""
+    ctx = mp.get_context("fork")
+    r, w = os.pipe()
+    out = ctx.Queue()
+    p = ctx.Process(target=_pipe_waker, args=(r, out))
+    p.start()
+    os.close(r)
+    period = 1.0 / rate_hz
+    t = next_t = time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        next_t += period
+        while time.perf_counter() < next_t:
+            pass
+        os.write(w, time.monotonic_ns().to_bytes(8, "little"))
+    os.close(w)
+    latencies = out.get(timeout=30)
+    p.join(30)
+    return latencies
+
+
 def pct(values: list[int], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(len(s) * q))] / 1e3
@@ -192,6 +232,7 @@ def main() -> None:
     three = run_ring(BIG, ["lossless", "lossless", "latest"], "copy", SECONDS)
     paced = run_ring((64, 64), ["lossless"], "fill", SECONDS, rate_hz=1000)
     idle = idle_cpu()
+    pipe = pipe_wake()
 
     lat = paced["readers"][0]["latency_ns"]
     rows = [
@@ -207,10 +248,14 @@ def main() -> None:
         ("512x512 uint16: ring, put, frames/s (target >= 20000)", f"{small['fps']:.0f}"),
         ("wake-up latency at 1 kHz, p50 us (target <= 30)", f"{pct(lat, 0.5):.1f}"),
         ("wake-up latency at 1 kHz, p99 us (target <= 300)", f"{pct(lat, 0.99):.1f}"),
+        ("pipe wake-up at 1 kHz (limit), p50 us", f"{pct(pipe, 0.5):.1f}"),
+        ("pipe wake-up at 1 kHz (limit), p99 us", f"{pct(pipe, 0.99):.1f}"),
         ("1 writer -> 3 readers (2 lossless, 1 latest), frames/s", f"{three['fps']:.0f}"),
         ("  3 readers / 1 reader (target >= 0.80)", f"{three['fps'] / big_copy['fps']:.2f}"),
-        ("  latest reader: frames read, skipped",
-         f"{three['readers'][2]['frames']}, {three['readers'][2]['dropped']}"),
+        (
+            "  latest reader: frames read, skipped",
+            f"{three['readers'][2]['frames']}, {three['readers'][2]['dropped']}",
+        ),
         ("idle ring, waiting reader: share of a core (target < 0.005)", f"{idle:.4f}"),
     ]
     lossless_ok = all(r["frames"] == big_copy["frames"] for r in big_copy["readers"])

@@ -33,7 +33,11 @@ def pid_alive(pid: int) -> bool:
 
 
 def child_pids(pid: int | None = None) -> list[int]:
-    """Live children of ``pid`` (this process by default)."""
+    """Live rigd worker processes among the children of ``pid`` (this process by default).
+
+    Other children (multiprocessing's resource tracker, a test's own
+    subprocesses) are not rigd's to clean up.
+    """
     pid = os.getpid() if pid is None else pid
     out = []
     for entry in os.listdir("/proc"):
@@ -44,7 +48,14 @@ def child_pids(pid: int | None = None) -> list[int]:
                 fields = f.read().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
+        if int(fields[1]) != pid or fields[0] == "Z":
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if b"rigd.actors._worker" in cmdline:
             out.append(int(entry))
     return out
 

@@ -168,7 +168,7 @@ class ResourceUnavailableError(RigdError, ValueError):
     """
 
 
-class EndOfStream(RigdError):
+class EndOfStream(RigdError):  # noqa: N818 - an outcome, not an error (trio: EndOfChannel)
     """Raised by a ring reader once the writer closed the ring and all is read.
 
     Not raised while frames remain: a reader drains the ring first. Distinct

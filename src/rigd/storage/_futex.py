@@ -44,8 +44,15 @@ def futex_wait(address: int, expected: int, timeout_s: float) -> bool:
         return True
     seconds = int(timeout_s)
     ts = _Timespec(seconds, int((timeout_s - seconds) * 1e9))
-    rc = _syscall(_SYS_FUTEX, ctypes.c_void_p(address), _FUTEX_WAIT, ctypes.c_uint32(expected),
-                  ctypes.byref(ts), None, 0)
+    rc = _syscall(
+        _SYS_FUTEX,
+        ctypes.c_void_p(address),
+        _FUTEX_WAIT,
+        ctypes.c_uint32(expected),
+        ctypes.byref(ts),
+        None,
+        0,
+    )
     return not (rc == -1 and ctypes.get_errno() == errno.ETIMEDOUT)
 
 
@@ -53,5 +60,3 @@ def futex_wake(address: int) -> None:
     """Wake every process sleeping on the word at ``address``."""
     if _SYS_FUTEX is not None:
         _syscall(_SYS_FUTEX, ctypes.c_void_p(address), _FUTEX_WAKE, _WAKE_ALL, None, None, 0)
-
-

@@ -44,6 +44,7 @@ import ctypes
 import fcntl
 import mmap
 import os
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,8 +81,11 @@ MAX_DIMS = 8
 _PAGE = mmap.PAGESIZE
 _WRITING = (1 << 64) - 1
 # How often a sleeping side looks for a dead peer. Each check reads /proc
-# (about 10 us); 50 ms bounds how long a dead peer can go unnoticed.
-_CHECK_S = 0.05
+# (about 10 us); 100 ms bounds how long a dead peer can go unnoticed. A
+# reader with no writer attached has nobody to check and sleeps in 1 s
+# slices: an idle ring then costs well under 0.1% of a core.
+_CHECK_S = 0.1
+_IDLE_CHECK_S = 1.0
 _SAMPLES = 64
 
 
@@ -207,8 +211,9 @@ class Frame:
 
     __slots__ = ("array", "frame_id", "seq", "slot", "timestamp_ns", "torn")
 
-    def __init__(self, array: np.ndarray[Any, Any], seq: int, slot: int, frame_id: int,
-                 timestamp_ns: int) -> None:
+    def __init__(
+        self, array: np.ndarray[Any, Any], seq: int, slot: int, frame_id: int, timestamp_ns: int
+    ) -> None:
         self.array = array
         self.seq = seq
         self.slot = slot
@@ -235,14 +240,16 @@ class FrameRing:
         self._map = mapping
         self._owner = owner
         self._closed = False
-        hdr = _Header.from_buffer(mapping, 0)
-        if bytes(hdr.magic) != MAGIC:
+        # Checked on the raw bytes, before any ctypes view holds the mapping.
+        if mapping[:8] != MAGIC:
             raise RingLayoutError(f"shared-memory segment {name!r} is not a rigd frame ring")
-        if hdr.version != LAYOUT_VERSION:
+        (version,) = struct.unpack_from("<I", mapping, _Header.version.offset)
+        if version != LAYOUT_VERSION:
             raise RingLayoutError(
-                f"ring {name!r} has layout version {hdr.version}, this rigd reads version "
+                f"ring {name!r} has layout version {version}, this rigd reads version "
                 f"{LAYOUT_VERSION}; recreate it with this version of rigd"
             )
+        hdr = _Header.from_buffer(mapping, 0)
         self._hdr = hdr
         self.slot_count = int(hdr.slot_count)
         self.max_readers = int(hdr.max_readers)
@@ -258,8 +265,12 @@ class FrameRing:
             for i in range(self.slot_count)
         ]
         self._views = [
-            np.ndarray(self.shape, self.dtype, buffer=mapping,
-                       offset=hdr.slots_offset + i * hdr.slot_stride)
+            np.ndarray(
+                self.shape,
+                self.dtype,
+                buffer=mapping,
+                offset=hdr.slots_offset + i * hdr.slot_stride,
+            )
             for i in range(self.slot_count)
         ]
         self._read_views = [v.view() for v in self._views]
@@ -276,8 +287,14 @@ class FrameRing:
         return f"rigd-{owner_pid or os.getpid()}-ring-{name}"
 
     @classmethod
-    def create(cls, name: str, shape: tuple[int, ...], dtype: Any, slot_count: int = 16,
-               max_readers: int = 8) -> FrameRing:
+    def create(
+        cls,
+        name: str,
+        shape: tuple[int, ...],
+        dtype: Any,
+        slot_count: int = 16,
+        max_readers: int = 8,
+    ) -> FrameRing:
         """Create a ring; this process owns it and must ``unlink`` it.
 
         Args:
@@ -382,8 +399,9 @@ class FrameRing:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._owner:
             self.unlink()
         self.close()
@@ -451,9 +469,7 @@ class FrameRing:
             try:
                 policy = ReaderPolicy[policy.upper()]
             except KeyError:
-                raise ValueError(
-                    f"policy must be 'lossless' or 'latest', got {policy!r}"
-                ) from None
+                raise ValueError(f"policy must be 'lossless' or 'latest', got {policy!r}") from None
         with self._registration():
             for index, rec in enumerate(self._readers):
                 if rec.state == _State.ACTIVE and rec.pid and not _pid_alive(rec.pid):
@@ -495,18 +511,30 @@ class FrameRing:
                 lossless_cursors.append(int(rec.cursor))
             n = min(int(rec.wakes), _SAMPLES)
             samples = sorted(rec.samples[i] for i in range(n))
-            readers.append(ReaderStatistics(
-                index=index, policy=policy, pid=int(rec.pid), alive=alive,
-                frames_read=int(rec.frames_read), frames_dropped=int(rec.frames_dropped),
-                frames_torn=int(rec.frames_torn), lag=head - int(rec.cursor),
-                wake_latency_p50_us=samples[n // 2] / 1e3 if n else None,
-                wake_latency_p99_us=samples[min(n - 1, int(n * 0.99))] / 1e3 if n else None,
-            ))
+            readers.append(
+                ReaderStatistics(
+                    index=index,
+                    policy=policy,
+                    pid=int(rec.pid),
+                    alive=alive,
+                    frames_read=int(rec.frames_read),
+                    frames_dropped=int(rec.frames_dropped),
+                    frames_torn=int(rec.frames_torn),
+                    lag=head - int(rec.cursor),
+                    wake_latency_p50_us=samples[n // 2] / 1e3 if n else None,
+                    wake_latency_p99_us=samples[min(n - 1, int(n * 0.99))] / 1e3 if n else None,
+                )
+            )
         fill = (head - min(lossless_cursors)) / self.slot_count if lossless_cursors else 0.0
         return RingStatistics(
-            name=self.name, slot_count=self.slot_count, frames_written=head, fill=fill,
-            writer_wait_s=hdr.writer_wait_ns / 1e9, writer_waits=int(hdr.writer_waits),
-            readers_lost=int(hdr.readers_lost), closed=bool(hdr.closed),
+            name=self.name,
+            slot_count=self.slot_count,
+            frames_written=head,
+            fill=fill,
+            writer_wait_s=hdr.writer_wait_ns / 1e9,
+            writer_waits=int(hdr.writer_waits),
+            readers_lost=int(hdr.readers_lost),
+            closed=bool(hdr.closed),
             readers=tuple(readers),
         )
 
@@ -519,8 +547,13 @@ class RingWriter:
         self._hdr = ring._hdr
         self._closed = False
 
-    def put(self, array: np.ndarray[Any, Any], frame_id: int | None = None,
-            timestamp_ns: int | None = None, timeout: float | None = None) -> int:
+    def put(
+        self,
+        array: np.ndarray[Any, Any],
+        frame_id: int | None = None,
+        timestamp_ns: int | None = None,
+        timeout: float | None = None,
+    ) -> int:
         """Copy ``array`` into the next slot and commit it; return its sequence number.
 
         Waits while a lossless reader is a whole ring behind.
@@ -540,18 +573,27 @@ class RingWriter:
             np.copyto(view, array, casting="no")
         return int(self._hdr.head) - 1
 
-    def put_nowait(self, array: np.ndarray[Any, Any], frame_id: int | None = None,
-                   timestamp_ns: int | None = None) -> int:
+    def put_nowait(
+        self,
+        array: np.ndarray[Any, Any],
+        frame_id: int | None = None,
+        timestamp_ns: int | None = None,
+    ) -> int:
         """Like ``put``, but raise ``WouldBlock`` instead of waiting for a slot."""
         try:
             return self.put(array, frame_id, timestamp_ns, timeout=0)
         except TimeoutError:
-            raise WouldBlock(f"ring {self._ring.name!r} is full: a lossless reader is "
-                             "a whole ring behind") from None
+            raise WouldBlock(
+                f"ring {self._ring.name!r} is full: a lossless reader is a whole ring behind"
+            ) from None
 
     @contextlib.contextmanager
-    def slot(self, frame_id: int | None = None, timestamp_ns: int | None = None,
-             timeout: float | None = None) -> Iterator[np.ndarray[Any, Any]]:
+    def slot(
+        self,
+        frame_id: int | None = None,
+        timestamp_ns: int | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[np.ndarray[Any, Any]]:
         """Yield the next slot as a writable array; commit it on normal exit.
 
         On an exception the slot is abandoned (no frame is committed) and the
@@ -594,8 +636,10 @@ class RingWriter:
             while True:
                 expected = hdr.space_futex
                 blocking = [
-                    rec for rec in ring._readers
-                    if rec.state == _State.ACTIVE and rec.policy == 0
+                    rec
+                    for rec in ring._readers
+                    if rec.state == _State.ACTIVE
+                    and rec.policy == 0
                     and seq - rec.cursor >= ring.slot_count
                 ]
                 if not blocking:
@@ -684,8 +728,13 @@ class RingReader:
                 index = seq % ring.slot_count
                 meta = ring._meta[index]
                 if meta.seq == seq + 1:
-                    frame = Frame(ring._read_views[index], seq, index, int(meta.frame_id),
-                                  int(meta.timestamp_ns))
+                    frame = Frame(
+                        ring._read_views[index],
+                        seq,
+                        index,
+                        int(meta.frame_id),
+                        int(meta.timestamp_ns),
+                    )
                     if not lossless:
                         rec.frames_dropped += seq - cursor
                         rec.cursor = seq + 1
@@ -698,7 +747,8 @@ class RingReader:
                 continue  # overwritten under us (latest reader): look again
             if hdr.closed:
                 raise EndOfStream(f"ring {ring.name!r} was closed by its writer")
-            left = _CHECK_S if deadline is None else min(_CHECK_S, deadline - time.monotonic())
+            check = _CHECK_S if hdr.writer_pid else _IDLE_CHECK_S
+            left = check if deadline is None else min(check, deadline - time.monotonic())
             if left <= 0:
                 raise TimeoutError(f"no frame in ring {ring.name!r} within {timeout} s")
             rec.waiting = 1
@@ -796,7 +846,7 @@ def remove_stale_rings() -> list[str]:
     for name in os.listdir(SHM_DIR):
         if not name.startswith("rigd-") or "-ring-" not in name:
             continue
-        pid = name[len("rigd-"):].split("-", 1)[0]
+        pid = name[len("rigd-") :].split("-", 1)[0]
         if pid.isdigit() and not _pid_alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(SHM_DIR, name))
