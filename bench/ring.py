@@ -183,7 +183,8 @@ def idle_cpu() -> float:
     return share
 
 
-def _pipe_waker(r: int, out: Any) -> None:
+def _pipe_waker(r: int, w: int, out: Any) -> None:
+    os.close(w)  # else this process holds the pipe open and never sees its end
     latencies = []
     while True:
         data = os.read(r, 8)
@@ -199,7 +200,7 @@ def pipe_wake(rate_hz: float = 1000, seconds: float = 3.0) -> list[int]:
     ctx = mp.get_context("fork")
     r, w = os.pipe()
     out = ctx.Queue()
-    p = ctx.Process(target=_pipe_waker, args=(r, out))
+    p = ctx.Process(target=_pipe_waker, args=(r, w, out))
     p.start()
     os.close(r)
     period = 1.0 / rate_hz

@@ -28,6 +28,11 @@ class _Timespec(ctypes.Structure):
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
+# A second prototype of the same symbol for waking: with argtypes set, ctypes
+# converts plain ints itself (about 1 us less per call than wrapping them).
+_wake = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_int,
+                         ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                         use_errno=True)(("syscall", _libc))
 
 
 def futex_wait(address: int, expected: int, timeout_s: float) -> bool:
@@ -59,4 +64,4 @@ def futex_wait(address: int, expected: int, timeout_s: float) -> bool:
 def futex_wake(address: int) -> None:
     """Wake every process sleeping on the word at ``address``."""
     if _SYS_FUTEX is not None:
-        _syscall(_SYS_FUTEX, ctypes.c_void_p(address), _FUTEX_WAKE, _WAKE_ALL, None, None, 0)
+        _wake(_SYS_FUTEX, address, _FUTEX_WAKE, _WAKE_ALL, None, None, 0)

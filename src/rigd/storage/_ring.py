@@ -78,6 +78,7 @@ SHM_DIR = "/dev/shm"
 MAGIC = b"RIGDRING"
 LAYOUT_VERSION = 1
 MAX_DIMS = 8
+MAX_READERS = 64
 _PAGE = mmap.PAGESIZE
 _WRITING = (1 << 64) - 1
 # How often a sleeping side looks for a dead peer. Each check reads /proc
@@ -124,7 +125,9 @@ class _Header(ctypes.Structure):
         ("writer_waits", ctypes.c_uint64),
         ("readers_lost", ctypes.c_uint64),
         ("writer_waiting", ctypes.c_uint64),
-        ("_pad", ctypes.c_uint64 * 4),
+        # One byte per reader, set while it sleeps: the writer tests 8 readers
+        # with one 8-byte load before deciding whether to pay for a wake.
+        ("waiting", ctypes.c_uint8 * MAX_READERS),
         # Futex words, each on its own cache line.
         ("data_futex", ctypes.c_uint32),
         ("_pad_data", ctypes.c_uint32 * 15),
@@ -273,6 +276,10 @@ class FrameRing:
             )
             for i in range(self.slot_count)
         ]
+        words = -(-self.max_readers // 8)
+        self._waiting_words = (ctypes.c_uint64 * words).from_buffer(
+            mapping, _Header.waiting.offset
+        )
         self._read_views = [v.view() for v in self._views]
         for view in self._read_views:
             view.flags.writeable = False
@@ -320,8 +327,11 @@ class FrameRing:
             raise ValueError(f"dtype must be a plain numeric dtype, got {dt!r}")
         if isinstance(slot_count, bool) or not isinstance(slot_count, int) or slot_count < 2:
             raise ValueError(f"slot_count must be an int >= 2, got {slot_count!r}")
-        if isinstance(max_readers, bool) or not isinstance(max_readers, int) or max_readers < 1:
-            raise ValueError(f"max_readers must be an int >= 1, got {max_readers!r}")
+        if (isinstance(max_readers, bool) or not isinstance(max_readers, int)
+                or not 1 <= max_readers <= MAX_READERS):
+            raise ValueError(
+                f"max_readers must be an int from 1 to {MAX_READERS}, got {max_readers!r}"
+            )
         frame_nbytes = int(np.prod(shape)) * dt.itemsize
         stride = _round_up(frame_nbytes, _PAGE)
         readers_offset = _PAGE
@@ -413,6 +423,7 @@ class FrameRing:
         self._closed = True
         self._views.clear()
         self._read_views.clear()
+        del self._waiting_words
         self._readers.clear()
         self._meta.clear()
         del self._hdr
@@ -622,10 +633,8 @@ class RingWriter:
         meta.seq = seq + 1
         hdr.head = seq + 1
         hdr.data_futex = (hdr.data_futex + 1) & 0xFFFFFFFF
-        for rec in ring._readers:
-            if rec.waiting:
-                futex_wake(ring._data_addr)
-                break
+        if any(ring._waiting_words):
+            futex_wake(ring._data_addr)
 
     def _wait_for_space(self, seq: int, timeout: float | None) -> None:
         ring = self._ring
@@ -751,9 +760,10 @@ class RingReader:
             left = check if deadline is None else min(check, deadline - time.monotonic())
             if left <= 0:
                 raise TimeoutError(f"no frame in ring {ring.name!r} within {timeout} s")
-            rec.waiting = 1
+            waiting = hdr.waiting
+            waiting[self.index] = 1
             woken = futex_wait(ring._data_addr, expected, left)
-            rec.waiting = 0
+            waiting[self.index] = 0
             slept = True
             if not woken:
                 pid = int(hdr.writer_pid)
