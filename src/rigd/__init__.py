@@ -21,6 +21,7 @@ from rigd import actor, exceptions, state
 from rigd._version import __version__
 from rigd.actors import (
     ObjectRef,
+    cancel,
     get,
     get_actor,
     get_gpu_ids,
@@ -38,6 +39,7 @@ __all__ = [
     "ObjectRef",
     "__version__",
     "actor",
+    "cancel",
     "exceptions",
     "get",
     "get_actor",

@@ -8,7 +8,7 @@
     ├── ActorDiedError        the actor's process is gone (killed, crashed,
     │                         exited, or its constructor failed)
     ├── WorkerCrashedError    the worker running a task died (after retries)
-    ├── TaskCancelledError    the call was cancelled with rigd.cancel
+    │   └── TaskCancelledError  the call was cancelled with rigd.cancel
     ├── GetTimeoutError       rigd.get or rigd.wait ran out of time (also a
     │                         TimeoutError)
     ├── RuntimeNotRunningError  the runtime was shut down under a call
@@ -145,8 +145,24 @@ class WorkerCrashedError(RigdError):
     """
 
 
-class TaskCancelledError(RigdError):
-    """Raised by ``rigd.get`` on the ref of a call that was cancelled."""
+class TaskCancelledError(TaskError):
+    """Raised by ``rigd.get`` on the ref of a call that was cancelled.
+
+    A ``TaskError`` too, so code written for Ray's guide (``except
+    RayTaskError``) catches it. You do not get it for a running call of a
+    serial or threaded actor, or a running task: those are not interrupted.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("", "TaskCancelledError", "")
+        self.args = (message,)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (TaskCancelledError, (self.message,))
 
 
 class GetTimeoutError(RigdError, TimeoutError):

@@ -4,7 +4,7 @@ Remote classes and functions, handles, refs, the head and the workers. This
 package knows nothing of frames, rings or HDF5.
 """
 
-from rigd.actors._api import exit_actor, get, get_actor, get_gpu_ids, kill, put, wait
+from rigd.actors._api import cancel, exit_actor, get, get_actor, get_gpu_ids, kill, put, wait
 from rigd.actors._handle import (
     ActorClass,
     ActorHandle,
@@ -29,6 +29,7 @@ __all__ = [
     "ObjectRef",
     "RemoteFunction",
     "TaskOptions",
+    "cancel",
     "exit_actor",
     "get",
     "get_actor",

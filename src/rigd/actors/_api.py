@@ -13,9 +13,22 @@ from rigd.actors._handle import ActorHandle
 from rigd.actors._messages import Msg
 from rigd.actors._ref import ObjectRef
 
-__all__ = ["exit_actor", "get", "get_actor", "get_gpu_ids", "kill", "put", "wait"]
+__all__ = ["cancel", "exit_actor", "get", "get_actor", "get_gpu_ids", "kill", "put", "wait"]
 
 T = TypeVar("T")
+
+
+def _refuse_on_actor_loop(name: str) -> None:
+    loop = _context.actor_loop
+    if loop is None:
+        return
+    import asyncio
+
+    if asyncio._get_running_loop() is loop:
+        raise RuntimeError(
+            f"rigd.{name} blocks, and inside an async actor's method it would freeze every "
+            f"call of the actor; use `await ref` or `await asyncio.gather(*refs)` instead"
+        )
 
 
 def _check_timeout(timeout: float | None) -> None:
@@ -65,6 +78,7 @@ def get(refs: Any, *, timeout: float | None = None) -> Any:
         ActorDiedError: the actor died before answering.
     """
     _check_timeout(timeout)
+    _refuse_on_actor_loop("get")
     if isinstance(refs, ObjectRef):
         if not refs._done:
             with _Blocking():
@@ -116,6 +130,7 @@ def wait(
         ValueError: ``num_returns`` is out of range, or refs repeat.
     """
     _check_timeout(timeout)
+    _refuse_on_actor_loop("wait")
     if isinstance(refs, ObjectRef) or not isinstance(refs, list | tuple):
         raise TypeError(f"rigd.wait takes a list of ObjectRefs, got {type(refs).__name__}")
     for index, ref in enumerate(refs):
@@ -155,6 +170,30 @@ def wait(
     for ref in refs:
         (ready if ref._done and len(ready) < num_returns else not_ready).append(ref)
     return ready, not_ready
+
+
+def cancel(ref: ObjectRef[Any], *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the call that will fill ``ref``, as well as can be done.
+
+    A call not yet started is dropped and its ref raises
+    ``TaskCancelledError``. A running call of an async actor gets
+    ``asyncio.CancelledError`` in the actor, and its ref raises
+    ``TaskCancelledError``. A running call of a serial or threaded actor, or
+    a running task, is not interrupted: its ref gets its result.
+
+    Args:
+        ref: the ref of an actor call or a task.
+        force: accepted for Ray compatibility; rigd never kills a worker to cancel.
+        recursive: accepted for Ray compatibility.
+
+    Raises:
+        TypeError: ``ref`` is not an ObjectRef.
+    """
+    if not isinstance(ref, ObjectRef):
+        raise TypeError(f"rigd.cancel takes an ObjectRef, got {type(ref).__name__}: {ref!r}")
+    canceller = ref._canceller
+    if canceller is not None and not ref._done:
+        canceller()
 
 
 def put(value: T) -> ObjectRef[T]:

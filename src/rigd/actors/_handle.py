@@ -23,6 +23,7 @@ from rigd.actors import _session
 from rigd.actors._messages import Msg
 from rigd.actors._options import ActorOptions, TaskOptions
 from rigd.actors._ref import ObjectRef
+from rigd.actors._schema import ActorSchema, build_schema
 from rigd.actors._wire import dumps
 
 __all__ = [
@@ -38,9 +39,6 @@ __all__ = [
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-#: Method names a handle offers besides the class's public methods.
-_BUILTIN_METHODS = ("__rigd_terminate__",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +91,6 @@ def method(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     return mark(fn) if fn is not None else mark
 
 
-def _public_methods(cls: type) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Each public method's name and parameter names (for error messages)."""
-    methods = []
-    for name, member in inspect.getmembers(cls):
-        if callable(member) and (not name.startswith("_") or name == "__rigd_shutdown__"):
-            methods.append((name, _parameter_names(member)))
-    return (*methods, *((name, ()) for name in _BUILTIN_METHODS))
-
-
 def _parameter_names(fn: Callable[..., Any]) -> tuple[str, ...]:
     try:
         params = inspect.signature(fn).parameters
@@ -119,7 +108,9 @@ class ActorClass(Generic[T]):
     def __init__(self, cls: type[T], options: ActorOptions) -> None:
         self._cls = cls
         self._options = options
-        self._methods = _public_methods(cls)
+        # Built now, so a method naming an undeclared concurrency group fails
+        # at definition or .options() time, not in the worker.
+        self._schema = build_schema(cls, options, _method_options.get)
         self._body: bytes | None = None
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
@@ -171,7 +162,7 @@ class ActorClass(Generic[T]):
             Msg.CREATE_ACTOR,
             actor_id,
             self.__name__,
-            self._methods,
+            self._schema,
             self._class_body(),
             args_body,
             self._options,
@@ -230,24 +221,17 @@ class ActorHandle(Generic[T]):
     process, the actor ends gracefully.
     """
 
-    def __init__(
-        self,
-        runtime: Any,
-        actor_id: str,
-        class_name: str,
-        methods: tuple[tuple[str, tuple[str, ...]], ...],
-    ) -> None:
+    def __init__(self, runtime: Any, actor_id: str, class_name: str, schema: ActorSchema) -> None:
         self._runtime = runtime
         self._actor_id = actor_id
         self._class_name = class_name
-        self._methods = methods
-        self._method_params = dict(methods)
-        self._method_names = frozenset(self._method_params)
+        self._schema = schema
+        self._method_names = frozenset(schema.methods)
 
     @classmethod
     def _from_info(cls, runtime: Any, info: tuple[Any, ...]) -> ActorHandle[T]:
-        actor_id, class_name, methods, token = info
-        handle: ActorHandle[T] = cls(runtime, actor_id, class_name, methods)
+        actor_id, class_name, schema, token = info
+        handle: ActorHandle[T] = cls(runtime, actor_id, class_name, schema)
         runtime.acquire_handle(actor_id, token)
         return handle
 
@@ -275,7 +259,7 @@ class ActorHandle(Generic[T]):
     def __reduce__(self) -> tuple[Any, ...]:
         token = uuid.uuid4().hex[:16]
         self._runtime.lend_handle(self._actor_id, token)
-        return (_rebuild_handle, (self._actor_id, self._class_name, self._methods, token))
+        return (_rebuild_handle, (self._actor_id, self._class_name, self._schema, token))
 
 
 #: The name Ray's typing guide uses for a handle.
@@ -283,10 +267,10 @@ ActorProxy = ActorHandle
 
 
 def _rebuild_handle(
-    actor_id: str, class_name: str, methods: tuple[tuple[str, tuple[str, ...]], ...], token: str
+    actor_id: str, class_name: str, schema: ActorSchema, token: str
 ) -> ActorHandle[Any]:
     runtime = _session.get_runtime()
-    return ActorHandle._from_info(runtime, (actor_id, class_name, methods, token))
+    return ActorHandle._from_info(runtime, (actor_id, class_name, schema, token))
 
 
 class ActorMethod:
@@ -315,6 +299,13 @@ class ActorMethod:
                 f"unknown method option{'s' if len(unknown) > 1 else ''} "
                 f"{', '.join(map(repr, unknown))}; valid options are: {', '.join(valid)}"
             )
+        group = options.get("concurrency_group")
+        groups = self._handle._schema.groups
+        if group is not None and group not in groups:
+            raise ValueError(
+                f"{self._function_name} has no concurrency group {group!r}; the actor's groups "
+                f"are: {', '.join(sorted(groups)) or '(none declared)'}"
+            )
         return ActorMethod(self._handle, self._name, dataclasses.replace(self._options, **options))
 
     def remote(self, *args: Any, **kwargs: Any) -> ObjectRef[Any]:
@@ -326,12 +317,17 @@ class ActorMethod:
         handle = self._handle
         try:
             return handle._runtime.submit_call(  # type: ignore[no-any-return]
-                handle._actor_id, self._name, self._function_name, args, kwargs
+                handle._actor_id,
+                self._name,
+                self._function_name,
+                args,
+                kwargs,
+                self._options.concurrency_group,
             )
         except TypeError as exc:
             raise TypeError(
                 _unserializable(
-                    handle._method_params.get(self._name, ()),
+                    handle._schema.methods[self._name].params,
                     self._function_name,
                     args,
                     kwargs,

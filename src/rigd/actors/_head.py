@@ -38,7 +38,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from rigd._exceptions import ActorDiedError, ResourceUnavailableError, WorkerCrashedError
+from rigd._exceptions import (
+    ActorDiedError,
+    ResourceUnavailableError,
+    TaskCancelledError,
+    WorkerCrashedError,
+)
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._options import ActorOptions
 from rigd.actors._wire import FrameReader, dumps, loads, pack_frame, sweep_segments
@@ -173,6 +178,7 @@ class Head:
             Msg.ACTOR_ADDRESS: self._on_actor_address,
             Msg.KILL: self._on_kill,
             Msg.SUBMIT_TASK: self._on_submit_task,
+            Msg.CANCEL_TASK: self._on_cancel_task,
             Msg.DEATH_REASON: self._on_death_reason,
             Msg.LIST_ACTORS: self._on_list_actors,
             Msg.ACQUIRE: self._on_acquire,
@@ -476,7 +482,7 @@ class Head:
                 ok=False,
             )
             return
-        start = (int(Msg.START_ACTOR), actor_id, class_name, cls_body, args_body, ns)
+        start = (int(Msg.START_ACTOR), actor_id, class_name, cls_body, args_body, ns, methods)
         actor = _Actor(actor_id, class_name, methods, options, ns, start, peer, cpus=cpus)
         self._actors[actor_id] = actor
         if options.name is not None:
@@ -742,6 +748,21 @@ class Head:
             )
         )
         self._dispatch_tasks()
+
+    def _on_cancel_task(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        # A queued task is dropped; a running one is not interrupted (tasks
+        # run plain functions, which cannot be stopped safely from outside).
+        _, req_id = message
+        for task in self._tasks:
+            if task.submitter is peer and task.req_id == req_id:
+                self._tasks.remove(task)
+                self._reply(
+                    peer,
+                    req_id,
+                    TaskCancelledError(f"the task {task.name} was cancelled with rigd.cancel"),
+                    ok=False,
+                )
+                return
 
     def _dispatch_tasks(self) -> None:
         while self._tasks and not self._stopping:

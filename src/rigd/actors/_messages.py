@@ -30,6 +30,7 @@ class Msg(IntEnum):
     REPLY_OK = 2
     REPLY_ERR = 3
     CLOSE = 4
+    CANCEL = 5
     # any process -> head (requests carry an id)
     HELLO = 10
     CREATE_ACTOR = 11
@@ -39,6 +40,7 @@ class Msg(IntEnum):
     SUBMIT_TASK = 15
     DEATH_REASON = 16
     LIST_ACTORS = 17
+    CANCEL_TASK = 18
     # any process -> head (one-way)
     ACQUIRE = 20
     RELEASE = 21

@@ -34,6 +34,7 @@ class ObjectRef(Generic[T]):
     __slots__ = (
         "__weakref__",
         "_callbacks",
+        "_canceller",
         "_done",
         "_error",
         "_id",
@@ -52,6 +53,8 @@ class ObjectRef(Generic[T]):
         # The connection whose reply fills this ref, so that rigd.get can read
         # it on the waiting thread (see Runtime.wait).
         self._source: Any = None
+        # Asks for the call to be cancelled (see rigd.cancel); None for put().
+        self._canceller: Callable[[], None] | None = None
 
     @classmethod
     def _resolved(cls, value: T) -> ObjectRef[T]:
@@ -125,6 +128,44 @@ class ObjectRef(Generic[T]):
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[no-any-return]
+
+    # -- the asyncio future interface, so asyncio.wait([ref, ...]) works ---------
+
+    def add_done_callback(self, fn: Callable[[Any], object], *, context: Any = None) -> None:
+        """Call ``fn(self)`` on the running event loop once the ref is done."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+
+        def schedule(ref: ObjectRef[T]) -> None:
+            loop.call_soon_threadsafe(fn, ref, context=context)
+
+        schedule.__wrapped__ = fn  # type: ignore[attr-defined]
+        self._add_callback(schedule)
+
+    def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
+        """Forget callbacks added with ``add_done_callback(fn)``; return how many."""
+        with _state_lock:
+            kept = [c for c in self._callbacks if getattr(c, "__wrapped__", None) is not fn]
+            removed = len(self._callbacks) - len(kept)
+            self._callbacks = kept
+        return removed
+
+    def cancelled(self) -> bool:
+        """Always ``False``: a cancelled call's ref holds ``TaskCancelledError``."""
+        return False
+
+    def exception(self) -> BaseException | None:
+        """The error the call ended with, or ``None`` (only once done)."""
+        if not self._done:
+            raise RuntimeError(f"{self!r} is not done yet")
+        return self._error
+
+    def result(self) -> T:
+        """The value, or raise the error (only once done; rigd.get waits)."""
+        if not self._done:
+            raise RuntimeError(f"{self!r} is not done yet; use rigd.get(ref) or await ref")
+        return self._result()
 
     def __await__(self) -> Generator[Any, None, T]:
         if not self._done:

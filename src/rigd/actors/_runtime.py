@@ -36,6 +36,7 @@ from rigd._exceptions import (
     ActorDiedError,
     RigdError,
     RuntimeNotRunningError,
+    TaskCancelledError,
     TaskError,
 )
 from rigd.actors._messages import Msg
@@ -50,6 +51,7 @@ _CALL = int(Msg.CALL)
 _REPLY_OK = int(Msg.REPLY_OK)
 _REPLY_ERR = int(Msg.REPLY_ERR)
 _CLOSE = int(Msg.CLOSE)
+_CANCEL = int(Msg.CANCEL)
 _HEAD_REPLY = int(Msg.HEAD_REPLY)
 _RECV_SIZE = 1 << 18
 
@@ -109,6 +111,7 @@ class _Outgoing:
     function_name: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    group: str | None = None
     waiting: int = 0
     body: bytes | None = None
 
@@ -195,11 +198,17 @@ class Runtime:
         """Send a request to the head; the ref gets the reply's payload."""
         if self.closed:
             raise RuntimeNotRunningError("the rigd runtime is shut down; call rigd.init() again")
+        return self.head_request_with_id(kind, *args)[1]
+
+    def head_request_with_id(self, kind: Msg, *args: Any) -> tuple[int, ObjectRef[Any]]:
+        """Like ``head_request``, also returning the request's id."""
+        if self.closed:
+            raise RuntimeNotRunningError("the rigd runtime is shut down; call rigd.init() again")
         ref: ObjectRef[Any] = ObjectRef()
         req_id = next(self._head_ids)
         self._head_pending[req_id] = ref
         self._send_head((int(kind), req_id, *args))
-        return ref
+        return req_id, ref
 
     def head_call(self, kind: Msg, *args: Any, timeout: float | None = 60) -> Any:
         """Send a request to the head and wait for its reply."""
@@ -329,8 +338,12 @@ class Runtime:
         function_name: str,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        group: str | None = None,
     ) -> ObjectRef[Any]:
-        """Send a call to an actor; return the ref of its result."""
+        """Send a call to an actor; return the ref of its result.
+
+        ``group`` overrides the method's concurrency group for this call.
+        """
         if self.closed:
             raise RuntimeNotRunningError("the rigd runtime is shut down; call rigd.init() again")
         channel = self.channel(actor_id)
@@ -343,9 +356,10 @@ class Runtime:
                 return ref
             with channel.lock:
                 call_id = next(channel.call_ids)
+                ref._canceller = functools.partial(self._cancel_call, channel, call_id, ref)
                 # Serialized here, on the caller's thread, so a bad argument
                 # raises at the call site even while the actor is starting.
-                body = dumps((_CALL, call_id, method, args, kwargs), self.shm_prefix)
+                body = dumps((_CALL, call_id, method, args, kwargs, group), self.shm_prefix)
                 if channel.state is ChannelState.OPEN and not channel.outbox:
                     channel.pending[call_id] = (ref, function_name)
                     ref._source = channel
@@ -360,17 +374,42 @@ class Runtime:
                     ref._set_error(channel.error)
                     return ref
                 channel.outbox.append(
-                    _Outgoing(call_id, ref, method, function_name, args, kwargs, body=body)
+                    _Outgoing(
+                        call_id, ref, method, function_name, args, kwargs, group=group, body=body
+                    )
                 )
             return ref
         check_picklable((_placeholders(args), _placeholders_kw(kwargs)))
         with channel.lock:
             call_id = next(channel.call_ids)
-            out = _Outgoing(call_id, ref, method, function_name, args, kwargs, waiting=len(deps))
+            ref._canceller = functools.partial(self._cancel_call, channel, call_id, ref)
+            out = _Outgoing(
+                call_id, ref, method, function_name, args, kwargs, group=group, waiting=len(deps)
+            )
             channel.outbox.append(out)
         for dep in deps:
             dep._add_callback(functools.partial(self._dep_done, channel, out))
         return ref
+
+    def _cancel_call(self, channel: ActorChannel, call_id: int, ref: ObjectRef[Any]) -> None:
+        """Drop the call if it has not left this process, else ask the actor to."""
+        with channel.lock:
+            for out in channel.outbox:
+                if out.call_id == call_id:
+                    channel.outbox.remove(out)
+                    ref._set_error(
+                        TaskCancelledError(
+                            f"the call {out.function_name} was cancelled with rigd.cancel"
+                        )
+                    )
+                    return
+            sock = channel.sock
+            if sock is None or call_id not in channel.pending:
+                return
+            try:
+                sock.sendall(pack_frame(dumps((_CANCEL, call_id), "")))
+            except OSError:
+                pass  # the actor is gone; the reader fails the ref
 
     def _address_known(self, channel: ActorChannel, ref: ObjectRef[Any]) -> None:
         self._run_on_io(functools.partial(self._on_address, channel, ref))
@@ -403,7 +442,8 @@ class Runtime:
                         continue
                     try:
                         body = dumps(
-                            (_CALL, out.call_id, out.method, args, kwargs), self.shm_prefix
+                            (_CALL, out.call_id, out.method, args, kwargs, out.group),
+                            self.shm_prefix,
                         )
                     except Exception as exc:  # noqa: BLE001 - boundary: the ref gets the error
                         out.ref._set_error(exc)
@@ -567,8 +607,19 @@ class Runtime:
     ) -> ObjectRef[Any]:
         """Queue a task at the head; return the ref of its result."""
         ref: ObjectRef[Any] = ObjectRef()
+        cancelled = threading.Event()
+
+        def cancel_before_sending() -> None:
+            cancelled.set()
+            ref._set_error(
+                TaskCancelledError(f"the task {function_name} was cancelled with rigd.cancel")
+            )
+
+        ref._canceller = cancel_before_sending
 
         def send() -> None:
+            if cancelled.is_set():
+                return
             resolved_args, resolved_kwargs, failed = _resolve_refs(args, kwargs)
             if failed is not None:
                 ref._set_error(failed)
@@ -578,9 +629,10 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - boundary: the task's ref gets the error
                 ref._set_error(exc)
                 return
-            reply = self.head_request(
+            req_id, reply = self.head_request_with_id(
                 Msg.SUBMIT_TASK, fn_id, fn_body, function_name, body, num_cpus, max_retries
             )
+            ref._canceller = functools.partial(self.head_notice, Msg.CANCEL_TASK, req_id)
             reply._add_callback(lambda r: _finish_task_ref(ref, r))
 
         deps = _pending_refs(args, kwargs)

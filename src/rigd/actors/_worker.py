@@ -14,6 +14,7 @@ actors go through the process's ``Runtime`` and its I/O thread.
 from __future__ import annotations
 
 import atexit
+import collections
 import ctypes
 import logging
 import os
@@ -30,16 +31,19 @@ from typing import Any
 
 import cloudpickle
 
-from rigd._exceptions import ActorDiedError
+from rigd._exceptions import ActorDiedError, TaskCancelledError
 from rigd.actors import _context, _session
 from rigd.actors._context import ActorExit
+from rigd.actors._executors import AsyncExecutor, Executor, ThreadedExecutor
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._runtime import Runtime, error_reply
+from rigd.actors._schema import ActorKind, ActorSchema
 from rigd.actors._wire import FrameReader, dumps, loads, pack_frame, release_send_pools
 
 log = logging.getLogger("rigd.worker")
 
 _CALL = int(Msg.CALL)
+_CANCEL = int(Msg.CANCEL)
 _CLOSE = int(Msg.CLOSE)
 _REPLY_OK = int(Msg.REPLY_OK)
 _PR_SET_PDEATHSIG = 1
@@ -93,9 +97,11 @@ class _ActorServer:
         runtime: Runtime,
         inbox: queue.SimpleQueue[tuple[Any, ...]],
         wake_r: int,
+        wake_w: int,
         start: tuple[Any, ...],
     ) -> None:
-        _, self.actor_id, self.class_name, cls_body, args_body, namespace = start
+        _, self.actor_id, self.class_name, cls_body, args_body, namespace, schema = start
+        self.schema: ActorSchema = schema
         self.runtime = runtime
         self.inbox = inbox
         self.wake_r = wake_r
@@ -106,6 +112,10 @@ class _ActorServer:
         self.listener.bind(self.path)
         self.listener.listen(128)
         self.connections: dict[socket.socket, FrameReader] = {}
+        self.queues: dict[socket.socket, collections.deque[tuple[Any, ...]]] = {}
+        self.cancelled: dict[socket.socket, set[int]] = {}
+        self.send_locks: dict[socket.socket, threading.Lock] = {}
+        self.wake_w = wake_w
         self.methods: dict[str, Any] = {}
         self.draining = False
         self.drain_deadline = 0.0
@@ -118,6 +128,11 @@ class _ActorServer:
             text = "".join(traceback.format_exception(exc)).rstrip()
             runtime.send_to_head((int(Msg.ACTOR_FAILED), self.actor_id, text))
             self._close_and_exit(1, run_atexit=False)
+        self.executor: Executor | None = None
+        if self.schema.kind is ActorKind.THREADED:
+            self.executor = ThreadedExecutor(self.schema, self._reply, self._exit_from_call)
+        elif self.schema.kind is ActorKind.ASYNC:
+            self.executor = AsyncExecutor(self.schema, self._reply, self._exit_from_call)
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.selector.register(wake_r, selectors.EVENT_READ, None)
         runtime.send_to_head((int(Msg.ACTOR_READY), self.actor_id, self.path))
@@ -134,6 +149,9 @@ class _ActorServer:
                 if obj is self.listener:
                     conn, _addr = self.listener.accept()
                     self.connections[conn] = FrameReader()
+                    self.queues[conn] = collections.deque()
+                    self.cancelled[conn] = set()
+                    self.send_locks[conn] = threading.Lock()
                     self.selector.register(conn, selectors.EVENT_READ, None)
                 elif obj == self.wake_r:
                     self._on_head_messages()
@@ -142,6 +160,8 @@ class _ActorServer:
                     self._on_readable(obj)
                 if self.exit_request is not None:
                     self._finish()
+            if self.exit_request is not None:
+                self._finish()
             if self.draining and (not self.connections or _now() >= self.drain_deadline):
                 self.exit_request = (ExitKind.GRACEFUL, None, None)
                 self._finish()
@@ -172,23 +192,80 @@ class _ActorServer:
         if not data:
             self._drop(conn)
             return
-        for frame in self.connections[conn].feed(data):
-            message = loads(frame)
-            if message[0] == _CALL:
+        self._enqueue(conn, data)
+        queue_ = self.queues[conn]
+        first = True
+        while queue_:
+            # A serial actor reads what arrived while the last call ran, so
+            # that a cancel sent meanwhile is seen before its call starts.
+            if not first and self.executor is None and not self._read_ahead(conn):
+                return
+            message = queue_.popleft()
+            kind = message[0]
+            if kind == _CALL:
+                first = False
+                call_id = message[1]
+                if call_id in self.cancelled[conn]:
+                    self.cancelled[conn].discard(call_id)
+                    name = f"{self.class_name}.{message[2]}"
+                    self._send(
+                        conn,
+                        error_reply(
+                            call_id,
+                            name,
+                            TaskCancelledError(f"the call {name} was cancelled with rigd.cancel"),
+                            self.runtime.shm_prefix,
+                        ),
+                    )
+                    continue
                 self._run_call(conn, message)
                 if self.exit_request is not None:
                     return
-            elif message[0] == _CLOSE:
+            elif kind == _CLOSE:
                 self._drop(conn)
                 return
 
+    def _enqueue(self, conn: socket.socket, data: bytes) -> None:
+        """Queue the calls in ``data``; apply its cancels to calls not yet started."""
+        queue_ = self.queues[conn]
+        for frame in self.connections[conn].feed(data):
+            message = loads(frame)
+            if message[0] != _CANCEL:
+                queue_.append(message)
+                continue
+            call_id = message[1]
+            if any(m[0] == _CALL and m[1] == call_id for m in queue_):
+                self.cancelled[conn].add(call_id)
+            elif self.executor is not None:
+                self.executor.cancel(conn, call_id)
+            # else: a serial actor's running or finished call: not interrupted
+
+    def _read_ahead(self, conn: socket.socket) -> bool:
+        """Queue what arrived meanwhile; ``False`` if the caller hung up."""
+        try:
+            data = conn.recv(1 << 18, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return False
+        self._enqueue(conn, data)
+        return True
+
     def _drop(self, conn: socket.socket) -> None:
+        if conn not in self.connections:
+            return
         self.selector.unregister(conn)
         del self.connections[conn]
+        del self.queues[conn]
+        del self.cancelled[conn]
+        self.send_locks.pop(conn, None)
         conn.close()
 
     def _run_call(self, conn: socket.socket, message: tuple[Any, ...]) -> None:
-        _, call_id, name, args, kwargs = message
+        _, call_id, name, args, kwargs, group = message
         method = self.methods.get(name)
         if method is None:
             if name == "__rigd_terminate__":
@@ -203,6 +280,17 @@ class _ActorServer:
                 )
                 return
             self.methods[name] = method
+        if self.executor is not None:
+            self.executor.submit(
+                conn,
+                call_id,
+                f"{self.class_name}.{name}",
+                method,
+                args,
+                kwargs,
+                self.schema.group_of(name, group),
+            )
+            return
         try:
             result = method(*args, **kwargs)
         except ActorExit:
@@ -231,9 +319,40 @@ class _ActorServer:
             pass  # the caller is gone; nothing to tell
 
     def _send(self, conn: socket.socket, message: tuple[Any, ...]) -> None:
+        frame = pack_frame(dumps(message, self.runtime.shm_prefix))
+        lock = self.send_locks.get(conn)
         try:
-            conn.sendall(pack_frame(dumps(message, self.runtime.shm_prefix)))
+            if lock is None:
+                conn.sendall(frame)
+            else:
+                with lock:
+                    conn.sendall(frame)
         except OSError:
+            pass
+
+    def _reply(
+        self,
+        conn: socket.socket,
+        call_id: int,
+        function_name: str,
+        result: Any,
+        error: BaseException | None,
+    ) -> None:
+        """Answer a call from an executor's thread."""
+        if error is None:
+            try:
+                self._send(conn, (_REPLY_OK, call_id, result))
+                return
+            except (TypeError, OSError) as exc:
+                error = TypeError(f"the return value of {function_name} cannot be sent back: {exc}")
+        self._send(conn, error_reply(call_id, function_name, error, self.runtime.shm_prefix))
+
+    def _exit_from_call(self, conn: socket.socket, call_id: int) -> None:
+        """A method on an executor's thread called exit_actor(): end on the main thread."""
+        self.exit_request = (ExitKind.EXIT_ACTOR, conn, call_id)
+        try:
+            os.write(self.wake_w, b"\0")
+        except BlockingIOError:
             pass
 
     def _finish(self) -> None:
@@ -243,6 +362,8 @@ class _ActorServer:
         self.selector.unregister(self.listener)
         self.listener.close()
         os.unlink(self.path)
+        if self.executor is not None:
+            self.executor.shutdown(SHUTDOWN_HOOK_TIMEOUT_S)
         _run_shutdown_hook(self.instance, self.class_name)
         if conn is not None and call_id is not None:
             if kind is ExitKind.EXIT_ACTOR:
@@ -358,7 +479,7 @@ def main(argv: list[str]) -> None:
     _session.attach_worker(runtime)
     first = inbox.get()
     if first[0] == Msg.START_ACTOR:
-        _ActorServer(runtime, inbox, wake_r, first).serve()
+        _ActorServer(runtime, inbox, wake_r, wake_w, first).serve()
     else:
         _serve_tasks(runtime, inbox, first)
 

@@ -30,9 +30,17 @@ _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 # A second prototype of the same symbol for waking: with argtypes set, ctypes
 # converts plain ints itself (about 1 us less per call than wrapping them).
-_wake = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_int,
-                         ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                         use_errno=True)(("syscall", _libc))
+_wake = ctypes.CFUNCTYPE(
+    ctypes.c_long,
+    ctypes.c_long,
+    ctypes.c_void_p,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_int,
+    use_errno=True,
+)(("syscall", _libc))
 
 
 def futex_wait(address: int, expected: int, timeout_s: float) -> bool:

@@ -277,9 +277,7 @@ class FrameRing:
             for i in range(self.slot_count)
         ]
         words = -(-self.max_readers // 8)
-        self._waiting_words = (ctypes.c_uint64 * words).from_buffer(
-            mapping, _Header.waiting.offset
-        )
+        self._waiting_words = (ctypes.c_uint64 * words).from_buffer(mapping, _Header.waiting.offset)
         self._read_views = [v.view() for v in self._views]
         for view in self._read_views:
             view.flags.writeable = False
@@ -327,8 +325,11 @@ class FrameRing:
             raise ValueError(f"dtype must be a plain numeric dtype, got {dt!r}")
         if isinstance(slot_count, bool) or not isinstance(slot_count, int) or slot_count < 2:
             raise ValueError(f"slot_count must be an int >= 2, got {slot_count!r}")
-        if (isinstance(max_readers, bool) or not isinstance(max_readers, int)
-                or not 1 <= max_readers <= MAX_READERS):
+        if (
+            isinstance(max_readers, bool)
+            or not isinstance(max_readers, int)
+            or not 1 <= max_readers <= MAX_READERS
+        ):
             raise ValueError(
                 f"max_readers must be an int from 1 to {MAX_READERS}, got {max_readers!r}"
             )
