@@ -93,6 +93,7 @@ class _Worker:
     exit_kind: ExitKind | None = None
     exit_detail: str = ""
     pidfd: int | None = None
+    allow_restart: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -114,6 +115,7 @@ class _Actor:
     death_reason: str | None = None
     terminating: bool = False
     cpus: float = 0.0
+    restarts: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -408,9 +410,12 @@ class Head:
             else:
                 worker.exit_detail = f"its process (pid {worker.popen.pid}) exited with code {code}"
         if worker.actor is not None:
-            self._actor_dead(
-                worker.actor, _reason(worker.actor, worker.exit_kind, worker.exit_detail)
-            )
+            actor = worker.actor
+            reason = _reason(actor, worker.exit_kind, worker.exit_detail)
+            if self._may_restart(actor, worker):
+                self._restart(actor, worker, reason)
+            else:
+                self._actor_dead(actor, reason)
         if worker in self._task_workers:
             self._task_workers.remove(worker)
             if worker in self._idle_task_workers:
@@ -520,7 +525,7 @@ class Head:
         actor.state = ActorState.ALIVE
         actor.address = path
         for waiter, req_id in actor.address_waiters:
-            self._reply(waiter, req_id, path)
+            self._reply(waiter, req_id, (path, actor.options.max_task_retries, actor.restarts))
         actor.address_waiters.clear()
         if actor.terminating:
             actor.terminating = False
@@ -540,6 +545,45 @@ class Head:
             worker.exit_kind = ExitKind(kind)
             worker.exit_detail = detail
 
+    def _may_restart(self, actor: _Actor, worker: _Worker) -> bool:
+        limit = actor.options.max_restarts
+        unexpected = worker.exit_kind is ExitKind.CRASHED or (
+            worker.exit_kind is ExitKind.KILLED and worker.allow_restart
+        )
+        return (
+            unexpected
+            and not self._stopping
+            and actor.state in (ActorState.STARTING, ActorState.ALIVE)
+            and (limit == -1 or actor.restarts < limit)
+        )
+
+    def _restart(self, actor: _Actor, old: _Worker, reason: str) -> None:
+        """Start the actor again in a new process, with its constructor's original arguments."""
+        actor.restarts += 1
+        limit = actor.options.max_restarts
+        log.warning(
+            "%s; restarting it (restart %d of %s)",
+            reason,
+            actor.restarts,
+            "unlimited" if limit == -1 else limit,
+        )
+        if old.peer is not None:
+            self._end_children_of(old.peer)
+        for waiter, req_id in actor.death_waiters:
+            self._reply(waiter, req_id, (True, reason))
+        actor.death_waiters.clear()
+        actor.state = ActorState.STARTING
+        actor.address = None
+        worker = self._take_worker()
+        worker.actor = actor
+        actor.worker = worker
+        self._send_worker(worker, actor.start_message)
+
+    def _end_children_of(self, creator: _Peer) -> None:
+        for child in list(self._actors.values()):
+            if child.creator is creator and not child.options.detached:
+                self._terminate(child, ExitKind.CREATOR_DIED)
+
     def _actor_dead(self, actor: _Actor, reason: str) -> None:
         if actor.state is ActorState.DEAD:
             return
@@ -557,14 +601,11 @@ class Head:
             self._reply(waiter, req_id, error, ok=False)
         actor.address_waiters.clear()
         for waiter, req_id in actor.death_waiters:
-            self._reply(waiter, req_id, reason)
+            self._reply(waiter, req_id, (False, reason))
         actor.death_waiters.clear()
         # Actors this one created die with it (their creator is its process).
         if actor.worker is not None and actor.worker.peer is not None:
-            creator_peer = actor.worker.peer
-            for child in list(self._actors.values()):
-                if child.creator is creator_peer and not child.options.detached:
-                    self._terminate(child, ExitKind.CREATOR_DIED)
+            self._end_children_of(actor.worker.peer)
         self._start_pending_actors()
         self._dispatch_tasks()
 
@@ -597,19 +638,25 @@ class Head:
                 ok=False,
             )
         elif actor.state is ActorState.ALIVE:
-            self._reply(peer, req_id, actor.address)
+            self._reply(
+                peer, req_id, (actor.address, actor.options.max_task_retries, actor.restarts)
+            )
         elif actor.state is ActorState.DEAD:
             self._reply(peer, req_id, ActorDiedError(actor.death_reason), ok=False)
         else:
             actor.address_waiters.append((peer, req_id))
 
     def _on_death_reason(self, peer: _Peer, message: tuple[Any, ...]) -> None:
-        _, req_id, actor_id = message
+        # ``incarnation`` is the restart count the caller was connected to: a
+        # later one means the actor restarted (and may be alive again already).
+        _, req_id, actor_id, incarnation = message
         actor = self._actors.get(actor_id)
         if actor is None:
-            self._reply(peer, req_id, f"no actor {actor_id} in this session")
+            self._reply(peer, req_id, (False, f"no actor {actor_id} in this session"))
         elif actor.state is ActorState.DEAD:
-            self._reply(peer, req_id, actor.death_reason)
+            self._reply(peer, req_id, (False, actor.death_reason))
+        elif actor.restarts > incarnation:
+            self._reply(peer, req_id, (True, f"the actor {actor.class_name} restarted"))
         else:
             actor.death_waiters.append((peer, req_id))
 
@@ -628,15 +675,18 @@ class Head:
                     "pid": a.worker.popen.pid if a.worker is not None else None,
                     "detached": a.options.detached,
                     "death_reason": a.death_reason,
+                    "restarts": a.restarts,
                 }
                 for a in self._actors.values()
             ],
         )
 
     def _on_kill(self, peer: _Peer, message: tuple[Any, ...]) -> None:
-        _, req_id, actor_id, _no_restart = message
+        _, req_id, actor_id, no_restart = message
         actor = self._actors.get(actor_id)
         if actor is not None:
+            if actor.worker is not None:
+                actor.worker.allow_restart = not no_restart
             self._kill(actor, ExitKind.KILLED, "it was killed with rigd.kill()")
         self._reply(peer, req_id, None)
 

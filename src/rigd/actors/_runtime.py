@@ -114,6 +114,19 @@ class _Outgoing:
     group: str | None = None
     waiting: int = 0
     body: bytes | None = None
+    attempts: int = 1
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A call sent and not yet answered."""
+
+    ref: ObjectRef[Any]
+    function_name: str
+    # Kept only when the actor allows retries (max_task_retries), to resend
+    # the call after a restart.
+    body: bytes | None = None
+    attempts: int = 1
 
 
 @dataclass(slots=True)
@@ -125,7 +138,7 @@ class ActorChannel:
     sock: socket.socket | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     outbox: collections.deque[_Outgoing] = field(default_factory=collections.deque)
-    pending: dict[int, tuple[ObjectRef[Any], str]] = field(default_factory=dict)
+    pending: dict[int, _InFlight] = field(default_factory=dict)
     reader: FrameReader = field(default_factory=FrameReader)
     # Held by whoever reads the socket: the I/O thread, or a thread in
     # rigd.get reading its own reply (see Runtime.wait).
@@ -133,6 +146,8 @@ class ActorChannel:
     call_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     error: BaseException | None = None
     released: bool = False
+    max_task_retries: int = 0
+    incarnation: int = 0
 
 
 class Runtime:
@@ -361,7 +376,9 @@ class Runtime:
                 # raises at the call site even while the actor is starting.
                 body = dumps((_CALL, call_id, method, args, kwargs, group), self.shm_prefix)
                 if channel.state is ChannelState.OPEN and not channel.outbox:
-                    channel.pending[call_id] = (ref, function_name)
+                    channel.pending[call_id] = _InFlight(
+                        ref, function_name, body if channel.max_task_retries else None
+                    )
                     ref._source = channel
                     assert channel.sock is not None
                     try:
@@ -448,7 +465,12 @@ class Runtime:
                     except Exception as exc:  # noqa: BLE001 - boundary: the ref gets the error
                         out.ref._set_error(exc)
                         continue
-                channel.pending[out.call_id] = (out.ref, out.function_name)
+                channel.pending[out.call_id] = _InFlight(
+                    out.ref,
+                    out.function_name,
+                    body if channel.max_task_retries else None,
+                    out.attempts,
+                )
                 out.ref._source = channel
                 assert channel.sock is not None
                 try:
@@ -461,7 +483,7 @@ class Runtime:
         if ref._error is not None:
             self._mark_dead(channel, ref._error)
             return
-        path = ref._value
+        path, channel.max_task_retries, channel.incarnation = ref._value
         if channel.released and not channel.outbox:
             return  # every handle went away while the actor was starting
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -511,7 +533,7 @@ class Runtime:
             entry = channel.pending.pop(message[1], None)
             if entry is None:
                 continue
-            ref, _ = entry
+            ref = entry.ref
             if message[0] == _REPLY_OK:
                 ref._set_value(message[2])
             else:
@@ -575,13 +597,53 @@ class Runtime:
         with channel.lock:
             channel.sock = None
             channel.state = ChannelState.DYING
-        ref = self.head_request(Msg.DEATH_REASON, channel.actor_id)
+        ref = self.head_request(Msg.DEATH_REASON, channel.actor_id, channel.incarnation)
 
         def on_reason(r: ObjectRef[Any]) -> None:
-            error = r._error if r._error is not None else ActorDiedError(r._value)
-            self._run_on_io(lambda: self._mark_dead(channel, error))
+            if r._error is not None:
+                self._run_on_io(lambda: self._mark_dead(channel, r._error))  # type: ignore[arg-type]
+                return
+            restarting, reason = r._value
+            if restarting:
+                self._run_on_io(lambda: self._on_restart(channel, reason))
+            else:
+                self._run_on_io(lambda: self._mark_dead(channel, ActorDiedError(reason)))
 
         ref._add_callback(on_reason)
+
+    def _on_restart(self, channel: ActorChannel, reason: str) -> None:
+        """The actor is restarting: resend what may be retried, fail the rest, reconnect."""
+        limit = channel.max_task_retries
+        with channel.lock:
+            in_flight = sorted(channel.pending.items())
+            channel.pending.clear()
+            resend = []
+            for call_id, entry in in_flight:
+                if entry.body is not None and (limit == -1 or entry.attempts <= limit):
+                    resend.append(
+                        _Outgoing(
+                            call_id,
+                            entry.ref,
+                            "",
+                            entry.function_name,
+                            (),
+                            {},
+                            body=entry.body,
+                            attempts=entry.attempts + 1,
+                        )
+                    )
+                else:
+                    entry.ref._set_error(
+                        ActorDiedError(
+                            f"{reason}; the call {entry.function_name} was in flight and is not "
+                            "retried (see max_task_retries)"
+                        )
+                    )
+            channel.outbox.extendleft(reversed(resend))
+            channel.state = ChannelState.CONNECTING
+            channel.reader = FrameReader()
+        address = self.head_request(Msg.ACTOR_ADDRESS, channel.actor_id)
+        address._add_callback(functools.partial(self._address_known, channel))
 
     def _mark_dead(self, channel: ActorChannel, error: BaseException) -> None:
         with channel.lock:
@@ -589,8 +651,8 @@ class Runtime:
             channel.error = error
             pending = list(channel.pending.values())
             channel.pending.clear()
-        for ref, _ in pending:
-            ref._set_error(error)
+        for entry in pending:
+            entry.ref._set_error(error)
         self._flush(channel)
 
     # -- tasks -----------------------------------------------------------------
@@ -721,8 +783,8 @@ class Runtime:
                 channel.outbox.clear()
                 channel.state = ChannelState.DEAD
                 channel.error = error
-            for ref, _ in pending:
-                ref._set_error(error)
+            for entry in pending:
+                entry.ref._set_error(error)
             for out in outbox:
                 out.ref._set_error(error)
 

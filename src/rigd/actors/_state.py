@@ -22,6 +22,7 @@ class ActorInfo:
     pid: int | None
     detached: bool
     death_reason: str | None
+    restarts: int
 
 
 def list_actors(*, state: str | None = None, class_name: str | None = None) -> list[ActorInfo]:
