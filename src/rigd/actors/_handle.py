@@ -15,7 +15,17 @@ import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import (
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypeAlias,
+    TypeVar,
+    Union,
+    overload,
+)
 
 import cloudpickle
 
@@ -33,12 +43,14 @@ __all__ = [
     "ActorProxy",
     "MethodOptions",
     "RemoteFunction",
+    "RemoteMethod",
     "method",
     "remote",
 ]
 
 T = TypeVar("T")
 R = TypeVar("R")
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +67,22 @@ _method_options: weakref.WeakKeyDictionary[Callable[..., Any], MethodOptions] = 
 )
 
 
+class RemoteMethod(Protocol[P, R]):
+    """How type checkers see a method marked ``@rigd.method`` (Ray's typing guide).
+
+    Through an ``ActorProxy[T]``, ``handle.m.remote(...)`` is checked against
+    ``m``'s parameters and returns ``ObjectRef`` of its return type.
+    """
+
+    def remote(self, *args: P.args, **kwargs: P.kwargs) -> ObjectRef[R]: ...
+
+    def options(self, **options: Any) -> RemoteMethod[P, R]: ...
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+
 @overload
-def method(fn: Callable[..., R], /) -> Callable[..., R]: ...
+def method(fn: Callable[Concatenate[Any, P], R], /) -> RemoteMethod[P, R]: ...
 @overload
 def method(
     *,
@@ -263,7 +289,10 @@ class ActorHandle(Generic[T]):
 
 
 #: The name Ray's typing guide uses for a handle.
-ActorProxy = ActorHandle
+#: A handle as type checkers see it (Ray's ``ActorProxy``): the handle, and
+#: the class itself, so that method names and ``@rigd.method`` signatures are
+#: checked. At run time it is always an ``ActorHandle``.
+ActorProxy: TypeAlias = Union[ActorHandle[T], T]  # noqa: UP007 - a runtime alias must subscript
 
 
 def _rebuild_handle(
@@ -395,6 +424,14 @@ class RemoteFunction(Generic[R]):
 
 def _placeholders(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(None if type(a) is ObjectRef else a for a in args)
+
+
+@overload
+def remote(target: type[T], /) -> ActorClass[T]: ...  # type: ignore[overload-overlap]
+@overload
+def remote(target: Callable[P, R], /) -> RemoteFunction[R]: ...
+@overload
+def remote(**options: Any) -> Callable[[Any], Any]: ...
 
 
 def remote(*args: Any, **options: Any) -> Any:

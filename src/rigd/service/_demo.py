@@ -20,10 +20,12 @@ class Counter:
     def __init__(self) -> None:
         self.value = 0
 
+    @rigd.method
     def increment(self) -> int:
         self.value += 1
         return self.value
 
+    @rigd.method
     def get_counter(self) -> int:
         return self.value
 
@@ -31,6 +33,7 @@ class Counter:
 class FrameMean:
     """Reduces a frame to its mean, to show large arrays crossing processes."""
 
+    @rigd.method
     def mean(self, frame: np.ndarray[Any, Any]) -> float:
         return float(frame.mean())
 
