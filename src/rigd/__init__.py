@@ -21,6 +21,7 @@ from rigd import actor, exceptions, state
 from rigd._version import __version__
 from rigd.actors import (
     ObjectRef,
+    ObjectRefGenerator,
     cancel,
     get,
     get_actor,
@@ -37,6 +38,7 @@ from rigd.actors import (
 
 __all__ = [
     "ObjectRef",
+    "ObjectRefGenerator",
     "__version__",
     "actor",
     "cancel",

@@ -5,6 +5,7 @@ package knows nothing of frames, rings or HDF5.
 """
 
 from rigd.actors._api import cancel, exit_actor, get, get_actor, get_gpu_ids, kill, put, wait
+from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._handle import (
     ActorClass,
     ActorHandle,
@@ -27,6 +28,7 @@ __all__ = [
     "ActorProxy",
     "MethodOptions",
     "ObjectRef",
+    "ObjectRefGenerator",
     "RemoteFunction",
     "TaskOptions",
     "cancel",

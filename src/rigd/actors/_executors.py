@@ -30,6 +30,7 @@ from typing import Any
 from rigd._exceptions import TaskCancelledError
 from rigd.actors import _context
 from rigd.actors._context import ActorExit
+from rigd.actors._messages import Msg
 from rigd.actors._schema import ActorSchema
 
 __all__ = ["AsyncExecutor", "Executor", "ThreadedExecutor"]
@@ -180,8 +181,15 @@ class AsyncExecutor(Executor):
     woken first, and the guide's batching example then deadlocks.)
     """
 
-    def __init__(self, schema: ActorSchema, reply: Reply, on_exit: OnExit) -> None:
+    def __init__(
+        self,
+        schema: ActorSchema,
+        reply: Reply,
+        on_exit: OnExit,
+        send: Callable[[socket.socket, tuple[Any, ...]], None],
+    ) -> None:
         super().__init__(schema, reply, on_exit)
+        self.send = send
         self.loop = asyncio.new_event_loop()
         self.groups: dict[str, _Group] = {}
         self.tasks: dict[tuple[socket.socket, int], asyncio.Task[None]] = {}
@@ -246,6 +254,11 @@ class AsyncExecutor(Executor):
             result = call.method(*call.args, **call.kwargs)
             if inspect.isawaitable(result):
                 result = await result
+            elif inspect.isasyncgen(result):
+                async for item in result:
+                    self.send(conn, (int(Msg.REPLY_ITEM), call_id, item))
+                self.send(conn, (int(Msg.REPLY_END), call_id))
+                return
         except asyncio.CancelledError:
             self.cancelled.discard(key)
             self.reply(conn, call_id, function_name, None, _cancelled(function_name))

@@ -345,6 +345,7 @@ class ActorMethod:
         """
         handle = self._handle
         try:
+            spec = handle._schema.methods[self._name]
             return handle._runtime.submit_call(  # type: ignore[no-any-return]
                 handle._actor_id,
                 self._name,
@@ -352,6 +353,7 @@ class ActorMethod:
                 args,
                 kwargs,
                 self._options.concurrency_group,
+                spec.is_generator or self._options.num_returns == "streaming",
             )
         except TypeError as exc:
             raise TypeError(
@@ -404,6 +406,11 @@ class RemoteFunction(Generic[R]):
         Raises:
             TypeError: an argument cannot be serialized.
         """
+        if inspect.isgeneratorfunction(self._fn) or inspect.isasyncgenfunction(self._fn):
+            raise TypeError(
+                f"{self.__name__} is a generator; streaming from tasks is not supported yet, "
+                "make it a method of an actor (generator methods stream)"
+            )
         runtime = _session.get_runtime()
         if self._body is None:
             self._body = cloudpickle.dumps(self._fn, protocol=5)

@@ -31,6 +31,8 @@ class Msg(IntEnum):
     REPLY_ERR = 3
     CLOSE = 4
     CANCEL = 5
+    REPLY_ITEM = 6
+    REPLY_END = 7
     # any process -> head (requests carry an id)
     HELLO = 10
     CREATE_ACTOR = 11

@@ -39,6 +39,7 @@ from rigd._exceptions import (
     TaskCancelledError,
     TaskError,
 )
+from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._messages import Msg
 from rigd.actors._ref import ObjectRef
 from rigd.actors._wire import FrameReader, check_picklable, dumps, loads, pack_frame
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 _CALL = int(Msg.CALL)
 _REPLY_OK = int(Msg.REPLY_OK)
 _REPLY_ERR = int(Msg.REPLY_ERR)
+_REPLY_ITEM = int(Msg.REPLY_ITEM)
+_REPLY_END = int(Msg.REPLY_END)
 _CLOSE = int(Msg.CLOSE)
 _CANCEL = int(Msg.CANCEL)
 _HEAD_REPLY = int(Msg.HEAD_REPLY)
@@ -106,7 +109,7 @@ class ChannelState(Enum):
 @dataclass(slots=True)
 class _Outgoing:
     call_id: int
-    ref: ObjectRef[Any]
+    ref: ObjectRef[Any] | ObjectRefGenerator
     method: str
     function_name: str
     args: tuple[Any, ...]
@@ -121,7 +124,7 @@ class _Outgoing:
 class _InFlight:
     """A call sent and not yet answered."""
 
-    ref: ObjectRef[Any]
+    ref: ObjectRef[Any] | ObjectRefGenerator
     function_name: str
     # Kept only when the actor allows retries (max_task_retries), to resend
     # the call after a restart.
@@ -354,15 +357,18 @@ class Runtime:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         group: str | None = None,
-    ) -> ObjectRef[Any]:
+        streaming: bool = False,
+    ) -> Any:
         """Send a call to an actor; return the ref of its result.
 
         ``group`` overrides the method's concurrency group for this call.
+        With ``streaming`` (a generator method) an ``ObjectRefGenerator`` is
+        returned instead, which yields a ref per item.
         """
         if self.closed:
             raise RuntimeNotRunningError("the rigd runtime is shut down; call rigd.init() again")
         channel = self.channel(actor_id)
-        ref: ObjectRef[Any] = ObjectRef()
+        ref: Any = ObjectRefGenerator() if streaming else ObjectRef()
         deps = _pending_refs(args, kwargs)
         if not deps:
             args, kwargs, failed = _resolve_refs(args, kwargs)
@@ -530,12 +536,24 @@ class Runtime:
     def _dispatch_replies(self, channel: ActorChannel, data: bytes) -> None:
         for frame in channel.reader.feed(data):
             message = loads(frame)
+            kind = message[0]
+            if kind == _REPLY_ITEM:
+                streamed = channel.pending.get(message[1])
+                if streamed is not None and isinstance(streamed.ref, ObjectRefGenerator):
+                    streamed.ref._push(message[2])
+                continue
             entry = channel.pending.pop(message[1], None)
             if entry is None:
                 continue
             ref = entry.ref
-            if message[0] == _REPLY_OK:
-                ref._set_value(message[2])
+            if kind == _REPLY_OK:
+                if isinstance(ref, ObjectRefGenerator):
+                    ref._push(message[2])  # a streaming call of a plain method
+                    ref._end()
+                else:
+                    ref._set_value(message[2])
+            elif kind == _REPLY_END and isinstance(ref, ObjectRefGenerator):
+                ref._end()
             else:
                 ref._set_error(reply_error_to_exception(message[2]))
 

@@ -42,6 +42,7 @@ class MethodSpec:
     params: tuple[str, ...]
     group: str | None = None
     is_coroutine: bool = False
+    is_generator: bool = False
     enable_task_events: bool = True
 
 
@@ -103,6 +104,9 @@ def build_schema(
             group=group,
             is_coroutine=inspect.iscoroutinefunction(function)
             or inspect.isasyncgenfunction(function),
+            is_generator=inspect.isgeneratorfunction(function)
+            or inspect.isasyncgenfunction(function)
+            or (marked is not None and marked.num_returns == "streaming"),
             enable_task_events=marked.enable_task_events if marked is not None else True,
         )
     for name in BUILTIN_METHODS:

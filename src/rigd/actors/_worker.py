@@ -17,6 +17,7 @@ import atexit
 import collections
 import contextlib
 import ctypes
+import inspect
 import logging
 import os
 import pickle
@@ -28,6 +29,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import cloudpickle
@@ -45,6 +47,8 @@ log = logging.getLogger("rigd.worker")
 
 _CALL = int(Msg.CALL)
 _CANCEL = int(Msg.CANCEL)
+_REPLY_ITEM = int(Msg.REPLY_ITEM)
+_REPLY_END = int(Msg.REPLY_END)
 _CLOSE = int(Msg.CLOSE)
 _REPLY_OK = int(Msg.REPLY_OK)
 _PR_SET_PDEATHSIG = 1
@@ -139,7 +143,9 @@ class _ActorServer:
         if self.schema.kind is ActorKind.THREADED:
             self.executor = ThreadedExecutor(self.schema, self._reply, self._exit_from_call)
         elif self.schema.kind is ActorKind.ASYNC:
-            self.executor = AsyncExecutor(self.schema, self._reply, self._exit_from_call)
+            self.executor = AsyncExecutor(
+                self.schema, self._reply, self._exit_from_call, self._send
+            )
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.selector.register(wake_r, selectors.EVENT_READ, None)
         runtime.send_to_head((int(Msg.ACTOR_READY), self.actor_id, self.path))
@@ -309,6 +315,9 @@ class _ActorServer:
             return
         try:
             result = method(*args, **kwargs)
+            if inspect.isgenerator(result):
+                self._stream(conn, call_id, f"{self.class_name}.{name}", result)
+                return
         except ActorExit:
             self.exit_request = (ExitKind.EXIT_ACTOR, conn, call_id)
             return
@@ -346,6 +355,21 @@ class _ActorServer:
         except OSError:
             pass
 
+    def _stream(
+        self, conn: socket.socket, call_id: int, function_name: str, items: Iterator[Any]
+    ) -> None:
+        """Send a generator method's items as they come, then the end (any thread)."""
+        try:
+            for item in items:
+                self._send(conn, (_REPLY_ITEM, call_id, item))
+        except ActorExit:
+            self._exit_from_call(conn, call_id)
+            return
+        except Exception as exc:  # noqa: BLE001 - boundary: the error ends the stream
+            self._send(conn, error_reply(call_id, function_name, exc, self.runtime.shm_prefix))
+            return
+        self._send(conn, (_REPLY_END, call_id))
+
     def _reply(
         self,
         conn: socket.socket,
@@ -355,6 +379,9 @@ class _ActorServer:
         error: BaseException | None,
     ) -> None:
         """Answer a call from an executor's thread."""
+        if error is None and inspect.isgenerator(result):
+            self._stream(conn, call_id, function_name, result)
+            return
         if error is None:
             try:
                 self._send(conn, (_REPLY_OK, call_id, result))

@@ -1,0 +1,109 @@
+"""Generator methods stream their items as refs (Ray's "Generators")."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+
+import pytest
+
+import rigd
+
+
+@pytest.fixture
+def gate(tmp_path: pathlib.Path) -> str:
+    path = str(tmp_path / "gate")
+    os.mkfifo(path)
+    return path
+
+
+def open_gate(path: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    os.write(fd, b"\0")
+    os.close(fd)
+
+
+@rigd.remote
+class Frames:
+    def grab(self, n, gate=None):
+        for k in range(n):
+            if gate is not None and k == 1:
+                with open(gate, "rb") as f:  # the second item waits for the test
+                    f.read(1)
+            yield k * 10
+
+    def broken(self):
+        yield 1
+        yield 2
+        raise ValueError("sensor unplugged")
+
+    @rigd.method(num_returns="streaming")
+    def declared(self):
+        yield "a"
+        yield "b"
+
+
+def test_each_item_arrives_as_soon_as_the_method_yields_it(gate: str) -> None:
+    frames = Frames.remote()
+
+    stream = frames.grab.remote(3, gate)
+    first = next(stream)
+
+    assert rigd.get(first, timeout=30) == 0  # while the method still waits at item 2
+    assert not stream.completed()
+    open_gate(gate)
+    assert [rigd.get(ref, timeout=30) for ref in stream] == [10, 20]
+    assert stream.completed()
+
+
+def test_an_exception_surfaces_at_the_item_where_it_happened() -> None:
+    frames = Frames.remote()
+
+    refs = list(frames.broken.remote())
+
+    assert [rigd.get(r) for r in refs[:2]] == [1, 2]
+    with pytest.raises(ValueError, match="sensor unplugged"):
+        rigd.get(refs[2])
+    assert len(refs) == 3
+
+
+def test_num_returns_streaming_is_accepted_as_in_ray() -> None:
+    frames = Frames.remote()
+
+    assert [rigd.get(r) for r in frames.declared.remote()] == ["a", "b"]
+    stream = frames.grab.options(num_returns="streaming").remote(2)
+    assert [rigd.get(r) for r in stream] == [0, 10]
+
+
+def test_async_generators_stream_with_async_for() -> None:
+    @rigd.remote
+    class Ticker:
+        async def ticks(self, n):
+            for k in range(n):
+                await asyncio.sleep(0)
+                yield k
+
+    ticker = Ticker.remote()
+
+    async def consume():
+        return [await ref async for ref in ticker.ticks.remote(4)]
+
+    assert asyncio.run(consume()) == [0, 1, 2, 3]
+
+
+def test_a_threaded_actor_streams_too() -> None:
+    frames = Frames.options(max_concurrency=2).remote()
+
+    assert [rigd.get(r) for r in frames.grab.remote(3)] == [0, 10, 20]
+
+
+def test_a_generator_task_is_refused_with_the_way_out() -> None:
+    @rigd.remote
+    def numbers():
+        yield 1
+
+    with pytest.raises(
+        TypeError, match="streaming from tasks is not supported yet, make it a method of an actor"
+    ):
+        numbers.remote()
