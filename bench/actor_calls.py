@@ -53,6 +53,23 @@ def measure(fw: ModuleType, name: str) -> dict[str, Any]:
         def mean(self, arr):
             return float(arr.mean())
 
+        def pid(self):
+            import os
+
+            return os.getpid()
+
+    @fw.remote
+    class AsyncPinger:
+        async def ping(self):
+            return None
+
+    @fw.remote(max_restarts=-1)
+    class Restartable:
+        def pid(self):
+            import os
+
+            return os.getpid()
+
     out: dict[str, Any] = {"framework": name}
     t = time.perf_counter()
     if name == "ray":
@@ -109,6 +126,40 @@ def measure(fw: ModuleType, name: str) -> dict[str, Any]:
             "calls_per_s": round(len(lat) / (time.perf_counter() - t), 1),
         }
         fw.kill(actor)
+
+        # Async actor: sync round trip and pipelined calls.
+        aactor = AsyncPinger.remote()
+        for _ in range(200):
+            fw.get(aactor.ping.remote())
+        lat = []
+        for _ in range(N_SYNC):
+            t0 = time.perf_counter_ns()
+            fw.get(aactor.ping.remote())
+            lat.append(time.perf_counter_ns() - t0)
+        out["async_sync_call"] = pcts(lat)
+        t = time.perf_counter()
+        fw.get([aactor.ping.remote() for _ in range(N_PIPELINED)])
+        out["async_pipelined_calls_per_s"] = round(N_PIPELINED / (time.perf_counter() - t))
+        fw.kill(aactor)
+
+        # Restart: SIGKILL of the actor's process to its first successful call.
+        import signal
+
+        ractor = Restartable.remote()
+        times = []
+        for _ in range(5):
+            pid = fw.get(ractor.pid.remote())
+            t0 = time.perf_counter()
+            os.kill(pid, signal.SIGKILL)
+            while True:
+                try:
+                    if fw.get(ractor.pid.remote(), timeout=30) != pid:
+                        break
+                except Exception:  # the call in flight when it died: try again
+                    continue
+            times.append(time.perf_counter() - t0)
+        out["restart_ms"] = round(statistics.median(times) * 1e3, 1)
+        fw.kill(ractor)
     finally:
         t = time.perf_counter()
         fw.shutdown()
@@ -202,6 +253,24 @@ def report(
             ray_fig and ray_fig["array_8mb"]["p50_us"],
             "lower",
         ),
+        (
+            "async actor, sync call p50 (us)",
+            rigd_fig["async_sync_call"]["p50_us"],
+            ray_fig and ray_fig["async_sync_call"]["p50_us"],
+            "lower",
+        ),
+        (
+            "async actor, pipelined calls (/s)",
+            rigd_fig["async_pipelined_calls_per_s"],
+            ray_fig and ray_fig["async_pipelined_calls_per_s"],
+            "higher",
+        ),
+        (
+            "restart: SIGKILL to first call (ms)",
+            rigd_fig["restart_ms"],
+            ray_fig and ray_fig["restart_ms"],
+            "lower",
+        ),
     ]
     print(f"\n{'workload':44} {'rigd':>10} {'Ray':>10} {'rigd better by':>15}")
     for label, mine, theirs, better in rows:
@@ -239,6 +308,18 @@ def report(
         (
             "8 MB argument >= 3x Ray's",
             rigd_fig["array_8mb"]["calls_per_s"] >= 3 * ray_fig["array_8mb"]["calls_per_s"],
+        ),
+        (
+            "async actor sync call p50 <= 1/5 of Ray's (issue 3)",
+            rigd_fig["async_sync_call"]["p50_us"] <= ray_fig["async_sync_call"]["p50_us"] / 5,
+        ),
+        (
+            "async actor pipelined >= 5x Ray's (issue 3)",
+            rigd_fig["async_pipelined_calls_per_s"] >= 5 * ray_fig["async_pipelined_calls_per_s"],
+        ),
+        (
+            "restart time <= 1/3 of Ray's (issue 3)",
+            rigd_fig["restart_ms"] <= ray_fig["restart_ms"] / 3,
         ),
     ]
     print("\ntargets:")
