@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
 from collections.abc import Iterator
 
 import pytest
@@ -17,3 +19,11 @@ def _no_leftovers() -> Iterator[None]:
     rigd.shutdown()
     wait_until(lambda: not child_pids(), timeout=10, what="worker processes to exit")
     assert session_files() == []
+
+
+@pytest.fixture
+def gate(tmp_path: pathlib.Path) -> str:
+    """A FIFO a remote call can block on until the test calls ``open_gate``."""
+    path = str(tmp_path / "gate")
+    os.mkfifo(path)
+    return path

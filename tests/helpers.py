@@ -68,3 +68,14 @@ def session_files(pid: int | None = None) -> list[str]:
     tmp = tempfile.gettempdir()
     found += [os.path.join(tmp, n) for n in os.listdir(tmp) if n.startswith(prefix)]
     return found
+
+
+def open_gate(path: str) -> None:
+    """Release a call blocked reading the FIFO ``path`` (blocks until it reads).
+
+    Tests hold calls at a FIFO instead of sleeping: the call reads one byte,
+    the test writes it, and nothing polls.
+    """
+    fd = os.open(path, os.O_WRONLY)
+    os.write(fd, b"\0")
+    os.close(fd)

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pathlib
 
 import pytest
 
 import rigd
 from rigd.exceptions import TaskCancelledError, TaskError
-from tests.helpers import wait_until
-
-
-@pytest.fixture
-def gate(tmp_path: pathlib.Path) -> str:
-    path = str(tmp_path / "gate")
-    os.mkfifo(path)
-    return path
-
-
-def open_gate(path: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    os.write(fd, b"\0")
-    os.close(fd)
+from tests.helpers import open_gate, wait_until
 
 
 def wait_gate(path: str) -> str:

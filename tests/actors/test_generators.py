@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import pathlib
 
 import pytest
 
 import rigd
-
-
-@pytest.fixture
-def gate(tmp_path: pathlib.Path) -> str:
-    path = str(tmp_path / "gate")
-    os.mkfifo(path)
-    return path
-
-
-def open_gate(path: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    os.write(fd, b"\0")
-    os.close(fd)
+from tests.helpers import open_gate
 
 
 @rigd.remote

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import pathlib
 
 import numpy as np
 import pytest
 
 import rigd
 from rigd.exceptions import GetTimeoutError
+from tests.helpers import open_gate
 
 
 @rigd.remote
@@ -28,20 +28,6 @@ class Gate:
         return value
 
 
-@pytest.fixture
-def fifo(tmp_path: pathlib.Path) -> str:
-    path = str(tmp_path / "gate")
-    os.mkfifo(path)
-    return path
-
-
-def open_gate(path: str) -> None:
-    """Release the call waiting in Gate.wait_open (blocks until it waits)."""
-    fd = os.open(path, os.O_WRONLY)
-    os.write(fd, b"\0")
-    os.close(fd)
-
-
 def test_get_returns_values_of_a_list_in_order() -> None:
     gate = Gate.remote()
 
@@ -50,16 +36,16 @@ def test_get_returns_values_of_a_list_in_order() -> None:
     assert rigd.get(refs) == list(range(20))
 
 
-def test_get_with_timeout_raises_get_timeout_error_and_can_be_retried(fifo: str) -> None:
-    gate = Gate.remote(fifo)
-    ref = gate.wait_open.remote("late")
+def test_get_with_timeout_raises_get_timeout_error_and_can_be_retried(gate: str) -> None:
+    held = Gate.remote(gate)
+    ref = held.wait_open.remote("late")
 
     with pytest.raises(GetTimeoutError, match=r"timed out after 0\.05 s"):
         rigd.get(ref, timeout=0.05)
     with pytest.raises(TimeoutError):
         rigd.get([ref], timeout=0)
 
-    open_gate(fifo)
+    open_gate(gate)
     assert rigd.get(ref, timeout=30) == "late"
 
 
@@ -69,10 +55,10 @@ def test_get_with_timeout_zero_on_a_ready_ref_returns_at_once() -> None:
     assert rigd.get(ref, timeout=0) == 7
 
 
-def test_wait_returns_ready_and_not_ready_in_order(fifo: str) -> None:
-    gate = Gate.remote(fifo)
+def test_wait_returns_ready_and_not_ready_in_order(gate: str) -> None:
+    held = Gate.remote(gate)
     fast = Gate.remote()
-    slow_ref = gate.wait_open.remote("slow")
+    slow_ref = held.wait_open.remote("slow")
     fast_refs = [fast.echo.remote(i) for i in range(3)]
     refs = [slow_ref, *fast_refs]
 
@@ -80,17 +66,17 @@ def test_wait_returns_ready_and_not_ready_in_order(fifo: str) -> None:
 
     assert ready == fast_refs
     assert not_ready == [slow_ref]
-    open_gate(fifo)
+    open_gate(gate)
 
 
-def test_wait_with_timeout_returns_what_is_ready(fifo: str) -> None:
-    gate = Gate.remote(fifo)
-    slow_ref = gate.wait_open.remote("slow")
+def test_wait_with_timeout_returns_what_is_ready(gate: str) -> None:
+    held = Gate.remote(gate)
+    slow_ref = held.wait_open.remote("slow")
 
     ready, not_ready = rigd.wait([slow_ref], timeout=0.05)
 
     assert (ready, not_ready) == ([], [slow_ref])
-    open_gate(fifo)
+    open_gate(gate)
 
 
 @pytest.mark.parametrize(("num_returns", "message"), [(0, "between 1 and"), (3, "between 1 and")])
@@ -118,14 +104,14 @@ def test_put_of_a_ref_is_a_type_error() -> None:
         rigd.put(rigd.put(1))
 
 
-def test_a_pending_ref_argument_is_resolved_before_the_method_runs(fifo: str) -> None:
-    gate = Gate.remote(fifo)
+def test_a_pending_ref_argument_is_resolved_before_the_method_runs(gate: str) -> None:
+    held = Gate.remote(gate)
     other = Gate.remote()
-    pending = gate.wait_open.remote(41)
+    pending = held.wait_open.remote(41)
 
     result = other.echo.remote(pending)  # sent only once `pending` is ready
     assert rigd.wait([result], timeout=0.05) == ([], [result])
-    open_gate(fifo)
+    open_gate(gate)
 
     assert rigd.get(result, timeout=30) == 41
 
@@ -151,7 +137,7 @@ def test_a_ref_nested_in_an_argument_travels_as_a_ref() -> None:
     assert rigd.get(nested["ref"]) == "inside"
 
 
-def test_calls_from_one_submitter_keep_order_across_a_pending_argument(fifo: str) -> None:
+def test_calls_from_one_submitter_keep_order_across_a_pending_argument(gate: str) -> None:
     @rigd.remote
     class Log:
         def __init__(self):
@@ -161,14 +147,14 @@ def test_calls_from_one_submitter_keep_order_across_a_pending_argument(fifo: str
             self.items.append(item)
             return list(self.items)
 
-    gate = Gate.remote(fifo)
+    held = Gate.remote(gate)
     log = Log.remote()
-    pending = gate.wait_open.remote("second")
+    pending = held.wait_open.remote("second")
 
     first = log.add.remote("first")
     second = log.add.remote(pending)
     third = log.add.remote("third")
-    open_gate(fifo)
+    open_gate(gate)
 
     assert rigd.get(third, timeout=30) == ["first", "second", "third"]
     assert rigd.get([first, second]) == [["first"], ["first", "second"]]

@@ -273,7 +273,7 @@ class Runtime:
             # outlive it (its parent died, or shutdown is under way).
             from rigd.actors._session import cleanup_after_lost_head
 
-            cleanup_after_lost_head(self.session_dir, self.shm_prefix)
+            cleanup_after_lost_head(self.session_dir, self.shm_prefix, wait_s=2.0)
             os._exit(1)
         self._fail_everything(RuntimeNotRunningError("the rigd runtime was shut down"))
 

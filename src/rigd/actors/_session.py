@@ -18,6 +18,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 from typing import Any
 
 from rigd.actors._runtime import Runtime
@@ -236,15 +237,23 @@ def sweep_stale_sessions() -> int:
     return removed
 
 
-def cleanup_after_lost_head(session_dir: str, shm_prefix: str, *, owner_dead: bool = False) -> None:
+def cleanup_after_lost_head(
+    session_dir: str, shm_prefix: str, *, owner_dead: bool = False, wait_s: float = 0.0
+) -> None:
     """Remove the session's files if its owner is dead (called by orphaned workers).
 
     Args:
         session_dir: the session's socket directory.
         shm_prefix: the prefix of its segments.
         owner_dead: the caller knows the owner is dead (its parent changed).
+        wait_s: how long to wait for a dying owner to be gone.
     """
     pid = _owner_pid(os.path.basename(session_dir))
+    # The owner's threads end one by one: its socket can close a moment
+    # before the process is gone. Wait for that, briefly.
+    deadline = time.monotonic() + wait_s
+    while not owner_dead and pid is not None and pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.002)
     if owner_dead or (pid is not None and not pid_alive(pid)):
         shutil.rmtree(session_dir, ignore_errors=True)
         sweep_segments(shm_prefix)

@@ -511,14 +511,19 @@ def main(argv: list[str]) -> None:
         except BlockingIOError:
             pass
 
-    runtime = Runtime(
-        session_dir,
-        shm_prefix=os.path.basename(session_dir) + "-",
-        namespace="",
-        totals={},
-        worker_id=worker_id,
-        on_head_message=on_head_message,
-    )
+    try:
+        runtime = Runtime(
+            session_dir,
+            shm_prefix=os.path.basename(session_dir) + "-",
+            namespace="",
+            totals={},
+            worker_id=worker_id,
+            on_head_message=on_head_message,
+        )
+    except (FileNotFoundError, ConnectionRefusedError):
+        # The session ended while this worker was starting (its driver was
+        # killed, or shut down): there is nothing to serve.
+        os._exit(1)
     _session.attach_worker(runtime)
     first = inbox.get()
     if first[0] == Msg.START_ACTOR:
