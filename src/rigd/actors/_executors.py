@@ -187,6 +187,7 @@ class AsyncExecutor(Executor):
         reply: Reply,
         on_exit: OnExit,
         send: Callable[[socket.socket, tuple[Any, ...]], None],
+        own_thread: bool = True,
     ) -> None:
         super().__init__(schema, reply, on_exit)
         self.send = send
@@ -195,10 +196,14 @@ class AsyncExecutor(Executor):
         self.tasks: dict[tuple[socket.socket, int], asyncio.Task[None]] = {}
         self.cancelled: set[tuple[socket.socket, int]] = set()
         _context.actor_loop = self.loop
-        self.thread = threading.Thread(
-            target=self.loop.run_forever, name="rigd-actor-loop", daemon=True
-        )
-        self.thread.start()
+        # Without its own thread the caller runs the loop (the worker's main
+        # thread does) and calls submit and cancel from inside it.
+        self.thread: threading.Thread | None = None
+        if own_thread:
+            self.thread = threading.Thread(
+                target=self.loop.run_forever, name="rigd-actor-loop", daemon=True
+            )
+            self.thread.start()
 
     def submit(
         self,
@@ -210,9 +215,12 @@ class AsyncExecutor(Executor):
         kwargs: dict[str, Any],
         group: str | None,
     ) -> None:
-        self.loop.call_soon_threadsafe(
-            self._admit, conn, call_id, function_name, method, args, kwargs, group
-        )
+        if self.thread is None:
+            self._admit(conn, call_id, function_name, method, args, kwargs, group)
+        else:
+            self.loop.call_soon_threadsafe(
+                self._admit, conn, call_id, function_name, method, args, kwargs, group
+            )
 
     def _admit(
         self,
@@ -295,7 +303,10 @@ class AsyncExecutor(Executor):
                         )
                         return
 
-        self.loop.call_soon_threadsafe(cancel_on_loop)
+        if self.thread is None:
+            cancel_on_loop()
+        else:
+            self.loop.call_soon_threadsafe(cancel_on_loop)
 
     def shutdown(self, timeout: float) -> None:
         def stop() -> None:
@@ -305,5 +316,11 @@ class AsyncExecutor(Executor):
                 task.cancel()
             self.loop.stop()
 
+        if self.thread is None:
+            for group in self.groups.values():
+                group.waiting.clear()
+            for task in self.tasks.values():
+                task.cancel()
+            return
         self.loop.call_soon_threadsafe(stop)
         self.thread.join(timeout)

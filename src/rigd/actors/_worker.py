@@ -13,6 +13,7 @@ actors go through the process's ``Runtime`` and its I/O thread.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import collections
 import contextlib
@@ -130,6 +131,8 @@ class _ActorServer:
         self.methods: dict[str, Any] = {}
         self.draining = False
         self.drain_deadline = 0.0
+        self.drain_timer_set = False
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.exit_request: tuple[ExitKind, socket.socket | None, int | None] | None = None
         try:
             cls = pickle.loads(cls_body)
@@ -143,8 +146,10 @@ class _ActorServer:
         if self.schema.kind is ActorKind.THREADED:
             self.executor = ThreadedExecutor(self.schema, self._reply, self._exit_from_call)
         elif self.schema.kind is ActorKind.ASYNC:
+            # The event loop runs on this (the main) thread: a call goes from
+            # the socket to its task with no hand-off between threads.
             self.executor = AsyncExecutor(
-                self.schema, self._reply, self._exit_from_call, self._send
+                self.schema, self._reply, self._exit_from_call, self._send, own_thread=False
             )
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.selector.register(wake_r, selectors.EVENT_READ, None)
@@ -153,6 +158,8 @@ class _ActorServer:
     def serve(self) -> None:
         """Serve calls until the actor ends; never returns."""
         _context.current_actor = self
+        if isinstance(self.executor, AsyncExecutor):
+            self._serve_on_loop(self.executor.loop)
         while True:
             timeout = None
             if self.draining:
@@ -160,12 +167,7 @@ class _ActorServer:
             for key, _ in self.selector.select(timeout):
                 obj = key.fileobj
                 if obj is self.listener:
-                    conn, _addr = self.listener.accept()
-                    self.connections[conn] = FrameReader()
-                    self.queues[conn] = collections.deque()
-                    self.cancelled[conn] = set()
-                    self.send_locks[conn] = threading.Lock()
-                    self.selector.register(conn, selectors.EVENT_READ, None)
+                    self._accept()
                 elif obj == self.wake_r:
                     self._on_head_messages()
                 else:
@@ -178,6 +180,39 @@ class _ActorServer:
             if self.draining and (not self.connections or _now() >= self.drain_deadline):
                 self.exit_request = (ExitKind.GRACEFUL, None, None)
                 self._finish()
+
+    def _serve_on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve an async actor from its event loop, on this thread."""
+        self.selector.unregister(self.listener)
+        self.selector.unregister(self.wake_r)
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        loop.add_reader(self.listener.fileno(), self._step, self._accept)
+        loop.add_reader(self.wake_r, self._step, self._on_head_messages)
+        loop.run_forever()
+
+    def _accept(self) -> None:
+        conn, _addr = self.listener.accept()
+        self.connections[conn] = FrameReader()
+        self.queues[conn] = collections.deque()
+        self.cancelled[conn] = set()
+        self.send_locks[conn] = threading.Lock()
+        if self.loop is not None:
+            self.loop.add_reader(conn.fileno(), self._step, self._on_readable, conn)
+        else:
+            self.selector.register(conn, selectors.EVENT_READ, None)
+
+    def _step(self, handler: Any, *args: Any) -> None:
+        """Run one loop callback, then end the actor if it asked to (async actors)."""
+        handler(*args)
+        if self.draining and not self.drain_timer_set:
+            self.drain_timer_set = True
+            assert self.loop is not None
+            self.loop.call_later(DRAIN_TIMEOUT_S, self._step, lambda: None)
+        if self.draining and (not self.connections or _now() >= self.drain_deadline):
+            self.exit_request = self.exit_request or (ExitKind.GRACEFUL, None, None)
+        if self.exit_request is not None:
+            self._finish()
 
     def _on_head_messages(self) -> None:
         try:
@@ -279,7 +314,10 @@ class _ActorServer:
     def _drop(self, conn: socket.socket) -> None:
         if conn not in self.connections:
             return
-        self.selector.unregister(conn)
+        if self.loop is not None:
+            self.loop.remove_reader(conn.fileno())
+        else:
+            self.selector.unregister(conn)
         del self.connections[conn]
         del self.queues[conn]
         del self.cancelled[conn]
@@ -402,7 +440,10 @@ class _ActorServer:
         """End the actor: hook, reply, tell the head, close, exit."""
         assert self.exit_request is not None
         kind, conn, call_id = self.exit_request
-        self.selector.unregister(self.listener)
+        if self.loop is not None:
+            self.loop.remove_reader(self.listener.fileno())
+        else:
+            self.selector.unregister(self.listener)
         self.listener.close()
         os.unlink(self.path)
         if self.executor is not None:
