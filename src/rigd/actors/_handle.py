@@ -9,9 +9,8 @@ have ``.remote()``, which sends the call and returns an ``ObjectRef``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import inspect
-import uuid
+import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -183,7 +182,7 @@ class ActorClass(Generic[T]):
         args_body = _serialize_args(
             self._cls.__init__, f"{self.__name__}.__init__", args, kwargs, runtime.shm_prefix
         )
-        actor_id = uuid.uuid4().hex[:16]
+        actor_id = os.urandom(8).hex()
         info = runtime.head_call(
             Msg.CREATE_ACTOR,
             actor_id,
@@ -283,7 +282,7 @@ class ActorHandle(Generic[T]):
         return ActorMethod(self, name, MethodOptions())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        token = uuid.uuid4().hex[:16]
+        token = os.urandom(8).hex()
         self._runtime.lend_handle(self._actor_id, token)
         return (_rebuild_handle, (self._actor_id, self._class_name, self._schema, token))
 
@@ -414,6 +413,8 @@ class RemoteFunction(Generic[R]):
         runtime = _session.get_runtime()
         if self._body is None:
             self._body = cloudpickle.dumps(self._fn, protocol=5)
+            import hashlib  # here: hashlib costs a worker 3-6 ms to import
+
             self._fn_id = hashlib.blake2b(self._body, digest_size=12).hexdigest()
         # Check the arguments here, so a bad one fails at the call site.
         _serialize_args(self._fn, self.__name__, _placeholders(args), kwargs, runtime.shm_prefix)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 import threading
@@ -45,7 +44,7 @@ _is_worker = False
 
 
 def _anonymous_namespace() -> str:
-    return f"anonymous-{secrets.token_hex(4)}"
+    return f"anonymous-{os.urandom(4).hex()}"
 
 
 def init(
@@ -101,7 +100,7 @@ def init(
         sweep_stale_sessions()
         cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
         gpus = float(num_gpus if num_gpus is not None else 0)
-        token = f"{os.getpid()}-{secrets.token_hex(3)}"
+        token = f"{os.getpid()}-{os.urandom(3).hex()}"
         session_dir = tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{token}-")
         os.chmod(session_dir, 0o700)
         shm_prefix = os.path.basename(session_dir) + "-"

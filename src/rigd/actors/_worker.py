@@ -13,7 +13,6 @@ actors go through the process's ``Runtime`` and its I/O thread.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import collections
 import contextlib
@@ -31,17 +30,19 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from rigd._exceptions import ActorDiedError, TaskCancelledError
 from rigd.actors import _context, _session
 from rigd.actors._context import ActorExit
-from rigd.actors._executors import AsyncExecutor, Executor, ThreadedExecutor
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._runtime import Runtime, error_reply
 from rigd.actors._schema import ActorKind, ActorSchema
+
+if TYPE_CHECKING:
+    from rigd.actors._executors import Executor
 from rigd.actors._wire import FrameReader, dumps, loads, pack_frame, release_send_pools
 
 log = logging.getLogger("rigd.worker")
@@ -132,7 +133,7 @@ class _ActorServer:
         self.draining = False
         self.drain_deadline = 0.0
         self.drain_timer_set = False
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop: Any = None  # an async actor's event loop
         self.exit_request: tuple[ExitKind, socket.socket | None, int | None] | None = None
         try:
             cls = pickle.loads(cls_body)
@@ -143,6 +144,10 @@ class _ActorServer:
             runtime.send_to_head((int(Msg.ACTOR_FAILED), self.actor_id, text))
             self._close_and_exit(1, run_atexit=False)
         self.executor: Executor | None = None
+        if self.schema.kind is not ActorKind.SERIAL:
+            # Imported only here: asyncio and concurrent.futures take 40 ms to
+            # import, most of a serial actor's start-up.
+            from rigd.actors._executors import AsyncExecutor, ThreadedExecutor
         if self.schema.kind is ActorKind.THREADED:
             self.executor = ThreadedExecutor(self.schema, self._reply, self._exit_from_call)
         elif self.schema.kind is ActorKind.ASYNC:
@@ -158,8 +163,8 @@ class _ActorServer:
     def serve(self) -> None:
         """Serve calls until the actor ends; never returns."""
         _context.current_actor = self
-        if isinstance(self.executor, AsyncExecutor):
-            self._serve_on_loop(self.executor.loop)
+        if self.schema.kind is ActorKind.ASYNC:
+            self._serve_on_loop(self.executor.loop)  # type: ignore[union-attr]
         while True:
             timeout = None
             if self.draining:
@@ -181,8 +186,10 @@ class _ActorServer:
                 self.exit_request = (ExitKind.GRACEFUL, None, None)
                 self._finish()
 
-    def _serve_on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _serve_on_loop(self, loop: Any) -> None:
         """Serve an async actor from its event loop, on this thread."""
+        import asyncio
+
         self.selector.unregister(self.listener)
         self.selector.unregister(self.wake_r)
         self.loop = loop
