@@ -353,6 +353,9 @@ class ActorMethod:
                 kwargs,
                 self._options.concurrency_group,
                 spec.is_generator or self._options.num_returns == "streaming",
+                handle._schema.enable_task_events
+                and spec.enable_task_events
+                and self._options.enable_task_events,
             )
         except TypeError as exc:
             raise TypeError(
@@ -427,6 +430,7 @@ class RemoteFunction(Generic[R]):
             kwargs,
             opts.num_cpus,
             opts.max_retries,
+            opts.enable_task_events,
         )
 
 

@@ -44,6 +44,7 @@ from rigd._exceptions import (
     TaskCancelledError,
     WorkerCrashedError,
 )
+from rigd.actors._events import TaskLog, TaskState
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._options import ActorOptions
 from rigd.actors._wire import FrameReader, dumps, loads, pack_frame, sweep_segments
@@ -129,6 +130,7 @@ class _Task:
     body: bytes
     num_cpus: float
     retries_left: int
+    event_id: str | None = None
 
 
 class Head:
@@ -171,6 +173,7 @@ class Head:
         self._idle_task_workers: list[_Worker] = []
         self._worker_ids = itertools.count(1)
         self._spares: list[_Worker] = []
+        self._task_log = TaskLog()
         self._stopping = False
         self._stopped = threading.Event()
         self._handlers: dict[int, Callable[[_Peer, tuple[Any, ...]], None]] = {
@@ -181,6 +184,8 @@ class Head:
             Msg.KILL: self._on_kill,
             Msg.SUBMIT_TASK: self._on_submit_task,
             Msg.CANCEL_TASK: self._on_cancel_task,
+            Msg.TASK_EVENTS: self._on_task_events,
+            Msg.LIST_TASKS: self._on_list_tasks,
             Msg.DEATH_REASON: self._on_death_reason,
             Msg.LIST_ACTORS: self._on_list_actors,
             Msg.ACQUIRE: self._on_acquire,
@@ -561,6 +566,18 @@ class Head:
         """Start the actor again in a new process, with its constructor's original arguments."""
         actor.restarts += 1
         limit = actor.options.max_restarts
+        self._task_log.add(
+            [
+                (
+                    f"{actor.actor_id}-restart-{actor.restarts}",
+                    TaskState.ACTOR_RESTARTED,
+                    time.time(),
+                    f"{actor.class_name} restart",
+                    actor.actor_id,
+                    reason,
+                )
+            ]
+        )
         log.warning(
             "%s; restarting it (restart %d of %s)",
             reason,
@@ -772,7 +789,7 @@ class Head:
     # -- tasks -------------------------------------------------------------------------
 
     def _on_submit_task(self, peer: _Peer, message: tuple[Any, ...]) -> None:
-        _, req_id, fn_id, fn_body, name, body, num_cpus, max_retries = message
+        _, req_id, fn_id, fn_body, name, body, num_cpus, max_retries, task_id = message
         if num_cpus > self.total_cpus:
             self._reply(
                 peer,
@@ -795,9 +812,16 @@ class Head:
                 body,
                 float(num_cpus),
                 max_retries,
+                task_id,
             )
         )
         self._dispatch_tasks()
+
+    def _on_task_events(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        self._task_log.add(message[1])
+
+    def _on_list_tasks(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        self._reply(peer, message[1], self._task_log.rows())
 
     def _on_cancel_task(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         # A queued task is dropped; a running one is not interrupted (tasks
@@ -833,6 +857,10 @@ class Head:
             self._tasks.popleft()
             self._cpus_free -= task.num_cpus
             worker.task = task
+            if task.event_id is not None:
+                self._task_log.add(
+                    [(task.event_id, TaskState.RUNNING, time.time(), None, None, None)]
+                )
             self._send_worker(
                 worker,
                 (int(Msg.RUN_TASK), task.task_id, task.fn_id, task.fn_body, task.name, task.body),

@@ -43,12 +43,14 @@ class Msg(IntEnum):
     DEATH_REASON = 16
     LIST_ACTORS = 17
     CANCEL_TASK = 18
+    LIST_TASKS = 19
     # any process -> head (one-way)
     ACQUIRE = 20
     RELEASE = 21
     LEND = 22
     BLOCKED = 23
     UNBLOCKED = 24
+    TASK_EVENTS = 25
     # head -> process
     HEAD_REPLY = 30
     # head -> worker

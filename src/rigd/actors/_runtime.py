@@ -39,6 +39,7 @@ from rigd._exceptions import (
     TaskCancelledError,
     TaskError,
 )
+from rigd.actors._events import FLUSH_S, EventBuffer, TaskState
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._messages import Msg
 from rigd.actors._ref import ObjectRef
@@ -118,6 +119,7 @@ class _Outgoing:
     waiting: int = 0
     body: bytes | None = None
     attempts: int = 1
+    task_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -196,6 +198,8 @@ class Runtime:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._io_actions: collections.deque[Callable[[], None]] = collections.deque()
+        self.events = EventBuffer(on_first=self._wake)
+        self._task_ids = itertools.count(1)
 
         self._head = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._head.connect(os.path.join(session_dir, "head.sock"))
@@ -358,6 +362,7 @@ class Runtime:
         kwargs: dict[str, Any],
         group: str | None = None,
         streaming: bool = False,
+        events: bool = True,
     ) -> Any:
         """Send a call to an actor; return the ref of its result.
 
@@ -369,6 +374,10 @@ class Runtime:
             raise RuntimeNotRunningError("the rigd runtime is shut down; call rigd.init() again")
         channel = self.channel(actor_id)
         ref: Any = ObjectRefGenerator() if streaming else ObjectRef()
+        task_id = None
+        if events:
+            task_id = self.new_task_id()
+            self.events.record(task_id, TaskState.SUBMITTED, function_name, actor_id)
         deps = _pending_refs(args, kwargs)
         if not deps:
             args, kwargs, failed = _resolve_refs(args, kwargs)
@@ -380,7 +389,9 @@ class Runtime:
                 ref._canceller = functools.partial(self._cancel_call, channel, call_id, ref)
                 # Serialized here, on the caller's thread, so a bad argument
                 # raises at the call site even while the actor is starting.
-                body = dumps((_CALL, call_id, method, args, kwargs, group), self.shm_prefix)
+                body = dumps(
+                    (_CALL, call_id, method, args, kwargs, group, task_id), self.shm_prefix
+                )
                 if channel.state is ChannelState.OPEN and not channel.outbox:
                     channel.pending[call_id] = _InFlight(
                         ref, function_name, body if channel.max_task_retries else None
@@ -407,7 +418,15 @@ class Runtime:
             call_id = next(channel.call_ids)
             ref._canceller = functools.partial(self._cancel_call, channel, call_id, ref)
             out = _Outgoing(
-                call_id, ref, method, function_name, args, kwargs, group=group, waiting=len(deps)
+                call_id,
+                ref,
+                method,
+                function_name,
+                args,
+                kwargs,
+                group=group,
+                waiting=len(deps),
+                task_id=task_id,
             )
             channel.outbox.append(out)
         for dep in deps:
@@ -465,7 +484,7 @@ class Runtime:
                         continue
                     try:
                         body = dumps(
-                            (_CALL, out.call_id, out.method, args, kwargs, out.group),
+                            (_CALL, out.call_id, out.method, args, kwargs, out.group, out.task_id),
                             self.shm_prefix,
                         )
                     except Exception as exc:  # noqa: BLE001 - boundary: the ref gets the error
@@ -684,9 +703,14 @@ class Runtime:
         kwargs: dict[str, Any],
         num_cpus: float,
         max_retries: int,
+        events: bool = True,
     ) -> ObjectRef[Any]:
         """Queue a task at the head; return the ref of its result."""
         ref: ObjectRef[Any] = ObjectRef()
+        task_id = None
+        if events:
+            task_id = self.new_task_id()
+            self.events.record(task_id, TaskState.SUBMITTED, function_name)
         cancelled = threading.Event()
 
         def cancel_before_sending() -> None:
@@ -710,10 +734,17 @@ class Runtime:
                 ref._set_error(exc)
                 return
             req_id, reply = self.head_request_with_id(
-                Msg.SUBMIT_TASK, fn_id, fn_body, function_name, body, num_cpus, max_retries
+                Msg.SUBMIT_TASK,
+                fn_id,
+                fn_body,
+                function_name,
+                body,
+                num_cpus,
+                max_retries,
+                task_id,
             )
             ref._canceller = functools.partial(self.head_notice, Msg.CANCEL_TASK, req_id)
-            reply._add_callback(lambda r: _finish_task_ref(ref, r))
+            reply._add_callback(lambda r: self._task_finished(task_id, ref, r))
 
         deps = _pending_refs(args, kwargs)
         if not deps:
@@ -768,12 +799,36 @@ class Runtime:
         except (OSError, ValueError):
             pass
 
+    def new_task_id(self) -> str:
+        """A task id unique in the session: this process's pid and a counter."""
+        return f"{os.getpid():x}-t{next(self._task_ids):x}"
+
+    def flush_events(self) -> None:
+        """Send the buffered task events to the head."""
+        if self.events and not self.closed:
+            try:
+                self.head_notice(Msg.TASK_EVENTS, self.events.drain())
+            except OSError:
+                pass  # the head is gone; so is the task log
+
+    def _task_finished(
+        self, task_id: str | None, ref: ObjectRef[Any], reply: ObjectRef[Any]
+    ) -> None:
+        error = _finish_task_ref(ref, reply)
+        if task_id is not None:
+            if error is None:
+                self.events.record(task_id, TaskState.FINISHED)
+            else:
+                self.events.record(task_id, TaskState.FAILED, error=type(error).__name__)
+
     def _io_loop(self) -> None:
         while not self.closed:
             try:
-                events = self._epoll.poll()
+                events = self._epoll.poll(FLUSH_S if self.events else -1)
             except InterruptedError:
                 continue
+            if self.events and time.monotonic() - self.events.last_flush >= FLUSH_S:
+                self.flush_events()
             for fd, _ in events:
                 if self.closed:
                     break
@@ -866,12 +921,14 @@ def _resolve_refs(
     return args, kwargs, None
 
 
-def _finish_task_ref(ref: ObjectRef[Any], reply: ObjectRef[Any]) -> None:
+def _finish_task_ref(ref: ObjectRef[Any], reply: ObjectRef[Any]) -> BaseException | None:
     if reply._error is not None:
         ref._set_error(reply._error)
-        return
+        return reply._error
     message = loads(reply._value)
     if message[0] == _REPLY_OK:
         ref._set_value(message[2])
-    else:
-        ref._set_error(reply_error_to_exception(message[2]))
+        return None
+    error = reply_error_to_exception(message[2])
+    ref._set_error(error)
+    return error

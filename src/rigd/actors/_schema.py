@@ -54,6 +54,7 @@ class ActorSchema:
     kind: ActorKind
     groups: Mapping[str, int]
     default_group_size: int
+    enable_task_events: bool = True
 
     def group_of(self, method: str, override: str | None) -> str | None:
         """The group a call runs in: the override, the method's, or the default (None)."""
@@ -120,4 +121,6 @@ def build_schema(
     default = options.max_concurrency or (
         ASYNC_DEFAULT_CONCURRENCY if kind is ActorKind.ASYNC else 1
     )
-    return ActorSchema(methods, kind, dict(options.concurrency_groups), default)
+    return ActorSchema(
+        methods, kind, dict(options.concurrency_groups), default, options.enable_task_events
+    )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from rigd.actors import _session
 from rigd.actors._messages import Msg
 
-__all__ = ["ActorInfo", "list_actors"]
+__all__ = ["ActorInfo", "TaskInfo", "list_actors", "list_tasks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,4 +40,46 @@ def list_actors(*, state: str | None = None, class_name: str | None = None) -> l
         for i in infos
         if (state is None or i.state == state)
         and (class_name is None or i.class_name == class_name)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """One actor call or task, as its events tell it (times are UNIX seconds)."""
+
+    task_id: str
+    name: str | None
+    actor_id: str | None
+    state: str
+    submitted_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+
+
+def list_tasks(
+    *, actor_id: str | None = None, state: str | None = None, name: str | None = None
+) -> list[TaskInfo]:
+    """Return recent actor calls and tasks (the last 10,000), optionally filtered.
+
+    Events reach the head in batches, so a call finished less than 0.2 s ago
+    may still show its previous state.
+
+    Args:
+        actor_id: only calls of this actor (``handle._actor_id``, or
+            ``ActorInfo.actor_id``).
+        state: ``SUBMITTED``, ``RUNNING``, ``FINISHED``, ``FAILED`` or
+            ``ACTOR_RESTARTED``.
+        name: only this ``Class.method`` or task name.
+    """
+    runtime = _session.get_runtime()
+    runtime.flush_events()
+    rows = runtime.head_call(Msg.LIST_TASKS)
+    infos = [TaskInfo(**row) for row in rows]
+    return [
+        i
+        for i in infos
+        if (actor_id is None or i.actor_id == actor_id)
+        and (state is None or i.state == state)
+        and (name is None or i.name == name)
     ]

@@ -37,6 +37,7 @@ import cloudpickle
 from rigd._exceptions import ActorDiedError, TaskCancelledError
 from rigd.actors import _context, _session
 from rigd.actors._context import ActorExit
+from rigd.actors._events import TaskState
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._runtime import Runtime, error_reply
 from rigd.actors._schema import ActorKind, ActorSchema
@@ -51,6 +52,8 @@ _CALL = int(Msg.CALL)
 _CANCEL = int(Msg.CANCEL)
 _REPLY_ITEM = int(Msg.REPLY_ITEM)
 _REPLY_END = int(Msg.REPLY_END)
+_REPLY_ERR = int(Msg.REPLY_ERR)
+_FINAL_REPLIES = (int(Msg.REPLY_OK), _REPLY_ERR, _REPLY_END)
 _CLOSE = int(Msg.CLOSE)
 _REPLY_OK = int(Msg.REPLY_OK)
 _PR_SET_PDEATHSIG = 1
@@ -128,6 +131,8 @@ class _ActorServer:
         self.queues: dict[socket.socket, collections.deque[tuple[Any, ...]]] = {}
         self.cancelled: dict[socket.socket, set[int]] = {}
         self.send_locks: dict[socket.socket, threading.Lock] = {}
+        # Calls that record task events, until their final reply leaves.
+        self.task_ids: dict[tuple[socket.socket, int], str] = {}
         self.wake_w = wake_w
         self.methods: dict[str, Any] = {}
         self.draining = False
@@ -332,7 +337,10 @@ class _ActorServer:
         conn.close()
 
     def _run_call(self, conn: socket.socket, message: tuple[Any, ...]) -> None:
-        _, call_id, name, args, kwargs, group = message
+        _, call_id, name, args, kwargs, group, task_id = message
+        if task_id is not None:
+            self.runtime.events.record(task_id, TaskState.RUNNING)
+            self.task_ids[(conn, call_id)] = task_id
         method = self.methods.get(name)
         if method is None:
             if name == "__rigd_terminate__":
@@ -387,8 +395,19 @@ class _ActorServer:
             conn.sendall(pack_frame(body))
         except OSError:
             pass  # the caller is gone; nothing to tell
+        if task_id is not None:
+            del self.task_ids[(conn, call_id)]
+            self.runtime.events.record(task_id, TaskState.FINISHED)
 
     def _send(self, conn: socket.socket, message: tuple[Any, ...]) -> None:
+        if self.task_ids and message[0] in _FINAL_REPLIES:
+            task_id = self.task_ids.pop((conn, message[1]), None)
+            if task_id is not None:
+                if message[0] == _REPLY_ERR:
+                    error = message[2][1].rsplit(".", 1)[-1]
+                    self.runtime.events.record(task_id, TaskState.FAILED, error=error)
+                else:
+                    self.runtime.events.record(task_id, TaskState.FINISHED)
         frame = pack_frame(dumps(message, self.runtime.shm_prefix))
         lock = self.send_locks.get(conn)
         try:
