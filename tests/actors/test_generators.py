@@ -84,12 +84,49 @@ def test_a_threaded_actor_streams_too() -> None:
     assert [rigd.get(r) for r in frames.grab.remote(3)] == [0, 10, 20]
 
 
-def test_a_generator_task_is_refused_with_the_way_out() -> None:
+def test_a_generator_task_streams_its_items() -> None:
     @rigd.remote
-    def numbers():
-        yield 1
+    def numbers(n):
+        for k in range(n):
+            yield k * k
 
-    with pytest.raises(
-        TypeError, match="streaming from tasks is not supported yet, make it a method of an actor"
-    ):
-        numbers.remote()
+    assert [rigd.get(r, timeout=30) for r in numbers.remote(4)] == [0, 1, 4, 9]
+
+
+def test_an_async_generator_task_streams_and_fails_at_its_item() -> None:
+    @rigd.remote
+    async def ticks():
+        yield "a"
+        await asyncio.sleep(0)
+        yield "b"
+        raise RuntimeError("clock lost")
+
+    refs = list(ticks.remote())
+
+    assert [rigd.get(r) for r in refs[:2]] == ["a", "b"]
+    with pytest.raises(RuntimeError, match="clock lost"):
+        rigd.get(refs[2])
+
+
+def test_a_task_item_arrives_before_the_task_ends(gate: str) -> None:
+    @rigd.remote
+    def slow(path):
+        yield "first"
+        with open(path, "rb") as f:
+            f.read(1)
+        yield "second"
+
+    stream = slow.remote(gate)
+
+    assert rigd.get(next(stream), timeout=30) == "first"
+    open_gate(gate)
+    assert [rigd.get(r, timeout=30) for r in stream] == ["second"]
+
+
+def test_num_returns_other_than_1_or_streaming_is_refused() -> None:
+    @rigd.remote
+    def f():
+        return 1
+
+    with pytest.raises(ValueError, match=r"num_returns must be 1 or 'streaming', got 2"):
+        f.options(num_returns=2)

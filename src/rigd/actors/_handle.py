@@ -408,11 +408,6 @@ class RemoteFunction(Generic[R]):
         Raises:
             TypeError: an argument cannot be serialized.
         """
-        if inspect.isgeneratorfunction(self._fn) or inspect.isasyncgenfunction(self._fn):
-            raise TypeError(
-                f"{self.__name__} is a generator; streaming from tasks is not supported yet, "
-                "make it a method of an actor (generator methods stream)"
-            )
         runtime = _session.get_runtime()
         if self._body is None:
             self._body = cloudpickle.dumps(self._fn, protocol=5)
@@ -422,7 +417,7 @@ class RemoteFunction(Generic[R]):
         # Check the arguments here, so a bad one fails at the call site.
         _serialize_args(self._fn, self.__name__, _placeholders(args), kwargs, runtime.shm_prefix)
         opts = self._options
-        return runtime.submit_task(
+        return runtime.submit_task(  # type: ignore[no-any-return]
             self._fn_id,
             self._body,
             opts.name or self.__name__,
@@ -431,6 +426,9 @@ class RemoteFunction(Generic[R]):
             opts.num_cpus,
             opts.max_retries,
             opts.enable_task_events,
+            inspect.isgeneratorfunction(self._fn)
+            or inspect.isasyncgenfunction(self._fn)
+            or opts.num_returns == "streaming",
         )
 
 

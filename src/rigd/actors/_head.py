@@ -196,6 +196,7 @@ class Head:
             Msg.ACTOR_READY: self._on_actor_ready,
             Msg.ACTOR_FAILED: self._on_actor_failed,
             Msg.TASK_DONE: self._on_task_done,
+            Msg.TASK_ITEM: self._on_task_item,
             Msg.EXITING: self._on_exiting,
         }
         self._refill_spares()
@@ -880,6 +881,14 @@ class Head:
         self._idle_task_workers.append(worker)
         self._dispatch_tasks()
         self._start_pending_actors()
+
+    def _on_task_item(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        # An item of a generator task: on to the submitter, on the same
+        # ordered connection as the task's final reply.
+        _, task_id, body = message
+        worker = peer.worker
+        if worker is not None and worker.task is not None and worker.task.task_id == task_id:
+            self._send(worker.task.submitter, (int(Msg.HEAD_ITEM), worker.task.req_id, body))
 
     def _on_blocked(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         # A task waiting in rigd.get gives its CPU back, so the tasks it waits

@@ -53,6 +53,7 @@ class Msg(IntEnum):
     TASK_EVENTS = 25
     # head -> process
     HEAD_REPLY = 30
+    HEAD_ITEM = 31
     # head -> worker
     START_ACTOR = 40
     RUN_TASK = 41
@@ -62,6 +63,7 @@ class Msg(IntEnum):
     ACTOR_FAILED = 51
     TASK_DONE = 52
     EXITING = 53
+    TASK_ITEM = 54
 
 
 class TerminateMode(StrEnum):

@@ -127,6 +127,8 @@ class TaskOptions:
             in Ray; -1: unlimited).
         enable_task_events: record submitted/started/finished events.
         name: a name for the task in events and errors.
+        num_returns: 1, or ``"streaming"`` (as in Ray; generator functions
+            stream anyway).
     """
 
     num_cpus: float = 1
@@ -135,6 +137,7 @@ class TaskOptions:
     max_retries: int = 3
     enable_task_events: bool = True
     name: str | None = None
+    num_returns: int | str = 1
 
     def __post_init__(self) -> None:
         _check_resource("num_cpus", self.num_cpus)
@@ -142,6 +145,8 @@ class TaskOptions:
         for key, amount in self.resources.items():
             _check_resource(f"resources[{key!r}]", amount)
         _check_count("max_retries", self.max_retries, -1)
+        if self.num_returns not in (1, "streaming"):
+            raise ValueError(f"num_returns must be 1 or 'streaming', got {self.num_returns!r}")
 
     def replace(self, **changes: object) -> Self:
         """Return a copy with ``changes``; unknown names raise ``TypeError``."""

@@ -57,6 +57,7 @@ _REPLY_END = int(Msg.REPLY_END)
 _CLOSE = int(Msg.CLOSE)
 _CANCEL = int(Msg.CANCEL)
 _HEAD_REPLY = int(Msg.HEAD_REPLY)
+_HEAD_ITEM = int(Msg.HEAD_ITEM)
 _RECV_SIZE = 1 << 18
 
 
@@ -199,6 +200,8 @@ class Runtime:
         os.set_blocking(self._wake_w, False)
         self._io_actions: collections.deque[Callable[[], None]] = collections.deque()
         self.events = EventBuffer(on_first=self._wake)
+        # Generator tasks: head request id -> the generator its items feed.
+        self._head_streams: dict[int, ObjectRefGenerator] = {}
         self._task_ids = itertools.count(1)
 
         self._head = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -267,6 +270,10 @@ class Runtime:
                     ref._set_value(payload)
                 else:
                     ref._set_error(payload)
+            elif message[0] == _HEAD_ITEM:
+                stream = self._head_streams.get(message[1])
+                if stream is not None:
+                    stream._push(loads(message[2])[2])
             elif self._on_head_message is not None:
                 self._on_head_message(message)
 
@@ -704,9 +711,17 @@ class Runtime:
         num_cpus: float,
         max_retries: int,
         events: bool = True,
-    ) -> ObjectRef[Any]:
-        """Queue a task at the head; return the ref of its result."""
-        ref: ObjectRef[Any] = ObjectRef()
+        streaming: bool = False,
+    ) -> Any:
+        """Queue a task at the head; return the ref of its result.
+
+        With ``streaming`` (a generator function) an ``ObjectRefGenerator``
+        is returned, fed as the task yields. Streaming tasks are not retried:
+        a retry would repeat the items already delivered.
+        """
+        ref: Any = ObjectRefGenerator() if streaming else ObjectRef()
+        if streaming:
+            max_retries = 0
         task_id = None
         if events:
             task_id = self.new_task_id()
@@ -733,7 +748,8 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - boundary: the task's ref gets the error
                 ref._set_error(exc)
                 return
-            req_id, reply = self.head_request_with_id(
+            req_id, reply = self._submit_task_request(
+                ref,
                 Msg.SUBMIT_TASK,
                 fn_id,
                 fn_body,
@@ -810,6 +826,22 @@ class Runtime:
                 self.head_notice(Msg.TASK_EVENTS, self.events.drain())
             except OSError:
                 pass  # the head is gone; so is the task log
+
+    def _submit_task_request(self, ref: Any, kind: Msg, *args: Any) -> tuple[int, ObjectRef[Any]]:
+        # Registered before sending, so that no item can arrive unclaimed.
+        if not isinstance(ref, ObjectRefGenerator):
+            return self.head_request_with_id(kind, *args)
+        req_id = next(self._head_ids)
+        reply: ObjectRef[Any] = ObjectRef()
+        self._head_pending[req_id] = reply
+        self._head_streams[req_id] = ref
+
+        def forget(_: ObjectRef[Any]) -> None:
+            self._head_streams.pop(req_id, None)
+
+        reply._add_callback(forget)
+        self._send_head((int(kind), req_id, *args))
+        return req_id, reply
 
     def _task_finished(
         self, task_id: str | None, ref: ObjectRef[Any], reply: ObjectRef[Any]
@@ -921,13 +953,20 @@ def _resolve_refs(
     return args, kwargs, None
 
 
-def _finish_task_ref(ref: ObjectRef[Any], reply: ObjectRef[Any]) -> BaseException | None:
+def _finish_task_ref(ref: Any, reply: ObjectRef[Any]) -> BaseException | None:
     if reply._error is not None:
         ref._set_error(reply._error)
         return reply._error
     message = loads(reply._value)
+    if message[0] == _REPLY_END:
+        ref._end()
+        return None
     if message[0] == _REPLY_OK:
-        ref._set_value(message[2])
+        if isinstance(ref, ObjectRefGenerator):
+            ref._push(message[2])
+            ref._end()
+        else:
+            ref._set_value(message[2])
         return None
     error = reply_error_to_exception(message[2])
     ref._set_error(error)

@@ -545,13 +545,36 @@ def _serve_tasks(
             args, kwargs = loads(body)
             _context.current_task = task_id
             result = fn(*args, **kwargs)
-            reply = dumps((_REPLY_OK, task_id, result), runtime.shm_prefix)
+            if inspect.isasyncgen(result):
+                result = _step_async(result)
+            if inspect.isgenerator(result):
+                for item in result:
+                    item_body = dumps((_REPLY_ITEM, task_id, item), runtime.shm_prefix)
+                    runtime.send_to_head((int(Msg.TASK_ITEM), task_id, item_body))
+                reply = dumps((_REPLY_END, task_id), runtime.shm_prefix)
+            else:
+                reply = dumps((_REPLY_OK, task_id, result), runtime.shm_prefix)
         except Exception as exc:  # noqa: BLE001 - boundary: the error goes to the submitter
             reply = dumps(error_reply(task_id, name, exc, runtime.shm_prefix), runtime.shm_prefix)
         finally:
             _context.current_task = None
         runtime.send_to_head((int(Msg.TASK_DONE), task_id, reply))
         message = inbox.get()
+
+
+def _step_async(agen: Any) -> Iterator[Any]:
+    """Yield an async generator task's items as it makes them, on a private loop."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(agen.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.close()
 
 
 def _now() -> float:
