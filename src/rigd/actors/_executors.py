@@ -6,10 +6,11 @@ once, so a cancel sent later is seen while the call still waits its turn.
 - ``ThreadedExecutor``: a thread pool per concurrency group, of the group's
   size (Ray's threaded actors). A call that has not started can be
   cancelled; a running one is not interrupted.
-- ``AsyncExecutor``: one event loop on its own thread; each call is a task,
-  bounded per group by a semaphore of the group's size (Ray's async actors;
-  1000 by default). Cancelling a call cancels its task, waiting or running:
-  the method sees ``asyncio.CancelledError``.
+- ``AsyncExecutor``: the actor's event loop, which the worker's main thread
+  runs; each call is a task, admitted to its concurrency group in arrival
+  order (Ray's async actors; 1000 at once by default). Cancelling a call
+  cancels its task, waiting or running: the method sees
+  ``asyncio.CancelledError``.
 
 Either way the caller of a cancelled call gets ``TaskCancelledError``, even
 if the method swallowed the ``CancelledError``.
@@ -25,6 +26,7 @@ import inspect
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rigd._exceptions import TaskCancelledError
@@ -33,14 +35,33 @@ from rigd.actors._context import ActorExit
 from rigd.actors._messages import Msg
 from rigd.actors._schema import ActorSchema
 
-__all__ = ["AsyncExecutor", "Executor", "ThreadedExecutor"]
+__all__ = ["AsyncExecutor", "Call", "Executor", "ThreadedExecutor"]
 
 #: ``reply(conn, call_id, function_name, result, error)``: sends the answer.
 Reply = Callable[[socket.socket, int, str, Any, BaseException | None], None]
 #: ``on_exit(conn, call_id)``: a method called exit_actor().
 OnExit = Callable[[socket.socket, int], None]
+#: ``send(conn, message)``: sends a message to the caller.
+Send = Callable[[socket.socket, tuple[Any, ...]], None]
 
 DEFAULT_GROUP = ""
+
+
+@dataclass(slots=True)
+class Call:
+    """One call an actor took, waiting for or running in its executor."""
+
+    conn: socket.socket
+    call_id: int
+    function_name: str
+    method: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    group: str | None
+
+    @property
+    def key(self) -> tuple[socket.socket, int]:
+        return (self.conn, self.call_id)
 
 
 def _cancelled(function_name: str) -> TaskCancelledError:
@@ -48,7 +69,7 @@ def _cancelled(function_name: str) -> TaskCancelledError:
 
 
 class Executor:
-    """Runs an actor's calls off the main thread."""
+    """Runs an actor's calls off the serial path."""
 
     def __init__(self, schema: ActorSchema, reply: Reply, on_exit: OnExit) -> None:
         self.schema = schema
@@ -60,22 +81,16 @@ class Executor:
             return DEFAULT_GROUP, self.schema.default_group_size
         return group, self.schema.groups[group]
 
-    def submit(
-        self,
-        conn: socket.socket,
-        call_id: int,
-        function_name: str,
-        method: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        group: str | None,
-    ) -> None:
+    def submit(self, call: Call) -> None:
+        """Run ``call`` when its group has room."""
         raise NotImplementedError
 
     def cancel(self, conn: socket.socket, call_id: int) -> None:
+        """Cancel the call if it waits (or, for async actors, runs)."""
         raise NotImplementedError
 
     def shutdown(self, timeout: float) -> None:
+        """Drop waiting calls; let running ones end within ``timeout`` if they can."""
         raise NotImplementedError
 
 
@@ -85,8 +100,8 @@ class ThreadedExecutor(Executor):
     def __init__(self, schema: ActorSchema, reply: Reply, on_exit: OnExit) -> None:
         super().__init__(schema, reply, on_exit)
         self.pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
-        self.calls: dict[
-            tuple[socket.socket, int], tuple[concurrent.futures.Future[None], str]
+        self.waiting: dict[
+            tuple[socket.socket, int], tuple[concurrent.futures.Future[None], Call]
         ] = {}
         self.lock = threading.Lock()
 
@@ -100,39 +115,31 @@ class ThreadedExecutor(Executor):
             self.pools[name] = pool
         return pool
 
-    def submit(
-        self,
-        conn: socket.socket,
-        call_id: int,
-        function_name: str,
-        method: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        group: str | None,
-    ) -> None:
-        def run() -> None:
-            with self.lock:
-                self.calls.pop((conn, call_id), None)
-            try:
-                result = method(*args, **kwargs)
-            except ActorExit:
-                self.on_exit(conn, call_id)
-                return
-            except Exception as exc:  # noqa: BLE001 - boundary: the error goes to the caller
-                self.reply(conn, call_id, function_name, None, exc)
-                return
-            self.reply(conn, call_id, function_name, result, None)
-
+    def submit(self, call: Call) -> None:
         with self.lock:
-            future = self._pool(group).submit(run)
+            future = self._pool(call.group).submit(self._run, call)
             if not future.done():
-                self.calls[(conn, call_id)] = (future, function_name)
+                self.waiting[call.key] = (future, call)
+
+    def _run(self, call: Call) -> None:
+        with self.lock:
+            self.waiting.pop(call.key, None)
+        try:
+            result = call.method(*call.args, **call.kwargs)
+        except ActorExit:
+            self.on_exit(call.conn, call.call_id)
+            return
+        except Exception as exc:  # noqa: BLE001 - boundary: the error goes to the caller
+            self.reply(call.conn, call.call_id, call.function_name, None, exc)
+            return
+        self.reply(call.conn, call.call_id, call.function_name, result, None)
 
     def cancel(self, conn: socket.socket, call_id: int) -> None:
         with self.lock:
-            entry = self.calls.pop((conn, call_id), None)
+            entry = self.waiting.pop((conn, call_id), None)
         if entry is not None and entry[0].cancel():
-            self.reply(conn, call_id, entry[1], None, _cancelled(entry[1]))
+            name = entry[1].function_name
+            self.reply(conn, call_id, name, None, _cancelled(name))
 
     def shutdown(self, timeout: float) -> None:
         for pool in self.pools.values():
@@ -147,48 +154,22 @@ class _Group:
     def __init__(self, size: int) -> None:
         self.size = size
         self.active = 0
-        self.waiting: collections.deque[_Call] = collections.deque()
-
-
-class _Call:
-    __slots__ = ("args", "call_id", "conn", "function_name", "group", "kwargs", "method")
-
-    def __init__(
-        self,
-        conn: socket.socket,
-        call_id: int,
-        function_name: str,
-        method: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        group: _Group,
-    ) -> None:
-        self.conn = conn
-        self.call_id = call_id
-        self.function_name = function_name
-        self.method = method
-        self.args = args
-        self.kwargs = kwargs
-        self.group = group
+        self.waiting: collections.deque[Call] = collections.deque()
 
 
 class AsyncExecutor(Executor):
-    """One event loop on its own thread; each admitted call a task.
+    """The actor's event loop; each admitted call a task.
 
-    Calls are admitted to their group in arrival order, and a call's task is
-    created only once a slot is free. (An ``asyncio.Semaphore`` inside each
-    task would let a task created early take a slot ahead of a task that was
-    woken first, and the guide's batching example then deadlocks.)
+    The worker's main thread runs the loop (``loop``) and calls ``submit``
+    and ``cancel`` from inside it: a call goes from the socket to its task
+    with no hand-off between threads. Calls are admitted to their group in
+    arrival order, and a call's task is created only once a slot is free.
+    (An ``asyncio.Semaphore`` inside each task would let a task created early
+    take a slot ahead of a task that was woken first, and the guide's
+    batching example then deadlocks.)
     """
 
-    def __init__(
-        self,
-        schema: ActorSchema,
-        reply: Reply,
-        on_exit: OnExit,
-        send: Callable[[socket.socket, tuple[Any, ...]], None],
-        own_thread: bool = True,
-    ) -> None:
+    def __init__(self, schema: ActorSchema, reply: Reply, on_exit: OnExit, send: Send) -> None:
         super().__init__(schema, reply, on_exit)
         self.send = send
         self.loop = asyncio.new_event_loop()
@@ -196,67 +177,30 @@ class AsyncExecutor(Executor):
         self.tasks: dict[tuple[socket.socket, int], asyncio.Task[None]] = {}
         self.cancelled: set[tuple[socket.socket, int]] = set()
         _context.actor_loop = self.loop
-        # Without its own thread the caller runs the loop (the worker's main
-        # thread does) and calls submit and cancel from inside it.
-        self.thread: threading.Thread | None = None
-        if own_thread:
-            self.thread = threading.Thread(
-                target=self.loop.run_forever, name="rigd-actor-loop", daemon=True
-            )
-            self.thread.start()
 
-    def submit(
-        self,
-        conn: socket.socket,
-        call_id: int,
-        function_name: str,
-        method: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        group: str | None,
-    ) -> None:
-        if self.thread is None:
-            self._admit(conn, call_id, function_name, method, args, kwargs, group)
-        else:
-            self.loop.call_soon_threadsafe(
-                self._admit, conn, call_id, function_name, method, args, kwargs, group
-            )
-
-    def _admit(
-        self,
-        conn: socket.socket,
-        call_id: int,
-        function_name: str,
-        method: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        group_name: str | None,
-    ) -> None:
-        name, size = self.group_size(group_name)
+    def submit(self, call: Call) -> None:
+        name, size = self.group_size(call.group)
         group = self.groups.get(name)
         if group is None:
             group = self.groups[name] = _Group(size)
-        call = _Call(conn, call_id, function_name, method, args, kwargs, group)
         if group.active < group.size:
-            self._start(call)
+            self._start(call, group)
         else:
             group.waiting.append(call)
 
-    def _start(self, call: _Call) -> None:
-        call.group.active += 1
-        key = (call.conn, call.call_id)
+    def _start(self, call: Call, group: _Group) -> None:
+        group.active += 1
         task = self.loop.create_task(self._run(call))
-        self.tasks[key] = task
-        task.add_done_callback(functools.partial(self._finished, call))
+        self.tasks[call.key] = task
+        task.add_done_callback(functools.partial(self._finished, group))
 
-    def _finished(self, call: _Call, _task: object = None) -> None:
-        group = call.group
+    def _finished(self, group: _Group, _task: object = None) -> None:
         group.active -= 1
         if group.waiting and group.active < group.size:
-            self._start(group.waiting.popleft())
+            self._start(group.waiting.popleft(), group)
 
-    async def _run(self, call: _Call) -> None:
-        key = (call.conn, call.call_id)
+    async def _run(self, call: Call) -> None:
+        key = call.key
         conn, call_id, function_name = call.conn, call.call_id, call.function_name
         try:
             result = call.method(*call.args, **call.kwargs)
@@ -288,39 +232,22 @@ class AsyncExecutor(Executor):
         self.reply(conn, call_id, function_name, result, None)
 
     def cancel(self, conn: socket.socket, call_id: int) -> None:
-        def cancel_on_loop() -> None:
-            task = self.tasks.get((conn, call_id))
-            if task is not None:
-                self.cancelled.add((conn, call_id))
-                task.cancel()
-                return
-            for group in self.groups.values():
-                for call in group.waiting:
-                    if call.conn is conn and call.call_id == call_id:
-                        group.waiting.remove(call)
-                        self.reply(
-                            conn, call_id, call.function_name, None, _cancelled(call.function_name)
-                        )
-                        return
-
-        if self.thread is None:
-            cancel_on_loop()
-        else:
-            self.loop.call_soon_threadsafe(cancel_on_loop)
+        task = self.tasks.get((conn, call_id))
+        if task is not None:
+            self.cancelled.add((conn, call_id))
+            task.cancel()
+            return
+        for group in self.groups.values():
+            for call in group.waiting:
+                if call.key == (conn, call_id):
+                    group.waiting.remove(call)
+                    self.reply(
+                        conn, call_id, call.function_name, None, _cancelled(call.function_name)
+                    )
+                    return
 
     def shutdown(self, timeout: float) -> None:
-        def stop() -> None:
-            for group in self.groups.values():
-                group.waiting.clear()
-            for task in self.tasks.values():
-                task.cancel()
-            self.loop.stop()
-
-        if self.thread is None:
-            for group in self.groups.values():
-                group.waiting.clear()
-            for task in self.tasks.values():
-                task.cancel()
-            return
-        self.loop.call_soon_threadsafe(stop)
-        self.thread.join(timeout)
+        for group in self.groups.values():
+            group.waiting.clear()
+        for task in self.tasks.values():
+            task.cancel()

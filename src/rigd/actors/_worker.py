@@ -149,17 +149,20 @@ class _ActorServer:
             runtime.send_to_head((int(Msg.ACTOR_FAILED), self.actor_id, text))
             self._close_and_exit(1, run_atexit=False)
         self.executor: Executor | None = None
+        self.call_type: Any = None  # executors' Call, imported with them
         if self.schema.kind is not ActorKind.SERIAL:
             # Imported only here: asyncio and concurrent.futures take 40 ms to
             # import, most of a serial actor's start-up.
-            from rigd.actors._executors import AsyncExecutor, ThreadedExecutor
+            from rigd.actors._executors import AsyncExecutor, Call, ThreadedExecutor
+
+            self.call_type = Call
         if self.schema.kind is ActorKind.THREADED:
             self.executor = ThreadedExecutor(self.schema, self._reply, self._exit_from_call)
         elif self.schema.kind is ActorKind.ASYNC:
             # The event loop runs on this (the main) thread: a call goes from
             # the socket to its task with no hand-off between threads.
             self.executor = AsyncExecutor(
-                self.schema, self._reply, self._exit_from_call, self._send, own_thread=False
+                self.schema, self._reply, self._exit_from_call, self._send
             )
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.selector.register(wake_r, selectors.EVENT_READ, None)
@@ -357,13 +360,15 @@ class _ActorServer:
             self.methods[name] = method
         if self.executor is not None:
             self.executor.submit(
-                conn,
-                call_id,
-                f"{self.class_name}.{name}",
-                method,
-                args,
-                kwargs,
-                self.schema.group_of(name, group),
+                self.call_type(
+                    conn,
+                    call_id,
+                    f"{self.class_name}.{name}",
+                    method,
+                    args,
+                    kwargs,
+                    self.schema.group_of(name, group),
+                )
             )
             return
         try:
