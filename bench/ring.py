@@ -45,7 +45,9 @@ def copy_rate(shape: tuple[int, int], seconds: float = 1.5) -> float:
 
 def _reader_proc(name: str, policy: str, ready: Any, out: Any) -> None:
     ring = FrameRing.attach(name)
-    reader = ring.reader(policy)
+    low_latency = policy.endswith("+lowlat")
+    reader = ring.reader(policy.removesuffix("+lowlat"), low_latency=low_latency)
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     ready.set()
     n = 0
     checksum = 0
@@ -64,9 +66,12 @@ def _reader_proc(name: str, policy: str, ready: Any, out: Any) -> None:
     except EndOfStream:
         pass
     dt = time.perf_counter() - (t0 or time.perf_counter())
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     stats = ring.statistics().readers[reader.index]
     out.put(
         {
+            "cpu_share": cpu / max(dt, 1e-9),
             "frames": n,
             "seconds": dt,
             "dropped": stats.frames_dropped,
@@ -232,10 +237,12 @@ def main() -> None:
     small = run_ring(SMALL, ["lossless"], "copy", SECONDS)
     three = run_ring(BIG, ["lossless", "lossless", "latest"], "copy", SECONDS)
     paced = run_ring((64, 64), ["lossless"], "fill", SECONDS, rate_hz=1000)
+    paced_ll = run_ring((64, 64), ["lossless+lowlat"], "fill", SECONDS, rate_hz=1000)
     idle = idle_cpu()
     pipe = pipe_wake()
 
     lat = paced["readers"][0]["latency_ns"]
+    lat_ll = paced_ll["readers"][0]["latency_ns"]
     rows = [
         ("2048x2048 uint16: plain copy (limit), frames/s", f"{copy_big:.0f}"),
         ("2048x2048 uint16: multiprocessing.Queue, frames/s", f"{queue_big:.0f}"),
@@ -249,6 +256,13 @@ def main() -> None:
         ("512x512 uint16: ring, put, frames/s (target >= 20000)", f"{small['fps']:.0f}"),
         ("wake-up latency at 1 kHz, p50 us (target <= 30)", f"{pct(lat, 0.5):.1f}"),
         ("wake-up latency at 1 kHz, p99 us (target <= 300)", f"{pct(lat, 0.99):.1f}"),
+        ("  low-latency reader, p50 us", f"{pct(lat_ll, 0.5):.1f}"),
+        ("  low-latency reader, p99 us", f"{pct(lat_ll, 0.99):.1f}"),
+        (
+            "  low-latency reader, share of a core at 1 kHz",
+            f"{paced_ll['readers'][0]['cpu_share']:.3f}",
+        ),
+        ("  plain reader, share of a core at 1 kHz", f"{paced['readers'][0]['cpu_share']:.3f}"),
         ("pipe wake-up at 1 kHz (limit), p50 us", f"{pct(pipe, 0.5):.1f}"),
         ("pipe wake-up at 1 kHz (limit), p99 us", f"{pct(pipe, 0.99):.1f}"),
         ("1 writer -> 3 readers (2 lossless, 1 latest), frames/s", f"{three['fps']:.0f}"),

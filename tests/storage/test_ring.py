@@ -467,3 +467,55 @@ def test_rings_of_a_crashed_owner_are_found_and_removed() -> None:
 
     assert segment in removed
     assert not os.path.exists(f"/dev/shm/{segment}")
+
+
+# -- low-latency readers -----------------------------------------------------------------
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_utime + usage.ru_stime
+
+
+def test_a_low_latency_reader_sees_every_frame_in_order() -> None:
+    with FrameRing.create(ring_name(), (16,), "uint16", slot_count=4) as ring:
+        reader = ring.reader("lossless", low_latency=True)
+        started = CTX.Event()
+        writer = start(write_frames, ring.name, 200, (16,), "uint16", started)
+
+        ids = []
+        for frame in reader:
+            assert np.array_equal(frame.array, pattern(frame.frame_id, (16,), np.uint16))
+            ids.append(frame.frame_id)
+        writer.join(30)
+
+        assert ids == list(range(200))
+
+
+def test_an_idle_low_latency_reader_does_not_spin() -> None:
+    with FrameRing.create(ring_name(), (4,), "uint16") as ring:
+        reader = ring.reader(low_latency=True)
+        before = _cpu_seconds()
+
+        with pytest.raises(TimeoutError):
+            reader.get(timeout=0.5)
+
+        assert _cpu_seconds() - before < 0.05
+
+
+def test_a_low_latency_reader_stops_spinning_when_the_stream_stalls() -> None:
+    with FrameRing.create(ring_name(), (4,), "uint16", slot_count=8) as ring:
+        writer = ring.writer()
+        reader = ring.reader(low_latency=True)
+        for k in range(5):  # a regular stream, then nothing
+            writer.put(pattern(k, (4,), np.uint16), frame_id=k)
+            with reader.read(timeout=1):
+                pass
+        before = _cpu_seconds()
+
+        with pytest.raises(TimeoutError):
+            reader.get(timeout=0.5)
+
+        assert _cpu_seconds() - before < 0.05

@@ -88,6 +88,12 @@ _WRITING = (1 << 64) - 1
 _CHECK_S = 0.1
 _IDLE_CHECK_S = 1.0
 _SAMPLES = 64
+# A low-latency reader of a regular stream sleeps until this long before the
+# next frame is due, then spins (at most _SPIN_MAX_NS) instead of paying the
+# kernel's wake-up of a sleeping process (about 50 us on the development VM).
+_SPIN_LEAD_NS = 60_000
+_SPIN_MAX_NS = 250_000
+_PR_SET_TIMERSLACK = 29
 
 
 class ReaderPolicy(Enum):
@@ -469,8 +475,17 @@ class FrameRing:
             self._hdr.writer_pid = os.getpid()
         return RingWriter(self)
 
-    def reader(self, policy: ReaderPolicy | str = ReaderPolicy.LOSSLESS) -> RingReader:
+    def reader(
+        self, policy: ReaderPolicy | str = ReaderPolicy.LOSSLESS, *, low_latency: bool = False
+    ) -> RingReader:
         """Attach a reader; it starts at the next frame the writer commits.
+
+        With ``low_latency``, a reader of a regular stream sleeps until just
+        before the next frame is due and spins for it, instead of being woken
+        by the kernel: lower wake-up latency for some CPU while frames flow
+        (about 6-10% of a core at 1 kHz; none when the ring is idle, where it
+        sleeps as any reader does). It also sets the calling thread's timer
+        slack to 1 ns.
 
         Raises:
             ValueError: an unknown policy.
@@ -493,7 +508,9 @@ class FrameRing:
                     rec.pid = os.getpid()
                     rec.cursor = self._hdr.head
                     rec.state = _State.ACTIVE
-                    return RingReader(self, index, policy)
+                    if low_latency:
+                        _tighten_timer_slack()
+                    return RingReader(self, index, policy, low_latency)
         raise RuntimeError(
             f"ring {self.name!r} has all {self.max_readers} reader slots taken; create it "
             "with a larger max_readers"
@@ -694,14 +711,20 @@ class RingWriter:
 class RingReader:
     """One reader of a ring, with its own cursor and policy."""
 
-    def __init__(self, ring: FrameRing, index: int, policy: ReaderPolicy) -> None:
+    def __init__(
+        self, ring: FrameRing, index: int, policy: ReaderPolicy, low_latency: bool = False
+    ) -> None:
         self._ring = ring
         self._hdr = ring._hdr
         self._rec = ring._readers[index]
         self.index = index
         self.policy = policy
+        self.low_latency = low_latency
         self._held: Frame | None = None
         self._closed = False
+        # Low latency: the last commit time and the stream's period (smoothed).
+        self._last_commit_ns = 0
+        self._period_ns = 0
 
     def get(self, timeout: float | None = None) -> Frame:
         """Return the next frame (lossless) or the newest one (latest).
@@ -748,10 +771,13 @@ class RingReader:
                     if not lossless:
                         rec.frames_dropped += seq - cursor
                         rec.cursor = seq + 1
+                    commit_ns = int(meta.commit_ns)
                     if slept:
-                        latency = time.monotonic_ns() - int(meta.commit_ns)
+                        latency = time.monotonic_ns() - commit_ns
                         rec.samples[rec.wakes % _SAMPLES] = min(max(latency, 0), 0xFFFFFFFF)
                         rec.wakes += 1
+                    if self.low_latency:
+                        self._learn_period(commit_ns)
                     self._held = frame
                     return frame
                 continue  # overwritten under us (latest reader): look again
@@ -761,6 +787,21 @@ class RingReader:
             left = check if deadline is None else min(check, deadline - time.monotonic())
             if left <= 0:
                 raise TimeoutError(f"no frame in ring {ring.name!r} within {timeout} s")
+            if self.low_latency and self._period_ns and hdr.writer_pid:
+                due = self._last_commit_ns + self._period_ns
+                now = time.monotonic_ns()
+                if now < due + _SPIN_MAX_NS:
+                    slept = True
+                    if due - _SPIN_LEAD_NS > now:
+                        # Sleep (woken early if the frame comes early) ...
+                        sleep_s = min((due - _SPIN_LEAD_NS - now) / 1e9, left)
+                        futex_wait(ring._data_addr, expected, sleep_s)
+                        continue
+                    # ... then spin for the frame, briefly.
+                    until = due + _SPIN_MAX_NS
+                    while hdr.data_futex == expected and time.monotonic_ns() < until:
+                        pass
+                    continue
             waiting = hdr.waiting
             waiting[self.index] = 1
             woken = futex_wait(ring._data_addr, expected, left)
@@ -773,6 +814,16 @@ class RingReader:
                         f"the writer of ring {ring.name!r} (pid {pid}) died; every frame it "
                         "committed was read"
                     )
+
+    def _learn_period(self, commit_ns: int) -> None:
+        if self._last_commit_ns:
+            gap = commit_ns - self._last_commit_ns
+            # A stream that stalls (gap > 4 periods) starts its estimate over.
+            if not self._period_ns or gap > 4 * self._period_ns:
+                self._period_ns = gap
+            else:
+                self._period_ns = (7 * self._period_ns + gap) // 8
+        self._last_commit_ns = commit_ns
 
     def get_nowait(self) -> Frame:
         """Like ``get``, but raise ``WouldBlock`` instead of waiting."""
@@ -849,6 +900,15 @@ class RingReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _tighten_timer_slack() -> None:
+    """Let this thread's timed sleeps end on time (Linux's default slack is 50 us)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: sleeps are as precise as the system makes them
 
 
 def remove_stale_rings() -> list[str]:
