@@ -32,7 +32,7 @@ from rigd.actors import _session
 from rigd.actors._messages import Msg
 from rigd.actors._options import ActorOptions, TaskOptions
 from rigd.actors._ref import ObjectRef
-from rigd.actors._schema import ActorSchema, build_schema
+from rigd.actors._schema import ActorSchema, build_schema, parameter_names
 from rigd.actors._wire import dumps
 
 __all__ = [
@@ -114,14 +114,6 @@ def method(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         return f
 
     return mark(fn) if fn is not None else mark
-
-
-def _parameter_names(fn: Callable[..., Any]) -> tuple[str, ...]:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return ()
-    return tuple(p for p in params if p != "self")
 
 
 class ActorClass(Generic[T]):
@@ -217,7 +209,7 @@ def _unserializable(
     exc: BaseException,
 ) -> str:
     """Name the first argument that cannot be pickled."""
-    params = fn if isinstance(fn, tuple) else _parameter_names(fn)
+    params = fn if isinstance(fn, tuple) else parameter_names(fn)
     for index, value in enumerate(args):
         try:
             cloudpickle.dumps(value)

@@ -47,7 +47,14 @@ from rigd._exceptions import (
 from rigd.actors._events import TaskLog, TaskState
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._options import ActorOptions
-from rigd.actors._wire import FrameReader, dumps, loads, pack_frame, sweep_segments
+from rigd.actors._wire import (
+    FrameReader,
+    dumps,
+    loads,
+    pack_frame,
+    recv_nowait,
+    sweep_segments,
+)
 
 __all__ = ["Head"]
 
@@ -340,13 +347,7 @@ class Head:
         peer = worker.peer
         if peer is not None:
             # Read what it sent before dying (EXITING, ACTOR_FAILED) first.
-            while True:
-                try:
-                    data = peer.sock.recv(1 << 18, socket.MSG_DONTWAIT)
-                except (BlockingIOError, OSError):
-                    break
-                if not data:
-                    break
+            while data := recv_nowait(peer.sock):
                 for frame in peer.reader.feed(data):
                     message = loads(frame)
                     self._handlers[message[0]](peer, message)

@@ -43,7 +43,15 @@ from rigd.actors._events import FLUSH_S, EventBuffer, TaskState
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._messages import Msg
 from rigd.actors._ref import ObjectRef
-from rigd.actors._wire import FrameReader, check_picklable, dumps, loads, pack_frame
+from rigd.actors._wire import (
+    RECV_SIZE,
+    FrameReader,
+    check_picklable,
+    dumps,
+    loads,
+    pack_frame,
+    recv_nowait,
+)
 
 __all__ = ["Runtime", "error_reply"]
 
@@ -58,7 +66,6 @@ _CLOSE = int(Msg.CLOSE)
 _CANCEL = int(Msg.CANCEL)
 _HEAD_REPLY = int(Msg.HEAD_REPLY)
 _HEAD_ITEM = int(Msg.HEAD_ITEM)
-_RECV_SIZE = 1 << 18
 
 
 def error_reply(
@@ -253,7 +260,7 @@ class Runtime:
 
     def _on_head_readable(self) -> None:
         try:
-            data = self._head.recv(_RECV_SIZE)
+            data = self._head.recv(RECV_SIZE)
         except OSError:
             data = b""
         if not data:
@@ -539,12 +546,9 @@ class Runtime:
             sock = channel.sock
             if sock is None:
                 return
-            try:
-                data = sock.recv(_RECV_SIZE, socket.MSG_DONTWAIT)
-            except BlockingIOError:
+            data = recv_nowait(sock)
+            if data is None:
                 return
-            except OSError:
-                data = b""
             if not data:
                 self._on_actor_lost(channel)
                 return
@@ -616,12 +620,9 @@ class Runtime:
                         ms = max(0, int((deadline - time.monotonic()) * 1000))
                     if not poller.poll(ms) and deadline is not None and ms == 0:
                         return False
-                    try:
-                        data = sock.recv(_RECV_SIZE, socket.MSG_DONTWAIT)
-                    except BlockingIOError:
+                    data = recv_nowait(sock)
+                    if data is None:
                         continue
-                    except OSError:
-                        data = b""
                     if not data:
                         break  # the actor died: the I/O thread handles the EOF
                     self._dispatch_replies(channel, data)

@@ -16,7 +16,14 @@ from typing import Any
 
 from rigd.actors._options import ActorOptions
 
-__all__ = ["BUILTIN_METHODS", "ActorKind", "ActorSchema", "MethodSpec", "build_schema"]
+__all__ = [
+    "BUILTIN_METHODS",
+    "ActorKind",
+    "ActorSchema",
+    "MethodSpec",
+    "build_schema",
+    "parameter_names",
+]
 
 #: Method names a handle offers besides the class's public methods.
 BUILTIN_METHODS = ("__rigd_terminate__",)
@@ -64,7 +71,8 @@ class ActorSchema:
         return spec.group if spec is not None else None
 
 
-def _parameter_names(fn: Callable[..., Any]) -> tuple[str, ...]:
+def parameter_names(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """The parameter names of a method, without ``self`` (for error messages)."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -101,7 +109,7 @@ def build_schema(
                 f"@rigd.remote(concurrency_groups={{{group!r}: 1}})"
             )
         methods[name] = MethodSpec(
-            params=_parameter_names(member),
+            params=parameter_names(member),
             group=group,
             is_coroutine=inspect.iscoroutinefunction(function)
             or inspect.isasyncgenfunction(function),

@@ -25,6 +25,7 @@ import ctypes
 import mmap
 import os
 import pickle
+import socket
 import struct
 import threading
 import weakref
@@ -41,6 +42,7 @@ __all__ = [
     "dumps",
     "loads",
     "pack_frame",
+    "recv_nowait",
     "release_send_pools",
     "sweep_segments",
 ]
@@ -306,6 +308,22 @@ _RECEIVED = _ReceivedSegments()
 def _shm_free_bytes() -> int:
     st = os.statvfs(SHM_DIR)
     return st.f_bavail * st.f_frsize
+
+
+RECV_SIZE = 1 << 18
+
+
+def recv_nowait(sock: socket.socket) -> bytes | None:
+    """Read what is there without waiting: ``None`` if nothing, ``b""`` at the end.
+
+    A socket that fails counts as ended: its peer is gone either way.
+    """
+    try:
+        return sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
 
 
 def pack_frame(body: bytes) -> bytes:

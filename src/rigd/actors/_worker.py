@@ -44,7 +44,14 @@ from rigd.actors._schema import ActorKind, ActorSchema
 
 if TYPE_CHECKING:
     from rigd.actors._executors import Executor
-from rigd.actors._wire import FrameReader, dumps, loads, pack_frame, release_send_pools
+from rigd.actors._wire import (
+    FrameReader,
+    dumps,
+    loads,
+    pack_frame,
+    recv_nowait,
+    release_send_pools,
+)
 
 log = logging.getLogger("rigd.worker")
 
@@ -314,12 +321,9 @@ class _ActorServer:
 
     def _read_ahead(self, conn: socket.socket) -> bool:
         """Queue what arrived meanwhile; ``False`` if the caller hung up."""
-        try:
-            data = conn.recv(1 << 18, socket.MSG_DONTWAIT)
-        except BlockingIOError:
+        data = recv_nowait(conn)
+        if data is None:
             return True
-        except OSError:
-            data = b""
         if not data:
             self._drop(conn)
             return False
