@@ -17,6 +17,8 @@
     ├── RingClosedError       a ring endpoint was used after we closed it
     ├── RingBrokenError       the process at the other end of a ring died
     ├── RingLayoutError       a segment is not a ring of this layout version
+    ├── RecordingError        a recording stopped on a write error (also an
+    │                         OSError); the file keeps what was written
     └── WouldBlock            a *_nowait call would have had to wait
 
 Errors of the caller's own making (a wrong argument, an unknown option) are
@@ -25,10 +27,13 @@ plain ``TypeError``/``ValueError``/``AttributeError`` raised at the call site.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ActorDiedError",
     "EndOfStream",
     "GetTimeoutError",
+    "RecordingError",
     "ResourceUnavailableError",
     "RigdError",
     "RingBrokenError",
@@ -212,3 +217,20 @@ class RingLayoutError(RigdError, ValueError):
 
 class WouldBlock(RigdError):  # noqa: N818 - trio's name for it
     """Raised by ``put_nowait``/``get_nowait`` when the call would have to wait."""
+
+
+class RecordingError(RigdError, OSError):
+    """Raised when a recording stops because a write failed (full disk, I/O error).
+
+    The file keeps every frame written before the failure and stays readable
+    (``rigd recover`` seals it if the writer could not). ``path`` is the file
+    and ``frames_written`` what it holds per stream.
+    """
+
+    def __init__(self, message: str, path: str = "", frames_written: dict[str, int] | None = None):
+        super().__init__(message)
+        self.path = path
+        self.frames_written = dict(frames_written or {})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.path, self.frames_written))

@@ -6,6 +6,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rigd.storage import RunSummary
 
 __all__ = ["main"]
 
@@ -17,6 +21,74 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from rigd.storage import inspect_run
+
+    status = 0
+    for path in args.files:
+        try:
+            summary = inspect_run(path)
+        except (OSError, ValueError) as exc:
+            print(f"rigd inspect: {path}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        print(format_summary(summary))
+    return status
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from rigd.storage import recover_run
+
+    status = 0
+    for path in args.files:
+        try:
+            report = recover_run(path)
+        except (OSError, ValueError) as exc:
+            print(f"rigd recover: {path}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        frames = ", ".join(f"{name}: {n} frames" for name, n in report.frames.items())
+        if report.repaired:
+            print(f"{path}: recovered ({frames})")
+        else:
+            print(f"{path}: already {report.run_state}, left as it is ({frames})")
+    return status
+
+
+def format_summary(summary: RunSummary) -> str:
+    """The text ``rigd inspect`` prints for one run file."""
+    lines = [
+        f"{summary.path}",
+        f"  run {summary.run_id}: {summary.run_state}",
+        f"  started {summary.start_time or '?'}, stopped {summary.stop_time or '-'}"
+        f" on {summary.host or '?'} (rigd {summary.rigd_version or '?'})",
+    ]
+    for s in summary.streams:
+        shape = "x".join(str(n) for n in s.shape)
+        lines.append(
+            f"  stream {s.name}: {s.frames} frames of {shape} {s.dtype}"
+            f"{', ' + s.compression if s.compression else ''}, {s.duration_s:.2f} s"
+            f" at {s.rate_hz:.1f} Hz"
+        )
+        if s.first_frame_id is not None:
+            lines.append(f"    frame ids {s.first_frame_id}..{s.last_frame_id}")
+        gaps = len([entry for entry in s.ledger if entry[1]])
+        lines.append(f"    dropped {s.dropped} frame(s) in {gaps} gap(s)")
+        for first, count, reason in s.ledger[:10]:
+            what = f"ids {first}..{first + count - 1}" if count else f"at id {first}"
+            lines.append(f"      {what}: {reason}")
+        if len(s.ledger) > 10:
+            lines.append(f"      ... {len(s.ledger) - 10} more ledger entries")
+        if s.latency_p50_ms is not None:
+            lines.append(
+                f"    latency to disk p50 {s.latency_p50_ms:.2f} ms, p99 {s.latency_p99_ms:.2f} ms"
+            )
+    if summary.metadata:
+        lines.append("  metadata:")
+        lines.extend(f"    {k} = {v!r}" for k, v in summary.metadata.items())
+    return "\n".join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rigd", description="rigd: a GPU-aware acquisition service for lab rigs"
@@ -25,6 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser("demo", help="run a short demo of the actor API")
     demo.set_defaults(handler=_cmd_demo)
+    inspect = commands.add_parser(
+        "inspect", help="summarise run files: streams, frames, rate, drops, state, metadata"
+    )
+    inspect.add_argument("files", nargs="+", metavar="FILE.h5")
+    inspect.set_defaults(handler=_cmd_inspect)
+    recover = commands.add_parser(
+        "recover", help="repair run files a crash left unsealed, and mark them recovered"
+    )
+    recover.add_argument("files", nargs="+", metavar="FILE.h5")
+    recover.set_defaults(handler=_cmd_recover)
     return parser
 
 

@@ -1,8 +1,15 @@
-"""Frames in flight (shared-memory rings) and, later, at rest (HDF5).
+"""Frames in flight (shared-memory rings) and at rest (HDF5 run files).
 
 ``FrameRing`` moves frames between processes without copying them: one
 writer, any number of readers, a policy per reader. See ``_ring.py``.
+``RunWriter`` records frames to one HDF5 file per run, readable while it is
+written and repaired by ``recover_run`` after a crash. See ``_hdf5.py``.
+
+The HDF5 half is imported on first use, so actors that never record do not
+pay for h5py.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from rigd.storage._ring import (
     Frame,
@@ -15,13 +22,61 @@ from rigd.storage._ring import (
     remove_stale_rings,
 )
 
+if TYPE_CHECKING:
+    from rigd.storage._hdf5 import (
+        DropReason,
+        RecorderStatistics,
+        RecoveryReport,
+        RunSummary,
+        RunWriter,
+        StreamSpec,
+        StreamSummary,
+        inspect_run,
+        recover_run,
+        run_file_path,
+    )
+
+_RECORDING = frozenset(
+    {
+        "DropReason",
+        "RecorderStatistics",
+        "RecoveryReport",
+        "RunSummary",
+        "RunWriter",
+        "StreamSpec",
+        "StreamSummary",
+        "inspect_run",
+        "recover_run",
+        "run_file_path",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RECORDING:
+        from rigd.storage import _hdf5
+
+        return getattr(_hdf5, name)
+    raise AttributeError(f"module 'rigd.storage' has no attribute {name!r}")
+
+
 __all__ = [
+    "DropReason",
     "Frame",
     "FrameRing",
     "ReaderPolicy",
     "ReaderStatistics",
+    "RecorderStatistics",
+    "RecoveryReport",
     "RingReader",
     "RingStatistics",
     "RingWriter",
+    "RunSummary",
+    "RunWriter",
+    "StreamSpec",
+    "StreamSummary",
+    "inspect_run",
+    "recover_run",
     "remove_stale_rings",
+    "run_file_path",
 ]

@@ -1,0 +1,931 @@
+"""Frames at rest: one HDF5 file per run, readable while written, crash-safe.
+
+The only module of rigd that imports h5py. Layout (DESIGN.md, "HDF5 layout")::
+
+    /                     attrs: rigd_version, run_id, start_time, stop_time,
+                          host, pipeline (YAML text), run_state, user metadata
+    /<stream>/frames      N x frame shape; one frame per chunk (several when
+                          frames are under 256 KiB)
+    /<stream>/frame_id    uint64, the source's frame ids
+    /<stream>/timestamp_ns  int64, acquisition time (ns since the epoch)
+    /<stream>/latency_ns  int64, acquisition to written, per frame (optional)
+    /<stream>/dropped     the drop ledger: first_id, count, reason, noted_ns
+
+How it stays fast and safe:
+
+- Every object exists before the first frame, then the file switches to
+  SWMR: readers (h5py with ``swmr=True``, ``rigd inspect``) follow the run
+  live, and what is on disk is consistent after every flush.
+- Frames go in with direct chunk writes (no HDF5 type conversion or filter
+  pipeline on the caller's thread); compressed streams are compressed by a
+  thread pool (``_codecs``) and written in order as they finish.
+- ``frames`` grows in blocks, never per frame, so while recording it may be
+  longer than what was written: ``len(frame_id)`` is the number of frames,
+  and ``frames`` is trimmed to it at close. The per-frame records reach the
+  file at each flush, after the frames they describe.
+- A housekeeping thread flushes every ``flush_interval`` and fsyncs every
+  ``fsync_interval``; fsync runs on a duplicate descriptor, outside HDF5's
+  lock, so it never holds up ``write``.
+- Closing reopens the file without SWMR to seal it: stop time, counts and
+  ``run_state = "complete"``. A file left ``recording`` by a crash is
+  repaired by ``recover_run`` and marked ``recovered``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import string
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import h5py
+import hdf5plugin  # noqa: F401 - registers the compression filters with HDF5
+import numpy as np
+
+from rigd._exceptions import RecordingError
+from rigd._version import __version__
+from rigd.storage._codecs import Codec, codec
+from rigd.storage._superblock import read_superblock, repair_superblock
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "DropReason",
+    "RecorderStatistics",
+    "RecoveryReport",
+    "RunSummary",
+    "RunWriter",
+    "StreamSpec",
+    "StreamSummary",
+    "inspect_run",
+    "recover_run",
+    "run_file_path",
+]
+
+log = logging.getLogger(__name__)
+
+# HDF5 1.10's format: SWMR needs it, and Debian's hdf5-tools (1.10) read it.
+LIBVER = ("v110", "v110")
+DEFAULT_TEMPLATE = "{date}_{time}_{run_id}.h5"
+_TEMPLATE_FIELDS = ("run_id", "date", "time", "pipeline")
+_SMALL_FRAME_BYTES = 256 * 1024
+_RECORD_CHUNK = 4096
+_GROW_CHUNKS = 64
+_REASON_BYTES = 64
+_LEDGER_DTYPE = np.dtype(
+    [
+        ("first_id", "<u8"),
+        ("count", "<u8"),
+        ("reason", f"S{_REASON_BYTES}"),
+        ("noted_ns", "<i8"),
+    ]
+)
+_RESERVED_ATTRS = frozenset(
+    {
+        "rigd_version",
+        "run_id",
+        "start_time",
+        "stop_time",
+        "host",
+        "pipeline",
+        "run_state",
+        "recovered_time",
+    }
+)
+
+
+class DropReason(StrEnum):
+    """Why frames are in the drop ledger."""
+
+    #: The source's frame ids skip: the frames never reached the recorder.
+    GAP = "gap"
+    #: The ring's writer overwrote them before the recorder read them.
+    RING_OVERRUN = "ring_overrun"
+    #: The recorder (or a processor before it) was restarted.
+    RESTART = "restart"
+    #: The recording stopped on a write error.
+    WRITE_ERROR = "write_error"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One recorded stream: its group name, frame shape and dtype, and options."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    #: ``None``, ``"lz4"``, ``"zstd"`` or ``"bitshuffle-lz4"``.
+    compression: str | None = None
+    #: Store each frame's acquisition-to-written latency.
+    latency_trace: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(
+                f"stream name {self.name!r} cannot name an HDF5 group; use letters, "
+                "digits and underscores"
+            )
+        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+        object.__setattr__(self, "dtype", np.dtype(self.dtype))
+        if not self.shape or any(n <= 0 for n in self.shape):
+            raise ValueError(f"stream {self.name!r}: frame shape {self.shape} must be positive")
+        if self.dtype.hasobject or self.dtype.itemsize == 0:
+            raise ValueError(f"stream {self.name!r}: dtype {self.dtype} cannot be recorded")
+
+    @property
+    def frame_bytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    @property
+    def frames_per_chunk(self) -> int:
+        """One frame per chunk; as many as fit in 256 KiB when frames are small."""
+        return max(1, _SMALL_FRAME_BYTES // self.frame_bytes)
+
+
+@dataclass(frozen=True)
+class RecorderStatistics:
+    """What a writer has done so far (a snapshot)."""
+
+    frames_written: Mapping[str, int]
+    frames_dropped: Mapping[str, int]
+    bytes_written: int
+    flushes: int
+    fsyncs: int
+    #: The longest any ``write`` call took, in seconds: what the caller waited.
+    max_write_s: float
+    max_flush_s: float
+    max_fsync_s: float
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """One stream of a run file, as ``inspect_run`` reads it."""
+
+    name: str
+    frames: int
+    shape: tuple[int, ...]
+    dtype: str
+    compression: str | None
+    first_frame_id: int | None
+    last_frame_id: int | None
+    duration_s: float
+    rate_hz: float
+    dropped: int
+    ledger: tuple[tuple[int, int, str], ...]
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run file: where, which run, its state, its streams and metadata."""
+
+    path: str
+    run_id: str
+    run_state: str
+    start_time: str
+    stop_time: str
+    host: str
+    rigd_version: str
+    streams: tuple[StreamSummary, ...]
+    metadata: Mapping[str, Any]
+    pipeline: str = ""
+
+    @property
+    def frames(self) -> int:
+        return sum(s.frames for s in self.streams)
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    """What ``recover_run`` did to a file."""
+
+    path: str
+    #: ``"recovered"`` when repaired now; else the state it already had.
+    run_state: str
+    repaired: bool
+    frames: Mapping[str, int] = field(default_factory=dict)
+
+
+def run_file_path(
+    directory: str | os.PathLike[str],
+    run_id: str,
+    *,
+    template: str = DEFAULT_TEMPLATE,
+    pipeline: str = "",
+    when: dt.datetime | None = None,
+) -> Path:
+    """The path of a run's file from a name template.
+
+    Fields: ``{run_id}``, ``{date}`` (YYYYMMDD), ``{time}`` (HHMMSS, UTC) and
+    ``{pipeline}``. Values are made safe for a file name.
+
+    Raises:
+        ValueError: the template names another field or is not a file name.
+    """
+    when = (when or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    unknown = sorted({n for n in names if n not in _TEMPLATE_FIELDS})
+    if unknown:
+        raise ValueError(
+            f"file name template {template!r} uses unknown field(s) {unknown}; "
+            f"use only {{{'}, {'.join(_TEMPLATE_FIELDS)}}}"
+        )
+    values = {
+        "run_id": _safe(run_id),
+        "date": when.strftime("%Y%m%d"),
+        "time": when.strftime("%H%M%S"),
+        "pipeline": _safe(pipeline) or "pipeline",
+    }
+    name = template.format(**values)
+    if "/" in name or name in ("", ".", ".."):
+        raise ValueError(f"file name template {template!r} must give a file name, not a path")
+    if not name.endswith((".h5", ".hdf5")):
+        name += ".h5"
+    return Path(directory) / name
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text)).strip(".")
+
+
+def _utc_now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    checked: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or "/" in key:
+            raise ValueError(f"metadata key {key!r} must be a non-empty string without '/'")
+        if key in _RESERVED_ATTRS:
+            raise ValueError(
+                f"metadata key {key!r} is reserved for rigd's own run attributes; rename it"
+            )
+        if isinstance(value, str | bool | int | float | np.generic):
+            checked[key] = value
+        elif isinstance(value, Sequence) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        ):
+            checked[key] = np.asarray(value)
+        else:
+            raise ValueError(
+                f"metadata {key!r} = {value!r}: an HDF5 attribute holds a string, a number, "
+                "a bool or a list of numbers; convert it (e.g. to a JSON string)"
+            )
+    return checked
+
+
+class _Stream:
+    """The writer's state for one stream. Touched under the writer's lock."""
+
+    def __init__(self, spec: StreamSpec, group: h5py.Group, codec_: Codec | None) -> None:
+        self.spec = spec
+        self.codec = codec_
+        self.k = spec.frames_per_chunk
+        self.frames = group["frames"]
+        self.frame_id = group["frame_id"]
+        self.timestamp_ns = group["timestamp_ns"]
+        self.latency_ns = group["latency_ns"] if spec.latency_trace else None
+        self.dropped = group["dropped"]
+        self.extent = 0  # frames' first dimension
+        self.received = 0  # frames handed to write()
+        self.written = 0  # frames whose bytes are in the file, in order
+        self.flushed = 0  # frames whose records are in the file
+        # Records of frames not yet flushed: [flushed, received).
+        self.ids: list[int] = []
+        self.stamps: list[int] = []
+        self.latencies: list[int] = []
+        self.next_id: int | None = None
+        self.ledger: list[tuple[int, int, bytes, int]] = []
+        self.dropped_total = 0
+        # Small frames gather in a staging chunk.
+        self.staging: np.ndarray[Any, Any] | None = None
+        # Compressed chunks in flight, oldest first: (chunk index, frames, future).
+        self.pending: deque[tuple[int, int, Future[bytes]]] = deque()
+
+    def new_staging(self) -> np.ndarray[Any, Any]:
+        return np.zeros((self.k, *self.spec.shape), self.spec.dtype)
+
+
+class RunWriter:
+    """Writes one run to one HDF5 file; see the module docstring.
+
+    ``write`` is meant for one thread (the recorder's loop); the writer's own
+    threads flush, fsync and compress beside it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        streams: Sequence[StreamSpec],
+        *,
+        run_id: str,
+        pipeline: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        flush_interval: float = 0.5,
+        fsync_interval: float = 1.0,
+        compression_threads: int | None = None,
+    ) -> None:
+        """Create the file (never overwriting one) and start recording.
+
+        Raises:
+            FileExistsError: a file is already at ``path``.
+            ValueError: bad streams, metadata or intervals (nothing is created).
+        """
+        self.path = Path(path)
+        if not streams:
+            raise ValueError("a run file needs at least one stream")
+        names = [s.name for s in streams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stream names must be unique, got {names}")
+        if flush_interval <= 0 or fsync_interval <= 0:
+            raise ValueError(
+                f"flush_interval ({flush_interval}) and fsync_interval ({fsync_interval}) "
+                "must be positive"
+            )
+        checked = _check_metadata(metadata or {})
+        codecs = {s.name: codec(s.compression) if s.compression else None for s in streams}
+        if self.path.exists():
+            raise FileExistsError(
+                f"{self.path} exists; rigd never overwrites a run file. Use a new run id "
+                "or a file name template with {time} in it"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.run_id = run_id
+        self.flush_interval = flush_interval
+        self.fsync_interval = fsync_interval
+        self._lock = threading.Lock()
+        self._failure: RecordingError | None = None
+        self._closed = False
+        self._bytes = 0
+        self._flushes = 0
+        self._fsyncs = 0
+        self._max_write_s = 0.0
+        self._max_flush_s = 0.0
+        self._max_fsync_s = 0.0
+
+        # 'x': fail if the file appeared since the check above.
+        self._file = h5py.File(self.path, "x", libver=LIBVER)
+        try:
+            attrs = self._file.attrs
+            attrs["rigd_version"] = __version__
+            attrs["run_id"] = run_id
+            attrs["start_time"] = _utc_now_iso()
+            attrs["host"] = socket.gethostname()
+            attrs["pipeline"] = pipeline
+            attrs["run_state"] = "recording"
+            for key, value in checked.items():
+                attrs[key] = value
+            self._streams = {
+                s.name: _Stream(s, self._create_group(s, codecs[s.name]), codecs[s.name])
+                for s in streams
+            }
+            self._file.swmr_mode = True
+            self._file.flush()
+            self._fd = os.dup(self._file.id.get_vfd_handle())
+        except BaseException:
+            self._file.close()
+            self.path.unlink(missing_ok=True)
+            raise
+        self._threads = compression_threads or min(4, os.cpu_count() or 1)
+        self._pool = (
+            ThreadPoolExecutor(
+                max_workers=self._threads,
+                thread_name_prefix="rigd-compress",
+            )
+            if any(codecs.values())
+            else None
+        )
+        self._stop = threading.Event()
+        self._keeper = threading.Thread(
+            target=self._housekeeping, name=f"rigd-recorder-{run_id}", daemon=True
+        )
+        self._keeper.start()
+
+    def _create_group(self, spec: StreamSpec, codec_: Codec | None) -> h5py.Group:
+        group = self._file.create_group(spec.name)
+        k = spec.frames_per_chunk
+        options: dict[str, Any] = {}
+        if codec_ is not None:
+            options = {
+                "compression": codec_.filter_id,
+                "compression_opts": codec_.filter_options,
+            }
+        frames = group.create_dataset(
+            "frames",
+            shape=(0, *spec.shape),
+            maxshape=(None, *spec.shape),
+            chunks=(k, *spec.shape),
+            dtype=spec.dtype,
+            **options,
+        )
+        if codec_ is not None:
+            frames.attrs["compression"] = codec_.name
+        records = {"frame_id": "<u8", "timestamp_ns": "<i8"}
+        if spec.latency_trace:
+            records["latency_ns"] = "<i8"
+        for name, dtype in records.items():
+            group.create_dataset(
+                name, shape=(0,), maxshape=(None,), chunks=(_RECORD_CHUNK,), dtype=dtype
+            )
+        group.create_dataset(
+            "dropped", shape=(0,), maxshape=(None,), chunks=(256,), dtype=_LEDGER_DTYPE
+        )
+        return group
+
+    # -- the caller's side ------------------------------------------------------
+
+    def write(
+        self, stream: str, frame: np.ndarray[Any, Any], frame_id: int, timestamp_ns: int
+    ) -> None:
+        """Record one frame. It may be a read-only view (a ring slot): when
+        this returns, the writer no longer needs it.
+
+        A frame id that skips ahead puts the skipped ids in the drop ledger
+        (reason ``gap``) unless ``note_dropped`` already accounted for them.
+
+        Raises:
+            ValueError: the frame's shape or dtype is not the stream's.
+            KeyError: no such stream.
+            RecordingError: the recording stopped on a write error.
+        """
+        start = time.perf_counter()
+        state = self._stream(stream)
+        spec = state.spec
+        if frame.shape != spec.shape or frame.dtype != spec.dtype:
+            raise ValueError(
+                f"stream {stream!r} records {spec.shape} {spec.dtype} frames; "
+                f"got {frame.shape} {frame.dtype}"
+            )
+        with self._lock:
+            self._check_writable()
+            try:
+                self._accept(state, frame, int(frame_id), int(timestamp_ns))
+            except Exception as exc:
+                raise self._fail(exc) from exc
+        took = time.perf_counter() - start
+        if took > self._max_write_s:
+            self._max_write_s = took
+
+    def note_dropped(self, stream: str, first_id: int, count: int, reason: str) -> None:
+        """Put frames the recorder never got in the drop ledger.
+
+        ``count`` may be 0 to log an event (a restart) with no frames lost.
+        """
+        state = self._stream(stream)
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        with self._lock:
+            self._check_writable()
+            self._note(state, int(first_id), int(count), str(reason))
+            if state.next_id is not None and count and first_id <= state.next_id:
+                state.next_id = max(state.next_id, first_id + count)
+
+    def flush(self) -> None:
+        """Flush now: every frame written so far becomes visible and crash-safe."""
+        with self._lock:
+            self._check_writable()
+            try:
+                self._flush_locked(wait_pending=True)
+            except Exception as exc:
+                raise self._fail(exc) from exc
+
+    def statistics(self) -> RecorderStatistics:
+        with self._lock:
+            streams = self._streams.values()
+            return RecorderStatistics(
+                frames_written={s.spec.name: s.written for s in streams},
+                frames_dropped={s.spec.name: s.dropped_total for s in streams},
+                bytes_written=self._bytes,
+                flushes=self._flushes,
+                fsyncs=self._fsyncs,
+                max_write_s=self._max_write_s,
+                max_flush_s=self._max_flush_s,
+                max_fsync_s=self._max_fsync_s,
+            )
+
+    @property
+    def failed(self) -> RecordingError | None:
+        """The error that stopped the recording, if one did."""
+        return self._failure
+
+    def close(self) -> None:
+        """Write what is left, seal the file (``run_state = "complete"``), close.
+
+        After a write error, closes what it can and leaves the file readable
+        with every frame written before the error (``run_state`` stays
+        ``recording`` until ``recover_run`` marks it); raises the error again.
+        """
+        if self._closed:
+            if self._failure is not None:
+                raise self._failure
+            return
+        self._closed = True
+        self._stop.set()
+        self._keeper.join()
+        error: BaseException | None = self._failure
+        with self._lock:
+            if error is None:
+                try:
+                    self._flush_locked(wait_pending=True)
+                except Exception as exc:  # noqa: BLE001 - any write error ends the run
+                    error = self._fail(exc)
+            counts = {name: s.written for name, s in self._streams.items()}
+            dropped = {name: s.dropped_total for name, s in self._streams.items()}
+            with contextlib.suppress(Exception):
+                # After a write error HDF5 may fail here too; the flushed state
+                # on disk stays readable either way.
+                self._file.close()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            with contextlib.suppress(OSError):
+                os.fsync(self._fd)
+            os.close(self._fd)
+        if error is not None:
+            self._salvage()
+            raise error
+        self._seal(counts, dropped)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- inside ---------------------------------------------------------------------
+
+    def _stream(self, name: str) -> _Stream:
+        try:
+            return self._streams[name]
+        except KeyError:
+            raise KeyError(
+                f"no stream {name!r} in {self.path.name}; streams: {sorted(self._streams)}"
+            ) from None
+
+    def _check_writable(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._closed:
+            raise RecordingError(f"the recording to {self.path} was closed", str(self.path))
+
+    def _fail(self, exc: BaseException) -> RecordingError:
+        if self._failure is None:
+            counts = {name: s.flushed for name, s in self._streams.items()}
+            # HDF5's messages run over several lines; the errno says it best.
+            detail = " ".join(str(exc).split())
+            errno = getattr(exc, "errno", None)
+            reason = f"{os.strerror(errno)} ({detail})" if errno else detail
+            self._failure = RecordingError(
+                f"recording to {self.path} stopped: {reason}. The file keeps every frame "
+                f"flushed before the error ({counts}); free space or fix the disk, then "
+                "start a new run",
+                str(self.path),
+                counts,
+            )
+            log.error("%s", self._failure)
+        return self._failure
+
+    def _accept(self, state: _Stream, frame: np.ndarray[Any, Any], frame_id: int, ts: int) -> None:
+        if state.next_id is not None and frame_id > state.next_id:
+            self._note(state, state.next_id, frame_id - state.next_id, DropReason.GAP)
+        state.next_id = frame_id + 1
+        index = state.received
+        state.received += 1
+        state.ids.append(frame_id)
+        state.stamps.append(ts)
+        k = state.k
+        if k == 1:
+            self._grow(state, index + 1)
+            if state.codec is None:
+                state.frames.id.write_direct_chunk((index, *(0,) * len(state.spec.shape)), frame)
+                self._written(state, 1, frame.nbytes)
+            else:
+                self._submit(state, index, 1, np.array(frame, copy=True))
+        else:
+            if state.staging is None:
+                state.staging = state.new_staging()
+            state.staging[index % k] = frame
+            if index % k == k - 1:
+                chunk, state.staging = state.staging, None
+                self._emit_chunk(state, index // k, k, chunk)
+        if state.pending:
+            self._drain(state, wait=False)
+
+    def _grow(self, state: _Stream, frames: int) -> None:
+        if frames > state.extent:
+            step = state.k * _GROW_CHUNKS
+            state.extent = -(-frames // step) * step
+            state.frames.resize(state.extent, axis=0)
+
+    def _emit_chunk(self, state: _Stream, chunk_index: int, count: int, chunk: Any) -> None:
+        """Write (or hand to compression) chunk ``chunk_index`` holding ``count`` frames."""
+        first = chunk_index * state.k
+        self._grow(state, first + count)
+        if state.codec is None:
+            offset = (first, *(0,) * len(state.spec.shape))
+            state.frames.id.write_direct_chunk(offset, chunk)
+            self._written(state, first + count - state.written, state.spec.frame_bytes * count)
+        else:
+            self._submit(state, first, count, chunk)
+
+    def _submit(self, state: _Stream, first: int, count: int, chunk: Any) -> None:
+        assert self._pool is not None
+        assert state.codec is not None
+        # Bound the chunks in flight: when compression cannot keep up, the
+        # caller waits here (back-pressure) rather than memory growing.
+        limit = 2 * (self._threads + 1)
+        while len(state.pending) >= limit:
+            self._drain(state, wait=True, one=True)
+        state.pending.append((first, count, self._pool.submit(state.codec.compress, chunk)))
+
+    def _drain(self, state: _Stream, wait: bool, one: bool = False) -> None:
+        while state.pending:
+            first, count, future = state.pending[0]
+            if not wait and not future.done():
+                return
+            data = future.result()
+            state.pending.popleft()
+            offset = (first, *(0,) * len(state.spec.shape))
+            state.frames.id.write_direct_chunk(offset, data)
+            self._written(state, first + count - state.written, len(data))
+            if one:
+                return
+
+    def _written(self, state: _Stream, frames: int, nbytes: int) -> None:
+        """``frames`` more frames, in order, are now in the file."""
+        if frames <= 0:  # a partial chunk rewritten: its frames were counted
+            self._bytes += nbytes
+            return
+        now = time.time_ns()
+        base = state.flushed
+        for i in range(state.written, state.written + frames):
+            if state.latency_ns is not None:
+                state.latencies.append(now - state.stamps[i - base])
+        state.written += frames
+        self._bytes += nbytes
+
+    def _note(self, state: _Stream, first_id: int, count: int, reason: str) -> None:
+        encoded = reason.encode("utf-8", "replace")[:_REASON_BYTES]
+        state.ledger.append((first_id, count, encoded, time.time_ns()))
+        state.dropped_total += count
+        log.warning(
+            "%s: %d frame(s) from id %d not recorded (%s)", state.spec.name, count, first_id, reason
+        )
+
+    def _flush_locked(self, wait_pending: bool) -> None:
+        start = time.perf_counter()
+        for state in self._streams.values():
+            if state.pending:
+                self._drain(state, wait=wait_pending)
+            count = state.received % state.k
+            if state.staging is not None and count and not state.pending:
+                # Write the partial chunk now; it is written again when it fills.
+                chunk = state.staging if state.codec is None else state.staging.copy()
+                self._emit_chunk(state, state.received // state.k, count, chunk)
+                if wait_pending:
+                    self._drain(state, wait=True)
+            self._flush_records(state)
+        self._file.flush()
+        self._flushes += 1
+        took = time.perf_counter() - start
+        if took > self._max_flush_s:
+            self._max_flush_s = took
+
+    def _flush_records(self, state: _Stream) -> None:
+        new = state.written - state.flushed
+        if new > 0:
+            start, stop = state.flushed, state.written
+            for dataset, values in (
+                (state.frame_id, state.ids),
+                (state.timestamp_ns, state.stamps),
+                (state.latency_ns, state.latencies),
+            ):
+                if dataset is None:
+                    continue
+                dataset.resize(stop, axis=0)
+                dataset[start:stop] = np.asarray(values[:new], dtype=dataset.dtype)
+                del values[:new]
+            state.flushed = stop
+        if state.ledger:
+            rows = np.array(state.ledger, dtype=_LEDGER_DTYPE)
+            n = state.dropped.shape[0]
+            state.dropped.resize(n + len(rows), axis=0)
+            state.dropped[n:] = rows
+            state.ledger.clear()
+
+    def _housekeeping(self) -> None:
+        next_flush = time.monotonic() + self.flush_interval
+        next_fsync = time.monotonic() + self.fsync_interval
+        while not self._stop.wait(max(0.0, min(next_flush, next_fsync) - time.monotonic())):
+            now = time.monotonic()
+            if now >= next_flush:
+                next_flush = now + self.flush_interval
+                with self._lock:
+                    if self._failure is None and not self._closed:
+                        try:
+                            self._flush_locked(wait_pending=False)
+                        except Exception as exc:  # noqa: BLE001 - any write error ends the run
+                            self._fail(exc)
+            if now >= next_fsync:
+                next_fsync = now + self.fsync_interval
+                start = time.perf_counter()
+                try:
+                    os.fsync(self._fd)
+                except OSError as exc:
+                    with self._lock:
+                        self._fail(exc)
+                    return
+                self._fsyncs += 1
+                self._max_fsync_s = max(self._max_fsync_s, time.perf_counter() - start)
+
+    def _seal(self, counts: Mapping[str, int], dropped: Mapping[str, int]) -> None:
+        with h5py.File(self.path, "r+") as f:
+            for name, n in counts.items():
+                group = f[name]
+                group["frames"].resize(n, axis=0)
+                group.attrs["frames_recorded"] = n
+                group.attrs["frames_dropped"] = dropped[name]
+            f.attrs["stop_time"] = _utc_now_iso()
+            f.attrs["run_state"] = "complete"
+        with open(self.path, "rb") as f:
+            os.fsync(f.fileno())
+
+    def _salvage(self) -> None:
+        """After a write error: make the file openable by any HDF5 reader."""
+        try:
+            recover_run(self.path)
+        except Exception as exc:  # noqa: BLE001 - the disk may still be full: say so
+            log.error(
+                "%s could not be sealed after the error (%s); run `rigd recover %s` "
+                "once the disk has space",
+                self.path,
+                exc,
+                self.path,
+            )
+
+
+# -- reading and repairing ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _open_for_reading(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
+    """Open a run file, live (SWMR read) when a writer has it open."""
+    if read_superblock(path).open_for_write:
+        f = h5py.File(path, "r", libver=LIBVER, swmr=True)
+    else:
+        f = h5py.File(path, "r")
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def _attr_str(attrs: Any, key: str, default: str = "") -> str:
+    value = attrs.get(key, default)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _stream_groups(f: h5py.File) -> list[h5py.Group]:
+    return [
+        g for g in f.values() if isinstance(g, h5py.Group) and "frames" in g and "frame_id" in g
+    ]
+
+
+def inspect_run(path: str | os.PathLike[str]) -> RunSummary:
+    """Summarise a run file: streams, frames, rate, drops, state, metadata.
+
+    Works on a file still being recorded (it reads it live, in SWMR mode).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not HDF5, or not a rigd run file.
+    """
+    with _open_for_reading(path) as f:
+        if "run_id" not in f.attrs:
+            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
+        streams = tuple(_summarise_stream(g) for g in _stream_groups(f))
+        metadata = {
+            k: (v.tolist() if isinstance(v, np.ndarray) else v)
+            for k, v in f.attrs.items()
+            if k not in _RESERVED_ATTRS
+        }
+        attrs = f.attrs
+        return RunSummary(
+            path=os.fspath(path),
+            run_id=_attr_str(attrs, "run_id"),
+            run_state=_attr_str(attrs, "run_state", "unknown"),
+            start_time=_attr_str(attrs, "start_time"),
+            stop_time=_attr_str(attrs, "stop_time"),
+            host=_attr_str(attrs, "host"),
+            rigd_version=_attr_str(attrs, "rigd_version"),
+            streams=streams,
+            metadata=metadata,
+            pipeline=_attr_str(attrs, "pipeline"),
+        )
+
+
+def _summarise_stream(group: h5py.Group) -> StreamSummary:
+    ids = group["frame_id"][:]
+    n = len(ids)
+    stamps = group["timestamp_ns"][:n]
+    duration = (int(stamps[-1]) - int(stamps[0])) / 1e9 if n > 1 else 0.0
+    ledger_rows = group["dropped"][:]
+    ledger = tuple(
+        (int(r["first_id"]), int(r["count"]), r["reason"].decode("utf-8", "replace"))
+        for r in ledger_rows
+    )
+    p50 = p99 = None
+    if "latency_ns" in group and n:
+        lat = group["latency_ns"][:n]
+        if len(lat):
+            p50, p99 = (float(v) / 1e6 for v in np.percentile(lat, [50, 99]))
+    frames = group["frames"]
+    return StreamSummary(
+        name=group.name.lstrip("/"),
+        frames=n,
+        shape=tuple(frames.shape[1:]),
+        dtype=str(frames.dtype),
+        compression=_attr_str(frames.attrs, "compression") or None,
+        first_frame_id=int(ids[0]) if n else None,
+        last_frame_id=int(ids[-1]) if n else None,
+        duration_s=duration,
+        rate_hz=(n - 1) / duration if duration > 0 else 0.0,
+        dropped=sum(count for _, count, _ in ledger),
+        ledger=ledger,
+        latency_p50_ms=p50,
+        latency_p99_ms=p99,
+    )
+
+
+def recover_run(path: str | os.PathLike[str]) -> RecoveryReport:
+    """Repair a run file a crashed writer left unsealed; mark it ``recovered``.
+
+    Clears the writer's open-for-write mark (as ``h5clear -s``), trims every
+    stream to the frames whose records and data both reached the file (what
+    was flushed), and records the frame counts. A sealed file is left alone.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not HDF5 or not a rigd run file.
+        OSError: the file cannot be written (it is still open by a live
+            writer's process, or the disk is full).
+    """
+    path = Path(path)
+    repaired = repair_superblock(path)
+    with h5py.File(path, "r+") as f:
+        if "run_id" not in f.attrs:
+            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
+        state = _attr_str(f.attrs, "run_state", "unknown")
+        if state in ("complete", "recovered") and not repaired:
+            counts = {g.name.lstrip("/"): len(g["frame_id"]) for g in _stream_groups(f)}
+            return RecoveryReport(str(path), state, repaired=False, frames=counts)
+        counts = {}
+        for group in _stream_groups(f):
+            n = _recoverable_frames(group)
+            for name in ("frames", "frame_id", "timestamp_ns", "latency_ns"):
+                if name in group:
+                    group[name].resize(n, axis=0)
+            counts[group.name.lstrip("/")] = n
+            group.attrs["frames_recorded"] = n
+            group.attrs["frames_dropped"] = int(group["dropped"]["count"].sum())
+        f.attrs["run_state"] = "recovered"
+        f.attrs["recovered_time"] = _utc_now_iso()
+        log.info("recovered %s: %s frame(s) per stream", path, counts)
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+    return RecoveryReport(str(path), "recovered", repaired=True, frames=counts)
+
+
+def _recoverable_frames(group: h5py.Group) -> int:
+    """Frames with both their records and their data chunk in the file."""
+    n = min(group[name].shape[0] for name in ("frame_id", "timestamp_ns") if name in group)
+    if "latency_ns" in group:
+        n = min(n, group["latency_ns"].shape[0])
+    frames = group["frames"]
+    n = min(n, frames.shape[0])
+    k = frames.chunks[0]
+    zeros = (0,) * (frames.ndim - 1)
+    # A crash inside a flush could write a record before its chunk's index
+    # entry: walk back to the last frame whose chunk is really there.
+    while (
+        n > 0 and frames.id.get_chunk_info_by_coord(((n - 1) // k * k, *zeros)).byte_offset is None
+    ):
+        n = (n - 1) // k * k
+    return int(n)
