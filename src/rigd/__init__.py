@@ -20,6 +20,7 @@ The public API is Ray's actor API (``import rigd`` in place of ``import ray``)::
 from rigd import actor, exceptions, state
 from rigd._version import __version__
 from rigd.actors import (
+    Actor,
     ObjectRef,
     ObjectRefGenerator,
     cancel,
@@ -37,6 +38,7 @@ from rigd.actors import (
 )
 
 __all__ = [
+    "Actor",
     "ObjectRef",
     "ObjectRefGenerator",
     "__version__",

@@ -1,7 +1,8 @@
 """The actor runtime: Ray's actor API on one machine.
 
 Remote classes and functions, handles, refs, the head and the workers. This
-package knows nothing of frames, rings or HDF5.
+package knows nothing of frames, rings or HDF5: the pipeline actor's inputs
+and outputs are opaque endpoints the pipeline package opens.
 """
 
 from rigd.actors._api import cancel, exit_actor, get, get_actor, get_gpu_ids, kill, put, wait
@@ -17,15 +18,18 @@ from rigd.actors._handle import (
     remote,
 )
 from rigd.actors._options import ActorOptions, TaskOptions
+from rigd.actors._pipeline_actor import Actor, Endpoints
 from rigd.actors._ref import ObjectRef
 from rigd.actors._session import init, is_initialized, shutdown
 
 __all__ = [
+    "Actor",
     "ActorClass",
     "ActorHandle",
     "ActorMethod",
     "ActorOptions",
     "ActorProxy",
+    "Endpoints",
     "MethodOptions",
     "ObjectRef",
     "ObjectRefGenerator",

@@ -97,7 +97,10 @@ def build_schema(
     """
     methods: dict[str, MethodSpec] = {}
     for name, member in inspect.getmembers(cls):
-        if not callable(member) or (name.startswith("_") and name != "__rigd_shutdown__"):
+        # Private names stay private, but for rigd's own hooks and controls
+        # (``__rigd_shutdown__``, the pipeline actor's ``__rigd_run__``, ...).
+        rigd_hook = name.startswith("__rigd_") and name.endswith("__")
+        if not callable(member) or (name.startswith("_") and not rigd_hook):
             continue
         function = inspect.unwrap(member)
         marked = method_options(function)

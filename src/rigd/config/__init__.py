@@ -1,3 +1,29 @@
-"""Typed configuration models and YAML loading. Filled by the pipeline issue."""
+"""Typed configuration: pipeline files (YAML, validated) and the bundled pipelines."""
 
-__all__: list[str] = []
+from pathlib import Path
+
+from rigd.config._pipeline_file import (
+    ActorConfig,
+    LinkConfig,
+    PipelineConfig,
+    PipelineFile,
+    PipelineFileError,
+    RecordingConfig,
+    RunConfig,
+    load_pipeline,
+)
+
+#: The pipelines that ship with rigd (``demo.yaml``: what ``rigd run`` runs).
+BUNDLED_PIPELINES = Path(__file__).parent / "pipelines"
+
+__all__ = [
+    "BUNDLED_PIPELINES",
+    "ActorConfig",
+    "LinkConfig",
+    "PipelineConfig",
+    "PipelineFile",
+    "PipelineFileError",
+    "RecordingConfig",
+    "RunConfig",
+    "load_pipeline",
+]

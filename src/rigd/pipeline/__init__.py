@@ -1,8 +1,30 @@
 """Pipelines: improv-style actors linked by rings, and the built-in lab actors.
 
-Filled by the pipeline issue; the package exists so the layering of
-DESIGN.md (service -> pipeline -> {actors, storage, gpu, config}) holds
-from the start.
+``plan_pipeline`` reads and checks a pipeline file; ``Pipeline`` runs it
+(the supervisor). Built-in actors: ``SimulatedCamera``, ``HDF5Recorder``,
+``FrameStats``, ``FilePlayback``, ``ZmqPublisher``.
 """
 
-__all__: list[str] = []
+from rigd.pipeline._camera import SimulatedCamera
+from rigd.pipeline._plan import ActorPlan, Plan, RingPlan, plan_pipeline
+from rigd.pipeline._playback import FilePlayback
+from rigd.pipeline._publisher import ZmqPublisher
+from rigd.pipeline._recorder import HDF5Recorder
+from rigd.pipeline._stats import FrameStats
+from rigd.pipeline._supervisor import LinkStatus, Pipeline, PipelineStatus, RunReport
+
+__all__ = [
+    "ActorPlan",
+    "FilePlayback",
+    "FrameStats",
+    "HDF5Recorder",
+    "LinkStatus",
+    "Pipeline",
+    "PipelineStatus",
+    "Plan",
+    "RingPlan",
+    "RunReport",
+    "SimulatedCamera",
+    "ZmqPublisher",
+    "plan_pipeline",
+]

@@ -67,6 +67,7 @@ __all__ = [
     "RecoveryReport",
     "RunSummary",
     "RunWriter",
+    "StreamReader",
     "StreamSpec",
     "StreamSummary",
     "inspect_run",
@@ -311,6 +312,8 @@ class _Stream:
         self.stamps: list[int] = []
         self.latencies: list[int] = []
         self.next_id: int | None = None
+        #: Why the next gap in frame ids happened, when known (a restart).
+        self.gap_reason: str = DropReason.GAP
         self.ledger: list[tuple[int, int, bytes, int]] = []
         self.dropped_total = 0
         # Small frames gather in a staging chunk.
@@ -366,19 +369,7 @@ class RunWriter:
                 "or a file name template with {time} in it"
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.run_id = run_id
-        self.flush_interval = flush_interval
-        self.fsync_interval = fsync_interval
-        self._lock = threading.Lock()
-        self._failure: RecordingError | None = None
-        self._closed = False
-        self._bytes = 0
-        self._flushes = 0
-        self._fsyncs = 0
-        self._max_write_s = 0.0
-        self._max_flush_s = 0.0
-        self._max_fsync_s = 0.0
-
+        self._init_state(run_id, flush_interval, fsync_interval)
         # 'x': fail if the file appeared since the check above.
         self._file = h5py.File(self.path, "x", libver=LIBVER)
         try:
@@ -395,25 +386,110 @@ class RunWriter:
                 s.name: _Stream(s, self._create_group(s, codecs[s.name]), codecs[s.name])
                 for s in streams
             }
-            self._file.swmr_mode = True
-            self._file.flush()
-            self._fd = os.dup(self._file.id.get_vfd_handle())
+            self._start_swmr()
         except BaseException:
             self._file.close()
             self.path.unlink(missing_ok=True)
             raise
+        self._start_threads(compression_threads)
+
+    @classmethod
+    def resume(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        reason: str = DropReason.RESTART,
+        flush_interval: float = 0.5,
+        fsync_interval: float = 1.0,
+        compression_threads: int | None = None,
+    ) -> RunWriter:
+        """Record on into a run file whose recorder crashed (a restarted recorder).
+
+        Repairs the file first (``recover_run``), then appends after the
+        frames it holds. The frames the crash lost, and those that come
+        before the new recorder's first frame, go in the drop ledger with
+        ``reason``.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: not a rigd run file.
+        """
+        recover_run(path)
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self._file = h5py.File(self.path, "r+", libver=LIBVER)
+        try:
+            attrs = self._file.attrs
+            self._init_state(_attr_str(attrs, "run_id"), flush_interval, fsync_interval)
+            streams: dict[str, _Stream] = {}
+            for group in _stream_groups(self._file):
+                frames = group["frames"]
+                compression = _attr_str(frames.attrs, "compression") or None
+                spec = StreamSpec(
+                    group.name.lstrip("/"),
+                    frames.shape[1:],
+                    frames.dtype,
+                    compression=compression,
+                    latency_trace="latency_ns" in group,
+                )
+                state = _Stream(spec, group, codec(compression) if compression else None)
+                state.k = frames.chunks[0]
+                n = len(group["frame_id"])
+                state.received = state.written = state.flushed = n
+                state.extent = frames.shape[0]
+                if n:
+                    state.next_id = int(group["frame_id"][n - 1]) + 1
+                state.gap_reason = str(reason)
+                state.dropped_total = int(group["dropped"]["count"].sum())
+                if n % state.k:
+                    # Carry the partial last chunk on, so it is completed, not lost.
+                    first = n - n % state.k
+                    state.staging = state.new_staging()
+                    state.staging[: n % state.k] = frames[first:n]
+                streams[spec.name] = state
+            self._streams = streams
+            attrs["run_state"] = "recording"
+            for name in ("frames_recorded", "frames_dropped"):
+                for group in _stream_groups(self._file):
+                    if name in group.attrs:
+                        del group.attrs[name]
+            self._start_swmr()
+        except BaseException:
+            self._file.close()
+            raise
+        log.warning("%s: recording resumed after a restart (%s)", self.path, reason)
+        self._start_threads(compression_threads)
+        return self
+
+    def _init_state(self, run_id: str, flush_interval: float, fsync_interval: float) -> None:
+        self.run_id = run_id
+        self.flush_interval = flush_interval
+        self.fsync_interval = fsync_interval
+        self._lock = threading.Lock()
+        self._failure: RecordingError | None = None
+        self._closed = False
+        self._bytes = 0
+        self._flushes = 0
+        self._fsyncs = 0
+        self._max_write_s = 0.0
+        self._max_flush_s = 0.0
+        self._max_fsync_s = 0.0
+
+    def _start_swmr(self) -> None:
+        self._file.swmr_mode = True
+        self._file.flush()
+        self._fd = os.dup(self._file.id.get_vfd_handle())
+
+    def _start_threads(self, compression_threads: int | None) -> None:
         self._threads = compression_threads or min(4, os.cpu_count() or 1)
         self._pool = (
-            ThreadPoolExecutor(
-                max_workers=self._threads,
-                thread_name_prefix="rigd-compress",
-            )
-            if any(codecs.values())
+            ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="rigd-compress")
+            if any(s.codec for s in self._streams.values())
             else None
         )
         self._stop = threading.Event()
         self._keeper = threading.Thread(
-            target=self._housekeeping, name=f"rigd-recorder-{run_id}", daemon=True
+            target=self._housekeeping, name=f"rigd-recorder-{self.run_id}", daemon=True
         )
         self._keeper.start()
 
@@ -607,7 +683,8 @@ class RunWriter:
 
     def _accept(self, state: _Stream, frame: np.ndarray[Any, Any], frame_id: int, ts: int) -> None:
         if state.next_id is not None and frame_id > state.next_id:
-            self._note(state, state.next_id, frame_id - state.next_id, DropReason.GAP)
+            self._note(state, state.next_id, frame_id - state.next_id, state.gap_reason)
+        state.gap_reason = DropReason.GAP
         state.next_id = frame_id + 1
         index = state.received
         state.received += 1
@@ -792,6 +869,59 @@ class RunWriter:
                 exc,
                 self.path,
             )
+
+
+class StreamReader:
+    """One stream of a run file, frame by frame: what ``FilePlayback`` replays.
+
+    Opens the file live (SWMR) when a writer still has it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], stream: str | None = None) -> None:
+        """Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a run file, or no such stream (the message lists them).
+        """
+        if read_superblock(path).open_for_write:
+            self._file = h5py.File(path, "r", libver=LIBVER, swmr=True)
+        else:
+            self._file = h5py.File(path, "r")
+        try:
+            groups = {g.name.lstrip("/"): g for g in _stream_groups(self._file)}
+            if not groups:
+                raise ValueError(f"{path} holds no recorded stream")
+            if stream is None:
+                if len(groups) > 1:
+                    raise ValueError(f"{path} holds streams {sorted(groups)}; name the one to play")
+                stream = next(iter(groups))
+            if stream not in groups:
+                raise ValueError(f"{path} has no stream {stream!r}; it has {sorted(groups)}")
+            group = groups[stream]
+            self.name = stream
+            self._frames = group["frames"]
+            self.frame_ids = group["frame_id"][:]
+            self.timestamps_ns = group["timestamp_ns"][: len(self.frame_ids)]
+            self.shape: tuple[int, ...] = tuple(self._frames.shape[1:])
+            self.dtype = np.dtype(self._frames.dtype)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def read_into(self, index: int, out: np.ndarray[Any, Any]) -> None:
+        """Read frame ``index`` straight into ``out`` (a ring slot): no extra copy."""
+        self._frames.read_direct(out, source_sel=np.s_[index])
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _load_sync_file_range() -> Any:

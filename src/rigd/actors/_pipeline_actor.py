@@ -1,0 +1,343 @@
+"""``rigd.Actor``: improv's pipeline actor (setup / run_step / stop), as a remote actor.
+
+A pipeline actor is an ordinary rigd actor (one process, a handle, public
+methods callable while it runs) whose ``run_step`` the base class calls in a
+loop on a thread of its own while the pipeline runs. The supervisor drives it
+through the ``__rigd_*__`` control methods below; the user writes no
+signal-checking code (unlike improv's AbstractActor).
+
+Inputs and outputs are named endpoints (ring readers and writers). This
+package knows nothing of rings: the supervisor passes an *opener* (a function
+of the pipeline package) with the wiring, and the actor calls it to attach.
+
+Ending: a source ends by calling ``self.finish()`` (or raising
+``EndOfStream`` from ``run_step``); the base class then closes its outputs,
+so every reader downstream drains what is left and sees end of stream in its
+turn. An actor whose input ends the same way finishes on its own. That is
+how a pipeline stops without losing a frame.
+
+Errors: an exception from ``run_step`` is logged (the first with its
+traceback, then at most one summary line every ``_LOG_EVERY_S``), and the loop
+goes on. After ``max_step_errors`` failures in a row the actor gives up: its
+process exits, and its restart policy (``max_restarts``) decides what next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
+
+from rigd._exceptions import EndOfStream, RingBrokenError
+
+__all__ = ["Actor", "Endpoints"]
+
+log = logging.getLogger("rigd.actor")
+
+_LOG_EVERY_S = 5.0
+_STOP_JOIN_S = 10.0
+# Exit status of an actor that gave up after too many failing steps.
+EXIT_STEP_ERRORS = 70
+
+
+class Endpoints(Mapping[str, Any]):
+    """An actor's inputs or outputs by name: ``self.inputs.frames`` or ``self.inputs["frames"]``."""
+
+    def __init__(self, endpoints: Mapping[str, Any] | None = None, kind: str = "input") -> None:
+        self._endpoints = dict(endpoints or {})
+        self._kind = kind
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._endpoints[name]
+        except KeyError:
+            raise KeyError(
+                f"no {self._kind} {name!r}; this actor's {self._kind}s are "
+                f"{sorted(self._endpoints)} (links in the pipeline file make them)"
+            ) from None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(exc.args[0]) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._endpoints)
+
+    def __len__(self) -> int:
+        return len(self._endpoints)
+
+    def __repr__(self) -> str:
+        return f"Endpoints({sorted(self._endpoints)})"
+
+
+class Actor:
+    """Base class of pipeline actors (improv's ManagedActor).
+
+    Override ``run_step`` (called in a loop while the pipeline runs) and, if
+    needed, ``setup``, ``stop``, ``pause`` and ``resume``. Read frames from
+    ``self.inputs.<name>`` and write them to ``self.outputs.<name>``. Public
+    methods stay callable through the actor's handle while it runs; they run
+    on another thread than ``run_step``, so guard state both touch.
+
+    Class attributes:
+        input_names: the inputs the actor reads (``None``: whatever the
+            pipeline file links to it, as a recorder takes).
+        output_names: the outputs it writes.
+        max_step_errors: failing steps in a row after which it gives up.
+    """
+
+    input_names: ClassVar[tuple[str, ...] | None] = ()
+    output_names: ClassVar[tuple[str, ...]] = ()
+    max_step_errors: ClassVar[int] = 100
+
+    # -- what a user overrides ---------------------------------------------------
+
+    def setup(self) -> None:
+        """Prepare before the run starts (open devices, load models)."""
+
+    def run_step(self) -> None:
+        """One step of work; called in a loop while the pipeline runs."""
+        raise NotImplementedError(f"{type(self).__name__} must define run_step()")
+
+    def stop(self) -> None:
+        """Clean up after the last step (close devices, write summaries)."""
+
+    def pause(self) -> None:
+        """Called when the pipeline pauses (no steps run until ``resume``)."""
+
+    def resume(self) -> None:
+        """Called when the pipeline resumes."""
+
+    @classmethod
+    def describe_outputs(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, tuple[tuple[int, ...], str]]
+    ) -> dict[str, tuple[tuple[int, ...], str]]:
+        """The shape and dtype of each output, from the actor's options and inputs.
+
+        The supervisor sizes the rings with it. The default: every output
+        has the shape and dtype of the first input (a processor that keeps
+        frames as they are). Sources override it.
+        """
+        if not inputs:
+            return {}
+        first = next(iter(inputs.values()))
+        return dict.fromkeys(cls.output_names, first)
+
+    # -- what a user calls ---------------------------------------------------------
+
+    @property
+    def inputs(self) -> Endpoints:
+        return self.__dict__.get("_rigd_inputs") or Endpoints(kind="input")
+
+    @property
+    def outputs(self) -> Endpoints:
+        return self.__dict__.get("_rigd_outputs") or Endpoints(kind="output")
+
+    @property
+    def run_info(self) -> dict[str, Any]:
+        """The run this actor is part of: ``run_id``, ``pipeline``, ``started``, ``actor``, ..."""
+        return dict(self.__dict__.get("_rigd_run_info", {}))
+
+    def finish(self) -> None:
+        """End this actor's run after the current step: a source calls it when done."""
+        self.__dict__["_rigd_finish"] = True
+
+    @property
+    def stopping(self) -> bool:
+        """True once the supervisor asked this actor to stop (a long step can check it)."""
+        control = self.__dict__.get("_rigd_control")
+        return bool(control and control.stop.is_set())
+
+    # -- the supervisor's side -------------------------------------------------------
+
+    def __rigd_attach__(self, opener: Callable[..., Any], wiring: Any) -> None:
+        """Open the endpoints ``wiring`` names, with ``opener`` (the pipeline's)."""
+        self.__rigd_detach__()
+        inputs, outputs, close = opener(wiring)
+        self.__dict__["_rigd_run_info"] = dict(getattr(wiring, "run", {}))
+        self.__dict__["_rigd_inputs"] = Endpoints(inputs, "input")
+        self.__dict__["_rigd_outputs"] = Endpoints(outputs, "output")
+        self.__dict__["_rigd_close"] = close
+
+    def __rigd_detach__(self) -> None:
+        close = self.__dict__.pop("_rigd_close", None)
+        if close is not None:
+            close()
+        self.__dict__.pop("_rigd_inputs", None)
+        self.__dict__.pop("_rigd_outputs", None)
+
+    def __rigd_setup__(self) -> None:
+        self.setup()
+
+    def __rigd_run__(self) -> None:
+        """Start the step loop (returns at once)."""
+        control = self.__dict__.get("_rigd_control")
+        if control is not None and control.thread.is_alive():
+            return
+        control = _Control()
+        self.__dict__["_rigd_control"] = control
+        self.__dict__["_rigd_finish"] = False
+        control.thread = threading.Thread(
+            target=self._rigd_loop, args=(control,), name="rigd-run-step", daemon=True
+        )
+        control.thread.start()
+
+    def __rigd_pause__(self) -> None:
+        control = self.__dict__.get("_rigd_control")
+        if control is not None and control.running.is_set():
+            control.running.clear()
+            self.pause()
+
+    def __rigd_resume__(self) -> None:
+        control = self.__dict__.get("_rigd_control")
+        if control is not None and not control.running.is_set():
+            self.resume()
+            control.running.set()
+
+    def __rigd_wait_finished__(self, timeout: float) -> bool:
+        """Wait until the step loop ends on its own (its inputs drained); True if it did."""
+        control = self.__dict__.get("_rigd_control")
+        if control is None:
+            return True
+        control.thread.join(timeout)
+        return not control.thread.is_alive()
+
+    def __rigd_stop__(self) -> dict[str, Any]:
+        """Stop the loop, run ``stop()``, close the endpoints; return what the actor did."""
+        control = self.__dict__.get("_rigd_control")
+        if control is not None:
+            control.stop.set()
+            control.running.set()
+            control.thread.join(_STOP_JOIN_S)
+            if control.thread.is_alive():
+                log.warning(
+                    "%s: run_step did not return within %.0f s of stop; stopping anyway",
+                    type(self).__name__,
+                    _STOP_JOIN_S,
+                )
+        try:
+            self.stop()
+        finally:
+            self._rigd_close_outputs()
+            self.__rigd_detach__()
+        return self.__rigd_status__()
+
+    def __rigd_status__(self) -> dict[str, Any]:
+        control = self.__dict__.get("_rigd_control")
+        if control is None:
+            return {"state": "ready", "steps": 0, "errors": 0, "last_error": None}
+        if control.thread.is_alive():
+            state = "running" if control.running.is_set() else "paused"
+        else:
+            state = "finished"
+        return {
+            "state": state,
+            "steps": control.steps,
+            "errors": control.errors,
+            "last_error": control.last_error,
+        }
+
+    # -- inside ----------------------------------------------------------------------
+
+    def _rigd_close_outputs(self) -> None:
+        for writer in self.outputs.values():
+            close = getattr(writer, "close", None)
+            if close is not None:
+                close()
+
+    def _rigd_loop(self, control: _Control) -> None:
+        name = type(self).__name__
+        failing = 0
+        while not control.stop.is_set():
+            if not control.running.is_set():
+                control.running.wait(0.1)
+                continue
+            try:
+                self.run_step()
+            except EndOfStream:
+                break
+            except TimeoutError:
+                continue  # nothing came within the step's own timeout: not an error
+            except RingBrokenError as exc:
+                # The actor upstream died; it comes back if its policy allows.
+                control.note_error(name, exc, quiet=True)
+                control.stop.wait(0.05)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a step's error must not end the pipeline
+                failing += 1
+                control.note_error(name, exc)
+                if failing >= self.max_step_errors:
+                    log.error(
+                        "%s: run_step failed %d times in a row; the actor exits (its "
+                        "restart policy decides what next)",
+                        name,
+                        failing,
+                    )
+                    logging.shutdown()
+                    os._exit(EXIT_STEP_ERRORS)
+                continue
+            failing = 0
+            control.steps += 1
+            if self.__dict__.get("_rigd_finish"):
+                break
+        control.flush_log(name)
+        if not control.stop.is_set():
+            # Finished on its own: let everything downstream drain and end.
+            self._rigd_close_outputs()
+
+
+class _Control:
+    """The step loop's flags and counters, and its rate-limited error log."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.running = threading.Event()
+        self.running.set()
+        self.thread = threading.Thread()
+        self.steps = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self._logged_at = 0.0
+        self._unlogged = 0
+
+    def note_error(self, name: str, exc: BaseException, quiet: bool = False) -> None:
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        if now - self._logged_at < _LOG_EVERY_S:
+            self._unlogged += 1
+            return
+        if self._logged_at == 0.0 and not quiet:
+            log.error(
+                "%s.run_step raised:\n%s",
+                name,
+                "".join(traceback.format_exception(exc)).rstrip(),
+            )
+        else:
+            log.error(
+                "%s.run_step raised %s (and %d more time(s) in the last %.0f s)",
+                name,
+                self.last_error,
+                self._unlogged,
+                _LOG_EVERY_S,
+            )
+        self._logged_at = now
+        self._unlogged = 0
+
+    def flush_log(self, name: str) -> None:
+        if self._unlogged:
+            log.error(
+                "%s.run_step raised %d more time(s); the last: %s",
+                name,
+                self._unlogged,
+                self.last_error,
+            )
+            self._unlogged = 0

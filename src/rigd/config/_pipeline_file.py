@@ -1,0 +1,243 @@
+"""Pipeline files: YAML, validated with pydantic, errors that name file, line and key.
+
+A pipeline file::
+
+    name: demo
+    actors:
+      - name: camera
+        class: rigd.pipeline.SimulatedCamera
+        options: {shape: [512, 512], dtype: uint16, fps: 200, n_frames: 2000}
+        max_restarts: 0            # and num_cpus, num_gpus
+      - name: recorder
+        class: rigd.pipeline.HDF5Recorder
+    links:
+      - camera.frames -> recorder.camera                 # lossless, 16 slots
+      - {link: camera.frames -> viewer.frames, policy: latest, slots: 4}
+    record: [stats.stats]          # shorthand: record these outputs too
+    recording: {directory: rigd-data, compression: null}
+    run:
+      metadata: {experiment: demo}
+
+This module only checks the file's own shape (keys, types, link syntax). The
+pipeline package checks what needs the actor classes (imports, endpoints,
+cycles, shapes) and reports through ``PipelineFileError`` too, with the
+line of the key at fault (``PipelineFile.line``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rigd._exceptions import RigdError
+
+__all__ = [
+    "ActorConfig",
+    "LinkConfig",
+    "PipelineConfig",
+    "PipelineFile",
+    "PipelineFileError",
+    "RecordingConfig",
+    "RunConfig",
+    "load_pipeline",
+]
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_ENDPOINT = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*$")
+_LINK = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*->\s*({_NAME})\.({_NAME})\s*$")
+Name = Annotated[str, Field(pattern=rf"^{_NAME}$")]
+
+
+class PipelineFileError(RigdError, ValueError):
+    """A pipeline file is wrong; nothing was started. The message names file, line and key."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ActorConfig(_Model):
+    """One actor: its name, its class (an import path), options and resources."""
+
+    name: Name
+    class_path: str = Field(alias="class", min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+    num_cpus: float | None = Field(default=None, ge=0)
+    num_gpus: float | None = Field(default=None, ge=0)
+    max_restarts: int = Field(default=0, ge=-1)
+    #: Shape and dtype per output, for classes that cannot say themselves.
+    outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class LinkConfig(_Model):
+    """A ring from one actor's output to another's input."""
+
+    link: str
+    slots: int = Field(default=16, ge=2, le=4096)
+    policy: Literal["lossless", "latest"] = "lossless"
+    low_latency: bool = False
+
+    @field_validator("link")
+    @classmethod
+    def _syntax(cls, value: str) -> str:
+        if not _LINK.match(value):
+            raise ValueError(f"a link is written 'actor.output -> actor.input', got {value!r}")
+        return value
+
+    @property
+    def source(self) -> tuple[str, str]:
+        match = _LINK.match(self.link)
+        assert match is not None
+        return match.group(1), match.group(2)
+
+    @property
+    def target(self) -> tuple[str, str]:
+        match = _LINK.match(self.link)
+        assert match is not None
+        return match.group(3), match.group(4)
+
+
+class RecordingConfig(_Model):
+    """Options of the recorder the ``record:`` shorthand adds."""
+
+    directory: str = "rigd-data"
+    template: str = "{date}_{time}_{pipeline}_{run_id}.h5"
+    compression: Literal["lz4", "zstd", "bitshuffle-lz4"] | None = None
+    flush_interval: float = Field(default=0.5, gt=0)
+    fsync_interval: float = Field(default=1.0, gt=0)
+    latency_trace: bool = True
+    slots: int = Field(default=32, ge=2, le=4096)
+
+
+class RunConfig(_Model):
+    """Defaults for each run: metadata stored in the run file."""
+
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class PipelineConfig(_Model):
+    """A whole pipeline file."""
+
+    name: Name = "pipeline"
+    actors: list[ActorConfig] = Field(min_length=1)
+    links: list[LinkConfig] = Field(default_factory=list)
+    record: list[str] = Field(default_factory=list)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    @field_validator("links", mode="before")
+    @classmethod
+    def _short_links(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"link": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("record")
+    @classmethod
+    def _endpoints(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _ENDPOINT.match(item):
+                raise ValueError(f"record takes 'actor.output' entries, got {item!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class PipelineFile:
+    """A validated pipeline file: the model, its text, and where each key is."""
+
+    config: PipelineConfig
+    text: str
+    path: str
+    _lines: dict[tuple[Any, ...], int]
+
+    def line(self, *key: Any) -> int | None:
+        """The 1-based line of ``key`` (e.g. ``("links", 2)``), or of its nearest parent."""
+        for end in range(len(key), -1, -1):
+            found = self._lines.get(tuple(key[:end]))
+            if found is not None:
+                return found
+        return None
+
+    def where(self, *key: Any) -> str:
+        """``file, line N, key a.b[2]``: the start of an error message."""
+        return _where(self.path, self.line(*key), key)
+
+
+def _where(path: str, line: int | None, key: Sequence[Any]) -> str:
+    dotted = ""
+    for part in key:
+        dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else str(part))
+    place = f"{path}, line {line}" if line else path
+    return f"{place}, {dotted}" if dotted else place
+
+
+def _node_lines(node: yaml.Node, key: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    out.setdefault(key, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            child = (*key, k.value)
+            out[child] = k.start_mark.line + 1
+            _node_lines(v, child, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _node_lines(item, (*key, i), out)
+
+
+def _pydantic_problems(
+    error: pydantic.ValidationError, path: str, lines: dict[tuple[Any, ...], int]
+) -> Iterator[str]:
+    for item in error.errors():
+        loc = tuple(p for p in item["loc"] if p not in ("function-after", "function-before"))
+        # Aliases: pydantic reports the field name; the file says "class".
+        loc = tuple("class" if p == "class_path" else p for p in loc)
+        line = None
+        for end in range(len(loc), -1, -1):
+            line = lines.get(loc[:end])
+            if line is not None:
+                break
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}; check its spelling (see the pipeline file format)"
+        elif item["type"] == "missing":
+            message = f"required key {loc[-1]!r} is missing"
+        yield f"{_where(path, line, loc)}: {message}"
+
+
+def load_pipeline(source: str | Path, *, text: str | None = None) -> PipelineFile:
+    """Read and validate a pipeline file (or ``text``, named ``source`` in errors).
+
+    Raises:
+        FileNotFoundError: no such file.
+        PipelineFileError: the YAML or its keys are wrong; the message names
+            the file, the line and the key of each problem.
+    """
+    path = str(source)
+    if text is None:
+        text = Path(source).read_text()
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        raise PipelineFileError([f"{path}{line}: not valid YAML: {exc}"]) from None
+    if not isinstance(data, dict) or root is None:
+        raise PipelineFileError([f"{path}: a pipeline file is a mapping with an 'actors' list"])
+    lines: dict[tuple[Any, ...], int] = {}
+    _node_lines(root, (), lines)
+    try:
+        config = PipelineConfig.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise PipelineFileError(list(_pydantic_problems(exc, path, lines))) from None
+    return PipelineFile(config, text, path, lines)

@@ -1,0 +1,70 @@
+"""Opening an actor's inputs and outputs: ring readers and writers, by segment name.
+
+The supervisor sends each pipeline actor its *wiring* (which ring each
+endpoint is, and each reader's policy) with ``open_endpoints`` as the
+opener; the actor calls it in its own process (see ``rigd.actors.Actor``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rigd.storage import FrameRing, RingReader, RingWriter
+
+__all__ = ["InputWiring", "Wiring", "open_endpoints"]
+
+
+@dataclass(frozen=True)
+class InputWiring:
+    segment: str
+    policy: str = "lossless"
+    low_latency: bool = False
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What one actor attaches to, and the run it belongs to."""
+
+    inputs: dict[str, InputWiring] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    #: The run: ``run_id``, ``pipeline`` (name), ``pipeline_text``,
+    #: ``started`` (ISO 8601), ``metadata``, ``actor`` (this actor's name).
+    run: dict[str, Any] = field(default_factory=dict)
+
+
+def open_endpoints(
+    wiring: Wiring,
+) -> tuple[dict[str, RingReader], dict[str, RingWriter], Callable[[], None]]:
+    """Attach to the rings ``wiring`` names; return readers, writers and a closer.
+
+    The closer detaches readers and mappings; writers are closed (end of
+    stream) by the actor when its run ends, not by the closer.
+    """
+    rings: list[FrameRing] = []
+    readers: dict[str, RingReader] = {}
+    writers: dict[str, RingWriter] = {}
+    try:
+        for name, source in wiring.inputs.items():
+            ring = FrameRing.attach(source.segment)
+            rings.append(ring)
+            readers[name] = ring.reader(source.policy, low_latency=source.low_latency)
+        for name, segment in wiring.outputs.items():
+            ring = FrameRing.attach(segment)
+            rings.append(ring)
+            writers[name] = ring.writer()
+    except BaseException:
+        for reader in readers.values():
+            reader.close()
+        for ring in rings:
+            ring.close()
+        raise
+
+    def close() -> None:
+        for reader in readers.values():
+            reader.close()
+        for ring in rings:
+            ring.close()
+
+    return readers, writers, close

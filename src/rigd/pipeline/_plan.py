@@ -1,0 +1,319 @@
+"""From a pipeline file to a plan: classes imported, links checked, rings sized.
+
+Everything that can be wrong with a pipeline is found here, before anything
+starts, and reported as one ``PipelineFileError`` naming the file, the line
+and the key of each problem: a class that cannot be imported, a link naming
+an unknown actor or endpoint, a cycle, an input with no writer or two, and
+linked endpoints whose shapes or dtypes disagree.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rigd.actors import Actor
+from rigd.config import ActorConfig, PipelineFile, PipelineFileError, load_pipeline
+
+__all__ = ["ActorPlan", "Plan", "RingPlan", "plan_pipeline"]
+
+FrameSpec = tuple[tuple[int, ...], str]
+_RECORDER_CLASS = "rigd.pipeline.HDF5Recorder"
+
+
+@dataclass(frozen=True)
+class RingPlan:
+    """One ring: an actor's output, read by one or more inputs."""
+
+    name: str  # "<actor>.<output>"
+    writer: str
+    output: str
+    shape: tuple[int, ...]
+    dtype: str
+    slots: int
+    #: (actor, input, policy, low_latency) per reader.
+    readers: tuple[tuple[str, str, str, bool], ...]
+
+
+@dataclass(frozen=True)
+class ActorPlan:
+    name: str
+    cls: type[Actor]
+    config: ActorConfig
+    options: dict[str, Any]
+    #: Names of the actors whose outputs this one reads.
+    upstream: tuple[str, ...]
+
+    @property
+    def is_source(self) -> bool:
+        return not self.upstream
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked pipeline: actors in dependency order (sources first) and rings."""
+
+    file: PipelineFile
+    actors: tuple[ActorPlan, ...]
+    rings: tuple[RingPlan, ...]
+    recorders: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return self.file.config.name
+
+
+def _import(path: str) -> Any:
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise ImportError(f"{path!r} is not a dotted import path (module.Class)")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ImportError(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+def _actor_class(value: Any) -> Any:
+    # A class already made remote with @rigd.remote: plan with the class itself.
+    return getattr(value, "_cls", value)
+
+
+def plan_pipeline(source: str | Path | PipelineFile) -> Plan:
+    """Load (if needed) and check a pipeline; return its plan.
+
+    Raises:
+        FileNotFoundError: no such file.
+        PipelineFileError: every problem found, each with file, line and key.
+    """
+    pfile = source if isinstance(source, PipelineFile) else load_pipeline(source)
+    config = pfile.config
+    problems: list[str] = []
+    actors: dict[str, ActorConfig] = {}
+    index: dict[str, int] = {}
+    for i, actor in enumerate(config.actors):
+        if actor.name in actors:
+            problems.append(
+                f"{pfile.where('actors', i, 'name')}: a second actor named "
+                f"{actor.name!r}; actor names must be unique"
+            )
+        actors[actor.name] = actor
+        index[actor.name] = i
+
+    links = list(config.links)
+    link_keys: list[tuple[Any, ...]] = [("links", i) for i in range(len(links))]
+    # The record: shorthand adds a recorder fed by lossless links.
+    recorder_names: list[str] = [a.name for a in config.actors if a.class_path == _RECORDER_CLASS]
+    if config.record:
+        from rigd.config import LinkConfig
+
+        if "recorder" not in actors:
+            recording = config.recording.model_dump()
+            slots = recording.pop("slots")
+            actors["recorder"] = ActorConfig.model_validate(
+                {"name": "recorder", "class": _RECORDER_CLASS, "options": recording}
+            )
+            index["recorder"] = -1
+            recorder_names.append("recorder")
+        else:
+            slots = config.recording.slots
+        for j, endpoint in enumerate(config.record):
+            writer, output = endpoint.split(".")
+            stream = writer if output in ("frames", "output") else f"{writer}_{output}"
+            links.append(LinkConfig(link=f"{endpoint} -> recorder.{stream}", slots=slots))
+            link_keys.append(("record", j))
+
+    classes: dict[str, type[Actor]] = {}
+    for name, actor in actors.items():
+        key = ("actors", index[name], "class") if index[name] >= 0 else ("record",)
+        try:
+            value = _actor_class(_import(actor.class_path))
+        except Exception as exc:  # noqa: BLE001 - any import failure is the file's problem
+            problems.append(
+                f"{pfile.where(*key)}: class {actor.class_path!r} cannot be imported: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            continue
+        if not (isinstance(value, type) and issubclass(value, Actor)):
+            problems.append(
+                f"{pfile.where(*key)}: {actor.class_path!r} is not a subclass of rigd.Actor; "
+                "pipeline actors subclass rigd.Actor and define run_step()"
+            )
+            continue
+        classes[name] = value
+
+    # Links: endpoints exist, one writer per input.
+    writers_of: dict[tuple[str, str], int] = {}
+    edges: dict[str, set[str]] = {name: set() for name in actors}
+    for link, key in zip(links, link_keys, strict=True):
+        (src, out), (dst, inp) = link.source, link.target
+        bad = False
+        for actor_name in (src, dst):
+            if actor_name not in actors:
+                problems.append(
+                    f"{pfile.where(*key)}: link {link.link!r} names actor {actor_name!r}, "
+                    f"which is not in actors ({', '.join(sorted(actors))})"
+                )
+                bad = True
+        if bad:
+            continue
+        if src in classes and out not in classes[src].output_names:
+            problems.append(
+                f"{pfile.where(*key)}: {src} ({actors[src].class_path}) has no output {out!r}; "
+                f"its outputs: {list(classes[src].output_names)}"
+            )
+        allowed = classes[dst].input_names if dst in classes else None
+        if allowed is not None and inp not in allowed:
+            problems.append(
+                f"{pfile.where(*key)}: {dst} ({actors[dst].class_path}) has no input {inp!r}; "
+                f"its inputs: {list(allowed)}"
+            )
+        if (dst, inp) in writers_of:
+            problems.append(
+                f"{pfile.where(*key)}: input {dst}.{inp} already has a writer "
+                f"(link {links[writers_of[dst, inp]].link!r}); an input takes one link"
+            )
+            continue
+        writers_of[dst, inp] = links.index(link)
+        edges[dst].add(src)
+    for name, cls in classes.items():
+        for inp in cls.input_names or ():
+            if (name, inp) not in writers_of:
+                where = (
+                    pfile.where("actors", index[name])
+                    if index[name] >= 0
+                    else pfile.where("record")
+                )
+                problems.append(
+                    f"{where}: input {name}.{inp} has no writer; link an output "
+                    f"to it ('some_actor.output -> {name}.{inp}')"
+                )
+
+    order = _topological(edges, problems, pfile)
+    if problems:
+        raise PipelineFileError(problems)
+
+    # Shapes and dtypes, in dependency order.
+    specs: dict[tuple[str, str], FrameSpec] = {}
+    input_specs: dict[str, dict[str, FrameSpec]] = {name: {} for name in actors}
+    for name in order:
+        actor = actors[name]
+        cls = classes[name]
+        try:
+            described = dict(cls.describe_outputs(actor.options, input_specs[name]))
+        except Exception as exc:  # noqa: BLE001 - bad options are the file's problem
+            key = ("actors", index[name], "options") if index[name] >= 0 else ("recording",)
+            problems.append(f"{pfile.where(*key)}: {name}: {exc}")
+            continue
+        for out, given in actor.outputs.items():
+            try:
+                described[out] = (
+                    tuple(int(n) for n in given["shape"]),
+                    np.dtype(given["dtype"]).str,
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                problems.append(
+                    f"{pfile.where('actors', index[name], 'outputs', out)}: give shape and "
+                    f"dtype, e.g. {{shape: [512, 512], dtype: uint16}} ({exc})"
+                )
+        for out in cls.output_names:
+            if out in described:
+                shape, dtype = described[out]
+                specs[name, out] = (tuple(int(n) for n in shape), np.dtype(dtype).str)
+        for link, key in zip(links, link_keys, strict=True):
+            if link.source[0] != name:
+                continue
+            spec = specs.get(link.source)
+            dst, inp = link.target
+            if spec is None:
+                problems.append(
+                    f"{pfile.where(*key)}: the shape and dtype of {link.source[0]}."
+                    f"{link.source[1]} are not known; give them under the actor's outputs: "
+                    "{frames: {shape: [...], dtype: ...}}"
+                )
+                continue
+            wanted = _wanted_input(classes[dst], actors[dst].options, inp)
+            if wanted is not None and (
+                tuple(wanted[0]) != spec[0] or np.dtype(wanted[1]).str != spec[1]
+            ):
+                problems.append(
+                    f"{pfile.where(*key)}: {link.link!r} links {_fmt(spec)} frames to an "
+                    f"input that takes {_fmt((tuple(wanted[0]), np.dtype(wanted[1]).str))}"
+                )
+            input_specs[dst][inp] = spec
+    if problems:
+        raise PipelineFileError(problems)
+
+    rings: dict[tuple[str, str], dict[str, Any]] = {}
+    for link in links:
+        ring = rings.setdefault(link.source, {"slots": link.slots, "readers": []})
+        ring["slots"] = max(ring["slots"], link.slots)
+        ring["readers"].append((*link.target, link.policy, link.low_latency))
+    ring_plans = tuple(
+        RingPlan(
+            name=f"{src}.{out}",
+            writer=src,
+            output=out,
+            shape=specs[src, out][0],
+            dtype=specs[src, out][1],
+            slots=ring["slots"],
+            readers=tuple(ring["readers"]),
+        )
+        for (src, out), ring in rings.items()
+    )
+    actor_plans = tuple(
+        ActorPlan(
+            name=name,
+            cls=classes[name],
+            config=actors[name],
+            options=dict(actors[name].options),
+            upstream=tuple(sorted(edges[name])),
+        )
+        for name in order
+    )
+    recorders = tuple(
+        n for n in recorder_names if n in classes and getattr(classes[n], "records", False)
+    )
+    return Plan(pfile, actor_plans, ring_plans, recorders)
+
+
+def _wanted_input(cls: type[Actor], options: Mapping[str, Any], name: str) -> Any:
+    describe = getattr(cls, "describe_inputs", None)
+    if describe is None:
+        return None
+    return describe(options).get(name)
+
+
+def _fmt(spec: FrameSpec) -> str:
+    return f"{'x'.join(str(n) for n in spec[0])} {np.dtype(spec[1]).name}"
+
+
+def _topological(edges: dict[str, set[str]], problems: list[str], pfile: PipelineFile) -> list[str]:
+    """Actors with their upstream first; a cycle is a problem."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: visiting, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*path[path.index(name) :], name]
+            problems.append(
+                f"{pfile.where('links')}: the links make a cycle ({' -> '.join(cycle)}); "
+                "a pipeline's frames flow one way"
+            )
+            return
+        state[name] = 1
+        for upstream in sorted(edges[name]):
+            visit(upstream, [*path, name])
+        state[name] = 2
+        order.append(name)
+
+    for name in edges:
+        visit(name, [])
+    return order

@@ -1,0 +1,80 @@
+"""ZmqPublisher: the latest frames over ZMQ PUB, decimated, for live viewers."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import zmq
+
+from rigd.actors import Actor
+
+__all__ = ["ZmqPublisher"]
+
+
+class ZmqPublisher(Actor):
+    """Publishes ``frames`` on a ZMQ PUB socket at most ``rate_hz`` times a second.
+
+    Link it with ``policy: latest`` so a slow viewer never holds the
+    pipeline back. Each message has two parts: a JSON header (``frame_id``,
+    ``timestamp_ns``, ``shape``, ``dtype``) and the frame's bytes. A
+    subscriber that cannot keep up loses messages (a high-water mark of 2),
+    never slows the publisher.
+
+    Args:
+        address: where to bind, e.g. ``tcp://127.0.0.1:5555`` or ``ipc:///tmp/rigd-view``.
+        rate_hz: the most frames per second to send.
+        topic: the topic prefix of every message.
+    """
+
+    input_names = ("frames",)
+
+    def __init__(
+        self, address: str = "tcp://127.0.0.1:5555", rate_hz: float = 30.0, topic: str = "frames"
+    ) -> None:
+        if rate_hz <= 0:
+            raise ValueError(f"rate_hz must be positive, got {rate_hz}")
+        self.address = address
+        self.rate_hz = rate_hz
+        self.topic = topic.encode()
+        self.published = 0
+
+    def setup(self) -> None:
+        self._socket: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
+        self._socket.setsockopt(zmq.SNDHWM, 2)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.bind(self.address)
+        self._period = 1.0 / self.rate_hz
+        self._next = 0.0
+
+    def run_step(self) -> None:
+        frames = self.inputs.frames
+        with frames.read(timeout=1.0) as frame:
+            now = time.monotonic()
+            if now < self._next:
+                return
+            self._next = now + self._period
+            header = {
+                "frame_id": frame.frame_id,
+                "timestamp_ns": frame.timestamp_ns,
+                "shape": list(frame.array.shape),
+                "dtype": frame.array.dtype.str,
+            }
+            try:
+                self._socket.send_multipart(
+                    [self.topic, json.dumps(header).encode(), frame.array],
+                    flags=zmq.NOBLOCK,
+                    copy=True,
+                )
+            except zmq.Again:
+                return
+        self.published += 1
+
+    def stop(self) -> None:
+        socket = getattr(self, "_socket", None)
+        if socket is not None:
+            socket.close(linger=0)
+
+    def status(self) -> dict[str, Any]:
+        return {"published": self.published, "address": self.address}

@@ -1,0 +1,205 @@
+"""HDF5Recorder: the recording writer as a pipeline actor, on one or more rings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import numpy as np
+
+from rigd._exceptions import EndOfStream, RingBrokenError, WouldBlock
+from rigd.actors import Actor
+from rigd.storage import DropReason, RunWriter, StreamSpec, run_file_path
+
+__all__ = ["HDF5Recorder"]
+
+log = logging.getLogger(__name__)
+
+_IDLE_WAIT_S = 0.005
+
+
+class HDF5Recorder(Actor):
+    """Records every input ring to one HDF5 file per run; each input is a stream.
+
+    Args:
+        directory: where run files go (created if missing).
+        template: the file name, from ``{run_id}``, ``{date}``, ``{time}``,
+            ``{pipeline}``.
+        compression: ``None``, ``lz4``, ``zstd`` or ``bitshuffle-lz4``.
+        flush_interval, fsync_interval: the durability contract (README).
+        latency_trace: store acquisition-to-written latency per frame.
+
+    A restarted recorder reopens the same file (repairing it first) and
+    records on; the frames it missed go in the ledger as ``restart``.
+    """
+
+    input_names = None  # any: each linked input is a stream
+    records = True
+
+    def __init__(
+        self,
+        directory: str = "rigd-data",
+        template: str = "{date}_{time}_{pipeline}_{run_id}.h5",
+        compression: str | None = None,
+        flush_interval: float = 0.5,
+        fsync_interval: float = 1.0,
+        latency_trace: bool = True,
+    ) -> None:
+        self.directory = directory
+        self.template = template
+        self.compression = compression
+        self.flush_interval = flush_interval
+        self.fsync_interval = fsync_interval
+        self.latency_trace = latency_trace
+        self._writer: RunWriter | None = None
+        self._path: str | None = None
+        self._state = "idle"
+        self._final: dict[str, Any] = {}
+
+    def setup(self) -> None:
+        run = self.run_info
+        started = dt.datetime.fromisoformat(run["started"]) if "started" in run else None
+        path = run_file_path(
+            self.directory,
+            run.get("run_id", "run"),
+            template=self.template,
+            pipeline=run.get("pipeline", ""),
+            when=started,
+        )
+        self._path = str(path.resolve())
+        self._readers = dict(self.inputs)
+        self._open: dict[str, Any] = dict(self._readers)
+        self._dropped_seen = dict.fromkeys(self._readers, 0)
+        self._next_id: dict[str, int | None] = dict.fromkeys(self._readers)
+        self._latest = {
+            name for name, reader in self._readers.items() if reader.policy.value == "latest"
+        }
+        if path.exists():
+            # This recorder was restarted: record on into the file it began.
+            self._writer = RunWriter.resume(
+                path,
+                reason=f"{DropReason.RESTART} of recorder {run.get('actor', '')}".strip(),
+                flush_interval=self.flush_interval,
+                fsync_interval=self.fsync_interval,
+            )
+        else:
+            streams = [
+                StreamSpec(
+                    name,
+                    reader._ring.shape,
+                    reader._ring.dtype,
+                    compression=self.compression,
+                    latency_trace=self.latency_trace,
+                )
+                for name, reader in self._readers.items()
+            ]
+            self._writer = RunWriter(
+                path,
+                streams,
+                run_id=run.get("run_id", "run"),
+                pipeline=run.get("pipeline_text", ""),
+                metadata=run.get("metadata") or {},
+                flush_interval=self.flush_interval,
+                fsync_interval=self.fsync_interval,
+            )
+        self._state = "recording"
+        self._turn = 0
+
+    def run_step(self) -> None:
+        if not self._open:
+            self.finish()
+            return
+        wrote = False
+        for name in list(self._open):
+            try:
+                wrote |= self._take(name, wait=0.0)
+            except EndOfStream:
+                del self._open[name]
+        if not wrote and self._open:
+            # Nothing anywhere: sleep on one input (in turn) until it has a frame.
+            names = list(self._open)
+            name = names[self._turn % len(names)]
+            self._turn += 1
+            try:
+                self._take(name, wait=_IDLE_WAIT_S if len(names) > 1 else 0.1)
+            except EndOfStream:
+                del self._open[name]
+
+    def _take(self, name: str, wait: float) -> bool:
+        reader = self._open[name]
+        writer = self._writer
+        assert writer is not None
+        try:
+            frame = reader.get(timeout=wait) if wait else reader.get_nowait()
+        except (WouldBlock, TimeoutError):
+            return False
+        except RingBrokenError:
+            return False  # the writer died; it may come back
+        try:
+            self._note_overruns(name, reader, frame.frame_id)
+            if name in self._latest:
+                # A latest reader can be lapped while it holds the slot: copy,
+                # then keep the copy only if the slot was not overwritten.
+                data = np.array(frame.array, copy=True)
+                ok = reader.release(frame)
+                if ok:
+                    writer.write(name, data, frame.frame_id, frame.timestamp_ns)
+                return True
+            writer.write(name, frame.array, frame.frame_id, frame.timestamp_ns)
+        finally:
+            if reader._held is frame:
+                reader.release(frame)
+        self._next_id[name] = frame.frame_id + 1
+        return True
+
+    def _note_overruns(self, name: str, reader: Any, frame_id: int) -> None:
+        dropped = int(reader._rec.frames_dropped)
+        if dropped > self._dropped_seen[name]:
+            self._dropped_seen[name] = dropped
+            expected = self._next_id[name]
+            if expected is not None and frame_id > expected:
+                assert self._writer is not None
+                self._writer.note_dropped(
+                    name, expected, frame_id - expected, DropReason.RING_OVERRUN
+                )
+
+    def stop(self) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        self._writer = None
+        stats = writer.statistics()
+        try:
+            writer.close()
+            self._state = "complete"
+        except Exception:
+            self._state = "failed"
+            raise
+        finally:
+            self._final = {
+                "frames": dict(stats.frames_written),
+                "dropped": dict(stats.frames_dropped),
+            }
+        log.info("recorded %s to %s", self._final["frames"], self._path)
+
+    # -- callable through the handle -----------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """The run file's path, frames and drops per stream, and the recorder's state."""
+        if self._writer is not None:
+            stats = self._writer.statistics()
+            frames, dropped = dict(stats.frames_written), dict(stats.frames_dropped)
+        else:
+            frames = dict(self._final.get("frames", {}))
+            dropped = dict(self._final.get("dropped", {}))
+        return {"path": self._path, "state": self._state, "frames": frames, "dropped": dropped}
+
+    def note_event(self, text: str) -> None:
+        """Put an event (an actor restarted) in every stream's ledger."""
+        writer = self._writer
+        if writer is None:
+            return
+        for name in self._readers:
+            expected = self._next_id.get(name) or 0
+            writer.note_dropped(name, expected, 0, text)

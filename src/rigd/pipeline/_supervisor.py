@@ -1,0 +1,427 @@
+"""The supervisor: runs one pipeline plan, from rings to sealed files.
+
+Start: create the rings (this process owns and unlinks them), start every
+actor with its resources, attach each to its rings, run ``setup`` on all,
+then start the step loops, sources last (every reader is attached before the
+first frame, so nothing is missed).
+
+Stop: stop the sources; every actor downstream drains its inputs and ends
+when they do (end of stream runs down the links), then ``stop`` runs on it;
+recorders seal their files last. A second, forced stop kills everything and
+repairs the run files.
+
+Crashes: a monitor thread watches the actors. One that the runtime restarts
+(``max_restarts``) is attached, set up and started again while the rest go
+on, and every recorder's ledger notes it; frames the restarted actor missed
+show up there as gaps. An actor that is gone for good fails the pipeline,
+which then stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import rigd
+from rigd._exceptions import ActorDiedError, RigdError
+from rigd.actors import ActorHandle
+from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
+from rigd.pipeline._plan import Plan
+from rigd.storage import FrameRing, recover_run
+
+__all__ = ["LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
+
+log = logging.getLogger(__name__)
+
+_MONITOR_S = 0.2
+_CALL_TIMEOUT_S = 60.0
+_DRAIN_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    """One ring: frames written, and per reader what it read and dropped."""
+
+    ring: str
+    written: int
+    fill: float
+    readers: tuple[tuple[str, int, int], ...]  # (actor.input, read, dropped)
+    rate_hz: float
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    state: str  # loaded, running, stopping, stopped, failed
+    run_id: str
+    actors: Mapping[str, Mapping[str, Any]]
+    links: tuple[LinkStatus, ...]
+    elapsed_s: float
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did: its files, frames recorded and dropped per stream."""
+
+    run_id: str
+    state: str
+    duration_s: float
+    files: tuple[str, ...]
+    frames: Mapping[str, int]
+    dropped: Mapping[str, int]
+    restarts: Mapping[str, int]
+    failure: str | None = None
+    recordings: tuple[Mapping[str, Any], ...] = field(default=())
+
+
+class Pipeline:
+    """One run of a plan. ``start``, then ``wait`` and/or ``stop``."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        self.metadata = {**plan.file.config.run.metadata, **(metadata or {})}
+        self.state = "loaded"
+        self.failure: str | None = None
+        self._token = secrets.token_hex(3)
+        self._rings: dict[str, FrameRing] = {}
+        self._handles: dict[str, ActorHandle[Any]] = {}
+        self._wiring: dict[str, Wiring] = {}
+        self._restarts: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._stopped = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self._started = 0.0
+        self._last_counts: dict[str, tuple[float, int]] = {}
+        self._recordings: dict[str, dict[str, Any]] = {}
+        self._report: RunReport | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the rings and actors, set them up, and start the run.
+
+        Raises:
+            RigdError (or the actor's own error): an actor failed to start or
+            set up; everything started is stopped and removed again.
+        """
+        if self.state != "loaded":
+            raise RuntimeError(f"this pipeline was already started (state {self.state})")
+        if not rigd.is_initialized():
+            rigd.init()
+        started = dt.datetime.now(dt.UTC)
+        self._started = time.monotonic()
+        try:
+            self._create_rings()
+            run_info = {
+                "run_id": self.run_id,
+                "pipeline": self.plan.name,
+                "pipeline_text": self.plan.file.text,
+                "started": started.isoformat(),
+                "metadata": dict(self.metadata),
+            }
+            self._create_actors(run_info)
+            self._call_all("__rigd_attach__", lambda name: (open_endpoints, self._wiring[name]))
+            self._call_all("__rigd_setup__")
+            for name in self.plan.recorders:
+                self._recordings[name] = rigd.get(
+                    self._handles[name].summary.remote(), timeout=_CALL_TIMEOUT_S
+                )
+            # Downstream first, sources last: no frame is written before every
+            # reader is attached and running.
+            for actor in reversed(self.plan.actors):
+                rigd.get(self._handles[actor.name].__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
+        except BaseException:
+            self.state = "failed"
+            self._teardown(force=True)
+            raise
+        self.state = "running"
+        self._monitor = threading.Thread(target=self._watch, name="rigd-supervisor", daemon=True)
+        self._monitor.start()
+        log.info("pipeline %s running (run %s)", self.plan.name, self.run_id)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the run ends on its own (its sources finished and all
+        drained) or fails; True if it did within ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.state == "running":
+            if self._all_finished():
+                return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._stopped.wait(0.1 if left is None else min(0.1, left))
+        return True
+
+    def stop(self, timeout: float = _DRAIN_TIMEOUT_S) -> RunReport:
+        """Stop cleanly: sources first, every lossless reader drains, files sealed."""
+        with self._lock:
+            if self._report is not None:
+                return self._report
+            if self.state in ("running", "failed"):
+                self.state = "stopping"
+        try:
+            self._stop_graceful(timeout)
+        finally:
+            self._report = self._teardown(force=False)
+        return self._report
+
+    def kill(self) -> RunReport:
+        """Stop at once: kill every actor; run files are repaired and kept."""
+        with self._lock:
+            if self._report is not None:
+                return self._report
+            self.state = "stopping"
+        self._report = self._teardown(force=True)
+        return self._report
+
+    # -- status ----------------------------------------------------------------------
+
+    def status(self) -> PipelineStatus:
+        infos = {i.actor_id: i for i in rigd.state.list_actors()}
+        actors: dict[str, dict[str, Any]] = {}
+        for name, handle in self._handles.items():
+            info = infos.get(handle._actor_id)
+            actors[name] = {
+                "state": info.state if info else "dead",
+                "pid": info.pid if info else None,
+                "restarts": info.restarts if info else self._restarts.get(name, 0),
+            }
+        return PipelineStatus(
+            state=self.state,
+            run_id=self.run_id,
+            actors=actors,
+            links=self._link_status(),
+            elapsed_s=time.monotonic() - self._started if self._started else 0.0,
+            failure=self.failure,
+        )
+
+    def _link_status(self) -> tuple[LinkStatus, ...]:
+        links = []
+        now = time.monotonic()
+        for ring_plan in self.plan.rings:
+            ring = self._rings.get(ring_plan.name)
+            if ring is None:
+                continue
+            try:
+                stats = ring.statistics()
+            except RigdError:
+                continue
+            previous = self._last_counts.get(ring_plan.name)
+            rate = 0.0
+            if previous is not None and now > previous[0]:
+                rate = (stats.frames_written - previous[1]) / (now - previous[0])
+            self._last_counts[ring_plan.name] = (now, stats.frames_written)
+            readers = tuple(
+                (f"{actor}.{inp}", r.frames_read, r.frames_dropped)
+                for (actor, inp, _, _), r in zip(ring_plan.readers, stats.readers, strict=False)
+            )
+            links.append(
+                LinkStatus(ring_plan.name, stats.frames_written, stats.fill, readers, rate)
+            )
+        return tuple(links)
+
+    # -- inside ------------------------------------------------------------------------
+
+    def _create_rings(self) -> None:
+        for ring_plan in self.plan.rings:
+            self._rings[ring_plan.name] = FrameRing.create(
+                f"{self.plan.name}-{self._token}-{ring_plan.name}",
+                ring_plan.shape,
+                ring_plan.dtype,
+                slot_count=ring_plan.slots,
+                # Room for a restarted reader before its dead one is reclaimed.
+                max_readers=len(ring_plan.readers) + 4,
+            )
+
+    def _create_actors(self, run_info: dict[str, Any]) -> None:
+        for actor in self.plan.actors:
+            inputs: dict[str, InputWiring] = {}
+            outputs: dict[str, str] = {}
+            for ring_plan in self.plan.rings:
+                segment = self._rings[ring_plan.name].name
+                if ring_plan.writer == actor.name:
+                    outputs[ring_plan.output] = segment
+                for reader, inp, policy, low_latency in ring_plan.readers:
+                    if reader == actor.name:
+                        inputs[inp] = InputWiring(segment, policy, low_latency)
+            self._wiring[actor.name] = Wiring(inputs, outputs, {**run_info, "actor": actor.name})
+            resources: dict[str, Any] = {"max_restarts": actor.config.max_restarts}
+            if actor.config.num_cpus is not None:
+                resources["num_cpus"] = actor.config.num_cpus
+            if actor.config.num_gpus is not None:
+                resources["num_gpus"] = actor.config.num_gpus
+            remote_class = rigd.remote(**resources)(actor.cls)
+            handle = remote_class.options(
+                name=actor.name, namespace=f"pipeline-{self.plan.name}-{self._token}"
+            ).remote(**actor.options)
+            self._handles[actor.name] = handle
+            self._restarts[actor.name] = 0
+
+    def _call_all(self, method: str, args: Any = None) -> list[Any]:
+        refs = []
+        for actor in self.plan.actors:
+            handle = self._handles[actor.name]
+            call_args = args(actor.name) if args is not None else ()
+            refs.append(getattr(handle, method).remote(*call_args))
+        return rigd.get(refs, timeout=_CALL_TIMEOUT_S)
+
+    def _all_finished(self) -> bool:
+        try:
+            statuses = rigd.get(
+                [h.__rigd_status__.remote() for h in self._handles.values()],
+                timeout=_CALL_TIMEOUT_S,
+            )
+        except (ActorDiedError, RigdError):
+            return False  # a restart is under way; the monitor handles it
+        return all(s["state"] == "finished" for s in statuses)
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(_MONITOR_S):
+            if self.state != "running":
+                continue
+            infos = {i.actor_id: i for i in rigd.state.list_actors()}
+            for name, handle in list(self._handles.items()):
+                info = infos.get(handle._actor_id)
+                if info is None or info.state == "dead":
+                    reason = info.death_reason if info else "it is gone"
+                    self._fail(f"actor {name!r} died and will not be restarted: {reason}")
+                    return
+                if info.restarts > self._restarts[name] and info.state == "alive":
+                    self._restarts[name] = info.restarts
+                    self._rejoin(name, info.restarts)
+
+    def _rejoin(self, name: str, restarts: int) -> None:
+        """Bring a restarted actor back into the run."""
+        handle = self._handles[name]
+        log.warning(
+            "pipeline %s: actor %r restarted (%d); rejoining", self.plan.name, name, restarts
+        )
+        try:
+            rigd.get(
+                handle.__rigd_attach__.remote(open_endpoints, self._wiring[name]),
+                timeout=_CALL_TIMEOUT_S,
+            )
+            rigd.get(handle.__rigd_setup__.remote(), timeout=_CALL_TIMEOUT_S)
+            rigd.get(handle.__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - it may die again; the next poll sees it
+            log.error("pipeline %s: actor %r could not rejoin: %s", self.plan.name, name, exc)
+            return
+        for recorder in self.plan.recorders:
+            if recorder == name:
+                continue
+            with contextlib.suppress(Exception):
+                rigd.get(
+                    self._handles[recorder].note_event.remote(
+                        f"actor {name} restarted ({restarts})"
+                    ),
+                    timeout=_CALL_TIMEOUT_S,
+                )
+
+    def _fail(self, reason: str) -> None:
+        log.error("pipeline %s failed: %s; stopping it", self.plan.name, reason)
+        with self._lock:
+            if self.state != "running":
+                return
+            self.failure = reason
+            self.state = "failed"
+        threading.Thread(target=self.stop, name="rigd-supervisor-stop", daemon=True).start()
+
+    def _alive(self, name: str) -> bool:
+        infos = {i.actor_id: i for i in rigd.state.list_actors()}
+        info = infos.get(self._handles[name]._actor_id)
+        return info is not None and info.state == "alive"
+
+    def _stop_graceful(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for actor in self.plan.actors:
+            name = actor.name
+            handle = self._handles.get(name)
+            if handle is None:
+                continue
+            if not self._alive(name):
+                self._end_rings_of(name)
+                continue
+            try:
+                if not actor.is_source:
+                    left = max(0.0, deadline - time.monotonic())
+                    drained = rigd.get(
+                        handle.__rigd_wait_finished__.remote(left), timeout=left + _CALL_TIMEOUT_S
+                    )
+                    if not drained:
+                        log.warning("%s did not drain within %.0f s; stopping it", name, timeout)
+                rigd.get(handle.__rigd_stop__.remote(), timeout=_CALL_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - stop the rest whatever one does
+                log.error("pipeline %s: stopping %r failed: %s", self.plan.name, name, exc)
+                self._end_rings_of(name)
+            if name in self.plan.recorders:
+                with contextlib.suppress(Exception):
+                    self._recordings[name] = rigd.get(
+                        handle.summary.remote(), timeout=_CALL_TIMEOUT_S
+                    )
+
+    def _end_rings_of(self, name: str) -> None:
+        """Close the rings a dead actor wrote, so its readers drain and end."""
+        for ring_plan in self.plan.rings:
+            if ring_plan.writer == name and ring_plan.name in self._rings:
+                with contextlib.suppress(Exception):
+                    self._rings[ring_plan.name].writer().close()
+
+    def _teardown(self, force: bool) -> RunReport:
+        self._stopped.set()
+        if self._monitor is not None and self._monitor is not threading.current_thread():
+            self._monitor.join()
+        restarts = dict(self._restarts)
+        with contextlib.suppress(Exception):
+            infos = {i.actor_id: i for i in rigd.state.list_actors()}
+            for name, handle in self._handles.items():
+                info = infos.get(handle._actor_id)
+                if info is not None:
+                    restarts[name] = info.restarts
+        for handle in self._handles.values():
+            with contextlib.suppress(Exception):
+                rigd.kill(handle)
+        self._handles.clear()
+        for ring in self._rings.values():
+            ring.unlink()
+            ring.close()
+        self._rings.clear()
+        files: list[str] = []
+        frames: dict[str, int] = {}
+        dropped: dict[str, int] = {}
+        for recording in self._recordings.values():
+            path = recording.get("path")
+            if not path:
+                continue
+            files.append(path)
+            if force or recording.get("state") != "complete":
+                with contextlib.suppress(Exception):
+                    report = recover_run(path)
+                    recording = {**recording, "frames": dict(report.frames)}
+            frames.update(recording.get("frames", {}))
+            dropped.update(recording.get("dropped", {}))
+        self.state = "failed" if self.failure else "stopped"
+        return RunReport(
+            run_id=self.run_id,
+            state=self.state,
+            duration_s=time.monotonic() - self._started if self._started else 0.0,
+            files=tuple(files),
+            frames=frames,
+            dropped=dropped,
+            restarts=restarts,
+            failure=self.failure,
+            recordings=tuple(dict(r) for r in self._recordings.values()),
+        )
