@@ -1,0 +1,165 @@
+"""``rigd run [PIPELINE.yaml]``: one pipeline in the foreground, with live progress.
+
+Runs until the sources end or Ctrl-C. The first Ctrl-C stops cleanly
+(sources first, every lossless reader drains, files sealed); a second one
+forces (actors killed, run files repaired). Progress goes to stderr: one
+line rewritten in place on a terminal, plain lines every few seconds
+otherwise. The summary at the end goes to stdout.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import rigd
+from rigd.config import BUNDLED_PIPELINES, PipelineFileError
+from rigd.pipeline import Pipeline, PipelineStatus, RunReport, plan_pipeline
+
+__all__ = ["DEMO_PIPELINE", "format_progress", "format_report", "run_pipeline"]
+
+DEMO_PIPELINE = BUNDLED_PIPELINES / "demo.yaml"
+_TTY_EVERY_S = 0.5
+_PLAIN_EVERY_S = 2.0
+
+
+def format_progress(status: PipelineStatus) -> str:
+    """One line: elapsed time, then per link frames, rate, drops and ring fill."""
+    parts = [f"{status.elapsed_s:6.1f} s"]
+    for link in status.links:
+        dropped = sum(d for _, _, d in link.readers)
+        parts.append(
+            f"{link.ring}: {link.written} frames {link.rate_hz:6.1f}/s drops {dropped}"
+            f" fill {link.fill:4.0%}"
+        )
+    restarts = sum(a.get("restarts", 0) for a in status.actors.values())
+    if restarts:
+        parts.append(f"restarts {restarts}")
+    return " | ".join(parts)
+
+
+def format_report(report: RunReport) -> str:
+    lines = [f"run {report.run_id}: {report.state} after {report.duration_s:.1f} s"]
+    if report.failure:
+        lines.append(f"  failure: {report.failure}")
+    for stream, frames in report.frames.items():
+        lines.append(
+            f"  {stream}: {frames} frames recorded, {report.dropped.get(stream, 0)} dropped"
+        )
+    for name, count in report.restarts.items():
+        if count:
+            lines.append(f"  actor {name} restarted {count} time(s)")
+    for path in report.files:
+        lines.append(f"  file: {path}")
+    if not report.files:
+        lines.append("  (this pipeline records nothing)")
+    return "\n".join(lines)
+
+
+def run_pipeline(
+    path: str | None,
+    *,
+    run_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    """Run a pipeline file (the bundled demo when ``path`` is None); return the exit status."""
+    source = Path(path) if path else DEMO_PIPELINE
+    try:
+        plan = plan_pipeline(source)
+    except FileNotFoundError:
+        print(f"rigd run: no pipeline file {source}", file=err)
+        return 2
+    except PipelineFileError as exc:
+        print(
+            f"rigd run: {source} has {len(exc.problems)} problem(s); nothing was started:", file=err
+        )
+        for problem in exc.problems:
+            print(f"  {problem}", file=err)
+        return 2
+
+    interrupts = _Interrupts()
+    previous = signal.signal(signal.SIGINT, interrupts.handle)
+    pipeline = Pipeline(plan, run_id=run_id, metadata=metadata)
+    try:
+        print(f"rigd run: starting pipeline {plan.name!r} from {source}", file=err)
+        try:
+            pipeline.start()
+        except KeyboardInterrupt:
+            report = pipeline.kill()
+            print(format_report(report), file=out)
+            return 130
+        print("rigd run: running; Ctrl-C stops cleanly, a second Ctrl-C forces", file=err)
+        report = _follow(pipeline, interrupts, err)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        rigd.shutdown()
+    print(format_report(report), file=out)
+    if report.failure:
+        return 1
+    return 130 if interrupts.count else 0
+
+
+def _follow(pipeline: Pipeline, interrupts: _Interrupts, err: TextIO) -> RunReport:
+    tty = err.isatty()
+    every = _TTY_EVERY_S if tty else _PLAIN_EVERY_S
+    next_line = time.monotonic() + every
+    width = 0
+    try:
+        while not interrupts.stop.is_set():
+            if pipeline.wait(timeout=0.2):
+                break
+            if time.monotonic() >= next_line:
+                next_line += every
+                line = format_progress(pipeline.status())
+                if tty:
+                    err.write("\r" + line.ljust(width))
+                    width = len(line)
+                else:
+                    err.write(line + "\n")
+                err.flush()
+        if tty and width:
+            err.write("\n")
+        final = format_progress(pipeline.status())
+        print(final, file=err)
+        if interrupts.stop.is_set():
+            print(
+                "rigd run: stopping (sources first, then draining); Ctrl-C again forces", file=err
+            )
+        return pipeline.stop()
+    except KeyboardInterrupt:
+        print("\nrigd run: forced stop; killing the actors and repairing run files", file=err)
+        return pipeline.kill()
+
+
+class _Interrupts:
+    """First SIGINT: ask for a clean stop. Second: KeyboardInterrupt (force)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.stop = threading.Event()
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.stop.set()
+            return
+        raise KeyboardInterrupt
+
+
+def parse_meta(items: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs (``--meta mouse=M12``) as metadata."""
+    meta: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--meta takes key=value, got {item!r}")
+        meta[key] = value
+    return meta
