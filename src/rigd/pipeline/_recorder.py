@@ -169,7 +169,6 @@ class HDF5Recorder(Actor):
         if writer is None:
             return
         self._writer = None
-        stats = writer.statistics()
         try:
             writer.close()
             self._state = "complete"
@@ -177,6 +176,7 @@ class HDF5Recorder(Actor):
             self._state = "failed"
             raise
         finally:
+            stats = writer.statistics()  # after close: the last partial chunk is in
             self._final = {
                 "frames": dict(stats.frames_written),
                 "dropped": dict(stats.frames_dropped),

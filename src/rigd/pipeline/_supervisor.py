@@ -188,6 +188,20 @@ class Pipeline:
         self._report = self._teardown(force=True)
         return self._report
 
+    @property
+    def namespace(self) -> str:
+        """The namespace of this run's named actors (``rigd.get_actor(name, namespace=...)``)."""
+        return f"pipeline-{self.plan.name}-{self._token}"
+
+    def handle(self, name: str) -> ActorHandle[Any]:
+        """The handle of actor ``name``: call its public methods while it runs."""
+        try:
+            return self._handles[name]
+        except KeyError:
+            raise KeyError(
+                f"no actor {name!r} in this run; actors: {sorted(self._handles)}"
+            ) from None
+
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> PipelineStatus:
@@ -266,7 +280,7 @@ class Pipeline:
                 resources["num_gpus"] = actor.config.num_gpus
             remote_class = rigd.remote(**resources)(actor.cls)
             handle = remote_class.options(
-                name=actor.name, namespace=f"pipeline-{self.plan.name}-{self._token}"
+                name=actor.name, namespace=self.namespace
             ).remote(**actor.options)
             self._handles[actor.name] = handle
             self._restarts[actor.name] = 0

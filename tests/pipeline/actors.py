@@ -1,0 +1,119 @@
+"""Pipeline actors for the tests, importable by path (``tests.pipeline.actors.X``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from rigd import Actor
+
+
+class RowSum(Actor):
+    """A processor: reads a frame, writes the sum of its first row (as in bench/pipeline.py)."""
+
+    input_names = ("frames",)
+    output_names = ("sums",)
+
+    @classmethod
+    def describe_outputs(cls, options: Any, inputs: Any) -> dict[str, Any]:
+        return {"sums": ((1,), "<i8")}
+
+    def __init__(self) -> None:
+        self.done = 0
+        self._row = np.zeros(1, np.int64)
+
+    def run_step(self) -> None:
+        with self.inputs.frames.read(timeout=1.0) as frame:
+            self._row[0] = int(frame.array[0].sum())
+            frame_id, stamp = frame.frame_id, frame.timestamp_ns
+        self.outputs.sums.put(self._row, frame_id=frame_id, timestamp_ns=stamp)
+        self.done += 1
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def count(self) -> int:
+        return self.done
+
+
+class SlowViewer(Actor):
+    """A viewer that takes ``delay`` seconds per frame: it must never slow anyone."""
+
+    input_names = ("frames",)
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.delay = delay
+        self.seen: list[int] = []
+
+    def run_step(self) -> None:
+        with self.inputs.frames.read(timeout=1.0) as frame:
+            self.seen.append(frame.frame_id)
+        time.sleep(self.delay)
+
+    def frames_seen(self) -> list[int]:
+        return list(self.seen)
+
+
+class Counter(Actor):
+    """A sink that checks the counter pattern and counts frames; public methods to query."""
+
+    input_names = ("frames",)
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.bad: list[int] = []
+        self.paused_calls = 0
+        self.resumed_calls = 0
+
+    def run_step(self) -> None:
+        with self.inputs.frames.read(timeout=1.0) as frame:
+            k = frame.frame_id
+            if not (frame.array == k % 65536).all():
+                self.bad.append(k)
+            self.ids.append(k)
+
+    def pause(self) -> None:
+        self.paused_calls += 1
+
+    def resume(self) -> None:
+        self.resumed_calls += 1
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "ids": list(self.ids),
+            "bad": list(self.bad),
+            "paused": self.paused_calls,
+            "resumed": self.resumed_calls,
+        }
+
+
+class Flaky(Actor):
+    """Fails every step; after ``max_step_errors`` in a row it gives up."""
+
+    output_names = ()
+    max_step_errors = 50
+
+    def run_step(self) -> None:
+        time.sleep(0.001)
+        raise RuntimeError("the device is unplugged")
+
+
+class NotAnActor:
+    """A class that is not a rigd.Actor."""
+
+
+class TakesSmall(Actor):
+    """Declares the input it takes, so a mismatched link is refused."""
+
+    input_names = ("frames",)
+
+    @classmethod
+    def describe_inputs(cls, options: Any) -> dict[str, Any]:
+        return {"frames": ((8, 8), "uint16")}
+
+    def run_step(self) -> None:
+        with self.inputs.frames.read(timeout=1.0):
+            pass

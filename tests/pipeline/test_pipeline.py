@@ -1,0 +1,333 @@
+"""Pipelines from YAML, end to end, with real actor processes, rings and run files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+import rigd
+from rigd.pipeline import Pipeline, RunReport, plan_pipeline
+from tests.helpers import wait_until
+
+ACTORS = "tests.pipeline.actors"
+
+
+def ring_segments() -> list[str]:
+    return [n for n in os.listdir("/dev/shm") if n.startswith(f"rigd-{os.getpid()}-ring-")]
+
+
+@pytest.fixture(autouse=True)
+def _no_rings_left() -> Iterator[None]:
+    yield
+    assert ring_segments() == []
+
+
+def write(tmp_path: Path, text: str, name: str = "pipeline.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).replace("@DATA@", str(tmp_path / "data")))
+    return path
+
+
+def run(path: Path, timeout: float = 60, **kwargs: Any) -> RunReport:
+    pipeline = Pipeline(plan_pipeline(path), **kwargs)
+    pipeline.start()
+    try:
+        assert pipeline.wait(timeout), "the pipeline did not finish in time"
+    finally:
+        report = pipeline.stop()
+    return report
+
+
+def read_stream(path: str, stream: str) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        group = f[stream]
+        return {
+            "frames": group["frames"][:],
+            "frame_id": group["frame_id"][:],
+            "dropped": group["dropped"][:],
+            "state": f.attrs["run_state"],
+        }
+
+
+def test_every_frame_of_a_counter_pattern_is_recorded_bit_for_bit(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        name: counter
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {shape: [64, 48], dtype: uint16, n_frames: 700, pattern: counter}
+          - name: recorder
+            class: rigd.pipeline.HDF5Recorder
+            options: {directory: "@DATA@"}
+        links:
+          - {link: camera.frames -> recorder.camera, slots: 8}
+        run:
+          metadata: {mouse: M12}
+        """,
+    )
+    report = run(path, run_id="bits", metadata={"session": 3})
+    assert report.state == "stopped"
+    assert report.frames == {"camera": 700}
+    assert report.dropped == {"camera": 0}
+    (file,) = report.files
+    data = read_stream(file, "camera")
+    assert data["state"] == "complete"
+    np.testing.assert_array_equal(data["frame_id"], np.arange(700))
+    expected = np.arange(700, dtype=np.uint16)[:, None, None] * np.ones((64, 48), np.uint16)
+    np.testing.assert_array_equal(data["frames"], expected)
+    with h5py.File(file, "r") as f:
+        assert f.attrs["run_id"] == "bits"
+        assert f.attrs["mouse"] == "M12"
+        assert f.attrs["session"] == 3
+        assert "SimulatedCamera" in f.attrs["pipeline"]
+
+
+def test_fan_out_to_two_readers_and_a_processor(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        name: fanout
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {{shape: [32, 32], n_frames: 400, pattern: counter}}
+          - name: check
+            class: {ACTORS}.Counter
+          - name: rowsum
+            class: {ACTORS}.RowSum
+          - name: recorder
+            class: rigd.pipeline.HDF5Recorder
+            options: {{directory: "@DATA@"}}
+        links:
+          - camera.frames -> check.frames
+          - camera.frames -> rowsum.frames
+          - camera.frames -> recorder.camera
+          - rowsum.sums -> recorder.sums
+        """,
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    try:
+        assert pipeline.wait(60)
+        check = rigd.get(pipeline.handle("check").report.remote())
+    finally:
+        report = pipeline.stop()
+    assert check["ids"] == list(range(400))
+    assert check["bad"] == []
+    assert report.frames == {"camera": 400, "sums": 400}
+    sums = read_stream(report.files[0], "sums")
+    np.testing.assert_array_equal(sums["frames"][:, 0], (np.arange(400) % 65536) * 32)
+
+
+def test_a_latest_viewer_never_slows_the_recorder(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        name: viewer
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {{shape: [64, 64], fps: 400, n_frames: 800}}
+          - name: viewer
+            class: {ACTORS}.SlowViewer
+            options: {{delay: 0.05}}
+          - name: recorder
+            class: rigd.pipeline.HDF5Recorder
+            options: {{directory: "@DATA@"}}
+        links:
+          - {{link: camera.frames -> viewer.frames, policy: latest, slots: 4}}
+          - {{link: camera.frames -> recorder.camera, slots: 32}}
+        """,
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    try:
+        assert pipeline.wait(60)
+        seen = rigd.get(pipeline.handle("viewer").frames_seen.remote())
+        status = pipeline.status()
+    finally:
+        report = pipeline.stop()
+    assert report.frames == {"camera": 800}
+    assert report.dropped == {"camera": 0}
+    # The viewer saw a fraction, always the newest, in order.
+    assert 5 <= len(seen) < 400
+    assert seen == sorted(seen)
+    (camera,) = [link for link in status.links if link.ring == "camera.frames"]
+    viewer_drops = dict((r[0], r[2]) for r in camera.readers)["viewer.frames"]
+    assert viewer_drops > 400
+    # 800 frames at 400 fps: the camera was never held back by the viewer.
+    assert report.duration_s < 2.0 + 5.0
+
+
+def test_sigkill_of_a_processor_loses_nothing_in_the_recording(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        name: crash
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {{shape: [32, 32], fps: 500, n_frames: 1500}}
+          - name: rowsum
+            class: {ACTORS}.RowSum
+            max_restarts: 1
+          - name: recorder
+            class: rigd.pipeline.HDF5Recorder
+            options: {{directory: "@DATA@"}}
+        links:
+          - {{link: camera.frames -> rowsum.frames, slots: 64}}
+          - {{link: camera.frames -> recorder.camera, slots: 64}}
+          - {{link: rowsum.sums -> recorder.sums, slots: 64}}
+        """,
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    try:
+        rowsum = pipeline.handle("rowsum")
+        victim = rigd.get(rowsum.pid.remote())
+        wait_until(lambda: rigd.get(rowsum.count.remote()) >= 200, timeout=30, what="200 sums")
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: pipeline.status().actors["rowsum"]["restarts"] == 1
+            and rigd.get(pipeline.handle("rowsum").count.remote()) > 0,
+            timeout=30,
+            what="the processor back after its restart",
+        )
+        assert pipeline.wait(60)
+    finally:
+        report = pipeline.stop()
+    assert report.state == "stopped"
+    assert report.restarts["rowsum"] == 1
+    camera = read_stream(report.files[0], "camera")
+    np.testing.assert_array_equal(camera["frame_id"], np.arange(1500))
+    assert len(camera["dropped"]) == 1  # only the event: no camera frame lost
+    assert camera["dropped"][0]["count"] == 0
+    assert b"rowsum restarted" in camera["dropped"][0]["reason"]
+    sums = read_stream(report.files[0], "sums")
+    # The processed stream accounts for every frame: recorded or in the ledger.
+    assert len(sums["frame_id"]) + report.dropped["sums"] == 1500
+
+
+def test_sigkill_of_the_recorder_restarts_it_with_a_ledger_entry(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        name: recorder_crash
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {shape: [32, 32], fps: 400, n_frames: 1600, pattern: counter}
+          - name: recorder
+            class: rigd.pipeline.HDF5Recorder
+            options: {directory: "@DATA@", flush_interval: 0.1}
+            max_restarts: 1
+        links:
+          - {link: camera.frames -> recorder.camera, slots: 64}
+        """,
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    try:
+        recorder = pipeline.handle("recorder")
+        file = rigd.get(recorder.summary.remote())["path"]
+        wait_until(
+            lambda: rigd.get(recorder.summary.remote())["frames"].get("camera", 0) >= 300,
+            timeout=30,
+            what="300 frames recorded",
+        )
+        os.kill(pipeline.status().actors["recorder"]["pid"], signal.SIGKILL)
+        wait_until(
+            lambda: pipeline.status().actors["recorder"]["restarts"] == 1,
+            timeout=30,
+            what="the recorder restarted",
+        )
+        assert pipeline.wait(60)
+    finally:
+        report = pipeline.stop()
+    assert report.files == (file,)
+    data = read_stream(file, "camera")
+    assert data["state"] == "complete"
+    ids = data["frame_id"]
+    assert (np.diff(ids.astype(np.int64)) > 0).all(), "frames out of order or repeated"
+    assert all((data["frames"][i] == ids[i] % 65536).all() for i in range(len(ids)))
+    reasons = [r["reason"].decode() for r in data["dropped"]]
+    assert any("restart of recorder" in r for r in reasons), reasons
+    # Every frame is recorded or accounted for in the ledger.
+    assert len(ids) + int(data["dropped"]["count"].sum()) == 1600
+    assert 300 <= len(ids) < 1600
+
+
+def test_public_methods_pause_and_resume_while_running(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        name: controls
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {{shape: [8, 8], fps: 200}}
+          - name: check
+            class: {ACTORS}.Counter
+        links:
+          - camera.frames -> check.frames
+        """,
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    try:
+        camera = pipeline.handle("camera")
+        check = pipeline.handle("check")
+        wait_until(lambda: rigd.get(camera.status.remote())["frames_written"] >= 20, timeout=30)
+        rigd.get(camera.__rigd_pause__.remote())
+        rigd.get(check.__rigd_pause__.remote())
+        assert rigd.get(camera.__rigd_status__.remote())["state"] == "paused"
+        paused_at = rigd.get(camera.status.remote())["frames_written"]
+        rigd.get(check.__rigd_resume__.remote())
+        rigd.get(camera.__rigd_resume__.remote())
+        wait_until(
+            lambda: rigd.get(camera.status.remote())["frames_written"] > paused_at + 10,
+            timeout=30,
+        )
+        report = rigd.get(check.report.remote())
+        assert report["paused"] == 1
+        assert report["resumed"] == 1
+        assert report["bad"] == []
+    finally:
+        pipeline.stop()
+    # An unlimited source runs until stopped; stop drains and ends cleanly.
+    assert pipeline.state == "stopped"
+
+
+def test_a_step_that_always_fails_logs_a_little_then_gives_up(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        name: flaky
+        actors:
+          - name: flaky
+            class: {ACTORS}.Flaky
+        """,
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    try:
+        wait_until(lambda: pipeline.state == "failed" or pipeline.state == "stopped", timeout=60)
+    finally:
+        report = pipeline.stop()
+    assert report.state == "failed"
+    assert "flaky" in (report.failure or "")
+    err = capfd.readouterr().err
+    assert err.count("the device is unplugged") <= 6, "the failing step flooded the log"
+    assert "failed 50 times in a row" in err

@@ -1,0 +1,187 @@
+"""Pipeline files: every error names the file, the line and the key, and nothing starts."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rigd.config import BUNDLED_PIPELINES, PipelineFileError, load_pipeline
+from rigd.pipeline import plan_pipeline
+
+ACTORS = "tests.pipeline.actors"
+# Indented to sit in the tests' YAML, which is dedented by 8 columns.
+CAMERA = """
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {shape: [16, 16], n_frames: 10}"""
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "bad.yaml"
+    path.write_text(textwrap.dedent(text).lstrip())
+    with pytest.raises(PipelineFileError) as info:
+        plan_pipeline(path)
+    for problem in info.value.problems:
+        assert problem.startswith(f"{path}, line "), problem
+    return info.value.problems
+
+
+def test_the_bundled_demo_is_a_valid_pipeline() -> None:
+    plan = plan_pipeline(BUNDLED_PIPELINES / "demo.yaml")
+    assert [a.name for a in plan.actors] == ["camera", "stats", "recorder"]
+    camera = next(r for r in plan.rings if r.name == "camera.frames")
+    assert camera.shape == (512, 512)
+    assert len(camera.readers) == 2
+    assert plan.recorders == ("recorder",)
+
+
+def test_an_unknown_key_names_its_line(tmp_path: Path) -> None:
+    (problem,) = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+            max_restart: 3
+        """,
+    )
+    assert "line 5, actors[0].max_restart: unknown key 'max_restart'" in problem
+
+
+def test_an_unknown_actor_in_a_link(tmp_path: Path) -> None:
+    (problem,) = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+        links:
+          - camera.frames -> recoder.frames
+        """,
+    )
+    assert "line 6, links[0]" in problem
+    assert "names actor 'recoder', which is not in actors (camera)" in problem
+
+
+def test_a_class_that_cannot_be_imported(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+          - name: proc
+            class: no_such_module.Processor
+          - name: other
+            class: {ACTORS}.NotAnActor
+        """,
+    )
+    assert any(
+        "line 6, actors[1].class: class 'no_such_module.Processor' cannot be imported" in p
+        and "ModuleNotFoundError" in p
+        for p in found
+    )
+    assert any("line 8, actors[2].class" in p and "not a subclass of rigd.Actor" in p for p in found)
+
+
+def test_a_cycle(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        f"""
+        actors:
+          - name: a
+            class: {ACTORS}.RowSum
+          - name: b
+            class: {ACTORS}.RowSum
+        links:
+          - a.sums -> b.frames
+          - b.sums -> a.frames
+        """,
+    )
+    assert any("links make a cycle" in p and "line 6, links" in p for p in found), found
+
+
+def test_an_input_with_no_writer_and_one_with_two(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+          - name: sums
+            class: {ACTORS}.RowSum
+          - name: check
+            class: {ACTORS}.Counter
+        links:
+          - camera.frames -> check.frames
+          - camera.frames -> check.frames
+        """,
+    )
+    assert any(
+        "line 5, actors[1]: input sums.frames has no writer" in p for p in found
+    ), found
+    assert any(
+        "line 11, links[1]: input check.frames already has a writer" in p for p in found
+    ), found
+
+
+def test_linked_endpoints_whose_shapes_disagree(tmp_path: Path) -> None:
+    (problem,) = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+          - name: small
+            class: {ACTORS}.TakesSmall
+        links:
+          - camera.frames -> small.frames
+        """,
+    )
+    assert "line 8, links[0]" in problem
+    assert "links 16x16 uint16 frames to an input that takes 8x8 uint16" in problem
+
+
+def test_unknown_endpoints_and_bad_options(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        f"""
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {{shape: [16, 16], pattern: stripes}}
+          - name: check
+            class: {ACTORS}.Counter
+        links:
+          - camera.image -> check.pixels
+        """,
+    )
+    assert any("has no output 'image'; its outputs: ['frames']" in p for p in found), found
+    assert any("has no input 'pixels'; its inputs: ['frames']" in p for p in found), found
+
+
+def test_bad_yaml_and_bad_link_syntax(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("actors: [\n  - name: x\n")
+    with pytest.raises(PipelineFileError, match=r"broken.yaml, line \d+: not valid YAML"):
+        load_pipeline(path)
+    found = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+        links:
+          - camera.frames => nowhere
+          - {{link: camera.frames -> x.y, slots: 1, policy: newest}}
+        """,
+    )
+    assert any("links[0].link: a link is written 'actor.output -> actor.input'" in p
+               for p in found), found
+    assert any("links[1].slots" in p for p in found), found
+    assert any("links[1].policy" in p for p in found), found
+
+
+def test_a_bad_pipeline_starts_nothing(tmp_path: Path) -> None:
+    problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+          - name: check
+            class: {ACTORS}.Counter
+        links:
+          - camera.frames -> nobody.frames
+        """,
+    )
+    assert [n for n in os.listdir("/dev/shm") if n.startswith(f"rigd-{os.getpid()}-ring")] == []
