@@ -163,7 +163,7 @@ def test_a_latest_viewer_never_slows_the_recorder(tmp_path: Path) -> None:
     assert 5 <= len(seen) < 400
     assert seen == sorted(seen)
     (camera,) = [link for link in status.links if link.ring == "camera.frames"]
-    viewer_drops = dict((r[0], r[2]) for r in camera.readers)["viewer.frames"]
+    viewer_drops = {r[0]: r[2] for r in camera.readers}["viewer.frames"]
     assert viewer_drops > 400
     # 800 frames at 400 fps: the camera was never held back by the viewer.
     assert report.duration_s < 2.0 + 5.0
@@ -198,8 +198,10 @@ def test_sigkill_of_a_processor_loses_nothing_in_the_recording(tmp_path: Path) -
         wait_until(lambda: rigd.get(rowsum.count.remote()) >= 200, timeout=30, what="200 sums")
         os.kill(victim, signal.SIGKILL)
         wait_until(
-            lambda: pipeline.status().actors["rowsum"]["restarts"] == 1
-            and rigd.get(pipeline.handle("rowsum").count.remote()) > 0,
+            lambda: (
+                pipeline.status().actors["rowsum"]["restarts"] == 1
+                and rigd.get(pipeline.handle("rowsum").count.remote()) > 0
+            ),
             timeout=30,
             what="the processor back after its restart",
         )

@@ -78,7 +78,9 @@ def test_a_class_that_cannot_be_imported(tmp_path: Path) -> None:
         and "ModuleNotFoundError" in p
         for p in found
     )
-    assert any("line 8, actors[2].class" in p and "not a subclass of rigd.Actor" in p for p in found)
+    assert any(
+        "line 8, actors[2].class" in p and "not a subclass of rigd.Actor" in p for p in found
+    )
 
 
 def test_a_cycle(tmp_path: Path) -> None:
@@ -112,12 +114,10 @@ def test_an_input_with_no_writer_and_one_with_two(tmp_path: Path) -> None:
           - camera.frames -> check.frames
         """,
     )
-    assert any(
-        "line 5, actors[1]: input sums.frames has no writer" in p for p in found
-    ), found
-    assert any(
-        "line 11, links[1]: input check.frames already has a writer" in p for p in found
-    ), found
+    assert any("line 5, actors[1]: input sums.frames has no writer" in p for p in found), found
+    assert any("line 11, links[1]: input check.frames already has a writer" in p for p in found), (
+        found
+    )
 
 
 def test_linked_endpoints_whose_shapes_disagree(tmp_path: Path) -> None:
@@ -167,8 +167,9 @@ def test_bad_yaml_and_bad_link_syntax(tmp_path: Path) -> None:
           - {{link: camera.frames -> x.y, slots: 1, policy: newest}}
         """,
     )
-    assert any("links[0].link: a link is written 'actor.output -> actor.input'" in p
-               for p in found), found
+    assert any(
+        "links[0].link: a link is written 'actor.output -> actor.input'" in p for p in found
+    ), found
     assert any("links[1].slots" in p for p in found), found
     assert any("links[1].policy" in p for p in found), found
 

@@ -16,9 +16,9 @@ from rigd.config._pipeline_file import (
 #: The pipelines that ship with rigd (``demo.yaml``: what ``rigd run`` runs).
 BUNDLED_PIPELINES = Path(__file__).parent / "pipelines"
 
-__all__ = [
-    "BUNDLED_PIPELINES",
+__all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py checks
     "ActorConfig",
+    "BUNDLED_PIPELINES",
     "LinkConfig",
     "PipelineConfig",
     "PipelineFile",

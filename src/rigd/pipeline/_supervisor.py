@@ -279,9 +279,9 @@ class Pipeline:
             if actor.config.num_gpus is not None:
                 resources["num_gpus"] = actor.config.num_gpus
             remote_class = rigd.remote(**resources)(actor.cls)
-            handle = remote_class.options(
-                name=actor.name, namespace=self.namespace
-            ).remote(**actor.options)
+            handle = remote_class.options(name=actor.name, namespace=self.namespace).remote(
+                **actor.options
+            )
             self._handles[actor.name] = handle
             self._restarts[actor.name] = 0
 

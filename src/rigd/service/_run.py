@@ -9,6 +9,7 @@ otherwise. The summary at the end goes to stdout.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -72,6 +73,10 @@ def run_pipeline(
 ) -> int:
     """Run a pipeline file (the bundled demo when ``path`` is None); return the exit status."""
     source = Path(path) if path else DEMO_PIPELINE
+    # Actor classes import from the current directory too, as with `python -m`
+    # (the actor processes inherit this path).
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         plan = plan_pipeline(source)
     except FileNotFoundError:

@@ -1,0 +1,177 @@
+"""``rigd run``: the bundled demo, Ctrl-C (clean, then forced), bad files, the example."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import zmq
+
+from rigd.storage import inspect_run
+from tests.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+RIGD = [sys.executable, "-m", "rigd"]
+
+
+def rigd_run(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [*RIGD, "run", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("rigd-data/*.h5"))
+
+
+def no_rings_of(pid: int) -> bool:
+    return not [n for n in os.listdir("/dev/shm") if n.startswith(f"rigd-{pid}-")]
+
+
+@pytest.mark.slow
+def test_rigd_run_with_no_argument_records_the_demo(tmp_path: Path) -> None:
+    with rigd_run(cwd=tmp_path) as proc:
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "camera: 2000 frames recorded, 0 dropped" in out
+    assert "stats: 2000 frames recorded, 0 dropped" in out
+    (file,) = run_files(tmp_path)
+    assert f"file: {file}" in out
+    summary = inspect_run(file)
+    assert summary.run_state == "complete"
+    camera = {s.name: s for s in summary.streams}["camera"]
+    assert camera.frames == 2000
+    assert camera.shape == (512, 512)
+    assert camera.dropped == 0
+    assert 150 < camera.rate_hz < 250
+    # Progress went to stderr: frames per link, as plain lines (not a terminal).
+    assert "camera.frames:" in err
+    assert no_rings_of(proc.pid)
+
+
+def test_ctrl_c_stops_cleanly_and_a_second_forces(tmp_path: Path) -> None:
+    pipeline = tmp_path / "forever.yaml"
+    pipeline.write_text(
+        "name: forever\n"
+        "actors:\n"
+        "  - {name: camera, class: rigd.pipeline.SimulatedCamera,"
+        " options: {shape: [64, 64], fps: 200}}\n"
+        "record: [camera.frames]\n"
+    )
+    # One Ctrl-C: a clean stop with a sealed file.
+    with rigd_run(str(pipeline), cwd=tmp_path) as proc:
+        assert proc.stderr is not None
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader.start()
+        wait_until(lambda: any("camera.frames:" in line for line in lines), timeout=60)
+        proc.send_signal(signal.SIGINT)
+        out = proc.stdout.read() if proc.stdout else ""
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+    assert proc.returncode == 130, "".join(lines)
+    assert "stopped after" in out
+    (file,) = run_files(tmp_path)
+    summary = inspect_run(file)
+    assert summary.run_state == "complete"
+    (camera,) = summary.streams
+    assert camera.frames > 0
+    assert camera.dropped == 0
+    assert no_rings_of(proc.pid)
+    file.unlink()
+
+    # Two Ctrl-C: the second forces while a slow lossless reader drains.
+    pipeline.write_text(
+        "name: forever\n"
+        "actors:\n"
+        "  - {name: camera, class: rigd.pipeline.SimulatedCamera,"
+        " options: {shape: [64, 64], fps: 200}}\n"
+        "  - {name: slow, class: tests.pipeline.actors.SlowViewer, options: {delay: 0.05}}\n"
+        "links:\n"
+        "  - {link: camera.frames -> slow.frames, slots: 256}\n"
+        "record: [camera.frames]\n"
+    )
+    with rigd_run(str(pipeline), cwd=tmp_path) as proc:
+        assert proc.stderr is not None
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+        reader.start()
+        wait_until(lambda: any("camera.frames:" in line for line in lines), timeout=60)
+        proc.send_signal(signal.SIGINT)
+        wait_until(lambda: any("Ctrl-C again forces" in line for line in lines), timeout=60)
+        proc.send_signal(signal.SIGINT)
+        out = proc.stdout.read() if proc.stdout else ""
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+    assert proc.returncode == 130, "".join(lines)
+    assert any("forced stop" in line for line in lines), "".join(lines)
+    (file,) = run_files(tmp_path)
+    # The forced stop killed the recorder; its file was repaired and kept.
+    assert inspect_run(file).run_state in ("recovered", "complete")
+    assert inspect_run(file).streams[0].frames > 0
+    assert no_rings_of(proc.pid)
+
+
+def test_a_bad_pipeline_file_exits_2_and_names_the_problem(tmp_path: Path) -> None:
+    pipeline = tmp_path / "bad.yaml"
+    pipeline.write_text("actors:\n  - name: camera\n    class: rigd.pipeline.NoSuchCamera\n")
+    with rigd_run(str(pipeline), cwd=tmp_path) as proc:
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert f"{pipeline}, line 3, actors[0].class" in err
+    assert "nothing was started" in err
+    assert not (tmp_path / "rigd-data").exists()
+    with rigd_run(str(tmp_path / "missing.yaml"), cwd=tmp_path) as proc:
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "no pipeline file" in err
+
+
+def test_the_improv_style_example_acquires_processes_shows_and_records(tmp_path: Path) -> None:
+    example = (ROOT / "examples/improv_demo/pipeline.yaml").read_text()
+    pipeline = tmp_path / "example.yaml"
+    pipeline.write_text(example.replace("n_frames: 1000", "n_frames: 300").replace("5557", "5561"))
+    socket = zmq.Context.instance().socket(zmq.SUB)
+    socket.setsockopt(zmq.SUBSCRIBE, b"frames")
+    socket.setsockopt(zmq.RCVTIMEO, 30_000)
+    socket.connect("tcp://127.0.0.1:5561")
+    try:
+        with rigd_run(str(pipeline), cwd=tmp_path) as proc:
+            topic, header, data = socket.recv_multipart()
+            out, err = proc.communicate(timeout=120)
+    finally:
+        socket.close(linger=0)
+    assert proc.returncode == 0, err
+    meta = json.loads(header)
+    assert topic == b"frames"
+    assert meta["shape"] == [256, 256]
+    image = np.frombuffer(data, dtype=meta["dtype"]).reshape(meta["shape"])
+    assert image.max() > 500  # the spot is there
+    line = next(line for line in out.splitlines() if line.startswith("  file: "))
+    file = Path(line.removeprefix("  file: "))
+    assert file.parent == tmp_path / "rigd-data"
+    with h5py.File(file, "r") as f:
+        frames = f["acquirer/frames"]
+        positions = f["processor_position/frames"][:]
+        assert len(frames) == 300
+        assert len(positions) == 300
+        # The tracked position is the spot's: its brightest pixel.
+        for k in (0, 150, 299):
+            y, x = np.unravel_index(int(np.argmax(frames[k])), frames.shape[1:])
+            assert abs(positions[k][0] - y) < 3
+            assert abs(positions[k][1] - x) < 3
+        assert f.attrs["experiment"] == "improv-style demo"
