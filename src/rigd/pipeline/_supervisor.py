@@ -58,7 +58,7 @@ class LinkStatus:
 
 @dataclass(frozen=True)
 class PipelineStatus:
-    state: str  # loaded, running, stopping, stopped, failed
+    state: str  # created, ready (loaded), running, stopping, stopped, failed
     run_id: str
     actors: Mapping[str, Mapping[str, Any]]
     links: tuple[LinkStatus, ...]
@@ -82,7 +82,7 @@ class RunReport:
 
 
 class Pipeline:
-    """One run of a plan. ``start``, then ``wait`` and/or ``stop``."""
+    """One run of a plan: ``start`` (or ``load`` then ``run``), then ``wait`` and/or ``stop``."""
 
     def __init__(
         self,
@@ -94,7 +94,7 @@ class Pipeline:
         self.plan = plan
         self.run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         self.metadata = {**plan.file.config.run.metadata, **(metadata or {})}
-        self.state = "loaded"
+        self.state = "created"
         self.failure: str | None = None
         self._token = secrets.token_hex(3)
         self._rings: dict[str, FrameRing] = {}
@@ -112,14 +112,21 @@ class Pipeline:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Create the rings and actors, set them up, and start the run.
+        """``load`` then ``run``: the usual way to start a run."""
+        self.load()
+        self.run()
+
+    def load(self) -> None:
+        """Create the rings and actors and set them up, without running a step.
+
+        A loaded pipeline costs next to no CPU: its actors wait for ``run``.
 
         Raises:
             RigdError (or the actor's own error): an actor failed to start or
             set up; everything started is stopped and removed again.
         """
-        if self.state != "loaded":
-            raise RuntimeError(f"this pipeline was already started (state {self.state})")
+        if self.state != "created":
+            raise RuntimeError(f"this pipeline was already loaded (state {self.state})")
         if not rigd.is_initialized():
             rigd.init()
         started = dt.datetime.now(dt.UTC)
@@ -140,6 +147,18 @@ class Pipeline:
                 self._recordings[name] = rigd.get(
                     self._handles[name].summary.remote(), timeout=_CALL_TIMEOUT_S
                 )
+        except BaseException:
+            self.state = "failed"
+            self._teardown(force=True)
+            raise
+        self.state = "ready"
+
+    def run(self) -> None:
+        """Start every actor's step loop, sources last."""
+        if self.state != "ready":
+            raise RuntimeError(f"run needs a loaded pipeline (state {self.state})")
+        self._started = time.monotonic()
+        try:
             # Downstream first, sources last: no frame is written before every
             # reader is attached and running.
             for actor in reversed(self.plan.actors):
@@ -171,7 +190,7 @@ class Pipeline:
         with self._lock:
             if self._report is not None:
                 return self._report
-            if self.state in ("running", "failed"):
+            if self.state in ("ready", "running", "failed"):
                 self.state = "stopping"
         try:
             self._stop_graceful(timeout)

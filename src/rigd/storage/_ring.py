@@ -45,6 +45,7 @@ import fcntl
 import mmap
 import os
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -627,7 +628,9 @@ class RingWriter:
 
         On an exception the slot is abandoned (no frame is committed) and the
         exception propagates. ``frame_id`` defaults to the sequence number,
-        ``timestamp_ns`` to the commit time (CLOCK_MONOTONIC).
+        ``timestamp_ns`` to the commit time, in ns since the epoch
+        (``time.time_ns()``, the clock run files store): a camera whose
+        frame is complete when the slot is committed need not pass one.
         """
         if self._closed:
             raise RingClosedError(f"the writer of ring {self._ring.name!r} was closed")
@@ -645,7 +648,7 @@ class RingWriter:
             raise
         now = time.monotonic_ns()
         meta.frame_id = seq if frame_id is None else frame_id
-        meta.timestamp_ns = now if timestamp_ns is None else timestamp_ns
+        meta.timestamp_ns = time.time_ns() if timestamp_ns is None else timestamp_ns
         meta.nbytes = ring.frame_nbytes
         meta.commit_ns = now
         meta.seq = seq + 1
@@ -725,6 +728,10 @@ class RingReader:
         # Low latency: the last commit time and the stream's period (smoothed).
         self._last_commit_ns = 0
         self._period_ns = 0
+        # Timer slack is per thread: tightened for the thread that reads.
+        self._slack_thread = 0
+        # How late this thread's timed sleeps wake, smoothed.
+        self._late_ns = 0
 
     def get(self, timeout: float | None = None) -> Frame:
         """Return the next frame (lossless) or the newest one (latest).
@@ -788,14 +795,23 @@ class RingReader:
             if left <= 0:
                 raise TimeoutError(f"no frame in ring {ring.name!r} within {timeout} s")
             if self.low_latency and self._period_ns and hdr.writer_pid:
+                if self._slack_thread != threading.get_ident():
+                    _tighten_timer_slack()
+                    self._slack_thread = threading.get_ident()
                 due = self._last_commit_ns + self._period_ns
                 now = time.monotonic_ns()
                 if now < due + _SPIN_MAX_NS:
                     slept = True
-                    if due - _SPIN_LEAD_NS > now:
+                    # Wake up early enough for this machine's timers: the lead
+                    # grows with how late timed sleeps wake (~140 us on a VM).
+                    lead = _SPIN_LEAD_NS + 2 * self._late_ns
+                    if due - lead > now:
                         # Sleep (woken early if the frame comes early) ...
-                        sleep_s = min((due - _SPIN_LEAD_NS - now) / 1e9, left)
+                        sleep_s = min((due - lead - now) / 1e9, left)
                         futex_wait(ring._data_addr, expected, sleep_s)
+                        if hdr.data_futex == expected:
+                            late = time.monotonic_ns() - (now + int(sleep_s * 1e9))
+                            self._late_ns = (7 * self._late_ns + max(0, late)) // 8
                         continue
                     # ... then spin for the frame, briefly.
                     until = due + _SPIN_MAX_NS
