@@ -123,7 +123,11 @@ def run_peer(python: str | None, script: str, args: list[str]) -> dict | None:
     if out.returncode != 0:
         print(f"{script} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
         return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    saved = Path(tempfile.gettempdir()) / f"rigd-bench-{Path(script).stem}.json"
+    saved.write_text(json.dumps(result, indent=1))
+    print(f"{script}: full results in {saved}", file=sys.stderr)
+    return result
 
 
 def main() -> None:
@@ -169,16 +173,28 @@ def main() -> None:
     def ray_fps(shape: int) -> tuple[float, str]:
         try:
             assert ray is not None
-            return ray["pipeline"][f"{shape}x{shape}"]["cgraph"]["saturated"]["frames_per_s"], "run"
+            case = ray["pipeline"][f"cgraph/{shape}x{shape}"]["saturated"]
+            return case["frames_per_s"], "measured in this run"
         except (AssertionError, KeyError, TypeError):
-            return RAY_CGRAPH[str(shape)], "peers README"
+            return RAY_CGRAPH[str(shape)], "the peers' README"
 
     def ray_paced_p50_ms() -> tuple[float, str]:
         try:
             assert ray is not None
-            return ray["pipeline"]["512x512"]["cgraph"]["paced"]["latency_us"]["p50"] / 1e3, "run"
+            case = ray["pipeline"]["cgraph/512x512"]["paced"]
+            return case["latency_us"]["p50"] / 1e3, "measured in this run"
         except (AssertionError, KeyError, TypeError):
-            return RAY_PACED_P50_MS, "peers README"
+            return RAY_PACED_P50_MS, "the peers' README"
+
+    def improv_cases(shape: int) -> str:
+        if not improv:
+            return ""
+        found = [c for c in improv.get("cases", []) if c.get("frame") == f"{shape}x{shape}"]
+        return "; ".join(
+            f"{c['mode']} {c['consumed_fps']:.1f} frames/s, p50 {c['latency_ms']['p50']:.2f} ms,"
+            f" p99 {c['latency_ms']['p99']:.2f} ms"
+            for c in found
+        )
 
     print(f"\nrigd pipeline bench (work: {args.work}), {time.strftime('%Y-%m-%d %H:%M')}")
     for shape, target in ((512, 4.0), (2048, 3.0)):
@@ -190,7 +206,7 @@ def main() -> None:
             f" -> {fps / peer:.1f}x (target >= {target:.0f}x)"
         )
         if improv:
-            print(f"    improv: {json.dumps(improv.get('results', improv))[:300]}")
+            print(f"    improv ({shape}x{shape}): {improv_cases(shape)}")
     peer_ms, where = ray_paced_p50_ms()
     for key, label in (("paced", "default links"), ("paced_lowlat", "low-latency sink link")):
         r = ours[key]

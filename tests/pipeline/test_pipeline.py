@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -333,3 +335,82 @@ def test_a_step_that_always_fails_logs_a_little_then_gives_up(
     err = capfd.readouterr().err
     assert err.count("the device is unplugged") <= 6, "the failing step flooded the log"
     assert "failed 50 times in a row" in err
+
+
+def test_file_playback_replays_a_run_through_frame_stats(tmp_path: Path) -> None:
+    recorded = write(
+        tmp_path,
+        """
+        name: source
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {shape: [16, 16], fps: 200, n_frames: 120, pattern: counter}
+        record: [camera.frames]
+        recording: {directory: "@DATA@"}
+        """,
+        "record.yaml",
+    )
+    first = run(recorded, run_id="original")
+    (original,) = first.files
+    replay = write(
+        tmp_path,
+        f"""
+        name: replay
+        actors:
+          - name: player
+            class: rigd.pipeline.FilePlayback
+            options: {{path: "{original}", rate: recorded}}
+          - name: stats
+            class: rigd.pipeline.FrameStats
+        links:
+          - player.frames -> stats.frames
+        record: [player.frames, stats.stats]
+        recording: {{directory: "@DATA@"}}
+        """,
+        "replay.yaml",
+    )
+    second = run(replay, run_id="replayed")
+    assert second.frames == {"player": 120, "stats_stats": 120}
+    (copy,) = second.files
+    with h5py.File(original, "r") as a, h5py.File(copy, "r") as b:
+        np.testing.assert_array_equal(a["camera/frames"][:], b["player/frames"][:])
+        np.testing.assert_array_equal(a["camera/frame_id"][:], b["player/frame_id"][:])
+        # Played at the recorded rate: the same gaps between frames, within 20 ms.
+        gaps_a = np.diff(a["camera/timestamp_ns"][:]) / 1e6
+        gaps_b = np.diff(b["player/timestamp_ns"][:]) / 1e6
+        np.testing.assert_allclose(gaps_b, gaps_a, atol=1e-3)
+        stats = b["stats_stats/frames"][:]
+        counts = np.arange(120, dtype=np.float64)
+        np.testing.assert_array_equal(stats[:, 0], counts)  # mean
+        np.testing.assert_array_equal(stats[:, 1], counts)  # min
+        np.testing.assert_array_equal(stats[:, 2], counts)  # max
+
+
+def test_a_ring_left_by_a_killed_supervisor_is_removed_at_the_next_load(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import os, sys
+        from rigd.storage import FrameRing
+        ring = FrameRing.create("orphan", (4, 4), "uint8")
+        print(ring.name, flush=True)
+        os.kill(os.getpid(), 9)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    name = out.stdout.strip()
+    assert name
+    assert os.path.exists(f"/dev/shm/{name}")
+    path = write(
+        tmp_path,
+        """
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {shape: [4, 4], n_frames: 3}
+        """,
+    )
+    run(path)
+    assert not os.path.exists(f"/dev/shm/{name}")

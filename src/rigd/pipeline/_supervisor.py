@@ -34,7 +34,7 @@ from rigd._exceptions import ActorDiedError, RigdError
 from rigd.actors import ActorHandle
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
 from rigd.pipeline._plan import Plan
-from rigd.storage import FrameRing, recover_run
+from rigd.storage import FrameRing, recover_run, remove_stale_rings
 
 __all__ = ["LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
 
@@ -129,6 +129,9 @@ class Pipeline:
             raise RuntimeError(f"this pipeline was already loaded (state {self.state})")
         if not rigd.is_initialized():
             rigd.init()
+        # Rings a crashed supervisor left behind (their owner's pid is dead).
+        for segment in remove_stale_rings():
+            log.warning("removed ring %s left by a process that died", segment)
         started = dt.datetime.now(dt.UTC)
         self._started = time.monotonic()
         try:
