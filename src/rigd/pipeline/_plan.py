@@ -254,6 +254,12 @@ def plan_pipeline(source: str | Path | PipelineFile) -> Plan:
         ring = rings.setdefault(link.source, {"slots": link.slots, "readers": []})
         ring["slots"] = max(ring["slots"], link.slots)
         ring["readers"].append((*link.target, link.policy, link.low_latency))
+    # An output no link reads still gets a ring: its actor runs the same,
+    # and its frames go nowhere (no reader holds the writer back).
+    for name in order:
+        for out in classes[name].output_names:
+            if (name, out) in specs and (name, out) not in rings:
+                rings[name, out] = {"slots": 16, "readers": []}
     ring_plans = tuple(
         RingPlan(
             name=f"{src}.{out}",

@@ -102,6 +102,9 @@ class Pipeline:
         self._wiring: dict[str, Wiring] = {}
         self._restarts: dict[str, int] = {}
         self._lock = threading.RLock()
+        # Held through a whole stop or kill (re-entrant: a second Ctrl-C
+        # forces a kill from inside the stop it interrupts).
+        self._stop_lock = threading.RLock()
         self._stopped = threading.Event()
         self._monitor: threading.Thread | None = None
         self._started = 0.0
@@ -189,26 +192,31 @@ class Pipeline:
         return True
 
     def stop(self, timeout: float = _DRAIN_TIMEOUT_S) -> RunReport:
-        """Stop cleanly: sources first, every lossless reader drains, files sealed."""
-        with self._lock:
+        """Stop cleanly: sources first, every lossless reader drains, files sealed.
+
+        Safe to call from several threads (and again): one stop runs, the
+        others wait for it and get the same report.
+        """
+        with self._stop_lock:
             if self._report is not None:
                 return self._report
-            if self.state in ("ready", "running", "failed"):
-                self.state = "stopping"
-        try:
-            self._stop_graceful(timeout)
-        finally:
-            self._report = self._teardown(force=False)
-        return self._report
+            with self._lock:
+                if self.state in ("ready", "running", "failed"):
+                    self.state = "stopping"
+            try:
+                self._stop_graceful(timeout)
+            finally:
+                self._report = self._teardown(force=False)
+            return self._report
 
     def kill(self) -> RunReport:
         """Stop at once: kill every actor; run files are repaired and kept."""
-        with self._lock:
+        with self._stop_lock:
             if self._report is not None:
                 return self._report
             self.state = "stopping"
-        self._report = self._teardown(force=True)
-        return self._report
+            self._report = self._teardown(force=True)
+            return self._report
 
     @property
     def namespace(self) -> str:
@@ -240,12 +248,12 @@ class Pipeline:
             state=self.state,
             run_id=self.run_id,
             actors=actors,
-            links=self._link_status(),
+            links=self._link_status({n: a["pid"] for n, a in actors.items()}),
             elapsed_s=time.monotonic() - self._started if self._started else 0.0,
             failure=self.failure,
         )
 
-    def _link_status(self) -> tuple[LinkStatus, ...]:
+    def _link_status(self, pids: Mapping[str, int | None]) -> tuple[LinkStatus, ...]:
         links = []
         now = time.monotonic()
         for ring_plan in self.plan.rings:
@@ -261,9 +269,12 @@ class Pipeline:
             if previous is not None and now > previous[0]:
                 rate = (stats.frames_written - previous[1]) / (now - previous[0])
             self._last_counts[ring_plan.name] = (now, stats.frames_written)
+            # Readers attach in any order: match them to actors by pid.
+            names = {pid: name for name, pid in pids.items() if pid}
+            inputs = {actor: f"{actor}.{inp}" for actor, inp, _, _ in ring_plan.readers}
             readers = tuple(
-                (f"{actor}.{inp}", r.frames_read, r.frames_dropped)
-                for (actor, inp, _, _), r in zip(ring_plan.readers, stats.readers, strict=False)
+                (inputs.get(names.get(r.pid, ""), f"pid {r.pid}"), r.frames_read, r.frames_dropped)
+                for r in stats.readers
             )
             links.append(
                 LinkStatus(ring_plan.name, stats.frames_written, stats.fill, readers, rate)
