@@ -305,7 +305,7 @@ def test_sigkill_during_interval_flushes_loses_at_most_the_last_interval(tmp_pat
 
 def test_a_full_disk_stops_the_recording_cleanly_and_keeps_the_file(tmp_path: Path) -> None:
     path = tmp_path / "full.h5"
-    with child("fsize", path, str(3 * 1024 * 1024)) as proc:
+    with child("fsize", path, str(24 * 1024 * 1024)) as proc:
         lines = proc.communicate(timeout=60)[0].splitlines()
     assert proc.returncode == 3, lines
     flushed = [int(line.split()[1]) for line in lines if line.startswith("flushed")]

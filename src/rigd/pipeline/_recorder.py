@@ -82,6 +82,7 @@ class HDF5Recorder(Actor):
                 reason=f"{DropReason.RESTART} of recorder {run.get('actor', '')}".strip(),
                 flush_interval=self.flush_interval,
                 fsync_interval=self.fsync_interval,
+                write_buffers=0,
             )
         else:
             streams = [
@@ -102,6 +103,10 @@ class HDF5Recorder(Actor):
                 metadata=run.get("metadata") or {},
                 flush_interval=self.flush_interval,
                 fsync_interval=self.fsync_interval,
+                # The ring's slots are the buffer: frames go from the slot to
+                # the file with no copy, and a slow disk holds back only the
+                # recorder, while the ring absorbs it.
+                write_buffers=0,
             )
         self._state = "recording"
         self._turn = 0

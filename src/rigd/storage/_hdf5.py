@@ -84,6 +84,7 @@ _TEMPLATE_FIELDS = ("run_id", "date", "time", "pipeline")
 _SMALL_FRAME_BYTES = 256 * 1024
 _RECORD_CHUNK = 4096
 _GROW_CHUNKS = 64
+_RAW_GROW_BYTES = 8 * 1024 * 1024
 # How often the writer starts the kernel writing dirty pages out.
 _WRITEBACK_S = 0.1
 _REASON_BYTES = 64
@@ -318,10 +319,18 @@ class _Stream:
         self.dropped_total = 0
         # Small frames gather in a staging chunk.
         self.staging: np.ndarray[Any, Any] | None = None
-        # Compressed chunks in flight, oldest first: (chunk index, frames, future).
-        self.pending: deque[tuple[int, int, Future[bytes]]] = deque()
+        # Chunks in flight, oldest first: (first frame, frames, future, buffer).
+        # A compressed chunk's future gives its bytes (written here, under
+        # HDF5); a raw chunk's future is its write, done by the I/O thread.
+        self.pending: deque[tuple[int, int, Future[Any], np.ndarray[Any, Any] | None]] = deque()
+        # Raw chunks: their file offsets (allocated when the extent grows),
+        # and spare chunk buffers for the I/O thread.
+        self.offsets: list[int | None] = []
+        self.spare: list[np.ndarray[Any, Any]] = []
 
     def new_staging(self) -> np.ndarray[Any, Any]:
+        if self.spare:
+            return self.spare.pop()
         return np.zeros((self.k, *self.spec.shape), self.spec.dtype)
 
 
@@ -343,8 +352,17 @@ class RunWriter:
         flush_interval: float = 0.5,
         fsync_interval: float = 1.0,
         compression_threads: int | None = None,
+        write_buffers: int = 8,
     ) -> None:
         """Create the file (never overwriting one) and start recording.
+
+        Args:
+            write_buffers: raw chunks that may wait for the disk. ``write``
+                copies a frame into one and returns; the I/O thread writes
+                it (so a slow disk stalls the caller only once they are all
+                full). 0: ``write`` writes the caller's frame itself, with no
+                copy, and returns once it is in the file (a recorder fed by
+                a ring, whose slots are the buffer, wants this).
 
         Raises:
             FileExistsError: a file is already at ``path``.
@@ -369,7 +387,9 @@ class RunWriter:
                 "or a file name template with {time} in it"
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._init_state(run_id, flush_interval, fsync_interval)
+        if write_buffers < 0:
+            raise ValueError(f"write_buffers must be >= 0, got {write_buffers}")
+        self._init_state(run_id, flush_interval, fsync_interval, write_buffers)
         # 'x': fail if the file appeared since the check above.
         self._file = h5py.File(self.path, "x", libver=LIBVER)
         try:
@@ -402,6 +422,7 @@ class RunWriter:
         flush_interval: float = 0.5,
         fsync_interval: float = 1.0,
         compression_threads: int | None = None,
+        write_buffers: int = 8,
     ) -> RunWriter:
         """Record on into a run file whose recorder crashed (a restarted recorder).
 
@@ -420,7 +441,9 @@ class RunWriter:
         self._file = h5py.File(self.path, "r+", libver=LIBVER)
         try:
             attrs = self._file.attrs
-            self._init_state(_attr_str(attrs, "run_id"), flush_interval, fsync_interval)
+            self._init_state(
+                _attr_str(attrs, "run_id"), flush_interval, fsync_interval, write_buffers
+            )
             streams: dict[str, _Stream] = {}
             for group in _stream_groups(self._file):
                 frames = group["frames"]
@@ -437,6 +460,11 @@ class RunWriter:
                 n = len(group["frame_id"])
                 state.received = state.written = state.flushed = n
                 state.extent = frames.shape[0]
+                if state.codec is None:
+                    state.offsets = [
+                        _chunk_offset(frames, c * state.k)
+                        for c in range(-(-state.extent // state.k))
+                    ]
                 if n:
                     state.next_id = int(group["frame_id"][n - 1]) + 1
                 state.gap_reason = str(reason)
@@ -461,8 +489,11 @@ class RunWriter:
         self._start_threads(compression_threads)
         return self
 
-    def _init_state(self, run_id: str, flush_interval: float, fsync_interval: float) -> None:
+    def _init_state(
+        self, run_id: str, flush_interval: float, fsync_interval: float, write_buffers: int
+    ) -> None:
         self.run_id = run_id
+        self.write_buffers = write_buffers
         self.flush_interval = flush_interval
         self.fsync_interval = fsync_interval
         self._lock = threading.Lock()
@@ -481,6 +512,12 @@ class RunWriter:
         self._fd = os.dup(self._file.id.get_vfd_handle())
 
     def _start_threads(self, compression_threads: int | None) -> None:
+        # One I/O thread: raw chunks reach the file in order.
+        self._io = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="rigd-write")
+            if self.write_buffers and any(s.codec is None for s in self._streams.values())
+            else None
+        )
         self._threads = compression_threads or min(4, os.cpu_count() or 1)
         self._pool = (
             ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="rigd-compress")
@@ -502,16 +539,28 @@ class RunWriter:
                 "compression": codec_.filter_id,
                 "compression_opts": codec_.filter_options,
             }
-        frames = group.create_dataset(
-            "frames",
-            shape=(0, *spec.shape),
-            maxshape=(None, *spec.shape),
-            chunks=(k, *spec.shape),
-            dtype=spec.dtype,
-            **options,
-        )
         if codec_ is not None:
+            frames = group.create_dataset(
+                "frames",
+                shape=(0, *spec.shape),
+                maxshape=(None, *spec.shape),
+                chunks=(k, *spec.shape),
+                dtype=spec.dtype,
+                **options,
+            )
             frames.attrs["compression"] = codec_.name
+        else:
+            # Raw chunks get their file space when the extent grows (early
+            # allocation, no fill), so their bytes can be written with a
+            # plain pwrite, outside HDF5 and its hold on the GIL.
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_chunk((k, *spec.shape))
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            space = h5py.h5s.create_simple((0, *spec.shape), (h5py.h5s.UNLIMITED, *spec.shape))
+            h5py.h5d.create(
+                group.id, b"frames", h5py.h5t.py_create(spec.dtype), space, dcpl=dcpl
+            ).close()
         records = {"frame_id": "<u8", "timestamp_ns": "<i8"}
         if spec.latency_trace:
             records["latency_ns"] = "<i8"
@@ -629,6 +678,8 @@ class RunWriter:
                 self._file.close()
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
+            if self._io is not None:
+                self._io.shutdown(wait=True, cancel_futures=True)
             with contextlib.suppress(OSError):
                 os.fsync(self._fd)
             os.close(self._fd)
@@ -694,8 +745,7 @@ class RunWriter:
         if k == 1:
             self._grow(state, index + 1)
             if state.codec is None:
-                state.frames.id.write_direct_chunk((index, *(0,) * len(state.spec.shape)), frame)
-                self._written(state, 1, frame.nbytes)
+                self._write_raw(state, index, 1, frame, owned=False)
             else:
                 self._submit(state, index, 1, np.array(frame, copy=True))
         else:
@@ -704,26 +754,64 @@ class RunWriter:
             state.staging[index % k] = frame
             if index % k == k - 1:
                 chunk, state.staging = state.staging, None
-                self._emit_chunk(state, index // k, k, chunk)
+                self._emit_chunk(state, index // k, k, chunk, owned=True)
         if state.pending:
             self._drain(state, wait=False)
 
     def _grow(self, state: _Stream, frames: int) -> None:
-        if frames > state.extent:
+        if frames <= state.extent:
+            return
+        if state.codec is None:
+            # Raw chunks take file space as the extent grows: grow ~8 MiB at a time.
+            chunk_bytes = state.k * state.spec.frame_bytes
+            step = state.k * max(1, -(-_RAW_GROW_BYTES // chunk_bytes))
+        else:
             step = state.k * _GROW_CHUNKS
-            state.extent = -(-frames // step) * step
-            state.frames.resize(state.extent, axis=0)
+        state.extent = -(-frames // step) * step
+        state.frames.resize(state.extent, axis=0)
+        if state.codec is None:
+            for chunk in range(len(state.offsets), state.extent // state.k):
+                state.offsets.append(_chunk_offset(state.frames, chunk * state.k))
 
-    def _emit_chunk(self, state: _Stream, chunk_index: int, count: int, chunk: Any) -> None:
-        """Write (or hand to compression) chunk ``chunk_index`` holding ``count`` frames."""
+    def _emit_chunk(
+        self, state: _Stream, chunk_index: int, count: int, chunk: Any, owned: bool
+    ) -> None:
+        """Write (or hand on) chunk ``chunk_index`` holding ``count`` frames.
+
+        ``owned``: the writer may keep ``chunk`` (a staging buffer it filled).
+        """
         first = chunk_index * state.k
         self._grow(state, first + count)
         if state.codec is None:
-            offset = (first, *(0,) * len(state.spec.shape))
-            state.frames.id.write_direct_chunk(offset, chunk)
-            self._written(state, first + count - state.written, state.spec.frame_bytes * count)
+            self._write_raw(state, first, count, chunk, owned)
         else:
-            self._submit(state, first, count, chunk)
+            self._submit(state, first, count, chunk if owned else chunk.copy())
+
+    def _write_raw(
+        self, state: _Stream, first: int, count: int, data: np.ndarray[Any, Any], owned: bool
+    ) -> None:
+        """Put a raw chunk's bytes at its place in the file."""
+        offset = state.offsets[first // state.k]
+        nbytes = count * state.spec.frame_bytes
+        if offset is None:  # a chunk HDF5 did not allocate up front (an older file)
+            state.frames.id.write_direct_chunk((first, *(0,) * len(state.spec.shape)), data)
+            self._written(state, first + count - state.written, nbytes)
+            return
+        if self._io is None:
+            # The caller's own buffer, no copy; pwrite lets go of the GIL.
+            _pwrite_all(self._fd, data, offset)
+            self._written(state, first + count - state.written, nbytes)
+            return
+        # Bounded: when every buffer waits for the disk, the caller waits too.
+        while len(state.pending) >= self.write_buffers:
+            self._drain(state, wait=True, one=True)
+        if owned and data.shape[0] == state.k:
+            buffer = data
+        else:
+            buffer = state.new_staging()
+            np.copyto(buffer.reshape(data.shape), data)
+        future = self._io.submit(_pwrite_all, self._fd, buffer, offset)
+        state.pending.append((first, count, future, buffer))
 
     def _submit(self, state: _Stream, first: int, count: int, chunk: Any) -> None:
         assert self._pool is not None
@@ -733,18 +821,25 @@ class RunWriter:
         limit = 2 * (self._threads + 1)
         while len(state.pending) >= limit:
             self._drain(state, wait=True, one=True)
-        state.pending.append((first, count, self._pool.submit(state.codec.compress, chunk)))
+        state.pending.append((first, count, self._pool.submit(state.codec.compress, chunk), None))
 
     def _drain(self, state: _Stream, wait: bool, one: bool = False) -> None:
+        """Take finished chunks off the front of the queue, in order."""
         while state.pending:
-            first, count, future = state.pending[0]
+            first, count, future, buffer = state.pending[0]
             if not wait and not future.done():
                 return
-            data = future.result()
+            result = future.result()  # a failed write raises here
             state.pending.popleft()
-            offset = (first, *(0,) * len(state.spec.shape))
-            state.frames.id.write_direct_chunk(offset, data)
-            self._written(state, first + count - state.written, len(data))
+            if state.codec is not None:
+                offset = (first, *(0,) * len(state.spec.shape))
+                state.frames.id.write_direct_chunk(offset, result)
+                nbytes = len(result)
+            else:
+                nbytes = count * state.spec.frame_bytes
+                if buffer is not None and len(state.spare) < self.write_buffers:
+                    state.spare.append(buffer)
+            self._written(state, first + count - state.written, nbytes)
             if one:
                 return
 
@@ -777,8 +872,7 @@ class RunWriter:
             count = state.received % state.k
             if state.staging is not None and count and not state.pending:
                 # Write the partial chunk now; it is written again when it fills.
-                chunk = state.staging if state.codec is None else state.staging.copy()
-                self._emit_chunk(state, state.received // state.k, count, chunk)
+                self._emit_chunk(state, state.received // state.k, count, state.staging, False)
                 if wait_pending:
                     self._drain(state, wait=True)
             self._flush_records(state)
@@ -922,6 +1016,21 @@ class StreamReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _chunk_offset(frames: h5py.Dataset, first: int) -> int | None:
+    """Where in the file the chunk holding frame ``first`` lives (None: not allocated)."""
+    info = frames.id.get_chunk_info_by_coord((first, *(0,) * (frames.ndim - 1)))
+    return None if info.byte_offset is None else int(info.byte_offset)
+
+
+def _pwrite_all(fd: int, data: np.ndarray[Any, Any], offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (os.pwrite may write less)."""
+    view = np.ascontiguousarray(data).data.cast("B")
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view = view[done:]
+        offset += done
 
 
 def _load_sync_file_range() -> Any:
