@@ -414,3 +414,47 @@ def test_a_ring_left_by_a_killed_supervisor_is_removed_at_the_next_load(tmp_path
     )
     run(path)
     assert not os.path.exists(f"/dev/shm/{name}")
+
+
+def test_realtime_holds_cpu_wakeup_latency_while_running(tmp_path: Path) -> None:
+    from rigd.pipeline._cpu_latency import DEVICE
+
+    if not os.access(DEVICE, os.W_OK):
+        pytest.skip(f"{DEVICE} is not writable here (needs root); the fallback is tested below")
+
+    def current() -> int:
+        with open(DEVICE, "rb") as f:
+            return int.from_bytes(f.read(4), "little", signed=True)
+
+    before = current()
+    path = write(
+        tmp_path,
+        """
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {shape: [8, 8], fps: 100}
+        realtime: {cpu_latency_us: 0}
+        """,
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    try:
+        assert current() == 0
+    finally:
+        pipeline.stop()
+    assert current() == before
+
+
+def test_a_cpu_latency_request_that_cannot_be_held_warns_and_runs_on(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    from rigd.pipeline._cpu_latency import CpuLatencyRequest
+
+    request = CpuLatencyRequest(0, device=str(tmp_path / "no-such-device"))
+    assert not request.held
+    assert "cannot hold CPU wake-up latency at 0 us" in caplog.text
+    assert "udev rule" in caplog.text
+    request.release()
+    with pytest.raises(ValueError, match="cpu_latency_us must be >= 0"):
+        CpuLatencyRequest(-1)

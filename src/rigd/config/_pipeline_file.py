@@ -14,6 +14,7 @@ A pipeline file::
       - camera.frames -> recorder.camera                 # lossless, 16 slots
       - {link: camera.frames -> viewer.frames, policy: latest, slots: 4}
     record: [stats.stats]          # shorthand: record these outputs too
+    realtime: {cpu_latency_us: 0}  # optional: hold CPU wake-ups fast while running
     recording: {directory: rigd-data, compression: null}
     run:
       metadata: {experiment: demo}
@@ -44,6 +45,7 @@ __all__ = [
     "PipelineConfig",
     "PipelineFile",
     "PipelineFileError",
+    "RealtimeConfig",
     "RecordingConfig",
     "RunConfig",
     "load_pipeline",
@@ -120,6 +122,14 @@ class RecordingConfig(_Model):
     slots: int = Field(default=32, ge=2, le=4096)
 
 
+class RealtimeConfig(_Model):
+    """Machine settings held while the pipeline runs."""
+
+    #: Bound the CPUs' wake-up latency (Linux PM QoS, /dev/cpu_dma_latency);
+    #: 0 keeps idle CPUs polling. None leaves the machine as it is.
+    cpu_latency_us: int | None = Field(default=None, ge=0)
+
+
 class RunConfig(_Model):
     """Defaults for each run: metadata stored in the run file."""
 
@@ -135,6 +145,7 @@ class PipelineConfig(_Model):
     record: list[str] = Field(default_factory=list)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    realtime: RealtimeConfig = Field(default_factory=RealtimeConfig)
 
     @field_validator("links", mode="before")
     @classmethod

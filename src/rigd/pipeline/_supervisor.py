@@ -32,6 +32,7 @@ from typing import Any
 import rigd
 from rigd._exceptions import ActorDiedError, RigdError
 from rigd.actors import ActorHandle
+from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
 from rigd.pipeline._plan import Plan
 from rigd.storage import FrameRing, recover_run, remove_stale_rings
@@ -111,6 +112,7 @@ class Pipeline:
         self._last_counts: dict[str, tuple[float, int]] = {}
         self._recordings: dict[str, dict[str, Any]] = {}
         self._report: RunReport | None = None
+        self._cpu_latency: CpuLatencyRequest | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -164,6 +166,9 @@ class Pipeline:
         if self.state != "ready":
             raise RuntimeError(f"run needs a loaded pipeline (state {self.state})")
         self._started = time.monotonic()
+        latency = self.plan.file.config.realtime.cpu_latency_us
+        if latency is not None:
+            self._cpu_latency = CpuLatencyRequest(latency)
         try:
             # Downstream first, sources last: no frame is written before every
             # reader is attached and running.
@@ -429,6 +434,8 @@ class Pipeline:
 
     def _teardown(self, force: bool) -> RunReport:
         self._stopped.set()
+        if self._cpu_latency is not None:
+            self._cpu_latency.release()
         if self._monitor is not None and self._monitor is not threading.current_thread():
             self._monitor.join()
         restarts = dict(self._restarts)

@@ -16,9 +16,14 @@ How it stays fast and safe:
 - Every object exists before the first frame, then the file switches to
   SWMR: readers (h5py with ``swmr=True``, ``rigd inspect``) follow the run
   live, and what is on disk is consistent after every flush.
-- Frames go in with direct chunk writes (no HDF5 type conversion or filter
-  pipeline on the caller's thread); compressed streams are compressed by a
-  thread pool (``_codecs``) and written in order as they finish.
+- Raw frames never go through HDF5's write path: their chunks get file
+  space as the dataset grows (early allocation, no fill), and their bytes
+  are written with ``pwrite`` at the chunk's offset, which lets go of the
+  GIL (h5py holds it through every HDF5 call, a 17 ms disk write
+  included). ``write`` copies the frame into a pooled chunk buffer and an
+  I/O thread writes it, or, with ``write_buffers=0``, writes the caller's
+  frame itself with no copy. Compressed streams are compressed by a thread
+  pool (``_codecs``) and written in order with direct chunk writes.
 - ``frames`` grows in blocks, never per frame, so while recording it may be
   longer than what was written: ``len(frame_id)`` is the number of frames,
   and ``frames`` is trimmed to it at close. The per-frame records reach the
