@@ -196,10 +196,11 @@ def test_frames_become_visible_within_the_flush_interval(tmp_path: Path) -> None
     with RunWriter(path, [spec], run_id="tick", flush_interval=0.1) as writer:
         for k in range(20):
             writer.write("cam", counter(spec.shape, np.uint16, k), k, time.time_ns())
-        # No explicit flush: the writer's own interval makes them visible.
+        # No explicit flush: the writer's own interval makes them visible to
+        # a reader in another process.
         wait_until(
-            lambda: inspect_run(path).streams[0].frames == 20,
-            timeout=10,
+            lambda: swmr_read(path, 'print(json.dumps(len(f["cam/frame_id"])))') == 20,
+            timeout=30,
             what="frames flushed by the interval",
         )
         assert writer.statistics().flushes >= 1

@@ -6,6 +6,7 @@
 """
 
 from rigd.pipeline._camera import SimulatedCamera
+from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._plan import ActorPlan, Plan, RingPlan, plan_pipeline
 from rigd.pipeline._playback import FilePlayback
 from rigd.pipeline._publisher import ZmqPublisher
@@ -15,6 +16,7 @@ from rigd.pipeline._supervisor import LinkStatus, Pipeline, PipelineStatus, RunR
 
 __all__ = [
     "ActorPlan",
+    "CpuLatencyRequest",
     "FilePlayback",
     "FrameStats",
     "HDF5Recorder",
