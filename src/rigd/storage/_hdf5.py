@@ -875,7 +875,12 @@ class RunWriter:
             if state.pending:
                 self._drain(state, wait=wait_pending)
             count = state.received % state.k
-            if state.staging is not None and count and not state.pending:
+            if (
+                state.staging is not None
+                and count
+                and not state.pending
+                and state.written < state.received
+            ):
                 # Write the partial chunk now; it is written again when it fills.
                 self._emit_chunk(state, state.received // state.k, count, state.staging, False)
                 if wait_pending:
