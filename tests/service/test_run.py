@@ -63,27 +63,39 @@ def test_rigd_run_with_no_argument_records_the_demo(tmp_path: Path) -> None:
     assert no_rings_of(proc.pid)
 
 
-def test_ctrl_c_stops_cleanly_and_a_second_forces(tmp_path: Path) -> None:
-    pipeline = tmp_path / "forever.yaml"
-    pipeline.write_text(
-        "name: forever\n"
-        "actors:\n"
-        "  - {name: camera, class: rigd.pipeline.SimulatedCamera,"
-        " options: {shape: [64, 64], fps: 200}}\n"
-        "record: [camera.frames]\n"
-    )
-    # One Ctrl-C: a clean stop with a sealed file.
-    with rigd_run(str(pipeline), cwd=tmp_path) as proc:
+def interrupt(pipeline: Path, cwd: Path, times: int) -> tuple[int, str, str, int]:
+    """Run ``rigd run PIPELINE``, press Ctrl-C ``times`` once frames flow (the
+    second after it says it is stopping); return status, stdout, stderr, pid."""
+    with rigd_run(str(pipeline), cwd=cwd) as proc:
         assert proc.stderr is not None
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
         reader.start()
         wait_until(lambda: any("camera.frames:" in line for line in lines), timeout=60)
         proc.send_signal(signal.SIGINT)
+        if times == 2:
+            wait_until(lambda: any("Ctrl-C again forces" in line for line in lines), timeout=60)
+            proc.send_signal(signal.SIGINT)
         out = proc.stdout.read() if proc.stdout else ""
         proc.wait(timeout=60)
         reader.join(timeout=10)
-    assert proc.returncode == 130, "".join(lines)
+    return proc.returncode, out, "".join(lines), proc.pid
+
+
+CAMERA = (
+    "name: forever\n"
+    "actors:\n"
+    "  - {name: camera, class: rigd.pipeline.SimulatedCamera,"
+    " options: {shape: [64, 64], fps: 200}}\n"
+)
+
+
+def test_ctrl_c_stops_cleanly_and_a_second_forces(tmp_path: Path) -> None:
+    pipeline = tmp_path / "forever.yaml"
+    pipeline.write_text(CAMERA + "record: [camera.frames]\n")
+    # One Ctrl-C: a clean stop with a sealed file.
+    status, out, err, pid = interrupt(pipeline, tmp_path, times=1)
+    assert status == 130, err
     assert "stopped after" in out
     (file,) = run_files(tmp_path)
     summary = inspect_run(file)
@@ -91,39 +103,25 @@ def test_ctrl_c_stops_cleanly_and_a_second_forces(tmp_path: Path) -> None:
     (camera,) = summary.streams
     assert camera.frames > 0
     assert camera.dropped == 0
-    assert no_rings_of(proc.pid)
+    assert no_rings_of(pid)
     file.unlink()
 
     # Two Ctrl-C: the second forces while a slow lossless reader drains.
     pipeline.write_text(
-        "name: forever\n"
-        "actors:\n"
-        "  - {name: camera, class: rigd.pipeline.SimulatedCamera,"
-        " options: {shape: [64, 64], fps: 200}}\n"
-        "  - {name: slow, class: tests.pipeline.actors.SlowViewer, options: {delay: 0.05}}\n"
-        "links:\n"
-        "  - {link: camera.frames -> slow.frames, slots: 256}\n"
-        "record: [camera.frames]\n"
+        CAMERA
+        + "  - {name: slow, class: tests.pipeline.actors.SlowViewer, options: {delay: 0.05}}\n"
+        + "links:\n"
+        + "  - {link: camera.frames -> slow.frames, slots: 256}\n"
+        + "record: [camera.frames]\n"
     )
-    with rigd_run(str(pipeline), cwd=tmp_path) as proc:
-        assert proc.stderr is not None
-        lines = []
-        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
-        reader.start()
-        wait_until(lambda: any("camera.frames:" in line for line in lines), timeout=60)
-        proc.send_signal(signal.SIGINT)
-        wait_until(lambda: any("Ctrl-C again forces" in line for line in lines), timeout=60)
-        proc.send_signal(signal.SIGINT)
-        out = proc.stdout.read() if proc.stdout else ""
-        proc.wait(timeout=60)
-        reader.join(timeout=10)
-    assert proc.returncode == 130, "".join(lines)
-    assert any("forced stop" in line for line in lines), "".join(lines)
+    status, out, err, pid = interrupt(pipeline, tmp_path, times=2)
+    assert status == 130, err
+    assert "forced stop" in err
     (file,) = run_files(tmp_path)
     # The forced stop killed the recorder; its file was repaired and kept.
     assert inspect_run(file).run_state in ("recovered", "complete")
     assert inspect_run(file).streams[0].frames > 0
-    assert no_rings_of(proc.pid)
+    assert no_rings_of(pid)
 
 
 def test_a_bad_pipeline_file_exits_2_and_names_the_problem(tmp_path: Path) -> None:

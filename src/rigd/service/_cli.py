@@ -32,38 +32,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_pipeline(args.pipeline, run_id=args.run_id, metadata=metadata)
 
 
+def _each_file(command: str, files: Sequence[str], describe: Callable[[str], str]) -> int:
+    """Print ``describe(path)`` for each file; a file that fails is named on
+    stderr and makes the status 1, and the others still go."""
+    status = 0
+    for path in files:
+        try:
+            print(describe(path))
+        except (OSError, ValueError) as exc:
+            print(f"rigd {command}: {path}: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from rigd.storage import inspect_run
 
-    status = 0
-    for path in args.files:
-        try:
-            summary = inspect_run(path)
-        except (OSError, ValueError) as exc:
-            print(f"rigd inspect: {path}: {exc}", file=sys.stderr)
-            status = 1
-            continue
-        print(format_summary(summary))
-    return status
+    return _each_file("inspect", args.files, lambda path: format_summary(inspect_run(path)))
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
     from rigd.storage import recover_run
 
-    status = 0
-    for path in args.files:
-        try:
-            report = recover_run(path)
-        except (OSError, ValueError) as exc:
-            print(f"rigd recover: {path}: {exc}", file=sys.stderr)
-            status = 1
-            continue
+    def recover(path: str) -> str:
+        report = recover_run(path)
         frames = ", ".join(f"{name}: {n} frames" for name, n in report.frames.items())
         if report.repaired:
-            print(f"{path}: recovered ({frames})")
-        else:
-            print(f"{path}: already {report.run_state}, left as it is ({frames})")
-    return status
+            return f"{path}: recovered ({frames})"
+        return f"{path}: already {report.run_state}, left as it is ({frames})"
+
+    return _each_file("recover", args.files, recover)
 
 
 def format_summary(summary: RunSummary) -> str:
