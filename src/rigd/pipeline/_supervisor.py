@@ -42,6 +42,7 @@ __all__ = ["LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
 log = logging.getLogger(__name__)
 
 _MONITOR_S = 0.2
+_FINISHED_POLL_S = 0.25
 _CALL_TIMEOUT_S = 60.0
 _DRAIN_TIMEOUT_S = 60.0
 
@@ -193,7 +194,9 @@ class Pipeline:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return False
-            self._stopped.wait(0.1 if left is None else min(0.1, left))
+            # Each look asks every actor (a call to its main thread): a few
+            # times a second is enough, and keeps out of the step threads' way.
+            self._stopped.wait(_FINISHED_POLL_S if left is None else min(_FINISHED_POLL_S, left))
         return True
 
     def stop(self, timeout: float = _DRAIN_TIMEOUT_S) -> RunReport:
