@@ -186,3 +186,24 @@ def test_a_bad_pipeline_starts_nothing(tmp_path: Path) -> None:
         """,
     )
     assert [n for n in os.listdir("/dev/shm") if n.startswith(f"rigd-{os.getpid()}-ring")] == []
+
+
+def test_options_the_class_does_not_take(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {shape: [16, 16], frame_rate: 100}
+          - name: player
+            class: rigd.pipeline.FilePlayback
+        """,
+    )
+    assert any(
+        "line 4, actors[0].options: camera (rigd.pipeline.SimulatedCamera): unknown option(s)"
+        " ['frame_rate']; its options are ['dtype', 'fps', 'n_frames', 'pattern', 'seed',"
+        " 'shape']" in p
+        for p in found
+    ), found
+    assert any("player" in p and "missing required option(s) ['path']" in p for p in found), found

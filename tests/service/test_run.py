@@ -173,3 +173,18 @@ def test_the_improv_style_example_acquires_processes_shows_and_records(tmp_path:
             assert abs(positions[k][0] - y) < 3
             assert abs(positions[k][1] - x) < 3
         assert f.attrs["experiment"] == "improv-style demo"
+
+
+def test_an_actor_that_fails_to_set_up_stops_the_start_cleanly(tmp_path: Path) -> None:
+    pipeline = tmp_path / "badsetup.yaml"
+    pipeline.write_text(
+        CAMERA + "  - {name: viewer, class: rigd.pipeline.ZmqPublisher,"
+        " options: {address: 'nonsense://here'}}\n"
+        + "links:\n  - {link: camera.frames -> viewer.frames, policy: latest}\n"
+    )
+    with rigd_run(str(pipeline), cwd=tmp_path) as proc:
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "pipeline 'forever' could not start" in err
+    assert "Protocol not supported" in err or "nonsense" in err
+    assert no_rings_of(proc.pid)

@@ -10,6 +10,7 @@ linked endpoints whose shapes or dtypes disagree.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +147,13 @@ def plan_pipeline(source: str | Path | PipelineFile) -> Plan:
             )
             continue
         classes[name] = value
+
+    # Options: the class's constructor must take them.
+    for name, cls in classes.items():
+        wrong = _check_options(cls, actors[name].options)
+        if wrong:
+            key = ("actors", index[name], "options") if index[name] >= 0 else ("recording",)
+            problems.append(f"{pfile.where(*key)}: {name} ({actors[name].class_path}): {wrong}")
 
     # Links: endpoints exist, one writer per input.
     writers_of: dict[tuple[str, str], int] = {}
@@ -286,6 +294,31 @@ def plan_pipeline(source: str | Path | PipelineFile) -> Plan:
         n for n in recorder_names if n in classes and getattr(classes[n], "records", False)
     )
     return Plan(pfile, actor_plans, ring_plans, recorders)
+
+
+def _check_options(cls: type[Actor], options: Mapping[str, Any]) -> str | None:
+    """What is wrong with ``options`` for ``cls(**options)``, or None."""
+    try:
+        signature = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return None
+    params = list(signature.parameters.values())[1:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    named = {
+        p.name: p
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    unknown = sorted(set(options) - set(named))
+    if unknown:
+        return f"unknown option(s) {unknown}; its options are {sorted(named) or 'none'}"
+    missing = sorted(
+        n for n, p in named.items() if p.default is inspect.Parameter.empty and n not in options
+    )
+    if missing:
+        return f"missing required option(s) {missing}"
+    return None
 
 
 def _wanted_input(cls: type[Actor], options: Mapping[str, Any], name: str) -> Any:

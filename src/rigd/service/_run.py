@@ -101,6 +101,9 @@ def run_pipeline(
             report = pipeline.kill()
             print(format_report(report), file=out)
             return 130
+        except Exception as exc:  # noqa: BLE001 - an actor's own error: say it, exit 1
+            print(f"rigd run: pipeline {plan.name!r} could not start: {exc}", file=err)
+            return 1
         print("rigd run: running; Ctrl-C stops cleanly, a second Ctrl-C forces", file=err)
         report = _follow(pipeline, interrupts, err)
     finally:
