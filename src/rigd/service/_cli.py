@@ -45,6 +45,29 @@ def _each_file(command: str, files: Sequence[str], describe: Callable[[str], str
     return status
 
 
+def _cmd_gpus(args: argparse.Namespace) -> int:
+    from rigd.gpu import inventory
+
+    try:
+        gpus = inventory()
+    except ValueError as exc:
+        print(f"rigd gpus: {exc}", file=sys.stderr)
+        return 2
+    if not gpus:
+        print("no GPUs (NVML sees none, or it is not installed)")
+        return 0
+    for gpu in gpus:
+        gib = 1024**3
+        note = " (simulated)" if gpu.simulated else ""
+        print(
+            f"{gpu.index}: {gpu.name}{note}  {gpu.uuid}  {gpu.pci_bus_id}  "
+            f"{gpu.memory_free / gib:.1f} of {gpu.memory_total / gib:.1f} GiB free"
+        )
+        for mig in gpu.mig:
+            print(f"   MIG {mig.index}: {mig.uuid}  {mig.memory_total / gib:.1f} GiB")
+    return 0
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from rigd.storage import inspect_run
 
@@ -123,6 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
     demo = commands.add_parser("demo", help="run a short demo of the actor API")
     demo.set_defaults(handler=_cmd_demo)
+    gpus = commands.add_parser("gpus", help="list the GPUs (NVML's inventory)")
+    gpus.set_defaults(handler=_cmd_gpus)
     inspect = commands.add_parser(
         "inspect", help="summarise run files: streams, frames, rate, drops, state, metadata"
     )

@@ -1,0 +1,95 @@
+"""The GPU inventory: simulated, without NVML, with a failing driver, and (on a GPU) real."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from rigd.gpu import _inventory, inventory
+
+RIGD = [sys.executable, "-m", "rigd"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_gpus(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*RIGD, "gpus"], capture_output=True, text=True, env={**os.environ, **env}, check=False
+    )
+
+
+def test_simulated_gpus_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RIGD_FAKE_GPUS", "2")
+    gpus = inventory()
+    assert [g.index for g in gpus] == [0, 1]
+    assert all(g.simulated for g in gpus)
+    assert len({g.uuid for g in gpus}) == 2
+    assert all(g.uuid.startswith("GPU-") for g in gpus)
+    assert gpus[1].pci_bus_id == "00000000:02:00.0"
+    out = run_gpus({"RIGD_FAKE_GPUS": "2"})
+    assert out.returncode == 0
+    assert out.stdout.count("Simulated GPU (simulated)") == 2
+    assert gpus[0].uuid in out.stdout
+
+
+def test_a_bad_fake_count_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RIGD_FAKE_GPUS", "two")
+    with pytest.raises(ValueError, match=r"RIGD_FAKE_GPUS='two' must be a number"):
+        inventory()
+    out = run_gpus({"RIGD_FAKE_GPUS": "-1"})
+    assert out.returncode == 2
+    assert "must be 0 or more" in out.stderr
+
+
+def test_without_nvml_the_inventory_is_empty_with_one_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("RIGD_FAKE_GPUS", raising=False)
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml -> ImportError
+    monkeypatch.setattr(_inventory, "_warned", False)
+    with caplog.at_level(logging.INFO, logger="rigd.gpu._inventory"):
+        assert inventory() == ()
+        assert inventory() == ()
+    lines = [r for r in caplog.records if "no GPUs" in r.getMessage()]
+    assert len(lines) == 1
+    assert "NVML is not installed" in lines[0].getMessage()
+
+
+def test_a_driver_that_fails_gives_an_empty_inventory(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class NVMLError(Exception):
+        pass
+
+    def fail() -> None:
+        raise NVMLError("Driver Not Loaded")
+
+    fake = types.SimpleNamespace(NVMLError=NVMLError, nvmlInit=fail)
+    monkeypatch.delenv("RIGD_FAKE_GPUS", raising=False)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(_inventory, "_warned", False)
+    with caplog.at_level(logging.INFO, logger="rigd.gpu._inventory"):
+        assert inventory() == ()
+    assert "Driver Not Loaded" in caplog.text
+    assert "is the NVIDIA driver loaded?" in caplog.text
+
+
+@pytest.mark.gpu
+def test_nvml_lists_the_real_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("pynvml", reason="needs nvidia-ml-py (the gpu extra)")
+    monkeypatch.delenv("RIGD_FAKE_GPUS", raising=False)
+    gpus = inventory()
+    if not gpus:
+        pytest.skip("no NVIDIA GPU on this machine")
+    for gpu in gpus:
+        assert gpu.uuid.startswith(("GPU-", "MIG-"))
+        assert gpu.memory_total > 0
+        assert 0 <= gpu.memory_free <= gpu.memory_total
+        assert not gpu.simulated
+    out = run_gpus({})
+    assert gpus[0].uuid in out.stdout
