@@ -256,10 +256,11 @@ def exit_actor() -> None:
 def get_gpu_ids() -> list[int]:
     """Return the GPU ids assigned to this actor or task (empty when none).
 
-    Ids are read from ``CUDA_VISIBLE_DEVICES``, which rigd sets before the
-    worker's code runs; a CPU-only worker has none.
+    The ids are the GPUs' indexes as NVML numbers them. rigd sets them, with
+    ``CUDA_VISIBLE_DEVICES`` (the GPUs' UUIDs), before the worker's code
+    runs; a CPU-only worker has none.
     """
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    if not _session.in_worker() or not visible:
+    if not _session.in_worker():
         return []
-    return list(range(len([v for v in visible.split(",") if v])))
+    ids = os.environ.get(_session.GPU_IDS_ENV, "")
+    return [int(i) for i in ids.split(",") if i]

@@ -47,6 +47,7 @@ from rigd._exceptions import (
 from rigd.actors._events import TaskLog, TaskState
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._options import ActorOptions
+from rigd.actors._session import GPU_IDS_ENV
 from rigd.actors._wire import (
     FrameReader,
     dumps,
@@ -55,6 +56,8 @@ from rigd.actors._wire import (
     recv_nowait,
     sweep_segments,
 )
+from rigd.gpu._inventory import GpuInfo
+from rigd.gpu._placement import GpuPool
 
 __all__ = ["Head"]
 
@@ -124,6 +127,7 @@ class _Actor:
     terminating: bool = False
     cpus: float = 0.0
     restarts: int = 0
+    gpus: tuple[GpuInfo, ...] = ()
 
 
 @dataclass(eq=False, slots=True)
@@ -147,16 +151,15 @@ class Head:
         session_dir: where the socket files live (created by the caller).
         shm_prefix: the prefix of the session's shared-memory segments.
         total_cpus: the CPUs actors and tasks may reserve.
-        total_gpus: the GPUs actors and tasks may reserve.
+        gpus: the GPUs actors may reserve, and what each has free.
     """
 
-    def __init__(
-        self, session_dir: str, shm_prefix: str, total_cpus: float, total_gpus: float
-    ) -> None:
+    def __init__(self, session_dir: str, shm_prefix: str, total_cpus: float, gpus: GpuPool) -> None:
         self.session_dir = session_dir
         self.shm_prefix = shm_prefix
         self.total_cpus = total_cpus
-        self.total_gpus = total_gpus
+        self._gpus = gpus
+        self.total_gpus = gpus.total
         self._cpus_free = total_cpus
         self._path = os.path.join(session_dir, "head.sock")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -334,6 +337,19 @@ class Head:
         self._refill_spares()
         return worker
 
+    def _worker_for(self, actor: _Actor) -> _Worker:
+        """A worker for ``actor``: a spare, or for a GPU actor a new process
+        whose CUDA_VISIBLE_DEVICES names its GPUs (set before CUDA loads)."""
+        if not actor.gpus:
+            return self._take_worker()
+        return self._spawn_worker(
+            {
+                "CUDA_VISIBLE_DEVICES": ",".join(g.uuid for g in actor.gpus),
+                "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+                GPU_IDS_ENV: ",".join(str(g.index) for g in actor.gpus),
+            }
+        )
+
     def _refill_spares(self) -> None:
         # One spare starting at a time: a burst of creations must not
         # compete with spares for the CPUs.
@@ -483,14 +499,12 @@ class Head:
                 ok=False,
             )
             return
-        if options.num_gpus > self.total_gpus:
+        impossible = self._gpus.impossible(float(options.num_gpus))
+        if impossible is not None:
             self._reply(
                 peer,
                 req_id,
-                ResourceUnavailableError(
-                    f"actor {class_name} asks for num_gpus={options.num_gpus} but this runtime has "
-                    f"{self.total_gpus:g} GPUs; run it on a machine with a GPU, or ask for none"
-                ),
+                ResourceUnavailableError(f"actor {class_name} asks for {impossible}"),
                 ok=False,
             )
             return
@@ -516,9 +530,14 @@ class Head:
                 continue
             if actor.cpus > self._cpus_free:
                 return  # waits, as in Ray, until an actor or task frees CPUs
+            if actor.options.num_gpus:
+                gpus = self._gpus.allocate(float(actor.options.num_gpus))
+                if gpus is None:
+                    return  # waits until an actor frees a GPU
+                actor.gpus = gpus
             self._pending_actors.popleft()
             self._cpus_free -= actor.cpus
-            worker = self._take_worker()
+            worker = self._worker_for(actor)
             worker.actor = actor
             actor.worker = worker
             actor.state = ActorState.STARTING
@@ -593,7 +612,7 @@ class Head:
         actor.death_waiters.clear()
         actor.state = ActorState.STARTING
         actor.address = None
-        worker = self._take_worker()
+        worker = self._worker_for(actor)  # on the same GPUs, if it has any
         worker.actor = actor
         actor.worker = worker
         self._send_worker(worker, actor.start_message)
@@ -611,6 +630,9 @@ class Head:
         actor.death_reason = reason
         if was_running:
             self._cpus_free += actor.cpus
+        if actor.gpus:
+            self._gpus.release(actor.gpus, float(actor.options.num_gpus))
+            actor.gpus = ()
         if actor.options.name is not None:
             key = (actor.namespace, actor.options.name)
             if self._names.get(key) is actor:

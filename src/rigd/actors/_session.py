@@ -36,6 +36,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SESSION_PREFIX = "rigd-"
+# Set by the head in a GPU actor's process: the indexes of its GPUs (NVML numbering),
+# what rigd.get_gpu_ids() returns.
+GPU_IDS_ENV = "RIGD_GPU_IDS"
 
 _lock = threading.RLock()
 _runtime: Runtime | None = None
@@ -99,7 +102,11 @@ def init(
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
         sweep_stale_sessions()
         cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
-        gpus = float(num_gpus if num_gpus is not None else 0)
+        from rigd.gpu import inventory
+        from rigd.gpu._placement import GpuPool
+
+        pool = GpuPool(inventory(), cap=num_gpus)
+        gpus = pool.total
         token = f"{os.getpid()}-{os.urandom(3).hex()}"
         session_dir = tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{token}-")
         os.chmod(session_dir, 0o700)
@@ -108,7 +115,7 @@ def init(
         from rigd.actors._head import Head
 
         try:
-            head = Head(session_dir, shm_prefix, cpus, gpus)
+            head = Head(session_dir, shm_prefix, cpus, pool)
             runtime = Runtime(
                 session_dir,
                 shm_prefix,
