@@ -93,3 +93,44 @@ def test_nvml_lists_the_real_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
         assert not gpu.simulated
     out = run_gpus({})
     assert gpus[0].uuid in out.stdout
+
+
+def test_cuda_uuids_are_spelled_as_nvml_spells_them() -> None:
+    from rigd.gpu import cuda_uuid
+
+    raw = bytes.fromhex("8f1c9e2ab3d44e7f9a0b1c2d3e4f5061")
+    assert cuda_uuid(raw) == "GPU-8f1c9e2a-b3d4-4e7f-9a0b-1c2d3e4f5061"
+
+
+def test_without_cupy_numpy_does_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from rigd.gpu import array_module, check_visible_devices
+
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    assert array_module(has_gpu=True) is np
+    assert array_module(has_gpu=False) is np
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-00000000-0000-4000-8000-000000000000")
+    check_visible_devices()  # nothing to check without CuPy: no error
+
+
+@pytest.mark.gpu
+def test_cuda_devices_are_the_assigned_gpus() -> None:
+    cupy = pytest.importorskip("cupy", reason="needs CuPy (the gpu extra)")
+    pytest.importorskip("pynvml", reason="needs nvidia-ml-py (the gpu extra)")
+    import rigd
+
+    gpus = inventory()
+    if not gpus:
+        pytest.skip("no NVIDIA GPU on this machine")
+
+    @rigd.remote(num_gpus=1)
+    class OnGpu:
+        def uuid(self) -> str:
+            from rigd.gpu import cuda_uuid
+
+            return cuda_uuid(cupy.cuda.runtime.getDeviceProperties(0)["uuid"])
+
+    rigd.init()
+    actor = OnGpu.remote()
+    assert rigd.get(actor.uuid.remote()) in {g.uuid for g in gpus}

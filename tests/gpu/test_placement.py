@@ -69,8 +69,11 @@ def test_a_request_that_can_be_met_later_waits(two_gpus: list[str]) -> None:
     ref = waiting.environment.remote()
     ready, _ = rigd.wait([ref], timeout=1.0)
     assert ready == []
-    (info,) = [a for a in rigd.state.list_actors() if a.actor_id == waiting._actor_id]
+    infos = {a.actor_id: a for a in rigd.state.list_actors()}
+    info = infos[waiting._actor_id]
     assert info.state == "pending"
+    assert info.waiting_for == "num_gpus=1: free now GPU 0: 0, GPU 1: 0"
+    assert sorted(infos[h._actor_id].gpu_ids for h in holders) == [(0,), (1,)]
     freed = rigd.get(holders[1].environment.remote())["ids"]
     rigd.kill(holders[1])
     assert rigd.get(ref, timeout=60)["ids"] == freed

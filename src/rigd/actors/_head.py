@@ -717,10 +717,24 @@ class Head:
                     "detached": a.options.detached,
                     "death_reason": a.death_reason,
                     "restarts": a.restarts,
+                    "num_gpus": float(a.options.num_gpus),
+                    "gpu_ids": tuple(g.index for g in a.gpus),
+                    "waiting_for": self._waiting_for(a),
                 }
                 for a in self._actors.values()
             ],
         )
+
+    def _waiting_for(self, actor: _Actor) -> str | None:
+        """Why a pending actor has not started, in words (None if it has)."""
+        if actor.state is not ActorState.PENDING:
+            return None
+        if actor.cpus > self._cpus_free:
+            return f"num_cpus={actor.cpus:g}: {self._cpus_free:g} CPUs free"
+        if actor.options.num_gpus:
+            free = ", ".join(f"GPU {i}: {f:g}" for i, f in self._gpus.free.items())
+            return f"num_gpus={actor.options.num_gpus:g}: free now {free or 'none'}"
+        return "its turn: actors ahead of it are waiting"
 
     def _on_kill(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         _, req_id, actor_id, no_restart = message

@@ -23,6 +23,11 @@ class ActorInfo:
     detached: bool
     death_reason: str | None
     restarts: int
+    #: What it asked for, and the GPUs (NVML indexes) it was given.
+    num_gpus: float = 0.0
+    gpu_ids: tuple[int, ...] = ()
+    #: Why a pending actor waits (the resource it needs and what is free).
+    waiting_for: str | None = None
 
 
 def list_actors(*, state: str | None = None, class_name: str | None = None) -> list[ActorInfo]:

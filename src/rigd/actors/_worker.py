@@ -148,6 +148,12 @@ class _ActorServer:
         self.loop: Any = None  # an async actor's event loop
         self.exit_request: tuple[ExitKind, socket.socket | None, int | None] | None = None
         try:
+            if os.environ.get(_session.GPU_IDS_ENV):
+                # A GPU actor: make sure CUDA's devices are the GPUs assigned
+                # (NVML and CUDA number them differently) before it runs.
+                from rigd.gpu import check_visible_devices
+
+                check_visible_devices()
             cls = pickle.loads(cls_body)
             args, kwargs = loads(args_body)
             self.instance = cls(*args, **kwargs)

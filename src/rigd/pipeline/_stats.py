@@ -9,19 +9,9 @@ import numpy as np
 
 import rigd
 from rigd.actors import Actor
+from rigd.gpu import array_module
 
 __all__ = ["FrameStats"]
-
-
-def _array_module() -> Any:
-    """CuPy when this actor was given a GPU and CuPy is installed; numpy otherwise."""
-    if rigd.get_gpu_ids():
-        try:
-            import cupy
-        except ImportError:
-            return np
-        return cupy
-    return np
 
 
 class FrameStats(Actor):
@@ -45,7 +35,7 @@ class FrameStats(Actor):
         return {"stats": ((3,), np.dtype(np.float64).str)}
 
     def setup(self) -> None:
-        self._xp = _array_module()
+        self._xp = array_module(bool(rigd.get_gpu_ids()))
         self.backend = self._xp.__name__
         self._row = np.empty(3, np.float64)
 
