@@ -91,3 +91,78 @@ def test_without_gpus_a_gpu_actor_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     rigd.init()
     with pytest.raises(ResourceUnavailableError, match="no GPUs"):
         Probe.options(num_gpus=0.25).remote()
+
+
+@rigd.remote
+class Uploads:
+    def run(self) -> dict[str, Any]:
+        import numpy as np
+
+        from rigd.gpu import DeviceFrames
+
+        frames = DeviceFrames((4, 4), np.uint16)
+        host = np.arange(16, dtype=np.uint16).reshape(4, 4)
+        device, stream = frames.upload(host)
+        with stream:
+            total = int(device.sum())
+        return {
+            "simulated": os.environ.get("RIGD_SIMULATED_GPUS"),
+            "on_gpu": frames.on_gpu,
+            "same_memory": device is host,
+            "total": total,
+        }
+
+
+def test_on_simulated_gpus_the_same_code_runs_on_numpy(two_gpus: list[str]) -> None:
+    rigd.init()
+    result = rigd.get(Uploads.options(num_gpus=1).remote().run.remote())
+    # Simulated GPUs never reach CUDA: no device check, no pinning, numpy.
+    assert result == {"simulated": "1", "on_gpu": False, "same_memory": True, "total": 120}
+
+
+def test_a_ring_exposes_its_slots_for_pinning() -> None:
+    import ctypes
+    import mmap
+
+    import numpy as np
+
+    from rigd.storage import FrameRing
+
+    with FrameRing.create("pinme", (64, 64), np.uint16, slot_count=4) as ring:
+        address, nbytes = ring.slot_memory()
+        assert address % mmap.PAGESIZE == 0
+        assert nbytes >= 4 * 64 * 64 * 2
+        writer = ring.writer()
+        writer.put(np.full((64, 64), 7, np.uint16))
+        first = (ctypes.c_uint16 * 4).from_address(address)
+        assert list(first) == [7, 7, 7, 7]  # slot 0 starts at the address
+        writer.close()
+
+
+@pytest.mark.gpu
+def test_pinned_slots_and_stream_copies_on_a_real_gpu(tmp_path: Any) -> None:
+    cupy = pytest.importorskip("cupy", reason="needs CuPy (the gpu extra)")
+    import numpy as np
+
+    from rigd.gpu import DeviceFrames, register_pinned
+    from rigd.storage import FrameRing
+
+    if not os.environ.get("CUDA_VISIBLE_DEVICES") and cupy.cuda.runtime.getDeviceCount() < 1:
+        pytest.skip("no CUDA device")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
+    with FrameRing.create("pinned", (2048, 2048), np.uint16, slot_count=4) as ring:
+        unregister = register_pinned(*ring.slot_memory())
+        assert unregister is not None
+        try:
+            frames = DeviceFrames((2048, 2048), np.uint16)
+            assert frames.on_gpu
+            writer, reader = ring.writer(), ring.reader()
+            for k in range(4):
+                writer.put(np.full((2048, 2048), k, np.uint16), frame_id=k)
+                with reader.read(timeout=5) as frame:
+                    device, stream = frames.upload(frame.array)
+                with stream:
+                    assert int(device.max()) == k
+            writer.close()
+        finally:
+            unregister()

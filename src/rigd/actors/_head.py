@@ -56,7 +56,7 @@ from rigd.actors._wire import (
     recv_nowait,
     sweep_segments,
 )
-from rigd.gpu._inventory import GpuInfo
+from rigd.gpu._inventory import SIMULATED_GPUS_ENV, GpuInfo
 from rigd.gpu._placement import GpuPool
 
 __all__ = ["Head"]
@@ -347,6 +347,8 @@ class Head:
                 "CUDA_VISIBLE_DEVICES": ",".join(g.uuid for g in actor.gpus),
                 "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
                 GPU_IDS_ENV: ",".join(str(g.index) for g in actor.gpus),
+                # Simulated GPUs (RIGD_FAKE_GPUS): CUDA must not be asked.
+                SIMULATED_GPUS_ENV: "1" if any(g.simulated for g in actor.gpus) else "",
             }
         )
 

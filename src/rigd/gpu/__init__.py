@@ -1,15 +1,23 @@
 """GPUs: the inventory (NVML, or simulated with ``RIGD_FAKE_GPUS``), placement,
 and CUDA through CuPy (optional: without it, the same code runs on numpy).
 
-Pinned rings come with the rest of the GPU issue.
+A GPU actor's input rings are registered as pinned memory when it attaches,
+and ``DeviceFrames`` moves their slots to the device with double buffering.
 """
 
-from rigd.gpu._cuda import array_module, check_visible_devices, cuda_uuid
+from rigd.gpu._cuda import (
+    DeviceFrames,
+    array_module,
+    check_visible_devices,
+    cuda_uuid,
+    register_pinned,
+)
 from rigd.gpu._inventory import FAKE_GPUS_ENV, GpuInfo, MigInstance, inventory
 from rigd.gpu._placement import GpuPool
 
 __all__ = [
     "FAKE_GPUS_ENV",
+    "DeviceFrames",
     "GpuInfo",
     "GpuPool",
     "MigInstance",
@@ -17,4 +25,5 @@ __all__ = [
     "check_visible_devices",
     "cuda_uuid",
     "inventory",
+    "register_pinned",
 ]

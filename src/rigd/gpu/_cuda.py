@@ -12,12 +12,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["array_module", "check_visible_devices", "cuda_uuid"]
+from rigd.gpu._inventory import SIMULATED_GPUS_ENV
+
+__all__ = [
+    "DeviceFrames",
+    "array_module",
+    "check_visible_devices",
+    "cuda_uuid",
+    "register_pinned",
+]
+
+_HOST_REGISTER_PORTABLE = 1
 
 log = logging.getLogger(__name__)
 
 
 def _cupy() -> Any:
+    """CuPy, or None without it, or on simulated GPUs (where CUDA has no device)."""
+    if os.environ.get(SIMULATED_GPUS_ENV):
+        return None
     try:
         import cupy
     except ImportError:
@@ -71,3 +84,73 @@ def check_visible_devices() -> None:
                 "run on a GPU that was not assigned (check CUDA_DEVICE_ORDER and the driver)"
             )
     log.debug("CUDA devices match the assigned GPUs: %s", visible)
+
+
+def register_pinned(address: int, nbytes: int) -> Any:
+    """Register host memory (a ring's slots) as pinned, portable across devices.
+
+    Returns a function that unregisters it, or None when there is no CuPy or
+    no GPU (nothing to do: the same code then runs on numpy).
+    """
+    cupy = _cupy()
+    if cupy is None or not os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return None
+    runtime = cupy.cuda.runtime
+    runtime.hostRegister(address, nbytes, _HOST_REGISTER_PORTABLE)
+
+    def unregister() -> None:
+        runtime.hostUnregister(address)
+
+    return unregister
+
+
+class DeviceFrames:
+    """Frames to the device with double buffering: the copy of frame k+1 runs
+    on one CUDA stream while the kernels on frame k run on the other.
+
+    ``upload(view)`` copies a (pinned) ring slot into the next device buffer
+    on that buffer's stream, waits for the copy only (so the slot can be
+    released at once), and returns the device array and its stream: launch
+    the frame's kernels on that stream (``with stream:``). Without CuPy it
+    returns the view itself (no copy) and a stream that does nothing.
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any, buffers: int = 2) -> None:
+        self._cupy = _cupy() if os.environ.get("CUDA_VISIBLE_DEVICES") else None
+        self._next = 0
+        if self._cupy is None:
+            self._buffers: list[Any] = []
+            self._streams: list[Any] = []
+            return
+        cupy = self._cupy
+        self._buffers = [cupy.empty(shape, dtype) for _ in range(buffers)]
+        self._streams = [cupy.cuda.Stream(non_blocking=True) for _ in range(buffers)]
+
+    @property
+    def on_gpu(self) -> bool:
+        return self._cupy is not None
+
+    def upload(self, host: np.ndarray[Any, Any]) -> tuple[Any, Any]:
+        if self._cupy is None:
+            return host, _NoStream()
+        index = self._next
+        self._next = (index + 1) % len(self._buffers)
+        stream = self._streams[index]
+        device = self._buffers[index]
+        # The buffer's previous kernels ran on this stream: the copy queues
+        # after them, so a frame is never overwritten while in use.
+        device.set(host, stream=stream)
+        copied = stream.record()
+        copied.synchronize()
+        return device, stream
+
+
+class _NoStream:
+    def __enter__(self) -> _NoStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def synchronize(self) -> None:
+        return None

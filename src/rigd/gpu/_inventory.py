@@ -15,11 +15,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FAKE_GPUS_ENV", "GpuInfo", "MigInstance", "inventory"]
+__all__ = ["FAKE_GPUS_ENV", "SIMULATED_GPUS_ENV", "GpuInfo", "MigInstance", "inventory"]
 
 log = logging.getLogger(__name__)
 
 FAKE_GPUS_ENV = "RIGD_FAKE_GPUS"
+#: Set in the process of an actor placed on simulated GPUs: CUDA is not asked.
+SIMULATED_GPUS_ENV = "RIGD_SIMULATED_GPUS"
 _SIMULATED_MEMORY = 24 * 1024**3
 _warned = False
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import rigd
+from rigd.gpu import register_pinned
 from rigd.storage import FrameRing, RingReader, RingWriter
 
 __all__ = ["InputWiring", "Wiring", "open_endpoints"]
@@ -45,16 +47,25 @@ def open_endpoints(
     rings: list[FrameRing] = []
     readers: dict[str, RingReader] = {}
     writers: dict[str, RingWriter] = {}
+    pinned: list[Callable[[], None]] = []
+    has_gpu = bool(rigd.get_gpu_ids())
     try:
         for name, source in wiring.inputs.items():
             ring = FrameRing.attach(source.segment)
             rings.append(ring)
             readers[name] = ring.reader(source.policy, low_latency=source.low_latency)
+            if has_gpu:
+                # Once, at attach: copies from the slots to the GPU are then DMA.
+                unregister = register_pinned(*ring.slot_memory())
+                if unregister is not None:
+                    pinned.append(unregister)
         for name, segment in wiring.outputs.items():
             ring = FrameRing.attach(segment)
             rings.append(ring)
             writers[name] = ring.writer()
     except BaseException:
+        for unregister in pinned:
+            unregister()
         for reader in readers.values():
             reader.close()
         for ring in rings:
@@ -62,6 +73,8 @@ def open_endpoints(
         raise
 
     def close() -> None:
+        for unregister in pinned:
+            unregister()
         for reader in readers.values():
             reader.close()
         for ring in rings:

@@ -291,6 +291,14 @@ class FrameRing:
         self._data_addr = ctypes.addressof(hdr) + _Header.data_futex.offset
         self._space_addr = ctypes.addressof(hdr) + _Header.space_futex.offset
 
+    def slot_memory(self) -> tuple[int, int]:
+        """The address and size of the slots (page-aligned): what a GPU actor
+        registers as pinned memory, so copies to the device are DMA."""
+        self._check_open()
+        hdr = self._hdr
+        start = ctypes.c_char.from_buffer(self._map, hdr.slots_offset)
+        return ctypes.addressof(start), int(hdr.slot_stride) * self.slot_count
+
     # -- creation and attachment ---------------------------------------------------
 
     @staticmethod
