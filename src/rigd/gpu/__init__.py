@@ -15,9 +15,9 @@ from rigd.gpu._cuda import (
 from rigd.gpu._inventory import FAKE_GPUS_ENV, GpuInfo, MigInstance, inventory
 from rigd.gpu._placement import GpuPool
 
-__all__ = [
-    "FAKE_GPUS_ENV",
+__all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py checks
     "DeviceFrames",
+    "FAKE_GPUS_ENV",
     "GpuInfo",
     "GpuPool",
     "MigInstance",
