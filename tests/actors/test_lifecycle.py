@@ -13,7 +13,7 @@ import pytest
 
 import rigd
 from rigd.exceptions import ActorDiedError
-from tests.helpers import pid_alive, session_files, wait_until
+from tests.helpers import open_gate, pid_alive, session_files, wait_until
 
 
 @rigd.remote
@@ -256,3 +256,20 @@ def test_an_actor_asking_for_busy_cpus_waits_until_they_are_free() -> None:
     assert [a.state for a in rigd.state.list_actors(state="pending")] == ["pending"]
     rigd.kill(big)
     assert rigd.get(ref, timeout=10) == "pong"
+
+
+@rigd.remote
+class SlowToStart:
+    def __init__(self, gate: str) -> None:
+        with open(gate, "rb") as f:  # held here until the test opens the gate
+            f.read(1)
+
+    def work(self) -> str:
+        return "done"
+
+
+def test_a_call_made_on_a_handle_dropped_while_the_actor_starts_still_runs(gate: str) -> None:
+    # The handle is gone at once; the call waits for the actor to start.
+    ref = SlowToStart.remote(gate).work.remote()
+    open_gate(gate)
+    assert rigd.get(ref, timeout=60) == "done"

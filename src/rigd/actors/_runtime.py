@@ -158,6 +158,10 @@ class ActorChannel:
     read_lock: threading.Lock = field(default_factory=threading.Lock)
     call_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     error: BaseException | None = None
+    # The last handle went away while calls still waited to be sent (the
+    # actor was starting): tell the head once they are sent, not before, or
+    # it would end the actor under them.
+    release_due: bool = False
     released: bool = False
     max_task_retries: int = 0
     incarnation: int = 0
@@ -322,22 +326,28 @@ class Runtime:
                     self._handle_counts[actor_id] = count
                     continue
                 self._handle_counts.pop(actor_id, None)
-                self._close_channel(actor_id)
-                self.head_notice(Msg.RELEASE, actor_id)
+                if self._close_channel(actor_id):
+                    self.head_notice(Msg.RELEASE, actor_id)
 
-    def _close_channel(self, actor_id: str) -> None:
+    def _close_channel(self, actor_id: str) -> bool:
+        """Close this process's channel to the actor; False if calls still wait
+        to be sent (the head then hears of the release once they are)."""
         channel = self._channels.get(actor_id)
         if channel is None:
-            return
+            return True
         with channel.lock:
             channel.released = True
-            if channel.pending or channel.outbox:
-                return  # replies still due: closed once they are in
+            if channel.outbox and channel.state is not ChannelState.DEAD:
+                channel.release_due = True
+                return False
+            if channel.pending:
+                return True  # replies still due: closed once they are in
             if channel.sock is not None:
                 self._shut_channel_socket(channel)
         with self._channels_lock:
             if self._channels.get(actor_id) is channel:
                 del self._channels[actor_id]
+        return True
 
     def _shut_channel_socket(self, channel: ActorChannel) -> None:
         assert channel.sock is not None
@@ -479,6 +489,14 @@ class Runtime:
 
     def _flush(self, channel: ActorChannel) -> None:
         """Send what can leave the outbox, in order (I/O thread)."""
+        try:
+            self._send_outbox(channel)
+        finally:
+            if channel.release_due and not channel.outbox:
+                channel.release_due = False
+                self.head_notice(Msg.RELEASE, channel.actor_id)
+
+    def _send_outbox(self, channel: ActorChannel) -> None:
         with channel.lock:
             while channel.outbox:
                 out = channel.outbox[0]
