@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+from rigd._proc import pid_alive
 from rigd.actors._runtime import Runtime
 from rigd.actors._wire import SHM_DIR, sweep_segments
 
@@ -185,24 +186,6 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs; a zombie (dead, not yet reaped) counts as dead."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _owner_pid(name: str) -> int | None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from rigd._exceptions import ActorDiedError, TaskCancelledError
+from rigd._proc import pid_alive
 from rigd.actors import _context, _session
 from rigd.actors._context import ActorExit
 from rigd.actors._events import TaskState
@@ -89,7 +90,7 @@ def _die_with_parent(session_dir: str, parent_pid: int) -> None:
     def on_sigterm(signum: int, frame: object) -> None:
         deadline = time.monotonic() + PARENT_EXIT_WAIT_S
         while time.monotonic() < deadline:
-            if not _session.pid_alive(parent_pid):
+            if not pid_alive(parent_pid):
                 _session.cleanup_after_lost_head(
                     session_dir, os.path.basename(session_dir) + "-", owner_dead=True
                 )

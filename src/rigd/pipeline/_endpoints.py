@@ -49,6 +49,15 @@ def open_endpoints(
     writers: dict[str, RingWriter] = {}
     pinned: list[Callable[[], None]] = []
     has_gpu = bool(rigd.get_gpu_ids())
+
+    def close() -> None:
+        for unregister in pinned:
+            unregister()
+        for reader in readers.values():
+            reader.close()
+        for ring in rings:
+            ring.close()
+
     try:
         for name, source in wiring.inputs.items():
             ring = FrameRing.attach(source.segment)
@@ -64,20 +73,6 @@ def open_endpoints(
             rings.append(ring)
             writers[name] = ring.writer()
     except BaseException:
-        for unregister in pinned:
-            unregister()
-        for reader in readers.values():
-            reader.close()
-        for ring in rings:
-            ring.close()
+        close()
         raise
-
-    def close() -> None:
-        for unregister in pinned:
-            unregister()
-        for reader in readers.values():
-            reader.close()
-        for ring in rings:
-            ring.close()
-
     return readers, writers, close

@@ -88,8 +88,8 @@ class HDF5Recorder(Actor):
             streams = [
                 StreamSpec(
                     name,
-                    reader._ring.shape,
-                    reader._ring.dtype,
+                    reader.shape,
+                    reader.dtype,
                     compression=self.compression,
                     latency_trace=self.latency_trace,
                 )
@@ -141,25 +141,26 @@ class HDF5Recorder(Actor):
             return False
         except RingBrokenError:
             return False  # the writer died; it may come back
+        latest = name in self._latest
         try:
             self._note_overruns(name, reader, frame.frame_id)
-            if name in self._latest:
-                # A latest reader can be lapped while it holds the slot: copy,
-                # then keep the copy only if the slot was not overwritten.
+            if latest:
+                # A latest reader can be lapped while it holds the slot: copy
+                # now, keep the copy only if the slot was not overwritten.
                 data = np.array(frame.array, copy=True)
-                ok = reader.release(frame)
-                if ok:
-                    writer.write(name, data, frame.frame_id, frame.timestamp_ns)
-                return True
-            writer.write(name, frame.array, frame.frame_id, frame.timestamp_ns)
+            else:
+                writer.write(name, frame.array, frame.frame_id, frame.timestamp_ns)
         finally:
-            if reader._held is frame:
-                reader.release(frame)
+            intact = reader.release(frame)
+        if latest:
+            if not intact:
+                return True  # a torn read: the ring counted it as dropped
+            writer.write(name, data, frame.frame_id, frame.timestamp_ns)
         self._next_id[name] = frame.frame_id + 1
         return True
 
     def _note_overruns(self, name: str, reader: Any, frame_id: int) -> None:
-        dropped = int(reader._rec.frames_dropped)
+        dropped = reader.frames_dropped
         if dropped > self._dropped_seen[name]:
             self._dropped_seen[name] = dropped
             expected = self._next_id[name]

@@ -35,6 +35,7 @@ from rigd.actors import ActorHandle
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
 from rigd.pipeline._plan import Plan
+from rigd.state import ActorInfo
 from rigd.storage import FrameRing, recover_run, remove_stale_rings
 
 __all__ = ["LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
@@ -81,6 +82,11 @@ class RunReport:
     restarts: Mapping[str, int]
     failure: str | None = None
     recordings: tuple[Mapping[str, Any], ...] = field(default=())
+
+
+def _actor_infos() -> dict[str, ActorInfo]:
+    """The session's actors by id, as the head knows them now."""
+    return {info.actor_id: info for info in rigd.state.list_actors()}
 
 
 class Pipeline:
@@ -243,7 +249,7 @@ class Pipeline:
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> PipelineStatus:
-        infos = {i.actor_id: i for i in rigd.state.list_actors()}
+        infos = _actor_infos()
         actors: dict[str, dict[str, Any]] = {}
         for name, handle in self._handles.items():
             info = infos.get(handle._actor_id)
@@ -348,7 +354,7 @@ class Pipeline:
         while not self._stopped.wait(_MONITOR_S):
             if self.state != "running":
                 continue
-            infos = {i.actor_id: i for i in rigd.state.list_actors()}
+            infos = _actor_infos()
             for name, handle in list(self._handles.items()):
                 info = infos.get(handle._actor_id)
                 if info is None or info.state == "dead":
@@ -396,7 +402,7 @@ class Pipeline:
         threading.Thread(target=self.stop, name="rigd-supervisor-stop", daemon=True).start()
 
     def _alive(self, name: str) -> bool:
-        infos = {i.actor_id: i for i in rigd.state.list_actors()}
+        infos = _actor_infos()
         info = infos.get(self._handles[name]._actor_id)
         return info is not None and info.state == "alive"
 
@@ -443,7 +449,7 @@ class Pipeline:
             self._monitor.join()
         restarts = dict(self._restarts)
         with contextlib.suppress(Exception):
-            infos = {i.actor_id: i for i in rigd.state.list_actors()}
+            infos = _actor_infos()
             for name, handle in self._handles.items():
                 info = infos.get(handle._actor_id)
                 if info is not None:

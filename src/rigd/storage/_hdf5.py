@@ -48,7 +48,7 @@ import string
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -333,7 +333,8 @@ class _Stream:
         self.offsets: list[int | None] = []
         self.spare: list[np.ndarray[Any, Any]] = []
 
-    def new_staging(self) -> np.ndarray[Any, Any]:
+    def new_chunk(self) -> np.ndarray[Any, Any]:
+        """A chunk-sized buffer (staging for small frames, or for the I/O thread)."""
         if self.spare:
             return self.spare.pop()
         return np.zeros((self.k, *self.spec.shape), self.spec.dtype)
@@ -477,7 +478,7 @@ class RunWriter:
                 if n % state.k:
                     # Carry the partial last chunk on, so it is completed, not lost.
                     first = n - n % state.k
-                    state.staging = state.new_staging()
+                    state.staging = state.new_chunk()
                     state.staging[: n % state.k] = frames[first:n]
                 streams[spec.name] = state
             self._streams = streams
@@ -755,7 +756,7 @@ class RunWriter:
                 self._submit(state, index, 1, np.array(frame, copy=True))
         else:
             if state.staging is None:
-                state.staging = state.new_staging()
+                state.staging = state.new_chunk()
             state.staging[index % k] = frame
             if index % k == k - 1:
                 chunk, state.staging = state.staging, None
@@ -813,7 +814,7 @@ class RunWriter:
         if owned and data.shape[0] == state.k:
             buffer = data
         else:
-            buffer = state.new_staging()
+            buffer = state.new_chunk()
             np.copyto(buffer.reshape(data.shape), data)
         future = self._io.submit(_pwrite_all, self._fd, buffer, offset)
         state.pending.append((first, count, future, buffer))
@@ -986,10 +987,7 @@ class StreamReader:
         FileNotFoundError: no such file.
         ValueError: not a run file, or no such stream (the message lists them).
         """
-        if read_superblock(path).open_for_write:
-            self._file = h5py.File(path, "r", libver=LIBVER, swmr=True)
-        else:
-            self._file = h5py.File(path, "r")
+        self._file = _open_for_reading(path)
         try:
             groups = {g.name.lstrip("/"): g for g in _stream_groups(self._file)}
             if not groups:
@@ -1067,17 +1065,11 @@ def _start_writeback(fd: int) -> None:
 # -- reading and repairing ---------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _open_for_reading(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
-    """Open a run file, live (SWMR read) when a writer has it open."""
+def _open_for_reading(path: str | os.PathLike[str]) -> h5py.File:
+    """Open a run file read-only, live (SWMR read) when a writer has it open."""
     if read_superblock(path).open_for_write:
-        f = h5py.File(path, "r", libver=LIBVER, swmr=True)
-    else:
-        f = h5py.File(path, "r")
-    try:
-        yield f
-    finally:
-        f.close()
+        return h5py.File(path, "r", libver=LIBVER, swmr=True)
+    return h5py.File(path, "r")
 
 
 def _attr_str(attrs: Any, key: str, default: str = "") -> str:

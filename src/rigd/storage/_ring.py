@@ -62,6 +62,7 @@ from rigd._exceptions import (
     RingLayoutError,
     WouldBlock,
 )
+from rigd._proc import pid_alive
 from rigd.storage._futex import futex_wait, futex_wake
 
 __all__ = [
@@ -171,14 +172,6 @@ class _SlotMeta(ctypes.Structure):
 
 def _round_up(n: int, to: int) -> int:
     return -(-n // to) * to
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,7 +472,7 @@ class FrameRing:
         self._check_open()
         with self._registration():
             pid = int(self._hdr.writer_pid)
-            if pid and pid != os.getpid() and _pid_alive(pid):
+            if pid and pid != os.getpid() and pid_alive(pid):
                 raise RuntimeError(f"ring {self.name!r} already has a writer (pid {pid})")
             self._hdr.writer_pid = os.getpid()
         return RingWriter(self)
@@ -508,7 +501,7 @@ class FrameRing:
                 raise ValueError(f"policy must be 'lossless' or 'latest', got {policy!r}") from None
         with self._registration():
             for index, rec in enumerate(self._readers):
-                if rec.state == _State.ACTIVE and rec.pid and not _pid_alive(rec.pid):
+                if rec.state == _State.ACTIVE and rec.pid and not pid_alive(rec.pid):
                     self._drop_reader(rec)
                 if rec.state != _State.ACTIVE:
                     rec.frames_read = rec.frames_dropped = rec.frames_torn = rec.wakes = 0
@@ -694,7 +687,7 @@ class RingWriter:
                 hdr.writer_waiting = 1
                 if not futex_wait(ring._space_addr, expected, left):
                     for rec in blocking:
-                        if not _pid_alive(int(rec.pid)):
+                        if not pid_alive(int(rec.pid)):
                             ring._drop_reader(rec)
         finally:
             hdr.writer_waiting = 0
@@ -740,6 +733,22 @@ class RingReader:
         self._slack_thread = 0
         # How late this thread's timed sleeps wake, smoothed.
         self._late_ns = 0
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The ring's frame shape."""
+        return self._ring.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The ring's frame dtype."""
+        dtype: np.dtype[Any] = self._ring.dtype
+        return dtype
+
+    @property
+    def frames_dropped(self) -> int:
+        """Frames this reader skipped (latest) or lost to torn reads, so far."""
+        return int(self._rec.frames_dropped)
 
     def get(self, timeout: float | None = None) -> Frame:
         """Return the next frame (lossless) or the newest one (latest).
@@ -833,7 +842,7 @@ class RingReader:
             slept = True
             if not woken:
                 pid = int(hdr.writer_pid)
-                if pid and not _pid_alive(pid) and int(hdr.head) <= int(rec.cursor):
+                if pid and not pid_alive(pid) and int(hdr.head) <= int(rec.cursor):
                     raise RingBrokenError(
                         f"the writer of ring {ring.name!r} (pid {pid}) died; every frame it "
                         "committed was read"
@@ -942,7 +951,7 @@ def remove_stale_rings() -> list[str]:
         if not name.startswith("rigd-") or "-ring-" not in name:
             continue
         pid = name[len("rigd-") :].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(SHM_DIR, name))
                 removed.append(name)
