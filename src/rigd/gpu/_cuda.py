@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from rigd.gpu._inventory import SIMULATED_GPUS_ENV
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "DeviceFrames",
@@ -44,7 +45,11 @@ def array_module(has_gpu: bool) -> Any:
         cupy = _cupy()
         if cupy is not None:
             return cupy
-    return np
+    # Imported here: rigd.init() imports this package for placement, and
+    # numpy would double its start-up.
+    import numpy
+
+    return numpy
 
 
 def cuda_uuid(raw: bytes) -> str:
