@@ -89,11 +89,8 @@ def init(
                 "or pass ignore_reinit_error=True"
             )
         if address == "auto":
-            raise ConnectionError(
-                "rigd.init(address='auto') connects to a running `rigd serve` daemon, and none "
-                "is running on this machine; start one, or call rigd.init() for an embedded "
-                "runtime"
-            )
+            _runtime = _connect_to_daemon(namespace, num_cpus, num_gpus)
+            return _facts(_runtime)
         if address is not None:
             raise ValueError(
                 f"address must be None (embedded) or 'auto' (the local daemon), got {address!r}"
@@ -128,6 +125,44 @@ def init(
             raise
         _head, _runtime = head, runtime
         return _facts(runtime)
+
+
+def _connect_to_daemon(
+    namespace: str | None, num_cpus: float | None, num_gpus: float | None
+) -> Runtime:
+    """Join the local ``rigd serve`` daemon's session as a driver.
+
+    The daemon owns the session: this process's ``shutdown`` only leaves it.
+    Its actors die with this process unless created ``lifetime="detached"``.
+    """
+    from rigd._address import find_daemon, runtime_dir_candidates
+
+    if num_cpus is not None or num_gpus is not None:
+        raise ValueError(
+            "num_cpus and num_gpus are the daemon's to set (its service config); "
+            "leave them out with address='auto'"
+        )
+    address = find_daemon()
+    if address is None:
+        places = ", ".join(str(p) for p in runtime_dir_candidates())
+        raise ConnectionError(
+            "rigd.init(address='auto') connects to a running `rigd serve` daemon, and none "
+            f"is running on this machine (no live daemon.json in {places}); start one "
+            "(`rigd serve` or `systemctl start rigd`), set RIGD_ADDRESS to its runtime "
+            "directory, or call rigd.init() for an embedded runtime"
+        )
+    try:
+        return Runtime(
+            address.session_dir,
+            address.shm_prefix,
+            namespace or _anonymous_namespace(),
+            totals={"CPU": address.num_cpus, "GPU": address.num_gpus},
+        )
+    except OSError as exc:
+        raise ConnectionError(
+            f"the rigd daemon (pid {address.pid}) could not be reached at "
+            f"{address.session_dir}: {exc}; is this the daemon's user?"
+        ) from exc
 
 
 def _facts(runtime: Runtime) -> dict[str, Any]:
@@ -178,8 +213,11 @@ def shutdown() -> None:
         _runtime, _head = None, None
         if runtime is None:
             return
-        if head is not None:
-            head.stop()
+        if head is None:
+            # A driver of the daemon's session: leave it; the daemon owns its files.
+            runtime.close()
+            return
+        head.stop()
         runtime.close()
         shutil.rmtree(runtime.session_dir, ignore_errors=True)
         sweep_segments(runtime.shm_prefix)

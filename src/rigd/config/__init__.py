@@ -1,4 +1,5 @@
-"""Typed configuration: pipeline files (YAML, validated) and the bundled pipelines."""
+"""Typed configuration: pipeline files and the service config (YAML, validated), and the
+bundled pipelines."""
 
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from rigd.config._pipeline_file import (
     RunConfig,
     load_pipeline,
 )
+from rigd.config._service_file import ServiceConfig, ServiceConfigError, load_service_config
 
 #: The pipelines that ship with rigd (``demo.yaml``: what ``rigd run`` runs).
 BUNDLED_PIPELINES = Path(__file__).parent / "pipelines"
@@ -27,5 +29,8 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "RealtimeConfig",
     "RecordingConfig",
     "RunConfig",
+    "ServiceConfig",
+    "ServiceConfigError",
     "load_pipeline",
+    "load_service_config",
 ]

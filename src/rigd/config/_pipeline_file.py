@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
 import yaml
@@ -55,6 +55,7 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ENDPOINT = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*$")
 _LINK = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*->\s*({_NAME})\.({_NAME})\s*$")
 Name = Annotated[str, Field(pattern=rf"^{_NAME}$")]
+_M = TypeVar("_M", bound="BaseModel")
 
 
 class PipelineFileError(RigdError, ValueError):
@@ -236,19 +237,45 @@ def load_pipeline(source: str | Path, *, text: str | None = None) -> PipelineFil
     path = str(source)
     if text is None:
         text = Path(source).read_text()
+    config, lines = validate_yaml(
+        PipelineConfig,
+        path,
+        text,
+        PipelineFileError,
+        "a pipeline file is a mapping with an 'actors' list",
+    )
+    return PipelineFile(config, text, path, lines)
+
+
+def validate_yaml(
+    model: type[_M],
+    path: str,
+    text: str,
+    error: type[PipelineFileError],
+    shape: str,
+) -> tuple[_M, dict[tuple[Any, ...], int]]:
+    """Parse ``text`` as YAML and validate it as ``model``.
+
+    Returns:
+        The model, and the line of each key.
+
+    Raises:
+        error: the YAML or its keys are wrong, one problem per line, each
+        naming ``path``, the line and the key.
+    """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""
-        raise PipelineFileError([f"{path}{line}: not valid YAML: {exc}"]) from None
+        raise error([f"{path}{line}: not valid YAML: {exc}"]) from None
     if not isinstance(data, dict) or root is None:
-        raise PipelineFileError([f"{path}: a pipeline file is a mapping with an 'actors' list"])
+        raise error([f"{path}: {shape}"])
     lines: dict[tuple[Any, ...], int] = {}
     _node_lines(root, (), lines)
     try:
-        config = PipelineConfig.model_validate(data)
+        config = model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise PipelineFileError(list(_pydantic_problems(exc, path, lines))) from None
-    return PipelineFile(config, text, path, lines)
+        raise error(list(_pydantic_problems(exc, path, lines))) from None
+    return config, lines

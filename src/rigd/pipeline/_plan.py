@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,8 +85,16 @@ def _actor_class(value: Any) -> Any:
     return getattr(value, "_cls", value)
 
 
-def plan_pipeline(source: str | Path | PipelineFile) -> Plan:
+def plan_pipeline(
+    source: str | Path | PipelineFile, *, allowed_modules: Sequence[str] | None = None
+) -> Plan:
     """Load (if needed) and check a pipeline; return its plan.
+
+    Args:
+        source: a pipeline file's path, or a loaded file.
+        allowed_modules: if given, the module prefixes classes may come from;
+            a class from any other module is refused before it is imported
+            (the daemon's guard against running arbitrary code).
 
     Raises:
         FileNotFoundError: no such file.
@@ -132,6 +140,16 @@ def plan_pipeline(source: str | Path | PipelineFile) -> Plan:
     classes: dict[str, type[Actor]] = {}
     for name, actor in actors.items():
         key = ("actors", index[name], "class") if index[name] >= 0 else ("record",)
+        module = actor.class_path.rpartition(".")[0]
+        if allowed_modules is not None and not any(
+            module == p or module.startswith(p + ".") for p in allowed_modules
+        ):
+            problems.append(
+                f"{pfile.where(*key)}: class {actor.class_path!r} is from module {module!r}, "
+                f"which this service does not allow (allowed: {', '.join(allowed_modules)}); "
+                "add its package to allowed_modules in the service config"
+            )
+            continue
         try:
             value = _actor_class(_import(actor.class_path))
         except Exception as exc:  # noqa: BLE001 - any import failure is the file's problem

@@ -246,6 +246,10 @@ class Pipeline:
                 f"no actor {name!r} in this run; actors: {sorted(self._handles)}"
             ) from None
 
+    def recordings(self) -> tuple[dict[str, Any], ...]:
+        """Each recorder's file path, frames and drops per stream, as last reported."""
+        return tuple(dict(r) for r in self._recordings.values())
+
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> PipelineStatus:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rigd.storage import RunSummary
@@ -46,26 +48,98 @@ def _each_file(command: str, files: Sequence[str], describe: Callable[[str], str
 
 
 def _cmd_gpus(args: argparse.Namespace) -> int:
-    from rigd.gpu import inventory
+    """The daemon's GPUs and what it placed on each; without a daemon, the inventory."""
+    import dataclasses
 
+    from rigd._address import find_daemon
+    from rigd.gpu import inventory
+    from rigd.service._client import ApiClient, ApiError
+    from rigd.service._gpus import format_gpu_report
+
+    if args.url or find_daemon() is not None:
+        try:
+            report = ApiClient.find(args.url, args.token_file).request("GET", "/v1/gpus")
+        except ApiError as exc:
+            print(f"rigd gpus: {exc}", file=sys.stderr)
+            return 1
+        print(format_gpu_report(report))
+        return 0
     try:
         gpus = inventory()
     except ValueError as exc:
         print(f"rigd gpus: {exc}", file=sys.stderr)
         return 2
-    if not gpus:
-        print("no GPUs (NVML sees none, or it is not installed)")
-        return 0
-    for gpu in gpus:
-        gib = 1024**3
-        note = " (simulated)" if gpu.simulated else ""
-        print(
-            f"{gpu.index}: {gpu.name}{note}  {gpu.uuid}  {gpu.pci_bus_id}  "
-            f"{gpu.memory_free / gib:.1f} of {gpu.memory_total / gib:.1f} GiB free"
+    local = [dataclasses.asdict(gpu) for gpu in gpus]
+    print(
+        format_gpu_report(
+            local, note="(no rigd daemon runs here: nothing is placed)" if local else ""
         )
-        for mig in gpu.mig:
-            print(f"   MIG {mig.index}: {mig.uuid}  {mig.memory_total / gib:.1f} GiB")
+    )
     return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from rigd.service._serve import serve
+
+    return serve(args.config)
+
+
+def _client_call(command: str, args: argparse.Namespace, *call: Any, **options: Any) -> Any:
+    from rigd.service._client import ApiClient, ApiError
+
+    try:
+        return ApiClient.find(args.url, args.token_file).request(*call, **options)
+    except ApiError as exc:
+        print(f"rigd {command}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from rigd.service._client import format_status
+
+    status = _client_call("status", args, "GET", "/v1/status")
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    path = Path(args.pipeline)
+    if path.is_file():
+        info = _client_call(
+            "load", args, "PUT", "/v1/pipeline", path.read_text(), content_type="application/yaml"
+        )
+    else:
+        info = _client_call("load", args, "PUT", "/v1/pipeline", {"file": args.pipeline})
+    print(f"loaded pipeline {info['name']} ({len(info['actors'])} actors) from {info['source']}")
+    return 0
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    from rigd.service._run import parse_meta
+
+    try:
+        metadata = parse_meta(args.meta)
+    except ValueError as exc:
+        print(f"rigd start: {exc}", file=sys.stderr)
+        return 2
+    body: dict[str, Any] = {"metadata": metadata}
+    if args.run_id:
+        body["run_id"] = args.run_id
+    run = _client_call("start", args, "POST", "/v1/runs", body)
+    print(f"run {run['run_id']} {run['state']}: {', '.join(run['files']) or 'no files'}")
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    run = _client_call("stop", args, "POST", "/v1/runs/current/stop")
+    frames = ", ".join(
+        f"{stream}: {n} frames, {run['dropped'].get(stream, 0)} dropped"
+        for stream, n in run["frames"].items()
+    )
+    print(f"run {run['run_id']} {run['state']} after {run['duration_s']} s ({frames})")
+    for path in run["files"]:
+        print(f"  file: {path}")
+    return 0 if run["state"] == "complete" else 1
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -146,7 +220,41 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
     demo = commands.add_parser("demo", help="run a short demo of the actor API")
     demo.set_defaults(handler=_cmd_demo)
-    gpus = commands.add_parser("gpus", help="list the GPUs (NVML's inventory)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the daemon: the REST API, the supervisor and the actor runtime",
+        description="Run the rigd daemon until SIGTERM or Ctrl-C (a run under way is "
+        "stopped cleanly and its files sealed). Without --config: loopback, port 8470, "
+        "files under $STATE_DIRECTORY or ~/.local/state/rigd.",
+    )
+    serve.add_argument("--config", metavar="FILE.yaml", help="the service config")
+    serve.set_defaults(handler=_cmd_serve)
+
+    def client(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--url", help="the daemon's API (default: the local daemon's)")
+        sub.add_argument("--token-file", help="its token file (default: the local daemon's)")
+        return sub
+
+    status = client("status", "the daemon's state, pipeline, run, actors and links")
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+    status.set_defaults(handler=_cmd_status)
+    load = client("load", "load a pipeline into the daemon (a file here, or a name it knows)")
+    load.add_argument("pipeline", metavar="PIPELINE", help="a YAML file, or a pipeline's name")
+    load.set_defaults(handler=_cmd_load)
+    start = client("start", "start a run of the loaded pipeline")
+    start.add_argument("--run-id", help="the run's id (a retried start with it starts nothing)")
+    start.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="run metadata stored in the run file (repeatable)",
+    )
+    start.set_defaults(handler=_cmd_start)
+    stop = client("stop", "stop the current run cleanly (files sealed)")
+    stop.set_defaults(handler=_cmd_stop)
+    gpus = client("gpus", "list the GPUs and what is placed on each")
     gpus.set_defaults(handler=_cmd_gpus)
     inspect = commands.add_parser(
         "inspect", help="summarise run files: streams, frames, rate, drops, state, metadata"

@@ -1,0 +1,559 @@
+"""The daemon's core: one pipeline, its runs, and the state machine around them.
+
+States and the transitions the REST API may ask for::
+
+    idle --load--> loaded --start--> running --stop--> stopping --> loaded
+                     ^  \\                 \\ (sources end) ------------^
+                     |   load (another pipeline)
+    failed <-- a run that failed to start or failed while running
+    failed --load/start--> (as from loaded)
+
+Anything else is a ``TransitionError`` (HTTP 409) that says what to do
+instead. A load that fails validation changes nothing: the pipeline already
+loaded stays loaded. Long operations (start, stop) run on the caller's
+thread (the API hands them to a worker thread), never under the lock; the
+state says one is under way, so a second start or stop is refused at once.
+
+A monitor thread samples the running pipeline twice a second: the status
+snapshot the API serves (20 clients polling cost no more than one), the
+progress the watchdog checks, and the end of a run whose sources finished
+or whose actor failed for good.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import enum
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import rigd
+from rigd._exceptions import RigdError
+from rigd.config import BUNDLED_PIPELINES, PipelineFileError, ServiceConfig, load_pipeline
+from rigd.pipeline import HDF5Recorder, Pipeline, PipelineStatus, Plan, RunReport, plan_pipeline
+
+__all__ = [
+    "Daemon",
+    "DaemonState",
+    "NotFoundError",
+    "RunRecord",
+    "TransitionError",
+]
+
+log = logging.getLogger(__name__)
+
+_MONITOR_S = 0.5
+# A start waits for every actor's setup: allow for slow hardware.
+_START_WAIT_S = 300.0
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+RUNS_JOURNAL = "runs.jsonl"
+
+
+class DaemonState(enum.StrEnum):
+    IDLE = "idle"
+    LOADED = "loaded"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+
+class TransitionError(RigdError):
+    """The request is not allowed in the daemon's state (HTTP 409)."""
+
+
+class NotFoundError(RigdError, LookupError):
+    """No such run or pipeline file (HTTP 404)."""
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """One run of this daemon, as ``GET /v1/runs/{id}`` reports it."""
+
+    run_id: str
+    pipeline: str
+    state: str  # starting, running, stopping, complete, failed
+    started_at: str
+    metadata: dict[str, Any]
+    stopped_at: str | None = None
+    duration_s: float | None = None
+    files: list[str] = dataclasses.field(default_factory=list)
+    frames: dict[str, int] = dataclasses.field(default_factory=dict)
+    dropped: dict[str, int] = dataclasses.field(default_factory=dict)
+    restarts: dict[str, int] = dataclasses.field(default_factory=dict)
+    failure: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _status_dict(status: PipelineStatus) -> dict[str, Any]:
+    return {
+        "actors": {name: dict(info) for name, info in status.actors.items()},
+        "links": [
+            {
+                "ring": link.ring,
+                "written": link.written,
+                "rate_hz": round(link.rate_hz, 2),
+                "fill": round(link.fill, 4),
+                "readers": [
+                    {"input": name, "read": read, "dropped": dropped}
+                    for name, read, dropped in link.readers
+                ],
+            }
+            for link in status.links
+        ],
+    }
+
+
+class Daemon:
+    """One pipeline at a time and its runs, behind a state machine.
+
+    Args:
+        config: the resolved service config.
+    """
+
+    def __init__(self, config: ServiceConfig) -> None:
+        assert config.data_dir is not None, "resolve the config first"
+        self.config = config
+        self.data_dir: Path = config.data_dir
+        self.state = DaemonState.IDLE
+        self.failure: str | None = None
+        self._lock = threading.RLock()
+        self._plan: Plan | None = None
+        self._plan_source: str | None = None
+        self._pipeline: Pipeline | None = None
+        self._run: RunRecord | None = None
+        self._runs: dict[str, RunRecord] = {}
+        self._snapshot: dict[str, Any] = {"actors": {}, "links": []}
+        self._snapshot_at = time.monotonic()
+        self._progress_at = time.monotonic()
+        self._frames_seen = -1
+        self._subscribers: list[Callable[[dict[str, Any]], None]] = []
+        self._closing = threading.Event()
+        self._started = threading.Event()
+        self._started.set()
+        self._load_journal()
+        self._monitor = threading.Thread(target=self._watch, name="rigd-daemon", daemon=True)
+        self._monitor.start()
+
+    # -- events ------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` (from any thread) on every state change; returns
+        the function that unsubscribes."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _publish(self, kind: str, **data: Any) -> None:
+        event = {"type": kind, "time": _now(), "state": self.state.value, **data}
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            try:
+                callback(event)
+            except Exception:
+                log.exception("an event subscriber failed")
+
+    def _set_state(self, state: DaemonState, **data: Any) -> None:
+        with self._lock:
+            previous, self.state = self.state, state
+        if previous != state:
+            log.info("daemon: %s -> %s", previous.value, state.value)
+            self._publish("state", previous=previous.value, **data)
+
+    # -- pipelines -----------------------------------------------------------------------
+
+    def pipeline_file(self, name: str) -> Path:
+        """The pipeline file ``name`` (``demo`` or ``demo.yaml``) in an allowed directory.
+
+        Raises:
+            NotFoundError: no such file in any of them.
+            ValueError: ``name`` is a path, not a file name.
+        """
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(
+                f"a pipeline is named by its file name in a pipeline directory, got {name!r}; "
+                "send the pipeline's text instead to load one from elsewhere"
+            )
+        candidates = [name] if name.endswith((".yaml", ".yml")) else [f"{name}.yaml", name]
+        directories = [*self.config.pipeline_dirs, BUNDLED_PIPELINES]
+        for directory in directories:
+            for candidate in candidates:
+                path = directory / candidate
+                if path.is_file():
+                    return path
+        raise NotFoundError(
+            f"no pipeline file {name!r} in {', '.join(str(d) for d in directories)}; "
+            "add its directory to pipeline_dirs in the service config, or send its text"
+        )
+
+    def load(self, *, text: str | None = None, name: str | None = None) -> dict[str, Any]:
+        """Check a pipeline (its text, or a file by name) and make it the loaded one.
+
+        Raises:
+            TransitionError: a run is under way.
+            PipelineFileError: the pipeline is wrong (nothing changes).
+            NotFoundError / ValueError: ``name`` names no allowed file.
+        """
+        with self._lock:
+            self._refuse_while_running("load a pipeline")
+        if (text is None) == (name is None):
+            raise ValueError("give the pipeline's text or the name of a pipeline file, not both")
+        if name is not None:
+            path = self.pipeline_file(name)
+            pfile = load_pipeline(path)
+            source = str(path)
+        else:
+            assert text is not None
+            pfile = load_pipeline("<request body>", text=text)
+            source = "request body"
+        plan = self._confine(plan_pipeline(pfile, allowed_modules=self.config.allowed_modules))
+        with self._lock:
+            # A run may have started while this one was being checked.
+            self._refuse_while_running("load a pipeline")
+            self._plan, self._plan_source = plan, source
+            self.failure = None
+        self._set_state(DaemonState.LOADED, pipeline=plan.name)
+        return self.pipeline_info()
+
+    def _confine(self, plan: Plan) -> Plan:
+        """Point every recorder into the data directory; refuse one aimed elsewhere."""
+        actors = []
+        for actor in plan.actors:
+            if issubclass(actor.cls, HDF5Recorder):
+                wanted = Path(str(actor.options.get("directory", "rigd-data"))).expanduser()
+                directory = (self.data_dir / wanted).resolve()
+                if not directory.is_relative_to(self.data_dir.resolve()):
+                    index = next(
+                        (i for i, a in enumerate(plan.file.config.actors) if a.name == actor.name),
+                        None,
+                    )
+                    where = (
+                        plan.file.where("actors", index, "options", "directory")
+                        if index is not None
+                        else plan.file.where("recording", "directory")
+                    )
+                    raise PipelineFileError(
+                        [
+                            f"{where}: recorder {actor.name!r} writes to {str(wanted)!r}, outside "
+                            f"the service's data directory {self.data_dir}; give a directory "
+                            "relative to it"
+                        ]
+                    )
+                actor = dataclasses.replace(
+                    actor, options={**actor.options, "directory": str(directory)}
+                )
+            actors.append(actor)
+        return dataclasses.replace(plan, actors=tuple(actors))
+
+    def pipeline_info(self) -> dict[str, Any]:
+        with self._lock:
+            plan = self._plan
+            if plan is None:
+                return {"name": None, "source": None, "actors": [], "links": []}
+            return {
+                "name": plan.name,
+                "source": self._plan_source,
+                "actors": [
+                    {"name": a.name, "class": a.config.class_path, "source": a.is_source}
+                    for a in plan.actors
+                ],
+                "links": [
+                    {
+                        "ring": r.name,
+                        "shape": list(r.shape),
+                        "dtype": r.dtype,
+                        "slots": r.slots,
+                        "readers": [f"{a}.{i}" for a, i, _, _ in r.readers],
+                    }
+                    for r in plan.rings
+                ],
+                "text": plan.file.text,
+            }
+
+    def _refuse_while_running(self, what: str) -> None:
+        if self.state in (DaemonState.RUNNING, DaemonState.STOPPING):
+            run = self._run.run_id if self._run else "?"
+            raise TransitionError(
+                f"cannot {what} while run {run} is {self.state.value}; "
+                "stop it first (POST /v1/runs/current/stop)"
+            )
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def start_run(
+        self, run_id: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> tuple[RunRecord, bool]:
+        """Start a run of the loaded pipeline; returns it and whether it is new.
+
+        A ``run_id`` already used returns that run again and starts nothing,
+        so a client may retry a start safely.
+
+        Raises:
+            TransitionError: no pipeline loaded, or a run is under way.
+            ValueError: ``run_id`` is not a usable name.
+            RigdError (or the actor's error): the pipeline failed to start
+            (the daemon is then ``failed``, with the reason).
+        """
+        if run_id is not None and not _RUN_ID.match(run_id):
+            raise ValueError(
+                f"run_id must be 1-128 letters, digits, '.', '_' or '-' (it names the run "
+                f"file), starting with a letter or digit; got {run_id!r}"
+            )
+        with self._lock:
+            if run_id is not None and run_id in self._runs:
+                return self._runs[run_id], False
+            if self._plan is None:
+                raise TransitionError("no pipeline is loaded; load one first (PUT /v1/pipeline)")
+            self._refuse_while_running("start a run")
+            if self._closing.is_set():
+                raise TransitionError("the daemon is shutting down; no new run starts")
+            run_id = run_id or self._new_run_id()
+            plan = self._plan
+            record = RunRecord(
+                run_id=run_id,
+                pipeline=plan.name,
+                state="starting",
+                started_at=_now(),
+                metadata=dict(metadata or {}),
+            )
+            self._runs[run_id] = record
+            self._run = record
+            self.failure = None
+            self.state = DaemonState.RUNNING
+        self._publish("state", previous="loaded", run_id=run_id, pipeline=plan.name)
+        pipeline = Pipeline(plan, run_id=run_id, metadata=record.metadata)
+        self._started.clear()
+        try:
+            pipeline.start()
+        except BaseException as exc:
+            self._finish(record, None, failure=f"the run failed to start: {exc}")
+            self._started.set()
+            raise
+        with self._lock:
+            self._pipeline = pipeline
+            record.state = "running"
+            record.files = [r["path"] for r in pipeline.recordings() if r.get("path")]
+            self._progress_at = time.monotonic()
+            self._frames_seen = -1
+        self._started.set()
+        self._publish("run", run=record.to_dict())
+        return record, True
+
+    def _new_run_id(self) -> str:
+        base = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        run_id, n = base, 1
+        while run_id in self._runs:
+            n += 1
+            run_id = f"{base}-{n}"
+        return run_id
+
+    def stop_run(self) -> RunRecord:
+        """Stop the current run cleanly (sources first, readers drain, files sealed).
+
+        Raises:
+            TransitionError: nothing is running.
+        """
+        with self._lock:
+            record = self._run
+            if self.state not in (DaemonState.RUNNING, DaemonState.STOPPING) or record is None:
+                raise TransitionError(
+                    f"no run is running (the daemon is {self.state.value}); "
+                    "start one first (POST /v1/runs)"
+                )
+        # A stop that arrives while the run starts waits for it to run.
+        self._started.wait(timeout=_START_WAIT_S)
+        with self._lock:
+            pipeline = self._pipeline
+            if pipeline is None:  # it failed to start, or it ended meanwhile
+                return record
+            record.state = "stopping"
+        self._set_state(DaemonState.STOPPING, run_id=record.run_id)
+        report = pipeline.stop()
+        return self._finish(record, report)
+
+    def _finish(
+        self, record: RunRecord, report: RunReport | None, failure: str | None = None
+    ) -> RunRecord:
+        """Record how a run ended and move the daemon on (once per run)."""
+        with self._lock:
+            if record.stopped_at is not None:
+                return record
+            failure = failure or (report.failure if report else None)
+            record.stopped_at = _now()
+            record.state = "failed" if failure else "complete"
+            record.failure = failure
+            if report is not None:
+                record.duration_s = round(report.duration_s, 3)
+                record.files = list(report.files)
+                record.frames = dict(report.frames)
+                record.dropped = dict(report.dropped)
+                record.restarts = dict(report.restarts)
+            self._pipeline = None
+            self.failure = failure
+            state = DaemonState.FAILED if failure else DaemonState.LOADED
+            self._append_journal(record)
+        self._set_state(state, run_id=record.run_id, failure=failure)
+        self._publish("run", run=record.to_dict())
+        return record
+
+    def runs(self) -> list[RunRecord]:
+        with self._lock:
+            return list(self._runs.values())
+
+    def run(self, run_id: str) -> RunRecord:
+        with self._lock:
+            if run_id == "current" and self._run is not None:
+                return self._run
+            try:
+                return self._runs[run_id]
+            except KeyError:
+                raise NotFoundError(
+                    f"no run {run_id!r} on this daemon; GET /v1/runs lists them"
+                ) from None
+
+    # -- the journal of runs ---------------------------------------------------------------
+
+    def _journal_path(self) -> Path:
+        return self.data_dir / RUNS_JOURNAL
+
+    def _load_journal(self) -> None:
+        try:
+            lines = self._journal_path().read_text().splitlines()
+        except FileNotFoundError:
+            return
+        for line in lines:
+            try:
+                record = RunRecord(**json.loads(line))
+            except (ValueError, TypeError):
+                log.warning("skipping a damaged line of %s", self._journal_path())
+                continue
+            self._runs[record.run_id] = record
+
+    def _append_journal(self, record: RunRecord) -> None:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            with open(self._journal_path(), "a") as f:
+                f.write(json.dumps(record.to_dict()) + "\n")
+        except OSError as exc:
+            log.error("could not note run %s in %s: %s", record.run_id, self._journal_path(), exc)
+
+    # -- status, health ----------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The state, the pipeline, the run, actors and links (sampled twice a second)."""
+        with self._lock:
+            plan = self._plan
+            run = self._run.to_dict() if self._run is not None else None
+            snapshot = self._snapshot
+            pipeline = self._pipeline
+            return {
+                "state": self.state.value,
+                "failure": self.failure,
+                "pipeline": plan.name if plan else None,
+                "namespace": pipeline.namespace if pipeline else None,
+                "run": run,
+                "actors": snapshot["actors"],
+                "links": snapshot["links"],
+                "sampled_at": snapshot.get("sampled_at"),
+            }
+
+    def health(self) -> tuple[bool, str]:
+        """Whether the daemon is healthy, and a one-line status for systemd."""
+        now = time.monotonic()
+        with self._lock:
+            state, run, snapshot = self.state, self._run, self._snapshot
+            stalled = now - self._progress_at
+            monitor_age = now - self._snapshot_at
+        if monitor_age > 10 * _MONITOR_S + 5:
+            return False, f"the monitor has not sampled for {monitor_age:.0f} s"
+        if state == DaemonState.RUNNING and run is not None and run.state == "running":
+            rate = sum(link["rate_hz"] for link in snapshot["links"])
+            dropped = sum(r["dropped"] for link in snapshot["links"] for r in link["readers"])
+            line = f"running {run.run_id}: {rate:.0f} frames/s on all links, {dropped} dropped"
+            if stalled > self.config.watchdog_stall_s:
+                return False, f"run {run.run_id} moved no frame for {stalled:.0f} s"
+            return True, line
+        pipeline = f" {self._plan.name}" if self._plan is not None else ""
+        return True, f"{state.value}{pipeline}"
+
+    def _watch(self) -> None:
+        while not self._closing.wait(_MONITOR_S):
+            with self._lock:
+                pipeline, record = self._pipeline, self._run
+                running = self.state == DaemonState.RUNNING
+            snapshot: dict[str, Any] = {"actors": {}, "links": []}
+            if pipeline is not None:
+                try:
+                    snapshot = _status_dict(pipeline.status())
+                except Exception as exc:  # noqa: BLE001 - a sample may race the stop
+                    log.debug("status sample failed: %s", exc)
+                    snapshot = self._snapshot
+            snapshot["sampled_at"] = _now()
+            written = sum(link["written"] for link in snapshot["links"])
+            with self._lock:
+                self._snapshot = snapshot
+                self._snapshot_at = time.monotonic()
+                if written != self._frames_seen:
+                    self._frames_seen = written
+                    self._progress_at = time.monotonic()
+            if running and pipeline is not None and record is not None:
+                self._check_ended(pipeline, record)
+
+    def _check_ended(self, pipeline: Pipeline, record: RunRecord) -> None:
+        """End a run whose sources finished, or whose actor failed for good."""
+        if pipeline.state == "failed" or (pipeline.state == "running" and pipeline.wait(0)):
+            with self._lock:
+                if self.state != DaemonState.RUNNING or self._run is not record:
+                    return
+                record.state = "stopping"
+                self.state = DaemonState.STOPPING
+            self._publish("state", previous="running", run_id=record.run_id)
+            threading.Thread(
+                target=lambda: self._finish(record, pipeline.stop()),
+                name="rigd-run-end",
+                daemon=True,
+            ).start()
+
+    # -- actors, GPUs -------------------------------------------------------------------------
+
+    def actors(self) -> list[dict[str, Any]]:
+        """Every actor of the session (the pipeline's and the scripts' detached ones)."""
+        return [dataclasses.asdict(info) for info in rigd.state.list_actors()]
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    def begin_shutdown(self) -> None:
+        """Refuse new runs and end event streams; the run, if any, goes on until ``close``."""
+        self._closing.set()
+        self._publish("shutdown")
+
+    def close(self) -> RunRecord | None:
+        """Stop a running run cleanly (file sealed); return it."""
+        self._closing.set()
+        record = None
+        with self._lock:
+            busy = self.state in (DaemonState.RUNNING, DaemonState.STOPPING)
+        if busy:
+            with contextlib.suppress(TransitionError):
+                record = self.stop_run()
+        self._monitor.join(timeout=5)
+        return record

@@ -1,0 +1,220 @@
+"""``rigd serve``: the daemon. One process: the actor runtime's head, the
+supervisor and the REST API on one uvicorn event loop.
+
+Start: read the service config, make the token if there is none, repair
+what a crashed daemon left (unsealed run files in the data directory, its
+shared-memory segments and socket directories), start the runtime, bind the
+API, write ``daemon.json`` (for ``rigd.init(address="auto")`` and the CLI),
+then tell systemd ``READY=1``.
+
+Stop (SIGTERM, or Ctrl-C): refuse new runs, end event streams, stop the
+HTTP server, stop a running run cleanly (sources first, readers drain,
+files sealed), shut the runtime down, remove ``daemon.json``, exit 0. A
+second signal exits at once (the run files are then repaired at the next
+start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Generator
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+import rigd
+from rigd._address import DAEMON_FILE, DaemonAddress, default_runtime_dir
+from rigd._version import __version__
+from rigd.actors._session import get_runtime
+from rigd.config import ServiceConfig, ServiceConfigError, load_service_config
+from rigd.service import _systemd
+from rigd.service._api import create_app
+from rigd.service._daemon import Daemon
+from rigd.service._token import ensure_token
+from rigd.storage import recover_run, remove_stale_rings
+
+__all__ = ["recover_data_dir", "serve"]
+
+log = logging.getLogger(__name__)
+
+_STATUS_EVERY_S = 2.0
+_GRACEFUL_HTTP_S = 3
+
+
+def recover_data_dir(data_dir: Path) -> list[str]:
+    """Repair every run file under ``data_dir`` a crash left unsealed; return their paths."""
+    repaired = []
+    for path in sorted(data_dir.rglob("*.h5")):
+        try:
+            report = recover_run(path)
+        except (OSError, ValueError) as exc:
+            log.warning("could not check %s: %s", path, exc)
+            continue
+        if report.repaired:
+            log.warning("repaired %s, left unsealed by a crash (%s)", path, dict(report.frames))
+            repaired.append(str(path))
+    return repaired
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, with rigd's signal handling: the first SIGTERM or SIGINT begins a
+    clean stop, a second forces; the signal is not raised again afterwards, so
+    a clean stop exits 0."""
+
+    def __init__(self, config: uvicorn.Config, daemon: Daemon) -> None:
+        super().__init__(config)
+        self.daemon = daemon
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        previous = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            log.warning("second %s: exiting at once", signal.Signals(sig).name)
+            self.force_exit = True
+            os._exit(1)
+        log.info("%s: stopping cleanly", signal.Signals(sig).name)
+        _systemd.notify("STOPPING=1", "STATUS=stopping: sealing the run files")
+        self.daemon.begin_shutdown()
+        self.should_exit = True
+
+
+async def _report_health(server: _Server, daemon: Daemon) -> None:
+    """READY=1 once serving; then STATUS= and, while healthy, WATCHDOG=1."""
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(0.02)
+    _, line = daemon.health()
+    _systemd.notify("READY=1", f"STATUS={line}")
+    log.info("rigd %s serving (%s)", __version__, line)
+    interval = _systemd.watchdog_interval()
+    every = min(_STATUS_EVERY_S, interval) if interval else _STATUS_EVERY_S
+    last_line = ""
+    while not server.should_exit:
+        healthy, line = daemon.health()
+        fields = [f"STATUS={line}"] if line != last_line else []
+        if interval and healthy:
+            fields.append("WATCHDOG=1")
+        elif interval:
+            log.error("unhealthy, not feeding the watchdog: %s", line)
+        if fields:
+            _systemd.notify(*fields)
+        last_line = line
+        await asyncio.sleep(every)
+
+
+def _bind(config: ServiceConfig) -> socket.socket:
+    family = socket.AF_INET6 if ":" in config.bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((config.bind, config.port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            exc.errno,
+            f"cannot listen on {config.bind}:{config.port}: {exc.strerror}; is another "
+            "rigd running? Choose another port in the service config",
+        ) from None
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
+
+
+def serve(config_path: str | None = None) -> int:
+    """Run the daemon until SIGTERM or Ctrl-C; the exit status."""
+    try:
+        config = load_service_config(config_path)
+    except (ServiceConfigError, FileNotFoundError) as exc:
+        print(f"rigd serve: {exc}", file=sys.stderr)
+        return 2
+    assert config.token_file is not None
+    assert config.data_dir is not None
+    try:
+        token = ensure_token(config.token_file)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        sock = _bind(config)
+    except (OSError, ValueError) as exc:
+        print(f"rigd serve: {exc}", file=sys.stderr)
+        return 2
+
+    started = time.monotonic()
+    for segment in remove_stale_rings():
+        log.warning("removed ring %s left by a crashed process", segment)
+    recover_data_dir(config.data_dir)
+    facts = rigd.init(num_cpus=config.num_cpus, num_gpus=config.num_gpus, namespace="rigd")
+    daemon = Daemon(config)
+    runtime_dir = config.runtime_dir or default_runtime_dir()
+    host, port = sock.getsockname()[:2]
+    url_host = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        url_host = "127.0.0.1"
+    runtime = get_runtime()
+    address = DaemonAddress(
+        pid=os.getpid(),
+        session_dir=facts["session_dir"],
+        shm_prefix=runtime.shm_prefix,
+        url=f"http://{url_host}:{port}",
+        token_file=str(config.token_file),
+        num_cpus=float(facts["num_cpus"] or 0),
+        num_gpus=float(facts["num_gpus"] or 0),
+        version=__version__,
+    )
+    server = _Server(
+        uvicorn.Config(
+            create_app(daemon, token),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            http="h11",
+            ws="none",
+            timeout_graceful_shutdown=_GRACEFUL_HTTP_S,
+        ),
+        daemon,
+    )
+
+    async def main() -> None:
+        health = asyncio.create_task(_report_health(server, daemon))
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            health.cancel()
+
+    daemon_file = address.write(runtime_dir)
+    log.info(
+        "rigd %s: API on %s, data in %s, started in %.2f s",
+        __version__,
+        address.url,
+        config.data_dir,
+        time.monotonic() - started,
+    )
+    try:
+        asyncio.run(main())
+    finally:
+        # A daemon stopping by any path seals the run under way first.
+        record = daemon.close()
+        if record is not None:
+            log.info("run %s %s: %s", record.run_id, record.state, ", ".join(record.files))
+        with contextlib.suppress(FileNotFoundError):
+            if DaemonAddress.read(daemon_file).pid == os.getpid():
+                (runtime_dir / DAEMON_FILE).unlink()
+        sock.close()
+        rigd.shutdown()
+    return 0
