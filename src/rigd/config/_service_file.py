@@ -7,6 +7,7 @@ A service config::
     token_file: /var/lib/rigd/token
     data_dir: /var/lib/rigd/data
     pipeline_dirs: [/etc/rigd/pipelines]
+    bundled_pipelines: true     # the bundled ones (demo) may be loaded by name too
     allowed_modules: [rigd, mylab.actors]
     max_body_bytes: 1048576
     watchdog_stall_s: 5
@@ -53,9 +54,10 @@ class ServiceConfig(BaseModel):
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     token_file: Path | None = None
     data_dir: Path | None = None
-    #: Directories ``PUT /v1/pipeline`` may load files from by name; the
-    #: bundled pipelines are always available.
+    #: Directories ``PUT /v1/pipeline`` may load files from by name.
     pipeline_dirs: list[Path] = Field(default_factory=list)
+    #: Whether rigd's bundled pipelines (``demo``) may be loaded by name too.
+    bundled_pipelines: bool = True
     #: Module prefixes pipeline classes may come from: loading a pipeline
     #: must not be a way to run arbitrary code.
     allowed_modules: list[str] = Field(default_factory=lambda: ["rigd"])

@@ -17,14 +17,16 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import rigd
 from rigd._version import __version__
@@ -34,6 +36,7 @@ from rigd.service._daemon import Daemon, NotFoundError, TransitionError
 from rigd.service._gpus import gpu_report
 from rigd.service._metrics import metrics_text
 from rigd.service._token import token_matches
+from rigd.storage import RESERVED_ATTRIBUTES
 
 __all__ = ["create_app"]
 
@@ -47,20 +50,66 @@ _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-ya
 _KEEPALIVE_S = 15.0
 
 
+class ErrorBody(BaseModel):
+    """Every error: a message that names the problem and the fix."""
+
+    detail: str
+    state: str | None = Field(default=None, description="The daemon's state (409, 422).")
+    problems: list[str] | None = Field(
+        default=None, description="A wrong pipeline: each problem with file, line and key."
+    )
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="An invalid body: each field at fault."
+    )
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    meaning = {
+        400: "The body could not be parsed.",
+        401: "Missing or wrong bearer token.",
+        404: "No such run or pipeline file.",
+        409: "Not allowed in the daemon's state (the message says what to do).",
+        413: "The body is larger than max_body_bytes.",
+        415: "The body's Content-Type is not one this endpoint takes.",
+        422: "An invalid body or pipeline (the message names the field, or file, line and key).",
+    }
+    return {
+        code: {
+            "model": ErrorBody,
+            "description": meaning[code],
+            "content": {"application/json": {}},
+        }
+        for code in codes
+    }
+
+
+MetadataKey = Annotated[
+    str, Field(pattern=rf"^(?!({'|'.join(sorted(RESERVED_ATTRIBUTES))})$)[^/]+$")
+]
+
+# Strict: a bool is not a number here (HDF5 would store it as one).
+MetadataValue = StrictStr | StrictBool | StrictInt | StrictFloat | list[StrictInt | StrictFloat]
+
+
 class StartRun(BaseModel):
     """``POST /v1/runs``: both fields optional."""
 
-    model_config = ConfigDict(extra="forbid")
+    # python-re: the metadata key pattern looks ahead (rigd's own names are refused).
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
     run_id: str | None = Field(
         default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
         description="Your id for the run (letters, digits, '.', '_', '-'); a start with an "
         "id already used returns that run and starts nothing, so retries are safe.",
         examples=["mouse12-session3"],
     )
-    metadata: dict[str, Any] = Field(
+    metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict,
-        description="Stored as attributes of the run file's root.",
+        # pydantic writes the key pattern as patternProperties; other keys are refused too.
+        json_schema_extra={"additionalProperties": False},
+        description="Stored as attributes of the run file's root: strings, numbers, bools "
+        "or lists of numbers; keys without '/' and not rigd's own attribute names.",
         examples=[{"animal": "mouse12", "experimenter": "ak"}],
     )
 
@@ -76,6 +125,27 @@ class LoadPipeline(BaseModel):
         examples=["demo"],
     )
     text: str | None = Field(default=None, description="The pipeline file's YAML text.")
+
+
+# Exactly one of the two, as the OpenAPI document says it.
+_LOAD_PIPELINE_SCHEMA = {
+    "oneOf": [
+        {
+            "type": "object",
+            "title": "By file name",
+            "properties": {"file": {"type": "string", "examples": ["demo"]}},
+            "required": ["file"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "title": "By text",
+            "properties": {"text": {"type": "string"}},
+            "required": ["text"],
+            "additionalProperties": False,
+        },
+    ]
+}
 
 
 class _BodyLimit:
@@ -164,6 +234,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
+    app.add_middleware(_BodyLimit, limit=daemon.config.max_body_bytes)
     guarded = [Depends(authorized)]
 
     # -- errors ------------------------------------------------------------------------
@@ -178,6 +249,21 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route on the path only.
+            allowed = sorted(
+                method
+                for route in app.routes
+                if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
+                for method in route.methods or ()
+            )
+            headers["Allow"] = ", ".join(allowed)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(TransitionError)
     async def _409(request: Request, exc: Exception) -> JSONResponse:
@@ -212,7 +298,11 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
 
     # -- endpoints ---------------------------------------------------------------------
 
-    @app.get("/v1/health", tags=["service"])
+    @app.get(
+        "/v1/health",
+        tags=["service"],
+        responses={503: {"description": "Unhealthy: the reason is in 'detail'."}},
+    )
     async def health() -> JSONResponse:
         """Whether the daemon is healthy (no token needed): 200, or 503 with the reason."""
         healthy, detail = daemon.health()
@@ -226,7 +316,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
             status_code=200 if healthy else 503,
         )
 
-    @app.get("/v1/status", tags=["service"], dependencies=guarded)
+    @app.get("/v1/status", tags=["service"], dependencies=guarded, responses=_errors(401))
     async def status() -> dict[str, Any]:
         """State, pipeline, run, per-actor state and restarts, per-link rate, drops and
         ring fill, and GPUs."""
@@ -234,7 +324,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
         result["gpus"] = await run_in_threadpool(_gpus)
         return result
 
-    @app.get("/v1/pipeline", tags=["pipeline"], dependencies=guarded)
+    @app.get("/v1/pipeline", tags=["pipeline"], dependencies=guarded, responses=_errors(401))
     async def get_pipeline() -> dict[str, Any]:
         """The loaded pipeline: actors, links and its text."""
         return daemon.pipeline_info()
@@ -243,11 +333,12 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
         "/v1/pipeline",
         tags=["pipeline"],
         dependencies=guarded,
+        responses=_errors(401, 404, 409, 413, 415, 422),
         openapi_extra={
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": LoadPipeline.model_json_schema()},
+                    "application/json": {"schema": _LOAD_PIPELINE_SCHEMA},
                     "application/yaml": {"schema": {"type": "string"}},
                 },
             }
@@ -281,7 +372,16 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
             raise _UnsupportedMediaError(content_type)
         return await run_in_threadpool(daemon.load, text=text, name=name)
 
-    @app.post("/v1/runs", tags=["runs"], dependencies=guarded, status_code=201)
+    @app.post(
+        "/v1/runs",
+        tags=["runs"],
+        dependencies=guarded,
+        status_code=201,
+        responses={
+            200: {"description": "A run with this run_id was started before: that run."},
+            **_errors(400, 401, 409, 413, 422),
+        },
+    )
     async def start_run(response: Response, body: StartRun | None = None) -> dict[str, Any]:
         """Start a run of the loaded pipeline (201), or return the run with this
         ``run_id`` if it was started before (200)."""
@@ -291,29 +391,31 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
             response.status_code = 200
         return record.to_dict()
 
-    @app.post("/v1/runs/current/stop", tags=["runs"], dependencies=guarded)
+    @app.post(
+        "/v1/runs/current/stop", tags=["runs"], dependencies=guarded, responses=_errors(401, 409)
+    )
     async def stop_run() -> dict[str, Any]:
         """Stop the current run cleanly: sources first, every reader drains, files
         sealed. Returns the finished run."""
         record = await run_in_threadpool(daemon.stop_run)
         return record.to_dict()
 
-    @app.get("/v1/runs", tags=["runs"], dependencies=guarded)
+    @app.get("/v1/runs", tags=["runs"], dependencies=guarded, responses=_errors(401))
     async def list_runs() -> list[dict[str, Any]]:
         """Every run of this daemon, oldest first (kept across restarts)."""
         return [r.to_dict() for r in daemon.runs()]
 
-    @app.get("/v1/runs/{run_id}", tags=["runs"], dependencies=guarded)
+    @app.get("/v1/runs/{run_id}", tags=["runs"], dependencies=guarded, responses=_errors(401, 404))
     async def get_run(run_id: str) -> dict[str, Any]:
         """One run (``current`` for the latest): file paths, frames, drops, state."""
         return daemon.run(run_id).to_dict()
 
-    @app.get("/v1/actors", tags=["service"], dependencies=guarded)
+    @app.get("/v1/actors", tags=["service"], dependencies=guarded, responses=_errors(401))
     async def actors() -> list[dict[str, Any]]:
         """Every actor of the session: the pipeline's and those scripts created."""
         return await run_in_threadpool(daemon.actors)
 
-    @app.get("/v1/gpus", tags=["service"], dependencies=guarded)
+    @app.get("/v1/gpus", tags=["service"], dependencies=guarded, responses=_errors(401))
     async def gpus() -> list[dict[str, Any]]:
         """The GPUs, and which actors are placed on each."""
         return await run_in_threadpool(_gpus)
@@ -323,7 +425,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
         tags=["service"],
         dependencies=guarded,
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
+        responses={200: {"content": {"text/event-stream": {}}}, **_errors(401)},
     )
     async def events(request: Request) -> StreamingResponse:
         """Server-sent events: ``state`` on every state change, ``run`` when a run
@@ -335,7 +437,13 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @app.get("/metrics", tags=["service"], dependencies=guarded, response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        dependencies=guarded,
+        response_class=PlainTextResponse,
+        responses=_errors(401),
+    )
     async def metrics() -> Response:
         """Prometheus metrics (text format)."""
         body, content_type = metrics_text(daemon)

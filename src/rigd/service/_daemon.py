@@ -39,6 +39,7 @@ import rigd
 from rigd._exceptions import RigdError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError, ServiceConfig, load_pipeline
 from rigd.pipeline import HDF5Recorder, Pipeline, PipelineStatus, Plan, RunReport, plan_pipeline
+from rigd.storage import check_metadata
 
 __all__ = [
     "Daemon",
@@ -185,16 +186,17 @@ class Daemon:
         """The pipeline file ``name`` (``demo`` or ``demo.yaml``) in an allowed directory.
 
         Raises:
-            NotFoundError: no such file in any of them.
-            ValueError: ``name`` is a path, not a file name.
+            NotFoundError: no such file in any of them, or ``name`` is a path.
         """
         if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise ValueError(
+            raise NotFoundError(
                 f"a pipeline is named by its file name in a pipeline directory, got {name!r}; "
                 "send the pipeline's text instead to load one from elsewhere"
             )
         candidates = [name] if name.endswith((".yaml", ".yml")) else [f"{name}.yaml", name]
-        directories = [*self.config.pipeline_dirs, BUNDLED_PIPELINES]
+        directories = list(self.config.pipeline_dirs)
+        if self.config.bundled_pipelines:
+            directories.append(BUNDLED_PIPELINES)
         for directory in directories:
             for candidate in candidates:
                 path = directory / candidate
@@ -211,7 +213,7 @@ class Daemon:
         Raises:
             TransitionError: a run is under way.
             PipelineFileError: the pipeline is wrong (nothing changes).
-            NotFoundError / ValueError: ``name`` names no allowed file.
+            NotFoundError: ``name`` names no allowed file.
         """
         with self._lock:
             self._refuse_while_running("load a pipeline")
@@ -309,7 +311,8 @@ class Daemon:
 
         Raises:
             TransitionError: no pipeline loaded, or a run is under way.
-            ValueError: ``run_id`` is not a usable name.
+            ValueError: ``run_id`` is not a usable name, or ``metadata`` cannot be
+            stored in the run file.
             RigdError (or the actor's error): the pipeline failed to start
             (the daemon is then ``failed``, with the reason).
         """
@@ -318,6 +321,8 @@ class Daemon:
                 f"run_id must be 1-128 letters, digits, '.', '_' or '-' (it names the run "
                 f"file), starting with a letter or digit; got {run_id!r}"
             )
+        metadata = {**(metadata or {})}
+        check_metadata(metadata)
         with self._lock:
             if run_id is not None and run_id in self._runs:
                 return self._runs[run_id], False

@@ -24,6 +24,7 @@ from rigd.storage._ring import (
 
 if TYPE_CHECKING:
     from rigd.storage._hdf5 import (
+        RESERVED_ATTRIBUTES,
         DropReason,
         RecorderStatistics,
         RecoveryReport,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         StreamReader,
         StreamSpec,
         StreamSummary,
+        check_metadata,
         inspect_run,
         recover_run,
         run_file_path,
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 _RECORDING = frozenset(
     {
+        "RESERVED_ATTRIBUTES",
         "DropReason",
         "RecorderStatistics",
         "RecoveryReport",
@@ -47,6 +50,7 @@ _RECORDING = frozenset(
         "StreamReader",
         "StreamSpec",
         "StreamSummary",
+        "check_metadata",
         "inspect_run",
         "recover_run",
         "run_file_path",
@@ -62,10 +66,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'rigd.storage' has no attribute {name!r}")
 
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py checks
     "DropReason",
     "Frame",
     "FrameRing",
+    "RESERVED_ATTRIBUTES",
     "ReaderPolicy",
     "ReaderStatistics",
     "RecorderStatistics",
@@ -78,6 +83,7 @@ __all__ = [
     "StreamReader",
     "StreamSpec",
     "StreamSummary",
+    "check_metadata",
     "inspect_run",
     "recover_run",
     "remove_stale_rings",

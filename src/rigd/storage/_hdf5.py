@@ -101,7 +101,8 @@ _LEDGER_DTYPE = np.dtype(
         ("noted_ns", "<i8"),
     ]
 )
-_RESERVED_ATTRS = frozenset(
+#: Root attributes rigd writes itself; run metadata may not use these names.
+RESERVED_ATTRIBUTES = frozenset(
     {
         "rigd_version",
         "run_id",
@@ -274,12 +275,18 @@ def _utc_now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
-def _check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Run metadata as it will be stored (lists of numbers as arrays).
+
+    Raises:
+        ValueError: a key is empty, has '/' or is one of rigd's own attributes,
+            or a value is not a string, number, bool or list of numbers.
+    """
     checked: dict[str, Any] = {}
     for key, value in metadata.items():
         if not isinstance(key, str) or not key or "/" in key:
             raise ValueError(f"metadata key {key!r} must be a non-empty string without '/'")
-        if key in _RESERVED_ATTRS:
+        if key in RESERVED_ATTRIBUTES:
             raise ValueError(
                 f"metadata key {key!r} is reserved for rigd's own run attributes; rename it"
             )
@@ -385,7 +392,7 @@ class RunWriter:
                 f"flush_interval ({flush_interval}) and fsync_interval ({fsync_interval}) "
                 "must be positive"
             )
-        checked = _check_metadata(metadata or {})
+        checked = check_metadata(metadata or {})
         codecs = {s.name: codec(s.compression) if s.compression else None for s in streams}
         if self.path.exists():
             raise FileExistsError(
@@ -1099,7 +1106,7 @@ def inspect_run(path: str | os.PathLike[str]) -> RunSummary:
         metadata = {
             k: (v.tolist() if isinstance(v, np.ndarray) else v)
             for k, v in f.attrs.items()
-            if k not in _RESERVED_ATTRS
+            if k not in RESERVED_ATTRIBUTES
         }
         attrs = f.attrs
         return RunSummary(
