@@ -652,7 +652,8 @@ def test_gpus_show_what_is_placed_where(tmp_path: Path) -> None:
         placed = [(g["index"], a["name"], a["share"]) for g in gpus for a in g["actors"]]
         assert placed == [(0, "camera", 0.5)]
         assert gpus[0]["allocated"] == 0.5
-        assert d.status()["gpus"] == gpus
+        # /v1/status carries the same, sampled every 2 s.
+        wait_until(lambda: d.status()["gpus"] == gpus, timeout=30, what="status to show the GPUs")
         result = rigd_cli(d, "gpus")
         assert result.returncode == 0, result.stderr
         assert "0.5 GPU: camera (SimulatedCamera" in result.stdout

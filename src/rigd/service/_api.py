@@ -28,12 +28,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-import rigd
 from rigd._version import __version__
 from rigd.config import PipelineFileError
-from rigd.gpu import inventory
 from rigd.service._daemon import Daemon, NotFoundError, TransitionError
-from rigd.service._gpus import gpu_report
 from rigd.service._metrics import metrics_text
 from rigd.service._token import token_matches
 from rigd.storage import RESERVED_ATTRIBUTES
@@ -317,12 +314,10 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
         )
 
     @app.get("/v1/status", tags=["service"], dependencies=guarded, responses=_errors(401))
-    async def status() -> dict[str, Any]:
+    async def status() -> JSONResponse:
         """State, pipeline, run, per-actor state and restarts, per-link rate, drops and
-        ring fill, and GPUs."""
-        result = daemon.status()
-        result["gpus"] = await run_in_threadpool(_gpus)
-        return result
+        ring fill, and GPUs (sampled by the daemon twice a second: polling is cheap)."""
+        return JSONResponse(daemon.status())
 
     @app.get("/v1/pipeline", tags=["pipeline"], dependencies=guarded, responses=_errors(401))
     async def get_pipeline() -> dict[str, Any]:
@@ -418,7 +413,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
     @app.get("/v1/gpus", tags=["service"], dependencies=guarded, responses=_errors(401))
     async def gpus() -> list[dict[str, Any]]:
         """The GPUs, and which actors are placed on each."""
-        return await run_in_threadpool(_gpus)
+        return await run_in_threadpool(daemon.gpus)
 
     @app.get(
         "/v1/events",
@@ -475,10 +470,6 @@ def _json_body_error(exc: ValueError) -> RequestValidationError:
     if callable(errors):
         return RequestValidationError([{**e, "loc": ("body", *e.get("loc", ()))} for e in errors()])
     return RequestValidationError([{"loc": ("body",), "msg": str(exc), "type": "value_error"}])
-
-
-def _gpus() -> list[dict[str, Any]]:
-    return gpu_report(inventory(), rigd.state.list_actors())
 
 
 def _sse(event: dict[str, Any]) -> bytes:

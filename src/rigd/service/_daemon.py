@@ -38,7 +38,9 @@ from typing import Any
 import rigd
 from rigd._exceptions import RigdError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError, ServiceConfig, load_pipeline
+from rigd.gpu import inventory
 from rigd.pipeline import HDF5Recorder, Pipeline, PipelineStatus, Plan, RunReport, plan_pipeline
+from rigd.service._gpus import gpu_report
 from rigd.storage import check_metadata
 
 __all__ = [
@@ -52,6 +54,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _MONITOR_S = 0.5
+# GPU placements change only when actors start or end: sample them every 2 s.
+_GPU_EVERY = 4
 # A start waits for every actor's setup: allow for slow hardware.
 _START_WAIT_S = 300.0
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -139,6 +143,7 @@ class Daemon:
         self._runs: dict[str, RunRecord] = {}
         self._snapshot: dict[str, Any] = {"actors": {}, "links": []}
         self._snapshot_at = time.monotonic()
+        self._gpus: list[dict[str, Any]] = []
         self._progress_at = time.monotonic()
         self._frames_seen = -1
         self._subscribers: list[Callable[[dict[str, Any]], None]] = []
@@ -478,6 +483,7 @@ class Daemon:
                 "run": run,
                 "actors": snapshot["actors"],
                 "links": snapshot["links"],
+                "gpus": self._gpus,
                 "sampled_at": snapshot.get("sampled_at"),
             }
 
@@ -501,7 +507,12 @@ class Daemon:
         return True, f"{state.value}{pipeline}"
 
     def _watch(self) -> None:
+        ticks = 0
         while not self._closing.wait(_MONITOR_S):
+            if ticks % _GPU_EVERY == 0:
+                with contextlib.suppress(Exception):
+                    self._gpus = self.gpus()
+            ticks += 1
             with self._lock:
                 pipeline, record = self._pipeline, self._run
                 running = self.state == DaemonState.RUNNING
@@ -539,6 +550,10 @@ class Daemon:
             ).start()
 
     # -- actors, GPUs -------------------------------------------------------------------------
+
+    def gpus(self) -> list[dict[str, Any]]:
+        """The GPUs and what is placed on each, now."""
+        return gpu_report(inventory(), rigd.state.list_actors())
 
     def actors(self) -> list[dict[str, Any]]:
         """Every actor of the session (the pipeline's and the scripts' detached ones)."""

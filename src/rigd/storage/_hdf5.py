@@ -538,6 +538,12 @@ class RunWriter:
             else None
         )
         self._stop = threading.Event()
+        # Wakes the housekeeping thread: at stop, and to flush the run's first
+        # frame at once (a run is visible to readers from its first frame, not
+        # a flush interval later).
+        self._wake = threading.Event()
+        self._flush_soon = False
+        self._first_flushed = False
         self._keeper = threading.Thread(
             target=self._housekeeping, name=f"rigd-recorder-{self.run_id}", daemon=True
         )
@@ -675,6 +681,7 @@ class RunWriter:
             return
         self._closed = True
         self._stop.set()
+        self._wake.set()
         self._keeper.join()
         error: BaseException | None = self._failure
         with self._lock:
@@ -770,6 +777,10 @@ class RunWriter:
                 self._emit_chunk(state, index // k, k, chunk, owned=True)
         if state.pending:
             self._drain(state, wait=False)
+        if not self._first_flushed:
+            self._first_flushed = True
+            self._flush_soon = True
+            self._wake.set()
 
     def _grow(self, state: _Stream, frames: int) -> None:
         if frames <= state.extent:
@@ -927,10 +938,17 @@ class RunWriter:
         next_flush = now + self.flush_interval
         next_fsync = now + self.fsync_interval
         next_writeback = now + _WRITEBACK_S
-        while not self._stop.wait(
-            max(0.0, min(next_flush, next_fsync, next_writeback) - time.monotonic())
-        ):
+        while True:
+            self._wake.wait(
+                max(0.0, min(next_flush, next_fsync, next_writeback) - time.monotonic())
+            )
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             now = time.monotonic()
+            if self._flush_soon:
+                self._flush_soon = False
+                next_flush = now
             if now >= next_writeback:
                 # Start writing dirty pages out now, so an fsync finds little
                 # left: a long fsync holds the filesystem's journal, and

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""The daemon as lab software meets it: a real ``rigd serve`` driven over HTTP.
+
+- start: ``POST /v1/runs`` sent -> the first frame durable in the run file
+  (flushed: a SWMR reader in this process sees it), and ``POST
+  /v1/runs/current/stop`` -> answered, the file sealed (the answer comes
+  after the seal), over ``--runs`` runs of the demo pipeline;
+- load: ``--clients`` clients polling ``GET /v1/status`` every
+  ``--poll-ms`` for ``--seconds`` while the demo pipeline (512x512 uint16 at
+  200 fps through FrameStats into the recorder) records: dropped frames
+  (target 0) and status latency p50/p99 (target p99 < 50 ms);
+- idle: the daemon's resident memory (target < 150 MB; its spare workers
+  shown apart) and CPU over 10 s with a pipeline loaded (target < 1% of a
+  core, daemon and workers together).
+
+No peer has a REST service of this kind (Ray Serve serves models, improv
+has no API), so the figures stand against the issue's targets.
+
+    .venv/bin/python bench/service.py [--clients 20] [--seconds 30] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DEMO = """\
+name: demo
+actors:
+  - name: camera
+    class: rigd.pipeline.SimulatedCamera
+    options: {shape: [512, 512], dtype: uint16, fps: 200, pattern: spot}
+  - name: stats
+    class: rigd.pipeline.FrameStats
+  - name: recorder
+    class: rigd.pipeline.HDF5Recorder
+links:
+  - {link: camera.frames -> stats.frames, slots: 64}
+  - {link: camera.frames -> recorder.camera, slots: 64}
+  - {link: stats.stats -> recorder.stats, slots: 256}
+"""
+
+
+class Daemon:
+    def __init__(self, directory: Path) -> None:
+        self.run_dir = directory / "run"
+        config = directory / "service.yaml"
+        config.write_text(
+            json.dumps(
+                {
+                    "port": 0,
+                    "token_file": str(directory / "token"),
+                    "data_dir": str(directory / "data"),
+                    "runtime_dir": str(self.run_dir),
+                }
+            )
+        )
+        env = {**os.environ, "RIGD_ADDRESS": str(self.run_dir)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rigd", "serve", "--config", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while not (self.run_dir / "daemon.json").exists():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("the daemon did not start")
+            time.sleep(0.01)
+        address = json.loads((self.run_dir / "daemon.json").read_text())
+        self.url = address["url"]
+        self.headers = {"Authorization": f"Bearer {(directory / 'token').read_text().strip()}"}
+        self.client = httpx.Client(base_url=self.url, headers=self.headers, timeout=120)
+        while True:
+            try:
+                if self.client.get("/v1/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.01)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.client.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def stop(self) -> int:
+        self.client.close()
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=120)
+
+
+def first_frame_durable(path: str, timeout: float = 30) -> float:
+    """Wait until a SWMR reader sees a frame in ``path``; the time it did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with h5py.File(path, "r", libver=("v110", "v110"), swmr=True) as f:
+                if len(f["camera/frame_id"]) > 0:
+                    return time.perf_counter()
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.002)
+    raise TimeoutError(f"no frame reached {path}")
+
+
+def bench_start_stop(d: Daemon, runs: int) -> dict[str, list[float]]:
+    d.call("PUT", "/v1/pipeline", content=DEMO, headers={"Content-Type": "application/yaml"})
+    starts, answers, stops = [], [], []
+    for _ in range(runs):
+        sent = time.perf_counter()
+        run = d.call("POST", "/v1/runs", json={})
+        answered = time.perf_counter()
+        durable = first_frame_durable(run["files"][0])
+        starts.append((durable - sent) * 1e3)
+        answers.append((answered - sent) * 1e3)
+        time.sleep(1.0)  # let the run record a while
+        sent = time.perf_counter()
+        stopped = d.call("POST", "/v1/runs/current/stop")
+        stops.append((time.perf_counter() - sent) * 1e3)
+        with h5py.File(stopped["files"][0], "r") as f:
+            assert f.attrs["run_state"] == "complete"
+    return {"start_to_first_durable_ms": starts, "start_answered_ms": answers, "stop_to_sealed_ms": stops}
+
+
+async def poll(url: str, headers: dict[str, str], until: float, every: float, out: list[float]) -> None:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        while time.perf_counter() < until:
+            sent = time.perf_counter()
+            response = await client.get("/v1/status")
+            out.append((time.perf_counter() - sent) * 1e3)
+            response.raise_for_status()
+            await asyncio.sleep(max(0.0, every - (time.perf_counter() - sent)))
+
+
+def bench_load(d: Daemon, clients: int, seconds: float, poll_ms: float) -> dict[str, Any]:
+    d.call("PUT", "/v1/pipeline", content=DEMO, headers={"Content-Type": "application/yaml"})
+    d.call("POST", "/v1/runs", json={})
+    latencies: list[float] = []
+    until = time.perf_counter() + seconds
+
+    async def everyone() -> None:
+        await asyncio.gather(
+            *(poll(d.url, d.headers, until, poll_ms / 1e3, latencies) for _ in range(clients))
+        )
+
+    asyncio.run(everyone())
+    run = d.call("POST", "/v1/runs/current/stop")
+    ordered = sorted(latencies)
+    return {
+        "requests": len(ordered),
+        "status_p50_ms": ordered[len(ordered) // 2],
+        "status_p99_ms": ordered[int(len(ordered) * 0.99)],
+        "status_max_ms": ordered[-1],
+        "frames": run["frames"],
+        "dropped": run["dropped"],
+    }
+
+
+def bench_idle(d: Daemon, seconds: float = 10.0) -> dict[str, float]:
+    d.call("PUT", "/v1/pipeline", content=DEMO, headers={"Content-Type": "application/yaml"})
+    daemon = psutil.Process(d.proc.pid)
+    time.sleep(2.0)  # settle after the load
+    family = [daemon, *daemon.children(recursive=True)]
+    before = {p.pid: p.cpu_times() for p in family}
+    time.sleep(seconds)
+    cpu = 0.0
+    for p in family:
+        try:
+            now = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        cpu += (now.user + now.system) - (before[p.pid].user + before[p.pid].system)
+    workers_rss = sum(p.memory_info().rss for p in family[1:])
+    return {
+        "daemon_rss_mb": daemon.memory_info().rss / 2**20,
+        "workers": len(family) - 1,
+        "workers_rss_mb": workers_rss / 2**20,
+        "cpu_percent_of_a_core": 100 * cpu / seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--poll-ms", type=float, default=100.0)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--dir", default=str(ROOT / "bench-data"))
+    args = parser.parse_args()
+    Path(args.dir).mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="service-") as directory:
+        d = Daemon(Path(directory))
+        try:
+            idle = bench_idle(d)
+            print(
+                f"idle daemon, pipeline loaded: {idle['daemon_rss_mb']:.0f} MB resident "
+                f"(target < 150), {idle['workers']} spare workers {idle['workers_rss_mb']:.0f} MB; "
+                f"CPU {idle['cpu_percent_of_a_core']:.2f}% of a core (target < 1%)"
+            )
+            times = bench_start_stop(d, args.runs)
+            for name, values in times.items():
+                print(
+                    f"{name}: median {statistics.median(values):.0f} ms "
+                    f"(min {min(values):.0f}, max {max(values):.0f}, {len(values)} runs)"
+                )
+            load = bench_load(d, args.clients, args.seconds, args.poll_ms)
+            print(
+                f"{args.clients} clients polling /v1/status every {args.poll_ms:.0f} ms for "
+                f"{args.seconds:.0f} s during a 200 fps 512x512 run: {load['requests']} requests, "
+                f"p50 {load['status_p50_ms']:.1f} ms, p99 {load['status_p99_ms']:.1f} ms "
+                f"(target < 50), max {load['status_max_ms']:.1f} ms; frames {load['frames']}, "
+                f"dropped {load['dropped']} (target 0)"
+            )
+        finally:
+            code = d.stop()
+            print(f"daemon exit status after SIGTERM: {code}")
+
+
+if __name__ == "__main__":
+    main()
