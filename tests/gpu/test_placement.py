@@ -113,6 +113,56 @@ class Uploads:
         }
 
 
+@rigd.remote
+def task_environment(gate: str | None = None) -> dict[str, Any]:
+    if gate is not None:
+        with open(gate, "rb") as f:  # held here until the test opens the gate
+            f.read(1)
+    return {
+        "ids": rigd.get_gpu_ids(),
+        "visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "order": os.environ.get("CUDA_DEVICE_ORDER"),
+        "pid": os.getpid(),
+    }
+
+
+def test_tasks_hold_gpus_while_they_run(two_gpus: list[str]) -> None:
+    rigd.init()
+    env = rigd.get(task_environment.options(num_gpus=1).remote())
+    assert env["visible"] == two_gpus[env["ids"][0]]
+    assert env["order"] == "PCI_BUS_ID"
+    both = rigd.get(task_environment.options(num_gpus=2).remote())
+    assert sorted(both["ids"]) == [0, 1]
+    assert sorted(both["visible"].split(",")) == sorted(two_gpus)
+    halves = rigd.get([task_environment.options(num_gpus=0.5).remote() for _ in range(2)])
+    assert all(len(h["ids"]) == 1 for h in halves)
+    # Each GPU task ran in a process of its own (CUDA reads the variable once).
+    assert len({env["pid"], both["pid"], *(h["pid"] for h in halves)}) == 4
+    cpu = rigd.get(task_environment.remote())
+    assert (cpu["ids"], cpu["visible"]) == ([], "")
+
+
+def test_a_gpu_task_waits_for_a_gpu_without_holding_back_cpu_tasks(
+    two_gpus: list[str], gate: str
+) -> None:
+    rigd.init(num_cpus=2)
+    holder = Probe.options(num_gpus=2).remote()
+    rigd.get(holder.environment.remote())
+    waiting = task_environment.options(num_gpus=1, num_cpus=0).remote()
+    # A CPU task queued behind it runs at once.
+    assert rigd.get(task_environment.remote(), timeout=30)["ids"] == []
+    ready, _ = rigd.wait([waiting], timeout=0.5)
+    assert ready == []  # the GPUs are the actor's
+    rigd.kill(holder)
+    assert len(rigd.get(waiting, timeout=30)["ids"]) == 1
+
+
+def test_a_gpu_task_that_can_never_run_fails_at_submission(two_gpus: list[str]) -> None:
+    rigd.init()
+    with pytest.raises(ResourceUnavailableError, match="num_gpus=3 needs 3 whole GPUs"):
+        rigd.get(task_environment.options(num_gpus=3).remote(), timeout=30)
+
+
 def test_on_simulated_gpus_the_same_code_runs_on_numpy(two_gpus: list[str]) -> None:
     rigd.init()
     result = rigd.get(Uploads.options(num_gpus=1).remote().run.remote())

@@ -418,7 +418,8 @@ class RemoteFunction(Generic[R]):
             opts.num_cpus,
             opts.max_retries,
             opts.enable_task_events,
-            inspect.isgeneratorfunction(self._fn)
+            num_gpus=opts.num_gpus,
+            streaming=inspect.isgeneratorfunction(self._fn)
             or inspect.isasyncgenfunction(self._fn)
             or opts.num_returns == "streaming",
         )

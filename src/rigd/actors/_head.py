@@ -105,6 +105,8 @@ class _Worker:
     exit_detail: str = ""
     pidfd: int | None = None
     allow_restart: bool = False
+    #: Runs one GPU task, then ends (its CUDA context holds the GPU).
+    gpu_task: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -142,6 +144,8 @@ class _Task:
     num_cpus: float
     retries_left: int
     event_id: str | None = None
+    num_gpus: float = 0.0
+    gpus: tuple[GpuInfo, ...] = ()
 
 
 class Head:
@@ -342,15 +346,7 @@ class Head:
         whose CUDA_VISIBLE_DEVICES names its GPUs (set before CUDA loads)."""
         if not actor.gpus:
             return self._take_worker()
-        return self._spawn_worker(
-            {
-                "CUDA_VISIBLE_DEVICES": ",".join(g.uuid for g in actor.gpus),
-                "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
-                GPU_IDS_ENV: ",".join(str(g.index) for g in actor.gpus),
-                # Simulated GPUs (RIGD_FAKE_GPUS): CUDA must not be asked.
-                SIMULATED_GPUS_ENV: "1" if any(g.simulated for g in actor.gpus) else "",
-            }
-        )
+        return self._spawn_worker(_gpu_environment(actor.gpus))
 
     def _refill_spares(self) -> None:
         # One spare starting at a time: a burst of creations must not
@@ -450,6 +446,7 @@ class Head:
                 worker.task = None
                 if not worker.blocked:
                     self._cpus_free += task.num_cpus
+                self._release_task_gpus(task)
                 if task.retries_left != 0 and not self._stopping:
                     task.retries_left -= 1
                     self._tasks.appendleft(task)
@@ -829,7 +826,16 @@ class Head:
     # -- tasks -------------------------------------------------------------------------
 
     def _on_submit_task(self, peer: _Peer, message: tuple[Any, ...]) -> None:
-        _, req_id, fn_id, fn_body, name, body, num_cpus, max_retries, task_id = message
+        _, req_id, fn_id, fn_body, name, body, num_cpus, max_retries, task_id, num_gpus = message
+        impossible = self._gpus.impossible(float(num_gpus))
+        if impossible is not None:
+            self._reply(
+                peer,
+                req_id,
+                ResourceUnavailableError(f"task {name} asks for {impossible}"),
+                ok=False,
+            )
+            return
         if num_cpus > self.total_cpus:
             self._reply(
                 peer,
@@ -853,6 +859,7 @@ class Head:
                 float(num_cpus),
                 max_retries,
                 task_id,
+                float(num_gpus),
             )
         )
         self._dispatch_tasks()
@@ -879,13 +886,15 @@ class Head:
                 return
 
     def _dispatch_tasks(self) -> None:
-        while self._tasks and not self._stopping:
-            task = self._tasks[0]
-            if task.num_cpus > self._cpus_free:
+        self._dispatch_gpu_tasks()
+        while not self._stopping:
+            task = next((t for t in self._tasks if t.num_gpus == 0), None)
+            if task is None or task.num_cpus > self._cpus_free:
                 return
             if not self._idle_task_workers:
-                starting = sum(1 for w in self._task_workers if w.peer is None)
-                busy = sum(1 for w in self._task_workers if w.task is not None and not w.blocked)
+                pool = [w for w in self._task_workers if not w.gpu_task]
+                starting = sum(1 for w in pool if w.peer is None)
+                busy = sum(1 for w in pool if w.task is not None and not w.blocked)
                 if starting == 0 and busy < max(1, int(self.total_cpus)):
                     worker = self._take_worker()
                     self._task_workers.append(worker)
@@ -894,7 +903,7 @@ class Head:
                         continue
                 return
             worker = self._idle_task_workers.pop()
-            self._tasks.popleft()
+            self._tasks.remove(task)
             self._cpus_free -= task.num_cpus
             worker.task = task
             if task.event_id is not None:
@@ -905,6 +914,42 @@ class Head:
                 worker,
                 (int(Msg.RUN_TASK), task.task_id, task.fn_id, task.fn_body, task.name, task.body),
             )
+
+    def _dispatch_gpu_tasks(self) -> None:
+        """Start each queued GPU task whose CPUs and GPUs are free, in a new process.
+
+        A GPU task runs in a worker of its own, started with its GPUs in
+        ``CUDA_VISIBLE_DEVICES`` (CUDA reads it once, at load) and retired
+        after the task; a GPU task that must wait does not hold back the CPU
+        tasks queued behind it.
+        """
+        for task in [t for t in self._tasks if t.num_gpus > 0]:
+            if self._stopping or task.num_cpus > self._cpus_free:
+                return
+            gpus = self._gpus.allocate(task.num_gpus)
+            if gpus is None:
+                return  # waits, as in Ray, until an actor or task frees a GPU
+            self._tasks.remove(task)
+            task.gpus = gpus
+            self._cpus_free -= task.num_cpus
+            worker = self._spawn_worker(_gpu_environment(gpus))
+            worker.task = task
+            worker.gpu_task = True
+            self._task_workers.append(worker)
+            if task.event_id is not None:
+                self._task_log.add(
+                    [(task.event_id, TaskState.RUNNING, time.time(), None, None, None)]
+                )
+            self._send_worker(
+                worker,
+                (int(Msg.RUN_TASK), task.task_id, task.fn_id, task.fn_body, task.name, task.body),
+            )
+
+    def _release_task_gpus(self, task: _Task) -> None:
+        if task.gpus:
+            self._gpus.release(task.gpus, task.num_gpus)
+            task.gpus = ()
+            self._start_pending_actors()
 
     def _on_task_done(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         _, task_id, reply_body = message
@@ -917,7 +962,16 @@ class Head:
             self._cpus_free += task.num_cpus
         worker.blocked = False
         self._reply(task.submitter, task.req_id, reply_body)
-        self._idle_task_workers.append(worker)
+        if worker.gpu_task:
+            # Its CUDA context holds the GPU: the process ends with its task.
+            self._task_workers.remove(worker)
+            worker.exit_kind = ExitKind.SHUTDOWN
+            self._send_worker(
+                worker, (int(Msg.TERMINATE), TerminateMode.PROMPT.value, ExitKind.SHUTDOWN.value)
+            )
+            self._release_task_gpus(task)
+        else:
+            self._idle_task_workers.append(worker)
         self._dispatch_tasks()
         self._start_pending_actors()
 
@@ -1009,6 +1063,17 @@ class Head:
         except FileNotFoundError:
             pass
         sweep_segments(self.shm_prefix)
+
+
+def _gpu_environment(gpus: tuple[GpuInfo, ...]) -> dict[str, str]:
+    """The environment of a process placed on ``gpus``, set before CUDA loads."""
+    return {
+        "CUDA_VISIBLE_DEVICES": ",".join(g.uuid for g in gpus),
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        GPU_IDS_ENV: ",".join(str(g.index) for g in gpus),
+        # Simulated GPUs (RIGD_FAKE_GPUS): CUDA must not be asked.
+        SIMULATED_GPUS_ENV: "1" if any(g.simulated for g in gpus) else "",
+    }
 
 
 def _reason(actor: _Actor, kind: ExitKind | None, detail: str) -> str:

@@ -731,6 +731,7 @@ class Runtime:
         max_retries: int,
         events: bool = True,
         streaming: bool = False,
+        num_gpus: float = 0,
     ) -> Any:
         """Queue a task at the head; return the ref of its result.
 
@@ -777,6 +778,7 @@ class Runtime:
                 num_cpus,
                 max_retries,
                 task_id,
+                num_gpus,
             )
             ref._canceller = functools.partial(self.head_notice, Msg.CANCEL_TASK, req_id)
             reply._add_callback(lambda r: self._task_finished(task_id, ref, r))
