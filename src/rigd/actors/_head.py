@@ -906,14 +906,15 @@ class Head:
             self._tasks.remove(task)
             self._cpus_free -= task.num_cpus
             worker.task = task
-            if task.event_id is not None:
-                self._task_log.add(
-                    [(task.event_id, TaskState.RUNNING, time.time(), None, None, None)]
-                )
-            self._send_worker(
-                worker,
-                (int(Msg.RUN_TASK), task.task_id, task.fn_id, task.fn_body, task.name, task.body),
-            )
+            self._run_task(worker, task)
+
+    def _run_task(self, worker: _Worker, task: _Task) -> None:
+        if task.event_id is not None:
+            self._task_log.add([(task.event_id, TaskState.RUNNING, time.time(), None, None, None)])
+        self._send_worker(
+            worker,
+            (int(Msg.RUN_TASK), task.task_id, task.fn_id, task.fn_body, task.name, task.body),
+        )
 
     def _dispatch_gpu_tasks(self) -> None:
         """Start each queued GPU task whose CPUs and GPUs are free, in a new process.
@@ -936,14 +937,7 @@ class Head:
             worker.task = task
             worker.gpu_task = True
             self._task_workers.append(worker)
-            if task.event_id is not None:
-                self._task_log.add(
-                    [(task.event_id, TaskState.RUNNING, time.time(), None, None, None)]
-                )
-            self._send_worker(
-                worker,
-                (int(Msg.RUN_TASK), task.task_id, task.fn_id, task.fn_body, task.name, task.body),
-            )
+            self._run_task(worker, task)
 
     def _release_task_gpus(self, task: _Task) -> None:
         if task.gpus:
