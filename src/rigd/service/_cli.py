@@ -195,6 +195,16 @@ def format_summary(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
+def _add_meta(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="run metadata stored in the run file (repeatable)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rigd", description="rigd: a GPU-aware acquisition service for lab rigs"
@@ -210,13 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("pipeline", nargs="?", metavar="PIPELINE.yaml")
     run.add_argument("--run-id", help="the run's id (default: the UTC start time)")
-    run.add_argument(
-        "--meta",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="run metadata stored in the run file (repeatable)",
-    )
+    _add_meta(run)
     run.set_defaults(handler=_cmd_run)
     demo = commands.add_parser("demo", help="run a short demo of the actor API")
     demo.set_defaults(handler=_cmd_demo)
@@ -244,13 +248,7 @@ def _parser() -> argparse.ArgumentParser:
     load.set_defaults(handler=_cmd_load)
     start = client("start", "start a run of the loaded pipeline")
     start.add_argument("--run-id", help="the run's id (a retried start with it starts nothing)")
-    start.add_argument(
-        "--meta",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="run metadata stored in the run file (repeatable)",
-    )
+    _add_meta(start)
     start.set_defaults(handler=_cmd_start)
     stop = client("stop", "stop the current run cleanly (files sealed)")
     stop.set_defaults(handler=_cmd_stop)
