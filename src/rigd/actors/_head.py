@@ -487,25 +487,7 @@ class Head:
                 )
                 return
         cpus = float(options.num_cpus or 0)
-        if cpus > self.total_cpus:
-            self._reply(
-                peer,
-                req_id,
-                ResourceUnavailableError(
-                    f"actor {class_name} asks for num_cpus={options.num_cpus} but this runtime has "
-                    f"{self.total_cpus:g} CPUs; ask for fewer, or pass rigd.init(num_cpus=...)"
-                ),
-                ok=False,
-            )
-            return
-        impossible = self._gpus.impossible(float(options.num_gpus))
-        if impossible is not None:
-            self._reply(
-                peer,
-                req_id,
-                ResourceUnavailableError(f"actor {class_name} asks for {impossible}"),
-                ok=False,
-            )
+        if self._refuse_impossible(peer, req_id, f"actor {class_name}", cpus, options.num_gpus):
             return
         start = (int(Msg.START_ACTOR), actor_id, class_name, cls_body, args_body, ns, methods)
         actor = _Actor(actor_id, class_name, methods, options, ns, start, peer, cpus=cpus)
@@ -515,6 +497,23 @@ class Head:
         self._reply(peer, req_id, self._handle_info(actor))
         self._pending_actors.append(actor)
         self._start_pending_actors()
+
+    def _refuse_impossible(
+        self, peer: _Peer, req_id: int, who: str, num_cpus: float, num_gpus: float
+    ) -> bool:
+        """Refuse (and answer) a request no amount of waiting could meet."""
+        problem = None
+        if num_cpus > self.total_cpus:
+            problem = (
+                f"{who} asks for num_cpus={num_cpus:g} but this runtime has "
+                f"{self.total_cpus:g} CPUs; ask for fewer, or pass rigd.init(num_cpus=...)"
+            )
+        elif (gpus := self._gpus.impossible(float(num_gpus))) is not None:
+            problem = f"{who} asks for {gpus}"
+        if problem is None:
+            return False
+        self._reply(peer, req_id, ResourceUnavailableError(problem), ok=False)
+        return True
 
     def _handle_info(self, actor: _Actor) -> tuple[Any, ...]:
         token = secrets.token_hex(8)
@@ -827,25 +826,7 @@ class Head:
 
     def _on_submit_task(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         _, req_id, fn_id, fn_body, name, body, num_cpus, max_retries, task_id, num_gpus = message
-        impossible = self._gpus.impossible(float(num_gpus))
-        if impossible is not None:
-            self._reply(
-                peer,
-                req_id,
-                ResourceUnavailableError(f"task {name} asks for {impossible}"),
-                ok=False,
-            )
-            return
-        if num_cpus > self.total_cpus:
-            self._reply(
-                peer,
-                req_id,
-                ResourceUnavailableError(
-                    f"task {name} asks for num_cpus={num_cpus} but this runtime has "
-                    f"{self.total_cpus:g} CPUs; ask for fewer, or pass rigd.init(num_cpus=...)"
-                ),
-                ok=False,
-            )
+        if self._refuse_impossible(peer, req_id, f"task {name}", num_cpus, num_gpus):
             return
         self._tasks.append(
             _Task(

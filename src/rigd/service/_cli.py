@@ -23,14 +23,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from rigd.service._run import parse_meta, run_pipeline
+def _metadata(command: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--meta key=value`` options; a malformed one exits 2."""
+    from rigd.service._run import parse_meta
 
     try:
-        metadata = parse_meta(args.meta)
+        return parse_meta(args.meta)
     except ValueError as exc:
-        print(f"rigd run: {exc}", file=sys.stderr)
-        return 2
+        print(f"rigd {command}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rigd.service._run import run_pipeline
+
+    metadata = _metadata("run", args)
     return run_pipeline(args.pipeline, run_id=args.run_id, metadata=metadata)
 
 
@@ -115,14 +122,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
-    from rigd.service._run import parse_meta
-
-    try:
-        metadata = parse_meta(args.meta)
-    except ValueError as exc:
-        print(f"rigd start: {exc}", file=sys.stderr)
-        return 2
-    body: dict[str, Any] = {"metadata": metadata}
+    body: dict[str, Any] = {"metadata": _metadata("start", args)}
     if args.run_id:
         body["run_id"] = args.run_id
     run = _client_call("start", args, "POST", "/v1/runs", body)

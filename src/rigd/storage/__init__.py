@@ -39,27 +39,11 @@ if TYPE_CHECKING:
         run_file_path,
     )
 
-_RECORDING = frozenset(
-    {
-        "RESERVED_ATTRIBUTES",
-        "DropReason",
-        "RecorderStatistics",
-        "RecoveryReport",
-        "RunSummary",
-        "RunWriter",
-        "StreamReader",
-        "StreamSpec",
-        "StreamSummary",
-        "check_metadata",
-        "inspect_run",
-        "recover_run",
-        "run_file_path",
-    }
-)
-
 
 def __getattr__(name: str) -> Any:
-    if name in _RECORDING:
+    # Module __getattr__ runs only for names not defined above: a public name
+    # that reaches it is one of the HDF5 half's.
+    if name in __all__:
         from rigd.storage import _hdf5
 
         return getattr(_hdf5, name)
