@@ -135,10 +135,16 @@ def bench_start_stop(d: Daemon, runs: int) -> dict[str, list[float]]:
         stops.append((time.perf_counter() - sent) * 1e3)
         with h5py.File(stopped["files"][0], "r") as f:
             assert f.attrs["run_state"] == "complete"
-    return {"start_to_first_durable_ms": starts, "start_answered_ms": answers, "stop_to_sealed_ms": stops}
+    return {
+        "start_to_first_durable_ms": starts,
+        "start_answered_ms": answers,
+        "stop_to_sealed_ms": stops,
+    }
 
 
-async def poll(url: str, headers: dict[str, str], until: float, every: float, out: list[float]) -> None:
+async def poll(
+    url: str, headers: dict[str, str], until: float, every: float, out: list[float]
+) -> None:
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
         while time.perf_counter() < until:
             sent = time.perf_counter()

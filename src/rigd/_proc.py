@@ -1,10 +1,10 @@
-"""Processes: whether one still runs. Shared by the actor runtime and the rings."""
+"""Processes: whether one still runs, and pinning this one to CPUs."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["pid_alive"]
+__all__ = ["pid_alive", "pin_to_cpus"]
 
 
 def pid_alive(pid: int) -> bool:
@@ -23,3 +23,18 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def pin_to_cpus(cpus: tuple[int, ...] | list[int]) -> None:
+    """Run every thread of this process on ``cpus`` only (threads started later inherit it).
+
+    Raises:
+        OSError: a CPU is not available to this process (offline, or outside
+            its cgroup's cpuset).
+    """
+    wanted = set(cpus)
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), wanted)
+        except ProcessLookupError:
+            pass  # the thread ended meanwhile

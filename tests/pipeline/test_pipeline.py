@@ -416,6 +416,52 @@ def test_a_ring_left_by_a_killed_supervisor_is_removed_at_the_next_load(tmp_path
     assert not os.path.exists(f"/dev/shm/{name}")
 
 
+def affinity(pid: int) -> set[frozenset[int]]:
+    """The CPU sets of every thread of process ``pid``."""
+    return {frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+def test_actors_pinned_to_cpus_run_there_and_after_a_restart(tmp_path: Path) -> None:
+    first, last = min(os.sched_getaffinity(0)), max(os.sched_getaffinity(0))
+    path = write(
+        tmp_path,
+        f"""
+        name: pinned
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {{shape: [8, 8], fps: 200}}
+            cpus: [{last}]
+          - name: check
+            class: {ACTORS}.Counter
+            cpus: [{first}]
+            max_restarts: 1
+        links:
+          - camera.frames -> check.frames
+        """,
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    try:
+        check = pipeline.handle("check")
+        wait_until(lambda: len(rigd.get(check.report.remote())["ids"]) >= 10, timeout=30)
+        pids = {name: a["pid"] for name, a in pipeline.status().actors.items()}
+        # Every thread, the step thread included (it runs: frames were counted).
+        assert affinity(pids["camera"]) == {frozenset({last})}
+        assert affinity(pids["check"]) == {frozenset({first})}
+
+        os.kill(pids["check"], signal.SIGKILL)
+        wait_until(
+            lambda: pipeline.status().actors["check"]["restarts"] == 1,
+            timeout=30,
+            what="the check actor restarted",
+        )
+        wait_until(lambda: len(rigd.get(check.report.remote())["ids"]) >= 10, timeout=30)
+        assert affinity(pipeline.status().actors["check"]["pid"]) == {frozenset({first})}
+    finally:
+        pipeline.stop()
+
+
 def test_realtime_holds_cpu_wakeup_latency_while_running(tmp_path: Path) -> None:
     from rigd.pipeline._cpu_latency import DEVICE
 

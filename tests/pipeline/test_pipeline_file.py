@@ -207,3 +207,29 @@ def test_options_the_class_does_not_take(tmp_path: Path) -> None:
         for p in found
     ), found
     assert any("player" in p and "missing required option(s) ['path']" in p for p in found), found
+
+
+def test_cpus_the_machine_does_not_have(tmp_path: Path) -> None:
+    missing = max(os.sched_getaffinity(0)) + 1
+    found = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+            cpus: [0, {missing}]
+          - name: other
+            class: rigd.pipeline.SimulatedCamera
+            cpus: []
+        """,
+    )
+    assert len(found) == 1  # the empty list is the file's own shape: found first
+    assert "line 8, actors[1].cpus" in found[0], found
+    assert "leave cpus out to let the kernel choose" in found[0]
+    found = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+            cpus: [0, {missing}]
+        """,
+    )
+    assert "line 5, actors[0].cpus" in found[0], found
+    assert f"CPU {missing} is not available on this machine; rigd may use CPUs" in found[0]

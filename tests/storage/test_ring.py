@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from rigd.exceptions import (
     WouldBlock,
 )
 from rigd.storage import FrameRing, ReaderPolicy, remove_stale_rings
+from rigd.storage._ring import LAYOUT_VERSION
 from tests.helpers import pid_alive, wait_until
 
 CTX = mp.get_context("spawn")
@@ -399,9 +401,11 @@ def test_attaching_a_ring_of_another_layout_version_is_a_layout_error() -> None:
     with FrameRing.create(ring_name(), (4,), "uint16") as ring:
         ring._hdr.version = 99
 
-        with pytest.raises(RingLayoutError, match=r"layout version 99, this rigd reads version 1"):
+        with pytest.raises(
+            RingLayoutError, match=rf"layout version 99, this rigd reads version {LAYOUT_VERSION}"
+        ):
             FrameRing.attach(ring.name)
-        ring._hdr.version = 1
+        ring._hdr.version = LAYOUT_VERSION
 
 
 @pytest.mark.parametrize(
@@ -519,3 +523,72 @@ def test_a_low_latency_reader_stops_spinning_when_the_stream_stalls() -> None:
             reader.get(timeout=0.5)
 
         assert _cpu_seconds() - before < 0.05
+
+
+def test_a_low_latency_reader_gets_a_frame_committed_long_after_its_announcement() -> None:
+    # A camera that opens its slot and then waits for the hardware: the reader
+    # spins briefly, then sleeps until the commit instead of spinning on.
+    with FrameRing.create(ring_name(), (4,), "uint16", slot_count=4) as ring:
+        writer = ring.writer()
+        reader = ring.reader(low_latency=True)
+        got: list[int] = []
+        thread = threading.Thread(target=lambda: got.append(reader.get(timeout=30).frame_id))
+        with writer.slot(frame_id=7) as view:
+            thread.start()
+            wait_until(lambda: ring._hdr.waiting[reader.index] == 1, what="the reader to sleep")
+            view[:] = 7
+        thread.join(30)
+
+        assert got == [7]
+        assert not thread.is_alive()
+
+
+def test_a_frame_taken_announces_one_on_the_rings_it_is_passed_on_to() -> None:
+    with (
+        FrameRing.create(ring_name(), (4,), "uint16") as inputs,
+        FrameRing.create(ring_name(), (1,), "float64") as outputs,
+    ):
+        source = inputs.writer()
+        reader = inputs.reader()
+        result = outputs.writer()
+        reader.announce_on(result)
+        source.put(pattern(0, (4,), np.uint16))
+        assert outputs._hdr.announced == 0
+
+        with reader.read(timeout=5):
+            # The result is announced as soon as its input is taken ...
+            assert outputs._hdr.announced == outputs._hdr.head + 1
+        # ... announcing it again changes nothing ...
+        result.announce()
+        assert outputs._hdr.announced == outputs._hdr.head + 1
+        # ... and its commit fulfils the announcement.
+        result.put(np.ones(1))
+        assert outputs._hdr.announced == outputs._hdr.head == 1
+
+
+def test_a_second_slot_cannot_open_before_the_first_is_committed() -> None:
+    with FrameRing.create(ring_name(), (4,), "uint16") as ring:
+        writer = ring.writer()
+        reader = ring.reader()
+        with writer.slot(frame_id=1) as view:
+            view[:] = 1
+            with pytest.raises(RuntimeError, match="commit or abandon the open slot"):
+                writer.put(pattern(2, (4,), np.uint16))
+        writer.put(pattern(2, (4,), np.uint16), frame_id=2)
+
+        ids = []
+        for _ in range(2):
+            with reader.get(timeout=5) as frame:
+                ids.append(frame.frame_id)
+        assert ids == [1, 2]
+
+
+def test_a_frame_is_released_at_the_end_of_its_with_block() -> None:
+    with FrameRing.create(ring_name(), (4,), "uint16", slot_count=2) as ring:
+        writer = ring.writer()
+        reader = ring.reader()
+        for k in range(6):  # three times round a 2-slot ring: only if each is released
+            writer.put(pattern(k, (4,), np.uint16), frame_id=k, timeout=5)
+            with reader.get(timeout=5) as frame:
+                assert frame.frame_id == k
+        assert ring.statistics().readers[0].frames_read == 6

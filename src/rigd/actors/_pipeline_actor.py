@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from rigd._exceptions import EndOfStream, RingBrokenError
+from rigd._proc import pin_to_cpus
 
 __all__ = ["Actor", "Endpoints"]
 
@@ -161,6 +162,10 @@ class Actor:
     def __rigd_attach__(self, opener: Callable[..., Any], wiring: Any) -> None:
         """Open the endpoints ``wiring`` names, with ``opener`` (the pipeline's)."""
         self.__rigd_detach__()
+        cpus = getattr(wiring, "cpus", ())
+        if cpus:
+            # Before the step thread starts: it inherits the pinning.
+            pin_to_cpus(cpus)
         inputs, outputs, close = opener(wiring)
         self.__dict__["_rigd_run_info"] = dict(getattr(wiring, "run", {}))
         self.__dict__["_rigd_inputs"] = Endpoints(inputs, "input")

@@ -7,7 +7,7 @@ A pipeline file::
       - name: camera
         class: rigd.pipeline.SimulatedCamera
         options: {shape: [512, 512], dtype: uint16, fps: 200, n_frames: 2000}
-        max_restarts: 0            # and num_cpus, num_gpus
+        max_restarts: 0            # and num_cpus, num_gpus, cpus: [2] (pinning)
       - name: recorder
         class: rigd.pipeline.HDF5Recorder
     links:
@@ -79,8 +79,21 @@ class ActorConfig(_Model):
     num_cpus: float | None = Field(default=None, ge=0)
     num_gpus: float | None = Field(default=None, ge=0)
     max_restarts: int = Field(default=0, ge=-1)
+    #: Pin the actor's process to these CPUs (Linux CPU affinity), so that
+    #: the scheduler never queues it behind another actor on a busy core.
+    cpus: list[Annotated[int, Field(ge=0)]] | None = None
     #: Shape and dtype per output, for classes that cannot say themselves.
     outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("cpus")
+    @classmethod
+    def _some_cpus(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and not value:
+            raise ValueError(
+                "an empty list pins the actor nowhere; name CPUs (e.g. [2]) or leave cpus "
+                "out to let the kernel choose"
+            )
+        return value
 
 
 class LinkConfig(_Model):

@@ -34,6 +34,8 @@ class Wiring:
     #: The run: ``run_id``, ``pipeline`` (name), ``pipeline_text``,
     #: ``started`` (ISO 8601), ``metadata``, ``actor`` (this actor's name).
     run: dict[str, Any] = field(default_factory=dict)
+    #: The CPUs the actor's process runs on (empty: wherever the kernel likes).
+    cpus: tuple[int, ...] = ()
 
 
 def open_endpoints(
@@ -72,6 +74,11 @@ def open_endpoints(
             ring = FrameRing.attach(segment)
             rings.append(ring)
             writers[name] = ring.writer()
+        if len(readers) == 1:
+            # One input: each frame taken means an output is on its way, so
+            # low-latency readers downstream can wake while this actor works.
+            for reader in readers.values():
+                reader.announce_on(*writers.values())
     except BaseException:
         close()
         raise

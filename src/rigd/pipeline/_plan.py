@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,7 @@ def plan_pipeline(
     pfile = source if isinstance(source, PipelineFile) else load_pipeline(source)
     config = pfile.config
     problems: list[str] = []
+    available_cpus = os.sched_getaffinity(0)
     actors: dict[str, ActorConfig] = {}
     index: dict[str, int] = {}
     for i, actor in enumerate(config.actors):
@@ -113,6 +115,13 @@ def plan_pipeline(
             )
         actors[actor.name] = actor
         index[actor.name] = i
+        missing = sorted(set(actor.cpus or ()) - available_cpus)
+        if missing:
+            problems.append(
+                f"{pfile.where('actors', i, 'cpus')}: CPU {', '.join(map(str, missing))} "
+                f"{'is' if len(missing) == 1 else 'are'} not available on this machine; "
+                f"rigd may use CPUs {', '.join(map(str, sorted(available_cpus)))}"
+            )
 
     links = list(config.links)
     link_keys: list[tuple[Any, ...]] = [("links", i) for i in range(len(links))]

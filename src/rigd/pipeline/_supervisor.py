@@ -323,7 +323,9 @@ class Pipeline:
                 for reader, inp, policy, low_latency in ring_plan.readers:
                     if reader == actor.name:
                         inputs[inp] = InputWiring(segment, policy, low_latency)
-            self._wiring[actor.name] = Wiring(inputs, outputs, {**run_info, "actor": actor.name})
+            self._wiring[actor.name] = Wiring(
+                inputs, outputs, {**run_info, "actor": actor.name}, tuple(actor.config.cpus or ())
+            )
             resources: dict[str, Any] = {"max_restarts": actor.config.max_restarts}
             if actor.config.num_cpus is not None:
                 resources["num_cpus"] = actor.config.num_cpus

@@ -48,6 +48,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
@@ -78,7 +79,7 @@ __all__ = [
 
 SHM_DIR = "/dev/shm"
 MAGIC = b"RIGDRING"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 MAX_DIMS = 8
 MAX_READERS = 64
 _PAGE = mmap.PAGESIZE
@@ -141,6 +142,15 @@ class _Header(ctypes.Structure):
         ("_pad_data", ctypes.c_uint32 * 15),
         ("space_futex", ctypes.c_uint32),
         ("_pad_space", ctypes.c_uint32 * 15),
+        # Announcements: ``announced`` is ``seq + 1`` once the writer has said
+        # frame ``seq`` is on its way; low-latency readers sleep on the
+        # announce futex (flagged in ``announce_waiting``) and spin from an
+        # announcement to the commit, so their wake-up overlaps the writer's
+        # work on the frame.
+        ("announced", ctypes.c_uint64),
+        ("announce_waiting", ctypes.c_uint8 * MAX_READERS),
+        ("announce_futex", ctypes.c_uint32),
+        ("_pad_announce", ctypes.c_uint32 * 15),
     ]
 
 
@@ -212,11 +222,18 @@ class Frame:
     a lossless reader's slot is only reused after that.
     """
 
-    __slots__ = ("array", "frame_id", "seq", "slot", "timestamp_ns", "torn")
+    __slots__ = ("_reader", "array", "frame_id", "seq", "slot", "timestamp_ns", "torn")
 
     def __init__(
-        self, array: np.ndarray[Any, Any], seq: int, slot: int, frame_id: int, timestamp_ns: int
+        self,
+        reader: RingReader,
+        array: np.ndarray[Any, Any],
+        seq: int,
+        slot: int,
+        frame_id: int,
+        timestamp_ns: int,
     ) -> None:
+        self._reader = reader
         self.array = array
         self.seq = seq
         self.slot = slot
@@ -224,6 +241,16 @@ class Frame:
         self.timestamp_ns = timestamp_ns
         #: Set by release: the writer overwrote the slot while it was held.
         self.torn = False
+
+    # ``with reader.read() as frame`` (or ``reader.get()``): released on exit.
+    def __enter__(self) -> Frame:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._reader._held is self:
+            self._reader.release(self)
 
     def __repr__(self) -> str:
         return f"Frame(seq={self.seq}, frame_id={self.frame_id})"
@@ -278,11 +305,15 @@ class FrameRing:
         ]
         words = -(-self.max_readers // 8)
         self._waiting_words = (ctypes.c_uint64 * words).from_buffer(mapping, _Header.waiting.offset)
+        self._announce_words = (ctypes.c_uint64 * words).from_buffer(
+            mapping, _Header.announce_waiting.offset
+        )
         self._read_views = [v.view() for v in self._views]
         for view in self._read_views:
             view.flags.writeable = False
         self._data_addr = ctypes.addressof(hdr) + _Header.data_futex.offset
         self._space_addr = ctypes.addressof(hdr) + _Header.space_futex.offset
+        self._announce_addr = ctypes.addressof(hdr) + _Header.announce_futex.offset
 
     def slot_memory(self) -> tuple[int, int]:
         """The address and size of the slots (page-aligned): what a GPU actor
@@ -433,6 +464,7 @@ class FrameRing:
         self._views.clear()
         self._read_views.clear()
         del self._waiting_words
+        del self._announce_words
         self._readers.clear()
         self._meta.clear()
         del self._hdr
@@ -577,6 +609,13 @@ class RingWriter:
         self._ring = ring
         self._hdr = ring._hdr
         self._closed = False
+        # Frames below this sequence number have a free slot for sure (no
+        # lossless reader can be a whole ring behind them): most frames skip
+        # the scan of the reader records, which matters for a frame's latency
+        # more than its cost suggests (it is code and memory a 100 Hz writer
+        # finds cold).
+        self._space_until = 0
+        self._open: _OpenSlot | None = None
 
     def put(
         self,
@@ -595,14 +634,21 @@ class RingWriter:
             RingClosedError: the writer was closed.
         """
         ring = self._ring
-        if array.shape != ring.shape or array.dtype != ring.dtype:
+        if array.shape != ring.shape or (
+            array.dtype is not ring.dtype and array.dtype != ring.dtype
+        ):
             raise ValueError(
                 f"frame of shape {array.shape} and dtype {array.dtype} does not fit ring "
                 f"{ring.name!r}, which holds shape {ring.shape} and dtype {ring.dtype}"
             )
-        with self.slot(frame_id, timestamp_ns, timeout) as view:
-            np.copyto(view, array, casting="no")
-        return int(self._hdr.head) - 1
+        seq = self._begin(timeout)
+        try:
+            np.copyto(ring._views[seq % ring.slot_count], array, casting="no")
+        except BaseException:
+            self._abandon(seq)
+            raise
+        self._commit(seq, frame_id, timestamp_ns)
+        return seq
 
     def put_nowait(
         self,
@@ -618,13 +664,12 @@ class RingWriter:
                 f"ring {self._ring.name!r} is full: a lossless reader is a whole ring behind"
             ) from None
 
-    @contextlib.contextmanager
     def slot(
         self,
         frame_id: int | None = None,
         timestamp_ns: int | None = None,
         timeout: float | None = None,
-    ) -> Iterator[np.ndarray[Any, Any]]:
+    ) -> AbstractContextManager[np.ndarray[Any, Any]]:
         """Yield the next slot as a writable array; commit it on normal exit.
 
         On an exception the slot is abandoned (no frame is committed) and the
@@ -633,21 +678,35 @@ class RingWriter:
         (``time.time_ns()``, the clock run files store): a camera whose
         frame is complete when the slot is committed need not pass one.
         """
+        return _OpenSlot(self, frame_id, timestamp_ns, timeout)
+
+    def _begin(self, timeout: float | None) -> int:
+        """Claim the next slot (waiting for space) and announce its frame."""
         if self._closed:
             raise RingClosedError(f"the writer of ring {self._ring.name!r} was closed")
+        if self._open is not None:
+            raise RuntimeError("commit or abandon the open slot before opening another")
         hdr = self._hdr
         seq = int(hdr.head)
-        self._wait_for_space(seq, timeout)
+        if seq >= self._space_until:
+            self._wait_for_space(seq, timeout)
         ring = self._ring
-        index = seq % ring.slot_count
-        meta = ring._meta[index]
-        meta.seq = _WRITING
-        try:
-            yield ring._views[index]
-        except BaseException:
-            meta.seq = 0
-            raise
+        # The frame is on its way: low-latency readers wake while it is filled.
+        hdr.announced = seq + 1
+        hdr.announce_futex = (hdr.announce_futex + 1) & 0xFFFFFFFF
+        if any(ring._announce_words):
+            futex_wake(ring._announce_addr)
+        ring._meta[seq % ring.slot_count].seq = _WRITING
+        return seq
+
+    def _abandon(self, seq: int) -> None:
+        self._ring._meta[seq % self._ring.slot_count].seq = 0
+
+    def _commit(self, seq: int, frame_id: int | None, timestamp_ns: int | None) -> None:
         now = time.monotonic_ns()
+        ring = self._ring
+        hdr = self._hdr
+        meta = ring._meta[seq % ring.slot_count]
         meta.frame_id = seq if frame_id is None else frame_id
         meta.timestamp_ns = time.time_ns() if timestamp_ns is None else timestamp_ns
         meta.nbytes = ring.frame_nbytes
@@ -658,6 +717,24 @@ class RingWriter:
         if any(ring._waiting_words):
             futex_wake(ring._data_addr)
 
+    def announce(self) -> None:
+        """Say the next frame is on its way, before the work that makes it.
+
+        Low-latency readers wake now and spin for the commit (for at most
+        250 us), so the kernel's wake-up overlaps that work instead of adding
+        to the frame's latency. ``slot`` announces when it opens; a
+        processor announces its output when it takes its input (a pipeline
+        actor with one input does this itself). Without low-latency readers
+        it costs a few stores.
+        """
+        hdr = self._hdr
+        if int(hdr.announced) > int(hdr.head):
+            return  # already announced
+        hdr.announced = hdr.head + 1
+        hdr.announce_futex = (hdr.announce_futex + 1) & 0xFFFFFFFF
+        if any(self._ring._announce_words):
+            futex_wake(self._ring._announce_addr)
+
     def _wait_for_space(self, seq: int, timeout: float | None) -> None:
         ring = self._ring
         hdr = self._hdr
@@ -666,14 +743,17 @@ class RingWriter:
         try:
             while True:
                 expected = hdr.space_futex
-                blocking = [
-                    rec
-                    for rec in ring._readers
-                    if rec.state == _State.ACTIVE
-                    and rec.policy == 0
-                    and seq - rec.cursor >= ring.slot_count
-                ]
+                blocking = []
+                lowest = seq
+                for rec in ring._readers:
+                    if rec.state == _State.ACTIVE and rec.policy == 0:
+                        cursor = int(rec.cursor)
+                        if seq - cursor >= ring.slot_count:
+                            blocking.append(rec)
+                        lowest = min(lowest, cursor)
                 if not blocking:
+                    # Readers only move on, and a new one starts at the head.
+                    self._space_until = lowest + ring.slot_count
                     return
                 if not waited_from:
                     waited_from = time.monotonic_ns()
@@ -704,12 +784,49 @@ class RingWriter:
         hdr.writer_pid = 0
         hdr.data_futex = (hdr.data_futex + 1) & 0xFFFFFFFF
         futex_wake(self._ring._data_addr)
+        hdr.announce_futex = (hdr.announce_futex + 1) & 0xFFFFFFFF
+        futex_wake(self._ring._announce_addr)
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _OpenSlot:
+    """``with writer.slot() as view``: the slot is claimed on entry, committed on exit."""
+
+    __slots__ = ("_frame_id", "_seq", "_timeout", "_timestamp_ns", "_writer")
+
+    def __init__(
+        self,
+        writer: RingWriter,
+        frame_id: int | None,
+        timestamp_ns: int | None,
+        timeout: float | None,
+    ) -> None:
+        self._writer = writer
+        self._frame_id = frame_id
+        self._timestamp_ns = timestamp_ns
+        self._timeout = timeout
+        self._seq = -1
+
+    def __enter__(self) -> np.ndarray[Any, Any]:
+        writer = self._writer
+        seq = self._seq = writer._begin(self._timeout)
+        writer._open = self
+        return writer._ring._views[seq % writer._ring.slot_count]
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        writer = self._writer
+        writer._open = None
+        if et is None:
+            writer._commit(self._seq, self._frame_id, self._timestamp_ns)
+        else:
+            writer._abandon(self._seq)
 
 
 class RingReader:
@@ -733,6 +850,9 @@ class RingReader:
         self._slack_thread = 0
         # How late this thread's timed sleeps wake, smoothed.
         self._late_ns = 0
+        # The frame this reader last spun for after its announcement.
+        self._spun_for = -1
+        self._announces: tuple[RingWriter, ...] = ()
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -774,9 +894,10 @@ class RingReader:
                 f"this reader of ring {ring.name!r} was dropped as dead; attach a new one"
             )
         lossless = self.policy is ReaderPolicy.LOSSLESS
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None
         slept = False
         while True:
+            expected_announce = hdr.announce_futex
             expected = hdr.data_futex
             head = int(hdr.head)
             cursor = int(rec.cursor)
@@ -785,7 +906,11 @@ class RingReader:
                 index = seq % ring.slot_count
                 meta = ring._meta[index]
                 if meta.seq == seq + 1:
+                    # First, so that low-latency readers downstream wake now.
+                    for writer in self._announces:
+                        writer.announce()
                     frame = Frame(
+                        self,
                         ring._read_views[index],
                         seq,
                         index,
@@ -808,32 +933,61 @@ class RingReader:
             if hdr.closed:
                 raise EndOfStream(f"ring {ring.name!r} was closed by its writer")
             check = _CHECK_S if hdr.writer_pid else _IDLE_CHECK_S
-            left = check if deadline is None else min(check, deadline - time.monotonic())
+            if timeout is None:
+                left = check
+            else:
+                if deadline is None:
+                    deadline = time.monotonic() + timeout
+                left = min(check, deadline - time.monotonic())
             if left <= 0:
                 raise TimeoutError(f"no frame in ring {ring.name!r} within {timeout} s")
-            if self.low_latency and self._period_ns and hdr.writer_pid:
+            if self.low_latency and hdr.writer_pid:
                 if self._slack_thread != threading.get_ident():
                     _tighten_timer_slack()
                     self._slack_thread = threading.get_ident()
-                due = self._last_commit_ns + self._period_ns
-                now = time.monotonic_ns()
-                if now < due + _SPIN_MAX_NS:
-                    slept = True
-                    # Wake up early enough for this machine's timers: the lead
-                    # grows with how late timed sleeps wake (~140 us on a VM).
-                    lead = _SPIN_LEAD_NS + 2 * self._late_ns
-                    if due - lead > now:
-                        # Sleep (woken early if the frame comes early) ...
-                        sleep_s = min((due - lead - now) / 1e9, left)
-                        futex_wait(ring._data_addr, expected, sleep_s)
-                        if hdr.data_futex == expected:
-                            late = time.monotonic_ns() - (now + int(sleep_s * 1e9))
-                            self._late_ns = (7 * self._late_ns + max(0, late)) // 8
+                if int(hdr.announced) > head:
+                    if self._spun_for != head:
+                        # The frame is on its way: spin for its commit, briefly.
+                        self._spun_for = head
+                        slept = True
+                        # Pass the announcement on now, while there is time to
+                        # spare: the syscall that wakes a reader downstream
+                        # would cost the frame tens of microseconds later.
+                        for writer in self._announces:
+                            writer.announce()
+                        until = time.monotonic_ns() + _SPIN_MAX_NS
+                        while hdr.data_futex == expected and time.monotonic_ns() < until:
+                            pass
                         continue
-                    # ... then spin for the frame, briefly.
-                    until = due + _SPIN_MAX_NS
-                    while hdr.data_futex == expected and time.monotonic_ns() < until:
-                        pass
+                    # Announced long ago and still not committed: sleep until it is.
+                else:
+                    if self._period_ns:
+                        due = self._last_commit_ns + self._period_ns
+                        now = time.monotonic_ns()
+                        if now < due + _SPIN_MAX_NS:
+                            slept = True
+                            # Wake up early enough for this machine's timers: the lead
+                            # grows with how late timed sleeps wake (~140 us on a VM).
+                            lead = _SPIN_LEAD_NS + 2 * self._late_ns
+                            if due - lead > now:
+                                # Sleep (woken early by an announcement) ...
+                                sleep_s = min((due - lead - now) / 1e9, left)
+                                if not self._sleep_until_announced(expected_announce, sleep_s):
+                                    late = time.monotonic_ns() - (now + int(sleep_s * 1e9))
+                                    self._late_ns = (7 * self._late_ns + max(0, late)) // 8
+                                continue
+                            # ... then spin for the announcement, briefly.
+                            until = due + _SPIN_MAX_NS
+                            while (
+                                hdr.announce_futex == expected_announce
+                                and time.monotonic_ns() < until
+                            ):
+                                pass
+                            continue
+                    # Every commit is announced first: sleep until the next one.
+                    slept = True
+                    if not self._sleep_until_announced(expected_announce, left):
+                        self._check_writer()
                     continue
             waiting = hdr.waiting
             waiting[self.index] = 1
@@ -841,12 +995,32 @@ class RingReader:
             waiting[self.index] = 0
             slept = True
             if not woken:
-                pid = int(hdr.writer_pid)
-                if pid and not pid_alive(pid) and int(hdr.head) <= int(rec.cursor):
-                    raise RingBrokenError(
-                        f"the writer of ring {ring.name!r} (pid {pid}) died; every frame it "
-                        "committed was read"
-                    )
+                self._check_writer()
+
+    def announce_on(self, *writers: RingWriter) -> None:
+        """Announce a frame on ``writers``' rings whenever this reader takes one.
+
+        For a processor whose output follows each input: its low-latency
+        readers downstream wake while it works on the frame (see
+        ``RingWriter.announce``). Replaces any writers given before.
+        """
+        self._announces = writers
+
+    def _sleep_until_announced(self, expected: int, timeout: float) -> bool:
+        flags = self._hdr.announce_waiting
+        flags[self.index] = 1
+        woken = futex_wait(self._ring._announce_addr, expected, timeout)
+        flags[self.index] = 0
+        return woken
+
+    def _check_writer(self) -> None:
+        """Raise ``RingBrokenError`` if the writer died and every frame it committed was read."""
+        pid = int(self._hdr.writer_pid)
+        if pid and not pid_alive(pid) and int(self._hdr.head) <= int(self._rec.cursor):
+            raise RingBrokenError(
+                f"the writer of ring {self._ring.name!r} (pid {pid}) died; every frame it "
+                "committed was read"
+            )
 
     def _learn_period(self, commit_ns: int) -> None:
         if self._last_commit_ns:
@@ -893,14 +1067,9 @@ class RingReader:
             futex_wake(ring._space_addr)
         return True
 
-    @contextlib.contextmanager
-    def read(self, timeout: float | None = None) -> Iterator[Frame]:
+    def read(self, timeout: float | None = None) -> Frame:
         """``with reader.read() as frame:`` gets a frame and releases it after."""
-        frame = self.get(timeout)
-        try:
-            yield frame
-        finally:
-            self.release(frame)
+        return self.get(timeout)
 
     def __iter__(self) -> Iterator[Frame]:
         """Yield frames until end of stream, releasing each before the next."""
