@@ -31,6 +31,11 @@ lossless reader whose process is gone is dropped and stops holding the
 writer back; a reader whose writer is gone drains, then gets
 ``RingBrokenError``.
 
+Low-latency readers sleep on a third word, ``announce``: the writer bumps
+it when it opens a slot (or when told a frame is coming, ``announce``), and
+the reader then spins for the commit. Its wake-up, tens of microseconds on
+a VM, overlaps the filling of the slot instead of following the commit.
+
 Segments are created and unlinked by their owner (the supervisor), never by
 Python's resource tracker (this module does not use
 ``multiprocessing.shared_memory``). Names carry the owner's pid, so
@@ -514,12 +519,13 @@ class FrameRing:
     ) -> RingReader:
         """Attach a reader; it starts at the next frame the writer commits.
 
-        With ``low_latency``, a reader of a regular stream sleeps until just
-        before the next frame is due and spins for it, instead of being woken
-        by the kernel: lower wake-up latency for some CPU while frames flow
-        (about 6-10% of a core at 1 kHz; none when the ring is idle, where it
-        sleeps as any reader does). It also sets the calling thread's timer
-        slack to 1 ns.
+        With ``low_latency``, the reader wakes when the writer announces a
+        frame (see ``RingWriter.announce``) and spins for its commit (at most
+        250 us); on a regular stream it also sleeps until just before the
+        next frame is due and spins for it. Lower wake-up latency for some
+        CPU while frames flow (about 6-10% of a core at 1 kHz; none when the
+        ring is idle, where it sleeps as any reader does). It also sets the
+        calling thread's timer slack to 1 ns.
 
         Raises:
             ValueError: an unknown policy.
@@ -728,8 +734,8 @@ class RingWriter:
         it costs a few stores.
         """
         hdr = self._hdr
-        if int(hdr.announced) > int(hdr.head):
-            return  # already announced
+        if self._closed or int(hdr.announced) > int(hdr.head):
+            return  # the stream ended, or the frame was announced already
         hdr.announced = hdr.head + 1
         hdr.announce_futex = (hdr.announce_futex + 1) & 0xFFFFFFFF
         if any(self._ring._announce_words):
