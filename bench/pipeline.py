@@ -41,7 +41,9 @@ RAY_CGRAPH = {"512": 2520.0, "2048": 265.0}  # the peers' README, if Ray is not 
 RAY_PACED_P50_MS = 1.8
 
 
-def pipeline_yaml(shape: int, fps: float | None, work: str, low_latency: bool) -> str:
+def pipeline_yaml(
+    shape: int, fps: float | None, work: str, low_latency: bool, stamp: str = "complete"
+) -> str:
     # low_latency: both links spin for their frames from the moment they are
     # announced (the source's slot opening, the processor taking its input),
     # the CPUs are held to fast wake-ups (realtime: cpu_latency_us: 0; needs
@@ -59,7 +61,7 @@ def pipeline_yaml(shape: int, fps: float | None, work: str, low_latency: bool) -
         name: bench{shape}
         actors:
           - {{name: source, class: pipeline_actors.Source{on(cpus[0])},
-              options: {{shape: [{shape}, {shape}], fps: {fps or "null"}}}}}
+              options: {{shape: [{shape}, {shape}], fps: {fps or "null"}, stamp: {stamp}}}}}
           - {{name: processor, class: pipeline_actors.Processor{on(cpus[1] if pin else 0)},
               options: {{work: {work}}}}}
           - {{name: sink, class: pipeline_actors.Sink{on(cpus[0])}}}
@@ -71,10 +73,17 @@ def pipeline_yaml(shape: int, fps: float | None, work: str, low_latency: bool) -
     )
 
 
-def run_rigd(shape: int, seconds: float, fps: float | None, work: str, low_latency: bool) -> dict:
+def run_rigd(
+    shape: int,
+    seconds: float,
+    fps: float | None,
+    work: str,
+    low_latency: bool,
+    stamp: str = "complete",
+) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.yaml"
-        path.write_text(pipeline_yaml(shape, fps, work, low_latency))
+        path.write_text(pipeline_yaml(shape, fps, work, low_latency, stamp))
         pipeline = Pipeline(plan_pipeline(path))
         pipeline.start()
         try:
@@ -156,14 +165,17 @@ def main() -> None:
     for shape in (512, 2048):
         ours[f"flat{shape}"] = run_rigd(shape, args.seconds, None, args.work, False)
         print(f"rigd {shape}x{shape} flat out: {ours[f'flat{shape}']}", file=sys.stderr)
-    for low_latency in (False, True):
-        key = "paced_lowlat" if low_latency else "paced"
+    for key, low_latency, stamp in (
+        ("paced", False, "complete"),
+        ("paced_lowlat", True, "complete"),
+        ("paced_lowlat_scheduled", True, "scheduled"),
+    ):
         # Repeated, the median run kept: one run's p50 moves by tens of
         # microseconds with what else this shared VM's host is doing.
         runs = []
         for _ in range(args.paced_repeats):
-            runs.append(run_rigd(512, args.seconds, 100.0, args.work, low_latency))
-            print(f"rigd paced 100 Hz, low_latency={low_latency}: {runs[-1]}", file=sys.stderr)
+            runs.append(run_rigd(512, args.seconds, 100.0, args.work, low_latency, stamp))
+            print(f"rigd {key}: {runs[-1]}", file=sys.stderr)
         ours[key] = sorted(runs, key=lambda r: r["p50_us"])[len(runs) // 2]
     ours["idle_cpu_pct"] = idle_cpu()
     ours["demo"] = run_demo()
@@ -228,6 +240,11 @@ def main() -> None:
     for key, label in (
         ("paced", "default links"),
         ("paced_lowlat", "low-latency links, pinned, CPU wake-ups held"),
+        (
+            "paced_lowlat_scheduled",
+            "the same, stamped at the scheduled time as Ray's peer stamps"
+            " (the source's lateness and the slot's filling count)",
+        ),
     ):
         r = ours[key]
         print(

@@ -15,9 +15,10 @@ class Source(rigd.Actor):
 
     output_names = ("frames",)
 
-    def __init__(self, shape: list[int], fps: float | None = None) -> None:
+    def __init__(self, shape: list[int], fps: float | None = None, stamp: str = "complete") -> None:
         self.shape = tuple(shape)
         self.fps = fps
+        self.stamp = stamp
         self.n = 0
 
     @classmethod
@@ -27,18 +28,23 @@ class Source(rigd.Actor):
     def setup(self) -> None:
         self.frame = np.random.default_rng(0).integers(0, 4096, self.shape, dtype=np.uint16)
         self.t0 = time.monotonic()
+        self.t0_ns = time.time_ns()  # the same instant on the clock frames are stamped with
 
     def run_step(self) -> None:
+        stamp = None
         if self.fps:
-            # Stamp the scheduled time: a late source counts as latency.
             due = self.t0 + self.n / self.fps
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        # Stamped when the frame is complete in the slot (the ring's default),
-        # as a camera stamps a frame it has delivered: the copy stands for the
-        # camera filling its buffer, not for moving the frame.
-        with self.outputs.frames.slot(frame_id=self.n) as view:
+            if self.stamp == "scheduled":
+                # As Ray's peer stamps: the source's lateness and the filling
+                # of the slot count as latency.
+                stamp = self.t0_ns + round(self.n * 1e9 / self.fps)
+        # By default stamped when the frame is complete in the slot (the
+        # ring's default), as a camera stamps a frame it has delivered: the
+        # copy stands for the camera filling its buffer, not for moving it.
+        with self.outputs.frames.slot(frame_id=self.n, timestamp_ns=stamp) as view:
             np.copyto(view, self.frame)
             view[0, 0] = self.n & 0xFFFF
         self.n += 1
