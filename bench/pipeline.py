@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 PEERS = HERE.parent.parent / "shared" / "peers"
 sys.path.insert(0, str(HERE))  # pipeline_actors, for this process and the actors
@@ -164,19 +166,25 @@ def main() -> None:
     ours: dict[str, Any] = {}
     for shape in (512, 2048):
         ours[f"flat{shape}"] = run_rigd(shape, args.seconds, None, args.work, False)
+        del ours[f"flat{shape}"]["latencies_us"]
         print(f"rigd {shape}x{shape} flat out: {ours[f'flat{shape}']}", file=sys.stderr)
     for key, low_latency, stamp in (
         ("paced", False, "complete"),
         ("paced_lowlat", True, "complete"),
         ("paced_lowlat_scheduled", True, "scheduled"),
     ):
-        # Repeated, the median run kept: one run's p50 moves by tens of
-        # microseconds with what else this shared VM's host is doing.
-        runs = []
+        # Repeated and pooled: one run's p50 moves by tens of microseconds,
+        # and its p99 (its 10th-worst frame) by hundreds, with what else
+        # this shared VM's host is doing.
+        pooled: list[float] = []
         for _ in range(args.paced_repeats):
-            runs.append(run_rigd(512, args.seconds, 100.0, args.work, low_latency, stamp))
-            print(f"rigd {key}: {runs[-1]}", file=sys.stderr)
-        ours[key] = sorted(runs, key=lambda r: r["p50_us"])[len(runs) // 2]
+            run = run_rigd(512, args.seconds, 100.0, args.work, low_latency, stamp)
+            pooled += run.pop("latencies_us")
+            print(f"rigd {key}: {run}", file=sys.stderr)
+        ours[key] = {
+            "p50_us": float(np.percentile(pooled, 50)),
+            "p99_us": float(np.percentile(pooled, 99)),
+        }
     ours["idle_cpu_pct"] = idle_cpu()
     ours["demo"] = run_demo()
     rigd.shutdown()
@@ -248,7 +256,7 @@ def main() -> None:
     ):
         r = ours[key]
         print(
-            f"paced 100 Hz 512x512, {label} (median of {args.paced_repeats} runs):"
+            f"paced 100 Hz 512x512, {label} ({args.paced_repeats} runs pooled):"
             f" p50 {r['p50_us']:.0f} us, p99 {r['p99_us']:.0f} us;"
             f" Ray compiled graphs p50 {peer_ms * 1e3:.0f} us ({where}) -> p50 ratio"
             f" {r['p50_us'] / (peer_ms * 1e3):.3f} (target <= 0.1; p99 target < 1000 us)"

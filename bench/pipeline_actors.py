@@ -99,4 +99,5 @@ class Sink(rigd.Actor):
             "frames_per_s": (n - 1) / span if span > 0 else 0.0,
             "p50_us": float(np.percentile(lat, 50)) / 1e3 if len(lat) else None,
             "p99_us": float(np.percentile(lat, 99)) / 1e3 if len(lat) else None,
+            "latencies_us": (lat / 1e3).tolist(),
         }
