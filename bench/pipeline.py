@@ -58,13 +58,15 @@ def pipeline_yaml(
     def on(cpu: int) -> str:
         return f", cpus: [{cpu}]" if pin else ""
 
+    processor_cpu = cpus[1] if pin else cpus[0]
+
     return textwrap.dedent(
         f"""
         name: bench{shape}
         actors:
           - {{name: source, class: pipeline_actors.Source{on(cpus[0])},
               options: {{shape: [{shape}, {shape}], fps: {fps or "null"}, stamp: {stamp}}}}}
-          - {{name: processor, class: pipeline_actors.Processor{on(cpus[1] if pin else 0)},
+          - {{name: processor, class: pipeline_actors.Processor{on(processor_cpu)},
               options: {{work: {work}}}}}
           - {{name: sink, class: pipeline_actors.Sink{on(cpus[0])}}}
         links:

@@ -696,13 +696,9 @@ class RingWriter:
         seq = int(hdr.head)
         if seq >= self._space_until:
             self._wait_for_space(seq, timeout)
-        ring = self._ring
         # The frame is on its way: low-latency readers wake while it is filled.
-        hdr.announced = seq + 1
-        hdr.announce_futex = (hdr.announce_futex + 1) & 0xFFFFFFFF
-        if any(ring._announce_words):
-            futex_wake(ring._announce_addr)
-        ring._meta[seq % ring.slot_count].seq = _WRITING
+        self.announce()
+        self._ring._meta[seq % self._ring.slot_count].seq = _WRITING
         return seq
 
     def _abandon(self, seq: int) -> None:
@@ -995,12 +991,8 @@ class RingReader:
                     if not self._sleep_until_announced(expected_announce, left):
                         self._check_writer()
                     continue
-            waiting = hdr.waiting
-            waiting[self.index] = 1
-            woken = futex_wait(ring._data_addr, expected, left)
-            waiting[self.index] = 0
             slept = True
-            if not woken:
+            if not self._sleep(hdr.waiting, ring._data_addr, expected, left):
                 self._check_writer()
 
     def announce_on(self, *writers: RingWriter) -> None:
@@ -1013,9 +1005,13 @@ class RingReader:
         self._announces = writers
 
     def _sleep_until_announced(self, expected: int, timeout: float) -> bool:
-        flags = self._hdr.announce_waiting
+        return self._sleep(self._hdr.announce_waiting, self._ring._announce_addr, expected, timeout)
+
+    def _sleep(self, flags: Any, futex: int, expected: int, timeout: float) -> bool:
+        """Sleep on ``futex`` with this reader's flag up (the writer wakes only
+        flagged sleepers); return whether it was woken before ``timeout``."""
         flags[self.index] = 1
-        woken = futex_wait(self._ring._announce_addr, expected, timeout)
+        woken = futex_wait(futex, expected, timeout)
         flags[self.index] = 0
         return woken
 
