@@ -117,3 +117,31 @@ class TakesSmall(Actor):
     def run_step(self) -> None:
         with self.inputs.frames.read(timeout=1.0):
             pass
+
+
+class ArraySource(Actor):
+    """Frames from a ``.npy`` stack ``(n, ...)``, flat out, stamped as if taken at ``fps``.
+
+    The stamps are synthetic (``k / fps`` seconds after 1 s), so processors
+    that keep time by the stamps (a baseline window) are tested exactly.
+    """
+
+    output_names = ("frames",)
+
+    @classmethod
+    def describe_outputs(cls, options: Any, inputs: Any) -> dict[str, Any]:
+        stack = np.load(options["path"], mmap_mode="r")
+        return {"frames": (tuple(stack.shape[1:]), stack.dtype.str)}
+
+    def __init__(self, path: str, fps: float = 100.0) -> None:
+        self.stack = np.load(path)
+        self.fps = fps
+        self.k = 0
+
+    def run_step(self) -> None:
+        if self.k >= len(self.stack):
+            self.finish()
+            return
+        stamp = 1_000_000_000 + round(self.k * 1e9 / self.fps)
+        self.outputs.frames.put(self.stack[self.k], frame_id=self.k, timestamp_ns=stamp)
+        self.k += 1

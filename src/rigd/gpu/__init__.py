@@ -10,7 +10,10 @@ from rigd.gpu._cuda import (
     array_module,
     check_visible_devices,
     cuda_uuid,
+    fft_module,
     register_pinned,
+    sparse_module,
+    to_host,
 )
 from rigd.gpu._inventory import FAKE_GPUS_ENV, GpuInfo, MigInstance, inventory
 from rigd.gpu._placement import GpuPool
@@ -24,6 +27,9 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "array_module",
     "check_visible_devices",
     "cuda_uuid",
+    "fft_module",
     "inventory",
     "register_pinned",
+    "sparse_module",
+    "to_host",
 ]

@@ -20,7 +20,10 @@ __all__ = [
     "array_module",
     "check_visible_devices",
     "cuda_uuid",
+    "fft_module",
     "register_pinned",
+    "sparse_module",
+    "to_host",
 ]
 
 _HOST_REGISTER_PORTABLE = 1
@@ -47,6 +50,59 @@ def array_module(has_gpu: bool) -> Any:
             return cupy
     # Imported here: rigd.init() imports this package for placement, and
     # numpy would double its start-up.
+    import numpy
+
+    return numpy
+
+
+def _is_cupy(xp: Any) -> bool:
+    return getattr(xp, "__name__", "") == "cupy"
+
+
+def fft_module(xp: Any) -> Any:
+    """The FFT module that goes with the array module ``xp``.
+
+    ``cupy.fft`` (cuFFT) for CuPy; ``scipy.fft`` for numpy, which keeps
+    float32 input in single precision (complex64) and can use several
+    threads (``workers=``).
+    """
+    if _is_cupy(xp):
+        return xp.fft
+    import scipy.fft
+
+    return scipy.fft
+
+
+def sparse_module(xp: Any) -> Any:
+    """Sparse matrices for ``xp``: ``cupyx.scipy.sparse`` for CuPy, ``scipy.sparse``
+    for numpy (the same CSR API: ``csr_matrix((data, (rows, cols)), shape)``)."""
+    if _is_cupy(xp):
+        import cupyx.scipy.sparse
+
+        return cupyx.scipy.sparse
+    import scipy.sparse
+
+    return scipy.sparse
+
+
+def to_host(array: Any, out: np.ndarray[Any, Any] | None = None, stream: Any = None) -> Any:
+    """``array`` in host memory: a CuPy array is copied (into ``out`` if given,
+    a pinned ring slot for DMA) on ``stream``, and the call returns when the
+    copy is done; a numpy array is returned as it is, or copied into ``out``.
+
+    Raises:
+        ValueError: ``out`` has another shape than ``array`` (numpy's or
+            CuPy's own message).
+    """
+    if hasattr(array, "get") and not isinstance(array, _numpy().ndarray):
+        return array.get(stream=stream, out=out)
+    if out is None:
+        return array
+    _numpy().copyto(out, array, casting="unsafe")
+    return out
+
+
+def _numpy() -> Any:
     import numpy
 
     return numpy

@@ -74,6 +74,11 @@ def open_endpoints(
             ring = FrameRing.attach(segment)
             rings.append(ring)
             writers[name] = ring.writer()
+            if has_gpu:
+                # Results copied back from the GPU land in the slot by DMA too.
+                unregister = register_pinned(*ring.slot_memory())
+                if unregister is not None:
+                    pinned.append(unregister)
         if len(readers) == 1:
             # One input: each frame taken means an output is on its way, so
             # low-latency readers downstream can wake while this actor works.
