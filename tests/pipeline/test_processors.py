@@ -452,7 +452,7 @@ def run_calcium_pipeline(
     frames = np.stack([view(field, s, noise=10, rng=rng) for s in shifts]).astype(np.uint16)
     np.save(tmp_path / "frames.npy", frames)
     text = PIPELINE.replace("@DIR@", str(tmp_path)).replace(
-        "@GPU@", "\n    num_gpus: 1" if gpu else ""
+        "@GPU@", "\n    num_gpus: 0.25" if gpu else ""
     )
     path = tmp_path / "calcium.yaml"
     path.write_text(textwrap.dedent(text))

@@ -12,7 +12,7 @@ from rigd.actors import Actor
 
 __all__ = ["SimulatedCamera"]
 
-_PATTERNS = ("counter", "noise", "spot")
+_PATTERNS = ("counter", "noise", "spot", "cells")
 _NOISE_BANK = 8
 
 
@@ -26,8 +26,13 @@ class SimulatedCamera(Actor):
         n_frames: frames to produce, then end (``None``: until stopped).
         pattern: ``counter`` (frame k filled with k modulo the dtype's range),
             ``noise`` (random frames), or ``spot`` (a gaussian spot moving on a
-            circle over a dim background).
-        seed: the random generator's seed (``noise``, ``spot``).
+            circle over a dim background), or ``cells`` (a calcium-imaging
+            field: cell bodies whose fluorescence jumps at random spikes and
+            decays with a 0.5 s time constant, on a dim background with
+            shot noise, the whole field moving by up to ``motion`` pixels).
+        seed: the random generator's seed (``noise``, ``spot``, ``cells``).
+        motion: ``cells`` only: the rigid motion's amplitude, in pixels (the
+            field moves by whole pixels on a slow random walk).
 
     Frame ids count from 0; each frame is stamped with its acquisition time
     (``time.time_ns()``, as the HDF5 files store it).
@@ -43,7 +48,11 @@ class SimulatedCamera(Actor):
         n_frames: int | None = None,
         pattern: str = "counter",
         seed: int = 0,
+        motion: float = 0.0,
     ) -> None:
+        if not isinstance(motion, (int, float)) or motion < 0:
+            raise ValueError(f"motion must be a number of pixels >= 0, got {motion!r}")
+        self.motion = float(motion)
         self.shape, self.dtype = self._check(shape, dtype, pattern, fps, n_frames)
         self.fps = fps or None
         self.n_frames = n_frames
@@ -105,6 +114,8 @@ class SimulatedCamera(Actor):
             self._buf = np.empty((h, w), np.float32)
             base = rng.normal(100, 5, (h, w)).clip(0)
             self._base = base.astype(np.float32)
+        elif self.pattern == "cells":
+            self._setup_cells(rng)
         self._t0 = time.monotonic()
         self._first = self.frames_written
 
@@ -127,6 +138,8 @@ class SimulatedCamera(Actor):
             view.fill(k % (self._info_max + 1) if self._info_max is not None else k)
         elif self.pattern == "noise":
             view[...] = self._bank[k % _NOISE_BANK]
+        elif self.pattern == "cells":
+            self._fill_cells(view)
         else:
             h, w = self.shape[-2], self.shape[-1]
             angle = 2 * np.pi * (k % 200) / 200
@@ -137,6 +150,59 @@ class SimulatedCamera(Actor):
             np.multiply.outer(gy, gx, out=self._buf)
             self._buf += self._base
             np.copyto(view.reshape(h, w) if view.ndim == 2 else view, self._buf, casting="unsafe")
+
+    def _setup_cells(self, rng: np.random.Generator) -> None:
+        h, w = self.shape[-2], self.shape[-1]
+        pad = int(np.ceil(self.motion)) + 1
+        self._pad = pad
+        self._rng = rng
+        radius = max(2.0, min(h, w) / 64)
+        count = max(1, int(h * w / (12 * radius) ** 2))
+        size = int(np.ceil(3 * radius))
+        yy, xx = np.mgrid[-size : size + 1, -size : size + 1]
+        self._footprint = np.exp(-(yy**2 + xx**2) / (2 * radius**2)).astype(np.float32)
+        self._size = size
+        self._cy = rng.integers(pad + size, h + pad - size, count)
+        self._cx = rng.integers(pad + size, w + pad - size, count)
+        self._level = np.zeros(count, np.float32)
+        base = rng.normal(100, 10, (h + 2 * pad, w + 2 * pad)).clip(0).astype(np.float32)
+        for y, x in zip(self._cy, self._cx, strict=True):
+            base[y - size : y + size + 1, x - size : x + size + 1] += 150 * self._footprint
+        self._field_base = base
+        self._field = base.copy()
+        self._offset = np.zeros(2)
+        rate = self.fps or 30.0
+        self._decay = float(np.exp(-1 / (0.5 * rate)))  # 0.5 s decay
+        self._spike_p = 0.5 / rate  # 0.5 spikes a second per cell
+        self._max = float(self._info_max) if self._info_max is not None else None
+
+    def _fill_cells(self, view: np.ndarray[Any, Any]) -> None:
+        rng = self._rng
+        field, size = self._field, self._size
+        spikes = rng.random(len(self._level)) < self._spike_p
+        old = self._level.copy()
+        self._level *= self._decay
+        self._level[spikes] += rng.uniform(1.0, 3.0, int(spikes.sum()))
+        for i in np.nonzero(np.abs(self._level - old) > 1e-3)[0]:
+            y, x = self._cy[i], self._cx[i]
+            field[y - size : y + size + 1, x - size : x + size + 1] += (
+                (self._level[i] - old[i]) * 300 * self._footprint
+            )
+        if self.motion:
+            self._offset = np.clip(
+                self._offset + rng.normal(0, self.motion / 8, 2), -self.motion, self.motion
+            )
+        dy, dx = (int(round(v)) for v in self._offset)
+        h, w = self.shape[-2], self.shape[-1]
+        pad = self._pad
+        frame = field[pad + dy : pad + dy + h, pad + dx : pad + dx + w]
+        # Shot noise (its normal approximation: the counts are in the hundreds).
+        noise = rng.standard_normal((h, w), dtype=np.float32)
+        noise *= np.sqrt(frame)
+        noise += frame
+        np.clip(noise, 0, self._max, out=noise)
+        out = view.reshape(h, w) if view.ndim == 2 else view
+        np.copyto(out, noise, casting="unsafe")
 
     def status(self) -> dict[str, Any]:
         """Frames written so far (callable through the handle while it runs)."""

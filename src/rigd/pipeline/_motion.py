@@ -140,7 +140,8 @@ class PhaseCorrelation:
             power_t = xp.sqrt(xp.sum(xp.abs(self._template_f) ** 2))
             power_f = xp.sqrt(xp.sum(xp.abs(spectrum) ** 2))
             scale = (h * w) / xp.maximum(power_t * power_f, xp.float32(1e-20))
-        corr = xp.abs(self.fft.ifft2(product))
+        # Real: the spectra are of real images, so their product is Hermitian.
+        corr = self.fft.ifft2(product).real
         if self._mask is not None:
             corr[self._mask] = 0
         peak = xp.argmax(corr)
@@ -156,7 +157,7 @@ class PhaseCorrelation:
         two_pi_i = xp.complex64(2j * math.pi)
         rows = xp.exp(two_pi_i * ys[:, None] * self._ky[None, :] / h)  # region x h
         cols = xp.exp(two_pi_i * self._kx[:, None] * xs[None, :] / w)  # w x region
-        fine = xp.abs(rows @ product @ cols)
+        fine = (rows @ product @ cols).real
         best = xp.argmax(fine)
         n = self._region
         return ys[best // n], xs[best % n], fine.max() / (h * w) * scale
@@ -328,7 +329,9 @@ class MotionCorrection(FrameProcessor):
         stack = xp.stack([frame for frame, _, _ in self._gathered])
         self._reg.set_template(stack.mean(axis=0))
         # Once more, with the gathered frames registered to the first mean.
-        aligned = [self._correct(f, i, t, update=False) for f, i, t in self._gathered]
+        aligned = [
+            self._correct(f, i, t, update=False, frame_needed=True) for f, i, t in self._gathered
+        ]
         self._template = xp.stack([e.outputs["frames"] for e in aligned]).mean(axis=0)
         self._reg.set_template(self._template)
         emissions = [self._correct(f, i, t) for f, i, t in self._gathered]
@@ -336,16 +339,28 @@ class MotionCorrection(FrameProcessor):
         return emissions
 
     def _correct(
-        self, data: Any, frame_id: int, timestamp_ns: int, update: bool = True
+        self,
+        data: Any,
+        frame_id: int,
+        timestamp_ns: int,
+        update: bool = True,
+        frame_needed: bool = False,
     ) -> Emission:
         xp = self.xp
-        frame = xp.asarray(data, dtype=xp.float32)
-        mean = frame.mean()
         reg = self._reg
+        frame = xp.asarray(data, dtype=xp.float32)
+        update = update and self.update_rate > 0
+        linked = self.linked_outputs
+        if not (frame_needed or update or linked is None or "frames" in linked):
+            # Only the shifts are read: no corrected frame to make.
+            dy, dx, peak = reg.register(reg.spectrum(frame))
+            record = xp.stack([dy, dx, peak]).astype(xp.float64)
+            return Emission(frame_id, timestamp_ns, {"shifts": record})
+        mean = frame.mean()
         spectrum = reg.fft.fft2(frame - mean)
         dy, dx, peak = reg.register(reg.spectrum(frame) if reg.tapers else spectrum)
         corrected = reg.shift(spectrum, dy, dx, mean, self.border)
-        if update and self.update_rate > 0:
+        if update:
             rate = xp.float32(self.update_rate)
             self._template *= 1 - rate
             self._template += rate * corrected

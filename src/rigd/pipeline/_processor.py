@@ -61,6 +61,8 @@ class FrameProcessor(Actor):
     ``process(data, frame_id, timestamp_ns)``, which returns a list of
     ``Emission`` (none while it gathers, several when it lets go of what it
     gathered). ``flush()`` gives back what is still gathered at end of stream.
+    An output that no link reads is not copied back (``linked_outputs``
+    tells which are read, so a processor can skip work for the others).
     ``data`` is the frame in ``xp`` as it came (e.g. uint16); it is valid only
     during the call.
 
@@ -70,9 +72,12 @@ class FrameProcessor(Actor):
     """
 
     input_names = ("frames",)
+    #: The outputs some link reads (None: all, when driven outside a pipeline).
+    linked_outputs: frozenset[str] | None = None
 
     def setup(self) -> None:
         reader = self.inputs.frames
+        self.linked_outputs = frozenset(self.outputs)
         self.xp = array_module(bool(rigd.get_gpu_ids()))
         self.backend: str = self.xp.__name__
         self.frames_in = 0
@@ -158,6 +163,8 @@ class FrameProcessor(Actor):
         outputs = self.outputs
         for emission in emissions:
             for name, array in emission.outputs.items():
+                if name not in outputs:
+                    continue  # not linked: nobody reads it
                 with outputs[name].slot(
                     frame_id=emission.frame_id, timestamp_ns=emission.timestamp_ns
                 ) as view:

@@ -186,13 +186,19 @@ class RoiTraces(FrameProcessor):
         stack, self.names = roi_masks(self.rois, self.masks, (shape[0], shape[1]), self.weighted)
         weights = stack.reshape(len(stack), -1)
         weights /= weights.sum(axis=1, keepdims=True)
-        rows, cols = np.nonzero(weights)
-        sparse = sparse_module(self.xp)
+        import scipy.sparse
+
+        # Built on the host, then moved whole (data, indices, indptr: the
+        # form every CSR implementation takes).
+        host = scipy.sparse.csr_matrix(weights.astype(np.float32))
         xp = self.xp
-        self._matrix = sparse.csr_matrix(
-            (xp.asarray(weights[rows, cols]), (xp.asarray(rows), xp.asarray(cols))),
-            shape=weights.shape,
-            dtype=np.float32,
+        self._matrix = sparse_module(xp).csr_matrix(
+            (
+                xp.asarray(host.data),
+                xp.asarray(host.indices.astype(np.int32)),
+                xp.asarray(host.indptr.astype(np.int32)),
+            ),
+            shape=host.shape,
         )
 
     def process(self, data: Any, frame_id: int, timestamp_ns: int) -> list[Emission]:
