@@ -84,8 +84,8 @@ def h2d(cp: Any, copies: int) -> None:
         unregister = register_pinned(*ring.slot_memory())
         try:
             writer = ring.writer()
-            writer.put(pageable)
             reader = ring.reader()
+            writer.put(pageable)
             with reader.read(timeout=1) as frame:
                 ring_rate = bandwidth(cp, frame.array, "ring slot, registered (pinned)", copies)
             reader.close()

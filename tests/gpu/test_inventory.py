@@ -127,9 +127,9 @@ def test_cuda_devices_are_the_assigned_gpus() -> None:
     @rigd.remote(num_gpus=1)
     class OnGpu:
         def uuid(self) -> str:
-            from rigd.gpu import cuda_uuid
+            from rigd.gpu import cuda_device_uuid
 
-            return cuda_uuid(cupy.cuda.runtime.getDeviceProperties(0)["uuid"])
+            return cuda_device_uuid(0)
 
     rigd.init()
     actor = OnGpu.remote()

@@ -10,7 +10,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from rigd.gpu._inventory import SIMULATED_GPUS_ENV
+from rigd.gpu._inventory import SIMULATED_GPUS_ENV, inventory
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,6 +19,7 @@ __all__ = [
     "DeviceFrames",
     "array_module",
     "check_visible_devices",
+    "cuda_device_uuid",
     "cuda_uuid",
     "fft_module",
     "register_pinned",
@@ -109,9 +110,53 @@ def _numpy() -> Any:
 
 
 def cuda_uuid(raw: bytes) -> str:
-    """CUDA's 16-byte device UUID in NVML's spelling: ``GPU-xxxxxxxx-xxxx-...``."""
-    h = bytes(raw).hex()
+    """CUDA's 16-byte device UUID in NVML's spelling: ``GPU-xxxxxxxx-xxxx-...``.
+
+    Raises:
+        ValueError: ``raw`` is not 16 bytes.
+    """
+    raw = bytes(raw)
+    if len(raw) != 16:
+        raise ValueError(f"a CUDA UUID is 16 bytes, got {len(raw)}")
+    h = raw.hex()
     return f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _pci_key(bus_id: str) -> tuple[int, ...]:
+    """``0000:00:06.0`` (CUDA) and ``00000000:00:06.0`` (NVML) as one key."""
+    domain, bus, rest = bus_id.strip().lower().split(":")
+    device, function = rest.split(".")
+    return tuple(int(part, 16) for part in (domain, bus, device, function))
+
+
+def cuda_device_uuid(device: int) -> str:
+    """The NVML-spelled UUID of CUDA device ``device`` (an index under
+    ``CUDA_VISIBLE_DEVICES``), read with CuPy.
+
+    CuPy hands the 16-byte UUID over as a C string, cut short at its first
+    zero byte (seen on an H200 whose UUID has a zero byte), so a short one is
+    looked up instead: the GPU with the device's PCI bus id in NVML's
+    inventory.
+
+    Raises:
+        RuntimeError: no CuPy, or the device is not in NVML's inventory.
+    """
+    cupy = _cupy()
+    if cupy is None:
+        raise RuntimeError("reading a CUDA device's UUID needs CuPy and a GPU")
+    runtime = cupy.cuda.runtime
+    raw = bytes(runtime.getDeviceProperties(device)["uuid"])
+    if len(raw) == 16:
+        return cuda_uuid(raw)
+    bus_id = runtime.deviceGetPCIBusId(device)
+    key = _pci_key(bus_id)
+    for gpu in inventory():
+        if not gpu.simulated and _pci_key(gpu.pci_bus_id) == key:
+            return gpu.uuid
+    raise RuntimeError(
+        f"CUDA device {device} (PCI {bus_id}) is not in NVML's inventory; "
+        "is nvidia-ml-py installed (the gpu extra)?"
+    )
 
 
 def check_visible_devices() -> None:
@@ -138,7 +183,7 @@ def check_visible_devices() -> None:
             "refusing to run on GPUs that were not assigned"
         )
     for device, expected in enumerate(visible):
-        found = cuda_uuid(runtime.getDeviceProperties(device)["uuid"])
+        found = cuda_device_uuid(device)
         if found.lower() != expected.lower():
             raise RuntimeError(
                 f"CUDA device {device} is {found}, but rigd assigned {expected}; refusing to "

@@ -57,7 +57,10 @@ from types import TracebackType
 from typing import Any, Self
 
 import h5py
-import hdf5plugin  # noqa: F401 - registers the compression filters with HDF5
+try:
+    import hdf5plugin  # noqa: F401 - registers the compression filters with HDF5
+except ImportError:  # a dependency, but raw files need none: _codecs says what to install
+    hdf5plugin = None
 import numpy as np
 
 from rigd._exceptions import RecordingError
