@@ -193,7 +193,11 @@ def pinned_frames(cp: Any, shape: tuple[int, int], count: int) -> list[np.ndarra
 
 
 def time_processor(
-    make: Callable[[], Any], xp: Any, shape: tuple[int, int], frames: list[np.ndarray], budget: float
+    make: Callable[[], Any],
+    xp: Any,
+    shape: tuple[int, int],
+    frames: list[np.ndarray],
+    budget: float,
 ) -> dict[str, float]:
     h = Harness(make(), xp, shape, frames)
     for _ in range(5):

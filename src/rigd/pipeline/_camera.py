@@ -192,7 +192,7 @@ class SimulatedCamera(Actor):
             self._offset = np.clip(
                 self._offset + rng.normal(0, self.motion / 8, 2), -self.motion, self.motion
             )
-        dy, dx = (int(round(v)) for v in self._offset)
+        dy, dx = (round(float(v)) for v in self._offset)
         h, w = self.shape[-2], self.shape[-1]
         pad = self._pad
         frame = field[pad + dy : pad + dy + h, pad + dx : pad + dx + w]

@@ -57,8 +57,9 @@ from types import TracebackType
 from typing import Any, Self
 
 import h5py
+
 try:
-    import hdf5plugin  # noqa: F401 - registers the compression filters with HDF5
+    import hdf5plugin
 except ImportError:  # a dependency, but raw files need none: _codecs says what to install
     hdf5plugin = None
 import numpy as np
