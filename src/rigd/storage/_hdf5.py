@@ -59,9 +59,9 @@ from typing import Any, Self
 import h5py
 
 try:
-    import hdf5plugin
+    import hdf5plugin  # noqa: F401 - registers the compression filters with HDF5
 except ImportError:  # a dependency, but raw files need none: _codecs says what to install
-    hdf5plugin = None
+    pass
 import numpy as np
 
 from rigd._exceptions import RecordingError
