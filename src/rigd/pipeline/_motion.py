@@ -69,14 +69,22 @@ class PhaseCorrelation:
         self.upsample = int(upsample)
         self.normalization = normalization
         h, w = self.shape
-        # Signed integer frequencies, the order FFTs use.
-        ky = np.fft.fftfreq(h) * h
-        kx = np.fft.fftfreq(w) * w
-        self._ky = xp.asarray(ky, dtype=xp.float32)
-        self._kx = xp.asarray(kx, dtype=xp.float32)
+        # Signed integer frequencies, the order FFTs use (host copies for the
+        # per-frame phase vectors, which are built on the host: a few
+        # hundred numbers, where a kernel launch would cost more).
+        self._ky_host = np.fft.fftfreq(h) * h
+        self._kx_host = np.fft.fftfreq(w) * w
+        ky, kx = self._ky_host, self._kx_host
         self._region = math.ceil(1.5 * self.upsample)
-        self._steps = xp.asarray(
-            (np.arange(self._region) - self._region // 2) / self.upsample, dtype=xp.float32
+        self._steps = (np.arange(self._region) - self._region // 2) / self.upsample
+        # The upsampled DFT around an integer peak (py, px) is
+        # rows(py) @ product @ cols(px), with rows(py) = base_rows * e^{2 pi i py ky / h}:
+        # the base matrices are fixed, only a phase vector changes per frame.
+        self._base_rows = xp.asarray(
+            np.exp(2j * math.pi * self._steps[:, None] * ky[None, :] / h), dtype=xp.complex64
+        )
+        self._base_cols = xp.asarray(
+            np.exp(2j * math.pi * kx[:, None] * self._steps[None, :] / w), dtype=xp.complex64
         )
         self._mask = None
         if max_shift is not None:
@@ -100,15 +108,28 @@ class PhaseCorrelation:
                 np.outer(_edge_taper(h, taper), _edge_taper(w, taper)), dtype=xp.float32
             )
         self._template_f: Any = None
+        self._template_power = 0.0
+
+    def spectra(self, frame: Any) -> tuple[Any, Any, Any]:
+        """A frame's mean (a device scalar), its plain spectrum (what ``shift``
+        takes) and its tapered spectrum (what ``register`` takes; the same
+        array without a taper), complex64."""
+        xp = self.xp
+        f = xp.asarray(frame, dtype=xp.float32)
+        mean = f.mean()
+        centered = f - mean
+        plain = self.fft.fft2(centered)
+        if self._taper is None:
+            return mean, plain, plain
+        return mean, plain, self.fft.fft2(centered * self._taper)
 
     def spectrum(self, frame: Any) -> Any:
-        """The 2-D FFT (complex64) of a frame with its mean removed, tapered:
-        what ``register`` takes."""
+        """The tapered spectrum of a frame (mean removed): what ``register`` takes."""
         xp = self.xp
         f = xp.asarray(frame, dtype=xp.float32)
         f = f - f.mean()
         if self._taper is not None:
-            f *= self._taper
+            f = f * self._taper
         return self.fft.fft2(f)
 
     @property
@@ -118,16 +139,23 @@ class PhaseCorrelation:
 
     def set_template(self, template: Any) -> None:
         """Register to ``template`` (2-D, any real dtype) from now on."""
+        xp = self.xp
         self._template_f = self.spectrum(template)
+        if self.normalization != "phase":
+            self._template_power = float(xp.sqrt(xp.sum(xp.abs(self._template_f) ** 2)))
 
     @property
     def has_template(self) -> bool:
         return self._template_f is not None
 
-    def register(self, spectrum: Any) -> tuple[Any, Any, Any]:
-        """The shift ``(dy, dx)`` in pixels (device scalars) that registers the
-        frame whose ``spectrum`` is given to the template, and the
-        correlation's peak (0 to 1: 1 is a perfect match up to the shift)."""
+    def register(self, spectrum: Any) -> tuple[float, float, float]:
+        """The shift ``(dy, dx)`` in pixels that registers the frame whose
+        (tapered) ``spectrum`` is given to the template, and the correlation's
+        peak (0 to 1: 1 is a perfect match up to the shift).
+
+        Two small reads come back to the host (the integer peak, then the
+        refined one); everything else stays on the device.
+        """
         xp = self.xp
         h, w = self.shape
         product = self._template_f * xp.conj(spectrum)
@@ -135,35 +163,37 @@ class PhaseCorrelation:
             product /= xp.maximum(xp.abs(product), xp.float32(1e-20))
             if self._lowpass is not None:
                 product *= self._lowpass
-            scale = xp.float32(self._scale)
+            scale = self._scale
         else:
-            power_t = xp.sqrt(xp.sum(xp.abs(self._template_f) ** 2))
-            power_f = xp.sqrt(xp.sum(xp.abs(spectrum) ** 2))
-            scale = (h * w) / xp.maximum(power_t * power_f, xp.float32(1e-20))
+            power_f = float(xp.sqrt(xp.sum(xp.abs(spectrum) ** 2)))
+            scale = (h * w) / max(self._template_power * power_f, 1e-20)
         # Real: the spectra are of real images, so their product is Hermitian.
         corr = self.fft.ifft2(product).real
         if self._mask is not None:
-            corr[self._mask] = 0
-        peak = xp.argmax(corr)
-        py = (peak // w).astype(xp.float32)
-        px = (peak % w).astype(xp.float32)
-        py = xp.where(py > h // 2, py - h, py)
-        px = xp.where(px > w // 2, px - w, px)
+            corr[self._mask] = -xp.inf
+        py, px = divmod(int(xp.argmax(corr)), w)
+        py = py - h if py > h // 2 else py
+        px = px - w if px > w // 2 else px
         if self.upsample <= 1:
-            return py, px, corr.max() * scale
+            return float(py), float(px), float(corr[py, px]) * scale
         # The inverse DFT evaluated on a fine grid around the integer peak.
-        ys = py + self._steps
-        xs = px + self._steps
-        two_pi_i = xp.complex64(2j * math.pi)
-        rows = xp.exp(two_pi_i * ys[:, None] * self._ky[None, :] / h)  # region x h
-        cols = xp.exp(two_pi_i * self._kx[:, None] * xs[None, :] / w)  # w x region
+        two_pi_i = 2j * math.pi
+        row_phase = np.exp(two_pi_i * py * self._ky_host / h).astype(np.complex64)
+        col_phase = np.exp(two_pi_i * px * self._kx_host / w).astype(np.complex64)
+        rows = self._base_rows * xp.asarray(row_phase)[None, :]
+        cols = self._base_cols * xp.asarray(col_phase)[:, None]
         fine = (rows @ product @ cols).real
-        best = xp.argmax(fine)
-        n = self._region
-        return ys[best // n], xs[best % n], fine.max() / (h * w) * scale
+        u, v = divmod(int(xp.argmax(fine)), self._region)
+        value = float(fine[u, v])
+        return (
+            py + float(self._steps[u]),
+            px + float(self._steps[v]),
+            value / (h * w) * scale,
+        )
 
-    def shift(self, spectrum: Any, dy: Any, dx: Any, mean: Any, border: str = "copy") -> Any:
-        """The frame shifted by ``(dy, dx)`` pixels (float32), from its spectrum.
+    def shift(self, spectrum: Any, dy: float, dx: float, mean: Any, border: str = "copy") -> Any:
+        """The frame shifted by ``(dy, dx)`` pixels (float32), from its plain
+        spectrum and mean.
 
         ``border``: what fills the edge the shift uncovers: ``copy`` (the
         nearest pixel that was in the frame), ``zero``, or ``wrap`` (what the
@@ -171,31 +201,38 @@ class PhaseCorrelation:
         """
         xp = self.xp
         h, w = self.shape
-        two_pi_i = xp.complex64(-2j * math.pi)
-        ramp = (
-            xp.exp(two_pi_i * self._ky * dy / h)[:, None]
-            * xp.exp(two_pi_i * self._kx * dx / w)[None, :]
-        )
-        out = self.fft.ifft2(spectrum * ramp).real.astype(xp.float32, copy=False)
-        out += mean
+        two_pi_i = -2j * math.pi
+        ramp_y = np.exp(two_pi_i * self._ky_host * dy / h).astype(np.complex64)
+        ramp_x = np.exp(two_pi_i * self._kx_host * dx / w).astype(np.complex64)
+        ramp = xp.asarray(ramp_y)[:, None] * xp.asarray(ramp_x)[None, :]
+        out = self.fft.ifft2(spectrum * ramp).real + mean
+        out = out.astype(xp.float32, copy=False)
         if border == "wrap":
             return out
-        # The uncovered edge, computed on the device (no wait for the shift).
-        top = xp.ceil(xp.maximum(dy, 0))
-        bottom = xp.ceil(xp.maximum(-dy, 0))
-        left = xp.ceil(xp.maximum(dx, 0))
-        right = xp.ceil(xp.maximum(-dx, 0))
-        rows = xp.arange(h, dtype=xp.float32)
-        cols = xp.arange(w, dtype=xp.float32)
+        top, left = math.ceil(max(dy, 0.0)), math.ceil(max(dx, 0.0))
+        bottom, right = math.ceil(max(-dy, 0.0)), math.ceil(max(-dx, 0.0))
+        top, bottom = min(top, h - 1), min(bottom, h - 1 - min(top, h - 1))
+        left, right = min(left, w - 1), min(right, w - 1 - min(left, w - 1))
         if border == "zero":
-            inside_rows = (rows >= top) & (rows <= h - 1 - bottom)
-            inside_cols = (cols >= left) & (cols <= w - 1 - right)
-            out *= inside_rows[:, None] & inside_cols[None, :]
+            if top:
+                out[:top] = 0
+            if bottom:
+                out[h - bottom :] = 0
+            if left:
+                out[:, :left] = 0
+            if right:
+                out[:, w - right :] = 0
             return out
         # copy: each uncovered pixel takes the nearest pixel that was in the frame.
-        row_index = xp.clip(rows, xp.minimum(top, h - 1), xp.maximum(h - 1 - bottom, 0))
-        col_index = xp.clip(cols, xp.minimum(left, w - 1), xp.maximum(w - 1 - right, 0))
-        return out.take(row_index.astype(xp.int32), axis=0).take(col_index.astype(xp.int32), axis=1)
+        if top:
+            out[:top] = out[top]
+        if bottom:
+            out[h - bottom :] = out[h - bottom - 1]
+        if left:
+            out[:, :left] = out[:, left : left + 1]
+        if right:
+            out[:, w - right :] = out[:, w - right - 1 : w - right]
+        return out
 
 
 class MotionCorrection(FrameProcessor):
@@ -348,31 +385,27 @@ class MotionCorrection(FrameProcessor):
     ) -> Emission:
         xp = self.xp
         reg = self._reg
-        frame = xp.asarray(data, dtype=xp.float32)
         update = update and self.update_rate > 0
         linked = self.linked_outputs
         if not (frame_needed or update or linked is None or "frames" in linked):
             # Only the shifts are read: no corrected frame to make.
-            dy, dx, peak = reg.register(reg.spectrum(frame))
-            record = xp.stack([dy, dx, peak]).astype(xp.float64)
-            return Emission(frame_id, timestamp_ns, {"shifts": record})
-        mean = frame.mean()
-        spectrum = reg.fft.fft2(frame - mean)
-        dy, dx, peak = reg.register(reg.spectrum(frame) if reg.tapers else spectrum)
+            dy, dx, peak = reg.register(reg.spectrum(data))
+            return Emission(frame_id, timestamp_ns, {"shifts": np.array([dy, dx, peak])})
+        mean, spectrum, tapered = reg.spectra(data)
+        dy, dx, peak = reg.register(tapered)
         corrected = reg.shift(spectrum, dy, dx, mean, self.border)
         if update:
             rate = xp.float32(self.update_rate)
             self._template *= 1 - rate
             self._template += rate * corrected
-            self._reg.set_template(self._template)
-        record = xp.stack([dy, dx, peak]).astype(xp.float64)
+            reg.set_template(self._template)
+        record = np.array([dy, dx, peak])
         return Emission(frame_id, timestamp_ns, {"frames": corrected, "shifts": record})
 
     def _send(self, emissions: list[Emission]) -> None:
         super()._send(emissions)
         if emissions:
-            last = emissions[-1].outputs["shifts"]
-            y, x, p = (float(v) for v in (last.get() if hasattr(last, "get") else last))
+            y, x, p = (float(v) for v in emissions[-1].outputs["shifts"])
             self.last_shift = (y, x, p)
 
     def status(self) -> dict[str, Any]:
