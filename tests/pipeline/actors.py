@@ -133,15 +133,36 @@ class ArraySource(Actor):
         stack = np.load(options["path"], mmap_mode="r")
         return {"frames": (tuple(stack.shape[1:]), stack.dtype.str)}
 
-    def __init__(self, path: str, fps: float = 100.0) -> None:
+    def __init__(
+        self, path: str, fps: float = 100.0, paced: bool = False, stall_after: int | None = None
+    ) -> None:
         self.stack = np.load(path)
         self.fps = fps
+        self.paced = paced
+        self.stall_after = stall_after
         self.k = 0
+        self.t0 = 0.0
+
+    def setup(self) -> None:
+        self.t0 = time.monotonic()
 
     def run_step(self) -> None:
         if self.k >= len(self.stack):
             self.finish()
             return
+        if self.stall_after is not None and self.k >= self.stall_after:
+            # A camera that stops sending frames (but does not end the stream).
+            time.sleep(0.05)
+            return
         stamp = 1_000_000_000 + round(self.k * 1e9 / self.fps)
+        if self.paced:
+            # As a camera delivers: at its own rate, stamped with the real time.
+            delay = self.t0 + self.k / self.fps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            stamp = time.time_ns()
         self.outputs.frames.put(self.stack[self.k], frame_id=self.k, timestamp_ns=stamp)
         self.k += 1
+
+    def sent(self) -> int:
+        return self.k

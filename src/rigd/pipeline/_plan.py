@@ -126,7 +126,6 @@ def plan_pipeline(
     links = list(config.links)
     link_keys: list[tuple[Any, ...]] = [("links", i) for i in range(len(links))]
     # The record: shorthand adds a recorder fed by lossless links.
-    recorder_names: list[str] = [a.name for a in config.actors if a.class_path == _RECORDER_CLASS]
     if config.record:
         from rigd.config import LinkConfig
 
@@ -137,7 +136,6 @@ def plan_pipeline(
                 {"name": "recorder", "class": _RECORDER_CLASS, "options": recording}
             )
             index["recorder"] = -1
-            recorder_names.append("recorder")
         else:
             slots = config.recording.slots
         for j, endpoint in enumerate(config.record):
@@ -317,9 +315,9 @@ def plan_pipeline(
         )
         for name in order
     )
-    recorders = tuple(
-        n for n in recorder_names if n in classes and getattr(classes[n], "records", False)
-    )
+    # Recorders: every actor whose class records (``records = True``): the
+    # HDF5Recorder, a TriggeredRecorder, a user's own.
+    recorders = tuple(n for n in order if getattr(classes[n], "records", False))
     return Plan(pfile, actor_plans, ring_plans, recorders)
 
 

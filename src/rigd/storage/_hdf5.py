@@ -10,6 +10,8 @@ The only module of rigd that imports h5py. Layout (DESIGN.md, "HDF5 layout")::
     /<stream>/timestamp_ns  int64, acquisition time (ns since the epoch)
     /<stream>/latency_ns  int64, acquisition to written, per frame (optional)
     /<stream>/dropped     the drop ledger: first_id, count, reason, noted_ns
+    /<table>              tables a recorder asked for (compound rows, attr
+                          ``rigd_table``), e.g. a triggered recorder's ``events``
 
 How it stays fast and safe:
 
@@ -351,6 +353,28 @@ class _Stream:
         return np.zeros((self.k, *self.spec.shape), self.spec.dtype)
 
 
+class _Table:
+    """A table's rows waiting for the next flush."""
+
+    def __init__(self, dataset: h5py.Dataset) -> None:
+        self.dataset = dataset
+        self.count = len(dataset)
+        self.pending: list[tuple[Any, ...]] = []
+        self.updates: dict[int, tuple[Any, ...]] = {}
+
+    def flush(self) -> None:
+        dataset = self.dataset
+        for index, row in self.updates.items():
+            dataset[index] = np.array(row, dtype=dataset.dtype)
+        self.updates.clear()
+        if self.pending:
+            rows = np.array(self.pending, dtype=dataset.dtype)
+            dataset.resize(self.count + len(rows), axis=0)
+            dataset[self.count :] = rows
+            self.count += len(rows)
+            self.pending.clear()
+
+
 class RunWriter:
     """Writes one run to one HDF5 file; see the module docstring.
 
@@ -370,6 +394,7 @@ class RunWriter:
         fsync_interval: float = 1.0,
         compression_threads: int | None = None,
         write_buffers: int = 8,
+        tables: Mapping[str, Any] | None = None,
     ) -> None:
         """Create the file (never overwriting one) and start recording.
 
@@ -380,6 +405,9 @@ class RunWriter:
                 full). 0: ``write`` writes the caller's frame itself, with no
                 copy, and returns once it is in the file (a recorder fed by
                 a ring, whose slots are the buffer, wants this).
+            tables: root datasets of rows, by name and (compound) numpy
+                dtype, written with ``append_row`` / ``update_row`` and
+                visible to SWMR readers at each flush.
 
         Raises:
             FileExistsError: a file is already at ``path``.
@@ -391,6 +419,10 @@ class RunWriter:
         names = [s.name for s in streams]
         if len(set(names)) != len(names):
             raise ValueError(f"stream names must be unique, got {names}")
+        tables = dict(tables or {})
+        clash = sorted(set(tables) & set(names))
+        if clash:
+            raise ValueError(f"tables {clash} have the names of streams; name them apart")
         if flush_interval <= 0 or fsync_interval <= 0:
             raise ValueError(
                 f"flush_interval ({flush_interval}) and fsync_interval ({fsync_interval}) "
@@ -423,6 +455,12 @@ class RunWriter:
                 s.name: _Stream(s, self._create_group(s, codecs[s.name]), codecs[s.name])
                 for s in streams
             }
+            for name, dtype in tables.items():
+                dataset = self._file.create_dataset(
+                    name, shape=(0,), maxshape=(None,), chunks=(64,), dtype=np.dtype(dtype)
+                )
+                dataset.attrs["rigd_table"] = 1
+                self._tables[name] = _Table(dataset)
             self._start_swmr()
         except BaseException:
             self._file.close()
@@ -493,6 +531,9 @@ class RunWriter:
                     state.staging[: n % state.k] = frames[first:n]
                 streams[spec.name] = state
             self._streams = streams
+            for name, item in self._file.items():
+                if isinstance(item, h5py.Dataset) and "rigd_table" in item.attrs:
+                    self._tables[name] = _Table(item)
             attrs["run_state"] = "recording"
             for name in ("frames_recorded", "frames_dropped"):
                 for group in _stream_groups(self._file):
@@ -522,6 +563,7 @@ class RunWriter:
         self._max_write_s = 0.0
         self._max_flush_s = 0.0
         self._max_fsync_s = 0.0
+        self._tables: dict[str, _Table] = {}
 
     def _start_swmr(self) -> None:
         self._file.swmr_mode = True
@@ -643,6 +685,48 @@ class RunWriter:
             self._note(state, int(first_id), int(count), str(reason))
             if state.next_id is not None and count and first_id <= state.next_id:
                 state.next_id = max(state.next_id, first_id + count)
+
+    def expect_gap(self, stream: str) -> None:
+        """The next frame of ``stream`` may skip ids on purpose (a triggered
+        recorder's next event): the skip is not a drop."""
+        state = self._stream(stream)
+        with self._lock:
+            state.next_id = None
+
+    def append_row(self, table: str, row: tuple[Any, ...]) -> int:
+        """Append a row to a table (see ``tables``); return its index.
+
+        Raises:
+            KeyError: no such table.
+            RecordingError: the recording stopped on a write error.
+        """
+        state = self._table(table)
+        with self._lock:
+            self._check_writable()
+            state.pending.append(row)
+            return state.count + len(state.pending) - 1
+
+    def update_row(self, table: str, index: int, row: tuple[Any, ...]) -> None:
+        """Replace row ``index`` of a table (one appended before).
+
+        Raises:
+            KeyError: no such table; IndexError: no such row.
+        """
+        state = self._table(table)
+        with self._lock:
+            self._check_writable()
+            if not 0 <= index < state.count + len(state.pending):
+                raise IndexError(f"table {table!r} has no row {index}")
+            if index >= state.count:
+                state.pending[index - state.count] = row
+            else:
+                state.updates[index] = row
+
+    def _table(self, name: str) -> _Table:
+        try:
+            return self._tables[name]
+        except KeyError:
+            raise KeyError(f"no table {name!r}; this run file has {sorted(self._tables)}") from None
 
     def flush(self) -> None:
         """Flush now: every frame written so far becomes visible and crash-safe."""
@@ -909,6 +993,8 @@ class RunWriter:
                 if wait_pending:
                     self._drain(state, wait=True)
             self._flush_records(state)
+        for table in self._tables.values():
+            table.flush()
         self._file.flush()
         self._flushes += 1
         took = time.perf_counter() - start

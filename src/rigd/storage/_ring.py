@@ -995,6 +995,93 @@ class RingReader:
             if not self._sleep(hdr.waiting, ring._data_addr, expected, left):
                 self._check_writer()
 
+    # -- the ring's recent past (latest readers) --------------------------------------
+
+    @property
+    def slot_count(self) -> int:
+        """The ring's slots: how many of the newest frames it holds."""
+        return self._ring.slot_count
+
+    @property
+    def committed(self) -> int:
+        """How many frames the writer has committed so far: sequence numbers
+        ``0 .. committed - 1`` exist, the newest ``slot_count`` of them still
+        in the ring (older ones were overwritten)."""
+        return int(self._hdr.head)
+
+    def wait_committed(self, count: int, timeout: float) -> int:
+        """Wait until the writer has committed at least ``count`` frames;
+        return how many it has (``committed``). Takes no frame.
+
+        Raises:
+            TimeoutError: fewer within ``timeout`` seconds.
+            EndOfStream: the writer closed the ring with fewer.
+            RingBrokenError: the writer died with fewer.
+        """
+        hdr = self._hdr
+        deadline = time.monotonic() + timeout
+        while True:
+            expected = hdr.data_futex
+            head = int(hdr.head)
+            if head >= count:
+                return head
+            if hdr.closed:
+                raise EndOfStream(f"ring {self._ring.name!r} was closed by its writer")
+            pid = int(hdr.writer_pid)
+            if pid and not pid_alive(pid):
+                raise RingBrokenError(
+                    f"the writer of ring {self._ring.name!r} (pid {pid}) died after {head} frames"
+                )
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"ring {self._ring.name!r} has {head} frames, not {count}, after {timeout} s"
+                )
+            self._sleep(hdr.waiting, self._ring._data_addr, expected, min(left, _CHECK_S))
+
+    def get_at(self, seq: int) -> Frame:
+        """The frame with sequence number ``seq`` (the ``seq``-th the writer
+        committed, from 0), if it is still in the ring: the ring's recent past,
+        as a triggered recorder reads its pre-trigger frames. Latest readers
+        only (a lossless reader's frames are the ones its cursor reaches).
+        Release it as any frame; ``torn`` is then set if the writer overwrote
+        it while it was held. Does not move the reader's cursor or count drops.
+
+        Raises:
+            ValueError: a lossless reader, or a negative ``seq``.
+            LookupError: ``seq`` is not committed yet, or was overwritten
+                (the message says which).
+            RuntimeError: the previous frame was not released.
+        """
+        if self.policy is not ReaderPolicy.LATEST:
+            raise ValueError("get_at reads the ring's past: it needs a reader with policy latest")
+        if seq < 0:
+            raise ValueError(f"sequence numbers start at 0, got {seq}")
+        if self._closed:
+            raise RingClosedError(f"this reader of ring {self._ring.name!r} was closed")
+        if self._held is not None:
+            raise RuntimeError("release the frame you hold before getting the next one")
+        ring = self._ring
+        head = int(self._hdr.head)
+        if seq >= head:
+            raise LookupError(
+                f"frame {seq} of ring {ring.name!r} is not committed yet ({head} are)"
+            )
+        index = seq % ring.slot_count
+        meta = ring._meta[index]
+        if meta.seq != seq + 1:
+            raise LookupError(
+                f"frame {seq} of ring {ring.name!r} was overwritten (the ring holds the last "
+                f"{ring.slot_count}; {head} were committed)"
+            )
+        frame = Frame(
+            self, ring._read_views[index], seq, index, int(meta.frame_id), int(meta.timestamp_ns)
+        )
+        if meta.seq != seq + 1:  # overwritten while the stamps were read
+            raise LookupError(f"frame {seq} of ring {ring.name!r} was overwritten")
+        self._held = frame
+        return frame
+
     def announce_on(self, *writers: RingWriter) -> None:
         """Announce a frame on ``writers``' rings whenever this reader takes one.
 
