@@ -31,6 +31,7 @@ import cloudpickle
 from rigd.actors import _session
 from rigd.actors._messages import Msg
 from rigd.actors._options import ActorOptions, TaskOptions
+from rigd.actors._pickling import dumps_by_value
 from rigd.actors._ref import ObjectRef
 from rigd.actors._schema import ActorSchema, build_schema, parameter_names
 from rigd.actors._wire import dumps
@@ -156,7 +157,7 @@ class ActorClass(Generic[T]):
         if self._body is None:
             # By value when the class cannot be imported by name in a worker
             # (defined in __main__, in a function, or shadowed by this wrapper).
-            self._body = cloudpickle.dumps(self._cls, protocol=5)
+            self._body = dumps_by_value(self._cls)
         return self._body
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorProxy[T]:
@@ -402,7 +403,7 @@ class RemoteFunction(Generic[R]):
         """
         runtime = _session.get_runtime()
         if self._body is None:
-            self._body = cloudpickle.dumps(self._fn, protocol=5)
+            self._body = dumps_by_value(self._fn)
             import hashlib  # here: hashlib costs a worker 3-6 ms to import
 
             self._fn_id = hashlib.blake2b(self._body, digest_size=12).hexdigest()
