@@ -208,7 +208,8 @@ def test_unknown_task_option_lists_the_valid_ones() -> None:
     with pytest.raises(
         TypeError,
         match=r"^unknown task option 'max_restarts'; valid options are: "
-        r"enable_task_events, max_retries, name, num_cpus, num_gpus, num_returns, resources$",
+        r"enable_task_events, max_retries, name, num_cpus, num_gpus, num_returns, resources, "
+        r"scheduling_strategy$",
     ):
 
         @rigd.remote(max_restarts=1)

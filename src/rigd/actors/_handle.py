@@ -33,7 +33,7 @@ from rigd.actors._messages import Msg
 from rigd.actors._options import ActorOptions, TaskOptions
 from rigd.actors._pickling import dumps_by_value
 from rigd.actors._ref import ObjectRef
-from rigd.actors._schema import ActorSchema, build_schema, parameter_names
+from rigd.actors._schema import ActorKind, ActorSchema, build_schema, parameter_names
 from rigd.actors._wire import dumps
 
 __all__ = [
@@ -124,6 +124,15 @@ class ActorClass(Generic[T]):
     """
 
     def __init__(self, cls: type[T], options: ActorOptions) -> None:
+        hook = inspect.getattr_static(cls, "__rigd_shutdown__", None)
+        if hook is not None and (
+            inspect.iscoroutinefunction(hook) or inspect.isasyncgenfunction(hook)
+        ):
+            raise TypeError(
+                f"{cls.__name__}.__rigd_shutdown__ must be a plain (synchronous) method: rigd "
+                "calls it as the actor ends, where no event loop would run a coroutine; "
+                "define it with `def`, not `async def`"
+            )
         self._cls = cls
         self._options = options
         # Built now, so a method naming an undeclared concurrency group fails
@@ -349,6 +358,7 @@ class ActorMethod:
                 handle._schema.enable_task_events
                 and spec.enable_task_events
                 and self._options.enable_task_events,
+                handle._schema.kind is ActorKind.SERIAL,
             )
         except TypeError as exc:
             raise TypeError(
