@@ -71,6 +71,11 @@ SHUTDOWN_GRACE_S = 5.0
 # millisecond instead of the 80-110 ms a Python process takes to start and
 # import rigd on a 2-core machine. Each spare costs about 25 MB and no CPU.
 SPARE_WORKERS = 2
+# Dead actors the head remembers (their death reason, for callers that ask
+# late, and for list_actors); older ones are forgotten, so a daemon that
+# creates and ends actors for months holds bounded memory. Ray keeps a
+# similar cap of destroyed actors.
+MAX_DEAD_ACTORS = 1000
 
 
 class ActorState(Enum):
@@ -187,6 +192,7 @@ class Head:
         self._names: dict[tuple[str, str], _Actor] = {}
         self._workers: dict[str, _Worker] = {}
         self._pending_actors: collections.deque[_Actor] = collections.deque()
+        self._dead_actors: collections.deque[str] = collections.deque()
         self._tasks: collections.deque[_Task] = collections.deque()
         self._task_ids = itertools.count(1)
         self._task_workers: list[_Worker] = []
@@ -678,6 +684,11 @@ class Head:
         was_running = actor.state in (ActorState.STARTING, ActorState.ALIVE)
         actor.state = ActorState.DEAD
         actor.death_reason = reason
+        self._dead_actors.append(actor.actor_id)
+        while len(self._dead_actors) > MAX_DEAD_ACTORS:
+            forgotten = self._actors.get(self._dead_actors.popleft())
+            if forgotten is not None and forgotten.state is ActorState.DEAD:
+                del self._actors[forgotten.actor_id]
         if was_running:
             self._cpus_free += actor.cpus
         if actor.gpus:
@@ -1113,7 +1124,7 @@ class Head:
                 )
                 worker.popen.kill()
             worker.popen.wait()
-        for actor in self._actors.values():
+        for actor in list(self._actors.values()):
             self._actor_dead(actor, _reason(actor, ExitKind.SHUTDOWN, ""))
         for key in list(self._selector.get_map().values()):
             obj = key.fileobj
