@@ -17,6 +17,8 @@ PUBLIC_MODULES = [
     "rigd.service",
     "rigd.state",
     "rigd.storage",
+    "rigd.util",
+    "rigd.util.scheduling_strategies",
 ]
 
 

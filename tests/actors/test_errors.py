@@ -45,6 +45,47 @@ def test_task_error_carries_the_remote_traceback() -> None:
     assert "raise ValueError(message)" in str(info.value)
 
 
+def test_remote_traceback_keeps_file_name_line_and_source_of_code_sent_by_value() -> None:
+    # Issue 14, input 1: cloudpickle 3.1.2+ names code it ships "<dynamic-code>".
+    # A class whose source is in no file the worker could read (a notebook
+    # cell, `python -c`) must still show its file name, line and source line.
+    import linecache
+
+    source = (
+        "class Cell:\n"
+        "    def fail(self):\n"
+        "        raise ValueError('from a notebook cell')\n"
+        "def task():\n"
+        "    raise KeyError('from a task in a cell')\n"
+    )
+    filename = "<rigd-test-cell-7>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, object] = {"__name__": "rigd_test_cell_module"}
+    exec(compile(source, filename, "exec"), namespace)
+    cell = rigd.remote(namespace["Cell"]).remote()
+    task = rigd.remote(namespace["task"])
+
+    with pytest.raises(TaskError) as actor_info:
+        rigd.get(cell.fail.remote(), timeout=30)
+    with pytest.raises(TaskError) as task_info:
+        rigd.get(task.remote(), timeout=30)
+
+    assert f'File "{filename}", line 3, in fail' in actor_info.value.remote_traceback
+    assert "raise ValueError('from a notebook cell')" in actor_info.value.remote_traceback
+    assert f'File "{filename}", line 5, in task' in task_info.value.remote_traceback
+    assert "raise KeyError('from a task in a cell')" in task_info.value.remote_traceback
+
+
+def test_remote_traceback_names_the_test_file_of_a_class_defined_in_it() -> None:
+    counter = Counter.remote()
+
+    with pytest.raises(TaskError) as info:
+        rigd.get(counter.fail.remote("bad frame"), timeout=30)
+
+    assert f'File "{__file__}"' in info.value.remote_traceback
+    assert "<dynamic-code>" not in info.value.remote_traceback
+
+
 def test_constructor_error_fails_every_call_with_actor_died() -> None:
     @rigd.remote
     class Broken:
@@ -167,7 +208,8 @@ def test_unknown_task_option_lists_the_valid_ones() -> None:
     with pytest.raises(
         TypeError,
         match=r"^unknown task option 'max_restarts'; valid options are: "
-        r"enable_task_events, max_retries, name, num_cpus, num_gpus, num_returns, resources$",
+        r"enable_task_events, max_retries, name, num_cpus, num_gpus, num_returns, resources, "
+        r"scheduling_strategy$",
     ):
 
         @rigd.remote(max_restarts=1)

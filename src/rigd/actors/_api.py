@@ -19,12 +19,11 @@ T = TypeVar("T")
 
 
 def _refuse_on_actor_loop(name: str) -> None:
-    loop = _context.actor_loop
-    if loop is None:
+    if not _context.actor_loops:
         return
     import asyncio
 
-    if asyncio._get_running_loop() is loop:
+    if asyncio._get_running_loop() in _context.actor_loops:
         raise RuntimeError(
             f"rigd.{name} blocks, and inside an async actor's method it would freeze every "
             f"call of the actor; use `await ref` or `await asyncio.gather(*refs)` instead"
@@ -123,7 +122,7 @@ def wait(
 
     Returns:
         ``(ready, not_ready)``, each in the order of ``refs``. ``ready`` holds
-        at most ``num_returns`` refs.
+        at most ``num_returns`` refs. An empty ``refs`` gives ``([], [])``.
 
     Raises:
         TypeError: ``refs`` is not a list of refs.
@@ -138,6 +137,8 @@ def wait(
             raise TypeError(
                 f"rigd.wait takes ObjectRefs, but item {index} is {type(ref).__name__}: {ref!r}"
             )
+    if not refs:
+        return [], []  # as in Ray: nothing to wait for
     if (
         isinstance(num_returns, bool)
         or not isinstance(num_returns, int)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ActorExit", "actor_loop", "current_actor", "current_task"]
+__all__ = ["ActorExit", "actor_loops", "current_actor", "current_task"]
 
 
 class ActorExit(BaseException):
@@ -19,6 +19,6 @@ class ActorExit(BaseException):
 current_actor: Any = None
 #: The id of the task this worker is running, if any.
 current_task: int | None = None
-#: The event loop of an async actor (workers only): a blocking rigd.get on it
-#: would freeze every call of the actor.
-actor_loop: Any = None
+#: The event loops of an async actor, one per concurrency group (workers
+#: only): a blocking rigd.get on one would freeze every call of its group.
+actor_loops: set[Any] = set()

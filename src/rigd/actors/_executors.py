@@ -39,8 +39,9 @@ __all__ = ["AsyncExecutor", "Call", "Executor", "ThreadedExecutor"]
 
 #: ``reply(conn, call_id, function_name, result, error)``: sends the answer.
 Reply = Callable[[socket.socket, int, str, Any, BaseException | None], None]
-#: ``on_exit(conn, call_id)``: a method called exit_actor().
-OnExit = Callable[[socket.socket, int], None]
+#: ``on_exit(conn, call_id, exc)``: a method called exit_actor() (``exc`` None),
+#: or raised SystemExit, KeyboardInterrupt or another BaseException.
+OnExit = Callable[[socket.socket, int, BaseException | None], None]
 #: ``send(conn, message)``: sends a message to the caller.
 Send = Callable[[socket.socket, tuple[Any, ...]], None]
 
@@ -127,10 +128,13 @@ class ThreadedExecutor(Executor):
         try:
             result = call.method(*call.args, **call.kwargs)
         except ActorExit:
-            self.on_exit(call.conn, call.call_id)
+            self.on_exit(call.conn, call.call_id, None)
             return
         except Exception as exc:  # noqa: BLE001 - boundary: the error goes to the caller
             self.reply(call.conn, call.call_id, call.function_name, None, exc)
+            return
+        except BaseException as exc:  # noqa: BLE001 - sys.exit, KeyboardInterrupt: the actor ends
+            self.on_exit(call.conn, call.call_id, exc)
             return
         self.reply(call.conn, call.call_id, call.function_name, result, None)
 
@@ -147,26 +151,37 @@ class ThreadedExecutor(Executor):
 
 
 class _Group:
-    """Admission to one concurrency group of an async actor, first come first served."""
+    """One concurrency group of an async actor: its event loop, admission and tasks.
 
-    __slots__ = ("active", "size", "waiting")
+    The default group runs on the actor's main loop; every declared group
+    has an event loop of its own, on a thread of its own (as in Ray), so a
+    method that blocks its loop holds back only its own group. All of a
+    group's state is touched only from its loop's thread.
+    """
 
-    def __init__(self, size: int) -> None:
+    __slots__ = ("active", "cancelled", "loop", "size", "tasks", "thread", "waiting")
+
+    def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
         self.size = size
+        self.loop = loop
         self.active = 0
         self.waiting: collections.deque[Call] = collections.deque()
+        self.tasks: dict[tuple[socket.socket, int], asyncio.Task[None]] = {}
+        self.cancelled: set[tuple[socket.socket, int]] = set()
+        self.thread: threading.Thread | None = None
 
 
 class AsyncExecutor(Executor):
-    """The actor's event loop; each admitted call a task.
+    """The actor's event loops; each admitted call a task.
 
-    The worker's main thread runs the loop (``loop``) and calls ``submit``
-    and ``cancel`` from inside it: a call goes from the socket to its task
-    with no hand-off between threads. Calls are admitted to their group in
-    arrival order, and a call's task is created only once a slot is free.
-    (An ``asyncio.Semaphore`` inside each task would let a task created early
-    take a slot ahead of a task that was woken first, and the guide's
-    batching example then deadlocks.)
+    The worker's main thread runs the default group's loop (``loop``) and
+    calls ``submit`` and ``cancel`` from inside it: a call of the default
+    group goes from the socket to its task with no hand-off between threads.
+    A call of a declared group is handed to that group's loop. Calls are
+    admitted to their group in arrival order, and a call's task is created
+    only once a slot is free. (An ``asyncio.Semaphore`` inside each task
+    would let a task created early take a slot ahead of a task that was woken
+    first, and the guide's batching example then deadlocks.)
     """
 
     def __init__(self, schema: ActorSchema, reply: Reply, on_exit: OnExit, send: Send) -> None:
@@ -174,15 +189,36 @@ class AsyncExecutor(Executor):
         self.send = send
         self.loop = asyncio.new_event_loop()
         self.groups: dict[str, _Group] = {}
-        self.tasks: dict[tuple[socket.socket, int], asyncio.Task[None]] = {}
-        self.cancelled: set[tuple[socket.socket, int]] = set()
-        _context.actor_loop = self.loop
+        _context.actor_loops.add(self.loop)
+
+    def _group(self, name: str, size: int) -> _Group:
+        group = self.groups.get(name)
+        if group is not None:
+            return group
+        if name == DEFAULT_GROUP:
+            group = _Group(size, self.loop)
+        else:
+            loop = asyncio.new_event_loop()
+            _context.actor_loops.add(loop)
+            group = _Group(size, loop)
+            group.thread = threading.Thread(
+                target=_run_loop, args=(loop,), name=f"rigd-actor-{name}", daemon=True
+            )
+            group.thread.start()
+        self.groups[name] = group
+        return group
+
+    def _on_loop(self, group: _Group, action: Callable[..., None], *args: Any) -> None:
+        if group.loop is self.loop:
+            action(*args)  # the main thread runs this loop: no hand-off
+        else:
+            group.loop.call_soon_threadsafe(action, *args)
 
     def submit(self, call: Call) -> None:
-        name, size = self.group_size(call.group)
-        group = self.groups.get(name)
-        if group is None:
-            group = self.groups[name] = _Group(size)
+        group = self._group(*self.group_size(call.group))
+        self._on_loop(group, self._admit, group, call)
+
+    def _admit(self, group: _Group, call: Call) -> None:
         if group.active < group.size:
             self._start(call, group)
         else:
@@ -190,8 +226,8 @@ class AsyncExecutor(Executor):
 
     def _start(self, call: Call, group: _Group) -> None:
         group.active += 1
-        task = self.loop.create_task(self._run(call))
-        self.tasks[call.key] = task
+        task = group.loop.create_task(self._run(call, group))
+        group.tasks[call.key] = task
         task.add_done_callback(functools.partial(self._finished, group))
 
     def _finished(self, group: _Group, _task: object = None) -> None:
@@ -199,7 +235,7 @@ class AsyncExecutor(Executor):
         if group.waiting and group.active < group.size:
             self._start(group.waiting.popleft(), group)
 
-    async def _run(self, call: Call) -> None:
+    async def _run(self, call: Call, group: _Group) -> None:
         key = call.key
         conn, call_id, function_name = call.conn, call.call_id, call.function_name
         try:
@@ -212,42 +248,55 @@ class AsyncExecutor(Executor):
                 self.send(conn, (int(Msg.REPLY_END), call_id))
                 return
         except asyncio.CancelledError:
-            self.cancelled.discard(key)
+            group.cancelled.discard(key)
             self.reply(conn, call_id, function_name, None, _cancelled(function_name))
             return
         except ActorExit:
-            self.on_exit(conn, call_id)
+            self.on_exit(conn, call_id, None)
             return
         except Exception as exc:  # noqa: BLE001 - boundary: the error goes to the caller
             self.reply(conn, call_id, function_name, None, exc)
             return
+        except BaseException as exc:  # noqa: BLE001 - sys.exit, KeyboardInterrupt: the actor ends
+            self.on_exit(conn, call_id, exc)
+            return
         finally:
-            self.tasks.pop(key, None)
-        if key in self.cancelled:
+            group.tasks.pop(key, None)
+        if key in group.cancelled:
             # The method swallowed its CancelledError; the caller still asked
             # for a cancel, and gets one (as in Ray).
-            self.cancelled.discard(key)
+            group.cancelled.discard(key)
             self.reply(conn, call_id, function_name, None, _cancelled(function_name))
             return
         self.reply(conn, call_id, function_name, result, None)
 
     def cancel(self, conn: socket.socket, call_id: int) -> None:
-        task = self.tasks.get((conn, call_id))
+        for group in list(self.groups.values()):
+            self._on_loop(group, self._cancel_in, group, conn, call_id)
+
+    def _cancel_in(self, group: _Group, conn: socket.socket, call_id: int) -> None:
+        task = group.tasks.get((conn, call_id))
         if task is not None:
-            self.cancelled.add((conn, call_id))
+            group.cancelled.add((conn, call_id))
             task.cancel()
             return
-        for group in self.groups.values():
-            for call in group.waiting:
-                if call.key == (conn, call_id):
-                    group.waiting.remove(call)
-                    self.reply(
-                        conn, call_id, call.function_name, None, _cancelled(call.function_name)
-                    )
-                    return
+        for call in group.waiting:
+            if call.key == (conn, call_id):
+                group.waiting.remove(call)
+                self.reply(conn, call_id, call.function_name, None, _cancelled(call.function_name))
+                return
 
     def shutdown(self, timeout: float) -> None:
-        for group in self.groups.values():
-            group.waiting.clear()
-        for task in self.tasks.values():
-            task.cancel()
+        for group in list(self.groups.values()):
+            self._on_loop(group, _cancel_all, group)
+
+
+def _cancel_all(group: _Group) -> None:
+    group.waiting.clear()
+    for task in list(group.tasks.values()):
+        task.cancel()
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    loop.run_forever()

@@ -31,8 +31,9 @@ import cloudpickle
 from rigd.actors import _session
 from rigd.actors._messages import Msg
 from rigd.actors._options import ActorOptions, TaskOptions
+from rigd.actors._pickling import dumps_by_value
 from rigd.actors._ref import ObjectRef
-from rigd.actors._schema import ActorSchema, build_schema, parameter_names
+from rigd.actors._schema import ActorKind, ActorSchema, build_schema, parameter_names
 from rigd.actors._wire import dumps
 
 __all__ = [
@@ -123,6 +124,15 @@ class ActorClass(Generic[T]):
     """
 
     def __init__(self, cls: type[T], options: ActorOptions) -> None:
+        hook = inspect.getattr_static(cls, "__rigd_shutdown__", None)
+        if hook is not None and (
+            inspect.iscoroutinefunction(hook) or inspect.isasyncgenfunction(hook)
+        ):
+            raise TypeError(
+                f"{cls.__name__}.__rigd_shutdown__ must be a plain (synchronous) method: rigd "
+                "calls it as the actor ends, where no event loop would run a coroutine; "
+                "define it with `def`, not `async def`"
+            )
         self._cls = cls
         self._options = options
         # Built now, so a method naming an undeclared concurrency group fails
@@ -156,7 +166,7 @@ class ActorClass(Generic[T]):
         if self._body is None:
             # By value when the class cannot be imported by name in a worker
             # (defined in __main__, in a function, or shadowed by this wrapper).
-            self._body = cloudpickle.dumps(self._cls, protocol=5)
+            self._body = dumps_by_value(self._cls)
         return self._body
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorProxy[T]:
@@ -348,6 +358,7 @@ class ActorMethod:
                 handle._schema.enable_task_events
                 and spec.enable_task_events
                 and self._options.enable_task_events,
+                handle._schema.kind is ActorKind.SERIAL,
             )
         except TypeError as exc:
             raise TypeError(
@@ -402,7 +413,7 @@ class RemoteFunction(Generic[R]):
         """
         runtime = _session.get_runtime()
         if self._body is None:
-            self._body = cloudpickle.dumps(self._fn, protocol=5)
+            self._body = dumps_by_value(self._fn)
             import hashlib  # here: hashlib costs a worker 3-6 ms to import
 
             self._fn_id = hashlib.blake2b(self._body, digest_size=12).hexdigest()

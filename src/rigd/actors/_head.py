@@ -71,6 +71,11 @@ SHUTDOWN_GRACE_S = 5.0
 # millisecond instead of the 80-110 ms a Python process takes to start and
 # import rigd on a 2-core machine. Each spare costs about 25 MB and no CPU.
 SPARE_WORKERS = 2
+# Dead actors the head remembers (their death reason, for callers that ask
+# late, and for list_actors); older ones are forgotten, so a daemon that
+# creates and ends actors for months holds bounded memory. Ray keeps a
+# similar cap of destroyed actors.
+MAX_DEAD_ACTORS = 1000
 
 
 class ActorState(Enum):
@@ -90,6 +95,10 @@ class _Peer:
     reader: FrameReader = field(default_factory=FrameReader)
     pid: int = 0
     worker: _Worker | None = None
+    # What the peer's socket did not take yet. The head never blocks sending:
+    # one peer that does not read (stopped, or busy) must not wedge the
+    # session, and a peer blocked sending to the head must still be read.
+    wbuf: collections.deque[bytes | memoryview] = field(default_factory=collections.deque)
 
 
 @dataclass(eq=False, slots=True)
@@ -146,6 +155,8 @@ class _Task:
     event_id: str | None = None
     num_gpus: float = 0.0
     gpus: tuple[GpuInfo, ...] = ()
+    streaming: bool = False
+    namespace: str = ""
 
 
 class Head:
@@ -181,6 +192,7 @@ class Head:
         self._names: dict[tuple[str, str], _Actor] = {}
         self._workers: dict[str, _Worker] = {}
         self._pending_actors: collections.deque[_Actor] = collections.deque()
+        self._dead_actors: collections.deque[str] = collections.deque()
         self._tasks: collections.deque[_Task] = collections.deque()
         self._task_ids = itertools.count(1)
         self._task_workers: list[_Worker] = []
@@ -230,9 +242,9 @@ class Head:
                 timeout = None
                 if self._timers:
                     timeout = max(0.0, self._timers[0][0] - time.monotonic())
-                for key, _ in self._selector.select(timeout):
+                for key, mask in self._selector.select(timeout):
                     try:
-                        key.data(key.fileobj)
+                        self._dispatch(key, mask)
                     except Exception:
                         log.exception("rigd head: error while handling a message")
                 now = time.monotonic()
@@ -242,6 +254,16 @@ class Head:
             self._stop_everything()
         finally:
             self._stopped.set()
+
+    def _dispatch(self, key: selectors.SelectorKey, mask: int) -> None:
+        peer = key.data
+        if type(peer) is not _Peer:
+            key.data(key.fileobj)
+            return
+        if mask & selectors.EVENT_WRITE:
+            self._pump(peer)
+        if mask & selectors.EVENT_READ:
+            self._on_peer(peer)
 
     def _after(self, delay: float, action: Callable[[], None]) -> None:
         heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_ids), action))
@@ -265,9 +287,11 @@ class Head:
     def _on_accept(self, _: object) -> None:
         sock, _addr = self._listener.accept()
         peer = _Peer(sock)
-        self._selector.register(sock, selectors.EVENT_READ, lambda _s, p=peer: self._on_peer(p))
+        self._selector.register(sock, selectors.EVENT_READ, peer)
 
     def _on_peer(self, peer: _Peer) -> None:
+        if peer.sock.fileno() < 0:
+            return  # lost while its write was handled
         try:
             data = peer.sock.recv(1 << 18)
         except OSError:
@@ -280,10 +304,40 @@ class Head:
             self._handlers[message[0]](peer, message)
 
     def _send(self, peer: _Peer, message: tuple[Any, ...]) -> None:
-        try:
-            peer.sock.sendall(pack_frame(dumps(message, self.shm_prefix)))
-        except OSError:
-            pass  # the peer is gone; its EOF is handled by the loop
+        frame: bytes | memoryview = pack_frame(dumps(message, self.shm_prefix))
+        if peer.sock.fileno() < 0:
+            return  # the peer is gone
+        if not peer.wbuf:
+            try:
+                sent = peer.sock.send(frame, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return  # the peer is gone; its EOF is handled by the loop
+            if sent == len(frame):
+                return
+            frame = memoryview(frame)[sent:]
+            self._selector.modify(peer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, peer)
+        peer.wbuf.append(frame)
+
+    def _pump(self, peer: _Peer) -> None:
+        """Send what the peer's socket takes now of what waits for it."""
+        while peer.wbuf:
+            try:
+                sent = peer.sock.sendmsg(
+                    list(itertools.islice(peer.wbuf, 64)), (), socket.MSG_DONTWAIT
+                )
+            except BlockingIOError:
+                return
+            except OSError:
+                peer.wbuf.clear()  # the peer is gone; its EOF is handled by the loop
+                break
+            while sent and sent >= len(peer.wbuf[0]):
+                sent -= len(peer.wbuf.popleft())
+            if sent:
+                peer.wbuf[0] = memoryview(peer.wbuf[0])[sent:]
+        if peer.sock.fileno() >= 0:
+            self._selector.modify(peer.sock, selectors.EVENT_READ, peer)
 
     def _reply(self, peer: _Peer, req_id: int, payload: Any, ok: bool = True) -> None:
         self._send(peer, (int(Msg.HEAD_REPLY), req_id, ok, payload))
@@ -568,12 +622,16 @@ class Head:
         if worker is not None and worker.exit_kind is None:
             worker.exit_kind = ExitKind(kind)
             worker.exit_detail = detail
+        if worker is not None and worker.actor is not None:
+            self._ending(worker.actor)  # sent before its shutdown hook runs
 
-    def _may_restart(self, actor: _Actor, worker: _Worker) -> bool:
+    def _may_restart(
+        self, actor: _Actor, worker: _Worker, kind: ExitKind | None = None
+    ) -> bool:
+        """Whether the actor restarts after its worker ends (``kind``: how it will end)."""
         limit = actor.options.max_restarts
-        unexpected = worker.exit_kind is ExitKind.CRASHED or (
-            worker.exit_kind is ExitKind.KILLED and worker.allow_restart
-        )
+        kind = kind or worker.exit_kind
+        unexpected = kind is ExitKind.CRASHED or (kind is ExitKind.KILLED and worker.allow_restart)
         return (
             unexpected
             and not self._stopping
@@ -626,15 +684,17 @@ class Head:
         was_running = actor.state in (ActorState.STARTING, ActorState.ALIVE)
         actor.state = ActorState.DEAD
         actor.death_reason = reason
+        self._dead_actors.append(actor.actor_id)
+        while len(self._dead_actors) > MAX_DEAD_ACTORS:
+            forgotten = self._actors.get(self._dead_actors.popleft())
+            if forgotten is not None and forgotten.state is ActorState.DEAD:
+                del self._actors[forgotten.actor_id]
         if was_running:
             self._cpus_free += actor.cpus
         if actor.gpus:
             self._gpus.release(actor.gpus, float(actor.options.num_gpus))
             actor.gpus = ()
-        if actor.options.name is not None:
-            key = (actor.namespace, actor.options.name)
-            if self._names.get(key) is actor:
-                del self._names[key]
+        self._ending(actor)
         error = ActorDiedError(reason)
         for waiter, req_id in actor.address_waiters:
             self._reply(waiter, req_id, error, ok=False)
@@ -740,8 +800,22 @@ class Head:
         if actor is not None:
             if actor.worker is not None:
                 actor.worker.allow_restart = not no_restart
+            if actor.worker is None or not self._may_restart(actor, actor.worker, ExitKind.KILLED):
+                # Ending for good: the name is free before kill() returns.
+                self._ending(actor)
             self._kill(actor, ExitKind.KILLED, "it was killed with rigd.kill()")
         self._reply(peer, req_id, None)
+
+    def _ending(self, actor: _Actor) -> None:
+        """The actor is ending for good: free its name now, not once its process is reaped.
+
+        ``get_actor`` and ``get_if_exists`` then never hand out an actor that
+        is ending, and the name can be taken again at once.
+        """
+        if actor.options.name is not None:
+            key = (actor.namespace, actor.options.name)
+            if self._names.get(key) is actor:
+                del self._names[key]
 
     def _kill(self, actor: _Actor, kind: ExitKind, detail: str) -> None:
         if actor.state is ActorState.PENDING:
@@ -765,6 +839,7 @@ class Head:
         if actor.state is ActorState.PENDING:
             self._actor_dead(actor, _reason(actor, kind, ""))
             return
+        self._ending(actor)
         worker = actor.worker
         assert worker is not None
         if worker.exit_kind is None:
@@ -812,6 +887,7 @@ class Head:
         if actor.holders or any(count > 0 for count in actor.tokens.values()):
             return
         actor.terminating = True
+        self._ending(actor)
         if actor.state is ActorState.PENDING:
             self._actor_dead(actor, _reason(actor, ExitKind.GRACEFUL, ""))
         elif actor.state is ActorState.ALIVE:
@@ -825,7 +901,20 @@ class Head:
     # -- tasks -------------------------------------------------------------------------
 
     def _on_submit_task(self, peer: _Peer, message: tuple[Any, ...]) -> None:
-        _, req_id, fn_id, fn_body, name, body, num_cpus, max_retries, task_id, num_gpus = message
+        (
+            _,
+            req_id,
+            fn_id,
+            fn_body,
+            name,
+            body,
+            num_cpus,
+            max_retries,
+            task_id,
+            num_gpus,
+            streaming,
+            namespace,
+        ) = message
         if self._refuse_impossible(peer, req_id, f"task {name}", num_cpus, num_gpus):
             return
         self._tasks.append(
@@ -841,6 +930,8 @@ class Head:
                 max_retries,
                 task_id,
                 float(num_gpus),
+                streaming=streaming,
+                namespace=namespace,
             )
         )
         self._dispatch_tasks()
@@ -894,7 +985,16 @@ class Head:
             self._task_log.add([(task.event_id, TaskState.RUNNING, time.time(), None, None, None)])
         self._send_worker(
             worker,
-            (int(Msg.RUN_TASK), task.task_id, task.fn_id, task.fn_body, task.name, task.body),
+            (
+                int(Msg.RUN_TASK),
+                task.task_id,
+                task.fn_id,
+                task.fn_body,
+                task.name,
+                task.body,
+                task.streaming,
+                task.namespace,
+            ),
         )
 
     def _dispatch_gpu_tasks(self) -> None:
@@ -1006,12 +1106,12 @@ class Head:
         while time.monotonic() < deadline and any(
             w.popen.poll() is None for w in self._workers.values()
         ):
-            for key, _ in self._selector.select(0.01):
+            for key, mask in self._selector.select(0.01):
                 if key.fileobj is self._listener or key.fileobj == self._wake_r:
                     key.data(key.fileobj)
                     continue
                 try:
-                    key.data(key.fileobj)
+                    self._dispatch(key, mask)
                 except Exception:
                     log.exception("rigd head: error during shutdown")
         for worker in list(self._workers.values()):
@@ -1024,7 +1124,7 @@ class Head:
                 )
                 worker.popen.kill()
             worker.popen.wait()
-        for actor in self._actors.values():
+        for actor in list(self._actors.values()):
             self._actor_dead(actor, _reason(actor, ExitKind.SHUTDOWN, ""))
         for key in list(self._selector.get_map().values()):
             obj = key.fileobj

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
+from rigd.actors._scheduling import check_scheduling_strategy
+
 __all__ = ["ActorOptions", "TaskOptions"]
 
 Lifetime = Literal["detached", "non_detached"] | None
@@ -61,6 +63,8 @@ class ActorOptions:
         namespace: the namespace of ``name``; the driver's by default.
         get_if_exists: with ``name``, return the existing actor if any.
         lifetime: ``"detached"`` to outlive the creator and its handles.
+        scheduling_strategy: one of Ray's; on one machine each means this
+            machine (see ``rigd.util.scheduling_strategies``).
     """
 
     num_cpus: float | None = None
@@ -75,8 +79,10 @@ class ActorOptions:
     namespace: str | None = None
     get_if_exists: bool = False
     lifetime: Lifetime = None
+    scheduling_strategy: Any = None
 
     def __post_init__(self) -> None:
+        check_scheduling_strategy(self.scheduling_strategy)
         if self.num_cpus is not None:
             _check_resource("num_cpus", self.num_cpus)
         _check_resource("num_gpus", self.num_gpus)
@@ -129,6 +135,8 @@ class TaskOptions:
         name: a name for the task in events and errors.
         num_returns: 1, or ``"streaming"`` (as in Ray; generator functions
             stream anyway).
+        scheduling_strategy: one of Ray's; on one machine each means this
+            machine (see ``rigd.util.scheduling_strategies``).
     """
 
     num_cpus: float = 1
@@ -138,8 +146,10 @@ class TaskOptions:
     enable_task_events: bool = True
     name: str | None = None
     num_returns: int | str = 1
+    scheduling_strategy: Any = None
 
     def __post_init__(self) -> None:
+        check_scheduling_strategy(self.scheduling_strategy)
         _check_resource("num_cpus", self.num_cpus)
         _check_resource("num_gpus", self.num_gpus)
         for key, amount in self.resources.items():

@@ -66,6 +66,13 @@ _CLOSE = int(Msg.CLOSE)
 _CANCEL = int(Msg.CANCEL)
 _HEAD_REPLY = int(Msg.HEAD_REPLY)
 _HEAD_ITEM = int(Msg.HEAD_ITEM)
+_EPOLLIN = select.EPOLLIN
+_EPOLLOUT = select.EPOLLOUT
+# Back-pressure: a caller that has this much queued for one actor waits until
+# it falls to LOW_WATER (the I/O thread keeps sending and reading meanwhile),
+# so a flood of calls holds a bounded amount of memory.
+HIGH_WATER = 16 << 20
+LOW_WATER = 4 << 20
 
 
 def error_reply(
@@ -165,6 +172,30 @@ class ActorChannel:
     released: bool = False
     max_task_retries: int = 0
     incarnation: int = 0
+    #: Whether the actor runs each submitter's calls in order (a serial
+    #: actor). Threaded and async actors promise no order: a call whose ref
+    #: arguments are ready leaves at once, past calls still waiting for theirs.
+    ordered: bool = True
+    #: Calls of an unordered channel still waiting for ref arguments.
+    parked: dict[int, _Outgoing] = field(default_factory=dict)
+    # Frames written to the socket but not yet taken by the kernel. Nothing
+    # ever blocks sending to an actor: what does not fit waits here, and the
+    # I/O thread sends it when the socket is writable (EPOLLOUT), reading the
+    # actor's replies meanwhile. (A blocking send on the I/O thread, with the
+    # actor blocked sending replies nobody read, wedged the process.)
+    wbuf: collections.deque[bytes | memoryview] = field(default_factory=collections.deque)
+    woff: int = 0
+    wbytes: int = 0
+    #: The events the I/O thread's epoll watches on ``sock``.
+    mask: int = 0
+    #: A thread in rigd.get reads the socket itself (see Runtime.wait).
+    reading_elsewhere: bool = False
+    #: Callers held back while ``wbytes`` is above HIGH_WATER wait on this.
+    room: threading.Condition | None = None
+
+    def unsent(self) -> bool:
+        """Whether calls or bytes still wait to leave this process."""
+        return bool(self.outbox or self.parked or self.wbuf)
 
 
 class Runtime:
@@ -206,6 +237,7 @@ class Runtime:
         self._head_reader = FrameReader()
         self._epoll = select.epoll()
         self._fd_handlers: dict[int, Callable[[], None]] = {}
+        self._fd_writers: dict[int, Callable[[], None]] = {}
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -337,7 +369,7 @@ class Runtime:
             return True
         with channel.lock:
             channel.released = True
-            if channel.outbox and channel.state is not ChannelState.DEAD:
+            if channel.unsent() and channel.state is not ChannelState.DEAD:
                 channel.release_due = True
                 return False
             if channel.pending:
@@ -352,7 +384,8 @@ class Runtime:
     def _shut_channel_socket(self, channel: ActorChannel) -> None:
         assert channel.sock is not None
         try:
-            channel.sock.sendall(pack_frame(dumps((_CLOSE,), "")))
+            # Not waited for: an actor that cannot take it sees the EOF instead.
+            channel.sock.send(pack_frame(dumps((_CLOSE,), "")), socket.MSG_DONTWAIT)
         except OSError:
             pass
         self._unwatch(channel.sock.fileno())
@@ -363,15 +396,18 @@ class Runtime:
 
     # -- calls -----------------------------------------------------------------
 
-    def channel(self, actor_id: str) -> ActorChannel:
-        """Return this process's channel to ``actor_id``, opening it if needed."""
+    def channel(self, actor_id: str, ordered: bool = True) -> ActorChannel:
+        """Return this process's channel to ``actor_id``, opening it if needed.
+
+        ``ordered``: the actor runs each submitter's calls in order (serial).
+        """
         channel = self._channels.get(actor_id)
         if channel is not None:
             return channel
         with self._channels_lock:
             channel = self._channels.get(actor_id)
             if channel is None:
-                channel = ActorChannel(actor_id)
+                channel = ActorChannel(actor_id, ordered=ordered)
                 self._channels[actor_id] = channel
                 ref = self.head_request(Msg.ACTOR_ADDRESS, actor_id)
                 ref._add_callback(functools.partial(self._address_known, channel))
@@ -387,16 +423,20 @@ class Runtime:
         group: str | None = None,
         streaming: bool = False,
         events: bool = True,
+        ordered: bool = True,
     ) -> Any:
         """Send a call to an actor; return the ref of its result.
 
         ``group`` overrides the method's concurrency group for this call.
         With ``streaming`` (a generator method) an ``ObjectRefGenerator`` is
-        returned instead, which yields a ref per item.
+        returned instead, which yields a ref per item. ``ordered``: the actor
+        runs calls in the order sent (a serial actor), so a call waiting for
+        a ref argument holds back the calls sent after it; otherwise they
+        leave at once.
         """
         if self.closed:
             raise RuntimeNotRunningError("the rigd runtime is shut down; call rigd.init() again")
-        channel = self.channel(actor_id)
+        channel = self.channel(actor_id, ordered)
         ref: Any = ObjectRefGenerator() if streaming else ObjectRef()
         task_id = None
         if events:
@@ -421,21 +461,19 @@ class Runtime:
                         ref, function_name, body if channel.max_task_retries else None
                     )
                     ref._source = channel
-                    assert channel.sock is not None
-                    try:
-                        channel.sock.sendall(pack_frame(body))
-                    except OSError:
-                        pass  # the reader sees the death and fails the ref
-                    return ref
-                if channel.state is ChannelState.DEAD:
+                    self._send_frame(channel, pack_frame(body))
+                    full = channel.wbytes > HIGH_WATER
+                elif channel.state is ChannelState.DEAD:
                     assert channel.error is not None
                     ref._set_error(channel.error)
-                    return ref
-                channel.outbox.append(
-                    _Outgoing(
-                        call_id, ref, method, function_name, args, kwargs, group=group, body=body
+                    full = False
+                else:
+                    channel.outbox.append(
+                        _Outgoing(call_id, ref, method, function_name, args, kwargs, group, 0, body)
                     )
-                )
+                    full = False
+            if full:
+                self._wait_for_room(channel)  # back-pressure, outside the lock
             return ref
         check_picklable((_placeholders(args), _placeholders_kw(kwargs)))
         with channel.lock:
@@ -452,7 +490,10 @@ class Runtime:
                 waiting=len(deps),
                 task_id=task_id,
             )
-            channel.outbox.append(out)
+            if channel.ordered:
+                channel.outbox.append(out)
+            else:
+                channel.parked[call_id] = out
         for dep in deps:
             dep._add_callback(functools.partial(self._dep_done, channel, out))
         return ref
@@ -460,22 +501,21 @@ class Runtime:
     def _cancel_call(self, channel: ActorChannel, call_id: int, ref: ObjectRef[Any]) -> None:
         """Drop the call if it has not left this process, else ask the actor to."""
         with channel.lock:
-            for out in channel.outbox:
-                if out.call_id == call_id:
+            out = channel.parked.pop(call_id, None)
+            if out is None:
+                out = next((o for o in channel.outbox if o.call_id == call_id), None)
+                if out is not None:
                     channel.outbox.remove(out)
-                    ref._set_error(
-                        TaskCancelledError(
-                            f"the call {out.function_name} was cancelled with rigd.cancel"
-                        )
+            if out is not None:
+                ref._set_error(
+                    TaskCancelledError(
+                        f"the call {out.function_name} was cancelled with rigd.cancel"
                     )
-                    return
-            sock = channel.sock
-            if sock is None or call_id not in channel.pending:
+                )
                 return
-            try:
-                sock.sendall(pack_frame(dumps((_CANCEL, call_id), "")))
-            except OSError:
-                pass  # the actor is gone; the reader fails the ref
+            if channel.sock is None or call_id not in channel.pending:
+                return
+            self._send_frame(channel, pack_frame(dumps((_CANCEL, call_id), "")))
 
     def _address_known(self, channel: ActorChannel, ref: ObjectRef[Any]) -> None:
         self._run_on_io(functools.partial(self._on_address, channel, ref))
@@ -484,6 +524,8 @@ class Runtime:
         with channel.lock:
             out.waiting -= 1
             ready = out.waiting == 0
+            if ready and channel.parked.pop(out.call_id, None) is not None:
+                channel.outbox.append(out)  # unordered: leaves now, past waiting calls
         if ready:
             self._run_on_io(lambda: self._flush(channel))
 
@@ -492,12 +534,104 @@ class Runtime:
         try:
             self._send_outbox(channel)
         finally:
-            if channel.release_due and not channel.outbox:
-                channel.release_due = False
-                self.head_notice(Msg.RELEASE, channel.actor_id)
+            self._after_sending(channel)
+
+    def _after_sending(self, channel: ActorChannel) -> None:
+        """Tell the head of a release that waited for the calls to leave (I/O thread)."""
+        if channel.release_due and not channel.unsent():
+            channel.release_due = False
+            self.head_notice(Msg.RELEASE, channel.actor_id)
+            self._close_if_released(channel)
+
+    def _send_frame(self, channel: ActorChannel, frame: bytes | memoryview) -> None:
+        """Send ``frame`` to the actor without blocking; queue what does not fit.
+
+        The caller holds ``channel.lock``. Frames leave in the order given.
+        """
+        sock = channel.sock
+        if sock is None:
+            return  # the actor is gone; its reader has failed (or fails) the refs
+        if not channel.wbuf:
+            try:
+                sent = sock.send(frame, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return  # the actor is gone; the reader sees the EOF and fails the refs
+            if sent == len(frame):
+                return
+            frame = memoryview(frame)[sent:]
+        channel.wbuf.append(frame)
+        channel.wbytes += len(frame)
+        self._set_mask(channel)
+
+    def _pump(self, channel: ActorChannel) -> None:
+        """Send what the kernel takes of ``wbuf`` now; the caller holds ``channel.lock``."""
+        sock = channel.sock
+        while channel.wbuf and sock is not None:
+            first = channel.wbuf[0]
+            buffers = [memoryview(first)[channel.woff :] if channel.woff else first]
+            buffers.extend(itertools.islice(channel.wbuf, 1, 64))
+            try:
+                sent = sock.sendmsg(buffers, (), socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            except OSError:
+                self._drop_unsent(channel)  # the actor is gone; the reader sees the EOF
+                break
+            channel.wbytes -= sent
+            sent += channel.woff
+            while channel.wbuf and sent >= len(channel.wbuf[0]):
+                sent -= len(channel.wbuf.popleft())
+            channel.woff = sent
+        self._set_mask(channel)
+        if channel.room is not None and channel.wbytes <= LOW_WATER:
+            channel.room.notify_all()
+
+    def _drop_unsent(self, channel: ActorChannel) -> None:
+        channel.wbuf.clear()
+        channel.woff = 0
+        channel.wbytes = 0
+        if channel.room is not None:
+            channel.room.notify_all()
+
+    def _set_mask(self, channel: ActorChannel) -> None:
+        """Watch the socket for what the I/O thread must do; the caller holds the lock."""
+        sock = channel.sock
+        if sock is None:
+            return
+        mask = (0 if channel.reading_elsewhere else _EPOLLIN) | (_EPOLLOUT if channel.wbuf else 0)
+        if mask != channel.mask:
+            channel.mask = mask
+            try:
+                self._epoll.modify(sock.fileno(), mask)
+            except (OSError, ValueError):
+                pass  # closed meanwhile
+
+    def _wait_for_room(self, channel: ActorChannel) -> None:
+        """Back-pressure: hold a caller while too much waits to reach the actor."""
+        if threading.current_thread() is self._io_thread:
+            return  # the I/O thread never waits: it is what empties the queue
+        with channel.lock:
+            if channel.room is None:
+                channel.room = threading.Condition(channel.lock)
+            while (
+                channel.wbytes > LOW_WATER
+                and channel.state is ChannelState.OPEN
+                and not self.closed
+            ):
+                channel.room.wait(1.0)
+
+    def _on_actor_writable(self, channel: ActorChannel) -> None:
+        with channel.lock:
+            self._pump(channel)
+        self._after_sending(channel)
 
     def _send_outbox(self, channel: ActorChannel) -> None:
         with channel.lock:
+            if channel.state is ChannelState.DEAD and channel.parked:
+                channel.outbox.extend(channel.parked.values())
+                channel.parked.clear()
             while channel.outbox:
                 out = channel.outbox[0]
                 if channel.state is ChannelState.DEAD:
@@ -529,11 +663,7 @@ class Runtime:
                     out.attempts,
                 )
                 out.ref._source = channel
-                assert channel.sock is not None
-                try:
-                    channel.sock.sendall(pack_frame(body))
-                except OSError:
-                    return
+                self._send_frame(channel, pack_frame(body))
 
     def _on_address(self, channel: ActorChannel, ref: ObjectRef[Any]) -> None:
         """The head answered where the actor listens, or why it is dead (I/O thread)."""
@@ -541,7 +671,7 @@ class Runtime:
             self._mark_dead(channel, ref._error)
             return
         path, channel.max_task_retries, channel.incarnation = ref._value
-        if channel.released and not channel.outbox:
+        if channel.released and not channel.unsent():
             return  # every handle went away while the actor was starting
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -552,9 +682,13 @@ class Runtime:
             self._mark_dead(channel, error)
             return
         with channel.lock:
+            # Watched before it is published, so a caller's _set_mask finds it registered.
+            fd = sock.fileno()
+            self._watch(fd, functools.partial(self._on_actor_readable, channel))
+            self._fd_writers[fd] = functools.partial(self._on_actor_writable, channel)
+            channel.mask = _EPOLLIN
             channel.sock = sock
             channel.state = ChannelState.OPEN
-        self._watch(sock.fileno(), functools.partial(self._on_actor_readable, channel))
         self._flush(channel)
 
     def _on_actor_readable(self, channel: ActorChannel) -> None:
@@ -573,13 +707,18 @@ class Runtime:
             self._dispatch_replies(channel, data)
         finally:
             channel.read_lock.release()
-        if channel.released and not channel.pending and not channel.outbox:
-            with self._channels_lock:
-                if self._channels.get(channel.actor_id) is channel:
-                    del self._channels[channel.actor_id]
-            with channel.lock:
-                if channel.sock is not None:
-                    self._shut_channel_socket(channel)
+        self._close_if_released(channel)
+
+    def _close_if_released(self, channel: ActorChannel) -> None:
+        """Close a channel whose handles are gone once nothing is due on it (I/O thread)."""
+        if not channel.released or channel.pending or channel.unsent():
+            return
+        with self._channels_lock:
+            if self._channels.get(channel.actor_id) is channel:
+                del self._channels[channel.actor_id]
+        with channel.lock:
+            if channel.sock is not None and not channel.reading_elsewhere:
+                self._shut_channel_socket(channel)
 
     def _dispatch_replies(self, channel: ActorChannel, data: bytes) -> None:
         for frame in channel.reader.feed(data):
@@ -602,8 +741,12 @@ class Runtime:
                     ref._set_value(message[2])
             elif kind == _REPLY_END and isinstance(ref, ObjectRefGenerator):
                 ref._end()
-            else:
+            elif kind == _REPLY_ERR:
                 ref._set_error(reply_error_to_exception(message[2]))
+            else:
+                ref._set_error(
+                    RigdError(f"{entry.function_name} answered with an unexpected message {kind}")
+                )
 
     def wait(self, ref: ObjectRef[Any], timeout: float | None) -> bool:
         """Wait for ``ref``; read its reply on this thread when possible.
@@ -627,7 +770,9 @@ class Runtime:
             if sock is None:
                 return ref._wait(timeout)
             fd = sock.fileno()
-            self._epoll.modify(fd, 0)
+            with channel.lock:
+                channel.reading_elsewhere = True
+                self._set_mask(channel)
             try:
                 poller = select.poll()
                 poller.register(fd, select.POLLIN)
@@ -645,10 +790,16 @@ class Runtime:
                         break  # the actor died: the I/O thread handles the EOF
                     self._dispatch_replies(channel, data)
             finally:
-                if channel.sock is sock and not self.closed:
-                    self._epoll.modify(fd, select.EPOLLIN)
+                with channel.lock:
+                    channel.reading_elsewhere = False
+                    if not self.closed:
+                        self._set_mask(channel)
         finally:
             channel.read_lock.release()
+            if channel.released:
+                # Its handles are gone and this thread read the last reply:
+                # the I/O thread did not see it, so it must close the channel.
+                self._run_on_io(functools.partial(self._close_if_released, channel))
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         return ref._wait(left)
 
@@ -660,6 +811,7 @@ class Runtime:
         with channel.lock:
             channel.sock = None
             channel.state = ChannelState.DYING
+            self._drop_unsent(channel)
         ref = self.head_request(Msg.DEATH_REASON, channel.actor_id, channel.incarnation)
 
         def on_reason(r: ObjectRef[Any]) -> None:
@@ -779,6 +931,10 @@ class Runtime:
                 max_retries,
                 task_id,
                 num_gpus,
+                streaming,
+                # What the submitter's context holds reaches the task: an
+                # actor it names lands in the submitter's namespace (Ray's rule).
+                self.namespace,
             )
             ref._canceller = functools.partial(self.head_notice, Msg.CANCEL_TASK, req_id)
             reply._add_callback(lambda r: self._task_finished(task_id, ref, r))
@@ -831,6 +987,7 @@ class Runtime:
 
     def _unwatch(self, fd: int) -> None:
         self._fd_handlers.pop(fd, None)
+        self._fd_writers.pop(fd, None)
         try:
             self._epoll.unregister(fd)
         except (OSError, ValueError):
@@ -882,14 +1039,18 @@ class Runtime:
                 continue
             if self.events and time.monotonic() - self.events.last_flush >= FLUSH_S:
                 self.flush_events()
-            for fd, _ in events:
+            for fd, mask in events:
                 if self.closed:
                     break
-                handler = self._fd_handlers.get(fd)
-                if handler is None:
-                    continue
                 try:
-                    handler()
+                    if mask & _EPOLLOUT:
+                        writer = self._fd_writers.get(fd)
+                        if writer is not None:
+                            writer()
+                    if mask & ~_EPOLLOUT:
+                        handler = self._fd_handlers.get(fd)
+                        if handler is not None:
+                            handler()
                 except Exception:
                     log.exception("rigd I/O thread: error while handling a connection")
 
@@ -905,8 +1066,10 @@ class Runtime:
             with channel.lock:
                 pending = list(channel.pending.values())
                 channel.pending.clear()
-                outbox = list(channel.outbox)
+                outbox = [*channel.outbox, *channel.parked.values()]
                 channel.outbox.clear()
+                channel.parked.clear()
+                self._drop_unsent(channel)
                 channel.state = ChannelState.DEAD
                 channel.error = error
             for entry in pending:
@@ -980,8 +1143,12 @@ def _finish_task_ref(ref: Any, reply: ObjectRef[Any]) -> BaseException | None:
         return reply._error
     message = loads(reply._value)
     if message[0] == _REPLY_END:
-        ref._end()
-        return None
+        if isinstance(ref, ObjectRefGenerator):
+            ref._end()
+            return None
+        unexpected = RigdError("the task streamed items, but its caller expected one value")
+        ref._set_error(unexpected)
+        return unexpected
     if message[0] == _REPLY_OK:
         if isinstance(ref, ObjectRefGenerator):
             ref._push(message[2])

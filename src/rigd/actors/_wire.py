@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import cloudpickle
+from rigd.actors._pickling import dumps_by_value
 
 __all__ = [
     "LARGE_BUFFER",
@@ -80,9 +80,9 @@ def _pickle(obj: object, buffer_callback: Callable[[pickle.PickleBuffer], bool])
     try:
         data = pickle.dumps(obj, protocol=5, buffer_callback=buffer_callback)
     except (pickle.PicklingError, AttributeError, TypeError):
-        return cloudpickle.dumps(obj, protocol=5, buffer_callback=buffer_callback)  # type: ignore[no-any-return]
+        return dumps_by_value(obj, protocol=5, buffer_callback=buffer_callback)
     if b"__main__" in data:
-        return cloudpickle.dumps(obj, protocol=5, buffer_callback=buffer_callback)  # type: ignore[no-any-return]
+        return dumps_by_value(obj, protocol=5, buffer_callback=buffer_callback)
     return data
 
 

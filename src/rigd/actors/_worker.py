@@ -148,6 +148,8 @@ class _ActorServer:
         self.drain_timer_set = False
         self.loop: Any = None  # an async actor's event loop
         self.exit_request: tuple[ExitKind, socket.socket | None, int | None] | None = None
+        #: Why the actor's own code ended it, when not by exit_actor() (sys.exit, ...).
+        self.exit_detail = ""
         try:
             if os.environ.get(_session.GPU_IDS_ENV):
                 # A GPU actor: make sure CUDA's devices are the GPUs assigned
@@ -384,7 +386,7 @@ class _ActorServer:
             return
         try:
             result = method(*args, **kwargs)
-            if inspect.isgenerator(result):
+            if inspect.isgenerator(result) and self._streams(name):
                 self._stream(conn, call_id, f"{self.class_name}.{name}", result)
                 return
         except ActorExit:
@@ -395,6 +397,9 @@ class _ActorServer:
                 conn,
                 error_reply(call_id, f"{self.class_name}.{name}", exc, self.runtime.shm_prefix),
             )
+            return
+        except BaseException as exc:  # noqa: BLE001 - sys.exit, KeyboardInterrupt: the actor ends
+            self._exit_from_call(conn, call_id, exc)
             return
         try:
             body = dumps((_REPLY_OK, call_id, result), self.runtime.shm_prefix)
@@ -414,6 +419,15 @@ class _ActorServer:
         if task_id is not None:
             del self.task_ids[(conn, call_id)]
             self.runtime.events.record(task_id, TaskState.FINISHED)
+
+    def _streams(self, method: str) -> bool:
+        """Whether a call's generator result streams: only a generator method's does.
+
+        A plain method that returns a generator object returns a value, as in
+        Ray; it cannot be pickled, and the caller gets that ``TypeError``.
+        """
+        spec = self.schema.methods.get(method)
+        return spec is not None and spec.is_generator
 
     def _send(self, conn: socket.socket, message: tuple[Any, ...]) -> None:
         if self.task_ids and message[0] in _FINAL_REPLIES:
@@ -448,6 +462,9 @@ class _ActorServer:
         except Exception as exc:  # noqa: BLE001 - boundary: the error ends the stream
             self._send(conn, error_reply(call_id, function_name, exc, self.runtime.shm_prefix))
             return
+        except BaseException as exc:  # noqa: BLE001 - sys.exit, KeyboardInterrupt: the actor ends
+            self._exit_from_call(conn, call_id, exc)
+            return
         self._send(conn, (_REPLY_END, call_id))
 
     def _reply(
@@ -459,7 +476,8 @@ class _ActorServer:
         error: BaseException | None,
     ) -> None:
         """Answer a call from an executor's thread."""
-        if error is None and inspect.isgenerator(result):
+        method = function_name.rsplit(".", 1)[-1]
+        if error is None and inspect.isgenerator(result) and self._streams(method):
             self._stream(conn, call_id, function_name, result)
             return
         if error is None:
@@ -470,8 +488,19 @@ class _ActorServer:
                 error = TypeError(f"the return value of {function_name} cannot be sent back: {exc}")
         self._send(conn, error_reply(call_id, function_name, error, self.runtime.shm_prefix))
 
-    def _exit_from_call(self, conn: socket.socket, call_id: int) -> None:
-        """A method on an executor's thread called exit_actor(): end on the main thread."""
+    def _exit_from_call(
+        self, conn: socket.socket, call_id: int, exc: BaseException | None = None
+    ) -> None:
+        """A method called exit_actor() (or raised SystemExit, KeyboardInterrupt, ...).
+
+        The actor ends on the main thread, whichever thread ran the method:
+        the call gets ``ActorDiedError`` naming why, and so does every call
+        pending or sent later.
+        """
+        if self.exit_request is not None:
+            return  # already ending
+        if exc is not None:
+            self.exit_detail = _why_ended(exc)
         self.exit_request = (ExitKind.EXIT_ACTOR, conn, call_id)
         try:
             os.write(self.wake_w, b"\0")
@@ -479,9 +508,12 @@ class _ActorServer:
             pass
 
     def _finish(self) -> None:
-        """End the actor: hook, reply, tell the head, close, exit."""
+        """End the actor: tell the head, hook, reply, close, exit."""
         assert self.exit_request is not None
         kind, conn, call_id = self.exit_request
+        # First: the head frees the actor's name at once, so no get_actor or
+        # get_if_exists hands out this actor while its hook runs.
+        self.runtime.send_to_head((int(Msg.EXITING), kind.value, self.exit_detail))
         if self.loop is not None:
             self.loop.remove_reader(self.listener.fileno())
         else:
@@ -493,10 +525,8 @@ class _ActorServer:
         _run_shutdown_hook(self.instance, self.class_name)
         if conn is not None and call_id is not None:
             if kind is ExitKind.EXIT_ACTOR:
-                error = ActorDiedError(
-                    f"The actor {self.class_name} ({self.actor_id}) exited by calling "
-                    "rigd.actor.exit_actor()"
-                )
+                why = self.exit_detail or "exited by calling rigd.actor.exit_actor()"
+                error = ActorDiedError(f"The actor {self.class_name} ({self.actor_id}) {why}")
                 self._send(
                     conn,
                     error_reply(
@@ -505,7 +535,6 @@ class _ActorServer:
                 )
             else:
                 self._send(conn, (_REPLY_OK, call_id, None))
-        self.runtime.send_to_head((int(Msg.EXITING), kind.value, ""))
         self._close_and_exit(0, run_atexit=True)
 
     def _close_and_exit(self, code: int, run_atexit: bool) -> None:
@@ -517,6 +546,15 @@ class _ActorServer:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _why_ended(exc: BaseException) -> str:
+    """Why an actor's own code ended it, in words, for ``ActorDiedError``."""
+    if isinstance(exc, SystemExit):
+        return f"exited: a method raised SystemExit (sys.exit({exc.code!r}))"
+    if isinstance(exc, KeyboardInterrupt):
+        return "exited: a method raised KeyboardInterrupt"
+    return f"exited: a method raised {type(exc).__name__}: {exc}"
 
 
 def _run_shutdown_hook(instance: object, class_name: str) -> None:
@@ -553,7 +591,8 @@ def _serve_tasks(
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
-        _, task_id, fn_id, fn_body, name, body = message
+        _, task_id, fn_id, fn_body, name, body, streaming, namespace = message
+        runtime.namespace = namespace
         try:
             fn = functions.get(fn_id)
             if fn is None:
@@ -563,6 +602,12 @@ def _serve_tasks(
             result = fn(*args, **kwargs)
             if inspect.isasyncgen(result):
                 result = _step_async(result)
+            if inspect.isgenerator(result) and not streaming:
+                raise TypeError(
+                    f"the task {name} returned a generator object, which cannot be sent "
+                    "back; make it a generator function (yield), or pass "
+                    "num_returns='streaming'"
+                )
             if inspect.isgenerator(result):
                 for item in result:
                     item_body = dumps((_REPLY_ITEM, task_id, item), runtime.shm_prefix)
