@@ -14,13 +14,14 @@ the event loop keeps serving status and events while a run starts or stops.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
@@ -45,6 +46,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
 _KEEPALIVE_S = 15.0
+_T = TypeVar("_T")
 
 
 class ErrorBody(BaseModel):
@@ -200,6 +202,27 @@ class _BodyLimit:
             status_code=413,
         )
         await response({"type": "http"}, _nothing, send)
+
+
+async def _in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run ``function`` on a daemon thread of its own and await its result.
+
+    Not the event loop's thread pool: a request the daemon cannot finish (a
+    pipeline class whose import blocks) must never keep it from exiting on
+    SIGTERM, and a pool's threads are joined at exit.
+    """
+    future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting request
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="rigd-request", daemon=True).start()
+    return await asyncio.wrap_future(future)
 
 
 async def _nothing() -> Message:
@@ -365,7 +388,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
             text, name = request_body.text, request_body.file
         else:
             raise _UnsupportedMediaError(content_type)
-        return await run_in_threadpool(daemon.load, text=text, name=name)
+        return await _in_thread(daemon.load, text=text, name=name)
 
     @app.post(
         "/v1/runs",
@@ -381,7 +404,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
         """Start a run of the loaded pipeline (201), or return the run with this
         ``run_id`` if it was started before (200)."""
         body = body or StartRun()
-        record, created = await run_in_threadpool(daemon.start_run, body.run_id, body.metadata)
+        record, created = await _in_thread(daemon.start_run, body.run_id, body.metadata)
         if not created:
             response.status_code = 200
         return record.to_dict()
@@ -392,7 +415,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
     async def stop_run() -> dict[str, Any]:
         """Stop the current run cleanly: sources first, every reader drains, files
         sealed. Returns the finished run."""
-        record = await run_in_threadpool(daemon.stop_run)
+        record = await _in_thread(daemon.stop_run)
         return record.to_dict()
 
     @app.get("/v1/runs", tags=["runs"], dependencies=guarded, responses=_errors(401))
@@ -408,12 +431,12 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
     @app.get("/v1/actors", tags=["service"], dependencies=guarded, responses=_errors(401))
     async def actors() -> list[dict[str, Any]]:
         """Every actor of the session: the pipeline's and those scripts created."""
-        return await run_in_threadpool(daemon.actors)
+        return await _in_thread(daemon.actors)
 
     @app.get("/v1/gpus", tags=["service"], dependencies=guarded, responses=_errors(401))
     async def gpus() -> list[dict[str, Any]]:
         """The GPUs, and which actors are placed on each."""
-        return await run_in_threadpool(daemon.gpus)
+        return await _in_thread(daemon.gpus)
 
     @app.get(
         "/v1/events",

@@ -36,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import rigd
+from rigd._address import default_runtime_dir
 from rigd._exceptions import RigdError
-from rigd.config import BUNDLED_PIPELINES, PipelineFileError, ServiceConfig, load_pipeline
+from rigd.config import BUNDLED_PIPELINES, ServiceConfig, load_pipeline
 from rigd.gpu import inventory
-from rigd.pipeline import HDF5Recorder, Pipeline, PipelineStatus, Plan, RunReport, plan_pipeline
+from rigd.pipeline import Pipeline, PipelineStatus, Plan, RunReport, plan_pipeline
+from rigd.service._confine import Confinement
 from rigd.service._gpus import gpu_report
 from rigd.storage import check_metadata
 
@@ -135,6 +137,8 @@ class Daemon:
         self.data_dir: Path = config.data_dir
         self.state = DaemonState.IDLE
         self.failure: str | None = None
+        self.runtime_dir: Path = config.runtime_dir or default_runtime_dir()
+        self._confinement = Confinement(self.data_dir, self.runtime_dir, config.publish_hosts)
         self._lock = threading.RLock()
         self._plan: Plan | None = None
         self._plan_source: str | None = None
@@ -230,9 +234,11 @@ class Daemon:
             source = str(path)
         else:
             assert text is not None
-            pfile = load_pipeline("<request body>", text=text)
+            pfile = load_pipeline("<request body>", text=text, allow_aliases=False)
             source = "request body"
-        plan = self._confine(plan_pipeline(pfile, allowed_modules=self.config.allowed_modules))
+        plan = plan_pipeline(
+            pfile, allowed_modules=self.config.allowed_modules, confine=self._confinement.options
+        )
         with self._lock:
             # A run may have started while this one was being checked.
             self._refuse_while_running("load a pipeline")
@@ -240,36 +246,6 @@ class Daemon:
             self.failure = None
         self._set_state(DaemonState.LOADED, pipeline=plan.name)
         return self.pipeline_info()
-
-    def _confine(self, plan: Plan) -> Plan:
-        """Point every recorder into the data directory; refuse one aimed elsewhere."""
-        actors = []
-        for actor in plan.actors:
-            if issubclass(actor.cls, HDF5Recorder):
-                wanted = Path(str(actor.options.get("directory", "rigd-data"))).expanduser()
-                directory = (self.data_dir / wanted).resolve()
-                if not directory.is_relative_to(self.data_dir.resolve()):
-                    index = next(
-                        (i for i, a in enumerate(plan.file.config.actors) if a.name == actor.name),
-                        None,
-                    )
-                    where = (
-                        plan.file.where("actors", index, "options", "directory")
-                        if index is not None
-                        else plan.file.where("recording", "directory")
-                    )
-                    raise PipelineFileError(
-                        [
-                            f"{where}: recorder {actor.name!r} writes to {str(wanted)!r}, outside "
-                            f"the service's data directory {self.data_dir}; give a directory "
-                            "relative to it"
-                        ]
-                    )
-                actor = dataclasses.replace(
-                    actor, options={**actor.options, "directory": str(directory)}
-                )
-            actors.append(actor)
-        return dataclasses.replace(plan, actors=tuple(actors))
 
     def pipeline_info(self) -> dict[str, Any]:
         with self._lock:
@@ -419,6 +395,7 @@ class Daemon:
                 record.restarts = dict(report.restarts)
             self._pipeline = None
             self.failure = failure
+            self._confinement.remove_sockets()
             state = DaemonState.FAILED if failure else DaemonState.LOADED
             self._append_journal(record)
         self._set_state(state, run_id=record.run_id, failure=failure)
