@@ -54,7 +54,8 @@ __all__ = [
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ENDPOINT = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*$")
 _LINK = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*->\s*({_NAME})\.({_NAME})\s*$")
-Name = Annotated[str, Field(pattern=rf"^{_NAME}$")]
+# At most 64 characters: names go into ring and segment names (255 bytes at most).
+Name = Annotated[str, Field(pattern=rf"^{_NAME}$", max_length=64)]
 _M = TypeVar("_M", bound="BaseModel")
 
 

@@ -75,6 +75,9 @@ class ServiceConfig(BaseModel):
     #: doing (a run not sealed by then is repaired at the next start). Keep it
     #: below systemd's TimeoutStopSec.
     stop_timeout_s: float = Field(default=80.0, gt=0)
+    #: Warn (an event, a metric, /v1/health unhealthy) when the running run's data
+    #: rate fills the data directory's disk in less than this many minutes.
+    disk_warn_minutes: float = Field(default=10.0, ge=0)
     num_cpus: float | None = Field(default=None, ge=0)
     num_gpus: float | None = Field(default=None, ge=0)
 
