@@ -338,8 +338,9 @@ def validate_yaml(
         error: the YAML or its keys are wrong, one problem per line, each
         naming ``path``, the line and the key.
     """
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
         root = loader.get_single_node()
         if root is not None:
             _check_size(root, path, error, allow_aliases=allow_aliases)
@@ -355,7 +356,8 @@ def validate_yaml(
             [f"{path}: nested too deeply to read; a pipeline file is a few levels deep"]
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict) or root is None:
         raise error([f"{path}: {shape}"])
     lines: dict[tuple[Any, ...], int] = {}

@@ -430,6 +430,15 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
                     "send exactly one of 'file' (a pipeline file's name) and 'text' (its YAML text)"
                 )
             text, name = request_body.text, request_body.file
+        for field, value in (("text", text), ("file", name)):
+            if value is not None:
+                try:
+                    value.encode()
+                except UnicodeEncodeError:
+                    raise ValueError(
+                        f"the pipeline's {field} is not valid UTF-8 text (it holds a lone "
+                        "surrogate); send UTF-8"
+                    ) from None
         return await _in_thread(daemon.load, text=text, name=name)
 
     @app.post(
@@ -445,7 +454,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
             "requestBody": {
                 "required": False,
                 "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/StartRun"}},
+                    "application/json": {"schema": _start_run_schema()},
                     "application/x-www-form-urlencoded": {"schema": _START_FORM_SCHEMA},
                 },
             }
@@ -558,6 +567,15 @@ _START_FORM_SCHEMA = {
     },
     "additionalProperties": False,
 }
+
+
+def _start_run_schema() -> dict[str, Any]:
+    """StartRun's JSON schema, self-contained (a metadata value is any JSON)."""
+    schema = StartRun.model_json_schema()
+    schema.pop("$defs", None)
+    text = json.dumps(schema).replace('{"$ref": "#/$defs/JsonValue"}', "{}")
+    result: dict[str, Any] = json.loads(text)
+    return result
 
 
 def _content_type(request: Request) -> str:

@@ -301,6 +301,8 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in metadata.items():
         if not isinstance(key, str) or not key or "/" in key or "\0" in key:
             raise ValueError(f"metadata key {key!r} must be a non-empty string without '/' or NUL")
+        if not _encodable(key):
+            raise ValueError(f"metadata key {key!r} is not valid UTF-8 text (a lone surrogate)")
         if len(key) > MAX_METADATA_KEY:
             raise ValueError(
                 f"metadata key {key[:40]!r}... is {len(key)} characters; keys are at most "
@@ -316,6 +318,8 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
                     f"metadata {key!r}: the string holds a NUL character, which HDF5 cannot "
                     "store; remove it"
                 )
+            if not _encodable(value):
+                raise ValueError(f"metadata {key!r} is not valid UTF-8 text (a lone surrogate)")
             stored: Any = value
             size = len(value.encode())
         elif isinstance(value, bool | int | float | np.generic):
@@ -349,6 +353,8 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
                     f"metadata {key!r} = {value!r:.80}: an attribute holds a string, a number, "
                     f"a bool, a list of numbers, or JSON ({exc}); convert it"
                 ) from None
+            if not _encodable(stored):
+                raise ValueError(f"metadata {key!r} is not valid UTF-8 text (a lone surrogate)")
             size = len(stored.encode())
         if size > MAX_METADATA_VALUE:
             raise ValueError(
@@ -362,6 +368,14 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
             )
         checked[key] = stored
     return checked
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Stream:
