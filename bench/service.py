@@ -9,6 +9,10 @@
   ``--poll-ms`` for ``--seconds`` while the demo pipeline (512x512 uint16 at
   200 fps through FrameStats into the recorder) records: dropped frames
   (target 0) and status latency p50/p99 (target p99 < 50 ms);
+- keep-alive: request latency on one keep-alive connection, idle
+  (``GET /v1/status`` and a refused ``POST``; target p99 < 5 ms);
+- disk: a 64 MB tmpfs as the data directory (needs root), a 6.5 MB/s run:
+  how long before the disk is full the daemon warns (event ``disk``);
 - idle: the daemon's resident memory (target < 150 MB; its spare workers
   shown apart) and CPU over 10 s with a pipeline loaded (target < 1% of a
   core, daemon and workers together).
@@ -58,7 +62,7 @@ links:
 
 
 class Daemon:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, **settings: Any) -> None:
         self.run_dir = directory / "run"
         config = directory / "service.yaml"
         config.write_text(
@@ -68,6 +72,7 @@ class Daemon:
                     "token_file": str(directory / "token"),
                     "data_dir": str(directory / "data"),
                     "runtime_dir": str(self.run_dir),
+                    **settings,
                 }
             )
         )
@@ -201,6 +206,76 @@ def bench_idle(d: Daemon, seconds: float = 10.0) -> dict[str, float]:
     }
 
 
+def bench_keepalive(d: Daemon, requests: int = 1000) -> dict[str, float]:
+    """Latency on one keep-alive connection: a GET and a POST with a body, alternately."""
+    latencies = []
+    with httpx.Client(base_url=d.url, headers=d.headers, timeout=30) as client:
+        client.get("/v1/status")
+        for i in range(requests):
+            sent = time.perf_counter()
+            if i % 2:
+                client.post("/v1/runs/current/stop", json={})  # 409: nothing runs
+            else:
+                client.get("/v1/status").raise_for_status()
+            latencies.append((time.perf_counter() - sent) * 1e3)
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": ordered[len(ordered) // 2],
+        "p99_ms": ordered[int(len(ordered) * 0.99)],
+        "max_ms": ordered[-1],
+    }
+
+
+SMALL = DEMO.replace("shape: [512, 512]", "shape: [128, 128]")
+
+
+def bench_disk(directory: Path) -> dict[str, float] | None:
+    """Seconds from the disk warning to the disk full, on a 64 MB tmpfs."""
+    data = directory / "disk"
+    data.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(data)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        return None
+    try:
+        (directory / "d2").mkdir()
+        d = Daemon(directory / "d2", data_dir=str(data), disk_warn_minutes=10)
+        try:
+            d.call(
+                "PUT", "/v1/pipeline", content=SMALL, headers={"Content-Type": "application/yaml"}
+            )
+            warned = full = None
+            started = time.perf_counter()
+            with (
+                httpx.Client(base_url=d.url, headers=d.headers, timeout=None) as events,
+                events.stream("GET", "/v1/events") as stream,
+            ):
+                d.call("POST", "/v1/runs", json={})
+                for line in stream.iter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    event = json.loads(line.removeprefix("data: "))
+                    if event["type"] == "disk" and warned is None:
+                        warned = time.perf_counter() - started
+                    if event["type"] == "run" and event["run"]["state"] == "failed":
+                        full = time.perf_counter() - started
+                        failure = event["run"]["failure"]
+                        break
+            return {
+                "warned_s": warned or -1.0,
+                "full_s": full or -1.0,
+                "ahead_s": (full or 0) - (warned or 0),
+                "no_space_named": float("No space left on device" in failure),
+            }
+        finally:
+            d.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(data)], check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=20)
@@ -219,6 +294,11 @@ def main() -> None:
                 f"(target < 150), {idle['workers']} spare workers {idle['workers_rss_mb']:.0f} MB; "
                 f"CPU {idle['cpu_percent_of_a_core']:.2f}% of a core (target < 1%)"
             )
+            keep = bench_keepalive(d)
+            print(
+                f"one keep-alive connection, idle: p50 {keep['p50_ms']:.2f} ms, p99 "
+                f"{keep['p99_ms']:.2f} ms (target < 5), max {keep['max_ms']:.1f} ms"
+            )
             times = bench_start_stop(d, args.runs)
             for name, values in times.items():
                 print(
@@ -228,7 +308,8 @@ def main() -> None:
             load = bench_load(d, args.clients, args.seconds, args.poll_ms)
             print(
                 f"{args.clients} clients polling /v1/status every {args.poll_ms:.0f} ms for "
-                f"{args.seconds:.0f} s during a 200 fps 512x512 run: {load['requests']} requests, "
+                f"{args.seconds:.0f} s (each on its own keep-alive connection) during a 200 fps "
+                f"512x512 run: {load['requests']} requests, "
                 f"p50 {load['status_p50_ms']:.1f} ms, p99 {load['status_p99_ms']:.1f} ms "
                 f"(target < 50), max {load['status_max_ms']:.1f} ms; frames {load['frames']}, "
                 f"dropped {load['dropped']} (target 0)"
@@ -236,6 +317,16 @@ def main() -> None:
         finally:
             code = d.stop()
             print(f"daemon exit status after SIGTERM: {code}")
+        disk = bench_disk(Path(directory))
+        if disk is None:
+            print("disk warning: skipped (mounting a tmpfs needs root)")
+        else:
+            print(
+                f"disk warning, 64 MB tmpfs at 6.5 MB/s: warned {disk['warned_s']:.1f} s after "
+                f"the start, disk full at {disk['full_s']:.1f} s: {disk['ahead_s']:.1f} s ahead; "
+                f"the run's failure names 'No space left on device': "
+                f"{bool(disk['no_space_named'])}"
+            )
 
 
 if __name__ == "__main__":

@@ -8,23 +8,41 @@ client). Clients look in the places a daemon may have used, in order:
 1. ``$RIGD_ADDRESS`` (a runtime directory or a ``daemon.json`` path), and
    then nowhere else;
 2. ``$RUNTIME_DIRECTORY`` (systemd's ``RuntimeDirectory=``), then
-   ``$XDG_RUNTIME_DIR/rigd``, then ``/run/rigd``;
+   ``/run/rigd``, then ``$XDG_RUNTIME_DIR/rigd``;
 3. ``/tmp/rigd-<uid>`` (no runtime directory at all).
 
 A file whose daemon pid is dead is ignored: that daemon crashed.
+
+``daemon.json`` names the token file the clients send, so it is trusted only
+where nobody else could have put it (as ssh trusts its files): its directory
+must be a real directory (not a symlink) owned by this user or by root, and
+writable by its owner only; the fallback in the shared ``/tmp`` must be this
+user's own, mode 0700; the file itself must be a regular file owned by this
+user or root, writable by its owner only. A directory that fails is skipped
+and the reason is told (``DaemonSearch.refused``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rigd._proc import pid_alive
 
-__all__ = ["DaemonAddress", "default_runtime_dir", "find_daemon", "runtime_dir_candidates"]
+__all__ = [
+    "DaemonAddress",
+    "DaemonSearch",
+    "default_runtime_dir",
+    "find_daemon",
+    "prepare_runtime_dir",
+    "runtime_dir_candidates",
+    "search_daemon",
+    "untrusted_reason",
+]
 
 ADDRESS_ENV = "RIGD_ADDRESS"
 DAEMON_FILE = "daemon.json"
@@ -46,7 +64,7 @@ class DaemonAddress:
     def write(self, runtime_dir: str | Path) -> Path:
         """Write ``daemon.json`` atomically (readable by the daemon's user only)."""
         directory = Path(runtime_dir)
-        directory.mkdir(parents=True, exist_ok=True)
+        prepare_runtime_dir(directory)
         path = directory / DAEMON_FILE
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".daemon-")
         with os.fdopen(fd, "w") as f:
@@ -77,22 +95,118 @@ def runtime_dir_candidates() -> list[Path]:
     if explicit:  # told where: look nowhere else
         path = Path(explicit)
         return [path.parent if path.name == DAEMON_FILE else path]
-    found = [default_runtime_dir()]
+    found = []
+    systemd = os.environ.get("RUNTIME_DIRECTORY")
+    if systemd:
+        found.append(Path(systemd.split(":")[0]))
+    found.append(Path("/run/rigd"))
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
-        found.append(Path(xdg) / "rigd")
-    found.extend([Path("/run/rigd"), Path(tempfile.gettempdir()) / f"rigd-{os.getuid()}"])
+        found.append(Path(xdg.split(":")[0]) / "rigd")
+    found.append(_tmp_fallback())
     return list(dict.fromkeys(found))
 
 
-def find_daemon() -> DaemonAddress | None:
-    """The running local daemon's address, or ``None`` if none runs."""
+def _tmp_fallback() -> Path:
+    return Path(tempfile.gettempdir()) / f"rigd-{os.getuid()}"
+
+
+def untrusted_reason(directory: Path) -> str | None:
+    """Why ``directory`` (and its ``daemon.json``) may not be trusted, or None.
+
+    Raises:
+        FileNotFoundError: there is no such directory (nothing to refuse).
+    """
+    me = os.geteuid()
+    info = os.lstat(directory)
+    if stat.S_ISLNK(info.st_mode):
+        return "it is a symlink; a daemon's runtime directory is a real directory"
+    if not stat.S_ISDIR(info.st_mode):
+        return "it is not a directory"
+    shared_parent = _tmp_fallback() == directory
+    if shared_parent and info.st_uid != me:
+        return (
+            f"it is owned by uid {info.st_uid}, not by you (uid {me}), in a directory anyone "
+            "may write to: someone else may have made it; remove it"
+        )
+    if info.st_uid not in (me, 0):
+        return f"it is owned by uid {info.st_uid}, not by you (uid {me}) or root"
+    if shared_parent and info.st_mode & 0o077:
+        return (
+            f"its mode is {stat.S_IMODE(info.st_mode):o}; in a shared directory it must be "
+            "0700 (chmod 700 it)"
+        )
+    if info.st_mode & 0o022:
+        return (
+            f"its mode is {stat.S_IMODE(info.st_mode):o}, writable by others; it must be "
+            "writable by its owner only (chmod go-w)"
+        )
+    try:
+        finfo = os.lstat(directory / DAEMON_FILE)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(finfo.st_mode):
+        return f"its {DAEMON_FILE} is not a regular file"
+    if finfo.st_uid not in (me, 0, info.st_uid) or finfo.st_mode & 0o022:
+        return f"its {DAEMON_FILE} is owned by uid {finfo.st_uid} or writable by others"
+    return None
+
+
+@dataclass
+class DaemonSearch:
+    """Where a client looked for the daemon, and what it found."""
+
+    address: DaemonAddress | None = None
+    looked: list[Path] = field(default_factory=list)
+    #: Each directory refused, and why.
+    refused: dict[Path, str] = field(default_factory=dict)
+
+    def explain(self) -> str:
+        """``no live daemon.json in A, B`` and each refusal, for an error message."""
+        text = f"no live daemon.json in {', '.join(str(p) for p in self.looked)}"
+        for place, reason in self.refused.items():
+            text += f"; refused {place}: {reason}"
+        return text
+
+
+def search_daemon() -> DaemonSearch:
+    """Look for the running local daemon in every trusted place, in order."""
+    search = DaemonSearch()
     for directory in runtime_dir_candidates():
-        path = directory / DAEMON_FILE
+        search.looked.append(directory)
         try:
-            address = DaemonAddress.read(path)
+            reason = untrusted_reason(directory)
+        except OSError:
+            continue  # no such directory
+        if reason is not None:
+            search.refused[directory] = reason
+            continue
+        try:
+            address = DaemonAddress.read(directory / DAEMON_FILE)
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if pid_alive(address.pid):
-            return address
-    return None
+            search.address = address
+            return search
+    return search
+
+
+def find_daemon() -> DaemonAddress | None:
+    """The running local daemon's address, or ``None`` if none runs (in a trusted place)."""
+    return search_daemon().address
+
+
+def prepare_runtime_dir(directory: Path) -> None:
+    """Make ``directory`` for ``daemon.json`` (mode 0700), or refuse one others control.
+
+    Raises:
+        PermissionError: the directory exists and clients would not trust it;
+        the message says why and what to do.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    reason = untrusted_reason(directory)
+    if reason is not None:
+        raise PermissionError(
+            f"cannot use {directory} as the runtime directory: {reason}; clients would not "
+            "trust a daemon.json there (set runtime_dir in the service config elsewhere)"
+        )

@@ -33,7 +33,7 @@ class Daemon:
 
     def __init__(self, directory: Path, env: dict[str, str] | None = None, **config: Any) -> None:
         self.directory = directory
-        self.runtime_dir = directory / "run"
+        self.runtime_dir = Path(config.pop("runtime_dir", directory / "run"))
         self.data_dir = directory / "data"
         self.token_file = directory / "token"
         settings = {
@@ -62,12 +62,18 @@ class Daemon:
         )
         self.pid = self.proc.pid
         daemon_file = self.runtime_dir / "daemon.json"
-        wait_until(
-            lambda: daemon_file.exists() or self.proc.poll() is not None,
-            timeout=60,
-            what="the daemon to write daemon.json",
-        )
-        assert self.proc.poll() is None, self.output()
+        try:
+            wait_until(
+                lambda: daemon_file.exists() or self.proc.poll() is not None,
+                timeout=60,
+                what="the daemon to write daemon.json",
+            )
+            assert self.proc.poll() is None, self.output()
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            self.log.close()
+            raise
         self.address = json.loads(daemon_file.read_text())
         self.url = self.address["url"]
         self.token = self.token_file.read_text().strip()

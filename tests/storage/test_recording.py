@@ -428,7 +428,9 @@ def test_bad_configuration_is_refused_before_a_file_exists(tmp_path: Path) -> No
     with pytest.raises(ValueError, match="'run_id' is reserved"):
         RunWriter(path, [cam], run_id="x", metadata={"run_id": "other"})
     with pytest.raises(ValueError, match="convert it"):
-        RunWriter(path, [cam], run_id="x", metadata={"nested": {"a": 1}})
+        RunWriter(path, [cam], run_id="x", metadata={"nested": {"a": {1, 2}}})
+    with pytest.raises(ValueError, match="NUL"):
+        RunWriter(path, [cam], run_id="x", metadata={"note": "a\0b"})
     with pytest.raises(ValueError, match="unique"):
         RunWriter(path, [cam, cam], run_id="x")
     with pytest.raises(ValueError, match="must be positive"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -135,19 +136,19 @@ def _connect_to_daemon(
     The daemon owns the session: this process's ``shutdown`` only leaves it.
     Its actors die with this process unless created ``lifetime="detached"``.
     """
-    from rigd._address import find_daemon, runtime_dir_candidates
+    from rigd._address import search_daemon
 
     if num_cpus is not None or num_gpus is not None:
         raise ValueError(
             "num_cpus and num_gpus are the daemon's to set (its service config); "
             "leave them out with address='auto'"
         )
-    address = find_daemon()
+    search = search_daemon()
+    address = search.address
     if address is None:
-        places = ", ".join(str(p) for p in runtime_dir_candidates())
         raise ConnectionError(
             "rigd.init(address='auto') connects to a running `rigd serve` daemon, and none "
-            f"is running on this machine (no live daemon.json in {places}); start one "
+            f"is running on this machine ({search.explain()}); start one "
             "(`rigd serve` or `systemctl start rigd`), set RIGD_ADDRESS to its runtime "
             "directory, or call rigd.init() for an embedded runtime"
         )
@@ -226,11 +227,16 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
+# A session's names: rigd-<pid>-<6 hex>-<mkdtemp's suffix> (its directory),
+# rigd-<pid>-<6 hex>-<mkdtemp's suffix>-... (its segments) and rigd-<pid>-ring-...
+# (its rings). Nothing else is a
+# session's, e.g. not a daemon's runtime directory /tmp/rigd-<uid>.
+_SESSION_NAME = re.compile(rf"^{SESSION_PREFIX}([1-9][0-9]*)-([0-9a-f]{{6}}|ring)-")
+
+
 def _owner_pid(name: str) -> int | None:
-    if not name.startswith(SESSION_PREFIX):
-        return None
-    head = name[len(SESSION_PREFIX) :].split("-", 1)[0]
-    return int(head) if head.isdigit() else None
+    match = _SESSION_NAME.match(name)
+    return int(match.group(1)) if match else None
 
 
 def sweep_stale_sessions() -> int:
@@ -251,6 +257,13 @@ def sweep_stale_sessions() -> int:
             if pid is None or pid == os.getpid() or pid_alive(pid):
                 continue
             path = os.path.join(directory, name)
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            # Only our own files, and never a live daemon's address.
+            if info.st_uid != os.geteuid() or os.path.exists(os.path.join(path, "daemon.json")):
+                continue
             if os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:

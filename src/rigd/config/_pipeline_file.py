@@ -54,7 +54,8 @@ __all__ = [
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ENDPOINT = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*$")
 _LINK = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*->\s*({_NAME})\.({_NAME})\s*$")
-Name = Annotated[str, Field(pattern=rf"^{_NAME}$")]
+# At most 64 characters: names go into ring and segment names (255 bytes at most).
+Name = Annotated[str, Field(pattern=rf"^{_NAME}$", max_length=64)]
 _M = TypeVar("_M", bound="BaseModel")
 
 
@@ -239,7 +240,60 @@ def _pydantic_problems(
         yield f"{_where(path, line, loc)}: {message}"
 
 
-def load_pipeline(source: str | Path, *, text: str | None = None) -> PipelineFile:
+#: The most values a YAML file may hold once its aliases are expanded.
+MAX_YAML_NODES = 100_000
+
+
+def _check_size(
+    root: yaml.Node, path: str, error: type[PipelineFileError], *, allow_aliases: bool
+) -> None:
+    """Refuse a node graph that expands to more than ``MAX_YAML_NODES`` values.
+
+    The composed graph shares aliased nodes, so it is small; what it expands
+    to is counted without expanding it (each node's size once, memoised).
+    """
+    sizes: dict[int, int] = {}
+    seen_anchor = False
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if not children_done and id(node) in sizes:
+            seen_anchor = True  # a node reached twice: an alias
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[id(node)] = 1
+            continue
+        children: list[yaml.Node] = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        if children_done:
+            total = 1 + sum(sizes.get(id(c), 0) for c in children)
+            sizes[id(node)] = min(total, MAX_YAML_NODES + 1)
+            continue
+        sizes.setdefault(id(node), 0)  # visiting: a cycle counts as nothing more
+        stack.append((node, True))
+        stack.extend((c, False) for c in children)
+    if seen_anchor and not allow_aliases:
+        raise error(
+            [
+                f"{path}: uses YAML anchors and aliases (& and *), which a pipeline sent over "
+                "HTTP may not; write each value out"
+            ]
+        )
+    if sizes.get(id(root), 0) > MAX_YAML_NODES:
+        raise error(
+            [
+                f"{path}: expands to more than {MAX_YAML_NODES} values (its aliases repeat "
+                "too much); a pipeline file is a few hundred"
+            ]
+        )
+
+
+def load_pipeline(
+    source: str | Path, *, text: str | None = None, allow_aliases: bool = True
+) -> PipelineFile:
     """Read and validate a pipeline file (or ``text``, named ``source`` in errors).
 
     Raises:
@@ -256,6 +310,7 @@ def load_pipeline(source: str | Path, *, text: str | None = None) -> PipelineFil
         text,
         PipelineFileError,
         "a pipeline file is a mapping with an 'actors' list",
+        allow_aliases=allow_aliases,
     )
     return PipelineFile(config, text, path, lines)
 
@@ -266,23 +321,43 @@ def validate_yaml(
     text: str,
     error: type[PipelineFileError],
     shape: str,
+    *,
+    allow_aliases: bool = True,
 ) -> tuple[_M, dict[tuple[Any, ...], int]]:
     """Parse ``text`` as YAML and validate it as ``model``.
 
     Returns:
         The model, and the line of each key.
 
+    The text is read in bounded memory and time: it may hold at most
+    ``MAX_YAML_NODES`` values once its aliases are expanded (an alias bomb of
+    a few hundred bytes is refused before it is built), and with
+    ``allow_aliases=False`` (text that came over HTTP) no anchor or alias at all.
+
     Raises:
         error: the YAML or its keys are wrong, one problem per line, each
         naming ``path``, the line and the key.
     """
+    loader: yaml.SafeLoader | None = None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
+        root = loader.get_single_node()
+        if root is not None:
+            _check_size(root, path, error, allow_aliases=allow_aliases)
+            data = loader.construct_document(root)
+        else:
+            data = None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""
         raise error([f"{path}{line}: not valid YAML: {exc}"]) from None
+    except RecursionError:
+        raise error(
+            [f"{path}: nested too deeply to read; a pipeline file is a few levels deep"]
+        ) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict) or root is None:
         raise error([f"{path}: {shape}"])
     lines: dict[tuple[Any, ...], int] = {}

@@ -64,10 +64,20 @@ class ServiceConfig(BaseModel):
     #: Where daemon.json goes (default: systemd's RuntimeDirectory, or
     #: $XDG_RUNTIME_DIR/rigd, or /tmp/rigd-<uid>).
     runtime_dir: Path | None = None
+    #: Non-loopback hosts a pipeline's ZMQ publisher may bind (e.g. 0.0.0.0): frames
+    #: published there reach the network without authentication. Empty: loopback only.
+    publish_hosts: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     #: A running pipeline that moves no frame for this long is unhealthy
     #: (systemd's watchdog is then not fed).
     watchdog_stall_s: float = Field(default=5.0, gt=0)
+    #: After SIGTERM the daemon is gone within this many seconds whatever it was
+    #: doing (a run not sealed by then is repaired at the next start). Keep it
+    #: below systemd's TimeoutStopSec.
+    stop_timeout_s: float = Field(default=80.0, gt=0)
+    #: Warn (an event, a metric, /v1/health unhealthy) when the running run's data
+    #: rate fills the data directory's disk in less than this many minutes.
+    disk_warn_minutes: float = Field(default=10.0, ge=0)
     num_cpus: float | None = Field(default=None, ge=0)
     num_gpus: float | None = Field(default=None, ge=0)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,13 +81,52 @@ def _import(path: str) -> Any:
         raise ImportError(f"module {module_name!r} has no attribute {attr!r}") from None
 
 
+#: Modules never imported through a pipeline, whatever the allow-list: the
+#: daemon's own (its CLI, its server) and program entry points.
+_NEVER_IMPORTED = ("rigd.service", "rigd.__main__", "rigd.actors._worker")
+
+
+def _entry_point_modules() -> set[str]:
+    """Modules that are programs: every installed console script's module."""
+    from importlib.metadata import entry_points
+
+    found = set()
+    for group in ("console_scripts", "gui_scripts"):
+        for entry in entry_points(group=group):
+            found.add(entry.value.split(":")[0].strip())
+    return found
+
+
+def refused_module(module: str) -> str | None:
+    """Why ``module`` may not be imported through a pipeline, or None.
+
+    Importing a module runs it: a module whose import has side effects (a
+    ``__main__``, a program's entry point, the daemon's own CLI and server)
+    must never be reachable from a pipeline file.
+    """
+    parts = module.split(".")
+    if not all(part.isidentifier() for part in parts):
+        return f"{module!r} is not a module name"
+    if any(part.startswith("__") for part in parts):
+        return f"module {module!r} is a program's __main__ (or another dunder module)"
+    for never in _NEVER_IMPORTED:
+        if module == never or module.startswith(never + "."):
+            return f"module {module!r} is part of the daemon itself"
+    if module in _entry_point_modules():
+        return f"module {module!r} is a program's entry point (a console script)"
+    return None
+
+
 def _actor_class(value: Any) -> Any:
     # A class already made remote with @rigd.remote: plan with the class itself.
     return getattr(value, "_cls", value)
 
 
 def plan_pipeline(
-    source: str | Path | PipelineFile, *, allowed_modules: Sequence[str] | None = None
+    source: str | Path | PipelineFile,
+    *,
+    allowed_modules: Sequence[str] | None = None,
+    confine: Callable[[type[Actor], dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Plan:
     """Load (if needed) and check a pipeline; return its plan.
 
@@ -96,6 +135,10 @@ def plan_pipeline(
         allowed_modules: if given, the module prefixes classes may come from;
             a class from any other module is refused before it is imported
             (the daemon's guard against running arbitrary code).
+        confine: if given, called as ``confine(cls, options)`` for each actor
+            once its class is imported and before any of its code runs; it
+            returns the options to use (places made absolute) or raises
+            ``ValueError`` naming what is wrong (the daemon's confinement).
 
     Raises:
         FileNotFoundError: no such file.
@@ -157,6 +200,13 @@ def plan_pipeline(
                 "add its package to allowed_modules in the service config"
             )
             continue
+        refused = refused_module(module)
+        if refused is not None:
+            problems.append(
+                f"{pfile.where(*key)}: class {actor.class_path!r} is refused: {refused}; "
+                "importing it would run it. Pipeline classes come from library modules"
+            )
+            continue
         try:
             value = _actor_class(_import(actor.class_path))
         except Exception as exc:  # noqa: BLE001 - any import failure is the file's problem
@@ -174,11 +224,20 @@ def plan_pipeline(
         classes[name] = value
 
     # Options: the class's constructor must take them.
-    for name, cls in classes.items():
+    for name, cls in list(classes.items()):
+        key = ("actors", index[name], "options") if index[name] >= 0 else ("recording",)
         wrong = _check_options(cls, actors[name].options)
         if wrong:
-            key = ("actors", index[name], "options") if index[name] >= 0 else ("recording",)
             problems.append(f"{pfile.where(*key)}: {name} ({actors[name].class_path}): {wrong}")
+            continue
+        if confine is not None:
+            try:
+                confined = confine(cls, dict(actors[name].options))
+            except ValueError as exc:
+                problems.append(f"{pfile.where(*key)}: {name} ({actors[name].class_path}): {exc}")
+                del classes[name]  # none of its code runs
+                continue
+            actors[name] = actors[name].model_copy(update={"options": confined})
 
     # Links: endpoints exist, one writer per input.
     writers_of: dict[tuple[str, str], int] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from rigd.actors import Actor
 from rigd.storage import StreamReader
@@ -28,6 +28,8 @@ class FilePlayback(Actor):
     """
 
     output_names = ("frames",)
+    #: Options that name places: the daemon reads run files from its data directory only.
+    place_options: ClassVar[dict[str, str]] = {"path": "data_file"}
 
     def __init__(
         self, path: str, stream: str | None = None, rate: str = "recorded", loop: bool = False

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import zmq
 
@@ -29,6 +31,9 @@ class ZmqPublisher(Actor):
     """
 
     input_names = ("frames",)
+    #: Options that name places: the daemon binds ipc in its runtime directory, tcp on
+    #: loopback (or publish_hosts).
+    place_options: ClassVar[dict[str, str]] = {"address": "zmq"}
 
     def __init__(
         self, address: str = "tcp://127.0.0.1:5555", rate_hz: float = 30.0, topic: str = "frames"
@@ -75,6 +80,10 @@ class ZmqPublisher(Actor):
         socket = getattr(self, "_socket", None)
         if socket is not None:
             socket.close(linger=0)
+        if self.address.startswith("ipc://"):
+            # libzmq leaves the socket file behind; it was this actor's.
+            with contextlib.suppress(OSError):
+                os.unlink(self.address.removeprefix("ipc://"))
 
     def status(self) -> dict[str, Any]:
         return {"published": self.published, "address": self.address}

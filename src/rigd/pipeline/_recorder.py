@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -36,6 +36,8 @@ class HDF5Recorder(Actor):
 
     input_names = None  # any: each linked input is a stream
     records = True
+    #: Options that name places: the daemon confines them to its data directory.
+    place_options: ClassVar[dict[str, str]] = {"directory": "data_dir"}
 
     def __init__(
         self,

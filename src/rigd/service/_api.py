@@ -14,23 +14,28 @@ the event loop keeps serving status and events while a run starts or stops.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
+import threading
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
+import swagger_ui_bundle  # type: ignore[import-untyped]
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rigd._version import __version__
 from rigd.config import PipelineFileError
-from rigd.service._daemon import Daemon, NotFoundError, TransitionError
+from rigd.service._daemon import Daemon, InsufficientStorageError, NotFoundError, TransitionError
 from rigd.service._metrics import metrics_text
 from rigd.service._token import token_matches
 from rigd.storage import RESERVED_ATTRIBUTES
@@ -45,6 +50,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
 _KEEPALIVE_S = 15.0
+_DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
+_T = TypeVar("_T")
 
 
 class ErrorBody(BaseModel):
@@ -69,6 +80,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "The body is larger than max_body_bytes.",
         415: "The body's Content-Type is not one this endpoint takes.",
         422: "An invalid body or pipeline (the message names the field, or file, line and key).",
+        507: "The run's planned length does not fit the data directory's free space.",
     }
     return {
         code: {
@@ -84,8 +96,9 @@ MetadataKey = Annotated[
     str, Field(pattern=rf"^(?!({'|'.join(sorted(RESERVED_ATTRIBUTES))})$)[^/]+$")
 ]
 
-# Strict: a bool is not a number here (HDF5 would store it as one).
-MetadataValue = StrictStr | StrictBool | StrictInt | StrictFloat | list[StrictInt | StrictFloat]
+# Any JSON value: strings, numbers, bools and lists of numbers are stored as they
+# are, anything else (a nested mapping) as its JSON text (rigd.storage.check_metadata).
+MetadataValue = JsonValue
 
 
 class StartRun(BaseModel):
@@ -97,8 +110,9 @@ class StartRun(BaseModel):
     run_id: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
-        description="Your id for the run (letters, digits, '.', '_', '-'); a start with an "
-        "id already used returns that run and starts nothing, so retries are safe.",
+        description="Your id for the run (letters, digits, '.', '_', '-'). A retry of the "
+        "start under way returns that run (200) and starts nothing; an id used by a run "
+        "that has ended is refused (409): a run is never recorded over.",
         examples=["mouse12-session3"],
     )
     metadata: dict[MetadataKey, MetadataValue] = Field(
@@ -106,8 +120,10 @@ class StartRun(BaseModel):
         # pydantic writes the key pattern as patternProperties; other keys are refused too.
         json_schema_extra={"additionalProperties": False},
         description="Stored as attributes of the run file's root: strings, numbers, bools "
-        "or lists of numbers; keys without '/' and not rigd's own attribute names.",
-        examples=[{"animal": "mouse12", "experimenter": "ak"}],
+        "and lists of numbers as they are, anything else (a nested mapping) as its JSON "
+        "text; keys without '/' or NUL, at most 255 characters, not rigd's own attribute "
+        "names; a value at most 16 KiB stored, 64 KiB in all.",
+        examples=[{"animal": "mouse12", "experimenter": "ak", "mouse": {"id": "M12"}}],
     )
 
 
@@ -202,6 +218,27 @@ class _BodyLimit:
         await response({"type": "http"}, _nothing, send)
 
 
+async def _in_thread(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run ``function`` on a daemon thread of its own and await its result.
+
+    Not the event loop's thread pool: a request the daemon cannot finish (a
+    pipeline class whose import blocks) must never keep it from exiting on
+    SIGTERM, and a pool's threads are joined at exit.
+    """
+    future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting request
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="rigd-request", daemon=True).start()
+    return await asyncio.wrap_future(future)
+
+
 async def _nothing() -> Message:
     return {"type": "http.disconnect"}
 
@@ -228,9 +265,33 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
         title="rigd",
         version=__version__,
         description="Start and stop acquisition runs on a lab rig, and watch them.",
-        docs_url="/docs",
+        # /docs is served from files installed with rigd (a rig PC may be offline);
+        # it and /openapi.json describe the API only, so they need no token.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="rigd API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+    @app.get("/docs/assets/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> Response:
+        if name not in _DOCS_ASSETS:
+            return JSONResponse({"detail": f"no docs asset {name!r}"}, status_code=404)
+        return FileResponse(
+            Path(swagger_ui_bundle.swagger_ui_path) / name,
+            media_type=_DOCS_ASSETS[name],
+            headers={"Cache-Control": "max-age=86400"},
+        )
+
     app.add_middleware(_BodyLimit, limit=daemon.config.max_body_bytes)
     guarded = [Depends(authorized)]
 
@@ -265,6 +326,10 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
     @app.exception_handler(TransitionError)
     async def _409(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "state": daemon.state.value}, status_code=409)
+
+    @app.exception_handler(InsufficientStorageError)
+    async def _507(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "state": daemon.state.value}, status_code=507)
 
     @app.exception_handler(NotFoundError)
     async def _404(request: Request, exc: Exception) -> JSONResponse:
@@ -335,6 +400,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
                 "content": {
                     "application/json": {"schema": _LOAD_PIPELINE_SCHEMA},
                     "application/yaml": {"schema": {"type": "string"}},
+                    "application/x-www-form-urlencoded": {"schema": _LOAD_PIPELINE_SCHEMA},
                 },
             }
         },
@@ -344,18 +410,19 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
         ``{"file": "demo"}`` (a file in the pipeline directories) or ``{"text": "..."}``.
         A wrong pipeline is refused (422, naming file, line and key) and the one
         already loaded stays."""
-        body = await request.body()
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        content_type = _content_type(request)
         text: str | None = None
         name: str | None = None
         if content_type in _YAML_TYPES:
+            body = await request.body()
             try:
                 text = body.decode()
             except UnicodeDecodeError:
                 raise ValueError("the pipeline text is not UTF-8") from None
-        elif content_type in ("application/json", ""):
+        else:
+            fields = await _body_fields(request, _LOAD_FORM, "PUT /v1/pipeline", yaml=True)
             try:
-                request_body = LoadPipeline.model_validate_json(body or b"{}")
+                request_body = LoadPipeline.model_validate(fields)
             except ValueError as exc:
                 raise _json_body_error(exc) from None
             if (request_body.file is None) == (request_body.text is None):
@@ -363,9 +430,16 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
                     "send exactly one of 'file' (a pipeline file's name) and 'text' (its YAML text)"
                 )
             text, name = request_body.text, request_body.file
-        else:
-            raise _UnsupportedMediaError(content_type)
-        return await run_in_threadpool(daemon.load, text=text, name=name)
+        for field, value in (("text", text), ("file", name)):
+            if value is not None:
+                try:
+                    value.encode()
+                except UnicodeEncodeError:
+                    raise ValueError(
+                        f"the pipeline's {field} is not valid UTF-8 text (it holds a lone "
+                        "surrogate); send UTF-8"
+                    ) from None
+        return await _in_thread(daemon.load, text=text, name=name)
 
     @app.post(
         "/v1/runs",
@@ -373,15 +447,29 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
         dependencies=guarded,
         status_code=201,
         responses={
-            200: {"description": "A run with this run_id was started before: that run."},
-            **_errors(400, 401, 409, 413, 422),
+            200: {"description": "A retry of the start under way: that run."},
+            **_errors(400, 401, 409, 413, 415, 422, 507),
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {"schema": _start_run_schema()},
+                    "application/x-www-form-urlencoded": {"schema": _START_FORM_SCHEMA},
+                },
+            }
         },
     )
-    async def start_run(response: Response, body: StartRun | None = None) -> dict[str, Any]:
+    async def start_run(request: Request, response: Response) -> dict[str, Any]:
         """Start a run of the loaded pipeline (201), or return the run with this
-        ``run_id`` if it was started before (200)."""
-        body = body or StartRun()
-        record, created = await run_in_threadpool(daemon.start_run, body.run_id, body.metadata)
+        ``run_id`` if it is the one starting or running now (200). JSON, or a
+        form (``run_id=...&meta.mouse=M12`` or ``metadata={"mouse": ...}``)."""
+        fields = await _body_fields(request, _START_FORM, "POST /v1/runs")
+        try:
+            body = StartRun.model_validate(fields)
+        except ValueError as exc:
+            raise _json_body_error(exc) from None
+        record, created = await _in_thread(daemon.start_run, body.run_id, body.metadata)
         if not created:
             response.status_code = 200
         return record.to_dict()
@@ -392,7 +480,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
     async def stop_run() -> dict[str, Any]:
         """Stop the current run cleanly: sources first, every reader drains, files
         sealed. Returns the finished run."""
-        record = await run_in_threadpool(daemon.stop_run)
+        record = await _in_thread(daemon.stop_run)
         return record.to_dict()
 
     @app.get("/v1/runs", tags=["runs"], dependencies=guarded, responses=_errors(401))
@@ -408,12 +496,12 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
     @app.get("/v1/actors", tags=["service"], dependencies=guarded, responses=_errors(401))
     async def actors() -> list[dict[str, Any]]:
         """Every actor of the session: the pipeline's and those scripts created."""
-        return await run_in_threadpool(daemon.actors)
+        return await _in_thread(daemon.actors)
 
     @app.get("/v1/gpus", tags=["service"], dependencies=guarded, responses=_errors(401))
     async def gpus() -> list[dict[str, Any]]:
         """The GPUs, and which actors are placed on each."""
-        return await run_in_threadpool(daemon.gpus)
+        return await _in_thread(daemon.gpus)
 
     @app.get(
         "/v1/events",
@@ -446,13 +534,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
 
     @app.exception_handler(_UnsupportedMediaError)
     async def _415(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            {
-                "detail": f"unsupported Content-Type {str(exc)!r}; send the pipeline as "
-                "application/yaml, or JSON {'file': ...} / {'text': ...}"
-            },
-            status_code=415,
-        )
+        return JSONResponse({"detail": str(exc)}, status_code=415)
 
     return app
 
@@ -463,6 +545,134 @@ class _UnauthorizedError(Exception):
 
 class _UnsupportedMediaError(Exception):
     pass
+
+
+_FORM = "application/x-www-form-urlencoded"
+#: The form fields each endpoint takes (besides ``meta.KEY`` for a run's metadata).
+_START_FORM = ("run_id", "metadata")
+_LOAD_FORM = ("file", "text")
+_MAX_FORM_FIELDS = 1000
+_START_FORM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "run_id": {"type": "string"},
+        "metadata": {"type": "string", "description": "The metadata as a JSON object."},
+    },
+    "patternProperties": {
+        "^meta\\.[^/]+$": {
+            "type": "string",
+            "description": "One metadata value: a number stays a number, anything else "
+            "is a string.",
+        }
+    },
+    "additionalProperties": False,
+}
+
+
+def _start_run_schema() -> dict[str, Any]:
+    """StartRun's JSON schema, self-contained (a metadata value is any JSON)."""
+    schema = StartRun.model_json_schema()
+    schema.pop("$defs", None)
+    text = json.dumps(schema).replace('{"$ref": "#/$defs/JsonValue"}', "{}")
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _body_fields(
+    request: Request, form_fields: tuple[str, ...], endpoint: str, *, yaml: bool = False
+) -> dict[str, Any]:
+    """The body as a mapping: JSON (or no body), or a form mapped as README says.
+
+    Raises:
+        _UnsupportedMediaError: another Content-Type (415, saying what is taken).
+        RequestValidationError: a body that cannot be read (422, naming the field).
+    """
+    from rigd.service._run import meta_value
+
+    content_type = _content_type(request)
+    body = await request.body()
+    if content_type in ("application/json", "") or content_type.endswith("+json"):
+        if not body.strip():
+            return {}
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": f"not valid JSON: {exc}", "type": "json_invalid"}]
+            ) from None
+        if not isinstance(data, dict):
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": "send a JSON object", "type": "dict_type"}]
+            )
+        return data
+    if content_type == _FORM:
+        try:
+            pairs = urllib.parse.parse_qsl(
+                body.decode("ascii"),
+                keep_blank_values=True,
+                strict_parsing=False,
+                errors="strict",
+                max_num_fields=_MAX_FORM_FIELDS,
+            )
+        except (UnicodeError, ValueError) as exc:
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": f"not a valid form: {exc}", "type": "value_error"}]
+            ) from None
+        fields: dict[str, Any] = {}
+        metadata: dict[str, Any] = {}
+        for key, value in pairs:
+            if key.startswith("meta.") and "metadata" in form_fields:
+                metadata[key.removeprefix("meta.")] = meta_value(value)
+            elif key in form_fields:
+                if key in fields:
+                    raise RequestValidationError(
+                        [{"loc": ("body", key), "msg": "given twice", "type": "value_error"}]
+                    )
+                fields[key] = value
+            else:
+                taken = ", ".join(
+                    [*form_fields, *(["meta.KEY"] if "metadata" in form_fields else [])]
+                )
+                raise RequestValidationError(
+                    [
+                        {
+                            "loc": ("body", key),
+                            "msg": f"unknown form field; this endpoint takes {taken}",
+                            "type": "extra_forbidden",
+                        }
+                    ]
+                )
+        if "metadata" in fields:
+            try:
+                given = json.loads(fields["metadata"]) if fields["metadata"] else {}
+            except ValueError as exc:
+                raise RequestValidationError(
+                    [
+                        {
+                            "loc": ("body", "metadata"),
+                            "msg": f"a JSON object is expected: {exc}",
+                            "type": "json_invalid",
+                        }
+                    ]
+                ) from None
+            fields["metadata"] = given
+        if metadata:
+            if not isinstance(fields.get("metadata", {}), dict):
+                raise RequestValidationError(
+                    [{"loc": ("body", "metadata"), "msg": "a JSON object", "type": "dict_type"}]
+                )
+            fields["metadata"] = {**fields.get("metadata", {}), **metadata}
+        return fields
+    takes = "application/json or application/x-www-form-urlencoded"
+    if yaml:
+        takes = f"application/yaml (the pipeline's text), {takes}"
+    raise _UnsupportedMediaError(
+        f"{endpoint} does not take Content-Type {content_type!r}; send {takes} (README: 'Requests')"
+    )
 
 
 def _json_body_error(exc: ValueError) -> RequestValidationError:

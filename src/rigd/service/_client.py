@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from rigd._address import find_daemon, runtime_dir_candidates
+from rigd._address import search_daemon
 
 __all__ = ["ApiClient", "ApiError", "format_status"]
 
@@ -40,11 +40,11 @@ class ApiClient:
             ApiError: no daemon runs, or its token cannot be read.
         """
         if url is None or token_file is None:
-            address = find_daemon()
+            search = search_daemon()
+            address = search.address
             if address is None:
-                places = ", ".join(str(p) for p in runtime_dir_candidates())
                 raise ApiError(
-                    f"no rigd daemon is running here (no live daemon.json in {places}); "
+                    f"no rigd daemon is running here ({search.explain()}); "
                     "start one with `rigd serve` or `systemctl start rigd`, or pass --url "
                     "and --token-file"
                 )

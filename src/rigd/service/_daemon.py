@@ -26,8 +26,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import enum
+import errno
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -35,17 +37,22 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import rigd
+from rigd._address import default_runtime_dir
 from rigd._exceptions import RigdError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError, ServiceConfig, load_pipeline
 from rigd.gpu import inventory
-from rigd.pipeline import HDF5Recorder, Pipeline, PipelineStatus, Plan, RunReport, plan_pipeline
+from rigd.pipeline import Pipeline, PipelineStatus, Plan, RunReport, plan_pipeline
+from rigd.service._confine import Confinement
 from rigd.service._gpus import gpu_report
-from rigd.storage import check_metadata
+from rigd.storage import check_metadata, inspect_run, recover_run
 
 __all__ = [
     "Daemon",
     "DaemonState",
+    "InsufficientStorageError",
     "NotFoundError",
     "RunRecord",
     "TransitionError",
@@ -60,6 +67,8 @@ _GPU_EVERY = 4
 _START_WAIT_S = 300.0
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 RUNS_JOURNAL = "runs.jsonl"
+# Less free than this after a failed run: the disk was full.
+_DISK_FULL_BYTES = 1 << 20
 
 
 class DaemonState(enum.StrEnum):
@@ -74,6 +83,10 @@ class TransitionError(RigdError):
     """The request is not allowed in the daemon's state (HTTP 409)."""
 
 
+class InsufficientStorageError(RigdError):
+    """The run cannot fit the free space of the data directory (HTTP 507)."""
+
+
 class NotFoundError(RigdError, LookupError):
     """No such run or pipeline file (HTTP 404)."""
 
@@ -84,7 +97,7 @@ class RunRecord:
 
     run_id: str
     pipeline: str
-    state: str  # starting, running, stopping, complete, failed
+    state: str  # starting, running, stopping, complete, failed, recovered
     started_at: str
     metadata: dict[str, Any]
     stopped_at: str | None = None
@@ -135,6 +148,8 @@ class Daemon:
         self.data_dir: Path = config.data_dir
         self.state = DaemonState.IDLE
         self.failure: str | None = None
+        self.runtime_dir: Path = config.runtime_dir or default_runtime_dir()
+        self._confinement = Confinement(self.data_dir, self.runtime_dir, config.publish_hosts)
         self._lock = threading.RLock()
         self._plan: Plan | None = None
         self._plan_source: str | None = None
@@ -147,6 +162,9 @@ class Daemon:
         self._progress_at = time.monotonic()
         self._frames_seen = -1
         self._subscribers: list[Callable[[dict[str, Any]], None]] = []
+        #: The data directory's free space against the running run's data rate.
+        self.disk: dict[str, Any] = {}
+        self._disk_warned: str | None = None
         self._closing = threading.Event()
         self._started = threading.Event()
         self._started.set()
@@ -230,9 +248,15 @@ class Daemon:
             source = str(path)
         else:
             assert text is not None
-            pfile = load_pipeline("<request body>", text=text)
+            pfile = load_pipeline("<request body>", text=text, allow_aliases=False)
             source = "request body"
-        plan = self._confine(plan_pipeline(pfile, allowed_modules=self.config.allowed_modules))
+        try:
+            check_metadata(pfile.config.run.metadata)
+        except ValueError as exc:
+            raise PipelineFileError([f"{pfile.where('run', 'metadata')}: {exc}"]) from None
+        plan = plan_pipeline(
+            pfile, allowed_modules=self.config.allowed_modules, confine=self._confinement.options
+        )
         with self._lock:
             # A run may have started while this one was being checked.
             self._refuse_while_running("load a pipeline")
@@ -240,36 +264,6 @@ class Daemon:
             self.failure = None
         self._set_state(DaemonState.LOADED, pipeline=plan.name)
         return self.pipeline_info()
-
-    def _confine(self, plan: Plan) -> Plan:
-        """Point every recorder into the data directory; refuse one aimed elsewhere."""
-        actors = []
-        for actor in plan.actors:
-            if issubclass(actor.cls, HDF5Recorder):
-                wanted = Path(str(actor.options.get("directory", "rigd-data"))).expanduser()
-                directory = (self.data_dir / wanted).resolve()
-                if not directory.is_relative_to(self.data_dir.resolve()):
-                    index = next(
-                        (i for i, a in enumerate(plan.file.config.actors) if a.name == actor.name),
-                        None,
-                    )
-                    where = (
-                        plan.file.where("actors", index, "options", "directory")
-                        if index is not None
-                        else plan.file.where("recording", "directory")
-                    )
-                    raise PipelineFileError(
-                        [
-                            f"{where}: recorder {actor.name!r} writes to {str(wanted)!r}, outside "
-                            f"the service's data directory {self.data_dir}; give a directory "
-                            "relative to it"
-                        ]
-                    )
-                actor = dataclasses.replace(
-                    actor, options={**actor.options, "directory": str(directory)}
-                )
-            actors.append(actor)
-        return dataclasses.replace(plan, actors=tuple(actors))
 
     def pipeline_info(self) -> dict[str, Any]:
         with self._lock:
@@ -330,14 +324,23 @@ class Daemon:
         check_metadata(metadata)
         with self._lock:
             if run_id is not None and run_id in self._runs:
-                return self._runs[run_id], False
+                used = self._runs[run_id]
+                if used is self._run and used.state in ("starting", "running", "stopping"):
+                    return used, False  # a retry of the start under way: safe
+                where = f" (file {', '.join(used.files)})" if used.files else ""
+                raise TransitionError(
+                    f"run id {run_id!r} was already used by a run that is {used.state}{where}; "
+                    "a run is never recorded over: start this run with a new id (e.g. "
+                    f"{run_id}-2), or without one to have the daemon choose"
+                )
             if self._plan is None:
                 raise TransitionError("no pipeline is loaded; load one first (PUT /v1/pipeline)")
             self._refuse_while_running("start a run")
             if self._closing.is_set():
                 raise TransitionError("the daemon is shutting down; no new run starts")
-            run_id = run_id or self._new_run_id()
             plan = self._plan
+            self._check_space(plan)
+            run_id = run_id or self._new_run_id()
             record = RunRecord(
                 run_id=run_id,
                 pipeline=plan.name,
@@ -349,6 +352,8 @@ class Daemon:
             self._run = record
             self.failure = None
             self.state = DaemonState.RUNNING
+            # Journalled now: a run the daemon does not live to finish is still known.
+            self._append_journal(record)
         self._publish("state", previous="loaded", run_id=run_id, pipeline=plan.name)
         pipeline = Pipeline(plan, run_id=run_id, metadata=record.metadata)
         self._started.clear()
@@ -364,6 +369,7 @@ class Daemon:
             record.files = [r["path"] for r in pipeline.recordings() if r.get("path")]
             self._progress_at = time.monotonic()
             self._frames_seen = -1
+            self._append_journal(record)
         self._started.set()
         self._publish("run", run=record.to_dict())
         return record, True
@@ -404,10 +410,12 @@ class Daemon:
         self, record: RunRecord, report: RunReport | None, failure: str | None = None
     ) -> RunRecord:
         """Record how a run ended and move the daemon on (once per run)."""
+        failure = failure or (report.failure if report else None)
+        if failure is not None:
+            failure = self._disk_cause(failure, list(report.files) if report else record.files)
         with self._lock:
             if record.stopped_at is not None:
                 return record
-            failure = failure or (report.failure if report else None)
             record.stopped_at = _now()
             record.state = "failed" if failure else "complete"
             record.failure = failure
@@ -419,6 +427,7 @@ class Daemon:
                 record.restarts = dict(report.restarts)
             self._pipeline = None
             self.failure = failure
+            self._confinement.remove_sockets()
             state = DaemonState.FAILED if failure else DaemonState.LOADED
             self._append_journal(record)
         self._set_state(state, run_id=record.run_id, failure=failure)
@@ -456,7 +465,29 @@ class Daemon:
             except (ValueError, TypeError):
                 log.warning("skipping a damaged line of %s", self._journal_path())
                 continue
-            self._runs[record.run_id] = record
+            self._runs[record.run_id] = record  # a run's last line is how it stands
+        for record in self._runs.values():
+            if record.state in ("starting", "running", "stopping"):
+                self._recover(record)
+
+    def _recover(self, record: RunRecord) -> None:
+        """A run the daemon did not live to finish: ``recovered``, with what its files hold."""
+        frames: dict[str, int] = {}
+        for path in record.files:
+            try:
+                report = recover_run(path)  # repaired at start-up already: this reads it
+            except (OSError, ValueError) as exc:
+                log.warning("run %s: cannot read %s: %s", record.run_id, path, exc)
+                continue
+            for stream, n in report.frames.items():
+                frames[stream] = frames.get(stream, 0) + n
+        record.state = "recovered"
+        record.frames = frames or record.frames
+        record.failure = (
+            "the daemon stopped during this run (killed or crashed); its files were repaired "
+            "at the next start and keep every frame that reached the disk"
+        )
+        self._append_journal(record)
 
     def _append_journal(self, record: RunRecord) -> None:
         try:
@@ -484,6 +515,7 @@ class Daemon:
                 "actors": snapshot["actors"],
                 "links": snapshot["links"],
                 "gpus": self._gpus,
+                "disk": self.disk,
                 "sampled_at": snapshot.get("sampled_at"),
             }
 
@@ -496,6 +528,10 @@ class Daemon:
             monitor_age = now - self._snapshot_at
         if monitor_age > 10 * _MONITOR_S + 5:
             return False, f"the monitor has not sampled for {monitor_age:.0f} s"
+        if self.disk.get("warning"):
+            return False, str(self.disk["warning"])
+        if state == DaemonState.FAILED and self.failure and "No space left" in self.failure:
+            return False, self.failure
         if state == DaemonState.RUNNING and run is not None and run.state == "running":
             rate = sum(link["rate_hz"] for link in snapshot["links"])
             dropped = sum(r["dropped"] for link in snapshot["links"] for r in link["readers"])
@@ -531,6 +567,7 @@ class Daemon:
                 if written != self._frames_seen:
                     self._frames_seen = written
                     self._progress_at = time.monotonic()
+            self._watch_disk(snapshot if running else None, record)
             if running and pipeline is not None and record is not None:
                 self._check_ended(pipeline, record)
 
@@ -548,6 +585,110 @@ class Daemon:
                 name="rigd-run-end",
                 daemon=True,
             ).start()
+
+    # -- the disk ------------------------------------------------------------------------------
+
+    def _free_bytes(self) -> int:
+        try:
+            info = os.statvfs(self.data_dir)
+        except OSError:
+            return -1
+        return info.f_bavail * info.f_frsize
+
+    def _recorded_frame_bytes(self, plan: Plan) -> dict[str, int]:
+        """Bytes per frame of each ring a recorder reads, by ring name."""
+        recorders = set(plan.recorders)
+        return {
+            ring.name: int(np.prod(ring.shape)) * np.dtype(ring.dtype).itemsize
+            for ring in plan.rings
+            if any(reader[0] in recorders for reader in ring.readers)
+        }
+
+    def _check_space(self, plan: Plan) -> None:
+        """Refuse a run whose planned length (sources with n_frames) cannot fit the disk."""
+        frame_bytes = self._recorded_frame_bytes(plan)
+        planned = 0
+        for ring_name, size in frame_bytes.items():
+            writer = ring_name.split(".")[0]
+            actor = next((a for a in plan.actors if a.name == writer), None)
+            n_frames = actor.options.get("n_frames") if actor is not None else None
+            if not isinstance(n_frames, int) or isinstance(n_frames, bool):
+                return  # a run of unknown length: the disk watch warns instead
+            planned += n_frames * size
+        free = self._free_bytes()
+        if free >= 0 and planned > free:
+            raise InsufficientStorageError(
+                f"the run would record {planned / 1e6:.1f} MB but {self.data_dir} has "
+                f"{free / 1e6:.1f} MB free; free space there, or record fewer frames"
+            )
+
+    def _watch_disk(self, snapshot: dict[str, Any] | None, record: RunRecord | None) -> None:
+        """Free space against the data rate: warn (event, metric, health) before it is full."""
+        free = self._free_bytes()
+        disk: dict[str, Any] = {"directory": str(self.data_dir), "free_bytes": free}
+        with self._lock:
+            plan = self._plan
+        if snapshot is not None and plan is not None and record is not None and free >= 0:
+            frame_bytes = self._recorded_frame_bytes(plan)
+            rate = sum(
+                link["rate_hz"] * size
+                for link in snapshot["links"]
+                for name, size in frame_bytes.items()
+                if str(link["ring"]).endswith(name)
+            )
+            disk["rate_bytes_s"] = round(rate, 1)
+            if rate > 0:
+                minutes = free / rate / 60
+                disk["minutes_left"] = round(minutes, 2)
+                if minutes < self.config.disk_warn_minutes:
+                    disk["warning"] = (
+                        f"{self.data_dir} fills in {minutes:.1f} min at {rate / 1e6:.1f} MB/s "
+                        f"({free / 1e6:.1f} MB free); free space or stop run {record.run_id}"
+                    )
+        self.disk = disk
+        warning = disk.get("warning")
+        if warning and record is not None and self._disk_warned != record.run_id:
+            self._disk_warned = record.run_id
+            log.warning("%s", warning)
+            self._publish("disk", run_id=record.run_id, **disk)
+
+    def _disk_cause(self, failure: str, files: list[str]) -> str:
+        """A run failure, with the cause when the data directory's disk is full.
+
+        The recorder's process reports only its exit; the daemon asks the disk
+        itself: if it cannot allocate what the recorder writes at a time (up to 64
+        frames of its largest stream, 256 MiB at most), the disk is full.
+        """
+        with self._lock:
+            plan = self._plan
+        frame = max(self._recorded_frame_bytes(plan).values(), default=0) if plan else 0
+        probe = self.data_dir / f".rigd-space-probe-{os.getpid()}"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            full = exc.errno == errno.ENOSPC
+        else:
+            try:
+                os.posix_fallocate(fd, 0, min(max(_DISK_FULL_BYTES, 64 * frame), 1 << 28))
+                full = False
+            except OSError as exc:
+                full = exc.errno == errno.ENOSPC
+            finally:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    probe.unlink()
+        if not full:
+            return failure
+        kept = []
+        for path in files:
+            try:
+                kept.append(f"{path} keeps {inspect_run(path).frames} frames")
+            except (OSError, ValueError):
+                kept.append(f"{path} (unreadable)")
+        return (
+            f"No space left on device: the data directory {self.data_dir} is full; "
+            f"{'; '.join(kept) or 'no file was written'} ({failure})"
+        )
 
     # -- actors, GPUs -------------------------------------------------------------------------
 

@@ -31,6 +31,22 @@ class _DaemonCollector(Collector):
         yield state
         healthy, _ = self.daemon.health()
         yield GaugeMetricFamily("rigd_healthy", "1 if the daemon is healthy", value=float(healthy))
+        disk = dict(self.daemon.disk)
+        if disk.get("free_bytes", -1) >= 0:
+            yield GaugeMetricFamily(
+                "rigd_disk_free_bytes", "Free bytes in the data directory", value=disk["free_bytes"]
+            )
+        if "minutes_left" in disk:
+            yield GaugeMetricFamily(
+                "rigd_disk_minutes_left",
+                "Minutes until the running run fills the data directory's disk",
+                value=disk["minutes_left"],
+            )
+        yield GaugeMetricFamily(
+            "rigd_disk_warning",
+            "1 while the disk fills within disk_warn_minutes",
+            value=float(bool(disk.get("warning"))),
+        )
         runs = self.daemon.runs()
         finished = CounterMetricFamily(
             "rigd_runs", "Runs this daemon has recorded, by how they ended", labels=["state"]

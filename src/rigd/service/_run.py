@@ -9,7 +9,10 @@ otherwise. The summary at the end goes to stdout.
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -163,11 +166,31 @@ class _Interrupts:
 
 
 def parse_meta(items: Sequence[str]) -> dict[str, Any]:
-    """``key=value`` pairs (``--meta mouse=M12``) as metadata."""
+    """``key=value`` pairs (``--meta mouse=M12``) as metadata; see ``meta_value``."""
     meta: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--meta takes key=value, got {item!r}")
-        meta[key] = value
+        meta[key] = meta_value(value)
     return meta
+
+
+_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$")
+
+
+def meta_value(text: str) -> Any:
+    """A metadata value given as text (``--meta``, a form field): a number stays a
+    number (``23.5``, ``-3``, ``1e-3``), a double-quoted JSON string is that
+    string (``"007"`` keeps its zeros), anything else is the text itself."""
+    if _NUMBER.match(text):
+        value = json.loads(text)
+        if not isinstance(value, float) or math.isfinite(value):
+            return value
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return text
+        return decoded if isinstance(decoded, str) else text
+    return text

@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import datetime as dt
+import json
 import logging
 import os
 import socket
@@ -281,33 +282,106 @@ def _utc_now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+#: Limits on run metadata: a key's length, a stored value's length, and all of it.
+MAX_METADATA_KEY = 255
+MAX_METADATA_VALUE = 16384
+MAX_METADATA_TOTAL = 65536
+
+
 def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Run metadata as it will be stored (lists of numbers as arrays).
+    """Run metadata as it will be stored.
+
+    Strings, numbers and bools are stored as they are, lists of numbers as
+    arrays; anything else JSON can hold (a nested mapping such as
+    ``{"mouse": {"id": "M12"}}``, a list of strings) is stored as its JSON
+    text, which ``json.loads`` reads back.
 
     Raises:
-        ValueError: a key is empty, has '/' or is one of rigd's own attributes,
-            or a value is not a string, number, bool or list of numbers.
+        ValueError: naming the key: a key that is empty, has '/' or a NUL, is
+            longer than 255 characters or is one of rigd's own attributes; a
+            string with a NUL; a value JSON cannot hold, or longer than 16 KiB
+            once stored; more than 64 KiB of metadata in all.
     """
     checked: dict[str, Any] = {}
+    total = 0
     for key, value in metadata.items():
-        if not isinstance(key, str) or not key or "/" in key:
-            raise ValueError(f"metadata key {key!r} must be a non-empty string without '/'")
+        if not isinstance(key, str) or not key or "/" in key or "\0" in key:
+            raise ValueError(f"metadata key {key!r} must be a non-empty string without '/' or NUL")
+        if not _encodable(key):
+            raise ValueError(f"metadata key {key!r} is not valid UTF-8 text (a lone surrogate)")
+        if len(key) > MAX_METADATA_KEY:
+            raise ValueError(
+                f"metadata key {key[:40]!r}... is {len(key)} characters; keys are at most "
+                f"{MAX_METADATA_KEY}"
+            )
         if key in RESERVED_ATTRIBUTES:
             raise ValueError(
                 f"metadata key {key!r} is reserved for rigd's own run attributes; rename it"
             )
-        if isinstance(value, str | bool | int | float | np.generic):
-            checked[key] = value
-        elif isinstance(value, Sequence) and all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        if isinstance(value, str):
+            if "\0" in value:
+                raise ValueError(
+                    f"metadata {key!r}: the string holds a NUL character, which HDF5 cannot "
+                    "store; remove it"
+                )
+            if not _encodable(value):
+                raise ValueError(f"metadata {key!r} is not valid UTF-8 text (a lone surrogate)")
+            stored: Any = value
+            size = len(value.encode())
+        elif isinstance(value, bool | int | float | np.generic):
+            if (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and not (-(2**63) <= value < 2**64)
+            ):
+                raise ValueError(
+                    f"metadata {key!r} = {value}: integers are stored as 64-bit; send it "
+                    "as a string"
+                )
+            stored, size = value, 8
+        elif (
+            isinstance(value, Sequence)
+            and value
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
         ):
-            checked[key] = np.asarray(value)
+            try:
+                stored = np.asarray(value)
+            except OverflowError:
+                stored = None
+            if stored is None or stored.dtype == object:
+                raise ValueError(f"metadata {key!r}: a list of numbers that fit 64 bits")
+            size = stored.nbytes
         else:
+            try:
+                stored = json.dumps(value, allow_nan=False, ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"metadata {key!r} = {value!r:.80}: an attribute holds a string, a number, "
+                    f"a bool, a list of numbers, or JSON ({exc}); convert it"
+                ) from None
+            if not _encodable(stored):
+                raise ValueError(f"metadata {key!r} is not valid UTF-8 text (a lone surrogate)")
+            size = len(stored.encode())
+        if size > MAX_METADATA_VALUE:
             raise ValueError(
-                f"metadata {key!r} = {value!r}: an HDF5 attribute holds a string, a number, "
-                "a bool or a list of numbers; convert it (e.g. to a JSON string)"
+                f"metadata {key!r} is {size} bytes stored; a value is at most "
+                f"{MAX_METADATA_VALUE} (store large data as a file or a stream)"
             )
+        total += size + len(key)
+        if total > MAX_METADATA_TOTAL:
+            raise ValueError(
+                f"the run's metadata is over {MAX_METADATA_TOTAL} bytes at {key!r}; send less"
+            )
+        checked[key] = stored
     return checked
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Stream:
@@ -1066,7 +1140,10 @@ class RunWriter:
                 self._max_fsync_s = max(self._max_fsync_s, time.perf_counter() - start)
 
     def _seal(self, counts: Mapping[str, int], dropped: Mapping[str, int]) -> None:
-        with h5py.File(self.path, "r+") as f:
+        # Without HDF5's file lock: a SWMR reader (a viewer left open) holds a shared
+        # lock on the file, and a run must still seal with readers attached. The
+        # writer is closed, so nothing else writes; readers see the sealed file.
+        with h5py.File(self.path, "r+", locking=False) as f:
             for name, n in counts.items():
                 group = f[name]
                 group["frames"].resize(n, axis=0)
