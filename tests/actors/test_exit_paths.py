@@ -205,4 +205,3 @@ def test_exit_actor_in_a_generator_method_ends_the_stream_with_actor_died() -> N
     assert rigd.get(next(stream), timeout=TIMEOUT_S) == 1
     with pytest.raises(ActorDiedError):
         rigd.get(next(stream), timeout=TIMEOUT_S)
-

@@ -184,9 +184,7 @@ def test_actors_whose_only_handle_was_dropped_with_a_call_pending_end() -> None:
     assert [i for i, _ in values] == list(range(8))
     pids = [pid for _, pid in values]
     # Far below the 30 s drain timeout an actor left alive would sit out.
-    wait_until(
-        lambda: not any(pid_alive(p) for p in pids), timeout=15, what="every actor to end"
-    )
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=15, what="every actor to end")
 
 
 # -- input 5: unordered actors run a call at once past one waiting for its argument --

@@ -625,9 +625,7 @@ class Head:
         if worker is not None and worker.actor is not None:
             self._ending(worker.actor)  # sent before its shutdown hook runs
 
-    def _may_restart(
-        self, actor: _Actor, worker: _Worker, kind: ExitKind | None = None
-    ) -> bool:
+    def _may_restart(self, actor: _Actor, worker: _Worker, kind: ExitKind | None = None) -> bool:
         """Whether the actor restarts after its worker ends (``kind``: how it will end)."""
         limit = actor.options.max_restarts
         kind = kind or worker.exit_kind

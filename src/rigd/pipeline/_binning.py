@@ -73,6 +73,7 @@ class Bin(FrameProcessor):
         cls, options: Mapping[str, Any], inputs: Mapping[str, Spec]
     ) -> dict[str, Spec]:
         shape, _ = cls.frame_shape(inputs, "Bin")
+        cls(**options)  # every option checked at load, with the file's line
         fy, fx = _factors(options.get("factor", 2))
         if fy > shape[-2] or fx > shape[-1]:
             raise ValueError(

@@ -96,6 +96,7 @@ class DeltaFOverF(FrameProcessor):
     ) -> dict[str, Spec]:
         if "frames" not in inputs:
             raise ValueError("DeltaFOverF needs its input 'frames' linked")
+        cls(**options)  # every option checked at load, with the file's line
         shape, dtype = inputs["frames"]
         out = "<f8" if np.dtype(dtype) == np.float64 else "<f4"
         return {"dff": (tuple(shape), out)}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -265,6 +265,8 @@ class MotionCorrection(FrameProcessor):
     """
 
     output_names = ("frames", "shifts")
+    #: Options that name places, for the daemon's confinement (rigd.service).
+    place_options: ClassVar[dict[str, str]] = {"template": "data_file"}
 
     def __init__(
         self,
@@ -327,6 +329,7 @@ class MotionCorrection(FrameProcessor):
         cls, options: Mapping[str, Any], inputs: Mapping[str, Spec]
     ) -> dict[str, Spec]:
         shape, _ = cls.frame_shape(inputs, "MotionCorrection")
+        cls(**options)  # every option checked at load, with the file's line
         if len(shape) != 2:
             raise ValueError(f"MotionCorrection registers 2-D frames, got shape {list(shape)}")
         return {"frames": (shape, "<f4"), "shifts": ((3,), "<f8")}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -155,6 +155,8 @@ class RoiTraces(FrameProcessor):
     """
 
     output_names = ("traces",)
+    #: Options that name places, for the daemon's confinement (rigd.service).
+    place_options: ClassVar[dict[str, str]] = {"masks": "data_file"}
 
     def __init__(
         self,

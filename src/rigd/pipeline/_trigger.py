@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -107,6 +107,7 @@ class FrameTrigger(FrameProcessor):
         cls, options: Mapping[str, Any], inputs: Mapping[str, Spec]
     ) -> dict[str, Spec]:
         shape, _ = cls.frame_shape(inputs, "FrameTrigger")
+        cls(**options)  # the expression checked at load, with the file's line
         roi = options.get("roi")
         if roi is not None and (roi[0] + roi[2] > shape[-2] or roi[1] + roi[3] > shape[-1]):
             raise ValueError(f"roi {list(roi)} is not inside the {shape[-2]} x {shape[-1]} frame")
@@ -218,6 +219,8 @@ class TriggeredRecorder(Actor):
 
     input_names = None  # any: recorded streams and trigger inputs
     records = True
+    #: Options that name places, for the daemon's confinement (rigd.service).
+    place_options: ClassVar[dict[str, str]] = {"directory": "data_dir"}
 
     def __init__(
         self,
@@ -311,6 +314,13 @@ class TriggeredRecorder(Actor):
     def arm(self, armed: bool = True) -> None:
         """Arm (or with ``False``, disarm) the recorder. Never a trigger in itself."""
         self._armed = bool(armed)
+
+    @classmethod
+    def describe_outputs(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, Spec]
+    ) -> dict[str, Spec]:
+        cls(**options)  # every option checked at load, with the file's line
+        return {}
 
     def status(self) -> dict[str, Any]:
         """Armed or not, events recorded, triggers ignored (hold-off, disarmed)."""
@@ -518,12 +528,12 @@ class TriggeredRecorder(Actor):
             if self._merge(event, trigger):
                 self._last_trigger_ns = trigger.time_ns
                 return
-        last = self._last_closed
-        if last is not None and self._merge(last, trigger):
+        closed = self._last_closed
+        if closed is not None and self._merge(closed, trigger):
             # Its window met the last event's, which was already written:
             # that event opens again and goes on (no frame twice, none missing).
             self._last_closed = None
-            self._open.append(last)
+            self._open.append(closed)
             self.events_recorded -= 1
             self._last_trigger_ns = trigger.time_ns
             return
