@@ -101,6 +101,20 @@ MetadataKey = Annotated[
 MetadataValue = JsonValue
 
 
+class Trigger(BaseModel):
+    """``POST /v1/runs/current/trigger``: an optional label."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(
+        default="",
+        max_length=64,
+        pattern=r"^[^\x00-\x1f]*$",
+        description="Stored in the event's row of the run file (at most 64 characters).",
+        examples=["air puff 3"],
+    )
+
+
 class StartRun(BaseModel):
     """``POST /v1/runs``: both fields optional."""
 
@@ -482,6 +496,26 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
         sealed. Returns the finished run."""
         record = await _in_thread(daemon.stop_run)
         return record.to_dict()
+
+    @app.post(
+        "/v1/runs/current/trigger",
+        tags=["runs"],
+        dependencies=guarded,
+        responses=_errors(401, 409, 415, 422),
+    )
+    async def trigger(request: Request) -> dict[str, Any]:
+        """A soft trigger for the run's triggered recorders (``TriggeredRecorder``):
+        they keep the frames before it and record those after. JSON
+        ``{"label": "..."}``, a form ``label=...``, or no body. There is no value
+        to send: nothing but this call fires (a 0 or false fires nothing, it is
+        refused)."""
+        fields = await _body_fields(request, ("label",), "POST /v1/runs/current/trigger")
+        try:
+            body = Trigger.model_validate(fields)
+        except ValueError as exc:
+            raise _json_body_error(exc) from None
+        taken = await _in_thread(daemon.trigger, body.label)
+        return {"label": body.label, "recorders": taken}
 
     @app.get("/v1/runs", tags=["runs"], dependencies=guarded, responses=_errors(401))
     async def list_runs() -> list[dict[str, Any]]:

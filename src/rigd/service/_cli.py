@@ -142,6 +142,15 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     return 0 if run["state"] == "complete" else 1
 
 
+def _cmd_trigger(args: argparse.Namespace) -> int:
+    answer = _client_call(
+        "trigger", args, "POST", "/v1/runs/current/trigger", {"label": args.label}
+    )
+    for name, taken in answer["recorders"].items():
+        print(f"{name}: {'triggered' if taken else 'not armed: trigger ignored'}")
+    return 0 if all(answer["recorders"].values()) else 1
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from rigd.storage import inspect_run
 
@@ -250,6 +259,9 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--run-id", help="the run's id (a retried start with it starts nothing)")
     _add_meta(start)
     start.set_defaults(handler=_cmd_start)
+    trigger = client("trigger", "a soft trigger for the run's triggered recorders")
+    trigger.add_argument("--label", default="", help="stored with the event (64 characters)")
+    trigger.set_defaults(handler=_cmd_trigger)
     stop = client("stop", "stop the current run cleanly (files sealed)")
     stop.set_defaults(handler=_cmd_stop)
     gpus = client("gpus", "list the GPUs and what is placed on each")

@@ -406,6 +406,36 @@ class Daemon:
         report = pipeline.stop()
         return self._finish(record, report)
 
+    def trigger(self, label: str = "") -> dict[str, bool]:
+        """A soft trigger for every triggered recorder of the current run
+        (``TriggeredRecorder.trigger``); returns, per recorder, whether it took
+        it (it is armed).
+
+        Raises:
+            TransitionError: nothing is running, or the pipeline has no
+                triggered recorder.
+        """
+        with self._lock:
+            pipeline = self._pipeline
+            if self.state is not DaemonState.RUNNING or pipeline is None:
+                raise TransitionError(
+                    f"no run is running (the daemon is {self.state.value}); a trigger needs one"
+                )
+            names = [
+                a.name
+                for a in pipeline.plan.actors
+                if getattr(a.cls, "records", False) and callable(getattr(a.cls, "trigger", None))
+            ]
+        if not names:
+            raise TransitionError(
+                f"pipeline {pipeline.plan.name!r} has no triggered recorder; add a "
+                "rigd.pipeline.TriggeredRecorder to take triggers"
+            )
+        refs = {name: pipeline.handle(name).trigger.remote(label) for name in names}
+        taken = {name: bool(rigd.get(ref, timeout=10)) for name, ref in refs.items()}
+        self._publish("trigger", label=label, recorders=taken)
+        return taken
+
     def _finish(
         self, record: RunRecord, report: RunReport | None, failure: str | None = None
     ) -> RunRecord:
