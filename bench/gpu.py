@@ -17,7 +17,7 @@ CuPy only the numpy figures are printed. Figures, all in one run:
    then processed, then waited for, against the processors' way (frame k+1
    uploaded while frame k's kernels run);
 3. each processor (MotionCorrection, DeltaFOverF, Bin, RoiTraces, and
-   FrameStats' reductions) at 512x512 and 2048x2048 uint16: frames per
+   FrameTrigger's per-frame decision) at 512x512 and 2048x2048 uint16: frames per
    second flat out and per-frame latency (upload, compute, results back),
    numpy against CuPy;
 4. the pipeline camera -> MotionCorrection -> recorder (shifts recorded, and
@@ -107,7 +107,7 @@ def h2d(cp: Any, copies: int) -> None:
 
 
 def processors() -> dict[str, Callable[[], Any]]:
-    from rigd.pipeline import Bin, DeltaFOverF, MotionCorrection, RoiTraces
+    from rigd.pipeline import Bin, DeltaFOverF, FrameTrigger, MotionCorrection, RoiTraces
 
     rois = [{"rect": [16 * k, 16 * k, 12, 12]} for k in range(20)]
     return {
@@ -115,6 +115,9 @@ def processors() -> dict[str, Callable[[], Any]]:
         "DeltaFOverF": lambda: DeltaFOverF(window_s=30, bin_s=1.0),
         "Bin 2x2, 4 frames": lambda: Bin(factor=2, frames=4),
         "RoiTraces (20 ROIs)": lambda: RoiTraces(rois=rois),
+        "FrameTrigger (a decision)": lambda: FrameTrigger(
+            when="max > 2 * mean_of_last(max, 50) or std > 1.5 * mean_of_last(std, 50)"
+        ),
     }
 
 
