@@ -43,8 +43,8 @@ cat "$RESULTS/machine.txt"
 # errors, so that a newer library's deprecation does not hide a GPU result.
 step gpu_tests 240 "$PY" -m pytest -m gpu -rs -v -p no:cacheprovider -W default \
     -o faulthandler_timeout=200 tests/gpu tests/pipeline
-step processor_tests 120 "$PY" -m pytest -q -rs -p no:cacheprovider -W default \
-    tests/pipeline/test_processors.py tests/gpu
+step processor_tests 150 "$PY" -m pytest -q -rs -p no:cacheprovider -W default \
+    tests/pipeline/test_processors.py tests/pipeline/test_trigger.py tests/gpu
 step bench 330 "$PY" bench/gpu.py --json "$RESULTS/gpu_bench.json"
 cat "$RESULTS/summary.txt"
 exit "$status"
