@@ -176,7 +176,10 @@ def check_visible_devices() -> None:
     if cupy is None:
         return
     runtime = cupy.cuda.runtime
-    count = runtime.getDeviceCount()
+    try:
+        count = runtime.getDeviceCount()
+    except runtime.CUDARuntimeError:
+        count = 0  # cudaErrorNoDevice: none of the assigned UUIDs is a device CUDA sees
     if count != len(visible):
         raise RuntimeError(
             f"CUDA sees {count} device(s) but rigd assigned {len(visible)} ({visible}); "
