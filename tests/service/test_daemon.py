@@ -145,6 +145,7 @@ GUARDED = [
     ("GET", "/v1/runs/x"),
     ("GET", "/v1/actors"),
     ("GET", "/v1/gpus"),
+    ("GET", "/v1/cameras"),
     ("GET", "/v1/events"),
     ("GET", "/metrics"),
 ]

@@ -7,11 +7,20 @@ run on a GPU actor with CuPy or on numpy otherwise: ``MotionCorrection``,
 ``DeltaFOverF``, ``Bin``, ``RoiTraces`` (on ``FrameProcessor``). Triggered
 capture: ``FrameTrigger`` (decides per frame, on the GPU when it has one)
 and ``TriggeredRecorder`` (the frames around each trigger).
+
+Sources from real instruments and files, each on its own library, an
+optional extra imported only when the source is first used:
+``GenICamCamera`` (Aravis, ``rigd[genicam]``), ``VideoSource`` (PyAV,
+``rigd[video]``), ``TiffStack`` (tifffile, ``rigd[tiff]``), and
+``list_cameras`` (the GenICam devices found).
 """
+
+from typing import Any
 
 from rigd.pipeline._binning import Bin
 from rigd.pipeline._camera import SimulatedCamera
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
+from rigd.pipeline._device import DeviceSource
 from rigd.pipeline._dff import DeltaFOverF
 from rigd.pipeline._expression import Expression, ExpressionError
 from rigd.pipeline._motion import MotionCorrection, PhaseCorrelation
@@ -30,6 +39,7 @@ __all__ = [
     "Bin",
     "CpuLatencyRequest",
     "DeltaFOverF",
+    "DeviceSource",
     "Emission",
     "Expression",
     "ExpressionError",
@@ -37,6 +47,7 @@ __all__ = [
     "FrameProcessor",
     "FrameStats",
     "FrameTrigger",
+    "GenICamCamera",
     "HDF5Recorder",
     "LinkStatus",
     "MotionCorrection",
@@ -48,8 +59,39 @@ __all__ = [
     "RoiTraces",
     "RunReport",
     "SimulatedCamera",
+    "TiffStack",
     "TriggeredRecorder",
+    "VideoSource",
     "ZmqPublisher",
+    "list_cameras",
     "plan_pipeline",
     "roi_masks",
 ]
+
+# name: (module, the extra that brings its library)
+_OPTIONAL = {
+    "GenICamCamera": ("rigd.pipeline._genicam", "genicam"),
+    "list_cameras": ("rigd.pipeline._genicam", "genicam"),
+    "TiffStack": ("rigd.pipeline._tiff", "tiff"),
+    "VideoSource": ("rigd.pipeline._video", "video"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The sources' libraries load on first use: importing rigd.pipeline (every
+    # actor process does) never pays for GObject, FFmpeg or tifffile.
+    if name not in _OPTIONAL:
+        raise AttributeError(f"module 'rigd.pipeline' has no attribute {name!r}")
+    import importlib
+
+    module_name, extra = _OPTIONAL[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(
+            f"rigd.pipeline.{name} needs a library that is not installed ({exc}); "
+            f"install it with: pip install 'rigd[{extra}]'"
+        ) from exc
+    value = getattr(module, name)
+    globals()[name] = value
+    return value

@@ -21,6 +21,7 @@ import numpy as np
 
 from rigd.actors import Actor
 from rigd.config import ActorConfig, PipelineFile, PipelineFileError, load_pipeline
+from rigd.pipeline._device import DeviceSource
 
 __all__ = ["ActorPlan", "Plan", "RingPlan", "plan_pipeline"]
 
@@ -50,6 +51,9 @@ class ActorPlan:
     options: dict[str, Any]
     #: Names of the actors whose outputs this one reads.
     upstream: tuple[str, ...]
+    #: A device source (``DeviceSource``): the supervisor starts it first and it
+    #: opens its device and reports its shapes and settings.
+    opens_device: bool = False
 
     @property
     def is_source(self) -> bool:
@@ -58,16 +62,51 @@ class ActorPlan:
 
 @dataclass(frozen=True)
 class Plan:
-    """A checked pipeline: actors in dependency order (sources first) and rings."""
+    """A checked pipeline: actors in dependency order (sources first) and rings.
+
+    ``deferred`` names the actors whose output shapes are not known yet: the
+    device sources (they report them once their device is open, in their
+    own process) and every actor downstream of one. Their rings are not in
+    ``rings`` until ``resolve`` is given what the devices reported.
+    """
 
     file: PipelineFile
     actors: tuple[ActorPlan, ...]
     rings: tuple[RingPlan, ...]
     recorders: tuple[str, ...] = field(default=())
+    deferred: tuple[str, ...] = field(default=())
+    _stage: Any = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
         return self.file.config.name
+
+    def _is_device(self, name: str) -> bool:
+        return any(a.name == name and a.opens_device for a in self.actors)
+
+    @property
+    def resolved(self) -> bool:
+        """Whether every ring's shape is known."""
+        return not self.deferred
+
+    def resolve(self, device_outputs: Mapping[str, Mapping[str, FrameSpec]]) -> Plan:
+        """The plan with what each device source reported: every shape known.
+
+        Args:
+            device_outputs: per device source, each output's (shape, dtype).
+
+        Raises:
+            PipelineFileError: the reported shapes do not fit the links (with
+                file, line and key), or a device source is missing.
+        """
+        missing = [n for n in self.deferred if n in device_outputs or self._is_device(n)]
+        missing = [n for n in missing if n not in device_outputs]
+        if missing:
+            raise ValueError(f"no shapes reported by device source(s) {missing}")
+        if self._stage is None:
+            return self
+        plan: Plan = self._stage.plan(device_outputs)
+        return plan
 
 
 def _import(path: str) -> Any:
@@ -290,94 +329,150 @@ def plan_pipeline(
     if problems:
         raise PipelineFileError(problems)
 
-    # Shapes and dtypes, in dependency order.
-    specs: dict[tuple[str, str], FrameSpec] = {}
-    input_specs: dict[str, dict[str, FrameSpec]] = {name: {} for name in actors}
-    for name in order:
-        actor = actors[name]
-        cls = classes[name]
-        try:
-            described = dict(cls.describe_outputs(actor.options, input_specs[name]))
-        except Exception as exc:  # noqa: BLE001 - bad options are the file's problem
-            key = ("actors", index[name], "options") if index[name] >= 0 else ("recording",)
-            problems.append(f"{pfile.where(*key)}: {name}: {exc}")
-            continue
-        for out, given in actor.outputs.items():
-            try:
-                described[out] = (
-                    tuple(int(n) for n in given["shape"]),
-                    np.dtype(given["dtype"]).str,
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                problems.append(
-                    f"{pfile.where('actors', index[name], 'outputs', out)}: give shape and "
-                    f"dtype, e.g. {{shape: [512, 512], dtype: uint16}} ({exc})"
-                )
-        for out in cls.output_names:
-            if out in described:
-                shape, dtype = described[out]
-                specs[name, out] = (tuple(int(n) for n in shape), np.dtype(dtype).str)
-        for link, key in zip(links, link_keys, strict=True):
-            if link.source[0] != name:
-                continue
-            spec = specs.get(link.source)
-            dst, inp = link.target
-            if spec is None:
-                problems.append(
-                    f"{pfile.where(*key)}: the shape and dtype of {link.source[0]}."
-                    f"{link.source[1]} are not known; give them under the actor's outputs: "
-                    "{frames: {shape: [...], dtype: ...}}"
-                )
-                continue
-            wanted = _wanted_input(classes[dst], actors[dst].options, inp)
-            if wanted is not None and (
-                tuple(wanted[0]) != spec[0] or np.dtype(wanted[1]).str != spec[1]
-            ):
-                problems.append(
-                    f"{pfile.where(*key)}: {link.link!r} links {_fmt(spec)} frames to an "
-                    f"input that takes {_fmt((tuple(wanted[0]), np.dtype(wanted[1]).str))}"
-                )
-            input_specs[dst][inp] = spec
-    if problems:
-        raise PipelineFileError(problems)
+    stage = _ShapeStage(
+        pfile=pfile,
+        order=tuple(order),
+        actors=actors,
+        classes=classes,
+        index=index,
+        links=tuple(links),
+        link_keys=tuple(link_keys),
+        edges={name: tuple(sorted(up)) for name, up in edges.items()},
+    )
+    return stage.plan({})
 
-    rings: dict[tuple[str, str], dict[str, Any]] = {}
-    for link in links:
-        ring = rings.setdefault(link.source, {"slots": link.slots, "readers": []})
-        ring["slots"] = max(ring["slots"], link.slots)
-        ring["readers"].append((*link.target, link.policy, link.low_latency))
-    # An output no link reads still gets a ring: its actor runs the same,
-    # and its frames go nowhere (no reader holds the writer back).
-    for name in order:
-        for out in classes[name].output_names:
-            if (name, out) in specs and (name, out) not in rings:
-                rings[name, out] = {"slots": 16, "readers": []}
-    ring_plans = tuple(
-        RingPlan(
-            name=f"{src}.{out}",
-            writer=src,
-            output=out,
-            shape=specs[src, out][0],
-            dtype=specs[src, out][1],
-            slots=ring["slots"],
-            readers=tuple(ring["readers"]),
+
+@dataclass(frozen=True)
+class _ShapeStage:
+    """A checked pipeline before its shapes are known: what ``resolve`` needs."""
+
+    pfile: PipelineFile
+    order: tuple[str, ...]
+    actors: Mapping[str, ActorConfig]
+    classes: Mapping[str, type[Actor]]
+    index: Mapping[str, int]
+    links: tuple[Any, ...]
+    link_keys: tuple[tuple[Any, ...], ...]
+    edges: Mapping[str, tuple[str, ...]]
+
+    def _key(self, name: str, *rest: Any) -> tuple[Any, ...]:
+        if self.index[name] >= 0:
+            return ("actors", self.index[name], *rest)
+        return ("recording",)
+
+    def plan(self, device_specs: Mapping[str, Mapping[str, FrameSpec]]) -> Plan:
+        """Shapes and dtypes in dependency order; rings for the known ones.
+
+        An actor that opens its device to learn its shapes (``DeviceSource``)
+        is *deferred* unless ``device_specs`` has what it reported; so is
+        every actor downstream of a deferred one.
+        """
+        pfile, actors, classes = self.pfile, self.actors, self.classes
+        problems: list[str] = []
+        specs: dict[tuple[str, str], FrameSpec] = {}
+        input_specs: dict[str, dict[str, FrameSpec]] = {name: {} for name in actors}
+        deferred: list[str] = []
+        for name in self.order:
+            actor = actors[name]
+            cls = classes[name]
+            if any(up in deferred for up in self.edges[name]):
+                deferred.append(name)
+                continue
+            device = _defers(cls, actor.options)
+            try:
+                described = dict(cls.describe_outputs(actor.options, input_specs[name]))
+            except Exception as exc:  # noqa: BLE001 - bad options are the file's problem
+                problems.append(f"{pfile.where(*self._key(name, 'options'))}: {name}: {exc}")
+                continue
+            if device and name not in device_specs:
+                deferred.append(name)
+                continue
+            if name in device_specs:
+                described.update(device_specs[name])
+            else:
+                for out, given in actor.outputs.items():
+                    try:
+                        described[out] = (
+                            tuple(int(n) for n in given["shape"]),
+                            np.dtype(given["dtype"]).str,
+                        )
+                    except (KeyError, TypeError, ValueError) as exc:
+                        problems.append(
+                            f"{pfile.where('actors', self.index[name], 'outputs', out)}: give "
+                            f"shape and dtype, e.g. {{shape: [512, 512], dtype: uint16}} ({exc})"
+                        )
+            for out in cls.output_names:
+                if out in described:
+                    shape, dtype = described[out]
+                    specs[name, out] = (tuple(int(n) for n in shape), np.dtype(dtype).str)
+            for link, key in zip(self.links, self.link_keys, strict=True):
+                if link.source[0] != name:
+                    continue
+                spec = specs.get(link.source)
+                dst, inp = link.target
+                if spec is None:
+                    problems.append(
+                        f"{pfile.where(*key)}: the shape and dtype of {link.source[0]}."
+                        f"{link.source[1]} are not known; give them under the actor's outputs: "
+                        "{frames: {shape: [...], dtype: ...}}"
+                    )
+                    continue
+                wanted = _wanted_input(classes[dst], actors[dst].options, inp)
+                if wanted is not None and (
+                    tuple(wanted[0]) != spec[0] or np.dtype(wanted[1]).str != spec[1]
+                ):
+                    problems.append(
+                        f"{pfile.where(*key)}: {link.link!r} links {_fmt(spec)} frames to an "
+                        f"input that takes {_fmt((tuple(wanted[0]), np.dtype(wanted[1]).str))}"
+                    )
+                input_specs[dst][inp] = spec
+        if problems:
+            raise PipelineFileError(problems)
+
+        rings: dict[tuple[str, str], dict[str, Any]] = {}
+        for link in self.links:
+            if link.source[0] in deferred:
+                continue
+            ring = rings.setdefault(link.source, {"slots": link.slots, "readers": []})
+            ring["slots"] = max(ring["slots"], link.slots)
+            ring["readers"].append((*link.target, link.policy, link.low_latency))
+        # An output no link reads still gets a ring: its actor runs the same,
+        # and its frames go nowhere (no reader holds the writer back).
+        for name in self.order:
+            for out in classes[name].output_names:
+                if (name, out) in specs and (name, out) not in rings:
+                    rings[name, out] = {"slots": 16, "readers": []}
+        ring_plans = tuple(
+            RingPlan(
+                name=f"{src}.{out}",
+                writer=src,
+                output=out,
+                shape=specs[src, out][0],
+                dtype=specs[src, out][1],
+                slots=ring["slots"],
+                readers=tuple(ring["readers"]),
+            )
+            for (src, out), ring in rings.items()
         )
-        for (src, out), ring in rings.items()
-    )
-    actor_plans = tuple(
-        ActorPlan(
-            name=name,
-            cls=classes[name],
-            config=actors[name],
-            options=dict(actors[name].options),
-            upstream=tuple(sorted(edges[name])),
+        actor_plans = tuple(
+            ActorPlan(
+                name=name,
+                cls=classes[name],
+                config=actors[name],
+                options=dict(actors[name].options),
+                upstream=self.edges[name],
+                opens_device=issubclass(classes[name], DeviceSource),
+            )
+            for name in self.order
         )
-        for name in order
-    )
-    # Recorders: every actor whose class records (``records = True``): the
-    # HDF5Recorder, a TriggeredRecorder, a user's own.
-    recorders = tuple(n for n in order if getattr(classes[n], "records", False))
-    return Plan(pfile, actor_plans, ring_plans, recorders)
+        # Recorders: every actor whose class records (``records = True``): the
+        # HDF5Recorder, a TriggeredRecorder, a user's own.
+        recorders = tuple(n for n in self.order if getattr(classes[n], "records", False))
+        return Plan(pfile, actor_plans, ring_plans, recorders, tuple(deferred), self)
+
+
+def _defers(cls: type[Actor], options: Mapping[str, Any]) -> bool:
+    return issubclass(cls, DeviceSource) and cls.defers_outputs(options)
 
 
 def _check_options(cls: type[Actor], options: Mapping[str, Any]) -> str | None:

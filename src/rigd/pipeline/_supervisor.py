@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rigd
-from rigd._exceptions import ActorDiedError, RigdError
+from rigd._exceptions import ActorDiedError, RigdError, TaskError
 from rigd.actors import ActorHandle
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
@@ -147,6 +147,7 @@ class Pipeline:
         started = dt.datetime.now(dt.UTC)
         self._started = time.monotonic()
         try:
+            self._open_devices()
             self._create_rings()
             run_info = {
                 "run_id": self.run_id,
@@ -312,6 +313,46 @@ class Pipeline:
                 max_readers=len(ring_plan.readers) + 4,
             )
 
+    def _open_devices(self) -> None:
+        """Start the device sources first; each opens its device and reports its shapes.
+
+        Then the plan is resolved (every ring's shape known) and the applied
+        settings join the run metadata as ``<actor>.<setting>``.
+        """
+        devices = [a for a in self.plan.actors if a.opens_device]
+        if not devices:
+            return
+        for actor in devices:
+            self._spawn(actor)
+        refs = [self._handles[a.name].describe_device.remote() for a in devices]
+        reported: dict[str, dict[str, Any]] = {}
+        for actor, ref in zip(devices, refs, strict=True):
+            try:
+                reported[actor.name] = rigd.get(ref, timeout=_CALL_TIMEOUT_S)
+            except TaskError as exc:
+                # The device's own message (its last line), not the remote traceback.
+                lines = exc.remote_traceback.strip().splitlines() or [str(exc)]
+                raise RigdError(
+                    f"actor {actor.name!r} could not open its device: {lines[-1]}"
+                ) from exc
+        self.plan = self.plan.resolve({n: r["outputs"] for n, r in reported.items()})
+        for name, report in reported.items():
+            for key, value in report["metadata"].items():
+                self.metadata.setdefault(f"{name}.{key}", value)
+
+    def _spawn(self, actor: Any) -> None:
+        resources: dict[str, Any] = {"max_restarts": actor.config.max_restarts}
+        if actor.config.num_cpus is not None:
+            resources["num_cpus"] = actor.config.num_cpus
+        if actor.config.num_gpus is not None:
+            resources["num_gpus"] = actor.config.num_gpus
+        remote_class = rigd.remote(**resources)(actor.cls)
+        handle = remote_class.options(name=actor.name, namespace=self.namespace).remote(
+            **actor.options
+        )
+        self._handles[actor.name] = handle
+        self._restarts[actor.name] = 0
+
     def _create_actors(self, run_info: dict[str, Any]) -> None:
         for actor in self.plan.actors:
             inputs: dict[str, InputWiring] = {}
@@ -326,17 +367,8 @@ class Pipeline:
             self._wiring[actor.name] = Wiring(
                 inputs, outputs, {**run_info, "actor": actor.name}, tuple(actor.config.cpus or ())
             )
-            resources: dict[str, Any] = {"max_restarts": actor.config.max_restarts}
-            if actor.config.num_cpus is not None:
-                resources["num_cpus"] = actor.config.num_cpus
-            if actor.config.num_gpus is not None:
-                resources["num_gpus"] = actor.config.num_gpus
-            remote_class = rigd.remote(**resources)(actor.cls)
-            handle = remote_class.options(name=actor.name, namespace=self.namespace).remote(
-                **actor.options
-            )
-            self._handles[actor.name] = handle
-            self._restarts[actor.name] = 0
+            if actor.name not in self._handles:
+                self._spawn(actor)
 
     def _call_all(self, method: str, args: Any = None) -> list[Any]:
         refs = []

@@ -81,6 +81,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         415: "The body's Content-Type is not one this endpoint takes.",
         422: "An invalid body or pipeline (the message names the field, or file, line and key).",
         507: "The run's planned length does not fit the data directory's free space.",
+        503: "A library this endpoint needs is not installed (the message says which).",
     }
     return {
         code: {
@@ -536,6 +537,16 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
     async def gpus() -> list[dict[str, Any]]:
         """The GPUs, and which actors are placed on each."""
         return await _in_thread(daemon.gpus)
+
+    @app.get("/v1/cameras", tags=["service"], dependencies=guarded, responses=_errors(401, 503))
+    async def cameras() -> list[dict[str, str]]:
+        """The GenICam cameras this host sees: id, vendor, model, serial, interface, address."""
+        from rigd.service._cameras import CamerasUnavailableError, camera_list
+
+        try:
+            return await _in_thread(camera_list)
+        except CamerasUnavailableError as exc:
+            raise StarletteHTTPException(503, detail=str(exc)) from exc
 
     @app.get(
         "/v1/events",

@@ -85,6 +85,28 @@ def _cmd_gpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cameras(args: argparse.Namespace) -> int:
+    """The GenICam cameras: the daemon's view when one runs, else this process's own."""
+    from rigd._address import find_daemon
+    from rigd.service._cameras import CamerasUnavailableError, camera_list, format_camera_report
+    from rigd.service._client import ApiClient, ApiError
+
+    if args.url or find_daemon() is not None:
+        try:
+            cameras = ApiClient.find(args.url, args.token_file).request("GET", "/v1/cameras")
+        except ApiError as exc:
+            print(f"rigd cameras: {exc}", file=sys.stderr)
+            return 1
+    else:
+        try:
+            cameras = camera_list()
+        except CamerasUnavailableError as exc:
+            print(f"rigd cameras: {exc}", file=sys.stderr)
+            return 2
+    print(format_camera_report(cameras))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from rigd.service._serve import serve
 
@@ -266,6 +288,10 @@ def _parser() -> argparse.ArgumentParser:
     stop.set_defaults(handler=_cmd_stop)
     gpus = client("gpus", "list the GPUs and what is placed on each")
     gpus.set_defaults(handler=_cmd_gpus)
+    cameras = client(
+        "cameras", "list the GenICam cameras (GigE Vision, USB3 Vision): id, model, serial, address"
+    )
+    cameras.set_defaults(handler=_cmd_cameras)
     inspect = commands.add_parser(
         "inspect", help="summarise run files: streams, frames, rate, drops, state, metadata"
     )

@@ -1,0 +1,225 @@
+"""VideoSource: video files and V4L2 webcams through PyAV (the one module importing av).
+
+A behaviour lab replays its recordings as a camera: mp4, avi, mkv, at the
+file's own rate or flat out, each frame converted to gray or RGB by FFmpeg's
+swscale and copied once into the ring's slot. A webcam (``/dev/videoN``) is
+a device: it is opened by the actor, in its own process, and reports its
+frame size then (``DeviceSource``); a file is small enough to look at while
+planning, so its size is known, and a bad path refused, with file, line and
+key.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import av
+import numpy as np
+
+from rigd.pipeline._device import DeviceSource
+
+__all__ = ["VideoSource"]
+
+FrameSpec = tuple[tuple[int, ...], str]
+
+#: pixel_format option: (FFmpeg's format, dtype, channels).
+_FORMATS: dict[str, tuple[str, str, int]] = {
+    "gray": ("gray", "uint8", 1),
+    "gray16": ("gray16le", "uint16", 1),
+    "rgb": ("rgb24", "uint8", 3),
+}
+_RATES = ("native", "max")
+
+
+def _is_device(path: str) -> bool:
+    return path.startswith("/dev/video")
+
+
+class VideoSource(DeviceSource):
+    """Frames of a video file or a webcam into ``frames``, as gray or RGB.
+
+    Args:
+        path: a video file (mp4, avi, mkv, ...) or a V4L2 device (``/dev/video0``).
+        pixel_format: ``gray`` (uint8), ``gray16`` (uint16) or ``rgb`` (uint8,
+            height x width x 3).
+        rate: ``native`` (a file at its own rate, by its timestamps; a
+            webcam at whatever rate it delivers) or ``max`` (flat out).
+        loop: a file starts over at the end instead of ending.
+        width, height, fps: a webcam's capture size and rate (V4L2 options;
+            ``None``: the device's default). Ignored for files.
+        input_format: a webcam's V4L2 input format, e.g. ``mjpeg`` or ``yuyv422``.
+
+    Frame ids count from 0 (and on across loops); timestamps are the host's
+    time when the frame is written.
+    """
+
+    output_names = ("frames",)
+
+    def __init__(
+        self,
+        path: str,
+        pixel_format: str = "gray",
+        rate: str = "native",
+        loop: bool = False,
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
+        input_format: str | None = None,
+    ) -> None:
+        self.check_options({"path": path, "pixel_format": pixel_format, "rate": rate, "fps": fps})
+        self.path = str(path)
+        self.pixel_format = pixel_format
+        self.rate = rate
+        self.loop = loop
+        self.width = width
+        self.height = height
+        self.fps = fps
+        self.input_format = input_format
+        self.frames_played = 0
+        self._container: Any = None
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        if "path" not in options:
+            raise ValueError("VideoSource needs a path option: a video file or /dev/videoN")
+        pixel_format = options.get("pixel_format", "gray")
+        if pixel_format not in _FORMATS:
+            raise ValueError(f"pixel_format must be one of {list(_FORMATS)}, got {pixel_format!r}")
+        rate = options.get("rate", "native")
+        if rate not in _RATES:
+            raise ValueError(
+                f"rate must be 'native' (the file's own) or 'max' (flat out), got {rate!r}"
+            )
+        path = str(options["path"])
+        if not _is_device(path) and not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"video file {path!r} does not exist; give a video file's path or a "
+                "webcam's device (/dev/video0)"
+            )
+
+    @classmethod
+    def defers_outputs(cls, options: Mapping[str, Any]) -> bool:
+        return _is_device(str(options.get("path", "")))
+
+    @classmethod
+    def describe_outputs(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, FrameSpec]
+    ) -> dict[str, FrameSpec]:
+        cls.check_options(options)
+        path = str(options["path"])
+        if _is_device(path):
+            return {}
+        with _open(path, None) as container:
+            stream = _video_stream(container, path)
+            return {"frames": _spec(stream.codec_context, options.get("pixel_format", "gray"))}
+
+    # -- in the actor's own process --------------------------------------------------
+
+    def open_device(self) -> None:
+        options: dict[str, str] = {}
+        if _is_device(self.path):
+            if self.width and self.height:
+                options["video_size"] = f"{int(self.width)}x{int(self.height)}"
+            if self.fps:
+                options["framerate"] = str(self.fps)
+            if self.input_format:
+                options["input_format"] = self.input_format
+        self._container = _open(self.path, options, device=_is_device(self.path))
+        self._stream = _video_stream(self._container, self.path)
+        self._stream.thread_type = "AUTO"
+        self._ff_format, dtype, _ = _FORMATS[self.pixel_format]
+        self._dtype = np.dtype(dtype)
+        self._frames = self._container.decode(self._stream)
+        self._t0: float | None = None
+        self._pts0 = 0.0
+
+    def device_outputs(self) -> dict[str, FrameSpec]:
+        return {"frames": _spec(self._stream.codec_context, self.pixel_format)}
+
+    def device_metadata(self) -> dict[str, Any]:
+        ctx = self._stream.codec_context
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        return {
+            "path": self.path,
+            "codec": ctx.name,
+            "source_pixel_format": ctx.format.name if ctx.format else "",
+            "width": int(ctx.width),
+            "height": int(ctx.height),
+            "frame_rate": float(rate) if rate else 0.0,
+            "pixel_format": self.pixel_format,
+        }
+
+    def close_device(self) -> None:
+        container, self._container = self._container, None
+        if container is not None:
+            container.close()
+
+    def run_step(self) -> None:
+        frame = next(self._frames, None)
+        if frame is None:
+            if not self.loop or _is_device(self.path):
+                self.finish()
+                return
+            self._container.seek(0)
+            self._frames = self._container.decode(self._stream)
+            self._t0 = None
+            frame = next(self._frames, None)
+            if frame is None:
+                self.finish()
+                return
+        if self.rate == "native" and not _is_device(self.path) and frame.time is not None:
+            now = time.monotonic()
+            if self._t0 is None:
+                self._t0, self._pts0 = now, float(frame.time)
+            delay = self._t0 + (float(frame.time) - self._pts0) - now
+            if delay > 0:
+                time.sleep(delay)
+        if frame.format.name != self._ff_format:
+            frame = frame.reformat(format=self._ff_format)
+        k = self.frames_played
+        with self.outputs.frames.slot(frame_id=k, timestamp_ns=time.time_ns()) as view:
+            _copy_plane(frame, view, self._dtype)
+        self.frames_played = k + 1
+
+    def status(self) -> dict[str, Any]:
+        """Frames played so far."""
+        return {"frames_played": self.frames_played}
+
+
+def _open(path: str, options: dict[str, str] | None, device: bool = False) -> Any:
+    try:
+        if device:
+            return av.open(path, format="v4l2", options=options or {})
+        return av.open(path, options=options or {})
+    except av.error.FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path!r} does not exist; give a video file's path or a webcam's device "
+            "(ls /dev/video* lists them)"
+        ) from None
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{path!r} cannot be opened as video: {exc}") from None
+
+
+def _video_stream(container: Any, path: str) -> Any:
+    if not container.streams.video:
+        raise ValueError(f"{path!r} has no video stream")
+    return container.streams.video[0]
+
+
+def _spec(ctx: Any, pixel_format: str) -> FrameSpec:
+    _, dtype, channels = _FORMATS[pixel_format]
+    shape = (int(ctx.height), int(ctx.width)) + ((channels,) if channels > 1 else ())
+    return shape, np.dtype(dtype).str
+
+
+def _copy_plane(frame: Any, view: np.ndarray[Any, Any], dtype: np.dtype[Any]) -> None:
+    # One copy, from FFmpeg's (possibly padded) plane into the slot.
+    plane = frame.planes[0]
+    height = view.shape[0]
+    row = plane.line_size // dtype.itemsize
+    data = np.frombuffer(plane, dtype, count=height * row).reshape(height, row)
+    width = view.shape[1] * (view.shape[2] if view.ndim == 3 else 1)
+    np.copyto(view.reshape(height, width), data[:, :width], casting="no")

@@ -1,0 +1,5 @@
+"""Fixtures of the pipeline tests."""
+
+from tests.pipeline.camera import simulator
+
+__all__ = ["simulator"]

@@ -1,0 +1,54 @@
+"""Helpers of the source tests: run a pipeline file to its end, read a stream back."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from rigd.pipeline import Pipeline, RunReport, plan_pipeline
+
+
+def write(tmp_path: Path, text: str, name: str = "pipeline.yaml", **values: Any) -> Path:
+    """Write a pipeline file; ``@DATA@`` becomes the test's data folder, ``@KEY@`` a value."""
+    path = tmp_path / name
+    text = textwrap.dedent(text).replace("@DATA@", str(tmp_path / "data"))
+    for key, value in values.items():
+        text = text.replace(f"@{key.upper()}@", str(value))
+    path.write_text(text)
+    return path
+
+
+def run(path: Path, timeout: float = 60, **kwargs: Any) -> RunReport:
+    """Run the pipeline until its sources end; return the report."""
+    pipeline = Pipeline(plan_pipeline(path), **kwargs)
+    pipeline.start()
+    try:
+        assert pipeline.wait(timeout), "the pipeline did not finish in time"
+    finally:
+        report = pipeline.stop()
+    return report
+
+
+def read_stream(path: str, stream: str) -> dict[str, Any]:
+    """A recorded stream's frames, ids, times and ledger, and the file's attributes."""
+    with h5py.File(path, "r") as f:
+        group = f[stream]
+        return {
+            "frames": group["frames"][:],
+            "frame_id": group["frame_id"][:],
+            "timestamp_ns": group["timestamp_ns"][:],
+            "dropped": group["dropped"][:],
+            "attrs": dict(f.attrs),
+        }
+
+
+def ledger(stream: dict[str, Any]) -> list[tuple[int, int, str]]:
+    return [(int(r["first_id"]), int(r["count"]), r["reason"].decode()) for r in stream["dropped"]]
+
+
+def frames_equal(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))

@@ -1,0 +1,197 @@
+"""GenICamCamera on Aravis's GigE Vision simulator, over real GVCP and GVSP on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rigd
+from rigd._exceptions import RigdError
+from rigd.pipeline import Pipeline, list_cameras, plan_pipeline
+from tests.helpers import wait_until
+from tests.pipeline.camera import DEVICE_ID, Simulator
+from tests.pipeline.sources import read_stream, run, write
+
+PIPELINE = """
+name: genicam
+actors:
+  - name: camera
+    class: rigd.pipeline.GenICamCamera
+    options: {device_id: @DEVICE@, @OPTIONS@}
+record: [camera.frames, camera.frame_info]
+recording: {directory: "@DATA@"}
+"""
+
+
+def test_the_simulated_camera_is_listed_with_id_model_serial_interface_and_address(
+    simulator: Simulator,
+) -> None:
+    cameras = {c.id: c for c in list_cameras()}
+
+    camera = cameras[DEVICE_ID]
+    assert (camera.vendor, camera.model, camera.serial) == ("Aravis", "Fake", "GV01")
+    assert (camera.interface, camera.address) == ("GigEVision", "127.0.0.1")
+
+
+def test_frames_keep_unique_ids_across_the_gige_block_id_wrap(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    # The simulator's block ids start at 65400 (Aravis tests its own wrap
+    # there), so 300 frames cross 65535 -> 1.
+    path = write(
+        tmp_path,
+        PIPELINE,
+        device=DEVICE_ID,
+        options="width: 128, height: 96, frame_rate: 200, n_frames: 300",
+    )
+
+    report = run(path)
+
+    frames = read_stream(report.files[0], "camera")
+    info = read_stream(report.files[0], "camera_frame_info")
+    delivered = info["frames"][info["frames"][:, 3] == 0]
+    ids = frames["frame_id"]
+    assert frames["frames"].shape[1:] == (96, 128)
+    assert len(ids) == 300
+    assert len(set(ids.tolist())) == 300
+    assert np.all(np.diff(ids.astype(np.int64)) > 0)
+    camera_ids = delivered[:, 0].astype(np.int64)
+    assert camera_ids.max() == 65535, "the block ids must reach the wrap"
+    assert camera_ids.min() < 300, "the block ids must wrap"
+    # Each frame's camera id is its rigd id moved by one offset, modulo the wrap.
+    unwrapped = (camera_ids - camera_ids[0]) % 65535 + ids[0]
+    assert list(unwrapped) == list(info["frame_id"][info["frames"][:, 3] == 0])
+    assert np.all(delivered[:, 1] > 0), "every frame has the camera's hardware timestamp"
+
+
+def test_the_features_applied_are_read_back_into_the_run_metadata(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        PIPELINE,
+        device=DEVICE_ID,
+        options=(
+            "pixel_format: Mono16, offset_x: 8, offset_y: 4, width: 128, height: 96, "
+            "exposure_us: 2500, gain: 3, frame_rate: 100, binning: 1, n_frames: 5"
+        ),
+    )
+
+    report = run(path)
+
+    stream = read_stream(report.files[0], "camera")
+    attrs = stream["attrs"]
+    assert stream["frames"].shape == (5, 96, 128)
+    assert stream["frames"].dtype == np.uint16
+    assert attrs["camera.PixelFormat"] == "Mono16"
+    assert (attrs["camera.OffsetX"], attrs["camera.OffsetY"]) == (8, 4)
+    assert (attrs["camera.Width"], attrs["camera.Height"]) == (128, 96)
+    assert attrs["camera.ExposureTime"] == 2500.0
+    assert attrs["camera.Gain"] == 3.0
+    assert attrs["camera.AcquisitionFrameRate"] == 100.0
+    assert attrs["camera.TriggerMode"] == "Off"
+    assert attrs["camera.DeviceSerialNumber"] == "GV01"
+
+
+def test_a_software_trigger_produces_exactly_the_triggered_frames(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        PIPELINE,
+        device=DEVICE_ID,
+        options="width: 128, height: 128, trigger: software, n_frames: 3",
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    camera = pipeline.handle("camera")
+
+    try:
+        for k in range(1, 4):
+            rigd.get(camera.trigger.remote(), timeout=10)
+            wait_until(
+                lambda k=k: rigd.get(camera.status.remote(), timeout=10)["frames_delivered"] >= k,
+                timeout=10,
+                what=f"triggered frame {k}",
+            )
+        assert pipeline.wait(30)
+    finally:
+        report = pipeline.stop()
+
+    info = read_stream(report.files[0], "camera_frame_info")["frames"]
+    assert report.frames["camera"] == 3
+    # Consecutive camera ids: the camera took no frame between the triggers.
+    assert list(np.diff(info[:, 0].astype(np.int64)) % 65535) == [1, 1]
+
+
+def test_the_camera_killed_mid_run_ends_the_run_and_the_file_is_sealed(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        PIPELINE,
+        device=DEVICE_ID,
+        options="width: 128, height: 128, frame_rate: 100, timeout_s: 0.5",
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+
+    try:
+        camera = pipeline.handle("camera")
+        wait_until(
+            lambda: rigd.get(camera.status.remote(), timeout=10)["frames_delivered"] >= 10,
+            timeout=20,
+            what="frames from the camera",
+        )
+        simulator.kill()
+        assert pipeline.wait(30), "the run did not end after the camera was lost"
+        assert rigd.get(camera.status.remote(), timeout=10)["lost"] is True
+    finally:
+        report = pipeline.stop()
+
+    stream = read_stream(report.files[0], "camera")
+    assert stream["attrs"]["run_state"] == "complete"
+    assert len(stream["frame_id"]) >= 10
+
+
+def test_a_wrong_device_id_fails_the_load_listing_the_cameras_found(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    path = write(tmp_path, PIPELINE, device="No-Such-Camera", options="n_frames: 1")
+
+    with pytest.raises(RigdError) as info:
+        Pipeline(plan_pipeline(path)).start()
+
+    assert str(info.value) == (
+        "actor 'camera' could not open its device: ValueError: no GenICam camera "
+        "'No-Such-Camera'; found 'Aravis-Fake-GV01' (Fake, 127.0.0.1); set device_id to one "
+        "of these ids"
+    )
+
+
+def test_a_feature_value_out_of_range_fails_the_load_naming_the_range(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    path = write(tmp_path, PIPELINE, device=DEVICE_ID, options="exposure_us: 1, n_frames: 1")
+
+    with pytest.raises(RigdError, match=r"ExposureTime = 1 is out of the camera's range \[10, "):
+        Pipeline(plan_pipeline(path)).start()
+
+
+def test_a_pixel_format_rigd_does_not_take_is_refused_at_planning(tmp_path: Path) -> None:
+    path = write(tmp_path, PIPELINE, device=DEVICE_ID, options="pixel_format: Mono12Packed")
+
+    with pytest.raises(Exception, match=r"line 6, actors\[0\].options: camera: pixel_format"):
+        plan_pipeline(path)
+
+
+def test_planning_a_camera_pipeline_does_not_open_the_camera(tmp_path: Path) -> None:
+    # No simulator runs: planning must not need the camera.
+    path = write(tmp_path, PIPELINE, device=DEVICE_ID, options="width: 64")
+
+    plan = plan_pipeline(path)
+
+    assert plan.deferred == ("camera", "recorder")
+    assert plan.rings == ()
