@@ -323,6 +323,45 @@ def test_scheduled_triggers(tmp_path: Path) -> None:
         check_event_frames(cam, event)
 
 
+@pytest.mark.integration
+def test_a_gpu_frame_trigger_on_simulated_gpus_decides_with_numpy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same actor, placed on a (simulated) GPU: its code runs on numpy.
+    monkeypatch.setenv("RIGD_FAKE_GPUS", "1")
+    frames_with_spikes(tmp_path / "frames.npy", 200, [80])
+    path = write(
+        tmp_path,
+        """
+        name: trig
+        actors:
+          - name: camera
+            class: tests.pipeline.actors.ArraySource
+            options: {path: "@DIR@/frames.npy", fps: 200, paced: true}
+          - name: detector
+            class: rigd.pipeline.FrameTrigger
+            options: {when: "max > 5 * mean_of_last(max, 20)"}
+            num_gpus: 1
+          - name: recorder
+            class: rigd.pipeline.TriggeredRecorder
+            options: {directory: "@DIR@/data", pre: 5, post: 5, events: [detector]}
+        links:
+          - {link: camera.frames -> detector.frames, slots: 64}
+          - {link: camera.frames -> recorder.camera, policy: latest, slots: 64}
+          - {link: detector.events -> recorder.detector, slots: 64}
+        """,
+    )
+    pipeline = start(path)
+    detector = pipeline.handle("detector")
+    status = rigd.get(detector.status.remote())
+    assert status["gpu_ids"] == [0]
+    assert status["backend"] == "numpy"
+    report = finish(pipeline)
+    events, cam = events_of(report.files[0])
+    assert list(events["trigger_frame_id"]) == [80]
+    assert list(check_event_frames(cam, events[0])) == list(range(75, 85))
+
+
 # -- areaDetector's reported failures ------------------------------------------------------
 
 

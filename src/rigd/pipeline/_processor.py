@@ -172,8 +172,14 @@ class FrameProcessor(Actor):
             self.frames_out += 1
 
     def status(self) -> dict[str, Any]:
-        """Frames taken and results sent so far, and the backend (numpy or cupy)."""
-        return {"frames_in": self.frames_in, "frames_out": self.frames_out, "backend": self.backend}
+        """Frames taken and results sent so far, the backend (numpy or cupy) and
+        the GPUs the actor was given (indexes, as ``rigd.get_gpu_ids``)."""
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "backend": self.backend,
+            "gpu_ids": rigd.get_gpu_ids(),
+        }
 
     @staticmethod
     def frame_shape(inputs: Mapping[str, Spec], what: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
