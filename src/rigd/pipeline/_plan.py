@@ -21,6 +21,7 @@ import numpy as np
 
 from rigd.actors import Actor
 from rigd.config import ActorConfig, PipelineFile, PipelineFileError, load_pipeline
+from rigd.storage import RecordField
 
 __all__ = ["ActorPlan", "Plan", "RingPlan", "plan_pipeline"]
 
@@ -40,6 +41,8 @@ class RingPlan:
     slots: int
     #: (actor, input, policy, low_latency) per reader.
     readers: tuple[tuple[str, str, str, bool], ...]
+    #: What each column of a records output means (the class's ``describe_fields``).
+    fields: tuple[RecordField, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,7 @@ def plan_pipeline(
 
     # Shapes and dtypes, in dependency order.
     specs: dict[tuple[str, str], FrameSpec] = {}
+    fields: dict[tuple[str, str], tuple[RecordField, ...]] = {}
     input_specs: dict[str, dict[str, FrameSpec]] = {name: {} for name in actors}
     for name in order:
         actor = actors[name]
@@ -317,6 +321,18 @@ def plan_pipeline(
             if out in described:
                 shape, dtype = described[out]
                 specs[name, out] = (tuple(int(n) for n in shape), np.dtype(dtype).str)
+        # An optional class hook: ``describe_fields(options, inputs)`` names
+        # the columns of records outputs, so recorders store them by name.
+        describe_fields = getattr(cls, "describe_fields", None)
+        if describe_fields is not None:
+            try:
+                for out, named in dict(describe_fields(actor.options, input_specs[name])).items():
+                    fields[name, out] = tuple(
+                        f if isinstance(f, RecordField) else RecordField(str(f)) for f in named
+                    )
+            except Exception as exc:  # noqa: BLE001 - bad options are the file's problem
+                key = ("actors", index[name], "options") if index[name] >= 0 else ("recording",)
+                problems.append(f"{pfile.where(*key)}: {name}: {exc}")
         for link, key in zip(links, link_keys, strict=True):
             if link.source[0] != name:
                 continue
@@ -361,6 +377,7 @@ def plan_pipeline(
             dtype=specs[src, out][1],
             slots=ring["slots"],
             readers=tuple(ring["readers"]),
+            fields=fields.get((src, out), ()),
         )
         for (src, out), ring in rings.items()
     )

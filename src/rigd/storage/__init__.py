@@ -11,6 +11,7 @@ pay for h5py.
 
 from typing import TYPE_CHECKING, Any
 
+from rigd.storage._fields import RecordField
 from rigd.storage._ring import (
     Frame,
     FrameRing,
@@ -57,6 +58,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "RESERVED_ATTRIBUTES",
     "ReaderPolicy",
     "ReaderStatistics",
+    "RecordField",
     "RecorderStatistics",
     "RecoveryReport",
     "RingReader",
