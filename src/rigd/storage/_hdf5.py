@@ -94,6 +94,7 @@ __all__ = [
     "StreamReader",
     "StreamSpec",
     "StreamSummary",
+    "export_nwb",
     "inspect_run",
     "recover_run",
     "run_file_path",
@@ -258,6 +259,9 @@ class RunSummary:
     streams: tuple[StreamSummary, ...]
     metadata: Mapping[str, Any]
     pipeline: str = ""
+    #: The NeXus view: the entry's default plot and its NXdata groups; None in
+    #: a file written before run files carried NeXus.
+    nexus: tuple[str, tuple[_nexus.NexusData, ...]] | None = None
 
     @property
     def frames(self) -> int:
@@ -1399,6 +1403,7 @@ def inspect_run(path: str | os.PathLike[str]) -> RunSummary:
             streams=streams,
             metadata=metadata,
             pipeline=_attr_str(attrs, "pipeline"),
+            nexus=_nexus.summarise(f),
         )
 
 
@@ -1433,6 +1438,61 @@ def _summarise_stream(group: h5py.Group) -> StreamSummary:
         latency_p50_ms=p50,
         latency_p99_ms=p99,
     )
+
+
+def export_nwb(
+    run: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    link: bool = True,
+    compression: bool = False,
+    metadata: Mapping[str, Any] | None = None,
+    imaging: Mapping[str, str] | None = None,
+) -> Path:
+    """Export a sealed run file to NWB (``_nwb`` says what goes where).
+
+    Args:
+        link: camera frames as external links to ``run`` (nothing copied;
+            keep the files together); False copies them, one frame per chunk.
+        compression: with ``link=False``, gzip the copied frames.
+        metadata: run metadata to add or replace (``session_description``,
+            ``subject_id``, ``species``, ``age``, ...).
+        imaging: ``{stream: "one_photon" | "two_photon"}``: streams that are
+            microscope images (``OnePhotonSeries``/``TwoPhotonSeries``).
+
+    Returns:
+        The NWB file's path.
+
+    Raises:
+        FileExistsError: ``out`` exists.
+        ValueError: not a rigd run, still being recorded, or required
+            metadata missing (the message names each field).
+        ImportError: pynwb is not installed (``pip install 'rigd[nwb]'``).
+    """
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; give a new file name for the NWB export")
+    try:
+        from rigd.storage import _nwb
+    except ImportError as exc:
+        raise ImportError(
+            f"NWB export needs pynwb ({exc}); install it with pip install 'rigd[nwb]'"
+        ) from exc
+    if read_superblock(run).open_for_write:
+        raise ValueError(f"{run} is still being recorded; export it once the run has stopped")
+    with h5py.File(run, "r") as f:
+        if "run_id" not in f.attrs:
+            raise ValueError(f"{run} is an HDF5 file but not a rigd run (no run_id attribute)")
+        _nwb.write_nwb(
+            f,
+            _stream_groups(f),
+            out,
+            link=link,
+            compression=compression,
+            metadata=metadata,
+            imaging=imaging,
+        )
+    return out
 
 
 def recover_run(path: str | os.PathLike[str]) -> RecoveryReport:

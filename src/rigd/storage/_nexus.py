@@ -26,18 +26,21 @@ h5py stays the one.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rigd.storage._fields import RecordField
 
 __all__ = [
     "ENTRY",
+    "NexusData",
     "describe_records",
     "describe_root",
     "field_names",
     "image_like",
     "link_stream",
     "seal_entry",
+    "summarise",
 ]
 
 ENTRY = "entry"
@@ -110,6 +113,12 @@ def describe_records(group: Any, *, units: str, fields: Sequence[RecordField]) -
         frames.attrs["field_units"] = [f.units for f in fields]
     else:
         frames.attrs["interpretation"] = "image"
+        # NWB's attributes of an ImageSeries' data, so that an NWB export can
+        # link these frames rather than copy them (rigd export --nwb).
+        frames.attrs["unit"] = units
+        frames.attrs["conversion"] = 1.0
+        frames.attrs["resolution"] = -1.0
+        frames.attrs["offset"] = 0.0
     for name, (long_name, unit, description) in _RECORDS.items():
         if name in group:
             attrs = group[name].attrs
@@ -189,3 +198,41 @@ def seal_entry(f: Any, *, end_time: str) -> None:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class NexusData:
+    """One NXdata group of a run file, as ``rigd inspect`` shows it."""
+
+    path: str
+    #: The signal's name, then the auxiliary signals (a records stream's fields).
+    signals: tuple[str, ...]
+    shape: tuple[int, ...]
+    units: str
+    axes: tuple[str, ...]
+
+
+def summarise(f: Any) -> tuple[str, tuple[NexusData, ...]] | None:
+    """The entry's default plot and its NXdata groups; None in a file without NeXus."""
+    if _text(f.attrs.get("NX_class", "")) != "NXroot" or ENTRY not in f:
+        return None
+    entry = f[ENTRY]
+    default = _text(entry.attrs.get("default", ""))
+    groups = []
+    for name, group in entry.items():
+        if _text(group.attrs.get("NX_class", "")) != "NXdata":
+            continue
+        signal = _text(group.attrs.get("signal", ""))
+        aux = [_text(a) for a in group.attrs.get("auxiliary_signals", [])]
+        dataset = group[signal]
+        axes = tuple(a for a in (_text(x) for x in group.attrs.get("axes", [])) if a != ".")
+        groups.append(
+            NexusData(
+                path=f"/{ENTRY}/{name}",
+                signals=(signal, *aux),
+                shape=tuple(int(n) for n in dataset.shape),
+                units=_text(dataset.attrs.get("units", "")),
+                axes=axes,
+            )
+        )
+    return (f"/{ENTRY}/{default}" if default else "", tuple(groups))
