@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rigd.storage import export_nwb
-from tests.storage.test_nexus import N_FRAMES, old_run, run_file  # noqa: F401 - fixtures
+from tests.storage.conftest import N_FRAMES
 
 pynwb = pytest.importorskip("pynwb")
 nwbinspector = pytest.importorskip("nwbinspector")
@@ -78,7 +78,7 @@ def test_an_nwb_export_holds_the_frames_times_records_and_subject(
         assert nwb.subject.species == "Mus musculus"
         assert list(nwb.experimenter) == ["Doe, Jane"]
         assert nwb.session_id == "nexus-run"
-    assert N_FRAMES == len(frames)
+    assert len(frames) == N_FRAMES
 
 
 def test_an_nwb_export_without_required_metadata_names_what_is_missing(
