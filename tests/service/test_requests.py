@@ -240,3 +240,30 @@ def _workers(pid: int) -> list[int]:
     from tests.service.daemon import workers_of
 
     return workers_of(pid)
+
+
+def test_a_finished_run_exports_as_nwb(daemon: Daemon, tmp_path: Path) -> None:
+    pynwb = pytest.importorskip("pynwb")
+    daemon.load()
+    subject = {"subject_id": "M12", "species": "Mus musculus", "age": "P90D"}
+    for run_id, metadata in (("bare", {}), ("full", {**subject, "session_description": "x"})):
+        assert (
+            daemon.client.post(
+                "/v1/runs", json={"run_id": run_id, "metadata": metadata}
+            ).status_code
+            == 201
+        )
+        daemon.client.post("/v1/runs/current/stop")
+
+    refused = daemon.client.get("/v1/runs/bare/export", params={"format": "nwb"})
+    nwb = daemon.client.get("/v1/runs/full/export", params={"format": "nwb"})
+    other = daemon.client.get("/v1/runs/full/export", params={"format": "tiff"})
+
+    assert refused.status_code == 422
+    assert "session_description, subject_id, species" in refused.json()["detail"]
+    assert nwb.status_code == 200, nwb.text
+    assert nwb.headers["content-type"] == "application/x-nwb"
+    (tmp_path / "full.nwb").write_bytes(nwb.content)
+    with pynwb.NWBHDF5IO(str(tmp_path / "full.nwb"), "r") as io:
+        assert io.read().subject.subject_id == "M12"
+    assert other.status_code == 422

@@ -7,7 +7,9 @@ what it made durable, so the test can compare the file with it:
 - ``flush-then-hang``: writes 40 frames per stream, flushes, prints
   ``flushed 40``, writes 25 more without flushing, prints ``unflushed``, and
   waits to be killed.
-- ``stream``: writes frames forever, flushing every 0.1 s on its own.
+- ``stream [WRITE_BUFFERS [COMPRESSION]]``: writes frames forever, flushing
+  every 0.1 s on its own (``WRITE_BUFFERS`` 0: the recorder's way, no I/O
+  thread).
 - ``fsize LIMIT``: caps the file size (RLIMIT_FSIZE), writes and flushes until
   a write fails, prints ``flushed N`` after each flush and ``error MESSAGE``
   at the end, and exits 3.
@@ -54,7 +56,12 @@ def main(mode: str, path: str, *args: str) -> int:
         print("unflushed", flush=True)
         threading.Event().wait()
     elif mode == "stream":
-        writer = RunWriter(path, STREAMS, run_id="stream", flush_interval=0.1)
+        buffers = int(args[0]) if args else 8
+        compression = args[1] if len(args) > 1 else None
+        streams = [StreamSpec(s.name, s.shape, s.dtype, compression=compression) for s in STREAMS]
+        writer = RunWriter(
+            path, streams, run_id="stream", flush_interval=0.1, write_buffers=buffers
+        )
         print("started", flush=True)
         k = 0
         while True:

@@ -23,6 +23,7 @@ import numpy as np
 
 from rigd.gpu import fft_module
 from rigd.pipeline._processor import Emission, FrameProcessor, Spec
+from rigd.storage import RecordField
 
 __all__ = ["MotionCorrection", "PhaseCorrelation"]
 
@@ -333,6 +334,19 @@ class MotionCorrection(FrameProcessor):
         if len(shape) != 2:
             raise ValueError(f"MotionCorrection registers 2-D frames, got shape {list(shape)}")
         return {"frames": (shape, "<f4"), "shifts": ((3,), "<f8")}
+
+    @classmethod
+    def describe_fields(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> dict[str, tuple[RecordField, ...]]:
+        """What the columns of ``shifts`` mean (a recorder names its datasets so)."""
+        return {
+            "shifts": (
+                RecordField("y", "pixel", "shift applied, rows"),
+                RecordField("x", "pixel", "shift applied, columns"),
+                RecordField("peak", "", "correlation peak (0 to 1)"),
+            )
+        }
 
     def prepare(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
         xp = self.xp

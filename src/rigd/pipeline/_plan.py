@@ -22,6 +22,7 @@ import numpy as np
 from rigd.actors import Actor
 from rigd.config import ActorConfig, PipelineFile, PipelineFileError, load_pipeline
 from rigd.pipeline._device import DeviceSource
+from rigd.storage import RecordField
 
 __all__ = ["ActorPlan", "Plan", "RingPlan", "plan_pipeline"]
 
@@ -41,6 +42,8 @@ class RingPlan:
     slots: int
     #: (actor, input, policy, low_latency) per reader.
     readers: tuple[tuple[str, str, str, bool], ...]
+    #: What each column of a records output means (the class's ``describe_fields``).
+    fields: tuple[RecordField, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -370,6 +373,7 @@ class _ShapeStage:
         pfile, actors, classes = self.pfile, self.actors, self.classes
         problems: list[str] = []
         specs: dict[tuple[str, str], FrameSpec] = {}
+        fields: dict[tuple[str, str], tuple[RecordField, ...]] = {}
         input_specs: dict[str, dict[str, FrameSpec]] = {name: {} for name in actors}
         deferred: list[str] = []
         for name in self.order:
@@ -405,6 +409,19 @@ class _ShapeStage:
                 if out in described:
                     shape, dtype = described[out]
                     specs[name, out] = (tuple(int(n) for n in shape), np.dtype(dtype).str)
+            # An optional class hook: ``describe_fields(options, inputs)`` names
+            # the columns of records outputs, so recorders store them by name.
+            describe_fields = getattr(cls, "describe_fields", None)
+            if describe_fields is not None:
+                try:
+                    named_outputs = dict(describe_fields(actor.options, input_specs[name]))
+                    for out, named in named_outputs.items():
+                        fields[name, out] = tuple(
+                            f if isinstance(f, RecordField) else RecordField(str(f))
+                            for f in named
+                        )
+                except Exception as exc:  # noqa: BLE001 - bad options are the file's problem
+                    problems.append(f"{pfile.where(*self._key(name, 'options'))}: {name}: {exc}")
             for link, key in zip(self.links, self.link_keys, strict=True):
                 if link.source[0] != name:
                     continue
@@ -451,6 +468,7 @@ class _ShapeStage:
                 dtype=specs[src, out][1],
                 slots=ring["slots"],
                 readers=tuple(ring["readers"]),
+                fields=fields.get((src, out), ()),
             )
             for (src, out), ring in rings.items()
         )

@@ -10,7 +10,7 @@ import numpy as np
 
 from rigd._exceptions import EndOfStream, RingBrokenError, WouldBlock
 from rigd.actors import Actor
-from rigd.storage import DropReason, RunWriter, StreamSpec, run_file_path
+from rigd.storage import DropReason, RecordField, RunWriter, StreamSpec, run_file_path
 
 __all__ = ["HDF5Recorder"]
 
@@ -87,6 +87,8 @@ class HDF5Recorder(Actor):
                 write_buffers=0,
             )
         else:
+            # The fields upstream classes name (FrameStats: mean, min, max).
+            named = run.get("input_fields") or {}
             streams = [
                 StreamSpec(
                     name,
@@ -94,6 +96,7 @@ class HDF5Recorder(Actor):
                     reader.dtype,
                     compression=self.compression,
                     latency_trace=self.latency_trace,
+                    fields=tuple(RecordField(*f) for f in named.get(name, ())),
                 )
                 for name, reader in self._readers.items()
             ]

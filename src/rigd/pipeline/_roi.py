@@ -25,6 +25,7 @@ import numpy as np
 
 from rigd.gpu import sparse_module
 from rigd.pipeline._processor import Emission, FrameProcessor, Spec
+from rigd.storage import RecordField
 
 __all__ = ["RoiTraces", "roi_masks"]
 
@@ -183,6 +184,20 @@ class RoiTraces(FrameProcessor):
             bool(options.get("weighted")),
         )
         return {"traces": ((len(stack),), "<f8")}
+
+    @classmethod
+    def describe_fields(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, Spec]
+    ) -> dict[str, tuple[RecordField, ...]]:
+        """One field per ROI, named as the ROI (a recorder names its datasets so)."""
+        shape, _ = cls.frame_shape(inputs, "RoiTraces")
+        _, names = roi_masks(
+            options.get("rois"),
+            options.get("masks"),
+            (shape[0], shape[1]),
+            bool(options.get("weighted")),
+        )
+        return {"traces": tuple(RecordField(n, "counts", f"ROI {n} mean") for n in names)}
 
     def prepare(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
         stack, self.names = roi_masks(self.rois, self.masks, (shape[0], shape[1]), self.weighted)

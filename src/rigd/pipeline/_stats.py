@@ -10,6 +10,7 @@ import numpy as np
 import rigd
 from rigd.actors import Actor
 from rigd.gpu import array_module
+from rigd.storage import RecordField
 
 __all__ = ["FrameStats"]
 
@@ -33,6 +34,19 @@ class FrameStats(Actor):
         cls, options: Mapping[str, Any], inputs: Mapping[str, Any]
     ) -> dict[str, tuple[tuple[int, ...], str]]:
         return {"stats": ((3,), np.dtype(np.float64).str)}
+
+    @classmethod
+    def describe_fields(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> dict[str, tuple[RecordField, ...]]:
+        """What the columns of ``stats`` mean (a recorder names its datasets so)."""
+        return {
+            "stats": (
+                RecordField("mean", "counts", "frame mean"),
+                RecordField("min", "counts", "frame minimum"),
+                RecordField("max", "counts", "frame maximum"),
+            )
+        }
 
     def setup(self) -> None:
         self._xp = array_module(bool(rigd.get_gpu_ids()))

@@ -357,6 +357,9 @@ class Pipeline:
         for actor in self.plan.actors:
             inputs: dict[str, InputWiring] = {}
             outputs: dict[str, str] = {}
+            # What the columns of each records input mean, for recorders:
+            # {input: [(name, units, long_name), ...]}.
+            input_fields: dict[str, list[tuple[str, str, str]]] = {}
             for ring_plan in self.plan.rings:
                 segment = self._rings[ring_plan.name].name
                 if ring_plan.writer == actor.name:
@@ -364,9 +367,12 @@ class Pipeline:
                 for reader, inp, policy, low_latency in ring_plan.readers:
                     if reader == actor.name:
                         inputs[inp] = InputWiring(segment, policy, low_latency)
-            self._wiring[actor.name] = Wiring(
-                inputs, outputs, {**run_info, "actor": actor.name}, tuple(actor.config.cpus or ())
-            )
+                        if ring_plan.fields:
+                            input_fields[inp] = [
+                                (f.name, f.units, f.long_name) for f in ring_plan.fields
+                            ]
+            run = {**run_info, "actor": actor.name, "input_fields": input_fields}
+            self._wiring[actor.name] = Wiring(inputs, outputs, run, tuple(actor.config.cpus or ()))
             if actor.name not in self._handles:
                 self._spawn(actor)
 

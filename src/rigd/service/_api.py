@@ -71,6 +71,24 @@ class ErrorBody(BaseModel):
     )
 
 
+def _export_nwb(run: Path) -> Path:
+    """``run`` as NWB beside it (made once; made again if the run file is newer)."""
+    from rigd.storage import export_nwb
+
+    out = run.with_suffix(".nwb")
+    if out.exists() and out.stat().st_mtime >= run.stat().st_mtime:
+        return out
+    partial = out.with_suffix(".nwb.partial")
+    partial.unlink(missing_ok=True)
+    try:
+        export_nwb(run, partial, link=False)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(out)
+    return out
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     meaning = {
         400: "The body could not be parsed.",
@@ -527,6 +545,32 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
     async def get_run(run_id: str) -> dict[str, Any]:
         """One run (``current`` for the latest): file paths, frames, drops, state."""
         return daemon.run(run_id).to_dict()
+
+    @app.get(
+        "/v1/runs/{run_id}/export",
+        tags=["runs"],
+        dependencies=guarded,
+        response_class=FileResponse,
+        responses={
+            200: {"content": {"application/x-nwb": {}}},
+            **_errors(401, 404, 409, 422),
+        },
+    )
+    async def export_run(run_id: str, format: str = "nwb") -> Response:
+        """The run's file as NWB (``format=nwb``), frames copied in: one
+        self-contained file. Metadata NWB requires and the run lacks (its
+        ``session_description``, ``subject_id``, ``species``, ``age``) is a
+        422 that names each field."""
+        if format != "nwb":
+            raise ValueError(f"format {format!r} is not one rigd exports; use format=nwb")
+        record = daemon.run(run_id)
+        if record.state in ("starting", "running", "stopping") or len(record.files) != 1:
+            raise TransitionError(
+                f"run {record.run_id!r} is {record.state} with {len(record.files)} file(s); "
+                "a finished run with one file exports"
+            )
+        out = await _in_thread(_export_nwb, Path(record.files[0]))
+        return FileResponse(out, media_type="application/x-nwb", filename=out.name)
 
     @app.get("/v1/actors", tags=["service"], dependencies=guarded, responses=_errors(401))
     async def actors() -> list[dict[str, Any]]:

@@ -179,6 +179,34 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return _each_file("inspect", args.files, lambda path: format_summary(inspect_run(path)))
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from rigd.storage import export_nwb
+
+    metadata = _metadata("export", args)
+    imaging: dict[str, str] = {}
+    for item in args.imaging:
+        stream, sep, kind = item.partition("=")
+        if not sep:
+            print(f"rigd export: --imaging takes STREAM=KIND, got {item!r}", file=sys.stderr)
+            return 2
+        imaging[stream] = kind
+    try:
+        out = export_nwb(
+            args.file,
+            args.nwb,
+            link=not args.copy,
+            compression=args.gzip,
+            metadata=metadata,
+            imaging=imaging,
+        )
+    except (OSError, ValueError, ImportError) as exc:
+        print(f"rigd export: {args.file}: {exc}", file=sys.stderr)
+        return 1
+    how = "frames copied" if args.copy else f"frames linked to {args.file}; keep both files"
+    print(f"{out}: NWB ({how})")
+    return 0
+
+
 def _cmd_recover(args: argparse.Namespace) -> int:
     from rigd.storage import recover_run
 
@@ -219,6 +247,18 @@ def format_summary(summary: RunSummary) -> str:
         if s.latency_p50_ms is not None:
             lines.append(
                 f"    latency to disk p50 {s.latency_p50_ms:.2f} ms, p99 {s.latency_p99_ms:.2f} ms"
+            )
+    if summary.nexus is None:
+        lines.append("  NeXus: none (written before run files carried NeXus)")
+    else:
+        default, groups = summary.nexus
+        lines.append(f"  NeXus: /entry (NXentry), default {default or '-'}")
+        for data in groups:
+            shape = ", ".join(str(n) for n in data.shape)
+            axes = f", axes {', '.join(data.axes)}" if data.axes else ""
+            lines.append(
+                f"    {data.path} (NXdata): {', '.join(data.signals)} [{shape}]"
+                f"{' ' + data.units if data.units else ''}{axes}"
             )
     if summary.metadata:
         lines.append("  metadata:")
@@ -296,6 +336,30 @@ def _parser() -> argparse.ArgumentParser:
         "inspect", help="summarise run files: streams, frames, rate, drops, state, metadata"
     )
     inspect.add_argument("files", nargs="+", metavar="FILE.h5")
+    export = commands.add_parser(
+        "export",
+        help="export a run file to NWB (Neurodata Without Borders)",
+        description="Write a sealed run file as NWB: camera streams as ImageSeries (or "
+        "OnePhotonSeries/TwoPhotonSeries with --imaging), records as TimeSeries, the drop "
+        "ledger as the intervals table dropped_frames. Session and subject fields come from "
+        "the run metadata, or --meta: session_description, subject_id, species, age (ISO "
+        "8601, P90D) are required; experimenter, institution, lab, sex, strain, ... are used.",
+    )
+    export.add_argument("file", metavar="RUN.h5")
+    export.add_argument("--nwb", required=True, metavar="OUT.nwb", help="the NWB file to write")
+    export.add_argument(
+        "--copy", action="store_true", help="copy the frames in (default: link to RUN.h5)"
+    )
+    export.add_argument("--gzip", action="store_true", help="with --copy, gzip the frames")
+    export.add_argument(
+        "--imaging",
+        action="append",
+        default=[],
+        metavar="STREAM=KIND",
+        help="a stream of microscope images: one_photon or two_photon (repeatable)",
+    )
+    _add_meta(export)
+    export.set_defaults(handler=_cmd_export)
     inspect.set_defaults(handler=_cmd_inspect)
     recover = commands.add_parser(
         "recover", help="repair run files a crash left unsealed, and mark them recovered"

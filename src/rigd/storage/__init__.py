@@ -11,6 +11,7 @@ pay for h5py.
 
 from typing import TYPE_CHECKING, Any
 
+from rigd.storage._fields import RecordField
 from rigd.storage._ring import (
     Frame,
     FrameRing,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
         StreamSpec,
         StreamSummary,
         check_metadata,
+        export_nwb,
         inspect_run,
         recover_run,
         run_file_path,
@@ -57,6 +59,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "RESERVED_ATTRIBUTES",
     "ReaderPolicy",
     "ReaderStatistics",
+    "RecordField",
     "RecorderStatistics",
     "RecoveryReport",
     "RingReader",
@@ -68,6 +71,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "StreamSpec",
     "StreamSummary",
     "check_metadata",
+    "export_nwb",
     "inspect_run",
     "recover_run",
     "remove_stale_rings",

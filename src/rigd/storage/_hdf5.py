@@ -12,6 +12,9 @@ The only module of rigd that imports h5py. Layout (DESIGN.md, "HDF5 layout")::
     /<stream>/dropped     the drop ledger: first_id, count, reason, noted_ns
     /<table>              tables a recorder asked for (compound rows, attr
                           ``rigd_table``), e.g. a triggered recorder's ``events``
+    /entry                NeXus (NXentry, NXinstrument/NXdetector, NXdata per
+                          stream), hard links to the datasets above; a records
+                          stream's fields, one dataset each (see ``_nexus``)
 
 How it stays fast and safe:
 
@@ -19,17 +22,24 @@ How it stays fast and safe:
   SWMR: readers (h5py with ``swmr=True``, ``rigd inspect``) follow the run
   live, and what is on disk is consistent after every flush.
 - Raw frames never go through HDF5's write path: their chunks get file
-  space as the dataset grows (early allocation, no fill), and their bytes
+  space as the dataset grows (early allocation, no fill), one chunk at a
+  time just before their bytes are written, and their bytes
   are written with ``pwrite`` at the chunk's offset, which lets go of the
   GIL (h5py holds it through every HDF5 call, a 17 ms disk write
   included). ``write`` copies the frame into a pooled chunk buffer and an
   I/O thread writes it, or, with ``write_buffers=0``, writes the caller's
   frame itself with no copy. Compressed streams are compressed by a thread
   pool (``_codecs``) and written in order with direct chunk writes.
-- ``frames`` grows in blocks, never per frame, so while recording it may be
-  longer than what was written: ``len(frame_id)`` is the number of frames,
-  and ``frames`` is trimmed to it at close. The per-frame records reach the
-  file at each flush, after the frames they describe.
+- A reader never sees an unwritten frame: ``frames`` grows chunk by chunk
+  as frames are written, and HDF5 publishes its extent only at a flush,
+  which waits until every chunk in the extent is on its way through the
+  page cache (a flush that finds one still with the I/O thread tries again
+  10 ms later). ``len(frame_id)`` is the documented count: the frames whose
+  records are in the file (the per-frame records reach the file at each
+  flush, after the frames they describe); ``frames`` is at least that long
+  and holds only written frames, so ``f["cam/frames"][-1]`` is a real frame.
+- Every file is also a NeXus file (``_nexus``): ``/entry`` links to the
+  same datasets, with units and ``default`` down to the image.
 - A housekeeping thread flushes every ``flush_interval`` and fsyncs every
   ``fsync_interval``; fsync runs on a duplicate descriptor, outside HDF5's
   lock, so it never holds up ``write``.
@@ -69,7 +79,9 @@ import numpy as np
 
 from rigd._exceptions import RecordingError
 from rigd._version import __version__
+from rigd.storage import _nexus
 from rigd.storage._codecs import Codec, codec
+from rigd.storage._fields import RecordField, record_fields
 from rigd.storage._superblock import read_superblock, repair_superblock
 
 __all__ = [
@@ -82,6 +94,7 @@ __all__ = [
     "StreamReader",
     "StreamSpec",
     "StreamSummary",
+    "export_nwb",
     "inspect_run",
     "recover_run",
     "run_file_path",
@@ -95,11 +108,14 @@ DEFAULT_TEMPLATE = "{date}_{time}_{run_id}.h5"
 _TEMPLATE_FIELDS = ("run_id", "date", "time", "pipeline")
 _SMALL_FRAME_BYTES = 256 * 1024
 _RECORD_CHUNK = 4096
-_GROW_CHUNKS = 64
-_RAW_GROW_BYTES = 8 * 1024 * 1024
 # How often the writer starts the kernel writing dirty pages out.
 _WRITEBACK_S = 0.1
 _REASON_BYTES = 64
+# Records streams of up to this many columns get field names when none are given.
+_AUTO_FIELDS = 16
+# A flush that finds raw chunks still on their way to the disk waits this long
+# and tries again, so the extent readers see never covers an unwritten chunk.
+_FLUSH_RETRY_S = 0.01
 _LEDGER_DTYPE = np.dtype(
     [
         ("first_id", "<u8"),
@@ -119,6 +135,14 @@ RESERVED_ATTRIBUTES = frozenset(
         "pipeline",
         "run_state",
         "recovered_time",
+        # NeXus's NXroot attributes (_nexus.describe_root).
+        "NX_class",
+        "default",
+        "creator",
+        "creator_version",
+        "file_name",
+        "file_time",
+        "HDF5_Version",
     }
 )
 
@@ -147,6 +171,12 @@ class StreamSpec:
     compression: str | None = None
     #: Store each frame's acquisition-to-written latency.
     latency_trace: bool = True
+    #: What each column of a records stream (1-D frames) means: one field per
+    #: column (``FrameStats``: mean, min, max). Unnamed records of up to 16
+    #: columns get ``field0``, ``field1``, ...; images have none.
+    fields: tuple[RecordField, ...] = ()
+    #: The frames' units (NeXus ``units``): a camera's pixels are ``counts``.
+    units: str = "counts"
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -160,6 +190,16 @@ class StreamSpec:
             raise ValueError(f"stream {self.name!r}: frame shape {self.shape} must be positive")
         if self.dtype.hasobject or self.dtype.itemsize == 0:
             raise ValueError(f"stream {self.name!r}: dtype {self.dtype} cannot be recorded")
+        fields = record_fields(self.fields)
+        if not fields and len(self.shape) == 1 and self.shape[0] <= _AUTO_FIELDS:
+            fields = tuple(RecordField(f"field{k}") for k in range(self.shape[0]))
+        if fields and self.shape != (len(fields),):
+            raise ValueError(
+                f"stream {self.name!r}: {len(fields)} field(s) {[f.name for f in fields]} "
+                f"name the columns of 1-D frames of that length, not frames of shape "
+                f"{self.shape}"
+            )
+        object.__setattr__(self, "fields", fields)
 
     @property
     def frame_bytes(self) -> int:
@@ -219,6 +259,9 @@ class RunSummary:
     streams: tuple[StreamSummary, ...]
     metadata: Mapping[str, Any]
     pipeline: str = ""
+    #: The NeXus view: the entry's default plot and its NXdata groups; None in
+    #: a file written before run files carried NeXus.
+    nexus: tuple[str, tuple[_nexus.NexusData, ...]] | None = None
 
     @property
     def frames(self) -> int:
@@ -396,6 +439,10 @@ class _Stream:
         self.timestamp_ns = group["timestamp_ns"]
         self.latency_ns = group["latency_ns"] if spec.latency_trace else None
         self.dropped = group["dropped"]
+        #: A records stream's field datasets (``/entry/<stream>/<field>``), and
+        #: the rows not yet flushed to them.
+        self.columns: dict[str, h5py.Dataset] = {}
+        self.rows: list[np.ndarray[Any, Any]] = []
         self.extent = 0  # frames' first dimension
         self.received = 0  # frames handed to write()
         self.written = 0  # frames whose bytes are in the file, in order
@@ -517,18 +564,37 @@ class RunWriter:
         self._file = h5py.File(self.path, "x", libver=LIBVER)
         try:
             attrs = self._file.attrs
+            start_time = _utc_now_iso()
             attrs["rigd_version"] = __version__
             attrs["run_id"] = run_id
-            attrs["start_time"] = _utc_now_iso()
+            attrs["start_time"] = start_time
             attrs["host"] = socket.gethostname()
             attrs["pipeline"] = pipeline
             attrs["run_state"] = "recording"
             for key, value in checked.items():
                 attrs[key] = value
-            self._streams = {
-                s.name: _Stream(s, self._create_group(s, codecs[s.name]), codecs[s.name])
-                for s in streams
-            }
+            _nexus.describe_root(
+                self._file,
+                file_name=self.path.name,
+                start_time=start_time,
+                version=__version__,
+                hdf5=h5py.version.hdf5_version,
+            )
+            images = [s.name for s in streams if not s.fields]
+            entry = _nexus.make_entry(
+                self._file,
+                run_id=run_id,
+                start_time=start_time,
+                version=__version__,
+                default=(images or names)[0],
+            )
+            self._streams = {}
+            for s in streams:
+                group = self._create_group(s, codecs[s.name])
+                _nexus.describe_records(group, units=s.units, fields=s.fields)
+                state = _Stream(s, group, codecs[s.name])
+                state.columns = _nexus.link_stream(entry, group, s.fields)
+                self._streams[s.name] = state
             for name, dtype in tables.items():
                 dataset = self._file.create_dataset(
                     name, shape=(0,), maxshape=(None,), chunks=(64,), dtype=np.dtype(dtype)
@@ -583,8 +649,11 @@ class RunWriter:
                     frames.dtype,
                     compression=compression,
                     latency_trace="latency_ns" in group,
+                    fields=_nexus.field_names(group),
+                    units=_attr_str(frames.attrs, "units", "counts"),
                 )
                 state = _Stream(spec, group, codec(compression) if compression else None)
+                state.columns = _nexus.field_columns(self._file, group)
                 state.k = frames.chunks[0]
                 n = len(group["frame_id"])
                 state.received = state.written = state.flushed = n
@@ -923,10 +992,12 @@ class RunWriter:
         state.received += 1
         state.ids.append(frame_id)
         state.stamps.append(ts)
+        if state.columns:
+            state.rows.append(np.array(frame, copy=True))
         k = state.k
         if k == 1:
-            self._grow(state, index + 1)
             if state.codec is None:
+                self._grow(state, index + 1)
                 self._write_raw(state, index, 1, frame, owned=False)
             else:
                 self._submit(state, index, 1, np.array(frame, copy=True))
@@ -945,16 +1016,20 @@ class RunWriter:
             self._wake.set()
 
     def _grow(self, state: _Stream, frames: int) -> None:
+        """Make ``frames`` the extent, just before the frames' bytes are written.
+
+        Never ahead of the data: the extent is what a reader takes as the
+        number of frames (``f["cam/frames"][-1]``), and it reaches the file
+        only at a flush, which comes after the bytes (``_flush_locked``). A
+        raw chunk takes its file space when the extent first covers it.
+        """
         if frames <= state.extent:
             return
-        if state.codec is None:
-            # Raw chunks take file space as the extent grows: grow ~8 MiB at a time.
-            chunk_bytes = state.k * state.spec.frame_bytes
-            step = state.k * max(1, -(-_RAW_GROW_BYTES // chunk_bytes))
-        else:
-            step = state.k * _GROW_CHUNKS
-        state.extent = -(-frames // step) * step
+        state.extent = frames
         state.frames.resize(state.extent, axis=0)
+        if state.codec is None:
+            for chunk in range(len(state.offsets), -(-state.extent // state.k)):
+                state.offsets.append(_chunk_offset(state.frames, chunk * state.k))
         if state.codec is None:
             for chunk in range(len(state.offsets), state.extent // state.k):
                 state.offsets.append(_chunk_offset(state.frames, chunk * state.k))
@@ -967,8 +1042,8 @@ class RunWriter:
         ``owned``: the writer may keep ``chunk`` (a staging buffer it filled).
         """
         first = chunk_index * state.k
-        self._grow(state, first + count)
         if state.codec is None:
+            self._grow(state, first + count)
             self._write_raw(state, first, count, chunk, owned)
         else:
             self._submit(state, first, count, chunk if owned else chunk.copy())
@@ -1019,6 +1094,7 @@ class RunWriter:
             state.pending.popleft()
             if state.codec is not None:
                 offset = (first, *(0,) * len(state.spec.shape))
+                self._grow(state, first + count)
                 state.frames.id.write_direct_chunk(offset, result)
                 nbytes = len(result)
             else:
@@ -1050,8 +1126,19 @@ class RunWriter:
             "%s: %d frame(s) from id %d not recorded (%s)", state.spec.name, count, first_id, reason
         )
 
-    def _flush_locked(self, wait_pending: bool) -> None:
+    def _flush_locked(self, wait_pending: bool) -> bool:
+        """Flush; False (nothing flushed) when raw chunks are still being written.
+
+        A raw chunk is in the extent from the moment the I/O thread is given
+        it; HDF5 must not publish that extent before the bytes are there.
+        """
         start = time.perf_counter()
+        if not wait_pending:
+            for state in self._streams.values():
+                if state.codec is None and state.pending:
+                    self._drain(state, wait=False)
+                    if state.pending:
+                        return False
         for state in self._streams.values():
             if state.pending:
                 self._drain(state, wait=wait_pending)
@@ -1064,7 +1151,8 @@ class RunWriter:
             ):
                 # Write the partial chunk now; it is written again when it fills.
                 self._emit_chunk(state, state.received // state.k, count, state.staging, False)
-                if wait_pending:
+                if wait_pending or state.codec is None:
+                    # A raw partial chunk is in the extent: its bytes first.
                     self._drain(state, wait=True)
             self._flush_records(state)
         for table in self._tables.values():
@@ -1074,6 +1162,7 @@ class RunWriter:
         took = time.perf_counter() - start
         if took > self._max_flush_s:
             self._max_flush_s = took
+        return True
 
     def _flush_records(self, state: _Stream) -> None:
         new = state.written - state.flushed
@@ -1089,6 +1178,12 @@ class RunWriter:
                 dataset.resize(stop, axis=0)
                 dataset[start:stop] = np.asarray(values[:new], dtype=dataset.dtype)
                 del values[:new]
+            if state.columns:
+                rows = np.stack(state.rows[:new])
+                for k, column in enumerate(state.columns.values()):
+                    column.resize(stop, axis=0)
+                    column[start:stop] = rows[:, k]
+                del state.rows[:new]
             state.flushed = stop
         if state.ledger:
             rows = np.array(state.ledger, dtype=_LEDGER_DTYPE)
@@ -1124,7 +1219,8 @@ class RunWriter:
                 with self._lock:
                     if self._failure is None and not self._closed:
                         try:
-                            self._flush_locked(wait_pending=False)
+                            if not self._flush_locked(wait_pending=False):
+                                next_flush = now + _FLUSH_RETRY_S
                         except Exception as exc:  # noqa: BLE001 - any write error ends the run
                             self._fail(exc)
             if now >= next_fsync:
@@ -1149,8 +1245,10 @@ class RunWriter:
                 group["frames"].resize(n, axis=0)
                 group.attrs["frames_recorded"] = n
                 group.attrs["frames_dropped"] = dropped[name]
-            f.attrs["stop_time"] = _utc_now_iso()
+            stop_time = _utc_now_iso()
+            f.attrs["stop_time"] = stop_time
             f.attrs["run_state"] = "complete"
+            _nexus.seal_entry(f, end_time=stop_time)
         with open(self.path, "rb") as f:
             os.fsync(f.fileno())
 
@@ -1305,6 +1403,7 @@ def inspect_run(path: str | os.PathLike[str]) -> RunSummary:
             streams=streams,
             metadata=metadata,
             pipeline=_attr_str(attrs, "pipeline"),
+            nexus=_nexus.summarise(f),
         )
 
 
@@ -1341,6 +1440,61 @@ def _summarise_stream(group: h5py.Group) -> StreamSummary:
     )
 
 
+def export_nwb(
+    run: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    link: bool = True,
+    compression: bool = False,
+    metadata: Mapping[str, Any] | None = None,
+    imaging: Mapping[str, str] | None = None,
+) -> Path:
+    """Export a sealed run file to NWB (``_nwb`` says what goes where).
+
+    Args:
+        link: camera frames as external links to ``run`` (nothing copied;
+            keep the files together); False copies them, one frame per chunk.
+        compression: with ``link=False``, gzip the copied frames.
+        metadata: run metadata to add or replace (``session_description``,
+            ``subject_id``, ``species``, ``age``, ...).
+        imaging: ``{stream: "one_photon" | "two_photon"}``: streams that are
+            microscope images (``OnePhotonSeries``/``TwoPhotonSeries``).
+
+    Returns:
+        The NWB file's path.
+
+    Raises:
+        FileExistsError: ``out`` exists.
+        ValueError: not a rigd run, still being recorded, or required
+            metadata missing (the message names each field).
+        ImportError: pynwb is not installed (``pip install 'rigd[nwb]'``).
+    """
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; give a new file name for the NWB export")
+    try:
+        from rigd.storage import _nwb
+    except ImportError as exc:
+        raise ImportError(
+            f"NWB export needs pynwb ({exc}); install it with pip install 'rigd[nwb]'"
+        ) from exc
+    if read_superblock(run).open_for_write:
+        raise ValueError(f"{run} is still being recorded; export it once the run has stopped")
+    with h5py.File(run, "r") as f:
+        if "run_id" not in f.attrs:
+            raise ValueError(f"{run} is an HDF5 file but not a rigd run (no run_id attribute)")
+        _nwb.write_nwb(
+            f,
+            _stream_groups(f),
+            out,
+            link=link,
+            compression=compression,
+            metadata=metadata,
+            imaging=imaging,
+        )
+    return out
+
+
 def recover_run(path: str | os.PathLike[str]) -> RecoveryReport:
     """Repair a run file a crashed writer left unsealed; mark it ``recovered``.
 
@@ -1365,15 +1519,19 @@ def recover_run(path: str | os.PathLike[str]) -> RecoveryReport:
             return RecoveryReport(str(path), state, repaired=False, frames=counts)
         counts = {}
         for group in _stream_groups(f):
-            n = _recoverable_frames(group)
+            columns = _nexus.field_columns(f, group)
+            n = min([_recoverable_frames(group), *(c.shape[0] for c in columns.values())])
             for name in ("frames", "frame_id", "timestamp_ns", "latency_ns"):
                 if name in group:
                     group[name].resize(n, axis=0)
+            for column in columns.values():
+                column.resize(n, axis=0)
             counts[group.name.lstrip("/")] = n
             group.attrs["frames_recorded"] = n
             group.attrs["frames_dropped"] = int(group["dropped"]["count"].sum())
         f.attrs["run_state"] = "recovered"
         f.attrs["recovered_time"] = _utc_now_iso()
+        _nexus.seal_entry(f, end_time=f.attrs["recovered_time"])
         log.info("recovered %s: %s frame(s) per stream", path, counts)
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
