@@ -21,6 +21,7 @@ actor is collected when no process holds it and no token is outstanding.
 from __future__ import annotations
 
 import collections
+import contextlib
 import heapq
 import itertools
 import logging
@@ -49,6 +50,7 @@ from rigd.actors._events import TaskLog, TaskState
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._options import ActorOptions
 from rigd.actors._session import GPU_IDS_ENV
+from rigd.actors._started import table_path
 from rigd.actors._wire import (
     FrameReader,
     dumps,
@@ -712,6 +714,9 @@ class Head:
             forgotten = self._actors.get(self._dead_actors.popleft())
             if forgotten is not None and forgotten.state is ActorState.DEAD:
                 del self._actors[forgotten.actor_id]
+        for incarnation in range(actor.restarts + 1):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(table_path(self.session_dir, actor.actor_id, incarnation))
         if was_running:
             self._cpus_free += actor.cpus
         if actor.gpus:

@@ -44,6 +44,7 @@ from rigd.actors._events import FLUSH_S, EventBuffer, TaskState
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._messages import Msg
 from rigd.actors._ref import ObjectRef
+from rigd.actors._started import UNKNOWN, last_started, table_path
 from rigd.actors._wire import (
     RECV_SIZE,
     FrameReader,
@@ -145,8 +146,8 @@ class _InFlight:
 
     ref: ObjectRef[Any] | ObjectRefGenerator
     function_name: str
-    # Kept only when the actor allows retries (max_task_retries), to resend
-    # the call after a restart.
+    # Kept to resend the call after a restart: always if the actor never
+    # started it, else as max_task_retries allows.
     body: bytes | None = None
     attempts: int = 1
 
@@ -512,9 +513,7 @@ class Runtime:
                     (_CALL, call_id, method, args, kwargs, group, task_id), self.shm_prefix
                 )
                 if channel.state is ChannelState.OPEN and not channel.outbox:
-                    channel.pending[call_id] = _InFlight(
-                        ref, function_name, body if channel.max_task_retries else None
-                    )
+                    channel.pending[call_id] = _InFlight(ref, function_name, body)
                     ref._source = channel
                     self._send_frame(channel, pack_frame(body))
                     full = channel.wbytes > HIGH_WATER
@@ -721,7 +720,7 @@ class Runtime:
                 channel.pending[out.call_id] = _InFlight(
                     out.ref,
                     out.function_name,
-                    body if channel.max_task_retries else None,
+                    body,
                     out.attempts,
                 )
                 out.ref._source = channel
@@ -891,12 +890,32 @@ class Runtime:
     def _on_restart(self, channel: ActorChannel, reason: str) -> None:
         """The actor is restarting: resend what may be retried, fail the rest, reconnect."""
         limit = channel.max_task_retries
+        # Calls the dead process never started (sent into its socket as it
+        # died) go to the new one whatever max_task_retries says, as Ray
+        # queues calls made while an actor restarts.
+        started = last_started(
+            table_path(self.session_dir, channel.actor_id, channel.incarnation), os.getpid()
+        )
         with channel.lock:
             in_flight = sorted(channel.pending.items())
             channel.pending.clear()
             resend = []
             for call_id, entry in in_flight:
-                if entry.body is not None and (limit == -1 or entry.attempts <= limit):
+                never_started = started != UNKNOWN and call_id > started
+                if never_started and entry.body is not None:
+                    resend.append(
+                        _Outgoing(
+                            call_id,
+                            entry.ref,
+                            "",
+                            entry.function_name,
+                            (),
+                            {},
+                            body=entry.body,
+                            attempts=entry.attempts,
+                        )
+                    )
+                elif entry.body is not None and (limit == -1 or entry.attempts <= limit):
                     resend.append(
                         _Outgoing(
                             call_id,

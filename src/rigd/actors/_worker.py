@@ -42,6 +42,7 @@ from rigd.actors._events import TaskState
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._runtime import Runtime, error_reply
 from rigd.actors._schema import ActorKind, ActorSchema
+from rigd.actors._started import StartedTable, table_path
 
 if TYPE_CHECKING:
     from rigd.actors._executors import Executor
@@ -139,6 +140,8 @@ class _ActorServer:
             os.unlink(self.path)
         self.listener.bind(self.path)
         self.listener.listen(128)
+        self.started = StartedTable(table_path(runtime.session_dir, self.actor_id, restarts))
+        self.slots: dict[socket.socket, int] = {}
         self.connections: dict[socket.socket, FrameReader] = {}
         self.queues: dict[socket.socket, collections.deque[tuple[Any, ...]]] = {}
         self.cancelled: dict[socket.socket, set[int]] = {}
@@ -231,6 +234,7 @@ class _ActorServer:
 
     def _accept(self) -> None:
         conn, _addr = self.listener.accept()
+        self.slots[conn] = self.started.slot_for(conn)
         self.connections[conn] = FrameReader()
         self.queues[conn] = collections.deque()
         self.cancelled[conn] = set()
@@ -359,10 +363,14 @@ class _ActorServer:
         del self.queues[conn]
         del self.cancelled[conn]
         self.send_locks.pop(conn, None)
+        self.slots.pop(conn, None)
         conn.close()
 
     def _run_call(self, conn: socket.socket, message: tuple[Any, ...]) -> None:
         _, call_id, name, args, kwargs, group, task_id = message
+        slot = self.slots.get(conn, 0)
+        if slot:
+            self.started.words[slot] = call_id  # before it starts: see _started.py
         if task_id is not None:
             self.runtime.events.record(task_id, TaskState.RUNNING)
             self.task_ids[(conn, call_id)] = task_id
