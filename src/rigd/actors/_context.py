@@ -14,6 +14,7 @@ __all__ = [
     "current_actor",
     "current_call",
     "current_task",
+    "serial_call",
 ]
 
 
@@ -45,6 +46,8 @@ current_task: int | None = None
 actor_loops: set[Any] = set()
 #: The actor this worker runs, set before its constructor (workers only).
 actor_info: ActorInfo | None = None
+#: The call a serial actor runs now: (task id or None, call id).
+serial_call: tuple[str | None, int] | None = None
 #: The call an actor's method is running for, as a task id (per thread or
 #: coroutine: threaded and async actors run several at once).
 current_call: contextvars.ContextVar[str | None] = contextvars.ContextVar(

@@ -60,6 +60,11 @@ class RuntimeContext:
         call = _context.current_call.get()
         if call is not None:
             return call
+        serial = _context.serial_call
+        info = _context.actor_info
+        if serial is not None and info is not None:
+            task_id, call_id = serial
+            return task_id or f"{info.actor_id}-{call_id:x}"
         task = _context.current_task
         return f"{self.get_job_id()}-{task:x}" if task is not None else None
 

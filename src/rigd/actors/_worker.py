@@ -402,7 +402,9 @@ class _ActorServer:
                 )
             )
             return
-        token = _context.current_call.set(task_id or f"{self.actor_id}-{call_id:x}")
+        # A plain store, not the context variable: a serial actor runs one call
+        # at a time on this thread, and this is the hot path.
+        _context.serial_call = (task_id, call_id)
         try:
             result = method(*args, **kwargs)
             if inspect.isgenerator(result) and self._streams(name):
@@ -421,7 +423,7 @@ class _ActorServer:
             self._exit_from_call(conn, call_id, exc)
             return
         finally:
-            _context.current_call.reset(token)
+            _context.serial_call = None
         try:
             body = dumps((_REPLY_OK, call_id, result), self.runtime.shm_prefix)
         except (TypeError, OSError) as exc:
