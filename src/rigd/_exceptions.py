@@ -9,6 +9,8 @@
     │                         exited, or its constructor failed)
     ├── WorkerCrashedError    the worker running a task died (after retries)
     │   └── TaskCancelledError  the call was cancelled with rigd.cancel
+    ├── OwnerDiedError        the process that owns a borrowed ref died before
+    │                         its value was ready
     ├── GetTimeoutError       rigd.get or rigd.wait ran out of time (also a
     │                         TimeoutError)
     ├── RuntimeNotRunningError  the runtime was shut down under a call
@@ -33,6 +35,7 @@ __all__ = [
     "ActorDiedError",
     "EndOfStream",
     "GetTimeoutError",
+    "OwnerDiedError",
     "RecordingError",
     "ResourceUnavailableError",
     "RigdError",
@@ -49,6 +52,15 @@ __all__ = [
 
 class RigdError(Exception):
     """Root of every error rigd raises on its own account."""
+
+
+class OwnerDiedError(RigdError):
+    """Raised by ``rigd.get`` on a ref that came nested in an argument or result,
+    when the process that made it (its owner) died before its value was ready.
+
+    Not raised for refs whose value was ready when they were passed: those
+    travel with their value.
+    """
 
 
 class TaskError(RigdError):

@@ -209,7 +209,7 @@ def test_unknown_task_option_lists_the_valid_ones() -> None:
         TypeError,
         match=r"^unknown task option 'max_restarts'; valid options are: "
         r"enable_task_events, max_retries, name, num_cpus, num_gpus, num_returns, resources, "
-        r"scheduling_strategy$",
+        r"retry_exceptions, scheduling_strategy$",
     ):
 
         @rigd.remote(max_restarts=1)

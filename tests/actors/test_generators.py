@@ -123,10 +123,12 @@ def test_a_task_item_arrives_before_the_task_ends(gate: str) -> None:
     assert [rigd.get(r, timeout=30) for r in stream] == ["second"]
 
 
-def test_num_returns_other_than_1_or_streaming_is_refused() -> None:
+def test_num_returns_that_is_not_a_count_or_a_mode_is_refused() -> None:
     @rigd.remote
     def f():
         return 1
 
-    with pytest.raises(ValueError, match=r"num_returns must be 1 or 'streaming', got 2"):
-        f.options(num_returns=2)
+    with pytest.raises(ValueError, match=r"^num_returns must be >= 0, got -1$"):
+        f.options(num_returns=-1)
+    with pytest.raises(ValueError, match=r"got 'many'$"):
+        f.options(num_returns="many")

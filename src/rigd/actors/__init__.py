@@ -20,6 +20,7 @@ from rigd.actors._handle import (
 from rigd.actors._options import ActorOptions, TaskOptions
 from rigd.actors._pipeline_actor import Actor, Endpoints
 from rigd.actors._ref import ObjectRef
+from rigd.actors._runtime_context import RuntimeContext, get_runtime_context
 from rigd.actors._session import init, is_initialized, shutdown
 
 __all__ = [
@@ -34,12 +35,14 @@ __all__ = [
     "ObjectRef",
     "ObjectRefGenerator",
     "RemoteFunction",
+    "RuntimeContext",
     "TaskOptions",
     "cancel",
     "exit_actor",
     "get",
     "get_actor",
     "get_gpu_ids",
+    "get_runtime_context",
     "init",
     "is_initialized",
     "kill",

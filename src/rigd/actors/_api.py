@@ -7,10 +7,12 @@ import time
 from collections.abc import Sequence
 from typing import Any, TypeVar, overload
 
-from rigd._exceptions import GetTimeoutError
+from rigd._exceptions import GetTimeoutError, TaskCancelledError
 from rigd.actors import _context, _session
+from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._handle import ActorHandle
 from rigd.actors._messages import Msg
+from rigd.actors._options import check_name
 from rigd.actors._ref import ObjectRef
 
 __all__ = ["cancel", "exit_actor", "get", "get_actor", "get_gpu_ids", "kill", "put", "wait"]
@@ -173,28 +175,42 @@ def wait(
     return ready, not_ready
 
 
-def cancel(ref: ObjectRef[Any], *, force: bool = False, recursive: bool = True) -> None:
-    """Cancel the call that will fill ``ref``, as well as can be done.
+def cancel(
+    ref: ObjectRef[Any] | ObjectRefGenerator, *, force: bool = False, recursive: bool = True
+) -> None:
+    """Cancel the call that will fill ``ref``, as well as can be done (Ray's rules).
 
     A call not yet started is dropped and its ref raises
-    ``TaskCancelledError``. A running call of an async actor gets
-    ``asyncio.CancelledError`` in the actor, and its ref raises
-    ``TaskCancelledError``. A running call of a serial or threaded actor, or
-    a running task, is not interrupted: its ref gets its result.
+    ``TaskCancelledError``. A running task gets ``KeyboardInterrupt`` in its
+    worker (``force=True``: its worker is killed, and replaced); its ref
+    raises ``TaskCancelledError``. A running call of an async actor gets
+    ``asyncio.CancelledError`` in the actor. A running call of a serial or
+    threaded actor is not interrupted, but a generator method stops at its
+    next item. A streaming generator's caller gets ``TaskCancelledError``
+    from its next item at once.
 
     Args:
-        ref: the ref of an actor call or a task.
-        force: accepted for Ray compatibility; rigd never kills a worker to cancel.
+        ref: the ref of an actor call or a task, or a streaming generator.
+        force: kill the worker running a task (refused for actor calls, as in Ray).
         recursive: accepted for Ray compatibility.
 
     Raises:
-        TypeError: ``ref`` is not an ObjectRef.
+        TypeError: ``ref`` is not an ObjectRef or an ObjectRefGenerator.
+        ValueError: ``force=True`` for an actor call.
     """
+    if isinstance(ref, ObjectRefGenerator):
+        if ref._canceller is not None and not ref._done:
+            ref._canceller(force)
+            ref._set_error(TaskCancelledError("the streaming call was cancelled with rigd.cancel"))
+        return
     if not isinstance(ref, ObjectRef):
-        raise TypeError(f"rigd.cancel takes an ObjectRef, got {type(ref).__name__}: {ref!r}")
+        raise TypeError(
+            f"rigd.cancel takes an ObjectRef or an ObjectRefGenerator, got "
+            f"{type(ref).__name__}: {ref!r}"
+        )
     canceller = ref._canceller
     if canceller is not None and not ref._done:
-        canceller()
+        canceller(force)
 
 
 def put(value: T) -> ObjectRef[T]:
@@ -217,10 +233,12 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle[Any]:
         namespace: its namespace; this driver's by default.
 
     Raises:
-        ValueError: no such actor in that namespace.
+        TypeError: ``name`` or ``namespace`` is not a string.
+        ValueError: either is empty, or no such actor in that namespace.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    check_name("name", name)
+    if namespace is not None:
+        check_name("namespace", namespace)
     runtime = _session.get_runtime()
     info = runtime.head_call(Msg.GET_ACTOR, name, namespace or runtime.namespace)
     return ActorHandle._from_info(runtime, info)

@@ -59,6 +59,8 @@ class Call:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     group: str | None
+    #: The call's task id, for rigd.get_runtime_context().get_task_id().
+    task_name: str | None = None
 
     @property
     def key(self) -> tuple[socket.socket, int]:
@@ -125,6 +127,7 @@ class ThreadedExecutor(Executor):
     def _run(self, call: Call) -> None:
         with self.lock:
             self.waiting.pop(call.key, None)
+        _context.current_call.set(call.task_name)
         try:
             result = call.method(*call.args, **call.kwargs)
         except ActorExit:
@@ -238,6 +241,7 @@ class AsyncExecutor(Executor):
     async def _run(self, call: Call, group: _Group) -> None:
         key = call.key
         conn, call_id, function_name = call.conn, call.call_id, call.function_name
+        _context.current_call.set(call.task_name)  # this task's own context
         try:
             result = call.method(*call.args, **call.kwargs)
             if inspect.isawaitable(result):

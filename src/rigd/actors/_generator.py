@@ -31,6 +31,7 @@ class ObjectRefGenerator(Iterator[ObjectRef[Any]], AsyncIterator[ObjectRef[Any]]
         self._canceller: Any = None
         self._source: Any = None
         self._done = False
+        self._end_callbacks: list[Any] = []
 
     def __repr__(self) -> str:
         return f"ObjectRefGenerator({len(self._refs)} items{', ended' if self._ended else ''})"
@@ -54,11 +55,23 @@ class ObjectRefGenerator(Iterator[ObjectRef[Any]], AsyncIterator[ObjectRef[Any]]
                 return
             if ref is not None:
                 self._refs.append(ref)
+            callbacks: list[Any] = []
             if end:
                 self._ended = True
                 self._done = True
+                callbacks, self._end_callbacks = self._end_callbacks, []
             signal, self._signal = self._signal, ObjectRef()
         signal._set_value(None)
+        for callback in callbacks:
+            callback()
+
+    def _on_end(self, callback: Any) -> None:
+        """Call ``callback()`` once every item is in (at once if already)."""
+        with self._lock:
+            if not self._ended:
+                self._end_callbacks.append(callback)
+                return
+        callback()
 
     # -- read by the caller ------------------------------------------------------------
 

@@ -33,7 +33,15 @@ from rigd.actors._messages import Msg
 from rigd.actors._options import ActorOptions, TaskOptions
 from rigd.actors._pickling import dumps_by_value
 from rigd.actors._ref import ObjectRef
-from rigd.actors._schema import ActorKind, ActorSchema, build_schema, parameter_names
+from rigd.actors._returns import check_num_returns, split_returns
+from rigd.actors._schema import (
+    ActorKind,
+    ActorSchema,
+    build_schema,
+    call_signature,
+    check_arguments,
+    parameter_names,
+)
 from rigd.actors._wire import dumps
 
 __all__ = [
@@ -59,7 +67,20 @@ class MethodOptions:
 
     concurrency_group: str | None = None
     enable_task_events: bool = True
-    num_returns: int | str = 1
+    #: ``None``: the method's own (``@rigd.method(num_returns=...)``), else 1.
+    num_returns: int | str | None = None
+    #: The call's name in task events (Ray's ``.options(name=...)``).
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_returns is not None:
+            check_num_returns(self.num_returns)
+        if self.name is not None and not isinstance(self.name, str):
+            raise TypeError(f"name must be a string, got {self.name!r}")
+
+
+_METHOD_OPTIONS = ("concurrency_group", "enable_task_events", "name", "num_returns")
+_DECORATOR_OPTIONS = ("concurrency_group", "enable_task_events", "num_returns")
 
 
 _method_options: weakref.WeakKeyDictionary[Callable[..., Any], MethodOptions] = (
@@ -88,7 +109,7 @@ def method(
     *,
     concurrency_group: str | None = None,
     enable_task_events: bool = True,
-    num_returns: int | str = 1,
+    num_returns: int | str | None = None,
 ) -> Callable[[Callable[..., R]], Callable[..., R]]: ...
 
 
@@ -101,13 +122,7 @@ def method(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     Raises:
         TypeError: an unknown option.
     """
-    valid = ("concurrency_group", "enable_task_events", "num_returns")
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise TypeError(
-            f"unknown method option{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(map(repr, unknown))}; valid options are: {', '.join(valid)}"
-        )
+    _check_method_options(options, _DECORATOR_OPTIONS)
     method_options = MethodOptions(**options)
 
     def mark(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -115,6 +130,15 @@ def method(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         return f
 
     return mark(fn) if fn is not None else mark
+
+
+def _check_method_options(options: dict[str, Any], valid: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"unknown method option{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; valid options are: {', '.join(valid)}"
+        )
 
 
 class ActorClass(Generic[T]):
@@ -138,6 +162,7 @@ class ActorClass(Generic[T]):
         # Built now, so a method naming an undeclared concurrency group fails
         # at definition or .options() time, not in the worker.
         self._schema = build_schema(cls, options, _method_options.get)
+        self._init_signature = call_signature(cls)
         self._body: bytes | None = None
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
@@ -152,6 +177,30 @@ class ActorClass(Generic[T]):
 
     def __repr__(self) -> str:
         return f"ActorClass({self._cls.__module__}.{self._cls.__qualname__})"
+
+    def __getattr__(self, name: str) -> Any:
+        # The original class's attributes (plain ones, static and class
+        # methods), as in Ray: `Counter.LIMIT`, `Counter.make()`, also inside
+        # the actor's own methods, where `Counter` is this remote class.
+        cls = self.__dict__.get("_cls")
+        if cls is None or name.startswith("__"):
+            raise AttributeError(name)
+        if inspect.isfunction(inspect.getattr_static(cls, name, None)):
+            # A plain method runs in the actor, through a handle. (Returning
+            # the function would also make cloudpickle ship methods by
+            # reference to this wrapper instead of by value.)
+            raise AttributeError(
+                f"{name!r} is a method of the actor class {self.__name__}: call it on an "
+                f"actor, {self.__name__}.remote().{name}.remote(...)"
+            )
+        return getattr(cls, name)
+
+    def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[type, ...]:
+        raise TypeError(
+            f"cannot subclass the actor class {self.__name__}: inherit from the plain class "
+            f"and decorate the subclass instead (class Sub(Base): ..., then "
+            f"rigd.remote(Sub)), keeping the undecorated Base importable"
+        )
 
     def options(self, **options: Any) -> ActorClass[T]:
         """Return this class with some options changed (name, num_cpus, ...).
@@ -180,6 +229,8 @@ class ActorClass(Generic[T]):
             ValueError: the name is taken (without ``get_if_exists``).
             ResourceUnavailableError: more CPUs or GPUs than exist.
         """
+        signature, fast_arity = self._init_signature
+        check_arguments(signature, fast_arity, f"{self.__name__}.__init__", args, kwargs)
         runtime = _session.get_runtime()
         args_body = _serialize_args(
             self._cls.__init__, f"{self.__name__}.__init__", args, kwargs, runtime.shm_prefix
@@ -322,13 +373,7 @@ class ActorMethod:
 
     def options(self, **options: Any) -> ActorMethod:
         """Return this method with per-call options (``concurrency_group``, ...)."""
-        valid = ("concurrency_group", "enable_task_events", "num_returns")
-        unknown = sorted(set(options) - set(valid))
-        if unknown:
-            raise TypeError(
-                f"unknown method option{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(map(repr, unknown))}; valid options are: {', '.join(valid)}"
-            )
+        _check_method_options(options, _METHOD_OPTIONS)
         group = options.get("concurrency_group")
         groups = self._handle._schema.groups
         if group is not None and group not in groups:
@@ -345,19 +390,23 @@ class ActorMethod:
             TypeError: an argument cannot be serialized.
         """
         handle = self._handle
+        spec = handle._schema.methods[self._name]
+        options = self._options
+        if spec.fast_arity != len(args) or kwargs:
+            check_arguments(spec.signature, spec.fast_arity, self._function_name, args, kwargs)
+        num_returns = spec.num_returns if options.num_returns is None else options.num_returns
         try:
-            spec = handle._schema.methods[self._name]
-            return handle._runtime.submit_call(  # type: ignore[no-any-return]
+            ref = handle._runtime.submit_call(
                 handle._actor_id,
                 self._name,
-                self._function_name,
+                options.name or self._function_name,
                 args,
                 kwargs,
-                self._options.concurrency_group,
-                spec.is_generator or self._options.num_returns == "streaming",
+                options.concurrency_group,
+                spec.is_generator or num_returns in ("streaming", "dynamic"),
                 handle._schema.enable_task_events
                 and spec.enable_task_events
-                and self._options.enable_task_events,
+                and options.enable_task_events,
                 handle._schema.kind is ActorKind.SERIAL,
             )
         except TypeError as exc:
@@ -370,6 +419,9 @@ class ActorMethod:
                     exc,
                 )
             ) from exc
+        if num_returns == 1 or num_returns == "streaming":
+            return ref  # type: ignore[no-any-return]
+        return split_returns(ref, num_returns, self._function_name)  # type: ignore[no-any-return]
 
 
 class RemoteFunction(Generic[R]):
@@ -383,6 +435,7 @@ class RemoteFunction(Generic[R]):
         self._options = options
         self._body: bytes | None = None
         self._fn_id = ""
+        self._signature = call_signature(fn)
         self.__name__ = fn.__name__
         self.__qualname__ = fn.__qualname__
         self.__doc__ = fn.__doc__
@@ -411,6 +464,8 @@ class RemoteFunction(Generic[R]):
         Raises:
             TypeError: an argument cannot be serialized.
         """
+        signature, fast_arity = self._signature
+        check_arguments(signature, fast_arity, self.__name__, args, kwargs)
         runtime = _session.get_runtime()
         if self._body is None:
             self._body = dumps_by_value(self._fn)
@@ -420,7 +475,7 @@ class RemoteFunction(Generic[R]):
         # Check the arguments here, so a bad one fails at the call site.
         _serialize_args(self._fn, self.__name__, _placeholders(args), kwargs, runtime.shm_prefix)
         opts = self._options
-        return runtime.submit_task(  # type: ignore[no-any-return]
+        ref = runtime.submit_task(
             self._fn_id,
             self._body,
             opts.name or self.__name__,
@@ -432,8 +487,12 @@ class RemoteFunction(Generic[R]):
             num_gpus=opts.num_gpus,
             streaming=inspect.isgeneratorfunction(self._fn)
             or inspect.isasyncgenfunction(self._fn)
-            or opts.num_returns == "streaming",
+            or opts.num_returns in ("streaming", "dynamic"),
+            retry_exceptions=opts.retry_exceptions,
         )
+        if opts.num_returns == 1 or opts.num_returns == "streaming":
+            return ref  # type: ignore[no-any-return]
+        return split_returns(ref, opts.num_returns, self.__name__)  # type: ignore[no-any-return]
 
 
 def _placeholders(args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -465,6 +524,12 @@ def remote(*args: Any, **options: Any) -> Any:
             "rigd.remote takes a class or a function, or only keyword options, e.g. "
             "@rigd.remote(num_cpus=1)"
         )
+    if not options:
+        # As in Ray: `@rigd.remote()` is almost always a typo for `@rigd.remote`.
+        raise TypeError(
+            "@rigd.remote() needs options or no parentheses: write @rigd.remote, or "
+            "@rigd.remote(num_cpus=1, ...)"
+        )
 
     def decorate(target: Any) -> Any:
         return _make_remote(target, options)
@@ -475,6 +540,12 @@ def remote(*args: Any, **options: Any) -> Any:
 def _make_remote(target: Any, options: dict[str, Any]) -> Any:
     if inspect.isclass(target):
         return ActorClass(target, ActorOptions().replace(**options))
+    if inspect.iscoroutinefunction(target):
+        raise TypeError(
+            f"{target.__qualname__} is an `async def` function, which cannot be a remote "
+            "function (a task); make it a plain function that calls asyncio.run(...), or "
+            "make it a method of an async actor"
+        )
     if inspect.isfunction(target) or inspect.isbuiltin(target):
         return RemoteFunction(target, TaskOptions().replace(**options))
     raise TypeError(f"rigd.remote takes a class or a function, got {target!r}")

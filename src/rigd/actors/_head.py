@@ -21,6 +21,7 @@ actor is collected when no process holds it and no token is outstanding.
 from __future__ import annotations
 
 import collections
+import contextlib
 import heapq
 import itertools
 import logging
@@ -40,6 +41,7 @@ from typing import Any
 
 from rigd._exceptions import (
     ActorDiedError,
+    OwnerDiedError,
     ResourceUnavailableError,
     TaskCancelledError,
     WorkerCrashedError,
@@ -48,6 +50,7 @@ from rigd.actors._events import TaskLog, TaskState
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._options import ActorOptions
 from rigd.actors._session import GPU_IDS_ENV
+from rigd.actors._started import table_path
 from rigd.actors._wire import (
     FrameReader,
     dumps,
@@ -157,6 +160,7 @@ class _Task:
     gpus: tuple[GpuInfo, ...] = ()
     streaming: bool = False
     namespace: str = ""
+    retry_exceptions: Any = False
 
 
 class Head:
@@ -224,7 +228,13 @@ class Head:
             Msg.TASK_DONE: self._on_task_done,
             Msg.TASK_ITEM: self._on_task_item,
             Msg.EXITING: self._on_exiting,
+            Msg.REF_GET: self._on_ref_get,
+            Msg.REF_VALUE: self._on_ref_value,
         }
+        # Borrowed refs: token -> (borrower, its request id, the owner).
+        self._ref_requests: dict[int, tuple[_Peer, int, _Peer]] = {}
+        self._ref_tokens = itertools.count(1)
+        self._peers_by_pid: dict[int, _Peer] = {}
         self._refill_spares()
         self._thread = threading.Thread(target=self._loop, name="rigd-head", daemon=True)
         self._thread.start()
@@ -426,6 +436,7 @@ class Head:
     def _on_hello(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         _, worker_id, pid = message
         peer.pid = pid
+        self._peers_by_pid[pid] = peer
         if worker_id is None:
             return
         worker = self._workers.get(worker_id)
@@ -449,6 +460,22 @@ class Head:
             return  # already handled (EOF and pidfd both report one death)
         self._selector.unregister(peer.sock)
         peer.sock.close()
+        if self._peers_by_pid.get(peer.pid) is peer:
+            del self._peers_by_pid[peer.pid]
+        for token, (borrower, req_id, owner) in list(self._ref_requests.items()):
+            if owner is peer:
+                del self._ref_requests[token]
+                self._reply(
+                    borrower,
+                    req_id,
+                    OwnerDiedError(
+                        f"the process (pid {peer.pid}) that owns a ref passed to this one died "
+                        "before the ref's value was ready"
+                    ),
+                    ok=False,
+                )
+            elif borrower is peer:
+                del self._ref_requests[token]
         worker = peer.worker
         if worker is not None:
             self._on_worker_exit(worker)
@@ -593,7 +620,7 @@ class Head:
             worker.actor = actor
             actor.worker = worker
             actor.state = ActorState.STARTING
-            self._send_worker(worker, actor.start_message)
+            self._send_worker(worker, _start_message(actor))
 
     def _on_actor_ready(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         _, actor_id, path = message
@@ -669,7 +696,7 @@ class Head:
         worker = self._worker_for(actor)  # on the same GPUs, if it has any
         worker.actor = actor
         actor.worker = worker
-        self._send_worker(worker, actor.start_message)
+        self._send_worker(worker, _start_message(actor))
 
     def _end_children_of(self, creator: _Peer) -> None:
         for child in list(self._actors.values()):
@@ -687,6 +714,9 @@ class Head:
             forgotten = self._actors.get(self._dead_actors.popleft())
             if forgotten is not None and forgotten.state is ActorState.DEAD:
                 del self._actors[forgotten.actor_id]
+        for incarnation in range(actor.restarts + 1):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(table_path(self.session_dir, actor.actor_id, incarnation))
         if was_running:
             self._cpus_free += actor.cpus
         if actor.gpus:
@@ -912,6 +942,7 @@ class Head:
             num_gpus,
             streaming,
             namespace,
+            retry_exceptions,
         ) = message
         if self._refuse_impossible(peer, req_id, f"task {name}", num_cpus, num_gpus):
             return
@@ -930,9 +961,36 @@ class Head:
                 float(num_gpus),
                 streaming=streaming,
                 namespace=namespace,
+                retry_exceptions=retry_exceptions,
             )
         )
         self._dispatch_tasks()
+
+    # -- borrowed refs ------------------------------------------------------------------
+
+    def _on_ref_get(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, req_id, ref_id = message
+        try:
+            owner = self._peers_by_pid.get(int(ref_id.split("-", 1)[0], 16))
+        except ValueError:
+            owner = None
+        if owner is None:
+            self._reply(
+                peer,
+                req_id,
+                OwnerDiedError(f"the process that owns ObjectRef({ref_id}) is gone"),
+                ok=False,
+            )
+            return
+        token = next(self._ref_tokens)
+        self._ref_requests[token] = (peer, req_id, owner)
+        self._send(owner, (int(Msg.REF_WANTED), token, ref_id))
+
+    def _on_ref_value(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        _, token, ok, body = message
+        request = self._ref_requests.pop(token, None)
+        if request is not None:
+            self._reply(request[0], request[1], (ok, body))
 
     def _on_task_events(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         self._task_log.add(message[1])
@@ -941,9 +999,39 @@ class Head:
         self._reply(peer, message[1], self._task_log.rows())
 
     def _on_cancel_task(self, peer: _Peer, message: tuple[Any, ...]) -> None:
-        # A queued task is dropped; a running one is not interrupted (tasks
-        # run plain functions, which cannot be stopped safely from outside).
-        _, req_id = message
+        # A queued task is dropped. A running one is interrupted (the worker
+        # raises KeyboardInterrupt in it, as Ray does), or with force its
+        # worker is killed and replaced, its GPU process too.
+        _, req_id, force = message
+        for worker in list(self._task_workers):
+            task = worker.task
+            if task is None or task.submitter is not peer or task.req_id != req_id:
+                continue
+            if not force:
+                self._send_worker(worker, (int(Msg.CANCEL_TASK), task.task_id))
+                return
+            worker.task = None
+            if not worker.blocked:
+                self._cpus_free += task.num_cpus
+            worker.blocked = False
+            self._release_task_gpus(task)
+            self._task_workers.remove(worker)
+            if worker in self._idle_task_workers:
+                self._idle_task_workers.remove(worker)
+            worker.exit_kind = ExitKind.KILLED
+            worker.exit_detail = f"its task {task.name} was cancelled with force=True"
+            worker.popen.kill()
+            self._reply(
+                peer,
+                req_id,
+                TaskCancelledError(
+                    f"the task {task.name} was cancelled with rigd.cancel(force=True); "
+                    "its worker was killed"
+                ),
+                ok=False,
+            )
+            self._dispatch_tasks()
+            return
         for task in self._tasks:
             if task.submitter is peer and task.req_id == req_id:
                 self._tasks.remove(task)
@@ -992,6 +1080,8 @@ class Head:
                 task.body,
                 task.streaming,
                 task.namespace,
+                task.retry_exceptions,
+                task.retries_left,
             ),
         )
 
@@ -1136,6 +1226,11 @@ class Head:
         except FileNotFoundError:
             pass
         sweep_segments(self.shm_prefix)
+
+
+def _start_message(actor: _Actor) -> tuple[Any, ...]:
+    """What a worker needs to start ``actor``: its class, arguments, name, restarts."""
+    return (*actor.start_message, actor.options.name, actor.restarts)
 
 
 def _gpu_environment(gpus: tuple[GpuInfo, ...]) -> dict[str, str]:

@@ -44,6 +44,7 @@ class Msg(IntEnum):
     LIST_ACTORS = 17
     CANCEL_TASK = 18
     LIST_TASKS = 19
+    REF_GET = 26  # a borrower asks for the value of a pending ref another process owns
     # any process -> head (one-way)
     ACQUIRE = 20
     RELEASE = 21
@@ -54,6 +55,7 @@ class Msg(IntEnum):
     # head -> process
     HEAD_REPLY = 30
     HEAD_ITEM = 31
+    REF_WANTED = 32  # head -> the ref's owner: send its value once it has one
     # head -> worker
     START_ACTOR = 40
     RUN_TASK = 41
@@ -64,6 +66,7 @@ class Msg(IntEnum):
     TASK_DONE = 52
     EXITING = 53
     TASK_ITEM = 54
+    REF_VALUE = 55  # owner -> head: the value (or error) a REF_WANTED asked for
 
 
 class TerminateMode(StrEnum):

@@ -14,7 +14,7 @@ from typing import Any, Literal, Self
 
 from rigd.actors._scheduling import check_scheduling_strategy
 
-__all__ = ["ActorOptions", "TaskOptions"]
+__all__ = ["ActorOptions", "TaskOptions", "check_name"]
 
 Lifetime = Literal["detached", "non_detached"] | None
 
@@ -31,6 +31,16 @@ def _check_count(name: str, value: object, minimum: int) -> None:
         raise TypeError(f"{name} must be an int, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+
+
+def check_name(what: str, value: object) -> None:
+    """Refuse a name or namespace as Ray does: ``TypeError`` if not a string,
+    ``ValueError`` if empty.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}: {value!r}")
+    if not value:
+        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
 
 
 def _replace_checked(options: Any, kind: str, changes: Mapping[str, object]) -> Any:
@@ -98,12 +108,10 @@ class ActorOptions:
             if not isinstance(group, str) or not group:
                 raise TypeError(f"concurrency group names must be strings, got {group!r}")
             _check_count(f"concurrency_groups[{group!r}]", size, 1)
-        if self.name is not None and (not isinstance(self.name, str) or not self.name):
-            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
-        if self.namespace is not None and (
-            not isinstance(self.namespace, str) or not self.namespace
-        ):
-            raise ValueError(f"namespace must be a non-empty string, got {self.namespace!r}")
+        if self.name is not None:
+            check_name("name", self.name)
+        if self.namespace is not None:
+            check_name("namespace", self.namespace)
         if self.get_if_exists and self.name is None:
             raise ValueError("get_if_exists=True needs a name; pass name='...' as well")
         if self.lifetime not in (None, "detached", "non_detached"):
@@ -133,8 +141,12 @@ class TaskOptions:
             in Ray; -1: unlimited).
         enable_task_events: record submitted/started/finished events.
         name: a name for the task in events and errors.
-        num_returns: 1, or ``"streaming"`` (as in Ray; generator functions
-            stream anyway).
+        num_returns: how many refs a call returns (an int >= 0; the function
+            returns a sequence of that many values), ``"streaming"`` (as in
+            Ray; generator functions stream anyway) or ``"dynamic"``.
+        retry_exceptions: also retry (up to ``max_retries``) when the
+            function raises: ``True`` for any exception, or a list of
+            exception classes.
         scheduling_strategy: one of Ray's; on one machine each means this
             machine (see ``rigd.util.scheduling_strategies``).
     """
@@ -147,16 +159,30 @@ class TaskOptions:
     name: str | None = None
     num_returns: int | str = 1
     scheduling_strategy: Any = None
+    retry_exceptions: bool | tuple[type[BaseException], ...] = False
 
     def __post_init__(self) -> None:
         check_scheduling_strategy(self.scheduling_strategy)
+        retry = self.retry_exceptions
+        if isinstance(retry, list):
+            object.__setattr__(self, "retry_exceptions", retry := tuple(retry))
+        if not isinstance(retry, bool) and not (
+            isinstance(retry, tuple)
+            and all(isinstance(c, type) and issubclass(c, BaseException) for c in retry)
+        ):
+            raise TypeError(
+                f"retry_exceptions must be a bool or a list of exception classes, got {retry!r}"
+            )
         _check_resource("num_cpus", self.num_cpus)
         _check_resource("num_gpus", self.num_gpus)
         for key, amount in self.resources.items():
             _check_resource(f"resources[{key!r}]", amount)
         _check_count("max_retries", self.max_retries, -1)
-        if self.num_returns not in (1, "streaming"):
-            raise ValueError(f"num_returns must be 1 or 'streaming', got {self.num_returns!r}")
+        if self.name is not None:
+            check_name("name", self.name)
+        from rigd.actors._returns import check_num_returns  # _returns imports refs
+
+        check_num_returns(self.num_returns)
 
     def replace(self, **changes: object) -> Self:
         """Return a copy with ``changes``; unknown names raise ``TypeError``."""

@@ -8,19 +8,40 @@ cheapest hand-off between threads Python has (about 5 us, where
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import threading
 from collections.abc import Callable, Generator
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-__all__ = ["ObjectRef"]
+if TYPE_CHECKING:
+    import asyncio
+    import concurrent.futures
+
+__all__ = ["ObjectRef", "lent_ref"]
 
 T = TypeVar("T")
 
 _state_lock = threading.Lock()
 _ids = itertools.count(1)
 _UNSET: Any = object()
+
+#: Pending refs this process passed to another one nested inside an argument
+#: or a result (its borrowers ask for the value through the head). Bounded:
+#: a borrower asks as soon as it unpickles the ref, so only refs lent long ago
+#: and never asked for are forgotten.
+MAX_LENT = 100_000
+_lent: collections.OrderedDict[str, ObjectRef[Any]] = collections.OrderedDict()
+_lent_lock = threading.Lock()
+#: Set by the runtime: asks the owner of a borrowed ref for its value.
+fetch_borrowed: Callable[[ObjectRef[Any]], None] | None = None
+
+
+def lent_ref(ref_id: str) -> ObjectRef[Any] | None:
+    """The pending ref this process lent under ``ref_id``, if it still has it."""
+    with _lent_lock:
+        return _lent.get(ref_id)
 
 
 class ObjectRef(Generic[T]):
@@ -53,8 +74,9 @@ class ObjectRef(Generic[T]):
         # The connection whose reply fills this ref, so that rigd.get can read
         # it on the waiting thread (see Runtime.wait).
         self._source: Any = None
-        # Asks for the call to be cancelled (see rigd.cancel); None for put().
-        self._canceller: Callable[[], None] | None = None
+        # Asks for the call to be cancelled (see rigd.cancel; the argument is
+        # ``force``); None for put().
+        self._canceller: Callable[[bool], None] | None = None
 
     @classmethod
     def _resolved(cls, value: T) -> ObjectRef[T]:
@@ -181,18 +203,64 @@ class ObjectRef(Generic[T]):
             yield from future.__await__()
         return self._result()
 
+    # -- concurrent.futures and asyncio futures (Ray's future() / as_future()) -----
+
+    def future(self) -> concurrent.futures.Future[T]:
+        """Return a ``concurrent.futures.Future`` that gets the value (or error)."""
+        import concurrent.futures
+
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+
+        def fill(ref: ObjectRef[T]) -> None:
+            if ref._error is not None:
+                future.set_exception(ref._error)
+            else:
+                future.set_result(ref._value)
+
+        self._add_callback(fill)
+        return future
+
+    def as_future(self, _internal: bool = False) -> asyncio.Future[T]:
+        """Return an ``asyncio.Future`` on the running event loop that gets the value.
+
+        Raises:
+            RuntimeError: no event loop is running in this thread.
+        """
+        import asyncio
+
+        return asyncio.wrap_future(self.future())
+
     def __reduce__(self) -> tuple[Any, ...]:
-        # A ref nested inside an argument travels with its value; a ref that
-        # is still pending is waited for here (top-level refs are waited for
-        # without blocking, by the runtime, before the call is sent).
+        # A ref nested inside an argument or a result travels as a ref, as in
+        # Ray: done, with its value; pending, by id, and the process that
+        # unpickles it asks this one (its owner) for the value through the
+        # head. Top-level refs of a call are resolved before it is sent.
         if not self._done:
-            self._wait(None)
+            with _lent_lock:
+                _lent[self._id] = self
+                _lent.move_to_end(self._id)
+                while len(_lent) > MAX_LENT:
+                    _lent.popitem(last=False)
+            return (_borrow, (self._id,))
         return (_rebuild, (self._id, self._value, self._error))
 
 
 def _set_if_pending(future: Any) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _borrow(ref_id: str) -> ObjectRef[Any]:
+    """Unpickle a ref that was pending when sent: ask its owner for the value."""
+    own = lent_ref(ref_id)
+    if own is not None:
+        return own  # it came back to the process that owns it
+    ref: ObjectRef[Any] = ObjectRef(ref_id)
+    if fetch_borrowed is None:
+        raise RuntimeError(f"{ref!r} was unpickled outside a rigd session")
+    fetch_borrowed(ref)
+    return ref
 
 
 def _rebuild(ref_id: str, value: Any, error: BaseException | None) -> ObjectRef[Any]:

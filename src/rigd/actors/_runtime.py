@@ -39,10 +39,12 @@ from rigd._exceptions import (
     TaskCancelledError,
     TaskError,
 )
+from rigd.actors import _ref
 from rigd.actors._events import FLUSH_S, EventBuffer, TaskState
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._messages import Msg
 from rigd.actors._ref import ObjectRef
+from rigd.actors._started import UNKNOWN, last_started, table_path
 from rigd.actors._wire import (
     RECV_SIZE,
     FrameReader,
@@ -66,6 +68,7 @@ _CLOSE = int(Msg.CLOSE)
 _CANCEL = int(Msg.CANCEL)
 _HEAD_REPLY = int(Msg.HEAD_REPLY)
 _HEAD_ITEM = int(Msg.HEAD_ITEM)
+_REF_WANTED = int(Msg.REF_WANTED)
 _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
 # Back-pressure: a caller that has this much queued for one actor waits until
@@ -143,8 +146,8 @@ class _InFlight:
 
     ref: ObjectRef[Any] | ObjectRefGenerator
     function_name: str
-    # Kept only when the actor allows retries (max_task_retries), to resend
-    # the call after a restart.
+    # Kept to resend the call after a restart: always if the actor never
+    # started it, else as max_task_retries allows.
     body: bytes | None = None
     attempts: int = 1
 
@@ -254,6 +257,7 @@ class Runtime:
         self._watch(self._wake_r, self._on_wake)
         self._io_thread = threading.Thread(target=self._io_loop, name="rigd-io", daemon=True)
         self._io_thread.start()
+        _ref.fetch_borrowed = self.fetch_borrowed
 
     # -- head ----------------------------------------------------------------
 
@@ -317,8 +321,60 @@ class Runtime:
                 stream = self._head_streams.get(message[1])
                 if stream is not None:
                     stream._push(loads(message[2])[2])
+            elif message[0] == _REF_WANTED:
+                self._serve_lent_ref(message[1], message[2])
             elif self._on_head_message is not None:
                 self._on_head_message(message)
+
+    # -- refs passed nested, while pending (Ray's borrowed refs) -----------------
+
+    def fetch_borrowed(self, ref: ObjectRef[Any]) -> None:
+        """Ask the owner of ``ref`` (through the head) for its value; fill ``ref`` with it."""
+        if self.closed:
+            ref._set_error(RuntimeNotRunningError("the rigd runtime is shut down"))
+            return
+        reply = self.head_request(Msg.REF_GET, ref._id)
+
+        def fill(r: ObjectRef[Any]) -> None:
+            if r._error is not None:
+                ref._set_error(r._error)
+                return
+            ok, body = r._value
+            try:
+                value = loads(body)
+            except Exception as exc:  # noqa: BLE001 - boundary: the ref gets the error
+                ref._set_error(exc)
+                return
+            if ok:
+                ref._set_value(value)
+            else:
+                ref._set_error(value)
+
+        reply._add_callback(fill)
+
+    def _serve_lent_ref(self, token: int, ref_id: str) -> None:
+        """Send the value of a ref this process lent once it has one (any thread)."""
+        ref = _ref.lent_ref(ref_id)
+        if ref is None:
+            error = RigdError(
+                f"the value of ObjectRef({ref_id}) is gone: its owner forgot it "
+                f"(more than {_ref.MAX_LENT} refs lent since)"
+            )
+            self.head_notice(Msg.REF_VALUE, token, False, dumps(error, self.shm_prefix))
+            return
+
+        def send(r: ObjectRef[Any]) -> None:
+            ok = r._error is None
+            try:
+                body = dumps(r._value if ok else r._error, self.shm_prefix)
+            except Exception as exc:  # noqa: BLE001 - boundary: the borrower gets the error
+                ok, body = False, dumps(TypeError(f"{r!r} cannot be sent: {exc}"), "")
+            try:
+                self.head_notice(Msg.REF_VALUE, token, ok, body)
+            except OSError:
+                pass  # the session is ending
+
+        ref._add_callback(send)
 
     def _on_head_lost(self) -> None:
         self._unwatch(self._head.fileno())
@@ -457,9 +513,7 @@ class Runtime:
                     (_CALL, call_id, method, args, kwargs, group, task_id), self.shm_prefix
                 )
                 if channel.state is ChannelState.OPEN and not channel.outbox:
-                    channel.pending[call_id] = _InFlight(
-                        ref, function_name, body if channel.max_task_retries else None
-                    )
+                    channel.pending[call_id] = _InFlight(ref, function_name, body)
                     ref._source = channel
                     self._send_frame(channel, pack_frame(body))
                     full = channel.wbytes > HIGH_WATER
@@ -498,8 +552,15 @@ class Runtime:
             dep._add_callback(functools.partial(self._dep_done, channel, out))
         return ref
 
-    def _cancel_call(self, channel: ActorChannel, call_id: int, ref: ObjectRef[Any]) -> None:
+    def _cancel_call(
+        self, channel: ActorChannel, call_id: int, ref: ObjectRef[Any], force: bool = False
+    ) -> None:
         """Drop the call if it has not left this process, else ask the actor to."""
+        if force:
+            raise ValueError(
+                "force=True is not supported for actor calls (as in Ray): it would kill the "
+                "actor; use rigd.kill(handle) to end the actor, or cancel without force"
+            )
         with channel.lock:
             out = channel.parked.pop(call_id, None)
             if out is None:
@@ -659,7 +720,7 @@ class Runtime:
                 channel.pending[out.call_id] = _InFlight(
                     out.ref,
                     out.function_name,
-                    body if channel.max_task_retries else None,
+                    body,
                     out.attempts,
                 )
                 out.ref._source = channel
@@ -829,12 +890,32 @@ class Runtime:
     def _on_restart(self, channel: ActorChannel, reason: str) -> None:
         """The actor is restarting: resend what may be retried, fail the rest, reconnect."""
         limit = channel.max_task_retries
+        # Calls the dead process never started (sent into its socket as it
+        # died) go to the new one whatever max_task_retries says, as Ray
+        # queues calls made while an actor restarts.
+        started = last_started(
+            table_path(self.session_dir, channel.actor_id, channel.incarnation), os.getpid()
+        )
         with channel.lock:
             in_flight = sorted(channel.pending.items())
             channel.pending.clear()
             resend = []
             for call_id, entry in in_flight:
-                if entry.body is not None and (limit == -1 or entry.attempts <= limit):
+                never_started = started != UNKNOWN and call_id > started
+                if never_started and entry.body is not None:
+                    resend.append(
+                        _Outgoing(
+                            call_id,
+                            entry.ref,
+                            "",
+                            entry.function_name,
+                            (),
+                            {},
+                            body=entry.body,
+                            attempts=entry.attempts,
+                        )
+                    )
+                elif entry.body is not None and (limit == -1 or entry.attempts <= limit):
                     resend.append(
                         _Outgoing(
                             call_id,
@@ -884,6 +965,7 @@ class Runtime:
         events: bool = True,
         streaming: bool = False,
         num_gpus: float = 0,
+        retry_exceptions: Any = False,
     ) -> Any:
         """Queue a task at the head; return the ref of its result.
 
@@ -900,7 +982,7 @@ class Runtime:
             self.events.record(task_id, TaskState.SUBMITTED, function_name)
         cancelled = threading.Event()
 
-        def cancel_before_sending() -> None:
+        def cancel_before_sending(force: bool = False) -> None:
             cancelled.set()
             ref._set_error(
                 TaskCancelledError(f"the task {function_name} was cancelled with rigd.cancel")
@@ -935,8 +1017,9 @@ class Runtime:
                 # What the submitter's context holds reaches the task: an
                 # actor it names lands in the submitter's namespace (Ray's rule).
                 self.namespace,
+                retry_exceptions,
             )
-            ref._canceller = functools.partial(self.head_notice, Msg.CANCEL_TASK, req_id)
+            ref._canceller = functools.partial(self._cancel_task, req_id)
             reply._add_callback(lambda r: self._task_finished(task_id, ref, r))
 
         deps = _pending_refs(args, kwargs)
@@ -956,6 +1039,9 @@ class Runtime:
         for dep in deps:
             dep._add_callback(dep_done)
         return ref
+
+    def _cancel_task(self, req_id: int, force: bool = False) -> None:
+        self.head_notice(Msg.CANCEL_TASK, req_id, force)
 
     # -- the I/O thread ----------------------------------------------------------
 

@@ -78,9 +78,14 @@ def init(
     Raises:
         RuntimeError: already initialized (and ``ignore_reinit_error`` is false).
         ConnectionError: ``address="auto"`` and no daemon is running.
-        ValueError: an unknown address or a negative resource.
+        TypeError: ``namespace`` is not a string.
+        ValueError: an unknown address, an empty namespace or a negative resource.
     """
     global _runtime, _head
+    if namespace is not None:
+        from rigd.actors._options import check_name
+
+        check_name("namespace", namespace)
     with _lock:
         if _runtime is not None:
             if ignore_reinit_error or _is_worker:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from rigd._exceptions import ActorDiedError, TaskCancelledError
+from rigd._exceptions import ActorDiedError, RigdError, TaskCancelledError, TaskError
 from rigd._proc import pid_alive
 from rigd.actors import _context, _session
 from rigd.actors._context import ActorExit
@@ -42,6 +42,7 @@ from rigd.actors._events import TaskState
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._runtime import Runtime, error_reply
 from rigd.actors._schema import ActorKind, ActorSchema
+from rigd.actors._started import StartedTable, table_path
 
 if TYPE_CHECKING:
     from rigd.actors._executors import Executor
@@ -120,8 +121,12 @@ class _ActorServer:
         wake_w: int,
         start: tuple[Any, ...],
     ) -> None:
-        _, self.actor_id, self.class_name, cls_body, args_body, namespace, schema = start
+        _, self.actor_id, self.class_name, cls_body, args_body, namespace, schema = start[:7]
+        name, restarts = start[7:]
         self.schema: ActorSchema = schema
+        _context.actor_info = _context.ActorInfo(
+            self.actor_id, self.class_name, name, namespace, restarts
+        )
         self.runtime = runtime
         self.inbox = inbox
         self.wake_r = wake_r
@@ -135,12 +140,17 @@ class _ActorServer:
             os.unlink(self.path)
         self.listener.bind(self.path)
         self.listener.listen(128)
+        self.started = StartedTable(table_path(runtime.session_dir, self.actor_id, restarts))
+        self.slots: dict[socket.socket, int] = {}
         self.connections: dict[socket.socket, FrameReader] = {}
         self.queues: dict[socket.socket, collections.deque[tuple[Any, ...]]] = {}
         self.cancelled: dict[socket.socket, set[int]] = {}
         self.send_locks: dict[socket.socket, threading.Lock] = {}
         # Calls that record task events, until their final reply leaves.
         self.task_ids: dict[tuple[socket.socket, int], str] = {}
+        # Generator methods sending items, and those a cancel came for.
+        self.streams: set[tuple[socket.socket, int]] = set()
+        self.stream_cancels: set[tuple[socket.socket, int]] = set()
         self.wake_w = wake_w
         self.methods: dict[str, Any] = {}
         self.draining = False
@@ -224,6 +234,7 @@ class _ActorServer:
 
     def _accept(self) -> None:
         conn, _addr = self.listener.accept()
+        self.slots[conn] = self.started.slot_for(conn)
         self.connections[conn] = FrameReader()
         self.queues[conn] = collections.deque()
         self.cancelled[conn] = set()
@@ -322,7 +333,9 @@ class _ActorServer:
                 queue_.append(message)
                 continue
             call_id = message[1]
-            if any(m[0] == _CALL and m[1] == call_id for m in queue_):
+            if (conn, call_id) in self.streams:
+                self.stream_cancels.add((conn, call_id))
+            elif any(m[0] == _CALL and m[1] == call_id for m in queue_):
                 self.cancelled[conn].add(call_id)
             elif self.executor is not None:
                 self.executor.cancel(conn, call_id)
@@ -350,10 +363,14 @@ class _ActorServer:
         del self.queues[conn]
         del self.cancelled[conn]
         self.send_locks.pop(conn, None)
+        self.slots.pop(conn, None)
         conn.close()
 
     def _run_call(self, conn: socket.socket, message: tuple[Any, ...]) -> None:
         _, call_id, name, args, kwargs, group, task_id = message
+        slot = self.slots.get(conn, 0)
+        if slot:
+            self.started.words[slot] = call_id  # before it starts: see _started.py
         if task_id is not None:
             self.runtime.events.record(task_id, TaskState.RUNNING)
             self.task_ids[(conn, call_id)] = task_id
@@ -381,9 +398,13 @@ class _ActorServer:
                     args,
                     kwargs,
                     self.schema.group_of(name, group),
+                    task_id or f"{self.actor_id}-{call_id:x}",
                 )
             )
             return
+        # A plain store, not the context variable: a serial actor runs one call
+        # at a time on this thread, and this is the hot path.
+        _context.serial_call = (task_id, call_id)
         try:
             result = method(*args, **kwargs)
             if inspect.isgenerator(result) and self._streams(name):
@@ -401,6 +422,8 @@ class _ActorServer:
         except BaseException as exc:  # noqa: BLE001 - sys.exit, KeyboardInterrupt: the actor ends
             self._exit_from_call(conn, call_id, exc)
             return
+        finally:
+            _context.serial_call = None
         try:
             body = dumps((_REPLY_OK, call_id, result), self.runtime.shm_prefix)
         except (TypeError, OSError) as exc:
@@ -452,10 +475,24 @@ class _ActorServer:
     def _stream(
         self, conn: socket.socket, call_id: int, function_name: str, items: Iterator[Any]
     ) -> None:
-        """Send a generator method's items as they come, then the end (any thread)."""
+        """Send a generator method's items as they come, then the end (any thread).
+
+        A cancel stops the generator at its next item (Ray's rule for
+        streaming calls): a serial actor looks for one between items.
+        """
+        key = (conn, call_id)
+        self.streams.add(key)
         try:
             for item in items:
                 self._send(conn, (_REPLY_ITEM, call_id, item))
+                if self.executor is None:
+                    self._read_ahead(conn)
+                if key in self.stream_cancels:
+                    self.stream_cancels.discard(key)
+                    close = getattr(items, "close", None)
+                    if close is not None:
+                        close()
+                    raise TaskCancelledError(f"the call {function_name} was cancelled")
         except ActorExit:
             self._exit_from_call(conn, call_id)
             return
@@ -465,6 +502,9 @@ class _ActorServer:
         except BaseException as exc:  # noqa: BLE001 - sys.exit, KeyboardInterrupt: the actor ends
             self._exit_from_call(conn, call_id, exc)
             return
+        finally:
+            self.streams.discard(key)
+            self.stream_cancels.discard(key)
         self._send(conn, (_REPLY_END, call_id))
 
     def _reply(
@@ -591,36 +631,91 @@ def _serve_tasks(
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
-        _, task_id, fn_id, fn_body, name, body, streaming, namespace = message
+        (_, task_id, fn_id, fn_body, name, body, streaming, namespace, retry, retries) = message
         runtime.namespace = namespace
+        _context.current_task = task_id
         try:
             fn = functions.get(fn_id)
             if fn is None:
                 fn = functions[fn_id] = pickle.loads(fn_body)
-            args, kwargs = loads(body)
-            _context.current_task = task_id
-            result = fn(*args, **kwargs)
-            if inspect.isasyncgen(result):
-                result = _step_async(result)
-            if inspect.isgenerator(result) and not streaming:
-                raise TypeError(
-                    f"the task {name} returned a generator object, which cannot be sent "
-                    "back; make it a generator function (yield), or pass "
-                    "num_returns='streaming'"
-                )
-            if inspect.isgenerator(result):
-                for item in result:
-                    item_body = dumps((_REPLY_ITEM, task_id, item), runtime.shm_prefix)
-                    runtime.send_to_head((int(Msg.TASK_ITEM), task_id, item_body))
-                reply = dumps((_REPLY_END, task_id), runtime.shm_prefix)
-            else:
-                reply = dumps((_REPLY_OK, task_id, result), runtime.shm_prefix)
+            if task_id in _cancelled_tasks:
+                raise KeyboardInterrupt  # cancelled before it started here
+            while True:
+                try:
+                    reply = _run_task(runtime, fn, body, task_id, name, streaming)
+                    break
+                except Exception as exc:
+                    if retries != 0 and _retryable(exc, retry):
+                        retries -= 1
+                        log.info("task %s raised %r; retrying it (retry_exceptions)", name, exc)
+                        continue
+                    raise
+        except KeyboardInterrupt as exc:
+            if task_id not in _cancelled_tasks:
+                raise  # not a cancel: the worker ends, and the head retries the task
+            _cancelled_tasks.discard(task_id)
+            cancel = TaskCancelledError(f"the task {name} was cancelled with rigd.cancel")
+            cancel.__cause__ = exc
+            prefix = runtime.shm_prefix
+            reply = dumps(error_reply(task_id, name, cancel, prefix), prefix)
         except Exception as exc:  # noqa: BLE001 - boundary: the error goes to the submitter
             reply = dumps(error_reply(task_id, name, exc, runtime.shm_prefix), runtime.shm_prefix)
         finally:
             _context.current_task = None
         runtime.send_to_head((int(Msg.TASK_DONE), task_id, reply))
         message = inbox.get()
+
+
+def _run_task(
+    runtime: Runtime, fn: Any, body: bytes, task_id: int, name: str, streaming: bool
+) -> bytes:
+    """Run one task; return its reply (items of a generator task go as they come)."""
+    args, kwargs = loads(body)
+    result = fn(*args, **kwargs)
+    if inspect.isasyncgen(result):
+        result = _step_async(result)
+    if inspect.isgenerator(result) and not streaming:
+        raise TypeError(
+            f"the task {name} returned a generator object, which cannot be sent "
+            "back; make it a generator function (yield), or pass "
+            "num_returns='streaming'"
+        )
+    if inspect.isgenerator(result):
+        for item in result:
+            item_body = dumps((_REPLY_ITEM, task_id, item), runtime.shm_prefix)
+            runtime.send_to_head((int(Msg.TASK_ITEM), task_id, item_body))
+        return dumps((_REPLY_END, task_id), runtime.shm_prefix)
+    return dumps((_REPLY_OK, task_id, result), runtime.shm_prefix)
+
+
+def _retryable(exc: BaseException, retry: bool | tuple[type[BaseException], ...]) -> bool:
+    if isinstance(exc, RigdError) and not isinstance(exc, TaskError):
+        return False  # rigd's own (a cancel, a dead actor): not the function's failure
+    if isinstance(retry, tuple):
+        return isinstance(exc, retry)
+    return bool(retry)
+
+
+#: Tasks a cancel came for (added on the I/O thread, read by the main thread).
+_cancelled_tasks: set[int] = set()
+
+
+def _on_task_cancel(message: tuple[Any, ...]) -> bool:
+    """Interrupt the task a ``CANCEL_TASK`` names (I/O thread); True if handled."""
+    if message[0] != Msg.CANCEL_TASK:
+        return False
+    _cancelled_tasks.add(message[1])
+    if _context.current_task == message[1]:
+        # The handler runs on the main thread between bytecodes, and wakes
+        # it from a blocking wait (rigd.get, a lock, a sleep) as Ctrl-C would.
+        os.kill(os.getpid(), signal.SIGINT)
+    return True
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    """Raise KeyboardInterrupt in a task being cancelled; ignore Ctrl-C otherwise."""
+    if _context.current_task in _cancelled_tasks:
+        raise KeyboardInterrupt
 
 
 def _step_async(agen: Any) -> Iterator[Any]:
@@ -656,6 +751,8 @@ def main(argv: list[str]) -> None:
     os.set_blocking(wake_w, False)
 
     def on_head_message(message: tuple[Any, ...]) -> None:
+        if _on_task_cancel(message):
+            return
         inbox.put(message)
         try:
             os.write(wake_w, b"\0")
@@ -680,6 +777,7 @@ def main(argv: list[str]) -> None:
     if first[0] == Msg.START_ACTOR:
         _ActorServer(runtime, inbox, wake_r, wake_w, first).serve()
     else:
+        signal.signal(signal.SIGINT, _on_sigint)
         _serve_tasks(runtime, inbox, first)
 
 

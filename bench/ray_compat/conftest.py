@@ -1,0 +1,66 @@
+"""Single-machine fixtures under the names Ray's tests use (own code)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import rigd
+
+CLUSTER = "out of scope: multi-node cluster fixture"
+
+
+def _start(**kwargs: Any) -> Iterator[dict[str, Any]]:
+    kwargs.pop("include_dashboard", None)
+    facts = rigd.init(
+        **{k: v for k, v in kwargs.items() if k in ("num_cpus", "num_gpus", "namespace")}
+    )
+    yield facts
+    rigd.shutdown()
+
+
+@pytest.fixture
+def shutdown_only() -> Iterator[None]:
+    yield
+    rigd.shutdown()
+
+
+@pytest.fixture
+def ray_start_regular(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    params = getattr(request, "param", {}) or {}
+    yield from _start(
+        num_cpus=params.get("num_cpus", 1), **{k: v for k, v in params.items() if k != "num_cpus"}
+    )
+
+
+ray_start_regular_shared = ray_start_regular
+
+
+@pytest.fixture
+def ray_start_10_cpus() -> Iterator[dict[str, Any]]:
+    yield from _start(num_cpus=10)
+
+
+@pytest.fixture
+def ray_start_shared_local_modes() -> Iterator[dict[str, Any]]:
+    yield from _start(num_cpus=4)
+
+
+@pytest.fixture
+def ray_start_cluster() -> None:
+    pytest.skip(CLUSTER)
+
+
+ray_start_cluster_head = ray_start_cluster
+ray_start_cluster_enabled = ray_start_cluster
+ray_start_cluster_init = ray_start_cluster
+ray_start_cluster_head_with_external_redis = ray_start_cluster
+call_ray_start = ray_start_cluster
+call_ray_stop_only = ray_start_cluster
+ray_start_2_cpus = ray_start_regular
+ray_start_object_store_memory = ray_start_regular
+ray_start_with_dashboard = ray_start_regular
+ray_start_regular_with_external_redis = ray_start_cluster
+ray_init_with_task_retry_delay = ray_start_regular

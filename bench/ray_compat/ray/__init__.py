@@ -1,0 +1,110 @@
+"""A ``ray`` name shim over rigd, for bench/ray_compat.py (never installed).
+
+``import ray`` gives rigd's API under Ray's names. Anything rigd does not
+have is an ``OutOfScope`` stand-in: importing it works, using it raises
+``OutOfScope`` with the name, which the runner counts as out of scope.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+from typing import Any
+
+import rigd
+from rigd import *  # noqa: F403 - the shim is rigd under Ray's name
+from rigd import actor, exceptions, util
+
+ObjectRefGenerator = rigd.ObjectRefGenerator
+DynamicObjectRefGenerator = rigd.ObjectRefGenerator
+
+
+class OutOfScope(Exception):  # noqa: N818 - the runner reads this name
+    """A Ray name that rigd does not offer (cluster, internals)."""
+
+
+class _Missing:
+    """Stands for a Ray name rigd lacks; any use raises OutOfScope."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise OutOfScope(f"Ray internal or cluster API: {self._name}")
+
+    __call__ = _refuse
+    __enter__ = _refuse
+    __iter__ = _refuse
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Missing(f"{self._name}.{name}")
+
+    def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[type, ...]:
+        return (object,)
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return _Missing(f"ray.{name}")
+
+
+_PROVIDED = {
+    "ray.exceptions": exceptions,
+    "ray.actor": actor,
+    "ray.util": util,
+}
+
+
+class _StubModule(types.ModuleType):
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Missing(f"{self.__name__}.{name}")
+
+
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if (
+            fullname.startswith("ray.")
+            and fullname not in sys.modules
+            and fullname != "ray._testing"
+        ):
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        return None
+
+    def create_module(self, spec: Any) -> Any:
+        provided = _PROVIDED.get(spec.name)
+        if provided is not None:
+            return provided
+        helpers = _helpers()
+        if spec.name in helpers:
+            return helpers[spec.name]
+        module = _StubModule(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        return None
+
+
+def _helpers() -> dict[str, types.ModuleType]:
+    import importlib
+
+    _testing = importlib.import_module("ray._testing")
+
+    names = (
+        "ray._private.test_utils",
+        "ray._common.test_utils",
+        "ray.test_utils",
+        "ray.tests.conftest",
+        "ray.tests.client_test_utils",
+    )
+    return dict.fromkeys(names, _testing)
+
+
+sys.meta_path.insert(0, _Finder())
