@@ -192,6 +192,31 @@ def test_bad_motion_options_are_refused(options: dict[str, Any], message: str) -
         MotionCorrection(**options)
 
 
+def test_a_template_of_the_wrong_shape_is_refused_at_load(tmp_path: Path) -> None:
+    np.save(tmp_path / "t.npy", np.zeros((10, 10)))
+    np.save(tmp_path / "objects.npy", np.array([None, 1], dtype=object), allow_pickle=True)
+    for name, message in (("t.npy", r"shape \[10, 10\]"), ("objects.npy", "could not be read")):
+        path = tmp_path / "p.yaml"
+        path.write_text(
+            textwrap.dedent(
+                f"""
+                name: p
+                actors:
+                  - name: camera
+                    class: rigd.pipeline.SimulatedCamera
+                    options: {{shape: [32, 32]}}
+                  - name: motion
+                    class: rigd.pipeline.MotionCorrection
+                    options: {{template: "{tmp_path / name}"}}
+                links:
+                  - {{link: camera.frames -> motion.frames}}
+                """
+            )
+        )
+        with pytest.raises(ValueError, match=r"p.yaml, line \d+, actors\[1\].*" + message):
+            plan_pipeline(path)
+
+
 def test_a_template_of_the_wrong_shape_is_refused_with_both_shapes(tmp_path: Path) -> None:
     np.save(tmp_path / "t.npy", np.zeros((10, 10)))
     processor = MotionCorrection(template=str(tmp_path / "t.npy"))

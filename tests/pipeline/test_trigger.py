@@ -184,6 +184,15 @@ def test_hostile_and_bad_expressions_are_refused_with_where(text: str, message: 
         Expression(text, ["mean", "min", "max"])
 
 
+def test_a_division_by_zero_in_a_condition_is_inf_not_an_error() -> None:
+    frames = np.stack([np.full((4, 4), v, np.uint16) for v in [0, 0, 5]])
+    out = drive(FrameTrigger(when="max / min > 2 or min / max > 2"), frames)
+    # 0/0 is NaN (false), 5/5 is 1 (false): nothing fires, nothing raises.
+    assert out == []
+    dark = drive(FrameTrigger(when="max / mean_of_last(min, 2) > 2"), frames)
+    assert [frame_id for frame_id, _, _ in dark] == [2]  # 5 / 0 is inf
+
+
 def test_frame_trigger_fires_on_rising_edges_with_numpy() -> None:
     frames = np.stack([np.full((8, 8), v, np.uint16) for v in [5, 5, 5, 50, 50, 5, 5, 60]])
     out = drive(FrameTrigger(when="max > 2 * mean_of_last(max, 3)"), frames)
@@ -210,6 +219,8 @@ def test_a_soft_trigger_records_pre_and_post_frames_with_their_ids(tmp_path: Pat
     recorder = pipeline.handle("recorder")
     wait_until(lambda: rigd.get(camera.sent.remote()) >= 100, timeout=30, what="100 frames")
     assert rigd.get(recorder.trigger.remote("stimulus 1"))
+    # A second trigger inside the first's window merges into it, label and all.
+    assert rigd.get(recorder.trigger.remote("stimulus 2"))
     wait_until(
         lambda: rigd.get(recorder.status.remote())["events"] == 1, timeout=30, what="the event"
     )
@@ -217,12 +228,15 @@ def test_a_soft_trigger_records_pre_and_post_frames_with_their_ids(tmp_path: Pat
     events, cam = events_of(report.files[0])
     assert len(events) == 1
     event = events[0]
-    assert event["label"] == b"stimulus 1"
+    assert event["label"] == b"stimulus 1; stimulus 2"
+    assert event["merged"] == 2
     assert event["source"] == b"soft"
     assert event["complete"] == 1
-    assert event["camera_rows"] == 50
+    assert event["camera_rows"] >= 50
     ids = check_event_frames(cam, event)
     assert ids[0] >= 80  # the trigger came after frame 100 was sent
+    # A soft trigger's frame is the first frame at or after it: 20 frames in.
+    assert event["trigger_frame_id"] == ids[20]
     assert len(cam["dropped"]) == 0
     assert cam["state"] == "complete"
 
@@ -413,6 +427,30 @@ def test_the_camera_is_never_held_back_while_events_are_written(tmp_path: Path) 
     assert int(events["merged"].sum()) == len(range(100, 600, 40))
 
 
+@pytest.mark.integration
+def test_a_ring_too_short_for_pre_s_is_said_honestly(tmp_path: Path) -> None:
+    # 3 s before the trigger, but the ring holds 64 frames (0.3 s): the event
+    # keeps what the ring had, says it is not complete, and the ledger counts
+    # the rest (estimated from the stream's rate).
+    frames_with_spikes(tmp_path / "frames.npy", 600, [])
+    pipeline = start(camera_pipeline(tmp_path, "pre_s: 3.0, post: 10"))
+    camera = pipeline.handle("camera")
+    recorder = pipeline.handle("recorder")
+    wait_until(lambda: rigd.get(camera.sent.remote()) >= 400, timeout=30, what="400 frames")
+    rigd.get(recorder.trigger.remote("late"))
+    wait_until(lambda: rigd.get(recorder.status.remote())["events"] == 1, timeout=30, what="event")
+    report = finish(pipeline)
+    events, cam = events_of(report.files[0])
+    event = events[0]
+    assert event["complete"] == 0
+    ids = check_event_frames(cam, event)
+    assert 60 <= len(ids) <= 80  # the frames still in the ring, and the 10 after
+    ((first_id, count, reason, _),) = cam["dropped"]
+    assert reason.startswith(b"pre-trigger frames no longer in the ring")
+    assert 300 <= count <= 640  # 3 s at 200 fps, less what the ring held
+    assert first_id + count == ids[0]
+
+
 # -- live and bad input --------------------------------------------------------------------
 
 
@@ -453,17 +491,17 @@ def test_a_swmr_reader_follows_events_as_they_are_written(tmp_path: Path) -> Non
         (
             "{link: camera.frames -> recorder.camera, slots: 64}",
             "pre: 5",
-            "must be 'policy: latest'",
+            r"line \d+, links\[0\].*must be 'policy: latest'.*it is lossless, 64",
         ),
         (
             "{link: camera.frames -> recorder.camera, policy: latest, slots: 16}",
             "pre: 100",
-            "at least 108 slots",
+            r"line \d+, links\[0\].*at least 108 slots",
         ),
         (
             "{link: camera.frames -> recorder.camera, policy: latest, slots: 64}",
             "events: [ttl]",
-            r"trigger inputs \['ttl'\] are not linked",
+            r"line \d+, actors\[1\].*trigger input 'ttl' is not linked",
         ),
     ],
 )
@@ -486,11 +524,8 @@ def test_a_recorder_linked_the_wrong_way_is_refused_at_load(
           - {link}
         """,
     )
-    rigd.init()
-    pipeline = Pipeline(plan_pipeline(path), run_id="bad")
-    with pytest.raises(Exception, match=message):
-        pipeline.start()
-    pipeline.stop()
+    with pytest.raises(ValueError, match=message):
+        plan_pipeline(path)
 
 
 def test_a_bad_expression_in_a_pipeline_file_names_its_line(tmp_path: Path) -> None:

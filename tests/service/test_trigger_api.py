@@ -62,8 +62,16 @@ def test_soft_triggers_over_rest_and_the_cli_record_events(daemon: Daemon) -> No
     response = daemon.client.post("/v1/runs/current/trigger", data={"label": "tone"})
     assert response.status_code == 200, response.text
     # A value of 0 is never a trigger (areaDetector's soft trigger fired on 0).
-    for body in ({"trigger": 0}, {"label": 0}, {"label": "x\x00"}):
-        assert daemon.client.post("/v1/runs/current/trigger", json=body).status_code == 422
+    for body in (
+        {"trigger": 0},
+        {"label": 0},
+        {"label": "x\x00"},
+        {"label": "delete\x7f"},
+        {"label": "ab" + "\u2603" * 30},  # 32 characters, but 92 bytes
+    ):
+        response = daemon.client.post("/v1/runs/current/trigger", json=body)
+        assert response.status_code == 422, body
+        assert "Traceback" not in response.text
     sent = frames_sent()
     wait_until(lambda: frames_sent() >= sent + 60, timeout=30, what="frames after the triggers")
     cli = subprocess.run(

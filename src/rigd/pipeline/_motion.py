@@ -333,6 +333,8 @@ class MotionCorrection(FrameProcessor):
         cls(**options)  # every option checked at load, with the file's line
         if len(shape) != 2:
             raise ValueError(f"MotionCorrection registers 2-D frames, got shape {list(shape)}")
+        if options.get("template") is not None:
+            load_template(str(options["template"]), (shape[0], shape[1]))  # checked at load
         return {"frames": (shape, "<f4"), "shifts": ((3,), "<f8")}
 
     @classmethod

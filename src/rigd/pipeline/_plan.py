@@ -417,8 +417,7 @@ class _ShapeStage:
                     named_outputs = dict(describe_fields(actor.options, input_specs[name]))
                     for out, named in named_outputs.items():
                         fields[name, out] = tuple(
-                            f if isinstance(f, RecordField) else RecordField(str(f))
-                            for f in named
+                            f if isinstance(f, RecordField) else RecordField(str(f)) for f in named
                         )
                 except Exception as exc:  # noqa: BLE001 - bad options are the file's problem
                     problems.append(f"{pfile.where(*self._key(name, 'options'))}: {name}: {exc}")
@@ -453,6 +452,28 @@ class _ShapeStage:
             ring = rings.setdefault(link.source, {"slots": link.slots, "readers": []})
             ring["slots"] = max(ring["slots"], link.slots)
             ring["readers"].append((*link.target, link.policy, link.low_latency))
+        # A class may check the links into it (a triggered recorder: latest
+        # links, slots for its pre-trigger frames): ``check_links(options,
+        # {input: (policy, slots)})`` returns its problems, one per input.
+        for name in self.order:
+            check = getattr(classes[name], "check_links", None)
+            if check is None or name in deferred:
+                continue
+            into = {
+                link.target[1]: (str(link.policy), rings[link.source]["slots"], key)
+                for link, key in zip(self.links, self.link_keys, strict=True)
+                if link.target[0] == name and link.source in rings
+            }
+            found = check(actors[name].options, {k: v[:2] for k, v in into.items()})
+            for inp, problem in dict(found).items():
+                where = (
+                    pfile.where(*into[inp][2])
+                    if inp in into
+                    else pfile.where(*self._key(name, "options"))
+                )
+                problems.append(f"{where}: {problem}")
+        if problems:
+            raise PipelineFileError(problems)
         # An output no link reads still gets a ring: its actor runs the same,
         # and its frames go nowhere (no reader holds the writer back).
         for name in self.order:

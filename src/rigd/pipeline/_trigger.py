@@ -63,6 +63,18 @@ _LABEL_BYTES = 64
 _SOURCE_BYTES = 32
 
 
+def _decide(condition: Expression, xp: Any, values: Any, past: Any) -> bool:
+    """The condition's value: a division by zero gives inf or NaN (numpy's
+    rule), never an error that would stop the actor."""
+    with np.errstate(all="ignore"):
+        return bool(condition.evaluate(xp, values, past))
+
+
+def _clip(text: str, size: int) -> bytes:
+    """``text`` as UTF-8 in at most ``size`` bytes, never cutting a character."""
+    return text.encode()[:size].decode("utf-8", "ignore").encode()
+
+
 class FrameTrigger(FrameProcessor):
     """Decides per frame whether to trigger: ``when`` over the frame's statistics.
 
@@ -135,7 +147,7 @@ class FrameTrigger(FrameProcessor):
     def process(self, data: Any, frame_id: int, timestamp_ns: int) -> list[Emission]:
         xp = self.xp
         values = self.statistics_of(data)
-        holds = bool(self.condition.evaluate(xp, values, self._history.past()))
+        holds = _decide(self.condition, xp, values, self._history.past())
         self._history.push(values)
         fire = holds and not (self.edge and self._was_true)
         self._was_true = holds
@@ -171,6 +183,9 @@ class _Window:
     first_row: int = -1
     rows: int = 0
     done: bool = False
+    short: bool = False  # frames of the window were lost (the ledger says how many)
+    trigger_seq: int = -1  # the trigger's frame: the first at or after its time
+    trigger_id: int = -1  # that frame's id, once written
 
 
 @dataclass
@@ -321,6 +336,45 @@ class TriggeredRecorder(Actor):
     ) -> dict[str, Spec]:
         cls(**options)  # every option checked at load, with the file's line
         return {}
+
+    @classmethod
+    def check_links(
+        cls, options: Mapping[str, Any], links: Mapping[str, tuple[str, int]]
+    ) -> dict[str, str]:
+        """At load: the links into a recorded input must be ``latest``, with
+        room for ``pre`` frames; the trigger inputs must be linked.
+
+        Returns each input's problem, naming the fix.
+        """
+        problems: dict[str, str] = {}
+        triggers = set(options.get("events", ()))
+        if options.get("trigger"):
+            triggers.add(str(dict(options["trigger"]).get("input")))
+        for name in sorted(triggers - set(links)):
+            problems[name] = (
+                f"trigger input {name!r} is not linked to this recorder; link one "
+                f"('... -> RECORDER.{name}') or remove it from events/trigger"
+            )
+        pre = options.get("pre", 100)
+        need = pre + RING_MARGIN if options.get("pre_s") is None else 2
+        for name, (policy, slots) in links.items():
+            if name in triggers:
+                continue
+            if policy.lower().rsplit(".", 1)[-1] != "latest" or slots < need:
+                problems[name] = (
+                    f"the link into {name!r} must be 'policy: latest' with at least {need} "
+                    f"slots (it is {policy.lower().rsplit('.', 1)[-1]}, {slots}): the ring holds "
+                    "the pre-trigger frames, and a latest link never holds the camera back"
+                    + (
+                        ""
+                        if options.get("pre_s") is None
+                        else "; with pre_s, give slots for "
+                        "pre_s seconds at the camera's rate, plus 8"
+                    )
+                )
+        if not set(links) - triggers:
+            problems["(inputs)"] = "a triggered recorder needs at least one linked input to record"
+        return problems
 
     def status(self) -> dict[str, Any]:
         """Armed or not, events recorded, triggers ignored (hold-off, disarmed)."""
@@ -509,8 +563,10 @@ class TriggeredRecorder(Actor):
 
     def _holds(self, record: np.ndarray[Any, Any]) -> bool:
         assert self.condition is not None
-        values = {name: float(v) for name, v in zip(self._fields, record.reshape(-1), strict=True)}
-        holds = bool(self.condition.evaluate(np, values, self._history.past()))
+        values = {
+            name: np.float64(v) for name, v in zip(self._fields, record.reshape(-1), strict=True)
+        }
+        holds = _decide(self.condition, np, values, self._history.past())
         self._history.push(values)
         fire = holds and not (self._edge and self._was_true)
         self._was_true = holds
@@ -583,29 +639,60 @@ class TriggeredRecorder(Actor):
         start, end, end_ns = self._bounds(name, trigger)
         reader = self._streams[name]
         oldest = max(0, reader.committed - reader.slot_count + 1)
-        # Never a frame twice (an earlier event wrote up to _next_seq), and
-        # only frames still in the ring.
-        start = max(start, 0, self._next_seq[name])
-        if start < oldest:
+        # Never a frame twice: an earlier event wrote up to _next_seq.
+        floor = max(0, self._next_seq[name])
+        missing = 0
+        if self.pre_s is not None and floor < oldest:
+            # The window starts at a time: the frames older than the ring's
+            # oldest, back to it, are estimated from the stream's rate.
+            missing = self._frames_before_ring(reader, trigger.time_ns - int(self.pre_s * 1e9))
+        elif start < oldest:
+            missing = oldest - max(start, floor)
+        start = max(start, floor, oldest)
+        window = _Window(start=start, end=end, end_ns=end_ns, next=start)
+        window.trigger_seq = self._seq_at(reader, trigger.time_ns)
+        if missing > 0:
+            first = self._id_at(reader, oldest)
             assert self._writer is not None
             self._writer.note_dropped(
                 name,
-                max(0, self._first_id_in_ring(reader) - (oldest - start)),
-                oldest - start,
-                "pre-trigger frames no longer in the ring",
+                max(0, first - missing),
+                missing,
+                "pre-trigger frames no longer in the ring (make the link's slots larger)",
             )
-            start = oldest
-        return _Window(start=start, end=end, end_ns=end_ns, next=start)
+            window.short = True
+        return window
 
-    def _first_id_in_ring(self, reader: Any) -> int:
-        oldest = max(0, reader.committed - reader.slot_count + 1)
+    def _id_at(self, reader: Any, seq: int) -> int:
         try:
-            frame = reader.get_at(oldest)
+            frame = reader.get_at(seq)
         except LookupError:
             return 0
         frame_id = int(frame.frame_id)
         reader.release(frame)
         return frame_id
+
+    def _frames_before_ring(self, reader: Any, since_ns: int) -> int:
+        """How many frames acquired since ``since_ns`` are no longer in the ring
+        (estimated from the ring's own rate), 0 if the ring reaches back that far."""
+        head = reader.committed
+        oldest = max(0, head - reader.slot_count + 1)
+        if head - oldest < 2:
+            return 0
+        try:
+            first = reader.get_at(oldest)
+            first_ns = first.timestamp_ns
+            reader.release(first)
+            last = reader.get_at(head - 1)
+            last_ns = last.timestamp_ns
+            reader.release(last)
+        except LookupError:
+            return 0
+        if first_ns <= since_ns or last_ns <= first_ns:
+            return 0
+        period = (last_ns - first_ns) / (head - 1 - oldest)
+        # No more than the stream ever had before the ring's oldest frame.
+        return min(oldest, int((first_ns - since_ns) / period))
 
     def _merge(self, event: _Event, trigger: _Trigger) -> bool:
         """Merge ``trigger`` into ``event`` if their windows meet (decided on
@@ -629,6 +716,10 @@ class TriggeredRecorder(Actor):
                 window.end_ns = end_ns
                 window.done = False
         event.merged += 1
+        if trigger.label:
+            # Every label is kept (as far as the column holds them).
+            labels = [x for x in (event.trigger.label, trigger.label) if x]
+            event.trigger.label = "; ".join(labels)
         self._update_row(event)
         return True
 
@@ -672,9 +763,17 @@ class TriggeredRecorder(Actor):
         try:
             frame = reader.get_at(seq)
         except LookupError:
-            # Overwritten before it was written: the disk fell behind the camera.
-            window.next += 1
-            writer.note_dropped(name, self._last_id[name] + 1, 1, DropReason.RING_OVERRUN)
+            # Overwritten before it was written (the disk fell behind the
+            # camera): one ledger entry for the whole run of lost frames, and
+            # on from the oldest frame still in the ring.
+            oldest = max(0, reader.committed - reader.slot_count + 1)
+            lost = max(1, oldest - seq)
+            first_id = self._last_id[name] + 1 if self._last_id[name] >= 0 else 0
+            writer.note_dropped(name, first_id, lost, DropReason.RING_OVERRUN)
+            writer.expect_gap(name)  # the ids after the gap are the camera's, not our estimate
+            window.next = seq + lost
+            self._last_id[name] = first_id + lost - 1
+            window.short = True
             return False
         if window.end_ns is not None and frame.timestamp_ns > window.end_ns:
             reader.release(frame)
@@ -685,12 +784,15 @@ class TriggeredRecorder(Actor):
         frame_id, stamp = frame.frame_id, frame.timestamp_ns
         if not reader.release(frame):
             writer.note_dropped(name, frame_id, 1, DropReason.RING_OVERRUN)
+            window.short = True
             return False
         if window.rows == 0:
             window.first_row = self._rows[name]
         if seq != self._next_seq[name]:
             writer.expect_gap(name)  # between events: not a drop
         writer.write(name, data, frame_id, stamp)
+        if seq == window.trigger_seq and name == next(iter(self._streams)):
+            window.trigger_id = int(frame_id)  # a soft or scheduled trigger's frame
         window.rows += 1
         self._rows[name] += 1
         self._next_seq[name] = seq + 1
@@ -699,13 +801,16 @@ class TriggeredRecorder(Actor):
 
     def _row(self, event: _Event) -> tuple[Any, ...]:
         trigger = event.trigger
+        frame_id = trigger.frame_id
+        if frame_id < 0:  # soft or scheduled: the first frame at or after it
+            frame_id = event.windows[next(iter(self._streams))].trigger_id
         row: list[Any] = [
             trigger.time_ns,
-            trigger.frame_id,
-            trigger.source.encode()[:_SOURCE_BYTES],
-            trigger.label.encode()[:_LABEL_BYTES],
+            frame_id,
+            _clip(trigger.source, _SOURCE_BYTES),
+            _clip(trigger.label, _LABEL_BYTES),
             event.merged,
-            int(event.complete and event.done),
+            int(event.complete and event.done and not any(w.short for w in event.windows.values())),
         ]
         for name in self._streams:
             window = event.windows[name]

@@ -18,6 +18,7 @@ import concurrent.futures
 import contextlib
 import json
 import threading
+import unicodedata
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -30,7 +31,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rigd._version import __version__
@@ -127,11 +128,19 @@ class Trigger(BaseModel):
 
     label: str = Field(
         default="",
-        max_length=64,
-        pattern=r"^[^\x00-\x1f]*$",
-        description="Stored in the event's row of the run file (at most 64 characters).",
+        description="Stored in the event's row of the run file: at most 64 bytes of "
+        "UTF-8, no control characters.",
         examples=["air puff 3"],
     )
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if len(value.encode("utf-8", "surrogatepass")) > 64:
+            raise ValueError("a label is at most 64 bytes of UTF-8; shorten it")
+        if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+            raise ValueError("a label may not hold control characters; remove them")
+        return value
 
 
 class StartRun(BaseModel):
