@@ -233,3 +233,27 @@ def test_cpus_the_machine_does_not_have(tmp_path: Path) -> None:
     )
     assert "line 5, actors[0].cpus" in found[0], found
     assert f"CPU {missing} is not available on this machine; rigd may use CPUs" in found[0]
+
+
+def test_rings_dev_shm_cannot_hold_are_refused_at_load(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {shape: [100000, 100000]}
+          - name: recorder
+            class: rigd.pipeline.HDF5Recorder
+            options: {directory: data}
+        links:
+          - {link: camera.frames -> recorder.camera, slots: 4}
+        """,
+    )
+    assert any(
+        "links[0]: the rings need" in p
+        and "of /dev/shm but it has" in p
+        and "camera.frames: 4 slots of 100000x100000 uint16" in p
+        and "--shm-size" in p
+        for p in found
+    ), found

@@ -22,7 +22,7 @@ import numpy as np
 from rigd.actors import Actor
 from rigd.config import ActorConfig, PipelineFile, PipelineFileError, load_pipeline
 from rigd.pipeline._device import DeviceSource
-from rigd.storage import RecordField
+from rigd.storage import FrameRing, RecordField, shm_free_bytes
 
 __all__ = ["ActorPlan", "Plan", "RingPlan", "plan_pipeline"]
 
@@ -358,6 +358,33 @@ class _ShapeStage:
     link_keys: tuple[tuple[Any, ...], ...]
     edges: Mapping[str, tuple[str, ...]]
 
+    def _check_shm(self, rings: tuple[RingPlan, ...]) -> None:
+        """Refuse, at load, rings that /dev/shm cannot hold (not a failure at start)."""
+        if not rings:
+            return
+        total = sum(_ring_bytes(r) for r in rings)
+        free = shm_free_bytes()
+        if total <= free:
+            return
+        big = max(rings, key=_ring_bytes)
+        key = next(
+            (
+                k
+                for link, k in zip(self.links, self.link_keys, strict=True)
+                if f"{link.source[0]}.{link.source[1]}" == big.name
+            ),
+            self._key(big.writer, "options"),
+        )
+        raise PipelineFileError(
+            [
+                f"{self.pfile.where(*key)}: the rings need {total / 2**20:.1f} MiB of /dev/shm "
+                f"but it has {free / 2**20:.1f} MiB free (the largest, {big.name}: {big.slots} "
+                f"slots of {_fmt((big.shape, big.dtype))} frames, {_ring_bytes(big) / 2**20:.1f} "
+                "MiB); use fewer or smaller slots or frames, or enlarge /dev/shm "
+                "(docker: --shm-size)"
+            ]
+        )
+
     def _key(self, name: str, *rest: Any) -> tuple[Any, ...]:
         if self.index[name] >= 0:
             return ("actors", self.index[name], *rest)
@@ -493,6 +520,7 @@ class _ShapeStage:
             )
             for (src, out), ring in rings.items()
         )
+        self._check_shm(ring_plans)
         actor_plans = tuple(
             ActorPlan(
                 name=name,
@@ -508,6 +536,11 @@ class _ShapeStage:
         # HDF5Recorder, a TriggeredRecorder, a user's own.
         recorders = tuple(n for n in self.order if getattr(classes[n], "records", False))
         return Plan(pfile, actor_plans, ring_plans, recorders, tuple(deferred), self)
+
+
+def _ring_bytes(ring: RingPlan) -> int:
+    # As the supervisor makes them: room for 4 restarted readers.
+    return FrameRing.bytes_needed(ring.shape, ring.dtype, ring.slots, len(ring.readers) + 4)
 
 
 def _defers(cls: type[Actor], options: Mapping[str, Any]) -> bool:

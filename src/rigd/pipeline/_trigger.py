@@ -692,7 +692,7 @@ class TriggeredRecorder(Actor):
             return 0
         period = (last_ns - first_ns) / (head - 1 - oldest)
         # No more than the stream ever had before the ring's oldest frame.
-        return min(oldest, int((first_ns - since_ns) / period))
+        return int(min(oldest, (first_ns - since_ns) // period))
 
     def _merge(self, event: _Event, trigger: _Trigger) -> bool:
         """Merge ``trigger`` into ``event`` if their windows meet (decided on

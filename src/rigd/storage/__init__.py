@@ -21,6 +21,7 @@ from rigd.storage._ring import (
     RingStatistics,
     RingWriter,
     remove_stale_rings,
+    shm_free_bytes,
 )
 
 if TYPE_CHECKING:
@@ -75,5 +76,6 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "inspect_run",
     "recover_run",
     "remove_stale_rings",
+    "shm_free_bytes",
     "run_file_path",
 ]

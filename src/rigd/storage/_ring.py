@@ -382,9 +382,8 @@ class FrameRing:
         readers_offset = _PAGE
         meta_offset = readers_offset + max_readers * ctypes.sizeof(_Reader)
         slots_offset = _round_up(meta_offset + slot_count * ctypes.sizeof(_SlotMeta), _PAGE)
-        size = slots_offset + slot_count * stride
-        st = os.statvfs(SHM_DIR)
-        free = st.f_bavail * st.f_frsize
+        size = cls.bytes_needed(shape, dt, slot_count, max_readers)
+        free = shm_free_bytes()
         if size > free:
             raise OSError(
                 f"ring {name!r} needs {size / 2**20:.1f} MiB but {SHM_DIR} has "
@@ -420,6 +419,16 @@ class FrameRing:
         hdr.magic = MAGIC  # last: a half-made segment is not a ring
         del hdr
         return cls(segment, fd, mapping, owner=True)
+
+    @staticmethod
+    def bytes_needed(
+        shape: tuple[int, ...], dtype: Any, slot_count: int, max_readers: int = MAX_READERS
+    ) -> int:
+        """The bytes of /dev/shm a ring of these frames and slots takes."""
+        stride = _round_up(int(np.prod(shape)) * np.dtype(dtype).itemsize, _PAGE)
+        meta_offset = _PAGE + max_readers * ctypes.sizeof(_Reader)
+        slots_offset = _round_up(meta_offset + slot_count * ctypes.sizeof(_SlotMeta), _PAGE)
+        return slots_offset + slot_count * stride
 
     @classmethod
     def attach(cls, segment: str) -> FrameRing:
@@ -1200,6 +1209,12 @@ def _tighten_timer_slack() -> None:
         libc.prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
     except (OSError, AttributeError):
         pass  # not Linux: sleeps are as precise as the system makes them
+
+
+def shm_free_bytes() -> int:
+    """Free bytes in /dev/shm, where rings live."""
+    st = os.statvfs(SHM_DIR)
+    return int(st.f_bavail * st.f_frsize)
 
 
 def remove_stale_rings() -> list[str]:
