@@ -76,6 +76,6 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "inspect_run",
     "recover_run",
     "remove_stale_rings",
-    "shm_free_bytes",
     "run_file_path",
+    "shm_free_bytes",
 ]
