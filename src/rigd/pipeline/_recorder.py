@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any, ClassVar
 
 import numpy as np
 
 from rigd._exceptions import EndOfStream, RingBrokenError, WouldBlock
-from rigd.actors import Actor
-from rigd.storage import DropReason, RecordField, RunWriter, StreamSpec, run_file_path
+from rigd.pipeline._run_file import RunFileActor
+from rigd.storage import DropReason, RecordField, RunWriter, StreamSpec
 
 __all__ = ["HDF5Recorder"]
 
@@ -19,7 +18,7 @@ log = logging.getLogger(__name__)
 _IDLE_WAIT_S = 0.005
 
 
-class HDF5Recorder(Actor):
+class HDF5Recorder(RunFileActor):
     """Records every input ring to one HDF5 file per run; each input is a stream.
 
     Args:
@@ -54,22 +53,11 @@ class HDF5Recorder(Actor):
         self.flush_interval = flush_interval
         self.fsync_interval = fsync_interval
         self.latency_trace = latency_trace
-        self._writer: RunWriter | None = None
-        self._path: str | None = None
-        self._state = "idle"
-        self._final: dict[str, Any] = {}
+        super().__init__()
 
     def setup(self) -> None:
         run = self.run_info
-        started = dt.datetime.fromisoformat(run["started"]) if "started" in run else None
-        path = run_file_path(
-            self.directory,
-            run.get("run_id", "run"),
-            template=self.template,
-            pipeline=run.get("pipeline", ""),
-            when=started,
-        )
-        self._path = str(path.resolve())
+        path = self.run_path()
         self._readers = dict(self.inputs)
         self._open: dict[str, Any] = dict(self._readers)
         self._dropped_seen = dict.fromkeys(self._readers, 0)
@@ -176,35 +164,9 @@ class HDF5Recorder(Actor):
                 )
 
     def stop(self) -> None:
-        writer = self._writer
-        if writer is None:
-            return
-        self._writer = None
-        try:
-            writer.close()
-            self._state = "complete"
-        except Exception:
-            self._state = "failed"
-            raise
-        finally:
-            stats = writer.statistics()  # after close: the last partial chunk is in
-            self._final = {
-                "frames": dict(stats.frames_written),
-                "dropped": dict(stats.frames_dropped),
-            }
-        log.info("recorded %s to %s", self._final["frames"], self._path)
+        self.seal()
 
     # -- callable through the handle -----------------------------------------------
-
-    def summary(self) -> dict[str, Any]:
-        """The run file's path, frames and drops per stream, and the recorder's state."""
-        if self._writer is not None:
-            stats = self._writer.statistics()
-            frames, dropped = dict(stats.frames_written), dict(stats.frames_dropped)
-        else:
-            frames = dict(self._final.get("frames", {}))
-            dropped = dict(self._final.get("dropped", {}))
-        return {"path": self._path, "state": self._state, "frames": frames, "dropped": dropped}
 
     def note_event(self, text: str) -> None:
         """Put an event (an actor restarted) in every stream's ledger."""

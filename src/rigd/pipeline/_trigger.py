@@ -32,7 +32,6 @@ frames.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import queue
 import threading
@@ -44,10 +43,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rigd._exceptions import EndOfStream, RingBrokenError, WouldBlock
-from rigd.actors import Actor
 from rigd.pipeline._expression import Expression, History
 from rigd.pipeline._processor import Emission, FrameProcessor, Spec
-from rigd.storage import DropReason, RunWriter, StreamSpec, run_file_path
+from rigd.pipeline._run_file import RunFileActor
+from rigd.storage import DropReason, RunWriter, StreamSpec
 
 __all__ = ["FrameTrigger", "TriggeredRecorder"]
 
@@ -202,7 +201,7 @@ class _Event:
         return all(w.done for w in self.windows.values())
 
 
-class TriggeredRecorder(Actor):
+class TriggeredRecorder(RunFileActor):
     """Records the frames around each trigger, from every recorded input, to one run file.
 
     Inputs: every linked input is recorded, except those named in
@@ -233,7 +232,6 @@ class TriggeredRecorder(Actor):
     """
 
     input_names = None  # any: recorded streams and trigger inputs
-    records = True
     #: Options that name places, for the daemon's confinement (rigd.service).
     place_options: ClassVar[dict[str, str]] = {"directory": "data_dir"}
 
@@ -302,10 +300,7 @@ class TriggeredRecorder(Actor):
         self._soft: queue.SimpleQueue[_Trigger] = queue.SimpleQueue()
         self._poke = threading.Event()
         self._armed = True
-        self._writer: RunWriter | None = None
-        self._path: str | None = None
-        self._state = "idle"
-        self._final: dict[str, Any] = {}
+        super().__init__()
         self.events_recorded = 0
         self.triggers_ignored = 0
 
@@ -385,16 +380,6 @@ class TriggeredRecorder(Actor):
             "triggers_ignored": self.triggers_ignored,
         }
 
-    def summary(self) -> dict[str, Any]:
-        """The run file's path, frames and drops per stream, and the recorder's state."""
-        if self._writer is not None:
-            stats = self._writer.statistics()
-            frames, dropped = dict(stats.frames_written), dict(stats.frames_dropped)
-        else:
-            frames = dict(self._final.get("frames", {}))
-            dropped = dict(self._final.get("dropped", {}))
-        return {"path": self._path, "state": self._state, "frames": frames, "dropped": dropped}
-
     def note_event(self, text: str) -> None:
         """Put a note (an actor restarted) in every recorded stream's ledger."""
         if self._writer is not None:
@@ -442,15 +427,7 @@ class TriggeredRecorder(Actor):
             self._edge = bool(self.trigger_spec.get("edge", True))
             self._was_true = False
         run = self.run_info
-        started = dt.datetime.fromisoformat(run["started"]) if "started" in run else None
-        path = run_file_path(
-            self.directory,
-            run.get("run_id", "run"),
-            template=self.template,
-            pipeline=run.get("pipeline", ""),
-            when=started,
-        )
-        self._path = str(path.resolve())
+        path = self.run_path()
         columns: list[tuple[str, Any]] = [
             ("trigger_ns", "<i8"),
             ("trigger_frame_id", "<i8"),
@@ -511,25 +488,8 @@ class TriggeredRecorder(Actor):
             for window in event.windows.values():
                 window.done = True
             self._close(event)
-        self._writer = None
-        try:
-            writer.close()
-            self._state = "complete"
-        except Exception:
-            self._state = "failed"
-            raise
-        finally:
-            stats = writer.statistics()
-            self._final = {
-                "frames": dict(stats.frames_written),
-                "dropped": dict(stats.frames_dropped),
-            }
-        log.info(
-            "recorded %d event(s), %s, to %s",
-            self.events_recorded,
-            self._final["frames"],
-            self._path,
-        )
+        log.info("%d event(s) recorded", self.events_recorded)
+        self.seal()
 
     # -- triggers -------------------------------------------------------------------
 

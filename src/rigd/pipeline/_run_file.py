@@ -1,0 +1,87 @@
+"""What every recorder does with its run file: name it from the run, seal it, report it.
+
+``HDF5Recorder`` (every frame) and ``TriggeredRecorder`` (the frames around
+events) share this: the file's path from the run's id, pipeline and start
+time; sealing at the end (the frames and drops the writer reports); the
+summary the supervisor collects (``Pipeline``'s report, the daemon's runs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from rigd.actors import Actor
+from rigd.storage import RunWriter, run_file_path
+
+__all__ = ["RunFileActor"]
+
+log = logging.getLogger("rigd.recorder")
+
+
+class RunFileActor(Actor):
+    """Base of recorders: one run file, sealed at ``stop``, reported by ``summary``.
+
+    A subclass sets ``directory`` and ``template`` and opens ``self._writer``
+    (a ``RunWriter``) on ``self.run_path()`` in its ``setup``.
+    """
+
+    records = True
+    directory: str
+    template: str
+
+    def __init__(self) -> None:
+        self._writer: RunWriter | None = None
+        self._path: str | None = None
+        self._state = "idle"
+        self._final: dict[str, Any] = {}
+
+    def run_path(self) -> Path:
+        """The run file's path, from the run's id, pipeline and start (``template``)."""
+        run = self.run_info
+        started = dt.datetime.fromisoformat(run["started"]) if "started" in run else None
+        path = run_file_path(
+            self.directory,
+            run.get("run_id", "run"),
+            template=self.template,
+            pipeline=run.get("pipeline", ""),
+            when=started,
+        )
+        self._path = str(path.resolve())
+        return path
+
+    def seal(self) -> None:
+        """Close the writer: the file sealed, its final counts kept for ``summary``.
+
+        Raises:
+            RecordingError: the recording had failed (the file stays readable).
+        """
+        writer = self._writer
+        if writer is None:
+            return
+        self._writer = None
+        try:
+            writer.close()
+            self._state = "complete"
+        except Exception:
+            self._state = "failed"
+            raise
+        finally:
+            stats = writer.statistics()  # after close: the last partial chunk is in
+            self._final = {
+                "frames": dict(stats.frames_written),
+                "dropped": dict(stats.frames_dropped),
+            }
+        log.info("recorded %s to %s", self._final["frames"], self._path)
+
+    def summary(self) -> dict[str, Any]:
+        """The run file's path, frames and drops per stream, and the recorder's state."""
+        if self._writer is not None:
+            stats = self._writer.statistics()
+            frames, dropped = dict(stats.frames_written), dict(stats.frames_dropped)
+        else:
+            frames = dict(self._final.get("frames", {}))
+            dropped = dict(self._final.get("dropped", {}))
+        return {"path": self._path, "state": self._state, "frames": frames, "dropped": dropped}
