@@ -448,6 +448,9 @@ class TriggeredRecorder(RunFileActor):
             flush_interval=self.flush_interval,
             fsync_interval=self.fsync_interval,
             tables={"events": self._event_dtype},
+            # The recorder copied each frame out of the ring already: the
+            # writer writes that copy itself (no second copy).
+            write_buffers=0,
         )
         self._open: list[_Event] = []
         self._ended: set[str] = set()
