@@ -222,6 +222,54 @@ def test_sigkill_of_a_processor_loses_nothing_in_the_recording(tmp_path: Path) -
     assert len(sums["frame_id"]) + report.dropped["sums"] == 1500
 
 
+def test_a_restarted_camera_goes_on_numbering_and_the_ledger_has_the_gap(tmp_path: Path) -> None:
+    # A camera restarted by max_restarts numbered its frames from 0 again:
+    # hundreds of duplicate frame ids in one file, and no gap in the ledger.
+    path = write(
+        tmp_path,
+        """
+        name: camera_crash
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {shape: [32, 32], fps: 400, n_frames: 1600, pattern: counter}
+            max_restarts: 1
+          - name: recorder
+            class: rigd.pipeline.HDF5Recorder
+            options: {directory: "@DATA@", flush_interval: 0.1}
+        links:
+          - {link: camera.frames -> recorder.camera, slots: 64}
+        """,
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    try:
+        recorder = pipeline.handle("recorder")
+        wait_until(
+            lambda: rigd.get(recorder.summary.remote())["frames"].get("camera", 0) >= 300,
+            timeout=30,
+            what="300 frames recorded",
+        )
+        os.kill(pipeline.status().actors["camera"]["pid"], signal.SIGKILL)
+        wait_until(
+            lambda: pipeline.status().actors["camera"]["restarts"] == 1,
+            timeout=30,
+            what="the camera restarted",
+        )
+        assert pipeline.wait(60)
+    finally:
+        report = pipeline.stop()
+    data = read_stream(report.files[0], "camera")
+    ids = data["frame_id"].astype(np.int64)
+    assert (np.diff(ids) > 0).all(), "frame ids repeated or out of order"
+    assert all((data["frames"][i] == ids[i] % 65536).all() for i in range(len(ids)))
+    assert ids[-1] == 1599  # the camera's n_frames counts on across the restart
+    # The frames the camera missed while it was down are in the ledger.
+    gaps = [(int(r["first_id"]), int(r["count"])) for r in data["dropped"] if r["count"]]
+    assert gaps, data["dropped"]
+    assert len(ids) + sum(count for _, count in gaps) == 1600
+
+
 def test_sigkill_of_the_recorder_restarts_it_with_a_ledger_entry(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -592,3 +592,13 @@ def test_a_frame_is_released_at_the_end_of_its_with_block() -> None:
             with reader.get(timeout=5) as frame:
                 assert frame.frame_id == k
         assert ring.statistics().readers[0].frames_read == 6
+
+
+def test_a_new_writer_learns_the_last_frame_its_predecessor_committed() -> None:
+    with FrameRing.create("prev", (2,), np.int64, slot_count=4) as ring:
+        first = ring.writer()
+        assert first.previous is None
+        for k in range(6):
+            first.put(np.full(2, k), frame_id=100 + k, timestamp_ns=5_000 + k)
+        # The writer's process died; its successor attaches to the same ring.
+        assert ring.writer().previous == (105, 5_005)

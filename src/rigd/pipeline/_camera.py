@@ -59,6 +59,8 @@ class SimulatedCamera(Actor):
         self.pattern = pattern
         self.seed = seed
         self.frames_written = 0
+        #: The id the camera went on from after a restart (None: never restarted).
+        self.restarted_at: int | None = None
 
     @staticmethod
     def _check(
@@ -98,6 +100,17 @@ class SimulatedCamera(Actor):
         return {"frames": (shape, dtype.str)}
 
     def setup(self) -> None:
+        previous = self.outputs.frames.previous if "frames" in self.outputs else None
+        if previous is not None and self.frames_written == 0:
+            # Restarted after a crash: go on after the last frame the ring
+            # has, and skip the frames the camera would have taken while it
+            # was down (at its rate), as a camera's own counter would. The
+            # recorder puts the jump in its ledger.
+            last_id, last_ns = previous
+            down_s = max(0.0, (time.time_ns() - last_ns) / 1e9)
+            missed = int(down_s * self.fps) if self.fps else 0
+            self.frames_written = last_id + 1 + missed
+            self.restarted_at = last_id + 1
         rng = np.random.default_rng(self.seed)
         self._info_max = int(np.iinfo(self.dtype).max) if self.dtype.kind in "iu" else None
         if self.pattern == "noise":

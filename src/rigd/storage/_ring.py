@@ -632,6 +632,23 @@ class RingWriter:
         self._space_until = 0
         self._open: _OpenSlot | None = None
 
+    @property
+    def previous(self) -> tuple[int, int] | None:
+        """The last frame a writer committed to this ring before this one
+        attached, as ``(frame_id, timestamp_ns)``, or None for a new ring.
+
+        A source restarted after a crash reads it to go on numbering its
+        frames after the last one, instead of from 0 (ids stay unique and
+        increasing in the ring and in the run file).
+        """
+        head = int(self._hdr.head)
+        if head == 0:
+            return None
+        meta = self._ring._meta[(head - 1) % self._ring.slot_count]
+        if meta.seq != head:
+            return None  # being overwritten: no committed frame to read
+        return int(meta.frame_id), int(meta.timestamp_ns)
+
     def put(
         self,
         array: np.ndarray[Any, Any],
