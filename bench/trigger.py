@@ -103,9 +103,7 @@ def run(tmp: Path, n: int, fps: float, seconds: float, slots: int) -> dict[str, 
     sys.path.insert(0, str(tmp))
     path = tmp / f"trigger_{n}.yaml"
     path.write_text(
-        textwrap.dedent(
-            PIPELINE.format(n=n, fps=fps, gap=gap, data=tmp / f"data{n}", slots=slots)
-        )
+        textwrap.dedent(PIPELINE.format(n=n, fps=fps, gap=gap, data=tmp / f"data{n}", slots=slots))
     )
     rigd.init()
     pipeline = Pipeline(plan_pipeline(path), run_id=f"bench{n}")
