@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -188,3 +189,37 @@ def test_an_actor_that_fails_to_set_up_stops_the_start_cleanly(tmp_path: Path) -
     assert "pipeline 'forever' could not start" in err
     assert "Protocol not supported" in err or "nonsense" in err
     assert no_rings_of(proc.pid)
+
+
+def test_rigd_run_warns_when_a_paced_source_falls_behind(tmp_path: Path) -> None:
+    # A camera at 200 fps into a lossless reader that takes 50 ms a frame:
+    # the camera cannot keep its rate, and the run says so.
+    path = tmp_path / "slow.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            name: slow
+            actors:
+              - name: camera
+                class: rigd.pipeline.SimulatedCamera
+                options: {shape: [16, 16], fps: 200, n_frames: 120}
+              - name: viewer
+                class: tests.pipeline.actors.SlowViewer
+                options: {delay: 0.05}
+            links:
+              - {link: camera.frames -> viewer.frames, slots: 2}
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "rigd", "run", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "warning: camera runs at" in result.stderr
+    assert "below its 200 fps" in result.stderr

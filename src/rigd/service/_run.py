@@ -118,7 +118,41 @@ def run_pipeline(
     return 130 if interrupts.count else 0
 
 
+class _PaceWatch:
+    """Warns when a paced source (an ``fps`` option) writes well below its rate:
+    the machine or a reader cannot keep up, and frames are being lost."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.nominal = {
+            a.name: float(a.options["fps"])
+            for a in pipeline.plan.actors
+            if a.is_source and isinstance(a.options.get("fps"), (int, float)) and a.options["fps"]
+        }
+        self.slow: dict[str, int] = dict.fromkeys(self.nominal, 0)
+        self.warned: set[str] = set()
+
+    def check(self, status: PipelineStatus, err: TextIO) -> None:
+        if status.elapsed_s < 2.0:
+            return  # starting up
+        for name, fps in self.nominal.items():
+            rates = [link.rate_hz for link in status.links if link.ring.startswith(f"{name}.")]
+            if not rates:
+                continue
+            rate = max(rates)
+            self.slow[name] = self.slow[name] + 1 if rate < 0.9 * fps else 0
+            if self.slow[name] >= 2 and name not in self.warned:
+                self.warned.add(name)
+                err.write(
+                    f"\nrigd run: warning: {name} runs at {rate:.1f} frames/s, below its "
+                    f"{fps:g} fps: this machine or a reader cannot keep up, and frames are "
+                    "lost (see the drops); give it a CPU of its own (cpus:) or lighten the load\n"
+                )
+            elif self.slow[name] == 0:
+                self.warned.discard(name)
+
+
 def _follow(pipeline: Pipeline, interrupts: _Interrupts, err: TextIO) -> RunReport:
+    watch = _PaceWatch(pipeline)
     tty = err.isatty()
     every = _TTY_EVERY_S if tty else _PLAIN_EVERY_S
     next_line = time.monotonic() + every
@@ -129,7 +163,9 @@ def _follow(pipeline: Pipeline, interrupts: _Interrupts, err: TextIO) -> RunRepo
                 break
             if time.monotonic() >= next_line:
                 next_line += every
-                line = format_progress(pipeline.status())
+                status = pipeline.status()
+                watch.check(status, err)
+                line = format_progress(status)
                 if tty:
                     err.write("\r" + line.ljust(width))
                     width = len(line)
