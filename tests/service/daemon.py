@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +155,15 @@ def workers_of(daemon_pid: int) -> list[int]:
         if ours and pid_alive(int(entry)):
             found.append(int(entry))
     return found
+
+
+@contextlib.contextmanager
+def serving(directory: Path, **config: Any) -> Iterator[Daemon]:
+    """A daemon for one test: SIGTERM must stop it with status 0 and leave nothing."""
+    d = Daemon(directory, **config)
+    try:
+        yield d
+        assert d.terminate() == 0, d.output()
+        d.assert_nothing_left()
+    finally:
+        d.stop()

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.helpers import wait_until
-from tests.service.daemon import ROOT, Daemon
+from tests.service.daemon import ROOT, Daemon, serving
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +44,8 @@ def with_actor(block: str, links: str = "") -> str:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(tmp_path, allowed_modules=["rigd", "tests.service"])
-    try:
+    with serving(tmp_path, allowed_modules=["rigd", "tests.service"]) as d:
         yield d
-        assert d.terminate() == 0, d.output()
-        d.assert_nothing_left()
-    finally:
-        d.stop()
 
 
 def put(d: Daemon, text: str) -> httpx.Response:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,6 @@ from tests.helpers import wait_until
 from tests.service.daemon import COUNTER, ROOT, Daemon
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(tmp_path)
-    try:
-        yield d
-        assert d.terminate() == 0, d.output()
-        d.assert_nothing_left()
-    finally:
-        d.stop()
 
 
 def read_counter(path: str) -> np.ndarray:

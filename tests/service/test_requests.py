@@ -11,7 +11,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,6 @@ from tests.service.daemon import COUNTER, Daemon
 pytestmark = pytest.mark.integration
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(tmp_path)
-    try:
-        yield d
-        assert d.terminate() == 0, d.output()
-        d.assert_nothing_left()
-    finally:
-        d.stop()
 
 
 def cli(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:

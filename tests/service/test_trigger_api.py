@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import h5py
 import pytest
@@ -27,17 +25,6 @@ actors:
 links:
   - {link: camera.frames -> recorder.camera, policy: latest, slots: 32}
 """
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(tmp_path)
-    try:
-        yield d
-        assert d.terminate() == 0, d.output()
-        d.assert_nothing_left()
-    finally:
-        d.stop()
 
 
 def test_soft_triggers_over_rest_and_the_cli_record_events(daemon: Daemon) -> None:
