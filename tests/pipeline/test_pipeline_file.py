@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -257,3 +258,27 @@ def test_rings_dev_shm_cannot_hold_are_refused_at_load(tmp_path: Path) -> None:
         and "--shm-size" in p
         for p in found
     ), found
+
+
+@pytest.mark.parametrize(
+    ("fps", "message"),
+    [
+        ("1e9", r"fps must be a number.*'1e9'.*write 1.0e9"),
+        (".nan", "fps must be a number"),
+        ('"fast"', "fps must be a number"),
+        ("true", "fps must be a number"),
+    ],
+)
+def test_a_camera_rate_that_is_not_a_number_is_refused_clearly(
+    tmp_path: Path, fps: str, message: str
+) -> None:
+    found = problems(
+        tmp_path,
+        f"""
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {{shape: [16, 16], fps: {fps}}}
+        """,
+    )
+    assert any(re.search(message, p) for p in found), found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -80,6 +81,14 @@ class SimulatedCamera(Actor):
             raise ValueError(f"dtype {dtype!r} is not a numpy dtype (e.g. uint16)") from None
         if pattern not in _PATTERNS:
             raise ValueError(f"pattern must be one of {list(_PATTERNS)}, got {pattern!r}")
+        if fps is not None and (
+            isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps)
+        ):
+            hint = " (YAML reads 1e9 as text: write 1.0e9)" if isinstance(fps, str) else ""
+            raise ValueError(
+                f"fps must be a number of frames per second (or null for as fast as "
+                f"possible), got {fps!r}{hint}"
+            )
         if fps is not None and fps < 0:
             raise ValueError(f"fps must be positive (or null for as fast as possible), got {fps}")
         if n_frames is not None and n_frames < 0:
