@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,3 +66,33 @@ ray_start_object_store_memory = ray_start_regular
 ray_start_with_dashboard = ray_start_regular
 ray_start_regular_with_external_redis = ray_start_cluster
 ray_init_with_task_retry_delay = ray_start_regular
+
+
+# Ray's files mark coroutine tests with ``pytest.mark.asyncio`` (pytest-asyncio);
+# the runner runs them on a fresh event loop itself, without that plugin.
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "asyncio: run the coroutine test on an event loop")
+
+
+@pytest.fixture
+def event_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    loop = kwargs.get("event_loop") or asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(pyfuncitem.obj(**kwargs))
+    finally:
+        asyncio.set_event_loop(None)
+        if "event_loop" not in kwargs:
+            loop.close()
+    return True

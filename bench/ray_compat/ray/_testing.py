@@ -54,6 +54,11 @@ def wait_for_pid_to_exit(pid: int, timeout: float = 20) -> None:
     wait_for_condition(gone, timeout=timeout, retry_interval_ms=10)
 
 
+def generate_system_config_map(**kwargs: Any) -> dict[str, Any]:
+    """Ray's fixture parameter builder (used at collection; the fixtures using it are out of scope)."""
+    return {"_system_config": kwargs}
+
+
 def client_test_enabled() -> bool:
     return False
 
