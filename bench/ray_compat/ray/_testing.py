@@ -36,6 +36,8 @@ def wait_for_condition(
             if condition_predictor(**kwargs):
                 return
         except Exception as exc:
+            if type(exc).__name__ == "OutOfScope":
+                raise
             last = exc
         time.sleep(retry_interval_ms / 1000)
     raise RuntimeError(f"the condition was not met within {timeout} s") from last

@@ -197,7 +197,8 @@ class ActorClass(Generic[T]):
 
     def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[type, ...]:
         raise TypeError(
-            f"cannot subclass the actor class {self.__name__}: inherit from the plain class "
+            "Inheriting from actor classes is not currently supported: "
+            f"cannot subclass the actor class {self.__name__}; inherit from the plain class "
             f"and decorate the subclass instead (class Sub(Base): ..., then "
             f"rigd.remote(Sub)), keeping the undecorated Base importable"
         )
@@ -541,7 +542,8 @@ def _make_remote(target: Any, options: dict[str, Any]) -> Any:
     if inspect.isclass(target):
         return ActorClass(target, ActorOptions().replace(**options))
     if inspect.iscoroutinefunction(target):
-        raise TypeError(
+        # ValueError, as Ray raises.
+        raise ValueError(
             f"{target.__qualname__} is an `async def` function, which cannot be a remote "
             "function (a task); make it a plain function that calls asyncio.run(...), or "
             "make it a method of an async actor"

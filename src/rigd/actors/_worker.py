@@ -41,7 +41,7 @@ from rigd.actors._context import ActorExit
 from rigd.actors._events import TaskState
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._runtime import Runtime, error_reply
-from rigd.actors._schema import ActorKind, ActorSchema
+from rigd.actors._schema import BUILTIN_METHODS, ActorKind, ActorSchema
 from rigd.actors._started import StartedTable, table_path
 
 if TYPE_CHECKING:
@@ -376,7 +376,7 @@ class _ActorServer:
             self.task_ids[(conn, call_id)] = task_id
         method = self.methods.get(name)
         if method is None:
-            if name == "__rigd_terminate__":
+            if name in BUILTIN_METHODS:
                 self.exit_request = (ExitKind.GRACEFUL, conn, call_id)
                 return
             try:
