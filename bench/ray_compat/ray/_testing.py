@@ -57,7 +57,7 @@ def wait_for_pid_to_exit(pid: int, timeout: float = 20) -> None:
 
 
 def generate_system_config_map(**kwargs: Any) -> dict[str, Any]:
-    """Ray's fixture parameter builder (used at collection; the fixtures using it are out of scope)."""
+    """Ray's fixture parameter builder (used at collection; its fixtures are out of scope)."""
     return {"_system_config": kwargs}
 
 

@@ -1,0 +1,130 @@
+"""Regression tests for what running Ray's own actor test files found (issue 22).
+
+Each test pins one incompatibility that ``bench/ray_compat.py`` showed, in
+rigd's own words (Ray's tests are not copied here). Real processes; every
+wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import pytest
+
+import rigd
+from rigd.exceptions import (
+    ActorDiedError,
+    ObjectLostError,
+    OwnerDiedError,
+    RayActorError,
+    RayError,
+    RayTaskError,
+    RigdError,
+    TaskError,
+)
+from tests.helpers import pid_alive, wait_until
+
+
+@rigd.remote
+class Pid:
+    def pid(self) -> int:
+        return os.getpid()
+
+    def fail(self) -> None:
+        raise KeyError("no such key")
+
+
+@rigd.remote
+def touch(actor: object) -> int:
+    return 1
+
+
+@rigd.remote
+def call_pid(actor: rigd.actor.ActorHandle[Pid]) -> int:
+    return rigd.get(actor.pid.remote(), timeout=60)
+
+
+# -- a handle passed to a task --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", [touch, call_pid], ids=["unused", "called"])
+def test_an_actor_ends_once_a_task_that_was_given_its_last_handle_finishes(
+    task: Any,
+) -> None:
+    # Checking the arguments at the call site pickled the handle once more,
+    # lending it to a borrower that never came: the actor never ended.
+    actor = Pid.remote()
+    pid = rigd.get(actor.pid.remote(), timeout=60)
+    ref = task.remote(actor)
+    del actor
+    assert rigd.get(ref, timeout=60) in (1, pid)
+    wait_until(lambda: not pid_alive(pid), timeout=30, what="the actor to end")
+
+
+def test_an_unpicklable_argument_next_to_a_handle_does_not_keep_the_actor() -> None:
+    actor = Pid.remote()
+    pid = rigd.get(actor.pid.remote(), timeout=60)
+    with pytest.raises(TypeError, match="cannot be serialized"):
+        touch.remote((actor, threading.Lock()))
+    del actor
+    wait_until(lambda: not pid_alive(pid), timeout=30, what="the actor to end")
+
+
+# -- Ray's exception names ------------------------------------------------------------------
+
+
+def test_rays_exception_names_catch_rigds_errors() -> None:
+    assert RayError is RigdError
+    assert RayTaskError is TaskError
+    assert RayActorError is ActorDiedError
+    assert issubclass(OwnerDiedError, ObjectLostError)
+    assert issubclass(ObjectLostError, RayError)
+    actor = Pid.remote()
+    with pytest.raises(RayTaskError) as info:
+        rigd.get(actor.fail.remote(), timeout=60)
+    assert isinstance(info.value, KeyError)
+    rigd.kill(actor)
+    with pytest.raises(RayActorError):
+        rigd.get(actor.pid.remote(), timeout=60)
+
+
+# -- __ray_terminate__, lifetimes, init's facts ---------------------------------------------
+
+
+def test_ray_terminate_ends_the_actor_gracefully_and_runs_atexit(tmp_path: object) -> None:
+    marker = os.path.join(str(tmp_path), "atexit")
+
+    @rigd.remote
+    class Leaves:
+        def __init__(self, path: str) -> None:
+            import atexit
+
+            atexit.register(lambda: open(path, "w").close())
+
+        def pid(self) -> int:
+            return os.getpid()
+
+    actor = Leaves.remote(marker)
+    pid = rigd.get(actor.pid.remote(), timeout=60)
+    rigd.wait([actor.__ray_terminate__.remote()], timeout=60)
+    wait_until(lambda: not pid_alive(pid), timeout=30, what="the actor to end")
+    assert os.path.exists(marker)
+    with pytest.raises(ActorDiedError):
+        rigd.get(actor.pid.remote(), timeout=60)
+
+
+def test_ray_1x_non_detached_spelling_is_accepted() -> None:
+    cls: Any = Pid
+    actor = cls.options(lifetime="non-detached").remote()
+    assert rigd.get(actor.pid.remote(), timeout=60) > 0
+    assert cls.options(lifetime="non-detached")._options.lifetime == "non_detached"
+    with pytest.raises(ValueError, match="lifetime must be"):
+        cls.options(lifetime="forever")
+
+
+def test_init_reports_an_address_as_ray_does() -> None:
+    facts = rigd.init(num_cpus=1)
+    assert facts["address"] == facts["session_dir"]
+    assert os.path.isdir(facts["address"])
