@@ -22,6 +22,7 @@ from rigd.exceptions import (
     RayError,
     RayTaskError,
     RigdError,
+    TaskCancelledError,
     TaskError,
 )
 from tests.helpers import pid_alive, wait_until
@@ -128,3 +129,37 @@ def test_init_reports_an_address_as_ray_does() -> None:
     facts = rigd.init(num_cpus=1)
     assert facts["address"] == facts["session_dir"]
     assert os.path.isdir(facts["address"])
+
+
+# -- cancelling a borrowed ref ----------------------------------------------------------------
+
+
+def _hold_at(path: str) -> str:
+    open(path + ".started", "w").close()
+    with open(path, "rb") as f:
+        f.read(1)
+    return "opened"
+
+
+@rigd.remote
+def held(path: str) -> str:
+    return _hold_at(path)
+
+
+@rigd.remote
+def start_held(path: str) -> list[rigd.ObjectRef[str]]:
+    return [held.remote(path)]
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_cancel_of_a_borrowed_ref_reaches_the_process_that_owns_it(gate: str, force: bool) -> None:
+    # The ref came nested in a task's result: the task's worker owns it, and
+    # rigd.cancel here did nothing (the get then timed out).
+    rigd.init(num_cpus=2)
+    [inner] = rigd.get(start_held.remote(gate), timeout=60)
+    wait_until(lambda: os.path.exists(gate + ".started"), what="the inner task to start")
+
+    rigd.cancel(inner, force=force)
+
+    with pytest.raises(TaskCancelledError):
+        rigd.get(inner, timeout=60)

@@ -230,6 +230,7 @@ class Head:
             Msg.EXITING: self._on_exiting,
             Msg.REF_GET: self._on_ref_get,
             Msg.REF_VALUE: self._on_ref_value,
+            Msg.REF_CANCEL: self._on_ref_cancel,
         }
         # Borrowed refs: token -> (borrower, its request id, the owner).
         self._ref_requests: dict[int, tuple[_Peer, int, _Peer]] = {}
@@ -985,6 +986,17 @@ class Head:
         token = next(self._ref_tokens)
         self._ref_requests[token] = (peer, req_id, owner)
         self._send(owner, (int(Msg.REF_WANTED), token, ref_id))
+
+    def _on_ref_cancel(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        # rigd.cancel on a borrowed ref: its owner cancels the call (Ray's rule:
+        # cancelling goes to the owner). An owner that is gone has nothing to cancel.
+        _, ref_id, force = message
+        try:
+            owner = self._peers_by_pid.get(int(ref_id.split("-", 1)[0], 16))
+        except ValueError:
+            owner = None
+        if owner is not None:
+            self._send(owner, (int(Msg.REF_CANCEL_WANTED), ref_id, force))
 
     def _on_ref_value(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         _, token, ok, body = message
