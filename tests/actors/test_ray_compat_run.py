@@ -7,6 +7,7 @@ wait is bounded.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from typing import Any
@@ -163,3 +164,31 @@ def test_cancel_of_a_borrowed_ref_reaches_the_process_that_owns_it(gate: str, fo
 
     with pytest.raises(TaskCancelledError):
         rigd.get(inner, timeout=60)
+
+
+# -- an async actor's constructor and its event loop ------------------------------------------
+
+
+@rigd.remote(concurrency_groups={"io": 1})
+class LoopSeer:
+    def __init__(self) -> None:
+        self.loop = asyncio.get_event_loop()
+
+    def sync_sees_it(self) -> bool:
+        return asyncio.get_event_loop() is self.loop
+
+    async def async_sees_it(self) -> bool:
+        return asyncio.get_running_loop() is self.loop
+
+    @rigd.method(concurrency_group="io")
+    async def io_sees_another(self) -> bool:
+        return asyncio.get_running_loop() is not self.loop
+
+
+def test_an_async_actors_constructor_sees_the_loop_its_default_calls_run_on() -> None:
+    # The constructor ran before the loop existed: asyncio.get_event_loop()
+    # there made a loop no call ever ran on.
+    actor = LoopSeer.remote()
+    assert rigd.get(actor.sync_sees_it.remote(), timeout=60) is True
+    assert rigd.get(actor.async_sees_it.remote(), timeout=60) is True
+    assert rigd.get(actor.io_sees_another.remote(), timeout=60) is True

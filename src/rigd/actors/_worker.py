@@ -169,6 +169,13 @@ class _ActorServer:
                 check_visible_devices()
             cls = pickle.loads(cls_body)
             args, kwargs = loads(args_body)
+            if self.schema.kind is ActorKind.ASYNC:
+                # The constructor sees the loop its default group's calls run
+                # on (asyncio.get_event_loop() there is that loop, as in Ray).
+                import asyncio
+
+                self.loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(self.loop)
             self.instance = cls(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - boundary: report the constructor's error
             text = "".join(traceback.format_exception(exc)).rstrip()
@@ -188,7 +195,7 @@ class _ActorServer:
             # The event loop runs on this (the main) thread: a call goes from
             # the socket to its task with no hand-off between threads.
             self.executor = AsyncExecutor(
-                self.schema, self._reply, self._exit_from_call, self._send
+                self.schema, self._reply, self._exit_from_call, self._send, self.loop
             )
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.selector.register(wake_r, selectors.EVENT_READ, None)
