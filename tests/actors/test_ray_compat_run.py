@@ -192,3 +192,23 @@ def test_an_async_actors_constructor_sees_the_loop_its_default_calls_run_on() ->
     assert rigd.get(actor.sync_sees_it.remote(), timeout=60) is True
     assert rigd.get(actor.async_sees_it.remote(), timeout=60) is True
     assert rigd.get(actor.io_sees_another.remote(), timeout=60) is True
+
+
+# -- a task iterating a generator task lends its CPU ---------------------------------------
+
+
+@rigd.remote
+def count_to(n: int):  # type: ignore[no-untyped-def]
+    yield from range(n)
+
+
+@rigd.remote
+def read_counts(n: int) -> list[int]:
+    return [rigd.get(ref, timeout=60) for ref in count_to.remote(n)]
+
+
+def test_a_task_reading_a_generator_task_does_not_hold_the_only_cpu() -> None:
+    # Waiting for the next item kept the CPU: with one CPU, the generator task
+    # never started and the reading task waited for ever.
+    rigd.init(num_cpus=1)
+    assert rigd.get(read_counts.remote(3), timeout=60) == [0, 1, 2]
