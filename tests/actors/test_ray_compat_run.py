@@ -212,3 +212,66 @@ def test_a_task_reading_a_generator_task_does_not_hold_the_only_cpu() -> None:
     # never started and the reading task waited for ever.
     rigd.init(num_cpus=1)
     assert rigd.get(read_counts.remote(3), timeout=60) == [0, 1, 2]
+
+
+# -- a retried generator task does not send its items twice ------------------------------
+
+
+@rigd.remote(retry_exceptions=[ValueError], max_retries=2)
+def fails_once_at_3(marker: str):  # type: ignore[no-untyped-def]
+    for i in range(5):
+        if i == 3 and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise ValueError("once")
+        yield i
+
+
+def test_a_retried_generator_task_sends_each_item_once(tmp_path: object) -> None:
+    # The retry ran the generator again from its start and sent 0, 1, 2 again.
+    marker = os.path.join(str(tmp_path), "failed")
+    items = [rigd.get(ref, timeout=60) for ref in fails_once_at_3.remote(marker)]
+    assert items == [0, 1, 2, 3, 4]
+    assert os.path.exists(marker)
+
+
+# -- an instance attribute does not hide a method -----------------------------------------
+
+
+@rigd.remote
+class Shadowed:
+    def __init__(self) -> None:
+        self.flag = True
+
+    def flag(self) -> bool:  # type: ignore[no-redef]
+        return self.flag  # type: ignore[return-value]
+
+    async def clear(self) -> None:
+        self.flag = False  # type: ignore[assignment,method-assign]
+
+
+def test_a_method_is_found_on_the_class_even_when_an_attribute_shares_its_name() -> None:
+    # The worker looked the method up on the instance, found the bool and
+    # failed with "'bool' object is not callable"; Ray calls the class's method.
+    actor = Shadowed.remote()
+    assert rigd.get(actor.flag.remote(), timeout=60) is True
+    rigd.get(actor.clear.remote(), timeout=60)
+    assert rigd.get(actor.flag.remote(), timeout=60) is False
+
+
+@rigd.remote(max_retries=1)
+def dies_once_at_3(marker: str):  # type: ignore[no-untyped-def]
+    for i in range(5):
+        if i == 3 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+        yield i
+
+
+def test_a_generator_task_whose_worker_died_is_retried_without_repeating_items(
+    tmp_path: object,
+) -> None:
+    # Streaming tasks were never retried (a retry would repeat the items).
+    marker = os.path.join(str(tmp_path), "died")
+    items = [rigd.get(ref, timeout=60) for ref in dies_once_at_3.remote(marker)]
+    assert items == [0, 1, 2, 3, 4]
+    assert os.path.exists(marker)

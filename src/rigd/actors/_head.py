@@ -161,6 +161,8 @@ class _Task:
     streaming: bool = False
     namespace: str = ""
     retry_exceptions: Any = False
+    #: A generator task's items delivered: a retry (its worker died) skips them.
+    items_sent: int = 0
 
 
 class Head:
@@ -1094,6 +1096,7 @@ class Head:
                 task.namespace,
                 task.retry_exceptions,
                 task.retries_left,
+                task.items_sent,
             ),
         )
 
@@ -1156,6 +1159,7 @@ class Head:
         _, task_id, body = message
         worker = peer.worker
         if worker is not None and worker.task is not None and worker.task.task_id == task_id:
+            worker.task.items_sent += 1
             self._send(worker.task.submitter, (int(Msg.HEAD_ITEM), worker.task.req_id, body))
 
     def _on_blocked(self, peer: _Peer, message: tuple[Any, ...]) -> None:

@@ -994,12 +994,11 @@ class Runtime:
         """Queue a task at the head; return the ref of its result.
 
         With ``streaming`` (a generator function) an ``ObjectRefGenerator``
-        is returned, fed as the task yields. Streaming tasks are not retried:
-        a retry would repeat the items already delivered.
+        is returned, fed as the task yields. A retried streaming task runs
+        again from its start, and the items already delivered are not sent
+        again (Ray's rule).
         """
         ref: Any = ObjectRefGenerator() if streaming else ObjectRef()
-        if streaming:
-            max_retries = 0
         task_id = None
         if events:
             task_id = self.new_task_id()

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -387,7 +388,7 @@ class _ActorServer:
                 self.exit_request = (ExitKind.GRACEFUL, conn, call_id)
                 return
             try:
-                method = getattr(self.instance, name)
+                method = _bound_method(self.instance, name)
             except AttributeError as exc:
                 self._send(
                     conn,
@@ -638,7 +639,9 @@ def _serve_tasks(
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
-        (_, task_id, fn_id, fn_body, name, body, streaming, namespace, retry, retries) = message
+        (_, task_id, fn_id, fn_body, name, body, streaming, namespace, retry, retries, items) = (
+            message
+        )
         runtime.namespace = namespace
         _context.current_task = task_id
         try:
@@ -647,9 +650,10 @@ def _serve_tasks(
                 fn = functions[fn_id] = pickle.loads(fn_body)
             if task_id in _cancelled_tasks:
                 raise KeyboardInterrupt  # cancelled before it started here
+            sent = [items]  # a generator's items sent, over its attempts
             while True:
                 try:
-                    reply = _run_task(runtime, fn, body, task_id, name, streaming)
+                    reply = _run_task(runtime, fn, body, task_id, name, streaming, sent)
                     break
                 except Exception as exc:
                     if retries != 0 and _retryable(exc, retry):
@@ -674,9 +678,20 @@ def _serve_tasks(
 
 
 def _run_task(
-    runtime: Runtime, fn: Any, body: bytes, task_id: int, name: str, streaming: bool
+    runtime: Runtime,
+    fn: Any,
+    body: bytes,
+    task_id: int,
+    name: str,
+    streaming: bool,
+    sent: list[int],
 ) -> bytes:
-    """Run one task; return its reply (items of a generator task go as they come)."""
+    """Run one task; return its reply (items of a generator task go as they come).
+
+    ``sent[0]`` counts the items sent: a retried generator runs again from
+    its start, and the items its caller already has are not sent twice (Ray's
+    rule for retried streaming generators).
+    """
     args, kwargs = loads(body)
     result = fn(*args, **kwargs)
     if inspect.isasyncgen(result):
@@ -688,9 +703,12 @@ def _run_task(
             "num_returns='streaming'"
         )
     if inspect.isgenerator(result):
-        for item in result:
+        for index, item in enumerate(result):
+            if index < sent[0]:
+                continue
             item_body = dumps((_REPLY_ITEM, task_id, item), runtime.shm_prefix)
             runtime.send_to_head((int(Msg.TASK_ITEM), task_id, item_body))
+            sent[0] += 1
         return dumps((_REPLY_END, task_id), runtime.shm_prefix)
     return dumps((_REPLY_OK, task_id, result), runtime.shm_prefix)
 
@@ -786,6 +804,18 @@ def main(argv: list[str]) -> None:
     else:
         signal.signal(signal.SIGINT, _on_sigint)
         _serve_tasks(runtime, inbox, first)
+
+
+def _bound_method(instance: Any, name: str) -> Any:
+    """The class's method ``name`` bound to ``instance``, as Ray finds it.
+
+    Looked up on the class, so an instance attribute of the same name (set
+    in ``__init__``, say) does not hide the method from its callers.
+    """
+    member = inspect.getattr_static(type(instance), name, None)
+    if inspect.isfunction(member):
+        return types.MethodType(member, instance)
+    return getattr(instance, name)
 
 
 # cloudpickle registers reducers that plain pickle.loads relies on for
