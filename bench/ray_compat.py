@@ -9,8 +9,9 @@ fixtures (``bench/ray_compat/conftest.py``), and each test is counted:
 
 - pass;
 - out of scope: a cluster fixture, a Ray internal or cluster API (the shim
-  raises ``OutOfScope`` naming it), or skipped by Ray's own file; the reason
-  is printed per class;
+  raises ``OutOfScope`` naming it), a test of what is not Ray's API today
+  (``NOT_RAYS_API`` in the conftest, by test name), or skipped by Ray's own
+  file; the reason is printed per class;
 - fail: a real incompatibility (the first error line is printed).
 
     .venv/bin/python bench/ray_compat.py ~/src/ray/python/ray/tests \\

@@ -35,6 +35,7 @@ __all__ = [
     "ActorDiedError",
     "EndOfStream",
     "GetTimeoutError",
+    "ObjectLostError",
     "OwnerDiedError",
     "RecordingError",
     "ResourceUnavailableError",
@@ -54,7 +55,15 @@ class RigdError(Exception):
     """Root of every error rigd raises on its own account."""
 
 
-class OwnerDiedError(RigdError):
+class ObjectLostError(RigdError):
+    """Raised by ``rigd.get`` when a ref's value can no longer be had.
+
+    Ray's name; rigd has no object store to evict from, so its only case is
+    ``OwnerDiedError``.
+    """
+
+
+class OwnerDiedError(ObjectLostError):
     """Raised by ``rigd.get`` on a ref that came nested in an argument or result,
     when the process that made it (its owner) died before its value was ready.
 

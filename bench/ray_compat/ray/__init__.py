@@ -17,6 +17,21 @@ import rigd
 from rigd import *  # noqa: F403 - the shim is rigd under Ray's name
 from rigd import actor, exceptions, util
 
+
+def init(*args: Any, _system_config: Any = None, **kwargs: Any) -> Any:
+    """``rigd.init`` taking Ray's private init arguments.
+
+    ``_system_config`` holds Ray's internal tuning (raylet, GCS, object
+    store), which has no meaning for rigd: it is dropped. Ray 1.x's
+    ``_default_actor_lifetime`` (now ``JobConfig``) is out of scope.
+    """
+    if "_default_actor_lifetime" in kwargs:
+        raise OutOfScope("Ray internal or cluster API: ray.init(_default_actor_lifetime)")
+    for name in [k for k in kwargs if k.startswith("_")]:
+        raise OutOfScope(f"Ray internal or cluster API: ray.init({name})")
+    return rigd.init(*args, **kwargs)
+
+
 ObjectRefGenerator = rigd.ObjectRefGenerator
 DynamicObjectRefGenerator = rigd.ObjectRefGenerator
 
@@ -46,6 +61,54 @@ class _Missing:
     def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[type, ...]:
         return (object,)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_name":
+            object.__setattr__(self, name, value)
+        else:
+            self._refuse()
+
+
+class _Provided(types.ModuleType):
+    """One of rigd's modules under Ray's name; names rigd lacks are ``_Missing``."""
+
+    def __init__(self, name: str, module: types.ModuleType) -> None:
+        super().__init__(name)
+        self.__dict__["_module"] = module
+
+    def __getattr__(self, name: str) -> Any:
+        module = self.__dict__["_module"]
+        try:
+            return getattr(module, name)
+        except AttributeError:
+            if name.startswith("__"):
+                raise
+            return _Missing(f"{self.__name__}.{name}")
+
+
+exceptions = _Provided("ray.exceptions", exceptions)  # type: ignore[assignment]
+actor = _Provided("ray.actor", actor)  # type: ignore[assignment]
+util = _Provided("ray.util", util)  # type: ignore[assignment]
+state = _Provided("ray.state", rigd.state)
+_raylet_names = types.ModuleType("ray._raylet")
+_raylet_names.ObjectRef = rigd.ObjectRef  # type: ignore[attr-defined]
+_raylet_names.ObjectRefGenerator = rigd.ObjectRefGenerator  # type: ignore[attr-defined]
+_raylet = _Provided("ray._raylet", _raylet_names)
+
+
+class _PrivateRefMethod:
+    """Ray's private ``ObjectRef`` methods (``_on_completed``, ...): out of scope."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        return _Missing(f"ray.ObjectRef.{self._name}")
+
+
+for _private in ("_on_completed", "from_random", "is_nil", "nil"):
+    if not hasattr(rigd.ObjectRef, _private):
+        setattr(rigd.ObjectRef, _private, _PrivateRefMethod(_private))
+
 
 def __getattr__(name: str) -> Any:
     if name.startswith("__"):
@@ -57,6 +120,8 @@ _PROVIDED = {
     "ray.exceptions": exceptions,
     "ray.actor": actor,
     "ray.util": util,
+    "ray.state": state,
+    "ray._raylet": _raylet,
 }
 
 

@@ -36,6 +36,8 @@ def wait_for_condition(
             if condition_predictor(**kwargs):
                 return
         except Exception as exc:
+            if type(exc).__name__ == "OutOfScope":
+                raise
             last = exc
         time.sleep(retry_interval_ms / 1000)
     raise RuntimeError(f"the condition was not met within {timeout} s") from last
@@ -52,6 +54,11 @@ def wait_for_pid_to_exit(pid: int, timeout: float = 20) -> None:
             return True
 
     wait_for_condition(gone, timeout=timeout, retry_interval_ms=10)
+
+
+def generate_system_config_map(**kwargs: Any) -> dict[str, Any]:
+    """Ray's fixture parameter builder (used at collection; its fixtures are out of scope)."""
+    return {"_system_config": kwargs}
 
 
 def client_test_enabled() -> bool:

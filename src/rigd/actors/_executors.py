@@ -187,10 +187,17 @@ class AsyncExecutor(Executor):
     first, and the guide's batching example then deadlocks.)
     """
 
-    def __init__(self, schema: ActorSchema, reply: Reply, on_exit: OnExit, send: Send) -> None:
+    def __init__(
+        self,
+        schema: ActorSchema,
+        reply: Reply,
+        on_exit: OnExit,
+        send: Send,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         super().__init__(schema, reply, on_exit)
         self.send = send
-        self.loop = asyncio.new_event_loop()
+        self.loop = loop if loop is not None else asyncio.new_event_loop()
         self.groups: dict[str, _Group] = {}
         _context.actor_loops.add(self.loop)
 

@@ -94,7 +94,12 @@ class ObjectRefGenerator(Iterator[ObjectRef[Any]], AsyncIterator[ObjectRef[Any]]
             if ref is not None:
                 return ref
             assert signal is not None
-            signal._wait(None)
+            # A task waiting for the next item lends its CPU, as in rigd.get:
+            # with one CPU, the generator task it waits for must run.
+            from rigd.actors._api import _Blocking
+
+            with _Blocking():
+                signal._wait(None)
 
     def __aiter__(self) -> ObjectRefGenerator:
         return self

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,7 +198,8 @@ class ActorClass(Generic[T]):
 
     def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[type, ...]:
         raise TypeError(
-            f"cannot subclass the actor class {self.__name__}: inherit from the plain class "
+            "Inheriting from actor classes is not currently supported: "
+            f"cannot subclass the actor class {self.__name__}; inherit from the plain class "
             f"and decorate the subclass instead (class Sub(Base): ..., then "
             f"rigd.remote(Sub)), keeping the undecorated Base importable"
         )
@@ -249,6 +251,26 @@ class ActorClass(Generic[T]):
         return ActorHandle._from_info(runtime, info)
 
 
+#: Set while arguments are serialized only to check them (the bytes are
+#: dropped): a handle pickled then lends nothing, or its actor would wait
+#: for a borrower that never comes and outlive its last handle.
+_probing = threading.local()
+
+
+def _check_serializable(
+    fn: Callable[..., Any],
+    label: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    shm_prefix: str,
+) -> None:
+    _probing.active = True
+    try:
+        _serialize_args(fn, label, args, kwargs, shm_prefix)
+    finally:
+        _probing.active = False
+
+
 def _serialize_args(
     fn: Callable[..., Any],
     label: str,
@@ -271,6 +293,20 @@ def _unserializable(
 ) -> str:
     """Name the first argument that cannot be pickled."""
     params = fn if isinstance(fn, tuple) else parameter_names(fn)
+    _probing.active = True
+    try:
+        return _first_unserializable(params, label, args, kwargs, exc)
+    finally:
+        _probing.active = False
+
+
+def _first_unserializable(
+    params: tuple[str, ...],
+    label: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    exc: BaseException,
+) -> str:
     for index, value in enumerate(args):
         try:
             cloudpickle.dumps(value)
@@ -336,7 +372,8 @@ class ActorHandle(Generic[T]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         token = os.urandom(8).hex()
-        self._runtime.lend_handle(self._actor_id, token)
+        if not getattr(_probing, "active", False):
+            self._runtime.lend_handle(self._actor_id, token)
         return (_rebuild_handle, (self._actor_id, self._class_name, self._schema, token))
 
 
@@ -473,7 +510,9 @@ class RemoteFunction(Generic[R]):
 
             self._fn_id = hashlib.blake2b(self._body, digest_size=12).hexdigest()
         # Check the arguments here, so a bad one fails at the call site.
-        _serialize_args(self._fn, self.__name__, _placeholders(args), kwargs, runtime.shm_prefix)
+        _check_serializable(
+            self._fn, self.__name__, _placeholders(args), kwargs, runtime.shm_prefix
+        )
         opts = self._options
         ref = runtime.submit_task(
             self._fn_id,
@@ -541,7 +580,8 @@ def _make_remote(target: Any, options: dict[str, Any]) -> Any:
     if inspect.isclass(target):
         return ActorClass(target, ActorOptions().replace(**options))
     if inspect.iscoroutinefunction(target):
-        raise TypeError(
+        # ValueError, as Ray raises.
+        raise ValueError(
             f"{target.__qualname__} is an `async def` function, which cannot be a remote "
             "function (a task); make it a plain function that calls asyncio.run(...), or "
             "make it a method of an async actor"

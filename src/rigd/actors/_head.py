@@ -161,6 +161,8 @@ class _Task:
     streaming: bool = False
     namespace: str = ""
     retry_exceptions: Any = False
+    #: A generator task's items delivered: a retry (its worker died) skips them.
+    items_sent: int = 0
 
 
 class Head:
@@ -230,6 +232,7 @@ class Head:
             Msg.EXITING: self._on_exiting,
             Msg.REF_GET: self._on_ref_get,
             Msg.REF_VALUE: self._on_ref_value,
+            Msg.REF_CANCEL: self._on_ref_cancel,
         }
         # Borrowed refs: token -> (borrower, its request id, the owner).
         self._ref_requests: dict[int, tuple[_Peer, int, _Peer]] = {}
@@ -986,6 +989,17 @@ class Head:
         self._ref_requests[token] = (peer, req_id, owner)
         self._send(owner, (int(Msg.REF_WANTED), token, ref_id))
 
+    def _on_ref_cancel(self, peer: _Peer, message: tuple[Any, ...]) -> None:
+        # rigd.cancel on a borrowed ref: its owner cancels the call (Ray's rule:
+        # cancelling goes to the owner). An owner that is gone has nothing to cancel.
+        _, ref_id, force = message
+        try:
+            owner = self._peers_by_pid.get(int(ref_id.split("-", 1)[0], 16))
+        except ValueError:
+            owner = None
+        if owner is not None:
+            self._send(owner, (int(Msg.REF_CANCEL_WANTED), ref_id, force))
+
     def _on_ref_value(self, peer: _Peer, message: tuple[Any, ...]) -> None:
         _, token, ok, body = message
         request = self._ref_requests.pop(token, None)
@@ -1082,6 +1096,7 @@ class Head:
                 task.namespace,
                 task.retry_exceptions,
                 task.retries_left,
+                task.items_sent,
             ),
         )
 
@@ -1144,6 +1159,7 @@ class Head:
         _, task_id, body = message
         worker = peer.worker
         if worker is not None and worker.task is not None and worker.task.task_id == task_id:
+            worker.task.items_sent += 1
             self._send(worker.task.submitter, (int(Msg.HEAD_ITEM), worker.task.req_id, body))
 
     def _on_blocked(self, peer: _Peer, message: tuple[Any, ...]) -> None:

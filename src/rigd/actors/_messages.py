@@ -45,6 +45,7 @@ class Msg(IntEnum):
     CANCEL_TASK = 18
     LIST_TASKS = 19
     REF_GET = 26  # a borrower asks for the value of a pending ref another process owns
+    REF_CANCEL = 27  # a borrower cancels a pending ref another process owns (one-way)
     # any process -> head (one-way)
     ACQUIRE = 20
     RELEASE = 21
@@ -56,6 +57,7 @@ class Msg(IntEnum):
     HEAD_REPLY = 30
     HEAD_ITEM = 31
     REF_WANTED = 32  # head -> the ref's owner: send its value once it has one
+    REF_CANCEL_WANTED = 33  # head -> the ref's owner: cancel the call that fills it
     # head -> worker
     START_ACTOR = 40
     RUN_TASK = 41

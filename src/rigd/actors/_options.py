@@ -114,6 +114,10 @@ class ActorOptions:
             check_name("namespace", self.namespace)
         if self.get_if_exists and self.name is None:
             raise ValueError("get_if_exists=True needs a name; pass name='...' as well")
+        spelled: object = self.lifetime
+        if spelled == "non-detached":
+            # Ray 1.x's spelling of "non_detached", still found in Ray code.
+            object.__setattr__(self, "lifetime", "non_detached")
         if self.lifetime not in (None, "detached", "non_detached"):
             raise ValueError(
                 f"lifetime must be 'detached', 'non_detached' or None, got {self.lifetime!r}"

@@ -36,6 +36,8 @@ _lent: collections.OrderedDict[str, ObjectRef[Any]] = collections.OrderedDict()
 _lent_lock = threading.Lock()
 #: Set by the runtime: asks the owner of a borrowed ref for its value.
 fetch_borrowed: Callable[[ObjectRef[Any]], None] | None = None
+#: Set by the runtime: asks the owner of a borrowed ref to cancel its call.
+cancel_borrowed: Callable[[str, bool], None] | None = None
 
 
 def lent_ref(ref_id: str) -> ObjectRef[Any] | None:
@@ -259,6 +261,9 @@ def _borrow(ref_id: str) -> ObjectRef[Any]:
     ref: ObjectRef[Any] = ObjectRef(ref_id)
     if fetch_borrowed is None:
         raise RuntimeError(f"{ref!r} was unpickled outside a rigd session")
+    cancel = cancel_borrowed
+    if cancel is not None:
+        ref._canceller = lambda force: cancel(ref_id, force)
     fetch_borrowed(ref)
     return ref
 

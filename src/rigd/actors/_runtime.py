@@ -69,6 +69,7 @@ _CANCEL = int(Msg.CANCEL)
 _HEAD_REPLY = int(Msg.HEAD_REPLY)
 _HEAD_ITEM = int(Msg.HEAD_ITEM)
 _REF_WANTED = int(Msg.REF_WANTED)
+_REF_CANCEL_WANTED = int(Msg.REF_CANCEL_WANTED)
 _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
 # Back-pressure: a caller that has this much queued for one actor waits until
@@ -258,6 +259,7 @@ class Runtime:
         self._io_thread = threading.Thread(target=self._io_loop, name="rigd-io", daemon=True)
         self._io_thread.start()
         _ref.fetch_borrowed = self.fetch_borrowed
+        _ref.cancel_borrowed = self.cancel_borrowed
 
     # -- head ----------------------------------------------------------------
 
@@ -323,6 +325,8 @@ class Runtime:
                     stream._push(loads(message[2])[2])
             elif message[0] == _REF_WANTED:
                 self._serve_lent_ref(message[1], message[2])
+            elif message[0] == _REF_CANCEL_WANTED:
+                self._cancel_lent_ref(message[1], message[2])
             elif self._on_head_message is not None:
                 self._on_head_message(message)
 
@@ -351,6 +355,26 @@ class Runtime:
                 ref._set_error(value)
 
         reply._add_callback(fill)
+
+    def cancel_borrowed(self, ref_id: str, force: bool) -> None:
+        """Ask the owner of a borrowed ref (through the head) to cancel its call."""
+        self.head_notice(Msg.REF_CANCEL, ref_id, force)
+
+    def _cancel_lent_ref(self, ref_id: str, force: bool) -> None:
+        """Cancel the call filling a ref this process lent (asked by a borrower)."""
+        ref = _ref.lent_ref(ref_id)
+        canceller = None if ref is None or ref._done else ref._canceller
+        if canceller is None:
+            return
+
+        def cancel() -> None:
+            try:
+                canceller(force)
+            except Exception:  # noqa: BLE001 - best effort, as Ray's remote cancel
+                pass
+
+        # Not on this (I/O) thread: a canceller may wait for the head's reply.
+        threading.Thread(target=cancel, name="rigd-cancel", daemon=True).start()
 
     def _serve_lent_ref(self, token: int, ref_id: str) -> None:
         """Send the value of a ref this process lent once it has one (any thread)."""
@@ -970,12 +994,11 @@ class Runtime:
         """Queue a task at the head; return the ref of its result.
 
         With ``streaming`` (a generator function) an ``ObjectRefGenerator``
-        is returned, fed as the task yields. Streaming tasks are not retried:
-        a retry would repeat the items already delivered.
+        is returned, fed as the task yields. A retried streaming task runs
+        again from its start, and the items already delivered are not sent
+        again (Ray's rule).
         """
         ref: Any = ObjectRefGenerator() if streaming else ObjectRef()
-        if streaming:
-            max_retries = 0
         task_id = None
         if events:
             task_id = self.new_task_id()

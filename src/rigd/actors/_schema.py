@@ -27,8 +27,9 @@ __all__ = [
     "parameter_names",
 ]
 
-#: Method names a handle offers besides the class's public methods.
-BUILTIN_METHODS = ("__rigd_terminate__",)
+#: Method names a handle offers besides the class's public methods: a graceful
+#: end, under rigd's name and Ray's.
+BUILTIN_METHODS = ("__rigd_terminate__", "__ray_terminate__")
 #: Ray's default size of an async actor's default group.
 ASYNC_DEFAULT_CONCURRENCY = 1000
 

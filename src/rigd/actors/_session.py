@@ -72,8 +72,8 @@ def init(
         ignore_reinit_error: return quietly if already initialized.
 
     Returns:
-        The session's facts: ``session_dir``, ``namespace``, ``num_cpus``,
-        ``num_gpus``.
+        The session's facts: ``address`` (its directory, as Ray's key),
+        ``session_dir``, ``namespace``, ``num_cpus``, ``num_gpus``.
 
     Raises:
         RuntimeError: already initialized (and ``ignore_reinit_error`` is false).
@@ -173,6 +173,8 @@ def _connect_to_daemon(
 
 def _facts(runtime: Runtime) -> dict[str, Any]:
     return {
+        # Ray's key: where the session lives (for a daemon, what RIGD_ADDRESS names).
+        "address": runtime.session_dir,
         "session_dir": runtime.session_dir,
         "namespace": runtime.namespace,
         "num_cpus": runtime.totals.get("CPU"),

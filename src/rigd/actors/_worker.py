@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,7 @@ from rigd.actors._context import ActorExit
 from rigd.actors._events import TaskState
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._runtime import Runtime, error_reply
-from rigd.actors._schema import ActorKind, ActorSchema
+from rigd.actors._schema import BUILTIN_METHODS, ActorKind, ActorSchema
 from rigd.actors._started import StartedTable, table_path
 
 if TYPE_CHECKING:
@@ -169,6 +170,13 @@ class _ActorServer:
                 check_visible_devices()
             cls = pickle.loads(cls_body)
             args, kwargs = loads(args_body)
+            if self.schema.kind is ActorKind.ASYNC:
+                # The constructor sees the loop its default group's calls run
+                # on (asyncio.get_event_loop() there is that loop, as in Ray).
+                import asyncio
+
+                self.loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(self.loop)
             self.instance = cls(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - boundary: report the constructor's error
             text = "".join(traceback.format_exception(exc)).rstrip()
@@ -188,7 +196,7 @@ class _ActorServer:
             # The event loop runs on this (the main) thread: a call goes from
             # the socket to its task with no hand-off between threads.
             self.executor = AsyncExecutor(
-                self.schema, self._reply, self._exit_from_call, self._send
+                self.schema, self._reply, self._exit_from_call, self._send, self.loop
             )
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.selector.register(wake_r, selectors.EVENT_READ, None)
@@ -376,11 +384,11 @@ class _ActorServer:
             self.task_ids[(conn, call_id)] = task_id
         method = self.methods.get(name)
         if method is None:
-            if name == "__rigd_terminate__":
+            if name in BUILTIN_METHODS:
                 self.exit_request = (ExitKind.GRACEFUL, conn, call_id)
                 return
             try:
-                method = getattr(self.instance, name)
+                method = _bound_method(self.instance, name)
             except AttributeError as exc:
                 self._send(
                     conn,
@@ -631,7 +639,9 @@ def _serve_tasks(
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)
-        (_, task_id, fn_id, fn_body, name, body, streaming, namespace, retry, retries) = message
+        (_, task_id, fn_id, fn_body, name, body, streaming, namespace, retry, retries, items) = (
+            message
+        )
         runtime.namespace = namespace
         _context.current_task = task_id
         try:
@@ -640,9 +650,10 @@ def _serve_tasks(
                 fn = functions[fn_id] = pickle.loads(fn_body)
             if task_id in _cancelled_tasks:
                 raise KeyboardInterrupt  # cancelled before it started here
+            sent = [items]  # a generator's items sent, over its attempts
             while True:
                 try:
-                    reply = _run_task(runtime, fn, body, task_id, name, streaming)
+                    reply = _run_task(runtime, fn, body, task_id, name, streaming, sent)
                     break
                 except Exception as exc:
                     if retries != 0 and _retryable(exc, retry):
@@ -667,9 +678,20 @@ def _serve_tasks(
 
 
 def _run_task(
-    runtime: Runtime, fn: Any, body: bytes, task_id: int, name: str, streaming: bool
+    runtime: Runtime,
+    fn: Any,
+    body: bytes,
+    task_id: int,
+    name: str,
+    streaming: bool,
+    sent: list[int],
 ) -> bytes:
-    """Run one task; return its reply (items of a generator task go as they come)."""
+    """Run one task; return its reply (items of a generator task go as they come).
+
+    ``sent[0]`` counts the items sent: a retried generator runs again from
+    its start, and the items its caller already has are not sent twice (Ray's
+    rule for retried streaming generators).
+    """
     args, kwargs = loads(body)
     result = fn(*args, **kwargs)
     if inspect.isasyncgen(result):
@@ -681,9 +703,12 @@ def _run_task(
             "num_returns='streaming'"
         )
     if inspect.isgenerator(result):
-        for item in result:
+        for index, item in enumerate(result):
+            if index < sent[0]:
+                continue
             item_body = dumps((_REPLY_ITEM, task_id, item), runtime.shm_prefix)
             runtime.send_to_head((int(Msg.TASK_ITEM), task_id, item_body))
+            sent[0] += 1
         return dumps((_REPLY_END, task_id), runtime.shm_prefix)
     return dumps((_REPLY_OK, task_id, result), runtime.shm_prefix)
 
@@ -779,6 +804,18 @@ def main(argv: list[str]) -> None:
     else:
         signal.signal(signal.SIGINT, _on_sigint)
         _serve_tasks(runtime, inbox, first)
+
+
+def _bound_method(instance: Any, name: str) -> Any:
+    """The class's method ``name`` bound to ``instance``, as Ray finds it.
+
+    Looked up on the class, so an instance attribute of the same name (set
+    in ``__init__``, say) does not hide the method from its callers.
+    """
+    member = inspect.getattr_static(type(instance), name, None)
+    if inspect.isfunction(member):
+        return types.MethodType(member, instance)
+    return getattr(instance, name)
 
 
 # cloudpickle registers reducers that plain pickle.loads relies on for
