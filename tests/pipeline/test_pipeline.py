@@ -552,3 +552,50 @@ def test_a_cpu_latency_request_that_cannot_be_held_warns_and_runs_on(
     request.release()
     with pytest.raises(ValueError, match="cpu_latency_us must be >= 0"):
         CpuLatencyRequest(-1)
+
+
+def test_a_restarted_playback_goes_on_after_the_last_frame_it_sent(tmp_path: Path) -> None:
+    recorded = write(
+        tmp_path,
+        """
+        name: source
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {shape: [16, 16], n_frames: 600, pattern: counter}
+        record: [camera.frames]
+        recording: {directory: "@DATA@"}
+        """,
+        "record.yaml",
+    )
+    (original,) = run(recorded, run_id="original").files
+    replay = write(
+        tmp_path,
+        f"""
+        name: replay
+        actors:
+          - name: player
+            class: rigd.pipeline.FilePlayback
+            options: {{path: "{original}", rate: recorded}}
+            max_restarts: 1
+        record: [player.frames]
+        recording: {{directory: "@DATA@"}}
+        """,
+        "replay.yaml",
+    )
+    pipeline = Pipeline(plan_pipeline(replay), run_id="replayed")
+    pipeline.start()
+    try:
+        wait_until(lambda: pipeline.status().links[0].written >= 50, timeout=30, what="frames")
+        os.kill(pipeline.status().actors["player"]["pid"], signal.SIGKILL)
+        wait_until(
+            lambda: pipeline.status().actors["player"]["restarts"] == 1,
+            timeout=30,
+            what="the player restarted",
+        )
+        assert pipeline.wait(60)
+    finally:
+        report = pipeline.stop()
+    ids = read_stream(report.files[0], "player")["frame_id"].astype(np.int64)
+    assert (np.diff(ids) > 0).all(), "frames replayed twice"
+    assert ids[-1] == 599

@@ -6,6 +6,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import numpy as np
+
 from rigd.actors import Actor
 from rigd.storage import StreamReader
 
@@ -56,6 +58,11 @@ class FilePlayback(Actor):
         if not len(self._reader):
             raise ValueError(f"{self.path}: stream {self._reader.name!r} holds no frame")
         self._index = 0
+        previous = self.outputs.frames.previous if "frames" in self.outputs else None
+        if previous is not None:
+            # Restarted after a crash: go on after the last frame the ring has.
+            ids = self._reader.frame_ids
+            self._index = int(np.searchsorted(ids, previous[0], side="right"))
         self._start_ns = time.time_ns()
         self._origin_ns = int(self._reader.timestamps_ns[0])
 

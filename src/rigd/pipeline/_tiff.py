@@ -183,6 +183,12 @@ class TiffStack(Actor):
         except ValueError:
             self._stack = None
         self._index = 0
+        previous = self.outputs.frames.previous if "frames" in self.outputs else None
+        if previous is not None and self.frames_played == 0:
+            # Restarted after a crash: go on after the last frame the ring has
+            # (a file is not a camera: nothing was missed while it was down).
+            self.frames_played = previous[0] + 1
+            self._index = self.frames_played % layout.frames if self.loop else self.frames_played
         self._t0 = time.monotonic()
         self._first = self.frames_played
 
