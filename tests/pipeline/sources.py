@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import h5py
 import numpy as np
 
 from rigd.pipeline import Pipeline, RunReport, plan_pipeline
+from tests.helpers import wait_until
 
 
 def write(tmp_path: Path, text: str, name: str = "pipeline.yaml", **values: Any) -> Path:
@@ -52,3 +55,13 @@ def ledger(stream: dict[str, Any]) -> list[tuple[int, int, str]]:
 
 def frames_equal(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
+
+
+def kill_and_await_restart(pipeline: Pipeline, actor: str, timeout: float = 30) -> None:
+    """SIGKILL one actor of a running pipeline; return once it was restarted."""
+    os.kill(pipeline.status().actors[actor]["pid"], signal.SIGKILL)
+    wait_until(
+        lambda: pipeline.status().actors[actor]["restarts"] == 1,
+        timeout=timeout,
+        what=f"{actor} restarted",
+    )

@@ -18,6 +18,7 @@ import pytest
 import rigd
 from rigd.pipeline import Pipeline, RunReport, plan_pipeline
 from tests.helpers import wait_until
+from tests.pipeline.sources import kill_and_await_restart
 
 ACTORS = "tests.pipeline.actors"
 
@@ -250,12 +251,7 @@ def test_a_restarted_camera_goes_on_numbering_and_the_ledger_has_the_gap(tmp_pat
             timeout=30,
             what="300 frames recorded",
         )
-        os.kill(pipeline.status().actors["camera"]["pid"], signal.SIGKILL)
-        wait_until(
-            lambda: pipeline.status().actors["camera"]["restarts"] == 1,
-            timeout=30,
-            what="the camera restarted",
-        )
+        kill_and_await_restart(pipeline, "camera")
         assert pipeline.wait(60)
     finally:
         report = pipeline.stop()
@@ -297,12 +293,7 @@ def test_sigkill_of_the_recorder_restarts_it_with_a_ledger_entry(tmp_path: Path)
             timeout=30,
             what="300 frames recorded",
         )
-        os.kill(pipeline.status().actors["recorder"]["pid"], signal.SIGKILL)
-        wait_until(
-            lambda: pipeline.status().actors["recorder"]["restarts"] == 1,
-            timeout=30,
-            what="the recorder restarted",
-        )
+        kill_and_await_restart(pipeline, "recorder")
         assert pipeline.wait(60)
     finally:
         report = pipeline.stop()
@@ -587,12 +578,7 @@ def test_a_restarted_playback_goes_on_after_the_last_frame_it_sent(tmp_path: Pat
     pipeline.start()
     try:
         wait_until(lambda: pipeline.status().links[0].written >= 50, timeout=30, what="frames")
-        os.kill(pipeline.status().actors["player"]["pid"], signal.SIGKILL)
-        wait_until(
-            lambda: pipeline.status().actors["player"]["restarts"] == 1,
-            timeout=30,
-            what="the player restarted",
-        )
+        kill_and_await_restart(pipeline, "player")
         assert pipeline.wait(60)
     finally:
         report = pipeline.stop()

@@ -10,7 +10,13 @@ import tifffile
 
 from rigd.config import PipelineFileError
 from rigd.pipeline import plan_pipeline
-from tests.pipeline.sources import frames_equal, read_stream, run, write
+from tests.pipeline.sources import (
+    frames_equal,
+    kill_and_await_restart,
+    read_stream,
+    run,
+    write,
+)
 
 PIPELINE = """
 name: tiff
@@ -101,9 +107,6 @@ def test_a_channel_the_file_does_not_have_is_refused_at_planning(tmp_path: Path)
 def test_a_restarted_stack_goes_on_after_the_last_frame_it_sent(tmp_path: Path) -> None:
     # A source restarted after a crash replayed its file from the start:
     # every frame again, with the same ids.
-    import os
-    import signal
-
     from rigd.pipeline import Pipeline
     from tests.helpers import wait_until
 
@@ -115,12 +118,7 @@ def test_a_restarted_stack_goes_on_after_the_last_frame_it_sent(tmp_path: Path) 
     pipeline.start()
     try:
         wait_until(lambda: pipeline.status().links[0].written >= 100, timeout=30, what="100 frames")
-        os.kill(pipeline.status().actors["stack"]["pid"], signal.SIGKILL)
-        wait_until(
-            lambda: pipeline.status().actors["stack"]["restarts"] == 1,
-            timeout=30,
-            what="the stack restarted",
-        )
+        kill_and_await_restart(pipeline, "stack")
         assert pipeline.wait(60)
     finally:
         report = pipeline.stop()

@@ -926,7 +926,10 @@ class Runtime:
             resend = []
             for call_id, entry in in_flight:
                 never_started = started != UNKNOWN and call_id > started
-                if never_started and entry.body is not None:
+                retried = limit == -1 or entry.attempts <= limit
+                if entry.body is not None and (never_started or retried):
+                    # A call the dead actor never started is not a retry.
+                    attempts = entry.attempts if never_started else entry.attempts + 1
                     resend.append(
                         _Outgoing(
                             call_id,
@@ -936,20 +939,7 @@ class Runtime:
                             (),
                             {},
                             body=entry.body,
-                            attempts=entry.attempts,
-                        )
-                    )
-                elif entry.body is not None and (limit == -1 or entry.attempts <= limit):
-                    resend.append(
-                        _Outgoing(
-                            call_id,
-                            entry.ref,
-                            "",
-                            entry.function_name,
-                            (),
-                            {},
-                            body=entry.body,
-                            attempts=entry.attempts + 1,
+                            attempts=attempts,
                         )
                     )
                 else:
