@@ -22,11 +22,13 @@ from rigd.actors._pipeline_actor import Actor, Endpoints
 from rigd.actors._ref import ObjectRef
 from rigd.actors._runtime_context import RuntimeContext, get_runtime_context
 from rigd.actors._session import init, is_initialized, shutdown
+from rigd.actors._state import ActorInfo, list_actors
 
 __all__ = [
     "Actor",
     "ActorClass",
     "ActorHandle",
+    "ActorInfo",
     "ActorMethod",
     "ActorOptions",
     "ActorProxy",
@@ -46,6 +48,7 @@ __all__ = [
     "init",
     "is_initialized",
     "kill",
+    "list_actors",
     "method",
     "put",
     "remote",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import rigd
+from rigd.actors import get_gpu_ids
 from rigd.gpu import register_pinned
 from rigd.storage import FrameRing, RingReader, RingWriter
 
@@ -50,7 +50,7 @@ def open_endpoints(
     readers: dict[str, RingReader] = {}
     writers: dict[str, RingWriter] = {}
     pinned: list[Callable[[], None]] = []
-    has_gpu = bool(rigd.get_gpu_ids())
+    has_gpu = bool(get_gpu_ids())
 
     def close() -> None:
         for unregister in pinned:

@@ -24,6 +24,8 @@ import ast
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from rigd._exceptions import ExpressionError
+
 __all__ = ["Expression", "ExpressionError", "History"]
 
 _MAX_TEXT = 1000
@@ -32,10 +34,6 @@ _MAX_HISTORY = 100_000
 _HISTORY_FUNCTIONS = ("mean_of_last", "max_of_last", "min_of_last", "std_of_last")
 
 Node = Callable[[dict[str, Any]], Any]
-
-
-class ExpressionError(ValueError):
-    """A trigger expression that is not allowed or not well formed."""
 
 
 class Expression:
