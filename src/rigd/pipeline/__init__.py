@@ -23,7 +23,8 @@ from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._device import DeviceSource
 from rigd.pipeline._dff import DeltaFOverF
 from rigd.pipeline._expression import Expression, ExpressionError
-from rigd.pipeline._motion import MotionCorrection, PhaseCorrelation
+from rigd.pipeline._motion import MotionCorrection
+from rigd.pipeline._phase_correlation import PhaseCorrelation
 from rigd.pipeline._plan import ActorPlan, Plan, RingPlan, plan_pipeline
 from rigd.pipeline._playback import FilePlayback
 from rigd.pipeline._processor import Emission, FrameProcessor
