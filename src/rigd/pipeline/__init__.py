@@ -71,7 +71,7 @@ __all__ = [
 
 # name: (module, the extra that brings its library)
 _OPTIONAL = {
-    "GenICamCamera": ("rigd.pipeline._genicam", "genicam"),
+    "GenICamCamera": ("rigd.pipeline._genicam_camera", "genicam"),
     "list_cameras": ("rigd.pipeline._genicam", "genicam"),
     "TiffStack": ("rigd.pipeline._tiff", "tiff"),
     "VideoSource": ("rigd.pipeline._video", "video"),
