@@ -23,6 +23,7 @@ from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._device import DeviceSource
 from rigd.pipeline._dff import DeltaFOverF
 from rigd.pipeline._expression import Expression, ExpressionError
+from rigd.pipeline._frame_trigger import FrameTrigger
 from rigd.pipeline._motion import MotionCorrection
 from rigd.pipeline._phase_correlation import PhaseCorrelation
 from rigd.pipeline._plan import ActorPlan, Plan, RingPlan, plan_pipeline
@@ -33,7 +34,7 @@ from rigd.pipeline._recorder import HDF5Recorder
 from rigd.pipeline._roi import RoiTraces, roi_masks
 from rigd.pipeline._stats import FrameStats
 from rigd.pipeline._supervisor import LinkStatus, Pipeline, PipelineStatus, RunReport
-from rigd.pipeline._trigger import FrameTrigger, TriggeredRecorder
+from rigd.pipeline._trigger import TriggeredRecorder
 
 __all__ = [
     "ActorPlan",
