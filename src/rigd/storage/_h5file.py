@@ -11,11 +11,7 @@ import os
 from typing import Any
 
 import h5py
-
-try:
-    import hdf5plugin  # noqa: F401 - registers the compression filters with HDF5
-except ImportError:  # a dependency, but raw files need none: _codecs says what to install
-    pass
+import hdf5plugin  # noqa: F401 - registers the compression filters with HDF5
 import numpy as np
 
 from rigd.storage._codecs import Codec
