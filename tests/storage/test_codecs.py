@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import h5py
@@ -72,3 +75,35 @@ def test_a_chunk_that_is_not_contiguous_is_refused() -> None:
 def test_an_unknown_compression_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match=r"unknown compression 'gzip'.*bitshuffle-lz4"):
         codec("gzip")
+
+
+def test_without_hdf5plugin_raw_runs_record_and_compressed_ones_say_what_to_install(
+    tmp_path: Path,
+) -> None:
+    # A child in which hdf5plugin cannot be imported: HDF5 has no filter to
+    # write compressed chunks with.
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["hdf5plugin"] = None
+        import numpy as np
+        from rigd.storage import RunWriter, StreamSpec
+        raw = {str(tmp_path / "raw.h5")!r}
+        with RunWriter(raw, [StreamSpec("cam", (4, 4), np.uint16)], run_id="r") as w:
+            w.write("cam", np.ones((4, 4), np.uint16), 0, 0)
+        try:
+            RunWriter({str(tmp_path / "lz4.h5")!r},
+                      [StreamSpec("cam", (4, 4), np.uint16, compression="lz4")], run_id="c")
+        except RuntimeError as exc:
+            print(exc)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+
+    assert "needs HDF5 filter 32004" in out.stdout
+    assert "pip install hdf5plugin" in out.stdout
+    assert not (tmp_path / "lz4.h5").exists()
+    with h5py.File(tmp_path / "raw.h5", "r") as f:
+        assert f["cam/frames"].shape == (1, 4, 4)

@@ -11,7 +11,11 @@ import os
 from typing import Any
 
 import h5py
-import hdf5plugin  # noqa: F401 - registers the compression filters with HDF5
+
+try:
+    import hdf5plugin  # noqa: F401 - registers the compression filters with HDF5
+except ImportError:  # a dependency, but raw files need none: require_filter says so
+    pass
 import numpy as np
 
 from rigd.storage._codecs import Codec
@@ -71,6 +75,16 @@ def table_datasets(f: Any) -> dict[str, Any]:
         for name, item in f.items()
         if isinstance(item, h5py.Dataset) and "rigd_table" in item.attrs
     }
+
+
+def require_filter(codec_: Codec) -> None:
+    """Raise ``RuntimeError`` now, before anything is created, if HDF5 has no
+    filter to write ``codec_``'s chunks (hdf5plugin registers them)."""
+    if not h5py.h5z.filter_avail(codec_.filter_id):
+        raise RuntimeError(
+            f"compressed recording ({codec_.name}) needs HDF5 filter {codec_.filter_id}, "
+            "which hdf5plugin registers; install it with `pip install hdf5plugin`"
+        )
 
 
 def create_table(f: Any, name: str, dtype: Any) -> Any:

@@ -42,7 +42,7 @@ import numpy as np
 from rigd._exceptions import RecordingError
 from rigd.storage._chunk_io import ChunkIO
 from rigd.storage._codecs import codec
-from rigd.storage._h5file import attr_str, create_file, open_file
+from rigd.storage._h5file import attr_str, create_file, open_file, require_filter
 from rigd.storage._housekeeping import Housekeeper
 from rigd.storage._run_file import lay_out_run, reopen_run
 from rigd.storage._run_layout import DropReason, RecorderStatistics, StreamSpec
@@ -111,6 +111,9 @@ class RunWriter:
             )
         checked = check_metadata(metadata or {})
         codecs = {s.name: codec(s.compression) if s.compression else None for s in streams}
+        for found in codecs.values():
+            if found is not None:
+                require_filter(found)
         if self.path.exists():
             raise FileExistsError(
                 f"{self.path} exists; rigd never overwrites a run file. Use a new run id "

@@ -18,7 +18,7 @@ import numpy as np
 
 from rigd.storage import _nexus
 from rigd.storage._codecs import Codec, codec
-from rigd.storage._h5file import attr_str, chunk_offset
+from rigd.storage._h5file import attr_str, chunk_offset, require_filter
 from rigd.storage._run_layout import LEDGER_DTYPE, REASON_BYTES, DropReason, StreamSpec
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,10 @@ class StreamState:
             fields=_nexus.field_names(group),
             units=attr_str(frames.attrs, "units", "counts"),
         )
-        state = cls(spec, group, codec(compression) if compression else None)
+        found = codec(compression) if compression else None
+        if found is not None:
+            require_filter(found)
+        state = cls(spec, group, found)
         state.columns = _nexus.field_columns(f, group)
         state.k = frames.chunks[0]
         n = len(group["frame_id"])
