@@ -44,6 +44,7 @@ from rigd.actors._events import FLUSH_S, EventBuffer, TaskState
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._messages import Msg
 from rigd.actors._ref import ObjectRef
+from rigd.actors._session_files import cleanup_after_lost_head
 from rigd.actors._started import UNKNOWN, last_started, table_path
 from rigd.actors._wire import (
     RECV_SIZE,
@@ -405,8 +406,6 @@ class Runtime:
         if self.worker_id is not None and not self.closed:
             # The head is gone: the session is over. A worker must not
             # outlive it (its parent died, or shutdown is under way).
-            from rigd.actors._session import cleanup_after_lost_head
-
             cleanup_after_lost_head(self.session_dir, self.shm_prefix, wait_s=2.0)
             os._exit(1)
         self._fail_everything(RuntimeNotRunningError("the rigd runtime was shut down"))

@@ -55,6 +55,7 @@ from rigd.actors._wire import (
     recv_nowait,
     release_send_pools,
 )
+from rigd.actors._worker_pool import GPU_IDS_ENV
 
 log = logging.getLogger("rigd.worker")
 
@@ -162,7 +163,7 @@ class _ActorServer:
         #: Why the actor's own code ended it, when not by exit_actor() (sys.exit, ...).
         self.exit_detail = ""
         try:
-            if os.environ.get(_session.GPU_IDS_ENV):
+            if os.environ.get(GPU_IDS_ENV):
                 # A GPU actor: make sure CUDA's devices are the GPUs assigned
                 # (NVML and CUDA number them differently) before it runs.
                 from rigd.gpu import check_visible_devices
