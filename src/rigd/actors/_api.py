@@ -11,7 +11,7 @@ from rigd._exceptions import GetTimeoutError, TaskCancelledError
 from rigd.actors import _context, _session
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._handle import ActorHandle
-from rigd.actors._messages import Msg
+from rigd.actors._messages import Blocked, GetActor, Kill, Unblocked
 from rigd.actors._options import check_name
 from rigd.actors._ref import ObjectRef
 
@@ -49,11 +49,11 @@ class _Blocking:
 
     def __enter__(self) -> None:
         if self._runtime is not None:
-            self._runtime.head_notice(Msg.BLOCKED)
+            self._runtime.head_notice(Blocked())
 
     def __exit__(self, *exc: object) -> None:
         if self._runtime is not None:
-            self._runtime.head_notice(Msg.UNBLOCKED)
+            self._runtime.head_notice(Unblocked())
 
 
 @overload
@@ -240,7 +240,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle[Any]:
     if namespace is not None:
         check_name("namespace", namespace)
     runtime = _session.get_runtime()
-    info = runtime.head_call(Msg.GET_ACTOR, name, namespace or runtime.namespace)
+    info = runtime.head_call(GetActor(name, namespace or runtime.namespace))
     return ActorHandle._from_info(runtime, info)
 
 
@@ -255,7 +255,7 @@ def kill(actor: ActorHandle[Any], *, no_restart: bool = True) -> None:
     """
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"rigd.kill takes an actor handle, got {type(actor).__name__}: {actor!r}")
-    actor._runtime.head_call(Msg.KILL, actor._actor_id, no_restart)
+    actor._runtime.head_call(Kill(actor._actor_id, no_restart))
 
 
 def exit_actor() -> None:

@@ -30,7 +30,7 @@ from typing import (
 import cloudpickle
 
 from rigd.actors import _session
-from rigd.actors._messages import Msg
+from rigd.actors._messages import CreateActor
 from rigd.actors._options import ActorOptions, TaskOptions
 from rigd.actors._pickling import dumps_by_value
 from rigd.actors._ref import ObjectRef
@@ -239,14 +239,15 @@ class ActorClass(Generic[T]):
         )
         actor_id = os.urandom(8).hex()
         info = runtime.head_call(
-            Msg.CREATE_ACTOR,
-            actor_id,
-            self.__name__,
-            self._schema,
-            self._class_body(),
-            args_body,
-            self._options,
-            runtime.namespace,
+            CreateActor(
+                actor_id,
+                self.__name__,
+                self._schema,
+                self._class_body(),
+                args_body,
+                self._options,
+                runtime.namespace,
+            )
         )
         return ActorHandle._from_info(runtime, info)
 

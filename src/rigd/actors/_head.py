@@ -137,12 +137,12 @@ class Head:
             SubmitTask: self._tasks.submit,
             DeathReason: lambda p, r, m: self._actors.death(p, r, m.actor_id, m.incarnation),
             ListActors: lambda p, r, m: self._reply(p, r, self._actors.rows(), True),
-            CancelTask: lambda p, r, m: self._tasks.cancel(p, m.task_req_id, m.force),
             ListTasks: lambda p, r, m: self._reply(p, r, self._task_log.rows(), True),
             RefGet: lambda p, r, m: self._refs.get(p, r, m.ref_id),
         }
         self._notice_handlers: dict[type, Callable[[Peer, Any], None]] = {
             Hello: self._on_hello,
+            CancelTask: lambda p, m: self._tasks.cancel(p, m.task_req_id, m.force),
             RefCancel: lambda p, m: self._refs.cancel(m.ref_id, m.force),
             RefValue: lambda p, m: self._refs.value(m),
             TaskEvents: lambda p, m: self._task_log.add(m.rows),

@@ -185,7 +185,7 @@ class ListActors(NamedTuple):
 
 
 class CancelTask(NamedTuple):
-    """Request: cancel a task this process submitted (its request id)."""
+    """Notice: cancel a task this process submitted (``task_req_id``: its request's id)."""
 
     task_req_id: int
     force: bool
@@ -364,13 +364,13 @@ Request = (
     | SubmitTask
     | DeathReason
     | ListActors
-    | CancelTask
     | ListTasks
     | RefGet
 )
 #: Notices and worker reports: ``(kind, *fields)``.
 Notice = (
     Hello
+    | CancelTask
     | RefCancel
     | Acquire
     | Release
