@@ -27,7 +27,8 @@ from rigd.actors._events import EventBuffer, TaskState
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._head_client import HeadClient
 from rigd.actors._io_loop import EPOLLIN, IoLoop
-from rigd.actors._messages import CANCEL, CLOSE, ActorAddress, DeathReason, Release
+from rigd.actors._messages import CANCEL, CLOSE
+from rigd.actors._protocol import ActorAddress, DeathReason, Release
 from rigd.actors._ref import ObjectRef
 from rigd.actors._ref_args import pending_refs, placeholders, placeholders_kw, resolve_refs
 from rigd.actors._started import last_started, table_path

@@ -8,7 +8,7 @@ executor (``_executors``). Replies leave through ``CallReplies``
 (``_call_replies``). The actor ends when the head asks (``TERMINATE``), when
 its handles are gone (a drain), or when a method ends it.
 
-Why one module of about 500 lines: ``ActorServer`` is the serving loop of
+Why one module of over 500 lines: ``ActorServer`` is the serving loop of
 the hot path, and its methods (accept, read, queue, cancel, run, end) share
 the per-connection state of that loop; each hop to another object on a call
 costs measurable time at tens of microseconds per call. What does not share
@@ -40,18 +40,13 @@ from rigd.actors import _context
 from rigd.actors._call_replies import CallReplies
 from rigd.actors._context import ActorExit
 from rigd.actors._events import TaskState
-from rigd.actors._messages import (
-    CALL,
-    CANCEL,
-    CLOSE,
-    REPLY_OK,
+from rigd.actors._messages import CALL, CANCEL, CLOSE, REPLY_OK, ExitKind, TerminateMode
+from rigd.actors._protocol import (
     ActorFailed,
     ActorReady,
     Exiting,
-    ExitKind,
     StartActor,
     Terminate,
-    TerminateMode,
     decode_order,
 )
 from rigd.actors._replies import error_reply

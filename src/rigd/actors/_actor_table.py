@@ -23,15 +23,10 @@ from rigd._exceptions import ActorDiedError, ResourceUnavailableError
 from rigd.actors._events import TaskLog, TaskState
 from rigd.actors._handle_counts import HandleCounts
 from rigd.actors._head_records import ActorRecord, ActorState, Peer, Worker, death_reason
-from rigd.actors._messages import (
-    CreateActor,
-    ExitKind,
-    Terminate,
-    TerminateMode,
-    encode,
-)
+from rigd.actors._messages import ExitKind, TerminateMode
 from rigd.actors._names import NameRegistry
 from rigd.actors._options import ActorOptions
+from rigd.actors._protocol import CreateActor, Terminate, encode
 from rigd.actors._resources import Resources
 from rigd.actors._started import table_path
 from rigd.actors._worker_pool import WorkerPool
@@ -181,7 +176,7 @@ class ActorTable:
         actor.state = ActorState.ALIVE
         actor.address = path
         for waiter, req_id in actor.address_waiters:
-            self._reply(waiter, req_id, _address(actor), True)
+            self._reply(waiter, req_id, actor.address_info(), True)
         actor.address_waiters.clear()
         if actor.terminating:
             actor.terminating = False
@@ -376,7 +371,7 @@ class ActorTable:
                 False,
             )
         elif actor.state is ActorState.ALIVE:
-            self._reply(peer, req_id, _address(actor), True)
+            self._reply(peer, req_id, actor.address_info(), True)
         elif actor.state is ActorState.DEAD:
             self._reply(peer, req_id, ActorDiedError(actor.death_reason), False)
         else:
@@ -401,27 +396,10 @@ class ActorTable:
     def rows(self) -> list[dict[str, Any]]:
         """A row per actor, for ``rigd.util.state.list_actors``."""
         return [
-            {
-                "actor_id": a.actor_id,
-                "class_name": a.class_name,
-                "name": a.options.name,
-                "namespace": a.namespace,
-                "state": a.state.value,
-                "pid": a.worker.popen.pid if a.worker is not None else None,
-                "detached": a.options.detached,
-                "death_reason": a.death_reason,
-                "restarts": a.restarts,
-                "num_gpus": float(a.options.num_gpus),
-                "gpu_ids": tuple(g.index for g in a.gpus),
-                "waiting_for": (
-                    self._resources.waiting_for(a.cpus, a.options.num_gpus)
-                    if a.state is ActorState.PENDING
-                    else None
-                ),
-            }
+            a.row(
+                self._resources.waiting_for(a.cpus, a.options.num_gpus)
+                if a.state is ActorState.PENDING
+                else None
+            )
             for a in self._actors.values()
         ]
-
-
-def _address(actor: ActorRecord) -> tuple[Any, ...]:
-    return (actor.address, actor.options.max_task_retries, actor.restarts)

@@ -9,10 +9,10 @@ from typing import Any, TypeVar, overload
 
 from rigd._exceptions import GetTimeoutError, TaskCancelledError
 from rigd.actors import _context, _session
-from rigd.actors._generator import ObjectRefGenerator
+from rigd.actors._generator import ObjectRefGenerator, set_blocking
 from rigd.actors._handle import ActorHandle
-from rigd.actors._messages import Blocked, GetActor, Kill, Unblocked
 from rigd.actors._options import check_name
+from rigd.actors._protocol import Blocked, GetActor, Kill, Unblocked
 from rigd.actors._ref import ObjectRef
 
 __all__ = ["cancel", "exit_actor", "get", "get_actor", "get_gpu_ids", "kill", "put", "wait"]
@@ -54,6 +54,9 @@ class _Blocking:
     def __exit__(self, *exc: object) -> None:
         if self._runtime is not None:
             self._runtime.head_notice(Unblocked())
+
+
+set_blocking(_Blocking)
 
 
 @overload

@@ -29,9 +29,9 @@ from typing import (
 
 from rigd.actors import _session
 from rigd.actors._arguments import probing, serialize_args, unserializable
-from rigd.actors._messages import CreateActor
 from rigd.actors._options import ActorOptions
 from rigd.actors._pickling import dumps_by_value
+from rigd.actors._protocol import CreateActor
 from rigd.actors._ref import ObjectRef
 from rigd.actors._returns import check_num_returns, split_returns
 from rigd.actors._schema import (

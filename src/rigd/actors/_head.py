@@ -28,41 +28,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rigd.actors import _protocol as p
 from rigd.actors._actor_table import ActorTable
 from rigd.actors._events import TaskLog
 from rigd.actors._head_records import ActorState, Peer, Worker, death_reason
-from rigd.actors._messages import (
-    Acquire,
-    ActorAddress,
-    ActorFailed,
-    ActorReady,
-    Blocked,
-    CancelTask,
-    CreateActor,
-    DeathReason,
-    Exiting,
-    ExitKind,
-    GetActor,
-    HeadReply,
-    Hello,
-    Kill,
-    Lend,
-    ListActors,
-    ListTasks,
-    RefCancel,
-    RefGet,
-    RefValue,
-    Release,
-    SubmitTask,
-    TaskDone,
-    TaskEvents,
-    TaskItem,
-    Terminate,
-    TerminateMode,
-    Unblocked,
-    decode_to_head,
-    encode,
-)
+from rigd.actors._messages import ExitKind, TerminateMode
 from rigd.actors._ref_broker import RefBroker
 from rigd.actors._resources import Resources
 from rigd.actors._scheduler import TaskScheduler
@@ -129,36 +99,37 @@ class Head:
             stopping=self._is_stopping,
         )
         self._refs = RefBroker(self._reply, self._send)
+        # Requests: handler(caller, request id, record); notices: handler(caller, record).
         self._request_handlers: dict[type, Callable[[Peer, int, Any], None]] = {
-            CreateActor: self._actors.create,
-            GetActor: self._on_get_actor,
-            ActorAddress: lambda p, r, m: self._actors.address(p, r, m.actor_id),
-            Kill: self._on_kill,
-            SubmitTask: self._tasks.submit,
-            DeathReason: lambda p, r, m: self._actors.death(p, r, m.actor_id, m.incarnation),
-            ListActors: lambda p, r, m: self._reply(p, r, self._actors.rows(), True),
-            ListTasks: lambda p, r, m: self._reply(p, r, self._task_log.rows(), True),
-            RefGet: lambda p, r, m: self._refs.get(p, r, m.ref_id),
+            p.CreateActor: self._actors.create,
+            p.GetActor: self._on_get_actor,
+            p.ActorAddress: lambda c, r, m: self._actors.address(c, r, m.actor_id),
+            p.Kill: self._on_kill,
+            p.SubmitTask: self._tasks.submit,
+            p.DeathReason: lambda c, r, m: self._actors.death(c, r, m.actor_id, m.incarnation),
+            p.ListActors: lambda c, r, m: self._reply(c, r, self._actors.rows(), True),
+            p.ListTasks: lambda c, r, m: self._reply(c, r, self._task_log.rows(), True),
+            p.RefGet: lambda c, r, m: self._refs.get(c, r, m.ref_id),
         }
         self._notice_handlers: dict[type, Callable[[Peer, Any], None]] = {
-            Hello: self._on_hello,
-            CancelTask: lambda p, m: self._tasks.cancel(p, m.task_req_id, m.force),
-            RefCancel: lambda p, m: self._refs.cancel(m.ref_id, m.force),
-            RefValue: lambda p, m: self._refs.value(m),
-            TaskEvents: lambda p, m: self._task_log.add(m.rows),
-            Acquire: self._on_acquire,
-            Lend: self._on_lend,
-            Release: self._on_release,
+            p.Hello: self._on_hello,
+            p.CancelTask: lambda c, m: self._tasks.cancel(c, m.task_req_id, m.force),
+            p.RefCancel: lambda c, m: self._refs.cancel(m.ref_id, m.force),
+            p.RefValue: lambda c, m: self._refs.value(m),
+            p.TaskEvents: lambda c, m: self._task_log.add(m.rows),
+            p.Acquire: self._on_acquire,
+            p.Lend: self._on_lend,
+            p.Release: self._on_release,
         }
         # Reports only a worker sends: the handler gets the worker.
         self._worker_handlers: dict[type, Callable[[Worker, Any], None]] = {
-            ActorReady: lambda w, m: self._actors.ready(m.actor_id, m.path),
-            ActorFailed: self._on_actor_failed,
-            Exiting: lambda w, m: self._actors.exiting(w, m.kind, m.detail),
-            TaskDone: self._tasks.done,
-            TaskItem: self._tasks.item,
-            Blocked: lambda w, m: self._tasks.blocked(w),
-            Unblocked: lambda w, m: self._tasks.unblocked(w),
+            p.ActorReady: lambda w, m: self._actors.ready(m.actor_id, m.path),
+            p.ActorFailed: self._on_actor_failed,
+            p.Exiting: lambda w, m: self._actors.exiting(w, m.kind, m.detail),
+            p.TaskDone: self._tasks.done,
+            p.TaskItem: self._tasks.item,
+            p.Blocked: lambda w, m: self._tasks.blocked(w),
+            p.Unblocked: lambda w, m: self._tasks.unblocked(w),
         }
         self._pool.refill()
         self._thread = threading.Thread(target=self._loop, name="rigd-head", daemon=True)
@@ -259,7 +230,7 @@ class Head:
 
     def _handle_frames(self, peer: Peer, reader: FrameReader, data: bytes) -> None:
         for frame in reader.feed(data):
-            req_id, record = decode_to_head(loads(frame))
+            req_id, record = p.decode_to_head(loads(frame))
             if req_id is not None:
                 self._request_handlers[type(record)](peer, req_id, record)
                 continue
@@ -270,45 +241,15 @@ class Head:
                 self._worker_handlers[type(record)](peer.worker, record)
 
     def _send(self, peer: Peer, message: tuple[Any, ...]) -> None:
-        frame: bytes | memoryview = pack_frame(dumps(message, self.shm_prefix))
-        if peer.sock.fileno() < 0:
-            return  # the peer is gone
-        if not peer.wbuf:
-            try:
-                sent = peer.sock.send(frame, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                return  # the peer is gone; its EOF is handled by the loop
-            if sent == len(frame):
-                return
-            frame = memoryview(frame)[sent:]
-            self._selector.modify(peer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, peer)
-        peer.wbuf.append(frame)
+        peer.send(pack_frame(dumps(message, self.shm_prefix)), self._selector)
 
     def _pump(self, peer: Peer) -> None:
-        """Send what the peer's socket takes now of what waits for it."""
-        while peer.wbuf:
-            try:
-                sent = peer.sock.sendmsg(
-                    list(itertools.islice(peer.wbuf, 64)), (), socket.MSG_DONTWAIT
-                )
-            except BlockingIOError:
-                return
-            except OSError:
-                peer.wbuf.clear()  # the peer is gone; its EOF is handled by the loop
-                break
-            while sent and sent >= len(peer.wbuf[0]):
-                sent -= len(peer.wbuf.popleft())
-            if sent:
-                peer.wbuf[0] = memoryview(peer.wbuf[0])[sent:]
-        if peer.sock.fileno() >= 0:
-            self._selector.modify(peer.sock, selectors.EVENT_READ, peer)
+        peer.pump(self._selector)
 
     def _reply(self, peer: Peer, req_id: int, payload: Any, ok: bool = True) -> None:
-        self._send(peer, encode(HeadReply(req_id, ok, payload)))
+        self._send(peer, p.encode(p.HeadReply(req_id, ok, payload)))
 
-    def _on_hello(self, peer: Peer, message: Hello) -> None:
+    def _on_hello(self, peer: Peer, message: p.Hello) -> None:
         peer.pid = message.pid
         self._refs.hello(peer)
         if message.worker_id is None:
@@ -351,7 +292,7 @@ class Head:
 
     # -- requests and notices that touch more than one owner ------------------------
 
-    def _on_get_actor(self, peer: Peer, req_id: int, message: GetActor) -> None:
+    def _on_get_actor(self, peer: Peer, req_id: int, message: p.GetActor) -> None:
         actor = self._actors.names.lookup(message.namespace, message.name)
         if actor is None:
             name, namespace = message.name, message.namespace
@@ -363,23 +304,23 @@ class Head:
             return
         self._reply(peer, req_id, self._actors.handle_info(actor), True)
 
-    def _on_kill(self, peer: Peer, req_id: int, message: Kill) -> None:
+    def _on_kill(self, peer: Peer, req_id: int, message: p.Kill) -> None:
         self._actors.kill(message.actor_id, message.no_restart)
         self._reply(peer, req_id, None, True)
 
-    def _on_actor_failed(self, worker: Worker, message: ActorFailed) -> None:
+    def _on_actor_failed(self, worker: Worker, message: p.ActorFailed) -> None:
         worker.exit_kind = ExitKind.CONSTRUCTOR_FAILED
         worker.exit_detail = message.error_text
 
-    def _on_acquire(self, peer: Peer, message: Acquire) -> None:
+    def _on_acquire(self, peer: Peer, message: p.Acquire) -> None:
         if self._actors.get(message.actor_id) is not None:
             self._actors.handles.acquire(message.actor_id, peer, message.token)
 
-    def _on_lend(self, peer: Peer, message: Lend) -> None:
+    def _on_lend(self, peer: Peer, message: p.Lend) -> None:
         if self._actors.get(message.actor_id) is not None:
             self._actors.handles.lend(message.actor_id, message.token)
 
-    def _on_release(self, peer: Peer, message: Release) -> None:
+    def _on_release(self, peer: Peer, message: p.Release) -> None:
         actor = self._actors.get(message.actor_id)
         if actor is not None:
             self._actors.handles.release(actor.actor_id, peer)
@@ -400,7 +341,7 @@ class Head:
         self._thread.join()
 
     def _stop_everything(self) -> None:
-        shutdown = encode(Terminate(TerminateMode.PROMPT.value, ExitKind.SHUTDOWN.value))
+        shutdown = p.encode(p.Terminate(TerminateMode.PROMPT.value, ExitKind.SHUTDOWN.value))
         for actor in self._actors:
             if actor.state in (ActorState.STARTING, ActorState.ALIVE) and actor.worker:
                 if actor.worker.exit_kind is None:

@@ -16,7 +16,7 @@ from rigd._exceptions import RigdError, RuntimeNotRunningError
 from rigd.actors import _ref
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._io_loop import IoLoop
-from rigd.actors._messages import (
+from rigd.actors._protocol import (
     HeadItem,
     HeadReply,
     Hello,

@@ -9,14 +9,17 @@ task scheduler).
 from __future__ import annotations
 
 import collections
+import itertools
+import selectors
 import socket
 import subprocess
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from rigd.actors._messages import ExitKind, StartActor
+from rigd.actors._messages import ExitKind
 from rigd.actors._options import ActorOptions
+from rigd.actors._protocol import StartActor
 from rigd.actors._wire import FrameReader
 from rigd.gpu import GpuInfo
 
@@ -44,6 +47,46 @@ class Peer:
     # one peer that does not read (stopped, or busy) must not wedge the
     # session, and a peer blocked sending to the head must still be read.
     wbuf: collections.deque[bytes | memoryview] = field(default_factory=collections.deque)
+
+    def send(self, frame: bytes, selector: selectors.BaseSelector) -> None:
+        """Send ``frame`` without blocking; queue what the socket does not take.
+
+        ``selector`` (the head's) then watches the socket for room.
+        """
+        if self.sock.fileno() < 0:
+            return  # the peer is gone
+        rest: bytes | memoryview = frame
+        if not self.wbuf:
+            try:
+                sent = self.sock.send(frame, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return  # the peer is gone; its EOF is handled by the loop
+            if sent == len(frame):
+                return
+            rest = memoryview(frame)[sent:]
+            selector.modify(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self)
+        self.wbuf.append(rest)
+
+    def pump(self, selector: selectors.BaseSelector) -> None:
+        """Send what the socket takes now of what waits for it."""
+        while self.wbuf:
+            try:
+                sent = self.sock.sendmsg(
+                    list(itertools.islice(self.wbuf, 64)), (), socket.MSG_DONTWAIT
+                )
+            except BlockingIOError:
+                return
+            except OSError:
+                self.wbuf.clear()  # the peer is gone; its EOF is handled by the loop
+                break
+            while sent and sent >= len(self.wbuf[0]):
+                sent -= len(self.wbuf.popleft())
+            if sent:
+                self.wbuf[0] = memoryview(self.wbuf[0])[sent:]
+        if self.sock.fileno() >= 0:
+            selector.modify(self.sock, selectors.EVENT_READ, self)
 
 
 @dataclass(eq=False, slots=True)
@@ -87,6 +130,27 @@ class ActorRecord:
     cpus: float = 0.0
     restarts: int = 0
     gpus: tuple[GpuInfo, ...] = ()
+
+    def address_info(self) -> tuple[str | None, int, int]:
+        """What a caller connects with: the socket path, ``max_task_retries``, restarts."""
+        return (self.address, self.options.max_task_retries, self.restarts)
+
+    def row(self, waiting_for: str | None) -> dict[str, Any]:
+        """The actor as ``list_actors`` shows it (``waiting_for``: why it is pending)."""
+        return {
+            "actor_id": self.actor_id,
+            "class_name": self.class_name,
+            "name": self.options.name,
+            "namespace": self.namespace,
+            "state": self.state.value,
+            "pid": self.worker.popen.pid if self.worker is not None else None,
+            "detached": self.options.detached,
+            "death_reason": self.death_reason,
+            "restarts": self.restarts,
+            "num_gpus": float(self.options.num_gpus),
+            "gpu_ids": tuple(g.index for g in self.gpus),
+            "waiting_for": waiting_for,
+        }
 
     def start_order(self) -> StartActor:
         """What a worker needs to start this actor: class, arguments, name, restarts."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from rigd._exceptions import OwnerDiedError
 from rigd.actors._head_records import Peer
-from rigd.actors._messages import RefCancelWanted, RefValue, RefWanted, encode
+from rigd.actors._protocol import RefCancelWanted, RefValue, RefWanted, encode
 
 __all__ = ["RefBroker"]
 

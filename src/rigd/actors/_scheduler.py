@@ -18,16 +18,15 @@ from typing import Any
 from rigd._exceptions import ResourceUnavailableError, TaskCancelledError, WorkerCrashedError
 from rigd.actors._events import TaskLog, TaskState
 from rigd.actors._head_records import Peer, TaskRecord, Worker
-from rigd.actors._messages import (
+from rigd.actors._messages import ExitKind, TerminateMode
+from rigd.actors._protocol import (
     CancelRunning,
-    ExitKind,
     HeadItem,
     RunTask,
     SubmitTask,
     TaskDone,
     TaskItem,
     Terminate,
-    TerminateMode,
     encode,
 )
 from rigd.actors._resources import Resources

@@ -16,18 +16,8 @@ from typing import Any
 
 from rigd._exceptions import RigdError, TaskCancelledError, TaskError
 from rigd.actors import _context
-from rigd.actors._messages import (
-    REPLY_END,
-    REPLY_ITEM,
-    REPLY_OK,
-    CancelRunning,
-    Exiting,
-    ExitKind,
-    RunTask,
-    TaskDone,
-    TaskItem,
-    decode_order,
-)
+from rigd.actors._messages import REPLY_END, REPLY_ITEM, REPLY_OK, ExitKind
+from rigd.actors._protocol import CancelRunning, Exiting, RunTask, TaskDone, TaskItem, decode_order
 from rigd.actors._replies import error_reply
 from rigd.actors._runtime import Runtime
 from rigd.actors._wire import dumps, loads, release_send_pools
