@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from rigd._exceptions import ActorDiedError, TaskCancelledError
 from rigd.actors import _context
 from rigd.actors._call_replies import CallReplies
-from rigd.actors._context import ActorExit
+from rigd.actors._context import GPU_IDS_ENV, ActorExit
 from rigd.actors._events import TaskState
 from rigd.actors._messages import CALL, CANCEL, CLOSE, REPLY_OK, ExitKind, TerminateMode
 from rigd.actors._protocol import (
@@ -54,7 +54,6 @@ from rigd.actors._runtime import Runtime
 from rigd.actors._schema import BUILTIN_METHODS, ActorKind, ActorSchema
 from rigd.actors._started import StartedTable, table_path
 from rigd.actors._wire import FrameReader, dumps, loads, pack_frame, recv_nowait, release_send_pools
-from rigd.actors._worker_pool import GPU_IDS_ENV
 
 if TYPE_CHECKING:
     from rigd.actors._executors import Executor

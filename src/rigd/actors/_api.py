@@ -284,5 +284,5 @@ def get_gpu_ids() -> list[int]:
     """
     if not _session.in_worker():
         return []
-    ids = os.environ.get(_session.GPU_IDS_ENV, "")
+    ids = os.environ.get(_context.GPU_IDS_ENV, "")
     return [int(i) for i in ids.split(",") if i]

@@ -19,8 +19,6 @@ import tempfile
 import threading
 from typing import Any
 
-from rigd._address import search_daemon
-from rigd.actors._head import Head
 from rigd.actors._options import check_name
 from rigd.actors._runtime import Runtime
 from rigd.actors._session_files import (
@@ -29,11 +27,8 @@ from rigd.actors._session_files import (
     sweep_stale_sessions,
 )
 from rigd.actors._wire import sweep_segments
-from rigd.actors._worker_pool import GPU_IDS_ENV
-from rigd.gpu import GpuPool, inventory
 
 __all__ = [
-    "GPU_IDS_ENV",
     "attach_worker",
     "cleanup_after_lost_head",
     "get_runtime",
@@ -48,7 +43,7 @@ log = logging.getLogger(__name__)
 
 _lock = threading.RLock()
 _runtime: Runtime | None = None
-_head: Head | None = None
+_head: Any = None
 _is_worker = False
 
 
@@ -108,6 +103,13 @@ def init(
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
         sweep_stale_sessions()
         cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
+        # Imported here, not at the top: worker processes import this module
+        # and never run a head, so they skip the head's imports (rigd.gpu's
+        # inventory among them: about 50 ms of CPU per worker start). Not a
+        # cycle: the head does not import this module.
+        from rigd.actors._head import Head
+        from rigd.gpu import GpuPool, inventory
+
         pool = GpuPool(inventory(), cap=num_gpus)
         gpus = pool.total
         token = f"{os.getpid()}-{os.urandom(3).hex()}"
@@ -137,6 +139,9 @@ def _connect_to_daemon(
     The daemon owns the session: this process's ``shutdown`` only leaves it.
     Its actors die with this process unless created ``lifetime="detached"``.
     """
+
+    # Imported here: only a driver joining a daemon reads its address file.
+    from rigd._address import search_daemon
 
     if num_cpus is not None or num_gpus is not None:
         raise ValueError(

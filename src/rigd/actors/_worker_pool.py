@@ -13,14 +13,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from rigd.actors._context import GPU_IDS_ENV
 from rigd.actors._head_records import Peer, Worker
 from rigd.actors._messages import ExitKind
 from rigd.gpu import SIMULATED_GPUS_ENV, GpuInfo
 
-__all__ = ["GPU_IDS_ENV", "SPARE_WORKERS", "WorkerPool"]
+__all__ = ["SPARE_WORKERS", "WorkerPool", "gpu_environment"]
 
-#: The GPU indices (NVML's) a worker placed on GPUs may use.
-GPU_IDS_ENV = "RIGD_GPU_IDS"
 # Spare workers kept started, so an actor or task starts in about a
 # millisecond instead of the 80-110 ms a Python process takes to start and
 # import rigd on a 2-core machine. Each spare costs about 25 MB and no CPU.
