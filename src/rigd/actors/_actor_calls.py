@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rigd._exceptions import ActorDiedError, RuntimeNotRunningError, TaskCancelledError
+from rigd.actors._call_messages import CLOSE_MESSAGE, cancel_message
 from rigd.actors._channel import (
     HIGH_WATER,
     ActorChannel,
@@ -27,7 +28,6 @@ from rigd.actors._events import EventBuffer, TaskState
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._head_client import HeadClient
 from rigd.actors._io_loop import EPOLLIN, IoLoop
-from rigd.actors._messages import CANCEL, CLOSE
 from rigd.actors._protocol import ActorAddress, DeathReason, Release
 from rigd.actors._ref import ObjectRef
 from rigd.actors._ref_args import pending_refs, placeholders, placeholders_kw, resolve_refs
@@ -184,7 +184,7 @@ class ActorCalls:
                 return
             if channel.sock is None or call_id not in channel.pending:
                 return
-            channel.send_frame(pack_frame(dumps((CANCEL, call_id), "")))
+            channel.send_frame(pack_frame(dumps(cancel_message(call_id), "")))
 
     def _address_known(self, channel: ActorChannel, ref: ObjectRef[Any]) -> None:
         self._io.run_soon(functools.partial(self._on_address, channel, ref))
@@ -321,7 +321,7 @@ class ActorCalls:
         assert channel.sock is not None
         try:
             # Not waited for: an actor that cannot take it sees the EOF instead.
-            channel.sock.send(pack_frame(dumps((CLOSE,), "")), socket.MSG_DONTWAIT)
+            channel.sock.send(pack_frame(dumps(CLOSE_MESSAGE, "")), socket.MSG_DONTWAIT)
         except OSError:
             pass
         self._io.unwatch(channel.sock.fileno())

@@ -37,10 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 from rigd._exceptions import ActorDiedError, TaskCancelledError
 from rigd.actors import _context
+from rigd.actors._call_messages import read_call, reply_ok
 from rigd.actors._call_replies import CallReplies
 from rigd.actors._context import GPU_IDS_ENV, ActorExit
 from rigd.actors._events import TaskState
-from rigd.actors._messages import CALL, CANCEL, CLOSE, REPLY_OK, ExitKind, TerminateMode
+from rigd.actors._messages import CALL, CANCEL, CLOSE, ExitKind, TerminateMode
 from rigd.actors._protocol import (
     ActorFailed,
     ActorReady,
@@ -336,7 +337,7 @@ class ActorServer:
         conn.close()
 
     def _run_call(self, conn: socket.socket, message: tuple[Any, ...]) -> None:
-        _, call_id, name, args, kwargs, group, task_id = message
+        call_id, name, args, kwargs, group, task_id = read_call(message)
         slot = self.slots.get(conn, 0)
         if slot:
             self.started.words[slot] = call_id  # before it starts: see _started.py
@@ -394,7 +395,7 @@ class ActorServer:
         finally:
             _context.serial_call = None
         try:
-            body = dumps((REPLY_OK, call_id, result), self.runtime.shm_prefix)
+            body = dumps(reply_ok(call_id, result), self.runtime.shm_prefix)
         except (TypeError, OSError) as exc:
             error = TypeError(
                 f"the return value of {self.class_name}.{name} cannot be sent back: {exc}"
@@ -467,7 +468,7 @@ class ActorServer:
                     ),
                 )
             else:
-                self.replies.send(conn, (REPLY_OK, call_id, None))
+                self.replies.send(conn, reply_ok(call_id, None))
         self._close_and_exit(0, run_atexit=True)
 
     def _close_and_exit(self, code: int, run_atexit: bool) -> None:

@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rigd._exceptions import TaskCancelledError
+from rigd.actors._call_messages import reply_end, reply_item, reply_ok
 from rigd.actors._context import ActorExit
 from rigd.actors._events import EventBuffer, TaskState
-from rigd.actors._messages import FINAL_REPLIES, REPLY_END, REPLY_ERR, REPLY_ITEM, REPLY_OK
+from rigd.actors._messages import FINAL_REPLIES, REPLY_ERR
 from rigd.actors._replies import error_reply
 from rigd.actors._schema import ActorSchema
 from rigd.actors._wire import dumps, pack_frame
@@ -101,7 +102,7 @@ class CallReplies:
         self.streams.add(key)
         try:
             for item in items:
-                self.send(conn, (REPLY_ITEM, call_id, item))
+                self.send(conn, reply_item(call_id, item))
                 if self._read_ahead is not None:
                     self._read_ahead(conn)
                 if key in self.stream_cancels:
@@ -122,7 +123,7 @@ class CallReplies:
         finally:
             self.streams.discard(key)
             self.stream_cancels.discard(key)
-        self.send(conn, (REPLY_END, call_id))
+        self.send(conn, reply_end(call_id))
 
     def reply(
         self,
@@ -139,7 +140,7 @@ class CallReplies:
             return
         if error is None:
             try:
-                self.send(conn, (REPLY_OK, call_id, result))
+                self.send(conn, reply_ok(call_id, result))
                 return
             except (TypeError, OSError) as exc:
                 error = TypeError(f"the return value of {function_name} cannot be sent back: {exc}")

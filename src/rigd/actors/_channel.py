@@ -21,9 +21,10 @@ from enum import Enum
 from typing import Any
 
 from rigd._exceptions import ActorDiedError, RigdError
+from rigd.actors._call_messages import call_message
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._io_loop import EPOLLIN, EPOLLOUT
-from rigd.actors._messages import CALL, REPLY_END, REPLY_ERR, REPLY_ITEM, REPLY_OK
+from rigd.actors._messages import REPLY_END, REPLY_ERR, REPLY_ITEM, REPLY_OK
 from rigd.actors._ref import ObjectRef
 from rigd.actors._ref_args import resolve_refs
 from rigd.actors._replies import reply_error_to_exception
@@ -49,7 +50,7 @@ def call_body(
     shm_prefix: str,
 ) -> bytes:
     """The serialized ``CALL`` message (what the actor's server reads)."""
-    return dumps((CALL, call_id, method, args, kwargs, group, task_id), shm_prefix)
+    return dumps(call_message(call_id, method, args, kwargs, group, task_id), shm_prefix)
 
 
 class ChannelState(Enum):

@@ -16,7 +16,8 @@ from typing import Any
 
 from rigd._exceptions import RigdError, TaskCancelledError, TaskError
 from rigd.actors import _context
-from rigd.actors._messages import REPLY_END, REPLY_ITEM, REPLY_OK, ExitKind
+from rigd.actors._call_messages import reply_end, reply_item, reply_ok
+from rigd.actors._messages import ExitKind
 from rigd.actors._protocol import CancelRunning, Exiting, RunTask, TaskDone, TaskItem, decode_order
 from rigd.actors._replies import error_reply
 from rigd.actors._runtime import Runtime
@@ -118,11 +119,11 @@ def _run_task(
         for index, item in enumerate(result):
             if index < sent[0]:
                 continue
-            item_body = dumps((REPLY_ITEM, task_id, item), runtime.shm_prefix)
+            item_body = dumps(reply_item(task_id, item), runtime.shm_prefix)
             runtime.send_to_head(TaskItem(task_id, item_body))
             sent[0] += 1
-        return dumps((REPLY_END, task_id), runtime.shm_prefix)
-    return dumps((REPLY_OK, task_id, result), runtime.shm_prefix)
+        return dumps(reply_end(task_id), runtime.shm_prefix)
+    return dumps(reply_ok(task_id, result), runtime.shm_prefix)
 
 
 def _retryable(exc: BaseException, retry: bool | tuple[type[BaseException], ...]) -> bool:
