@@ -21,12 +21,14 @@ from rigd.actors._options import ActorOptions, TaskOptions
 from rigd.actors._pipeline_actor import Actor, Endpoints
 from rigd.actors._ref import ObjectRef
 from rigd.actors._runtime_context import RuntimeContext, get_runtime_context
-from rigd.actors._session import init, is_initialized, shutdown
+from rigd.actors._session import get_runtime, init, is_initialized, shutdown
+from rigd.actors._state import ActorInfo, list_actors
 
 __all__ = [
     "Actor",
     "ActorClass",
     "ActorHandle",
+    "ActorInfo",
     "ActorMethod",
     "ActorOptions",
     "ActorProxy",
@@ -42,10 +44,12 @@ __all__ = [
     "get",
     "get_actor",
     "get_gpu_ids",
+    "get_runtime",
     "get_runtime_context",
     "init",
     "is_initialized",
     "kill",
+    "list_actors",
     "method",
     "put",
     "remote",

@@ -30,12 +30,23 @@ from rigd.pipeline._processor import Emission, FrameProcessor
 from rigd.pipeline._publisher import ZmqPublisher
 from rigd.pipeline._recorder import HDF5Recorder
 from rigd.pipeline._roi import RoiTraces, roi_masks
+from rigd.pipeline._state import (
+    ACTIVE_RUN_STATES,
+    RUN_TRANSITIONS,
+    IllegalTransitionError,
+    RunState,
+    StateMachine,
+    check_transition,
+)
 from rigd.pipeline._stats import FrameStats
-from rigd.pipeline._supervisor import LinkStatus, Pipeline, PipelineStatus, RunReport
+from rigd.pipeline._supervisor import ActorStatus, LinkStatus, Pipeline, PipelineStatus, RunReport
 from rigd.pipeline._trigger import FrameTrigger, TriggeredRecorder
 
 __all__ = [
+    "ACTIVE_RUN_STATES",
+    "RUN_TRANSITIONS",
     "ActorPlan",
+    "ActorStatus",
     "Bin",
     "CpuLatencyRequest",
     "DeltaFOverF",
@@ -49,6 +60,7 @@ __all__ = [
     "FrameTrigger",
     "GenICamCamera",
     "HDF5Recorder",
+    "IllegalTransitionError",
     "LinkStatus",
     "MotionCorrection",
     "PhaseCorrelation",
@@ -58,11 +70,14 @@ __all__ = [
     "RingPlan",
     "RoiTraces",
     "RunReport",
+    "RunState",
     "SimulatedCamera",
+    "StateMachine",
     "TiffStack",
     "TriggeredRecorder",
     "VideoSource",
     "ZmqPublisher",
+    "check_transition",
     "list_cameras",
     "plan_pipeline",
     "roi_masks",

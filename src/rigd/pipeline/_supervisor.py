@@ -15,6 +15,13 @@ Crashes: a monitor thread watches the actors. One that the runtime restarts
 on, and every recorder's ledger notes it; frames the restarted actor missed
 show up there as gaps. An actor that is gone for good fails the pipeline,
 which then stops everything cleanly.
+
+State: a :class:`~rigd.pipeline._state.StateMachine` over ``RunState`` and
+its transition table. The end of a run (every actor finished, a failure, or
+a stop) is an event: ``wait`` blocks on it and ``on_end`` callbacks (the
+daemon's) run when it comes. The monitor is the one loop that looks at the
+actors (their processes and step loops cannot push their state to the
+supervisor): every 0.2 s, for deaths, restarts and the step loops' end.
 """
 
 from __future__ import annotations
@@ -25,27 +32,42 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
-import rigd
+from rigd import actors
 from rigd._exceptions import ActorDiedError, RigdError, TaskError
-from rigd.actors import ActorHandle
+from rigd.actors import ActorHandle, ActorInfo
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
 from rigd.pipeline._plan import Plan
-from rigd.state import ActorInfo
+from rigd.pipeline._state import RUN_TRANSITIONS, RunState, StateMachine
 from rigd.storage import FrameRing, recover_run, remove_stale_rings
 
-__all__ = ["LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
+__all__ = ["ActorStatus", "LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
 
 log = logging.getLogger(__name__)
 
 _MONITOR_S = 0.2
-_FINISHED_POLL_S = 0.25
 _CALL_TIMEOUT_S = 60.0
 _DRAIN_TIMEOUT_S = 60.0
+#: Entering one of these ends the run (the end event fires once).
+_ENDING = frozenset({RunState.STOPPING, RunState.FAILED, RunState.STOPPED})
+#: A kill moves to stopping from these (a torn-down pipeline stays stopped).
+_KILLABLE = frozenset(
+    {RunState.CREATED, RunState.READY, RunState.RUNNING, RunState.PAUSED, RunState.FAILED}
+)
+#: A run whose steps may still go on: ``wait`` blocks in these.
+_UNDER_WAY = frozenset({RunState.RUNNING, RunState.PAUSED})
+
+
+class ActorStatus(TypedDict):
+    """One actor of a run, as the head knows it: ``alive``, ``restarting`` or ``dead``."""
+
+    state: str
+    pid: int | None
+    restarts: int
 
 
 @dataclass(frozen=True)
@@ -61,9 +83,11 @@ class LinkStatus:
 
 @dataclass(frozen=True)
 class PipelineStatus:
-    state: str  # created, ready (loaded), running, stopping, stopped, failed
+    """A run now: its state, each actor, each link (a sample, cheap to take)."""
+
+    state: RunState  # created, ready (loaded), running, stopping, stopped, failed
     run_id: str
-    actors: Mapping[str, Mapping[str, Any]]
+    actors: Mapping[str, ActorStatus]
     links: tuple[LinkStatus, ...]
     elapsed_s: float
     failure: str | None = None
@@ -74,7 +98,7 @@ class RunReport:
     """What a run did: its files, frames recorded and dropped per stream."""
 
     run_id: str
-    state: str
+    state: RunState  # stopped or failed
     duration_s: float
     files: tuple[str, ...]
     frames: Mapping[str, int]
@@ -86,7 +110,7 @@ class RunReport:
 
 def _actor_infos() -> dict[str, ActorInfo]:
     """The session's actors by id, as the head knows them now."""
-    return {info.actor_id: info for info in rigd.state.list_actors()}
+    return {info.actor_id: info for info in actors.list_actors()}
 
 
 class Pipeline:
@@ -102,7 +126,9 @@ class Pipeline:
         self.plan = plan
         self.run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         self.metadata = {**plan.file.config.run.metadata, **(metadata or {})}
-        self.state = "created"
+        self._machine: StateMachine[RunState] = StateMachine(
+            RunState.CREATED, RUN_TRANSITIONS, ending=_ENDING, name=f"pipeline {plan.name}"
+        )
         self.failure: str | None = None
         self._token = secrets.token_hex(3)
         self._rings: dict[str, FrameRing] = {}
@@ -123,6 +149,20 @@ class Pipeline:
 
     # -- lifecycle -------------------------------------------------------------------
 
+    @property
+    def state(self) -> RunState:
+        """Where the run is: ``created``, ``ready``, ``running``, ``stopping``,
+        ``stopped`` or ``failed`` (:class:`RunState`; equal to those strings)."""
+        return self._machine.state
+
+    def on_end(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(reason)`` once when the run ends: ``finished`` (every
+        actor's step loop ended on its own), ``failed`` (an actor is gone for
+        good), or ``stopping`` (a stop began). At once if it has ended; else on
+        the thread that ended it (the monitor's, or the stopping one): return
+        quickly, start a thread for long work."""
+        self._machine.on_end(callback)
+
     def start(self) -> None:
         """``load`` then ``run``: the usual way to start a run."""
         self.load()
@@ -137,10 +177,10 @@ class Pipeline:
             RigdError (or the actor's own error): an actor failed to start or
             set up; everything started is stopped and removed again.
         """
-        if self.state != "created":
+        if self.state != RunState.CREATED:
             raise RuntimeError(f"this pipeline was already loaded (state {self.state})")
-        if not rigd.is_initialized():
-            rigd.init()
+        if not actors.is_initialized():
+            actors.init()
         # Rings a crashed supervisor left behind (their owner's pid is dead).
         for segment in remove_stale_rings():
             log.warning("removed ring %s left by a process that died", segment)
@@ -160,18 +200,18 @@ class Pipeline:
             self._call_all("__rigd_attach__", lambda name: (open_endpoints, self._wiring[name]))
             self._call_all("__rigd_setup__")
             for name in self.plan.recorders:
-                self._recordings[name] = rigd.get(
+                self._recordings[name] = actors.get(
                     self._handles[name].summary.remote(), timeout=_CALL_TIMEOUT_S
                 )
         except BaseException:
-            self.state = "failed"
+            self._machine.move(RunState.FAILED)
             self._teardown(force=True)
             raise
-        self.state = "ready"
+        self._machine.move(RunState.READY)
 
     def run(self) -> None:
         """Start every actor's step loop, sources last."""
-        if self.state != "ready":
+        if self.state != RunState.READY:
             raise RuntimeError(f"run needs a loaded pipeline (state {self.state})")
         self._started = time.monotonic()
         latency = self.plan.file.config.realtime.cpu_latency_us
@@ -181,30 +221,23 @@ class Pipeline:
             # Downstream first, sources last: no frame is written before every
             # reader is attached and running.
             for actor in reversed(self.plan.actors):
-                rigd.get(self._handles[actor.name].__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
+                actors.get(self._handles[actor.name].__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
         except BaseException:
-            self.state = "failed"
+            self._machine.move(RunState.FAILED)
             self._teardown(force=True)
             raise
-        self.state = "running"
+        self._machine.move(RunState.RUNNING)
         self._monitor = threading.Thread(target=self._watch, name="rigd-supervisor", daemon=True)
         self._monitor.start()
         log.info("pipeline %s running (run %s)", self.plan.name, self.run_id)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the run ends on its own (its sources finished and all
-        drained) or fails; True if it did within ``timeout``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.state == "running":
-            if self._all_finished():
-                return True
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
-            # Each look asks every actor (a call to its main thread): a few
-            # times a second is enough, and keeps out of the step threads' way.
-            self._stopped.wait(_FINISHED_POLL_S if left is None else min(_FINISHED_POLL_S, left))
-        return True
+        drained) or fails, or a stop begins; True if it did within ``timeout``
+        (at once if the run is not running)."""
+        if self.state not in _UNDER_WAY:
+            return True
+        return self._machine.wait_end(timeout)
 
     def stop(self, timeout: float = _DRAIN_TIMEOUT_S) -> RunReport:
         """Stop cleanly: sources first, every lossless reader drains, files sealed.
@@ -215,9 +248,10 @@ class Pipeline:
         with self._stop_lock:
             if self._report is not None:
                 return self._report
-            with self._lock:
-                if self.state in ("ready", "running", "failed"):
-                    self.state = "stopping"
+            self._machine.move(
+                RunState.STOPPING,
+                when=frozenset({RunState.READY, RunState.RUNNING, RunState.FAILED}),
+            )
             try:
                 self._stop_graceful(timeout)
             finally:
@@ -229,7 +263,7 @@ class Pipeline:
         with self._stop_lock:
             if self._report is not None:
                 return self._report
-            self.state = "stopping"
+            self._machine.move(RunState.STOPPING, when=_KILLABLE)
             self._report = self._teardown(force=True)
             return self._report
 
@@ -255,19 +289,19 @@ class Pipeline:
 
     def status(self) -> PipelineStatus:
         infos = _actor_infos()
-        actors: dict[str, dict[str, Any]] = {}
+        by_name: dict[str, ActorStatus] = {}
         for name, handle in self._handles.items():
             info = infos.get(handle._actor_id)
-            actors[name] = {
-                "state": info.state if info else "dead",
-                "pid": info.pid if info else None,
-                "restarts": info.restarts if info else self._restarts.get(name, 0),
-            }
+            by_name[name] = ActorStatus(
+                state=info.state if info else "dead",
+                pid=info.pid if info else None,
+                restarts=info.restarts if info else self._restarts.get(name, 0),
+            )
         return PipelineStatus(
             state=self.state,
             run_id=self.run_id,
-            actors=actors,
-            links=self._link_status({n: a["pid"] for n, a in actors.items()}),
+            actors=by_name,
+            links=self._link_status({n: a["pid"] for n, a in by_name.items()}),
             elapsed_s=time.monotonic() - self._started if self._started else 0.0,
             failure=self.failure,
         )
@@ -328,7 +362,7 @@ class Pipeline:
         reported: dict[str, dict[str, Any]] = {}
         for actor, ref in zip(devices, refs, strict=True):
             try:
-                reported[actor.name] = rigd.get(ref, timeout=_CALL_TIMEOUT_S)
+                reported[actor.name] = actors.get(ref, timeout=_CALL_TIMEOUT_S)
             except TaskError as exc:
                 # The device's own message (its last line), not the remote traceback.
                 lines = exc.remote_traceback.strip().splitlines() or [str(exc)]
@@ -346,7 +380,7 @@ class Pipeline:
             resources["num_cpus"] = actor.config.num_cpus
         if actor.config.num_gpus is not None:
             resources["num_gpus"] = actor.config.num_gpus
-        remote_class = rigd.remote(**resources)(actor.cls)
+        remote_class = actors.remote(**resources)(actor.cls)
         handle = remote_class.options(name=actor.name, namespace=self.namespace).remote(
             **actor.options
         )
@@ -382,11 +416,11 @@ class Pipeline:
             handle = self._handles[actor.name]
             call_args = args(actor.name) if args is not None else ()
             refs.append(getattr(handle, method).remote(*call_args))
-        return rigd.get(refs, timeout=_CALL_TIMEOUT_S)
+        return actors.get(refs, timeout=_CALL_TIMEOUT_S)
 
     def _all_finished(self) -> bool:
         try:
-            statuses = rigd.get(
+            statuses = actors.get(
                 [h.__rigd_status__.remote() for h in self._handles.values()],
                 timeout=_CALL_TIMEOUT_S,
             )
@@ -396,18 +430,28 @@ class Pipeline:
 
     def _watch(self) -> None:
         while not self._stopped.wait(_MONITOR_S):
-            if self.state != "running":
+            if self.state != RunState.RUNNING:
                 continue
-            infos = _actor_infos()
-            for name, handle in list(self._handles.items()):
-                info = infos.get(handle._actor_id)
-                if info is None or info.state == "dead":
-                    reason = info.death_reason if info else "it is gone"
-                    self._fail(f"actor {name!r} died and will not be restarted: {reason}")
-                    return
-                if info.restarts > self._restarts[name] and info.state == "alive":
-                    self._restarts[name] = info.restarts
-                    self._rejoin(name, info.restarts)
+            if not self._watch_actors():
+                return
+            # Each look asks every actor (a call to its main thread): a few
+            # times a second is enough, and keeps out of the step threads' way.
+            if not self._machine.ended and self._all_finished():
+                self._machine.end("finished")
+
+    def _watch_actors(self) -> bool:
+        """Fail the run if an actor is gone for good (False), rejoin restarted ones."""
+        infos = _actor_infos()
+        for name, handle in list(self._handles.items()):
+            info = infos.get(handle._actor_id)
+            if info is None or info.state == "dead":
+                reason = info.death_reason if info else "it is gone"
+                self._fail(f"actor {name!r} died and will not be restarted: {reason}")
+                return False
+            if info.restarts > self._restarts[name] and info.state == "alive":
+                self._restarts[name] = info.restarts
+                self._rejoin(name, info.restarts)
+        return True
 
     def _rejoin(self, name: str, restarts: int) -> None:
         """Bring a restarted actor back into the run."""
@@ -416,12 +460,12 @@ class Pipeline:
             "pipeline %s: actor %r restarted (%d); rejoining", self.plan.name, name, restarts
         )
         try:
-            rigd.get(
+            actors.get(
                 handle.__rigd_attach__.remote(open_endpoints, self._wiring[name]),
                 timeout=_CALL_TIMEOUT_S,
             )
-            rigd.get(handle.__rigd_setup__.remote(), timeout=_CALL_TIMEOUT_S)
-            rigd.get(handle.__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
+            actors.get(handle.__rigd_setup__.remote(), timeout=_CALL_TIMEOUT_S)
+            actors.get(handle.__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - it may die again; the next poll sees it
             log.error("pipeline %s: actor %r could not rejoin: %s", self.plan.name, name, exc)
             return
@@ -429,7 +473,7 @@ class Pipeline:
             if recorder == name:
                 continue
             with contextlib.suppress(Exception):
-                rigd.get(
+                actors.get(
                     self._handles[recorder].note_event.remote(
                         f"actor {name} restarted ({restarts})"
                     ),
@@ -439,10 +483,10 @@ class Pipeline:
     def _fail(self, reason: str) -> None:
         log.error("pipeline %s failed: %s; stopping it", self.plan.name, reason)
         with self._lock:
-            if self.state != "running":
+            if self.state != RunState.RUNNING:
                 return
             self.failure = reason
-            self.state = "failed"
+            self._machine.move(RunState.FAILED)
         threading.Thread(target=self.stop, name="rigd-supervisor-stop", daemon=True).start()
 
     def _alive(self, name: str) -> bool:
@@ -463,18 +507,18 @@ class Pipeline:
             try:
                 if not actor.is_source:
                     left = max(0.0, deadline - time.monotonic())
-                    drained = rigd.get(
+                    drained = actors.get(
                         handle.__rigd_wait_finished__.remote(left), timeout=left + _CALL_TIMEOUT_S
                     )
                     if not drained:
                         log.warning("%s did not drain within %.0f s; stopping it", name, timeout)
-                rigd.get(handle.__rigd_stop__.remote(), timeout=_CALL_TIMEOUT_S)
+                actors.get(handle.__rigd_stop__.remote(), timeout=_CALL_TIMEOUT_S)
             except Exception as exc:  # noqa: BLE001 - stop the rest whatever one does
                 log.error("pipeline %s: stopping %r failed: %s", self.plan.name, name, exc)
                 self._end_rings_of(name)
             if name in self.plan.recorders:
                 with contextlib.suppress(Exception):
-                    self._recordings[name] = rigd.get(
+                    self._recordings[name] = actors.get(
                         handle.summary.remote(), timeout=_CALL_TIMEOUT_S
                     )
 
@@ -500,7 +544,7 @@ class Pipeline:
                     restarts[name] = info.restarts
         for handle in self._handles.values():
             with contextlib.suppress(Exception):
-                rigd.kill(handle)
+                actors.kill(handle)
         self._handles.clear()
         for ring in self._rings.values():
             ring.unlink()
@@ -520,7 +564,7 @@ class Pipeline:
                     recording = {**recording, "frames": dict(report.frames)}
             frames.update(recording.get("frames", {}))
             dropped.update(recording.get("dropped", {}))
-        self.state = "failed" if self.failure else "stopped"
+        self._machine.move(RunState.FAILED if self.failure else RunState.STOPPED)
         return RunReport(
             run_id=self.run_id,
             state=self.state,
