@@ -16,6 +16,11 @@ on, and every recorder's ledger notes it; frames the restarted actor missed
 show up there as gaps. An actor that is gone for good fails the pipeline,
 which then stops everything cleanly.
 
+Why ~450 lines: this is one object's lifecycle (load, run, stop, kill,
+teardown) over the rings and actors it owns; its parts with a concept of
+their own live beside it (``_state``, ``_actor_watch``, ``_run_status``,
+``_endpoints``), and what is left shares the run's handles and rings.
+
 State: a :class:`~rigd.pipeline._state.StateMachine` over ``RunState`` and
 its transition table. The end of a run (every actor finished, a failure, or
 a stop) is an event: ``wait`` blocks on it and ``on_end`` callbacks (the
@@ -33,23 +38,30 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 from rigd import actors
-from rigd._exceptions import ActorDiedError, RigdError, TaskError
-from rigd.actors import ActorHandle, ActorInfo
+from rigd._exceptions import RigdError, TaskError
+from rigd.actors import ActorHandle
+from rigd.pipeline._actor_watch import ActorWatch, actor_infos
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
 from rigd.pipeline._plan import Plan
+from rigd.pipeline._run_status import (
+    ActorStatus,
+    LinkRates,
+    LinkStatus,
+    PipelineStatus,
+    RunReport,
+    recorded,
+)
 from rigd.pipeline._state import RUN_TRANSITIONS, RunState, StateMachine
-from rigd.storage import FrameRing, recover_run, remove_stale_rings
+from rigd.storage import FrameRing, remove_stale_rings
 
 __all__ = ["ActorStatus", "LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
 
 log = logging.getLogger(__name__)
 
-_MONITOR_S = 0.2
 _CALL_TIMEOUT_S = 60.0
 _DRAIN_TIMEOUT_S = 60.0
 #: Entering one of these ends the run (the end event fires once).
@@ -60,57 +72,6 @@ _KILLABLE = frozenset(
 )
 #: A run whose steps may still go on: ``wait`` blocks in these.
 _UNDER_WAY = frozenset({RunState.RUNNING, RunState.PAUSED})
-
-
-class ActorStatus(TypedDict):
-    """One actor of a run, as the head knows it: ``alive``, ``restarting`` or ``dead``."""
-
-    state: str
-    pid: int | None
-    restarts: int
-
-
-@dataclass(frozen=True)
-class LinkStatus:
-    """One ring: frames written, and per reader what it read and dropped."""
-
-    ring: str
-    written: int
-    fill: float
-    readers: tuple[tuple[str, int, int], ...]  # (actor.input, read, dropped)
-    rate_hz: float
-
-
-@dataclass(frozen=True)
-class PipelineStatus:
-    """A run now: its state, each actor, each link (a sample, cheap to take)."""
-
-    state: RunState  # created, ready (loaded), running, stopping, stopped, failed
-    run_id: str
-    actors: Mapping[str, ActorStatus]
-    links: tuple[LinkStatus, ...]
-    elapsed_s: float
-    failure: str | None = None
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """What a run did: its files, frames recorded and dropped per stream."""
-
-    run_id: str
-    state: RunState  # stopped or failed
-    duration_s: float
-    files: tuple[str, ...]
-    frames: Mapping[str, int]
-    dropped: Mapping[str, int]
-    restarts: Mapping[str, int]
-    failure: str | None = None
-    recordings: tuple[Mapping[str, Any], ...] = field(default=())
-
-
-def _actor_infos() -> dict[str, ActorInfo]:
-    """The session's actors by id, as the head knows them now."""
-    return {info.actor_id: info for info in actors.list_actors()}
 
 
 class Pipeline:
@@ -139,10 +100,9 @@ class Pipeline:
         # Held through a whole stop or kill (re-entrant: a second Ctrl-C
         # forces a kill from inside the stop it interrupts).
         self._stop_lock = threading.RLock()
-        self._stopped = threading.Event()
-        self._monitor: threading.Thread | None = None
+        self._watch: ActorWatch | None = None
         self._started = 0.0
-        self._last_counts: dict[str, tuple[float, int]] = {}
+        self._link_rates = LinkRates(plan)
         self._recordings: dict[str, dict[str, Any]] = {}
         self._report: RunReport | None = None
         self._cpu_latency: CpuLatencyRequest | None = None
@@ -227,8 +187,9 @@ class Pipeline:
             self._teardown(force=True)
             raise
         self._machine.move(RunState.RUNNING)
-        self._monitor = threading.Thread(target=self._watch, name="rigd-supervisor", daemon=True)
-        self._monitor.start()
+        self._watch = ActorWatch(
+            self._handles, self._restarts, self._machine, self._rejoin, self._fail
+        )
         log.info("pipeline %s running (run %s)", self.plan.name, self.run_id)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -288,7 +249,7 @@ class Pipeline:
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> PipelineStatus:
-        infos = _actor_infos()
+        infos = actor_infos()
         by_name: dict[str, ActorStatus] = {}
         for name, handle in self._handles.items():
             info = infos.get(handle._actor_id)
@@ -301,38 +262,10 @@ class Pipeline:
             state=self.state,
             run_id=self.run_id,
             actors=by_name,
-            links=self._link_status({n: a["pid"] for n, a in by_name.items()}),
+            links=self._link_rates.sample(self._rings, {n: a["pid"] for n, a in by_name.items()}),
             elapsed_s=time.monotonic() - self._started if self._started else 0.0,
             failure=self.failure,
         )
-
-    def _link_status(self, pids: Mapping[str, int | None]) -> tuple[LinkStatus, ...]:
-        links = []
-        now = time.monotonic()
-        for ring_plan in self.plan.rings:
-            ring = self._rings.get(ring_plan.name)
-            if ring is None:
-                continue
-            try:
-                stats = ring.statistics()
-            except RigdError:
-                continue
-            previous = self._last_counts.get(ring_plan.name)
-            rate = 0.0
-            if previous is not None and now > previous[0]:
-                rate = (stats.frames_written - previous[1]) / (now - previous[0])
-            self._last_counts[ring_plan.name] = (now, stats.frames_written)
-            # Readers attach in any order: match them to actors by pid.
-            names = {pid: name for name, pid in pids.items() if pid}
-            inputs = {actor: f"{actor}.{inp}" for actor, inp, _, _ in ring_plan.readers}
-            readers = tuple(
-                (inputs.get(names.get(r.pid, ""), f"pid {r.pid}"), r.frames_read, r.frames_dropped)
-                for r in stats.readers
-            )
-            links.append(
-                LinkStatus(ring_plan.name, stats.frames_written, stats.fill, readers, rate)
-            )
-        return tuple(links)
 
     # -- inside ------------------------------------------------------------------------
 
@@ -418,41 +351,6 @@ class Pipeline:
             refs.append(getattr(handle, method).remote(*call_args))
         return actors.get(refs, timeout=_CALL_TIMEOUT_S)
 
-    def _all_finished(self) -> bool:
-        try:
-            statuses = actors.get(
-                [h.__rigd_status__.remote() for h in self._handles.values()],
-                timeout=_CALL_TIMEOUT_S,
-            )
-        except (ActorDiedError, RigdError):
-            return False  # a restart is under way; the monitor handles it
-        return all(s["state"] == "finished" for s in statuses)
-
-    def _watch(self) -> None:
-        while not self._stopped.wait(_MONITOR_S):
-            if self.state != RunState.RUNNING:
-                continue
-            if not self._watch_actors():
-                return
-            # Each look asks every actor (a call to its main thread): a few
-            # times a second is enough, and keeps out of the step threads' way.
-            if not self._machine.ended and self._all_finished():
-                self._machine.end("finished")
-
-    def _watch_actors(self) -> bool:
-        """Fail the run if an actor is gone for good (False), rejoin restarted ones."""
-        infos = _actor_infos()
-        for name, handle in list(self._handles.items()):
-            info = infos.get(handle._actor_id)
-            if info is None or info.state == "dead":
-                reason = info.death_reason if info else "it is gone"
-                self._fail(f"actor {name!r} died and will not be restarted: {reason}")
-                return False
-            if info.restarts > self._restarts[name] and info.state == "alive":
-                self._restarts[name] = info.restarts
-                self._rejoin(name, info.restarts)
-        return True
-
     def _rejoin(self, name: str, restarts: int) -> None:
         """Bring a restarted actor back into the run."""
         handle = self._handles[name]
@@ -490,7 +388,7 @@ class Pipeline:
         threading.Thread(target=self.stop, name="rigd-supervisor-stop", daemon=True).start()
 
     def _alive(self, name: str) -> bool:
-        infos = _actor_infos()
+        infos = actor_infos()
         info = infos.get(self._handles[name]._actor_id)
         return info is not None and info.state == "alive"
 
@@ -530,14 +428,13 @@ class Pipeline:
                     self._rings[ring_plan.name].writer().close()
 
     def _teardown(self, force: bool) -> RunReport:
-        self._stopped.set()
         if self._cpu_latency is not None:
             self._cpu_latency.release()
-        if self._monitor is not None and self._monitor is not threading.current_thread():
-            self._monitor.join()
+        if self._watch is not None:
+            self._watch.close()
         restarts = dict(self._restarts)
         with contextlib.suppress(Exception):
-            infos = _actor_infos()
+            infos = actor_infos()
             for name, handle in self._handles.items():
                 info = infos.get(handle._actor_id)
                 if info is not None:
@@ -550,20 +447,7 @@ class Pipeline:
             ring.unlink()
             ring.close()
         self._rings.clear()
-        files: list[str] = []
-        frames: dict[str, int] = {}
-        dropped: dict[str, int] = {}
-        for recording in self._recordings.values():
-            path = recording.get("path")
-            if not path:
-                continue
-            files.append(path)
-            if force or recording.get("state") != "complete":
-                with contextlib.suppress(Exception):
-                    report = recover_run(path)
-                    recording = {**recording, "frames": dict(report.frames)}
-            frames.update(recording.get("frames", {}))
-            dropped.update(recording.get("dropped", {}))
+        files, frames, dropped = recorded(self._recordings.values(), repair=force)
         self._machine.move(RunState.FAILED if self.failure else RunState.STOPPED)
         return RunReport(
             run_id=self.run_id,
