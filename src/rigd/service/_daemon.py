@@ -12,9 +12,10 @@ The end of a run comes as an event from the pipeline (``Pipeline.on_end``:
 its sources finished and every reader drained, or an actor failed for good);
 the daemon then stops it and records how it ended. The monitor (``_monitor``)
 samples the running pipeline twice a second for status, health and the disk.
-The parts: the journal of runs (``_journal``), the disk
-(``_disk``), events (``_events``), the status sample (``_snapshot``),
-pipeline files (``_pipelines``).
+This module (~420 lines) is the state machine alone; its parts are beside
+it: the journal of runs (``_journal``), the disk (``_disk``), events
+(``_events``), the status sample (``_snapshot``), pipeline files
+(``_pipelines``).
 """
 
 from __future__ import annotations

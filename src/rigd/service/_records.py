@@ -25,12 +25,15 @@ from rigd._exceptions import RigdError
 from rigd.pipeline import ACTIVE_RUN_STATES, RUN_TRANSITIONS, RunState, check_transition
 
 __all__ = [
+    "BUSY_STATES",
     "DAEMON_TRANSITIONS",
     "DaemonState",
     "InsufficientStorageError",
     "NotFoundError",
     "RunRecord",
     "TransitionError",
+    "check_daemon_transition",
+    "new_run_id",
 ]
 
 
