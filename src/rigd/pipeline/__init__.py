@@ -42,9 +42,8 @@ from rigd.pipeline._stats import FrameStats
 from rigd.pipeline._supervisor import ActorStatus, LinkStatus, Pipeline, PipelineStatus, RunReport
 from rigd.pipeline._trigger import FrameTrigger, TriggeredRecorder
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py checks
     "ACTIVE_RUN_STATES",
-    "RUN_TRANSITIONS",
     "ActorPlan",
     "ActorStatus",
     "Bin",
@@ -67,6 +66,7 @@ __all__ = [
     "Pipeline",
     "PipelineStatus",
     "Plan",
+    "RUN_TRANSITIONS",
     "RingPlan",
     "RoiTraces",
     "RunReport",
