@@ -66,6 +66,10 @@ _CALL_TIMEOUT_S = 60.0
 _DRAIN_TIMEOUT_S = 60.0
 #: Entering one of these ends the run (the end event fires once).
 _ENDING = frozenset({RunState.STOPPING, RunState.FAILED, RunState.STOPPED})
+# A kill from another thread (a second Ctrl-C) may tear a load or run down
+# under way: each of their moves holds only from the state they began in.
+_CREATED = frozenset({RunState.CREATED})
+_READY = frozenset({RunState.READY})
 #: A kill moves to stopping from these (a torn-down pipeline stays stopped).
 _KILLABLE = frozenset(
     {RunState.CREATED, RunState.READY, RunState.RUNNING, RunState.PAUSED, RunState.FAILED}
@@ -164,10 +168,10 @@ class Pipeline:
                     self._handles[name].summary.remote(), timeout=_CALL_TIMEOUT_S
                 )
         except BaseException:
-            self._machine.move(RunState.FAILED)
+            self._machine.move(RunState.FAILED, when=_CREATED)
             self._teardown(force=True)
             raise
-        self._machine.move(RunState.READY)
+        self._machine.move(RunState.READY, when=_CREATED)
 
     def run(self) -> None:
         """Start every actor's step loop, sources last."""
@@ -183,10 +187,10 @@ class Pipeline:
             for actor in reversed(self.plan.actors):
                 actors.get(self._handles[actor.name].__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
         except BaseException:
-            self._machine.move(RunState.FAILED)
+            self._machine.move(RunState.FAILED, when=_READY)
             self._teardown(force=True)
             raise
-        self._machine.move(RunState.RUNNING)
+        self._machine.move(RunState.RUNNING, when=_READY)
         self._watch = ActorWatch(
             self._handles, self._restarts, self._machine, self._rejoin, self._fail
         )
