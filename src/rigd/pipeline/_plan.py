@@ -4,7 +4,18 @@ Everything that can be wrong with a pipeline is found here, before anything
 starts, and reported as one ``PipelineFileError`` naming the file, the line
 and the key of each problem: a class that cannot be imported, a link naming
 an unknown actor or endpoint, a cycle, an input with no writer or two, and
-linked endpoints whose shapes or dtypes disagree.
+linked endpoints whose shapes or dtypes disagree, and links whose kinds
+disagree.
+
+Kinds (``frames``, ``records``, ``messages``): what a link carries. An
+output's kind comes from the pipeline file (``outputs: {name: {kind: ...}}``),
+else the class's ``output_kinds`` mapping, else its dtype (a structured dtype
+makes ``records``, any other ``frames``). A ``messages`` output takes no
+shape or dtype: its ring has byte slots of ``max_message_bytes`` (the
+pipeline file's, else the class attribute, else 1 MiB). An input's kind is
+the class's ``input_kinds`` entry (``any`` takes every kind); an input of a
+class that takes any inputs (``input_names = None``, a recorder) takes any
+kind, and other inputs take ``frames``.
 """
 
 from __future__ import annotations
@@ -17,12 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rigd.actors import Actor
 from rigd.config import ActorConfig, PipelineFile, PipelineFileError, load_pipeline
 from rigd.pipeline._device import DeviceSource
-from rigd.storage import FrameRing, RecordField, shm_free_bytes
+from rigd.storage import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    FrameRing,
+    RecordField,
+    dtype_text,
+    message_ring_shape,
+    parse_dtype,
+    shm_free_bytes,
+)
 
 __all__ = ["ActorPlan", "Plan", "RingPlan", "plan_pipeline"]
 
@@ -44,6 +61,8 @@ class RingPlan:
     readers: tuple[tuple[str, str, str, bool], ...]
     #: What each column of a records output means (the class's ``describe_fields``).
     fields: tuple[RecordField, ...] = ()
+    #: ``frames``, ``records`` or ``messages`` (then ``shape`` is the byte slot).
+    kind: str = "frames"
 
 
 @dataclass(frozen=True)
@@ -400,6 +419,7 @@ class _ShapeStage:
         pfile, actors, classes = self.pfile, self.actors, self.classes
         problems: list[str] = []
         specs: dict[tuple[str, str], FrameSpec] = {}
+        kinds: dict[tuple[str, str], str] = {}
         fields: dict[tuple[str, str], tuple[RecordField, ...]] = {}
         input_specs: dict[str, dict[str, FrameSpec]] = {name: {} for name in actors}
         deferred: list[str] = []
@@ -420,22 +440,52 @@ class _ShapeStage:
                 continue
             if name in device_specs:
                 described.update(device_specs[name])
-            else:
-                for out, given in actor.outputs.items():
-                    try:
-                        described[out] = (
-                            tuple(int(n) for n in given["shape"]),
-                            np.dtype(given["dtype"]).str,
-                        )
-                    except (KeyError, TypeError, ValueError) as exc:
-                        problems.append(
-                            f"{pfile.where('actors', self.index[name], 'outputs', out)}: give "
-                            f"shape and dtype, e.g. {{shape: [512, 512], dtype: uint16}} ({exc})"
-                        )
+            declared = _declared_kinds(cls, actor, self._key(name), pfile, problems)
+            for out, given in actor.outputs.items():
+                if name in device_specs or declared.get(out) == "messages":
+                    continue
+                if not {"shape", "dtype"} & set(given) and {"kind", "max_message_bytes"} & set(
+                    given
+                ):
+                    continue  # a kind alone: the class gives shape and dtype
+                try:
+                    described[out] = (
+                        tuple(int(n) for n in given["shape"]),
+                        dtype_text(given["dtype"]),
+                    )
+                except (KeyError, TypeError, ValueError) as exc:
+                    problems.append(
+                        f"{pfile.where('actors', self.index[name], 'outputs', out)}: give "
+                        f"shape and dtype, e.g. {{shape: [512, 512], dtype: uint16}} ({exc})"
+                    )
             for out in cls.output_names:
-                if out in described:
+                if declared.get(out) == "messages":
+                    cap = _max_message_bytes(cls, actor, out)
+                    try:
+                        specs[name, out] = (message_ring_shape(cap), "|u1")
+                    except ValueError as exc:
+                        where = pfile.where(*self._key(name, "outputs", out))
+                        problems.append(f"{where}: {exc}")
+                        continue
+                    kinds[name, out] = "messages"
+                elif out in described:
                     shape, dtype = described[out]
-                    specs[name, out] = (tuple(int(n) for n in shape), np.dtype(dtype).str)
+                    try:
+                        text = dtype_text(dtype)
+                    except TypeError as exc:
+                        problems.append(f"{pfile.where(*self._key(name, 'outputs', out))}: {exc}")
+                        continue
+                    specs[name, out] = (tuple(int(n) for n in shape), text)
+                    record = parse_dtype(text).names is not None
+                    kind = declared.get(out) or ("records" if record else "frames")
+                    if kind == "records" and not record:
+                        problems.append(
+                            f"{pfile.where(*self._key(name, 'outputs', out))}: output "
+                            f"{name}.{out} is of kind records, but its dtype "
+                            f"{parse_dtype(text)} has no fields; records take a structured "
+                            "dtype, e.g. [[t, float64], [x, int32]]"
+                        )
+                    kinds[name, out] = kind
             # An optional class hook: ``describe_fields(options, inputs)`` names
             # the columns of records outputs, so recorders store them by name.
             describe_fields = getattr(cls, "describe_fields", None)
@@ -460,13 +510,25 @@ class _ShapeStage:
                         "{frames: {shape: [...], dtype: ...}}"
                     )
                     continue
+                kind = kinds.get(link.source, "frames")
+                takes = _input_kind(classes[dst], inp)
+                if takes not in ("any", kind):
+                    problems.append(
+                        f"{pfile.where(*key)}: {link.link!r} links {kind} to an input that "
+                        f"takes {takes} ({dst} is {actors[dst].class_path}); link an output "
+                        f"of kind {takes}, or declare the input's kind in the class's "
+                        "input_kinds"
+                    )
+                    continue
                 wanted = _wanted_input(classes[dst], actors[dst].options, inp)
-                if wanted is not None and (
-                    tuple(wanted[0]) != spec[0] or np.dtype(wanted[1]).str != spec[1]
+                if (
+                    kind != "messages"
+                    and wanted is not None
+                    and (tuple(wanted[0]) != spec[0] or dtype_text(wanted[1]) != spec[1])
                 ):
                     problems.append(
                         f"{pfile.where(*key)}: {link.link!r} links {_fmt(spec)} frames to an "
-                        f"input that takes {_fmt((tuple(wanted[0]), np.dtype(wanted[1]).str))}"
+                        f"input that takes {_fmt((tuple(wanted[0]), dtype_text(wanted[1])))}"
                     )
                 input_specs[dst][inp] = spec
         if problems:
@@ -517,6 +579,7 @@ class _ShapeStage:
                 slots=ring["slots"],
                 readers=tuple(ring["readers"]),
                 fields=fields.get((src, out), ()),
+                kind=kinds.get((src, out), "frames"),
             )
             for (src, out), ring in rings.items()
         )
@@ -580,7 +643,61 @@ def _wanted_input(cls: type[Actor], options: Mapping[str, Any], name: str) -> An
 
 
 def _fmt(spec: FrameSpec) -> str:
-    return f"{'x'.join(str(n) for n in spec[0])} {np.dtype(spec[1]).name}"
+    dtype = parse_dtype(spec[1])
+    name = dtype.name if dtype.names is None else str(dtype.descr)
+    return f"{'x'.join(str(n) for n in spec[0])} {name}"
+
+
+_KINDS = ("frames", "records", "messages")
+_OUTPUT_KEYS = {"shape", "dtype", "kind", "max_message_bytes"}
+
+
+def _declared_kinds(
+    cls: type[Actor],
+    actor: ActorConfig,
+    key: tuple[Any, ...],
+    pfile: PipelineFile,
+    problems: list[str],
+) -> dict[str, str]:
+    """Each output's declared kind: the pipeline file's, else the class's ``output_kinds``."""
+    declared = {k: str(v) for k, v in dict(getattr(cls, "output_kinds", {}) or {}).items()}
+    for out, given in actor.outputs.items():
+        where = pfile.where(*key[:2], "outputs", out) if key[0] == "actors" else pfile.where(*key)
+        unknown = sorted(set(given) - _OUTPUT_KEYS)
+        if unknown:
+            problems.append(
+                f"{where}: unknown key(s) {unknown}; an output takes {sorted(_OUTPUT_KEYS)}"
+            )
+        if out not in cls.output_names:
+            problems.append(
+                f"{where}: {actor.name} ({actor.class_path}) has no output {out!r}; its "
+                f"outputs: {list(cls.output_names)}"
+            )
+        if "kind" in given:
+            declared[out] = str(given["kind"])
+    for out, kind in declared.items():
+        if kind not in _KINDS:
+            problems.append(
+                f"{pfile.where(*key)}: output {actor.name}.{out} has kind {kind!r}; a kind is "
+                f"one of {', '.join(_KINDS)}"
+            )
+    return {out: kind for out, kind in declared.items() if kind in _KINDS}
+
+
+def _max_message_bytes(cls: type[Actor], actor: ActorConfig, out: str) -> Any:
+    given = actor.outputs.get(out, {})
+    if "max_message_bytes" in given:
+        return given["max_message_bytes"]
+    return getattr(cls, "max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)
+
+
+def _input_kind(cls: type[Actor], name: str) -> str:
+    """The kind an input takes: the class's ``input_kinds``, else any (a class
+    that takes any inputs) or ``frames``."""
+    kinds = dict(getattr(cls, "input_kinds", {}) or {})
+    if name in kinds:
+        return str(kinds[name])
+    return "any" if cls.input_names is None else "frames"
 
 
 def _topological(edges: dict[str, set[str]], problems: list[str], pfile: PipelineFile) -> list[str]:

@@ -36,7 +36,13 @@ from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
 from rigd.pipeline._plan import Plan
 from rigd.state import ActorInfo
-from rigd.storage import FrameRing, recover_run, remove_stale_rings
+from rigd.storage import (
+    FrameRing,
+    own_store,
+    recover_run,
+    remove_stale_rings,
+    remove_stale_stores,
+)
 
 __all__ = ["LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
 
@@ -144,6 +150,9 @@ class Pipeline:
         # Rings a crashed supervisor left behind (their owner's pid is dead).
         for segment in remove_stale_rings():
             log.warning("removed ring %s left by a process that died", segment)
+        for path in remove_stale_stores():
+            log.warning("removed store %s left by a process that died", path)
+        self._store = own_store()
         started = dt.datetime.now(dt.UTC)
         self._started = time.monotonic()
         try:
@@ -155,6 +164,8 @@ class Pipeline:
                 "pipeline_text": self.plan.file.text,
                 "started": started.isoformat(),
                 "metadata": dict(self.metadata),
+                # The store its actors' rigd.store calls reach (rigd.store).
+                "store": self._store.path,
             }
             self._create_actors(run_info)
             self._call_all("__rigd_attach__", lambda name: (open_endpoints, self._wiring[name]))
@@ -311,6 +322,7 @@ class Pipeline:
                 slot_count=ring_plan.slots,
                 # Room for a restarted reader before its dead one is reclaimed.
                 max_readers=len(ring_plan.readers) + 4,
+                kind=ring_plan.kind,
             )
 
     def _open_devices(self) -> None:
@@ -436,6 +448,21 @@ class Pipeline:
                     timeout=_CALL_TIMEOUT_S,
                 )
 
+    def _end_store(self) -> None:
+        """Remove the run's store entries, but those kept; list both in the log."""
+        store = getattr(self, "_store", None)
+        if store is None:
+            return
+        removed, kept = store.end_run(self.run_id)
+        if removed or kept:
+            log.info(
+                "pipeline %s: run %s's store entries removed: %s; kept: %s",
+                self.plan.name,
+                self.run_id,
+                removed or "none",
+                kept or "none",
+            )
+
     def _fail(self, reason: str) -> None:
         log.error("pipeline %s failed: %s; stopping it", self.plan.name, reason)
         with self._lock:
@@ -506,6 +533,7 @@ class Pipeline:
             ring.unlink()
             ring.close()
         self._rings.clear()
+        self._end_store()
         files: list[str] = []
         frames: dict[str, int] = {}
         dropped: dict[str, int] = {}

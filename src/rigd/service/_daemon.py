@@ -47,7 +47,7 @@ from rigd.gpu import inventory
 from rigd.pipeline import Pipeline, PipelineStatus, Plan, RunReport, plan_pipeline
 from rigd.service._confine import Confinement
 from rigd.service._gpus import gpu_report
-from rigd.storage import check_metadata, inspect_run, recover_run
+from rigd.storage import check_metadata, inspect_run, parse_dtype, recover_run
 
 __all__ = [
     "Daemon",
@@ -629,7 +629,7 @@ class Daemon:
         """Bytes per frame of each ring a recorder reads, by ring name."""
         recorders = set(plan.recorders)
         return {
-            ring.name: int(np.prod(ring.shape)) * np.dtype(ring.dtype).itemsize
+            ring.name: int(np.prod(ring.shape)) * parse_dtype(ring.dtype).itemsize
             for ring in plan.rings
             if any(reader[0] in recorders for reader in ring.readers)
         }

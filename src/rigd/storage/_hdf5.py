@@ -10,6 +10,9 @@ The only module of rigd that imports h5py. Layout (DESIGN.md, "HDF5 layout")::
     /<stream>/timestamp_ns  int64, acquisition time (ns since the epoch)
     /<stream>/latency_ns  int64, acquisition to written, per frame (optional)
     /<stream>/dropped     the drop ledger: first_id, count, reason, noted_ns
+    /<stream>/message_bytes  a messages stream's objects, one pickle after
+                          another (uint8); its ``frames`` are N x 2 uint64,
+                          each message's ``[start, stop)`` in these bytes
     /<table>              tables a recorder asked for (compound rows, attr
                           ``rigd_table``), e.g. a triggered recorder's ``events``
     /entry                NeXus (NXentry, NXinstrument/NXdetector, NXdata per
@@ -116,6 +119,11 @@ _AUTO_FIELDS = 16
 # A flush that finds raw chunks still on their way to the disk waits this long
 # and tries again, so the extent readers see never covers an unwritten chunk.
 _FLUSH_RETRY_S = 0.01
+_MESSAGE_CHUNK = 64 * 1024
+_MESSAGE_FIELDS = (
+    RecordField("start", "byte", "first byte of the message in message_bytes"),
+    RecordField("stop", "byte", "end (exclusive) of the message in message_bytes"),
+)
 _LEDGER_DTYPE = np.dtype(
     [
         ("first_id", "<u8"),
@@ -177,8 +185,22 @@ class StreamSpec:
     fields: tuple[RecordField, ...] = ()
     #: The frames' units (NeXus ``units``): a camera's pixels are ``counts``.
     units: str = "counts"
+    #: ``frames`` (arrays), ``records`` (a structured dtype: ``frames`` is a
+    #: compound dataset, its fields the dtype's) or ``messages`` (any objects:
+    #: written with ``write_message``; ``shape``, ``dtype`` and ``fields``
+    #: are then set here: N x 2 uint64 byte ranges ``start``, ``stop``).
+    kind: str = "frames"
 
     def __post_init__(self) -> None:
+        if self.kind not in ("frames", "records", "messages"):
+            raise ValueError(
+                f"stream {self.name!r}: kind must be frames, records or messages, got {self.kind!r}"
+            )
+        if self.kind == "messages":
+            object.__setattr__(self, "shape", (2,))
+            object.__setattr__(self, "dtype", np.dtype("<u8"))
+            object.__setattr__(self, "units", "byte")
+            object.__setattr__(self, "fields", _MESSAGE_FIELDS)
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(
                 f"stream name {self.name!r} cannot name an HDF5 group; use letters, "
@@ -191,7 +213,12 @@ class StreamSpec:
         if self.dtype.hasobject or self.dtype.itemsize == 0:
             raise ValueError(f"stream {self.name!r}: dtype {self.dtype} cannot be recorded")
         fields = record_fields(self.fields)
-        if not fields and len(self.shape) == 1 and self.shape[0] <= _AUTO_FIELDS:
+        if (
+            not fields
+            and self.dtype.names is None
+            and len(self.shape) == 1
+            and self.shape[0] <= _AUTO_FIELDS
+        ):
             fields = tuple(RecordField(f"field{k}") for k in range(self.shape[0]))
         if fields and self.shape != (len(fields),):
             raise ValueError(
@@ -439,6 +466,9 @@ class _Stream:
         self.timestamp_ns = group["timestamp_ns"]
         self.latency_ns = group["latency_ns"] if spec.latency_trace else None
         self.dropped = group["dropped"]
+        #: A messages stream's bytes, and how many it holds.
+        self.message_bytes: h5py.Dataset | None = group.get("message_bytes")
+        self.message_size = 0 if self.message_bytes is None else len(self.message_bytes)
         #: A records stream's field datasets (``/entry/<stream>/<field>``), and
         #: the rows not yet flushed to them.
         self.columns: dict[str, h5py.Dataset] = {}
@@ -651,6 +681,7 @@ class RunWriter:
                     latency_trace="latency_ns" in group,
                     fields=_nexus.field_names(group),
                     units=_attr_str(frames.attrs, "units", "counts"),
+                    kind=_attr_str(group.attrs, "rigd_kind", "frames"),
                 )
                 state = _Stream(spec, group, codec(compression) if compression else None)
                 state.columns = _nexus.field_columns(self._file, group)
@@ -779,6 +810,15 @@ class RunWriter:
         group.create_dataset(
             "dropped", shape=(0,), maxshape=(None,), chunks=(256,), dtype=_LEDGER_DTYPE
         )
+        group.attrs["rigd_kind"] = spec.kind
+        if spec.kind == "messages":
+            group.create_dataset(
+                "message_bytes",
+                shape=(0,),
+                maxshape=(None,),
+                chunks=(_MESSAGE_CHUNK,),
+                dtype=np.uint8,
+            )
         return group
 
     # -- the caller's side ------------------------------------------------------
@@ -814,6 +854,34 @@ class RunWriter:
         took = time.perf_counter() - start
         if took > self._max_write_s:
             self._max_write_s = took
+
+    def write_message(self, stream: str, data: Any, frame_id: int, timestamp_ns: int) -> None:
+        """Record one message of a messages stream: ``data`` is its bytes
+        (a pickle, as ``pickle.dumps`` makes it), stored as they are.
+
+        Raises:
+            ValueError: ``stream`` is not a messages stream, or ``data`` is empty.
+            KeyError: no such stream.
+            RecordingError: the recording stopped on a write error.
+        """
+        state = self._stream(stream)
+        if state.message_bytes is None:
+            raise ValueError(f"stream {stream!r} records {state.spec.kind}, not messages")
+        payload = np.frombuffer(data, np.uint8)
+        if not payload.size:
+            raise ValueError(f"stream {stream!r}: a message has at least one byte")
+        with self._lock:
+            self._check_writable()
+            try:
+                start = state.message_size
+                stop = start + payload.size
+                state.message_bytes.resize((stop,))
+                state.message_bytes[start:stop] = payload
+                state.message_size = stop
+                span = np.array([start, stop], np.uint64)
+                self._accept(state, span, int(frame_id), int(timestamp_ns))
+            except Exception as exc:
+                raise self._fail(exc) from exc
 
     def note_dropped(self, stream: str, first_id: int, count: int, reason: str) -> None:
         """Put frames the recorder never got in the drop ledger.

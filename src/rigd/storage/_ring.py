@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import json
 import mmap
 import os
 import struct
@@ -69,6 +70,7 @@ from rigd._exceptions import (
     WouldBlock,
 )
 from rigd._proc import pid_alive
+from rigd.storage._dtypes import dtype_text, parse_dtype
 from rigd.storage._futex import futex_wait, futex_wake
 
 __all__ = [
@@ -102,6 +104,13 @@ _SAMPLES = 64
 _SPIN_LEAD_NS = 60_000
 _SPIN_MAX_NS = 250_000
 _PR_SET_TIMERSLACK = 29
+# The rest of the header page, from here: a u32 length and JSON text, the
+# ring's ``kind`` and a structured dtype's fields (``dtype_text``), which the
+# header's 32-byte dtype cannot hold. All zero in a plain frames ring.
+_EXT_OFFSET = 2048
+#: What a ring carries: frames (arrays), records (structured arrays) or
+#: messages (any object, serialized into byte slots; ``_messages``).
+RING_KINDS = ("frames", "records", "messages")
 
 
 class ReaderPolicy(Enum):
@@ -289,7 +298,10 @@ class FrameRing:
         self.slot_count = int(hdr.slot_count)
         self.max_readers = int(hdr.max_readers)
         self.shape = tuple(int(hdr.shape[i]) for i in range(hdr.ndim))
-        self.dtype = np.dtype(hdr.dtype.decode())
+        ext = _read_ext(mapping)
+        #: ``frames``, ``records`` or ``messages`` (see ``RING_KINDS``).
+        self.kind = str(ext.get("kind", "frames"))
+        self.dtype = parse_dtype(ext.get("dtype") or hdr.dtype.decode())
         self.frame_nbytes = int(hdr.frame_nbytes)
         self._readers = [
             _Reader.from_buffer(mapping, hdr.readers_offset + i * ctypes.sizeof(_Reader))
@@ -343,6 +355,7 @@ class FrameRing:
         dtype: Any,
         slot_count: int = 16,
         max_readers: int = 8,
+        kind: str = "frames",
     ) -> FrameRing:
         """Create a ring; this process owns it and must ``unlink`` it.
 
@@ -353,9 +366,11 @@ class FrameRing:
             dtype: every frame's dtype.
             slot_count: frames the ring holds (at least 2).
             max_readers: readers that may attach at once.
+            kind: what the ring carries, as readers see it (``RING_KINDS``);
+                a structured dtype's field names are kept whatever the kind.
 
         Raises:
-            ValueError: a bad name, shape, dtype or count.
+            ValueError: a bad name, shape, dtype, count or kind.
             OSError: /dev/shm has too little free space (checked before
                 anything is allocated), or the name is taken.
         """
@@ -364,9 +379,16 @@ class FrameRing:
         shape = tuple(int(d) for d in shape)
         if not 1 <= len(shape) <= MAX_DIMS or any(d <= 0 for d in shape):
             raise ValueError(f"shape must have 1 to {MAX_DIMS} positive sizes, got {shape!r}")
-        dt = np.dtype(dtype)
+        dt = parse_dtype(dtype)
         if dt.hasobject or len(dt.str) > 31:
-            raise ValueError(f"dtype must be a plain numeric dtype, got {dt!r}")
+            raise ValueError(
+                f"dtype must be numeric or a structured dtype of numeric fields, got {dt!r}"
+            )
+        if kind not in RING_KINDS:
+            raise ValueError(f"kind must be one of {RING_KINDS}, got {kind!r}")
+        ext = json.dumps({"kind": kind, "dtype": dtype_text(dt)} if dt.names else {"kind": kind})
+        if len(ext) > _PAGE - _EXT_OFFSET - 4:
+            raise ValueError(f"the structured dtype {dt} has too many fields for a ring's header")
         if isinstance(slot_count, bool) or not isinstance(slot_count, int) or slot_count < 2:
             raise ValueError(f"slot_count must be an int >= 2, got {slot_count!r}")
         if (
@@ -416,6 +438,10 @@ class FrameRing:
         hdr.meta_offset = meta_offset
         hdr.slots_offset = slots_offset
         hdr.owner_pid = os.getpid()
+        if kind != "frames" or dt.names:
+            data = ext.encode()
+            struct.pack_into("<I", mapping, _EXT_OFFSET, len(data))
+            mapping[_EXT_OFFSET + 4 : _EXT_OFFSET + 4 + len(data)] = data
         hdr.magic = MAGIC  # last: a half-made segment is not a ring
         del hdr
         return cls(segment, fd, mapping, owner=True)
@@ -425,7 +451,7 @@ class FrameRing:
         shape: tuple[int, ...], dtype: Any, slot_count: int, max_readers: int = MAX_READERS
     ) -> int:
         """The bytes of /dev/shm a ring of these frames and slots takes."""
-        stride = _round_up(int(np.prod(shape)) * np.dtype(dtype).itemsize, _PAGE)
+        stride = _round_up(int(np.prod(shape)) * parse_dtype(dtype).itemsize, _PAGE)
         meta_offset = _PAGE + max_readers * ctypes.sizeof(_Reader)
         slots_offset = _round_up(meta_offset + slot_count * ctypes.sizeof(_SlotMeta), _PAGE)
         return slots_offset + slot_count * stride
@@ -1217,6 +1243,18 @@ class RingReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _read_ext(mapping: mmap.mmap) -> dict[str, Any]:
+    """The header page's JSON extension (kind, structured dtype), or ``{}``."""
+    (length,) = struct.unpack_from("<I", mapping, _EXT_OFFSET)
+    if not 0 < length <= _PAGE - _EXT_OFFSET - 4:
+        return {}
+    try:
+        ext = json.loads(bytes(mapping[_EXT_OFFSET + 4 : _EXT_OFFSET + 4 + length]))
+    except ValueError:
+        return {}
+    return ext if isinstance(ext, dict) else {}
 
 
 def _tighten_timer_slack() -> None:
