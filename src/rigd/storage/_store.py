@@ -27,6 +27,9 @@ its actors. A separate script reaches a running daemon's (or driver's) store
 with ``attach()`` (the only live one, or by owner pid), or by setting
 ``RIGD_STORE`` to its path.
 
+The directory exists while the store has entries: ``put`` makes it, and
+the last ``delete`` (or a run's end that leaves it empty) removes it.
+
 Lifetimes: an entry an actor puts belongs to its run and is removed when
 the run ends (the pipeline logs the keys it removes and those it keeps),
 unless put with ``keep=True``. Other entries last as long as the store's
@@ -119,9 +122,15 @@ class Store:
                 f"storing {key!r} needs {size / 2**20:.1f} MiB but {SHM_DIR} has "
                 f"{free / 2**20:.1f} MiB free; delete entries or enlarge {SHM_DIR}"
             )
-        os.makedirs(self.path, mode=0o700, exist_ok=True)
         tmp = os.path.join(self.path, f".tmp-{os.getpid()}-{next(_counter)}")
-        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        for attempt in range(3):
+            os.makedirs(self.path, mode=0o700, exist_ok=True)
+            try:
+                fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+                break
+            except FileNotFoundError:
+                if attempt == 2:  # the directory went with its last entry, each time
+                    raise
         try:
             os.posix_fallocate(fd, 0, size)
             with mmap.mmap(fd, size) as area:
@@ -180,6 +189,12 @@ class Store:
             os.unlink(os.path.join(self.path, _entry_name(key)))
         except FileNotFoundError:
             raise KeyError(f"nothing stored under {key!r} in {self.path}") from None
+        self._remove_if_empty()
+
+    def _remove_if_empty(self) -> None:
+        """An empty store leaves nothing in /dev/shm (``put`` makes it again)."""
+        with contextlib.suppress(OSError):
+            os.rmdir(self.path)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and os.path.exists(os.path.join(self.path, _entry_name(key)))
@@ -207,6 +222,7 @@ class Store:
                 if pid.isdigit() and not pid_alive(int(pid)):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(self.path, name))
+        self._remove_if_empty()
         return sorted(removed), sorted(kept)
 
     def remove(self) -> None:
@@ -273,7 +289,6 @@ def own_store() -> Store:
     global _own
     if _own is None or _own.path != _own_path(os.getpid()):
         _own = Store(_own_path(os.getpid()))
-        os.makedirs(_own.path, mode=0o700, exist_ok=True)
         atexit.register(_own.remove)
     return _own
 
