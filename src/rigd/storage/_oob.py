@@ -73,23 +73,17 @@ def dumps(obj: Any) -> Packed:
         SerializationError: ``obj`` cannot be pickled (a lock, a generator, an
             open file, a lambda ...); the message names its type and why.
     """
-    import io
-
     buffers: list[pickle.PickleBuffer] = []
-    out = io.BytesIO()
     try:
-        pickle.Pickler(out, protocol=5, buffer_callback=buffers.append).dump(obj)
+        stream = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
     except Exception as exc:  # noqa: BLE001 - pickle raises many kinds for one cause
         raise SerializationError(
             f"an object of type {type(obj).__name__} cannot be pickled ({type(exc).__name__}: "
             f"{exc}); send plain data (numbers, strings, lists, dicts, tuples, numpy arrays, "
             "bytes) or objects of classes defined at module level"
         ) from None
-    views = []
-    for buf in buffers:
-        raw = buf.raw()  # contiguous bytes of any buffer
-        views.append(raw)
-    return Packed(out.getvalue(), views)
+    # ``raw``: the contiguous bytes of each buffer, as a view (no copy).
+    return Packed(stream, [buf.raw() for buf in buffers])
 
 
 def pack_into(packed: Packed, area: Any) -> int:

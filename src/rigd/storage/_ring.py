@@ -382,7 +382,8 @@ class FrameRing:
         dt = parse_dtype(dtype)
         if dt.hasobject or len(dt.str) > 31:
             raise ValueError(
-                f"dtype must be numeric or a structured dtype of numeric fields, got {dt!r}"
+                f"dtype must be a plain numeric dtype (or a structured dtype of numeric "
+                f"fields), got {dt!r}"
             )
         if kind not in RING_KINDS:
             raise ValueError(f"kind must be one of {RING_KINDS}, got {kind!r}")
