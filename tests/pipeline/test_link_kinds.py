@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import signal
@@ -56,7 +57,10 @@ links:
 """
 
 
-def test_records_and_messages_flow_between_processes_into_the_run_file(tmp_path: Path) -> None:
+def test_records_and_messages_flow_between_processes_into_the_run_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="rigd.pipeline")
     plan = plan_pipeline(write(tmp_path, PIPELINE))
     kinds = {ring.name: ring.kind for ring in plan.rings}
     assert kinds == {
@@ -83,6 +87,7 @@ def test_records_and_messages_flow_between_processes_into_the_run_file(tmp_path:
     # The run's entries are gone with the run; the kept one stays.
     left = rigd.store.keys()
     assert "last_k" not in left
+    assert "store entries removed: ['last_k']; kept: ['summary']" in caplog.text
     assert rigd.store.get("summary")["seen"] == 40
     rigd.store.delete("summary")
 

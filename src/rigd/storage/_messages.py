@@ -139,6 +139,7 @@ class MessageWriter:
         self._writer = writer if writer is not None else ring.writer()
         #: The most bytes one packed message may take.
         self.max_message_bytes = ring.frame_nbytes
+        self._slots = [memoryview(view.data).cast("B") for view in ring._views]
 
     def put(
         self,
@@ -165,10 +166,15 @@ class MessageWriter:
                 "max_message_bytes on the output (pipeline file: outputs: {name: {kind: "
                 "messages, max_message_bytes: N}}) or send less"
             )
-        opened = self._writer.slot(frame_id, timestamp_ns, timeout)
-        with opened as view:
-            pack_into(packed, view)
-        return int(opened._seq)  # type: ignore[attr-defined]
+        writer = self._writer
+        seq = writer._begin(timeout)
+        try:
+            pack_into(packed, self._slots[seq % len(self._slots)])
+        except BaseException:
+            writer._abandon(seq)
+            raise
+        writer._commit(seq, frame_id, timestamp_ns)
+        return seq
 
     def put_nowait(
         self, obj: Any, frame_id: int | None = None, timestamp_ns: int | None = None
@@ -193,6 +199,9 @@ class MessageWriter:
     def close(self) -> None:
         """End the stream: readers drain what is left, then get ``EndOfStream``."""
         self._writer.close()
+        for slot in self._slots:
+            slot.release()
+        self._slots = []
 
     def __enter__(self) -> Self:
         return self
