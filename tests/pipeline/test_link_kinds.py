@@ -54,6 +54,7 @@ links:
   - events.events -> recorder.events
   - events.objects -> recorder.objects
   - relay.out -> recorder.relayed
+  - {{link: events.objects -> recorder.newest, policy: latest}}
 """
 
 
@@ -113,6 +114,13 @@ def test_records_and_messages_flow_between_processes_into_the_run_file(
             assert got["rois"] == want["rois"]
             assert got["stamp"] == want["stamp"]
             np.testing.assert_array_equal(got["trace"], want["trace"])
+        newest = f["newest"]  # a latest reader: what it got is whole, in order
+        ids = newest["frame_id"][:]
+        assert len(ids) > 0
+        assert (np.diff(ids) > 0).all()
+        for (start, stop), k in zip(newest["frames"][:], ids, strict=True):
+            got = pickle.loads(newest["message_bytes"][start:stop].tobytes())
+            np.testing.assert_array_equal(got["trace"], message(int(k))["trace"])
         start, stop = f["relayed"]["frames"][5]
         relayed = pickle.loads(f["relayed"]["message_bytes"][start:stop].tobytes())
         assert relayed == {"k": 5, "sum": float(np.arange(5, 55).sum()), "stamp": (2.5, (5, "row"))}
@@ -153,6 +161,8 @@ def test_an_oversize_or_unpicklable_message_is_refused_and_the_others_recorded(
     with h5py.File(report.files[0], "r") as f:
         group = f["objects"]
         np.testing.assert_array_equal(group["frame_id"][:], [0, 2])
+        ((first, count, reason, _),) = group["dropped"][:]  # the refused one, in the ledger
+        assert (first, count, reason) == (1, 1, b"gap")
         start, stop = group["frames"][1]
         got = pickle.loads(group["message_bytes"][start:stop].tobytes())
         np.testing.assert_array_equal(got, np.zeros(10, np.uint8))

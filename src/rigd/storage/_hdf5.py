@@ -1551,9 +1551,15 @@ def export_nwb(
     with h5py.File(run, "r") as f:
         if "run_id" not in f.attrs:
             raise ValueError(f"{run} is an HDF5 file but not a rigd run (no run_id attribute)")
+        streams = _stream_groups(f)
+        # NWB has no place for structured records or pickled messages: they
+        # stay in the run file (read them with h5py, README "Link kinds").
+        skipped = [g.name for g in streams if _attr_str(g.attrs, "rigd_kind", "frames") != "frames"]
+        if skipped:
+            log.warning("%s: streams %s are records or messages, not exported to NWB", run, skipped)
         _nwb.write_nwb(
             f,
-            _stream_groups(f),
+            [g for g in streams if g.name not in skipped],
             out,
             link=link,
             compression=compression,
