@@ -72,7 +72,7 @@ class Relay(Actor):
         with self.inputs.objects.read(timeout=1.0) as msg:
             value = msg.value
             trace = value["trace"]
-            start, size = self.inputs.objects._reader._ring.slot_memory()
+            start, size = self.inputs.objects._reader._seg.slot_memory()
             inside = start <= trace.ctypes.data < start + size
             if trace.flags.writeable or not inside:
                 self.copied.append(value["k"])  # not a read-only view of the slot

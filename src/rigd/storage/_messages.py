@@ -139,7 +139,7 @@ class MessageWriter:
         self._writer = writer if writer is not None else ring.writer()
         #: The most bytes one packed message may take.
         self.max_message_bytes = ring.frame_nbytes
-        self._slots = [memoryview(view.data).cast("B") for view in ring._views]
+        self._slots = [memoryview(view.data).cast("B") for view in ring._seg.views]
 
     def put(
         self,

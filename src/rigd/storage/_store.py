@@ -58,7 +58,7 @@ from typing import Any
 
 from rigd._proc import pid_alive
 from rigd.storage._oob import dumps, loads_from, pack_into
-from rigd.storage._ring import SHM_DIR, shm_free_bytes
+from rigd.storage._ring_segment import SHM_DIR, shm_free_bytes
 
 __all__ = [
     "RUN_ENV",
