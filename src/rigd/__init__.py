@@ -17,7 +17,7 @@ The public API is Ray's actor API (``import rigd`` in place of ``import ray``)::
     print(rigd.get(counter.increment.remote()))  # 1
 """
 
-from rigd import actor, exceptions, state, util
+from rigd import actor, exceptions, state, store, util
 from rigd._version import __version__
 from rigd.actors import (
     Actor,
@@ -58,6 +58,7 @@ __all__ = [
     "remote",
     "shutdown",
     "state",
+    "store",
     "util",
     "wait",
 ]

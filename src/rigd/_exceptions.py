@@ -26,6 +26,10 @@
     ├── RecordingError        a recording stopped on a write error (also an
     │                         OSError); the file keeps what was written
     ├── WouldBlock            a *_nowait call would have had to wait
+    ├── MessageTooLargeError  a message is over its link's max_message_bytes;
+    │                         not sent (also a ValueError)
+    ├── SerializationError    an object could not be pickled for a messages
+    │                         link or the store (also a TypeError)
     ├── PipelineFileError     a pipeline file is wrong, nothing started (also a
     │   │                     ValueError; rigd.config)
     │   └── ServiceConfigError  a service config is wrong, the daemon did not
@@ -80,6 +84,7 @@ __all__ = [
     "GetTimeoutError",
     "IllegalTransitionError",
     "InsufficientStorageError",
+    "MessageTooLargeError",
     "NotFoundError",
     "ObjectLostError",
     "OwnerDiedError",
@@ -91,6 +96,7 @@ __all__ = [
     "RingClosedError",
     "RingLayoutError",
     "RuntimeNotRunningError",
+    "SerializationError",
     "ServiceConfigError",
     "TaskCancelledError",
     "TaskError",
@@ -294,6 +300,14 @@ class RingLayoutError(RigdError, ValueError):
 
 class WouldBlock(RigdError):  # noqa: N818 - trio's name for it
     """Raised by ``put_nowait``/``get_nowait`` when the call would have to wait."""
+
+
+class MessageTooLargeError(RigdError, ValueError):
+    """A message is larger than its link's ``max_message_bytes``; it was not sent."""
+
+
+class SerializationError(RigdError, TypeError):
+    """An object could not be pickled (or a packed area is not one)."""
 
 
 class RecordingError(RigdError, OSError):

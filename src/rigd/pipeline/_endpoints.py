@@ -1,5 +1,8 @@
 """Opening an actor's inputs and outputs: ring readers and writers, by segment name.
 
+A message ring (``ring.kind == "messages"``) opens as a ``MessageReader`` or
+``MessageWriter``; frames and records rings as plain ring readers and writers.
+
 The supervisor sends each pipeline actor its *wiring* (which ring each
 endpoint is, and each reader's policy) with ``open_endpoints`` as the
 opener; the actor calls it in its own process (see ``rigd.actors.Actor``).
@@ -7,6 +10,7 @@ opener; the actor calls it in its own process (see ``rigd.actors.Actor``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +18,15 @@ from typing import Any
 from rigd._exceptions import RingBrokenError
 from rigd.actors import add_input_lost_error, get_gpu_ids
 from rigd.gpu import register_pinned
-from rigd.storage import FrameRing, RingReader, RingWriter
+from rigd.storage import (
+    RUN_ENV,
+    STORE_ENV,
+    FrameRing,
+    MessageReader,
+    MessageWriter,
+    RingReader,
+    RingWriter,
+)
 
 __all__ = ["InputWiring", "Wiring", "open_endpoints"]
 
@@ -46,17 +58,25 @@ class Wiring:
 
 def open_endpoints(
     wiring: Wiring,
-) -> tuple[dict[str, RingReader], dict[str, RingWriter], Callable[[], None]]:
+) -> tuple[
+    dict[str, RingReader | MessageReader],
+    dict[str, RingWriter | MessageWriter],
+    Callable[[], None],
+]:
     """Attach to the rings ``wiring`` names; return readers, writers and a closer.
 
     The closer detaches readers and mappings; writers are closed (end of
     stream) by the actor when its run ends, not by the closer.
     """
     rings: list[FrameRing] = []
-    readers: dict[str, RingReader] = {}
-    writers: dict[str, RingWriter] = {}
+    readers: dict[str, RingReader | MessageReader] = {}
+    writers: dict[str, RingWriter | MessageWriter] = {}
     pinned: list[Callable[[], None]] = []
     has_gpu = bool(get_gpu_ids())
+    if wiring.run.get("store"):
+        # rigd.store in this actor (and programs it starts): its pipeline's store, its run.
+        os.environ[STORE_ENV] = str(wiring.run["store"])
+        os.environ[RUN_ENV] = str(wiring.run.get("run_id", ""))
 
     def close() -> None:
         for unregister in pinned:
@@ -70,7 +90,8 @@ def open_endpoints(
         for name, source in wiring.inputs.items():
             ring = FrameRing.attach(source.segment)
             rings.append(ring)
-            readers[name] = ring.reader(source.policy, low_latency=source.low_latency)
+            reader = ring.reader(source.policy, low_latency=source.low_latency)
+            readers[name] = MessageReader(reader) if ring.kind == "messages" else reader
             if has_gpu:
                 # Once, at attach: copies from the slots to the GPU are then DMA.
                 unregister = register_pinned(*ring.slot_memory())
@@ -79,7 +100,8 @@ def open_endpoints(
         for name, segment in wiring.outputs.items():
             ring = FrameRing.attach(segment)
             rings.append(ring)
-            writers[name] = ring.writer()
+            writer = ring.writer()
+            writers[name] = MessageWriter(ring, writer) if ring.kind == "messages" else writer
             if has_gpu:
                 # Results copied back from the GPU land in the slot by DMA too.
                 unregister = register_pinned(*ring.slot_memory())
@@ -88,8 +110,10 @@ def open_endpoints(
         if len(readers) == 1:
             # One input: each frame taken means an output is on its way, so
             # low-latency readers downstream can wake while this actor works.
-            for reader in readers.values():
-                reader.announce_on(*writers.values())
+            for only in readers.values():
+                only.announce_on(
+                    *(w._writer if isinstance(w, MessageWriter) else w for w in writers.values())
+                )
     except BaseException:
         close()
         raise

@@ -4,7 +4,8 @@ Everything that can be wrong with a pipeline is found here, before anything
 starts, and reported as one ``PipelineFileError`` naming the file, the line
 and the key of each problem: a class that cannot be imported, a link naming
 an unknown actor or endpoint, a cycle, an input with no writer or two, and
-linked endpoints whose shapes or dtypes disagree.
+linked endpoints whose shapes or dtypes disagree, and links whose kinds
+disagree (``_plan_kinds``).
 
 This module checks the actors, their classes and the links;
 ``_plan_classes`` imports the classes (or refuses their modules),

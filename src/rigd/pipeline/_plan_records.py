@@ -36,6 +36,8 @@ class RingPlan:
     readers: tuple[tuple[str, str, str, bool], ...]
     #: What each column of a records output means (the class's ``describe_fields``).
     fields: tuple[RecordField, ...] = ()
+    #: ``frames``, ``records`` or ``messages`` (then ``shape`` is the byte slot).
+    kind: str = "frames"
 
 
 @dataclass(frozen=True)

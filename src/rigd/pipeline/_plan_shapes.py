@@ -2,7 +2,8 @@
 
 Run once the classes and links are checked (``rigd.pipeline._plan``), and
 again by ``Plan.resolve`` once the device sources reported their shapes.
-Finds linked endpoints whose shapes or dtypes disagree, options a class's
+Finds linked endpoints whose shapes or dtypes disagree, links whose kinds disagree
+(``_plan_kinds``), options a class's
 ``describe_outputs`` refuses, links a class's ``check_links`` refuses, and
 rings that /dev/shm cannot hold; each reported as one ``PipelineFileError``
 naming file, line and key.
@@ -14,13 +15,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from rigd.actors import Actor
 from rigd.config import ActorConfig, PipelineFile, PipelineFileError
 from rigd.pipeline._device import DeviceSource
+from rigd.pipeline._plan_kinds import declared_kinds, input_kind, max_message_bytes
 from rigd.pipeline._plan_records import ActorPlan, FrameSpec, Plan, RingPlan
-from rigd.storage import FrameRing, RecordField, shm_free_bytes
+from rigd.storage import (
+    FrameRing,
+    RecordField,
+    dtype_text,
+    message_ring_shape,
+    parse_dtype,
+    shm_free_bytes,
+)
 
 __all__ = ["ShapeStage"]
 
@@ -84,6 +91,7 @@ class ShapeStage:
         pfile, actors, classes = self.pfile, self.actors, self.classes
         problems: list[str] = []
         specs: dict[tuple[str, str], FrameSpec] = {}
+        kinds: dict[tuple[str, str], str] = {}
         fields: dict[tuple[str, str], tuple[RecordField, ...]] = {}
         input_specs: dict[str, dict[str, FrameSpec]] = {name: {} for name in actors}
         deferred: list[str] = []
@@ -104,22 +112,52 @@ class ShapeStage:
                 continue
             if name in device_specs:
                 described.update(device_specs[name])
-            else:
-                for out, given in actor.outputs.items():
-                    try:
-                        described[out] = (
-                            tuple(int(n) for n in given["shape"]),
-                            np.dtype(given["dtype"]).str,
-                        )
-                    except (KeyError, TypeError, ValueError) as exc:
-                        problems.append(
-                            f"{pfile.where('actors', self.index[name], 'outputs', out)}: give "
-                            f"shape and dtype, e.g. {{shape: [512, 512], dtype: uint16}} ({exc})"
-                        )
+            declared = declared_kinds(cls, actor, self._key(name), pfile, problems)
+            for out, given in actor.outputs.items():
+                if name in device_specs or declared.get(out) == "messages":
+                    continue
+                if not {"shape", "dtype"} & set(given) and {"kind", "max_message_bytes"} & set(
+                    given
+                ):
+                    continue  # a kind alone: the class gives shape and dtype
+                try:
+                    described[out] = (
+                        tuple(int(n) for n in given["shape"]),
+                        dtype_text(given["dtype"]),
+                    )
+                except (KeyError, TypeError, ValueError) as exc:
+                    problems.append(
+                        f"{pfile.where('actors', self.index[name], 'outputs', out)}: give "
+                        f"shape and dtype, e.g. {{shape: [512, 512], dtype: uint16}} ({exc})"
+                    )
             for out in cls.output_names:
-                if out in described:
+                if declared.get(out) == "messages":
+                    cap = max_message_bytes(cls, actor, out)
+                    try:
+                        specs[name, out] = (message_ring_shape(cap), "|u1")
+                    except ValueError as exc:
+                        where = pfile.where(*self._key(name, "outputs", out))
+                        problems.append(f"{where}: {exc}")
+                        continue
+                    kinds[name, out] = "messages"
+                elif out in described:
                     shape, dtype = described[out]
-                    specs[name, out] = (tuple(int(n) for n in shape), np.dtype(dtype).str)
+                    try:
+                        text = dtype_text(dtype)
+                    except TypeError as exc:
+                        problems.append(f"{pfile.where(*self._key(name, 'outputs', out))}: {exc}")
+                        continue
+                    specs[name, out] = (tuple(int(n) for n in shape), text)
+                    record = parse_dtype(text).names is not None
+                    kind = declared.get(out) or ("records" if record else "frames")
+                    if kind == "records" and not record:
+                        problems.append(
+                            f"{pfile.where(*self._key(name, 'outputs', out))}: output "
+                            f"{name}.{out} is of kind records, but its dtype "
+                            f"{parse_dtype(text)} has no fields; records take a structured "
+                            "dtype, e.g. [[t, float64], [x, int32]]"
+                        )
+                    kinds[name, out] = kind
             # An optional class hook: ``describe_fields(options, inputs)`` names
             # the columns of records outputs, so recorders store them by name.
             describe_fields = getattr(cls, "describe_fields", None)
@@ -144,13 +182,25 @@ class ShapeStage:
                         "{frames: {shape: [...], dtype: ...}}"
                     )
                     continue
+                kind = kinds.get(link.source, "frames")
+                takes = input_kind(classes[dst], inp)
+                if takes not in ("any", kind):
+                    problems.append(
+                        f"{pfile.where(*key)}: {link.link!r} links {kind} to an input that "
+                        f"takes {takes} ({dst} is {actors[dst].class_path}); link an output "
+                        f"of kind {takes}, or declare the input's kind in the class's "
+                        "input_kinds"
+                    )
+                    continue
                 wanted = _wanted_input(classes[dst], actors[dst].options, inp)
-                if wanted is not None and (
-                    tuple(wanted[0]) != spec[0] or np.dtype(wanted[1]).str != spec[1]
+                if (
+                    kind != "messages"
+                    and wanted is not None
+                    and (tuple(wanted[0]) != spec[0] or dtype_text(wanted[1]) != spec[1])
                 ):
                     problems.append(
                         f"{pfile.where(*key)}: {link.link!r} links {_fmt(spec)} frames to an "
-                        f"input that takes {_fmt((tuple(wanted[0]), np.dtype(wanted[1]).str))}"
+                        f"input that takes {_fmt((tuple(wanted[0]), dtype_text(wanted[1])))}"
                     )
                 input_specs[dst][inp] = spec
         if problems:
@@ -201,6 +251,7 @@ class ShapeStage:
                 slots=ring["slots"],
                 readers=tuple(ring["readers"]),
                 fields=fields.get((src, out), ()),
+                kind=kinds.get((src, out), "frames"),
             )
             for (src, out), ring in rings.items()
         )
@@ -239,4 +290,6 @@ def _wanted_input(cls: type[Actor], options: Mapping[str, Any], name: str) -> An
 
 
 def _fmt(spec: FrameSpec) -> str:
-    return f"{'x'.join(str(n) for n in spec[0])} {np.dtype(spec[1]).name}"
+    dtype = parse_dtype(spec[1])
+    name = dtype.name if dtype.names is None else str(dtype.descr)
+    return f"{'x'.join(str(n) for n in spec[0])} {name}"

@@ -1,15 +1,30 @@
-"""HDF5Recorder: the recording writer as a pipeline actor, on one or more rings."""
+"""HDF5Recorder: the recording writer as a pipeline actor, on one or more rings.
+
+Frames and records (structured dtypes: a compound dataset) are written from
+the slot as they are; messages are stored as standard pickles (protocol 5,
+buffers in band) in the stream's ``message_bytes`` (see ``RunWriter``), so
+``pickle.loads`` reads each back with h5py alone.
+"""
 
 from __future__ import annotations
 
 import logging
+import pickle
 from typing import Any, ClassVar
 
 import numpy as np
 
 from rigd._exceptions import EndOfStream, RingBrokenError, WouldBlock
 from rigd.pipeline._run_file import RunFileActor
-from rigd.storage import DropReason, RecordField, RunWriter, StreamSpec
+from rigd.storage import (
+    DropReason,
+    MessageReader,
+    ReaderPolicy,
+    RecordField,
+    RunWriter,
+    SerializationError,
+    StreamSpec,
+)
 
 __all__ = ["HDF5Recorder"]
 
@@ -63,7 +78,7 @@ class HDF5Recorder(RunFileActor):
         self._dropped_seen = dict.fromkeys(self._readers, 0)
         self._next_id: dict[str, int | None] = dict.fromkeys(self._readers)
         self._latest = {
-            name for name, reader in self._readers.items() if reader.policy.value == "latest"
+            name for name, reader in self._readers.items() if reader.policy is ReaderPolicy.LATEST
         }
         if path.exists():
             # This recorder was restarted: record on into the file it began.
@@ -85,6 +100,7 @@ class HDF5Recorder(RunFileActor):
                     compression=self.compression,
                     latency_trace=self.latency_trace,
                     fields=tuple(RecordField(*f) for f in named.get(name, ())),
+                    kind=_kind(reader),
                 )
                 for name, reader in self._readers.items()
             ]
@@ -135,6 +151,8 @@ class HDF5Recorder(RunFileActor):
         except RingBrokenError:
             return False  # the writer died; it may come back
         latest = name in self._latest
+        if isinstance(reader, MessageReader):
+            return self._take_message(name, reader, frame, latest)
         try:
             self._note_overruns(name, reader, frame.frame_id)
             if latest:
@@ -150,6 +168,25 @@ class HDF5Recorder(RunFileActor):
                 return True  # a torn read: the ring counted it as dropped
             writer.write(name, data, frame.frame_id, frame.timestamp_ns)
         self._next_id[name] = frame.frame_id + 1
+        return True
+
+    def _take_message(self, name: str, reader: MessageReader, message: Any, latest: bool) -> bool:
+        writer = self._writer
+        assert writer is not None
+        try:
+            self._note_overruns(name, reader, message.frame_id)
+            try:
+                data: bytes | None = pickle.dumps(message.value, protocol=5)
+            except SerializationError:
+                if not latest:
+                    raise
+                data = None  # overwritten while read: release says so below
+        finally:
+            intact = reader.release(message)
+        if data is None or not intact:
+            return True  # a torn read: the ring counted it as dropped
+        writer.write_message(name, data, message.frame_id, message.timestamp_ns)
+        self._next_id[name] = message.frame_id + 1
         return True
 
     def _note_overruns(self, name: str, reader: Any, frame_id: int) -> None:
@@ -176,3 +213,9 @@ class HDF5Recorder(RunFileActor):
         for name in self._readers:
             expected = self._next_id.get(name) or 0
             writer.note_dropped(name, expected, 0, text)
+
+
+def _kind(reader: Any) -> str:
+    if isinstance(reader, MessageReader):
+        return "messages"
+    return "records" if reader.dtype.names is not None else "frames"

@@ -56,7 +56,7 @@ from rigd.pipeline._run_status import (
     recorded,
 )
 from rigd.pipeline._state import RUN_TRANSITIONS, RunState, StateMachine
-from rigd.storage import FrameRing, remove_stale_rings
+from rigd.storage import FrameRing, own_store, remove_stale_rings, remove_stale_stores
 
 __all__ = ["ActorStatus", "LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
 
@@ -148,6 +148,9 @@ class Pipeline:
         # Rings a crashed supervisor left behind (their owner's pid is dead).
         for segment in remove_stale_rings():
             log.warning("removed ring %s left by a process that died", segment)
+        for path in remove_stale_stores():
+            log.warning("removed store %s left by a process that died", path)
+        self._store = own_store()
         started = dt.datetime.now(dt.UTC)
         self._started = time.monotonic()
         try:
@@ -159,6 +162,8 @@ class Pipeline:
                 "pipeline_text": self.plan.file.text,
                 "started": started.isoformat(),
                 "metadata": dict(self.metadata),
+                # The store its actors' rigd.store calls reach (rigd.store).
+                "store": self._store.path,
             }
             self._create_actors(run_info)
             self._call_all("__rigd_attach__", lambda name: (open_endpoints, self._wiring[name]))
@@ -282,6 +287,7 @@ class Pipeline:
                 slot_count=ring_plan.slots,
                 # Room for a restarted reader before its dead one is reclaimed.
                 max_readers=len(ring_plan.readers) + 4,
+                kind=ring_plan.kind,
             )
 
     def _open_devices(self) -> None:
@@ -382,6 +388,21 @@ class Pipeline:
                     timeout=_CALL_TIMEOUT_S,
                 )
 
+    def _end_store(self) -> None:
+        """Remove the run's store entries, but those kept; list both in the log."""
+        store = getattr(self, "_store", None)
+        if store is None:
+            return
+        removed, kept = store.end_run(self.run_id)
+        if removed or kept:
+            log.info(
+                "pipeline %s: run %s's store entries removed: %s; kept: %s",
+                self.plan.name,
+                self.run_id,
+                removed or "none",
+                kept or "none",
+            )
+
     def _fail(self, reason: str) -> None:
         log.error("pipeline %s failed: %s; stopping it", self.plan.name, reason)
         with self._lock:
@@ -451,6 +472,7 @@ class Pipeline:
             ring.unlink()
             ring.close()
         self._rings.clear()
+        self._end_store()
         files, frames, dropped = recorded(self._recordings.values(), repair=force)
         self._machine.move(RunState.FAILED if self.failure else RunState.STOPPED)
         return RunReport(

@@ -14,7 +14,7 @@ import numpy as np
 from rigd.pipeline import Plan
 from rigd.service._records import InsufficientStorageError
 from rigd.service._snapshot import Snapshot
-from rigd.storage import inspect_run
+from rigd.storage import inspect_run, parse_dtype
 
 __all__ = ["DiskWatch"]
 
@@ -26,7 +26,7 @@ def recorded_frame_bytes(plan: Plan) -> dict[str, int]:
     """Bytes per frame of each ring a recorder reads, by ring name."""
     recorders = set(plan.recorders)
     return {
-        ring.name: int(np.prod(ring.shape)) * np.dtype(ring.dtype).itemsize
+        ring.name: int(np.prod(ring.shape)) * parse_dtype(ring.dtype).itemsize
         for ring in plan.rings
         if any(reader[0] in recorders for reader in ring.readers)
     }

@@ -39,7 +39,7 @@ from rigd.service import _systemd
 from rigd.service._api import create_app
 from rigd.service._daemon import Daemon
 from rigd.service._token import ensure_token
-from rigd.storage import recover_run, remove_stale_rings
+from rigd.storage import recover_run, remove_stale_rings, remove_stale_stores
 
 __all__ = ["recover_data_dir", "serve"]
 
@@ -170,6 +170,8 @@ def serve(config_path: str | None = None) -> int:
         return 2
 
     started = time.monotonic()
+    for path in remove_stale_stores():
+        log.warning("removed store %s left by a process that died", path)
     for segment in remove_stale_rings():
         log.warning("removed ring %s left by a crashed process", segment)
     recover_data_dir(config.data_dir)

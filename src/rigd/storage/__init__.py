@@ -11,8 +11,19 @@ pay for h5py.
 
 from typing import TYPE_CHECKING, Any
 
+from rigd.storage._dtypes import dtype_text, is_record_dtype, parse_dtype
 from rigd.storage._fields import RecordField
+from rigd.storage._messages import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    Message,
+    MessageReader,
+    MessageTooLargeError,
+    MessageWriter,
+    message_ring_shape,
+)
+from rigd.storage._oob import SerializationError
 from rigd.storage._ring import (
+    RING_KINDS,
     Frame,
     FrameRing,
     ReaderPolicy,
@@ -22,6 +33,15 @@ from rigd.storage._ring import (
     RingWriter,
     remove_stale_rings,
     shm_free_bytes,
+)
+from rigd.storage._store import (
+    RUN_ENV,
+    STORE_ENV,
+    Store,
+    attach,
+    current_store,
+    own_store,
+    remove_stale_stores,
 )
 
 if TYPE_CHECKING:
@@ -54,10 +74,17 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py checks
+    "DEFAULT_MAX_MESSAGE_BYTES",
     "DropReason",
     "Frame",
     "FrameRing",
+    "Message",
+    "MessageReader",
+    "MessageTooLargeError",
+    "MessageWriter",
     "RESERVED_ATTRIBUTES",
+    "RING_KINDS",
+    "RUN_ENV",
     "ReaderPolicy",
     "ReaderStatistics",
     "RecordField",
@@ -68,14 +95,25 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "RingWriter",
     "RunSummary",
     "RunWriter",
+    "STORE_ENV",
+    "SerializationError",
+    "Store",
     "StreamReader",
     "StreamSpec",
     "StreamSummary",
+    "attach",
     "check_metadata",
+    "current_store",
+    "dtype_text",
     "export_nwb",
     "inspect_run",
+    "is_record_dtype",
+    "message_ring_shape",
+    "own_store",
+    "parse_dtype",
     "recover_run",
     "remove_stale_rings",
+    "remove_stale_stores",
     "run_file_path",
     "shm_free_bytes",
 ]

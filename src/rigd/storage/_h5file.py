@@ -19,7 +19,13 @@ except ImportError:  # a dependency, but raw files need none: require_filter say
 import numpy as np
 
 from rigd.storage._codecs import Codec
-from rigd.storage._run_layout import LEDGER_DTYPE, LIBVER, RECORD_CHUNK, StreamSpec
+from rigd.storage._run_layout import (
+    LEDGER_DTYPE,
+    LIBVER,
+    MESSAGE_CHUNK,
+    RECORD_CHUNK,
+    StreamSpec,
+)
 from rigd.storage._superblock import read_superblock
 
 #: The HDF5 library h5py runs on, as NeXus's root attribute records it.
@@ -137,4 +143,9 @@ def create_stream_group(f: Any, spec: StreamSpec, codec_: Codec | None) -> Any:
             name, shape=(0,), maxshape=(None,), chunks=(RECORD_CHUNK,), dtype=record_dtype
         )
     group.create_dataset("dropped", shape=(0,), maxshape=(None,), chunks=(256,), dtype=LEDGER_DTYPE)
+    group.attrs["rigd_kind"] = spec.kind
+    if spec.kind == "messages":
+        group.create_dataset(
+            "message_bytes", shape=(0,), maxshape=(None,), chunks=(MESSAGE_CHUNK,), dtype=np.uint8
+        )
     return group

@@ -20,9 +20,8 @@ import os
 from types import TracebackType
 from typing import Any, Self
 
-import numpy as np
-
 from rigd._proc import pid_alive
+from rigd.storage._dtypes import parse_dtype
 from rigd.storage._ring_layout import (
     LAYOUT_VERSION,
     MAX_READERS,
@@ -32,13 +31,19 @@ from rigd.storage._ring_layout import (
     SegmentLayout,
 )
 from rigd.storage._ring_reader import Frame, RingReader
-from rigd.storage._ring_segment import RingSegment, remove_stale_rings, shm_free_bytes
+from rigd.storage._ring_segment import (
+    RING_KINDS,
+    RingSegment,
+    remove_stale_rings,
+    shm_free_bytes,
+)
 from rigd.storage._ring_stats import ReaderStatistics, RingStatistics, read_statistics
 from rigd.storage._ring_wait import tighten_timer_slack
 from rigd.storage._ring_writer import RingWriter
 
 __all__ = [
     "LAYOUT_VERSION",
+    "RING_KINDS",
     "Frame",
     "FrameRing",
     "ReaderPolicy",
@@ -67,6 +72,8 @@ class FrameRing:
         self.shape = segment.shape
         self.dtype = segment.dtype
         self.frame_nbytes = segment.frame_nbytes
+        #: ``frames``, ``records`` or ``messages`` (see ``RING_KINDS``).
+        self.kind = segment.kind
 
     @property
     def _hdr(self) -> Header:
@@ -93,6 +100,7 @@ class FrameRing:
         dtype: Any,
         slot_count: int = 16,
         max_readers: int = 8,
+        kind: str = "frames",
     ) -> FrameRing:
         """Create a ring; this process owns it and must ``unlink`` it.
 
@@ -103,20 +111,22 @@ class FrameRing:
             dtype: every frame's dtype.
             slot_count: frames the ring holds (at least 2).
             max_readers: readers that may attach at once.
+            kind: what the ring carries, as readers see it (``RING_KINDS``);
+                a structured dtype's field names are kept whatever the kind.
 
         Raises:
-            ValueError: a bad name, shape, dtype or count.
+            ValueError: a bad name, shape, dtype, count or kind.
             OSError: /dev/shm has too little free space (checked before
                 anything is allocated), or the name is taken.
         """
-        return cls(RingSegment.create(name, shape, dtype, slot_count, max_readers))
+        return cls(RingSegment.create(name, shape, dtype, slot_count, max_readers, kind))
 
     @staticmethod
     def bytes_needed(
         shape: tuple[int, ...], dtype: Any, slot_count: int, max_readers: int = MAX_READERS
     ) -> int:
         """The bytes of /dev/shm a ring of these frames and slots takes."""
-        return SegmentLayout.plan(shape, np.dtype(dtype), slot_count, max_readers).size
+        return SegmentLayout.plan(shape, parse_dtype(dtype), slot_count, max_readers).size
 
     @classmethod
     def attach(cls, segment: str) -> FrameRing:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import json
 import mmap
 import os
 import struct
@@ -26,6 +27,7 @@ import numpy as np
 
 from rigd._exceptions import RingClosedError, RingLayoutError
 from rigd._proc import pid_alive
+from rigd.storage._dtypes import dtype_text, parse_dtype
 from rigd.storage._futex import futex_wake
 from rigd.storage._ring_layout import (
     LAYOUT_VERSION,
@@ -41,6 +43,13 @@ from rigd.storage._ring_layout import (
 )
 
 SHM_DIR = "/dev/shm"
+# The rest of the header page, from here: a u32 length and JSON text, the
+# ring's ``kind`` and a structured dtype's fields (``dtype_text``), which the
+# header's 32-byte dtype cannot hold. All zero in a plain frames ring.
+_EXT_OFFSET = 2048
+#: What a ring carries: frames (arrays), records (structured arrays) or
+#: messages (any object, serialized into byte slots; ``_messages``).
+RING_KINDS = ("frames", "records", "messages")
 
 
 class RingSegment:
@@ -70,7 +79,10 @@ class RingSegment:
         self.slot_count = int(hdr.slot_count)
         self.max_readers = int(hdr.max_readers)
         self.shape = tuple(int(hdr.shape[i]) for i in range(hdr.ndim))
-        self.dtype = np.dtype(hdr.dtype.decode())
+        ext = _read_ext(mapping)
+        #: ``frames``, ``records`` or ``messages`` (see ``RING_KINDS``).
+        self.kind = str(ext.get("kind", "frames"))
+        self.dtype = parse_dtype(ext.get("dtype") or hdr.dtype.decode())
         self.frame_nbytes = int(hdr.frame_nbytes)
         self.readers = [
             ReaderRecord.from_buffer(mapping, hdr.readers_offset + i * ctypes.sizeof(ReaderRecord))
@@ -108,12 +120,21 @@ class RingSegment:
 
     @classmethod
     def create(
-        cls, name: str, shape: tuple[int, ...], dtype: Any, slot_count: int, max_readers: int
+        cls,
+        name: str,
+        shape: tuple[int, ...],
+        dtype: Any,
+        slot_count: int,
+        max_readers: int,
+        kind: str = "frames",
     ) -> RingSegment:
         """Create and lay out a new segment; this process owns it.
 
+        A structured dtype keeps its fields, and ``kind`` is stored, in the
+        header page's extension (readers see both).
+
         Raises:
-            ValueError: a bad name, shape, dtype or count.
+            ValueError: a bad name, shape, dtype, count or kind.
             OSError: /dev/shm has too little free space (checked before
                 anything is allocated), or the name is taken.
         """
@@ -122,9 +143,17 @@ class RingSegment:
         shape = tuple(int(d) for d in shape)
         if not 1 <= len(shape) <= MAX_DIMS or any(d <= 0 for d in shape):
             raise ValueError(f"shape must have 1 to {MAX_DIMS} positive sizes, got {shape!r}")
-        dt = np.dtype(dtype)
+        dt = parse_dtype(dtype)
         if dt.hasobject or len(dt.str) > 31:
-            raise ValueError(f"dtype must be a plain numeric dtype, got {dt!r}")
+            raise ValueError(
+                f"dtype must be a plain numeric dtype (or a structured dtype of numeric "
+                f"fields), got {dt!r}"
+            )
+        if kind not in RING_KINDS:
+            raise ValueError(f"kind must be one of {RING_KINDS}, got {kind!r}")
+        ext = json.dumps({"kind": kind, "dtype": dtype_text(dt)} if dt.names else {"kind": kind})
+        if len(ext) > PAGE - _EXT_OFFSET - 4:
+            raise ValueError(f"the structured dtype {dt} has too many fields for a ring's header")
         if isinstance(slot_count, bool) or not isinstance(slot_count, int) or slot_count < 2:
             raise ValueError(f"slot_count must be an int >= 2, got {slot_count!r}")
         if (
@@ -169,6 +198,10 @@ class RingSegment:
         hdr.meta_offset = layout.meta_offset
         hdr.slots_offset = layout.slots_offset
         hdr.owner_pid = os.getpid()
+        if kind != "frames" or dt.names:
+            data = ext.encode()
+            struct.pack_into("<I", mapping, _EXT_OFFSET, len(data))
+            mapping[_EXT_OFFSET + 4 : _EXT_OFFSET + 4 + len(data)] = data
         hdr.magic = MAGIC  # last: a half-made segment is not a ring
         del hdr
         return cls(segment, fd, mapping, owner=True)
@@ -274,3 +307,15 @@ def remove_stale_rings() -> list[str]:
                 os.unlink(os.path.join(SHM_DIR, name))
                 removed.append(name)
     return removed
+
+
+def _read_ext(mapping: mmap.mmap) -> dict[str, Any]:
+    """The header page's JSON extension (kind, structured dtype), or ``{}``."""
+    (length,) = struct.unpack_from("<I", mapping, _EXT_OFFSET)
+    if not 0 < length <= PAGE - _EXT_OFFSET - 4:
+        return {}
+    try:
+        ext = json.loads(bytes(mapping[_EXT_OFFSET + 4 : _EXT_OFFSET + 4 + length]))
+    except ValueError:
+        return {}
+    return ext if isinstance(ext, dict) else {}

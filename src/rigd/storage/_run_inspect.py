@@ -6,6 +6,7 @@ mode), except the NWB export, which wants a sealed run.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,8 @@ from rigd.storage._h5file import attr_str, open_file, open_for_reading, stream_g
 from rigd.storage._run_layout import RunSummary, StreamSummary
 from rigd.storage._run_metadata import RESERVED_ATTRIBUTES
 from rigd.storage._superblock import read_superblock
+
+log = logging.getLogger(__name__)
 
 
 class StreamReader:
@@ -180,9 +183,15 @@ def export_nwb(
     with open_file(run, "r") as f:
         if "run_id" not in f.attrs:
             raise ValueError(f"{run} is an HDF5 file but not a rigd run (no run_id attribute)")
+        streams = stream_groups(f)
+        # NWB has no place for structured records or pickled messages: they
+        # stay in the run file (read them with h5py, README "Link kinds").
+        skipped = [g.name for g in streams if attr_str(g.attrs, "rigd_kind", "frames") != "frames"]
+        if skipped:
+            log.warning("%s: streams %s are records or messages, not exported to NWB", run, skipped)
         _nwb.write_nwb(
             f,
-            stream_groups(f),
+            [g for g in streams if g.name not in skipped],
             out,
             link=link,
             compression=compression,

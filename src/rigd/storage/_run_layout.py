@@ -10,6 +10,9 @@ Layout (DESIGN.md, "HDF5 layout")::
     /<stream>/timestamp_ns  int64, acquisition time (ns since the epoch)
     /<stream>/latency_ns  int64, acquisition to written, per frame (optional)
     /<stream>/dropped     the drop ledger: first_id, count, reason, noted_ns
+    /<stream>/message_bytes  a messages stream's objects, one pickle after
+                          another (uint8); its ``frames`` are N x 2 uint64,
+                          each message's ``[start, stop)`` in these bytes
     /<table>              tables a recorder asked for (compound rows, attr
                           ``rigd_table``), e.g. a triggered recorder's ``events``
     /entry                NeXus (NXentry, NXinstrument/NXdetector, NXdata per
@@ -39,6 +42,11 @@ RECORD_CHUNK = 4096
 REASON_BYTES = 64
 # Records streams of up to this many columns get field names when none are given.
 AUTO_FIELDS = 16
+MESSAGE_CHUNK = 64 * 1024
+MESSAGE_FIELDS = (
+    RecordField("start", "byte", "first byte of the message in message_bytes"),
+    RecordField("stop", "byte", "end (exclusive) of the message in message_bytes"),
+)
 LEDGER_DTYPE = np.dtype(
     [
         ("first_id", "<u8"),
@@ -79,8 +87,22 @@ class StreamSpec:
     fields: tuple[RecordField, ...] = ()
     #: The frames' units (NeXus ``units``): a camera's pixels are ``counts``.
     units: str = "counts"
+    #: ``frames`` (arrays), ``records`` (a structured dtype: ``frames`` is a
+    #: compound dataset, its fields the dtype's) or ``messages`` (any objects:
+    #: written with ``write_message``; ``shape``, ``dtype`` and ``fields``
+    #: are then set here: N x 2 uint64 byte ranges ``start``, ``stop``).
+    kind: str = "frames"
 
     def __post_init__(self) -> None:
+        if self.kind not in ("frames", "records", "messages"):
+            raise ValueError(
+                f"stream {self.name!r}: kind must be frames, records or messages, got {self.kind!r}"
+            )
+        if self.kind == "messages":
+            object.__setattr__(self, "shape", (2,))
+            object.__setattr__(self, "dtype", np.dtype("<u8"))
+            object.__setattr__(self, "units", "byte")
+            object.__setattr__(self, "fields", MESSAGE_FIELDS)
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(
                 f"stream name {self.name!r} cannot name an HDF5 group; use letters, "
@@ -93,7 +115,12 @@ class StreamSpec:
         if self.dtype.hasobject or self.dtype.itemsize == 0:
             raise ValueError(f"stream {self.name!r}: dtype {self.dtype} cannot be recorded")
         fields = record_fields(self.fields)
-        if not fields and len(self.shape) == 1 and self.shape[0] <= AUTO_FIELDS:
+        if (
+            not fields
+            and self.dtype.names is None
+            and len(self.shape) == 1
+            and self.shape[0] <= AUTO_FIELDS
+        ):
             fields = tuple(RecordField(f"field{k}") for k in range(self.shape[0]))
         if fields and self.shape != (len(fields),):
             raise ValueError(

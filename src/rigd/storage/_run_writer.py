@@ -252,6 +252,34 @@ class RunWriter:
         if took > self._max_write_s:
             self._max_write_s = took
 
+    def write_message(self, stream: str, data: Any, frame_id: int, timestamp_ns: int) -> None:
+        """Record one message of a messages stream: ``data`` is its bytes
+        (a pickle, as ``pickle.dumps`` makes it), stored as they are.
+
+        Raises:
+            ValueError: ``stream`` is not a messages stream, or ``data`` is empty.
+            KeyError: no such stream.
+            RecordingError: the recording stopped on a write error.
+        """
+        state = self._stream(stream)
+        if state.message_bytes is None:
+            raise ValueError(f"stream {stream!r} records {state.spec.kind}, not messages")
+        payload = np.frombuffer(data, np.uint8)
+        if not payload.size:
+            raise ValueError(f"stream {stream!r}: a message has at least one byte")
+        with self._lock:
+            self._check_writable()
+            try:
+                start = state.message_size
+                stop = start + payload.size
+                state.message_bytes.resize((stop,))
+                state.message_bytes[start:stop] = payload
+                state.message_size = stop
+                span = np.array([start, stop], np.uint64)
+                self._accept(state, span, int(frame_id), int(timestamp_ns))
+            except Exception as exc:
+                raise self._fail(exc) from exc
+
     def note_dropped(self, stream: str, first_id: int, count: int, reason: str) -> None:
         """Put frames the recorder never got in the drop ledger.
 

@@ -36,6 +36,9 @@ class StreamState:
         self.timestamp_ns = group["timestamp_ns"]
         self.latency_ns = group["latency_ns"] if spec.latency_trace else None
         self.dropped = group["dropped"]
+        #: A messages stream's bytes, and how many it holds.
+        self.message_bytes: Any = group.get("message_bytes")
+        self.message_size = 0 if self.message_bytes is None else len(self.message_bytes)
         #: A records stream's field datasets (``/entry/<stream>/<field>``), and
         #: the rows not yet flushed to them.
         self.columns: dict[str, Any] = {}
@@ -78,6 +81,7 @@ class StreamState:
             latency_trace="latency_ns" in group,
             fields=_nexus.field_names(group),
             units=attr_str(frames.attrs, "units", "counts"),
+            kind=attr_str(group.attrs, "rigd_kind", "frames"),
         )
         found = codec(compression) if compression else None
         if found is not None:

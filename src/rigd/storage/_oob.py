@@ -1,0 +1,143 @@
+"""Objects as bytes with their large buffers apart: pickle protocol 5, out of band.
+
+``dumps`` pickles any object with protocol 5 (PEP 574) and hands back the
+buffers of the arrays and large ``bytes`` inside it separately, instead of
+copying them into the pickle stream. ``pack_into`` lays the stream and the
+buffers out in one byte area (a ring slot, a shared-memory file);
+``loads_from`` reads them back with every buffer a *view* of that area: no
+copy on the reader's side.
+
+What a reader gets back:
+
+- numpy arrays (C- or Fortran-contiguous, numeric or structured dtypes):
+  read-only arrays viewing the area;
+- bytes sent as ``pickle.PickleBuffer(data)``: a read-only ``memoryview``
+  of the area (``bytes(view)`` copies it). Plain ``bytes`` are copied into
+  the pickle stream and arrive as ``bytes``: CPython's pickler writes them
+  itself and lets no hook take them out of band;
+- everything else as ``pickle.loads`` makes it.
+
+The views are valid as long as the area holds the object (until a ring
+reader releases its message; for as long as the store's file is mapped).
+
+Layout of a packed object (all little-endian)::
+
+    u32 magic "RGDM"   u32 buffer count n   u64 stream length
+    n x (u64 offset, u64 length)             buffers, from the area's start
+    stream                                   the protocol-5 pickle
+    buffers, each at a 64-byte boundary
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from typing import Any
+
+from rigd._exceptions import SerializationError
+
+__all__ = [
+    "Packed",
+    "SerializationError",
+    "dumps",
+    "loads_from",
+    "pack_into",
+]
+
+_MAGIC = 0x4D444752  # b"RGDM"
+_HEAD = struct.Struct("<IIQ")
+_ENTRY = struct.Struct("<QQ")
+_ALIGN = 64
+
+
+class Packed:
+    """An object pickled with its buffers apart; ``nbytes`` is its packed size."""
+
+    __slots__ = ("buffers", "nbytes", "stream")
+
+    def __init__(self, stream: bytes, buffers: list[memoryview]) -> None:
+        self.stream = stream
+        self.buffers = buffers
+        size = _HEAD.size + len(buffers) * _ENTRY.size + len(stream)
+        for buf in buffers:
+            size = _round_up(size, _ALIGN) + buf.nbytes
+        self.nbytes = size
+
+
+def dumps(obj: Any) -> Packed:
+    """Pickle ``obj`` (protocol 5), its arrays and large bytes out of band.
+
+    Raises:
+        SerializationError: ``obj`` cannot be pickled (a lock, a generator, an
+            open file, a lambda ...); the message names its type and why.
+    """
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        stream = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    except Exception as exc:  # noqa: BLE001 - pickle raises many kinds for one cause
+        raise SerializationError(
+            f"an object of type {type(obj).__name__} cannot be pickled ({type(exc).__name__}: "
+            f"{exc}); send plain data (numbers, strings, lists, dicts, tuples, numpy arrays, "
+            "bytes) or objects of classes defined at module level"
+        ) from None
+    # ``raw``: the contiguous bytes of each buffer, as a view (no copy).
+    return Packed(stream, [buf.raw() for buf in buffers])
+
+
+def pack_into(packed: Packed, area: Any) -> int:
+    """Write ``packed`` at the start of the writable buffer ``area``; return its size.
+
+    Raises:
+        ValueError: ``area`` is smaller than ``packed.nbytes``.
+    """
+    target = memoryview(area).cast("B")
+    if packed.nbytes > target.nbytes:
+        raise ValueError(f"{packed.nbytes} bytes do not fit in an area of {target.nbytes}")
+    n = len(packed.buffers)
+    _HEAD.pack_into(target, 0, _MAGIC, n, len(packed.stream))
+    pos = _HEAD.size + n * _ENTRY.size
+    target[pos : pos + len(packed.stream)] = packed.stream
+    pos += len(packed.stream)
+    for i, buf in enumerate(packed.buffers):
+        pos = _round_up(pos, _ALIGN)
+        _ENTRY.pack_into(target, _HEAD.size + i * _ENTRY.size, pos, buf.nbytes)
+        target[pos : pos + buf.nbytes] = buf
+        pos += buf.nbytes
+    return pos
+
+
+def loads_from(area: Any, copy: bool = False) -> Any:
+    """The object packed at the start of ``area``, its buffers views of ``area``.
+
+    With ``copy``, every buffer is copied first: the object outlives the area.
+
+    Raises:
+        SerializationError: ``area`` does not hold a packed object, or it
+            cannot be unpickled here (a class this process cannot import).
+    """
+    view = memoryview(area).cast("B")
+    if view.nbytes < _HEAD.size:
+        raise SerializationError("the area is too small to hold a packed object")
+    magic, n, stream_len = _HEAD.unpack_from(view, 0)
+    if magic != _MAGIC:
+        raise SerializationError("the area does not hold a packed object (bad magic)")
+    pos = _HEAD.size + n * _ENTRY.size
+    buffers: list[Any] = []
+    for i in range(n):
+        offset, length = _ENTRY.unpack_from(view, _HEAD.size + i * _ENTRY.size)
+        if offset + length > view.nbytes:
+            raise SerializationError("a packed object's buffer runs past its area")
+        buf = view[offset : offset + length]
+        buffers.append(bytearray(buf) if copy else buf.toreadonly())
+    stream = view[pos : pos + stream_len]
+    try:
+        return pickle.loads(stream, buffers=buffers)
+    except Exception as exc:  # noqa: BLE001 - unpickling runs the sender's classes' code
+        raise SerializationError(
+            f"a message could not be unpickled ({type(exc).__name__}: {exc}); is the "
+            "sender's class importable here?"
+        ) from None
+
+
+def _round_up(n: int, to: int) -> int:
+    return -(-n // to) * to
