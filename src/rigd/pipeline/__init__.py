@@ -2,7 +2,9 @@
 
 ``plan_pipeline`` reads and checks a pipeline file; ``Pipeline`` runs it
 (the supervisor). Built-in actors: ``SimulatedCamera``, ``HDF5Recorder``,
-``FrameStats``, ``FilePlayback``, ``ZmqPublisher``, and the processors that
+``FrameStats``, ``FilePlayback``, ``ZmqPublisher``, ``ZmqSource``, the
+bridges that carry a link between machines (``BridgeSender``,
+``BridgeReceiver``), and the processors that
 run on a GPU actor with CuPy or on numpy otherwise: ``MotionCorrection``,
 ``DeltaFOverF``, ``Bin``, ``RoiTraces`` (on ``FrameProcessor``). Triggered
 capture: ``FrameTrigger`` (decides per frame, on the GPU when it has one)
@@ -18,6 +20,7 @@ optional extra imported only when the source is first used:
 from typing import Any
 
 from rigd.pipeline._binning import Bin
+from rigd.pipeline._bridge import BridgeReceiver, BridgeSender
 from rigd.pipeline._camera import SimulatedCamera
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._device import DeviceSource
@@ -37,6 +40,8 @@ from rigd.pipeline._trigger import FrameTrigger, TriggeredRecorder
 __all__ = [
     "ActorPlan",
     "Bin",
+    "BridgeReceiver",
+    "BridgeSender",
     "CpuLatencyRequest",
     "DeltaFOverF",
     "DeviceSource",
