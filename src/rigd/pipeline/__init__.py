@@ -36,6 +36,7 @@ from rigd.pipeline._roi import RoiTraces, roi_masks
 from rigd.pipeline._stats import FrameStats
 from rigd.pipeline._supervisor import LinkStatus, Pipeline, PipelineStatus, RunReport
 from rigd.pipeline._trigger import FrameTrigger, TriggeredRecorder
+from rigd.pipeline._zmq_source import ZmqSource
 
 __all__ = [
     "ActorPlan",
@@ -68,6 +69,7 @@ __all__ = [
     "TriggeredRecorder",
     "VideoSource",
     "ZmqPublisher",
+    "ZmqSource",
     "list_cameras",
     "plan_pipeline",
     "roi_masks",
