@@ -38,7 +38,7 @@ _PUT_WAIT_S = 0.25
 _SOCKETS = {"sub": zmq.SUB, "pull": zmq.PULL}
 
 
-class _Rejected(Exception):
+class _RejectedError(Exception):
     """A message that is not a frame of this source (the reason is the text)."""
 
 
@@ -140,7 +140,7 @@ class ZmqSource(Actor):
         parts = self._socket.recv_multipart(copy=False)
         try:
             header, data = self._parse(parts)
-        except _Rejected as exc:
+        except _RejectedError as exc:
             self._reject(str(exc))
             return
         if header.get("end") is True:
@@ -149,7 +149,7 @@ class ZmqSource(Actor):
         assert data is not None
         try:
             frame_id, timestamp_ns = self._stamp(header)
-        except _Rejected as exc:
+        except _RejectedError as exc:
             self._reject(str(exc))
             return
         array = np.frombuffer(data.buffer, self.dtype).reshape(self.shape)
@@ -166,47 +166,47 @@ class ZmqSource(Actor):
 
     def _parse(self, parts: list[zmq.Frame]) -> tuple[dict[str, Any], zmq.Frame | None]:
         if len(parts) not in (1, 2, 3):
-            raise _Rejected(f"a message of {len(parts)} parts (a frame has 2 or 3)")
+            raise _RejectedError(f"a message of {len(parts)} parts (a frame has 2 or 3)")
         # [header] or [header, data], or with a topic first.
         if len(parts) == 3 or (len(parts) == 2 and not _looks_like_json(parts[0])):
             parts = parts[1:]
         try:
             header = json.loads(parts[0].bytes)
         except (UnicodeDecodeError, ValueError):
-            raise _Rejected("its header is not JSON") from None
+            raise _RejectedError("its header is not JSON") from None
         if not isinstance(header, dict):
-            raise _Rejected(f"its header is {type(header).__name__}, not a JSON object")
+            raise _RejectedError(f"its header is {type(header).__name__}, not a JSON object")
         if header.get("end") is True:
             return header, None
         if len(parts) != 2:
-            raise _Rejected("a header with no data part (and not {'end': true})")
+            raise _RejectedError("a header with no data part (and not {'end': true})")
         try:
             shape = tuple(int(n) for n in header["shape"])
             dtype = np.dtype(header["dtype"])
         except (KeyError, TypeError, ValueError):
-            raise _Rejected("its header lacks a valid shape or dtype") from None
+            raise _RejectedError("its header lacks a valid shape or dtype") from None
         if shape != self.shape or dtype != self.dtype:
-            raise _Rejected(
+            raise _RejectedError(
                 f"a {list(shape)} {dtype} frame; this source takes {list(self.shape)} {self.dtype}"
             )
         if len(parts[1]) != self._nbytes:
-            raise _Rejected(f"{len(parts[1])} bytes of data; its header says {self._nbytes}")
+            raise _RejectedError(f"{len(parts[1])} bytes of data; its header says {self._nbytes}")
         return header, parts[1]
 
     def _stamp(self, header: dict[str, Any]) -> tuple[int, int]:
         frame_id = header.get("frame_id", self._last_id + 1)
         if isinstance(frame_id, bool) or not isinstance(frame_id, int):
-            raise _Rejected(f"frame_id {frame_id!r} is not an integer")
+            raise _RejectedError(f"frame_id {frame_id!r} is not an integer")
         if frame_id <= self._last_id:
-            raise _Rejected(f"frame_id {frame_id} after {self._last_id}: ids must increase")
+            raise _RejectedError(f"frame_id {frame_id} after {self._last_id}: ids must increase")
         if "timestamp_ns" in header:
             timestamp_ns = header["timestamp_ns"]
             if isinstance(timestamp_ns, bool) or not isinstance(timestamp_ns, int):
-                raise _Rejected(f"timestamp_ns {timestamp_ns!r} is not an integer")
+                raise _RejectedError(f"timestamp_ns {timestamp_ns!r} is not an integer")
         elif "timestamp" in header:
             seconds = header["timestamp"]
             if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
-                raise _Rejected(f"timestamp {seconds!r} is not a number of seconds")
+                raise _RejectedError(f"timestamp {seconds!r} is not a number of seconds")
             timestamp_ns = int(seconds * 1e9)
         else:
             timestamp_ns = time.time_ns()
