@@ -62,6 +62,7 @@ def bridged(
           - name: sender
             class: rigd.pipeline.BridgeSender
             options: {{address: "{address}", {sender}}}
+            max_restarts: 1
           - name: receiver
             class: rigd.pipeline.BridgeReceiver
             options: {{address: "{address}", shape: [32, 32], dtype: uint16, {receiver}}}
@@ -144,6 +145,31 @@ def test_sigkill_of_the_receiver_loses_no_frame_of_a_lossless_link(tmp_path: Pat
     reasons = [r["reason"].decode() for r in dropped]
     assert any("receiver restarted" in r for r in reasons), reasons
     assert int(dropped["count"].sum()) == 0
+    assert state == "complete"
+
+
+def test_sigkill_of_the_sender_puts_what_it_held_in_the_far_ledger(tmp_path: Path) -> None:
+    pipeline = bridged(tmp_path, "shape: [32, 32], fps: 400, n_frames: 1600, pattern: counter")
+    try:
+        receiver = pipeline.handle("receiver")
+        wait_until(
+            lambda: rigd.get(receiver.status.remote())["frames_received"] >= 300,
+            timeout=30,
+            what="300 frames across the bridge",
+        )
+        kill_and_await_restart(pipeline, "sender")
+        assert pipeline.wait(60), "the restarted sender did not carry the stream to its end"
+        after = rigd.get(receiver.status.remote())
+    finally:
+        report = pipeline.stop()
+    ids, frames, dropped, state = read(report.files[0])
+    assert_counter_frames(ids, frames)
+    assert ids[-1] == 1599
+    # The receiver stayed; the new sender's frames follow the old one's, and
+    # what was in flight when it died is a gap in the far side's ledger.
+    assert len(ids) + int(dropped["count"].sum()) == 1600
+    assert any("sender restarted" in r["reason"].decode() for r in dropped)
+    assert after["state"] == "up"
     assert state == "complete"
 
 
