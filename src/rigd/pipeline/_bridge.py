@@ -50,8 +50,8 @@ import logging
 import os
 import struct
 import time
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import zmq
@@ -60,7 +60,7 @@ from rigd._exceptions import EndOfStream, WouldBlock
 from rigd.actors import Actor
 from rigd.storage import ReaderPolicy
 
-__all__ = ["BridgeReceiver", "BridgeSender"]
+__all__ = ["BridgeReceiver", "BridgeSender", "fed_from_afar", "stop_order"]
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +298,20 @@ class BridgeSender(Actor):
         }
 
 
+class ActorPlanLike(Protocol):
+    """What ``stop_order`` needs of an actor's plan."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def cls(self) -> type: ...
+    @property
+    def upstream(self) -> tuple[str, ...]: ...
+
+
+_A = TypeVar("_A", bound=ActorPlanLike)
+
+
 class BridgeReceiver(Actor):
     """Writes the frames a ``BridgeSender`` sends into its ``frames`` output.
 
@@ -314,6 +328,8 @@ class BridgeReceiver(Actor):
 
     output_names = ("frames",)
     place_options: ClassVar[dict[str, str]] = {"address": "zmq"}
+    #: A clean stop waits for the sender's end of stream (see ``stop_order``).
+    fed_from_afar: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -459,3 +475,23 @@ class BridgeReceiver(Actor):
             "duplicates": self.duplicates,
             "last_id": self.last_id,
         }
+
+
+def fed_from_afar(cls: type) -> bool:
+    """Whether actors of ``cls`` have no input here but a stream from elsewhere
+    (a bridge receiver): a clean stop waits for that stream's end, as for an input."""
+    return bool(getattr(cls, "fed_from_afar", False))
+
+
+def stop_order(actors: Sequence[_A]) -> list[_A]:
+    """The order a clean stop takes: ``actors`` (sources first) with the
+    bridge receivers, and everything downstream of them, moved last.
+
+    The senders then end their streams (their sources stopped) before the
+    receivers are waited for, and the receivers drain before what reads them.
+    """
+    fed: set[str] = set()
+    for actor in actors:
+        if fed_from_afar(actor.cls) or any(name in fed for name in actor.upstream):
+            fed.add(actor.name)
+    return [a for a in actors if a.name not in fed] + [a for a in actors if a.name in fed]
