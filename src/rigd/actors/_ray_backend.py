@@ -38,6 +38,7 @@ from rigd._exceptions import (
     GetTimeoutError,
     ObjectLostError,
     OwnerDiedError,
+    ResourceUnavailableError,
     TaskCancelledError,
     TaskError,
     WorkerCrashedError,
@@ -50,6 +51,7 @@ from rigd.actors._scheduling import (
 
 __all__ = [
     "actor_class_remote",
+    "alive_nodes",
     "cancel",
     "exit_actor",
     "get",
@@ -60,6 +62,8 @@ __all__ = [
     "is_ray_address",
     "kill",
     "put",
+    "release",
+    "reserve",
     "shutdown",
     "task_remote",
     "wait",
@@ -210,6 +214,46 @@ def get_actor(name: str, namespace: str | None = None) -> Any:
 def get_gpu_ids() -> list[int]:
     """``ray.get_gpu_ids``."""
     return [int(i) for i in ray.get_gpu_ids()]
+
+
+# -- nodes and placement groups (cluster pipelines) ------------------------------------------
+
+
+def alive_nodes() -> list[dict[str, Any]]:
+    """The cluster's live nodes: ``node_id``, ``ip``, ``hostname``, ``resources``."""
+    return [
+        {
+            "node_id": node["NodeID"],
+            "ip": node["NodeManagerAddress"],
+            "hostname": node.get("NodeManagerHostname", node["NodeManagerAddress"]),
+            "resources": dict(node.get("Resources", {})),
+        }
+        for node in ray.nodes()  # type: ignore[no-untyped-call]
+        if node.get("Alive")
+    ]
+
+
+def reserve(bundles: list[dict[str, float]], strategy: str, timeout: float) -> Any:
+    """A placement group of ``bundles``, all placed or none (Ray's atomic reservation).
+
+    Raises:
+        ResourceUnavailableError: not placed within ``timeout`` s (the group is removed).
+    """
+    group = ray.util.placement_group(bundles, strategy=strategy)
+    try:
+        ray.get(group.ready(), timeout=timeout)
+    except rex.GetTimeoutError:
+        ray.util.remove_placement_group(group)
+        raise ResourceUnavailableError(
+            f"the cluster could not place {bundles} ({strategy}) within {timeout:g} s: a "
+            "node named in the pipeline is missing or full (ray status lists them)"
+        ) from None
+    return group
+
+
+def release(group: Any) -> None:
+    """Remove a placement group (its actors end)."""
+    ray.util.remove_placement_group(group)
 
 
 # -- classes and functions ------------------------------------------------------------------

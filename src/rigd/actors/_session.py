@@ -213,13 +213,23 @@ def _ray_init(
     return _ray_backend.init(address, namespace, num_cpus, num_gpus, ignore_reinit_error)
 
 
+_local_only = False
+
+
+def run_locally() -> None:
+    """Run this process's rigd calls on the one-machine runtime, even in a Ray
+    worker: a cluster pipeline's node supervisor runs its node's actors so."""
+    global _local_only
+    _local_only = True
+
+
 def ray_backend() -> Any:
     """The Ray backend module when this process's calls go to Ray, else None.
 
     Never imports Ray: only a process that did (``rigd.init(address="ray...")``,
     or a Ray worker) can be on Ray.
     """
-    if "ray" not in sys.modules:
+    if _local_only or "ray" not in sys.modules:
         return None
     from rigd.actors import _ray_backend
 

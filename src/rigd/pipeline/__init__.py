@@ -22,6 +22,7 @@ from typing import Any
 from rigd.pipeline._binning import Bin
 from rigd.pipeline._bridge import BridgeReceiver, BridgeSender
 from rigd.pipeline._camera import SimulatedCamera
+from rigd.pipeline._cluster import ClusterPipeline
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._device import DeviceSource
 from rigd.pipeline._dff import DeltaFOverF
@@ -43,6 +44,7 @@ __all__ = [
     "Bin",
     "BridgeReceiver",
     "BridgeSender",
+    "ClusterPipeline",
     "CpuLatencyRequest",
     "DeltaFOverF",
     "DeviceSource",
