@@ -26,7 +26,16 @@ def cluster() -> Iterator[Any]:
     )
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 2, "resources": {"node_a": 4}},
+        head_node_args={
+            "num_cpus": 2,
+            "resources": {"node_a": 4},
+            # A removed node is declared dead within about 1.5 s (Ray's default: 15 s).
+            "_system_config": {
+                "health_check_initial_delay_ms": 0,
+                "health_check_period_ms": 500,
+                "health_check_failure_threshold": 3,
+            },
+        },
     )
     try:
         cluster.add_node(num_cpus=2, resources={"node_b": 4})

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ import yaml
 from rigd._exceptions import ActorDiedError
 from rigd.actors import _session, get, remote
 from rigd.actors._scheduling import PlacementGroupSchedulingStrategy
+from rigd.config import load_pipeline
 from rigd.pipeline._plan import plan_pipeline
 from rigd.pipeline._supervisor import Pipeline, RunReport
 
@@ -142,10 +142,7 @@ def split_pipeline(
 
 
 def _plan_of(text: str) -> Any:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "pipeline.yaml"
-        path.write_text(text)
-        return plan_pipeline(path)
+    return plan_pipeline(load_pipeline("<cluster pipeline>", text=text))
 
 
 class NodeSupervisor:
@@ -154,15 +151,14 @@ class NodeSupervisor:
     def __init__(self) -> None:
         _session.run_locally()  # this node's actors: processes and rings here
         self._pipeline: Pipeline | None = None
-        self._dir = tempfile.TemporaryDirectory(prefix="rigd-node-")
 
     def start(self, part: dict[str, Any], run_id: str) -> str:
         """Plan and start this node's pipeline; return this node's host name."""
         import socket
 
-        path = Path(self._dir.name) / "pipeline.yaml"
-        path.write_text(yaml.safe_dump(part, sort_keys=False))
-        self._pipeline = Pipeline(plan_pipeline(path), run_id=run_id)
+        text = yaml.safe_dump(part, sort_keys=False)
+        pfile = load_pipeline(f"<{part.get('name', 'pipeline')} on this node>", text=text)
+        self._pipeline = Pipeline(plan_pipeline(pfile), run_id=run_id)
         self._pipeline.start()
         return socket.gethostname()
 
