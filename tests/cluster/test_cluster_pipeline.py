@@ -1,4 +1,4 @@
-"""A pipeline across the two nodes of a real Ray cluster: camera (A) -> processor (B) -> recorder (A).
+"""A pipeline across the 2 nodes of a real Ray cluster: camera (A) -> processor (B) -> recorder (A).
 
 The cross-node links become bridges over tcp; the node of the processor is
 removed mid-run in the last test.
