@@ -108,6 +108,6 @@ def test_a_source_that_is_not_recorded_is_refused_with_the_fix() -> None:
         """
     )
     with pytest.raises(
-        ValueError, match="source 'camera' is not recorded.*link it to the recorder"
+        ValueError, match=r"source 'camera' is not recorded.*link it to the recorder"
     ):
         replay_pipeline(text, "run.h5", "out")
