@@ -163,10 +163,88 @@ def ray_object_store(shape: int, frames: int) -> float:
         cluster.shutdown()
 
 
+REPROCESS_YAML = """
+name: rowsums
+actors:
+  - {name: camera, class: rigd.pipeline.SimulatedCamera, options: {shape: [256, 256]}}
+  - {name: rowsum, class: pipeline_actors.Processor, options: {work: mean}}
+  - {name: recorder, class: rigd.pipeline.HDF5Recorder}
+links:
+  - {link: camera.frames -> rowsum.frames}
+  - {link: camera.frames -> recorder.camera}
+  - {link: rowsum.result -> recorder.result}
+"""
+
+
+def _plain_task(path: str, out: str) -> int:
+    """The same work as the reprocess pipeline, as a plain task: read, process, write."""
+    from rigd.storage import RunWriter, StreamReader, StreamSpec
+
+    with StreamReader(path, "camera") as reader:
+        specs = [
+            StreamSpec("camera", reader.shape, reader.dtype),
+            StreamSpec("result", (1,), np.dtype("<f8")),
+        ]
+        frame = np.empty(reader.shape, reader.dtype)
+        with RunWriter(Path(out) / Path(path).name, specs, run_id="plain") as writer:
+            for i in range(len(reader)):
+                reader.read_into(i, frame)
+                fid, stamp = int(reader.frame_ids[i]), int(reader.timestamps_ns[i])
+                writer.write("camera", frame, fid, stamp)
+                writer.write("result", np.array([frame.mean()]), fid, stamp)
+    return len(reader)
+
+
+def reprocess_vs_ray(files: int, frames: int) -> tuple[float, float]:
+    """Seconds for `rigd reprocess --address` over ``files`` run files, and for a plain
+    Ray task loop doing the same work, on a 2-node local cluster."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from rigd.service._reprocess import reprocess
+    from rigd.storage import RunWriter, StreamSpec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        inputs = []
+        frame = np.random.default_rng(0).integers(0, 4096, (256, 256), dtype=np.uint16)
+        for k in range(files):
+            path = root / f"run{k}.h5"
+            with RunWriter(
+                path, [StreamSpec("camera", (256, 256), frame.dtype)], run_id=f"r{k}"
+            ) as w:
+                for i in range(frames):
+                    w.write("camera", frame, i, 1_700_000_000_000_000_000 + i)
+            inputs.append(str(path))
+        (root / "p.yaml").write_text(REPROCESS_YAML)
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+        cluster.add_node(num_cpus=2)
+        try:
+            start = time.perf_counter()
+            results = reprocess(
+                root / "p.yaml", inputs, root / "out", address=f"ray:{cluster.address}"
+            )
+            rigd_s = time.perf_counter() - start
+            assert all(r.state == "done" for r in results), results
+            ray.init(address=cluster.address)
+            (root / "plain").mkdir()
+            task = ray.remote(num_cpus=1)(_plain_task)
+            start = time.perf_counter()
+            ray.get([task.remote(p, str(root / "plain")) for p in inputs])
+            ray_s = time.perf_counter() - start
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+    return rigd_s, ray_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--ray", action="store_true", help="also Ray's object store, 2 nodes")
+    parser.add_argument(
+        "--reprocess", action="store_true", help="also rigd reprocess vs a Ray task loop"
+    )
     args = parser.parse_args()
     rigd.init(num_cpus=8)
     per_frame: dict[int, float] = {}
@@ -200,6 +278,13 @@ def main() -> None:
                 f"  {shape}x{shape}: Ray {ray_s * 1e3:7.2f}  bridge {per_frame[shape] * 1e3:7.2f}"
                 f"  Ray/bridge {ray_s / per_frame[shape]:6.1f}x"
             )
+
+    if args.reprocess:
+        rigd_s, ray_s = reprocess_vs_ray(8, 300)
+        print(
+            f"reprocess of 8 files (300 frames 256x256 each): rigd reprocess {rigd_s:.1f} s"
+            f"  plain Ray task loop {ray_s:.1f} s  rigd/Ray {rigd_s / ray_s:.2f}"
+        )
 
 
 if __name__ == "__main__":
