@@ -9,7 +9,7 @@ import numpy as np
 
 from rigd._exceptions import EndOfStream, RingBrokenError, WouldBlock
 from rigd.pipeline._run_file import RunFileActor
-from rigd.storage import DropReason, RecordField, RunWriter, StreamSpec
+from rigd.storage import DropReason, ReaderPolicy, RecordField, RunWriter, StreamSpec
 
 __all__ = ["HDF5Recorder"]
 
@@ -63,7 +63,7 @@ class HDF5Recorder(RunFileActor):
         self._dropped_seen = dict.fromkeys(self._readers, 0)
         self._next_id: dict[str, int | None] = dict.fromkeys(self._readers)
         self._latest = {
-            name for name, reader in self._readers.items() if reader.policy.value == "latest"
+            name for name, reader in self._readers.items() if reader.policy is ReaderPolicy.LATEST
         }
         if path.exists():
             # This recorder was restarted: record on into the file it began.
