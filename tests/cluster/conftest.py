@@ -21,9 +21,8 @@ def cluster() -> Iterator[Any]:
     from ray.cluster_utils import Cluster
 
     # The workers import the tests' modules, as the driver does.
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
-    )
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), before or "") if p)
     cluster = Cluster(
         initialize_head=True,
         head_node_args={
@@ -43,3 +42,7 @@ def cluster() -> Iterator[Any]:
         yield cluster
     finally:
         cluster.shutdown()
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
