@@ -321,6 +321,39 @@ def test_camera_on_a_processor_on_b_recorder_on_a_records_every_frame(tmp_path: 
     assert set(camera["hosts"]) == {"camera", "sums"}
 
 
+def test_reprocess_runs_one_ray_task_per_file_and_a_bad_file_is_a_row(
+    tmp_path: Path, cluster: Any
+) -> None:
+    from rigd.service._reprocess import reprocess
+    from rigd.storage import RunWriter, StreamSpec
+
+    frames = np.random.default_rng(3).integers(0, 4000, (60, 16, 24), dtype=np.uint16)
+    good = []
+    for k in range(2):
+        path = tmp_path / f"run{k}.h5"
+        spec = StreamSpec("camera", (16, 24), np.dtype(np.uint16))
+        with RunWriter(path, [spec], run_id=path.stem) as writer:
+            for i, frame in enumerate(frames):
+                writer.write("camera", frame, i, 1_700_000_000_000_000_000 + i)
+        good.append(str(path))
+    (tmp_path / "broken.h5").write_text("not a run file")
+    pipeline = write(tmp_path, "shape: [16, 24]")
+    results = reprocess(
+        pipeline,
+        [good[0], str(tmp_path / "broken.h5"), good[1]],
+        tmp_path / "out",
+        address=f"ray:{cluster.address}",
+    )
+    assert [r.state for r in results] == ["done", "failed", "done"]
+    for result in (results[0], results[2]):
+        assert result.output is not None
+        with h5py.File(result.output, "r") as f:
+            np.testing.assert_array_equal(f["camera/frames"][:], frames)
+            expected = frames[:, 0, :].sum(axis=1, dtype=np.int64)[:, None]
+            np.testing.assert_array_equal(f["sums/frames"][:], expected)
+    assert ray.is_initialized()  # the module's connection is left as it was
+
+
 def test_the_processors_node_removed_mid_run_fails_the_run_and_seals_the_file(
     tmp_path: Path, cluster: Any
 ) -> None:

@@ -225,6 +225,7 @@ class ClusterPipeline:
         self._monitor: threading.Thread | None = None
         self._lock = threading.Lock()
         self._report: RunReport | None = None
+        self._started = 0.0
 
     def start(self) -> None:
         """Place every node's supervisor (one placement group), then start each part.
@@ -253,6 +254,7 @@ class ClusterPipeline:
             self._teardown()
             raise
         self.state = "running"
+        self._started = time.monotonic()
         self._monitor = threading.Thread(target=self._watch, name="rigd-cluster", daemon=True)
         self._monitor.start()
 
@@ -317,7 +319,7 @@ class ClusterPipeline:
             self._report = RunReport(
                 run_id=self.run_id,
                 state=self.state,
-                duration_s=0.0,
+                duration_s=time.monotonic() - self._started if self._started else 0.0,
                 files=tuple(f for r in reports for f in r.get("files", ())),
                 frames={k: v for r in reports for k, v in r.get("frames", {}).items()},
                 dropped={k: v for r in reports for k, v in r.get("dropped", {}).items()},

@@ -94,13 +94,14 @@ def _resources(text: str) -> tuple[float, float]:
     return max(1.0, cpus), gpus
 
 
-def _replay_one(text: str, run_file: str, out_dir: str) -> dict[str, Any]:
+def _replay_one(text: str, run_file: str, out_dir: str, in_task: bool = False) -> dict[str, Any]:
     """One file (in this process, or in a Ray task): the result as a dict."""
     from rigd.actors import _session
     from rigd.config import load_pipeline
     from rigd.pipeline import Pipeline, plan_pipeline
 
-    _session.run_locally()  # in a Ray task: this node's processes and rings
+    if in_task:
+        _session.run_locally()  # a Ray task's pipeline: this node's processes and rings
     start = time.monotonic()
     try:
         part = replay_pipeline(text, run_file, out_dir)
@@ -163,10 +164,12 @@ def reprocess(
     else:
         from rigd.actors import _session, get, init, remote, wait
 
-        init(address=address, ignore_reinit_error=True)
+        connected = _session.ray_backend() is not None
+        if not connected:
+            init(address=address)
         cpus, gpus = _resources(text)
         task = remote(_replay_one).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
-        pending = {task.remote(text, path, out): path for path in paths}
+        pending = {task.remote(text, path, out, True): path for path in paths}
         while pending:
             (ref,), _ = wait(list(pending), num_returns=1)
             path = pending.pop(ref)
@@ -174,7 +177,8 @@ def reprocess(
                 finished(get(ref))
             except Exception as exc:  # noqa: BLE001 - the task's worker died
                 finished(asdict(FileResult(path, "failed", error=f"{type(exc).__name__}: {exc}")))
-        _session.shutdown()
+        if not connected:
+            _session.shutdown()
     return [results[p] for p in paths]
 
 
