@@ -1,27 +1,59 @@
-"""The whole error tree of rigd.
+"""The whole error tree of rigd: every exception class the package defines.
 
 ::
 
     RigdError
     ├── TaskError             a method or task raised; also an instance of the
-    │                         original exception's class
+    │   │                     original exception's class
+    │   └── TaskCancelledError  the call was cancelled with rigd.cancel (a
+    │                         TaskError, so ``except RayTaskError`` catches it)
     ├── ActorDiedError        the actor's process is gone (killed, crashed,
     │                         exited, or its constructor failed)
     ├── WorkerCrashedError    the worker running a task died (after retries)
-    │   └── TaskCancelledError  the call was cancelled with rigd.cancel
-    ├── OwnerDiedError        the process that owns a borrowed ref died before
+    ├── ObjectLostError       a ref's value can no longer be had
+    │   └── OwnerDiedError    the process that owns a borrowed ref died before
     │                         its value was ready
     ├── GetTimeoutError       rigd.get or rigd.wait ran out of time (also a
     │                         TimeoutError)
     ├── RuntimeNotRunningError  the runtime was shut down under a call
-    ├── ResourceUnavailableError  a resource request can never be met
+    ├── ResourceUnavailableError  a resource request can never be met (also a
+    │                         ValueError)
     ├── EndOfStream           a ring's writer closed it and every frame was read
     ├── RingClosedError       a ring endpoint was used after we closed it
     ├── RingBrokenError       the process at the other end of a ring died
     ├── RingLayoutError       a segment is not a ring of this layout version
+    │                         (also a ValueError)
     ├── RecordingError        a recording stopped on a write error (also an
     │                         OSError); the file keeps what was written
-    └── WouldBlock            a *_nowait call would have had to wait
+    ├── WouldBlock            a *_nowait call would have had to wait
+    ├── PipelineFileError     a pipeline file is wrong, nothing started (also a
+    │   │                     ValueError; rigd.config)
+    │   └── ServiceConfigError  a service config is wrong, the daemon did not
+    │                         start (rigd.config)
+    ├── ExpressionError       a trigger expression is not allowed or not well
+    │                         formed (also a ValueError; rigd.pipeline)
+    ├── TransitionError       the daemon's state does not allow the request
+    │                         (HTTP 409; rigd.service)
+    ├── InsufficientStorageError  the run cannot fit the data directory's free
+    │                         space (HTTP 507; rigd.service)
+    ├── NotFoundError         no such run or pipeline file (HTTP 404; also a
+    │                         LookupError; rigd.service)
+    ├── ApiError              the daemon answered the CLI's client with an error,
+    │                         or could not be reached (rigd.service)
+    └── CamerasUnavailableError  no camera can be listed: Aravis or PyGObject is
+                              missing (also a RuntimeError; rigd.service)
+
+Each class is defined here, once; the modules that raise it import it from
+here, and the public packages (``rigd.exceptions``, ``rigd.config``,
+``rigd.pipeline``, ``rigd.service``) export it under the same name. A class
+that is also a built-in error (``ValueError``, ``OSError``, ...) stays one, so
+``except ValueError:`` written before it joined the tree still catches it.
+``tests/test_error_tree.py`` walks the package and fails on an exception class
+defined outside this tree.
+
+Not an error, and so not in the tree: ``rigd.actor.exit_actor``'s
+``ActorExit`` derives from ``BaseException`` (as ``SystemExit`` does), so an
+actor's own ``except Exception:`` never swallows the exit.
 
 Errors of the caller's own making (a wrong argument, an unknown option) are
 plain ``TypeError``/``ValueError``/``AttributeError`` raised at the call site.
@@ -29,14 +61,21 @@ plain ``TypeError``/``ValueError``/``AttributeError`` raised at the call site.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
     "ActorDiedError",
+    "ApiError",
+    "CamerasUnavailableError",
     "EndOfStream",
+    "ExpressionError",
     "GetTimeoutError",
+    "InsufficientStorageError",
+    "NotFoundError",
     "ObjectLostError",
     "OwnerDiedError",
+    "PipelineFileError",
     "RecordingError",
     "ResourceUnavailableError",
     "RigdError",
@@ -44,8 +83,10 @@ __all__ = [
     "RingClosedError",
     "RingLayoutError",
     "RuntimeNotRunningError",
+    "ServiceConfigError",
     "TaskCancelledError",
     "TaskError",
+    "TransitionError",
     "WorkerCrashedError",
     "WouldBlock",
 ]
@@ -172,11 +213,16 @@ class WorkerCrashedError(RigdError):
 
 
 class TaskCancelledError(TaskError):
-    """Raised by ``rigd.get`` on the ref of a call that was cancelled.
+    """Raised by ``rigd.get`` on the ref of a call that ``rigd.cancel`` cancelled.
 
-    A ``TaskError`` too, so code written for Ray's guide (``except
-    RayTaskError``) catches it. You do not get it for a running call of a
-    serial or threaded actor, or a running task: those are not interrupted.
+    A subclass of ``TaskError`` (not of ``WorkerCrashedError``), so code
+    written for Ray's guide (``except RayTaskError``) catches it. You get it
+    for a call not yet started (dropped), for a running task (it gets
+    ``KeyboardInterrupt`` in its worker, or with ``force=True`` its worker
+    is killed), for a running call of an async actor (it gets
+    ``asyncio.CancelledError``), and from the next item of a cancelled
+    streaming generator. You do not get it for a running call of a serial or
+    threaded actor: that call is not interrupted and returns as usual.
     """
 
     def __init__(self, message: str) -> None:
@@ -255,3 +301,64 @@ class RecordingError(RigdError, OSError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self.path, self.frames_written))
+
+
+# -- configuration (rigd.config) ---------------------------------------------------------
+
+
+class PipelineFileError(RigdError, ValueError):
+    """A pipeline file is wrong; nothing was started. The message names file, line and key.
+
+    ``problems`` lists every problem found (one line each); the message is
+    those lines. Raised by ``rigd.config.load_pipeline`` and by planning a
+    pipeline (``rigd.pipeline.plan_pipeline``).
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class ServiceConfigError(PipelineFileError):
+    """A service config is wrong; the daemon did not start. Names file, line and key."""
+
+
+# -- the pipeline layer (rigd.pipeline) ------------------------------------------------
+
+
+class ExpressionError(RigdError, ValueError):
+    """A trigger expression that is not allowed or not well formed.
+
+    Raised by ``rigd.pipeline.Expression`` at load, with the column of the
+    problem; a ``ValueError`` too, as it was before it joined the tree.
+    """
+
+
+# -- the service (rigd.service) ----------------------------------------------------------
+
+
+class TransitionError(RigdError):
+    """The request is not allowed in the daemon's state (HTTP 409)."""
+
+
+class InsufficientStorageError(RigdError):
+    """The run cannot fit the free space of the data directory (HTTP 507)."""
+
+
+class NotFoundError(RigdError, LookupError):
+    """No such run or pipeline file (HTTP 404)."""
+
+
+class ApiError(RigdError):
+    """The daemon answered the CLI's REST client with an error, or could not be reached.
+
+    ``status`` is the HTTP status, or ``None`` when no answer came.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CamerasUnavailableError(RigdError, RuntimeError):
+    """Raised when no camera can be listed because Aravis (or PyGObject) is missing."""

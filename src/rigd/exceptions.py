@@ -4,14 +4,27 @@ Ray's names are here too, for code that catches them: ``RayError`` is
 ``RigdError``, ``RayTaskError`` is ``TaskError`` and ``RayActorError`` is
 ``ActorDiedError`` (Ray's ``ActorDiedError`` is its subclass; here they are
 one class).
+
+Every error class rigd defines is here, whichever layer raises it (the tree
+is drawn in ``rigd._exceptions``): the pipeline file's ``PipelineFileError``
+and ``ServiceConfigError`` (also in ``rigd.config``), ``ExpressionError``
+(also in ``rigd.pipeline``), and the service's ``TransitionError``,
+``InsufficientStorageError``, ``NotFoundError``, ``ApiError`` and
+``CamerasUnavailableError``.
 """
 
 from rigd._exceptions import (
     ActorDiedError,
+    ApiError,
+    CamerasUnavailableError,
     EndOfStream,
+    ExpressionError,
     GetTimeoutError,
+    InsufficientStorageError,
+    NotFoundError,
     ObjectLostError,
     OwnerDiedError,
+    PipelineFileError,
     RecordingError,
     ResourceUnavailableError,
     RigdError,
@@ -19,8 +32,10 @@ from rigd._exceptions import (
     RingClosedError,
     RingLayoutError,
     RuntimeNotRunningError,
+    ServiceConfigError,
     TaskCancelledError,
     TaskError,
+    TransitionError,
     WorkerCrashedError,
     WouldBlock,
 )
@@ -32,10 +47,16 @@ RayActorError = ActorDiedError
 
 __all__ = [
     "ActorDiedError",
+    "ApiError",
+    "CamerasUnavailableError",
     "EndOfStream",
+    "ExpressionError",
     "GetTimeoutError",
+    "InsufficientStorageError",
+    "NotFoundError",
     "ObjectLostError",
     "OwnerDiedError",
+    "PipelineFileError",
     "RayActorError",
     "RayError",
     "RayTaskError",
@@ -46,8 +67,10 @@ __all__ = [
     "RingClosedError",
     "RingLayoutError",
     "RuntimeNotRunningError",
+    "ServiceConfigError",
     "TaskCancelledError",
     "TaskError",
+    "TransitionError",
     "WorkerCrashedError",
     "WouldBlock",
 ]

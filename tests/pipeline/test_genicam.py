@@ -195,3 +195,16 @@ def test_planning_a_camera_pipeline_does_not_open_the_camera(tmp_path: Path) -> 
 
     assert plan.deferred == ("camera", "recorder")
     assert plan.rings == ()
+
+
+def test_gigevision_block_ids_unwrap_past_65535_and_skipped_ids_are_counted() -> None:
+    from rigd.pipeline._genicam_options import FrameIds
+
+    ids = FrameIds(gigevision=True, base=0)
+
+    got = [ids.unwrap(raw) for raw in (65534, 65535, 1, 3)]
+    ids.restart(ids.last_id + 1)  # the camera came back: its ids start anew
+    after = [ids.unwrap(raw) for raw in (7, 8)]
+
+    assert got == [(0, 0), (1, 0), (2, 0), (4, 1)]
+    assert after == [(5, 0), (6, 0)]

@@ -37,7 +37,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rigd._exceptions import RigdError
+from rigd._exceptions import PipelineFileError
 
 __all__ = [
     "ActorConfig",
@@ -57,14 +57,6 @@ _LINK = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*->\s*({_NAME})\.({_NAME})\s*$")
 # At most 64 characters: names go into ring and segment names (255 bytes at most).
 Name = Annotated[str, Field(pattern=rf"^{_NAME}$", max_length=64)]
 _M = TypeVar("_M", bound="BaseModel")
-
-
-class PipelineFileError(RigdError, ValueError):
-    """A pipeline file is wrong; nothing was started. The message names file, line and key."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
 
 
 class _Model(BaseModel):

@@ -24,15 +24,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rigd.config._pipeline_file import PipelineFileError, validate_yaml
+from rigd._exceptions import ServiceConfigError
+from rigd.config._pipeline_file import validate_yaml
 
 __all__ = ["ServiceConfig", "ServiceConfigError", "load_service_config"]
 
 DEFAULT_PORT = 8470
-
-
-class ServiceConfigError(PipelineFileError):
-    """A service config is wrong; the daemon did not start. Names file, line and key."""
 
 
 def default_state_dir() -> Path:

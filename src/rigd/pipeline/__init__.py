@@ -27,7 +27,9 @@ from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._device import DeviceSource
 from rigd.pipeline._dff import DeltaFOverF
 from rigd.pipeline._expression import Expression, ExpressionError
-from rigd.pipeline._motion import MotionCorrection, PhaseCorrelation
+from rigd.pipeline._frame_trigger import FrameTrigger
+from rigd.pipeline._motion import MotionCorrection
+from rigd.pipeline._phase_correlation import PhaseCorrelation
 from rigd.pipeline._plan import ActorPlan, Plan, RingPlan, plan_pipeline
 from rigd.pipeline._playback import FilePlayback
 from rigd.pipeline._processor import Emission, FrameProcessor
@@ -36,7 +38,7 @@ from rigd.pipeline._recorder import HDF5Recorder
 from rigd.pipeline._roi import RoiTraces, roi_masks
 from rigd.pipeline._stats import FrameStats
 from rigd.pipeline._supervisor import LinkStatus, Pipeline, PipelineStatus, RunReport
-from rigd.pipeline._trigger import FrameTrigger, TriggeredRecorder
+from rigd.pipeline._trigger import TriggeredRecorder
 from rigd.pipeline._zmq_source import ZmqSource
 
 __all__ = [
@@ -79,7 +81,7 @@ __all__ = [
 
 # name: (module, the extra that brings its library)
 _OPTIONAL = {
-    "GenICamCamera": ("rigd.pipeline._genicam", "genicam"),
+    "GenICamCamera": ("rigd.pipeline._genicam_camera", "genicam"),
     "list_cameras": ("rigd.pipeline._genicam", "genicam"),
     "TiffStack": ("rigd.pipeline._tiff", "tiff"),
     "VideoSource": ("rigd.pipeline._video", "video"),

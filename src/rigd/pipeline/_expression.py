@@ -24,6 +24,10 @@ import ast
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from rigd._exceptions import ExpressionError
+
 __all__ = ["Expression", "ExpressionError", "History"]
 
 _MAX_TEXT = 1000
@@ -32,10 +36,6 @@ _MAX_HISTORY = 100_000
 _HISTORY_FUNCTIONS = ("mean_of_last", "max_of_last", "min_of_last", "std_of_last")
 
 Node = Callable[[dict[str, Any]], Any]
-
-
-class ExpressionError(ValueError):
-    """A trigger expression that is not allowed or not well formed."""
 
 
 class Expression:
@@ -80,6 +80,12 @@ class Expression:
         ``past[name]`` the previous values of each name in ``history``
         (an ``xp`` array, oldest first; may be shorter than asked)."""
         return self._root({"xp": xp, "values": values, "past": past})
+
+    def holds(self, xp: Any, values: Mapping[str, Any], past: Mapping[str, Any]) -> bool:
+        """``evaluate`` as a host boolean. A division by zero gives inf or NaN
+        (numpy's rule), never an error that would stop the actor."""
+        with np.errstate(all="ignore"):
+            return bool(self.evaluate(xp, values, past))
 
     # -- compiling ---------------------------------------------------------------
 

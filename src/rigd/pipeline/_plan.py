@@ -5,163 +5,29 @@ starts, and reported as one ``PipelineFileError`` naming the file, the line
 and the key of each problem: a class that cannot be imported, a link naming
 an unknown actor or endpoint, a cycle, an input with no writer or two, and
 linked endpoints whose shapes or dtypes disagree.
+
+This module checks the actors, their classes and the links;
+``_plan_classes`` imports the classes (or refuses their modules),
+``_plan_shapes`` carries shapes and dtypes along the links and sizes the
+rings, and ``_plan_records`` holds the ``Plan`` it returns.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rigd.actors import Actor
-from rigd.config import ActorConfig, PipelineFile, PipelineFileError, load_pipeline
-from rigd.pipeline._device import DeviceSource
-from rigd.storage import FrameRing, RecordField, shm_free_bytes
+from rigd.config import ActorConfig, LinkConfig, PipelineFile, PipelineFileError, load_pipeline
+from rigd.pipeline._plan_classes import actor_class, check_options, import_path, refused_module
+from rigd.pipeline._plan_records import ActorPlan, Plan, RingPlan
+from rigd.pipeline._plan_shapes import ShapeStage
 
 __all__ = ["ActorPlan", "Plan", "RingPlan", "plan_pipeline"]
 
-FrameSpec = tuple[tuple[int, ...], str]
 _RECORDER_CLASS = "rigd.pipeline.HDF5Recorder"
-
-
-@dataclass(frozen=True)
-class RingPlan:
-    """One ring: an actor's output, read by one or more inputs."""
-
-    name: str  # "<actor>.<output>"
-    writer: str
-    output: str
-    shape: tuple[int, ...]
-    dtype: str
-    slots: int
-    #: (actor, input, policy, low_latency) per reader.
-    readers: tuple[tuple[str, str, str, bool], ...]
-    #: What each column of a records output means (the class's ``describe_fields``).
-    fields: tuple[RecordField, ...] = ()
-
-
-@dataclass(frozen=True)
-class ActorPlan:
-    name: str
-    cls: type[Actor]
-    config: ActorConfig
-    options: dict[str, Any]
-    #: Names of the actors whose outputs this one reads.
-    upstream: tuple[str, ...]
-    #: A device source (``DeviceSource``): the supervisor starts it first and it
-    #: opens its device and reports its shapes and settings.
-    opens_device: bool = False
-
-    @property
-    def is_source(self) -> bool:
-        return not self.upstream
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A checked pipeline: actors in dependency order (sources first) and rings.
-
-    ``deferred`` names the actors whose output shapes are not known yet: the
-    device sources (they report them once their device is open, in their
-    own process) and every actor downstream of one. Their rings are not in
-    ``rings`` until ``resolve`` is given what the devices reported.
-    """
-
-    file: PipelineFile
-    actors: tuple[ActorPlan, ...]
-    rings: tuple[RingPlan, ...]
-    recorders: tuple[str, ...] = field(default=())
-    deferred: tuple[str, ...] = field(default=())
-    _stage: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def name(self) -> str:
-        return self.file.config.name
-
-    def _is_device(self, name: str) -> bool:
-        return any(a.name == name and a.opens_device for a in self.actors)
-
-    @property
-    def resolved(self) -> bool:
-        """Whether every ring's shape is known."""
-        return not self.deferred
-
-    def resolve(self, device_outputs: Mapping[str, Mapping[str, FrameSpec]]) -> Plan:
-        """The plan with what each device source reported: every shape known.
-
-        Args:
-            device_outputs: per device source, each output's (shape, dtype).
-
-        Raises:
-            PipelineFileError: the reported shapes do not fit the links (with
-                file, line and key), or a device source is missing.
-        """
-        missing = [n for n in self.deferred if n in device_outputs or self._is_device(n)]
-        missing = [n for n in missing if n not in device_outputs]
-        if missing:
-            raise ValueError(f"no shapes reported by device source(s) {missing}")
-        if self._stage is None:
-            return self
-        plan: Plan = self._stage.plan(device_outputs)
-        return plan
-
-
-def _import(path: str) -> Any:
-    module_name, _, attr = path.rpartition(".")
-    if not module_name:
-        raise ImportError(f"{path!r} is not a dotted import path (module.Class)")
-    module = importlib.import_module(module_name)
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ImportError(f"module {module_name!r} has no attribute {attr!r}") from None
-
-
-#: Modules never imported through a pipeline, whatever the allow-list: the
-#: daemon's own (its CLI, its server) and program entry points.
-_NEVER_IMPORTED = ("rigd.service", "rigd.__main__", "rigd.actors._worker")
-
-
-def _entry_point_modules() -> set[str]:
-    """Modules that are programs: every installed console script's module."""
-    from importlib.metadata import entry_points
-
-    found = set()
-    for group in ("console_scripts", "gui_scripts"):
-        for entry in entry_points(group=group):
-            found.add(entry.value.split(":")[0].strip())
-    return found
-
-
-def refused_module(module: str) -> str | None:
-    """Why ``module`` may not be imported through a pipeline, or None.
-
-    Importing a module runs it: a module whose import has side effects (a
-    ``__main__``, a program's entry point, the daemon's own CLI and server)
-    must never be reachable from a pipeline file.
-    """
-    parts = module.split(".")
-    if not all(part.isidentifier() for part in parts):
-        return f"{module!r} is not a module name"
-    if any(part.startswith("__") for part in parts):
-        return f"module {module!r} is a program's __main__ (or another dunder module)"
-    for never in _NEVER_IMPORTED:
-        if module == never or module.startswith(never + "."):
-            return f"module {module!r} is part of the daemon itself"
-    if module in _entry_point_modules():
-        return f"module {module!r} is a program's entry point (a console script)"
-    return None
-
-
-def _actor_class(value: Any) -> Any:
-    # A class already made remote with @rigd.remote: plan with the class itself.
-    return getattr(value, "_cls", value)
 
 
 def plan_pipeline(
@@ -212,8 +78,6 @@ def plan_pipeline(
     link_keys: list[tuple[Any, ...]] = [("links", i) for i in range(len(links))]
     # The record: shorthand adds a recorder fed by lossless links.
     if config.record:
-        from rigd.config import LinkConfig
-
         if "recorder" not in actors:
             recording = config.recording.model_dump()
             slots = recording.pop("slots")
@@ -250,7 +114,7 @@ def plan_pipeline(
             )
             continue
         try:
-            value = _actor_class(_import(actor.class_path))
+            value = actor_class(import_path(actor.class_path))
         except Exception as exc:  # noqa: BLE001 - any import failure is the file's problem
             problems.append(
                 f"{pfile.where(*key)}: class {actor.class_path!r} cannot be imported: "
@@ -268,7 +132,7 @@ def plan_pipeline(
     # Options: the class's constructor must take them.
     for name, cls in list(classes.items()):
         key = ("actors", index[name], "options") if index[name] >= 0 else ("recording",)
-        wrong = _check_options(cls, actors[name].options)
+        wrong = check_options(cls, actors[name].options)
         if wrong:
             problems.append(f"{pfile.where(*key)}: {name} ({actors[name].class_path}): {wrong}")
             continue
@@ -332,7 +196,7 @@ def plan_pipeline(
     if problems:
         raise PipelineFileError(problems)
 
-    stage = _ShapeStage(
+    stage = ShapeStage(
         pfile=pfile,
         order=tuple(order),
         actors=actors,
@@ -343,244 +207,6 @@ def plan_pipeline(
         edges={name: tuple(sorted(up)) for name, up in edges.items()},
     )
     return stage.plan({})
-
-
-@dataclass(frozen=True)
-class _ShapeStage:
-    """A checked pipeline before its shapes are known: what ``resolve`` needs."""
-
-    pfile: PipelineFile
-    order: tuple[str, ...]
-    actors: Mapping[str, ActorConfig]
-    classes: Mapping[str, type[Actor]]
-    index: Mapping[str, int]
-    links: tuple[Any, ...]
-    link_keys: tuple[tuple[Any, ...], ...]
-    edges: Mapping[str, tuple[str, ...]]
-
-    def _check_shm(self, rings: tuple[RingPlan, ...]) -> None:
-        """Refuse, at load, rings that /dev/shm cannot hold (not a failure at start)."""
-        if not rings:
-            return
-        total = sum(_ring_bytes(r) for r in rings)
-        free = shm_free_bytes()
-        if total <= free:
-            return
-        big = max(rings, key=_ring_bytes)
-        key = next(
-            (
-                k
-                for link, k in zip(self.links, self.link_keys, strict=True)
-                if f"{link.source[0]}.{link.source[1]}" == big.name
-            ),
-            self._key(big.writer, "options"),
-        )
-        raise PipelineFileError(
-            [
-                f"{self.pfile.where(*key)}: the rings need {total / 2**20:.1f} MiB of /dev/shm "
-                f"but it has {free / 2**20:.1f} MiB free (the largest, {big.name}: {big.slots} "
-                f"slots of {_fmt((big.shape, big.dtype))} frames, {_ring_bytes(big) / 2**20:.1f} "
-                "MiB); use fewer or smaller slots or frames, or enlarge /dev/shm "
-                "(docker: --shm-size)"
-            ]
-        )
-
-    def _key(self, name: str, *rest: Any) -> tuple[Any, ...]:
-        if self.index[name] >= 0:
-            return ("actors", self.index[name], *rest)
-        return ("recording",)
-
-    def plan(self, device_specs: Mapping[str, Mapping[str, FrameSpec]]) -> Plan:
-        """Shapes and dtypes in dependency order; rings for the known ones.
-
-        An actor that opens its device to learn its shapes (``DeviceSource``)
-        is *deferred* unless ``device_specs`` has what it reported; so is
-        every actor downstream of a deferred one.
-        """
-        pfile, actors, classes = self.pfile, self.actors, self.classes
-        problems: list[str] = []
-        specs: dict[tuple[str, str], FrameSpec] = {}
-        fields: dict[tuple[str, str], tuple[RecordField, ...]] = {}
-        input_specs: dict[str, dict[str, FrameSpec]] = {name: {} for name in actors}
-        deferred: list[str] = []
-        for name in self.order:
-            actor = actors[name]
-            cls = classes[name]
-            if any(up in deferred for up in self.edges[name]):
-                deferred.append(name)
-                continue
-            device = _defers(cls, actor.options)
-            try:
-                described = dict(cls.describe_outputs(actor.options, input_specs[name]))
-            except Exception as exc:  # noqa: BLE001 - bad options are the file's problem
-                problems.append(f"{pfile.where(*self._key(name, 'options'))}: {name}: {exc}")
-                continue
-            if device and name not in device_specs:
-                deferred.append(name)
-                continue
-            if name in device_specs:
-                described.update(device_specs[name])
-            else:
-                for out, given in actor.outputs.items():
-                    try:
-                        described[out] = (
-                            tuple(int(n) for n in given["shape"]),
-                            np.dtype(given["dtype"]).str,
-                        )
-                    except (KeyError, TypeError, ValueError) as exc:
-                        problems.append(
-                            f"{pfile.where('actors', self.index[name], 'outputs', out)}: give "
-                            f"shape and dtype, e.g. {{shape: [512, 512], dtype: uint16}} ({exc})"
-                        )
-            for out in cls.output_names:
-                if out in described:
-                    shape, dtype = described[out]
-                    specs[name, out] = (tuple(int(n) for n in shape), np.dtype(dtype).str)
-            # An optional class hook: ``describe_fields(options, inputs)`` names
-            # the columns of records outputs, so recorders store them by name.
-            describe_fields = getattr(cls, "describe_fields", None)
-            if describe_fields is not None:
-                try:
-                    named_outputs = dict(describe_fields(actor.options, input_specs[name]))
-                    for out, named in named_outputs.items():
-                        fields[name, out] = tuple(
-                            f if isinstance(f, RecordField) else RecordField(str(f)) for f in named
-                        )
-                except Exception as exc:  # noqa: BLE001 - bad options are the file's problem
-                    problems.append(f"{pfile.where(*self._key(name, 'options'))}: {name}: {exc}")
-            for link, key in zip(self.links, self.link_keys, strict=True):
-                if link.source[0] != name:
-                    continue
-                spec = specs.get(link.source)
-                dst, inp = link.target
-                if spec is None:
-                    problems.append(
-                        f"{pfile.where(*key)}: the shape and dtype of {link.source[0]}."
-                        f"{link.source[1]} are not known; give them under the actor's outputs: "
-                        "{frames: {shape: [...], dtype: ...}}"
-                    )
-                    continue
-                wanted = _wanted_input(classes[dst], actors[dst].options, inp)
-                if wanted is not None and (
-                    tuple(wanted[0]) != spec[0] or np.dtype(wanted[1]).str != spec[1]
-                ):
-                    problems.append(
-                        f"{pfile.where(*key)}: {link.link!r} links {_fmt(spec)} frames to an "
-                        f"input that takes {_fmt((tuple(wanted[0]), np.dtype(wanted[1]).str))}"
-                    )
-                input_specs[dst][inp] = spec
-        if problems:
-            raise PipelineFileError(problems)
-
-        rings: dict[tuple[str, str], dict[str, Any]] = {}
-        for link in self.links:
-            if link.source[0] in deferred:
-                continue
-            ring = rings.setdefault(link.source, {"slots": link.slots, "readers": []})
-            ring["slots"] = max(ring["slots"], link.slots)
-            ring["readers"].append((*link.target, link.policy, link.low_latency))
-        # A class may check the links into it (a triggered recorder: latest
-        # links, slots for its pre-trigger frames): ``check_links(options,
-        # {input: (policy, slots)})`` returns its problems, one per input.
-        for name in self.order:
-            check = getattr(classes[name], "check_links", None)
-            if check is None or name in deferred:
-                continue
-            into = {
-                link.target[1]: (str(link.policy), rings[link.source]["slots"], key)
-                for link, key in zip(self.links, self.link_keys, strict=True)
-                if link.target[0] == name and link.source in rings
-            }
-            found = check(actors[name].options, {k: v[:2] for k, v in into.items()})
-            for inp, problem in dict(found).items():
-                where = (
-                    pfile.where(*into[inp][2])
-                    if inp in into
-                    else pfile.where(*self._key(name, "options"))
-                )
-                problems.append(f"{where}: {problem}")
-        if problems:
-            raise PipelineFileError(problems)
-        # An output no link reads still gets a ring: its actor runs the same,
-        # and its frames go nowhere (no reader holds the writer back).
-        for name in self.order:
-            for out in classes[name].output_names:
-                if (name, out) in specs and (name, out) not in rings:
-                    rings[name, out] = {"slots": 16, "readers": []}
-        ring_plans = tuple(
-            RingPlan(
-                name=f"{src}.{out}",
-                writer=src,
-                output=out,
-                shape=specs[src, out][0],
-                dtype=specs[src, out][1],
-                slots=ring["slots"],
-                readers=tuple(ring["readers"]),
-                fields=fields.get((src, out), ()),
-            )
-            for (src, out), ring in rings.items()
-        )
-        self._check_shm(ring_plans)
-        actor_plans = tuple(
-            ActorPlan(
-                name=name,
-                cls=classes[name],
-                config=actors[name],
-                options=dict(actors[name].options),
-                upstream=self.edges[name],
-                opens_device=issubclass(classes[name], DeviceSource),
-            )
-            for name in self.order
-        )
-        # Recorders: every actor whose class records (``records = True``): the
-        # HDF5Recorder, a TriggeredRecorder, a user's own.
-        recorders = tuple(n for n in self.order if getattr(classes[n], "records", False))
-        return Plan(pfile, actor_plans, ring_plans, recorders, tuple(deferred), self)
-
-
-def _ring_bytes(ring: RingPlan) -> int:
-    # As the supervisor makes them: room for 4 restarted readers.
-    return FrameRing.bytes_needed(ring.shape, ring.dtype, ring.slots, len(ring.readers) + 4)
-
-
-def _defers(cls: type[Actor], options: Mapping[str, Any]) -> bool:
-    return issubclass(cls, DeviceSource) and cls.defers_outputs(options)
-
-
-def _check_options(cls: type[Actor], options: Mapping[str, Any]) -> str | None:
-    """What is wrong with ``options`` for ``cls(**options)``, or None."""
-    try:
-        signature = inspect.signature(cls.__init__)
-    except (TypeError, ValueError):
-        return None
-    params = list(signature.parameters.values())[1:]
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    named = {
-        p.name: p
-        for p in params
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    }
-    unknown = sorted(set(options) - set(named))
-    if unknown:
-        return f"unknown option(s) {unknown}; its options are {sorted(named) or 'none'}"
-    missing = sorted(
-        n for n, p in named.items() if p.default is inspect.Parameter.empty and n not in options
-    )
-    if missing:
-        return f"missing required option(s) {missing}"
-    return None
-
-
-def _wanted_input(cls: type[Actor], options: Mapping[str, Any], name: str) -> Any:
-    describe = getattr(cls, "describe_inputs", None)
-    if describe is None:
-        return None
-    return describe(options).get(name)
-
-
-def _fmt(spec: FrameSpec) -> str:
-    return f"{'x'.join(str(n) for n in spec[0])} {np.dtype(spec[1]).name}"
 
 
 def _topological(edges: dict[str, set[str]], problems: list[str], pfile: PipelineFile) -> list[str]:

@@ -33,9 +33,8 @@ from typing import Any
 
 import numpy as np
 
-import rigd
 from rigd._exceptions import EndOfStream, WouldBlock
-from rigd.actors import Actor
+from rigd.actors import Actor, get_gpu_ids
 from rigd.gpu import DeviceFrames, array_module, to_host
 
 __all__ = ["Emission", "FrameProcessor"]
@@ -78,7 +77,7 @@ class FrameProcessor(Actor):
     def setup(self) -> None:
         reader = self.inputs.frames
         self.linked_outputs = frozenset(self.outputs)
-        self.xp = array_module(bool(rigd.get_gpu_ids()))
+        self.xp = array_module(bool(get_gpu_ids()))
         self.backend: str = self.xp.__name__
         self.frames_in = 0
         self.frames_out = 0
@@ -178,7 +177,7 @@ class FrameProcessor(Actor):
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "backend": self.backend,
-            "gpu_ids": rigd.get_gpu_ids(),
+            "gpu_ids": get_gpu_ids(),
         }
 
     @staticmethod

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-import rigd
-from rigd.actors import Actor
+from rigd.actors import Actor, get_gpu_ids
 from rigd.gpu import array_module
 from rigd.storage import RecordField
 
@@ -49,7 +48,7 @@ class FrameStats(Actor):
         }
 
     def setup(self) -> None:
-        self._xp = array_module(bool(rigd.get_gpu_ids()))
+        self._xp = array_module(bool(get_gpu_ids()))
         self.backend = self._xp.__name__
         self._row = np.empty(3, np.float64)
 

@@ -29,14 +29,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import rigd
 from rigd._exceptions import ActorDiedError, RigdError, TaskError
-from rigd.actors import ActorHandle
+from rigd.actors import ActorHandle, ActorInfo, get, init, is_initialized, kill, list_actors, remote
 from rigd.pipeline._bridge import fed_from_afar, stop_order
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
 from rigd.pipeline._plan import Plan
-from rigd.state import ActorInfo
 from rigd.storage import FrameRing, recover_run, remove_stale_rings
 
 __all__ = ["LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
@@ -87,7 +85,7 @@ class RunReport:
 
 def _actor_infos() -> dict[str, ActorInfo]:
     """The session's actors by id, as the head knows them now."""
-    return {info.actor_id: info for info in rigd.state.list_actors()}
+    return {info.actor_id: info for info in list_actors()}
 
 
 class Pipeline:
@@ -140,8 +138,8 @@ class Pipeline:
         """
         if self.state != "created":
             raise RuntimeError(f"this pipeline was already loaded (state {self.state})")
-        if not rigd.is_initialized():
-            rigd.init()
+        if not is_initialized():
+            init()
         # Rings a crashed supervisor left behind (their owner's pid is dead).
         for segment in remove_stale_rings():
             log.warning("removed ring %s left by a process that died", segment)
@@ -161,7 +159,7 @@ class Pipeline:
             self._call_all("__rigd_attach__", lambda name: (open_endpoints, self._wiring[name]))
             self._call_all("__rigd_setup__")
             for name in self.plan.recorders:
-                self._recordings[name] = rigd.get(
+                self._recordings[name] = get(
                     self._handles[name].summary.remote(), timeout=_CALL_TIMEOUT_S
                 )
         except BaseException:
@@ -182,7 +180,7 @@ class Pipeline:
             # Downstream first, sources last: no frame is written before every
             # reader is attached and running.
             for actor in reversed(self.plan.actors):
-                rigd.get(self._handles[actor.name].__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
+                get(self._handles[actor.name].__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
         except BaseException:
             self.state = "failed"
             self._teardown(force=True)
@@ -329,7 +327,7 @@ class Pipeline:
         reported: dict[str, dict[str, Any]] = {}
         for actor, ref in zip(devices, refs, strict=True):
             try:
-                reported[actor.name] = rigd.get(ref, timeout=_CALL_TIMEOUT_S)
+                reported[actor.name] = get(ref, timeout=_CALL_TIMEOUT_S)
             except TaskError as exc:
                 # The device's own message (its last line), not the remote traceback.
                 lines = exc.remote_traceback.strip().splitlines() or [str(exc)]
@@ -347,7 +345,7 @@ class Pipeline:
             resources["num_cpus"] = actor.config.num_cpus
         if actor.config.num_gpus is not None:
             resources["num_gpus"] = actor.config.num_gpus
-        remote_class = rigd.remote(**resources)(actor.cls)
+        remote_class = remote(**resources)(actor.cls)
         handle = remote_class.options(name=actor.name, namespace=self.namespace).remote(
             **actor.options
         )
@@ -383,11 +381,11 @@ class Pipeline:
             handle = self._handles[actor.name]
             call_args = args(actor.name) if args is not None else ()
             refs.append(getattr(handle, method).remote(*call_args))
-        return rigd.get(refs, timeout=_CALL_TIMEOUT_S)
+        return get(refs, timeout=_CALL_TIMEOUT_S)
 
     def _all_finished(self) -> bool:
         try:
-            statuses = rigd.get(
+            statuses = get(
                 [h.__rigd_status__.remote() for h in self._handles.values()],
                 timeout=_CALL_TIMEOUT_S,
             )
@@ -417,12 +415,12 @@ class Pipeline:
             "pipeline %s: actor %r restarted (%d); rejoining", self.plan.name, name, restarts
         )
         try:
-            rigd.get(
+            get(
                 handle.__rigd_attach__.remote(open_endpoints, self._wiring[name]),
                 timeout=_CALL_TIMEOUT_S,
             )
-            rigd.get(handle.__rigd_setup__.remote(), timeout=_CALL_TIMEOUT_S)
-            rigd.get(handle.__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
+            get(handle.__rigd_setup__.remote(), timeout=_CALL_TIMEOUT_S)
+            get(handle.__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - it may die again; the next poll sees it
             log.error("pipeline %s: actor %r could not rejoin: %s", self.plan.name, name, exc)
             return
@@ -430,7 +428,7 @@ class Pipeline:
             if recorder == name:
                 continue
             with contextlib.suppress(Exception):
-                rigd.get(
+                get(
                     self._handles[recorder].note_event.remote(
                         f"actor {name} restarted ({restarts})"
                     ),
@@ -464,20 +462,18 @@ class Pipeline:
             try:
                 if not actor.is_source or fed_from_afar(actor.cls):
                     left = max(0.0, deadline - time.monotonic())
-                    drained = rigd.get(
+                    drained = get(
                         handle.__rigd_wait_finished__.remote(left), timeout=left + _CALL_TIMEOUT_S
                     )
                     if not drained:
                         log.warning("%s did not drain within %.0f s; stopping it", name, timeout)
-                rigd.get(handle.__rigd_stop__.remote(), timeout=_CALL_TIMEOUT_S)
+                get(handle.__rigd_stop__.remote(), timeout=_CALL_TIMEOUT_S)
             except Exception as exc:  # noqa: BLE001 - stop the rest whatever one does
                 log.error("pipeline %s: stopping %r failed: %s", self.plan.name, name, exc)
                 self._end_rings_of(name)
             if name in self.plan.recorders:
                 with contextlib.suppress(Exception):
-                    self._recordings[name] = rigd.get(
-                        handle.summary.remote(), timeout=_CALL_TIMEOUT_S
-                    )
+                    self._recordings[name] = get(handle.summary.remote(), timeout=_CALL_TIMEOUT_S)
 
     def _end_rings_of(self, name: str) -> None:
         """Close the rings a dead actor wrote, so its readers drain and end."""
@@ -501,7 +497,7 @@ class Pipeline:
                     restarts[name] = info.restarts
         for handle in self._handles.values():
             with contextlib.suppress(Exception):
-                rigd.kill(handle)
+                kill(handle)
         self._handles.clear()
         for ring in self._rings.values():
             ring.unlink()

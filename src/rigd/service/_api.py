@@ -34,6 +34,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rigd._exceptions import RigdError
 from rigd._version import __version__
 from rigd.config import PipelineFileError
 from rigd.service._daemon import Daemon, InsufficientStorageError, NotFoundError, TransitionError
@@ -637,11 +638,11 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
     return app
 
 
-class _UnauthorizedError(Exception):
+class _UnauthorizedError(RigdError):
     pass
 
 
-class _UnsupportedMediaError(Exception):
+class _UnsupportedMediaError(RigdError):
     pass
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rigd._exceptions import CamerasUnavailableError
+
 __all__ = ["CamerasUnavailableError", "camera_list", "format_camera_report"]
 
 _COLUMNS = ("id", "vendor", "model", "serial", "interface", "address")
-
-
-class CamerasUnavailableError(RuntimeError):
-    """Raised when no camera can be listed because Aravis (or PyGObject) is missing."""
 
 
 def camera_list() -> list[dict[str, str]]:

@@ -12,16 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from rigd._address import search_daemon
+from rigd._exceptions import ApiError
 
 __all__ = ["ApiClient", "ApiError", "format_status"]
-
-
-class ApiError(Exception):
-    """The daemon answered with an error, or could not be reached."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class ApiClient:

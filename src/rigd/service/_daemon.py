@@ -41,7 +41,7 @@ import numpy as np
 
 import rigd
 from rigd._address import default_runtime_dir
-from rigd._exceptions import RigdError
+from rigd._exceptions import InsufficientStorageError, NotFoundError, TransitionError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError, ServiceConfig, load_pipeline
 from rigd.gpu import inventory
 from rigd.pipeline import Pipeline, PipelineStatus, Plan, RunReport, plan_pipeline
@@ -77,18 +77,6 @@ class DaemonState(enum.StrEnum):
     RUNNING = "running"
     STOPPING = "stopping"
     FAILED = "failed"
-
-
-class TransitionError(RigdError):
-    """The request is not allowed in the daemon's state (HTTP 409)."""
-
-
-class InsufficientStorageError(RigdError):
-    """The run cannot fit the free space of the data directory (HTTP 507)."""
-
-
-class NotFoundError(RigdError, LookupError):
-    """No such run or pipeline file (HTTP 404)."""
 
 
 @dataclasses.dataclass

@@ -19,8 +19,8 @@ image by following ``default`` attributes and nothing is stored twice::
 The per-frame records (``frame_id``, ``timestamp_ns``, ``latency_ns``) and
 the drop ledger carry ``long_name``/``units``/``description`` attributes.
 
-Works on the h5py objects ``_hdf5`` hands it: the one module that imports
-h5py stays the one.
+Works on the h5py objects the run file's modules hand it: ``_h5file``, the
+one module that imports h5py, stays the one.
 """
 
 from __future__ import annotations

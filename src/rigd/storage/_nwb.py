@@ -1,7 +1,7 @@
 """NWB export of a run file: the only module of rigd that imports pynwb.
 
-It reads the run file through the h5py objects ``_hdf5.export_nwb`` hands it
-(``_hdf5`` stays the one module that imports h5py). ``write_nwb`` writes one
+It reads the run file through the h5py objects ``_run_inspect.export_nwb``
+hands it (``_h5file`` stays the one module that imports h5py). ``write_nwb`` writes one
 NWB file (Neurodata Without Borders, the format of DANDI) from a sealed run
 file:
 

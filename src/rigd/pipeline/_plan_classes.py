@@ -1,0 +1,99 @@
+"""The classes a pipeline file names: which modules may be imported, and whether
+a class takes the options the file gives it.
+
+Importing a module runs it, so a module is refused before it is imported
+when it is a program (a ``__main__``, a console script) or the daemon's own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+from rigd.actors import Actor
+
+__all__ = ["actor_class", "check_options", "import_path", "refused_module"]
+
+
+def import_path(path: str) -> Any:
+    """The object at the dotted ``path`` (``module.Class``).
+
+    Raises:
+        ImportError: not a dotted path, or the module has no such attribute
+            (and whatever importing the module raises).
+    """
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise ImportError(f"{path!r} is not a dotted import path (module.Class)")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ImportError(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+#: Modules never imported through a pipeline, whatever the allow-list: the
+#: daemon's own (its CLI, its server) and program entry points.
+_NEVER_IMPORTED = ("rigd.service", "rigd.__main__", "rigd.actors._worker")
+
+
+def _entry_point_modules() -> set[str]:
+    """Modules that are programs: every installed console script's module."""
+    found = set()
+    for group in ("console_scripts", "gui_scripts"):
+        for entry in entry_points(group=group):
+            found.add(entry.value.split(":")[0].strip())
+    return found
+
+
+def refused_module(module: str) -> str | None:
+    """Why ``module`` may not be imported through a pipeline, or None.
+
+    Importing a module runs it: a module whose import has side effects (a
+    ``__main__``, a program's entry point, the daemon's own CLI and server)
+    must never be reachable from a pipeline file.
+    """
+    parts = module.split(".")
+    if not all(part.isidentifier() for part in parts):
+        return f"{module!r} is not a module name"
+    if any(part.startswith("__") for part in parts):
+        return f"module {module!r} is a program's __main__ (or another dunder module)"
+    for never in _NEVER_IMPORTED:
+        if module == never or module.startswith(never + "."):
+            return f"module {module!r} is part of the daemon itself"
+    if module in _entry_point_modules():
+        return f"module {module!r} is a program's entry point (a console script)"
+    return None
+
+
+def actor_class(value: Any) -> Any:
+    """The class itself, for a class already made remote with ``@rigd.remote``."""
+    return getattr(value, "_cls", value)
+
+
+def check_options(cls: type[Actor], options: Mapping[str, Any]) -> str | None:
+    """What is wrong with ``options`` for ``cls(**options)``, or None."""
+    try:
+        signature = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return None
+    params = list(signature.parameters.values())[1:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    named = {
+        p.name: p
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    unknown = sorted(set(options) - set(named))
+    if unknown:
+        return f"unknown option(s) {unknown}; its options are {sorted(named) or 'none'}"
+    missing = sorted(
+        n for n, p in named.items() if p.default is inspect.Parameter.empty and n not in options
+    )
+    if missing:
+        return f"missing required option(s) {missing}"
+    return None

@@ -1,0 +1,140 @@
+"""The one module of rigd that imports h5py (and hdf5plugin, which registers
+the compression filters with HDF5): run files opened, created and laid out.
+
+Everything else in ``storage`` works on the h5py objects this module hands
+out (files, groups, datasets), typed ``Any`` there.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import h5py
+
+try:
+    import hdf5plugin  # noqa: F401 - registers the compression filters with HDF5
+except ImportError:  # a dependency, but raw files need none: require_filter says so
+    pass
+import numpy as np
+
+from rigd.storage._codecs import Codec
+from rigd.storage._run_layout import LEDGER_DTYPE, LIBVER, RECORD_CHUNK, StreamSpec
+from rigd.storage._superblock import read_superblock
+
+#: The HDF5 library h5py runs on, as NeXus's root attribute records it.
+HDF5_VERSION: str = h5py.version.hdf5_version
+
+
+def create_file(path: str | os.PathLike[str]) -> Any:
+    """Create a run file in HDF5 1.10's format; FileExistsError if one is there."""
+    return h5py.File(path, "x", libver=LIBVER)
+
+
+def open_file(
+    path: str | os.PathLike[str], mode: str, *, run_format: bool = False, locking: bool = True
+) -> Any:
+    """Open a run file, not live: ``"r"`` to read, ``"r+"`` to change it.
+
+    ``run_format``: new objects in HDF5 1.10's format (a writer resuming a
+    run); ``locking=False``: without HDF5's file lock (sealing a run that a
+    SWMR reader holds open).
+    """
+    options: dict[str, Any] = {}
+    if run_format:
+        options["libver"] = LIBVER
+    if not locking:
+        options["locking"] = False
+    return h5py.File(path, mode, **options)
+
+
+def open_for_reading(path: str | os.PathLike[str]) -> Any:
+    """Open a run file read-only, live (SWMR read) when a writer has it open."""
+    if read_superblock(path).open_for_write:
+        return h5py.File(path, "r", libver=LIBVER, swmr=True)
+    return h5py.File(path, "r")
+
+
+def attr_str(attrs: Any, key: str, default: str = "") -> str:
+    """An attribute as text (h5py gives bytes for some strings)."""
+    value = attrs.get(key, default)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def stream_groups(f: Any) -> list[Any]:
+    """The groups of ``f`` that are recorded streams."""
+    return [
+        g for g in f.values() if isinstance(g, h5py.Group) and "frames" in g and "frame_id" in g
+    ]
+
+
+def table_datasets(f: Any) -> dict[str, Any]:
+    """The root datasets of ``f`` that are a recorder's tables (attr ``rigd_table``)."""
+    return {
+        name: item
+        for name, item in f.items()
+        if isinstance(item, h5py.Dataset) and "rigd_table" in item.attrs
+    }
+
+
+def require_filter(codec_: Codec) -> None:
+    """Raise ``RuntimeError`` now, before anything is created, if HDF5 has no
+    filter to write ``codec_``'s chunks (hdf5plugin registers them)."""
+    if not h5py.h5z.filter_avail(codec_.filter_id):
+        raise RuntimeError(
+            f"compressed recording ({codec_.name}) needs HDF5 filter {codec_.filter_id}, "
+            "which hdf5plugin registers; install it with `pip install hdf5plugin`"
+        )
+
+
+def create_table(f: Any, name: str, dtype: Any) -> Any:
+    """A root table of rows of ``dtype``, growing by 64-row chunks."""
+    dataset = f.create_dataset(
+        name, shape=(0,), maxshape=(None,), chunks=(64,), dtype=np.dtype(dtype)
+    )
+    dataset.attrs["rigd_table"] = 1
+    return dataset
+
+
+def chunk_offset(frames: Any, first: int) -> int | None:
+    """Where in the file the chunk holding frame ``first`` lives (None: not allocated)."""
+    info = frames.id.get_chunk_info_by_coord((first, *(0,) * (frames.ndim - 1)))
+    return None if info.byte_offset is None else int(info.byte_offset)
+
+
+def create_stream_group(f: Any, spec: StreamSpec, codec_: Codec | None) -> Any:
+    """A stream's group: ``frames``, its per-frame records and its drop ledger."""
+    group = f.create_group(spec.name)
+    k = spec.frames_per_chunk
+    if codec_ is not None:
+        frames = group.create_dataset(
+            "frames",
+            shape=(0, *spec.shape),
+            maxshape=(None, *spec.shape),
+            chunks=(k, *spec.shape),
+            dtype=spec.dtype,
+            compression=codec_.filter_id,
+            compression_opts=codec_.filter_options,
+        )
+        frames.attrs["compression"] = codec_.name
+    else:
+        # Raw chunks get their file space when the extent grows (early
+        # allocation, no fill), so their bytes can be written with a
+        # plain pwrite, outside HDF5 and its hold on the GIL.
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((k, *spec.shape))
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+        space = h5py.h5s.create_simple((0, *spec.shape), (h5py.h5s.UNLIMITED, *spec.shape))
+        h5py.h5d.create(
+            group.id, b"frames", h5py.h5t.py_create(spec.dtype), space, dcpl=dcpl
+        ).close()
+    records = {"frame_id": "<u8", "timestamp_ns": "<i8"}
+    if spec.latency_trace:
+        records["latency_ns"] = "<i8"
+    for name, record_dtype in records.items():
+        group.create_dataset(
+            name, shape=(0,), maxshape=(None,), chunks=(RECORD_CHUNK,), dtype=record_dtype
+        )
+    group.create_dataset("dropped", shape=(0,), maxshape=(None,), chunks=(256,), dtype=LEDGER_DTYPE)
+    return group

@@ -1,0 +1,192 @@
+"""Reading run files: a stream frame by frame, a run's summary, its NWB export.
+
+All of it works on a file still being recorded (opened live, in SWMR
+mode), except the NWB export, which wants a sealed run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from rigd.storage import _nexus
+from rigd.storage._h5file import attr_str, open_file, open_for_reading, stream_groups
+from rigd.storage._run_layout import RunSummary, StreamSummary
+from rigd.storage._run_metadata import RESERVED_ATTRIBUTES
+from rigd.storage._superblock import read_superblock
+
+
+class StreamReader:
+    """One stream of a run file, frame by frame: what ``FilePlayback`` replays.
+
+    Opens the file live (SWMR) when a writer still has it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], stream: str | None = None) -> None:
+        """Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a run file, or no such stream (the message lists them).
+        """
+        self._file = open_for_reading(path)
+        try:
+            groups = {g.name.lstrip("/"): g for g in stream_groups(self._file)}
+            if not groups:
+                raise ValueError(f"{path} holds no recorded stream")
+            if stream is None:
+                if len(groups) > 1:
+                    raise ValueError(f"{path} holds streams {sorted(groups)}; name the one to play")
+                stream = next(iter(groups))
+            if stream not in groups:
+                raise ValueError(f"{path} has no stream {stream!r}; it has {sorted(groups)}")
+            group = groups[stream]
+            self.name = stream
+            self._frames = group["frames"]
+            self.frame_ids = group["frame_id"][:]
+            self.timestamps_ns = group["timestamp_ns"][: len(self.frame_ids)]
+            self.shape: tuple[int, ...] = tuple(self._frames.shape[1:])
+            self.dtype = np.dtype(self._frames.dtype)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def read_into(self, index: int, out: np.ndarray[Any, Any]) -> None:
+        """Read frame ``index`` straight into ``out`` (a ring slot): no extra copy."""
+        self._frames.read_direct(out, source_sel=np.s_[index])
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def inspect_run(path: str | os.PathLike[str]) -> RunSummary:
+    """Summarise a run file: streams, frames, rate, drops, state, metadata.
+
+    Works on a file still being recorded (it reads it live, in SWMR mode).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not HDF5, or not a rigd run file.
+    """
+    with open_for_reading(path) as f:
+        if "run_id" not in f.attrs:
+            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
+        streams = tuple(_summarise_stream(g) for g in stream_groups(f))
+        metadata = {
+            k: (v.tolist() if isinstance(v, np.ndarray) else v)
+            for k, v in f.attrs.items()
+            if k not in RESERVED_ATTRIBUTES
+        }
+        attrs = f.attrs
+        return RunSummary(
+            path=os.fspath(path),
+            run_id=attr_str(attrs, "run_id"),
+            run_state=attr_str(attrs, "run_state", "unknown"),
+            start_time=attr_str(attrs, "start_time"),
+            stop_time=attr_str(attrs, "stop_time"),
+            host=attr_str(attrs, "host"),
+            rigd_version=attr_str(attrs, "rigd_version"),
+            streams=streams,
+            metadata=metadata,
+            pipeline=attr_str(attrs, "pipeline"),
+            nexus=_nexus.summarise(f),
+        )
+
+
+def _summarise_stream(group: Any) -> StreamSummary:
+    ids = group["frame_id"][:]
+    n = len(ids)
+    stamps = group["timestamp_ns"][:n]
+    duration = (int(stamps[-1]) - int(stamps[0])) / 1e9 if n > 1 else 0.0
+    ledger_rows = group["dropped"][:]
+    ledger = tuple(
+        (int(r["first_id"]), int(r["count"]), r["reason"].decode("utf-8", "replace"))
+        for r in ledger_rows
+    )
+    p50 = p99 = None
+    if "latency_ns" in group and n:
+        lat = group["latency_ns"][:n]
+        if len(lat):
+            p50, p99 = (float(v) / 1e6 for v in np.percentile(lat, [50, 99]))
+    frames = group["frames"]
+    return StreamSummary(
+        name=group.name.lstrip("/"),
+        frames=n,
+        shape=tuple(frames.shape[1:]),
+        dtype=str(frames.dtype),
+        compression=attr_str(frames.attrs, "compression") or None,
+        first_frame_id=int(ids[0]) if n else None,
+        last_frame_id=int(ids[-1]) if n else None,
+        duration_s=duration,
+        rate_hz=(n - 1) / duration if duration > 0 else 0.0,
+        dropped=sum(count for _, count, _ in ledger),
+        ledger=ledger,
+        latency_p50_ms=p50,
+        latency_p99_ms=p99,
+    )
+
+
+def export_nwb(
+    run: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    link: bool = True,
+    compression: bool = False,
+    metadata: Mapping[str, Any] | None = None,
+    imaging: Mapping[str, str] | None = None,
+) -> Path:
+    """Export a sealed run file to NWB (``_nwb`` says what goes where).
+
+    Args:
+        link: camera frames as external links to ``run`` (nothing copied;
+            keep the files together); False copies them, one frame per chunk.
+        compression: with ``link=False``, gzip the copied frames.
+        metadata: run metadata to add or replace (``session_description``,
+            ``subject_id``, ``species``, ``age``, ...).
+        imaging: ``{stream: "one_photon" | "two_photon"}``: streams that are
+            microscope images (``OnePhotonSeries``/``TwoPhotonSeries``).
+
+    Returns:
+        The NWB file's path.
+
+    Raises:
+        FileExistsError: ``out`` exists.
+        ValueError: not a rigd run, still being recorded, or required
+            metadata missing (the message names each field).
+        ImportError: pynwb is not installed (``pip install 'rigd[nwb]'``).
+    """
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; give a new file name for the NWB export")
+    try:
+        from rigd.storage import _nwb
+    except ImportError as exc:
+        raise ImportError(
+            f"NWB export needs pynwb ({exc}); install it with pip install 'rigd[nwb]'"
+        ) from exc
+    if read_superblock(run).open_for_write:
+        raise ValueError(f"{run} is still being recorded; export it once the run has stopped")
+    with open_file(run, "r") as f:
+        if "run_id" not in f.attrs:
+            raise ValueError(f"{run} is an HDF5 file but not a rigd run (no run_id attribute)")
+        _nwb.write_nwb(
+            f,
+            stream_groups(f),
+            out,
+            link=link,
+            compression=compression,
+            metadata=metadata,
+            imaging=imaging,
+        )
+    return out

@@ -1,0 +1,103 @@
+"""Sealing a run file, and repairing one a crashed writer left unsealed.
+
+Closing a writer reopens the file without SWMR to seal it (``seal_run``):
+stop time, counts and ``run_state = "complete"``. A file left
+``recording`` by a crash is repaired by ``recover_run`` and marked
+``recovered``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rigd.storage import _nexus
+from rigd.storage._h5file import attr_str, open_file, stream_groups
+from rigd.storage._run_layout import RecoveryReport
+from rigd.storage._run_metadata import utc_now_iso
+from rigd.storage._superblock import repair_superblock
+
+log = logging.getLogger(__name__)
+
+
+def seal_run(path: Path, counts: Mapping[str, int], dropped: Mapping[str, int]) -> None:
+    """Seal a closed run's file: frame counts, stop time, ``run_state = "complete"``."""
+    # Without HDF5's file lock: a SWMR reader (a viewer left open) holds a shared
+    # lock on the file, and a run must still seal with readers attached. The
+    # writer is closed, so nothing else writes; readers see the sealed file.
+    with open_file(path, "r+", locking=False) as f:
+        for name, n in counts.items():
+            group = f[name]
+            group["frames"].resize(n, axis=0)
+            group.attrs["frames_recorded"] = n
+            group.attrs["frames_dropped"] = dropped[name]
+        stop_time = utc_now_iso()
+        f.attrs["stop_time"] = stop_time
+        f.attrs["run_state"] = "complete"
+        _nexus.seal_entry(f, end_time=stop_time)
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def recover_run(path: str | os.PathLike[str]) -> RecoveryReport:
+    """Repair a run file a crashed writer left unsealed; mark it ``recovered``.
+
+    Clears the writer's open-for-write mark (as ``h5clear -s``), trims every
+    stream to the frames whose records and data both reached the file (what
+    was flushed), and records the frame counts. A sealed file is left alone.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not HDF5 or not a rigd run file.
+        OSError: the file cannot be written (it is still open by a live
+            writer's process, or the disk is full).
+    """
+    path = Path(path)
+    repaired = repair_superblock(path)
+    with open_file(path, "r+") as f:
+        if "run_id" not in f.attrs:
+            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
+        state = attr_str(f.attrs, "run_state", "unknown")
+        if state in ("complete", "recovered") and not repaired:
+            counts = {g.name.lstrip("/"): len(g["frame_id"]) for g in stream_groups(f)}
+            return RecoveryReport(str(path), state, repaired=False, frames=counts)
+        counts = {}
+        for group in stream_groups(f):
+            columns = _nexus.field_columns(f, group)
+            n = min([_recoverable_frames(group), *(c.shape[0] for c in columns.values())])
+            for name in ("frames", "frame_id", "timestamp_ns", "latency_ns"):
+                if name in group:
+                    group[name].resize(n, axis=0)
+            for column in columns.values():
+                column.resize(n, axis=0)
+            counts[group.name.lstrip("/")] = n
+            group.attrs["frames_recorded"] = n
+            group.attrs["frames_dropped"] = int(group["dropped"]["count"].sum())
+        f.attrs["run_state"] = "recovered"
+        f.attrs["recovered_time"] = utc_now_iso()
+        _nexus.seal_entry(f, end_time=f.attrs["recovered_time"])
+        log.info("recovered %s: %s frame(s) per stream", path, counts)
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+    return RecoveryReport(str(path), "recovered", repaired=True, frames=counts)
+
+
+def _recoverable_frames(group: Any) -> int:
+    """Frames with both their records and their data chunk in the file."""
+    n = min(group[name].shape[0] for name in ("frame_id", "timestamp_ns") if name in group)
+    if "latency_ns" in group:
+        n = min(n, group["latency_ns"].shape[0])
+    frames = group["frames"]
+    n = min(n, frames.shape[0])
+    k = frames.chunks[0]
+    zeros = (0,) * (frames.ndim - 1)
+    # A crash inside a flush could write a record before its chunk's index
+    # entry: walk back to the last frame whose chunk is really there.
+    while (
+        n > 0 and frames.id.get_chunk_info_by_coord(((n - 1) // k * k, *zeros)).byte_offset is None
+    ):
+        n = (n - 1) // k * k
+    return int(n)

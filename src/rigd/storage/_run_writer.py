@@ -1,0 +1,488 @@
+"""RunWriter: one run recorded to one HDF5 file, readable while written, crash-safe.
+
+How it stays fast and safe:
+
+- Every object exists before the first frame (``_h5file``), then the file
+  switches to SWMR: readers (h5py with ``swmr=True``, ``rigd inspect``)
+  follow the run live, and what is on disk is consistent after every flush.
+- Frames reach the file in chunks outside HDF5's lock (``_chunk_io``).
+- A reader never sees an unwritten frame: ``frames`` grows chunk by chunk
+  as frames are written, and HDF5 publishes its extent only at a flush,
+  which waits until every chunk in the extent is on its way through the
+  page cache (a flush that finds one still with the I/O thread tries again
+  10 ms later). ``len(frame_id)`` is the documented count: the frames whose
+  records are in the file (the per-frame records reach the file at each
+  flush, after the frames they describe); ``frames`` is at least that long
+  and holds only written frames, so ``f["cam/frames"][-1]`` is a real frame.
+- Every file is also a NeXus file (``_nexus``): ``/entry`` links to the
+  same datasets, with units and ``default`` down to the image.
+- A housekeeping thread flushes and fsyncs on timers (``_housekeeping``).
+- Closing seals the file; a file a crash left ``recording`` is repaired by
+  ``recover_run`` (``_run_recover``).
+
+This module is a little over 400 lines: it is the writer's public surface
+(create, resume, write, note drops, tables, flush, close) and the lock
+that orders them; each of the parts it drives lives in its own module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+
+from rigd._exceptions import RecordingError
+from rigd.storage._chunk_io import ChunkIO
+from rigd.storage._codecs import codec
+from rigd.storage._h5file import attr_str, create_file, open_file, require_filter
+from rigd.storage._housekeeping import Housekeeper
+from rigd.storage._run_file import lay_out_run, reopen_run
+from rigd.storage._run_layout import DropReason, RecorderStatistics, StreamSpec
+from rigd.storage._run_metadata import check_metadata
+from rigd.storage._run_recover import recover_run, seal_run
+from rigd.storage._stream_state import StreamState, TableRows
+
+log = logging.getLogger(__name__)
+
+
+class RunWriter:
+    """Writes one run to one HDF5 file; see the module docstring.
+
+    ``write`` is meant for one thread (the recorder's loop); the writer's own
+    threads flush, fsync and compress beside it.
+    """
+
+    _streams: dict[str, StreamState]
+    _tables: dict[str, TableRows]
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        streams: Sequence[StreamSpec],
+        *,
+        run_id: str,
+        pipeline: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        flush_interval: float = 0.5,
+        fsync_interval: float = 1.0,
+        compression_threads: int | None = None,
+        write_buffers: int = 8,
+        tables: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create the file (never overwriting one) and start recording.
+
+        Args:
+            write_buffers: raw chunks that may wait for the disk. ``write``
+                copies a frame into one and returns; the I/O thread writes
+                it (so a slow disk stalls the caller only once they are all
+                full). 0: ``write`` writes the caller's frame itself, with no
+                copy, and returns once it is in the file (a recorder fed by
+                a ring, whose slots are the buffer, wants this).
+            tables: root datasets of rows, by name and (compound) numpy
+                dtype, written with ``append_row`` / ``update_row`` and
+                visible to SWMR readers at each flush.
+
+        Raises:
+            FileExistsError: a file is already at ``path``.
+            ValueError: bad streams, metadata or intervals (nothing is created).
+        """
+        self.path = Path(path)
+        if not streams:
+            raise ValueError("a run file needs at least one stream")
+        names = [s.name for s in streams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stream names must be unique, got {names}")
+        tables = dict(tables or {})
+        clash = sorted(set(tables) & set(names))
+        if clash:
+            raise ValueError(f"tables {clash} have the names of streams; name them apart")
+        if flush_interval <= 0 or fsync_interval <= 0:
+            raise ValueError(
+                f"flush_interval ({flush_interval}) and fsync_interval ({fsync_interval}) "
+                "must be positive"
+            )
+        checked = check_metadata(metadata or {})
+        codecs = {s.name: codec(s.compression) if s.compression else None for s in streams}
+        for found in codecs.values():
+            if found is not None:
+                require_filter(found)
+        if self.path.exists():
+            raise FileExistsError(
+                f"{self.path} exists; rigd never overwrites a run file. Use a new run id "
+                "or a file name template with {time} in it"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if write_buffers < 0:
+            raise ValueError(f"write_buffers must be >= 0, got {write_buffers}")
+        self._init_state(run_id, flush_interval, fsync_interval, write_buffers)
+        # 'x': fail if the file appeared since the check above.
+        self._file = create_file(self.path)
+        try:
+            self._streams, self._tables = lay_out_run(
+                self._file,
+                self.path.name,
+                streams,
+                codecs,
+                tables,
+                run_id=run_id,
+                pipeline=pipeline,
+                metadata=checked,
+            )
+            self._start_swmr()
+        except BaseException:
+            self._file.close()
+            self.path.unlink(missing_ok=True)
+            raise
+        self._start_threads(compression_threads)
+
+    @classmethod
+    def resume(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        reason: str = DropReason.RESTART,
+        flush_interval: float = 0.5,
+        fsync_interval: float = 1.0,
+        compression_threads: int | None = None,
+        write_buffers: int = 8,
+    ) -> RunWriter:
+        """Record on into a run file whose recorder crashed (a restarted recorder).
+
+        Repairs the file first (``recover_run``), then appends after the
+        frames it holds. The frames the crash lost, and those that come
+        before the new recorder's first frame, go in the drop ledger with
+        ``reason``.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: not a rigd run file.
+        """
+        recover_run(path)
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self._file = open_file(self.path, "r+", run_format=True)
+        try:
+            attrs = self._file.attrs
+            self._init_state(
+                attr_str(attrs, "run_id"), flush_interval, fsync_interval, write_buffers
+            )
+            self._streams, self._tables = reopen_run(self._file, reason)
+            self._start_swmr()
+        except BaseException:
+            self._file.close()
+            raise
+        log.warning("%s: recording resumed after a restart (%s)", self.path, reason)
+        self._start_threads(compression_threads)
+        return self
+
+    def _init_state(
+        self, run_id: str, flush_interval: float, fsync_interval: float, write_buffers: int
+    ) -> None:
+        self.run_id = run_id
+        self.write_buffers = write_buffers
+        self.flush_interval = flush_interval
+        self.fsync_interval = fsync_interval
+        self._lock = threading.Lock()
+        self._failure: RecordingError | None = None
+        self._closed = False
+        self._flushes = 0
+        self._max_write_s = 0.0
+        self._max_flush_s = 0.0
+        self._streams = {}
+        self._tables = {}
+
+    def _start_swmr(self) -> None:
+        self._file.swmr_mode = True
+        self._file.flush()
+        self._fd = os.dup(self._file.id.get_vfd_handle())
+
+    def _start_threads(self, compression_threads: int | None) -> None:
+        self._chunks = ChunkIO(
+            self._fd, self._streams.values(), self.write_buffers, compression_threads
+        )
+        self._first_flushed = False
+        self._keeper = Housekeeper(
+            self._fd,
+            self.flush_interval,
+            self.fsync_interval,
+            flush=self._timed_flush,
+            fsync_failed=self._fsync_failed,
+            name=f"rigd-recorder-{self.run_id}",
+        )
+
+    # -- the caller's side ------------------------------------------------------
+
+    def write(
+        self, stream: str, frame: np.ndarray[Any, Any], frame_id: int, timestamp_ns: int
+    ) -> None:
+        """Record one frame. It may be a read-only view (a ring slot): when
+        this returns, the writer no longer needs it.
+
+        A frame id that skips ahead puts the skipped ids in the drop ledger
+        (reason ``gap``) unless ``note_dropped`` already accounted for them.
+
+        Raises:
+            ValueError: the frame's shape or dtype is not the stream's.
+            KeyError: no such stream.
+            RecordingError: the recording stopped on a write error.
+        """
+        start = time.perf_counter()
+        state = self._stream(stream)
+        spec = state.spec
+        if frame.shape != spec.shape or frame.dtype != spec.dtype:
+            raise ValueError(
+                f"stream {stream!r} records {spec.shape} {spec.dtype} frames; "
+                f"got {frame.shape} {frame.dtype}"
+            )
+        with self._lock:
+            self._check_writable()
+            try:
+                self._accept(state, frame, int(frame_id), int(timestamp_ns))
+            except Exception as exc:
+                raise self._fail(exc) from exc
+        took = time.perf_counter() - start
+        if took > self._max_write_s:
+            self._max_write_s = took
+
+    def note_dropped(self, stream: str, first_id: int, count: int, reason: str) -> None:
+        """Put frames the recorder never got in the drop ledger.
+
+        ``count`` may be 0 to log an event (a restart) with no frames lost.
+        """
+        state = self._stream(stream)
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        with self._lock:
+            self._check_writable()
+            state.note(int(first_id), int(count), str(reason))
+            if state.next_id is not None and count and first_id <= state.next_id:
+                state.next_id = max(state.next_id, first_id + count)
+
+    def expect_gap(self, stream: str) -> None:
+        """The next frame of ``stream`` may skip ids on purpose (a triggered
+        recorder's next event): the skip is not a drop."""
+        state = self._stream(stream)
+        with self._lock:
+            state.next_id = None
+
+    def append_row(self, table: str, row: tuple[Any, ...]) -> int:
+        """Append a row to a table (see ``tables``); return its index.
+
+        Raises:
+            KeyError: no such table.
+            RecordingError: the recording stopped on a write error.
+        """
+        state = self._table(table)
+        with self._lock:
+            self._check_writable()
+            state.pending.append(row)
+            return state.count + len(state.pending) - 1
+
+    def update_row(self, table: str, index: int, row: tuple[Any, ...]) -> None:
+        """Replace row ``index`` of a table (one appended before).
+
+        Raises:
+            KeyError: no such table; IndexError: no such row.
+        """
+        state = self._table(table)
+        with self._lock:
+            self._check_writable()
+            if not 0 <= index < state.count + len(state.pending):
+                raise IndexError(f"table {table!r} has no row {index}")
+            if index >= state.count:
+                state.pending[index - state.count] = row
+            else:
+                state.updates[index] = row
+
+    def _table(self, name: str) -> TableRows:
+        try:
+            return self._tables[name]
+        except KeyError:
+            raise KeyError(f"no table {name!r}; this run file has {sorted(self._tables)}") from None
+
+    def flush(self) -> None:
+        """Flush now: every frame written so far becomes visible and crash-safe."""
+        with self._lock:
+            self._check_writable()
+            try:
+                self._flush_locked(wait_pending=True)
+            except Exception as exc:
+                raise self._fail(exc) from exc
+
+    def statistics(self) -> RecorderStatistics:
+        with self._lock:
+            streams = self._streams.values()
+            return RecorderStatistics(
+                frames_written={s.spec.name: s.written for s in streams},
+                frames_dropped={s.spec.name: s.dropped_total for s in streams},
+                bytes_written=self._chunks.bytes_written,
+                flushes=self._flushes,
+                fsyncs=self._keeper.fsyncs,
+                max_write_s=self._max_write_s,
+                max_flush_s=self._max_flush_s,
+                max_fsync_s=self._keeper.max_fsync_s,
+            )
+
+    @property
+    def failed(self) -> RecordingError | None:
+        """The error that stopped the recording, if one did."""
+        return self._failure
+
+    def close(self) -> None:
+        """Write what is left, seal the file (``run_state = "complete"``), close.
+
+        After a write error, closes what it can and leaves the file readable
+        with every frame written before the error (``run_state`` stays
+        ``recording`` until ``recover_run`` marks it); raises the error again.
+        """
+        if self._closed:
+            if self._failure is not None:
+                raise self._failure
+            return
+        self._closed = True
+        self._keeper.stop()
+        error: BaseException | None = self._failure
+        with self._lock:
+            if error is None:
+                try:
+                    self._flush_locked(wait_pending=True)
+                except Exception as exc:  # noqa: BLE001 - any write error ends the run
+                    error = self._fail(exc)
+            counts = {name: s.written for name, s in self._streams.items()}
+            dropped = {name: s.dropped_total for name, s in self._streams.items()}
+            with contextlib.suppress(Exception):
+                # After a write error HDF5 may fail here too; the flushed state
+                # on disk stays readable either way.
+                self._file.close()
+            self._chunks.shutdown()
+            with contextlib.suppress(OSError):
+                os.fsync(self._fd)
+            os.close(self._fd)
+        if error is not None:
+            self._salvage()
+            raise error
+        seal_run(self.path, counts, dropped)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- inside ---------------------------------------------------------------------
+
+    def _stream(self, name: str) -> StreamState:
+        try:
+            return self._streams[name]
+        except KeyError:
+            raise KeyError(
+                f"no stream {name!r} in {self.path.name}; streams: {sorted(self._streams)}"
+            ) from None
+
+    def _check_writable(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._closed:
+            raise RecordingError(f"the recording to {self.path} was closed", str(self.path))
+
+    def _fail(self, exc: BaseException) -> RecordingError:
+        if self._failure is None:
+            counts = {name: s.flushed for name, s in self._streams.items()}
+            # HDF5's messages run over several lines; the errno says it best.
+            detail = " ".join(str(exc).split())
+            errno = getattr(exc, "errno", None)
+            reason = f"{os.strerror(errno)} ({detail})" if errno else detail
+            self._failure = RecordingError(
+                f"recording to {self.path} stopped: {reason}. The file keeps every frame "
+                f"flushed before the error ({counts}); free space or fix the disk, then "
+                "start a new run",
+                str(self.path),
+                counts,
+            )
+            log.error("%s", self._failure)
+        return self._failure
+
+    def _accept(
+        self, state: StreamState, frame: np.ndarray[Any, Any], frame_id: int, ts: int
+    ) -> None:
+        if state.next_id is not None and frame_id > state.next_id:
+            state.note(state.next_id, frame_id - state.next_id, state.gap_reason)
+        state.gap_reason = DropReason.GAP
+        state.next_id = frame_id + 1
+        index = state.received
+        state.received += 1
+        state.ids.append(frame_id)
+        state.stamps.append(ts)
+        if state.columns:
+            state.rows.append(np.array(frame, copy=True))
+        self._chunks.accept(state, frame, index)
+        if not self._first_flushed:
+            self._first_flushed = True
+            self._keeper.flush_soon()
+
+    def _flush_locked(self, wait_pending: bool) -> bool:
+        """Flush; False (nothing flushed) when raw chunks are still being written.
+
+        A raw chunk is in the extent from the moment the I/O thread is given
+        it; HDF5 must not publish that extent before the bytes are there.
+        """
+        start = time.perf_counter()
+        if not wait_pending:
+            for state in self._streams.values():
+                if state.codec is None and state.pending:
+                    self._chunks.drain(state, wait=False)
+                    if state.pending:
+                        return False
+        for state in self._streams.values():
+            if state.pending:
+                self._chunks.drain(state, wait=wait_pending)
+            self._chunks.write_partial(state, wait_pending)
+            state.flush_records()
+        for table in self._tables.values():
+            table.flush()
+        self._file.flush()
+        self._flushes += 1
+        took = time.perf_counter() - start
+        if took > self._max_flush_s:
+            self._max_flush_s = took
+        return True
+
+    def _timed_flush(self) -> bool:
+        """The housekeeper's flush; False: raw chunks still on their way, again soon."""
+        with self._lock:
+            if self._failure is None and not self._closed:
+                try:
+                    return self._flush_locked(wait_pending=False)
+                except Exception as exc:  # noqa: BLE001 - any write error ends the run
+                    self._fail(exc)
+        return True
+
+    def _fsync_failed(self, exc: OSError) -> None:
+        with self._lock:
+            self._fail(exc)
+
+    def _salvage(self) -> None:
+        """After a write error: make the file openable by any HDF5 reader."""
+        try:
+            recover_run(self.path)
+        except Exception as exc:  # noqa: BLE001 - the disk may still be full: say so
+            log.error(
+                "%s could not be sealed after the error (%s); run `rigd recover %s` "
+                "once the disk has space",
+                self.path,
+                exc,
+                self.path,
+            )
