@@ -32,12 +32,19 @@
     │                         start (rigd.config)
     ├── ExpressionError       a trigger expression is not allowed or not well
     │                         formed (also a ValueError; rigd.pipeline)
+    ├── IllegalTransitionError  a run moved between states its transition table
+    │                         does not list: a bug in rigd (also a RuntimeError;
+    │                         rigd.pipeline)
     ├── TransitionError       the daemon's state does not allow the request
     │                         (HTTP 409; rigd.service)
     ├── InsufficientStorageError  the run cannot fit the data directory's free
     │                         space (HTTP 507; rigd.service)
     ├── NotFoundError         no such run or pipeline file (HTTP 404; also a
     │                         LookupError; rigd.service)
+    ├── UnauthorizedError     no bearer token, or a wrong one (HTTP 401;
+    │                         rigd.service)
+    ├── UnsupportedMediaError  a request body of a Content-Type the endpoint
+    │                         does not take (HTTP 415; rigd.service)
     ├── ApiError              the daemon answered the CLI's client with an error,
     │                         or could not be reached (rigd.service)
     └── CamerasUnavailableError  no camera can be listed: Aravis or PyGObject is
@@ -71,6 +78,7 @@ __all__ = [
     "EndOfStream",
     "ExpressionError",
     "GetTimeoutError",
+    "IllegalTransitionError",
     "InsufficientStorageError",
     "NotFoundError",
     "ObjectLostError",
@@ -87,6 +95,8 @@ __all__ = [
     "TaskCancelledError",
     "TaskError",
     "TransitionError",
+    "UnauthorizedError",
+    "UnsupportedMediaError",
     "WorkerCrashedError",
     "WouldBlock",
 ]
@@ -337,6 +347,10 @@ class ExpressionError(RigdError, ValueError):
 # -- the service (rigd.service) ----------------------------------------------------------
 
 
+class IllegalTransitionError(RigdError, RuntimeError):
+    """A move the transition table does not list: a bug in rigd, reported as one."""
+
+
 class TransitionError(RigdError):
     """The request is not allowed in the daemon's state (HTTP 409)."""
 
@@ -347,6 +361,14 @@ class InsufficientStorageError(RigdError):
 
 class NotFoundError(RigdError, LookupError):
     """No such run or pipeline file (HTTP 404)."""
+
+
+class UnauthorizedError(RigdError):
+    """No bearer token, or a wrong one (HTTP 401, with ``WWW-Authenticate: Bearer``)."""
+
+
+class UnsupportedMediaError(RigdError):
+    """A body whose Content-Type the endpoint does not take (HTTP 415)."""
 
 
 class ApiError(RigdError):

@@ -36,13 +36,23 @@ from rigd.pipeline._processor import Emission, FrameProcessor
 from rigd.pipeline._publisher import ZmqPublisher
 from rigd.pipeline._recorder import HDF5Recorder
 from rigd.pipeline._roi import RoiTraces, roi_masks
+from rigd.pipeline._state import (
+    ACTIVE_RUN_STATES,
+    RUN_TRANSITIONS,
+    IllegalTransitionError,
+    RunState,
+    StateMachine,
+    check_transition,
+)
 from rigd.pipeline._stats import FrameStats
-from rigd.pipeline._supervisor import LinkStatus, Pipeline, PipelineStatus, RunReport
+from rigd.pipeline._supervisor import ActorStatus, LinkStatus, Pipeline, PipelineStatus, RunReport
 from rigd.pipeline._trigger import TriggeredRecorder
 from rigd.pipeline._zmq_source import ZmqSource
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py checks
+    "ACTIVE_RUN_STATES",
     "ActorPlan",
+    "ActorStatus",
     "Bin",
     "BridgeReceiver",
     "BridgeSender",
@@ -59,21 +69,26 @@ __all__ = [
     "FrameTrigger",
     "GenICamCamera",
     "HDF5Recorder",
+    "IllegalTransitionError",
     "LinkStatus",
     "MotionCorrection",
     "PhaseCorrelation",
     "Pipeline",
     "PipelineStatus",
     "Plan",
+    "RUN_TRANSITIONS",
     "RingPlan",
     "RoiTraces",
     "RunReport",
+    "RunState",
     "SimulatedCamera",
+    "StateMachine",
     "TiffStack",
     "TriggeredRecorder",
     "VideoSource",
     "ZmqPublisher",
     "ZmqSource",
+    "check_transition",
     "list_cameras",
     "plan_pipeline",
     "roi_masks",

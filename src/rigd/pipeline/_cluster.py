@@ -29,10 +29,17 @@ from typing import Any
 import yaml
 
 from rigd._exceptions import ActorDiedError
-from rigd.actors import _session, get, remote
-from rigd.actors._scheduling import PlacementGroupSchedulingStrategy
+from rigd.actors import (
+    PlacementGroupSchedulingStrategy,
+    get,
+    ray_backend,
+    remote,
+    run_locally,
+)
+from rigd.actors import shutdown as shutdown_runtime
 from rigd.config import load_pipeline
 from rigd.pipeline._plan import plan_pipeline
+from rigd.pipeline._state import RunState
 from rigd.pipeline._supervisor import Pipeline, RunReport
 
 __all__ = ["ClusterPipeline", "NodeSupervisor", "split_pipeline"]
@@ -149,7 +156,7 @@ class NodeSupervisor:
     """One node's part of a cluster pipeline: rigd's supervisor, in a Ray actor there."""
 
     def __init__(self) -> None:
-        _session.run_locally()  # this node's actors: processes and rings here
+        run_locally()  # this node's actors: processes and rings here
         self._pipeline: Pipeline | None = None
 
     def start(self, part: dict[str, Any], run_id: str) -> str:
@@ -183,7 +190,7 @@ class NodeSupervisor:
             return {}
         report = pipeline.stop(timeout=timeout)
         self._pipeline = None
-        _session.shutdown()  # this node's rigd processes end with the run
+        shutdown_runtime()  # this node's rigd processes end with the run
         return {
             "state": report.state,
             "files": list(report.files),
@@ -208,7 +215,7 @@ class ClusterPipeline:
     """
 
     def __init__(self, path: str | Path, *, run_id: str | None = None, port_base: int = 47100):
-        backend = _session.ray_backend()
+        backend = ray_backend()
         if backend is None:
             raise RuntimeError(
                 "a cluster pipeline runs on Ray: call rigd.init(address='ray://HOST:PORT') first"
@@ -318,7 +325,7 @@ class ClusterPipeline:
                 self.state = "stopped"
             self._report = RunReport(
                 run_id=self.run_id,
-                state=self.state,
+                state=RunState(self.state),
                 duration_s=time.monotonic() - self._started if self._started else 0.0,
                 files=tuple(f for r in reports for f in r.get("files", ())),
                 frames={k: v for r in reports for k, v in r.get("frames", {}).items()},

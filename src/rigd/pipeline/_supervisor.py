@@ -15,6 +15,18 @@ Crashes: a monitor thread watches the actors. One that the runtime restarts
 on, and every recorder's ledger notes it; frames the restarted actor missed
 show up there as gaps. An actor that is gone for good fails the pipeline,
 which then stops everything cleanly.
+
+Why ~450 lines: this is one object's lifecycle (load, run, stop, kill,
+teardown) over the rings and actors it owns; its parts with a concept of
+their own live beside it (``_state``, ``_actor_watch``, ``_run_status``,
+``_endpoints``), and what is left shares the run's handles and rings.
+
+State: a :class:`~rigd.pipeline._state.StateMachine` over ``RunState`` and
+its transition table. The end of a run (every actor finished, a failure, or
+a stop) is an event: ``wait`` blocks on it and ``on_end`` callbacks (the
+daemon's) run when it comes. The monitor is the one loop that looks at the
+actors (their processes and step loops cannot push their state to the
+supervisor): every 0.2 s, for deaths, restarts and the step loops' end.
 """
 
 from __future__ import annotations
@@ -25,67 +37,46 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from rigd._exceptions import ActorDiedError, RigdError, TaskError
-from rigd.actors import ActorHandle, ActorInfo, get, init, is_initialized, kill, list_actors, remote
+from rigd import actors
+from rigd._exceptions import RigdError, TaskError
+from rigd.actors import ActorHandle
+from rigd.pipeline._actor_watch import ActorWatch, actor_infos
 from rigd.pipeline._bridge import fed_from_afar, stop_order
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
 from rigd.pipeline._plan import Plan
-from rigd.storage import FrameRing, recover_run, remove_stale_rings
+from rigd.pipeline._run_status import (
+    ActorStatus,
+    LinkRates,
+    LinkStatus,
+    PipelineStatus,
+    RunReport,
+    recorded,
+)
+from rigd.pipeline._state import RUN_TRANSITIONS, RunState, StateMachine
+from rigd.storage import FrameRing, remove_stale_rings
 
-__all__ = ["LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
+__all__ = ["ActorStatus", "LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
 
 log = logging.getLogger(__name__)
 
-_MONITOR_S = 0.2
-_FINISHED_POLL_S = 0.25
 _CALL_TIMEOUT_S = 60.0
 _DRAIN_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class LinkStatus:
-    """One ring: frames written, and per reader what it read and dropped."""
-
-    ring: str
-    written: int
-    fill: float
-    readers: tuple[tuple[str, int, int], ...]  # (actor.input, read, dropped)
-    rate_hz: float
-
-
-@dataclass(frozen=True)
-class PipelineStatus:
-    state: str  # created, ready (loaded), running, stopping, stopped, failed
-    run_id: str
-    actors: Mapping[str, Mapping[str, Any]]
-    links: tuple[LinkStatus, ...]
-    elapsed_s: float
-    failure: str | None = None
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """What a run did: its files, frames recorded and dropped per stream."""
-
-    run_id: str
-    state: str
-    duration_s: float
-    files: tuple[str, ...]
-    frames: Mapping[str, int]
-    dropped: Mapping[str, int]
-    restarts: Mapping[str, int]
-    failure: str | None = None
-    recordings: tuple[Mapping[str, Any], ...] = field(default=())
-
-
-def _actor_infos() -> dict[str, ActorInfo]:
-    """The session's actors by id, as the head knows them now."""
-    return {info.actor_id: info for info in list_actors()}
+#: Entering one of these ends the run (the end event fires once).
+_ENDING = frozenset({RunState.STOPPING, RunState.FAILED, RunState.STOPPED})
+# A kill from another thread (a second Ctrl-C) may tear a load or run down
+# under way: each of their moves holds only from the state they began in.
+_CREATED = frozenset({RunState.CREATED})
+_READY = frozenset({RunState.READY})
+#: A kill moves to stopping from these (a torn-down pipeline stays stopped).
+_KILLABLE = frozenset(
+    {RunState.CREATED, RunState.READY, RunState.RUNNING, RunState.PAUSED, RunState.FAILED}
+)
+#: A run whose steps may still go on: ``wait`` blocks in these.
+_UNDER_WAY = frozenset({RunState.RUNNING, RunState.PAUSED})
 
 
 class Pipeline:
@@ -101,7 +92,9 @@ class Pipeline:
         self.plan = plan
         self.run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         self.metadata = {**plan.file.config.run.metadata, **(metadata or {})}
-        self.state = "created"
+        self._machine: StateMachine[RunState] = StateMachine(
+            RunState.CREATED, RUN_TRANSITIONS, ending=_ENDING, name=f"pipeline {plan.name}"
+        )
         self.failure: str | None = None
         self._token = secrets.token_hex(3)
         self._rings: dict[str, FrameRing] = {}
@@ -112,15 +105,28 @@ class Pipeline:
         # Held through a whole stop or kill (re-entrant: a second Ctrl-C
         # forces a kill from inside the stop it interrupts).
         self._stop_lock = threading.RLock()
-        self._stopped = threading.Event()
-        self._monitor: threading.Thread | None = None
+        self._watch: ActorWatch | None = None
         self._started = 0.0
-        self._last_counts: dict[str, tuple[float, int]] = {}
+        self._link_rates = LinkRates(plan)
         self._recordings: dict[str, dict[str, Any]] = {}
         self._report: RunReport | None = None
         self._cpu_latency: CpuLatencyRequest | None = None
 
     # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def state(self) -> RunState:
+        """Where the run is: ``created``, ``ready``, ``running``, ``stopping``,
+        ``stopped`` or ``failed`` (:class:`RunState`; equal to those strings)."""
+        return self._machine.state
+
+    def on_end(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(reason)`` once when the run ends: ``finished`` (every
+        actor's step loop ended on its own), ``failed`` (an actor is gone for
+        good), or ``stopping`` (a stop began). At once if it has ended; else on
+        the thread that ended it (the monitor's, or the stopping one): return
+        quickly, start a thread for long work."""
+        self._machine.on_end(callback)
 
     def start(self) -> None:
         """``load`` then ``run``: the usual way to start a run."""
@@ -136,10 +142,10 @@ class Pipeline:
             RigdError (or the actor's own error): an actor failed to start or
             set up; everything started is stopped and removed again.
         """
-        if self.state != "created":
+        if self.state != RunState.CREATED:
             raise RuntimeError(f"this pipeline was already loaded (state {self.state})")
-        if not is_initialized():
-            init()
+        if not actors.is_initialized():
+            actors.init()
         # Rings a crashed supervisor left behind (their owner's pid is dead).
         for segment in remove_stale_rings():
             log.warning("removed ring %s left by a process that died", segment)
@@ -159,18 +165,18 @@ class Pipeline:
             self._call_all("__rigd_attach__", lambda name: (open_endpoints, self._wiring[name]))
             self._call_all("__rigd_setup__")
             for name in self.plan.recorders:
-                self._recordings[name] = get(
+                self._recordings[name] = actors.get(
                     self._handles[name].summary.remote(), timeout=_CALL_TIMEOUT_S
                 )
         except BaseException:
-            self.state = "failed"
+            self._machine.move(RunState.FAILED, when=_CREATED)
             self._teardown(force=True)
             raise
-        self.state = "ready"
+        self._machine.move(RunState.READY, when=_CREATED)
 
     def run(self) -> None:
         """Start every actor's step loop, sources last."""
-        if self.state != "ready":
+        if self.state != RunState.READY:
             raise RuntimeError(f"run needs a loaded pipeline (state {self.state})")
         self._started = time.monotonic()
         latency = self.plan.file.config.realtime.cpu_latency_us
@@ -180,30 +186,24 @@ class Pipeline:
             # Downstream first, sources last: no frame is written before every
             # reader is attached and running.
             for actor in reversed(self.plan.actors):
-                get(self._handles[actor.name].__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
+                actors.get(self._handles[actor.name].__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
         except BaseException:
-            self.state = "failed"
+            self._machine.move(RunState.FAILED, when=_READY)
             self._teardown(force=True)
             raise
-        self.state = "running"
-        self._monitor = threading.Thread(target=self._watch, name="rigd-supervisor", daemon=True)
-        self._monitor.start()
+        self._machine.move(RunState.RUNNING, when=_READY)
+        self._watch = ActorWatch(
+            self._handles, self._restarts, self._machine, self._rejoin, self._fail
+        )
         log.info("pipeline %s running (run %s)", self.plan.name, self.run_id)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the run ends on its own (its sources finished and all
-        drained) or fails; True if it did within ``timeout``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.state == "running":
-            if self._all_finished():
-                return True
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
-            # Each look asks every actor (a call to its main thread): a few
-            # times a second is enough, and keeps out of the step threads' way.
-            self._stopped.wait(_FINISHED_POLL_S if left is None else min(_FINISHED_POLL_S, left))
-        return True
+        drained) or fails, or a stop begins; True if it did within ``timeout``
+        (at once if the run is not running)."""
+        if self.state not in _UNDER_WAY:
+            return True
+        return self._machine.wait_end(timeout)
 
     def stop(self, timeout: float = _DRAIN_TIMEOUT_S) -> RunReport:
         """Stop cleanly: sources first, every lossless reader drains, files sealed.
@@ -214,9 +214,10 @@ class Pipeline:
         with self._stop_lock:
             if self._report is not None:
                 return self._report
-            with self._lock:
-                if self.state in ("ready", "running", "failed"):
-                    self.state = "stopping"
+            self._machine.move(
+                RunState.STOPPING,
+                when=frozenset({RunState.READY, RunState.RUNNING, RunState.FAILED}),
+            )
             try:
                 self._stop_graceful(timeout)
             finally:
@@ -228,7 +229,7 @@ class Pipeline:
         with self._stop_lock:
             if self._report is not None:
                 return self._report
-            self.state = "stopping"
+            self._machine.move(RunState.STOPPING, when=_KILLABLE)
             self._report = self._teardown(force=True)
             return self._report
 
@@ -253,51 +254,23 @@ class Pipeline:
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> PipelineStatus:
-        infos = _actor_infos()
-        actors: dict[str, dict[str, Any]] = {}
+        infos = actor_infos()
+        by_name: dict[str, ActorStatus] = {}
         for name, handle in self._handles.items():
             info = infos.get(handle._actor_id)
-            actors[name] = {
-                "state": info.state if info else "dead",
-                "pid": info.pid if info else None,
-                "restarts": info.restarts if info else self._restarts.get(name, 0),
-            }
+            by_name[name] = ActorStatus(
+                state=info.state if info else "dead",
+                pid=info.pid if info else None,
+                restarts=info.restarts if info else self._restarts.get(name, 0),
+            )
         return PipelineStatus(
             state=self.state,
             run_id=self.run_id,
-            actors=actors,
-            links=self._link_status({n: a["pid"] for n, a in actors.items()}),
+            actors=by_name,
+            links=self._link_rates.sample(self._rings, {n: a["pid"] for n, a in by_name.items()}),
             elapsed_s=time.monotonic() - self._started if self._started else 0.0,
             failure=self.failure,
         )
-
-    def _link_status(self, pids: Mapping[str, int | None]) -> tuple[LinkStatus, ...]:
-        links = []
-        now = time.monotonic()
-        for ring_plan in self.plan.rings:
-            ring = self._rings.get(ring_plan.name)
-            if ring is None:
-                continue
-            try:
-                stats = ring.statistics()
-            except RigdError:
-                continue
-            previous = self._last_counts.get(ring_plan.name)
-            rate = 0.0
-            if previous is not None and now > previous[0]:
-                rate = (stats.frames_written - previous[1]) / (now - previous[0])
-            self._last_counts[ring_plan.name] = (now, stats.frames_written)
-            # Readers attach in any order: match them to actors by pid.
-            names = {pid: name for name, pid in pids.items() if pid}
-            inputs = {actor: f"{actor}.{inp}" for actor, inp, _, _ in ring_plan.readers}
-            readers = tuple(
-                (inputs.get(names.get(r.pid, ""), f"pid {r.pid}"), r.frames_read, r.frames_dropped)
-                for r in stats.readers
-            )
-            links.append(
-                LinkStatus(ring_plan.name, stats.frames_written, stats.fill, readers, rate)
-            )
-        return tuple(links)
 
     # -- inside ------------------------------------------------------------------------
 
@@ -327,7 +300,7 @@ class Pipeline:
         reported: dict[str, dict[str, Any]] = {}
         for actor, ref in zip(devices, refs, strict=True):
             try:
-                reported[actor.name] = get(ref, timeout=_CALL_TIMEOUT_S)
+                reported[actor.name] = actors.get(ref, timeout=_CALL_TIMEOUT_S)
             except TaskError as exc:
                 # The device's own message (its last line), not the remote traceback.
                 lines = exc.remote_traceback.strip().splitlines() or [str(exc)]
@@ -345,7 +318,7 @@ class Pipeline:
             resources["num_cpus"] = actor.config.num_cpus
         if actor.config.num_gpus is not None:
             resources["num_gpus"] = actor.config.num_gpus
-        remote_class = remote(**resources)(actor.cls)
+        remote_class = actors.remote(**resources)(actor.cls)
         handle = remote_class.options(name=actor.name, namespace=self.namespace).remote(
             **actor.options
         )
@@ -381,32 +354,7 @@ class Pipeline:
             handle = self._handles[actor.name]
             call_args = args(actor.name) if args is not None else ()
             refs.append(getattr(handle, method).remote(*call_args))
-        return get(refs, timeout=_CALL_TIMEOUT_S)
-
-    def _all_finished(self) -> bool:
-        try:
-            statuses = get(
-                [h.__rigd_status__.remote() for h in self._handles.values()],
-                timeout=_CALL_TIMEOUT_S,
-            )
-        except (ActorDiedError, RigdError):
-            return False  # a restart is under way; the monitor handles it
-        return all(s["state"] == "finished" for s in statuses)
-
-    def _watch(self) -> None:
-        while not self._stopped.wait(_MONITOR_S):
-            if self.state != "running":
-                continue
-            infos = _actor_infos()
-            for name, handle in list(self._handles.items()):
-                info = infos.get(handle._actor_id)
-                if info is None or info.state == "dead":
-                    reason = info.death_reason if info else "it is gone"
-                    self._fail(f"actor {name!r} died and will not be restarted: {reason}")
-                    return
-                if info.restarts > self._restarts[name] and info.state == "alive":
-                    self._restarts[name] = info.restarts
-                    self._rejoin(name, info.restarts)
+        return actors.get(refs, timeout=_CALL_TIMEOUT_S)
 
     def _rejoin(self, name: str, restarts: int) -> None:
         """Bring a restarted actor back into the run."""
@@ -415,12 +363,12 @@ class Pipeline:
             "pipeline %s: actor %r restarted (%d); rejoining", self.plan.name, name, restarts
         )
         try:
-            get(
+            actors.get(
                 handle.__rigd_attach__.remote(open_endpoints, self._wiring[name]),
                 timeout=_CALL_TIMEOUT_S,
             )
-            get(handle.__rigd_setup__.remote(), timeout=_CALL_TIMEOUT_S)
-            get(handle.__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
+            actors.get(handle.__rigd_setup__.remote(), timeout=_CALL_TIMEOUT_S)
+            actors.get(handle.__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - it may die again; the next poll sees it
             log.error("pipeline %s: actor %r could not rejoin: %s", self.plan.name, name, exc)
             return
@@ -428,7 +376,7 @@ class Pipeline:
             if recorder == name:
                 continue
             with contextlib.suppress(Exception):
-                get(
+                actors.get(
                     self._handles[recorder].note_event.remote(
                         f"actor {name} restarted ({restarts})"
                     ),
@@ -438,14 +386,14 @@ class Pipeline:
     def _fail(self, reason: str) -> None:
         log.error("pipeline %s failed: %s; stopping it", self.plan.name, reason)
         with self._lock:
-            if self.state != "running":
+            if self.state != RunState.RUNNING:
                 return
             self.failure = reason
-            self.state = "failed"
+            self._machine.move(RunState.FAILED)
         threading.Thread(target=self.stop, name="rigd-supervisor-stop", daemon=True).start()
 
     def _alive(self, name: str) -> bool:
-        infos = _actor_infos()
+        infos = actor_infos()
         info = infos.get(self._handles[name]._actor_id)
         return info is not None and info.state == "alive"
 
@@ -462,18 +410,20 @@ class Pipeline:
             try:
                 if not actor.is_source or fed_from_afar(actor.cls):
                     left = max(0.0, deadline - time.monotonic())
-                    drained = get(
+                    drained = actors.get(
                         handle.__rigd_wait_finished__.remote(left), timeout=left + _CALL_TIMEOUT_S
                     )
                     if not drained:
                         log.warning("%s did not drain within %.0f s; stopping it", name, timeout)
-                get(handle.__rigd_stop__.remote(), timeout=_CALL_TIMEOUT_S)
+                actors.get(handle.__rigd_stop__.remote(), timeout=_CALL_TIMEOUT_S)
             except Exception as exc:  # noqa: BLE001 - stop the rest whatever one does
                 log.error("pipeline %s: stopping %r failed: %s", self.plan.name, name, exc)
                 self._end_rings_of(name)
             if name in self.plan.recorders:
                 with contextlib.suppress(Exception):
-                    self._recordings[name] = get(handle.summary.remote(), timeout=_CALL_TIMEOUT_S)
+                    self._recordings[name] = actors.get(
+                        handle.summary.remote(), timeout=_CALL_TIMEOUT_S
+                    )
 
     def _end_rings_of(self, name: str) -> None:
         """Close the rings a dead actor wrote, so its readers drain and end."""
@@ -483,41 +433,27 @@ class Pipeline:
                     self._rings[ring_plan.name].writer().close()
 
     def _teardown(self, force: bool) -> RunReport:
-        self._stopped.set()
         if self._cpu_latency is not None:
             self._cpu_latency.release()
-        if self._monitor is not None and self._monitor is not threading.current_thread():
-            self._monitor.join()
+        if self._watch is not None:
+            self._watch.close()
         restarts = dict(self._restarts)
         with contextlib.suppress(Exception):
-            infos = _actor_infos()
+            infos = actor_infos()
             for name, handle in self._handles.items():
                 info = infos.get(handle._actor_id)
                 if info is not None:
                     restarts[name] = info.restarts
         for handle in self._handles.values():
             with contextlib.suppress(Exception):
-                kill(handle)
+                actors.kill(handle)
         self._handles.clear()
         for ring in self._rings.values():
             ring.unlink()
             ring.close()
         self._rings.clear()
-        files: list[str] = []
-        frames: dict[str, int] = {}
-        dropped: dict[str, int] = {}
-        for recording in self._recordings.values():
-            path = recording.get("path")
-            if not path:
-                continue
-            files.append(path)
-            if force or recording.get("state") != "complete":
-                with contextlib.suppress(Exception):
-                    report = recover_run(path)
-                    recording = {**recording, "frames": dict(report.frames)}
-            frames.update(recording.get("frames", {}))
-            dropped.update(recording.get("dropped", {}))
-        self.state = "failed" if self.failure else "stopped"
+        files, frames, dropped = recorded(self._recordings.values(), repair=force)
+        self._machine.move(RunState.FAILED if self.failure else RunState.STOPPED)
         return RunReport(
             run_id=self.run_id,
             state=self.state,

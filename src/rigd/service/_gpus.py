@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from rigd.actors import ActorInfo
 from rigd.gpu import GpuInfo
-from rigd.state import ActorInfo
 
 __all__ = ["format_gpu_report", "gpu_report"]
 

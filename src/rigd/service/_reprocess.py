@@ -96,12 +96,12 @@ def _resources(text: str) -> tuple[float, float]:
 
 def _replay_one(text: str, run_file: str, out_dir: str, in_task: bool = False) -> dict[str, Any]:
     """One file (in this process, or in a Ray task): the result as a dict."""
-    from rigd.actors import _session
+    from rigd.actors import run_locally
     from rigd.config import load_pipeline
     from rigd.pipeline import Pipeline, plan_pipeline
 
     if in_task:
-        _session.run_locally()  # a Ray task's pipeline: this node's processes and rings
+        run_locally()  # a Ray task's pipeline: this node's processes and rings
     start = time.monotonic()
     try:
         part = replay_pipeline(text, run_file, out_dir)
@@ -156,15 +156,15 @@ def reprocess(
             progress(len(results), len(paths), item)
 
     if address is None:
+        from rigd.actors import shutdown
+
         for path in paths:
             finished(_replay_one(text, path, out))
-        from rigd.actors import _session
-
-        _session.shutdown()
+        shutdown()
     else:
-        from rigd.actors import _session, get, init, remote, wait
+        from rigd.actors import get, init, ray_backend, remote, shutdown, wait
 
-        connected = _session.ray_backend() is not None
+        connected = ray_backend() is not None
         if not connected:
             init(address=address)
         cpus, gpus = _resources(text)
@@ -178,7 +178,7 @@ def reprocess(
             except Exception as exc:  # noqa: BLE001 - the task's worker died
                 finished(asdict(FileResult(path, "failed", error=f"{type(exc).__name__}: {exc}")))
         if not connected:
-            _session.shutdown()
+            shutdown()
     return [results[p] for p in paths]
 
 

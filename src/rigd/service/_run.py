@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-import rigd
+from rigd import actors
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError
 from rigd.pipeline import Pipeline, PipelineStatus, RunReport, plan_pipeline
 
@@ -111,7 +111,7 @@ def run_pipeline(
         report = _follow(pipeline, interrupts, err)
     finally:
         signal.signal(signal.SIGINT, previous)
-        rigd.shutdown()
+        actors.shutdown()
     print(format_report(report), file=out)
     if report.failure:
         return 1

@@ -31,10 +31,9 @@ from types import FrameType
 
 import uvicorn
 
-import rigd
+from rigd import actors
 from rigd._address import DAEMON_FILE, DaemonAddress, default_runtime_dir
 from rigd._version import __version__
-from rigd.actors._session import get_runtime
 from rigd.config import ServiceConfig, ServiceConfigError, load_service_config
 from rigd.service import _systemd
 from rigd.service._api import create_app
@@ -174,14 +173,14 @@ def serve(config_path: str | None = None) -> int:
     for segment in remove_stale_rings():
         log.warning("removed ring %s left by a crashed process", segment)
     recover_data_dir(config.data_dir)
-    facts = rigd.init(num_cpus=config.num_cpus, num_gpus=config.num_gpus, namespace="rigd")
+    facts = actors.init(num_cpus=config.num_cpus, num_gpus=config.num_gpus, namespace="rigd")
     daemon = Daemon(config)
     runtime_dir = config.runtime_dir or default_runtime_dir()
     host, port = sock.getsockname()[:2]
     url_host = f"[{host}]" if ":" in host else host
     if host in ("0.0.0.0", "::"):
         url_host = "127.0.0.1"
-    runtime = get_runtime()
+    runtime = actors.get_runtime()
     address = DaemonAddress(
         pid=os.getpid(),
         session_dir=facts["session_dir"],
@@ -231,5 +230,5 @@ def serve(config_path: str | None = None) -> int:
             if DaemonAddress.read(daemon_file).pid == os.getpid():
                 (runtime_dir / DAEMON_FILE).unlink()
         sock.close()
-        rigd.shutdown()
+        actors.shutdown()
     return 0

@@ -1,0 +1,131 @@
+"""What a run reports: its actors and links now (a status), and what it did (a report).
+
+``PipelineStatus`` is a sample, cheap to take (the head's actor table and
+each ring's counters); ``RunReport`` is made once, when the run is torn down,
+from what each recorder reported (its files, frames and drops per stream).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+from rigd._exceptions import RigdError
+from rigd.pipeline._plan import Plan
+from rigd.pipeline._state import RunState
+from rigd.storage import FrameRing, recover_run
+
+__all__ = ["ActorStatus", "LinkRates", "LinkStatus", "PipelineStatus", "RunReport", "recorded"]
+
+
+class ActorStatus(TypedDict):
+    """One actor of a run, as the head knows it: ``alive``, ``restarting`` or ``dead``."""
+
+    state: str
+    pid: int | None
+    restarts: int
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    """One ring: frames written, and per reader what it read and dropped."""
+
+    ring: str
+    written: int
+    fill: float
+    readers: tuple[tuple[str, int, int], ...]  # (actor.input, read, dropped)
+    rate_hz: float
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    """A run now: its state, each actor, each link (a sample, cheap to take)."""
+
+    state: RunState  # created, ready (loaded), running, stopping, stopped, failed
+    run_id: str
+    actors: Mapping[str, ActorStatus]
+    links: tuple[LinkStatus, ...]
+    elapsed_s: float
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did: its files, frames recorded and dropped per stream."""
+
+    run_id: str
+    state: RunState  # stopped or failed
+    duration_s: float
+    files: tuple[str, ...]
+    frames: Mapping[str, int]
+    dropped: Mapping[str, int]
+    restarts: Mapping[str, int]
+    failure: str | None = None
+    recordings: tuple[Mapping[str, Any], ...] = field(default=())
+
+
+class LinkRates:
+    """Each link's status from its ring's counters, with the rate since the last sample."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._last_counts: dict[str, tuple[float, int]] = {}
+
+    def sample(
+        self, rings: Mapping[str, FrameRing], pids: Mapping[str, int | None]
+    ) -> tuple[LinkStatus, ...]:
+        """Every link whose ring is open; ``pids``: each actor's process, to name readers."""
+        links = []
+        now = time.monotonic()
+        for ring_plan in self.plan.rings:
+            ring = rings.get(ring_plan.name)
+            if ring is None:
+                continue
+            try:
+                stats = ring.statistics()
+            except RigdError:
+                continue
+            previous = self._last_counts.get(ring_plan.name)
+            rate = 0.0
+            if previous is not None and now > previous[0]:
+                rate = (stats.frames_written - previous[1]) / (now - previous[0])
+            self._last_counts[ring_plan.name] = (now, stats.frames_written)
+            # Readers attach in any order: match them to actors by pid.
+            names = {pid: name for name, pid in pids.items() if pid}
+            inputs = {actor: f"{actor}.{inp}" for actor, inp, _, _ in ring_plan.readers}
+            readers = tuple(
+                (inputs.get(names.get(r.pid, ""), f"pid {r.pid}"), r.frames_read, r.frames_dropped)
+                for r in stats.readers
+            )
+            links.append(
+                LinkStatus(ring_plan.name, stats.frames_written, stats.fill, readers, rate)
+            )
+        return tuple(links)
+
+
+def recorded(
+    recordings: Iterable[Mapping[str, Any]], *, repair: bool
+) -> tuple[list[str], dict[str, int], dict[str, int]]:
+    """The files, frames and drops per stream of the recorders' last reports.
+
+    A file not sealed (or every file, with ``repair``: a forced stop) is
+    repaired first, and its frames are what the repaired file holds.
+    """
+    files: list[str] = []
+    frames: dict[str, int] = {}
+    dropped: dict[str, int] = {}
+    for recording in recordings:
+        path = recording.get("path")
+        if not path:
+            continue
+        files.append(path)
+        if repair or recording.get("state") != "complete":
+            with contextlib.suppress(Exception):
+                report = recover_run(path)
+                recording = {**recording, "frames": dict(report.frames)}
+        frames.update(recording.get("frames", {}))
+        dropped.update(recording.get("dropped", {}))
+    return files, frames, dropped

@@ -1,0 +1,142 @@
+"""The daemon's monitor: a thread that samples the running pipeline twice a second.
+
+Each sample: the status snapshot the API serves (20 clients polling cost no
+more than one), the progress the watchdog checks (frames moved), the disk
+(free space against the data rate; a warning event once per run), and every
+2 s the GPUs. The health check reads the latest sample.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rigd.pipeline import Pipeline, Plan, RunState
+from rigd.service._disk import DiskWatch
+from rigd.service._events import now
+from rigd.service._records import DaemonState, RunRecord
+from rigd.service._snapshot import Snapshot, empty_snapshot, frames_written, snapshot_of
+
+__all__ = ["MONITOR_S", "Monitor", "Watched"]
+
+log = logging.getLogger(__name__)
+
+MONITOR_S = 0.5
+# GPU placements change only when actors start or end: sample them every 2 s.
+_GPU_EVERY = 4
+
+#: What the monitor looks at, read under the daemon's lock: (pipeline, plan, run, running).
+Watched = tuple[Pipeline | None, Plan | None, RunRecord | None, bool]
+
+
+class Monitor:
+    """Samples what ``watched()`` returns every ``MONITOR_S`` seconds until ``close``.
+
+    Args:
+        watched: the daemon's pipeline, plan, run and whether it runs, now.
+        disk: the data directory's watch.
+        gpus: the GPUs and what is placed on each, now.
+        publish: ``publish(kind, **data)``: the daemon's events.
+    """
+
+    def __init__(
+        self,
+        watched: Callable[[], Watched],
+        disk: DiskWatch,
+        gpus: Callable[[], list[dict[str, Any]]],
+        publish: Callable[..., None],
+    ) -> None:
+        self._watched = watched
+        self._disk_watch = disk
+        self._gpus_now = gpus
+        self._publish = publish
+        self._lock = threading.Lock()
+        self.snapshot: Snapshot = empty_snapshot()
+        self._snapshot_at = time.monotonic()
+        self.gpus: list[dict[str, Any]] = []
+        self._progress_at = time.monotonic()
+        self._frames_seen = -1
+        #: The data directory's free space against the running run's data rate.
+        self.disk: dict[str, Any] = {}
+        self._disk_warned: str | None = None
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="rigd-daemon", daemon=True)
+        self._thread.start()
+
+    def run_started(self) -> None:
+        """A run began: the watchdog counts from now."""
+        with self._lock:
+            self._progress_at = time.monotonic()
+            self._frames_seen = -1
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        ticks = 0
+        while not self._closing.wait(MONITOR_S):
+            if ticks % _GPU_EVERY == 0:
+                with contextlib.suppress(Exception):
+                    self.gpus = self._gpus_now()
+            ticks += 1
+            self.sample()
+
+    def sample(self) -> None:
+        """One sample: the snapshot, the watchdog's progress, the disk."""
+        pipeline, plan, record, running = self._watched()
+        snapshot = empty_snapshot()
+        if pipeline is not None:
+            try:
+                snapshot = snapshot_of(pipeline.status(), now())
+            except Exception as exc:  # noqa: BLE001 - a sample may race the stop
+                log.debug("status sample failed: %s", exc)
+                snapshot = {**self.snapshot}
+        snapshot["sampled_at"] = now()
+        written = frames_written(snapshot)
+        with self._lock:
+            self.snapshot = snapshot
+            self._snapshot_at = time.monotonic()
+            if written != self._frames_seen:
+                self._frames_seen = written
+                self._progress_at = time.monotonic()
+        run_id = record.run_id if record is not None else None
+        self.disk = self._disk_watch.sample(snapshot if running else None, plan, run_id)
+        warning = self.disk.get("warning")
+        if warning and record is not None and self._disk_warned != record.run_id:
+            self._disk_warned = record.run_id
+            log.warning("%s", warning)
+            self._publish("disk", run_id=record.run_id, **self.disk)
+
+    def health(
+        self,
+        state: DaemonState,
+        run: RunRecord | None,
+        failure: str | None,
+        stall_s: float,
+    ) -> tuple[bool, str] | None:
+        """Unhealthy, or healthy while running, with a line for systemd; None: no
+        opinion (the daemon says ``<state> <pipeline>``)."""
+        now_s = time.monotonic()
+        with self._lock:
+            snapshot = self.snapshot
+            stalled = now_s - self._progress_at
+            monitor_age = now_s - self._snapshot_at
+        if monitor_age > 10 * MONITOR_S + 5:
+            return False, f"the monitor has not sampled for {monitor_age:.0f} s"
+        if self.disk.get("warning"):
+            return False, str(self.disk["warning"])
+        if state == DaemonState.FAILED and failure and "No space left" in failure:
+            return False, failure
+        if state == DaemonState.RUNNING and run is not None and run.state == RunState.RUNNING:
+            rate = sum(link["rate_hz"] for link in snapshot["links"])
+            dropped = sum(r["dropped"] for link in snapshot["links"] for r in link["readers"])
+            line = f"running {run.run_id}: {rate:.0f} frames/s on all links, {dropped} dropped"
+            if stalled > stall_s:
+                return False, f"run {run.run_id} moved no frame for {stalled:.0f} s"
+            return True, line
+        return None
