@@ -20,7 +20,15 @@ from rigd.actors._pipeline_actor import Actor, Endpoints, add_input_lost_error
 from rigd.actors._ref import ObjectRef
 from rigd.actors._remote import RemoteFunction, remote
 from rigd.actors._runtime_context import RuntimeContext, get_runtime_context
-from rigd.actors._session import get_runtime, init, is_initialized, shutdown
+from rigd.actors._scheduling import PlacementGroupSchedulingStrategy
+from rigd.actors._session import (
+    get_runtime,
+    init,
+    is_initialized,
+    ray_backend,
+    run_locally,
+    shutdown,
+)
 from rigd.actors._state import ActorInfo, list_actors
 
 __all__ = [
@@ -35,6 +43,7 @@ __all__ = [
     "MethodOptions",
     "ObjectRef",
     "ObjectRefGenerator",
+    "PlacementGroupSchedulingStrategy",
     "RemoteFunction",
     "RuntimeContext",
     "TaskOptions",
@@ -52,7 +61,9 @@ __all__ = [
     "list_actors",
     "method",
     "put",
+    "ray_backend",
     "remote",
+    "run_locally",
     "shutdown",
     "wait",
 ]

@@ -81,6 +81,9 @@ def get(refs: Any, *, timeout: float | None = None) -> Any:
         TaskError: the call raised (also an instance of the original class).
         ActorDiedError: the actor died before answering.
     """
+    ray = _session.ray_backend()
+    if ray is not None:
+        return ray.get(refs, timeout)
     _check_timeout(timeout)
     _refuse_on_actor_loop("get")
     if isinstance(refs, ObjectRef):
@@ -133,6 +136,9 @@ def wait(
         TypeError: ``refs`` is not a list of refs.
         ValueError: ``num_returns`` is out of range, or refs repeat.
     """
+    ray = _session.ray_backend()
+    if ray is not None:
+        return ray.wait(refs, num_returns, timeout, True)  # type: ignore[no-any-return]
     _check_timeout(timeout)
     _refuse_on_actor_loop("wait")
     if isinstance(refs, ObjectRef) or not isinstance(refs, list | tuple):
@@ -201,6 +207,10 @@ def cancel(
         TypeError: ``ref`` is not an ObjectRef or an ObjectRefGenerator.
         ValueError: ``force=True`` for an actor call.
     """
+    ray = _session.ray_backend()
+    if ray is not None:
+        ray.cancel(ref, force, recursive)
+        return
     if isinstance(ref, ObjectRefGenerator):
         if ref._canceller is not None and not ref._done:
             ref._canceller(force)
@@ -222,6 +232,9 @@ def put(value: T) -> ObjectRef[T]:
     Raises:
         TypeError: ``value`` is already a ref.
     """
+    ray = _session.ray_backend()
+    if ray is not None:
+        return ray.put(value)  # type: ignore[no-any-return]
     if isinstance(value, ObjectRef):
         raise TypeError("rigd.put takes a value, not an ObjectRef; pass the ref itself instead")
     _session.get_runtime()
@@ -239,6 +252,9 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle[Any]:
         TypeError: ``name`` or ``namespace`` is not a string.
         ValueError: either is empty, or no such actor in that namespace.
     """
+    ray = _session.ray_backend()
+    if ray is not None:
+        return ray.get_actor(name, namespace)  # type: ignore[no-any-return]
     check_name("name", name)
     if namespace is not None:
         check_name("namespace", namespace)
@@ -256,6 +272,10 @@ def kill(actor: ActorHandle[Any], *, no_restart: bool = True) -> None:
     Raises:
         TypeError: ``actor`` is not an actor handle.
     """
+    ray = _session.ray_backend()
+    if ray is not None:
+        ray.kill(actor, no_restart)
+        return
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"rigd.kill takes an actor handle, got {type(actor).__name__}: {actor!r}")
     actor._runtime.head_call(Kill(actor._actor_id, no_restart))
@@ -270,6 +290,9 @@ def exit_actor() -> None:
     Raises:
         TypeError: called outside an actor.
     """
+    ray = _session.ray_backend()
+    if ray is not None:
+        ray.exit_actor()
     if _context.current_actor is None:
         raise TypeError("exit_actor() must be called from inside an actor's method")
     raise _context.ActorExit
@@ -282,6 +305,9 @@ def get_gpu_ids() -> list[int]:
     ``CUDA_VISIBLE_DEVICES`` (the GPUs' UUIDs), before the worker's code
     runs; a CPU-only worker has none.
     """
+    ray = _session.ray_backend()
+    if ray is not None:
+        return ray.get_gpu_ids()  # type: ignore[no-any-return]
     if not _session.in_worker():
         return []
     ids = os.environ.get(_context.GPU_IDS_ENV, "")

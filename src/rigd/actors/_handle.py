@@ -137,6 +137,23 @@ def _check_method_options(options: dict[str, Any], valid: tuple[str, ...]) -> No
         )
 
 
+def _ray_method_options(cls: type) -> dict[str, dict[str, Any]]:
+    """The ``@rigd.method`` options of ``cls``'s methods, as ``ray.method`` takes them."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in inspect.getmembers(cls, inspect.isfunction):
+        options = _method_options.get(value)
+        if options is None:
+            continue
+        ray_options: dict[str, Any] = {}
+        if options.num_returns is not None:
+            ray_options["num_returns"] = options.num_returns
+        if options.concurrency_group is not None:
+            ray_options["concurrency_group"] = options.concurrency_group
+        if ray_options:
+            out[name] = ray_options
+    return out
+
+
 class ActorClass(Generic[T]):
     """A class made remote: ``.remote(...)`` starts an actor of it.
 
@@ -228,6 +245,11 @@ class ActorClass(Generic[T]):
         """
         signature, fast_arity = self._init_signature
         check_arguments(signature, fast_arity, f"{self.__name__}.__init__", args, kwargs)
+        ray = _session.ray_backend()
+        if ray is not None:
+            return ray.actor_class_remote(  # type: ignore[no-any-return]
+                self._cls, self._options, _ray_method_options(self._cls), args, kwargs
+            )
         runtime = _session.get_runtime()
         args_body = serialize_args(
             self._cls.__init__, f"{self.__name__}.__init__", args, kwargs, runtime.shm_prefix

@@ -68,6 +68,9 @@ class RemoteFunction(Generic[R]):
         """
         signature, fast_arity = self._signature
         check_arguments(signature, fast_arity, self.__name__, args, kwargs)
+        ray = _session.ray_backend()
+        if ray is not None:
+            return ray.task_remote(self._fn, self._options, args, kwargs)  # type: ignore[no-any-return]
         runtime = _session.get_runtime()
         if self._body is None:
             self._body = dumps_by_value(self._fn)

@@ -15,6 +15,7 @@ import atexit
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from typing import Any
@@ -83,6 +84,9 @@ def init(
     global _runtime, _head
     if namespace is not None:
         check_name("namespace", namespace)
+    if isinstance(address, str) and (address == "ray" or address.startswith("ray:")):
+        # A Ray cluster runs the actors (rigd[cluster]); see _ray_backend.
+        return _ray_init(address, namespace, num_cpus, num_gpus, ignore_reinit_error)
     with _lock:
         if _runtime is not None:
             if ignore_reinit_error or _is_worker:
@@ -183,8 +187,53 @@ def _facts(runtime: Runtime) -> dict[str, Any]:
 
 
 def is_initialized() -> bool:
-    """Whether this process belongs to a running rigd session."""
-    return _runtime is not None
+    """Whether this process belongs to a running rigd session (or is connected to Ray)."""
+    return _runtime is not None or ray_backend() is not None
+
+
+def _ray_init(
+    address: str,
+    namespace: str | None,
+    num_cpus: float | None,
+    num_gpus: float | None,
+    ignore_reinit_error: bool,
+) -> dict[str, Any]:
+    if _runtime is not None:
+        raise RuntimeError(
+            "this process already runs a one-machine rigd session; call rigd.shutdown() "
+            f"before rigd.init(address={address!r})"
+        )
+    try:
+        from rigd.actors import _ray_backend
+    except ImportError as exc:
+        raise ImportError(
+            f"rigd.init(address={address!r}) needs Ray ({exc}); install it with: "
+            "pip install 'rigd[cluster]'"
+        ) from exc
+    return _ray_backend.init(address, namespace, num_cpus, num_gpus, ignore_reinit_error)
+
+
+_local_only = False
+
+
+def run_locally() -> None:
+    """Run this process's rigd calls on the one-machine runtime, even in a Ray
+    worker: a cluster pipeline's node supervisor runs its node's actors so."""
+    global _local_only
+    _local_only = True
+
+
+def ray_backend() -> Any:
+    """The Ray backend module when this process's calls go to Ray, else None.
+
+    Never imports Ray: only a process that did (``rigd.init(address="ray...")``,
+    or a Ray worker) can be on Ray.
+    """
+    if _local_only or "ray" not in sys.modules:
+        return None
+    from rigd.actors import _ray_backend
+
+    return _ray_backend if _ray_backend.connected() else None
 
 
 def get_runtime() -> Runtime:
@@ -214,6 +263,9 @@ def in_worker() -> bool:
 def shutdown() -> None:
     """End the session: every actor and worker, socket file and segment."""
     global _runtime, _head
+    ray = ray_backend()
+    if ray is not None and not ray.in_ray_worker():
+        ray.shutdown()
     with _lock:
         if _is_worker:
             return  # a worker's session is its driver's to end

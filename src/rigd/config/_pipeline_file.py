@@ -77,6 +77,10 @@ class ActorConfig(_Model):
     cpus: list[Annotated[int, Field(ge=0)]] | None = None
     #: Shape and dtype per output, for classes that cannot say themselves.
     outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: The Ray node to run on, by a custom resource the node has (``ray start
+    #: --resources '{"camera_pc": 1}'``); a cluster run (``ClusterPipeline``)
+    #: places the actor there. On one machine every node is this one.
+    node: Name | None = None
 
     @field_validator("cpus")
     @classmethod

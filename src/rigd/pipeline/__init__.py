@@ -2,7 +2,9 @@
 
 ``plan_pipeline`` reads and checks a pipeline file; ``Pipeline`` runs it
 (the supervisor). Built-in actors: ``SimulatedCamera``, ``HDF5Recorder``,
-``FrameStats``, ``FilePlayback``, ``ZmqPublisher``, and the processors that
+``FrameStats``, ``FilePlayback``, ``ZmqPublisher``, ``ZmqSource``, the
+bridges that carry a link between machines (``BridgeSender``,
+``BridgeReceiver``), and the processors that
 run on a GPU actor with CuPy or on numpy otherwise: ``MotionCorrection``,
 ``DeltaFOverF``, ``Bin``, ``RoiTraces`` (on ``FrameProcessor``). Triggered
 capture: ``FrameTrigger`` (decides per frame, on the GPU when it has one)
@@ -18,7 +20,9 @@ optional extra imported only when the source is first used:
 from typing import Any
 
 from rigd.pipeline._binning import Bin
+from rigd.pipeline._bridge import BridgeReceiver, BridgeSender
 from rigd.pipeline._camera import SimulatedCamera
+from rigd.pipeline._cluster import ClusterPipeline
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._device import DeviceSource
 from rigd.pipeline._dff import DeltaFOverF
@@ -43,12 +47,16 @@ from rigd.pipeline._state import (
 from rigd.pipeline._stats import FrameStats
 from rigd.pipeline._supervisor import ActorStatus, LinkStatus, Pipeline, PipelineStatus, RunReport
 from rigd.pipeline._trigger import TriggeredRecorder
+from rigd.pipeline._zmq_source import ZmqSource
 
 __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py checks
     "ACTIVE_RUN_STATES",
     "ActorPlan",
     "ActorStatus",
     "Bin",
+    "BridgeReceiver",
+    "BridgeSender",
+    "ClusterPipeline",
     "CpuLatencyRequest",
     "DeltaFOverF",
     "DeviceSource",
@@ -79,6 +87,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "TriggeredRecorder",
     "VideoSource",
     "ZmqPublisher",
+    "ZmqSource",
     "check_transition",
     "list_cameras",
     "plan_pipeline",

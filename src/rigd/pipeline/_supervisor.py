@@ -44,6 +44,7 @@ from rigd import actors
 from rigd._exceptions import RigdError, TaskError
 from rigd.actors import ActorHandle
 from rigd.pipeline._actor_watch import ActorWatch, actor_infos
+from rigd.pipeline._bridge import fed_from_afar, stop_order
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
 from rigd.pipeline._plan import Plan
@@ -419,7 +420,7 @@ class Pipeline:
 
     def _stop_graceful(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        for actor in self.plan.actors:
+        for actor in stop_order(self.plan.actors):
             name = actor.name
             handle = self._handles.get(name)
             if handle is None:
@@ -428,7 +429,7 @@ class Pipeline:
                 self._end_rings_of(name)
                 continue
             try:
-                if not actor.is_source:
+                if not actor.is_source or fed_from_afar(actor.cls):
                     left = max(0.0, deadline - time.monotonic())
                     drained = actors.get(
                         handle.__rigd_wait_finished__.remote(left), timeout=left + _CALL_TIMEOUT_S

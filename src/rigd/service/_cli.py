@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rigd.service._reprocess import add_parser as add_reprocess_parser
+
 if TYPE_CHECKING:
     from rigd.storage import RunSummary
 
@@ -366,6 +368,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     recover.add_argument("files", nargs="+", metavar="FILE.h5")
     recover.set_defaults(handler=_cmd_recover)
+    add_reprocess_parser(commands)
     return parser
 
 

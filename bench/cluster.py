@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Frames between machines: a bridge link against raw pyzmq and Ray's object store.
+
+Figures, in one run, on loopback tcp:
+
+- throughput of a bridge link (source -> BridgeSender ~tcp~> BridgeReceiver ->
+  sink, every actor its own process) at 512x512 and 2048x2048 uint16, flat
+  out, against raw pyzmq PUSH/PULL of the same bytes between two processes
+  (the floor: no rings, no flow control);
+- the latency a bridge hop adds: acquisition-to-sink at 100 Hz (512x512),
+  through the bridge and through a plain ring link (p50, p99);
+- with ``--ray`` (``pip install 'rigd[cluster]'``): a frame passed between
+  actors on the two nodes of a local ``ray.cluster_utils.Cluster`` through
+  Ray's object store, per frame, against the bridge's per-frame time.
+
+    .venv/bin/python bench/cluster.py [--seconds 5] [--ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import socket
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # pipeline_actors, for this process and the actors
+
+import rigd  # noqa: E402
+from rigd.pipeline import Pipeline, plan_pipeline  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def bridge_yaml(shape: int, fps: float | None, bridged: bool) -> str:
+    port = free_port()
+    fps_text = fps if fps else "null"
+    if bridged:
+        middle = f"""
+          - {{name: sender, class: rigd.pipeline.BridgeSender,
+              options: {{address: "tcp://127.0.0.1:{port}"}}}}
+          - {{name: receiver, class: rigd.pipeline.BridgeReceiver,
+              options: {{address: "tcp://127.0.0.1:{port}", shape: [{shape}, {shape}],
+                         dtype: uint16}}}}
+        links:
+          - {{link: source.frames -> sender.frames, slots: 8}}
+          - {{link: receiver.frames -> sink.result, slots: 8}}
+        """
+    else:
+        middle = """
+        links:
+          - {link: source.frames -> sink.result, slots: 8}
+        """
+    return textwrap.dedent(
+        f"""
+        name: bridge{shape}
+        actors:
+          - {{name: source, class: pipeline_actors.Source,
+              options: {{shape: [{shape}, {shape}], fps: {fps_text}}}}}
+          - {{name: sink, class: pipeline_actors.Sink}}
+        """
+    ) + textwrap.dedent(middle)
+
+
+def run_pipeline(text: str, seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        path.write_text(text)
+        pipeline = Pipeline(plan_pipeline(path))
+        pipeline.start()
+        try:
+            time.sleep(seconds)  # a benchmark's measuring window, not a wait for a condition
+            results: dict[str, Any] = rigd.get(pipeline.handle("sink").results.remote())
+        finally:
+            pipeline.stop(timeout=10)
+    return results
+
+
+def _pull(address: str, count: int, queue: Any) -> None:
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PULL)
+    sock.connect(address)
+    sock.recv(copy=False)  # the first frame: the clock starts after it
+    start = time.perf_counter()
+    for _ in range(count - 1):
+        sock.recv(copy=False)
+    queue.put((count - 1) / (time.perf_counter() - start))
+    sock.close(linger=0)
+    ctx.term()
+
+
+def raw_pushpull(shape: int, seconds: float) -> float:
+    """Frames/s of raw pyzmq PUSH -> PULL (zero-copy send) between two processes."""
+    frame = np.random.default_rng(0).integers(0, 4096, (shape, shape), dtype=np.uint16)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUSH)
+    sock.setsockopt(zmq.SNDHWM, 8)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    sock.bind(address)
+    # As many frames as take about `seconds` at a first guess of 1 GB/s.
+    count = max(50, int(seconds * 1e9 / frame.nbytes))
+    queue: Any = mp.get_context("spawn").Queue()
+    proc = mp.get_context("spawn").Process(target=_pull, args=(address, count, queue))
+    proc.start()
+    for _ in range(count):
+        sock.send(frame, copy=False)
+    rate: float = queue.get(timeout=120)
+    proc.join(30)
+    sock.close(linger=0)
+    ctx.term()
+    return rate
+
+
+def ray_object_store(shape: int, frames: int) -> float:
+    """Seconds per frame: a frame made on node A, read by an actor on node B (Ray)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "resources": {"node_a": 1}},
+    )
+    cluster.add_node(num_cpus=1, resources={"node_b": 1})
+    ray.init(address=cluster.address)
+    try:
+
+        @ray.remote(resources={"node_a": 0.01})
+        class Producer:
+            def __init__(self, shape: int) -> None:
+                self.frame = np.random.default_rng(0).integers(
+                    0, 4096, (shape, shape), dtype=np.uint16
+                )
+
+            def frame_ref(self) -> list[Any]:
+                return [ray.put(self.frame)]
+
+        @ray.remote(resources={"node_b": 0.01})
+        class Consumer:
+            def take(self, refs: list[Any]) -> int:
+                return int(ray.get(refs[0])[1].sum())
+
+        producer, consumer = Producer.remote(shape), Consumer.remote()
+        ray.get(consumer.take.remote(ray.get(producer.frame_ref.remote())))  # warm up
+        start = time.perf_counter()
+        for _ in range(frames):
+            ray.get(consumer.take.remote(ray.get(producer.frame_ref.remote())))
+        return (time.perf_counter() - start) / frames
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+REPROCESS_YAML = """
+name: rowsums
+actors:
+  - {name: camera, class: rigd.pipeline.SimulatedCamera, options: {shape: [256, 256]}}
+  - {name: rowsum, class: pipeline_actors.Processor, options: {work: mean}}
+  - {name: recorder, class: rigd.pipeline.HDF5Recorder}
+links:
+  - {link: camera.frames -> rowsum.frames}
+  - {link: camera.frames -> recorder.camera}
+  - {link: rowsum.result -> recorder.result}
+"""
+
+
+def _plain_task(path: str, out: str) -> int:
+    """The same work as the reprocess pipeline, as a plain task: read, process, write."""
+    from rigd.storage import RunWriter, StreamReader, StreamSpec
+
+    with StreamReader(path, "camera") as reader:
+        specs = [
+            StreamSpec("camera", reader.shape, reader.dtype),
+            StreamSpec("result", (1,), np.dtype("<f8")),
+        ]
+        frame = np.empty(reader.shape, reader.dtype)
+        with RunWriter(Path(out) / Path(path).name, specs, run_id="plain") as writer:
+            for i in range(len(reader)):
+                reader.read_into(i, frame)
+                fid, stamp = int(reader.frame_ids[i]), int(reader.timestamps_ns[i])
+                writer.write("camera", frame, fid, stamp)
+                writer.write("result", np.array([frame.mean()]), fid, stamp)
+    return len(reader)
+
+
+def reprocess_vs_ray(files: int, frames: int) -> tuple[float, float]:
+    """Seconds for `rigd reprocess --address` over ``files`` run files, and for a plain
+    Ray task loop doing the same work, on a 2-node local cluster."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from rigd.service._reprocess import reprocess
+    from rigd.storage import RunWriter, StreamSpec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        inputs = []
+        frame = np.random.default_rng(0).integers(0, 4096, (256, 256), dtype=np.uint16)
+        for k in range(files):
+            path = root / f"run{k}.h5"
+            with RunWriter(
+                path, [StreamSpec("camera", (256, 256), frame.dtype)], run_id=f"r{k}"
+            ) as w:
+                for i in range(frames):
+                    w.write("camera", frame, i, 1_700_000_000_000_000_000 + i)
+            inputs.append(str(path))
+        (root / "p.yaml").write_text(REPROCESS_YAML)
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+        cluster.add_node(num_cpus=2)
+        try:
+            start = time.perf_counter()
+            results = reprocess(
+                root / "p.yaml", inputs, root / "out", address=f"ray:{cluster.address}"
+            )
+            rigd_s = time.perf_counter() - start
+            assert all(r.state == "done" for r in results), results
+            ray.init(address=cluster.address)
+            (root / "plain").mkdir()
+            task = ray.remote(num_cpus=1)(_plain_task)
+            start = time.perf_counter()
+            ray.get([task.remote(p, str(root / "plain")) for p in inputs])
+            ray_s = time.perf_counter() - start
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+    return rigd_s, ray_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--ray", action="store_true", help="also Ray's object store, 2 nodes")
+    parser.add_argument(
+        "--reprocess", action="store_true", help="also rigd reprocess vs a Ray task loop"
+    )
+    args = parser.parse_args()
+    rigd.init(num_cpus=8)
+    per_frame: dict[int, float] = {}
+    print("throughput, flat out (frames/s; MB/s)")
+    for shape in (512, 2048):
+        nbytes = shape * shape * 2
+        bridge = run_pipeline(bridge_yaml(shape, None, bridged=True), args.seconds)
+        raw = raw_pushpull(shape, args.seconds)
+        rate = bridge["frames_per_s"]
+        per_frame[shape] = 1 / rate
+        print(
+            f"  {shape}x{shape} uint16: bridge {rate:8.1f} ({rate * nbytes / 1e6:7.0f})"
+            f"   raw PUSH/PULL {raw:8.1f} ({raw * nbytes / 1e6:7.0f})"
+            f"   bridge/raw {rate / raw:5.2f}"
+        )
+    print("latency at 100 Hz, 512x512, acquisition to sink (us)")
+    direct = run_pipeline(bridge_yaml(512, 100, bridged=False), args.seconds)
+    hop = run_pipeline(bridge_yaml(512, 100, bridged=True), args.seconds)
+    print(f"  ring link:   p50 {direct['p50_us']:7.0f}  p99 {direct['p99_us']:7.0f}")
+    print(f"  bridge link: p50 {hop['p50_us']:7.0f}  p99 {hop['p99_us']:7.0f}")
+    print(
+        f"  added by the bridge hop: p50 {hop['p50_us'] - direct['p50_us']:7.0f}"
+        f"  p99 {hop['p99_us'] - direct['p99_us']:7.0f}"
+    )
+    rigd.shutdown()
+    if args.ray:
+        print("per frame between two nodes (ms): Ray's object store vs the bridge")
+        for shape in (512, 2048):
+            ray_s = ray_object_store(shape, 50 if shape == 512 else 20)
+            print(
+                f"  {shape}x{shape}: Ray {ray_s * 1e3:7.2f}  bridge {per_frame[shape] * 1e3:7.2f}"
+                f"  Ray/bridge {ray_s / per_frame[shape]:6.1f}x"
+            )
+
+    if args.reprocess:
+        rigd_s, ray_s = reprocess_vs_ray(8, 300)
+        print(
+            f"reprocess of 8 files (300 frames 256x256 each): rigd reprocess {rigd_s:.1f} s"
+            f"  plain Ray task loop {ray_s:.1f} s  rigd/Ray {rigd_s / ray_s:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""ClusterPipeline: one pipeline whose actors run on several nodes of a Ray cluster.
+
+Each actor names its node (``node:``, a custom resource of one node). The
+pipeline is cut into one sub-pipeline per node, and each node runs its own
+with rigd's one-machine supervisor (rings in that node's shared memory),
+inside a Ray actor placed there: the *node supervisor*. Every node
+supervisor is placed at once in one placement group, one bundle per node
+(all or nothing). A link whose two ends are on different nodes becomes a
+bridge (``BridgeSender`` on the writer's node, ``BridgeReceiver`` on the
+reader's, see ``_bridge.py``), with the link's policy and slots.
+
+Run files are written by the recorders on their own nodes (the node that
+owns the disk); each records, in the ``stream_hosts`` metadata (JSON), the
+host every stream came from. A node lost mid-run (its node supervisor dies
+with it) fails the run: the recorders left note it in their drop ledgers,
+and the rest is stopped, so every file is sealed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rigd._exceptions import ActorDiedError
+from rigd.actors import (
+    PlacementGroupSchedulingStrategy,
+    get,
+    ray_backend,
+    remote,
+    run_locally,
+)
+from rigd.actors import shutdown as shutdown_runtime
+from rigd.config import load_pipeline
+from rigd.pipeline._plan import plan_pipeline
+from rigd.pipeline._state import RunState
+from rigd.pipeline._supervisor import Pipeline, RunReport
+
+__all__ = ["ClusterPipeline", "NodeSupervisor", "split_pipeline"]
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.5
+_PLACE_TIMEOUT_S = 60.0
+_BRIDGE_PEER_TIMEOUT_S = 5.0
+
+
+def split_pipeline(
+    text: str, hosts: Mapping[str, str], port_base: int
+) -> dict[str, dict[str, Any]]:
+    """Cut a pipeline file's text into one pipeline (a dict, as YAML has it) per node.
+
+    Args:
+        text: the pipeline file; every actor has ``node:``.
+        hosts: each node's address (its IP), by node name.
+        port_base: the first tcp port bridges bind; each bridge takes the next.
+
+    Raises:
+        ValueError: an actor without ``node:``, or on a node not in ``hosts``.
+    """
+    config = yaml.safe_load(text)
+    actors = config.get("actors") or []
+    node_of: dict[str, str] = {}
+    problems = []
+    for actor in actors:
+        node = actor.get("node")
+        if node is None:
+            problems.append(f"actor {actor.get('name')!r} names no node (node: ...)")
+        elif node not in hosts:
+            problems.append(
+                f"actor {actor.get('name')!r} is on node {node!r}, which no live node has "
+                f"as a resource (nodes: {sorted(hosts)})"
+            )
+        node_of[actor.get("name")] = node
+    if problems:
+        raise ValueError("; ".join(problems))
+    plan = _plan_of(text)
+    shapes = {(r.writer, r.output): (r.shape, r.dtype) for r in plan.rings}
+    parts: dict[str, dict[str, Any]] = {
+        node: {
+            **{k: v for k, v in config.items() if k not in ("actors", "links")},
+            "actors": [],
+            "links": [],
+        }
+        for node in sorted(set(node_of.values()))
+    }
+    for actor in actors:
+        parts[node_of[actor["name"]]]["actors"].append(
+            {k: v for k, v in actor.items() if k != "node"}
+        )
+    bridges: dict[tuple[str, str, str], str] = {}
+    stream_hosts: dict[str, dict[str, str]] = {node: {} for node in parts}
+    for link in config.get("links") or []:
+        source, target = (end.strip() for end in link["link"].split("->"))
+        writer, output = source.split(".", 1)
+        reader, input_name = target.split(".", 1)
+        here, there = node_of[writer], node_of[reader]
+        stream_hosts[there][input_name] = hosts[here]
+        if here == there:
+            parts[here]["links"].append(link)
+            continue
+        key = (writer, output, there)
+        extra = {k: v for k, v in link.items() if k != "link"}
+        if key not in bridges:
+            port = port_base + len(bridges)
+            name = f"{writer}_{output}_to_{there}"[:60]
+            bridges[key] = name
+            shape, dtype = shapes[(writer, output)]
+            parts[here]["actors"].append(
+                {
+                    "name": f"{name}_tx",
+                    "class": "rigd.pipeline.BridgeSender",
+                    "options": {
+                        "address": f"tcp://0.0.0.0:{port}",
+                        "peer_timeout": _BRIDGE_PEER_TIMEOUT_S,
+                    },
+                }
+            )
+            parts[here]["links"].append({**extra, "link": f"{source} -> {name}_tx.frames"})
+            parts[there]["actors"].append(
+                {
+                    "name": f"{name}_rx",
+                    "class": "rigd.pipeline.BridgeReceiver",
+                    "options": {
+                        "address": f"tcp://{hosts[here]}:{port}",
+                        "shape": list(shape),
+                        "dtype": dtype,
+                        "peer_timeout": _BRIDGE_PEER_TIMEOUT_S,
+                    },
+                }
+            )
+        parts[there]["links"].append(
+            {**extra, "link": f"{bridges[key]}_rx.frames -> {reader}.{input_name}"}
+        )
+    for node, part in parts.items():
+        run = dict(part.get("run") or {})
+        metadata = dict(run.get("metadata") or {})
+        metadata["stream_hosts"] = json.dumps(stream_hosts[node], sort_keys=True)
+        metadata["node"] = node
+        run["metadata"] = metadata
+        part["run"] = run
+    return parts
+
+
+def _plan_of(text: str) -> Any:
+    return plan_pipeline(load_pipeline("<cluster pipeline>", text=text))
+
+
+class NodeSupervisor:
+    """One node's part of a cluster pipeline: rigd's supervisor, in a Ray actor there."""
+
+    def __init__(self) -> None:
+        run_locally()  # this node's actors: processes and rings here
+        self._pipeline: Pipeline | None = None
+
+    def start(self, part: dict[str, Any], run_id: str) -> str:
+        """Plan and start this node's pipeline; return this node's host name."""
+        import socket
+
+        text = yaml.safe_dump(part, sort_keys=False)
+        pfile = load_pipeline(f"<{part.get('name', 'pipeline')} on this node>", text=text)
+        self._pipeline = Pipeline(plan_pipeline(pfile), run_id=run_id)
+        self._pipeline.start()
+        return socket.gethostname()
+
+    def wait(self, timeout: float) -> bool:
+        assert self._pipeline is not None
+        return self._pipeline.wait(timeout)
+
+    def state(self) -> str:
+        return self._pipeline.state if self._pipeline is not None else "created"
+
+    def note(self, text: str) -> None:
+        """Put an event in the ledger of every recorder of this node."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            return
+        for name in pipeline.plan.recorders:
+            get(pipeline.handle(name).note_event.remote(text), timeout=10)
+
+    def stop(self, timeout: float) -> dict[str, Any]:
+        pipeline = self._pipeline
+        if pipeline is None:
+            return {}
+        report = pipeline.stop(timeout=timeout)
+        self._pipeline = None
+        shutdown_runtime()  # this node's rigd processes end with the run
+        return {
+            "state": report.state,
+            "files": list(report.files),
+            "frames": dict(report.frames),
+            "dropped": dict(report.dropped),
+            "restarts": dict(report.restarts),
+            "failure": report.failure,
+        }
+
+
+class ClusterPipeline:
+    """A pipeline file run across a Ray cluster's nodes (``rigd.init(address=...)`` first).
+
+    Args:
+        path: the pipeline file; every actor names its ``node:``.
+        run_id: the run's id (default: the time).
+        port_base: the first tcp port the bridges bind (one per cross-node stream).
+
+    ``start`` places and starts every node's part (all or none), ``wait``
+    waits for the run's end, ``stop`` stops it cleanly; ``state`` is
+    ``running``, ``stopped`` or ``failed`` (``failure`` says why).
+    """
+
+    def __init__(self, path: str | Path, *, run_id: str | None = None, port_base: int = 47100):
+        backend = ray_backend()
+        if backend is None:
+            raise RuntimeError(
+                "a cluster pipeline runs on Ray: call rigd.init(address='ray://HOST:PORT') first"
+            )
+        self._ray = backend
+        self.text = Path(path).read_text()
+        self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S")
+        self.port_base = port_base
+        self.state = "created"
+        self.failure: str | None = None
+        self._group: Any = None
+        self._nodes: dict[str, Any] = {}
+        self._stopped = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._report: RunReport | None = None
+        self._started = 0.0
+
+    def start(self) -> None:
+        """Place every node's supervisor (one placement group), then start each part.
+
+        Raises:
+            ValueError: an actor names no node, or a node no live node has.
+            ResourceUnavailableError: the cluster could not place them all.
+        """
+        nodes = self._ray.alive_nodes()
+        hosts: dict[str, str] = {}
+        for node in nodes:
+            for resource in node["resources"]:
+                hosts.setdefault(resource, node["ip"])
+        parts = split_pipeline(self.text, hosts, self.port_base)
+        names = sorted(parts)
+        self._group = self._ray.reserve([{name: 0.001} for name in names], "PACK", _PLACE_TIMEOUT_S)
+        try:
+            cls = remote(NodeSupervisor)
+            for index, name in enumerate(names):
+                strategy = PlacementGroupSchedulingStrategy(self._group, index)
+                self._nodes[name] = cls.options(
+                    num_cpus=0, resources={name: 0.001}, scheduling_strategy=strategy
+                ).remote()
+            get([self._nodes[n].start.remote(parts[n], self.run_id) for n in names], timeout=120)
+        except BaseException:
+            self._teardown()
+            raise
+        self.state = "running"
+        self._started = time.monotonic()
+        self._monitor = threading.Thread(target=self._watch, name="rigd-cluster", daemon=True)
+        self._monitor.start()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(_POLL_S):
+            for name, node in list(self._nodes.items()):
+                try:
+                    get(node.state.remote(), timeout=30)
+                except ActorDiedError as exc:
+                    self._lost(name, str(exc).splitlines()[0])
+                    return
+
+    def _lost(self, name: str, why: str) -> None:
+        text = f"node {name} lost: {why}"
+        log.error("cluster pipeline %s: %s; stopping the run", self.run_id, text)
+        with self._lock:
+            if self.state != "running":
+                return
+            self.state = "failed"
+            self.failure = text
+        del self._nodes[name]
+        for node in self._nodes.values():
+            try:
+                get(node.note.remote(text), timeout=30)
+            except Exception as exc:  # noqa: BLE001 - the others are stopped anyway
+                log.error("could not note the loss on a node: %s", exc)
+        threading.Thread(target=self.stop, kwargs={"timeout": 5.0}, daemon=True).start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every node's part ended on its own (or the run failed); True if so."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self.state in ("failed", "stopped"):
+                return True
+            try:
+                done = get([n.wait.remote(0.5) for n in self._nodes.values()], timeout=60)
+            except ActorDiedError:
+                done = [False]
+            if all(done):
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+
+    def stop(self, timeout: float = 30.0) -> RunReport:
+        """Stop every node's part at once (each drains its links), seal the files."""
+        with self._lock:
+            if self._report is not None:
+                return self._report
+            self._stopped.set()
+            reports = []
+            refs = {name: node.stop.remote(timeout) for name, node in self._nodes.items()}
+            for name, ref in refs.items():
+                try:
+                    reports.append(get(ref, timeout=timeout + 60))
+                except Exception as exc:  # noqa: BLE001 - report what the others did
+                    log.error(
+                        "cluster pipeline %s: node %s did not stop: %s", self.run_id, name, exc
+                    )
+            self._teardown()
+            if self.state != "failed":
+                self.state = "stopped"
+            self._report = RunReport(
+                run_id=self.run_id,
+                state=RunState(self.state),
+                duration_s=time.monotonic() - self._started if self._started else 0.0,
+                files=tuple(f for r in reports for f in r.get("files", ())),
+                frames={k: v for r in reports for k, v in r.get("frames", {}).items()},
+                dropped={k: v for r in reports for k, v in r.get("dropped", {}).items()},
+                restarts={k: v for r in reports for k, v in r.get("restarts", {}).items()},
+                failure=self.failure,
+            )
+            return self._report
+
+    def _teardown(self) -> None:
+        for node in self._nodes.values():
+            try:
+                self._ray.kill(node)
+            except Exception:  # noqa: BLE001 - gone with its node
+                continue
+        self._nodes.clear()
+        if self._group is not None:
+            self._ray.release(self._group)
+            self._group = None

@@ -1,0 +1,242 @@
+"""ZmqSource: frames received over ZMQ (another machine's publisher) as a source.
+
+The framing is ``ZmqPublisher``'s, so one rigd publishes and another records;
+and a plain format any tool can send (improv's actors, a script, LabVIEW):
+
+- rigd's: ``[topic, header, data]`` (what ``ZmqPublisher`` sends);
+- plain: ``[header, data]``;
+- end of stream: ``[header]`` or ``[topic, header]`` whose header is ``{"end": true}``.
+
+``header`` is a JSON object: ``shape`` (list of ints) and ``dtype`` (numpy's
+name or ``str``, e.g. ``"uint16"`` or ``"<u2"``), required; ``frame_id``
+(int, increasing; default: a count from 0) and ``timestamp_ns`` (int, ns
+since the epoch; or ``timestamp``, float seconds; default: the time it
+arrived), optional. ``data`` is the frame's bytes in C order, exactly
+``prod(shape) * itemsize`` of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import zmq
+
+from rigd.actors import Actor
+
+__all__ = ["ZmqSource"]
+
+log = logging.getLogger(__name__)
+
+_POLL_MS = 100
+_PUT_WAIT_S = 0.25
+_SOCKETS = {"sub": zmq.SUB, "pull": zmq.PULL}
+
+
+class _RejectedError(Exception):
+    """A message that is not a frame of this source (the reason is the text)."""
+
+
+class ZmqSource(Actor):
+    """Frames from a ZMQ socket, written into ``frames`` (see the module for the format).
+
+    Args:
+        address: e.g. ``tcp://rig-pc:5555``.
+        shape: the frames' shape; frames of any other are rejected.
+        dtype: the frames' dtype; likewise.
+        socket: ``sub`` (to a PUB, e.g. ``ZmqPublisher``; lossy by ZMQ's
+            design: a slow subscriber misses messages) or ``pull`` (to a
+            PUSH: the sender is held back instead).
+        bind: bind ``address`` instead of connecting to it.
+        topic: ``sub`` only: the topic prefix to subscribe to (``""``: all).
+        n_frames: end after this many frames (``None``: at the sender's end
+            message, or when stopped).
+
+    A message that is not a frame of this shape and dtype, or whose
+    ``frame_id`` does not increase, is rejected: counted, its reason in
+    ``status()``, logged (the first, then every hundredth); the source goes on.
+    """
+
+    output_names = ("frames",)
+    place_options: ClassVar[dict[str, str]] = {"address": "zmq"}
+
+    def __init__(
+        self,
+        address: str = "tcp://127.0.0.1:5555",
+        shape: list[int] | tuple[int, ...] = (512, 512),
+        dtype: str = "uint16",
+        socket: str = "sub",
+        bind: bool = False,
+        topic: str = "",
+        n_frames: int | None = None,
+    ) -> None:
+        self.shape, self.dtype = self._check(shape, dtype)
+        if socket not in _SOCKETS:
+            raise ValueError(f"socket must be one of {sorted(_SOCKETS)}, got {socket!r}")
+        if n_frames is not None and (
+            isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 0
+        ):
+            raise ValueError(f"n_frames must be an int >= 0 (or null), got {n_frames!r}")
+        self.address = address
+        self.socket_type = socket
+        self.bind = bool(bind)
+        self.topic = topic
+        self.n_frames = n_frames
+        self.frames_received = 0
+        self.rejected = 0
+        self.last_rejection: str | None = None
+        self._last_id = -1
+
+    @staticmethod
+    def _check(shape: Any, dtype: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
+        try:
+            shape = tuple(int(n) for n in shape)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"shape must be a list of sizes, e.g. [512, 512], got {shape!r}"
+            ) from None
+        if not shape or any(n <= 0 for n in shape):
+            raise ValueError(f"shape must be positive sizes, got {list(shape)}")
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype {dtype!r} is not a numpy dtype (e.g. uint16)") from None
+        if dt.hasobject:
+            raise ValueError(f"dtype must be a plain numeric dtype, got {dt}")
+        return shape, dt
+
+    @classmethod
+    def describe_outputs(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> dict[str, tuple[tuple[int, ...], str]]:
+        shape, dtype = cls._check(options.get("shape", (512, 512)), options.get("dtype", "uint16"))
+        return {"frames": (shape, dtype.str)}
+
+    def setup(self) -> None:
+        self._socket: zmq.Socket[bytes] = zmq.Context.instance().socket(_SOCKETS[self.socket_type])
+        self._socket.setsockopt(zmq.LINGER, 0)
+        if self.socket_type == "sub":
+            self._socket.setsockopt(zmq.SUBSCRIBE, self.topic.encode())
+        if self.bind:
+            self._socket.bind(self.address)
+        else:
+            self._socket.connect(self.address)
+        previous = self.outputs.frames.previous
+        if previous is not None:
+            self._last_id = previous[0]  # restarted: ids go on increasing
+        self._nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def run_step(self) -> None:
+        if self.n_frames is not None and self.frames_received >= self.n_frames:
+            self.finish()
+            return
+        if not self._socket.poll(_POLL_MS, zmq.POLLIN):
+            return
+        parts = self._socket.recv_multipart(copy=False)
+        try:
+            header, data = self._parse(parts)
+        except _RejectedError as exc:
+            self._reject(str(exc))
+            return
+        if header.get("end") is True:
+            self.finish()
+            return
+        assert data is not None
+        try:
+            frame_id, timestamp_ns = self._stamp(header)
+        except _RejectedError as exc:
+            self._reject(str(exc))
+            return
+        array = np.frombuffer(data.buffer, self.dtype).reshape(self.shape)
+        writer = self.outputs.frames
+        while True:
+            try:
+                writer.put(array, frame_id, timestamp_ns, timeout=_PUT_WAIT_S)
+                break
+            except TimeoutError:
+                if self.stopping:
+                    return
+        self._last_id = frame_id
+        self.frames_received += 1
+
+    def _parse(self, parts: list[zmq.Frame]) -> tuple[dict[str, Any], zmq.Frame | None]:
+        if len(parts) not in (1, 2, 3):
+            raise _RejectedError(f"a message of {len(parts)} parts (a frame has 2 or 3)")
+        # [header] or [header, data], or with a topic first.
+        if len(parts) == 3 or (len(parts) == 2 and not _looks_like_json(parts[0])):
+            parts = parts[1:]
+        try:
+            header = json.loads(parts[0].bytes)
+        except (UnicodeDecodeError, ValueError):
+            raise _RejectedError("its header is not JSON") from None
+        if not isinstance(header, dict):
+            raise _RejectedError(f"its header is {type(header).__name__}, not a JSON object")
+        if header.get("end") is True:
+            return header, None
+        if len(parts) != 2:
+            raise _RejectedError("a header with no data part (and not {'end': true})")
+        try:
+            shape = tuple(int(n) for n in header["shape"])
+            dtype = np.dtype(header["dtype"])
+        except (KeyError, TypeError, ValueError):
+            raise _RejectedError("its header lacks a valid shape or dtype") from None
+        if shape != self.shape or dtype != self.dtype:
+            raise _RejectedError(
+                f"a {list(shape)} {dtype} frame; this source takes {list(self.shape)} {self.dtype}"
+            )
+        if len(parts[1]) != self._nbytes:
+            raise _RejectedError(f"{len(parts[1])} bytes of data; its header says {self._nbytes}")
+        return header, parts[1]
+
+    def _stamp(self, header: dict[str, Any]) -> tuple[int, int]:
+        frame_id = header.get("frame_id", self._last_id + 1)
+        if isinstance(frame_id, bool) or not isinstance(frame_id, int):
+            raise _RejectedError(f"frame_id {frame_id!r} is not an integer")
+        if frame_id <= self._last_id:
+            raise _RejectedError(f"frame_id {frame_id} after {self._last_id}: ids must increase")
+        if "timestamp_ns" in header:
+            timestamp_ns = header["timestamp_ns"]
+            if isinstance(timestamp_ns, bool) or not isinstance(timestamp_ns, int):
+                raise _RejectedError(f"timestamp_ns {timestamp_ns!r} is not an integer")
+        elif "timestamp" in header:
+            seconds = header["timestamp"]
+            if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+                raise _RejectedError(f"timestamp {seconds!r} is not a number of seconds")
+            timestamp_ns = int(seconds * 1e9)
+        else:
+            timestamp_ns = time.time_ns()
+        return frame_id, timestamp_ns
+
+    def _reject(self, reason: str) -> None:
+        self.rejected += 1
+        self.last_rejection = reason
+        if self.rejected % 100 == 1:
+            log.warning(
+                "ZmqSource %s: rejected a message (%d so far): %s",
+                self.address,
+                self.rejected,
+                reason,
+            )
+
+    def stop(self) -> None:
+        socket = getattr(self, "_socket", None)
+        if socket is not None:
+            socket.close(linger=0)
+
+    def status(self) -> dict[str, Any]:
+        """Frames received and messages rejected, with the last reason."""
+        return {
+            "frames_received": self.frames_received,
+            "rejected": self.rejected,
+            "last_rejection": self.last_rejection,
+            "address": self.address,
+        }
+
+
+def _looks_like_json(part: zmq.Frame) -> bool:
+    return part.bytes[:1] == b"{"

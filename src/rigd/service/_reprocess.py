@@ -1,0 +1,234 @@
+"""``rigd reprocess PIPELINE.yaml RUN.h5...``: run files replayed through a pipeline's processors.
+
+Each run file becomes a new run file: the pipeline's sources are replaced by
+``FilePlayback`` of the stream they recorded (``rate: max``), its processors
+run as written, and its recorder writes to ``--out``. One job per file: in
+this process one after the other, or, with ``--address``, one Ray task per
+file asking for the pipeline's CPUs and GPUs, all at once. A file that fails
+is reported and never stops the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["FileResult", "add_parser", "replay_pipeline", "reprocess"]
+
+_RECORDER = "HDF5Recorder"
+_WAIT_S = 3600.0
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What one file's replay did."""
+
+    file: str
+    state: str  # done, failed
+    output: str | None = None
+    frames: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def replay_pipeline(text: str, run_file: str, out_dir: str) -> dict[str, Any]:
+    """The pipeline (as YAML has it) with its sources replaced by ``run_file``'s streams.
+
+    A source's stream is the name its link to the recorder gives it.
+
+    Raises:
+        ValueError: the pipeline has no recorder, or a source that is not recorded.
+    """
+    config = yaml.safe_load(text)
+    actors = config.get("actors") or []
+    links = config.get("links") or []
+    readers = {link["link"].split("->")[1].split(".")[0].strip() for link in links}
+    recorders = {a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER)}
+    if not recorders:
+        raise ValueError("the pipeline has no HDF5Recorder to write the new run file")
+    for actor in actors:
+        name = actor["name"]
+        if name in readers:
+            continue
+        streams = [
+            link["link"].split("->")[1].split(".", 1)[1].strip()
+            for link in links
+            if link["link"].split("->")[0].strip().startswith(f"{name}.")
+            and link["link"].split("->")[1].split(".")[0].strip() in recorders
+        ]
+        if not streams:
+            raise ValueError(
+                f"source {name!r} is not recorded, so a run file cannot stand in for it; "
+                "link it to the recorder"
+            )
+        actor.clear()
+        actor.update(
+            name=name,
+            **{"class": "rigd.pipeline.FilePlayback"},
+            options={"path": run_file, "stream": streams[0], "rate": "max"},
+        )
+        for link in links:
+            source, target = link["link"].split("->")
+            if source.strip().startswith(f"{name}."):
+                link["link"] = f"{name}.frames -> {target.strip()}"
+    for actor in actors:
+        if actor["name"] in recorders:
+            options = dict(actor.get("options") or {})
+            options.update(directory=out_dir, template="{run_id}.h5")
+            actor["options"] = options
+        actor.pop("node", None)
+    return dict(config)
+
+
+def _resources(text: str) -> tuple[float, float]:
+    actors = yaml.safe_load(text).get("actors") or []
+    cpus = sum(float(a.get("num_cpus") or 0) for a in actors)
+    gpus = sum(float(a.get("num_gpus") or 0) for a in actors)
+    return max(1.0, cpus), gpus
+
+
+def _replay_one(text: str, run_file: str, out_dir: str, in_task: bool = False) -> dict[str, Any]:
+    """One file (in this process, or in a Ray task): the result as a dict."""
+    from rigd.actors import run_locally
+    from rigd.config import load_pipeline
+    from rigd.pipeline import Pipeline, plan_pipeline
+
+    if in_task:
+        run_locally()  # a Ray task's pipeline: this node's processes and rings
+    start = time.monotonic()
+    try:
+        part = replay_pipeline(text, run_file, out_dir)
+        pfile = load_pipeline(f"<{run_file}>", text=yaml.safe_dump(part, sort_keys=False))
+        pipeline = Pipeline(plan_pipeline(pfile), run_id=f"{Path(run_file).stem}-reprocessed")
+        pipeline.start()
+        try:
+            finished = pipeline.wait(_WAIT_S)
+        finally:
+            report = pipeline.stop()
+        if not finished or report.state != "stopped":
+            raise RuntimeError(report.failure or "the replay did not finish")
+        return asdict(
+            FileResult(
+                run_file,
+                "done",
+                report.files[0] if report.files else None,
+                sum(report.frames.values()),
+                time.monotonic() - start,
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - one file's failure is its row in the table
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return asdict(FileResult(run_file, "failed", seconds=time.monotonic() - start, error=error))
+
+
+def reprocess(
+    pipeline: str | Path,
+    files: Sequence[str],
+    out_dir: str | Path,
+    *,
+    address: str | None = None,
+    progress: Callable[[int, int, FileResult], None] | None = None,
+) -> list[FileResult]:
+    """Replay each of ``files`` through ``pipeline`` into ``out_dir``; one result per file.
+
+    Args:
+        address: a Ray address (``rigd.init``'s, e.g. ``ray://HOST:10001``):
+            one Ray task per file; ``None``: here, one after the other.
+        progress: called as each file ends, with (done, total, result).
+    """
+    text = Path(pipeline).read_text()
+    out = str(Path(out_dir).resolve())
+    Path(out).mkdir(parents=True, exist_ok=True)
+    paths = [str(Path(f).resolve()) for f in files]
+    results: dict[str, FileResult] = {}
+
+    def finished(result: dict[str, Any]) -> None:
+        item = FileResult(**result)
+        results[item.file] = item
+        if progress is not None:
+            progress(len(results), len(paths), item)
+
+    if address is None:
+        from rigd.actors import shutdown
+
+        for path in paths:
+            finished(_replay_one(text, path, out))
+        shutdown()
+    else:
+        from rigd.actors import get, init, ray_backend, remote, shutdown, wait
+
+        connected = ray_backend() is not None
+        if not connected:
+            init(address=address)
+        cpus, gpus = _resources(text)
+        task = remote(_replay_one).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
+        pending = {task.remote(text, path, out, True): path for path in paths}
+        while pending:
+            (ref,), _ = wait(list(pending), num_returns=1)
+            path = pending.pop(ref)
+            try:
+                finished(get(ref))
+            except Exception as exc:  # noqa: BLE001 - the task's worker died
+                finished(asdict(FileResult(path, "failed", error=f"{type(exc).__name__}: {exc}")))
+        if not connected:
+            shutdown()
+    return [results[p] for p in paths]
+
+
+def _table(results: Sequence[FileResult]) -> str:
+    rows = [("file", "state", "frames", "seconds", "output / error")]
+    for r in results:
+        rows.append(
+            (
+                Path(r.file).name,
+                r.state,
+                str(r.frames),
+                f"{r.seconds:.1f}",
+                r.output or r.error or "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
+        for row in rows
+    )
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    def progress(done: int, total: int, result: FileResult) -> None:
+        print(f"[{done}/{total}] {result.file}: {result.state}", flush=True)
+
+    try:
+        results = reprocess(
+            args.pipeline, args.files, args.out, address=args.address, progress=progress
+        )
+    except (OSError, ValueError) as exc:
+        print(f"rigd reprocess: {exc}", file=sys.stderr)
+        return 2
+    print(_table(results))
+    failed = sum(r.state != "done" for r in results)
+    print(f"{len(results) - failed} done, {failed} failed")
+    return 1 if failed else 0
+
+
+def add_parser(commands: Any) -> None:
+    """``rigd reprocess``'s arguments, on the CLI's subcommands."""
+    parser = commands.add_parser(
+        "reprocess",
+        help="replay run files through a pipeline's processors into new run files",
+        description="Replay each run file through the pipeline (its sources replaced by "
+        "the file's streams) into a new run file in --out; one Ray task per file with "
+        "--address. A failing file never stops the others; the status is 1 if any failed.",
+    )
+    parser.add_argument("pipeline", metavar="PIPELINE.yaml")
+    parser.add_argument("files", nargs="+", metavar="RUN.h5")
+    parser.add_argument("--out", default="rigd-reprocessed", help="where the new run files go")
+    parser.add_argument("--address", help="a Ray address (ray://HOST:PORT, ray:HOST:PORT, ray)")
+    parser.set_defaults(handler=_cmd)

@@ -1,0 +1,391 @@
+"""rigd on a 2-node Ray cluster: the guide's actor examples through ``rigd.init(address=...)``,
+then a pipeline across the nodes, camera (A) -> processor (B) -> recorder (A), with the
+processor's node removed mid-run in the last test.
+
+One cluster for the module (starting one costs about 15 s here); the node removal comes last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+import rigd
+from rigd.pipeline import ClusterPipeline
+from rigd.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from tests.helpers import wait_until
+
+ray = pytest.importorskip("ray", reason="Ray is the test extra's (pip install 'rigd[cluster]')")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def connected(cluster: Any) -> Iterator[None]:
+    rigd.shutdown()  # no one-machine session may be left from other modules
+    facts = rigd.init(address=f"ray:{cluster.address}", namespace="guide")
+    assert facts["backend"] == "ray"
+    assert facts["num_cpus"] == 4
+    yield
+    rigd.shutdown()
+    assert not ray.is_initialized()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers() -> None:
+    # The session is the module's (the connection to the cluster), not each test's.
+    return
+
+
+def died(call: Any) -> bool:
+    """Whether the call raises rigd's ActorDiedError (False: it was answered)."""
+    try:
+        rigd.get(call(), timeout=30)
+    except rigd.exceptions.ActorDiedError:
+        return True
+    return False
+
+
+@rigd.remote
+class Counter:
+    def __init__(self):
+        self.value = 0
+
+    def increment(self):
+        self.value += 1
+        return self.value
+
+    def get_counter(self):
+        return self.value
+
+    def node(self):
+        return ray.get_runtime_context().get_node_id()
+
+    def fail(self):
+        raise ValueError("no such frame")
+
+
+def test_basic_usage_prints_one(capsys: pytest.CaptureFixture[str]) -> None:
+    counter = Counter.remote()
+
+    obj_ref = counter.increment.remote()
+    print(rigd.get(obj_ref))
+
+    assert capsys.readouterr().out == "1\n"
+    assert isinstance(obj_ref, ray.ObjectRef)  # Ray's own refs and handles
+
+
+def test_methods_on_one_actor_run_serially_and_share_state(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    counters = [Counter.remote() for _ in range(2)]
+    rigd.get([c.increment.remote() for c in counters])
+
+    results = rigd.get([counters[0].increment.remote() for _ in range(5)])
+    print(results)
+
+    assert capsys.readouterr().out == "[2, 3, 4, 5, 6]\n"
+
+
+def test_custom_resources_place_actors_on_the_named_node(cluster: Any) -> None:
+    on_a = Counter.options(resources={"node_a": 1}).remote()
+    on_b = Counter.options(resources={"node_b": 1}).remote()
+    head, worker = (node.node_id for node in cluster.list_all_nodes())
+    assert rigd.get(on_a.node.remote()) == head
+    assert rigd.get(on_b.node.remote()) == worker
+
+
+def test_passing_actor_handles_to_tasks(capsys: pytest.CaptureFixture[str]) -> None:
+    @rigd.remote
+    def f(counter):
+        for _ in range(10):
+            time.sleep(0.01)
+            counter.increment.remote()
+
+    counter = Counter.remote()
+
+    refs = [f.options(resources={"node_b": 0.1}).remote(counter) for _ in range(3)]
+
+    for _ in range(3):
+        time.sleep(0.01)
+        print(rigd.get(counter.get_counter.remote()))
+    rigd.get(refs)
+    wait_until(lambda: rigd.get(counter.get_counter.remote()) == 30, what="30 increments")
+
+    printed = [int(line) for line in capsys.readouterr().out.split()]
+    assert printed == sorted(printed)
+
+
+def test_named_actor_is_found_by_name_and_get_or_create_returns_it() -> None:
+    counter = Counter.options(name="some_name").remote()
+    rigd.get(counter.increment.remote())
+
+    # (Ray ends a named actor once its creator's handle goes: keep it.)
+    found = rigd.get_actor("some_name")
+    assert rigd.get(found.get_counter.remote()) == 1
+
+    again = Counter.options(name="some_name", get_if_exists=True).remote()
+    assert rigd.get(again.get_counter.remote()) == 1
+    with pytest.raises(ValueError, match="no_such_name"):
+        rigd.get_actor("no_such_name")
+
+
+def test_kill_ends_the_actor_and_later_calls_raise_rigds_actor_died_error() -> None:
+    counter = Counter.remote()
+    assert rigd.get(counter.increment.remote()) == 1
+
+    rigd.kill(counter)
+
+    # Ray's kill is asynchronous: a call may still be answered, until it is not.
+    wait_until(lambda: died(counter.increment.remote), timeout=30, what="ActorDiedError")
+
+
+def test_exit_actor_inside_a_method_ends_the_actor() -> None:
+    @rigd.remote
+    class Actor:
+        def exit(self):
+            rigd.actor.exit_actor()
+
+        def ping(self):
+            return "pong"
+
+    actor = Actor.remote()
+    assert rigd.get(actor.ping.remote()) == "pong"
+
+    actor.exit.remote()
+
+    wait_until(lambda: died(actor.ping.remote), timeout=30, what="ActorDiedError")
+
+
+@rigd.remote
+class FileProcessorActor:
+    def __init__(self):
+        self.temp_file = tempfile.NamedTemporaryFile(delete=False)  # noqa: SIM115
+        self.temp_file.write(b"processing data")
+        self.temp_file.flush()
+
+    def __rigd_shutdown__(self):
+        if hasattr(self, "temp_file"):
+            self.temp_file.close()
+            os.unlink(self.temp_file.name)
+
+    def path(self):
+        return self.temp_file.name
+
+
+def test_shutdown_hook_runs_on_rigd_terminate() -> None:
+    actor = FileProcessorActor.remote()
+    path = rigd.get(actor.path.remote())
+    assert os.path.exists(path)
+
+    actor.__rigd_terminate__.remote()
+
+    wait_until(lambda: not os.path.exists(path), timeout=30, what="__rigd_shutdown__ to run")
+    wait_until(lambda: died(actor.path.remote), timeout=30, what="ActorDiedError")
+
+
+def test_task_execution_order_from_one_submitter(capsys: pytest.CaptureFixture[str]) -> None:
+    counter = Counter.remote()
+    value0 = counter.increment.remote()
+    value1 = counter.increment.remote()
+
+    print(rigd.get(value0))
+    print(rigd.get(value1))
+
+    assert capsys.readouterr().out == "1\n2\n"
+
+
+def test_rays_errors_arrive_as_rigds() -> None:
+    counter = Counter.remote()
+    # A method's exception: rigd's TaskError, and still the original class.
+    with pytest.raises(rigd.exceptions.TaskError, match="no such frame") as info:
+        rigd.get(counter.fail.remote())
+    assert isinstance(info.value, ValueError)
+
+    @rigd.remote
+    def slow():
+        time.sleep(30)
+
+    ref = slow.remote()
+    with pytest.raises(rigd.exceptions.GetTimeoutError):
+        rigd.get(ref, timeout=0.1)
+    rigd.cancel(ref, force=True)
+    with pytest.raises((rigd.exceptions.TaskCancelledError, rigd.exceptions.WorkerCrashedError)):
+        rigd.get(ref, timeout=30)
+
+
+def test_put_wait_and_a_task_on_ray() -> None:
+    @rigd.remote(num_returns=2)
+    def split(values):
+        return values[:1], values[1:]
+
+    ref = rigd.put([1, 2, 3])
+    first, rest = split.remote(ref)
+    ready, not_ready = rigd.wait([first, rest], num_returns=2, timeout=30)
+    assert (len(ready), not_ready) == (2, [])
+    assert rigd.get([first, rest]) == [[1], [2, 3]]
+
+
+def test_what_ray_lacks_is_refused_with_the_reason() -> None:
+    # rigd's own placement groups are one machine's; Ray's are the cluster's.
+    strategy = PlacementGroupSchedulingStrategy(placement_group="a rigd placement group")
+    with pytest.raises(ValueError, match="needs Ray's placement group"):
+        Counter.options(scheduling_strategy=strategy).remote()
+    with pytest.raises(RuntimeError, match="already called in this process"):
+        rigd.init(address="ray")
+
+
+# -- pipelines across the nodes ------------------------------------------------------------
+
+
+def port_base() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port if port < 60000 else 40000
+
+
+def write(tmp_path: Path, camera: str) -> Path:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            name: two_pcs
+            actors:
+              - name: camera
+                class: rigd.pipeline.SimulatedCamera
+                options: {{{camera}}}
+                node: node_a
+              - name: rowsum
+                class: tests.pipeline.actors.RowSum
+                node: node_b
+              - name: recorder
+                class: rigd.pipeline.HDF5Recorder
+                options: {{directory: "{tmp_path / "data"}", flush_interval: 0.1}}
+                node: node_a
+            links:
+              - {{link: camera.frames -> rowsum.frames, slots: 16}}
+              - {{link: camera.frames -> recorder.camera, slots: 16}}
+              - {{link: rowsum.sums -> recorder.sums, slots: 16}}
+            """
+        )
+    )
+    return path
+
+
+def read(path: str, stream: str) -> dict[str, Any]:
+    with h5py.File(path, "r") as f:
+        g = f[stream]
+        return {
+            "frame_id": g["frame_id"][:],
+            "frames": g["frames"][:],
+            "dropped": g["dropped"][:],
+            "state": str(f.attrs["run_state"]),
+            "hosts": json.loads(f.attrs["stream_hosts"]),
+        }
+
+
+def expected_sums(ids: np.ndarray) -> np.ndarray:
+    # RowSum: the sum of the first row of each counter frame (24 pixels of id % 65536).
+    return ((ids.astype(np.int64) % 65536) * 24)[:, None]
+
+
+def test_camera_on_a_processor_on_b_recorder_on_a_records_every_frame(tmp_path: Path) -> None:
+    pipeline = ClusterPipeline(
+        write(tmp_path, "shape: [16, 24], fps: 500, n_frames: 1000, pattern: counter"),
+        port_base=port_base(),
+    )
+    pipeline.start()
+    try:
+        assert pipeline.wait(90), "the run did not end across the cluster"
+    finally:
+        report = pipeline.stop()
+    assert report.state == "stopped", report.failure
+    (file,) = report.files
+    camera, sums = read(file, "camera"), read(file, "sums")
+    np.testing.assert_array_equal(camera["frame_id"], np.arange(1000))
+    np.testing.assert_array_equal(sums["frame_id"], np.arange(1000))
+    np.testing.assert_array_equal(sums["frames"], expected_sums(sums["frame_id"]))
+    assert len(camera["dropped"]) == len(sums["dropped"]) == 0
+    assert camera["state"] == "complete"
+    # Each stream says where it came from (the local cluster's nodes share a host).
+    assert set(camera["hosts"]) == {"camera", "sums"}
+
+
+def test_reprocess_runs_one_ray_task_per_file_and_a_bad_file_is_a_row(
+    tmp_path: Path, cluster: Any
+) -> None:
+    from rigd.service._reprocess import reprocess
+    from rigd.storage import RunWriter, StreamSpec
+
+    frames = np.random.default_rng(3).integers(0, 4000, (60, 16, 24), dtype=np.uint16)
+    good = []
+    for k in range(2):
+        path = tmp_path / f"run{k}.h5"
+        spec = StreamSpec("camera", (16, 24), np.dtype(np.uint16))
+        with RunWriter(path, [spec], run_id=path.stem) as writer:
+            for i, frame in enumerate(frames):
+                writer.write("camera", frame, i, 1_700_000_000_000_000_000 + i)
+        good.append(str(path))
+    (tmp_path / "broken.h5").write_text("not a run file")
+    pipeline = write(tmp_path, "shape: [16, 24]")
+    results = reprocess(
+        pipeline,
+        [good[0], str(tmp_path / "broken.h5"), good[1]],
+        tmp_path / "out",
+        address=f"ray:{cluster.address}",
+    )
+    assert [r.state for r in results] == ["done", "failed", "done"]
+    for result in (results[0], results[2]):
+        assert result.output is not None
+        with h5py.File(result.output, "r") as f:
+            np.testing.assert_array_equal(f["camera/frames"][:], frames)
+            expected = frames[:, 0, :].sum(axis=1, dtype=np.int64)[:, None]
+            np.testing.assert_array_equal(f["sums/frames"][:], expected)
+    assert ray.is_initialized()  # the module's connection is left as it was
+
+
+def test_the_processors_node_removed_mid_run_fails_the_run_and_seals_the_file(
+    tmp_path: Path, cluster: Any
+) -> None:
+    pipeline = ClusterPipeline(
+        write(tmp_path, "shape: [16, 24], fps: 300, pattern: counter"), port_base=port_base()
+    )
+    pipeline.start()
+    try:
+        wait_until(
+            lambda: any((tmp_path / "data").glob("*.h5")),
+            timeout=30,
+            what="the run file",
+        )
+        (file,) = (tmp_path / "data").glob("*.h5")
+        wait_until(lambda: _recorded(file, "sums") >= 100, timeout=60, what="100 sums recorded")
+        (node_b,) = [n for n in cluster.list_all_nodes() if not n.head]
+        cluster.remove_node(node_b)
+        wait_until(lambda: pipeline.state == "failed", timeout=60, what="the run to fail")
+    finally:
+        report = pipeline.stop()
+    assert report.state == "failed"
+    assert "node node_b lost" in (report.failure or "")
+    camera = read(str(file), "camera")
+    assert camera["state"] == "complete"  # sealed
+    reasons = [r["reason"].decode() for r in camera["dropped"]]
+    assert any("node node_b lost" in r for r in reasons), reasons
+    np.testing.assert_array_equal(camera["frame_id"], np.arange(len(camera["frame_id"])))
+
+
+def _recorded(path: Path, stream: str) -> int:
+    try:
+        with h5py.File(path, "r", swmr=True) as f:
+            return len(f[stream]["frame_id"])
+    except (OSError, KeyError):
+        return 0

@@ -1,0 +1,201 @@
+"""ZmqSource: frames from another program's ZMQ socket, in rigd's framing or the plain one."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import zmq
+
+import rigd
+from rigd.pipeline import Pipeline, ZmqSource, plan_pipeline
+from tests.helpers import wait_until
+
+
+@pytest.fixture(autouse=True)
+def _no_rings_left() -> Iterator[None]:
+    yield
+    prefix = f"rigd-{os.getpid()}-ring-"
+    assert [n for n in os.listdir("/dev/shm") if n.startswith(prefix)] == []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start(tmp_path: Path, actors: str, links: str) -> Pipeline:
+    path = tmp_path / "pipeline.yaml"
+    data = tmp_path / "data"
+    recorder = (
+        "- name: recorder\n  class: rigd.pipeline.HDF5Recorder\n"
+        f'  options: {{directory: "{data}", flush_interval: 0.1}}'
+    )
+    path.write_text(
+        "name: network\nactors:\n"
+        + textwrap.indent(textwrap.dedent(actors).strip() + "\n" + recorder, "  ")
+        + "\nlinks:\n"
+        + textwrap.indent(textwrap.dedent(links).strip(), "  ")
+        + "\n"
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    return pipeline
+
+
+def recorded(path: str, stream: str = "frames") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        g = f[stream]
+        return g["frame_id"][:], g["timestamp_ns"][:], g["frames"][:]
+
+
+@pytest.fixture
+def push() -> Iterator[tuple[zmq.Socket, str]]:
+    """A PUSH socket bound on loopback: the other program, here the test."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUSH)
+    sock.setsockopt(zmq.LINGER, 1000)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    sock.bind(address)
+    yield sock, address
+    sock.close()
+    ctx.term()
+
+
+def test_plain_multipart_frames_are_recorded_bit_for_bit_until_the_end_message(
+    tmp_path: Path, push: tuple[zmq.Socket, str]
+) -> None:
+    sock, address = push
+    pipeline = start(
+        tmp_path,
+        f"""
+        - name: network
+          class: rigd.pipeline.ZmqSource
+          options: {{address: "{address}", socket: pull, shape: [24, 40], dtype: int16}}
+        """,
+        "- {link: network.frames -> recorder.frames, slots: 4}",
+    )
+    rng = np.random.default_rng(7)
+    frames = rng.integers(-30000, 30000, (120, 24, 40), dtype=np.int16)
+    try:
+        for k, frame in enumerate(frames):
+            header = {"shape": [24, 40], "dtype": "int16", "frame_id": 10 + k}
+            if k % 2:
+                header["timestamp"] = 1.7e9 + k  # seconds, as a float
+            else:
+                header["timestamp_ns"] = 1_700_000_000_000_000_000 + k
+            sock.send_multipart([json.dumps(header).encode(), frame.tobytes()])
+        sock.send_multipart([b'{"end": true}'])
+        assert pipeline.wait(60), "the end message did not end the run"
+    finally:
+        report = pipeline.stop()
+    ids, stamps, data = recorded(report.files[0])
+    np.testing.assert_array_equal(ids, 10 + np.arange(120))
+    np.testing.assert_array_equal(data, frames)
+    assert stamps[0] == 1_700_000_000_000_000_000
+    assert stamps[1] == int((1.7e9 + 1) * 1e9)
+
+
+def test_a_zmq_publisher_feeds_a_zmq_source_in_rigds_framing(tmp_path: Path) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    pipeline = start(
+        tmp_path,
+        f"""
+        - name: camera
+          class: rigd.pipeline.SimulatedCamera
+          options: {{shape: [16, 16], fps: 200, n_frames: 100000, pattern: counter}}
+        - name: publisher
+          class: rigd.pipeline.ZmqPublisher
+          options: {{address: "{address}", rate_hz: 1000, topic: cam}}
+        - name: network
+          class: rigd.pipeline.ZmqSource
+          options: {{address: "{address}", shape: [16, 16], dtype: uint16, topic: cam,
+                     n_frames: 60}}
+        """,
+        """
+        - {link: camera.frames -> publisher.frames, policy: latest}
+        - {link: network.frames -> recorder.frames}
+        """,
+    )
+    try:
+        source = pipeline.handle("network")
+        wait_until(
+            lambda: rigd.get(source.status.remote())["frames_received"] == 60,
+            timeout=60,
+            what="60 frames through the publisher",
+        )
+    finally:
+        report = pipeline.stop()
+    ids, _, data = recorded(report.files[0])
+    assert len(ids) == 60
+    assert (np.diff(ids.astype(np.int64)) > 0).all()
+    # Each frame is the camera's frame of that id, bit for bit.
+    expected = (ids % 65536).astype(np.uint16)[:, None, None] * np.ones((16, 16), np.uint16)
+    np.testing.assert_array_equal(data, expected)
+
+
+def test_hostile_messages_are_rejected_counted_and_the_source_goes_on(
+    tmp_path: Path, push: tuple[zmq.Socket, str]
+) -> None:
+    sock, address = push
+    pipeline = start(
+        tmp_path,
+        f"""
+        - name: network
+          class: rigd.pipeline.ZmqSource
+          options: {{address: "{address}", socket: pull, shape: [4, 4], dtype: uint8}}
+        """,
+        "- {link: network.frames -> recorder.frames}",
+    )
+    good = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    header = {"shape": [4, 4], "dtype": "uint8"}
+    hostile = [
+        [b"not json", good.tobytes()],
+        [b"[1, 2]", good.tobytes()],
+        [json.dumps({"dtype": "uint8"}).encode(), good.tobytes()],
+        [json.dumps({**header, "shape": [2, 8]}).encode(), good.tobytes()],
+        [json.dumps(header).encode(), good.tobytes()[:-1]],
+        [json.dumps({**header, "frame_id": "7"}).encode(), good.tobytes()],
+        [json.dumps(header).encode()],
+        [b"a", b"b", b"c", b"d"],
+    ]
+    try:
+        sock.send_multipart([json.dumps({**header, "frame_id": 5}).encode(), good.tobytes()])
+        for message in hostile:
+            sock.send_multipart(message)
+        # An id that goes back is rejected too; then a good frame, then the end.
+        sock.send_multipart([json.dumps({**header, "frame_id": 5}).encode(), good.tobytes()])
+        sock.send_multipart([json.dumps({**header, "frame_id": 6}).encode(), good.tobytes()])
+        sock.send_multipart([b"topic", b'{"end": true}'])
+        assert pipeline.wait(60)
+        status = rigd.get(pipeline.handle("network").status.remote())
+    finally:
+        report = pipeline.stop()
+    assert status["rejected"] == len(hostile) + 1
+    assert "ids must increase" in status["last_rejection"]
+    ids, _, data = recorded(report.files[0])
+    np.testing.assert_array_equal(ids, [5, 6])
+    np.testing.assert_array_equal(data, [good, good])
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"socket": "req"}, "socket must be one of"),
+        ({"shape": [0]}, "shape must be positive"),
+        ({"dtype": "object"}, "plain numeric dtype"),
+        ({"n_frames": -1}, "n_frames must be an int >= 0"),
+    ],
+)
+def test_bad_options_are_refused_with_the_fix(options: dict, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        ZmqSource(**options)
