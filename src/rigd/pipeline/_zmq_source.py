@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import zmq
 
+from rigd._exceptions import RigdError
 from rigd.actors import Actor
 
 __all__ = ["ZmqSource"]
@@ -38,7 +39,7 @@ _PUT_WAIT_S = 0.25
 _SOCKETS = {"sub": zmq.SUB, "pull": zmq.PULL}
 
 
-class _RejectedError(Exception):
+class _RejectedError(RigdError):
     """A message that is not a frame of this source (the reason is the text)."""
 
 
