@@ -333,8 +333,15 @@ def test_scheduled_triggers(tmp_path: Path) -> None:
     events, cam = events_of(report.files[0])
     assert 2 <= len(events) <= 4  # 1.5 s of frames, a trigger every 0.4 s
     assert set(events["source"]) == {b"schedule"}
+    # The schedule runs on the wall clock: on a loaded machine its last
+    # trigger can come after the camera's last frame, an event recorded as
+    # incomplete with the frames it had (none at all past the end).
+    *earlier, last = events
+    assert all(event["complete"] for event in earlier)
     for event in events:
-        check_event_frames(cam, event)
+        if event["camera_rows"]:
+            check_event_frames(cam, event)
+    assert last["complete"] or last["camera_rows"] < 6
 
 
 @pytest.mark.integration
