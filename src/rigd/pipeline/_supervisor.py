@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import secrets
 import threading
 import time
@@ -57,6 +58,9 @@ class LinkStatus:
     fill: float
     readers: tuple[tuple[str, int, int], ...]  # (actor.input, read, dropped)
     rate_hz: float
+    #: Per reader, in the order of ``readers``: its wake-up latency after a
+    #: commit, p50 in microseconds (None before it has slept for a frame).
+    latency_p50_us: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,11 @@ class Pipeline:
 
     # -- status ----------------------------------------------------------------------
 
+    def ring_segments(self) -> dict[str, str]:
+        """Each ring's shared-memory segment by its link name (``camera.frames``),
+        for ``FrameRing.attach``; empty before the run's rings exist or after."""
+        return {name: ring.name for name, ring in list(self._rings.items())}
+
     def status(self) -> PipelineStatus:
         infos = _actor_infos()
         actors: dict[str, dict[str, Any]] = {}
@@ -291,12 +300,16 @@ class Pipeline:
             # Readers attach in any order: match them to actors by pid.
             names = {pid: name for name, pid in pids.items() if pid}
             inputs = {actor: f"{actor}.{inp}" for actor, inp, _, _ in ring_plan.readers}
+            # A reader in this process is the console's live view (service._preview).
+            names.setdefault(os.getpid(), "preview")
+            inputs["preview"] = "preview"
             readers = tuple(
                 (inputs.get(names.get(r.pid, ""), f"pid {r.pid}"), r.frames_read, r.frames_dropped)
                 for r in stats.readers
             )
+            latency = tuple(r.wake_latency_p50_us for r in stats.readers)
             links.append(
-                LinkStatus(ring_plan.name, stats.frames_written, stats.fill, readers, rate)
+                LinkStatus(ring_plan.name, stats.frames_written, stats.fill, readers, rate, latency)
             )
         return tuple(links)
 

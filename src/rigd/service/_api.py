@@ -36,8 +36,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rigd._version import __version__
 from rigd.config import PipelineFileError
+from rigd.service._console import console_router
 from rigd.service._daemon import Daemon, InsufficientStorageError, NotFoundError, TransitionError
 from rigd.service._metrics import metrics_text
+from rigd.service._selftest_run import selftest_router
 from rigd.service._token import token_matches
 from rigd.storage import RESERVED_ATTRIBUTES
 
@@ -336,6 +338,8 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
 
     app.add_middleware(_BodyLimit, limit=daemon.config.max_body_bytes)
     guarded = [Depends(authorized)]
+    app.include_router(console_router(daemon, token, guarded))
+    app.include_router(selftest_router(daemon, guarded))
 
     # -- errors ------------------------------------------------------------------------
 
@@ -606,12 +610,17 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
         tags=["service"],
         dependencies=guarded,
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}, **_errors(401)},
+        responses={
+            200: {"content": {"text/event-stream": {"schema": _progress_schema()}}},
+            **_errors(401),
+        },
     )
     async def events(request: Request) -> StreamingResponse:
         """Server-sent events: ``state`` on every state change, ``run`` when a run
-        starts or ends, so lab software need not poll. The first event is
-        ``status``, the state now."""
+        starts or ends, ``progress`` once a second while a run goes on (its
+        figures under the names of ``/metrics``: the schema here), ``disk`` when
+        the disk fills soon, ``trigger``, ``shutdown``; so lab software need not
+        poll. The first event is ``status``, the state now."""
         return StreamingResponse(
             _event_stream(daemon, request),
             media_type="text/event-stream",
@@ -672,6 +681,21 @@ def _start_run_schema() -> dict[str, Any]:
     schema = StartRun.model_json_schema()
     schema.pop("$defs", None)
     text = json.dumps(schema).replace('{"$ref": "#/$defs/JsonValue"}', "{}")
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def _progress_schema() -> dict[str, Any]:
+    """The progress event's JSON schema (each event's ``data:`` line), self-contained."""
+    from rigd.service._progress import ProgressEvent
+
+    schema = ProgressEvent.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    text = json.dumps(schema)
+    for name, definition in defs.items():
+        text = text.replace(
+            json.dumps({"$ref": f"#/components/schemas/{name}"}), json.dumps(definition)
+        )
     result: dict[str, Any] = json.loads(text)
     return result
 

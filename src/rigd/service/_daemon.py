@@ -47,6 +47,7 @@ from rigd.gpu import inventory
 from rigd.pipeline import Pipeline, PipelineStatus, Plan, RunReport, plan_pipeline
 from rigd.service._confine import Confinement
 from rigd.service._gpus import gpu_report
+from rigd.service._progress import progress_event
 from rigd.storage import check_metadata, inspect_run, recover_run
 
 __all__ = [
@@ -126,8 +127,12 @@ def _status_dict(status: PipelineStatus) -> dict[str, Any]:
                 "rate_hz": round(link.rate_hz, 2),
                 "fill": round(link.fill, 4),
                 "readers": [
-                    {"input": name, "read": read, "dropped": dropped}
-                    for name, read, dropped in link.readers
+                    {"input": name, "read": read, "dropped": dropped, "latency_p50_us": latency}
+                    for (name, read, dropped), latency in zip(
+                        link.readers,
+                        link.latency_p50_us or (None,) * len(link.readers),
+                        strict=True,
+                    )
                 ],
             }
             for link in status.links
@@ -160,6 +165,7 @@ class Daemon:
         self._snapshot_at = time.monotonic()
         self._gpus: list[dict[str, Any]] = []
         self._progress_at = time.monotonic()
+        self._progress_sent = 0.0
         self._frames_seen = -1
         self._subscribers: list[Callable[[dict[str, Any]], None]] = []
         #: The data directory's free space against the running run's data rate.
@@ -598,6 +604,9 @@ class Daemon:
                     self._frames_seen = written
                     self._progress_at = time.monotonic()
             self._watch_disk(snapshot if running else None, record)
+            if running and record is not None and time.monotonic() - self._progress_sent >= 1.0:
+                self._progress_sent = time.monotonic()
+                self._publish("progress", **progress_event(self, record.run_id))
             if running and pipeline is not None and record is not None:
                 self._check_ended(pipeline, record)
 
@@ -721,6 +730,17 @@ class Daemon:
         )
 
     # -- actors, GPUs -------------------------------------------------------------------------
+
+    def loaded_plan(self) -> Plan | None:
+        """The loaded pipeline's plan (None before a load)."""
+        with self._lock:
+            return self._plan
+
+    def ring_segments(self) -> dict[str, str]:
+        """The running pipeline's rings: segment by link name (empty without a run)."""
+        with self._lock:
+            pipeline = self._pipeline
+        return pipeline.ring_segments() if pipeline is not None else {}
 
     def gpus(self) -> list[dict[str, Any]]:
         """The GPUs and what is placed on each, now."""

@@ -199,7 +199,7 @@ def serve(config_path: str | None = None) -> int:
             access_log=False,
             lifespan="off",
             http="h11",
-            ws="none",
+            ws="wsproto",  # the console's live view (WS /v1/preview)
             timeout_graceful_shutdown=_GRACEFUL_HTTP_S,
         ),
         daemon,
