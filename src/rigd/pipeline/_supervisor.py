@@ -301,10 +301,13 @@ class Pipeline:
             names = {pid: name for name, pid in pids.items() if pid}
             inputs = {actor: f"{actor}.{inp}" for actor, inp, _, _ in ring_plan.readers}
             # A reader in this process is the console's live view (service._preview).
-            names.setdefault(os.getpid(), "preview")
-            inputs["preview"] = "preview"
+            own = os.getpid()
             readers = tuple(
-                (inputs.get(names.get(r.pid, ""), f"pid {r.pid}"), r.frames_read, r.frames_dropped)
+                (
+                    inputs.get(names.get(r.pid, ""), "preview" if r.pid == own else f"pid {r.pid}"),
+                    r.frames_read,
+                    r.frames_dropped,
+                )
                 for r in stats.readers
             )
             latency = tuple(r.wake_latency_p50_us for r in stats.readers)
