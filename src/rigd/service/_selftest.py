@@ -136,13 +136,29 @@ def disk_check(directory: Path, rate: float | None) -> tuple[Check, float]:
     return Check("disk write", ok, figure, fix), speed
 
 
-def space_check(directory: Path, rate: float | None, minutes: float) -> Check:
+def planned_minutes(plan: Plan | None, minutes: float) -> float:
+    """The run's length: ``minutes``, or less if every source ends by itself
+    (``n_frames`` at ``fps``)."""
+    ends = []
+    for actor in plan.actors if plan else ():
+        if actor.is_source:
+            n, fps = actor.options.get("n_frames"), actor.options.get("fps")
+            if not (isinstance(n, int) and isinstance(fps, int | float) and fps > 0):
+                return minutes
+            ends.append(n / fps / 60)
+    return min([minutes, max(ends)]) if ends else minutes
+
+
+def space_check(
+    directory: Path, rate: float | None, minutes: float, plan: Plan | None = None
+) -> Check:
     free = shutil.disk_usage(directory).free
     if rate is None or rate <= 0:
         return Check("free space", None, f"{_mb(free)} free in {directory}")
+    minutes = planned_minutes(plan, minutes)
     need = rate * minutes * 60
     ok = free >= need
-    figure = f"{_mb(free)} free, {minutes:g} min at {rate / 1e6:,.1f} MB/s needs {_mb(need)}"
+    figure = f"{_mb(free)} free, {minutes:.3g} min at {rate / 1e6:,.1f} MB/s needs {_mb(need)}"
     return Check(
         "free space",
         ok,
@@ -319,7 +335,7 @@ def system_checks(plan: Plan | None, directory: Path, minutes: float) -> list[Ch
     disk, _ = disk_check(directory, rate)
     return [
         disk,
-        space_check(directory, rate, minutes),
+        space_check(directory, rate, minutes, plan),
         shm_check(plan),
         cpu_check(plan),
         gpu_check(plan),

@@ -175,7 +175,10 @@ function onEvent(event) {
   const item = document.createElement("li");
   const what = event.type === "state" ? `${event.previous || ""} -> ${event.state}`
     : event.type === "run" ? `run ${event.run.run_id} ${event.run.state}`
-    : event.type === "status" ? `state ${event.state}` : JSON.stringify(event).slice(0, 160);
+    : event.type === "status" ? `state ${event.state}`
+    : event.type === "disk" ? (event.warning || `${(event.free_bytes / 1e9).toFixed(1)} GB free`)
+    : event.type === "trigger" ? `label ${JSON.stringify(event.label)}`
+    : JSON.stringify(event).slice(0, 160);
   item.textContent = `${(event.time || "").slice(11, 23)} ${event.type}: ${what}`;
   $("events").prepend(item);
   while ($("events").children.length > 200) $("events").lastChild.remove();
@@ -196,6 +199,8 @@ function addProgress(event) {
   for (const s of m.rigd_link_wake_latency_p50_seconds || [])
     add("latency", `${s.labels.link} ${s.labels.reader}`, 1000 * s.value);
   samples += 1;
+  const first = Math.min(...Object.values(series.rate).flat().map((p) => p[0]), t);
+  $("plot-span").textContent = (t - first).toFixed(0);
   window.rigdConsole.plotSamples = samples;
   $("plot-samples").textContent = samples;
   drawPlot($("plot-rate"), series.rate, "rate (frames/s)");
@@ -211,19 +216,22 @@ function drawPlot(canvas, lines, title) {
   const W = canvas.width, H = canvas.height, L = 48, R = 8, T = 16, B = 16;
   g.clearRect(0, 0, W, H);
   const all = Object.values(lines).flat();
-  const now = Date.now() / 1000;
+  if (!all.length) return;
+  const now = Math.max(...all.map((p) => p[0]));  // the daemon's clock, not this one's
+  // The span: from the oldest sample kept (at most WINDOW_S ago) to now.
+  const span = Math.max(10, Math.min(WINDOW_S, now - Math.min(now, ...all.map((p) => p[0]))));
   let hi = Math.max(1e-9, ...all.map((p) => p[1]));
   hi *= 1.1;
   g.fillStyle = "#222"; g.font = "11px sans-serif";
   g.fillText(title, L, 11);
   g.fillText(fmt(hi), 2, T + 8); g.fillText("0", 2, H - B);
-  g.fillText(`-${WINDOW_S / 60} min`, L, H - 3); g.fillText("now", W - 30, H - 3);
+  g.fillText(`-${span.toFixed(0)} s`, L, H - 3); g.fillText("now", W - 30, H - 3);
   g.strokeStyle = "#ccc"; g.strokeRect(L, T, W - L - R, H - T - B);
   Object.entries(lines).forEach(([name, points], i) => {
     g.strokeStyle = COLOURS[i % COLOURS.length];
     g.beginPath();
     points.forEach(([t, v], j) => {
-      const x = L + (W - L - R) * (1 - (now - t) / WINDOW_S);
+      const x = L + (W - L - R) * (1 - (now - t) / span);
       const y = H - B - (H - T - B) * (v / hi);
       if (j) g.lineTo(x, y); else g.moveTo(x, y);
     });
