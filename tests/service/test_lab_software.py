@@ -8,16 +8,19 @@ import itertools
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
+import httpx
 import pytest
 
 from rigd.service import ApiError, Client
 from rigd.service._progress import PROGRESS_METRICS
+from tests.helpers import wait_until
 from tests.service.daemon import COUNTER, ROOT, Daemon, serving
 
 pytestmark = pytest.mark.integration
@@ -210,3 +213,55 @@ def test_rigd_selftest_prints_a_table_and_exits_with_its_verdict(tmp_path: Path)
     )
     assert missing.returncode == 2
     assert "nothing.yaml" in missing.stderr
+
+
+def test_rigd_run_with_a_console_serves_it_during_the_run_and_exits_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    pipeline = tmp_path / "short.yaml"
+    pipeline.write_text(
+        COUNTER.replace("name: counter", "name: short").replace(
+            "fps: 400", "fps: 400, n_frames: 800"
+        )
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RIGD_ADDRESS": str(tmp_path / "none")}
+    command = [sys.executable, "-m", "rigd", "run", "--console", str(port), str(pipeline)]
+    proc = subprocess.Popen(
+        [*command, "--run-id", "foreground", "--meta", "animal=m12"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"console on (http://127.0.0.1:\d+)/console \(token (\S+)\)", line)
+        assert match, line
+        url, token = match.groups()
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def running() -> bool:
+            try:
+                status = httpx.get(url + "/v1/status", headers=headers, timeout=5).json()
+            except httpx.TransportError:
+                return False
+            return bool(status["run"]) and status["run"]["state"] in ("running", "complete")
+
+        wait_until(running, 60, "the foreground run behind the console")
+        assert "console.js" in httpx.get(url + "/console", timeout=5).text
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "run foreground complete" in out
+    (path,) = (tmp_path / "rigd-data").glob("*_short_foreground.h5")
+    with h5py.File(path, "r") as f:
+        assert f.attrs["animal"] == "m12"
+        assert len(f["camera/frames"]) == 800

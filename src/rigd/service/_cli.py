@@ -37,6 +37,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rigd.service._run import run_pipeline
 
     metadata = _metadata("run", args)
+    if args.console is not None:
+        from rigd.service._run_console import run_with_console
+
+        return run_with_console(args.pipeline, args.console, run_id=args.run_id, metadata=metadata)
     return run_pipeline(args.pipeline, run_id=args.run_id, metadata=metadata)
 
 
@@ -288,6 +292,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("pipeline", nargs="?", metavar="PIPELINE.yaml")
     run.add_argument("--run-id", help="the run's id (default: the UTC start time)")
+    run.add_argument(
+        "--console",
+        type=int,
+        metavar="PORT",
+        help="serve the console at http://127.0.0.1:PORT/console during the run",
+    )
     _add_meta(run)
     run.set_defaults(handler=_cmd_run)
     demo = commands.add_parser("demo", help="run a short demo of the actor API")
