@@ -3,15 +3,16 @@
 
 One real ``rigd serve``, one run of a 2048x2048 uint16 camera at 200 fps
 (8 MiB frames, 1.7 GB/s) read losslessly by ``FrameStats``; in the same run,
-``--seconds`` with no browser, then ``--seconds`` with a headless Chromium
-showing the console's live view of that stream at ``--fps`` (downscaled to
-512x512 on the daemon, JPEG), then ``--seconds`` without it again. Per phase:
+``--rounds`` times ``--seconds`` with no page open, then ``--seconds`` with a
+headless Chromium showing the console's live view of that stream at
+``--fps`` (downscaled to 512x512 on the daemon, JPEG): alternated, so a
+busy machine's drift falls on both alike. Per phase:
 the camera's rate and the frames the lossless reader dropped (target: 0,
 rate unchanged), and the daemon's CPU. The preview's latency, frame to
 screen: the frame's timestamp (the camera's, CLOCK_REALTIME) to the moment
 the page has drawn it (same host, same clock), p50/p99.
 
-    .venv/bin/python bench/console.py [--seconds 10] [--fps 30] [--shot docs/console.png]
+    .venv/bin/python bench/console.py [--seconds 10] [--rounds 3] [--fps 10] [--shot docs/console.png]
 """
 
 from __future__ import annotations
@@ -96,51 +97,65 @@ def screenshot(daemon: Daemon, path: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--fps", type=float, default=30.0, help="the live view's rate")
-    parser.add_argument("--shot", help="save a screenshot of the console here")
+    parser.add_argument("--seconds", type=float, default=10.0, help="each phase's length")
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of phases, alternated")
+    parser.add_argument("--fps", type=float, default=10.0, help="the live view's rate")
+    parser.add_argument("--shot", help="save a screenshot of the console during the demo here")
     args = parser.parse_args()
     if browser.missing():
         print(f"bench/console.py: {browser.missing()}", file=sys.stderr)
         return 2
+    without: list[dict[str, Any]] = []
+    watched: list[dict[str, Any]] = []
+    latencies: list[float] = []
+    drawn = 0
     with tempfile.TemporaryDirectory() as tmp, serving(Path(tmp)) as daemon:
         daemon.load(BIG)
         assert daemon.client.post("/v1/runs", json={"run_id": "bench"}).status_code == 201
         daemon.wait_for_frames(400, timeout=60)
-        print(f"2048x2048 uint16 at 200 fps, phases of {args.seconds:g} s:")
-        results = [phase(daemon, args.seconds, "no browser")]
+        print(
+            f"2048x2048 uint16 at 200 fps; {args.rounds} rounds of {args.seconds:g} s without, "
+            f"then with, a browser showing the live view at {args.fps:g} fps:"
+        )
         with browser.chromium() as page:
             page.get(daemon.url + "/console")
             page.execute_script(f"sessionStorage.setItem('rigd-token', '{daemon.token}')")
-            page.get(daemon.url + "/console")
-            fps = page.find_element("id", "fps")
-            fps.clear()
-            fps.send_keys(str(int(args.fps)))
-            page.execute_script("document.getElementById('fps').dispatchEvent(new Event('change'))")
-            deadline = time.monotonic() + 60
-            while page.execute_script("return window.rigdConsole.framesDrawn") < 5:
-                assert time.monotonic() < deadline, "the console drew no frame"
-                time.sleep(0.1)
-            page.execute_script(
-                "window.rigdConsole.latencies = []; window.rigdConsole.framesDrawn = 0"
-            )
-            results.append(phase(daemon, args.seconds, "browser watching"))
-            state = page.execute_script("return window.rigdConsole")
-        results.append(phase(daemon, args.seconds, "no browser again"))
+            for _ in range(args.rounds):
+                page.get("about:blank")  # the browser stays, the page (and its view) goes
+                without.append(phase(daemon, args.seconds, "no browser"))
+                page.get(daemon.url + "/console")
+                fps = page.find_element("id", "fps")
+                fps.clear()
+                fps.send_keys(str(int(args.fps)))
+                page.execute_script(
+                    "document.getElementById('fps').dispatchEvent(new Event('change'))"
+                )
+                deadline = time.monotonic() + 60
+                while page.execute_script("return window.rigdConsole.framesDrawn") < 5:
+                    assert time.monotonic() < deadline, "the console drew no frame"
+                    time.sleep(0.1)
+                page.execute_script(
+                    "Object.assign(window.rigdConsole, {latencies: [], framesDrawn: 0})"
+                )
+                watched.append(phase(daemon, args.seconds, "browser watching"))
+                state = page.execute_script("return window.rigdConsole")
+                latencies += state["latencies"]
+                drawn += state["framesDrawn"]
         daemon.client.post("/v1/runs/current/stop")
         if args.shot:
             screenshot(daemon, args.shot)
-    latencies = sorted(state["latencies"])
-    drawn = state["framesDrawn"]
-    base = (results[0]["rate_hz"] + results[2]["rate_hz"]) / 2
+    latencies.sort()
+    rate_without = statistics.mean(r["rate_hz"] for r in without)
+    rate_watched = statistics.mean(r["rate_hz"] for r in watched)
     print(
-        f"live view: {drawn / args.seconds:.1f} frames/s drawn (asked {args.fps:g}), latency "
-        f"frame->screen p50 {statistics.median(latencies):.0f} ms, "
-        f"p99 {latencies[int(0.99 * (len(latencies) - 1))]:.0f} ms"
+        f"live view: {drawn / (args.seconds * args.rounds):.1f} frames/s drawn (asked "
+        f"{args.fps:g}), latency frame->screen p50 {statistics.median(latencies):.0f} ms, "
+        f"p99 {latencies[int(0.99 * (len(latencies) - 1))]:.0f} ms ({len(latencies)} frames)"
     )
     print(
-        f"rate with a browser / without: {results[1]['rate_hz'] / base:.3f}; dropped: "
-        f"{[r['dropped'] for r in results]}"
+        f"camera rate: {rate_without:.1f} frames/s without a browser, {rate_watched:.1f} with; "
+        f"ratio {rate_watched / rate_without:.3f}; dropped by the lossless reader: "
+        f"{sum(r['dropped'] for r in without)} without, {sum(r['dropped'] for r in watched)} with"
     )
     return 0
 

@@ -221,8 +221,8 @@ def console_router(daemon: Daemon, token: str, guarded: list[Depends]) -> APIRou
         listener = asyncio.create_task(_listen(websocket, settings, changed))
         try:
             await _stream(websocket, daemon, settings, changed, listener)
-        except (WebSocketDisconnect, RuntimeError):
-            pass  # the browser left
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the browser left (or the daemon is stopping)
         finally:
             listener.cancel()
             with contextlib.suppress(BaseException):
@@ -258,7 +258,7 @@ async def _stream(
     try:
         while not listener.done():
             tick = time.monotonic()
-            segments = daemon.ring_segments()
+            segments = _image_segments(daemon)
             stream = settings.stream if settings.stream in segments else None
             if stream is None and settings.stream is None and segments:
                 stream = next(iter(segments))
@@ -302,6 +302,15 @@ async def _stream(
     finally:
         if tap is not None:
             tap.close()
+
+
+def _image_segments(daemon: Daemon) -> dict[str, str]:
+    """The running pipeline's links of images (2-D frames or more), by name."""
+    segments = daemon.ring_segments()
+    if not segments:
+        return {}
+    images = {link["ring"] for link in daemon.pipeline_info()["links"] if len(link["shape"]) >= 2}
+    return {name: segment for name, segment in segments.items() if name in images}
 
 
 async def _pause(changed: asyncio.Event, seconds: float) -> None:
