@@ -12,7 +12,8 @@ rate unchanged), and the daemon's CPU. The preview's latency, frame to
 screen: the frame's timestamp (the camera's, CLOCK_REALTIME) to the moment
 the page has drawn it (same host, same clock), p50/p99.
 
-    .venv/bin/python bench/console.py [--seconds 10] [--rounds 3] [--fps 10] [--shot docs/console.png]
+    .venv/bin/python bench/console.py [--seconds 10] [--rounds 3] [--fps 10]
+        [--shot docs/console.png]
 """
 
 from __future__ import annotations
