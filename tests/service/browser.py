@@ -52,5 +52,7 @@ def chromium() -> Iterator[Any]:
     try:
         yield driver
     finally:
-        driver.quit()
+        driver.quit()  # Chromium's processes end with its driver's
+        if service.process is not None:
+            service.process.wait(timeout=30)
         shutil.rmtree(profile, ignore_errors=True)

@@ -173,6 +173,19 @@ def test_the_console_runs_a_pipeline_from_its_buttons_and_shows_it_live(
     wait_until(lambda: console_state(page)["plotSamples"] > samples, 30, "another sample")
     wait_until(lambda: canvas_png(page, "plot-rate") != plot, 30, "the rate plot to move")
 
+    # The live view reads through a tap the ring shows as reader "preview"; leaving the
+    # page gives it back at once, and coming back takes it again.
+    def readers() -> list[str]:
+        return [r["input"] for link in daemon.status()["links"] for r in link["readers"]]
+
+    # (The status is sampled twice a second: wait for the sample.)
+    wait_until(lambda: readers() == ["recorder.camera", "preview"], 30, "the tap")
+    page.get("about:blank")
+    wait_until(lambda: readers() == ["recorder.camera"], 30, "the tap to be given back")
+    page.get(daemon.url + "/console")
+    wait_until(lambda: console_state(page)["framesDrawn"] >= 1, 60, "the view again")
+    wait_until(lambda: "preview" in readers(), 30, "the tap taken again")
+
     by_id(page, "stop").click()
     wait_until(lambda: text(page, "state") == "loaded", 60, "the run to stop")
     run = daemon.client.get("/v1/runs/console-run").json()

@@ -16,7 +16,11 @@ with the token::
 closed with code 4401. The daemon answers each frame with a JSON text
 message (``type: frame``: frame id, timestamp, shape, contrast, histogram,
 the pixel under the cursor) followed by the encoded image as a binary
-message, at most ``fps`` times a second and never the same frame twice;
+message, at most ``fps`` times a second and never the same frame twice.
+The browser sends ``{"ack": SEQ}`` once it has drawn a frame: at most two
+frames are ever unacknowledged, so a slow or frozen page gets fresh frames
+rather than a queue of old ones, and one silent for 10 s loses its tap (the
+ring's reader slot) until it acknowledges again;
 ``type: idle`` once a second while no run is on (with the streams there
 are), ``type: error`` for a setting it refused (the others stay).
 """
@@ -53,6 +57,8 @@ ASSETS = Path(__file__).with_name("console")
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 _MAX_FPS = 60.0
 _IDLE_S = 1.0
+_IN_FLIGHT = 2  # frames sent and not yet acknowledged, at most
+_SILENT_S = 10.0  # a browser that acknowledges nothing this long loses its tap
 
 
 @dataclasses.dataclass
@@ -63,6 +69,8 @@ class _Settings:
     format: str = "jpeg"
     contrast: tuple[float, float] | None = None
     cursor: tuple[int, int] | None = None
+    #: Frames the browser has acknowledged so far.
+    acks: int = 0
 
     def update(self, message: Any) -> None:
         """Apply a message's settings; a wrong one raises ValueError naming it."""
@@ -70,7 +78,11 @@ class _Settings:
 
         if not isinstance(message, dict):
             raise ValueError("send a JSON object of settings")
-        unknown = set(message) - {"token", *(f.name for f in dataclasses.fields(self))}
+        unknown = set(message) - {
+            "token",
+            "ack",
+            *(f.name for f in dataclasses.fields(self) if f.name != "acks"),
+        }
         if unknown:
             raise ValueError(f"unknown setting(s) {sorted(unknown)}; see README 'Console'")
         new = dataclasses.replace(self)
@@ -106,6 +118,10 @@ class _Settings:
                 new.cursor = (cursor[0], cursor[1])
             else:
                 raise ValueError("cursor: [x, y] in the full frame's pixels, or null")
+        if "ack" in message:
+            if not isinstance(message["ack"], int) or isinstance(message["ack"], bool):
+                raise ValueError("ack: the seq of the frame drawn (an integer)")
+            new.acks += 1
         for field in dataclasses.fields(self):
             setattr(self, field.name, getattr(new, field.name))
 
@@ -255,6 +271,8 @@ async def _stream(
 
     tap: PreviewTap | None = None
     last_seq = -1
+    sent = 0
+    last_sent = time.monotonic()
     try:
         while not listener.done():
             tick = time.monotonic()
@@ -277,6 +295,13 @@ async def _stream(
                 )
                 await _pause(changed, _IDLE_S)
                 continue
+            if sent - settings.acks >= _IN_FLIGHT:
+                # The page has not drawn what it has: send nothing until it has.
+                if tap is not None and time.monotonic() - last_sent > _SILENT_S:
+                    tap.close()
+                    tap, last_seq = None, -1
+                await _pause(changed, _IDLE_S if tap is None else 1.0 / settings.fps)
+                continue
             if tap is None:
                 try:
                     tap = PreviewTap(segments[stream])
@@ -298,6 +323,8 @@ async def _stream(
                 meta["streams"] = list(segments)
                 await websocket.send_text(json.dumps(meta))
                 await websocket.send_bytes(image)
+                sent += 1
+                last_sent = time.monotonic()
             await _pause(changed, max(0.0, 1.0 / settings.fps - (time.monotonic() - tick)))
     finally:
         if tap is not None:

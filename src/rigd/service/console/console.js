@@ -300,6 +300,8 @@ function openPreview() {
     const frame = meta;
     const bitmap = await createImageBitmap(message.data);
     draw(bitmap, frame);
+    // Drawn: the daemon sends the next (at most two are ever in flight).
+    if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ ack: frame.seq }));
   };
   socket.onclose = (event) => {
     if (event.code === 4401) {
@@ -424,5 +426,10 @@ for (const id of ["fps", "auto-contrast", "cmin", "cmax", "stream"])
   $(id).addEventListener("change", () => sendSettings());
 $("colormap").addEventListener("change", () => { lut = makeLut($("colormap").value); });
 $("view").addEventListener("mousemove", onCursor);
+
+// Leaving the page ends the live view at once (a page kept in the back-forward
+// cache would otherwise keep its socket, and the daemon its tap).
+window.addEventListener("pagehide", () => { if (socket) { socket.onclose = null; socket.close(); } });
+window.addEventListener("pageshow", (e) => { if (e.persisted && token) openPreview(); });
 
 if (token) login(token); else $("token").focus();
