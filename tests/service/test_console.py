@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,12 @@ def test_the_console_runs_a_pipeline_from_its_buttons_and_shows_it_live(
     assert int(text(page, "frame-id")) > first_id
     assert ImageChops.difference(first, second).getbbox() is not None, "the view did not change"
     assert first.getextrema() != ((0, 0), (0, 0), (0, 0)), "the view is black"
+
+    # Paced at the page's rate (10 fps by default): never faster, however fast it draws.
+    start, before = time.monotonic(), console_state(page)["framesDrawn"]
+    wait_until(lambda: console_state(page)["framesDrawn"] >= before + 10, 30, "ten frames")
+    elapsed = time.monotonic() - start
+    assert console_state(page)["framesDrawn"] - before <= 10 * elapsed + 3
 
     # The pixel under the cursor, read from the full frame by the daemon.
     ActionChains(page).move_to_element_with_offset(view, 5, 5).perform()

@@ -272,10 +272,9 @@ async def _stream(
     tap: PreviewTap | None = None
     last_seq = -1
     sent = 0
-    last_sent = time.monotonic()
+    last_sent = 0.0
     try:
         while not listener.done():
-            tick = time.monotonic()
             segments = _image_segments(daemon)
             stream = settings.stream if settings.stream in segments else None
             if stream is None and settings.stream is None and segments:
@@ -295,6 +294,12 @@ async def _stream(
                 )
                 await _pause(changed, _IDLE_S)
                 continue
+            due = last_sent + 1.0 / settings.fps
+            if time.monotonic() < due:
+                # Paced at the page's rate; a message (an ack, a setting) wakes this
+                # early, and the wait goes on for what is left of the period.
+                await _pause(changed, due - time.monotonic())
+                continue
             if sent - settings.acks >= _IN_FLIGHT:
                 # The page has not drawn what it has: send nothing until it has.
                 if tap is not None and time.monotonic() - last_sent > _SILENT_S:
@@ -313,8 +318,12 @@ async def _stream(
                     await websocket.send_json({"type": "error", "detail": str(exc)})
                     await _pause(changed, _IDLE_S)
                     continue
+            if tap.committed - 1 == last_seq:
+                # No newer frame (the camera is slower than the view): look again soon.
+                await _pause(changed, 0.25 / settings.fps)
+                continue
             taken = await asyncio.to_thread(tap.take, settings.max_size, settings.cursor)
-            if taken is not None and taken.seq != last_seq:
+            if taken is not None:
                 last_seq = taken.seq
                 meta, image = await asyncio.to_thread(
                     render, taken, settings.contrast, settings.format
@@ -325,7 +334,6 @@ async def _stream(
                 await websocket.send_bytes(image)
                 sent += 1
                 last_sent = time.monotonic()
-            await _pause(changed, max(0.0, 1.0 / settings.fps - (time.monotonic() - tick)))
     finally:
         if tap is not None:
             tap.close()
