@@ -49,13 +49,38 @@ if TYPE_CHECKING:
     from rigd.service._daemon import Daemon
     from rigd.service._preview import PreviewTap
 
-__all__ = ["ASSETS", "console_router"]
+__all__ = ["ASSETS", "console_router", "errors"]
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).with_name("console")
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 _MAX_FPS = 60.0
+_MEANING = {
+    401: "Missing or wrong bearer token.",
+    404: "No such run, or no such file of it.",
+    409: "Not in this state: the run has not stopped yet, or a start raced this one.",
+    422: "An invalid path or query parameter (the message names it).",
+    507: "The test run would not fit the data directory's free space.",
+}
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}, "errors": {"type": "array"}},
+    "required": ["detail"],
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for these error statuses: ``{"detail": "..."}``."""
+    return {
+        code: {
+            "description": _MEANING[code],
+            "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+        }
+        for code in codes
+    }
+
+
 _IDLE_S = 1.0
 _IN_FLIGHT = 2  # frames sent and not yet acknowledged, at most
 _SILENT_S = 10.0  # a browser that acknowledges nothing this long loses its tap
@@ -171,7 +196,7 @@ def console_router(daemon: Daemon, token: str, guarded: list[Depends]) -> APIRou
             return JSONResponse({"detail": f"no console asset {name!r}"}, status_code=404)
         return FileResponse(path, media_type=_TYPES[path.suffix])
 
-    @router.get("/v1/pipelines", tags=["pipeline"], dependencies=guarded)
+    @router.get("/v1/pipelines", tags=["pipeline"], dependencies=guarded, responses=errors(401))
     async def pipelines() -> list[dict[str, str]]:
         """The pipeline files ``PUT /v1/pipeline`` loads by name: name and path."""
         return _pipeline_names(daemon)
@@ -197,14 +222,19 @@ def console_router(daemon: Daemon, token: str, guarded: list[Depends]) -> APIRou
         tags=["runs"],
         dependencies=guarded,
         response_class=FileResponse,
-        responses={200: {"content": {"application/x-hdf5": {}}}},
+        responses={200: {"content": {"application/x-hdf5": {}}}, **errors(401, 404, 409, 422)},
     )
     async def run_file(run_id: str, index: int) -> Response:
         """Download a finished run's file (``index`` 0 is the first of ``files``)."""
         path = finished_file(run_id, index)
         return FileResponse(path, media_type="application/x-hdf5", filename=path.name)
 
-    @router.get("/v1/runs/{run_id}/files/{index}/summary", tags=["runs"], dependencies=guarded)
+    @router.get(
+        "/v1/runs/{run_id}/files/{index}/summary",
+        tags=["runs"],
+        dependencies=guarded,
+        responses=errors(401, 404, 409, 422),
+    )
     async def run_file_summary(run_id: str, index: int) -> dict[str, Any]:
         """What ``rigd inspect`` says of a finished run's file: as JSON, and its text."""
         from rigd.service._cli import format_summary

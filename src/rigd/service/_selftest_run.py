@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Query
 from fastapi.params import Depends
 
+from rigd.service._console import errors
 from rigd.service._selftest import Check, format_checks, run_check, system_checks
 
 if TYPE_CHECKING:
@@ -95,7 +96,9 @@ def _links(status: Any) -> list[dict[str, Any]]:
 def selftest_router(daemon: Daemon, guarded: list[Depends]) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/v1/selftest", tags=["service"], dependencies=guarded)
+    @router.get(
+        "/v1/selftest", tags=["service"], dependencies=guarded, responses=errors(401, 409, 422, 507)
+    )
     async def selftest(
         seconds: float = Query(5.0, ge=0, le=30, description="The test run's length (0: none)."),
         minutes: float = Query(
