@@ -117,7 +117,7 @@ class _Settings:
             new.stream = message["stream"]
         if "fps" in message:
             fps = message["fps"]
-            if not isinstance(fps, int | float) or not math.isfinite(fps) or not fps > 0:
+            if not _number(fps) or not fps > 0:
                 raise ValueError(f"fps: a number above 0, at most {_MAX_FPS:g}; got {fps!r}")
             new.fps = min(float(fps), _MAX_FPS)
         if "max_size" in message:
@@ -151,13 +151,18 @@ class _Settings:
             setattr(self, field.name, getattr(new, field.name))
 
 
+def _number(value: Any) -> bool:
+    """A finite JSON number (not a bool, which Python counts as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _contrast(value: Any) -> tuple[float, float] | None:
     if value in ("auto", None):
         return None
     if (
         isinstance(value, list)
         and len(value) == 2
-        and all(isinstance(v, int | float) and math.isfinite(v) for v in value)
+        and all(_number(v) for v in value)
         and value[0] < value[1]
     ):
         return (float(value[0]), float(value[1]))
