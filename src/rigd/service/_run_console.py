@@ -84,7 +84,9 @@ def run_with_console(
             daemon=True,
         )
         driver.start()
-        status = serve(str(config))
+        # The data directory is the current one: its other HDF5 files are not
+        # rigd's to repair, as `rigd run` leaves them alone.
+        status = serve(str(config), recover=False)
     if status != 0:
         return status
     if outcome["state"] is None:
