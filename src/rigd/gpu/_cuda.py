@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+import time
+from typing import Any
+
+import numpy as np
 
 from rigd.gpu._inventory import SIMULATED_GPUS_ENV, inventory
-
-if TYPE_CHECKING:
-    import numpy as np
 
 __all__ = [
     "DeviceFrames",
@@ -22,6 +22,7 @@ __all__ = [
     "cuda_device_uuid",
     "cuda_uuid",
     "fft_module",
+    "pinned_copy_bandwidth",
     "register_pinned",
     "sparse_module",
     "to_host",
@@ -262,4 +263,33 @@ class _NoStream:
         return None
 
     def synchronize(self) -> None:
+        return None
+
+
+def pinned_copy_bandwidth(nbytes: int = 256 << 20, repeats: int = 4) -> float | None:
+    """Host-to-device copy bandwidth from pinned memory on the current device.
+
+    Args:
+        nbytes: bytes per copy (256 MiB by default).
+        repeats: copies timed after one warm-up copy.
+
+    Returns:
+        Bytes per second, or None without CuPy, on simulated GPUs, or when
+        CUDA fails (a broken install is reported by the caller, not raised).
+    """
+    cupy = _cupy()
+    if cupy is None:
+        return None
+    try:
+        host = cupy.cuda.alloc_pinned_memory(nbytes)
+        array = np.frombuffer(host, np.uint8, nbytes)
+        device = cupy.empty(nbytes, np.uint8)
+        device.set(array)
+        cupy.cuda.Device().synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            device.set(array)
+        cupy.cuda.Device().synchronize()
+        return repeats * nbytes / (time.perf_counter() - start)
+    except Exception:  # noqa: BLE001 - a broken CUDA install is reported, not raised
         return None

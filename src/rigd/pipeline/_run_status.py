@@ -8,6 +8,7 @@ from what each recorder reported (its files, frames and drops per stream).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ class LinkStatus:
     fill: float
     readers: tuple[tuple[str, int, int], ...]  # (actor.input, read, dropped)
     rate_hz: float
+    #: Per reader, in the order of ``readers``: its wake-up latency after a
+    #: commit, p50 in microseconds (None before it has slept for a frame).
+    latency_p50_us: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,12 +100,19 @@ class LinkRates:
             # Readers attach in any order: match them to actors by pid.
             names = {pid: name for name, pid in pids.items() if pid}
             inputs = {actor: f"{actor}.{inp}" for actor, inp, _, _ in ring_plan.readers}
+            # A reader in this process is the console's live view (service._preview).
+            own = os.getpid()
             readers = tuple(
-                (inputs.get(names.get(r.pid, ""), f"pid {r.pid}"), r.frames_read, r.frames_dropped)
+                (
+                    inputs.get(names.get(r.pid, ""), "preview" if r.pid == own else f"pid {r.pid}"),
+                    r.frames_read,
+                    r.frames_dropped,
+                )
                 for r in stats.readers
             )
+            latency = tuple(r.wake_latency_p50_us for r in stats.readers)
             links.append(
-                LinkStatus(ring_plan.name, stats.frames_written, stats.fill, readers, rate)
+                LinkStatus(ring_plan.name, stats.frames_written, stats.fill, readers, rate, latency)
             )
         return tuple(links)
 

@@ -258,6 +258,11 @@ class Pipeline:
 
     # -- status ----------------------------------------------------------------------
 
+    def ring_segments(self) -> dict[str, str]:
+        """Each ring's shared-memory segment by its link name (``camera.frames``),
+        for ``FrameRing.attach``; empty before the run's rings exist or after."""
+        return {name: ring.name for name, ring in list(self._rings.items())}
+
     def status(self) -> PipelineStatus:
         infos = actor_infos()
         by_name: dict[str, ActorStatus] = {}

@@ -1,5 +1,7 @@
-"""The composition root: the ``rigd`` command (and, later, the daemon and REST API)."""
+"""The composition root: the ``rigd`` command, the daemon and its REST API, and
+``Client``, the REST API's client for scripts."""
 
 from rigd.service._cli import main
+from rigd.service._client import ApiError, Client
 
-__all__ = ["main"]
+__all__ = ["ApiError", "Client", "main"]

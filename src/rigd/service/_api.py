@@ -17,9 +17,12 @@ from fastapi import FastAPI
 
 from rigd._version import __version__
 from rigd.service._asgi import BodyLimit
+from rigd.service._console import console_router
 from rigd.service._daemon import Daemon
+from rigd.service._deps import GUARDED
 from rigd.service._errors import install_error_handlers
 from rigd.service._routes import actors, docs, events, pipeline, runs, status
+from rigd.service._selftest_run import selftest_router
 
 __all__ = ["create_app"]
 
@@ -45,4 +48,6 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(actors.router)
     app.include_router(events.router)
+    app.include_router(console_router(daemon, token, GUARDED))
+    app.include_router(selftest_router(daemon, GUARDED))
     return app

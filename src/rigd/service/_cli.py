@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rigd.service._reprocess import add_parser as add_reprocess_parser
@@ -40,6 +39,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rigd.service._run import run_pipeline
 
     metadata = _metadata("run", args)
+    if args.console is not None:
+        from rigd.service._run_console import run_with_console
+
+        return run_with_console(args.pipeline, args.console, run_id=args.run_id, metadata=metadata)
     return run_pipeline(args.pipeline, run_id=args.run_id, metadata=metadata)
 
 
@@ -62,12 +65,12 @@ def _cmd_gpus(args: argparse.Namespace) -> int:
 
     from rigd._address import find_daemon
     from rigd.gpu import inventory
-    from rigd.service._client import ApiClient, ApiError
+    from rigd.service._client import ApiError, Client
     from rigd.service._gpus import format_gpu_report
 
     if args.url or find_daemon() is not None:
         try:
-            report = ApiClient.find(args.url, args.token_file).request("GET", "/v1/gpus")
+            report = Client.find(args.url, args.token_file).request("GET", "/v1/gpus")
         except ApiError as exc:
             print(f"rigd gpus: {exc}", file=sys.stderr)
             return 1
@@ -91,11 +94,11 @@ def _cmd_cameras(args: argparse.Namespace) -> int:
     """The GenICam cameras: the daemon's view when one runs, else this process's own."""
     from rigd._address import find_daemon
     from rigd.service._cameras import CamerasUnavailableError, camera_list, format_camera_report
-    from rigd.service._client import ApiClient, ApiError
+    from rigd.service._client import ApiError, Client
 
     if args.url or find_daemon() is not None:
         try:
-            cameras = ApiClient.find(args.url, args.token_file).request("GET", "/v1/cameras")
+            cameras = Client.find(args.url, args.token_file).request("GET", "/v1/cameras")
         except ApiError as exc:
             print(f"rigd cameras: {exc}", file=sys.stderr)
             return 1
@@ -109,17 +112,26 @@ def _cmd_cameras(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_selftest(args: argparse.Namespace) -> int:
+    from rigd.service._selftest_run import run_selftest
+
+    return run_selftest(
+        args.pipeline, seconds=args.seconds, minutes=args.minutes, data_dir=args.data_dir
+    )
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from rigd.service._serve import serve
 
     return serve(args.config)
 
 
-def _client_call(command: str, args: argparse.Namespace, *call: Any, **options: Any) -> Any:
-    from rigd.service._client import ApiClient, ApiError
+def _client_call(command: str, args: argparse.Namespace, method: str, *call: Any) -> Any:
+    """``Client.<method>(*call)`` against the daemon; an error exits 1 with its message."""
+    from rigd.service._client import ApiError, Client
 
     try:
-        return ApiClient.find(args.url, args.token_file).request(*call, **options)
+        return getattr(Client.find(args.url, args.token_file), method)(*call)
     except ApiError as exc:
         print(f"rigd {command}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -128,34 +140,25 @@ def _client_call(command: str, args: argparse.Namespace, *call: Any, **options: 
 def _cmd_status(args: argparse.Namespace) -> int:
     from rigd.service._client import format_status
 
-    status = _client_call("status", args, "GET", "/v1/status")
+    status = _client_call("status", args, "status")
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
-    path = Path(args.pipeline)
-    if path.is_file():
-        info = _client_call(
-            "load", args, "PUT", "/v1/pipeline", path.read_text(), content_type="application/yaml"
-        )
-    else:
-        info = _client_call("load", args, "PUT", "/v1/pipeline", {"file": args.pipeline})
+    info = _client_call("load", args, "load", args.pipeline)
     print(f"loaded pipeline {info['name']} ({len(info['actors'])} actors) from {info['source']}")
     return 0
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"metadata": _metadata("start", args)}
-    if args.run_id:
-        body["run_id"] = args.run_id
-    run = _client_call("start", args, "POST", "/v1/runs", body)
+    run = _client_call("start", args, "start", args.run_id or None, _metadata("start", args))
     print(f"run {run['run_id']} {run['state']}: {', '.join(run['files']) or 'no files'}")
     return 0
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
-    run = _client_call("stop", args, "POST", "/v1/runs/current/stop")
+    run = _client_call("stop", args, "stop")
     frames = ", ".join(
         f"{stream}: {n} frames, {run['dropped'].get(stream, 0)} dropped"
         for stream, n in run["frames"].items()
@@ -167,9 +170,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 
 def _cmd_trigger(args: argparse.Namespace) -> int:
-    answer = _client_call(
-        "trigger", args, "POST", "/v1/runs/current/trigger", {"label": args.label}
-    )
+    answer = _client_call("trigger", args, "trigger", args.label)
     for name, taken in answer["recorders"].items():
         print(f"{name}: {'triggered' if taken else 'not armed: trigger ignored'}")
     return 0 if all(answer["recorders"].values()) else 1
@@ -293,6 +294,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("pipeline", nargs="?", metavar="PIPELINE.yaml")
     run.add_argument("--run-id", help="the run's id (default: the UTC start time)")
+    run.add_argument(
+        "--console",
+        type=int,
+        metavar="PORT",
+        help="serve the console at http://127.0.0.1:PORT/console during the run",
+    )
     _add_meta(run)
     run.set_defaults(handler=_cmd_run)
     demo = commands.add_parser("demo", help="run a short demo of the actor API")
@@ -306,6 +313,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--config", metavar="FILE.yaml", help="the service config")
     serve.set_defaults(handler=_cmd_serve)
+
+    selftest = commands.add_parser(
+        "selftest",
+        help="certify this PC for a pipeline: disk, space, /dev/shm, CPU, GPUs, cameras, "
+        "clock, then a short run",
+        description="Check that this PC can hold the rate a pipeline needs (the bundled demo "
+        "without a file), in under a minute. Prints PASS/FAIL per check with its figure and "
+        "fix; exits 0 if none failed, 1 if one did, 2 for a wrong pipeline file.",
+    )
+    selftest.add_argument("pipeline", nargs="?", metavar="PIPELINE.yaml")
+    selftest.add_argument(
+        "--seconds", type=float, default=5.0, help="the test run's length (0: no run)"
+    )
+    selftest.add_argument(
+        "--minutes", type=float, default=60.0, help="the planned run length the disk must hold"
+    )
+    selftest.add_argument(
+        "--data-dir", default="rigd-data", help="where runs are recorded (default ./rigd-data)"
+    )
+    selftest.set_defaults(handler=_cmd_selftest)
 
     def client(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)

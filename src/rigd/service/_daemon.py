@@ -46,6 +46,7 @@ from rigd.service._pipelines import (
     pipeline_info,
     trigger_recorders,
 )
+from rigd.service._progress import progress_event
 from rigd.service._records import (
     BUSY_STATES,
     DaemonState,
@@ -102,7 +103,13 @@ class Daemon:
         self._started = threading.Event()
         self._started.set()
         self._runs: dict[str, RunRecord] = self._journal.load()
-        self._monitor = Monitor(self._watched, self._disk, self.gpus, self._publish)
+        self._monitor = Monitor(
+            self._watched,
+            self._disk,
+            self.gpus,
+            self._publish,
+            progress=lambda run_id: progress_event(self, run_id),
+        )
 
     # -- state and events --------------------------------------------------------------
 
@@ -398,6 +405,17 @@ class Daemon:
         return True, f"{state.value}{pipeline}"
 
     # -- actors, GPUs -------------------------------------------------------------------------
+
+    def loaded_plan(self) -> Plan | None:
+        """The loaded pipeline's plan (None before a load)."""
+        with self._lock:
+            return self._plan
+
+    def ring_segments(self) -> dict[str, str]:
+        """The running pipeline's rings: segment by link name (empty without a run)."""
+        with self._lock:
+            pipeline = self._pipeline
+        return pipeline.ring_segments() if pipeline is not None else {}
 
     def gpus(self) -> list[dict[str, Any]]:
         """The GPUs and what is placed on each, now."""

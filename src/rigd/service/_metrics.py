@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -12,7 +14,7 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from rigd.service._daemon import Daemon
 
-__all__ = ["metrics_text"]
+__all__ = ["metric_samples", "metrics_text"]
 
 _STATES = ("idle", "loaded", "running", "stopping", "failed")
 
@@ -79,7 +81,27 @@ class _DaemonCollector(Collector):
             for reader in link["readers"]:
                 read.add_metric([link["ring"], reader["input"]], reader["read"])
                 dropped.add_metric([link["ring"], reader["input"]], reader["dropped"])
-        yield from (written, rate, fill, read, dropped)
+        latency = GaugeMetricFamily(
+            "rigd_link_wake_latency_p50_seconds",
+            "Median time from a frame's commit to its reader waking (readers that slept)",
+            labels=["link", "reader"],
+        )
+        for link in status["links"]:
+            for reader in link["readers"]:
+                if reader.get("latency_p50_us") is not None:
+                    latency.add_metric(
+                        [link["ring"], reader["input"]], reader["latency_p50_us"] / 1e6
+                    )
+        yield from (written, rate, fill, read, dropped, latency)
+        run = status.get("run") or {}
+        if run:
+            size = 0
+            for path in run.get("files", []):
+                with contextlib.suppress(OSError):
+                    size += os.stat(path).st_size
+            yield GaugeMetricFamily(
+                "rigd_run_bytes_written", "Bytes of the latest run's files on disk", value=size
+            )
 
         restarts = CounterMetricFamily(
             "rigd_actor_restarts", "Restarts of each pipeline actor this run", labels=["actor"]
@@ -96,3 +118,16 @@ def metrics_text(daemon: Daemon) -> tuple[bytes, str]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_DaemonCollector(daemon))
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def metric_samples(daemon: Daemon) -> Iterator[tuple[str, dict[str, str], float]]:
+    """Every sample of ``/metrics`` now: (name as in the text format, labels, value).
+
+    Counters are named as the text format names their samples (``_total``
+    dropped: ``rigd_link_frames_written``, as in the family's name)."""
+    for family in _DaemonCollector(daemon).collect():
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            name = sample.name.removesuffix("_total")
+            yield name, dict(sample.labels), float(sample.value)

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 MONITOR_S = 0.5
 # GPU placements change only when actors start or end: sample them every 2 s.
 _GPU_EVERY = 4
+#: A running run's ``progress`` event, at most this often (seconds).
+_PROGRESS_S = 1.0
 
 #: What the monitor looks at, read under the daemon's lock: (pipeline, plan, run, running).
 Watched = tuple[Pipeline | None, Plan | None, RunRecord | None, bool]
@@ -41,6 +43,8 @@ class Monitor:
         disk: the data directory's watch.
         gpus: the GPUs and what is placed on each, now.
         publish: ``publish(kind, **data)``: the daemon's events.
+        progress: ``progress(run_id)``: a running run's progress event's fields,
+            published as ``progress`` once a second (``rigd.service._progress``).
     """
 
     def __init__(
@@ -49,11 +53,14 @@ class Monitor:
         disk: DiskWatch,
         gpus: Callable[[], list[dict[str, Any]]],
         publish: Callable[..., None],
+        progress: Callable[[str], dict[str, Any]] | None = None,
     ) -> None:
         self._watched = watched
         self._disk_watch = disk
         self._gpus_now = gpus
         self._publish = publish
+        self._progress = progress
+        self._progress_sent = 0.0
         self._lock = threading.Lock()
         self.snapshot: Snapshot = empty_snapshot()
         self._snapshot_at = time.monotonic()
@@ -111,6 +118,14 @@ class Monitor:
             self._disk_warned = record.run_id
             log.warning("%s", warning)
             self._publish("disk", run_id=record.run_id, **self.disk)
+        if (
+            running
+            and record is not None
+            and self._progress is not None
+            and time.monotonic() - self._progress_sent >= _PROGRESS_S
+        ):
+            self._progress_sent = time.monotonic()
+            self._publish("progress", **self._progress(record.run_id))
 
     def health(
         self,

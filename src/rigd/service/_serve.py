@@ -152,8 +152,10 @@ def _bind(config: ServiceConfig) -> socket.socket:
     return sock
 
 
-def serve(config_path: str | None = None) -> int:
-    """Run the daemon until SIGTERM or Ctrl-C; the exit status."""
+def serve(config_path: str | None = None, *, recover: bool = True) -> int:
+    """Run the daemon until SIGTERM or Ctrl-C; the exit status. ``recover=False``
+    leaves the data directory's files alone at start (``rigd run --console``,
+    whose data directory is the user's current one)."""
     try:
         config = load_service_config(config_path)
     except (ServiceConfigError, FileNotFoundError) as exc:
@@ -174,7 +176,8 @@ def serve(config_path: str | None = None) -> int:
         log.warning("removed store %s left by a process that died", path)
     for segment in remove_stale_rings():
         log.warning("removed ring %s left by a crashed process", segment)
-    recover_data_dir(config.data_dir)
+    if recover:
+        recover_data_dir(config.data_dir)
     facts = actors.init(num_cpus=config.num_cpus, num_gpus=config.num_gpus, namespace="rigd")
     daemon = Daemon(config)
     runtime_dir = config.runtime_dir or default_runtime_dir()
@@ -200,7 +203,7 @@ def serve(config_path: str | None = None) -> int:
             access_log=False,
             lifespan="off",
             http="h11",
-            ws="none",
+            ws="wsproto",  # the console's live view (WS /v1/preview)
             timeout_graceful_shutdown=_GRACEFUL_HTTP_S,
         ),
         daemon,

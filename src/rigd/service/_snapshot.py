@@ -15,11 +15,14 @@ __all__ = ["LinkSample", "ReaderSample", "Snapshot", "empty_snapshot", "snapshot
 
 
 class ReaderSample(TypedDict):
-    """One reader of a link: its ``actor.input``, frames read and dropped this run."""
+    """One reader of a link: its ``actor.input``, frames read and dropped this run,
+    and its wake-up latency after a commit, p50 in microseconds (None before it
+    has slept for a frame)."""
 
     input: str
     read: int
     dropped: int
+    latency_p50_us: float | None
 
 
 class LinkSample(TypedDict):
@@ -56,8 +59,12 @@ def snapshot_of(status: PipelineStatus, sampled_at: str) -> Snapshot:
                 "rate_hz": round(link.rate_hz, 2),
                 "fill": round(link.fill, 4),
                 "readers": [
-                    {"input": name, "read": read, "dropped": dropped}
-                    for name, read, dropped in link.readers
+                    {"input": name, "read": read, "dropped": dropped, "latency_p50_us": latency}
+                    for (name, read, dropped), latency in zip(
+                        link.readers,
+                        link.latency_p50_us or (None,) * len(link.readers),
+                        strict=True,
+                    )
                 ],
             }
             for link in status.links

@@ -15,6 +15,7 @@ from rigd.service._daemon import Daemon
 from rigd.service._deps import GUARDED, DaemonDep
 from rigd.service._errors import errors
 from rigd.service._metrics import metrics_text
+from rigd.service._progress import progress_schema
 
 __all__ = ["router"]
 
@@ -26,12 +27,17 @@ router = APIRouter(tags=["service"], dependencies=GUARDED)
 @router.get(
     "/v1/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **errors(401)},
+    responses={
+        200: {"content": {"text/event-stream": {"schema": progress_schema()}}},
+        **errors(401),
+    },
 )
 async def events(request: Request, daemon: DaemonDep) -> StreamingResponse:
     """Server-sent events: ``state`` on every state change, ``run`` when a run
-    starts or ends, so lab software need not poll. The first event is
-    ``status``, the state now."""
+    starts or ends, ``progress`` once a second while a run goes on (its
+    figures under the names of ``/metrics``: the schema here), ``disk`` when
+    the disk fills soon, ``trigger``, ``shutdown``; so lab software need not
+    poll. The first event is ``status``, the state now."""
     return StreamingResponse(
         _event_stream(daemon, request),
         media_type="text/event-stream",
