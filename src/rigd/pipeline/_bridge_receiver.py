@@ -1,0 +1,186 @@
+"""``BridgeReceiver``: the far end of a bridge (see ``rigd.pipeline._bridge``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import zmq
+
+from rigd._exceptions import WouldBlock
+from rigd.actors import Actor
+from rigd.pipeline._bridge_wire import HEARTBEAT_S, ID, POLL_MS, check_timeouts
+
+__all__ = ["BridgeReceiver"]
+
+log = logging.getLogger(__name__)
+
+
+class BridgeReceiver(Actor):
+    """Writes the frames a ``BridgeSender`` sends into its ``frames`` output.
+
+    Args:
+        address: the sender's address, e.g. ``tcp://camera-pc:5600``.
+        shape: the frames' shape (the sender checks it on connecting).
+        dtype: the frames' dtype.
+        peer_timeout: seconds without a word from the sender after which
+            ``status()['state']`` says ``down`` (it keeps waiting for it).
+
+    Raises (``setup``, on the sender's welcome): ``ValueError`` when the
+    sender's frames are not ``shape`` and ``dtype``.
+    """
+
+    output_names = ("frames",)
+    place_options: ClassVar[dict[str, str]] = {"address": "zmq"}
+    #: A clean stop waits for the sender's end of stream (see ``stop_order``).
+    fed_from_afar: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        address: str = "tcp://127.0.0.1:5600",
+        shape: list[int] | tuple[int, ...] = (512, 512),
+        dtype: str = "uint16",
+        peer_timeout: float = 10.0,
+    ) -> None:
+        self.shape, self.dtype = self._check(shape, dtype)
+        check_timeouts(1, peer_timeout)
+        self.address = address
+        self.peer_timeout = float(peer_timeout)
+        self.frames_received = 0
+        self.duplicates = 0
+        self.state = "waiting"
+        self.last_id = -1
+
+    @staticmethod
+    def _check(shape: Any, dtype: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
+        try:
+            shape = tuple(int(n) for n in shape)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"shape must be a list of sizes, e.g. [512, 512], got {shape!r}"
+            ) from None
+        if not shape or any(n <= 0 for n in shape):
+            raise ValueError(f"shape must be positive sizes, got {list(shape)}")
+        try:
+            return shape, np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype {dtype!r} is not a numpy dtype (e.g. uint16)") from None
+
+    @classmethod
+    def describe_outputs(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> dict[str, tuple[tuple[int, ...], str]]:
+        shape, dtype = cls._check(options.get("shape", (512, 512)), options.get("dtype", "uint16"))
+        return {"frames": (shape, dtype.str)}
+
+    def setup(self) -> None:
+        self._socket: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.ROUTING_ID, os.urandom(8))
+        # Queue nothing for a sender not yet connected: acknowledgements are current or none.
+        self._socket.setsockopt(zmq.IMMEDIATE, 1)
+        self._socket.connect(self.address)
+        previous = self.outputs.frames.previous
+        if previous is not None:
+            # Restarted: the ring holds frames up to this one; the sender sends the rest.
+            self.last_id = previous[0]
+        self._heard = time.monotonic()
+        self._said = 0.0
+        self._ack()
+
+    def run_step(self) -> None:
+        socket = self._socket
+        now = time.monotonic()
+        if now - self._said > HEARTBEAT_S:
+            self._ack()
+        if self.state == "up" and now - self._heard > self.peer_timeout:
+            log.warning(
+                "bridge %s: no word from the sender for %g s", self.address, self.peer_timeout
+            )
+            self.state = "down"
+        if not socket.poll(POLL_MS, zmq.POLLIN):
+            return
+        parts = socket.recv_multipart(copy=False)
+        self._heard = time.monotonic()
+        if self.state != "up":
+            self.state = "up"
+        kind = parts[0].bytes
+        if kind == b"F" and len(parts) == 3:
+            self._write(json.loads(parts[1].bytes), parts[2])
+        elif kind == b"W" and len(parts) == 2:
+            self._welcome(json.loads(parts[1].bytes))
+        elif kind == b"E" and len(parts) == 2:
+            (end_id,) = ID.unpack(parts[1].bytes)
+            if end_id > self.last_id:
+                log.warning(
+                    "bridge %s: the stream ended at frame %d, the last one here is %d",
+                    self.address,
+                    end_id,
+                    self.last_id,
+                )
+            try:
+                self._socket.send_multipart([b"B"], zmq.NOBLOCK)
+            except zmq.Again:
+                pass  # the sender finishes anyway once its peer_timeout passes
+            self.finish()
+
+    def _welcome(self, welcome: dict[str, Any]) -> None:
+        shape, dtype = tuple(welcome["shape"]), np.dtype(welcome["dtype"])
+        if shape != self.shape or dtype != self.dtype:
+            raise ValueError(
+                f"bridge {self.address}: the sender's frames are {list(shape)} {dtype}, but this "
+                f"receiver's options say {list(self.shape)} {self.dtype}; make them match"
+            )
+
+    def _write(self, header: dict[str, Any], data: zmq.Frame) -> None:
+        frame_id = int(header["frame_id"])
+        if frame_id <= self.last_id:
+            self.duplicates += 1  # sent again after a reconnect, and already here
+            self._ack()
+            return
+        if len(data) != self.dtype.itemsize * int(np.prod(self.shape)):
+            raise ValueError(
+                f"bridge {self.address}: frame {frame_id} has {len(data)} bytes, not a "
+                f"{list(self.shape)} {self.dtype} frame; the sender's link carries other frames"
+            )
+        array = np.frombuffer(data.buffer, self.dtype).reshape(self.shape)
+        writer = self.outputs.frames
+        while True:
+            try:
+                writer.put(array, frame_id, int(header["timestamp_ns"]), timeout=HEARTBEAT_S)
+                break
+            except (TimeoutError, WouldBlock):
+                # Held back by a reader downstream: say so to the sender (alive, no credit).
+                self._ack()
+                if self.stopping:
+                    return
+        self.last_id = frame_id
+        self.frames_received += 1
+        self._ack()
+
+    def _ack(self) -> None:
+        try:
+            self._socket.send_multipart([b"A", ID.pack(self.last_id)], zmq.NOBLOCK)
+        except zmq.Again:
+            return  # not connected yet
+        self._said = time.monotonic()
+
+    def stop(self) -> None:
+        socket = getattr(self, "_socket", None)
+        if socket is not None:
+            socket.close(linger=0)
+
+    def status(self) -> dict[str, Any]:
+        """The link's state (``waiting``, ``up``, ``down``) and counters."""
+        return {
+            "state": self.state,
+            "address": self.address,
+            "frames_received": self.frames_received,
+            "duplicates": self.duplicates,
+            "last_id": self.last_id,
+        }

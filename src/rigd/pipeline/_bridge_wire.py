@@ -1,0 +1,23 @@
+"""The bridge's wire: its timing constants and the checks both ends share.
+
+The protocol itself is described in ``rigd.pipeline._bridge``.
+"""
+
+from __future__ import annotations
+
+import struct
+
+__all__ = ["HEARTBEAT_S", "ID", "POLL_MS", "check_timeouts"]
+
+HEARTBEAT_S = 0.25
+POLL_MS = 50
+ID = struct.Struct("<q")
+
+
+def check_timeouts(window: int, peer_timeout: float) -> None:
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be an int >= 1 (frames in flight), got {window!r}")
+    if isinstance(peer_timeout, bool) or not isinstance(peer_timeout, (int, float)):
+        raise ValueError(f"peer_timeout must be a number of seconds, got {peer_timeout!r}")
+    if peer_timeout <= 0:
+        raise ValueError(f"peer_timeout must be positive, got {peer_timeout}")
