@@ -20,7 +20,7 @@ How it stays fast and safe:
 - Closing seals the file; a file a crash left ``recording`` is repaired by
   ``recover_run`` (``_run_recover``).
 
-This module is a little over 400 lines: it is the writer's public surface
+This module is about 500 lines: it is the writer's public surface
 (create, resume, write, note drops, tables, flush, close) and the lock
 that orders them; each of the parts it drives lives in its own module.
 """
