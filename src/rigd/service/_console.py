@@ -43,6 +43,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 
 from rigd.config import BUNDLED_PIPELINES
 from rigd.service._daemon import NotFoundError, TransitionError
+from rigd.service._summary import format_summary
 from rigd.service._token import token_matches
 
 if TYPE_CHECKING:
@@ -242,7 +243,6 @@ def console_router(daemon: Daemon, token: str, guarded: list[Depends]) -> APIRou
     )
     async def run_file_summary(run_id: str, index: int) -> dict[str, Any]:
         """What ``rigd inspect`` says of a finished run's file: as JSON, and its text."""
-        from rigd.service._cli import format_summary
         from rigd.storage import inspect_run
 
         path = finished_file(run_id, index)
