@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -25,6 +27,8 @@ import rigd
 from rigd.pipeline import ClusterPipeline
 from rigd.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from tests.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ray = pytest.importorskip("ray", reason="Ray is the test extra's (pip install 'rigd[cluster]')")
 
@@ -352,6 +356,44 @@ def test_reprocess_runs_one_ray_task_per_file_and_a_bad_file_is_a_row(
             expected = frames[:, 0, :].sum(axis=1, dtype=np.int64)[:, None]
             np.testing.assert_array_equal(f["sums/frames"][:], expected)
     assert ray.is_initialized()  # the module's connection is left as it was
+
+
+def test_rigd_run_with_an_address_runs_the_pipeline_across_the_nodes(
+    tmp_path: Path, cluster: Any
+) -> None:
+    path = write(tmp_path, "shape: [16, 24], fps: 500, n_frames: 300, pattern: counter")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "rigd", "run", "--address", f"ray:{cluster.address}", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=tmp_path,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert ": stopped" in done.stdout, done.stdout
+    (file,) = [line.split("file: ", 1)[1] for line in done.stdout.splitlines() if "file: " in line]
+    camera = read(file, "camera")
+    np.testing.assert_array_equal(camera["frame_id"], np.arange(300))
+    assert camera["state"] == "complete"
+
+
+def test_rigd_run_with_an_address_refuses_a_pipeline_file_that_does_not_exist(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rigd", "run", "--address", "ray:127.0.0.1:1", "missing.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+
+    assert done.returncode == 2
+    assert "no pipeline file missing.yaml" in done.stderr
 
 
 def test_the_processors_node_removed_mid_run_fails_the_run_and_seals_the_file(

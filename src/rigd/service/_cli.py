@@ -44,6 +44,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from rigd.service._run_console import run_with_console
 
         return run_with_console(args.pipeline, args.console, run_id=args.run_id, metadata=metadata)
+    if args.address is not None:
+        from rigd.service._run_cluster import run_on_cluster
+
+        return run_on_cluster(args.pipeline, args.address, run_id=args.run_id, metadata=metadata)
     return run_pipeline(args.pipeline, run_id=args.run_id, metadata=metadata)
 
 
@@ -254,6 +258,11 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="PORT",
         help="serve the console at http://127.0.0.1:PORT/console during the run",
+    )
+    run.add_argument(
+        "--address",
+        metavar="ray://HOST:PORT",
+        help="run across a Ray cluster's nodes (each actor names its node:); see Clusters",
     )
     _add_meta(run)
     run.set_defaults(handler=_cmd_run)
