@@ -21,6 +21,8 @@
     ├── RingLayoutError       a segment is not a ring of this layout version
     ├── RecordingError        a recording stopped on a write error (also an
     │                         OSError); the file keeps what was written
+    ├── PipelineFailedError   a pipeline's actor died for good (its restarts
+    │                         spent, or too many failing steps)
     └── WouldBlock            a *_nowait call would have had to wait
 
 Errors of the caller's own making (a wrong argument, an unknown option) are
@@ -37,6 +39,7 @@ __all__ = [
     "GetTimeoutError",
     "ObjectLostError",
     "OwnerDiedError",
+    "PipelineFailedError",
     "RecordingError",
     "ResourceUnavailableError",
     "RigdError",
@@ -255,3 +258,25 @@ class RecordingError(RigdError, OSError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self.path, self.frames_written))
+
+
+class PipelineFailedError(RigdError):
+    """Raised by ``Pipeline.wait`` when an actor of the run died for good.
+
+    For good: its restarts (``max_restarts``) are spent, or it gave up after
+    ``max_step_errors`` failing steps in a row. The pipeline is then being
+    stopped cleanly (its files are sealed); ``Pipeline.stop`` returns the
+    report, whose ``failure`` holds the same message. Not raised for a run
+    stopped on purpose, nor for an actor that restarts and goes on.
+    ``actor`` is the actor's name and ``last_error`` its last ``run_step``
+    error (``"ValueError: ..."``), or ``None`` when it died without one (a
+    crash or a kill).
+    """
+
+    def __init__(self, message: str, actor: str = "", last_error: str | None = None) -> None:
+        super().__init__(message)
+        self.actor = actor
+        self.last_error = last_error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.actor, self.last_error))

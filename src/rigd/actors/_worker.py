@@ -40,6 +40,7 @@ from rigd._proc import pid_alive
 from rigd.actors import _context, _session
 from rigd.actors._context import ActorExit
 from rigd.actors._events import TaskState
+from rigd.actors._gui import main_loop_of, serve_beside
 from rigd.actors._messages import ExitKind, Msg, TerminateMode
 from rigd.actors._runtime import Runtime, error_reply
 from rigd.actors._schema import BUILTIN_METHODS, ActorKind, ActorSchema
@@ -800,7 +801,12 @@ def main(argv: list[str]) -> None:
     _session.attach_worker(runtime)
     first = inbox.get()
     if first[0] == Msg.START_ACTOR:
-        _ActorServer(runtime, inbox, wake_r, wake_w, first).serve()
+        server = _ActorServer(runtime, inbox, wake_r, wake_w, first)
+        main_loop = main_loop_of(server.instance)  # a GUI actor takes the main thread
+        if main_loop is None:
+            server.serve()
+        else:
+            serve_beside(server.serve, main_loop)
     else:
         signal.signal(signal.SIGINT, _on_sigint)
         _serve_tasks(runtime, inbox, first)

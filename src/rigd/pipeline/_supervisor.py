@@ -30,11 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rigd
-from rigd._exceptions import ActorDiedError, RigdError, TaskError
+from rigd._exceptions import ActorDiedError, PipelineFailedError, RigdError, TaskError
 from rigd.actors import ActorHandle
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
+from rigd.pipeline._pause import PauseControl, PauseSpan
 from rigd.pipeline._plan import Plan
+from rigd.pipeline._run_log import RunLog, default_log_dir
 from rigd.state import ActorInfo
 from rigd.storage import FrameRing, recover_run, remove_stale_rings
 
@@ -61,7 +63,7 @@ class LinkStatus:
 
 @dataclass(frozen=True)
 class PipelineStatus:
-    state: str  # created, ready (loaded), running, stopping, stopped, failed
+    state: str  # created, ready (loaded), running, paused, stopping, stopped, failed
     run_id: str
     actors: Mapping[str, Mapping[str, Any]]
     links: tuple[LinkStatus, ...]
@@ -82,6 +84,12 @@ class RunReport:
     restarts: Mapping[str, int]
     failure: str | None = None
     recordings: tuple[Mapping[str, Any], ...] = field(default=())
+    #: The run's log file (every actor's lines), or None when it has none.
+    log: str | None = None
+    #: The last ``run_step`` error of each actor that gave up, by name.
+    last_errors: Mapping[str, str] = field(default_factory=dict)
+    #: The run's pauses, in order.
+    pauses: tuple[PauseSpan, ...] = ()
 
 
 def _actor_infos() -> dict[str, ActorInfo]:
@@ -98,6 +106,8 @@ class Pipeline:
         *,
         run_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        log_dir: str | None = None,
+        max_pause_s: float | None = None,
     ) -> None:
         self.plan = plan
         self.run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
@@ -120,6 +130,16 @@ class Pipeline:
         self._recordings: dict[str, dict[str, Any]] = {}
         self._report: RunReport | None = None
         self._cpu_latency: CpuLatencyRequest | None = None
+        self._log_dir = log_dir
+        self._run_log: RunLog | None = None
+        self._last_errors: dict[str, str] = {}
+        self._failed_actor = ""
+        self._pause = PauseControl(
+            max_pause_s if max_pause_s is not None else plan.file.config.run.max_pause_s,
+            sources=lambda: [self._handles[a.name] for a in self.plan.actors if a.is_source],
+            recorders=lambda: [self._handles[n] for n in self.plan.recorders],
+            on_limit=lambda: self._resume_if_paused("limit"),
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -147,6 +167,7 @@ class Pipeline:
         started = dt.datetime.now(dt.UTC)
         self._started = time.monotonic()
         try:
+            self._run_log = RunLog(self.run_id, self._log_dir or self._recorder_dir())
             self._open_devices()
             self._create_rings()
             run_info = {
@@ -155,6 +176,7 @@ class Pipeline:
                 "pipeline_text": self.plan.file.text,
                 "started": started.isoformat(),
                 "metadata": dict(self.metadata),
+                **self._run_log.run_info(),
             }
             self._create_actors(run_info)
             self._call_all("__rigd_attach__", lambda name: (open_endpoints, self._wiring[name]))
@@ -193,9 +215,16 @@ class Pipeline:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the run ends on its own (its sources finished and all
-        drained) or fails; True if it did within ``timeout``."""
+        drained) or fails; True if it did within ``timeout``.
+
+        Raises:
+            PipelineFailedError: an actor died for good (its restarts spent,
+                or it gave up after ``max_step_errors`` failing steps); the
+                message names it and its last error. The pipeline is being
+                stopped; ``stop()`` returns its report.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.state == "running":
+        while self.state in ("running", "paused"):
             if self._all_finished():
                 return True
             left = None if deadline is None else deadline - time.monotonic()
@@ -204,7 +233,56 @@ class Pipeline:
             # Each look asks every actor (a call to its main thread): a few
             # times a second is enough, and keeps out of the step threads' way.
             self._stopped.wait(_FINISHED_POLL_S if left is None else min(_FINISHED_POLL_S, left))
+        if self.failure is not None:
+            raise PipelineFailedError(
+                self.failure, self._failed_actor, self._last_errors.get(self._failed_actor)
+            )
         return True
+
+    def pause(self) -> None:
+        """Pause the run: sources stop producing, every reader drains what is
+        in its rings, and each recorder notes the pause (see ``_pause``).
+
+        A pause longer than ``max_pause_s`` ends on its own (the run resumes).
+
+        Raises:
+            RuntimeError: the run is not running (already paused, stopping, ...).
+        """
+        with self._lock:
+            if self.state != "running":
+                raise RuntimeError(
+                    f"only a running pipeline can pause; this one is {self.state}"
+                    + ("; resume it first" if self.state == "paused" else "")
+                )
+            self._pause.pause()
+            self.state = "paused"
+        log.info("pipeline %s paused (run %s)", self.plan.name, self.run_id)
+
+    def resume(self) -> PauseSpan:
+        """Resume a paused run; return the pause's span.
+
+        Raises:
+            RuntimeError: the run is not paused.
+        """
+        with self._lock:
+            if self.state != "paused":
+                raise RuntimeError(f"only a paused pipeline can resume; this one is {self.state}")
+            span = self._pause.resume()
+            self.state = "running"
+        log.info("pipeline %s resumed after %.1f s", self.plan.name, span.duration_s)
+        return span
+
+    def _resume_if_paused(self, ended_by: str) -> None:
+        with self._lock:
+            if self.state == "paused":
+                self._pause.resume(ended_by)
+                self.state = "running" if ended_by != "stop" else self.state
+
+    def _recorder_dir(self) -> str | None:
+        by_name = {a.name: a for a in self.plan.actors}
+        return default_log_dir(
+            [(by_name[n].cls, dict(by_name[n].options)) for n in self.plan.recorders]
+        )
 
     def stop(self, timeout: float = _DRAIN_TIMEOUT_S) -> RunReport:
         """Stop cleanly: sources first, every lossless reader drains, files sealed.
@@ -215,8 +293,9 @@ class Pipeline:
         with self._stop_lock:
             if self._report is not None:
                 return self._report
+            self._resume_if_paused("stop")
             with self._lock:
-                if self.state in ("ready", "running", "failed"):
+                if self.state in ("ready", "running", "paused", "failed"):
                     self.state = "stopping"
             try:
                 self._stop_graceful(timeout)
@@ -232,6 +311,11 @@ class Pipeline:
             self.state = "stopping"
             self._report = self._teardown(force=True)
             return self._report
+
+    @property
+    def max_pause_s(self) -> float:
+        """The longest pause: then the run resumes on its own."""
+        return self._pause.max_pause_s
 
     @property
     def namespace(self) -> str:
@@ -396,13 +480,18 @@ class Pipeline:
 
     def _watch(self) -> None:
         while not self._stopped.wait(_MONITOR_S):
-            if self.state != "running":
+            if self.state not in ("running", "paused"):
                 continue
             infos = _actor_infos()
             for name, handle in list(self._handles.items()):
                 info = infos.get(handle._actor_id)
                 if info is None or info.state == "dead":
                     reason = info.death_reason if info else "it is gone"
+                    last = self._run_log.last_error(name) if self._run_log else None
+                    if last:
+                        self._last_errors[name] = last
+                        reason = f"{reason}; its last error: {last}"
+                    self._failed_actor = name
                     self._fail(f"actor {name!r} died and will not be restarted: {reason}")
                     return
                 if info.restarts > self._restarts[name] and info.state == "alive":
@@ -439,7 +528,7 @@ class Pipeline:
     def _fail(self, reason: str) -> None:
         log.error("pipeline %s failed: %s; stopping it", self.plan.name, reason)
         with self._lock:
-            if self.state != "running":
+            if self.state not in ("running", "paused"):
                 return
             self.failure = reason
             self.state = "failed"
@@ -521,6 +610,10 @@ class Pipeline:
             frames.update(recording.get("frames", {}))
             dropped.update(recording.get("dropped", {}))
         self.state = "failed" if self.failure else "stopped"
+        log_path = None
+        if self._run_log is not None:
+            log_path = str(self._run_log.path) if self._run_log.path else None
+            self._run_log.close()
         return RunReport(
             run_id=self.run_id,
             state=self.state,
@@ -531,4 +624,7 @@ class Pipeline:
             restarts=restarts,
             failure=self.failure,
             recordings=tuple(dict(r) for r in self._recordings.values()),
+            log=log_path,
+            last_errors=dict(self._last_errors),
+            pauses=tuple(self._pause.spans),
         )

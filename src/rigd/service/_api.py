@@ -38,6 +38,7 @@ from rigd._version import __version__
 from rigd.config import PipelineFileError
 from rigd.service._daemon import Daemon, InsufficientStorageError, NotFoundError, TransitionError
 from rigd.service._metrics import metrics_text
+from rigd.service._run_routes import run_routes
 from rigd.service._token import token_matches
 from rigd.storage import RESERVED_ATTRIBUTES
 
@@ -629,6 +630,8 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
         """Prometheus metrics (text format)."""
         body, content_type = metrics_text(daemon)
         return Response(body, media_type=content_type)
+
+    app.include_router(run_routes(daemon, guarded))
 
     @app.exception_handler(_UnsupportedMediaError)
     async def _415(request: Request, exc: Exception) -> JSONResponse:

@@ -41,7 +41,7 @@ import numpy as np
 
 import rigd
 from rigd._address import default_runtime_dir
-from rigd._exceptions import RigdError
+from rigd._exceptions import PipelineFailedError, RigdError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError, ServiceConfig, load_pipeline
 from rigd.gpu import inventory
 from rigd.pipeline import Pipeline, PipelineStatus, Plan, RunReport, plan_pipeline
@@ -110,6 +110,14 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _ended(pipeline: Pipeline) -> bool:
+    """Whether the run ended on its own or failed (``wait`` raises for the latter)."""
+    try:
+        return pipeline.wait(0)
+    except PipelineFailedError:
+        return True
 
 
 def _now() -> str:
@@ -355,7 +363,9 @@ class Daemon:
             # Journalled now: a run the daemon does not live to finish is still known.
             self._append_journal(record)
         self._publish("state", previous="loaded", run_id=run_id, pipeline=plan.name)
-        pipeline = Pipeline(plan, run_id=run_id, metadata=record.metadata)
+        pipeline = Pipeline(
+            plan, run_id=run_id, metadata=record.metadata, log_dir=str(self.data_dir)
+        )
         self._started.clear()
         try:
             pipeline.start()
@@ -435,6 +445,13 @@ class Daemon:
         taken = {name: bool(rigd.get(ref, timeout=10)) for name, ref in refs.items()}
         self._publish("trigger", label=label, recorders=taken)
         return taken
+
+    def current_run(self) -> tuple[Pipeline, RunRecord] | None:
+        """The run under way and its pipeline, or None (pause and resume use it)."""
+        with self._lock:
+            if self.state is not DaemonState.RUNNING or self._pipeline is None or not self._run:
+                return None
+            return self._pipeline, self._run
 
     def _finish(
         self, record: RunRecord, report: RunReport | None, failure: str | None = None
@@ -603,7 +620,7 @@ class Daemon:
 
     def _check_ended(self, pipeline: Pipeline, record: RunRecord) -> None:
         """End a run whose sources finished, or whose actor failed for good."""
-        if pipeline.state == "failed" or (pipeline.state == "running" and pipeline.wait(0)):
+        if pipeline.state == "failed" or (pipeline.state == "running" and _ended(pipeline)):
             with self._lock:
                 if self.state != DaemonState.RUNNING or self._run is not record:
                     return
