@@ -16,6 +16,7 @@ import rigd
 from rigd.exceptions import PipelineFailedError
 from rigd.pipeline import Pipeline, plan_pipeline
 from tests.helpers import wait_until
+from tests.pipeline.sources import kill_and_await_restart
 
 ROOT = Path(__file__).parents[2]
 
@@ -33,6 +34,7 @@ actors:
   - name: camera
     class: rigd.pipeline.SimulatedCamera
     options: {shape: [16, 16], dtype: uint16, fps: 200, pattern: counter}
+    max_restarts: 1
   - name: chatty
     class: tests.pipeline.control_actors.Chatty
   - name: recorder
@@ -120,6 +122,14 @@ def test_a_paused_run_holds_its_sources_drains_its_readers_and_notes_the_span(
         assert written(pipeline) == held
         with pytest.raises(RuntimeError, match=r"^only a running pipeline can pause; .*resume"):
             pipeline.pause()
+        kill_and_await_restart(pipeline, "camera")
+        wait_until(
+            lambda: (
+                rigd.get(pipeline.handle("camera").__rigd_status__.remote())["state"] == "paused"
+            ),
+            timeout=30,
+            what="the restarted camera to hold, as the run is paused",
+        )
         span = pipeline.resume()
         wait_until(lambda: written(pipeline) >= held + 20, timeout=30, what="frames after")
     finally:

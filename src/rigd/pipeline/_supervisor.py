@@ -278,6 +278,9 @@ class Pipeline:
                 self._pause.resume(ended_by)
                 self.state = "running" if ended_by != "stop" else self.state
 
+    def _source_names(self) -> set[str]:
+        return {a.name for a in self.plan.actors if a.is_source}
+
     def _recorder_dir(self) -> str | None:
         by_name = {a.name: a for a in self.plan.actors}
         return default_log_dir(
@@ -511,6 +514,9 @@ class Pipeline:
             )
             rigd.get(handle.__rigd_setup__.remote(), timeout=_CALL_TIMEOUT_S)
             rigd.get(handle.__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
+            if self.state == "paused" and name in self._source_names():
+                # A source restarted during a pause holds like the others.
+                rigd.get(handle.__rigd_pause__.remote(), timeout=_CALL_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - it may die again; the next poll sees it
             log.error("pipeline %s: actor %r could not rejoin: %s", self.plan.name, name, exc)
             return
