@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import queue
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +188,36 @@ def test_a_link_refuses_a_message_larger_than_its_slot_and_changes_nothing(
     finally:
         ring.unlink()
         ring.close()
+
+
+def test_rigd_run_runs_an_improv_config_until_ctrl_c_with_lines_named_after_actors(
+    tmp_path: Path,
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rigd", "run", str(DEMO / "minimal.yaml")],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr or ()])
+    reader.start()
+    seen: list[str] = []
+    try:
+        while "Processor: Frame number: 5" not in seen:
+            seen.append(lines.get(timeout=60).rstrip("\n"))
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join()
+
+    assert proc.returncode == 130, out
+    assert ": stopped after " in out
+    assert "Generator: Completed setup for Generator" in seen
+    assert not any(line.startswith("rigd worker") for line in seen)
+    assert (tmp_path / "sample_generator_data.npy").exists()  # improv's generator saves it

@@ -106,6 +106,14 @@ class Actor:
     max_step_errors: ClassVar[int] = 100
     gui: ClassVar[bool] = False
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Actor:
+        # In an actor's process, before its constructor logs anything: its
+        # lines carry its name (a pipeline names each actor after its entry).
+        info = _context.actor_info
+        if info is not None and info.name:
+            _actor_log.install(info.name, None)
+        return super().__new__(cls)
+
     # -- what a user overrides ---------------------------------------------------
 
     def setup(self) -> None:
