@@ -132,14 +132,17 @@ def test_a_paused_run_holds_its_sources_drains_its_readers_and_notes_the_span(
         )
         span = pipeline.resume()
         wait_until(lambda: written(pipeline) >= held + 20, timeout=30, what="frames after")
+        pipeline.pause()  # and stopped while paused
     finally:
         report = pipeline.stop()
 
     assert report.state == "stopped"
-    assert report.pauses == (span,)
+    assert report.pauses[0] == span
     assert span.ended_by == "resume"
+    assert report.pauses[1].ended_by == "stop"
     reasons = ledger(report.files[0])
-    assert reasons.count("paused") == 1
+    assert reasons.count("paused") == 2
+    assert reasons[-1].startswith("stopped while paused, after ")
     assert [r for r in reasons if r.startswith("resumed after ")] == [
         f"resumed after {span.duration_s:.1f} s"
     ]

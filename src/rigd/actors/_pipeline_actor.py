@@ -212,6 +212,7 @@ class Actor:
             close()
         self.__dict__.pop("_rigd_inputs", None)
         self.__dict__.pop("_rigd_outputs", None)
+        _actor_log.uninstall()
 
     def __rigd_setup__(self) -> None:
         self.setup()

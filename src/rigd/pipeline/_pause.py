@@ -5,8 +5,9 @@ then no ``run_step`` until resumed), so nothing new is produced; every
 other actor keeps stepping and drains what is in its rings. Each recorder
 notes the pause in every stream's drop ledger (a row with count 0 and
 reason ``paused``), and the resume the same way (``resumed after 12.3 s``,
-or ``resumed after 600.0 s (the pause limit)``): the paused span is the
-time between the two rows' ``noted_ns``. ``RunReport.pauses`` lists the
+or ``resumed after 600.0 s (the pause limit)``, or ``stopped while
+paused, after 12.3 s``): the paused span is the time between the two
+rows' ``noted_ns``. ``RunReport.pauses`` lists the
 spans too.
 
 A pause is bounded: after ``max_pause_s`` (the pipeline file's
@@ -100,8 +101,10 @@ class PauseControl:
         span = PauseSpan(self._since_iso, _now(), round(time.monotonic() - since, 3), ended_by)
         self._since = None
         self.spans.append(span)
-        suffix = " (the pause limit)" if ended_by == "limit" else ""
-        if ended_by != "stop":
+        if ended_by == "stop":
+            self._note(f"stopped while paused, after {span.duration_s:.1f} s")
+        else:
+            suffix = " (the pause limit)" if ended_by == "limit" else ""
             self._note(f"resumed after {span.duration_s:.1f} s{suffix}")
         return span
 

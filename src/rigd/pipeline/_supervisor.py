@@ -276,7 +276,10 @@ class Pipeline:
         with self._lock:
             if self.state == "paused":
                 self._pause.resume(ended_by)
-                self.state = "running" if ended_by != "stop" else self.state
+                if ended_by != "stop":
+                    self.state = "running"
+            elif ended_by == "stop" and self._pause.paused_for is not None:
+                self._pause.resume(ended_by)  # it failed while paused: the span ends here
 
     def _source_names(self) -> set[str]:
         return {a.name for a in self.plan.actors if a.is_source}
