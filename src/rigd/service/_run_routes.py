@@ -110,7 +110,7 @@ def run_routes(daemon: Daemon, guarded: Sequence[params.Depends]) -> APIRouter:
         """Resume the paused run; answers how long it was paused."""
         return await _in_thread(resume_run, daemon)
 
-    @router.get("/v1/runs/{run_id}/logs", responses=_errors(401, 404))
+    @router.get("/v1/runs/{run_id}/logs", responses=_errors(401, 404, 422))
     async def logs(
         run_id: str,
         actor: str | None = None,
