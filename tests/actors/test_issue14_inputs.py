@@ -16,7 +16,7 @@ import pytest
 
 import rigd
 from rigd.actors import _session
-from rigd.actors._runtime import HIGH_WATER, LOW_WATER
+from rigd.actors._channel import HIGH_WATER, LOW_WATER
 from rigd.exceptions import ActorDiedError
 from tests.helpers import open_gate, pid_alive, wait_until
 
@@ -86,7 +86,7 @@ def test_a_caller_flooding_a_busy_actor_is_held_back_with_bounded_memory(gate: s
     blocked = counter.hold.remote(gate)
     payload = b"x" * (128 << 10)
     runtime = _session.get_runtime()
-    channel = runtime._channels[counter._actor_id]
+    channel = runtime.channel(counter._actor_id)
     most = [0]
     held_back = threading.Event()
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 import rigd
-from rigd.actors import _head, _session
+from rigd.actors import _actor_table, _session
 from rigd.actors._events import TaskLog
 from tests.helpers import wait_until
 
@@ -39,7 +39,7 @@ BOUND_BYTES = 96 << 10
 @pytest.fixture(autouse=True)
 def _small_caps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(TaskLog, "MAX_TASKS", 5)
-    monkeypatch.setattr(_head, "MAX_DEAD_ACTORS", 3)
+    monkeypatch.setattr(_actor_table, "MAX_DEAD_ACTORS", 3)
 
 
 def _settle() -> None:

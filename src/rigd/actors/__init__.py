@@ -14,13 +14,12 @@ from rigd.actors._handle import (
     ActorMethod,
     ActorProxy,
     MethodOptions,
-    RemoteFunction,
     method,
-    remote,
 )
 from rigd.actors._options import ActorOptions, TaskOptions
-from rigd.actors._pipeline_actor import Actor, Endpoints
+from rigd.actors._pipeline_actor import Actor, Endpoints, add_input_lost_error
 from rigd.actors._ref import ObjectRef
+from rigd.actors._remote import RemoteFunction, remote
 from rigd.actors._runtime_context import RuntimeContext, get_runtime_context
 from rigd.actors._session import init, is_initialized, shutdown
 
@@ -38,6 +37,7 @@ __all__ = [
     "RemoteFunction",
     "RuntimeContext",
     "TaskOptions",
+    "add_input_lost_error",
     "cancel",
     "exit_actor",
     "get",

@@ -9,10 +9,10 @@ from typing import Any, TypeVar, overload
 
 from rigd._exceptions import GetTimeoutError, TaskCancelledError
 from rigd.actors import _context, _session
-from rigd.actors._generator import ObjectRefGenerator
+from rigd.actors._generator import ObjectRefGenerator, set_blocking
 from rigd.actors._handle import ActorHandle
-from rigd.actors._messages import Msg
 from rigd.actors._options import check_name
+from rigd.actors._protocol import Blocked, GetActor, Kill, Unblocked
 from rigd.actors._ref import ObjectRef
 
 __all__ = ["cancel", "exit_actor", "get", "get_actor", "get_gpu_ids", "kill", "put", "wait"]
@@ -49,11 +49,14 @@ class _Blocking:
 
     def __enter__(self) -> None:
         if self._runtime is not None:
-            self._runtime.head_notice(Msg.BLOCKED)
+            self._runtime.head_notice(Blocked())
 
     def __exit__(self, *exc: object) -> None:
         if self._runtime is not None:
-            self._runtime.head_notice(Msg.UNBLOCKED)
+            self._runtime.head_notice(Unblocked())
+
+
+set_blocking(_Blocking)
 
 
 @overload
@@ -240,7 +243,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle[Any]:
     if namespace is not None:
         check_name("namespace", namespace)
     runtime = _session.get_runtime()
-    info = runtime.head_call(Msg.GET_ACTOR, name, namespace or runtime.namespace)
+    info = runtime.head_call(GetActor(name, namespace or runtime.namespace))
     return ActorHandle._from_info(runtime, info)
 
 
@@ -255,7 +258,7 @@ def kill(actor: ActorHandle[Any], *, no_restart: bool = True) -> None:
     """
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"rigd.kill takes an actor handle, got {type(actor).__name__}: {actor!r}")
-    actor._runtime.head_call(Msg.KILL, actor._actor_id, no_restart)
+    actor._runtime.head_call(Kill(actor._actor_id, no_restart))
 
 
 def exit_actor() -> None:
@@ -281,5 +284,5 @@ def get_gpu_ids() -> list[int]:
     """
     if not _session.in_worker():
         return []
-    ids = os.environ.get(_session.GPU_IDS_ENV, "")
+    ids = os.environ.get(_context.GPU_IDS_ENV, "")
     return [int(i) for i in ids.split(",") if i]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "GPU_IDS_ENV",
     "ActorExit",
     "ActorInfo",
     "actor_info",
@@ -38,6 +39,10 @@ class ActorExit(BaseException):
 
 
 #: The actor this process serves, once its constructor ran (workers only).
+#: Set by the head in a GPU worker's environment: the indexes of its GPUs
+#: (NVML's numbering), what ``rigd.get_gpu_ids()`` returns.
+GPU_IDS_ENV = "RIGD_GPU_IDS"
+
 current_actor: Any = None
 #: The id of the task this worker is running, if any.
 current_task: int | None = None

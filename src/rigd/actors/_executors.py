@@ -31,8 +31,8 @@ from typing import Any
 
 from rigd._exceptions import TaskCancelledError
 from rigd.actors import _context
+from rigd.actors._call_messages import reply_end, reply_item
 from rigd.actors._context import ActorExit
-from rigd.actors._messages import Msg
 from rigd.actors._schema import ActorSchema
 
 __all__ = ["AsyncExecutor", "Call", "Executor", "ThreadedExecutor"]
@@ -255,8 +255,8 @@ class AsyncExecutor(Executor):
                 result = await result
             elif inspect.isasyncgen(result):
                 async for item in result:
-                    self.send(conn, (int(Msg.REPLY_ITEM), call_id, item))
-                self.send(conn, (int(Msg.REPLY_END), call_id))
+                    self.send(conn, reply_item(call_id, item))
+                self.send(conn, reply_end(call_id))
                 return
         except asyncio.CancelledError:
             group.cancelled.discard(key)

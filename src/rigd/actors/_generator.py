@@ -8,13 +8,26 @@ the item where it happened: the ref yielded there raises it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from rigd.actors._ref import ObjectRef
 
-__all__ = ["ObjectRefGenerator"]
+__all__ = ["ObjectRefGenerator", "set_blocking"]
+
+#: Entered while a caller waits for the next item: ``rigd.get``'s
+#: ``_Blocking``, which lends a task's CPU while it waits (set by ``_api``,
+#: which sits above this module).
+_blocking: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
+
+
+def set_blocking(blocking: Callable[[], AbstractContextManager[None]]) -> None:
+    """Set what a wait for the next item runs inside (``_api`` sets ``_Blocking``)."""
+    global _blocking
+    _blocking = blocking
 
 
 class ObjectRefGenerator(Iterator[ObjectRef[Any]], AsyncIterator[ObjectRef[Any]]):
@@ -96,9 +109,7 @@ class ObjectRefGenerator(Iterator[ObjectRef[Any]], AsyncIterator[ObjectRef[Any]]
             assert signal is not None
             # A task waiting for the next item lends its CPU, as in rigd.get:
             # with one CPU, the generator task it waits for must run.
-            from rigd.actors._api import _Blocking
-
-            with _Blocking():
+            with _blocking():
                 signal._wait(None)
 
     def __aiter__(self) -> ObjectRefGenerator:

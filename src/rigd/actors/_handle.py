@@ -1,9 +1,10 @@
-"""Remote classes, actor handles, their methods, and remote functions.
+"""Remote classes, actor handles and their methods.
 
-``@rigd.remote`` turns a class into an ``ActorClass`` (``Counter.remote()``
-starts an actor and returns its handle) and a function into a
-``RemoteFunction`` (``f.remote()`` runs it as a task). A handle's methods
-have ``.remote()``, which sends the call and returns an ``ObjectRef``.
+``@rigd.remote`` (``_remote``) turns a class into an ``ActorClass``
+(``Counter.remote()`` starts an actor and returns its handle) and a function
+into a ``RemoteFunction`` (``_remote``). A handle's methods have
+``.remote()``, which sends the call and returns an ``ObjectRef``. Checking
+and serializing arguments is ``_arguments``'s.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,12 +27,11 @@ from typing import (
     overload,
 )
 
-import cloudpickle
-
 from rigd.actors import _session
-from rigd.actors._messages import Msg
-from rigd.actors._options import ActorOptions, TaskOptions
+from rigd.actors._arguments import probing, serialize_args, unserializable
+from rigd.actors._options import ActorOptions
 from rigd.actors._pickling import dumps_by_value
+from rigd.actors._protocol import CreateActor
 from rigd.actors._ref import ObjectRef
 from rigd.actors._returns import check_num_returns, split_returns
 from rigd.actors._schema import (
@@ -41,9 +40,7 @@ from rigd.actors._schema import (
     build_schema,
     call_signature,
     check_arguments,
-    parameter_names,
 )
-from rigd.actors._wire import dumps
 
 __all__ = [
     "ActorClass",
@@ -51,10 +48,8 @@ __all__ = [
     "ActorMethod",
     "ActorProxy",
     "MethodOptions",
-    "RemoteFunction",
     "RemoteMethod",
     "method",
-    "remote",
 ]
 
 T = TypeVar("T")
@@ -234,97 +229,22 @@ class ActorClass(Generic[T]):
         signature, fast_arity = self._init_signature
         check_arguments(signature, fast_arity, f"{self.__name__}.__init__", args, kwargs)
         runtime = _session.get_runtime()
-        args_body = _serialize_args(
+        args_body = serialize_args(
             self._cls.__init__, f"{self.__name__}.__init__", args, kwargs, runtime.shm_prefix
         )
         actor_id = os.urandom(8).hex()
         info = runtime.head_call(
-            Msg.CREATE_ACTOR,
-            actor_id,
-            self.__name__,
-            self._schema,
-            self._class_body(),
-            args_body,
-            self._options,
-            runtime.namespace,
+            CreateActor(
+                actor_id,
+                self.__name__,
+                self._schema,
+                self._class_body(),
+                args_body,
+                self._options,
+                runtime.namespace,
+            )
         )
         return ActorHandle._from_info(runtime, info)
-
-
-#: Set while arguments are serialized only to check them (the bytes are
-#: dropped): a handle pickled then lends nothing, or its actor would wait
-#: for a borrower that never comes and outlive its last handle.
-_probing = threading.local()
-
-
-def _check_serializable(
-    fn: Callable[..., Any],
-    label: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    shm_prefix: str,
-) -> None:
-    _probing.active = True
-    try:
-        _serialize_args(fn, label, args, kwargs, shm_prefix)
-    finally:
-        _probing.active = False
-
-
-def _serialize_args(
-    fn: Callable[..., Any],
-    label: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    shm_prefix: str,
-) -> bytes:
-    try:
-        return dumps((args, kwargs), shm_prefix)
-    except TypeError as exc:
-        raise TypeError(_unserializable(fn, label, args, kwargs, exc)) from exc
-
-
-def _unserializable(
-    fn: Callable[..., Any] | tuple[str, ...],
-    label: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    exc: BaseException,
-) -> str:
-    """Name the first argument that cannot be pickled."""
-    params = fn if isinstance(fn, tuple) else parameter_names(fn)
-    _probing.active = True
-    try:
-        return _first_unserializable(params, label, args, kwargs, exc)
-    finally:
-        _probing.active = False
-
-
-def _first_unserializable(
-    params: tuple[str, ...],
-    label: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    exc: BaseException,
-) -> str:
-    for index, value in enumerate(args):
-        try:
-            cloudpickle.dumps(value)
-        except Exception as err:  # noqa: BLE001 - probing which argument fails
-            name = params[index] if index < len(params) else f"#{index}"
-            return (
-                f"argument {name!r} of {label}() cannot be serialized: {err}; pass "
-                "something picklable (plain data, arrays), or create it inside the actor"
-            )
-    for key, value in kwargs.items():
-        try:
-            cloudpickle.dumps(value)
-        except Exception as err:  # noqa: BLE001 - probing which argument fails
-            return (
-                f"argument {key!r} of {label}() cannot be serialized: {err}; pass "
-                "something picklable (plain data, arrays), or create it inside the actor"
-            )
-    return f"the arguments of {label}() cannot be serialized: {exc}"
 
 
 class ActorHandle(Generic[T]):
@@ -372,7 +292,7 @@ class ActorHandle(Generic[T]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         token = os.urandom(8).hex()
-        if not getattr(_probing, "active", False):
+        if not getattr(probing, "active", False):
             self._runtime.lend_handle(self._actor_id, token)
         return (_rebuild_handle, (self._actor_id, self._class_name, self._schema, token))
 
@@ -448,7 +368,7 @@ class ActorMethod:
             )
         except TypeError as exc:
             raise TypeError(
-                _unserializable(
+                unserializable(
                     handle._schema.methods[self._name].params,
                     self._function_name,
                     args,
@@ -459,133 +379,3 @@ class ActorMethod:
         if num_returns == 1 or num_returns == "streaming":
             return ref  # type: ignore[no-any-return]
         return split_returns(ref, num_returns, self._function_name)  # type: ignore[no-any-return]
-
-
-class RemoteFunction(Generic[R]):
-    """A function made remote: ``.remote(...)`` runs it as a task.
-
-    Tasks run on a pool of worker processes, one per CPU by default.
-    """
-
-    def __init__(self, fn: Callable[..., R], options: TaskOptions) -> None:
-        self._fn = fn
-        self._options = options
-        self._body: bytes | None = None
-        self._fn_id = ""
-        self._signature = call_signature(fn)
-        self.__name__ = fn.__name__
-        self.__qualname__ = fn.__qualname__
-        self.__doc__ = fn.__doc__
-        self.__module__ = fn.__module__
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(
-            f"remote functions cannot be called directly; instead of {self.__name__}(), "
-            f"use {self.__name__}.remote()"
-        )
-
-    def __repr__(self) -> str:
-        return f"RemoteFunction({self._fn.__module__}.{self._fn.__qualname__})"
-
-    def options(self, **options: Any) -> RemoteFunction[R]:
-        """Return this function with some options changed.
-
-        Raises:
-            TypeError: an unknown option, or an actor-only one.
-        """
-        return RemoteFunction(self._fn, self._options.replace(**options))
-
-    def remote(self, *args: Any, **kwargs: Any) -> ObjectRef[R]:
-        """Run the function as a task; return the ref of its result.
-
-        Raises:
-            TypeError: an argument cannot be serialized.
-        """
-        signature, fast_arity = self._signature
-        check_arguments(signature, fast_arity, self.__name__, args, kwargs)
-        runtime = _session.get_runtime()
-        if self._body is None:
-            self._body = dumps_by_value(self._fn)
-            import hashlib  # here: hashlib costs a worker 3-6 ms to import
-
-            self._fn_id = hashlib.blake2b(self._body, digest_size=12).hexdigest()
-        # Check the arguments here, so a bad one fails at the call site.
-        _check_serializable(
-            self._fn, self.__name__, _placeholders(args), kwargs, runtime.shm_prefix
-        )
-        opts = self._options
-        ref = runtime.submit_task(
-            self._fn_id,
-            self._body,
-            opts.name or self.__name__,
-            args,
-            kwargs,
-            opts.num_cpus,
-            opts.max_retries,
-            opts.enable_task_events,
-            num_gpus=opts.num_gpus,
-            streaming=inspect.isgeneratorfunction(self._fn)
-            or inspect.isasyncgenfunction(self._fn)
-            or opts.num_returns in ("streaming", "dynamic"),
-            retry_exceptions=opts.retry_exceptions,
-        )
-        if opts.num_returns == 1 or opts.num_returns == "streaming":
-            return ref  # type: ignore[no-any-return]
-        return split_returns(ref, opts.num_returns, self.__name__)  # type: ignore[no-any-return]
-
-
-def _placeholders(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(None if type(a) is ObjectRef else a for a in args)
-
-
-@overload
-def remote(target: type[T], /) -> ActorClass[T]: ...  # type: ignore[overload-overlap]
-@overload
-def remote(target: Callable[P, R], /) -> RemoteFunction[R]: ...
-@overload
-def remote(**options: Any) -> Callable[[Any], Any]: ...
-
-
-def remote(*args: Any, **options: Any) -> Any:
-    """Make a class an actor class, or a function a remote function.
-
-    Usable as ``@rigd.remote``, ``@rigd.remote(num_cpus=1, ...)`` or
-    ``rigd.remote(Counter)``.
-
-    Raises:
-        TypeError: applied to something else, or an unknown option.
-        ValueError: an invalid option value.
-    """
-    if len(args) == 1 and not options and (inspect.isclass(args[0]) or callable(args[0])):
-        return _make_remote(args[0], {})
-    if args:
-        raise TypeError(
-            "rigd.remote takes a class or a function, or only keyword options, e.g. "
-            "@rigd.remote(num_cpus=1)"
-        )
-    if not options:
-        # As in Ray: `@rigd.remote()` is almost always a typo for `@rigd.remote`.
-        raise TypeError(
-            "@rigd.remote() needs options or no parentheses: write @rigd.remote, or "
-            "@rigd.remote(num_cpus=1, ...)"
-        )
-
-    def decorate(target: Any) -> Any:
-        return _make_remote(target, options)
-
-    return decorate
-
-
-def _make_remote(target: Any, options: dict[str, Any]) -> Any:
-    if inspect.isclass(target):
-        return ActorClass(target, ActorOptions().replace(**options))
-    if inspect.iscoroutinefunction(target):
-        # ValueError, as Ray raises.
-        raise ValueError(
-            f"{target.__qualname__} is an `async def` function, which cannot be a remote "
-            "function (a task); make it a plain function that calls asyncio.run(...), or "
-            "make it a method of an async actor"
-        )
-    if inspect.isfunction(target) or inspect.isbuiltin(target):
-        return RemoteFunction(target, TaskOptions().replace(**options))
-    raise TypeError(f"rigd.remote takes a class or a function, got {target!r}")

@@ -1,7 +1,11 @@
 """The kinds of message the runtime's processes exchange.
 
 Messages are tuples whose first item is a ``Msg`` value (sent as a plain
-int: pickling an enum member costs a name lookup on every message).
+int: pickling an enum member costs a name lookup on every message). This
+module is the one definition of the kinds; the control plane's records, one
+per kind, and their encoding are in ``_protocol``. The hot path's messages
+(``CALL`` and its replies) stay plain tuples, built and read in
+``_channel``, ``_actor_server`` and ``_call_replies`` only.
 
 Three conversations, each on its own Unix stream socket:
 
@@ -19,7 +23,23 @@ from __future__ import annotations
 
 from enum import IntEnum, StrEnum
 
-__all__ = ["ExitKind", "Msg", "TerminateMode"]
+__all__ = [
+    "CALL",
+    "CANCEL",
+    "CLOSE",
+    "FINAL_REPLIES",
+    "HEAD_ITEM",
+    "HEAD_REPLY",
+    "REF_CANCEL_WANTED",
+    "REF_WANTED",
+    "REPLY_END",
+    "REPLY_ERR",
+    "REPLY_ITEM",
+    "REPLY_OK",
+    "ExitKind",
+    "Msg",
+    "TerminateMode",
+]
 
 
 class Msg(IntEnum):
@@ -91,3 +111,21 @@ class ExitKind(StrEnum):
     CONSTRUCTOR_FAILED = "constructor_failed"
     CREATOR_DIED = "creator_died"
     SHUTDOWN = "shutdown"
+
+
+# -- the kinds as plain ints, the one definition every process uses ------------
+# (sent as ints: pickling an enum member costs a name lookup per message)
+
+CALL = int(Msg.CALL)
+REPLY_OK = int(Msg.REPLY_OK)
+REPLY_ERR = int(Msg.REPLY_ERR)
+CLOSE = int(Msg.CLOSE)
+CANCEL = int(Msg.CANCEL)
+REPLY_ITEM = int(Msg.REPLY_ITEM)
+REPLY_END = int(Msg.REPLY_END)
+HEAD_REPLY = int(Msg.HEAD_REPLY)
+HEAD_ITEM = int(Msg.HEAD_ITEM)
+REF_WANTED = int(Msg.REF_WANTED)
+REF_CANCEL_WANTED = int(Msg.REF_CANCEL_WANTED)
+#: The replies that end a call (a generator method's items come before).
+FINAL_REPLIES = (REPLY_OK, REPLY_ERR, REPLY_END)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
+from rigd.actors._returns import check_num_returns
 from rigd.actors._scheduling import check_scheduling_strategy
 
 __all__ = ["ActorOptions", "TaskOptions", "check_name"]
@@ -184,8 +185,6 @@ class TaskOptions:
         _check_count("max_retries", self.max_retries, -1)
         if self.name is not None:
             check_name("name", self.name)
-        from rigd.actors._returns import check_num_returns  # _returns imports refs
-
         check_num_returns(self.num_returns)
 
     def replace(self, **changes: object) -> Self:

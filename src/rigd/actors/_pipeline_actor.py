@@ -16,6 +16,12 @@ so every reader downstream drains what is left and sees end of stream in its
 turn. An actor whose input ends the same way finishes on its own. That is
 how a pipeline stops without losing a frame.
 
+An input whose producer is gone and may come back (its actor restarting)
+raises an error of the layer that opened it (a ring's ``RingBrokenError``);
+that layer registers it with ``add_input_lost_error``, and the loop then
+waits briefly and steps again, quietly, instead of counting a failure. This
+package knows no ring errors.
+
 Errors: an exception from ``run_step`` is logged (the first with its
 traceback, then at most one summary line every ``_LOG_EVERY_S``), and the loop
 goes on. After ``max_step_errors`` failures in a row the actor gives up: its
@@ -32,12 +38,12 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
-from rigd._exceptions import EndOfStream, RingBrokenError
+from rigd._exceptions import EndOfStream
 from rigd._proc import pin_to_cpus
 from rigd.actors import _actor_log, _context
 from rigd.actors._gui import GuiLoop
 
-__all__ = ["Actor", "Endpoints"]
+__all__ = ["Actor", "Endpoints", "add_input_lost_error"]
 
 log = logging.getLogger("rigd.actor")
 
@@ -45,6 +51,21 @@ _LOG_EVERY_S = 5.0
 _STOP_JOIN_S = 10.0
 # Exit status of an actor that gave up after too many failing steps.
 EXIT_STEP_ERRORS = 70
+#: The errors an input raises while its producer is gone and may come back.
+_input_lost: tuple[type[BaseException], ...] = ()
+
+
+def add_input_lost_error(error: type[Exception]) -> None:
+    """Treat ``error`` from ``run_step`` as a lost input that may come back.
+
+    The layer that opens endpoints registers its own error (the pipeline
+    registers ``RingBrokenError``: the writer upstream died). The step loop
+    then notes it quietly, waits 50 ms and steps again, instead of counting
+    it toward ``max_step_errors``.
+    """
+    global _input_lost
+    if error not in _input_lost:
+        _input_lost = (*_input_lost, error)
 
 
 class Endpoints(Mapping[str, Any]):
@@ -340,12 +361,12 @@ class Actor:
                 break
             except TimeoutError:
                 continue  # nothing came within the step's own timeout: not an error
-            except RingBrokenError as exc:
-                # The actor upstream died; it comes back if its policy allows.
-                control.note_error(name, exc, quiet=True)
-                control.stop.wait(0.05)
-                continue
             except Exception as exc:  # noqa: BLE001 - a step's error must not end the pipeline
+                if isinstance(exc, _input_lost):
+                    # The actor upstream died; it comes back if its policy allows.
+                    control.note_error(name, exc, quiet=True)
+                    control.stop.wait(0.05)
+                    continue
                 failing += 1
                 control.note_error(name, exc)
                 if failing >= self.max_step_errors:

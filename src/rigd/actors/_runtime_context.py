@@ -12,6 +12,7 @@ import socket
 from typing import Any
 
 from rigd.actors import _context, _session
+from rigd.actors._api import get_gpu_ids
 
 __all__ = ["RuntimeContext", "get_runtime_context"]
 
@@ -85,8 +86,6 @@ class RuntimeContext:
 
     def get_accelerator_ids(self) -> dict[str, list[str]]:
         """The GPUs assigned to this actor or task, as Ray gives them (strings)."""
-        from rigd.actors._api import get_gpu_ids
-
         return {"GPU": [str(i) for i in get_gpu_ids()]}
 
     @property

@@ -5,8 +5,8 @@ directory for socket files, a head on a thread, and this process's runtime.
 A worker attaches to the session it was started in. ``rigd.shutdown()`` ends
 the session and removes its processes, sockets and shared memory.
 
-Names carry the owner's pid (``rigd-<pid>-<random>``), so what a crashed
-driver left behind is recognised and removed by the next one.
+Its files on disk, and removing those a dead owner left, are
+``_session_files``'s.
 """
 
 from __future__ import annotations
@@ -14,16 +14,19 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
-import time
 from typing import Any
 
-from rigd._proc import pid_alive
+from rigd.actors._options import check_name
 from rigd.actors._runtime import Runtime
-from rigd.actors._wire import SHM_DIR, sweep_segments
+from rigd.actors._session_files import (
+    SESSION_PREFIX,
+    cleanup_after_lost_head,
+    sweep_stale_sessions,
+)
+from rigd.actors._wire import sweep_segments
 
 __all__ = [
     "attach_worker",
@@ -37,10 +40,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SESSION_PREFIX = "rigd-"
-# Set by the head in a GPU actor's process: the indexes of its GPUs (NVML numbering),
-# what rigd.get_gpu_ids() returns.
-GPU_IDS_ENV = "RIGD_GPU_IDS"
 
 _lock = threading.RLock()
 _runtime: Runtime | None = None
@@ -83,8 +82,6 @@ def init(
     """
     global _runtime, _head
     if namespace is not None:
-        from rigd.actors._options import check_name
-
         check_name("namespace", namespace)
     with _lock:
         if _runtime is not None:
@@ -106,8 +103,12 @@ def init(
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
         sweep_stale_sessions()
         cpus = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
-        from rigd.gpu import inventory
-        from rigd.gpu._placement import GpuPool
+        # Imported here, not at the top: worker processes import this module
+        # and never run a head, so they skip the head's imports (rigd.gpu's
+        # inventory among them: about 50 ms of CPU per worker start). Not a
+        # cycle: the head does not import this module.
+        from rigd.actors._head import Head
+        from rigd.gpu import GpuPool, inventory
 
         pool = GpuPool(inventory(), cap=num_gpus)
         gpus = pool.total
@@ -115,9 +116,6 @@ def init(
         session_dir = tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{token}-")
         os.chmod(session_dir, 0o700)
         shm_prefix = os.path.basename(session_dir) + "-"
-        # Imported here: workers, which never run a head, skip its imports.
-        from rigd.actors._head import Head
-
         try:
             head = Head(session_dir, shm_prefix, cpus, pool)
             runtime = Runtime(
@@ -141,6 +139,8 @@ def _connect_to_daemon(
     The daemon owns the session: this process's ``shutdown`` only leaves it.
     Its actors die with this process unless created ``lifetime="detached"``.
     """
+
+    # Imported here: only a driver joining a daemon reads its address file.
     from rigd._address import search_daemon
 
     if num_cpus is not None or num_gpus is not None:
@@ -232,75 +232,3 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
-
-
-# A session's names: rigd-<pid>-<6 hex>-<mkdtemp's suffix> (its directory),
-# rigd-<pid>-<6 hex>-<mkdtemp's suffix>-... (its segments) and rigd-<pid>-ring-...
-# (its rings). Nothing else is a
-# session's, e.g. not a daemon's runtime directory /tmp/rigd-<uid>.
-_SESSION_NAME = re.compile(rf"^{SESSION_PREFIX}([1-9][0-9]*)-([0-9a-f]{{6}}|ring)-")
-
-
-def _owner_pid(name: str) -> int | None:
-    match = _SESSION_NAME.match(name)
-    return int(match.group(1)) if match else None
-
-
-def sweep_stale_sessions() -> int:
-    """Remove session directories and segments whose owner process is dead.
-
-    Returns:
-        How many directories and segments were removed.
-    """
-    removed = 0
-    tmp = tempfile.gettempdir()
-    for directory in (tmp, SHM_DIR):
-        try:
-            names = os.listdir(directory)
-        except FileNotFoundError:
-            continue
-        for name in names:
-            pid = _owner_pid(name)
-            if pid is None or pid == os.getpid() or pid_alive(pid):
-                continue
-            path = os.path.join(directory, name)
-            try:
-                info = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            # Only our own files, and never a live daemon's address.
-            if info.st_uid != os.geteuid() or os.path.exists(os.path.join(path, "daemon.json")):
-                continue
-            if os.path.isdir(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    continue
-            removed += 1
-    if removed:
-        log.info("removed %d files left by crashed rigd sessions", removed)
-    return removed
-
-
-def cleanup_after_lost_head(
-    session_dir: str, shm_prefix: str, *, owner_dead: bool = False, wait_s: float = 0.0
-) -> None:
-    """Remove the session's files if its owner is dead (called by orphaned workers).
-
-    Args:
-        session_dir: the session's socket directory.
-        shm_prefix: the prefix of its segments.
-        owner_dead: the caller knows the owner is dead (its parent changed).
-        wait_s: how long to wait for a dying owner to be gone.
-    """
-    pid = _owner_pid(os.path.basename(session_dir))
-    # The owner's threads end one by one: its socket can close a moment
-    # before the process is gone. Wait for that, briefly.
-    deadline = time.monotonic() + wait_s
-    while not owner_dead and pid is not None and pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.002)
-    if owner_dead or (pid is not None and not pid_alive(pid)):
-        shutil.rmtree(session_dir, ignore_errors=True)
-        sweep_segments(shm_prefix)

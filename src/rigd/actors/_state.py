@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rigd.actors import _session
-from rigd.actors._messages import Msg
+from rigd.actors._protocol import ListActors, ListTasks
 
 __all__ = ["ActorInfo", "TaskInfo", "list_actors", "list_tasks"]
 
@@ -38,7 +38,7 @@ def list_actors(*, state: str | None = None, class_name: str | None = None) -> l
             ``dead``).
         class_name: only actors of this class.
     """
-    rows = _session.get_runtime().head_call(Msg.LIST_ACTORS)
+    rows = _session.get_runtime().head_call(ListActors())
     infos = [ActorInfo(**row) for row in rows]
     return [
         i
@@ -79,7 +79,7 @@ def list_tasks(
     """
     runtime = _session.get_runtime()
     runtime.flush_events()
-    rows = runtime.head_call(Msg.LIST_TASKS)
+    rows = runtime.head_call(ListTasks())
     infos = [TaskInfo(**row) for row in rows]
     return [
         i

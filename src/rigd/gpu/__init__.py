@@ -16,7 +16,13 @@ from rigd.gpu._cuda import (
     sparse_module,
     to_host,
 )
-from rigd.gpu._inventory import FAKE_GPUS_ENV, GpuInfo, MigInstance, inventory
+from rigd.gpu._inventory import (
+    FAKE_GPUS_ENV,
+    SIMULATED_GPUS_ENV,
+    GpuInfo,
+    MigInstance,
+    inventory,
+)
 from rigd.gpu._placement import GpuPool
 
 __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py checks
@@ -25,6 +31,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "GpuInfo",
     "GpuPool",
     "MigInstance",
+    "SIMULATED_GPUS_ENV",
     "array_module",
     "check_visible_devices",
     "cuda_device_uuid",

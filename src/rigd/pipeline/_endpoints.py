@@ -12,10 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import rigd
+from rigd._exceptions import RingBrokenError
+from rigd.actors import add_input_lost_error
 from rigd.gpu import register_pinned
 from rigd.storage import FrameRing, RingReader, RingWriter
 
 __all__ = ["InputWiring", "Wiring", "open_endpoints"]
+
+# A reader raises RingBrokenError while its writer's actor is dead (it may
+# restart): the actor's step loop waits and retries instead of failing. This
+# module is imported in the actor's process with the opener it is sent.
+add_input_lost_error(RingBrokenError)
 
 
 @dataclass(frozen=True)
