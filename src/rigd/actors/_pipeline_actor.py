@@ -266,8 +266,12 @@ class Actor:
     def __rigd_pause__(self) -> None:
         control = self.__dict__.get("_rigd_control")
         if control is not None and control.running.is_set():
+            control.idle.clear()
             control.running.clear()
             self.pause()
+            # Return once no step runs: a source paused writes nothing more.
+            if control.thread.is_alive():
+                control.idle.wait(_STOP_JOIN_S)
 
     def __rigd_resume__(self) -> None:
         control = self.__dict__.get("_rigd_control")
@@ -353,6 +357,7 @@ class Actor:
         failing = 0
         while not control.stop.is_set():
             if not control.running.is_set():
+                control.idle.set()
                 control.running.wait(0.1)
                 continue
             try:
@@ -384,6 +389,7 @@ class Actor:
             control.steps += 1
             if self.__dict__.get("_rigd_finish"):
                 break
+        control.idle.set()
         control.flush_log(name)
         if not control.stop.is_set():
             # Finished on its own: let everything downstream drain and end.
@@ -397,6 +403,8 @@ class _Control:
         self.stop = threading.Event()
         self.running = threading.Event()
         self.running.set()
+        #: Set by the loop once it sees ``running`` cleared (no step under way).
+        self.idle = threading.Event()
         self.thread = threading.Thread()
         self.steps = 0
         self.errors = 0
