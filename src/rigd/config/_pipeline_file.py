@@ -145,6 +145,8 @@ class RunConfig(_Model):
     """Defaults for each run: metadata stored in the run file."""
 
     metadata: dict[str, Any] = Field(default_factory=dict)
+    #: The longest pause (seconds); a longer one ends on its own (the run resumes).
+    max_pause_s: float = Field(default=600.0, gt=0)
 
 
 class PipelineConfig(_Model):
@@ -292,6 +294,9 @@ def load_pipeline(
 ) -> PipelineFile:
     """Read and validate a pipeline file (or ``text``, named ``source`` in errors).
 
+    improv's config files (``actors`` as a mapping, ``connections``) are read
+    too, through their conversion (``rigd.config._improv``).
+
     Raises:
         FileNotFoundError: no such file.
         PipelineFileError: the YAML or its keys are wrong; the message names
@@ -300,6 +305,14 @@ def load_pipeline(
     path = str(source)
     if text is None:
         text = Path(source).read_text()
+    from rigd.config._improv import improv_pipeline_text
+
+    converted = improv_pipeline_text(path, text, allow_aliases=allow_aliases)
+    if converted is not None:
+        # improv's format: the file rigd runs is the conversion (what
+        # `rigd convert` prints); later errors name its lines.
+        text = converted
+        path = f"{path} (as converted from improv's format; see rigd convert {path})"
     config, lines = validate_yaml(
         PipelineConfig,
         path,

@@ -19,7 +19,7 @@ from rigd._version import __version__
 from rigd.service._asgi import BodyLimit
 from rigd.service._daemon import Daemon
 from rigd.service._errors import install_error_handlers
-from rigd.service._routes import actors, docs, events, pipeline, runs, status
+from rigd.service._routes import actors, docs, events, pipeline, run_control, runs, status
 
 __all__ = ["create_app"]
 
@@ -43,6 +43,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
     app.include_router(status.router)
     app.include_router(pipeline.router)
     app.include_router(runs.router)
+    app.include_router(run_control.router)
     app.include_router(actors.router)
     app.include_router(events.router)
     return app

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rigd.service._cli_runs import add_run_commands
 from rigd.service._reprocess import add_parser as add_reprocess_parser
 
 if TYPE_CHECKING:
@@ -326,6 +327,7 @@ def _parser() -> argparse.ArgumentParser:
     trigger = client("trigger", "a soft trigger for the run's triggered recorders")
     trigger.add_argument("--label", default="", help="stored with the event (64 characters)")
     trigger.set_defaults(handler=_cmd_trigger)
+    add_run_commands(commands, client)
     stop = client("stop", "stop the current run cleanly (files sealed)")
     stop.set_defaults(handler=_cmd_stop)
     gpus = client("gpus", "list the GPUs and what is placed on each")
