@@ -16,9 +16,9 @@ import pytest
 
 from rigd.compat.improv import Link, StoreClient
 from rigd.config import PipelineFileError
-from rigd.exceptions import MessageTooLargeError, ObjectNotFoundError
+from rigd.exceptions import ObjectNotFoundError
 from rigd.pipeline import Pipeline, plan_pipeline
-from rigd.storage import FrameRing, MessageReader, MessageWriter
+from rigd.storage import FrameRing, MessageReader, MessageTooLargeError, MessageWriter
 from tests.helpers import wait_until
 
 DEMO = Path(__file__).parent / "improv_demo"

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import h5py
@@ -156,13 +157,16 @@ def test_a_paused_run_holds_its_sources_drains_its_readers_and_notes_the_span(
 
 def test_a_pause_longer_than_the_limit_resumes_on_its_own(tmp_path: Path) -> None:
     pipeline = Pipeline(plan_pipeline(write(tmp_path, CAMERA)), max_pause_s=0.5)
+    resumed = threading.Event()
+    pipeline.on_resumed(resumed.set)
     pipeline.start()
     try:
         wait_until(lambda: written(pipeline) >= 10, timeout=30, what="frames")
         pipeline.pause()
         held = written(pipeline)
 
-        wait_until(lambda: pipeline.state == "running", timeout=30, what="the limit to resume")
+        assert resumed.wait(30), "the limit did not resume the run"
+        assert pipeline.state == "running"
         wait_until(lambda: written(pipeline) > held + 10, timeout=30, what="frames after")
     finally:
         report = pipeline.stop()

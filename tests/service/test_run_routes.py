@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from tests.service.daemon import Daemon
+from tests.helpers import wait_until
+from tests.service.daemon import COUNTER, Daemon
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +56,12 @@ def test_a_run_pauses_and_resumes_over_rest_and_the_cli_and_its_log_is_served(
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.startswith("run r1 resumed after ")
     assert daemon.client.post("/v1/runs/current/resume").status_code == 409
+    # A stop may begin from a pause.
+    assert daemon.client.post("/v1/runs/current/pause").status_code == 200
+    assert daemon.status()["state"] == "paused"
     stopped = daemon.client.post("/v1/runs/current/stop").json()
     assert stopped["state"] == "complete"
+    assert daemon.status()["state"] == "loaded"
 
     logs = daemon.client.get("/v1/runs/r1/logs", params={"actor": "recorder"}).json()
     assert logs["path"] == str(daemon.data_dir / "r1.log")
@@ -69,3 +74,24 @@ def test_a_run_pauses_and_resumes_over_rest_and_the_cli_and_its_log_is_served(
     printed = cli(daemon, "logs", "r1", "--actor", "recorder", "--tail", "2")
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.splitlines() == logs["lines"][-2:]
+
+
+def test_a_daemons_pause_ends_on_its_own_at_the_limit(
+    daemon: Daemon,
+) -> None:
+    daemon.load(COUNTER + "run: {max_pause_s: 0.5}\n")
+    daemon.client.post("/v1/runs", json={"run_id": "limited"}).raise_for_status()
+    daemon.wait_for_frames(20)
+
+    paused = daemon.client.post("/v1/runs/current/pause")
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["max_pause_s"] == 0.5
+    # The limit resumes the run: the daemon and its record go back to running.
+    wait_until(
+        lambda: daemon.status()["state"] == "running",
+        timeout=30,
+        what="the pause's limit to resume the run",
+    )
+    assert daemon.client.get("/v1/runs/limited").json()["state"] == "running"
+    stopped = daemon.client.post("/v1/runs/current/stop").json()
+    assert stopped["state"] == "complete"

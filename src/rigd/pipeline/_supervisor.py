@@ -21,7 +21,7 @@ Pause: ``pause``/``resume`` move the run between ``running`` and
 kill may begin from a pause, and a source restarted during one holds again.
 A run's log lines go to one file (``_run_log``).
 
-Why ~530 lines: this is one object's lifecycle (load, run, pause, stop,
+Why ~590 lines: this is one object's lifecycle (load, run, pause, stop,
 kill, teardown) over the rings and actors it owns; its parts with a concept
 of their own live beside it (``_state``, ``_actor_watch``, ``_run_status``,
 ``_pause``, ``_run_log``, ``_endpoints``), and what is left shares the
@@ -85,8 +85,6 @@ _KILLABLE = frozenset(
 )
 #: A run whose steps may still go on: ``wait`` blocks in these.
 _UNDER_WAY = frozenset({RunState.RUNNING, RunState.PAUSED})
-_RUNNING = frozenset({RunState.RUNNING})
-_PAUSED = frozenset({RunState.PAUSED})
 #: A stop moves to stopping from these.
 _STOPPABLE = frozenset({RunState.READY, RunState.RUNNING, RunState.PAUSED, RunState.FAILED})
 
@@ -132,12 +130,12 @@ class Pipeline:
         self._run_log: RunLog | None = None
         self._last_errors: dict[str, str] = {}
         self._failed_actor = ""
-        self._on_resumed: list[Callable[[], None]] = []
         self._pause = PauseControl(
             max_pause_s if max_pause_s is not None else plan.file.config.run.max_pause_s,
+            self._machine,
+            self._lock,
             sources=lambda: [self._handles[a.name] for a in self.plan.actors if a.is_source],
             recorders=lambda: [self._handles[n] for n in self.plan.recorders],
-            on_limit=lambda: self._resume_if_paused("limit"),
         )
 
     # -- lifecycle -------------------------------------------------------------------
@@ -266,14 +264,7 @@ class Pipeline:
         Raises:
             RuntimeError: the run is not running (already paused, stopping, ...).
         """
-        with self._lock:
-            if self.state != RunState.RUNNING:
-                raise RuntimeError(
-                    f"only a running pipeline can pause; this one is {self.state}"
-                    + ("; resume it first" if self.state == RunState.PAUSED else "")
-                )
-            self._pause.pause()
-            self._machine.move(RunState.PAUSED, when=_RUNNING)
+        self._pause.pause()
         log.info("pipeline %s paused (run %s)", self.plan.name, self.run_id)
 
     def resume(self) -> PauseSpan:
@@ -282,39 +273,14 @@ class Pipeline:
         Raises:
             RuntimeError: the run is not paused.
         """
-        with self._lock:
-            if self.state != RunState.PAUSED:
-                raise RuntimeError(f"only a paused pipeline can resume; this one is {self.state}")
-            span = self._pause.resume()
-            self._machine.move(RunState.RUNNING, when=_PAUSED)
+        span = self._pause.resume()
         log.info("pipeline %s resumed after %.1f s", self.plan.name, span.duration_s)
-        self._resumed()
         return span
 
     def on_resumed(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` each time the run leaves a pause for running
         (``resume``, or the pause's limit reached), on that thread."""
-        self._on_resumed.append(callback)
-
-    def _resumed(self) -> None:
-        for callback in list(self._on_resumed):
-            try:
-                callback()
-            except Exception:
-                log.exception("pipeline %s: a resume callback failed", self.plan.name)
-
-    def _resume_if_paused(self, ended_by: str) -> None:
-        """End a pause (``limit``: on its own; ``stop``: a stop or kill begins)."""
-        with self._lock:
-            resumed = self.state == RunState.PAUSED and ended_by != "stop"
-            if self.state == RunState.PAUSED:
-                self._pause.resume(ended_by)
-                if resumed:
-                    self._machine.move(RunState.RUNNING, when=_PAUSED)
-            elif ended_by == "stop" and self._pause.paused_for is not None:
-                self._pause.resume(ended_by)  # it failed while paused: the span ends here
-        if resumed:
-            self._resumed()
+        self._pause.on_resumed(callback)
 
     def _recorder_dir(self) -> str | None:
         by_name = {a.name: a for a in self.plan.actors}
@@ -331,7 +297,7 @@ class Pipeline:
         with self._stop_lock:
             if self._report is not None:
                 return self._report
-            self._resume_if_paused("stop")
+            self._pause.end("stop")
             self._machine.move(RunState.STOPPING, when=_STOPPABLE)
             try:
                 self._stop_graceful(timeout)
