@@ -67,7 +67,15 @@ from rigd.pipeline._run_status import (
 from rigd.pipeline._state import RUN_TRANSITIONS, RunState, StateMachine
 from rigd.storage import FrameRing, own_store, remove_stale_rings, remove_stale_stores
 
-__all__ = ["ActorStatus", "LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
+__all__ = [
+    "ActorStatus",
+    "LinkStatus",
+    "PauseSpan",
+    "Pipeline",
+    "PipelineFailedError",
+    "PipelineStatus",
+    "RunReport",
+]
 
 log = logging.getLogger(__name__)
 
