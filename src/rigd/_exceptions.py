@@ -30,10 +30,14 @@
     │                         not sent (also a ValueError)
     ├── SerializationError    an object could not be pickled for a messages
     │                         link or the store (also a TypeError)
+    ├── ObjectNotFoundError   improv's ``client.get``: nothing is stored under
+    │                         the key (also a KeyError; rigd.compat.improv)
     ├── PipelineFileError     a pipeline file is wrong, nothing started (also a
     │   │                     ValueError; rigd.config)
     │   └── ServiceConfigError  a service config is wrong, the daemon did not
     │                         start (rigd.config)
+    ├── PipelineFailedError   a pipeline's actor died for good (its restarts
+    │                         spent, or too many failing steps; rigd.pipeline)
     ├── ExpressionError       a trigger expression is not allowed or not well
     │                         formed (also a ValueError; rigd.pipeline)
     ├── IllegalTransitionError  a run moved between states its transition table
@@ -87,7 +91,9 @@ __all__ = [
     "MessageTooLargeError",
     "NotFoundError",
     "ObjectLostError",
+    "ObjectNotFoundError",
     "OwnerDiedError",
+    "PipelineFailedError",
     "PipelineFileError",
     "RecordingError",
     "ResourceUnavailableError",
@@ -310,6 +316,14 @@ class SerializationError(RigdError, TypeError):
     """An object could not be pickled (or a packed area is not one)."""
 
 
+class ObjectNotFoundError(RigdError, KeyError):
+    """Nothing is stored under the key improv's ``client.get`` asked for (improv's name).
+
+    Raised by ``rigd.compat.improv.StoreClient``; a ``KeyError``, as the
+    store's own ``get`` raises.
+    """
+
+
 class RecordingError(RigdError, OSError):
     """Raised when a recording stops because a write failed (full disk, I/O error).
 
@@ -356,6 +370,28 @@ class ExpressionError(RigdError, ValueError):
     Raised by ``rigd.pipeline.Expression`` at load, with the column of the
     problem; a ``ValueError`` too, as it was before it joined the tree.
     """
+
+
+class PipelineFailedError(RigdError):
+    """Raised by ``Pipeline.wait`` when an actor of the run died for good.
+
+    For good: its restarts (``max_restarts``) are spent, or it gave up after
+    ``max_step_errors`` failing steps in a row. The pipeline is then being
+    stopped cleanly (its files are sealed); ``Pipeline.stop`` returns the
+    report, whose ``failure`` holds the same message. Not raised for a run
+    stopped on purpose, nor for an actor that restarts and goes on.
+    ``actor`` is the actor's name and ``last_error`` its last ``run_step``
+    error (``"ValueError: ..."``), or ``None`` when it died without one (a
+    crash or a kill).
+    """
+
+    def __init__(self, message: str, actor: str = "", last_error: str | None = None) -> None:
+        super().__init__(message)
+        self.actor = actor
+        self.last_error = last_error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.actor, self.last_error))
 
 
 # -- the service (rigd.service) ----------------------------------------------------------

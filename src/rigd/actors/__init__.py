@@ -5,6 +5,7 @@ package knows nothing of frames, rings or HDF5: the pipeline actor's inputs
 and outputs are opaque endpoints the pipeline package opens.
 """
 
+from rigd.actors._actor_log import run_log_format
 from rigd.actors._api import cancel, exit_actor, get, get_actor, get_gpu_ids, kill, put, wait
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._handle import (
@@ -64,6 +65,7 @@ __all__ = [
     "ray_backend",
     "remote",
     "run_locally",
+    "run_log_format",
     "shutdown",
     "wait",
 ]

@@ -40,6 +40,8 @@ from typing import Any, ClassVar
 
 from rigd._exceptions import EndOfStream
 from rigd._proc import pin_to_cpus
+from rigd.actors import _actor_log, _context
+from rigd.actors._gui import GuiLoop
 
 __all__ = ["Actor", "Endpoints", "add_input_lost_error"]
 
@@ -114,11 +116,24 @@ class Actor:
             pipeline file links to it, as a recorder takes).
         output_names: the outputs it writes.
         max_step_errors: failing steps in a row after which it gives up.
+        gui: ``True``: the actor runs its own main loop (``gui_main``, a Qt
+            or matplotlib window) on its process's main thread while the run
+            goes on, as improv's visual actor does; ``run_step`` still runs
+            on its own thread and hands data over (see ``gui_main``).
     """
 
     input_names: ClassVar[tuple[str, ...] | None] = ()
     output_names: ClassVar[tuple[str, ...]] = ()
     max_step_errors: ClassVar[int] = 100
+    gui: ClassVar[bool] = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Actor:
+        # In an actor's process, before its constructor logs anything: its
+        # lines carry its name (a pipeline names each actor after its entry).
+        info = _context.actor_info
+        if info is not None and info.name:
+            _actor_log.install(info.name, None)
+        return super().__new__(cls)
 
     # -- what a user overrides ---------------------------------------------------
 
@@ -137,6 +152,17 @@ class Actor:
 
     def resume(self) -> None:
         """Called when the pipeline resumes."""
+
+    def gui_main(self) -> None:
+        """A GUI actor's main loop (``gui = True``), on its process's main thread.
+
+        Called once the run starts (after ``setup``, beside the ``run_step``
+        loop); return when the window closes or ``self.stopping`` turns
+        true. Typical: ``run_step`` puts what it read on a ``queue.Queue``,
+        and a timer of the toolkit (``QTimer``, ``plt.pause`` in a loop)
+        draws what is there. Public methods of a GUI actor run on a side
+        thread (the main one is the GUI's).
+        """
 
     @classmethod
     def describe_outputs(
@@ -164,6 +190,11 @@ class Actor:
         return self.__dict__.get("_rigd_outputs") or Endpoints(kind="output")
 
     @property
+    def log(self) -> logging.Logger:
+        """The logger named after this actor; its lines go to the run's log file."""
+        return _actor_log.actor_logger(self._rigd_name())
+
+    @property
     def run_info(self) -> dict[str, Any]:
         """The run this actor is part of: ``run_id``, ``pipeline``, ``started``, ``actor``, ..."""
         return dict(self.__dict__.get("_rigd_run_info", {}))
@@ -187,8 +218,11 @@ class Actor:
         if cpus:
             # Before the step thread starts: it inherits the pinning.
             pin_to_cpus(cpus)
+        run_info = dict(getattr(wiring, "run", {}))
+        if run_info.get("actor"):
+            _actor_log.install(str(run_info["actor"]), run_info.get("log_path"))
         inputs, outputs, close = opener(wiring)
-        self.__dict__["_rigd_run_info"] = dict(getattr(wiring, "run", {}))
+        self.__dict__["_rigd_run_info"] = run_info
         self.__dict__["_rigd_inputs"] = Endpoints(inputs, "input")
         self.__dict__["_rigd_outputs"] = Endpoints(outputs, "output")
         self.__dict__["_rigd_close"] = close
@@ -199,6 +233,7 @@ class Actor:
             close()
         self.__dict__.pop("_rigd_inputs", None)
         self.__dict__.pop("_rigd_outputs", None)
+        _actor_log.uninstall()
 
     def __rigd_setup__(self) -> None:
         self.setup()
@@ -215,12 +250,28 @@ class Actor:
             target=self._rigd_loop, args=(control,), name="rigd-run-step", daemon=True
         )
         control.thread.start()
+        if self.gui:
+            self._rigd_gui_loop().start(self.gui_main)
+
+    def __rigd_main_loop__(self) -> None:
+        """The worker's main thread, for a GUI actor: run ``gui_main`` each time a run starts."""
+        self._rigd_gui_loop().serve()
+
+    def _rigd_gui_loop(self) -> GuiLoop:
+        loop = self.__dict__.get("_rigd_gui")
+        if loop is None:
+            loop = self.__dict__["_rigd_gui"] = GuiLoop(self._rigd_name())
+        return loop
 
     def __rigd_pause__(self) -> None:
         control = self.__dict__.get("_rigd_control")
         if control is not None and control.running.is_set():
+            control.idle.clear()
             control.running.clear()
             self.pause()
+            # Return once no step runs: a source paused writes nothing more.
+            if control.thread.is_alive():
+                control.idle.wait(_STOP_JOIN_S)
 
     def __rigd_resume__(self) -> None:
         control = self.__dict__.get("_rigd_control")
@@ -242,6 +293,8 @@ class Actor:
         if control is not None:
             control.stop.set()
             control.running.set()
+            if self.gui:
+                self._rigd_gui_loop().wait_ended(_STOP_JOIN_S)
             control.thread.join(_STOP_JOIN_S)
             if control.thread.is_alive():
                 log.warning(
@@ -273,6 +326,26 @@ class Actor:
 
     # -- inside ----------------------------------------------------------------------
 
+    def _rigd_name(self) -> str:
+        """This actor's name in the pipeline (outside one: its actor name, or its class's)."""
+        run_name = self.__dict__.get("_rigd_run_info", {}).get("actor")
+        if run_name:
+            return str(run_name)
+        info = _context.actor_info
+        return info.name if info is not None and info.name else type(self).__name__
+
+    def _rigd_note_last_error(self, text: str | None) -> None:
+        """Leave the last error where the supervisor looks when this process is gone."""
+        status_dir = self.run_info.get("status_dir")
+        actor = self.run_info.get("actor")
+        if not status_dir or not actor or not text:
+            return
+        try:
+            with open(os.path.join(status_dir, f"{actor}.error"), "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            log.warning("%s: could not leave its last error in %s: %s", actor, status_dir, exc)
+
     def _rigd_close_outputs(self) -> None:
         for writer in self.outputs.values():
             close = getattr(writer, "close", None)
@@ -280,10 +353,11 @@ class Actor:
                 close()
 
     def _rigd_loop(self, control: _Control) -> None:
-        name = type(self).__name__
+        name = self._rigd_name()
         failing = 0
         while not control.stop.is_set():
             if not control.running.is_set():
+                control.idle.set()
                 control.running.wait(0.1)
                 continue
             try:
@@ -307,6 +381,7 @@ class Actor:
                         name,
                         failing,
                     )
+                    self._rigd_note_last_error(control.last_error)
                     logging.shutdown()
                     os._exit(EXIT_STEP_ERRORS)
                 continue
@@ -314,6 +389,7 @@ class Actor:
             control.steps += 1
             if self.__dict__.get("_rigd_finish"):
                 break
+        control.idle.set()
         control.flush_log(name)
         if not control.stop.is_set():
             # Finished on its own: let everything downstream drain and end.
@@ -327,6 +403,8 @@ class _Control:
         self.stop = threading.Event()
         self.running = threading.Event()
         self.running.set()
+        #: Set by the loop once it sees ``running`` cleared (no step under way).
+        self.idle = threading.Event()
         self.thread = threading.Thread()
         self.steps = 0
         self.errors = 0

@@ -28,6 +28,7 @@ import cloudpickle
 from rigd._proc import pid_alive
 from rigd.actors import _session
 from rigd.actors._actor_server import ActorServer
+from rigd.actors._gui import main_loop_of, serve_beside
 from rigd.actors._protocol import StartActor, decode_order
 from rigd.actors._runtime import Runtime
 from rigd.actors._session_files import cleanup_after_lost_head
@@ -113,7 +114,12 @@ def main(argv: list[str]) -> None:
     first = inbox.get()
     order = decode_order(first)
     if type(order) is StartActor:
-        ActorServer(runtime, inbox, wake_r, wake_w, order).serve()
+        server = ActorServer(runtime, inbox, wake_r, wake_w, order)
+        main_loop = main_loop_of(server.instance)  # a GUI actor takes the main thread
+        if main_loop is None:
+            server.serve()
+        else:
+            serve_beside(server.serve, main_loop)
     else:
         signal.signal(signal.SIGINT, on_sigint)
         serve_tasks(runtime, inbox, first)

@@ -3,6 +3,7 @@ bundled pipelines."""
 
 from pathlib import Path
 
+from rigd.config._improv import improv_pipeline_text
 from rigd.config._pipeline_file import (
     ActorConfig,
     LinkConfig,
@@ -31,6 +32,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "RunConfig",
     "ServiceConfig",
     "ServiceConfigError",
+    "improv_pipeline_text",
     "load_pipeline",
     "load_service_config",
 ]

@@ -28,16 +28,15 @@ line of the key at fault (``PipelineFile.line``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rigd._exceptions import PipelineFileError
+from rigd.config._improv import improv_pipeline_text
+from rigd.config._yaml import validate_yaml, where
 
 __all__ = [
     "ActorConfig",
@@ -145,6 +144,8 @@ class RunConfig(_Model):
     """Defaults for each run: metadata stored in the run file."""
 
     metadata: dict[str, Any] = Field(default_factory=dict)
+    #: The longest pause (seconds); a longer one ends on its own (the run resumes).
+    max_pause_s: float = Field(default=600.0, gt=0)
 
 
 class PipelineConfig(_Model):
@@ -193,104 +194,16 @@ class PipelineFile:
 
     def where(self, *key: Any) -> str:
         """``file, line N, key a.b[2]``: the start of an error message."""
-        return _where(self.path, self.line(*key), key)
-
-
-def _where(path: str, line: int | None, key: Sequence[Any]) -> str:
-    dotted = ""
-    for part in key:
-        dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else str(part))
-    place = f"{path}, line {line}" if line else path
-    return f"{place}, {dotted}" if dotted else place
-
-
-def _node_lines(node: yaml.Node, key: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    out.setdefault(key, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            child = (*key, k.value)
-            out[child] = k.start_mark.line + 1
-            _node_lines(v, child, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _node_lines(item, (*key, i), out)
-
-
-def _pydantic_problems(
-    error: pydantic.ValidationError, path: str, lines: dict[tuple[Any, ...], int]
-) -> Iterator[str]:
-    for item in error.errors():
-        loc = tuple(p for p in item["loc"] if p not in ("function-after", "function-before"))
-        # Aliases: pydantic reports the field name; the file says "class".
-        loc = tuple("class" if p == "class_path" else p for p in loc)
-        line = None
-        for end in range(len(loc), -1, -1):
-            line = lines.get(loc[:end])
-            if line is not None:
-                break
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = f"unknown key {loc[-1]!r}; check its spelling (see the pipeline file format)"
-        elif item["type"] == "missing":
-            message = f"required key {loc[-1]!r} is missing"
-        yield f"{_where(path, line, loc)}: {message}"
-
-
-#: The most values a YAML file may hold once its aliases are expanded.
-MAX_YAML_NODES = 100_000
-
-
-def _check_size(
-    root: yaml.Node, path: str, error: type[PipelineFileError], *, allow_aliases: bool
-) -> None:
-    """Refuse a node graph that expands to more than ``MAX_YAML_NODES`` values.
-
-    The composed graph shares aliased nodes, so it is small; what it expands
-    to is counted without expanding it (each node's size once, memoised).
-    """
-    sizes: dict[int, int] = {}
-    seen_anchor = False
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        if not children_done and id(node) in sizes:
-            seen_anchor = True  # a node reached twice: an alias
-            continue
-        if isinstance(node, yaml.ScalarNode):
-            sizes[id(node)] = 1
-            continue
-        children: list[yaml.Node] = (
-            [n for pair in node.value for n in pair]
-            if isinstance(node, yaml.MappingNode)
-            else list(node.value)
-        )
-        if children_done:
-            total = 1 + sum(sizes.get(id(c), 0) for c in children)
-            sizes[id(node)] = min(total, MAX_YAML_NODES + 1)
-            continue
-        sizes.setdefault(id(node), 0)  # visiting: a cycle counts as nothing more
-        stack.append((node, True))
-        stack.extend((c, False) for c in children)
-    if seen_anchor and not allow_aliases:
-        raise error(
-            [
-                f"{path}: uses YAML anchors and aliases (& and *), which a pipeline sent over "
-                "HTTP may not; write each value out"
-            ]
-        )
-    if sizes.get(id(root), 0) > MAX_YAML_NODES:
-        raise error(
-            [
-                f"{path}: expands to more than {MAX_YAML_NODES} values (its aliases repeat "
-                "too much); a pipeline file is a few hundred"
-            ]
-        )
+        return where(self.path, self.line(*key), key)
 
 
 def load_pipeline(
     source: str | Path, *, text: str | None = None, allow_aliases: bool = True
 ) -> PipelineFile:
     """Read and validate a pipeline file (or ``text``, named ``source`` in errors).
+
+    improv's config files (``actors`` as a mapping, ``connections``) are read
+    too, through their conversion (``rigd.config._improv``).
 
     Raises:
         FileNotFoundError: no such file.
@@ -300,6 +213,12 @@ def load_pipeline(
     path = str(source)
     if text is None:
         text = Path(source).read_text()
+    converted = improv_pipeline_text(path, text, allow_aliases=allow_aliases)
+    if converted is not None:
+        # improv's format: the file rigd runs is the conversion (what
+        # `rigd convert` prints); later errors name its lines.
+        text = converted
+        path = f"{path} (as converted from improv's format; see rigd convert {path})"
     config, lines = validate_yaml(
         PipelineConfig,
         path,
@@ -309,57 +228,3 @@ def load_pipeline(
         allow_aliases=allow_aliases,
     )
     return PipelineFile(config, text, path, lines)
-
-
-def validate_yaml(
-    model: type[_M],
-    path: str,
-    text: str,
-    error: type[PipelineFileError],
-    shape: str,
-    *,
-    allow_aliases: bool = True,
-) -> tuple[_M, dict[tuple[Any, ...], int]]:
-    """Parse ``text`` as YAML and validate it as ``model``.
-
-    Returns:
-        The model, and the line of each key.
-
-    The text is read in bounded memory and time: it may hold at most
-    ``MAX_YAML_NODES`` values once its aliases are expanded (an alias bomb of
-    a few hundred bytes is refused before it is built), and with
-    ``allow_aliases=False`` (text that came over HTTP) no anchor or alias at all.
-
-    Raises:
-        error: the YAML or its keys are wrong, one problem per line, each
-        naming ``path``, the line and the key.
-    """
-    loader: yaml.SafeLoader | None = None
-    try:
-        loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
-        root = loader.get_single_node()
-        if root is not None:
-            _check_size(root, path, error, allow_aliases=allow_aliases)
-            data = loader.construct_document(root)
-        else:
-            data = None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        raise error([f"{path}{line}: not valid YAML: {exc}"]) from None
-    except RecursionError:
-        raise error(
-            [f"{path}: nested too deeply to read; a pipeline file is a few levels deep"]
-        ) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-    if not isinstance(data, dict) or root is None:
-        raise error([f"{path}: {shape}"])
-    lines: dict[tuple[Any, ...], int] = {}
-    _node_lines(root, (), lines)
-    try:
-        config = model.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise error(list(_pydantic_problems(exc, path, lines))) from None
-    return config, lines

@@ -25,7 +25,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rigd._exceptions import ServiceConfigError
-from rigd.config._pipeline_file import validate_yaml
+from rigd.config._yaml import validate_yaml
 
 __all__ = ["ServiceConfig", "ServiceConfigError", "load_service_config"]
 

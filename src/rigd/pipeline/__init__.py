@@ -45,7 +45,15 @@ from rigd.pipeline._state import (
     check_transition,
 )
 from rigd.pipeline._stats import FrameStats
-from rigd.pipeline._supervisor import ActorStatus, LinkStatus, Pipeline, PipelineStatus, RunReport
+from rigd.pipeline._supervisor import (
+    ActorStatus,
+    LinkStatus,
+    PauseSpan,
+    Pipeline,
+    PipelineFailedError,
+    PipelineStatus,
+    RunReport,
+)
 from rigd.pipeline._trigger import TriggeredRecorder
 from rigd.pipeline._zmq_source import ZmqSource
 
@@ -72,8 +80,10 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "IllegalTransitionError",
     "LinkStatus",
     "MotionCorrection",
+    "PauseSpan",
     "PhaseCorrelation",
     "Pipeline",
+    "PipelineFailedError",
     "PipelineStatus",
     "Plan",
     "RUN_TRANSITIONS",

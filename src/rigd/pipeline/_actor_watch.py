@@ -23,6 +23,8 @@ __all__ = ["ActorWatch", "actor_infos"]
 
 _MONITOR_S = 0.2
 _CALL_TIMEOUT_S = 60.0
+#: A paused run's actors are watched too (a source may die while it holds).
+_WATCHED = frozenset({RunState.RUNNING, RunState.PAUSED})
 
 
 def actor_infos() -> dict[str, ActorInfo]:
@@ -38,7 +40,9 @@ class ActorWatch:
         restarts: restarts seen so far by name; updated when one is rejoined.
         machine: the run's state; ``finished`` ends it.
         rejoin: ``rejoin(name, restarts)``: bring a restarted actor back in.
-        fail: ``fail(reason)``: an actor is gone for good.
+        fail: ``fail(reason, actor, last_error)``: an actor is gone for good.
+        last_error: ``last_error(actor)``: the last ``run_step`` error an actor
+            left before it gave up (``RunLog.last_error``), or None.
     """
 
     def __init__(
@@ -47,13 +51,15 @@ class ActorWatch:
         restarts: dict[str, int],
         machine: StateMachine[RunState],
         rejoin: Callable[[str, int], None],
-        fail: Callable[[str], None],
+        fail: Callable[[str, str, str | None], None],
+        last_error: Callable[[str], str | None] | None = None,
     ) -> None:
         self._handles = handles
         self._restarts = restarts
         self._machine = machine
         self._rejoin = rejoin
         self._fail = fail
+        self._last_error = last_error
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="rigd-supervisor", daemon=True)
         self._thread.start()
@@ -66,7 +72,7 @@ class ActorWatch:
 
     def _watch(self) -> None:
         while not self._closed.wait(_MONITOR_S):
-            if self._machine.state != RunState.RUNNING:
+            if self._machine.state not in _WATCHED:
                 continue
             if not self._look():
                 return
@@ -82,7 +88,10 @@ class ActorWatch:
             info = infos.get(handle._actor_id)
             if info is None or info.state == "dead":
                 reason = info.death_reason if info else "it is gone"
-                self._fail(f"actor {name!r} died and will not be restarted: {reason}")
+                last = self._last_error(name) if self._last_error is not None else None
+                if last:
+                    reason = f"{reason}; its last error: {last}"
+                self._fail(f"actor {name!r} died and will not be restarted: {reason}", name, last)
                 return False
             if info.restarts > self._restarts[name] and info.state == "alive":
                 self._restarts[name] = info.restarts

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from rigd._exceptions import ActorDiedError
+from rigd._exceptions import ActorDiedError, PipelineFailedError
 from rigd.actors import (
     PlacementGroupSchedulingStrategy,
     get,
@@ -170,8 +170,13 @@ class NodeSupervisor:
         return socket.gethostname()
 
     def wait(self, timeout: float) -> bool:
+        """True once this node's part ended: on its own, or failed (its report,
+        from ``stop``, says why; ``Pipeline.wait`` raises for that)."""
         assert self._pipeline is not None
-        return self._pipeline.wait(timeout)
+        try:
+            return self._pipeline.wait(timeout)
+        except PipelineFailedError:
+            return True
 
     def state(self) -> str:
         return self._pipeline.state if self._pipeline is not None else "created"

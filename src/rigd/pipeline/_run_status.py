@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from rigd._exceptions import RigdError
+from rigd.pipeline._pause import PauseSpan
 from rigd.pipeline._plan import Plan
 from rigd.pipeline._state import RunState
 from rigd.storage import FrameRing, recover_run
@@ -69,6 +70,12 @@ class RunReport:
     restarts: Mapping[str, int]
     failure: str | None = None
     recordings: tuple[Mapping[str, Any], ...] = field(default=())
+    #: The run's log file (every actor's lines), or None when it has none.
+    log: str | None = None
+    #: The last ``run_step`` error of each actor that gave up, by name.
+    last_errors: Mapping[str, str] = field(default_factory=dict)
+    #: The run's pauses, in order.
+    pauses: tuple[PauseSpan, ...] = ()
 
 
 class LinkRates:

@@ -14,8 +14,9 @@ The supervisor's walk::
 
 The daemon's record of a run: ``starting -> running -> stopping -> complete``
 (or ``failed``); a run the daemon did not live to finish is ``recovered`` at
-its next start. ``paused`` is in the tables for pause/resume (a run paused
-goes on to running or stopping); nothing enters it yet.
+its next start. ``paused``: ``Pipeline.pause`` (and the daemon's record of
+the run) moves a running run there; a resume, the pause's limit or a stop
+moves it on (``_pause``).
 
 :class:`StateMachine` holds one state under a lock, refuses a move the table
 does not list (:class:`IllegalTransitionError`, a bug in rigd, not a user's
@@ -57,7 +58,7 @@ class RunState(enum.StrEnum):
     #: Rings and actors made and set up, no step run yet (supervisor).
     READY = "ready"
     RUNNING = "running"
-    #: Steps held, actors and rings kept (pause/resume; nothing enters it yet).
+    #: Sources held, readers draining, actors and rings kept (``Pipeline.pause``).
     PAUSED = "paused"
     #: Sources stopped, readers draining, files being sealed.
     STOPPING = "stopping"

@@ -16,10 +16,16 @@ on, and every recorder's ledger notes it; frames the restarted actor missed
 show up there as gaps. An actor that is gone for good fails the pipeline,
 which then stops everything cleanly.
 
-Why ~450 lines: this is one object's lifecycle (load, run, stop, kill,
-teardown) over the rings and actors it owns; its parts with a concept of
-their own live beside it (``_state``, ``_actor_watch``, ``_run_status``,
-``_endpoints``), and what is left shares the run's handles and rings.
+Pause: ``pause``/``resume`` move the run between ``running`` and
+``paused`` (``_pause`` holds the sources and notes the spans); a stop or a
+kill may begin from a pause, and a source restarted during one holds again.
+A run's log lines go to one file (``_run_log``).
+
+Why ~590 lines: this is one object's lifecycle (load, run, pause, stop,
+kill, teardown) over the rings and actors it owns; its parts with a concept
+of their own live beside it (``_state``, ``_actor_watch``, ``_run_status``,
+``_pause``, ``_run_log``, ``_endpoints``), and what is left shares the
+run's handles and rings.
 
 State: a :class:`~rigd.pipeline._state.StateMachine` over ``RunState`` and
 its transition table. The end of a run (every actor finished, a failure, or
@@ -41,13 +47,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rigd import actors
-from rigd._exceptions import RigdError, TaskError
+from rigd._exceptions import PipelineFailedError, RigdError, TaskError
 from rigd.actors import ActorHandle
 from rigd.pipeline._actor_watch import ActorWatch, actor_infos
 from rigd.pipeline._bridge import fed_from_afar, stop_order
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
+from rigd.pipeline._pause import PauseControl, PauseSpan
 from rigd.pipeline._plan import Plan
+from rigd.pipeline._run_log import RunLog, default_log_dir
 from rigd.pipeline._run_status import (
     ActorStatus,
     LinkRates,
@@ -59,7 +67,15 @@ from rigd.pipeline._run_status import (
 from rigd.pipeline._state import RUN_TRANSITIONS, RunState, StateMachine
 from rigd.storage import FrameRing, own_store, remove_stale_rings, remove_stale_stores
 
-__all__ = ["ActorStatus", "LinkStatus", "Pipeline", "PipelineStatus", "RunReport"]
+__all__ = [
+    "ActorStatus",
+    "LinkStatus",
+    "PauseSpan",
+    "Pipeline",
+    "PipelineFailedError",
+    "PipelineStatus",
+    "RunReport",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +93,8 @@ _KILLABLE = frozenset(
 )
 #: A run whose steps may still go on: ``wait`` blocks in these.
 _UNDER_WAY = frozenset({RunState.RUNNING, RunState.PAUSED})
+#: A stop moves to stopping from these.
+_STOPPABLE = frozenset({RunState.READY, RunState.RUNNING, RunState.PAUSED, RunState.FAILED})
 
 
 class Pipeline:
@@ -88,7 +106,12 @@ class Pipeline:
         *,
         run_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        log_dir: str | None = None,
+        max_pause_s: float | None = None,
     ) -> None:
+        """``log_dir``: where the run's log file goes (see ``_run_log``);
+        ``max_pause_s``: the longest pause (default: the file's
+        ``run.max_pause_s``), then the run resumes on its own."""
         self.plan = plan
         self.run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         self.metadata = {**plan.file.config.run.metadata, **(metadata or {})}
@@ -111,13 +134,24 @@ class Pipeline:
         self._recordings: dict[str, dict[str, Any]] = {}
         self._report: RunReport | None = None
         self._cpu_latency: CpuLatencyRequest | None = None
+        self._log_dir = log_dir
+        self._run_log: RunLog | None = None
+        self._last_errors: dict[str, str] = {}
+        self._failed_actor = ""
+        self._pause = PauseControl(
+            max_pause_s if max_pause_s is not None else plan.file.config.run.max_pause_s,
+            self._machine,
+            self._lock,
+            sources=lambda: [self._handles[a.name] for a in self.plan.actors if a.is_source],
+            recorders=lambda: [self._handles[n] for n in self.plan.recorders],
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
     @property
     def state(self) -> RunState:
-        """Where the run is: ``created``, ``ready``, ``running``, ``stopping``,
-        ``stopped`` or ``failed`` (:class:`RunState`; equal to those strings)."""
+        """Where the run is: ``created``, ``ready``, ``running``, ``paused``,
+        ``stopping``, ``stopped`` or ``failed`` (:class:`RunState`; equal to those strings)."""
         return self._machine.state
 
     def on_end(self, callback: Callable[[str], None]) -> None:
@@ -155,6 +189,7 @@ class Pipeline:
         started = dt.datetime.now(dt.UTC)
         self._started = time.monotonic()
         try:
+            self._run_log = RunLog(self.run_id, self._log_dir or self._recorder_dir())
             self._open_devices()
             self._create_rings()
             run_info = {
@@ -165,6 +200,8 @@ class Pipeline:
                 "metadata": dict(self.metadata),
                 # The store its actors' rigd.store calls reach (rigd.store).
                 "store": self._store.path,
+                # Where its actors log and leave their last error (_run_log).
+                **self._run_log.run_info(),
             }
             self._create_actors(run_info)
             self._call_all("__rigd_attach__", lambda name: (open_endpoints, self._wiring[name]))
@@ -198,17 +235,66 @@ class Pipeline:
             raise
         self._machine.move(RunState.RUNNING, when=_READY)
         self._watch = ActorWatch(
-            self._handles, self._restarts, self._machine, self._rejoin, self._fail
+            self._handles,
+            self._restarts,
+            self._machine,
+            self._rejoin,
+            self._fail,
+            last_error=self._run_log.last_error if self._run_log else None,
         )
         log.info("pipeline %s running (run %s)", self.plan.name, self.run_id)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the run ends on its own (its sources finished and all
         drained) or fails, or a stop begins; True if it did within ``timeout``
-        (at once if the run is not running)."""
-        if self.state not in _UNDER_WAY:
-            return True
-        return self._machine.wait_end(timeout)
+        (at once if the run is not running or paused).
+
+        Raises:
+            PipelineFailedError: an actor died for good (its restarts spent,
+                or it gave up after ``max_step_errors`` failing steps); the
+                message names it and its last error. The pipeline is being
+                stopped; ``stop()`` returns its report.
+        """
+        if self.state in _UNDER_WAY and not self._machine.wait_end(timeout):
+            return False
+        if self.failure is not None:
+            raise PipelineFailedError(
+                self.failure, self._failed_actor, self._last_errors.get(self._failed_actor)
+            )
+        return True
+
+    def pause(self) -> None:
+        """Pause the run: sources stop producing, every reader drains what is
+        in its rings, and each recorder notes the pause (see ``_pause``).
+
+        A pause longer than ``max_pause_s`` ends on its own (the run resumes).
+
+        Raises:
+            RuntimeError: the run is not running (already paused, stopping, ...).
+        """
+        self._pause.pause()
+        log.info("pipeline %s paused (run %s)", self.plan.name, self.run_id)
+
+    def resume(self) -> PauseSpan:
+        """Resume a paused run; return the pause's span.
+
+        Raises:
+            RuntimeError: the run is not paused.
+        """
+        span = self._pause.resume()
+        log.info("pipeline %s resumed after %.1f s", self.plan.name, span.duration_s)
+        return span
+
+    def on_resumed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` each time the run leaves a pause for running
+        (``resume``, or the pause's limit reached), on that thread."""
+        self._pause.on_resumed(callback)
+
+    def _recorder_dir(self) -> str | None:
+        by_name = {a.name: a for a in self.plan.actors}
+        return default_log_dir(
+            [(by_name[n].cls, dict(by_name[n].options)) for n in self.plan.recorders]
+        )
 
     def stop(self, timeout: float = _DRAIN_TIMEOUT_S) -> RunReport:
         """Stop cleanly: sources first, every lossless reader drains, files sealed.
@@ -219,10 +305,8 @@ class Pipeline:
         with self._stop_lock:
             if self._report is not None:
                 return self._report
-            self._machine.move(
-                RunState.STOPPING,
-                when=frozenset({RunState.READY, RunState.RUNNING, RunState.FAILED}),
-            )
+            self._pause.end("stop")
+            self._machine.move(RunState.STOPPING, when=_STOPPABLE)
             try:
                 self._stop_graceful(timeout)
             finally:
@@ -237,6 +321,11 @@ class Pipeline:
             self._machine.move(RunState.STOPPING, when=_KILLABLE)
             self._report = self._teardown(force=True)
             return self._report
+
+    @property
+    def max_pause_s(self) -> float:
+        """The longest pause: then the run resumes on its own."""
+        return self._pause.max_pause_s
 
     @property
     def namespace(self) -> str:
@@ -380,6 +469,9 @@ class Pipeline:
             )
             actors.get(handle.__rigd_setup__.remote(), timeout=_CALL_TIMEOUT_S)
             actors.get(handle.__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
+            if self.state == RunState.PAUSED and name in self._source_names():
+                # A source restarted during a pause holds like the others.
+                actors.get(handle.__rigd_pause__.remote(), timeout=_CALL_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - it may die again; the next poll sees it
             log.error("pipeline %s: actor %r could not rejoin: %s", self.plan.name, name, exc)
             return
@@ -393,6 +485,9 @@ class Pipeline:
                     ),
                     timeout=_CALL_TIMEOUT_S,
                 )
+
+    def _source_names(self) -> set[str]:
+        return {a.name for a in self.plan.actors if a.is_source}
 
     def _end_store(self) -> None:
         """Remove the run's store entries, but those kept; list both in the log."""
@@ -409,11 +504,15 @@ class Pipeline:
                 kept or "none",
             )
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, actor: str = "", last_error: str | None = None) -> None:
         log.error("pipeline %s failed: %s; stopping it", self.plan.name, reason)
         with self._lock:
-            if self.state != RunState.RUNNING:
+            if self.state not in _UNDER_WAY:
                 return
+            if actor:
+                self._failed_actor = actor
+                if last_error:
+                    self._last_errors[actor] = last_error
             self.failure = reason
             self._machine.move(RunState.FAILED)
         threading.Thread(target=self.stop, name="rigd-supervisor-stop", daemon=True).start()
@@ -481,6 +580,10 @@ class Pipeline:
         self._end_store()
         files, frames, dropped = recorded(self._recordings.values(), repair=force)
         self._machine.move(RunState.FAILED if self.failure else RunState.STOPPED)
+        log_path = None
+        if self._run_log is not None:
+            log_path = str(self._run_log.path) if self._run_log.path else None
+            self._run_log.close()
         return RunReport(
             run_id=self.run_id,
             state=self.state,
@@ -491,4 +594,7 @@ class Pipeline:
             restarts=restarts,
             failure=self.failure,
             recordings=tuple(dict(r) for r in self._recordings.values()),
+            log=log_path,
+            last_errors=dict(self._last_errors),
+            pauses=tuple(self._pause.spans),
         )

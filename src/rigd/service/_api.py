@@ -21,7 +21,7 @@ from rigd.service._console import console_router
 from rigd.service._daemon import Daemon
 from rigd.service._deps import GUARDED
 from rigd.service._errors import install_error_handlers
-from rigd.service._routes import actors, docs, events, pipeline, runs, status
+from rigd.service._routes import actors, docs, events, pipeline, run_control, runs, status
 from rigd.service._selftest_run import selftest_router
 
 __all__ = ["create_app"]
@@ -46,6 +46,7 @@ def create_app(daemon: Daemon, token: str) -> FastAPI:
     app.include_router(status.router)
     app.include_router(pipeline.router)
     app.include_router(runs.router)
+    app.include_router(run_control.router)
     app.include_router(actors.router)
     app.include_router(events.router)
     app.include_router(console_router(daemon, token, GUARDED))

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rigd.service._cli_client import client_call
+from rigd.service._cli_runs import add_run_commands
 from rigd.service._reprocess import add_parser as add_reprocess_parser
 from rigd.service._summary import format_summary
 
@@ -131,39 +133,28 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.config)
 
 
-def _client_call(command: str, args: argparse.Namespace, method: str, *call: Any) -> Any:
-    """``Client.<method>(*call)`` against the daemon; an error exits 1 with its message."""
-    from rigd.service._client import ApiError, Client
-
-    try:
-        return getattr(Client.find(args.url, args.token_file), method)(*call)
-    except ApiError as exc:
-        print(f"rigd {command}: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
-
-
 def _cmd_status(args: argparse.Namespace) -> int:
     from rigd.service._client import format_status
 
-    status = _client_call("status", args, "status")
+    status = client_call("status", args, "status")
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
-    info = _client_call("load", args, "load", args.pipeline)
+    info = client_call("load", args, "load", args.pipeline)
     print(f"loaded pipeline {info['name']} ({len(info['actors'])} actors) from {info['source']}")
     return 0
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
-    run = _client_call("start", args, "start", args.run_id or None, _metadata("start", args))
+    run = client_call("start", args, "start", args.run_id or None, _metadata("start", args))
     print(f"run {run['run_id']} {run['state']}: {', '.join(run['files']) or 'no files'}")
     return 0
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
-    run = _client_call("stop", args, "stop")
+    run = client_call("stop", args, "stop")
     frames = ", ".join(
         f"{stream}: {n} frames, {run['dropped'].get(stream, 0)} dropped"
         for stream, n in run["frames"].items()
@@ -175,7 +166,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 
 def _cmd_trigger(args: argparse.Namespace) -> int:
-    answer = _client_call("trigger", args, "trigger", args.label)
+    answer = client_call("trigger", args, "trigger", args.label)
     for name, taken in answer["recorders"].items():
         print(f"{name}: {'triggered' if taken else 'not armed: trigger ignored'}")
     return 0 if all(answer["recorders"].values()) else 1
@@ -317,6 +308,7 @@ def _parser() -> argparse.ArgumentParser:
     trigger = client("trigger", "a soft trigger for the run's triggered recorders")
     trigger.add_argument("--label", default="", help="stored with the event (64 characters)")
     trigger.set_defaults(handler=_cmd_trigger)
+    add_run_commands(commands, client)
     stop = client("stop", "stop the current run cleanly (files sealed)")
     stop.set_defaults(handler=_cmd_stop)
     gpus = client("gpus", "list the GPUs and what is placed on each")

@@ -73,6 +73,8 @@ log = logging.getLogger(__name__)
 
 # A start waits for every actor's setup: allow for slow hardware.
 _START_WAIT_S = 300.0
+#: A run under way whose steps go on: pause, resume and its end apply.
+_UNDER_WAY = frozenset({DaemonState.RUNNING, DaemonState.PAUSED})
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -235,7 +237,9 @@ class Daemon:
             # Journalled now: a run the daemon does not live to finish is still known.
             self._journal.append(record)
         self._publish("state", previous="loaded", run_id=run_id, pipeline=plan.name)
-        pipeline = Pipeline(plan, run_id=run_id, metadata=record.metadata)
+        pipeline = Pipeline(
+            plan, run_id=run_id, metadata=record.metadata, log_dir=str(self.data_dir)
+        )
         self._started.clear()
         try:
             pipeline.start()
@@ -252,7 +256,68 @@ class Daemon:
         self._started.set()
         self._publish("run", run=record.to_dict())
         pipeline.on_end(lambda reason: self._run_ended(pipeline, record, reason))
+        pipeline.on_resumed(lambda: self._resumed(record))
         return record, True
+
+    def current_run(self) -> tuple[Pipeline, RunRecord] | None:
+        """The run under way (running or paused) and its pipeline, or None."""
+        with self._lock:
+            if self._state not in _UNDER_WAY or self._pipeline is None or self._run is None:
+                return None
+            return self._pipeline, self._run
+
+    def pause_run(self) -> tuple[RunRecord, float]:
+        """Pause the run under way (``Pipeline.pause``); returns it and the
+        pause's limit in seconds (then it resumes on its own).
+
+        Raises:
+            TransitionError: nothing is running, or it is paused or stopping.
+        """
+        pipeline, record = self._under_way("a pause")
+        try:
+            pipeline.pause()
+        except RuntimeError as exc:
+            raise TransitionError(str(exc)) from None
+        self._move_run(record, DaemonState.RUNNING, DaemonState.PAUSED)
+        return record, pipeline.max_pause_s
+
+    def resume_run(self) -> tuple[RunRecord, float]:
+        """Resume the paused run; returns it and how long it was paused, in seconds.
+
+        Raises:
+            TransitionError: nothing is running, or it is not paused.
+        """
+        pipeline, record = self._under_way("a resume")
+        try:
+            span = pipeline.resume()
+        except RuntimeError as exc:
+            raise TransitionError(str(exc)) from None
+        self._resumed(record)
+        return record, span.duration_s
+
+    def _under_way(self, what: str) -> tuple[Pipeline, RunRecord]:
+        current = self.current_run()
+        if current is None:
+            raise TransitionError(
+                f"no run is running (the daemon is {self._state.value}); {what} needs one "
+                "(POST /v1/runs starts one)"
+            )
+        return current
+
+    def _resumed(self, record: RunRecord) -> None:
+        """The run left its pause (asked for, or its limit reached): running again."""
+        self._move_run(record, DaemonState.PAUSED, DaemonState.RUNNING)
+
+    def _move_run(self, record: RunRecord, old: DaemonState, new: DaemonState) -> None:
+        """Move the daemon and ``record`` from ``old`` to ``new`` (running or
+        paused) along their tables, if the run is still ``record`` and in ``old``."""
+        with self._lock:
+            if self._run is not record or self._state is not old:
+                return
+            record.move(RunState(new.value))
+            self._enter(new)
+        log.info("daemon: %s -> %s", old.value, new.value)
+        self._publish("state", previous=old.value, run_id=record.run_id)
 
     def stop_run(self) -> RunRecord:
         """Stop the current run cleanly (sources first, readers drain, files sealed).
@@ -287,11 +352,11 @@ class Daemon:
         if reason == RunState.STOPPING:
             return
         with self._lock:
-            if self._state != DaemonState.RUNNING or self._run is not record:
+            if self._state not in _UNDER_WAY or self._run is not record:
                 return
             record.move(RunState.STOPPING)
-            self._enter(DaemonState.STOPPING)
-        self._publish("state", previous="running", run_id=record.run_id)
+            previous = self._enter(DaemonState.STOPPING)
+        self._publish("state", previous=previous.value, run_id=record.run_id)
         threading.Thread(
             target=lambda: self._finish(record, pipeline.stop()),
             name="rigd-run-end",

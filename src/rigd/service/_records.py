@@ -8,8 +8,8 @@ The daemon's states and the moves the REST API may ask for::
     failed <-- a run that failed to start or failed while running
     failed --load/start--> (as from loaded)
 
-``paused`` is in the table for pause/resume (from and back to running, or on
-to stopping); nothing enters it yet. A run's own states are
+``paused``: a run paused (``Daemon.pause_run``), back to running on a
+resume or at the pause's limit, or on to stopping. A run's own states are
 :class:`rigd.pipeline.RunState`'s.
 """
 
@@ -43,7 +43,7 @@ class DaemonState(enum.StrEnum):
     IDLE = "idle"
     LOADED = "loaded"
     RUNNING = "running"
-    #: Pause/resume: nothing enters it yet.
+    #: The run is paused (``POST /v1/runs/current/pause``).
     PAUSED = "paused"
     STOPPING = "stopping"
     FAILED = "failed"

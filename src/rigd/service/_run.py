@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from rigd import actors
+from rigd._exceptions import PipelineFailedError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError
 from rigd.pipeline import Pipeline, PipelineStatus, RunReport, plan_pipeline
 
@@ -61,6 +62,8 @@ def format_report(report: RunReport) -> str:
             lines.append(f"  actor {name} restarted {count} time(s)")
     for path in report.files:
         lines.append(f"  file: {path}")
+    if report.log:
+        lines.append(f"  log: {report.log}")
     if not report.files:
         lines.append("  (this pipeline records nothing)")
     return "\n".join(lines)
@@ -159,7 +162,11 @@ def _follow(pipeline: Pipeline, interrupts: _Interrupts, err: TextIO) -> RunRepo
     width = 0
     try:
         while not interrupts.stop.is_set():
-            if pipeline.wait(timeout=0.2):
+            try:
+                if pipeline.wait(timeout=0.2):
+                    break
+            except PipelineFailedError as exc:
+                err.write(f"\nrigd run: the pipeline failed: {exc}\n")
                 break
             if time.monotonic() >= next_line:
                 next_line += every

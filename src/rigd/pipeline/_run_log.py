@@ -1,0 +1,96 @@
+"""A run's log file and the last errors of its actors, on the supervisor's side.
+
+Every actor of a run writes its log lines (its own ``self.log``, its
+modules' loggers, rigd's) to one file beside the run file,
+``<directory>/<run_id>.log``, each line with the time, the actor's name and
+the logger's name (``rigd.actors.Actor`` installs the handler in the
+actor's process when it attaches). The supervisor's own lines about the run
+(restarts, failures, pauses) go there too, as ``supervisor``.
+
+Where the directory comes from: the ``log_dir`` given to ``Pipeline`` (the
+daemon gives its data directory), else the ``directory`` option of the
+run's first recorder, else none (no file; lines still go to stderr).
+
+An actor that gives up (``max_step_errors`` failing steps) writes its last
+error to ``<status_dir>/<actor>.error`` before its process exits, so the
+supervisor can say why the pipeline failed. ``status_dir`` is a private
+temporary directory, removed when the run is torn down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rigd.actors import run_log_format
+
+__all__ = ["RunLog", "default_log_dir"]
+
+_SUPERVISOR_LOGGER = "rigd.pipeline"
+
+
+class RunLog:
+    """One run's log file (or none) and its actors' last-error files.
+
+    Args:
+        run_id: the run's id; names the file.
+        directory: where the file goes (created if missing); ``None``: no file.
+    """
+
+    def __init__(self, run_id: str, directory: str | Path | None) -> None:
+        self.path: Path | None = None
+        if directory is not None:
+            folder = Path(directory)
+            folder.mkdir(parents=True, exist_ok=True)
+            self.path = (folder / f"{run_id}.log").resolve()
+        self.status_dir = Path(tempfile.mkdtemp(prefix=f"rigd-run-{run_id}-"))
+        self._handler: logging.Handler | None = None
+        if self.path is not None:
+            handler = logging.FileHandler(self.path, mode="a", encoding="utf-8")
+            handler.setFormatter(logging.Formatter(run_log_format("supervisor")))
+            logging.getLogger(_SUPERVISOR_LOGGER).addHandler(handler)
+            self._handler = handler
+
+    def run_info(self) -> dict[str, Any]:
+        """What each actor needs to log into this run: ``log_path`` and ``status_dir``."""
+        return {
+            "log_path": str(self.path) if self.path is not None else None,
+            "status_dir": str(self.status_dir),
+        }
+
+    def last_error(self, actor: str) -> str | None:
+        """The last ``run_step`` error ``actor`` wrote before its process gave up, if any."""
+        try:
+            text = (self.status_dir / f"{actor}.error").read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        return text or None
+
+    def close(self) -> None:
+        """Stop writing the supervisor's lines; remove the last-error files (idempotent)."""
+        if self._handler is not None:
+            logging.getLogger(_SUPERVISOR_LOGGER).removeHandler(self._handler)
+            self._handler.close()
+            self._handler = None
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.status_dir)
+
+
+def default_log_dir(recorders: list[tuple[type[Any], dict[str, Any]]]) -> str | None:
+    """The run file's directory: the first recorder's ``directory`` option (or
+    its class's default), if any recorder has one."""
+    for cls, options in recorders:
+        directory = options.get("directory")
+        if directory is None:
+            with contextlib.suppress(TypeError, ValueError):
+                parameter = inspect.signature(cls).parameters.get("directory")
+                if parameter is not None:
+                    directory = parameter.default
+        if isinstance(directory, str) and directory:
+            return directory
+    return None
