@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,8 +13,7 @@ __all__ = ["add_run_commands"]
 
 
 def _cmd_pause(args: argparse.Namespace) -> int:
-
-    answer = client_call("pause", args, "POST", "/v1/runs/current/pause")
+    answer = client_call("pause", args, "pause")
     print(
         f"run {answer['run_id']} paused (it resumes on its own after {answer['max_pause_s']:g} s)"
     )
@@ -23,19 +21,13 @@ def _cmd_pause(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-
-    answer = client_call("resume", args, "POST", "/v1/runs/current/resume")
+    answer = client_call("resume", args, "resume")
     print(f"run {answer['run_id']} resumed after {answer['paused_s']:.1f} s paused")
     return 0
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
-
-    query = {k: v for k, v in (("actor", args.actor), ("tail", args.tail)) if v is not None}
-    path = f"/v1/runs/{urllib.parse.quote(args.run_id, safe='')}/logs"
-    if query:
-        path += "?" + urllib.parse.urlencode(query)
-    answer = client_call("logs", args, "GET", path)
+    answer = client_call("logs", args, "logs", args.run_id, args.actor, args.tail)
     for line in answer["lines"]:
         print(line)
     return 0

@@ -137,6 +137,29 @@ class Client(ApiClient):
         answer: dict[str, Any] = self.request("POST", "/v1/runs/current/stop")
         return answer
 
+    def pause(self) -> dict[str, Any]:
+        """``POST /v1/runs/current/pause``: sources hold, readers drain; the run
+        (``max_pause_s``: when it resumes on its own)."""
+        answer: dict[str, Any] = self.request("POST", "/v1/runs/current/pause")
+        return answer
+
+    def resume(self) -> dict[str, Any]:
+        """``POST /v1/runs/current/resume``: the run (``paused_s``: how long it held)."""
+        answer: dict[str, Any] = self.request("POST", "/v1/runs/current/resume")
+        return answer
+
+    def logs(
+        self, run_id: str = "current", actor: str | None = None, tail: int | None = None
+    ) -> dict[str, Any]:
+        """``GET /v1/runs/{run_id}/logs``: the run's log lines (``lines``), of one
+        actor or all, the last ``tail`` of them or all."""
+        query = {k: v for k, v in (("actor", actor), ("tail", tail)) if v is not None}
+        path = "/v1/runs/" + urllib.parse.quote(run_id, safe="") + "/logs"
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        answer: dict[str, Any] = self.request("GET", path)
+        return answer
+
     def trigger(self, label: str = "") -> dict[str, Any]:
         """``POST /v1/runs/current/trigger``: a soft trigger for triggered recorders."""
         answer: dict[str, Any] = self.request("POST", "/v1/runs/current/trigger", {"label": label})
