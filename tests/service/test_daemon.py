@@ -688,3 +688,31 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
         d.assert_nothing_left()
     finally:
         d.stop()
+
+
+def test_a_second_daemon_on_the_same_data_directory_is_refused_and_touches_nothing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "first").mkdir()
+    first = Daemon(tmp_path / "first")
+    try:
+        config = tmp_path / "second.yaml"
+        config.write_text(
+            f"port: 0\ndata_dir: {first.data_dir}\ntoken_file: {tmp_path / 'second-token'}\n"
+            f"runtime_dir: {tmp_path / 'second-run'}\n"
+        )
+        second = subprocess.run(
+            [sys.executable, "-m", "rigd", "serve", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert second.returncode == 2
+        assert "another rigd daemon" in second.stderr
+        assert "data directory" in second.stderr
+        assert first.client.get("/v1/status").status_code == 200
+        assert first.terminate(timeout=60) == 0, first.output()
+        first.assert_nothing_left()
+    finally:
+        first.stop()

@@ -92,6 +92,40 @@ def test_each_file_is_replayed_into_a_new_run_file_and_a_bad_one_does_not_stop_t
         assert f.attrs["run_state"] == "complete"
 
 
+def test_inputs_of_one_name_get_outputs_of_their_own_and_no_output_is_overwritten(
+    tmp_path: Path,
+) -> None:
+    from rigd.service._reprocess import reprocess
+
+    pipeline = tmp_path / "rowsums.yaml"
+    pipeline.write_text(PIPELINE)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = run_file(tmp_path / "a" / "run.h5", 1, 40)
+    second = run_file(tmp_path / "b" / "run.h5", 2, 30)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "kept-reprocessed.h5").write_bytes(b"a file of the user's")
+    (tmp_path / "kept.h5").write_bytes(b"")
+
+    results = reprocess(
+        pipeline,
+        [str(tmp_path / "a" / "run.h5"), str(tmp_path / "b" / "run.h5"), str(tmp_path / "kept.h5")],
+        out,
+    )
+
+    assert [r.state for r in results] == ["done", "done", "failed"]
+    assert [Path(r.output or "").name for r in results[:2]] == [
+        "run-reprocessed.h5",
+        "run-reprocessed-2.h5",
+    ]
+    for name, frames in (("run-reprocessed.h5", first), ("run-reprocessed-2.h5", second)):
+        with h5py.File(out / name, "r") as f:
+            np.testing.assert_array_equal(f["camera/frames"][:], frames)
+    assert "never overwritten" in (results[2].error or "")
+    assert (out / "kept-reprocessed.h5").read_bytes() == b"a file of the user's"
+
+
 def test_a_source_that_is_not_recorded_is_refused_with_the_fix() -> None:
     text = textwrap.dedent(
         """

@@ -64,7 +64,9 @@ def test_rigd_run_with_no_argument_records_the_demo(tmp_path: Path) -> None:
     assert no_rings_of(proc.pid)
 
 
-def interrupt(pipeline: Path, cwd: Path, times: int) -> tuple[int, str, str, int]:
+def interrupt(
+    pipeline: Path, cwd: Path, times: int, sig: int = signal.SIGINT
+) -> tuple[int, str, str, int]:
     """Run ``rigd run PIPELINE``, press Ctrl-C ``times`` once frames flow (the
     second after it says it is stopping); return status, stdout, stderr, pid."""
     with rigd_run(str(pipeline), cwd=cwd) as proc:
@@ -73,7 +75,7 @@ def interrupt(pipeline: Path, cwd: Path, times: int) -> tuple[int, str, str, int
         reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
         reader.start()
         wait_until(lambda: any("camera.frames:" in line for line in lines), timeout=60)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         if times == 2:
             wait_until(lambda: any("Ctrl-C again forces" in line for line in lines), timeout=60)
             proc.send_signal(signal.SIGINT)
@@ -104,6 +106,14 @@ def test_ctrl_c_stops_cleanly_and_a_second_forces(tmp_path: Path) -> None:
     (camera,) = summary.streams
     assert camera.frames > 0
     assert camera.dropped == 0
+    assert no_rings_of(pid)
+    file.unlink()
+
+    # SIGTERM (systemd, `timeout`, kill): the same clean stop.
+    status, out, err, pid = interrupt(pipeline, tmp_path, times=1, sig=signal.SIGTERM)
+    assert status == 130, err
+    (file,) = run_files(tmp_path)
+    assert inspect_run(file).run_state == "complete"
     assert no_rings_of(pid)
     file.unlink()
 

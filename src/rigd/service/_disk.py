@@ -52,20 +52,29 @@ class DiskWatch:
             return -1
         return info.f_bavail * info.f_frsize
 
-    def check_space(self, plan: Plan) -> None:
-        """Refuse a run whose planned length (sources with n_frames) cannot fit the disk.
-
-        Raises:
-            InsufficientStorageError: it cannot (HTTP 507).
-        """
+    @staticmethod
+    def planned_bytes(plan: Plan) -> int | None:
+        """Bytes the run records in all, if every recorded source has ``n_frames``;
+        None for a run of unknown length."""
         planned = 0
         for ring_name, size in recorded_frame_bytes(plan).items():
             writer = ring_name.split(".")[0]
             actor = next((a for a in plan.actors if a.name == writer), None)
             n_frames = actor.options.get("n_frames") if actor is not None else None
             if not isinstance(n_frames, int) or isinstance(n_frames, bool):
-                return  # a run of unknown length: the disk watch warns instead
+                return None
             planned += n_frames * size
+        return planned
+
+    def check_space(self, plan: Plan) -> None:
+        """Refuse a run whose planned length (sources with n_frames) cannot fit the disk.
+
+        Raises:
+            InsufficientStorageError: it cannot (HTTP 507).
+        """
+        planned = self.planned_bytes(plan)
+        if planned is None:
+            return  # a run of unknown length: the disk watch warns instead
         free = self.free_bytes()
         if free >= 0 and planned > free:
             raise InsufficientStorageError(
@@ -94,7 +103,9 @@ class DiskWatch:
             if rate > 0:
                 minutes = free / rate / 60
                 disk["minutes_left"] = round(minutes, 2)
-                if minutes < self.warn_minutes:
+                planned = self.planned_bytes(plan)
+                # A run of planned length that fits (checked at its start) is not warned of.
+                if minutes < self.warn_minutes and (planned is None or planned > free):
                     disk["warning"] = (
                         f"{self.data_dir} fills in {minutes:.1f} min at {rate / 1e6:.1f} MB/s "
                         f"({free / 1e6:.1f} MB free); free space or stop run {run_id}"

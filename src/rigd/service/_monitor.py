@@ -143,8 +143,9 @@ class Monitor:
             monitor_age = now_s - self._snapshot_at
         if monitor_age > 10 * MONITOR_S + 5:
             return False, f"the monitor has not sampled for {monitor_age:.0f} s"
-        if self.disk.get("warning"):
-            return False, str(self.disk["warning"])
+        # A disk warning is a warning: the daemon stays healthy (systemd's
+        # watchdog would kill it, and the run with it), the line says it.
+        warning = str(self.disk["warning"]) if self.disk.get("warning") else None
         if state == DaemonState.FAILED and failure and "No space left" in failure:
             return False, failure
         if state == DaemonState.RUNNING and run is not None and run.state == RunState.RUNNING:
@@ -153,5 +154,5 @@ class Monitor:
             line = f"running {run.run_id}: {rate:.0f} frames/s on all links, {dropped} dropped"
             if stalled > stall_s:
                 return False, f"run {run.run_id} moved no frame for {stalled:.0f} s"
-            return True, line
-        return None
+            return True, f"{line}; {warning}" if warning else line
+        return (True, warning) if warning else None

@@ -94,7 +94,9 @@ def _resources(text: str) -> tuple[float, float]:
     return max(1.0, cpus), gpus
 
 
-def _replay_one(text: str, run_file: str, out_dir: str, in_task: bool = False) -> dict[str, Any]:
+def _replay_one(
+    text: str, run_file: str, out_dir: str, in_task: bool = False, run_id: str | None = None
+) -> dict[str, Any]:
     """One file (in this process, or in a Ray task): the result as a dict."""
     from rigd.actors import run_locally
     from rigd.config import load_pipeline
@@ -106,7 +108,8 @@ def _replay_one(text: str, run_file: str, out_dir: str, in_task: bool = False) -
     try:
         part = replay_pipeline(text, run_file, out_dir)
         pfile = load_pipeline(f"<{run_file}>", text=yaml.safe_dump(part, sort_keys=False))
-        pipeline = Pipeline(plan_pipeline(pfile), run_id=f"{Path(run_file).stem}-reprocessed")
+        run_id = run_id or f"{Path(run_file).stem}-reprocessed"
+        pipeline = Pipeline(plan_pipeline(pfile), run_id=run_id)
         pipeline.start()
         try:
             finished = pipeline.wait(_WAIT_S)
@@ -147,19 +150,39 @@ def reprocess(
     out = str(Path(out_dir).resolve())
     Path(out).mkdir(parents=True, exist_ok=True)
     paths = [str(Path(f).resolve()) for f in files]
-    results: dict[str, FileResult] = {}
+    # One output per input, never one written twice or over an existing file:
+    # inputs of one name (two run.h5, or a file named twice) get -2, -3, ...
+    run_ids: list[str] = []
+    seen: dict[str, int] = {}
+    for path in paths:
+        base = f"{Path(path).stem}-reprocessed"
+        seen[base] = seen.get(base, 0) + 1
+        run_ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    results: dict[int, FileResult] = {}
 
-    def finished(result: dict[str, Any]) -> None:
+    def finished(index: int, result: dict[str, Any]) -> None:
         item = FileResult(**result)
-        results[item.file] = item
+        results[index] = item
         if progress is not None:
             progress(len(results), len(paths), item)
+
+    todo: list[int] = []
+    for index, (path, run_id) in enumerate(zip(paths, run_ids, strict=True)):
+        target = Path(out) / f"{run_id}.h5"
+        if target.exists():
+            error = (
+                f"FileExistsError: {target} exists; a run file is never overwritten "
+                "(choose another --out, or move it)"
+            )
+            finished(index, asdict(FileResult(path, "failed", error=error)))
+        else:
+            todo.append(index)
 
     if address is None:
         from rigd.actors import shutdown
 
-        for path in paths:
-            finished(_replay_one(text, path, out))
+        for index in todo:
+            finished(index, _replay_one(text, paths[index], out, False, run_ids[index]))
         shutdown()
     else:
         from rigd.actors import get, init, ray_backend, remote, shutdown, wait
@@ -169,17 +192,20 @@ def reprocess(
             init(address=address)
         cpus, gpus = _resources(text)
         task = remote(_replay_one).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
-        pending = {task.remote(text, path, out, True): path for path in paths}
+        pending = {
+            task.remote(text, paths[index], out, True, run_ids[index]): index for index in todo
+        }
         while pending:
             (ref,), _ = wait(list(pending), num_returns=1)
-            path = pending.pop(ref)
+            index = pending.pop(ref)
             try:
-                finished(get(ref))
+                finished(index, get(ref))
             except Exception as exc:  # noqa: BLE001 - the task's worker died
-                finished(asdict(FileResult(path, "failed", error=f"{type(exc).__name__}: {exc}")))
+                error = f"{type(exc).__name__}: {exc}"
+                finished(index, asdict(FileResult(paths[index], "failed", error=error)))
         if not connected:
             shutdown()
-    return [results[p] for p in paths]
+    return [results[index] for index in range(len(paths))]
 
 
 def _table(results: Sequence[FileResult]) -> str:

@@ -98,6 +98,8 @@ def run_pipeline(
 
     interrupts = _Interrupts()
     previous = signal.signal(signal.SIGINT, interrupts.handle)
+    # SIGTERM (systemd, `timeout`, kill) stops cleanly too, as a first Ctrl-C does.
+    previous_term = signal.signal(signal.SIGTERM, interrupts.handle)
     pipeline = Pipeline(plan, run_id=run_id, metadata=metadata)
     try:
         print(f"rigd run: starting pipeline {plan.name!r} from {source}", file=err)
@@ -114,6 +116,7 @@ def run_pipeline(
         report = _follow(pipeline, interrupts, err)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
         actors.shutdown()
     print(format_report(report), file=out)
     if report.failure:

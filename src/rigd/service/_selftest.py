@@ -309,15 +309,27 @@ def clock_check(run: Callable[..., Any] = subprocess.run) -> Check:
     )
 
 
-def system_checks(plan: Plan | None, directory: Path, minutes: float) -> list[Check]:
-    """Every check but the run, for ``plan`` recording into ``directory``."""
+def system_checks(
+    plan: Plan | None, directory: Path, minutes: float, *, busy: str | None = None
+) -> list[Check]:
+    """Every check but the run, for ``plan`` recording into ``directory``.
+
+    ``busy``: why the disk-write and CPU measurements must not run now (a run
+    under way on this rig, whose writes and wake-ups they would disturb and
+    whose load would bend their figures); they are then reported unknown.
+    """
     rate = data_rate(plan)
-    disk, _ = disk_check(directory, rate)
+    if busy is None:
+        disk, _ = disk_check(directory, rate)
+        cpu = cpu_check(plan)
+    else:
+        disk = Check("disk write", None, f"not measured: {busy}", "call again once it has stopped")
+        cpu = Check("CPU wake-up", None, f"not measured: {busy}", "call again once it has stopped")
     return [
         disk,
         space_check(directory, rate, minutes, plan),
         shm_check(plan),
-        cpu_check(plan),
+        cpu,
         gpu_check(plan),
         camera_check(plan),
         clock_check(),

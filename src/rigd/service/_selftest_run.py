@@ -113,7 +113,11 @@ def selftest_router(daemon: Daemon, guarded: list[Depends]) -> APIRouter:
         of ``seconds`` named ``selftest-<time>``. Each check: ``ok`` (null:
         unknown), its figure and its fix; ``passed`` if none failed."""
         plan = daemon.loaded_plan()
-        checks = await asyncio.to_thread(system_checks, plan, daemon.data_dir, minutes)
+        state = daemon.state.value
+        busy = None if state in ("idle", "loaded", "failed") else f"the daemon is {state}"
+        checks = await asyncio.to_thread(
+            lambda: system_checks(plan, daemon.data_dir, minutes, busy=busy)
+        )
         if plan is None:
             checks.append(Check("run", None, "no pipeline loaded", "PUT /v1/pipeline first"))
         elif seconds <= 0:

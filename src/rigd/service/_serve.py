@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -131,6 +132,31 @@ async def _report_health(server: _Server, daemon: Daemon) -> None:
         await asyncio.sleep(every)
 
 
+_LOCK_FILE = ".rigd-serve.lock"
+
+
+def _hold(directory: Path, what: str) -> int:
+    """Lock ``directory`` for this daemon's lifetime (the descriptor stays open).
+
+    Raises:
+        OSError: another daemon holds it; the message names its pid and the fix.
+    """
+    path = directory / _LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise OSError(
+            f"another rigd daemon (pid {holder}) serves the {what} {directory}; stop it "
+            f"(rigd status shows it), or give this one its own data_dir and runtime_dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 def _bind(config: ServiceConfig) -> socket.socket:
     family = socket.AF_INET6 if ":" in config.bind else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -163,11 +189,20 @@ def serve(config_path: str | None = None, *, recover: bool = True) -> int:
         return 2
     assert config.token_file is not None
     assert config.data_dir is not None
+    locks: list[int] = []
     try:
         token = ensure_token(config.token_file)
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        # One daemon per data directory and per runtime directory: a second
+        # one would repair the first one's live files and take its daemon.json.
+        runtime_home = config.runtime_dir or default_runtime_dir()
+        runtime_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        locks.append(_hold(config.data_dir, "data directory"))
+        locks.append(_hold(runtime_home, "runtime directory"))
         sock = _bind(config)
     except (OSError, ValueError) as exc:
+        for fd in locks:
+            os.close(fd)
         print(f"rigd serve: {exc}", file=sys.stderr)
         return 2
 
@@ -236,4 +271,9 @@ def serve(config_path: str | None = None, *, recover: bool = True) -> int:
                 (runtime_dir / DAEMON_FILE).unlink()
         sock.close()
         actors.shutdown()
+        for directory in (config.data_dir, runtime_home):
+            with contextlib.suppress(FileNotFoundError):
+                (directory / _LOCK_FILE).unlink()
+        for fd in locks:
+            os.close(fd)
     return 0
