@@ -282,3 +282,24 @@ def test_a_camera_rate_that_is_not_a_number_is_refused_clearly(
         """,
     )
     assert any(re.search(message, p) for p in found), found
+
+
+def test_a_directory_a_device_a_huge_file_binary_bytes_and_a_huge_number_are_refused_clearly(
+    tmp_path: Path,
+) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"name: x\n\xff\xfe")
+    huge = tmp_path / "huge.yaml"
+    huge.write_bytes(b"#" * (5 << 20))
+    number = tmp_path / "number.yaml"
+    number.write_text("name: x\nactors: []\nlinks: []\nrun: {metadata: {n: " + "9" * 5000 + "}}\n")
+    cases = {
+        tmp_path: "not a file",
+        Path("/dev/zero"): "not a file",
+        huge: "more than a pipeline file",
+        binary: "not UTF-8 text",
+        number: "a value cannot be read",
+    }
+    for path, words in cases.items():
+        with pytest.raises(PipelineFileError, match=words):
+            load_pipeline(path)

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rigd._exceptions import PipelineFileError
 from rigd.config._improv import improv_pipeline_text
-from rigd.config._yaml import validate_yaml, where
+from rigd.config._yaml import read_text_file, validate_yaml, where
 
 __all__ = [
     "ActorConfig",
@@ -212,7 +212,7 @@ def load_pipeline(
     """
     path = str(source)
     if text is None:
-        text = Path(source).read_text()
+        text = read_text_file(Path(source), "pipeline file")
     converted = improv_pipeline_text(path, text, allow_aliases=allow_aliases)
     if converted is not None:
         # improv's format: the file rigd runs is the conversion (what

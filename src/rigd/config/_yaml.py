@@ -7,7 +7,9 @@ and time (no alias bomb), every problem named with file, line and key.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pydantic
@@ -16,7 +18,36 @@ from pydantic import BaseModel
 
 from rigd._exceptions import PipelineFileError
 
-__all__ = ["MAX_YAML_NODES", "validate_yaml", "where"]
+__all__ = ["MAX_FILE_BYTES", "MAX_YAML_NODES", "read_text_file", "validate_yaml", "where"]
+
+#: A configuration file larger than this is refused unread (a pipeline file is
+#: a few kilobytes; this stops ``/dev/zero`` or a run file given by mistake).
+MAX_FILE_BYTES = 4 << 20
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path``, a regular file of at most ``MAX_FILE_BYTES``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        PipelineFileError: a directory or device, too large, or not UTF-8 text;
+            the message says which and the fix.
+    """
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise PipelineFileError([f"{path} is not a file (a directory or device); name a {what}"])
+    if info.st_size > MAX_FILE_BYTES:
+        raise PipelineFileError(
+            [f"{path} has {info.st_size:,} bytes, more than a {what} ({MAX_FILE_BYTES:,} at most)"]
+        )
+    data = path.read_bytes()[: MAX_FILE_BYTES + 1]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelineFileError(
+            [f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8"]
+        ) from None
+
 
 _M = TypeVar("_M", bound="BaseModel")
 
@@ -152,6 +183,9 @@ def validate_yaml(
         raise error(
             [f"{path}: nested too deeply to read; a pipeline file is a few levels deep"]
         ) from None
+    except ValueError as exc:
+        # A value YAML reads but Python cannot hold, e.g. an int of thousands of digits.
+        raise error([f"{path}: a value cannot be read: {exc}; write it shorter"]) from None
     finally:
         if loader is not None:
             loader.dispose()
