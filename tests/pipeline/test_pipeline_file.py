@@ -303,3 +303,18 @@ def test_a_directory_a_device_a_huge_file_binary_bytes_and_a_huge_number_are_ref
     for path, words in cases.items():
         with pytest.raises(PipelineFileError, match=words):
             load_pipeline(path)
+
+
+def test_an_output_of_python_objects_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "objects.yaml"
+    path.write_text(
+        "name: objects\n"
+        "actors:\n"
+        "  - name: camera\n"
+        "    class: rigd.pipeline.SimulatedCamera\n"
+        "    options: {shape: [4, 4], dtype: object, n_frames: 3}\n"
+        "record: [camera.frames]\n"
+    )
+
+    with pytest.raises(PipelineFileError, match="holds Python objects"):
+        plan_pipeline(path)

@@ -147,6 +147,14 @@ class ShapeStage:
                     except TypeError as exc:
                         problems.append(f"{pfile.where(*self._key(name, 'outputs', out))}: {exc}")
                         continue
+                    if parse_dtype(text).hasobject:
+                        problems.append(
+                            f"{pfile.where(*self._key(name, 'outputs', out))}: output "
+                            f"{name}.{out} has dtype {parse_dtype(text)}, which holds Python "
+                            "objects; a ring holds plain numbers: give a numeric (or "
+                            "structured numeric) dtype, or make the output kind: messages"
+                        )
+                        continue
                     specs[name, out] = (tuple(int(n) for n in shape), text)
                     record = parse_dtype(text).names is not None
                     kind = declared.get(out) or ("records" if record else "frames")
