@@ -233,3 +233,18 @@ def test_rigd_run_warns_when_a_paced_source_falls_behind(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "warning: camera runs at" in result.stderr
     assert "below its 200 fps" in result.stderr
+
+
+def test_a_run_id_the_rest_api_would_refuse_is_refused_and_nothing_starts(tmp_path: Path) -> None:
+    for bad in ("bad/id", "../up", " lead"):
+        done = subprocess.run(
+            [sys.executable, "-m", "rigd", "run", "--run-id", bad],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert done.returncode == 2, done.stderr
+        assert "nothing was started" in done.stderr
+    assert not (tmp_path / "rigd-data").exists()

@@ -32,6 +32,8 @@ __all__ = ["DEMO_PIPELINE", "format_progress", "format_report", "run_pipeline"]
 DEMO_PIPELINE = BUNDLED_PIPELINES / "demo.yaml"
 _TTY_EVERY_S = 0.5
 _PLAIN_EVERY_S = 2.0
+#: A run id, as the REST API takes it (it names the run file).
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def format_progress(status: PipelineStatus) -> str:
@@ -96,6 +98,13 @@ def run_pipeline(
             print(f"  {problem}", file=err)
         return 2
 
+    if run_id is not None and not _RUN_ID.fullmatch(run_id):
+        print(
+            f"rigd run: run id {run_id!r}: use letters, digits, '.', '_' and '-' (up to 128, "
+            "starting with a letter or digit), e.g. m12-s3; nothing was started",
+            file=err,
+        )
+        return 2
     interrupts = _Interrupts()
     previous = signal.signal(signal.SIGINT, interrupts.handle)
     # SIGTERM (systemd, `timeout`, kill) stops cleanly too, as a first Ctrl-C does.
