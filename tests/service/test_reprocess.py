@@ -90,6 +90,7 @@ def test_each_file_is_replayed_into_a_new_run_file_and_a_bad_one_does_not_stop_t
         expected = first[:, 0, :].sum(axis=1, dtype=np.int64)[:, None]
         np.testing.assert_array_equal(f["sums/frames"][:], expected)
         assert f.attrs["run_state"] == "complete"
+        assert "first.h5" in str(f.attrs["reprocessed_from"])
 
 
 def test_inputs_of_one_name_get_outputs_of_their_own_and_no_output_is_overwritten(

@@ -109,7 +109,13 @@ def _replay_one(
         part = replay_pipeline(text, run_file, out_dir)
         pfile = load_pipeline(f"<{run_file}>", text=yaml.safe_dump(part, sort_keys=False))
         run_id = run_id or f"{Path(run_file).stem}-reprocessed"
-        pipeline = Pipeline(plan_pipeline(pfile), run_id=run_id)
+        # The new file says where it came from (the source file's own metadata
+        # stays in the source).
+        pipeline = Pipeline(
+            plan_pipeline(pfile),
+            run_id=run_id,
+            metadata={"reprocessed_from": str(Path(run_file).resolve())},
+        )
         pipeline.start()
         try:
             finished = pipeline.wait(_WAIT_S)
