@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -221,7 +222,11 @@ def test_init_twice_is_an_error_unless_told_to_ignore_it() -> None:
     assert rigd.init(ignore_reinit_error=True)["namespace"].startswith("anonymous-")
 
 
-def test_init_with_address_auto_and_no_daemon_says_how_to_fix_it() -> None:
+def test_init_with_address_auto_and_no_daemon_says_how_to_fix_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where no daemon is, even while the user's own `rigd serve` runs.
+    monkeypatch.setenv("RIGD_ADDRESS", str(tmp_path))
     with pytest.raises(ConnectionError, match=r"none is running.*or call rigd\.init\(\)"):
         rigd.init(address="auto")
 

@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -19,9 +20,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_gpus(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*RIGD, "gpus"], capture_output=True, text=True, env={**os.environ, **env}, check=False
-    )
+    # RIGD_ADDRESS: a directory with no daemon, so the command asks NVML itself
+    # even while the user's own `rigd serve` runs.
+    with tempfile.TemporaryDirectory() as nowhere:
+        return subprocess.run(
+            [*RIGD, "gpus"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "RIGD_ADDRESS": nowhere, **env},
+            check=False,
+        )
 
 
 def test_simulated_gpus_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
