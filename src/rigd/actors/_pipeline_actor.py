@@ -26,6 +26,11 @@ Errors: an exception from ``run_step`` is logged (the first with its
 traceback, then at most one summary line every ``_LOG_EVERY_S``), and the loop
 goes on. After ``max_step_errors`` failures in a row the actor gives up: its
 process exits, and its restart policy (``max_restarts``) decides what next.
+
+Why ~450 lines: the base class is one protocol (attach, set up, run, pause,
+finish, stop, the GUI hook) between the supervisor and the user's actor,
+every step of it a ``__rigd_*__`` method on the same object; its helpers
+with a concept of their own live beside it.
 """
 
 from __future__ import annotations

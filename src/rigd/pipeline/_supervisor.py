@@ -21,7 +21,7 @@ Pause: ``pause``/``resume`` move the run between ``running`` and
 kill may begin from a pause, and a source restarted during one holds again.
 A run's log lines go to one file (``_run_log``).
 
-Why ~590 lines: this is one object's lifecycle (load, run, pause, stop,
+Why ~600 lines: this is one object's lifecycle (load, run, pause, stop,
 kill, teardown) over the rings and actors it owns; its parts with a concept
 of their own live beside it (``_state``, ``_actor_watch``, ``_run_status``,
 ``_pause``, ``_run_log``, ``_endpoints``), and what is left shares the

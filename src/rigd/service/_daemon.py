@@ -12,8 +12,9 @@ The end of a run comes as an event from the pipeline (``Pipeline.on_end``:
 its sources finished and every reader drained, or an actor failed for good);
 the daemon then stops it and records how it ended. The monitor (``_monitor``)
 samples the running pipeline twice a second for status, health and the disk.
-This module (~420 lines) is the state machine alone; its parts are beside
-it: the journal of runs (``_journal``), the disk (``_disk``), events
+This module (~510 lines, with pause and resume) is the state machine
+alone, every method a move of it under one lock; its parts are beside it:
+the journal of runs (``_journal``), the disk (``_disk``), events
 (``_events``), the status sample (``_snapshot``), pipeline files
 (``_pipelines``).
 """
