@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
 
 from rigd.service._asgi import in_thread
 from rigd.service._daemon import Daemon
@@ -73,12 +74,19 @@ async def resume_run(daemon: DaemonDep) -> dict[str, Any]:
     return {"run_id": record.run_id, "state": "running", "paused_s": paused_s}
 
 
+def _whole_number(value: Any) -> Any:
+    """A count as a query gives it: digits only (``+0.0`` or ``1e3`` is refused, 422)."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError(f"a whole number of lines, e.g. 100; got {value!r}")
+    return value
+
+
 @router.get("/v1/runs/{run_id}/logs", responses=errors(401, 404, 422))
 async def run_logs(
     daemon: DaemonDep,
     run_id: str,
     actor: str | None = None,
-    tail: Annotated[int | None, Query(ge=0)] = None,
+    tail: Annotated[int | None, BeforeValidator(_whole_number), Query(ge=0)] = None,
 ) -> dict[str, Any]:
     """A run's log lines (``current`` for the latest run): every actor's, or
     one ``actor``'s, the last ``tail`` of them (at most 10,000)."""
