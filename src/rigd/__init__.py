@@ -17,7 +17,10 @@ The public API is Ray's actor API (``import rigd`` in place of ``import ray``)::
     print(rigd.get(counter.increment.remote()))  # 1
 """
 
-from rigd import actor, exceptions, state, store, util
+import importlib
+from typing import Any
+
+from rigd import actor, exceptions, state, util
 from rigd._version import __version__
 from rigd.actors import (
     Actor,
@@ -62,3 +65,11 @@ __all__ = [
     "util",
     "wait",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``rigd.store`` on first use: it brings numpy and the rings, which an
+    # actor's worker process (it imports rigd) must not pay for at start.
+    if name == "store":
+        return importlib.import_module("rigd.store")
+    raise AttributeError(f"module 'rigd' has no attribute {name!r}")
