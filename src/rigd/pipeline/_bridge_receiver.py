@@ -15,6 +15,7 @@ import zmq
 from rigd._exceptions import WouldBlock
 from rigd.actors import Actor
 from rigd.pipeline._bridge_wire import HEARTBEAT_S, ID, POLL_MS, check_timeouts
+from rigd.pipeline._frame_spec import frame_spec
 
 __all__ = ["BridgeReceiver"]
 
@@ -58,18 +59,7 @@ class BridgeReceiver(Actor):
 
     @staticmethod
     def _check(shape: Any, dtype: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
-        try:
-            shape = tuple(int(n) for n in shape)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"shape must be a list of sizes, e.g. [512, 512], got {shape!r}"
-            ) from None
-        if not shape or any(n <= 0 for n in shape):
-            raise ValueError(f"shape must be positive sizes, got {list(shape)}")
-        try:
-            return shape, np.dtype(dtype)
-        except TypeError:
-            raise ValueError(f"dtype {dtype!r} is not a numpy dtype (e.g. uint16)") from None
+        return frame_spec(shape, dtype)
 
     @classmethod
     def describe_outputs(

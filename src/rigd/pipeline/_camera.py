@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from rigd.actors import Actor
+from rigd.pipeline._frame_spec import frame_spec
 
 __all__ = ["SimulatedCamera"]
 
@@ -67,18 +68,7 @@ class SimulatedCamera(Actor):
     def _check(
         shape: Any, dtype: Any, pattern: str, fps: float | None, n_frames: int | None
     ) -> tuple[tuple[int, ...], np.dtype[Any]]:
-        try:
-            shape = tuple(int(n) for n in shape)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"shape must be a list of sizes, e.g. [512, 512], got {shape!r}"
-            ) from None
-        if not shape or any(n <= 0 for n in shape):
-            raise ValueError(f"shape must be positive sizes, got {list(shape)}")
-        try:
-            dt = np.dtype(dtype)
-        except TypeError:
-            raise ValueError(f"dtype {dtype!r} is not a numpy dtype (e.g. uint16)") from None
+        shape, dt = frame_spec(shape, dtype)
         if pattern not in _PATTERNS:
             raise ValueError(f"pattern must be one of {list(_PATTERNS)}, got {pattern!r}")
         if fps is not None and (

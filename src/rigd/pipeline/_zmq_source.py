@@ -29,6 +29,7 @@ import zmq
 
 from rigd._exceptions import RigdError
 from rigd.actors import Actor
+from rigd.pipeline._frame_spec import frame_spec
 
 __all__ = ["ZmqSource"]
 
@@ -95,18 +96,7 @@ class ZmqSource(Actor):
 
     @staticmethod
     def _check(shape: Any, dtype: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
-        try:
-            shape = tuple(int(n) for n in shape)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"shape must be a list of sizes, e.g. [512, 512], got {shape!r}"
-            ) from None
-        if not shape or any(n <= 0 for n in shape):
-            raise ValueError(f"shape must be positive sizes, got {list(shape)}")
-        try:
-            dt = np.dtype(dtype)
-        except TypeError:
-            raise ValueError(f"dtype {dtype!r} is not a numpy dtype (e.g. uint16)") from None
+        shape, dt = frame_spec(shape, dtype)
         if dt.hasobject:
             raise ValueError(f"dtype must be a plain numeric dtype, got {dt}")
         return shape, dt
