@@ -17,16 +17,12 @@ the runs).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from cpu_ab import ab_main
 
 from rigd.storage import RunWriter, StreamSpec
 
@@ -69,39 +65,5 @@ def measure() -> dict[str, float]:
     return figures
 
 
-def run(src: str) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=src)
-    out = subprocess.run(
-        [sys.executable, __file__, "--child"], env=env, capture_output=True, text=True, check=True
-    )
-    figures: dict[str, float] = json.loads(out.stdout)
-    return figures
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--against", help="the src folder of the rigd to compare with")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure()))
-        return
-    here = str(Path(__file__).resolve().parents[1] / "src")
-    if not args.against:
-        for name, us in run(here).items():
-            print(f"{name:26s} {us:8.1f} us of CPU per frame")
-        return
-    ours: list[dict[str, float]] = []
-    theirs: list[dict[str, float]] = []
-    for _ in range(3):
-        theirs.append(run(args.against))
-        ours.append(run(here))
-    print(f"{'us of CPU per frame':26s} {'this tree':>10s} {'other':>8s} {'ratio':>6s}")
-    for name in ours[0]:
-        a = min(r[name] for r in ours)
-        b = min(r[name] for r in theirs)
-        print(f"{name:26s} {a:10.1f} {b:8.1f} {a / b:6.2f}")
-
-
 if __name__ == "__main__":
-    main()
+    ab_main(__doc__ or "", __file__, measure, 26, 1)

@@ -17,16 +17,12 @@ over the other's (best of 7 rounds of 20,000 frames per run).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from cpu_ab import ab_main
 
 from rigd.storage import FrameRing
 
@@ -70,41 +66,5 @@ def measure() -> dict[str, float]:
     return figures
 
 
-def run(src: str) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=src)
-    out = subprocess.run(
-        [sys.executable, __file__, "--child"], env=env, capture_output=True, text=True, check=True
-    )
-    figures: dict[str, float] = json.loads(out.stdout)
-    return figures
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--against", help="the src folder of the rigd to compare with")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure()))
-        return
-    here = str(Path(__file__).resolve().parents[1] / "src")
-    if not args.against:
-        for name, us in run(here).items():
-            print(f"{name:36s} {us:6.2f} us of CPU per frame")
-        return
-    ours: list[dict[str, float]] = []
-    theirs: list[dict[str, float]] = []
-    for _ in range(3):
-        theirs.append(run(args.against))
-        ours.append(run(here))
-    print(
-        f"{'frame path':36s} {'this tree':>10s} {'other':>8s} {'ratio':>6s}  (us of CPU per frame)"
-    )
-    for name in ours[0]:
-        a = min(r[name] for r in ours)
-        b = min(r[name] for r in theirs)
-        print(f"{name:36s} {a:10.2f} {b:8.2f} {a / b:6.2f}")
-
-
 if __name__ == "__main__":
-    main()
+    ab_main(__doc__ or "", __file__, measure, 36, 2)
