@@ -275,3 +275,39 @@ def test_a_generator_task_whose_worker_died_is_retried_without_repeating_items(
     items = [rigd.get(ref, timeout=60) for ref in dies_once_at_3.remote(marker)]
     assert items == [0, 1, 2, 3, 4]
     assert os.path.exists(marker)
+
+
+@rigd.remote(num_cpus=2)
+class TwoCpus:
+    def ping(self) -> str:
+        return "pong"
+
+
+def test_cluster_and_available_resources_count_what_live_actors_hold() -> None:
+    rigd.init(num_cpus=3)
+    assert rigd.cluster_resources() == {"CPU": 3.0}
+    assert rigd.available_resources() == {"CPU": 3.0}
+
+    actor = TwoCpus.remote()
+    rigd.get(actor.ping.remote(), timeout=30)
+    assert rigd.available_resources() == {"CPU": 1.0}
+    full = TwoCpus.options(num_cpus=1).remote()
+    rigd.get(full.ping.remote(), timeout=30)
+    assert "CPU" not in rigd.available_resources()  # nothing free: left out, as in Ray
+
+    rigd.kill(actor)
+    rigd.kill(full)
+    wait_until(lambda: rigd.available_resources() == {"CPU": 3.0}, what="the CPUs to return")
+    assert rigd.cluster_resources() == {"CPU": 3.0}
+
+
+def test_a_killed_actors_error_carries_rays_sentence_too() -> None:
+    actor = Pid.remote()
+    rigd.get(actor.pid.remote(), timeout=30)
+
+    rigd.kill(actor)
+
+    with pytest.raises(ActorDiedError) as info:
+        rigd.get(actor.pid.remote(), timeout=30)
+    assert "killed with rigd.kill()" in str(info.value)
+    assert "The actor is dead because it was killed by `ray.kill`" in str(info.value)

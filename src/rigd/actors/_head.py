@@ -109,6 +109,7 @@ class Head:
             p.DeathReason: lambda c, r, m: self._actors.death(c, r, m.actor_id, m.incarnation),
             p.ListActors: lambda c, r, m: self._reply(c, r, self._actors.rows(), True),
             p.ListTasks: lambda c, r, m: self._reply(c, r, self._task_log.rows(), True),
+            p.ResourcesNow: lambda c, r, m: self._reply(c, r, self.resources.now(), True),
             p.RefGet: lambda c, r, m: self._refs.get(c, r, m.ref_id),
         }
         self._notice_handlers: dict[type, Callable[[Peer, Any], None]] = {
