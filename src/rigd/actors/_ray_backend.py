@@ -220,12 +220,12 @@ def get_gpu_ids() -> list[int]:
 
 def cluster_resources() -> dict[str, float]:
     """``ray.cluster_resources``."""
-    return dict(ray.cluster_resources())
+    return dict(ray.cluster_resources())  # type: ignore[no-untyped-call]
 
 
 def available_resources() -> dict[str, float]:
     """``ray.available_resources``."""
-    return dict(ray.available_resources())
+    return dict(ray.available_resources())  # type: ignore[no-untyped-call]
 
 
 # -- nodes and placement groups (cluster pipelines) ------------------------------------------
