@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -311,3 +314,54 @@ def test_a_killed_actors_error_carries_rays_sentence_too() -> None:
         rigd.get(actor.pid.remote(), timeout=30)
     assert "killed with rigd.kill()" in str(info.value)
     assert "The actor is dead because it was killed by `ray.kill`" in str(info.value)
+
+
+_SECOND_DRIVER = """
+import rigd
+
+facts = rigd.init(address={address!r}, namespace="lab")
+
+@rigd.remote
+class Pinger:
+    def ping(self):
+        return "pong from the other driver"
+
+kept = Pinger.options(name="kept", lifetime="detached").remote()
+gone = Pinger.options(name="gone").remote()
+print(rigd.get(kept.ping.remote(), timeout=30), rigd.get(gone.ping.remote(), timeout=30))
+print(facts["num_cpus"])
+"""
+
+
+def test_a_second_driver_joins_the_session_by_the_address_init_returned() -> None:
+    info = rigd.init(namespace="lab", num_cpus=2)
+
+    out = subprocess.run(
+        [sys.executable, "-c", _SECOND_DRIVER.format(address=info["address"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[1] == "2.0"  # the session's CPUs, as its starter set them
+    kept = rigd.get_actor("kept")  # detached: it outlives the driver that made it
+    assert rigd.get(kept.ping.remote(), timeout=30) == "pong from the other driver"
+
+    def gone() -> bool:
+        try:
+            rigd.get_actor("gone")
+        except ValueError:
+            return True
+        return False
+
+    wait_until(gone, timeout=30, what="the other driver's actor to end with it")
+
+
+def test_an_address_that_is_no_live_session_is_refused_and_starts_nothing(tmp_path: Path) -> None:
+    not_a_session = tmp_path / "rigd-not-a-session"
+    not_a_session.mkdir()
+
+    with pytest.raises(ValueError, match=r"a live session's directory"):
+        rigd.init(address=str(not_a_session))
+    assert not rigd.is_initialized()

@@ -297,8 +297,9 @@ class Head:
         actor = self._actors.names.lookup(message.namespace, message.name)
         if actor is None:
             name, namespace = message.name, message.namespace
-            error = ValueError(
-                f"no actor named {name!r} in namespace {namespace!r}; create it with "
+            error = ValueError(  # Ray's opening words: ported code matches them
+                f"Failed to look up actor with name {name!r} in namespace {namespace!r}: "
+                f"there is none; create it with "
                 f".options(name={name!r}).remote(), or look in another namespace"
             )
             self._reply(peer, req_id, error, False)
