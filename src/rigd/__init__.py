@@ -20,7 +20,7 @@ The public API is Ray's actor API (``import rigd`` in place of ``import ray``)::
 import importlib
 from typing import Any
 
-from rigd import actor, exceptions, state, util
+from rigd import actor, exceptions, job_config, state, util
 from rigd._version import __version__
 from rigd.actors import (
     Actor,
@@ -59,6 +59,7 @@ __all__ = [
     "get_runtime_context",
     "init",
     "is_initialized",
+    "job_config",
     "kill",
     "method",
     "put",

@@ -7,6 +7,7 @@ have is an ``OutOfScope`` stand-in: importing it works, using it raises
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.machinery
 import sys
@@ -135,6 +136,10 @@ exceptions = _Provided("ray.exceptions", exceptions)  # type: ignore[assignment]
 actor = _Provided("ray.actor", actor)  # type: ignore[assignment]
 util = _Provided("ray.util", util)  # type: ignore[assignment]
 state = _Provided("ray.state", rigd.state)
+job_config = _Provided("ray.job_config", rigd.job_config)
+_placement_group = _Provided(
+    "ray.util.placement_group", importlib.import_module("rigd.util.placement_group")
+)
 _raylet_names = types.ModuleType("ray._raylet")
 _raylet_names.ObjectRef = rigd.ObjectRef  # type: ignore[attr-defined]
 _raylet_names.ObjectRefGenerator = rigd.ObjectRefGenerator  # type: ignore[attr-defined]
@@ -173,6 +178,11 @@ _PROVIDED = {
     "ray.actor": actor,
     "ray.util": util,
     "ray.state": state,
+    "ray.job_config": job_config,
+    "ray.util.placement_group": _placement_group,
+    "ray.util.scheduling_strategies": _Provided(
+        "ray.util.scheduling_strategies", util.scheduling_strategies
+    ),
     "ray._raylet": _raylet,
     "ray._private.state": _private_state,
 }

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rigd._exceptions import ActorDiedError, ResourceUnavailableError
 from rigd.actors._events import TaskLog, TaskState
@@ -26,10 +26,14 @@ from rigd.actors._head_records import ActorRecord, ActorState, Peer, Worker, dea
 from rigd.actors._messages import ExitKind, TerminateMode
 from rigd.actors._names import NameRegistry
 from rigd.actors._options import ActorOptions
+from rigd.actors._placement_group import group_of
 from rigd.actors._protocol import CreateActor, Terminate, encode
 from rigd.actors._resources import Resources
 from rigd.actors._started import table_path
 from rigd.actors._worker_pool import WorkerPool
+
+if TYPE_CHECKING:
+    from rigd.actors._placement_groups import PlacementGroups
 
 __all__ = ["MAX_DEAD_ACTORS", "PROMPT_KILL_AFTER_S", "ActorTable"]
 
@@ -86,6 +90,8 @@ class ActorTable:
         self._actors: dict[str, ActorRecord] = {}
         self._pending: collections.deque[ActorRecord] = collections.deque()
         self._dead: collections.deque[str] = collections.deque()
+        #: The placement groups actors may be placed in (set by the head).
+        self.groups: PlacementGroups | None = None
 
     def __iter__(self) -> Iterator[ActorRecord]:
         return iter(list(self._actors.values()))
@@ -123,7 +129,7 @@ class ActorTable:
                 return
         cpus = float(options.num_cpus or 0)
         problem = self._resources.impossible(f"actor {request.class_name}", cpus, options.num_gpus)
-        if problem is not None:
+        if problem is not None and group_of(options) is None:
             self._reply(peer, req_id, ResourceUnavailableError(problem), False)
             return
         actor = ActorRecord(
@@ -145,19 +151,35 @@ class ActorTable:
 
     def start_pending(self) -> None:
         """Start the pending actors, in order, while their resources are free."""
-        while self._pending and not self._stopping():
-            actor = self._pending[0]
+        blocked = False  # the pool's actors start in order; a group's, when their bundle has room
+        for actor in list(self._pending):
+            if self._stopping():
+                return
+            if actor not in self._pending:
+                continue  # started or ended by a call below
             if actor.state is not ActorState.PENDING:
-                self._pending.popleft()
+                self._pending.remove(actor)
                 continue
-            if actor.cpus > self._resources.cpus_free:
-                return  # waits, as in Ray, until an actor or task frees CPUs
+            group = group_of(actor.options)
+            if group is not None and self.groups is not None:
+                placed = self.groups.take(actor, *group)
+                if placed is not False:
+                    self._pending.remove(actor)
+                    if placed is True:
+                        self._launch(actor)
+                    else:
+                        self.dead(actor, death_reason(actor, ExitKind.GROUP_REMOVED, ""))
+                continue
+            if blocked or actor.cpus > self._resources.cpus_free:
+                blocked = True  # waits, as in Ray, until an actor or task frees CPUs
+                continue
             if actor.options.num_gpus:
                 gpus = self._resources.allocate_gpus(float(actor.options.num_gpus))
                 if gpus is None:
-                    return  # waits until an actor frees a GPU
+                    blocked = True  # waits until an actor frees a GPU
+                    continue
                 actor.gpus = gpus
-            self._pending.popleft()
+            self._pending.remove(actor)
             self._resources.take_cpus(actor.cpus)
             self._launch(actor)
 
@@ -261,7 +283,11 @@ class ActorTable:
         for incarnation in range(actor.restarts + 1):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(table_path(self._session_dir, actor.actor_id, incarnation))
-        if was_running:
+        if group_of(actor.options) is not None and self.groups is not None:
+            if was_running:
+                self.groups.give(actor)  # its bundle, not the pool, held its CPUs and GPUs
+            actor.gpus = ()
+        elif was_running:
             self._resources.give_cpus(actor.cpus)
         if actor.gpus:
             self._resources.release_gpus(actor.gpus, float(actor.options.num_gpus))
@@ -287,6 +313,16 @@ class ActorTable:
             worker.exit_detail = detail
         if worker.actor is not None:
             self.names.free(worker.actor)
+
+    def end_in_group(self, actor_id: str) -> None:
+        """End the actor for good, without restart: its placement group was removed."""
+        actor = self._actors.get(actor_id)
+        if actor is None or actor.state is ActorState.DEAD:
+            return
+        if actor.worker is not None:
+            actor.worker.allow_restart = False
+        self.names.free(actor)
+        self._kill(actor, ExitKind.GROUP_REMOVED, "")
 
     def kill(self, actor_id: str, no_restart: bool) -> None:
         """``rigd.kill``: kill the actor's process (it restarts unless ``no_restart``)."""

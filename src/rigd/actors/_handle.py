@@ -31,6 +31,7 @@ from rigd.actors import _session
 from rigd.actors._arguments import probing, serialize_args, unserializable
 from rigd.actors._options import ActorOptions
 from rigd.actors._pickling import dumps_by_value
+from rigd.actors._placement_group import PlacementGroup, check_fits
 from rigd.actors._protocol import CreateActor
 from rigd.actors._ref import ObjectRef
 from rigd.actors._returns import check_num_returns, split_returns
@@ -251,6 +252,11 @@ class ActorClass(Generic[T]):
                 self._cls, self._options, _ray_method_options(self._cls), args, kwargs
             )
         runtime = _session.get_runtime()
+        group = getattr(self._options.scheduling_strategy, "placement_group", None)
+        if isinstance(group, PlacementGroup):
+            index = self._options.scheduling_strategy.placement_group_bundle_index
+            opts = self._options
+            check_fits(self._cls.__qualname__, group, index, opts.num_cpus or 0, opts.num_gpus)
         args_body = serialize_args(
             self._cls.__init__, f"{self.__name__}.__init__", args, kwargs, runtime.shm_prefix
         )

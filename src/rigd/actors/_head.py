@@ -33,6 +33,7 @@ from rigd.actors._actor_table import ActorTable
 from rigd.actors._events import TaskLog
 from rigd.actors._head_records import ActorState, Peer, Worker, death_reason
 from rigd.actors._messages import ExitKind, TerminateMode
+from rigd.actors._placement_groups import PlacementGroups
 from rigd.actors._ref_broker import RefBroker
 from rigd.actors._resources import Resources
 from rigd.actors._scheduler import TaskScheduler
@@ -99,6 +100,10 @@ class Head:
             stopping=self._is_stopping,
         )
         self._refs = RefBroker(self._reply, self._send)
+        self._groups = PlacementGroups(
+            self.resources, self._reply, self._actors.end_in_group, on_freed=self._on_group_freed
+        )
+        self._actors.groups = self._groups
         # Requests: handler(caller, request id, record); notices: handler(caller, record).
         self._request_handlers: dict[type, Callable[[Peer, int, Any], None]] = {
             p.CreateActor: self._actors.create,
@@ -111,6 +116,10 @@ class Head:
             p.ListTasks: lambda c, r, m: self._reply(c, r, self._task_log.rows(), True),
             p.ResourcesNow: lambda c, r, m: self._reply(c, r, self.resources.now(), True),
             p.RefGet: lambda c, r, m: self._refs.get(c, r, m.ref_id),
+            p.CreatePlacementGroup: self._groups.create,
+            p.PlacementGroupReady: lambda c, r, m: self._groups.ready(c, r, m.group_id),
+            p.RemovePlacementGroup: lambda c, r, m: self._groups.remove(c, r, m.group_id),
+            p.PlacementGroupTable: self._groups.table,
         }
         self._notice_handlers: dict[type, Callable[[Peer, Any], None]] = {
             p.Hello: self._on_hello,
@@ -281,6 +290,7 @@ class Head:
         if peer.worker is not None:
             self._on_worker_exit(peer.worker)
         self._actors.peer_lost(peer)
+        self._groups.peer_lost(peer)
 
     def _on_worker_exit(self, worker: Worker) -> None:
         if not self._pool.reap(worker):
@@ -289,6 +299,11 @@ class Head:
         self._tasks.worker_exited(worker)
 
     def _on_actor_freed(self) -> None:
+        self._groups.reserve_pending()
+        self._tasks.dispatch()
+
+    def _on_group_freed(self) -> None:
+        self._actors.start_pending()
         self._tasks.dispatch()
 
     # -- requests and notices that touch more than one owner ------------------------

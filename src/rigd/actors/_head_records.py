@@ -201,10 +201,12 @@ def death_reason(actor: ActorRecord, kind: ExitKind | None, detail: str) -> str:
         ExitKind.CONSTRUCTOR_FAILED: "its constructor raised an exception",
         ExitKind.CREATOR_DIED: "the process that created it died",
         ExitKind.SHUTDOWN: "the rigd runtime was shut down",
+        ExitKind.GROUP_REMOVED: "its placement group was removed (in Ray's words: The actor "
+        "is dead because its placement group was removed.)",
         ExitKind.CRASHED: "its process died unexpectedly",
         None: "it died",
     }[kind]
     text = f"The actor {actor.class_name} ({actor.actor_id}) died: {why}"
-    if detail and kind is not ExitKind.KILLED:
+    if detail and kind not in (ExitKind.KILLED, ExitKind.GROUP_REMOVED):
         text += f": {detail}" if kind is not ExitKind.CONSTRUCTOR_FAILED else f":\n{detail}"
     return text

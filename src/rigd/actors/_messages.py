@@ -67,6 +67,10 @@ class Msg(IntEnum):
     REF_GET = 26  # a borrower asks for the value of a pending ref another process owns
     REF_CANCEL = 27  # a borrower cancels a pending ref another process owns (one-way)
     RESOURCES = 28  # the session's CPUs and GPUs: total and free (Ray's *_resources())
+    CREATE_PLACEMENT_GROUP = 60  # reserve a placement group's bundles (_placement_groups)
+    PLACEMENT_GROUP_READY = 61  # answered once the group's bundles are reserved
+    REMOVE_PLACEMENT_GROUP = 62
+    PLACEMENT_GROUP_TABLE = 63
     # any process -> head (one-way)
     ACQUIRE = 20
     RELEASE = 21
@@ -112,6 +116,7 @@ class ExitKind(StrEnum):
     CONSTRUCTOR_FAILED = "constructor_failed"
     CREATOR_DIED = "creator_died"
     SHUTDOWN = "shutdown"
+    GROUP_REMOVED = "group_removed"
 
 
 # -- the kinds as plain ints, the one definition every process uses ------------

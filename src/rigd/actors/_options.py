@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 from rigd.actors._returns import check_num_returns
-from rigd.actors._scheduling import check_scheduling_strategy
+from rigd.actors._scheduling import PlacementGroupSchedulingStrategy, check_scheduling_strategy
 
 __all__ = ["ActorOptions", "TaskOptions", "check_name"]
 
@@ -76,6 +76,9 @@ class ActorOptions:
         lifetime: ``"detached"`` to outlive the creator and its handles.
         scheduling_strategy: one of Ray's; on one machine each means this
             machine (see ``rigd.util.scheduling_strategies``).
+        placement_group: Ray's older spelling of
+            ``PlacementGroupSchedulingStrategy(placement_group, placement_group_bundle_index)``.
+        placement_group_bundle_index: the bundle, with ``placement_group`` (-1: any).
     """
 
     num_cpus: float | None = None
@@ -91,8 +94,21 @@ class ActorOptions:
     get_if_exists: bool = False
     lifetime: Lifetime = None
     scheduling_strategy: Any = None
+    placement_group: Any = None
+    placement_group_bundle_index: int = -1
 
     def __post_init__(self) -> None:
+        if self.placement_group not in (None, "default"):
+            if self.scheduling_strategy is not None:
+                raise ValueError(
+                    "placement_group= and scheduling_strategy= both name a placement; pass "
+                    "only scheduling_strategy=PlacementGroupSchedulingStrategy(...)"
+                )
+            strategy = PlacementGroupSchedulingStrategy(
+                self.placement_group, self.placement_group_bundle_index
+            )
+            object.__setattr__(self, "scheduling_strategy", strategy)
+            object.__setattr__(self, "placement_group", None)
         check_scheduling_strategy(self.scheduling_strategy)
         if self.num_cpus is not None:
             _check_resource("num_cpus", self.num_cpus)

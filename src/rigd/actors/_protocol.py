@@ -25,6 +25,7 @@ __all__ = [
     "CancelRunning",
     "CancelTask",
     "CreateActor",
+    "CreatePlacementGroup",
     "DeathReason",
     "Exiting",
     "GetActor",
@@ -37,12 +38,15 @@ __all__ = [
     "ListActors",
     "ListTasks",
     "Notice",
+    "PlacementGroupReady",
+    "PlacementGroupTable",
     "RefCancel",
     "RefCancelWanted",
     "RefGet",
     "RefValue",
     "RefWanted",
     "Release",
+    "RemovePlacementGroup",
     "Request",
     "ResourcesNow",
     "RunTask",
@@ -84,6 +88,35 @@ class CreateActor(NamedTuple):
     cls_body: bytes
     args_body: bytes
     options: Any  # ActorOptions
+    namespace: str
+
+
+class CreatePlacementGroup(NamedTuple):
+    """Request: add a placement group (``_placement_groups``); reserved when it fits."""
+
+    group: Any  # PlacementGroup
+    name: str
+    namespace: str
+    strategy: str
+    detached: bool
+
+
+class PlacementGroupReady(NamedTuple):
+    """Request: answered with the group once its bundles are reserved."""
+
+    group_id: bytes
+
+
+class RemovePlacementGroup(NamedTuple):
+    """Request: remove a placement group (its actors are killed)."""
+
+    group_id: bytes
+
+
+class PlacementGroupTable(NamedTuple):
+    """Request: the placement groups' rows (one named group when ``name`` is set)."""
+
+    name: str
     namespace: str
 
 
@@ -321,6 +354,10 @@ Request = (
     | ResourcesNow
     | ListTasks
     | RefGet
+    | CreatePlacementGroup
+    | PlacementGroupReady
+    | RemovePlacementGroup
+    | PlacementGroupTable
 )
 #: Notices and worker reports: ``(kind, *fields)``.
 Notice = (
@@ -358,6 +395,10 @@ _KINDS: dict[type, Msg] = {
     CancelTask: Msg.CANCEL_TASK,
     ListTasks: Msg.LIST_TASKS,
     RefGet: Msg.REF_GET,
+    CreatePlacementGroup: Msg.CREATE_PLACEMENT_GROUP,
+    PlacementGroupReady: Msg.PLACEMENT_GROUP_READY,
+    RemovePlacementGroup: Msg.REMOVE_PLACEMENT_GROUP,
+    PlacementGroupTable: Msg.PLACEMENT_GROUP_TABLE,
     RefCancel: Msg.REF_CANCEL,
     Acquire: Msg.ACQUIRE,
     Release: Msg.RELEASE,

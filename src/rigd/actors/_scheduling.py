@@ -7,9 +7,10 @@ on a one-node cluster:
 
 - ``"DEFAULT"`` and ``"SPREAD"``: this machine (there is nothing to spread over).
 - ``NodeAffinitySchedulingStrategy``: this machine, whatever node it names.
-- ``PlacementGroupSchedulingStrategy``: this machine; the CPUs and GPUs the
-  actor or task asks for are reserved as always (a placement group's bundles
-  are not reserved ahead).
+- ``PlacementGroupSchedulingStrategy``: an actor draws its CPUs and GPUs from
+  its bundle of a ``rigd.util.placement_group`` (reserved ahead, see
+  ``_placement_groups``) and waits while the group is pending; a task's are
+  reserved from the session's pool as always.
 """
 
 from __future__ import annotations
@@ -62,7 +63,17 @@ def check_scheduling_strategy(value: object) -> None:
     """Raise ``ValueError`` unless ``value`` is one of Ray's strategies (or None)."""
     if value is None or value in SCHEDULING_STRATEGY_NAMES:
         return
-    if isinstance(value, NodeAffinitySchedulingStrategy | PlacementGroupSchedulingStrategy):
+    if isinstance(value, NodeAffinitySchedulingStrategy):
+        return
+    if isinstance(value, PlacementGroupSchedulingStrategy):
+        if value.placement_group is None or isinstance(value.placement_group, str):
+            raise ValueError(
+                f"PlacementGroupSchedulingStrategy needs the group rigd.util.placement_group() "
+                f"returned, got {value.placement_group!r}"
+            )
+        index = value.placement_group_bundle_index
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"placement_group_bundle_index must be an int, got {index!r}")
         return
     raise ValueError(
         f"scheduling_strategy must be 'DEFAULT', 'SPREAD', a NodeAffinitySchedulingStrategy "

@@ -21,6 +21,7 @@ import threading
 from typing import Any
 
 from rigd.actors._options import check_name
+from rigd.actors._job_config import JobConfig
 from rigd.actors._runtime import Runtime
 from rigd.actors._session_files import (
     SESSION_PREFIX,
@@ -58,6 +59,7 @@ def init(
     num_cpus: float | None = None,
     num_gpus: float | None = None,
     ignore_reinit_error: bool = False,
+    job_config: JobConfig | None = None,
 ) -> dict[str, Any]:
     """Start (or connect to) a rigd session for this process.
 
@@ -72,6 +74,8 @@ def init(
         num_gpus: GPUs actors and tasks may reserve (none without a GPU
             inventory).
         ignore_reinit_error: return quietly if already initialized.
+        job_config: Ray's ``JobConfig``; its ``ray_namespace`` is the namespace
+            when ``namespace`` is not given (``namespace`` wins, as in Ray).
 
     Returns:
         The session's facts: ``address`` (its directory, as Ray's key),
@@ -81,10 +85,17 @@ def init(
         RuntimeError: already initialized (and ``ignore_reinit_error`` is false).
         ConnectionError: ``address="auto"`` and no daemon is running, or the
             session at ``address`` does not answer.
-        TypeError: ``namespace`` is not a string.
+        TypeError: ``namespace`` is not a string, or ``job_config`` not a ``JobConfig``.
         ValueError: an unknown address, an empty namespace or a negative resource.
     """
     global _runtime, _head
+    if job_config is not None:
+        if not isinstance(job_config, JobConfig):
+            raise TypeError(
+                f"job_config must be a rigd.job_config.JobConfig, got {job_config!r}"
+            )
+        if namespace is None:
+            namespace = job_config.ray_namespace
     if namespace is not None:
         check_name("namespace", namespace)
     if isinstance(address, str) and (address == "ray" or address.startswith("ray:")):

@@ -1,5 +1,22 @@
 """Ray's ``ray.util`` names that Ray code uses with actors and tasks."""
 
+from rigd.util import placement_group as _placement_group_module
 from rigd.util import scheduling_strategies
+from rigd.util.placement_group import (
+    PlacementGroup,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
 
-__all__ = ["scheduling_strategies"]
+del _placement_group_module  # ``rigd.util.placement_group`` is the function, as in Ray
+
+__all__ = [
+    "PlacementGroup",
+    "get_placement_group",
+    "placement_group",
+    "placement_group_table",
+    "remove_placement_group",
+    "scheduling_strategies",
+]
