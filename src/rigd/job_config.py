@@ -1,5 +1,5 @@
 """Ray's ``ray.job_config``: ``JobConfig`` for ``rigd.init(job_config=...)``."""
 
-from rigd.actors._job_config import JobConfig
+from rigd.actors import JobConfig
 
 __all__ = ["JobConfig"]

@@ -17,8 +17,16 @@ from rigd.actors._handle import (
     MethodOptions,
     method,
 )
+from rigd.actors._job_config import JobConfig
 from rigd.actors._options import ActorOptions, TaskOptions
 from rigd.actors._pipeline_actor import Actor, Endpoints, add_input_lost_error
+from rigd.actors._placement_group import (
+    PlacementGroup,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
 from rigd.actors._ref import ObjectRef
 from rigd.actors._remote import RemoteFunction, remote
 from rigd.actors._runtime_context import RuntimeContext, get_runtime_context
@@ -42,9 +50,11 @@ __all__ = [
     "ActorOptions",
     "ActorProxy",
     "Endpoints",
+    "JobConfig",
     "MethodOptions",
     "ObjectRef",
     "ObjectRefGenerator",
+    "PlacementGroup",
     "PlacementGroupSchedulingStrategy",
     "RemoteFunction",
     "RuntimeContext",
@@ -57,6 +67,7 @@ __all__ = [
     "get",
     "get_actor",
     "get_gpu_ids",
+    "get_placement_group",
     "get_runtime",
     "get_runtime_context",
     "init",
@@ -64,9 +75,12 @@ __all__ = [
     "kill",
     "list_actors",
     "method",
+    "placement_group",
+    "placement_group_table",
     "put",
     "ray_backend",
     "remote",
+    "remove_placement_group",
     "run_locally",
     "run_log_format",
     "shutdown",

@@ -62,7 +62,9 @@ class JobConfig:
             not isinstance(metadata, dict)
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
         ):
-            raise TypeError(f"JobConfig(metadata=...) must be a dict of str to str, got {metadata!r}")
+            raise TypeError(
+                f"JobConfig(metadata=...) must be a dict of str to str, got {metadata!r}"
+            )
         self.ray_namespace = ray_namespace
         self.metadata = dict(metadata or {})
 

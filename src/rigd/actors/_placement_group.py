@@ -37,7 +37,7 @@ class PlacementGroup:
         bundle_specs: each bundle's resources, e.g. ``[{"CPU": 1.0, "GPU": 1.0}]``.
     """
 
-    def __init__(self, id: bytes, bundle_specs: list[dict[str, float]]) -> None:  # noqa: A002
+    def __init__(self, id: bytes, bundle_specs: list[dict[str, float]]) -> None:
         self.id = id
         self.bundle_specs = bundle_specs
 
@@ -141,7 +141,9 @@ def bundle_cpus_gpus(spec: dict[str, float]) -> tuple[float, float] | None:
     return spec.get("CPU", 0.0), spec.get("GPU", 0.0)
 
 
-def check_fits(who: str, group: PlacementGroup, index: int, num_cpus: float, num_gpus: float) -> None:
+def check_fits(
+    who: str, group: PlacementGroup, index: int, num_cpus: float, num_gpus: float
+) -> None:
     """Refuse an actor whose request fits no bundle of ``group`` (Ray's check and words).
 
     Raises:
@@ -174,7 +176,7 @@ def group_of(options: Any) -> tuple[bytes, int] | None:
     strategy = getattr(options, "scheduling_strategy", None)
     group = getattr(strategy, "placement_group", None)
     if isinstance(group, PlacementGroup):
-        return group.id, int(strategy.placement_group_bundle_index)
+        return group.id, int(getattr(strategy, "placement_group_bundle_index", -1))
     return None
 
 
@@ -278,7 +280,8 @@ def placement_group_table(placement_group: PlacementGroup | None = None) -> dict
     from rigd.actors._protocol import PlacementGroupTable
 
     rows = _session.get_runtime().head_call(PlacementGroupTable("", ""))
-    table = {row["placement_group_id"]: row for row, _ in rows}
+    table: dict[str, Any] = {row["placement_group_id"]: row for row, _ in rows}
     if placement_group is None:
         return table
-    return table.get(placement_group.id.hex(), {})
+    row: dict[str, Any] = table.get(placement_group.id.hex(), {})
+    return row

@@ -20,8 +20,8 @@ import tempfile
 import threading
 from typing import Any
 
-from rigd.actors._options import check_name
 from rigd.actors._job_config import JobConfig
+from rigd.actors._options import check_name
 from rigd.actors._runtime import Runtime
 from rigd.actors._session_files import (
     SESSION_PREFIX,
@@ -91,9 +91,7 @@ def init(
     global _runtime, _head
     if job_config is not None:
         if not isinstance(job_config, JobConfig):
-            raise TypeError(
-                f"job_config must be a rigd.job_config.JobConfig, got {job_config!r}"
-            )
+            raise TypeError(f"job_config must be a rigd.job_config.JobConfig, got {job_config!r}")
         if namespace is None:
             namespace = job_config.ray_namespace
     if namespace is not None:

@@ -4,7 +4,7 @@ See ``rigd.actors._placement_group`` (the API) and ``_placement_groups``
 (the head's reservations), and the README's "Differences from Ray".
 """
 
-from rigd.actors._placement_group import (
+from rigd.actors import (
     PlacementGroup,
     get_placement_group,
     placement_group,
