@@ -96,7 +96,7 @@ class Head:
             self._reply,
             self._send,
             self._task_log,
-            on_freed=self._actors.start_pending,
+            on_freed=self._on_task_freed,
             stopping=self._is_stopping,
         )
         self._refs = RefBroker(self._reply, self._send)
@@ -299,8 +299,13 @@ class Head:
         self._tasks.worker_exited(worker)
 
     def _on_actor_freed(self) -> None:
-        self._groups.reserve_pending()
+        if self._groups.reserve_pending():
+            self._actors.start_pending()  # actors waiting for a group just reserved
         self._tasks.dispatch()
+
+    def _on_task_freed(self) -> None:
+        self._groups.reserve_pending()
+        self._actors.start_pending()
 
     def _on_group_freed(self) -> None:
         self._actors.start_pending()

@@ -139,14 +139,17 @@ class PlacementGroups:
 
     # -- the pool -------------------------------------------------------------------
 
-    def reserve_pending(self) -> None:
-        """Reserve, in creation order, every pending group that fits now."""
+    def reserve_pending(self) -> bool:
+        """Reserve, in creation order, every pending group that fits now; True if any was."""
+        reserved = False
         for record in list(self._groups.values()):
             if record.state == "PENDING" and self._reserve(record):
                 record.state = "CREATED"
+                reserved = True
                 for waiter, req_id in record.ready_waiters:
                     self._reply(waiter, req_id, record.group, True)
                 record.ready_waiters.clear()
+        return reserved
 
     def _reserve(self, record: GroupRecord) -> bool:
         specs = record.group.bundle_specs
