@@ -63,6 +63,14 @@ CLASSES = {
     "take Ray's name",
 }
 
+#: In-scope tests that still fail, and why (README's "Differences from Ray"
+#: says the same); printed next to the failure.
+KNOWN_DIFFERENCES = {
+    "test_streaming_generator.py::test_generator_basic": "known difference: a streaming "
+    "generator task retried on an exception is retried at once; Ray 2.60 waits 0.5-0.9 s "
+    "per retry (its per-retry delay), and the test needs ten retries to outlast a 3-s wait",
+}
+
 
 def run_file(path: str, timeout: float) -> dict[str, dict[str, str]]:
     """Run one of Ray's test files against rigd; return each test's outcome."""
@@ -130,6 +138,9 @@ def main() -> int:
         print("\nfailures:")
         for test, reason in failures if args.verbose else failures[:40]:
             print(f"  {test}: {reason[:160]}")
+            known = next((why for t, why in KNOWN_DIFFERENCES.items() if test.startswith(t)), None)
+            if known:
+                print(f"      {known}")
     return 0
 
 
