@@ -204,6 +204,8 @@ def placement_group(
 
     Returns:
         The group's handle; ``ready()`` / ``wait()`` tell when it is reserved.
+        Connected to a Ray cluster (``rigd.init(address="ray...")``), Ray's
+        own group from ``ray.util.placement_group``.
 
     Raises:
         ValueError: bad bundles, strategy or lifetime; the name is taken.
@@ -212,6 +214,11 @@ def placement_group(
     from rigd.actors import _session
     from rigd.actors._protocol import CreatePlacementGroup
 
+    backend = _session.ray_backend()
+    if backend is not None:  # on a Ray cluster (rigd[cluster]): Ray's own group
+        return backend.ray.util.placement_group(  # type: ignore[no-any-return]
+            bundles, strategy=strategy, name=name, lifetime=lifetime
+        )
     specs = check_bundles(bundles)
     if strategy not in STRATEGIES:
         raise ValueError(f"Invalid placement group strategy {strategy!r}; use one of {STRATEGIES}")
@@ -244,6 +251,10 @@ def remove_placement_group(placement_group: PlacementGroup) -> None:
     from rigd.actors import _session
     from rigd.actors._protocol import RemovePlacementGroup
 
+    backend = _session.ray_backend()
+    if backend is not None:
+        backend.ray.util.remove_placement_group(placement_group)
+        return
     if not isinstance(placement_group, PlacementGroup):
         raise TypeError(f"expected a PlacementGroup, got {placement_group!r}")
     _session.get_runtime().head_call(RemovePlacementGroup(placement_group.id))
@@ -258,6 +269,9 @@ def get_placement_group(placement_group_name: str) -> PlacementGroup:
     from rigd.actors import _session
     from rigd.actors._protocol import PlacementGroupTable
 
+    backend = _session.ray_backend()
+    if backend is not None:
+        return backend.ray.util.get_placement_group(placement_group_name)  # type: ignore[no-any-return]
     if not isinstance(placement_group_name, str) or not placement_group_name:
         raise ValueError(
             f"get_placement_group needs a group's name (a non-empty string), "
@@ -279,6 +293,9 @@ def placement_group_table(placement_group: PlacementGroup | None = None) -> dict
     from rigd.actors import _session
     from rigd.actors._protocol import PlacementGroupTable
 
+    backend = _session.ray_backend()
+    if backend is not None:
+        return backend.ray.util.placement_group_table(placement_group)  # type: ignore[no-any-return]
     rows = _session.get_runtime().head_call(PlacementGroupTable("", ""))
     table: dict[str, Any] = {row["placement_group_id"]: row for row, _ in rows}
     if placement_group is None:
