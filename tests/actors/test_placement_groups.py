@@ -92,6 +92,8 @@ def test_an_actor_that_fits_no_bundle_is_refused_at_remote_in_rays_words() -> No
         Worker.options(num_cpus=2, scheduling_strategy=in_group(group)).remote()
     with pytest.raises(ValueError, match="placement_group_bundle_index 3 is out of range"):
         Worker.options(scheduling_strategy=in_group(group, 3)).remote()
+    with pytest.raises(ValueError, match=r"needs the group rigd\.util\.placement_group\(\)"):
+        Worker.options(scheduling_strategy=in_group("cameras"))
     with pytest.raises(ValueError, match="only scheduling_strategy"):
         Worker.options(placement_group=group, scheduling_strategy="SPREAD").remote()
     assert rigd.state.list_actors() == []

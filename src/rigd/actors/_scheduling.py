@@ -66,7 +66,7 @@ def check_scheduling_strategy(value: object) -> None:
     if isinstance(value, NodeAffinitySchedulingStrategy):
         return
     if isinstance(value, PlacementGroupSchedulingStrategy):
-        if value.placement_group is None or isinstance(value.placement_group, str):
+        if isinstance(value.placement_group, str):  # None: no group (the pool), as Ray's
             raise ValueError(
                 f"PlacementGroupSchedulingStrategy needs the group rigd.util.placement_group() "
                 f"returned, got {value.placement_group!r}"
