@@ -168,3 +168,32 @@ def test_job_config_gives_the_namespace_and_refuses_what_one_machine_lacks() -> 
     info = rigd.init(job_config=JobConfig(ray_namespace="rig-a", metadata={"rig": "2p"}))
 
     assert info["namespace"] == "rig-a"
+
+
+@rigd.remote(num_gpus=1)
+class GpuUser:
+    def gpu_ids(self):
+        return rigd.get_gpu_ids()
+
+
+def test_an_actor_in_a_gpu_bundle_runs_on_its_gpu_and_the_next_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RIGD_FAKE_GPUS", "2")
+    rigd.init(num_cpus=2, num_gpus=2)
+    group = rigd.util.placement_group([{"GPU": 1}])
+    assert group.wait(10) is True
+    assert rigd.available_resources()["GPU"] == 1.0
+
+    first = GpuUser.options(placement_group=group).remote()
+    second = GpuUser.options(placement_group=group).remote()
+    ids = rigd.get(first.gpu_ids.remote(), timeout=30)
+    assert len(ids) == 1
+    waiting = second.gpu_ids.remote()
+    ready, _ = rigd.wait([waiting], timeout=0.3)
+    assert ready == []  # the bundle's one GPU is taken
+
+    rigd.kill(first)
+
+    assert rigd.get(waiting, timeout=30) == ids
+    assert rigd.available_resources()["GPU"] == 1.0

@@ -46,6 +46,7 @@ class GroupRecord:
     state: str = "PENDING"
     gpus: list[tuple[GpuInfo, ...]] = field(default_factory=list)
     used_cpus: list[float] = field(default_factory=list)
+    used_gpus: list[float] = field(default_factory=list)
     actors: dict[str, int] = field(default_factory=dict)
     ready_waiters: list[tuple[Peer, int]] = field(default_factory=list)
 
@@ -106,6 +107,7 @@ class PlacementGroups:
             message.detached,
             peer,
             used_cpus=[0.0] * len(group.bundle_specs),
+            used_gpus=[0.0] * len(group.bundle_specs),
         )
         self._groups[group.id] = record
         self._reply(peer, req_id, None, True)
@@ -212,15 +214,19 @@ class PlacementGroups:
             return f"its placement group {group_id.hex()} was removed"
         if record.state != "CREATED":
             return False
-        cpus = actor.cpus
+        cpus, gpus = actor.cpus, float(actor.options.num_gpus)
         indexes = [index] if index >= 0 else range(len(record.group.bundle_specs))
         for i in indexes:
             spec_cpus, spec_gpus = bundle_cpus_gpus(record.group.bundle_specs[i]) or (0.0, 0.0)
-            if record.used_cpus[i] + cpus <= spec_cpus + _EPSILON:
+            if (
+                record.used_cpus[i] + cpus <= spec_cpus + _EPSILON
+                and record.used_gpus[i] + gpus <= spec_gpus + _EPSILON
+            ):
                 record.used_cpus[i] += cpus
+                record.used_gpus[i] += gpus
                 record.actors[actor.actor_id] = i
-                if actor.options.num_gpus and spec_gpus:
-                    actor.gpus = record.gpus[i]
+                if gpus:
+                    actor.gpus = record.gpus[i]  # the bundle's GPUs, in CUDA_VISIBLE_DEVICES
                 return True
         return False
 
@@ -230,6 +236,7 @@ class PlacementGroups:
             index = record.actors.pop(actor.actor_id, None)
             if index is not None:
                 record.used_cpus[index] -= actor.cpus
+                record.used_gpus[index] -= float(actor.options.num_gpus)
                 return
 
     def _named(self, name: str, namespace: str) -> GroupRecord | None:
