@@ -29,6 +29,8 @@ from rigd.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+#: A counter camera that waits for its readers: these tests count every frame.
+COUNTER_GENERATOR = "pattern: counter, overflow: block"
 
 ray = pytest.importorskip("ray", reason="Ray is the test extra's (pip install 'rigd[cluster]')")
 
@@ -305,7 +307,7 @@ def expected_sums(ids: np.ndarray) -> np.ndarray:
 
 def test_camera_on_a_processor_on_b_recorder_on_a_records_every_frame(tmp_path: Path) -> None:
     pipeline = ClusterPipeline(
-        write(tmp_path, "shape: [16, 24], fps: 500, n_frames: 1000, pattern: counter"),
+        write(tmp_path, f"shape: [16, 24], fps: 500, n_frames: 1000, {COUNTER_GENERATOR}"),
         port_base=port_base(),
     )
     pipeline.start()
@@ -361,7 +363,7 @@ def test_reprocess_runs_one_ray_task_per_file_and_a_bad_file_is_a_row(
 def test_rigd_run_with_an_address_runs_the_pipeline_across_the_nodes(
     tmp_path: Path, cluster: Any
 ) -> None:
-    path = write(tmp_path, "shape: [16, 24], fps: 500, n_frames: 300, pattern: counter")
+    path = write(tmp_path, f"shape: [16, 24], fps: 500, n_frames: 300, {COUNTER_GENERATOR}")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     done = subprocess.run(
@@ -400,7 +402,7 @@ def test_the_processors_node_removed_mid_run_fails_the_run_and_seals_the_file(
     tmp_path: Path, cluster: Any
 ) -> None:
     pipeline = ClusterPipeline(
-        write(tmp_path, "shape: [16, 24], fps: 300, pattern: counter"), port_base=port_base()
+        write(tmp_path, f"shape: [16, 24], fps: 300, {COUNTER_GENERATOR}"), port_base=port_base()
     )
     pipeline.start()
     try:

@@ -29,7 +29,7 @@ name: moving
 actors:
   - name: camera
     class: rigd.pipeline.SimulatedCamera
-    options: {shape: [256, 256], dtype: uint16, fps: 100, pattern: spot}
+    options: {shape: [256, 256], dtype: uint16, fps: 100, pattern: spot, overflow: block}
 record: [camera.frames]
 """
 

@@ -22,7 +22,7 @@ name: rowsums
 actors:
   - name: camera
     class: rigd.pipeline.SimulatedCamera
-    options: {shape: [8, 12], fps: 100}
+    options: {shape: [8, 12], fps: 100, overflow: block}
   - name: rowsum
     class: tests.pipeline.actors.RowSum
   - name: recorder

@@ -129,7 +129,7 @@ class HDF5Recorder(RunFileActor):
             try:
                 wrote |= self._take(name, wait=0.0)
             except EndOfStream:
-                del self._open[name]
+                self._end(name)
         if not wrote and self._open:
             # Nothing anywhere: sleep on one input (in turn) until it has a frame.
             names = list(self._open)
@@ -138,7 +138,7 @@ class HDF5Recorder(RunFileActor):
             try:
                 self._take(name, wait=_IDLE_WAIT_S if len(names) > 1 else 0.1)
             except EndOfStream:
-                del self._open[name]
+                self._end(name)
 
     def _take(self, name: str, wait: float) -> bool:
         reader = self._open[name]
@@ -155,6 +155,8 @@ class HDF5Recorder(RunFileActor):
             return self._take_message(name, reader, frame, latest)
         try:
             self._note_overruns(name, reader, frame.frame_id)
+            if frame.skipped:
+                self._note_skipped(name, frame.frame_id, frame.skipped)
             if latest:
                 # A latest reader can be lapped while it holds the slot: copy
                 # now, keep the copy only if the slot was not overwritten.
@@ -199,6 +201,31 @@ class HDF5Recorder(RunFileActor):
                 self._writer.note_dropped(
                     name, expected, frame_id - expected, DropReason.RING_OVERRUN
                 )
+
+    def _end(self, name: str) -> None:
+        """``name``'s stream ended: frames its source dropped after the last
+        one (its ring full) go in the ledger too."""
+        reader = self._open.pop(name)
+        skipped = getattr(reader, "skipped_at_end", 0)
+        expected = self._next_id[name]
+        if skipped and expected is not None:
+            assert self._writer is not None
+            self._writer.note_dropped(name, expected, skipped, DropReason.RING_FULL)
+            self._next_id[name] = expected + skipped
+
+    def _note_skipped(self, name: str, frame_id: int, skipped: int) -> None:
+        """The source dropped ``skipped`` frames just before ``frame_id`` (its
+        ring was full): put them in the ledger as ``ring_full``, and any
+        other ids missing before them as a ``gap``."""
+        expected = self._next_id[name]
+        if expected is None or frame_id <= expected:
+            return
+        assert self._writer is not None
+        count = min(skipped, frame_id - expected)
+        first = frame_id - count
+        if first > expected:
+            self._writer.note_dropped(name, expected, first - expected, DropReason.GAP)
+        self._writer.note_dropped(name, first, count, DropReason.RING_FULL)
 
     def stop(self) -> None:
         self.seal()

@@ -40,9 +40,10 @@ def format_progress(status: PipelineStatus) -> str:
     """One line: elapsed time, then per link frames, rate, drops and ring fill."""
     parts = [f"{status.elapsed_s:6.1f} s"]
     for link in status.links:
-        dropped = sum(d for _, _, d in link.readers)
+        dropped = sum(d for _, _, d in link.readers) + link.skipped
+        full = f" ({link.skipped} ring full)" if link.skipped else ""
         parts.append(
-            f"{link.ring}: {link.written} frames {link.rate_hz:6.1f}/s drops {dropped}"
+            f"{link.ring}: {link.written} frames {link.rate_hz:6.1f}/s drops {dropped}{full}"
             f" fill {link.fill:4.0%}"
         )
     restarts = sum(a.get("restarts", 0) for a in status.actors.values())

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 MAGIC = b"RIGDRING"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 MAX_DIMS = 8
 MAX_READERS = 64
 PAGE = mmap.PAGESIZE
@@ -97,6 +97,11 @@ class Header(ctypes.Structure):
         ("announce_waiting", ctypes.c_uint8 * MAX_READERS),
         ("announce_futex", ctypes.c_uint32),
         ("_pad_announce", ctypes.c_uint32 * 15),
+        # Frames the writer dropped because the ring was full (a camera is
+        # never held back by its readers: ``RingWriter.skip``).
+        ("writer_skips", ctypes.c_uint64),
+        # Of those, the ones after the last committed frame, when the writer closed.
+        ("skipped_at_close", ctypes.c_uint64),
     ]
 
 
@@ -126,7 +131,9 @@ class SlotMeta(ctypes.Structure):
         ("timestamp_ns", ctypes.c_int64),
         ("nbytes", ctypes.c_uint64),
         ("commit_ns", ctypes.c_int64),
-        ("_pad", ctypes.c_uint64 * 3),
+        # Frames the writer dropped (ring full) between the previous frame and this one.
+        ("skipped", ctypes.c_uint64),
+        ("_pad", ctypes.c_uint64 * 2),
     ]
 
 

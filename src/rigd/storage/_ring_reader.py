@@ -43,7 +43,16 @@ class Frame:
     a lossless reader's slot is only reused after that.
     """
 
-    __slots__ = ("_reader", "array", "frame_id", "seq", "slot", "timestamp_ns", "torn")
+    __slots__ = (
+        "_reader",
+        "array",
+        "frame_id",
+        "seq",
+        "skipped",
+        "slot",
+        "timestamp_ns",
+        "torn",
+    )
 
     def __init__(
         self,
@@ -62,6 +71,9 @@ class Frame:
         self.timestamp_ns = timestamp_ns
         #: Set by release: the writer overwrote the slot while it was held.
         self.torn = False
+        #: Frames the writer dropped just before this one because the ring
+        #: was full (``RingWriter.skip``): their ids come right before ``frame_id``.
+        self.skipped = 0
 
     # ``with reader.read() as frame`` (or ``reader.get()``): released on exit.
     def __enter__(self) -> Frame:
@@ -109,6 +121,13 @@ class RingReader:
     def frames_dropped(self) -> int:
         """Frames this reader skipped (latest) or lost to torn reads, so far."""
         return int(self._rec.frames_dropped)
+
+    @property
+    def skipped_at_end(self) -> int:
+        """Frames the writer dropped (ring full) after its last frame, once it
+        closed the stream (0 before): their ids follow the last frame's."""
+        hdr = self._seg.hdr
+        return int(hdr.skipped_at_close) if hdr.closed else 0
 
     def get(self, timeout: float | None = None) -> Frame:
         """Return the next frame (lossless) or the newest one (latest).
@@ -182,6 +201,7 @@ class RingReader:
         frame = Frame(
             self, seg.read_views[index], seq, index, int(meta.frame_id), int(meta.timestamp_ns)
         )
+        frame.skipped = int(meta.skipped)
         if not lossless:
             rec.frames_dropped += seq - cursor
             rec.cursor = seq + 1
@@ -277,6 +297,7 @@ class RingReader:
         frame = Frame(
             self, seg.read_views[index], seq, index, int(meta.frame_id), int(meta.timestamp_ns)
         )
+        frame.skipped = int(meta.skipped)
         if meta.seq != seq + 1:  # overwritten while the stamps were read
             raise LookupError(f"frame {seq} of ring {seg.name!r} was overwritten")
         self._held = frame

@@ -39,6 +39,8 @@ class RingWriter:
         # finds cold).
         self._space_until = 0
         self._open: _OpenSlot | None = None
+        # Frames dropped since the last commit (``skip``): the next commit carries them.
+        self._skipped = 0
 
     @property
     def previous(self) -> tuple[int, int] | None:
@@ -102,6 +104,22 @@ class RingWriter:
                 f"ring {self._seg.name!r} is full: a lossless reader is a whole ring behind"
             ) from None
 
+    def skip(self, count: int = 1) -> None:
+        """Say the source dropped ``count`` frames because the ring was full.
+
+        A camera cannot be held back: it calls ``slot(..., timeout=0)`` and,
+        on ``TimeoutError`` (a lossless reader still holds the slot), drops
+        the frame and calls this. The ring counts the drops
+        (``RingStatistics.frames_skipped``) and the next committed frame
+        carries how many came just before it (``Frame.skipped``), so a
+        recorder puts them in its ledger as ``ring_full`` rather than as an
+        unexplained gap.
+        """
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        self._skipped += count
+        self._hdr.writer_skips += count
+
     def slot(
         self,
         frame_id: int | None = None,
@@ -145,6 +163,8 @@ class RingWriter:
         meta.timestamp_ns = time.time_ns() if timestamp_ns is None else timestamp_ns
         meta.nbytes = seg.frame_nbytes
         meta.commit_ns = now
+        meta.skipped = self._skipped
+        self._skipped = 0
         meta.seq = seq + 1
         hdr.head = seq + 1
         hdr.data_futex = (hdr.data_futex + 1) & 0xFFFFFFFF
@@ -194,6 +214,13 @@ class RingWriter:
                     hdr.writer_waits += 1
                 left = CHECK_S if deadline is None else min(CHECK_S, deadline - time.monotonic())
                 if left <= 0:
+                    # A reader that died holds nothing: a writer that does
+                    # not wait (a camera) must not drop every frame for it.
+                    dead = [rec for rec in blocking if not pid_alive(int(rec.pid))]
+                    for rec in dead:
+                        seg.drop_reader(rec)
+                    if dead:
+                        continue
                     raise TimeoutError(
                         f"no free slot in ring {seg.name!r} within {timeout} s: a lossless "
                         "reader is a whole ring behind"
@@ -214,6 +241,8 @@ class RingWriter:
             return
         self._closed = True
         hdr = self._hdr
+        # Frames dropped after the last commit: no frame will carry them.
+        hdr.skipped_at_close = self._skipped
         hdr.closed = 1
         hdr.writer_pid = 0
         hdr.data_futex = (hdr.data_futex + 1) & 0xFFFFFFFF

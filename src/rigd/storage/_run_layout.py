@@ -66,6 +66,9 @@ class DropReason(StrEnum):
     RING_OVERRUN = "ring_overrun"
     #: The recorder (or a processor before it) was restarted.
     RESTART = "restart"
+    #: The source dropped them: its ring was full (a lossless reader a whole
+    #: ring behind), and a camera is never held back (``RingWriter.skip``).
+    RING_FULL = "ring_full"
     #: The recording stopped on a write error.
     WRITE_ERROR = "write_error"
 
