@@ -208,9 +208,9 @@ def test_an_actor_that_fails_to_set_up_stops_the_start_cleanly(tmp_path: Path) -
     assert no_rings_of(proc.pid)
 
 
-def test_rigd_run_warns_when_a_paced_source_falls_behind(tmp_path: Path) -> None:
+def test_rigd_run_warns_when_a_camera_drops_on_a_full_ring(tmp_path: Path) -> None:
     # A camera at 200 fps into a lossless reader that takes 50 ms a frame:
-    # the camera cannot keep its rate, and the run says so.
+    # its ring fills, the camera drops, and the run says so.
     path = tmp_path / "slow.yaml"
     path.write_text(
         textwrap.dedent(
@@ -238,8 +238,9 @@ def test_rigd_run_warns_when_a_paced_source_falls_behind(tmp_path: Path) -> None
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "warning: camera runs at" in result.stderr
-    assert "below its 200 fps" in result.stderr
+    # The camera is not held back: it drops, and the run says where and why.
+    assert "frame(s) dropped at camera.frames: its ring was full" in result.stderr
+    assert "ring full)" in result.stderr
 
 
 def test_a_run_id_the_rest_api_would_refuse_is_refused_and_nothing_starts(tmp_path: Path) -> None:

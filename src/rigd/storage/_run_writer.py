@@ -44,6 +44,7 @@ from rigd.storage._chunk_io import ChunkIO
 from rigd.storage._codecs import codec
 from rigd.storage._h5file import attr_str, create_file, open_file, require_filter
 from rigd.storage._housekeeping import Housekeeper
+from rigd.storage._reserve import SpaceReserve
 from rigd.storage._run_file import lay_out_run, reopen_run
 from rigd.storage._run_layout import DropReason, RecorderStatistics, StreamSpec
 from rigd.storage._run_metadata import check_metadata
@@ -203,6 +204,7 @@ class RunWriter:
         self._file.swmr_mode = True
         self._file.flush()
         self._fd = os.dup(self._file.id.get_vfd_handle())
+        self._reserve = SpaceReserve(self.path)
 
     def _start_threads(self, compression_threads: int | None) -> None:
         self._chunks = ChunkIO(
@@ -394,6 +396,7 @@ class RunWriter:
             with contextlib.suppress(OSError):
                 os.fsync(self._fd)
             os.close(self._fd)
+            self._reserve.release()
         if error is not None:
             self._salvage()
             raise error
@@ -428,19 +431,23 @@ class RunWriter:
 
     def _fail(self, exc: BaseException) -> RecordingError:
         if self._failure is None:
-            counts = {name: s.flushed for name, s in self._streams.items()}
+            counts = {name: s.written for name, s in self._streams.items()}
             # HDF5's messages run over several lines; the errno says it best.
             detail = " ".join(str(exc).split())
             errno = getattr(exc, "errno", None)
             reason = f"{os.strerror(errno)} ({detail})" if errno else detail
             self._failure = RecordingError(
                 f"recording to {self.path} stopped: {reason}. The file keeps every frame "
-                f"flushed before the error ({counts}); free space or fix the disk, then "
+                f"written before the error ({counts}); free space or fix the disk, then "
                 "start a new run",
                 str(self.path),
                 counts,
             )
             log.error("%s", self._failure)
+            # Now, not at close: a recorder that fails may never close. The
+            # reserve gives the records and HDF5's metadata room.
+            self._reserve.release()
+            self._keep_written()
         return self._failure
 
     def _accept(
@@ -501,6 +508,23 @@ class RunWriter:
     def _fsync_failed(self, exc: OSError) -> None:
         with self._lock:
             self._fail(exc)
+
+    def _keep_written(self) -> None:
+        """After a write error (a full disk): put the records of every frame
+        whose bytes reached the file in the file too, so it keeps them all,
+        not only those of the last timed flush.
+
+        The records go into chunks the file already has (one chunk holds
+        thousands), so this needs no new space on a full disk; if HDF5
+        fails anyway, the file keeps what the last flush wrote.
+        """
+        for state in self._streams.values():
+            try:
+                state.flush_records()
+            except Exception as exc:  # noqa: BLE001 - keep what the last flush wrote
+                log.warning("%s: the last records of %s: %s", self.path, state.spec.name, exc)
+        with contextlib.suppress(Exception):
+            self._file.flush()
 
     def _salvage(self) -> None:
         """After a write error: make the file openable by any HDF5 reader."""
