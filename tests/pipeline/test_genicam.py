@@ -208,3 +208,39 @@ def test_gigevision_block_ids_unwrap_past_65535_and_skipped_ids_are_counted() ->
 
     assert got == [(0, 0), (1, 0), (2, 0), (4, 1)]
     assert after == [(5, 0), (6, 0)]
+
+
+def test_a_camera_behind_a_slow_lossless_reader_drops_with_ring_full_in_the_ledger(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    # A reader at 50 frames/s, 4 slots, behind a 200 fps camera: the camera
+    # is not held back; its frames with no free slot are dropped and said so.
+    path = write(
+        tmp_path,
+        PIPELINE.replace(
+            "record:", "links:\n  - {link: camera.frames -> viewer.frames, slots: 4}\nrecord:"
+        ).replace(
+            "actors:",
+            "actors:\n  - {name: viewer, class: tests.pipeline.actors.SlowViewer,"
+            " options: {delay: 0.02}}",
+        ),
+        device=DEVICE_ID,
+        options="width: 64, height: 64, frame_rate: 200, n_frames: 300",
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    try:
+        assert pipeline.wait(60), "the camera did not finish at its own rate"
+        drops = rigd.get(pipeline.handle("camera").status.remote(), timeout=10)["drops"]
+    finally:
+        report = pipeline.stop()
+    frames = read_stream(report.files[0], "camera")
+    ids = frames["frame_id"].astype(np.int64)
+    assert np.all(np.diff(ids) > 0)
+    ledger = frames["dropped"]
+    full = int(ledger[ledger["reason"] == b"ring_full"]["count"].sum())
+    assert full == drops["ring_full"] > 0, (ledger, drops)
+    # Every id the camera gave is recorded or in the ledger, once.
+    noted = {int(r["first_id"]) + k for r in ledger for k in range(int(r["count"]))}
+    assert noted.isdisjoint(ids.tolist())
+    assert noted | set(ids.tolist()) == set(range(len(noted) + len(ids)))

@@ -244,6 +244,9 @@ class GenICamCamera(DeviceSource):
             ) as view:
                 np.copyto(view.reshape(-1).view(np.uint8), data, casting="no")
         except TimeoutError:
+            # A camera is never held back: the ring counts it, the next frame
+            # carries it, and the recorder's ledger says ring_full.
+            self.outputs.frames.skip()
             self._drop(frame_id, "ring_full", raw, hw_ts, driver_ts)
             return
         put_info(info, frame_id, (raw, hw_ts, driver_ts, 0))
