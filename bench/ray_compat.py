@@ -8,11 +8,13 @@ them (from a checkout of https://github.com/ray-project/ray, its
 fixtures (``bench/ray_compat/conftest.py``), and each test is counted:
 
 - pass;
-- out of scope: a cluster fixture, a Ray internal or cluster API (the shim
-  raises ``OutOfScope`` naming it), a test of what is not Ray's API today
-  (``NOT_RAYS_API`` in the conftest, by test name), or skipped by Ray's own
-  file; the reason is printed per class;
-- fail: a real incompatibility (the first error line is printed).
+- out of scope: one of the ``CLASSES`` below, each with why it cannot
+  exist in a one-machine runtime or is not Ray's API today (the shim raises
+  ``OutOfScope`` naming the class and what the test used; the conftest's
+  ``OneNodeCluster`` refuses a second node; ``NOT_RAYS_API`` names tests of
+  behaviour modern Ray dropped), or skipped by Ray's own file;
+- fail: a real incompatibility, or single-machine Ray API that rigd or the
+  runner lacks (the first error line is printed).
 
     .venv/bin/python bench/ray_compat.py ~/src/ray/python/ray/tests \\
         --files test_actor.py test_cancel.py ...
@@ -46,6 +48,20 @@ DEFAULT_FILES = (
     "test_namespace.py",
     "test_get_or_create_actor.py",
 )
+
+#: The out-of-scope classes and why each is out of scope (README's
+#: "Differences from Ray" says the same).
+CLASSES = {
+    "multi-node cluster": "a second node, a node removed, Ray Client: a rigd session is one "
+    "machine",
+    "Ray internals": "ray._private, the core worker, GCS tables and pubsub, private ObjectRef "
+    "methods and hooks: Ray's implementation, not the API actor code uses",
+    "object store": "eviction and object listing: rigd has no object store (values travel "
+    "with their refs)",
+    "dropped by modern Ray": "Ray 1.x behaviour that Ray 2.60 fails too (run against it)",
+    "Ray's process titles": "Ray names its workers ray::<task>; rigd's processes do not "
+    "take Ray's name",
+}
 
 
 def run_file(path: str, timeout: float) -> dict[str, dict[str, str]]:
@@ -83,6 +99,7 @@ def main() -> int:
     args = parser.parse_args()
     totals: collections.Counter[str] = collections.Counter()
     reasons: collections.Counter[str] = collections.Counter()
+    excluded: dict[str, list[str]] = collections.defaultdict(list)
     failures: list[tuple[str, str]] = []
     print(f"{'file':<34} {'pass':>5} {'out of scope':>13} {'fail':>5}")
     for name in args.files:
@@ -94,15 +111,21 @@ def main() -> int:
         for test, result in run_file(path, args.timeout).items():
             counts[result["outcome"]] += 1
             if result["outcome"] == "out of scope":
-                reasons[result["reason"]] += 1
+                kind = result["reason"].split(": ", 1)[0]
+                if kind not in CLASSES and not kind.startswith("skipped"):
+                    kind = f"unclassified ({kind})"
+                reasons[kind] += 1
+                excluded[kind].append(f"{test}: {result['reason']}")
             elif result["outcome"] == "fail":
                 failures.append((test, result["reason"]))
         totals.update(counts)
         print(f"{name:<34} {counts['passed']:>5} {counts['out of scope']:>13} {counts['fail']:>5}")
     print(f"{'total':<34} {totals['passed']:>5} {totals['out of scope']:>13} {totals['fail']:>5}")
-    print("\nout of scope, by reason:")
+    print("\nout of scope, by class:")
     for reason, count in reasons.most_common():
-        print(f"  {count:>4}  {reason}")
+        print(f"  {count:>4}  {reason}: {CLASSES.get(reason, '')}")
+        for line in excluded[reason] if args.verbose else ():
+            print(f"          {line[:150]}")
     if failures:
         print("\nfailures:")
         for test, reason in failures if args.verbose else failures[:40]:

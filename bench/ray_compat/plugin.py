@@ -16,10 +16,7 @@ def _out_of_scope_reason(text: str) -> str | None:
     at = text.find(marker)
     if at < 0:
         return None
-    name = text[at + len(marker) :].splitlines()[0]
-    # Group by the API's first two components: "ray._private.state" -> one class.
-    kind, _, api = name.partition(": ")
-    return f"{kind}: {'.'.join(api.split('.')[:2]) if api else name}"
+    return text[at + len(marker) :].splitlines()[0]  # "class: what the test used"
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 def getproctitle() -> str:
     from ray import OutOfScope
 
-    raise OutOfScope("Ray process title: setproctitle.getproctitle")
+    raise OutOfScope("Ray's process titles: setproctitle.getproctitle")
 
 
 def setproctitle(title: str) -> None:
     from ray import OutOfScope
 
-    raise OutOfScope("Ray process title: setproctitle.setproctitle")
+    raise OutOfScope("Ray's process titles: setproctitle.setproctitle")

@@ -169,7 +169,7 @@ def test_name_already_taken_is_a_value_error_naming_the_existing_actor() -> None
 
     with pytest.raises(
         ValueError,
-        match=r"^the name 'camera' is already taken in namespace "
+        match=r"^The name 'camera' is already taken in namespace "
         r"'anonymous-[0-9a-f]+' by actor Counter \([0-9a-f]+\); pass "
         r"get_if_exists=True to reuse it, or choose another name$",
     ):
@@ -180,7 +180,9 @@ def test_name_already_taken_is_a_value_error_naming_the_existing_actor() -> None
 def test_get_actor_of_an_unknown_name_is_a_value_error() -> None:
     rigd.init()
 
-    with pytest.raises(ValueError, match=r"^no actor named 'nope' in namespace 'anonymous-"):
+    with pytest.raises(
+        ValueError, match=r"^Failed to look up actor with name 'nope' in namespace 'anonymous-"
+    ):
         rigd.get_actor("nope")
 
 

@@ -131,7 +131,7 @@ def test_a_name_is_free_as_soon_as_kill_returns() -> None:
 
         rigd.kill(actor)
 
-        with pytest.raises(ValueError, match="no actor named 'a'"):
+        with pytest.raises(ValueError, match="Failed to look up actor with name 'a'"):
             rigd.get_actor("a")
         again = Lock.options(name="a").remote()
         assert rigd.get(again.ping.remote(), timeout=30) == "pong"
@@ -160,7 +160,7 @@ def test_get_actor_never_returns_an_actor_ending_by_exit_actor() -> None:
     with pytest.raises(ActorDiedError):
         rigd.get(actor.quit.remote(), timeout=30)
 
-    with pytest.raises(ValueError, match="no actor named 'quitter'"):
+    with pytest.raises(ValueError, match="Failed to look up actor with name 'quitter'"):
         rigd.get_actor("quitter")
 
 

@@ -50,7 +50,9 @@ def test_a_name_is_not_found_in_another_namespace() -> None:
     camera = Named.options(name="camera").remote("a")
     assert rigd.get(camera.whoami.remote()) == "a"
 
-    with pytest.raises(ValueError, match=r"no actor named 'camera' in namespace 'rig-b'"):
+    with pytest.raises(
+        ValueError, match=r"Failed to look up actor with name 'camera' in namespace 'rig-b'"
+    ):
         rigd.get_actor("camera", namespace="rig-b")
 
 
@@ -109,5 +111,5 @@ def test_a_named_actor_whose_handles_are_all_gone_is_collected_as_in_ray() -> No
     from tests.helpers import wait_until
 
     wait_until(gone, what="the named actor to be collected")
-    with pytest.raises(ValueError, match="no actor named 'camera'"):
+    with pytest.raises(ValueError, match="Failed to look up actor with name 'camera'"):
         rigd.get_actor("camera")

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -275,3 +278,90 @@ def test_a_generator_task_whose_worker_died_is_retried_without_repeating_items(
     items = [rigd.get(ref, timeout=60) for ref in dies_once_at_3.remote(marker)]
     assert items == [0, 1, 2, 3, 4]
     assert os.path.exists(marker)
+
+
+@rigd.remote(num_cpus=2)
+class TwoCpus:
+    def ping(self) -> str:
+        return "pong"
+
+
+def test_cluster_and_available_resources_count_what_live_actors_hold() -> None:
+    rigd.init(num_cpus=3)
+    assert rigd.cluster_resources() == {"CPU": 3.0}
+    assert rigd.available_resources() == {"CPU": 3.0}
+
+    actor = TwoCpus.remote()
+    rigd.get(actor.ping.remote(), timeout=30)
+    assert rigd.available_resources() == {"CPU": 1.0}
+    full = TwoCpus.options(num_cpus=1).remote()
+    rigd.get(full.ping.remote(), timeout=30)
+    assert "CPU" not in rigd.available_resources()  # nothing free: left out, as in Ray
+
+    rigd.kill(actor)
+    rigd.kill(full)
+    wait_until(lambda: rigd.available_resources() == {"CPU": 3.0}, what="the CPUs to return")
+    assert rigd.cluster_resources() == {"CPU": 3.0}
+
+
+def test_a_killed_actors_error_carries_rays_sentence_too() -> None:
+    actor = Pid.remote()
+    rigd.get(actor.pid.remote(), timeout=30)
+
+    rigd.kill(actor)
+
+    with pytest.raises(ActorDiedError) as info:
+        rigd.get(actor.pid.remote(), timeout=30)
+    assert "killed with rigd.kill()" in str(info.value)
+    assert "The actor is dead because it was killed by `ray.kill`" in str(info.value)
+
+
+_SECOND_DRIVER = """
+import rigd
+
+facts = rigd.init(address={address!r}, namespace="lab")
+
+@rigd.remote
+class Pinger:
+    def ping(self):
+        return "pong from the other driver"
+
+kept = Pinger.options(name="kept", lifetime="detached").remote()
+gone = Pinger.options(name="gone").remote()
+print(rigd.get(kept.ping.remote(), timeout=30), rigd.get(gone.ping.remote(), timeout=30))
+print(facts["num_cpus"])
+"""
+
+
+def test_a_second_driver_joins_the_session_by_the_address_init_returned() -> None:
+    info = rigd.init(namespace="lab", num_cpus=2)
+
+    out = subprocess.run(
+        [sys.executable, "-c", _SECOND_DRIVER.format(address=info["address"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[1] == "2.0"  # the session's CPUs, as its starter set them
+    kept = rigd.get_actor("kept")  # detached: it outlives the driver that made it
+    assert rigd.get(kept.ping.remote(), timeout=30) == "pong from the other driver"
+
+    def gone() -> bool:
+        try:
+            rigd.get_actor("gone")
+        except ValueError:
+            return True
+        return False
+
+    wait_until(gone, timeout=30, what="the other driver's actor to end with it")
+
+
+def test_an_address_that_is_no_live_session_is_refused_and_starts_nothing(tmp_path: Path) -> None:
+    not_a_session = tmp_path / "rigd-not-a-session"
+    not_a_session.mkdir()
+
+    with pytest.raises(ValueError, match=r"a live session's directory"):
+        rigd.init(address=str(not_a_session))
+    assert not rigd.is_initialized()

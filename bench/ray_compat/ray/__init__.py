@@ -16,6 +16,12 @@ from typing import Any
 import rigd
 from rigd import *  # noqa: F403 - the shim is rigd under Ray's name
 from rigd import actor, exceptions, util
+from rigd.actors import run_locally
+
+# This module is named ``ray``: rigd's own Ray backend (rigd[cluster]) must
+# not take it for Ray. Every process that imports the shim runs rigd's calls
+# on the one-machine runtime, which is what the runner measures.
+run_locally()
 
 
 def init(*args: Any, _system_config: Any = None, **kwargs: Any) -> Any:
@@ -26,10 +32,50 @@ def init(*args: Any, _system_config: Any = None, **kwargs: Any) -> Any:
     ``_default_actor_lifetime`` (now ``JobConfig``) is out of scope.
     """
     if "_default_actor_lifetime" in kwargs:
-        raise OutOfScope("Ray internal or cluster API: ray.init(_default_actor_lifetime)")
+        raise OutOfScope(
+            "dropped by modern Ray: ray.init(_default_actor_lifetime) (Ray 2 takes "
+            "JobConfig(default_actor_lifetime=...))"
+        )
     for name in [k for k in kwargs if k.startswith("_")]:
-        raise OutOfScope(f"Ray internal or cluster API: ray.init({name})")
+        raise OutOfScope(f"Ray internals: ray.init({name})")
+    if kwargs.get("address") == ONE_NODE:
+        kwargs.pop("address")
+        kwargs.update(_one_node)
     return rigd.init(*args, **kwargs)
+
+
+#: The address of the runner's one-node ``Cluster`` (see the conftest).
+ONE_NODE = "one-node-cluster"
+#: ``num_cpus``/``num_gpus`` of that cluster's one node.
+_one_node: dict[str, Any] = {}
+
+#: Ray names rigd lacks that are Ray's implementation or a cluster, by prefix,
+#: with the out-of-scope class the runner counts them under. Any other
+#: missing name is Ray's public API that rigd lacks: the test fails.
+_CLASSES = (
+    ("ray.experimental.set_resource", "dropped by modern Ray"),
+    ("ray.experimental.state", "object store"),
+    ("ray.util.state.list_objects", "object store"),
+    ("ray.cluster_utils", "multi-node cluster"),
+    ("ray.util.client", "multi-node cluster"),
+    ("ray._", "Ray internals"),
+    ("ray.worker", "Ray internals"),
+    ("ray.state", "Ray internals"),
+    ("ray.actor._", "Ray internals"),
+    ("ray.ObjectRef.", "Ray internals"),  # _on_completed, from_random, nil: core worker
+)
+
+
+class MissingFromRigdError(NotImplementedError):
+    """A name of Ray's public API that rigd lacks (counted as a failure)."""
+
+
+def refuse(name: str) -> Any:
+    """Raise for the Ray name ``name``: OutOfScope with its class, else MissingFromRigdError."""
+    for prefix, kind in _CLASSES:
+        if name.startswith(prefix):
+            raise OutOfScope(f"{kind}: {name}")
+    raise MissingFromRigdError(f"rigd lacks Ray's {name}")
 
 
 ObjectRefGenerator = rigd.ObjectRefGenerator
@@ -47,7 +93,7 @@ class _Missing:
         self._name = name
 
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise OutOfScope(f"Ray internal or cluster API: {self._name}")
+        refuse(self._name)
 
     __call__ = _refuse
     __enter__ = _refuse
@@ -93,6 +139,12 @@ _raylet_names = types.ModuleType("ray._raylet")
 _raylet_names.ObjectRef = rigd.ObjectRef  # type: ignore[attr-defined]
 _raylet_names.ObjectRefGenerator = rigd.ObjectRefGenerator  # type: ignore[attr-defined]
 _raylet = _Provided("ray._raylet", _raylet_names)
+# Ray's public ray.available_resources, which Ray's tests import from here;
+# the module's other names are Ray's internals.
+_state_names = types.ModuleType("ray._private.state")
+_state_names.available_resources = rigd.available_resources  # type: ignore[attr-defined]
+_state_names.cluster_resources = rigd.cluster_resources  # type: ignore[attr-defined]
+_private_state = _Provided("ray._private.state", _state_names)
 
 
 class _PrivateRefMethod:
@@ -122,6 +174,7 @@ _PROVIDED = {
     "ray.util": util,
     "ray.state": state,
     "ray._raylet": _raylet,
+    "ray._private.state": _private_state,
 }
 
 

@@ -7,6 +7,7 @@ and outputs are opaque endpoints the pipeline package opens.
 
 from rigd.actors._actor_log import run_log_format
 from rigd.actors._api import cancel, exit_actor, get, get_actor, get_gpu_ids, kill, put, wait
+from rigd.actors._cluster_resources import available_resources, cluster_resources
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._handle import (
     ActorClass,
@@ -49,7 +50,9 @@ __all__ = [
     "RuntimeContext",
     "TaskOptions",
     "add_input_lost_error",
+    "available_resources",
     "cancel",
+    "cluster_resources",
     "exit_actor",
     "get",
     "get_actor",

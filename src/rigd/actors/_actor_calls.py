@@ -366,9 +366,8 @@ class ActorCalls:
 
     def _on_restart(self, channel: ActorChannel, reason: str) -> None:
         """The actor is restarting: resend what may be retried, fail the rest, reconnect."""
-        # Calls the dead process never started (sent into its socket as it
-        # died) go to the new one whatever max_task_retries says, as Ray
-        # queues calls made while an actor restarts.
+        # Calls the dead process never started go to the new one only when
+        # max_task_retries allows resends (see ActorChannel.requeue).
         started = last_started(
             table_path(self._session_dir, channel.actor_id, channel.incarnation), os.getpid()
         )

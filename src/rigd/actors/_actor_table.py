@@ -114,7 +114,7 @@ class ActorTable:
                     peer,
                     req_id,
                     ValueError(
-                        f"the name {options.name!r} is already taken in namespace {ns!r} by "
+                        f"The name {options.name!r} is already taken in namespace {ns!r} by "
                         f"actor {existing.class_name} ({existing.actor_id}); pass "
                         f"get_if_exists=True to reuse it, or choose another name"
                     ),

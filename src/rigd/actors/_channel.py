@@ -293,9 +293,16 @@ class ActorChannel:
         """The actor restarts: queue the calls in flight to resend, fail the rest.
 
         ``started``: the last call id the dead process started (``UNKNOWN``
-        if not known). A call it never started is resent whatever
-        ``max_task_retries`` says (not a retry); one it started is resent
-        while its attempts are within ``max_task_retries``.
+        if not known). With ``max_task_retries=0`` (the default: at most
+        once, as in Ray) every call sent to the dead process fails, started
+        or not, as Ray 2 fails the calls it pushed to an actor that died
+        (its own ``test_actor_restart``); the caller learns that the
+        instance its calls were for is gone. Otherwise a call the process
+        started is resent while its attempts are within
+        ``max_task_retries``, and one it never started is resent without
+        spending an attempt. Calls made once the death is known wait in the
+        outbox for the new process (Ray queues calls made while an actor
+        restarts).
         """
         limit = self.max_task_retries
         with self.lock:
@@ -303,7 +310,7 @@ class ActorChannel:
             self.pending.clear()
             resend = []
             for call_id, entry in in_flight:
-                never_started = started != UNKNOWN and call_id > started
+                never_started = limit != 0 and started != UNKNOWN and call_id > started
                 retried = limit == -1 or entry.attempts <= limit
                 if entry.body is not None and (never_started or retried):
                     attempts = entry.attempts if never_started else entry.attempts + 1

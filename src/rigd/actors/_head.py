@@ -109,6 +109,7 @@ class Head:
             p.DeathReason: lambda c, r, m: self._actors.death(c, r, m.actor_id, m.incarnation),
             p.ListActors: lambda c, r, m: self._reply(c, r, self._actors.rows(), True),
             p.ListTasks: lambda c, r, m: self._reply(c, r, self._task_log.rows(), True),
+            p.ResourcesNow: lambda c, r, m: self._reply(c, r, self.resources.now(), True),
             p.RefGet: lambda c, r, m: self._refs.get(c, r, m.ref_id),
         }
         self._notice_handlers: dict[type, Callable[[Peer, Any], None]] = {
@@ -296,8 +297,9 @@ class Head:
         actor = self._actors.names.lookup(message.namespace, message.name)
         if actor is None:
             name, namespace = message.name, message.namespace
-            error = ValueError(
-                f"no actor named {name!r} in namespace {namespace!r}; create it with "
+            error = ValueError(  # Ray's opening words: ported code matches them
+                f"Failed to look up actor with name {name!r} in namespace {namespace!r}: "
+                f"there is none; create it with "
                 f".options(name={name!r}).remote(), or look in another namespace"
             )
             self._reply(peer, req_id, error, False)

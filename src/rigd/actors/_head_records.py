@@ -195,7 +195,9 @@ def death_reason(actor: ActorRecord, kind: ExitKind | None, detail: str) -> str:
         ExitKind.GRACEFUL: "it was terminated gracefully (its handles were released, "
         "or __rigd_terminate__ was called)",
         ExitKind.EXIT_ACTOR: "it exited by calling rigd.actor.exit_actor()",
-        ExitKind.KILLED: "it was killed with rigd.kill()",
+        # Ray's sentence too: ported code matches it (Ray's own tests do).
+        ExitKind.KILLED: "it was killed with rigd.kill() (in Ray's words: The actor is dead "
+        "because it was killed by `ray.kill`.)",
         ExitKind.CONSTRUCTOR_FAILED: "its constructor raised an exception",
         ExitKind.CREATOR_DIED: "the process that created it died",
         ExitKind.SHUTDOWN: "the rigd runtime was shut down",

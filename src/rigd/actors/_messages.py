@@ -66,6 +66,7 @@ class Msg(IntEnum):
     LIST_TASKS = 19
     REF_GET = 26  # a borrower asks for the value of a pending ref another process owns
     REF_CANCEL = 27  # a borrower cancels a pending ref another process owns (one-way)
+    RESOURCES = 28  # the session's CPUs and GPUs: total and free (Ray's *_resources())
     # any process -> head (one-way)
     ACQUIRE = 20
     RELEASE = 21

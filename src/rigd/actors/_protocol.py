@@ -44,6 +44,7 @@ __all__ = [
     "RefWanted",
     "Release",
     "Request",
+    "ResourcesNow",
     "RunTask",
     "StartActor",
     "SubmitTask",
@@ -131,6 +132,10 @@ class DeathReason(NamedTuple):
 
 class ListActors(NamedTuple):
     """Request: a row per actor the head knows."""
+
+
+class ResourcesNow(NamedTuple):
+    """Request: the session's resources, ``(total, free)``, as Ray names them."""
 
 
 class CancelTask(NamedTuple):
@@ -313,6 +318,7 @@ Request = (
     | SubmitTask
     | DeathReason
     | ListActors
+    | ResourcesNow
     | ListTasks
     | RefGet
 )
@@ -348,6 +354,7 @@ _KINDS: dict[type, Msg] = {
     SubmitTask: Msg.SUBMIT_TASK,
     DeathReason: Msg.DEATH_REASON,
     ListActors: Msg.LIST_ACTORS,
+    ResourcesNow: Msg.RESOURCES,
     CancelTask: Msg.CANCEL_TASK,
     ListTasks: Msg.LIST_TASKS,
     RefGet: Msg.REF_GET,

@@ -52,7 +52,9 @@ from rigd.actors._scheduling import (
 __all__ = [
     "actor_class_remote",
     "alive_nodes",
+    "available_resources",
     "cancel",
+    "cluster_resources",
     "exit_actor",
     "get",
     "get_actor",
@@ -214,6 +216,16 @@ def get_actor(name: str, namespace: str | None = None) -> Any:
 def get_gpu_ids() -> list[int]:
     """``ray.get_gpu_ids``."""
     return [int(i) for i in ray.get_gpu_ids()]
+
+
+def cluster_resources() -> dict[str, float]:
+    """``ray.cluster_resources``."""
+    return dict(ray.cluster_resources())  # type: ignore[no-untyped-call]
+
+
+def available_resources() -> dict[str, float]:
+    """``ray.available_resources``."""
+    return dict(ray.available_resources())  # type: ignore[no-untyped-call]
 
 
 # -- nodes and placement groups (cluster pipelines) ------------------------------------------

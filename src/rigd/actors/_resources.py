@@ -32,6 +32,15 @@ class Resources:
             return f"{who} asks for {gpus}"
         return None
 
+    def now(self) -> tuple[dict[str, float], dict[str, float]]:
+        """``(total, free)`` under Ray's keys ``CPU`` and ``GPU`` (GPU only when there are GPUs)."""
+        total = {"CPU": float(self.total_cpus)}
+        free = {"CPU": float(self.cpus_free)}
+        if self.total_gpus:
+            total["GPU"] = float(self.total_gpus)
+            free["GPU"] = float(sum(self._gpus.free.values()))
+        return total, free
+
     def take_cpus(self, num_cpus: float) -> None:
         """Reserve ``num_cpus`` (the caller checked they fit)."""
         self.cpus_free -= num_cpus

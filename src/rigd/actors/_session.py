@@ -63,7 +63,9 @@ def init(
 
     Args:
         address: ``None`` for an embedded session in this process; ``"auto"``
-            for the local ``rigd serve`` daemon.
+            for the local ``rigd serve`` daemon; the ``address`` another
+            process's ``init()`` returned, to join its session (Ray's
+            ``ray.init(address=...)`` on one machine).
         namespace: the namespace of named actors created from this driver
             (an anonymous one by default).
         num_cpus: CPUs actors and tasks may reserve (all of them by default).
@@ -77,7 +79,8 @@ def init(
 
     Raises:
         RuntimeError: already initialized (and ``ignore_reinit_error`` is false).
-        ConnectionError: ``address="auto"`` and no daemon is running.
+        ConnectionError: ``address="auto"`` and no daemon is running, or the
+            session at ``address`` does not answer.
         TypeError: ``namespace`` is not a string.
         ValueError: an unknown address, an empty namespace or a negative resource.
     """
@@ -98,9 +101,15 @@ def init(
         if address == "auto":
             _runtime = _connect_to_daemon(namespace, num_cpus, num_gpus)
             return _facts(_runtime)
+        if is_session_address(address):
+            assert address is not None
+            _runtime = _join_session(address, namespace, num_cpus, num_gpus)
+            return _facts(_runtime)
         if address is not None:
             raise ValueError(
-                f"address must be None (embedded) or 'auto' (the local daemon), got {address!r}"
+                f"address must be None (embedded), 'auto' (the local daemon) or the address "
+                f"another process's rigd.init() returned (a live session's directory), "
+                f"got {address!r}"
             )
         for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
             if value is not None and (isinstance(value, bool) or value < 0):
@@ -173,6 +182,50 @@ def _connect_to_daemon(
             f"the rigd daemon (pid {address.pid}) could not be reached at "
             f"{address.session_dir}: {exc}; is this the daemon's user?"
         ) from exc
+
+
+def is_session_address(address: object) -> bool:
+    """Whether ``address`` is a live rigd session's directory (``init()["address"]``)."""
+    return (
+        isinstance(address, str)
+        and os.path.isabs(address)
+        and os.path.basename(address.rstrip("/")).startswith(SESSION_PREFIX)
+        and os.path.exists(os.path.join(address, "head.sock"))
+    )
+
+
+def _join_session(
+    session_dir: str, namespace: str | None, num_cpus: float | None, num_gpus: float | None
+) -> Runtime:
+    """Join another driver's session on this machine, as Ray's ``ray.init(address=...)``.
+
+    The process that started the session owns it: this process's
+    ``shutdown`` only leaves it. Its actors die with this process unless
+    created ``lifetime="detached"``; detached ones live as long as the session.
+    """
+    from rigd.actors._protocol import ResourcesNow
+
+    if num_cpus is not None or num_gpus is not None:
+        raise ValueError(
+            "num_cpus and num_gpus are set by the process that started the session; leave "
+            "them out when joining it by its address"
+        )
+    session_dir = session_dir.rstrip("/")
+    try:
+        runtime = Runtime(
+            session_dir,
+            os.path.basename(session_dir) + "-",
+            namespace or _anonymous_namespace(),
+            totals={},
+        )
+    except OSError as exc:
+        raise ConnectionError(
+            f"no rigd session answers at {session_dir}: {exc}; pass the address that "
+            "rigd.init() returned in a process that is still running"
+        ) from exc
+    total, _ = runtime.head_call(ResourcesNow())
+    runtime.totals.update({"CPU": total["CPU"], "GPU": total.get("GPU", 0.0)})
+    return runtime
 
 
 def _facts(runtime: Runtime) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """Which calls an actor process started: a small table that outlives a SIGKILL.
 
 When an actor's process dies, its callers must tell the calls it may have
-started (in flight: retried only as ``max_task_retries`` allows) from the
-calls it never read (sent into the socket of a process already dying:
-always resent to the restarted actor, as Ray queues calls made while an actor
-restarts). Nothing the process says before dying can be trusted to arrive,
+started (retried only as ``max_task_retries`` allows) from the calls it
+never read (resent to the restarted actor without spending an attempt, when
+``max_task_retries`` is not 0; with 0, every call sent to the dead process
+fails, as in Ray 2). Nothing the process says before dying can be trusted to arrive,
 so it keeps the answer in a shared file mapping: one slot per calling
 process, holding that caller's pid and the id of the last call the actor
 started from it. Calls from one caller start in the order sent, so every
