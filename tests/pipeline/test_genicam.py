@@ -12,7 +12,7 @@ from rigd._exceptions import RigdError
 from rigd.pipeline import Pipeline, list_cameras, plan_pipeline
 from tests.helpers import wait_until
 from tests.pipeline.camera import DEVICE_ID, Simulator
-from tests.pipeline.sources import read_stream, run, write
+from tests.pipeline.sources import ledger, read_stream, run, write
 
 PIPELINE = """
 name: genicam
@@ -124,6 +124,42 @@ def test_a_software_trigger_produces_exactly_the_triggered_frames(
     assert report.frames["camera"] == 3
     # Consecutive camera ids: the camera took no frame between the triggers.
     assert list(np.diff(info[:, 0].astype(np.int64)) % 65535) == [1, 1]
+
+
+def test_buffers_the_driver_could_not_fill_are_in_the_ledger_with_their_reason(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    # The simulator sends no GVSP packet in 30 of a thousand: at 64x64 about
+    # half the frames miss one, and Aravis hands their buffers back as
+    # missing_packets (or timeout).
+    simulator.kill()
+    simulator.start(lost_per_thousand=30)
+    path = write(
+        tmp_path,
+        PIPELINE,
+        device=DEVICE_ID,
+        options="width: 64, height: 64, frame_rate: 200, n_frames: 40, timeout_s: 0.5",
+    )
+
+    report = run(path)
+
+    stream = read_stream(report.files[0], "camera")
+    info = read_stream(report.files[0], "camera_frame_info")
+    recorded = set(stream["frame_id"].tolist())
+    noted = [
+        (k, reason) for first, count, reason in ledger(stream) for k in range(first, first + count)
+    ]
+    noted_ids = [k for k, _ in noted]
+    assert len(recorded) == 40
+    assert any(reason == "missing_packets" for _, reason in noted)
+    # Every id up to the last is recorded or in the ledger, once.
+    assert len(noted_ids) == len(set(noted_ids))
+    assert not recorded & set(noted_ids)
+    assert recorded | set(noted_ids) == set(range(max(recorded | set(noted_ids)) + 1))
+    # The ledger says for each id what frame_info says (its status code).
+    codes = {"missing_packets": 1, "timeout": 2, "size_mismatch": 3, "underrun": 9}
+    status = dict(zip(info["frame_id"].tolist(), info["frames"][:, 3].tolist(), strict=True))
+    assert all(status.get(k, 9) == codes[reason] for k, reason in noted)
 
 
 def test_the_camera_killed_mid_run_ends_the_run_and_the_file_is_sealed(

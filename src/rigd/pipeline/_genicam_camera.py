@@ -12,8 +12,11 @@ The path of a frame: Aravis's stream thread fills one of ``n_buffers``
 driver buffers from the network (GVSP) or USB; the step loop pops it and
 copies it once, from the driver's buffer into the ring's slot, then gives the
 buffer back. A frame the driver could not complete (missing packets, a
-timeout, a size mismatch) is not written: its id is skipped, so the recorder
-puts it in the drop ledger, and ``frame_info`` says why. A camera is never
+timeout, a size mismatch) is not written: its id is skipped and noted on the
+ring with its reason (``RingWriter.note_dropped``), so the recorder puts it
+in the run file's drop ledger as ``missing_packets``, ``timeout``,
+``size_mismatch``, ... and ``frame_info`` says why too. Ids the driver never
+handed over (all its buffers were in use) are ``underrun``. A camera is never
 held back: a full ring is a drop too (``ring_full``).
 
 Frame ids: rigd's count from 0 at the first frame and never wrap. GigE
@@ -34,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from rigd._exceptions import RingClosedError
 from rigd.pipeline._device import DeviceSource
 from rigd.pipeline._genicam import (
     buffer_data,
@@ -186,6 +190,7 @@ class GenICamCamera(DeviceSource):
         super().setup()
         self._start_stream()
         self._ids = FrameIds(self._gv, self._next_id())
+        self._failed: list[tuple[str, int, int, int]] = []
         self._quiet_since = time.monotonic()
         self._get_data = buffer_data()
 
@@ -200,6 +205,7 @@ class GenICamCamera(DeviceSource):
 
     def run_step(self) -> None:
         if self.n_frames is not None and self.frames_delivered >= self.n_frames:
+            self._drop_failed()
             self.finish()
             return
         stream = self._stream
@@ -224,14 +230,17 @@ class GenICamCamera(DeviceSource):
 
     def _deliver(self, buffer: Any) -> None:
         raw = int(buffer.get_frame_id())
-        frame_id = self._frame_id(raw)
         hw_ts = int(buffer.get_timestamp())
         driver_ts = int(buffer.get_system_timestamp())
         status = buffer.get_status()
-        info = self.outputs.frame_info
         if status != self._success:
-            self._drop(frame_id, self._status.get(status, "unknown"), raw, hw_ts, driver_ts)
+            # A buffer the driver could not fill: its block id is not to be
+            # trusted (a lost leader leaves 0, or the id the buffer had
+            # before), so it takes its id from the next good frame's.
+            self._failed.append((self._status.get(status, "unknown"), raw, hw_ts, driver_ts))
             return
+        frame_id = self._frame_id(raw)
+        info = self.outputs.frame_info
         size = ctypes.c_size_t()
         address = self._get_data(hash(buffer), ctypes.byref(size))
         if size.value < self._nbytes:
@@ -250,16 +259,57 @@ class GenICamCamera(DeviceSource):
         self.frames_delivered += 1
 
     def _frame_id(self, raw: int) -> int:
-        """rigd's id for the camera's ``raw`` id: from 0, unwrapped, never repeating."""
+        """rigd's id for the camera's ``raw`` id (from 0, unwrapped, never
+        repeating); the ids skipped go to the buffers that failed since the
+        last frame, in order, and the rest are ``underrun``."""
+        failed, self._failed = self._failed, []
+        if failed and not self._ids.started:
+            self._drops_from(self._ids.take(len(failed)), failed)
+            failed = []
         frame_id, skipped = self._ids.unwrap(raw)
-        if skipped > 0:
+        first = frame_id - skipped
+        self._drops_from(first, failed[:skipped])
+        if len(failed) > skipped:
+            # Buffers for blocks the driver also handed over complete: no id lost.
+            self._count("repeated", len(failed) - skipped)
+        underrun = skipped - min(len(failed), skipped)
+        if underrun > 0:
             # Ids the driver never handed over: its buffers were all in use.
-            self._count("underrun", skipped)
+            self._count("underrun", underrun)
+            self.outputs.frames.note_dropped(frame_id - underrun, underrun, "underrun")
         return frame_id
 
+    def _drops_from(self, first: int, failed: list[tuple[str, int, int, int]]) -> None:
+        """Drop the ``failed`` buffers as ids ``first``, ``first + 1``, ...: a
+        note per run of one reason, a ``frame_info`` row each."""
+        k = 0
+        while k < len(failed):
+            reason = failed[k][0]
+            end = k + 1
+            while end < len(failed) and failed[end][0] == reason:
+                end += 1
+            self._count(reason, end - k)
+            self.outputs.frames.note_dropped(first + k, end - k, reason)
+            for j in range(k, end):
+                _, raw, hw_ts, driver_ts = failed[j]
+                put_info(
+                    self.outputs.frame_info,
+                    first + j,
+                    (raw, hw_ts, driver_ts, STATUS_CODES[reason]),
+                )
+            k = end
+
     def _drop(self, frame_id: int, reason: str, raw: int, hw_ts: int, driver_ts: int) -> None:
-        self._count(reason, 1)
-        put_info(self.outputs.frame_info, frame_id, (raw, hw_ts, driver_ts, STATUS_CODES[reason]))
+        self._drops_from(frame_id, [(reason, raw, hw_ts, driver_ts)])
+
+    def _drop_failed(self) -> None:
+        """The buffers that failed after the last frame: ids after it (at the end)."""
+        failed, self._failed = self._failed, []
+        if failed and self._stream is not None:
+            try:
+                self._drops_from(self._ids.take(len(failed)), failed)
+            except RingClosedError:
+                self._count(failed[0][0], len(failed))  # the stream has ended
 
     def _count(self, reason: str, n: int) -> None:
         with self._lock:
@@ -272,6 +322,7 @@ class GenICamCamera(DeviceSource):
     def _lose(self) -> None:
         log.error("camera %r stopped answering (%s)", self._info.id, self.on_lost)
         self.lost = True
+        self._drop_failed()
         self.close_device()
         self.__dict__["_rigd_device_open"] = False
         if self.on_lost == "end":
@@ -314,6 +365,7 @@ class GenICamCamera(DeviceSource):
         return {"frames_delivered": self.frames_delivered, "drops": drops, "lost": self.lost}
 
     def stop(self) -> None:
+        self._drop_failed()
         if self._stream is not None and self._camera is not None:
             stats = self._stream.get_statistics()
             log.info("camera %r: stream statistics %s", self._info.id, stats)

@@ -26,6 +26,7 @@ from rigd._exceptions import EndOfStream, RingBrokenError, RingClosedError, Woul
 from rigd._proc import pid_alive
 from rigd.storage._futex import futex_wake
 from rigd.storage._ring_layout import SAMPLES, ReaderPolicy, ReaderState
+from rigd.storage._ring_notes import DropNote, read_notes
 from rigd.storage._ring_segment import RingSegment
 from rigd.storage._ring_wait import (
     CHECK_S,
@@ -93,6 +94,9 @@ class RingReader:
         self._closed = False
         self._wait = LowLatencyWait(segment, index) if low_latency else None
         self._announces: tuple[Announcer, ...] = ()
+        self._notes_seen = 0
+        #: Drop notes this reader came too late to read (see ``drop_notes``).
+        self.notes_lost = 0
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -109,6 +113,18 @@ class RingReader:
     def frames_dropped(self) -> int:
         """Frames this reader skipped (latest) or lost to torn reads, so far."""
         return int(self._rec.frames_dropped)
+
+    def drop_notes(self) -> list[DropNote]:
+        """The writer's drop notes this reader has not had yet, oldest first.
+
+        Each says which frame ids the writer skipped and why
+        (``RingWriter.note_dropped``); once a frame with id ``F`` is held,
+        every note about ids below ``F`` is among them. Notes overwritten
+        before they were read are counted in ``notes_lost``.
+        """
+        notes, self._notes_seen, lost = read_notes(self._hdr, self._notes_seen)
+        self.notes_lost += lost
+        return notes
 
     def get(self, timeout: float | None = None) -> Frame:
         """Return the next frame (lossless) or the newest one (latest).

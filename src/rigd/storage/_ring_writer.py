@@ -21,6 +21,7 @@ from rigd._exceptions import RingClosedError, WouldBlock
 from rigd._proc import pid_alive
 from rigd.storage._futex import futex_wait, futex_wake
 from rigd.storage._ring_layout import WRITING, ReaderState
+from rigd.storage._ring_notes import write_note
 from rigd.storage._ring_segment import RingSegment
 from rigd.storage._ring_wait import CHECK_S
 
@@ -117,6 +118,22 @@ class RingWriter:
         frame is complete when the slot is committed need not pass one.
         """
         return _OpenSlot(self, frame_id, timestamp_ns, timeout)
+
+    def note_dropped(self, first_id: int, count: int, reason: str) -> None:
+        """Say that ``count`` frame ids from ``first_id`` will never be written, and why.
+
+        A source that drops a frame instead of writing it (a camera's
+        incomplete buffer, a full ring) calls this before it commits a later
+        frame; the recorder puts the ids in the run file's drop ledger with
+        ``reason`` (``_ring_notes``). Readers keep the newest 64 notes.
+
+        Raises:
+            ValueError: ``count`` under 1, or ``reason`` not 1 to 24 ASCII characters.
+            RingClosedError: the writer was closed.
+        """
+        if self._closed:
+            raise RingClosedError(f"the writer of ring {self._seg.name!r} was closed")
+        write_note(self._hdr, int(first_id), int(count), reason)
 
     def _begin(self, timeout: float | None) -> int:
         """Claim the next slot (waiting for space) and announce its frame."""
