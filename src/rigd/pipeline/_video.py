@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 import numpy as np
@@ -57,6 +57,8 @@ class VideoSource(DeviceSource):
     """
 
     output_names = ("frames",)
+    #: The daemon confines ``path`` to its data directory (a file there).
+    place_options: ClassVar[dict[str, str]] = {"path": "data_file"}
 
     def __init__(
         self,
@@ -80,6 +82,7 @@ class VideoSource(DeviceSource):
         self.input_format = input_format
         self.frames_played = 0
         self._container: Any = None
+        self._play_s = (0.0, 0.0)
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -183,10 +186,14 @@ class VideoSource(DeviceSource):
         with self.outputs.frames.slot(frame_id=k, timestamp_ns=time.time_ns()) as view:
             _copy_plane(frame, view, self._dtype)
         self.frames_played = k + 1
+        now = time.perf_counter()
+        self._play_s = (self._play_s[0] or now, now)
 
     def status(self) -> dict[str, Any]:
-        """Frames played so far."""
-        return {"frames_played": self.frames_played}
+        """Frames played so far, and ``play_s``: seconds from the first frame
+        committed to the last."""
+        first, last = self.__dict__.get("_play_s", (0.0, 0.0))
+        return {"frames_played": self.frames_played, "play_s": last - first}
 
 
 def _open(path: str, options: dict[str, str] | None, device: bool = False) -> Any:
