@@ -178,14 +178,16 @@ class TiffStack(Actor):
         self._stack: np.ndarray[Any, Any] | None = None
         try:
             # Contiguous and uncompressed: map it, frames come from the page cache.
-            self._stack = tifffile.memmap(self.path, series=self.series, mode="r").reshape(
-                layout.pages, *layout.page_shape
-            )
+            # A plain ndarray view of the map: indexing an ``np.memmap`` runs
+            # Python code (``__getitem__``, ``__array_finalize__``) per frame.
+            mapped = tifffile.memmap(self.path, series=self.series, mode="r")
+            self._stack = mapped.reshape(layout.pages, *layout.page_shape).view(np.ndarray)
             self.memory_mapped = True
         except ValueError:
             self._stack = None
         self._index = 0
-        previous = self.outputs.frames.previous if "frames" in self.outputs else None
+        self._writer = self.outputs.frames
+        previous = self._writer.previous
         if previous is not None and self.frames_played == 0:
             # Restarted after a crash: go on after the last frame the ring has
             # (a file is not a camera: nothing was missed while it was down).
@@ -211,7 +213,7 @@ class TiffStack(Actor):
                 time.sleep(delay)
         c = layout.channels
         first = self._index * c
-        writer = self.outputs.frames
+        writer = self._writer
         if self._stack is not None and (c == 1 or self.channel is not None):
             # Mapped: one copy, from the page cache into the slot (``put``:
             # no context manager, the cheapest commit the ring has).
