@@ -88,6 +88,12 @@ class GenICamCamera(DeviceSource):
             ``GevSCPD`` (``None``: the camera's).
         packet_socket: GigE: receive through a packet socket (fast, needs
             CAP_NET_RAW; ``None``: yes, except on a loopback address).
+        socket_buffer_bytes: GigE: the stream socket's receive buffer
+            (Aravis's ``socket-buffer-size``, fixed), 4 MiB by default: 80 ms
+            of 512x512 frames at 200 fps, so a receiving thread held up for
+            a moment loses no packet (Aravis's ``auto`` size lost 1-3% of
+            the frames on loopback, BENCHMARKS.md "Sources"); ``None``:
+            Aravis's ``auto``. Linux caps it at ``net.core.rmem_max``.
         features: other GenICam features to set, by name (``{"ReverseX": true}``).
         n_frames: frames to deliver, then end (``None``: until stopped).
         timeout_s: how long a frame may take before the camera is checked.
@@ -114,6 +120,7 @@ class GenICamCamera(DeviceSource):
         packet_size: int | None = None,
         packet_delay_ns: int | None = None,
         packet_socket: bool | None = None,
+        socket_buffer_bytes: int | None = 4 << 20,
         features: dict[str, Any] | None = None,
         n_frames: int | None = None,
         timeout_s: float = 2.0,
@@ -163,6 +170,9 @@ class GenICamCamera(DeviceSource):
         self._shape = (int(height), int(width)) + ((samples,) if samples > 1 else ())
         self._dtype = np.dtype(dtype)
         self._nbytes = int(np.prod(self._shape)) * self._dtype.itemsize
+        # The ctypes type of one frame's bytes, made once (a new type per frame
+        # costs ~3 us).
+        self._frame_type = ctypes.c_uint8 * self._nbytes
 
     def device_outputs(self) -> dict[str, FrameSpec]:
         return {
@@ -200,7 +210,7 @@ class GenICamCamera(DeviceSource):
 
     def _start_stream(self) -> None:
         self._stream, self._status, self._success = open_stream(
-            self._camera, self.options["n_buffers"]
+            self._camera, self.options["n_buffers"], self.options["socket_buffer_bytes"]
         )
 
     def run_step(self) -> None:
@@ -246,7 +256,7 @@ class GenICamCamera(DeviceSource):
         if size.value < self._nbytes:
             self._drop(frame_id, "size_mismatch", raw, hw_ts, driver_ts)
             return
-        data = np.ctypeslib.as_array((ctypes.c_uint8 * self._nbytes).from_address(address))
+        data = np.frombuffer(memoryview(self._frame_type.from_address(address)), np.uint8)
         try:
             with self.outputs.frames.slot(
                 frame_id=frame_id, timestamp_ns=time.time_ns(), timeout=0

@@ -114,7 +114,15 @@ def check_camera_options(options: Mapping[str, Any]) -> None:
         raise ValueError(
             f"pixel_format {fmt!r} is not one rigd takes; use one of {sorted(PIXEL_FORMATS)}"
         )
-    for name in ("offset_x", "offset_y", "width", "height", "packet_size", "packet_delay_ns"):
+    for name in (
+        "offset_x",
+        "offset_y",
+        "width",
+        "height",
+        "packet_size",
+        "packet_delay_ns",
+        "socket_buffer_bytes",
+    ):
         value = options.get(name)
         if value is not None and (not isinstance(value, int) or value < 0):
             raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
