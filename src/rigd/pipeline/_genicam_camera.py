@@ -91,7 +91,7 @@ class GenICamCamera(DeviceSource):
         socket_buffer_bytes: GigE: the stream socket's receive buffer
             (Aravis's ``socket-buffer-size``, fixed), 4 MiB by default: 80 ms
             of 512x512 frames at 200 fps, so a receiving thread held up for
-            a moment loses no packet (Aravis's ``auto`` size lost 1-3% of
+            a moment loses no packet (Aravis's ``auto`` size lost 1-15% of
             the frames on loopback, BENCHMARKS.md "Sources"); ``None``:
             Aravis's ``auto``. Linux caps it at ``net.core.rmem_max``.
         features: other GenICam features to set, by name (``{"ReverseX": true}``).
