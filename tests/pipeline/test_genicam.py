@@ -14,6 +14,20 @@ from tests.helpers import wait_until
 from tests.pipeline.camera import DEVICE_ID, Simulator
 from tests.pipeline.sources import ledger, read_stream, run, write
 
+#: ``frame_info``'s status codes, in order (README, GenICamCamera).
+FRAME_STATUS = (
+    "delivered",
+    "missing_packets",
+    "timeout",
+    "size_mismatch",
+    "wrong_packet_id",
+    "aborted",
+    "cleared",
+    "unknown",
+    "ring_full",
+    "underrun",
+)
+
 PIPELINE = """
 name: genicam
 actors:
@@ -129,16 +143,16 @@ def test_a_software_trigger_produces_exactly_the_triggered_frames(
 def test_buffers_the_driver_could_not_fill_are_in_the_ledger_with_their_reason(
     simulator: Simulator, tmp_path: Path
 ) -> None:
-    # The simulator sends no GVSP packet in 30 of a thousand: at 64x64 about
-    # half the frames miss one, and Aravis hands their buffers back as
-    # missing_packets (or timeout).
+    # The simulator sends no GVSP packet in 100 of a thousand: at 64x64 (a
+    # leader, 3 data packets and a trailer) about 4 frames in 10 miss one,
+    # and Aravis hands their buffers back as missing_packets (or timeout).
     simulator.kill()
-    simulator.start(lost_per_thousand=30)
+    simulator.start(lost_per_thousand=100)
     path = write(
         tmp_path,
         PIPELINE,
         device=DEVICE_ID,
-        options="width: 64, height: 64, frame_rate: 200, n_frames: 40, timeout_s: 0.5",
+        options="width: 64, height: 64, frame_rate: 200, n_frames: 20, timeout_s: 0.5",
     )
 
     report = run(path)
@@ -150,16 +164,21 @@ def test_buffers_the_driver_could_not_fill_are_in_the_ledger_with_their_reason(
         (k, reason) for first, count, reason in ledger(stream) for k in range(first, first + count)
     ]
     noted_ids = [k for k, _ in noted]
-    assert len(recorded) == 40
-    assert any(reason == "missing_packets" for _, reason in noted)
+    assert len(recorded) == 20
+    # Aravis names an incomplete buffer missing_packets, or timeout when the
+    # trailer is lost too (more often on a loaded machine).
+    assert {"missing_packets", "timeout"} & {reason for _, reason in noted}
     # Every id up to the last is recorded or in the ledger, once.
     assert len(noted_ids) == len(set(noted_ids))
     assert not recorded & set(noted_ids)
     assert recorded | set(noted_ids) == set(range(max(recorded | set(noted_ids)) + 1))
-    # The ledger says for each id what frame_info says (its status code).
-    codes = {"missing_packets": 1, "timeout": 2, "size_mismatch": 3, "underrun": 9}
+    # The ledger says for each id what frame_info says (its status code; ids
+    # never handed over, underrun, have no frame_info row).
+    codes = dict(enumerate(FRAME_STATUS))
     status = dict(zip(info["frame_id"].tolist(), info["frames"][:, 3].tolist(), strict=True))
-    assert all(status.get(k, 9) == codes[reason] for k, reason in noted)
+    assert [codes[status[k]] if k in status else "underrun" for k, _ in noted] == [
+        reason for _, reason in noted
+    ]
 
 
 def test_the_camera_killed_mid_run_ends_the_run_and_the_file_is_sealed(
