@@ -108,7 +108,7 @@ def test_a_camera_without_a_rate_is_a_generator_and_an_unknown_overflow_is_refus
             SimulatedCamera.describe_outputs({"shape": [4, 4], "overflow": bad}, {})
 
 
-def test_a_ring_counts_a_writers_skips_and_the_next_frame_carries_them() -> None:
+def test_a_ring_counts_a_writers_skips_and_notes_each_run_of_them_as_ring_full() -> None:
     with FrameRing.create(f"skips-{os.getpid()}", (4,), "uint8", slot_count=2) as ring:
         writer = ring.writer()
         reader = ring.reader()
@@ -117,24 +117,31 @@ def test_a_ring_counts_a_writers_skips_and_the_next_frame_carries_them() -> None
         # Full: the lossless reader has both slots to read; a camera does not wait.
         with pytest.raises(TimeoutError), writer.slot(frame_id=2, timeout=0):
             pytest.fail("a full ring handed out a slot")
-        writer.skip()
         writer.skip(2)
-        with pytest.raises(ValueError, match="count must be >= 0"):
-            writer.skip(-1)
+        writer.skip(3, 2)  # consecutive: one note for ids 2..4
+        for bad in ((-1, 1), (7, 0)):
+            with pytest.raises(ValueError, match="skip needs frame_id >= 0 and count >= 1"):
+                writer.skip(*bad)
         assert ring.statistics().frames_skipped == 3
         taken = []
         for _ in range(2):
             with reader.read(timeout=1) as frame:
-                taken.append((frame.frame_id, frame.skipped))
+                taken.append(frame.frame_id)
+        assert reader.drop_notes() == []  # not noted until a later frame is committed
         writer.put(np.full(4, 5, np.uint8), frame_id=5)
         writer.put(np.full(4, 6, np.uint8), frame_id=6)
-        for _ in range(2):
-            with reader.read(timeout=1) as frame:
-                taken.append((frame.frame_id, frame.skipped))
-        assert taken == [(0, 0), (1, 0), (5, 3), (6, 0)]
-        # Drops after the last frame: the closed stream says how many.
-        assert reader.skipped_at_end == 0
-        writer.skip(2)
+        with reader.read(timeout=1) as frame:
+            taken.append(frame.frame_id)
+            notes = reader.drop_notes()  # a reader holding frame 5 has the note on 2..4
+        with reader.read(timeout=1) as frame:
+            taken.append(frame.frame_id)
+        assert taken == [0, 1, 5, 6]
+        assert [(n.first_id, n.count, n.reason) for n in notes] == [(2, 3, "ring_full")]
+        # Drops after the last frame: noted when the stream closes.
+        writer.skip(7, 2)
+        assert reader.drop_notes() == []
         writer.close()
-        assert reader.skipped_at_end == 2
+        assert [(n.first_id, n.count, n.reason) for n in reader.drop_notes()] == [
+            (7, 2, "ring_full")
+        ]
         assert ring.statistics().frames_skipped == 5

@@ -12,7 +12,21 @@ from rigd._exceptions import RigdError
 from rigd.pipeline import Pipeline, list_cameras, plan_pipeline
 from tests.helpers import wait_until
 from tests.pipeline.camera import DEVICE_ID, Simulator
-from tests.pipeline.sources import read_stream, run, write
+from tests.pipeline.sources import ledger, read_stream, run, write
+
+#: ``frame_info``'s status codes, in order (README, GenICamCamera).
+FRAME_STATUS = (
+    "delivered",
+    "missing_packets",
+    "timeout",
+    "size_mismatch",
+    "wrong_packet_id",
+    "aborted",
+    "cleared",
+    "unknown",
+    "ring_full",
+    "underrun",
+)
 
 PIPELINE = """
 name: genicam
@@ -124,6 +138,47 @@ def test_a_software_trigger_produces_exactly_the_triggered_frames(
     assert report.frames["camera"] == 3
     # Consecutive camera ids: the camera took no frame between the triggers.
     assert list(np.diff(info[:, 0].astype(np.int64)) % 65535) == [1, 1]
+
+
+def test_buffers_the_driver_could_not_fill_are_in_the_ledger_with_their_reason(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    # The simulator sends no GVSP packet in 100 of a thousand: at 64x64 (a
+    # leader, 3 data packets and a trailer) about 4 frames in 10 miss one,
+    # and Aravis hands their buffers back as missing_packets (or timeout).
+    simulator.kill()
+    simulator.start(lost_per_thousand=100)
+    path = write(
+        tmp_path,
+        PIPELINE,
+        device=DEVICE_ID,
+        options="width: 64, height: 64, frame_rate: 200, n_frames: 20, timeout_s: 0.5",
+    )
+
+    report = run(path)
+
+    stream = read_stream(report.files[0], "camera")
+    info = read_stream(report.files[0], "camera_frame_info")
+    recorded = set(stream["frame_id"].tolist())
+    noted = [
+        (k, reason) for first, count, reason in ledger(stream) for k in range(first, first + count)
+    ]
+    noted_ids = [k for k, _ in noted]
+    assert len(recorded) == 20
+    # Aravis names an incomplete buffer missing_packets, or timeout when the
+    # trailer is lost too (more often on a loaded machine).
+    assert {"missing_packets", "timeout"} & {reason for _, reason in noted}
+    # Every id up to the last is recorded or in the ledger, once.
+    assert len(noted_ids) == len(set(noted_ids))
+    assert not recorded & set(noted_ids)
+    assert recorded | set(noted_ids) == set(range(max(recorded | set(noted_ids)) + 1))
+    # The ledger says for each id what frame_info says (its status code; ids
+    # never handed over, underrun, have no frame_info row).
+    codes = dict(enumerate(FRAME_STATUS))
+    status = dict(zip(info["frame_id"].tolist(), info["frames"][:, 3].tolist(), strict=True))
+    assert [codes[status[k]] if k in status else "underrun" for k, _ in noted] == [
+        reason for _, reason in noted
+    ]
 
 
 def test_the_camera_killed_mid_run_ends_the_run_and_the_file_is_sealed(

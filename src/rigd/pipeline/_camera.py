@@ -178,7 +178,7 @@ class SimulatedCamera(Actor):
             except TimeoutError:
                 # A lossless reader still holds the slot: drop the frame, as a
                 # camera whose buffers are all in use does.
-                out.skip()
+                out.skip(k)
                 self.frames_dropped += 1
         self.frames_written = k + 1
 

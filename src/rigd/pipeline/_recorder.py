@@ -14,9 +14,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rigd._exceptions import EndOfStream, RingBrokenError, WouldBlock
+from rigd._exceptions import EndOfStream, RecordingError, RingBrokenError, WouldBlock
 from rigd.pipeline._run_file import RunFileActor
 from rigd.storage import (
+    DropNote,
     DropReason,
     MessageReader,
     ReaderPolicy,
@@ -24,6 +25,8 @@ from rigd.storage import (
     RunWriter,
     SerializationError,
     StreamSpec,
+    end_spans,
+    gap_spans,
 )
 
 __all__ = ["HDF5Recorder"]
@@ -77,11 +80,16 @@ class HDF5Recorder(RunFileActor):
         self._open: dict[str, Any] = dict(self._readers)
         self._dropped_seen = dict.fromkeys(self._readers, 0)
         self._next_id: dict[str, int | None] = dict.fromkeys(self._readers)
+        # The sources' drop notes not yet in the ledger (ids they skipped, and why).
+        self._notes: dict[str, list[DropNote]] = {name: [] for name in self._readers}
         self._latest = {
             name for name, reader in self._readers.items() if reader.policy is ReaderPolicy.LATEST
         }
         if path.exists():
             # This recorder was restarted: record on into the file it began.
+            # The notes before now are in it already, or under the restart.
+            for reader in self._readers.values():
+                _drop_notes(reader)
             self._writer = RunWriter.resume(
                 path,
                 reason=f"{DropReason.RESTART} of recorder {run.get('actor', '')}".strip(),
@@ -155,8 +163,6 @@ class HDF5Recorder(RunFileActor):
             return self._take_message(name, reader, frame, latest)
         try:
             self._note_overruns(name, reader, frame.frame_id)
-            if frame.skipped:
-                self._note_skipped(name, frame.frame_id, frame.skipped)
             if latest:
                 # A latest reader can be lapped while it holds the slot: copy
                 # now, keep the copy only if the slot was not overwritten.
@@ -192,42 +198,36 @@ class HDF5Recorder(RunFileActor):
         return True
 
     def _note_overruns(self, name: str, reader: Any, frame_id: int) -> None:
+        """Put the ids missing before ``frame_id`` in the ledger, each with its
+        reason: the source's drop notes (a camera's incomplete buffers), else
+        ``ring_overrun`` when this reader was lapped, else ``gap``."""
+        notes = self._notes[name]
+        notes.extend(_drop_notes(reader))
         dropped = reader.frames_dropped
-        if dropped > self._dropped_seen[name]:
-            self._dropped_seen[name] = dropped
-            expected = self._next_id[name]
-            if expected is not None and frame_id > expected:
-                assert self._writer is not None
-                self._writer.note_dropped(
-                    name, expected, frame_id - expected, DropReason.RING_OVERRUN
-                )
+        lapped = dropped > self._dropped_seen[name]
+        self._dropped_seen[name] = dropped
+        if not notes and not lapped:
+            return  # a gap, if any, is the writer's to note (``gap``)
+        fallback = DropReason.RING_OVERRUN if lapped else DropReason.GAP
+        assert self._writer is not None
+        for first, count, reason in gap_spans(self._next_id[name], frame_id, notes, fallback):
+            self._writer.note_dropped(name, first, count, reason)
 
     def _end(self, name: str) -> None:
-        """``name``'s stream ended: frames its source dropped after the last
-        one (its ring full) go in the ledger too."""
+        """The stream ``name`` ended: its last drop notes (after its last frame) go in."""
         reader = self._open.pop(name)
-        skipped = getattr(reader, "skipped_at_end", 0)
-        expected = self._next_id[name]
-        if skipped and expected is not None:
-            assert self._writer is not None
-            self._writer.note_dropped(name, expected, skipped, DropReason.RING_FULL)
-            self._next_id[name] = expected + skipped
-
-    def _note_skipped(self, name: str, frame_id: int, skipped: int) -> None:
-        """The source dropped ``skipped`` frames just before ``frame_id`` (its
-        ring was full): put them in the ledger as ``ring_full``, and any
-        other ids missing before them as a ``gap``."""
-        expected = self._next_id[name]
-        if expected is None or frame_id <= expected:
-            return
+        notes = self._notes[name]
+        notes.extend(_drop_notes(reader))
         assert self._writer is not None
-        count = min(skipped, frame_id - expected)
-        first = frame_id - count
-        if first > expected:
-            self._writer.note_dropped(name, expected, first - expected, DropReason.GAP)
-        self._writer.note_dropped(name, first, count, DropReason.RING_FULL)
+        for first, count, reason in end_spans(self._next_id[name], notes):
+            self._writer.note_dropped(name, first, count, reason)
 
     def stop(self) -> None:
+        try:
+            for name in list(self._open) if self._writer is not None else ():
+                self._end(name)
+        except RecordingError:
+            pass  # the recording failed: seal says so
         self.seal()
 
     # -- callable through the handle -----------------------------------------------
@@ -240,6 +240,12 @@ class HDF5Recorder(RunFileActor):
         for name in self._readers:
             expected = self._next_id.get(name) or 0
             writer.note_dropped(name, expected, 0, text)
+
+
+def _drop_notes(reader: Any) -> list[DropNote]:
+    # Message rings carry no drop notes (their writers do not skip ids).
+    notes = getattr(reader, "drop_notes", None)
+    return list(notes()) if notes is not None else []
 
 
 def _kind(reader: Any) -> str:

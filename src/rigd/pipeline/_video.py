@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 import numpy as np
@@ -57,6 +57,8 @@ class VideoSource(DeviceSource):
     """
 
     output_names = ("frames",)
+    #: The daemon confines ``path`` to its data directory (a file there).
+    place_options: ClassVar[dict[str, str]] = {"path": "data_file"}
 
     def __init__(
         self,
@@ -82,6 +84,7 @@ class VideoSource(DeviceSource):
         #: A webcam's frames dropped because its ring was full.
         self.frames_dropped = 0
         self._container: Any = None
+        self._play_s = (0.0, 0.0)
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -193,13 +196,22 @@ class VideoSource(DeviceSource):
         except TimeoutError:
             if wait is None:
                 raise
-            out.skip()
+            out.skip(k)
             self.frames_dropped += 1
         self.frames_played = k + 1
+        now = time.perf_counter()
+        self._play_s = (self._play_s[0] or now, now)
 
     def status(self) -> dict[str, Any]:
-        """Frames played so far (a webcam's include those dropped on a full ring)."""
-        return {"frames_played": self.frames_played, "frames_dropped": self.frames_dropped}
+        """Frames played so far (a webcam's include those dropped on a full ring),
+        those dropped, and ``play_s``: seconds from the first frame committed to
+        the last."""
+        first, last = self.__dict__.get("_play_s", (0.0, 0.0))
+        return {
+            "frames_played": self.frames_played,
+            "frames_dropped": self.frames_dropped,
+            "play_s": last - first,
+        }
 
 
 def _open(path: str, options: dict[str, str] | None, device: bool = False) -> Any:

@@ -2,7 +2,8 @@
 
 A segment (a file in /dev/shm) holds, in order::
 
-    header page   magic, layout version, shape, dtype, counters, futex words
+    header page   magic, layout version, shape, dtype, counters, futex words,
+                  drop notes (frames the writer skipped, and why: ``_ring_notes``)
     readers       one record per reader slot (cursor, policy, pid, counters)
     slot meta     per slot: sequence, frame id, timestamp, bytes, commit time
     slots         page-aligned frames (registrable with cudaHostRegister)
@@ -39,6 +40,9 @@ PAGE = mmap.PAGESIZE
 WRITING = (1 << 64) - 1
 #: Wake-up latencies each reader record keeps (the newest, round robin).
 SAMPLES = 64
+#: Drop notes the header keeps (the newest, round robin), and a reason's bytes.
+NOTES = 64
+NOTE_REASON_BYTES = 24
 
 
 class ReaderPolicy(Enum):
@@ -54,6 +58,16 @@ class ReaderState:
     FREE = 0
     ACTIVE = 1
     LOST = 2
+
+
+class NoteRecord(ctypes.Structure):
+    """One drop note: ``count`` frame ids from ``first_id`` the writer skipped, and why."""
+
+    _fields_ = [
+        ("first_id", ctypes.c_uint64),
+        ("count", ctypes.c_uint64),
+        ("reason", ctypes.c_char * NOTE_REASON_BYTES),
+    ]
 
 
 class Header(ctypes.Structure):
@@ -98,11 +112,17 @@ class Header(ctypes.Structure):
         ("announce_futex", ctypes.c_uint32),
         ("_pad_announce", ctypes.c_uint32 * 15),
         # Frames the writer dropped because the ring was full (a camera is
-        # never held back by its readers: ``RingWriter.skip``).
+        # never held back by its readers: ``RingWriter.skip``); each also in a note.
         ("writer_skips", ctypes.c_uint64),
-        # Of those, the ones after the last committed frame, when the writer closed.
-        ("skipped_at_close", ctypes.c_uint64),
+        # Drop notes (``_ring_notes``): ``notes_written`` counts every note;
+        # note ``k`` is in ``notes[k % NOTES]``.
+        ("notes_written", ctypes.c_uint64),
+        ("notes", NoteRecord * NOTES),
     ]
+
+
+if ctypes.sizeof(Header) > PAGE:
+    raise RuntimeError(f"the ring header ({ctypes.sizeof(Header)} bytes) outgrew its page")
 
 
 class ReaderRecord(ctypes.Structure):
@@ -131,9 +151,7 @@ class SlotMeta(ctypes.Structure):
         ("timestamp_ns", ctypes.c_int64),
         ("nbytes", ctypes.c_uint64),
         ("commit_ns", ctypes.c_int64),
-        # Frames the writer dropped (ring full) between the previous frame and this one.
-        ("skipped", ctypes.c_uint64),
-        ("_pad", ctypes.c_uint64 * 2),
+        ("_pad", ctypes.c_uint64 * 3),
     ]
 
 

@@ -26,6 +26,7 @@ from rigd._exceptions import EndOfStream, RingBrokenError, RingClosedError, Woul
 from rigd._proc import pid_alive
 from rigd.storage._futex import futex_wake
 from rigd.storage._ring_layout import SAMPLES, ReaderPolicy, ReaderState
+from rigd.storage._ring_notes import DropNote, read_notes
 from rigd.storage._ring_segment import RingSegment
 from rigd.storage._ring_wait import (
     CHECK_S,
@@ -48,7 +49,6 @@ class Frame:
         "array",
         "frame_id",
         "seq",
-        "skipped",
         "slot",
         "timestamp_ns",
         "torn",
@@ -71,9 +71,6 @@ class Frame:
         self.timestamp_ns = timestamp_ns
         #: Set by release: the writer overwrote the slot while it was held.
         self.torn = False
-        #: Frames the writer dropped just before this one because the ring
-        #: was full (``RingWriter.skip``): their ids come right before ``frame_id``.
-        self.skipped = 0
 
     # ``with reader.read() as frame`` (or ``reader.get()``): released on exit.
     def __enter__(self) -> Frame:
@@ -105,6 +102,9 @@ class RingReader:
         self._closed = False
         self._wait = LowLatencyWait(segment, index) if low_latency else None
         self._announces: tuple[Announcer, ...] = ()
+        self._notes_seen = 0
+        #: Drop notes this reader came too late to read (see ``drop_notes``).
+        self.notes_lost = 0
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -122,12 +122,17 @@ class RingReader:
         """Frames this reader skipped (latest) or lost to torn reads, so far."""
         return int(self._rec.frames_dropped)
 
-    @property
-    def skipped_at_end(self) -> int:
-        """Frames the writer dropped (ring full) after its last frame, once it
-        closed the stream (0 before): their ids follow the last frame's."""
-        hdr = self._seg.hdr
-        return int(hdr.skipped_at_close) if hdr.closed else 0
+    def drop_notes(self) -> list[DropNote]:
+        """The writer's drop notes this reader has not had yet, oldest first.
+
+        Each says which frame ids the writer skipped and why
+        (``RingWriter.note_dropped``); once a frame with id ``F`` is held,
+        every note about ids below ``F`` is among them. Notes overwritten
+        before they were read are counted in ``notes_lost``.
+        """
+        notes, self._notes_seen, lost = read_notes(self._hdr, self._notes_seen)
+        self.notes_lost += lost
+        return notes
 
     def get(self, timeout: float | None = None) -> Frame:
         """Return the next frame (lossless) or the newest one (latest).
@@ -201,7 +206,6 @@ class RingReader:
         frame = Frame(
             self, seg.read_views[index], seq, index, int(meta.frame_id), int(meta.timestamp_ns)
         )
-        frame.skipped = int(meta.skipped)
         if not lossless:
             rec.frames_dropped += seq - cursor
             rec.cursor = seq + 1
@@ -297,7 +301,6 @@ class RingReader:
         frame = Frame(
             self, seg.read_views[index], seq, index, int(meta.frame_id), int(meta.timestamp_ns)
         )
-        frame.skipped = int(meta.skipped)
         if meta.seq != seq + 1:  # overwritten while the stamps were read
             raise LookupError(f"frame {seq} of ring {seg.name!r} was overwritten")
         self._held = frame
