@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import pickle
 import struct
-from typing import Any
+from typing import Any, Literal
 
 import msgpack
 import numpy as np
@@ -67,7 +67,7 @@ def _dtype(text: bytes) -> np.dtype[Any]:
 
 
 @functools.lru_cache(maxsize=_LAYOUTS_KEPT)
-def _layout(data: bytes) -> tuple[tuple[int, ...], np.dtype[Any], str]:
+def _layout(data: bytes) -> tuple[tuple[int, ...], np.dtype[Any], Literal["C", "F"]]:
     """An array's shape, dtype and order from its layout bytes."""
     fortran, ndim = _LAYOUT_HEAD.unpack_from(data)
     shape = struct.unpack_from(f"<{ndim}q", data, _LAYOUT_HEAD.size)
@@ -95,7 +95,7 @@ class Encoder:
         """``obj`` as a MessagePack stream and its out-of-band buffers (views, not
         copies), or ``None`` when it is not plain data (see the module docstring).
         """
-        self._buffers = buffers = []
+        self._buffers = buffers = list[memoryview]()
         try:
             stream: bytes = self._packer.pack(obj)
         except (TypeError, ValueError, OverflowError):
@@ -146,9 +146,9 @@ class Encoder:
 def _bytes_of(array: np.ndarray[Any, Any]) -> memoryview:
     """A C-contiguous array's bytes, as a view."""
     try:
-        return memoryview(array).cast("B")
+        return array.data.cast("B")
     except (ValueError, TypeError):  # datetimes: not in the buffer protocol
-        return memoryview(array.reshape(-1).view(np.uint8))
+        return array.reshape(-1).view(np.uint8).data
 
 
 def decode(stream: memoryview, buffers: list[memoryview], copy: bool = False) -> Any:

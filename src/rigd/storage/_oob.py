@@ -159,8 +159,7 @@ def loads_from(area: Any, copy: bool = False) -> Any:
             return decode(stream, buffers, copy)
         except Exception as exc:  # noqa: BLE001 - msgpack raises several kinds for one cause
             raise SerializationError(
-                f"a message could not be decoded ({type(exc).__name__}: {exc}); the area "
-                "is damaged"
+                f"a message could not be decoded ({type(exc).__name__}: {exc}); the area is damaged"
             ) from None
     try:
         return pickle.loads(stream, buffers=buffers)
