@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import weakref
 from collections import OrderedDict
 from enum import IntEnum
 from typing import Any
@@ -172,6 +173,9 @@ def test_a_damaged_area_is_refused_with_an_error_naming_it() -> None:
     )  # an extension type no encoder writes
     with pytest.raises(SerializationError, match=r"could not be decoded .*damaged"):
         loads_from(memoryview(area))
+    area[4:8] = (10**6).to_bytes(4, "little")  # a buffer count no area holds
+    with pytest.raises(SerializationError, match="runs past its area"):
+        loads_from(memoryview(area))
     area[0:4] = b"XXXX"
     with pytest.raises(SerializationError, match="bad magic"):
         loads_from(memoryview(area))
@@ -214,3 +218,12 @@ def test_plain_messages_from_another_process_keep_types_and_view_the_slot() -> N
             assert start <= row.ctypes.data < start + size  # a view of the slot, no copy
         assert k == 2
         reader.close()
+
+
+def test_packing_keeps_no_reference_to_the_callers_arrays() -> None:
+    big = np.zeros(1000)
+    gone = weakref.ref(big)
+    packed = dumps({"big": big})
+    assert packed.magic == _MAGIC_PLAIN
+    del big, packed
+    assert gone() is None  # the per-thread encoder holds nothing once done

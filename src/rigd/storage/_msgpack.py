@@ -101,7 +101,9 @@ class Encoder:
         except (TypeError, ValueError, OverflowError):
             return None  # not plain data (or too deep): the caller pickles it
         finally:
+            # Hold on to nothing of the caller's (a 1 GiB array put in the store).
             self._seen.clear()
+            self._buffers = []
         return stream, buffers
 
     def _add(self, key: int, buffer: memoryview) -> int:

@@ -145,6 +145,8 @@ def loads_from(area: Any, copy: bool = False) -> Any:
     if magic != _MAGIC and magic != _MAGIC_PLAIN:
         raise SerializationError("the area does not hold a packed object (bad magic)")
     pos = _HEAD.size + n * _ENTRY.size
+    if pos + stream_len > view.nbytes:
+        raise SerializationError("a packed object's stream runs past its area")
     buffers: list[Any] = []
     for i in range(n):
         offset, length = _ENTRY.unpack_from(view, _HEAD.size + i * _ENTRY.size)
