@@ -113,25 +113,35 @@ class Encoder:
             self._buffers.append(buffer)
         return index
 
+    def _array(self, obj: np.ndarray[Any, Any]) -> msgpack.ExtType:
+        dtype = obj.dtype
+        shape = obj.shape
+        held = id(obj)  # the caller's array: one held twice is sent once
+        # One lookup for the common case: a C-contiguous array of a layout seen before.
+        key: tuple[Any, ...] = (dtype, shape)
+        layout = self._layouts.get(key)
+        if layout is None or not obj.flags.c_contiguous:
+            if dtype.hasobject or dtype.fields is not None:
+                raise TypeError("not a plain dtype")
+            fortran = obj.ndim > 1 and not obj.flags.c_contiguous and obj.flags.f_contiguous
+            if fortran:
+                obj, key = obj.T, (dtype, shape, True)
+            else:
+                obj = np.ascontiguousarray(obj)
+            layout = self._layouts.get(key)
+            if layout is None:
+                if len(self._layouts) >= _LAYOUTS_KEPT:
+                    self._layouts.clear()
+                layout = self._layouts[key] = _layout_bytes(dtype, shape, fortran)
+        index = self._add(held, _bytes_of(obj) if obj.size else _EMPTY)
+        return msgpack.ExtType(_ARRAY, _INDEX.pack(index) + layout)
+
     def _default(self, obj: Any) -> Any:
         kind = type(obj)
         if kind is tuple:
             return [_TUPLE_MARK, *obj]
         if kind is np.ndarray:
-            dtype = obj.dtype
-            if dtype.hasobject or dtype.fields is not None:
-                raise TypeError("not a plain dtype")
-            flags = obj.flags
-            fortran = obj.ndim > 1 and not flags.c_contiguous and flags.f_contiguous
-            source = obj.T if fortran else np.ascontiguousarray(obj)
-            index = self._add(id(obj), _bytes_of(source) if obj.size else _EMPTY)
-            key = (dtype, obj.shape, fortran)
-            layout = self._layouts.get(key)
-            if layout is None:
-                if len(self._layouts) >= _LAYOUTS_KEPT:
-                    self._layouts.clear()
-                layout = self._layouts[key] = _layout_bytes(dtype, obj.shape, fortran)
-            return msgpack.ExtType(_ARRAY, _INDEX.pack(index) + layout)
+            return self._array(obj)
         if isinstance(obj, np.generic):
             dtype = obj.dtype
             if dtype.hasobject or dtype.fields is not None:
