@@ -66,7 +66,7 @@ def message_ring_shape(max_message_bytes: int) -> tuple[int, ...]:
 class Message:
     """One message a reader holds: its object, its ids and stamps.
 
-    ``value`` is unpickled on first access, its arrays (and bytes sent as
+    ``value`` is decoded on first access, its arrays (and bytes sent as
     ``pickle.PickleBuffer``, as memoryviews) read-only views of the slot:
     valid until the message is released (``with reader.read() as message:``). Use
     ``reader.take()`` for an object that outlives the slot.

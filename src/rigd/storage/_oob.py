@@ -59,7 +59,8 @@ _ALIGN = 64
 
 
 class Packed:
-    """An object pickled with its buffers apart; ``nbytes`` is its packed size."""
+    """An object packed (MessagePack or pickle, ``magic`` says which) with its
+    buffers apart; ``nbytes`` is its packed size."""
 
     __slots__ = ("buffers", "magic", "nbytes", "stream")
 
