@@ -211,6 +211,14 @@ def report_stall(directory: Path, big: list[np.ndarray], args: Any, raws: list[f
     # The disk's host may cache bursts: pace at 70% of the slowest raw
     # figure, the rate the disk sustains.
     target = 0.7 * min(raws) if args.stall_rate is None else args.stall_rate
+    # Each stall figure writes rate x seconds to a file (deleted after): on a
+    # disk whose host caches bursts "70% of raw" can be 1 GB/s, 60 GB a
+    # minute. Keep each file to a third of the free space, at most 20 GB.
+    room = min(shutil.disk_usage(directory).free / 3, 20e9)
+    if target * 1e6 * args.stall_seconds > room:
+        capped = room / args.stall_seconds / 1e6
+        print(f"stall rate {target:.0f} MB/s capped to {capped:.0f} MB/s (disk space)")
+        target = capped
     stats, frames, late = stall(directory, big, target, args.stall_seconds)
     print(
         f"no stall: {frames} frames at {target:.0f} MB/s (70% of raw)"

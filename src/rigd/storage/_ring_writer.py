@@ -39,6 +39,8 @@ class RingWriter:
         # finds cold).
         self._space_until = 0
         self._open: _OpenSlot | None = None
+        # The slots' pages mapped now, not one fault at a time in the first lap.
+        segment.populate()
 
     @property
     def previous(self) -> tuple[int, int] | None:
