@@ -10,11 +10,12 @@ in runs, and the recorder gets back a good part of the ring at once). Each
 run of dropped frames is one entry in the stream's drop ledger, reason
 ``disk_behind`` (``DropReason.DISK_BEHIND``), so the file says what it lacks.
 
-Releasing a frame costs microseconds, so the recorder catches up as soon as
-its current write returns: the source waits only if one write takes longer
-than ``(1 - high) * slots`` frame periods. Size the link's ``slots`` from the
-data rate and the longest disk stall to ride out: ``slots >= rate * stall /
-((1 - high) * frame bytes)`` (BENCHMARKS.md, issue 25 item 4).
+Releasing a frame costs microseconds, so the recorder drops its way back
+as soon as its current write returns. The ring is the buffer for the disk's
+stalls: a stall of S seconds at R frames/s needs ``slots >= R * S``; while
+the disk stays too slow the recorder runs between ``low`` and ``high`` of
+the ring behind, so one write longer than ``(1 - high) * slots / R`` still
+holds the source back (README, "Recording"; BENCHMARKS.md, issue 25 item 4).
 """
 
 from __future__ import annotations
