@@ -15,16 +15,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rigd._exceptions import EndOfStream, RecordingError, RingBrokenError, WouldBlock
+from rigd.pipeline._recorder_behind import FallBehind
 from rigd.pipeline._run_file import RunFileActor
 from rigd.storage import (
     DropNote,
     DropReason,
     MessageReader,
     ReaderPolicy,
-    RecordField,
     RunWriter,
     SerializationError,
-    StreamSpec,
     end_spans,
     gap_spans,
 )
@@ -46,6 +45,12 @@ class HDF5Recorder(RunFileActor):
         compression: ``None``, ``lz4``, ``zstd`` or ``bitshuffle-lz4``.
         flush_interval, fsync_interval: the durability contract (README).
         latency_trace: store acquisition-to-written latency per frame.
+        when_behind: what a lossless frames input does when the recorder
+            falls behind (a slow disk): ``"wait"`` (the ring holds the
+            source back; for sources that can wait, a file played back) or
+            ``"drop"`` (for live sources: at 3/4 of the ring behind, the
+            oldest frames are dropped until it is 1/4 behind, each run of
+            them in the ledger as ``disk_behind``; ``_recorder_behind``).
 
     A restarted recorder reopens the same file (repairing it first) and
     records on; the frames it missed go in the ledger as ``restart``.
@@ -64,7 +69,14 @@ class HDF5Recorder(RunFileActor):
         flush_interval: float = 0.5,
         fsync_interval: float = 1.0,
         latency_trace: bool = True,
+        when_behind: str = "wait",
     ) -> None:
+        if when_behind not in ("wait", "drop"):
+            raise ValueError(
+                f"when_behind is 'wait' (hold the source back) or 'drop' (drop the oldest "
+                f"frames, in the ledger as disk_behind), got {when_behind!r}"
+            )
+        self.when_behind = when_behind
         self.directory = directory
         self.template = template
         self.compression = compression
@@ -98,17 +110,9 @@ class HDF5Recorder(RunFileActor):
                 write_buffers=0,
             )
         else:
-            # The fields upstream classes name (FrameStats: mean, min, max).
-            named = run.get("input_fields") or {}
             streams = [
-                StreamSpec(
-                    name,
-                    reader.shape,
-                    reader.dtype,
-                    compression=self.compression,
-                    latency_trace=self.latency_trace,
-                    fields=tuple(RecordField(*f) for f in named.get(name, ())),
-                    kind=_kind(reader),
+                self.stream_spec(
+                    name, reader, compression=self.compression, latency_trace=self.latency_trace
                 )
                 for name, reader in self._readers.items()
             ]
@@ -127,6 +131,7 @@ class HDF5Recorder(RunFileActor):
             )
         self._state = "recording"
         self._turn = 0
+        self._behind = FallBehind(self._writer.note_dropped) if self.when_behind == "drop" else None
 
     def run_step(self) -> None:
         if not self._open:
@@ -167,7 +172,9 @@ class HDF5Recorder(RunFileActor):
                 # A latest reader can be lapped while it holds the slot: copy
                 # now, keep the copy only if the slot was not overwritten.
                 data = np.array(frame.array, copy=True)
-            else:
+            elif self._behind is None or not self._behind.drop(
+                name, frame.frame_id, reader.committed - frame.seq, reader.slot_count
+            ):
                 writer.write(name, frame.array, frame.frame_id, frame.timestamp_ns)
         finally:
             intact = reader.release(frame)
@@ -223,7 +230,10 @@ class HDF5Recorder(RunFileActor):
             self._writer.note_dropped(name, first, count, reason)
 
     def stop(self) -> None:
+        behind = getattr(self, "_behind", None)
         try:
+            if behind is not None and self._writer is not None:
+                behind.end()  # the last run of dropped frames, in the ledger
             for name in list(self._open) if self._writer is not None else ():
                 self._end(name)
         except RecordingError:
@@ -246,9 +256,3 @@ def _drop_notes(reader: Any) -> list[DropNote]:
     # Message rings carry no drop notes (their writers do not skip ids).
     notes = getattr(reader, "drop_notes", None)
     return list(notes()) if notes is not None else []
-
-
-def _kind(reader: Any) -> str:
-    if isinstance(reader, MessageReader):
-        return "messages"
-    return "records" if reader.dtype.names is not None else "frames"

@@ -43,6 +43,8 @@ class RingWriter:
         # A run of frames dropped on a full ring (``skip``), not yet in a drop
         # note: (first_id, count); noted before the next commit, or at close.
         self._skips: tuple[int, int] | None = None
+        # The slots' pages mapped now, not one fault at a time in the first lap.
+        segment.populate()
 
     @property
     def previous(self) -> tuple[int, int] | None:

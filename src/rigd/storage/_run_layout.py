@@ -71,6 +71,10 @@ class DropReason(StrEnum):
     RING_FULL = "ring_full"
     #: The recording stopped on a write error.
     WRITE_ERROR = "write_error"
+    #: The recorder fell too far behind its input ring (a slow or stalled
+    #: disk) and dropped the oldest frames it had not written, rather than
+    #: hold the source back (``HDF5Recorder(when_behind="drop")``).
+    DISK_BEHIND = "disk_behind"
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,8 @@ class RecorderStatistics:
     max_write_s: float
     max_flush_s: float
     max_fsync_s: float
+    #: Raw chunk bytes written with O_DIRECT (the rest went through the page cache).
+    direct_bytes: int = 0
 
 
 @dataclass(frozen=True)

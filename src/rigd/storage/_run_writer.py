@@ -42,6 +42,7 @@ import numpy as np
 from rigd._exceptions import RecordingError
 from rigd.storage._chunk_io import ChunkIO
 from rigd.storage._codecs import codec
+from rigd.storage._direct_io import ChunkWriter
 from rigd.storage._h5file import attr_str, create_file, open_file, require_filter
 from rigd.storage._housekeeping import Housekeeper
 from rigd.storage._reserve import SpaceReserve
@@ -77,6 +78,7 @@ class RunWriter:
         compression_threads: int | None = None,
         write_buffers: int = 8,
         tables: Mapping[str, Any] | None = None,
+        direct_io: bool = True,
     ) -> None:
         """Create the file (never overwriting one) and start recording.
 
@@ -90,6 +92,10 @@ class RunWriter:
             tables: root datasets of rows, by name and (compound) numpy
                 dtype, written with ``append_row`` / ``update_row`` and
                 visible to SWMR readers at each flush.
+            direct_io: write raw chunks with ``O_DIRECT`` where the file
+                system takes it (``_direct_io``: no copy into the page
+                cache, ~1 ms of CPU per 8 MiB instead of 8-25 ms); False:
+                always through the page cache.
 
         Raises:
             FileExistsError: a file is already at ``path``.
@@ -123,7 +129,7 @@ class RunWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if write_buffers < 0:
             raise ValueError(f"write_buffers must be >= 0, got {write_buffers}")
-        self._init_state(run_id, flush_interval, fsync_interval, write_buffers)
+        self._init_state(run_id, flush_interval, fsync_interval, write_buffers, direct_io)
         # 'x': fail if the file appeared since the check above.
         self._file = create_file(self.path)
         try:
@@ -154,6 +160,7 @@ class RunWriter:
         fsync_interval: float = 1.0,
         compression_threads: int | None = None,
         write_buffers: int = 8,
+        direct_io: bool = True,
     ) -> RunWriter:
         """Record on into a run file whose recorder crashed (a restarted recorder).
 
@@ -173,7 +180,11 @@ class RunWriter:
         try:
             attrs = self._file.attrs
             self._init_state(
-                attr_str(attrs, "run_id"), flush_interval, fsync_interval, write_buffers
+                attr_str(attrs, "run_id"),
+                flush_interval,
+                fsync_interval,
+                write_buffers,
+                direct_io,
             )
             self._streams, self._tables = reopen_run(self._file, reason)
             self._start_swmr()
@@ -185,9 +196,15 @@ class RunWriter:
         return self
 
     def _init_state(
-        self, run_id: str, flush_interval: float, fsync_interval: float, write_buffers: int
+        self,
+        run_id: str,
+        flush_interval: float,
+        fsync_interval: float,
+        write_buffers: int,
+        direct_io: bool,
     ) -> None:
         self.run_id = run_id
+        self.direct_io = direct_io
         self.write_buffers = write_buffers
         self.flush_interval = flush_interval
         self.fsync_interval = fsync_interval
@@ -208,7 +225,11 @@ class RunWriter:
 
     def _start_threads(self, compression_threads: int | None) -> None:
         self._chunks = ChunkIO(
-            self._fd, self._streams.values(), self.write_buffers, compression_threads
+            self._fd,
+            self._streams.values(),
+            self.write_buffers,
+            compression_threads,
+            ChunkWriter(self.path, self._fd, direct=self.direct_io),
         )
         self._first_flushed = False
         self._keeper = Housekeeper(
@@ -359,6 +380,7 @@ class RunWriter:
                 max_write_s=self._max_write_s,
                 max_flush_s=self._max_flush_s,
                 max_fsync_s=self._keeper.max_fsync_s,
+                direct_bytes=self._chunks.raw.direct_bytes,
             )
 
     @property
