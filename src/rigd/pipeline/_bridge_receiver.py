@@ -1,4 +1,8 @@
-"""``BridgeReceiver``: the far end of a bridge (see ``rigd.pipeline._bridge``)."""
+"""``BridgeReceiver``: the far end of a bridge (see ``rigd.pipeline._bridge``).
+
+A frame's data is received straight into its ring slot (``recv_into``, one
+copy out of ZMQ's message), after its header said which frame it is.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,10 @@ from rigd.pipeline._frame_spec import frame_spec
 __all__ = ["BridgeReceiver"]
 
 log = logging.getLogger(__name__)
+
+
+class _WrongSizeError(Exception):
+    """A frame's data part is not one frame's bytes (its size, or more parts follow)."""
 
 
 class BridgeReceiver(Actor):
@@ -95,17 +103,23 @@ class BridgeReceiver(Actor):
             self.state = "down"
         if not socket.poll(POLL_MS, zmq.POLLIN):
             return
-        parts = socket.recv_multipart(copy=False)
+        kind = socket.recv()
         self._heard = time.monotonic()
         if self.state != "up":
             self.state = "up"
-        kind = parts[0].bytes
-        if kind == b"F" and len(parts) == 3:
-            self._write(json.loads(parts[1].bytes), parts[2])
-        elif kind == b"W" and len(parts) == 2:
-            self._welcome(json.loads(parts[1].bytes))
+        parts = [kind]
+        if kind == b"F" and socket.getsockopt(zmq.RCVMORE):
+            header = socket.recv()
+            if socket.getsockopt(zmq.RCVMORE):
+                self._write(json.loads(header))
+                return
+            parts.append(header)
+        while socket.getsockopt(zmq.RCVMORE):
+            parts.append(socket.recv())  # the rest of a message (a ZMQ message comes whole)
+        if kind == b"W" and len(parts) == 2:
+            self._welcome(json.loads(parts[1]))
         elif kind == b"E" and len(parts) == 2:
-            (end_id,) = ID.unpack(parts[1].bytes)
+            (end_id,) = ID.unpack(parts[1])
             if end_id > self.last_id:
                 log.warning(
                     "bridge %s: the stream ended at frame %d, the last one here is %d",
@@ -127,28 +141,38 @@ class BridgeReceiver(Actor):
                 f"receiver's options say {list(self.shape)} {self.dtype}; make them match"
             )
 
-    def _write(self, header: dict[str, Any], data: zmq.Frame) -> None:
+    def _write(self, header: dict[str, Any]) -> None:
+        """The frame whose data is the message's next (last) part: into the next slot."""
+        socket = self._socket
         frame_id = int(header["frame_id"])
         if frame_id <= self.last_id:
+            socket.recv(copy=False)
             self.duplicates += 1  # sent again after a reconnect, and already here
             self._ack()
             return
-        if len(data) != self.dtype.itemsize * int(np.prod(self.shape)):
-            raise ValueError(
-                f"bridge {self.address}: frame {frame_id} has {len(data)} bytes, not a "
-                f"{list(self.shape)} {self.dtype} frame; the sender's link carries other frames"
-            )
-        array = np.frombuffer(data.buffer, self.dtype).reshape(self.shape)
         writer = self.outputs.frames
         while True:
             try:
-                writer.put(array, frame_id, int(header["timestamp_ns"]), timeout=HEARTBEAT_S)
+                with writer.slot(
+                    frame_id, int(header["timestamp_ns"]), timeout=HEARTBEAT_S
+                ) as view:
+                    size = socket.recv_into(view)
+                    if size != view.nbytes or socket.getsockopt(zmq.RCVMORE):
+                        raise _WrongSizeError(size)
                 break
             except (TimeoutError, WouldBlock):
                 # Held back by a reader downstream: say so to the sender (alive, no credit).
                 self._ack()
                 if self.stopping:
+                    socket.recv(copy=False)  # the frame's data: not for this ring now
                     return
+            except _WrongSizeError as exc:
+                while socket.getsockopt(zmq.RCVMORE):
+                    socket.recv(copy=False)
+                raise ValueError(
+                    f"bridge {self.address}: frame {frame_id} has {exc.args[0]} bytes, not a "
+                    f"{list(self.shape)} {self.dtype} frame; the sender's link carries other frames"
+                ) from None
         self.last_id = frame_id
         self.frames_received += 1
         self._ack()
