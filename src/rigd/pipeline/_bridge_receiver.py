@@ -26,6 +26,12 @@ __all__ = ["BridgeReceiver"]
 log = logging.getLogger(__name__)
 
 
+#: Messages handled in one step at most; frames written between two acknowledgements
+#: while more are queued (the sender's window is larger: it never waits for one).
+_BATCH = 16
+_ACK_EVERY = 4
+
+
 class _WrongSizeError(Exception):
     """A frame's data part is not one frame's bytes (its size, or more parts follow)."""
 
@@ -89,6 +95,8 @@ class BridgeReceiver(Actor):
             self.last_id = previous[0]
         self._heard = time.monotonic()
         self._said = 0.0
+        self._owed = False  # frames written and not acknowledged yet
+        self._done = False
         self._ack()
 
     def run_step(self) -> None:
@@ -103,10 +111,21 @@ class BridgeReceiver(Actor):
             self.state = "down"
         if not socket.poll(POLL_MS, zmq.POLLIN):
             return
-        kind = socket.recv()
         self._heard = time.monotonic()
         if self.state != "up":
             self.state = "up"
+        # What is queued, up to a batch, then one acknowledgement for all.
+        for _ in range(_BATCH):
+            self._handle()
+            if self._done or not int(socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                break
+        if self._owed:
+            self._ack()
+
+    def _handle(self) -> None:
+        """One message from the sender."""
+        socket = self._socket
+        kind = socket.recv()
         parts = [kind]
         if kind == b"F" and socket.getsockopt(zmq.RCVMORE):
             header = socket.recv()
@@ -131,6 +150,7 @@ class BridgeReceiver(Actor):
                 self._socket.send_multipart([b"B"], zmq.NOBLOCK)
             except zmq.Again:
                 pass  # the sender finishes anyway once its peer_timeout passes
+            self._done = True
             self.finish()
 
     def _welcome(self, welcome: dict[str, Any]) -> None:
@@ -148,7 +168,7 @@ class BridgeReceiver(Actor):
         if frame_id <= self.last_id:
             socket.recv(copy=False)
             self.duplicates += 1  # sent again after a reconnect, and already here
-            self._ack()
+            self._owed = True
             return
         writer = self.outputs.frames
         while True:
@@ -175,7 +195,9 @@ class BridgeReceiver(Actor):
                 ) from None
         self.last_id = frame_id
         self.frames_received += 1
-        self._ack()
+        self._owed = True
+        if self.frames_received % _ACK_EVERY == 0:
+            self._ack()
 
     def _ack(self) -> None:
         try:
@@ -183,6 +205,7 @@ class BridgeReceiver(Actor):
         except zmq.Again:
             return  # not connected yet
         self._said = time.monotonic()
+        self._owed = False
 
     def stop(self) -> None:
         socket = getattr(self, "_socket", None)

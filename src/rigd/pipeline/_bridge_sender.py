@@ -108,40 +108,44 @@ class BridgeSender(Actor):
             return
         if self.state == "down":
             self._discard()
-        elif self._room():
-            self._send_next()
+        elif self._room() and self._send_next(POLL_MS / 1000):
+            # What else the writer has ready, while the window has room.
+            while self._room() and self._send_next(0):
+                pass
         if self.state == "up" and now - self._said > HEARTBEAT_S:
             self._send([b"H"])
 
     def _room(self) -> bool:
         return self.state == "up" and len(self._unacked) < self.window and self._ended is None
 
-    def _send_next(self) -> None:
+    def _send_next(self, timeout: float) -> bool:
+        """Send the next frame if one comes within ``timeout`` s; whether one did."""
         try:
-            frame = self._next_frame(self.inputs.frames)
+            frame = self._next_frame(self.inputs.frames, timeout)
         except TimeoutError:
-            return
+            return False
         except EndOfStream:
             self._ended = self._last_id
-            return
+            return False
         if frame is None:
-            return
+            return True  # a torn copy, skipped: there may be a newer frame
         frame_id, timestamp_ns, data = frame
         header = b'{"frame_id": %d, "timestamp_ns": %d}' % (frame_id, timestamp_ns)
         self._last_id = frame_id
         self._unacked.append((frame_id, header, data))
         if self._send([b"F", header, _payload(data)]):
             self.frames_sent += 1
+        return True
 
-    def _next_frame(self, reader: Any) -> tuple[int, int, Frame | bytes] | None:
+    def _next_frame(self, reader: Any, timeout: float) -> tuple[int, int, Frame | bytes] | None:
         """The next frame to send (its id, its stamp, and itself, held in its
         slot, for lossless, or a copy, for latest); None: a torn copy, skipped.
 
         Raises: as ``RingReader.get``."""
         if self._lossless:
-            held: Frame = reader.get_ahead(timeout=POLL_MS / 1000)
+            held: Frame = reader.get_ahead(timeout=timeout)
             return held.frame_id, held.timestamp_ns, held
-        frame: Frame = reader.get(timeout=POLL_MS / 1000)
+        frame: Frame = reader.get(timeout=timeout)
         try:
             data = frame.array.tobytes()
         finally:
