@@ -135,6 +135,18 @@ def test_the_client_follows_progress_events_named_as_the_metrics(
     assert unauthorized.value.status == 401
 
 
+def test_a_wrong_pipeline_file_sent_by_the_client_is_named_in_the_errors(
+    client: Client, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("name: wrong\nactors:\n  cam:\n    class: rigd.pipeline.NoSuchCamera\n")
+    with pytest.raises(ApiError) as refused:
+        client.load(wrong)
+    assert refused.value.status == 422
+    assert f"{wrong}, line 3" in str(refused.value)
+    assert "<request body>" not in str(refused.value)
+
+
 def test_the_event_schema_documents_the_progress_event(daemon: Daemon) -> None:
     schema = daemon.client.get("/openapi.json").json()
     events = schema["paths"]["/v1/events"]["get"]["responses"]["200"]["content"]

@@ -37,6 +37,7 @@ from rigd.actors._task_worker import on_sigint, on_task_cancel, serve_tasks
 __all__ = ["main"]
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 # How long a SIGTERM waits to tell a dying head from a plain SIGTERM.
 PARENT_EXIT_WAIT_S = 2.0
 
@@ -73,6 +74,21 @@ def _die_with_parent(session_dir: str, parent_pid: int) -> None:
         pass  # not Linux: the lost head connection still ends us
     if os.getppid() != parent_pid:
         os._exit(1)  # the parent died before prctl took effect
+
+
+def _name_process(order: Any) -> None:
+    """Name this process after its job in the kernel (``/proc/PID/comm``, 15 bytes):
+    ``rigd:NAME`` for a named actor, ``rigd:Class`` for another, ``rigd:task`` for a
+    task worker, so ``top``, ``ps -o comm`` and ``pgrep -l rigd:`` say which actor a
+    process is (Ray names its workers ``ray::Class``). The command line is left as
+    it is (``python -m rigd.actors._worker SESSION ID HEAD_PID``), for tools that
+    find a session's workers by it."""
+    title = f"rigd:{order.name or order.class_name}" if type(order) is StartActor else "rigd:task"
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_NAME, title.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux
 
 
 def main(argv: list[str]) -> None:
@@ -113,6 +129,7 @@ def main(argv: list[str]) -> None:
     _session.attach_worker(runtime)
     first = inbox.get()
     order = decode_order(first)
+    _name_process(order)
     if type(order) is StartActor:
         server = ActorServer(runtime, inbox, wake_r, wake_w, order)
         main_loop = main_loop_of(server.instance)  # a GUI actor takes the main thread

@@ -115,9 +115,15 @@ class Client(ApiClient):
         the name of a pipeline file the daemon knows (``"demo"``)."""
         path = Path(pipeline)
         if path.is_file():
-            answer: dict[str, Any] = self.request(
-                "PUT", "/v1/pipeline", path.read_text(), content_type="application/yaml"
-            )
+            try:
+                answer: dict[str, Any] = self.request(
+                    "PUT", "/v1/pipeline", path.read_text(), content_type="application/yaml"
+                )
+            except ApiError as exc:
+                # The daemon saw only the text; its file/line/key errors name
+                # "<request body>", which is this file here.
+                message = str(exc).replace("<request body>", str(path))
+                raise ApiError(message, exc.status) from None
         else:
             answer = self.request("PUT", "/v1/pipeline", {"file": str(pipeline)})
         return answer
