@@ -108,8 +108,7 @@ def _replay_one(
     ``actor_processes``, as a live run's (a process each, rigd's runtime)."""
     from rigd.actors import run_locally
     from rigd.config import load_pipeline
-    from rigd.pipeline import Pipeline, plan_pipeline
-    from rigd.pipeline._inline import run_inline
+    from rigd.pipeline import Pipeline, plan_pipeline, run_inline
 
     if in_task:
         run_locally()  # a Ray task's pipeline: this node's processes and rings
