@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import zmq
 
-from rigd._exceptions import WouldBlock
+from rigd._exceptions import RigdError, WouldBlock
 from rigd.actors import Actor
 from rigd.pipeline._bridge_wire import HEARTBEAT_S, ID, POLL_MS, check_timeouts
 from rigd.pipeline._frame_spec import frame_spec
@@ -32,7 +32,7 @@ _BATCH = 16
 _ACK_EVERY = 4
 
 
-class _WrongSizeError(Exception):
+class _WrongSizeError(RigdError):
     """A frame's data part is not one frame's bytes (its size, or more parts follow)."""
 
 
