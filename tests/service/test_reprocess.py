@@ -64,6 +64,7 @@ def test_each_file_is_replayed_into_a_new_run_file_and_a_bad_one_does_not_stop_t
             str(tmp_path / "first.h5"),
             "--out",
             str(out),
+            "--actor-processes",  # as a live run (the default, in-process, is tested below)
         ],
         capture_output=True,
         text=True,
