@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import socket
 import sys
 import tempfile
@@ -33,6 +34,10 @@ import zmq
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # pipeline_actors, for this process and the actors
+# ... and for the Ray workers of the local clusters (they inherit the environment).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p
+)
 
 import rigd  # noqa: E402
 from rigd.pipeline import Pipeline, plan_pipeline  # noqa: E402

@@ -5,8 +5,9 @@ A producer process sends objects to a consumer process:
 - rigd, records link: a ``FrameRing`` of one structured record per slot
   (``t``, ``k`` and ``data`` bytes), written with ``put`` (one copy);
 - rigd, messages link: a message ring; each message is a dict
-  ``{"t", "k", "data": ndarray}``, pickled with protocol 5 into the slot,
-  read back with its array a view of the slot;
+  ``{"t", "k", "data": ndarray}``, packed into the slot (plain data:
+  MessagePack, the array's bytes out of band), read back with its array a
+  view of the slot;
 - improv 0.2.2, the same objects through improv's own path: the store
   (``PlasmaStoreInterface.put``, Apache Arrow plasma) and an improv Link (a
   ``multiprocessing.Manager`` queue) carrying the object id, then
@@ -16,7 +17,10 @@ A producer process sends objects to a consumer process:
 Figures per case (1 KB and 1 MB objects): messages/s flat out (lossless,
 the consumer touches each object's last byte), and latency from just
 before the put to the consumer holding the object, paced at ``--rate``
-(p50 and p99, us). Ratios: rigd / improv for rate, improv / rigd for latency.
+(p50 and p99, us). Ratios: rigd / improv for rate, improv / rigd for latency. With
+``--low-latency``, rigd's readers are low-latency ones (a pipeline file's
+``low_latency: true``: they wake when the writer announces a message, before
+it is packed, and spin for its commit).
 
     .venv/bin/python bench/messages.py --improv-python /tmp/improv-venv/bin/python
 """
@@ -71,9 +75,10 @@ def produce(segment: str, kind: str, size: int, n: int, rate: float | None, go: 
     ring.close()
 
 
-def consume(segment: str, kind: str, n: int, ready: Any, out: Any) -> None:
+def consume(segment: str, kind: str, n: int, ready: Any, out: Any, low_latency: bool) -> None:
     ring = FrameRing.attach(segment)
-    reader: Any = MessageReader(ring.reader()) if kind == "messages" else ring.reader()
+    plain = ring.reader(low_latency=low_latency)
+    reader: Any = MessageReader(plain) if kind == "messages" else plain
     ready.set()
     latencies = []
     first = 0
@@ -94,7 +99,9 @@ def consume(segment: str, kind: str, n: int, ready: Any, out: Any) -> None:
     ring.close()
 
 
-def run_case(kind: str, size: int, n: int, rate: float | None) -> dict[str, float]:
+def run_case(
+    kind: str, size: int, n: int, rate: float | None, low_latency: bool = False
+) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     if kind == "messages":
         shape: tuple[int, ...] = message_ring_shape(size + 4096)
@@ -103,7 +110,7 @@ def run_case(kind: str, size: int, n: int, rate: float | None) -> dict[str, floa
         shape, dtype = (1,), record_dtype(size)
     with FrameRing.create(f"bench-{kind}-{size}", shape, dtype, slot_count=16, kind=kind) as ring:
         ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
-        consumer = ctx.Process(target=consume, args=(ring.name, kind, n, ready, out))
+        consumer = ctx.Process(target=consume, args=(ring.name, kind, n, ready, out, low_latency))
         producer = ctx.Process(target=produce, args=(ring.name, kind, size, n, rate, go))
         consumer.start()
         producer.start()
@@ -126,13 +133,18 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="paced rate (per s)")
     parser.add_argument("--paced-n", type=int, default=500)
     parser.add_argument("--skip-improv", action="store_true")
+    parser.add_argument(
+        "--low-latency",
+        action="store_true",
+        help="rigd's readers low-latency (the pipeline file's low_latency: true)",
+    )
     args = parser.parse_args()
 
     ours: dict[str, dict[str, float]] = {}
     for kind in ("records", "messages"):
         for size in SIZES:
             flat = run_case(kind, size, FLAT_N[size], None)
-            paced = run_case(kind, size, args.paced_n, args.rate)
+            paced = run_case(kind, size, args.paced_n, args.rate, args.low_latency)
             ours[f"{kind}:{size}"] = {
                 "flat_per_s": flat["per_s"],
                 "paced_p50_us": paced["p50_us"],

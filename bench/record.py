@@ -10,7 +10,12 @@
   input for lz4, bitshuffle-lz4 and zstd, against 800 MB/s (an sCMOS camera
   at 100 fps);
 - no stall: frames handed to the writer at 70% of the raw limit for
-  ``--stall-seconds`` while it flushes and fsyncs; the longest ``write``.
+  ``--stall-seconds`` while it flushes and fsyncs; the longest ``write``;
+  then the same frames put into a 32-slot ring that a recorder process
+  drains (as a pipeline's ``HDF5Recorder(when_behind="drop")``): the
+  longest ``put`` (what the camera waits) and the frames the recorder
+  dropped (``disk_behind``) rather than hold the camera back. The raw
+  limit is also measured with ``O_DIRECT`` (what the recorder writes with).
 
 Throughputs include closing (sealing and the last fsync), so every byte
 counted is on disk.
@@ -21,6 +26,7 @@ counted is on disk.
 from __future__ import annotations
 
 import argparse
+import mmap
 import multiprocessing as mp
 import os
 import shutil
@@ -31,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from rigd.pipeline._recorder_behind import FallBehind
 from rigd.storage import FrameRing, RunWriter, StreamSpec
 
 BIG = (2048, 2048)
@@ -45,11 +52,18 @@ def realistic(shape: tuple[int, int], k: int) -> np.ndarray:
     return (image + rng.normal(0, 12, shape)).astype(np.uint16)
 
 
-def raw_limit(directory: Path, frame: np.ndarray, total_bytes: int) -> float:
-    """MB/s of a plain sequential write of the same bytes, with fsync."""
+def raw_limit(directory: Path, frame: np.ndarray, total_bytes: int, direct: bool = False) -> float:
+    """MB/s of a plain sequential write of the same bytes, with fsync
+    (``direct``: with O_DIRECT, from a page-aligned buffer)."""
     path = directory / "raw.bin"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    data = memoryview(frame).cast("B")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (os.O_DIRECT if direct else 0)
+    fd = os.open(path, flags, 0o644)
+    if direct:
+        aligned = mmap.mmap(-1, frame.nbytes)
+        aligned[:] = frame.tobytes()
+        data = memoryview(aligned)
+    else:
+        data = memoryview(frame).cast("B")
     written = 0
     start = last_sync = time.perf_counter()
     try:
@@ -130,32 +144,46 @@ def stall(directory: Path, frames: list[np.ndarray], rate_mb_s: float, seconds: 
     return stats, k, late
 
 
-def _ring_recorder(segment: str, path: str, ready: Any, done: Any) -> None:
-    """The recorder's process: a lossless ring reader feeding a RunWriter."""
+def _ring_recorder(segment: str, path: str, ready: Any, done: Any, drop: bool) -> None:
+    """The recorder's process: a lossless ring reader feeding a RunWriter,
+    as ``HDF5Recorder`` does (``when_behind="drop"``: ``FallBehind``)."""
     ring = FrameRing.attach(segment)
     reader = ring.reader("lossless")
     # As the pipeline recorder does: the ring is the buffer, no copy.
     writer = RunWriter(path, [StreamSpec("cam", BIG, np.uint16)], run_id="ring", write_buffers=0)
+    behind = FallBehind(writer.note_dropped) if drop else None
     ready.set()
     for frame in reader:
-        writer.write("cam", frame.array, frame.frame_id, frame.timestamp_ns)
+        lag = reader.committed - frame.seq
+        if behind is None or not behind.drop("cam", frame.frame_id, lag, reader.slot_count):
+            writer.write("cam", frame.array, frame.frame_id, frame.timestamp_ns)
+        reader.release(frame)
+    if behind is not None:
+        behind.end()
     writer.close()
-    done.put(writer.statistics().max_write_s)
+    stats = writer.statistics()
+    done.put((stats.max_write_s, stats.frames_dropped["cam"], stats.direct_bytes))
     reader.close()
     ring.close()
 
 
 def stall_through_ring(
-    directory: Path, frames: list[np.ndarray], rate_mb_s: float, seconds: float, slots: int
-) -> tuple[float, float, int]:
+    directory: Path,
+    frames: list[np.ndarray],
+    rate_mb_s: float,
+    seconds: float,
+    slots: int,
+    drop: bool = True,
+) -> tuple[float, float, int, int, int]:
     """As a pipeline hands frames to its recorder: the camera puts frames into a
     lossless ring that a recorder process drains to disk. Returns the longest
-    put (what acquisition waits), the recorder's longest write, and frames."""
+    put (what acquisition waits), the recorder's longest write, frames put,
+    frames the recorder dropped (``disk_behind``) and bytes it wrote with O_DIRECT."""
     ctx = mp.get_context("spawn")
     path = directory / "stall-ring.h5"
     with FrameRing.create("bench-stall", BIG, np.uint16, slot_count=slots) as ring:
         ready, done = ctx.Event(), ctx.Queue()
-        proc = ctx.Process(target=_ring_recorder, args=(ring.name, str(path), ready, done))
+        proc = ctx.Process(target=_ring_recorder, args=(ring.name, str(path), ready, done, drop))
         proc.start()
         ready.wait(60)
         writer = ring.writer()
@@ -173,16 +201,24 @@ def stall_through_ring(
             longest = max(longest, time.perf_counter() - t)
             k += 1
         writer.close()
-        recorder_longest = done.get(timeout=600)
+        recorder_longest, dropped, direct = done.get(timeout=600)
         proc.join(60)
     path.unlink()
-    return longest, recorder_longest, k
+    return longest, recorder_longest, k, dropped, direct
 
 
 def report_stall(directory: Path, big: list[np.ndarray], args: Any, raws: list[float]) -> None:
     # The disk's host may cache bursts: pace at 70% of the slowest raw
     # figure, the rate the disk sustains.
     target = 0.7 * min(raws) if args.stall_rate is None else args.stall_rate
+    # Each stall figure writes rate x seconds to a file (deleted after): on a
+    # disk whose host caches bursts "70% of raw" can be 1 GB/s, 60 GB a
+    # minute. Keep each file to a third of the free space, at most 20 GB.
+    room = min(shutil.disk_usage(directory).free / 3, 20e9)
+    if target * 1e6 * args.stall_seconds > room:
+        capped = room / args.stall_seconds / 1e6
+        print(f"stall rate {target:.0f} MB/s capped to {capped:.0f} MB/s (disk space)")
+        target = capped
     stats, frames, late = stall(directory, big, target, args.stall_seconds)
     print(
         f"no stall: {frames} frames at {target:.0f} MB/s (70% of raw)"
@@ -193,11 +229,16 @@ def report_stall(directory: Path, big: list[np.ndarray], args: Any, raws: list[f
         f" frames handed late {late}"
     )
     slots = 32
-    put, write, count = stall_through_ring(directory, big, target, args.stall_seconds, slots)
+    put, write, count, dropped, direct = stall_through_ring(
+        directory, big, target, args.stall_seconds, slots, drop=not args.wait
+    )
     print(
-        f"no stall, through a {slots}-slot ring to a recorder process (a pipeline): {count}"
+        f"no stall, through a {slots}-slot ring to a recorder process (a pipeline,"
+        f" when_behind={'wait' if args.wait else 'drop'}): {count}"
         f" frames at {target:.0f} MB/s for {args.stall_seconds:.0f} s: longest put"
-        f" {put * 1e3:.1f} ms (target < 50 ms); the recorder's longest write {write * 1e3:.1f} ms"
+        f" {put * 1e3:.1f} ms (target < 50 ms); the recorder's longest write {write * 1e3:.1f} ms;"
+        f" dropped (disk_behind) {dropped} = {dropped / max(count, 1):.1%};"
+        f" written with O_DIRECT {direct / max(count * big[0].nbytes, 1):.0%}"
     )
 
 
@@ -207,6 +248,9 @@ def main() -> None:
     parser.add_argument("--stall-seconds", type=float, default=60.0)
     parser.add_argument("--stall-rate", type=float, help="MB/s for the stall test")
     parser.add_argument("--only-stall", action="store_true")
+    parser.add_argument(
+        "--wait", action="store_true", help="the ring recorder waits (when_behind=wait)"
+    )
     parser.add_argument("--gigabytes", type=float, default=2.0, help="bytes per disk figure")
     args = parser.parse_args()
     directory = Path(args.dir)
@@ -218,7 +262,8 @@ def main() -> None:
 
     if args.only_stall:
         raws = [raw_limit(directory, big[0], total)]
-        print(f"raw write + fsync {raws[0]:.1f} MB/s")
+        direct = raw_limit(directory, big[0], total, direct=True)
+        print(f"raw write + fsync {raws[0]:.1f} MB/s; with O_DIRECT {direct:.1f} MB/s")
         report_stall(directory, big, args, raws)
         return
     print(f"disk: {directory.resolve()}  ({big_count} frames of 2048x2048 uint16 per figure)")
@@ -234,10 +279,11 @@ def main() -> None:
         raws.append(raw)
         disk_mb, disk_fps, disk_block = record(directory, BIG, big, per_round)
         ratios.append(disk_mb / raw)
+        direct = raw_limit(directory, big[0], per_round * big[0].nbytes, direct=True)
         print(
             f"round {round_ + 1}: raw write + fsync {raw:7.1f} MB/s; record 2048x2048 to disk"
             f" {disk_mb:7.1f} MB/s ({disk_fps:5.1f} frames/s) = {disk_mb / raw:.2f} of raw;"
-            f" longest write {disk_block:.1f} ms"
+            f" longest write {disk_block:.1f} ms; raw O_DIRECT {direct:7.1f} MB/s"
         )
     print(
         f"record to disk / raw limit, median of {rounds}: {np.median(ratios):.2f} (target >= 0.80)"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from rigd.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+#: A counter camera that waits for its readers: these tests count every frame.
+COUNTER_GENERATOR = "pattern: counter, overflow: block"
 
 ray = pytest.importorskip("ray", reason="Ray is the test extra's (pip install 'rigd[cluster]')")
 
@@ -251,13 +252,6 @@ def test_what_ray_lacks_is_refused_with_the_reason() -> None:
 # -- pipelines across the nodes ------------------------------------------------------------
 
 
-def port_base() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port if port < 60000 else 40000
-
-
 def write(tmp_path: Path, camera: str) -> Path:
     path = tmp_path / "pipeline.yaml"
     path.write_text(
@@ -305,8 +299,7 @@ def expected_sums(ids: np.ndarray) -> np.ndarray:
 
 def test_camera_on_a_processor_on_b_recorder_on_a_records_every_frame(tmp_path: Path) -> None:
     pipeline = ClusterPipeline(
-        write(tmp_path, "shape: [16, 24], fps: 500, n_frames: 1000, pattern: counter"),
-        port_base=port_base(),
+        write(tmp_path, f"shape: [16, 24], fps: 500, n_frames: 1000, {COUNTER_GENERATOR}")
     )
     pipeline.start()
     try:
@@ -361,11 +354,14 @@ def test_reprocess_runs_one_ray_task_per_file_and_a_bad_file_is_a_row(
 def test_rigd_run_with_an_address_runs_the_pipeline_across_the_nodes(
     tmp_path: Path, cluster: Any
 ) -> None:
-    path = write(tmp_path, "shape: [16, 24], fps: 500, n_frames: 300, pattern: counter")
+    path = write(tmp_path, f"shape: [16, 24], fps: 500, n_frames: 300, {COUNTER_GENERATOR}")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     done = subprocess.run(
-        [sys.executable, "-m", "rigd", "run", "--address", f"ray:{cluster.address}", str(path)],
+        [
+            *(sys.executable, "-m", "rigd", "run", "--address", f"ray:{cluster.address}"),
+            *("--meta", "subject_id=M12", "--meta", "age=41", str(path)),
+        ],
         capture_output=True,
         text=True,
         timeout=180,
@@ -379,6 +375,8 @@ def test_rigd_run_with_an_address_runs_the_pipeline_across_the_nodes(
     camera = read(file, "camera")
     np.testing.assert_array_equal(camera["frame_id"], np.arange(300))
     assert camera["state"] == "complete"
+    with h5py.File(file, "r") as f:  # --meta reaches the run file, typed as for one machine
+        assert (f.attrs["subject_id"], int(f.attrs["age"])) == ("M12", 41)
 
 
 def test_rigd_run_with_an_address_refuses_a_pipeline_file_that_does_not_exist(
@@ -399,9 +397,7 @@ def test_rigd_run_with_an_address_refuses_a_pipeline_file_that_does_not_exist(
 def test_the_processors_node_removed_mid_run_fails_the_run_and_seals_the_file(
     tmp_path: Path, cluster: Any
 ) -> None:
-    pipeline = ClusterPipeline(
-        write(tmp_path, "shape: [16, 24], fps: 300, pattern: counter"), port_base=port_base()
-    )
+    pipeline = ClusterPipeline(write(tmp_path, f"shape: [16, 24], fps: 300, {COUNTER_GENERATOR}"))
     pipeline.start()
     try:
         wait_until(

@@ -21,11 +21,16 @@ class Simulator:
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, lost_per_thousand: int = 0) -> None:
+        """Start the simulator; ``lost_per_thousand`` GVSP packets are never sent
+        (its ``--gvsp-lost-ratio``), so the driver has buffers it cannot fill."""
         from rigd.pipeline import list_cameras
 
+        extra = ["-r", str(lost_per_thousand)] if lost_per_thousand else []
         self.process = subprocess.Popen(
-            [SIMULATOR, "-i", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [SIMULATOR, "-i", "127.0.0.1", *extra],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until(
             lambda: any(c.id == DEVICE_ID for c in list_cameras()),

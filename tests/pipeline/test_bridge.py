@@ -125,7 +125,7 @@ def test_every_frame_crosses_a_bridge_bit_for_bit_and_the_stream_ends(tmp_path: 
 def test_sigkill_of_the_receiver_loses_no_frame_and_a_stop_drains_the_link(
     tmp_path: Path,
 ) -> None:
-    pipeline = bridged(tmp_path, "shape: [32, 32], fps: 500, pattern: counter")
+    pipeline = bridged(tmp_path, "shape: [32, 32], fps: 500, pattern: counter, overflow: block")
     try:
         receiver = pipeline.handle("receiver")
         wait_until(
@@ -160,7 +160,9 @@ def test_sigkill_of_the_receiver_loses_no_frame_and_a_stop_drains_the_link(
 
 
 def test_sigkill_of_the_sender_puts_what_it_held_in_the_far_ledger(tmp_path: Path) -> None:
-    pipeline = bridged(tmp_path, "shape: [32, 32], fps: 500, n_frames: 2000, pattern: counter")
+    pipeline = bridged(
+        tmp_path, "shape: [32, 32], fps: 500, n_frames: 2000, pattern: counter, overflow: block"
+    )
     try:
         receiver = pipeline.handle("receiver")
         wait_until(
@@ -189,7 +191,7 @@ def test_a_stalled_receiver_is_declared_down_and_the_gap_is_in_the_ledger(
 ) -> None:
     pipeline = bridged(
         tmp_path,
-        "shape: [32, 32], fps: 500, n_frames: 1000, pattern: counter",
+        "shape: [32, 32], fps: 500, n_frames: 1000, pattern: counter, overflow: block",
         sender="peer_timeout: 0.5, window: 4",
     )
     try:

@@ -203,8 +203,8 @@ def test_options_the_class_does_not_take(tmp_path: Path) -> None:
     )
     assert any(
         "line 4, actors[0].options: camera (rigd.pipeline.SimulatedCamera): unknown option(s)"
-        " ['frame_rate']; its options are ['dtype', 'fps', 'motion', 'n_frames', 'pattern',"
-        " 'seed', 'shape']" in p
+        " ['frame_rate']; its options are ['dtype', 'fps', 'motion', 'n_frames',"
+        " 'overflow', 'pattern', 'seed', 'shape']" in p
         for p in found
     ), found
     assert any("player" in p and "missing required option(s) ['path']" in p for p in found), found

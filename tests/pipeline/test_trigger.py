@@ -326,6 +326,26 @@ def test_hold_off_and_one_shot_arming(
     assert list(events["trigger_frame_id"]) == recorded
 
 
+def test_a_triggered_recorder_names_the_fields_of_a_records_stream_it_records(
+    tmp_path: Path,
+) -> None:
+    frames_with_spikes(tmp_path / "frames.npy", 200, [])
+    text = CAMERA.replace("@OPTIONS@", "pre: 0, post: 5, schedule_s: 0.3").replace("@STALL@", "")
+    text += "  - {link: stats.stats -> recorder.stats, policy: latest, slots: 64}\n"
+    report = finish(start(write(tmp_path, text)))
+    with h5py.File(report.files[0], "r") as f:
+        stats = f["stats/frames"]
+        # FrameStats' own names, as HDF5Recorder records them (not field0, field1, ...).
+        assert list(stats.attrs["field_names"]) == ["mean", "min", "max"]
+        assert len(f["events"]) >= 1
+        rows = f["events"][0]
+        assert rows["stats_rows"] > 0
+        first = rows["stats_first_row"]
+        frame_id = int(f["stats/frame_id"][first])
+        # Counter frames hold id + 10: the recorded mean is that frame's.
+        assert stats[first][0] == frame_id % 1000 + 10
+
+
 @pytest.mark.integration
 def test_scheduled_triggers(tmp_path: Path) -> None:
     frames_with_spikes(tmp_path / "frames.npy", 300, [])

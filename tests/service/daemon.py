@@ -20,12 +20,14 @@ from tests.helpers import SHM, pid_alive, wait_until
 ROOT = Path(__file__).resolve().parents[2]
 
 #: A camera that runs until stopped, small frames, counter pattern, recorded.
+#: ``overflow: block``: a generator that waits for the recorder, so the
+#: daemon's tests can count on every frame (camera drops: test_camera_drops).
 COUNTER = """\
 name: counter
 actors:
   - name: camera
     class: rigd.pipeline.SimulatedCamera
-    options: {shape: [32, 48], dtype: uint16, fps: 400, pattern: counter}
+    options: {shape: [32, 48], dtype: uint16, fps: 400, pattern: counter, overflow: block}
 record: [camera.frames]
 """
 

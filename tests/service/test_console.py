@@ -29,7 +29,7 @@ name: moving
 actors:
   - name: camera
     class: rigd.pipeline.SimulatedCamera
-    options: {shape: [256, 256], dtype: uint16, fps: 100, pattern: spot}
+    options: {shape: [256, 256], dtype: uint16, fps: 100, pattern: spot, overflow: block}
 record: [camera.frames]
 """
 
@@ -192,6 +192,15 @@ def test_the_console_runs_a_pipeline_from_its_buttons_and_shows_it_live(
     page.get(daemon.url + "/console")
     wait_until(lambda: console_state(page)["framesDrawn"] >= 1, 60, "the view again")
     wait_until(lambda: "preview" in readers(), 30, "the tap taken again")
+
+    # Pause and resume from the page's own buttons: the daemon holds the run, then goes on.
+    assert by_id(page, "pause").get_attribute("hidden") is None
+    by_id(page, "pause").click()
+    wait_until(lambda: text(page, "state") == "paused", 30, "the run to pause")
+    assert daemon.client.get("/v1/runs/console-run").json()["state"] == "paused"
+    by_id(page, "resume").click()
+    wait_until(lambda: text(page, "state") == "running", 30, "the run to resume")
+    assert daemon.client.get("/v1/runs/console-run").json()["state"] == "running"
 
     by_id(page, "stop").click()
     wait_until(lambda: text(page, "state") == "loaded", 60, "the run to stop")

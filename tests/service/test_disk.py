@@ -91,8 +91,28 @@ def test_a_full_disk_is_warned_of_refused_when_planned_and_explained(
         assert health.status_code == 503
         journal = (tmpfs / "runs.jsonl").read_text().splitlines()
         assert "No space left on device" in json.loads(journal[-1])["failure"]
-        kept = inspect_run(record["files"][0])
-        assert kept.frames >= 1
+        # Every frame that reached the disk stays readable (was: 1 of ~150),
+        # and the run's record says which.
+        (path,) = record["files"]
+        kept = inspect_run(path)
+        assert kept.run_state == "recovered"
+        (camera,) = kept.streams
+        assert camera.frames * 256 * 256 * 2 > 15e6, camera
+        span = f"camera: frames {camera.first_frame_id}..{camera.last_frame_id} ({camera.frames})"
+        assert span in record["failure"], record["failure"]
+        assert span in d.status()["failure"]
+        with h5py.File(path, "r") as f:
+            ids = f["camera/frame_id"][:]
+            frames = f["camera/frames"]
+            assert all((frames[i] == ids[i] % 65536).all() for i in range(len(ids)))
+        # And the run's end event carries it.
+        wait_until(
+            lambda: any(
+                e["type"] == "run" and span in (e["run"].get("failure") or "") for e in events
+            ),
+            timeout=30,
+            what="the run's end event",
+        )
         assert d.terminate() == 0, d.output()
     finally:
         d.stop()

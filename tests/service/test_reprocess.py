@@ -22,7 +22,7 @@ name: rowsums
 actors:
   - name: camera
     class: rigd.pipeline.SimulatedCamera
-    options: {shape: [8, 12], fps: 100}
+    options: {shape: [8, 12], fps: 100, overflow: block}
   - name: rowsum
     class: tests.pipeline.actors.RowSum
   - name: recorder
@@ -64,6 +64,7 @@ def test_each_file_is_replayed_into_a_new_run_file_and_a_bad_one_does_not_stop_t
             str(tmp_path / "first.h5"),
             "--out",
             str(out),
+            "--actor-processes",  # as a live run (the default, in-process, is tested below)
         ],
         capture_output=True,
         text=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,17 +49,23 @@ def test_rigd_run_with_no_argument_records_the_demo(tmp_path: Path) -> None:
     with rigd_run(cwd=tmp_path) as proc:
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert "camera: 2000 frames recorded, 0 dropped" in out
-    assert "stats: 2000 frames recorded, 0 dropped" in out
+    # A camera is never held back: a frame the recorder had no room for is
+    # dropped, and the report and the file's ledger say so (ring_full).
+    for stream in ("camera", "stats"):
+        found = re.search(rf"{stream}: (\d+) frames recorded, (\d+) dropped", out)
+        assert found, out
+        assert int(found[1]) + int(found[2]) == 2000
     (file,) = run_files(tmp_path)
     assert f"file: {file}" in out
     summary = inspect_run(file)
     assert summary.run_state == "complete"
     camera = {s.name: s for s in summary.streams}["camera"]
-    assert camera.frames == 2000
+    assert camera.frames + camera.dropped == 2000
     assert camera.shape == (512, 512)
-    assert camera.dropped == 0
-    assert 150 < camera.rate_hz < 250
+    assert {reason for _, _, reason in camera.ledger} <= {"ring_full"}
+    # Paced by its own clock, not by its readers: 200 ids a second.
+    ids = camera.frames + camera.dropped - 1
+    assert 150 < ids / camera.duration_s < 250
     # Progress went to stderr: frames per link, as plain lines (not a terminal).
     assert "camera.frames:" in err
     assert no_rings_of(proc.pid)
@@ -89,7 +96,7 @@ CAMERA = (
     "name: forever\n"
     "actors:\n"
     "  - {name: camera, class: rigd.pipeline.SimulatedCamera,"
-    " options: {shape: [64, 64], fps: 200}}\n"
+    " options: {shape: [64, 64], fps: 200, overflow: block}}\n"
 )
 
 
@@ -201,9 +208,9 @@ def test_an_actor_that_fails_to_set_up_stops_the_start_cleanly(tmp_path: Path) -
     assert no_rings_of(proc.pid)
 
 
-def test_rigd_run_warns_when_a_paced_source_falls_behind(tmp_path: Path) -> None:
+def test_rigd_run_warns_when_a_camera_drops_on_a_full_ring(tmp_path: Path) -> None:
     # A camera at 200 fps into a lossless reader that takes 50 ms a frame:
-    # the camera cannot keep its rate, and the run says so.
+    # its ring fills, the camera drops, and the run says so.
     path = tmp_path / "slow.yaml"
     path.write_text(
         textwrap.dedent(
@@ -231,8 +238,9 @@ def test_rigd_run_warns_when_a_paced_source_falls_behind(tmp_path: Path) -> None
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "warning: camera runs at" in result.stderr
-    assert "below its 200 fps" in result.stderr
+    # The camera is not held back: it drops, and the run says where and why.
+    assert "frame(s) dropped at camera.frames: its ring was full" in result.stderr
+    assert "ring full)" in result.stderr
 
 
 def test_a_run_id_the_rest_api_would_refuse_is_refused_and_nothing_starts(tmp_path: Path) -> None:

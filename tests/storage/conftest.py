@@ -19,7 +19,7 @@ name: nexus
 actors:
   - name: camera
     class: rigd.pipeline.SimulatedCamera
-    options: {shape: [32, 48], fps: 400, n_frames: @N@, pattern: counter}
+    options: {shape: [32, 48], fps: 400, n_frames: @N@, pattern: counter, overflow: block}
   - name: stats
     class: rigd.pipeline.FrameStats
   - name: motion

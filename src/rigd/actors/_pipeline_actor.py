@@ -379,6 +379,9 @@ class Actor:
                     continue
                 failing += 1
                 control.note_error(name, exc)
+                if failing >= self.max_step_errors and self.__dict__.get("_rigd_inline"):
+                    control.gave_up = True  # run inside its driver's process: end the loop only
+                    break
                 if failing >= self.max_step_errors:
                     log.error(
                         "%s: run_step failed %d times in a row; the actor exits (its "
@@ -414,6 +417,8 @@ class _Control:
         self.steps = 0
         self.errors = 0
         self.last_error: str | None = None
+        #: The loop ended after ``max_step_errors`` (an actor run in-process; see ``_inline``).
+        self.gave_up = False
         self._logged_at = 0.0
         self._unlogged = 0
 

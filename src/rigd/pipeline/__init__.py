@@ -28,6 +28,7 @@ from rigd.pipeline._device import DeviceSource
 from rigd.pipeline._dff import DeltaFOverF
 from rigd.pipeline._expression import Expression, ExpressionError
 from rigd.pipeline._frame_trigger import FrameTrigger
+from rigd.pipeline._inline import InlineReport, run_inline
 from rigd.pipeline._motion import MotionCorrection
 from rigd.pipeline._phase_correlation import PhaseCorrelation
 from rigd.pipeline._plan import ActorPlan, Plan, RingPlan, plan_pipeline
@@ -78,6 +79,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "GenICamCamera",
     "HDF5Recorder",
     "IllegalTransitionError",
+    "InlineReport",
     "LinkStatus",
     "MotionCorrection",
     "PauseSpan",
@@ -102,6 +104,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "list_cameras",
     "plan_pipeline",
     "roi_masks",
+    "run_inline",
 ]
 
 # name: (module, the extra that brings its library)

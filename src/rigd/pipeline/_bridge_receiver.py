@@ -1,4 +1,8 @@
-"""``BridgeReceiver``: the far end of a bridge (see ``rigd.pipeline._bridge``)."""
+"""``BridgeReceiver``: the far end of a bridge (see ``rigd.pipeline._bridge``).
+
+A frame's data is received straight into its ring slot (``recv_into``, one
+copy out of ZMQ's message), after its header said which frame it is.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import zmq
 
-from rigd._exceptions import WouldBlock
+from rigd._exceptions import RigdError, WouldBlock
 from rigd.actors import Actor
 from rigd.pipeline._bridge_wire import HEARTBEAT_S, ID, POLL_MS, check_timeouts
 from rigd.pipeline._frame_spec import frame_spec
@@ -20,6 +24,16 @@ from rigd.pipeline._frame_spec import frame_spec
 __all__ = ["BridgeReceiver"]
 
 log = logging.getLogger(__name__)
+
+
+#: Messages handled in one step at most; frames written between two acknowledgements
+#: while more are queued (the sender's window is larger: it never waits for one).
+_BATCH = 16
+_ACK_EVERY = 4
+
+
+class _WrongSizeError(RigdError):
+    """A frame's data part is not one frame's bytes (its size, or more parts follow)."""
 
 
 class BridgeReceiver(Actor):
@@ -81,6 +95,8 @@ class BridgeReceiver(Actor):
             self.last_id = previous[0]
         self._heard = time.monotonic()
         self._said = 0.0
+        self._owed = False  # frames written and not acknowledged yet
+        self._done = False
         self._ack()
 
     def run_step(self) -> None:
@@ -95,17 +111,34 @@ class BridgeReceiver(Actor):
             self.state = "down"
         if not socket.poll(POLL_MS, zmq.POLLIN):
             return
-        parts = socket.recv_multipart(copy=False)
         self._heard = time.monotonic()
         if self.state != "up":
             self.state = "up"
-        kind = parts[0].bytes
-        if kind == b"F" and len(parts) == 3:
-            self._write(json.loads(parts[1].bytes), parts[2])
-        elif kind == b"W" and len(parts) == 2:
-            self._welcome(json.loads(parts[1].bytes))
+        # What is queued, up to a batch, then one acknowledgement for all.
+        for _ in range(_BATCH):
+            self._handle()
+            if self._done or not int(socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                break
+        if self._owed:
+            self._ack()
+
+    def _handle(self) -> None:
+        """One message from the sender."""
+        socket = self._socket
+        kind = socket.recv()
+        parts = [kind]
+        if kind == b"F" and socket.getsockopt(zmq.RCVMORE):
+            header = socket.recv()
+            if socket.getsockopt(zmq.RCVMORE):
+                self._write(json.loads(header))
+                return
+            parts.append(header)
+        while socket.getsockopt(zmq.RCVMORE):
+            parts.append(socket.recv())  # the rest of a message (a ZMQ message comes whole)
+        if kind == b"W" and len(parts) == 2:
+            self._welcome(json.loads(parts[1]))
         elif kind == b"E" and len(parts) == 2:
-            (end_id,) = ID.unpack(parts[1].bytes)
+            (end_id,) = ID.unpack(parts[1])
             if end_id > self.last_id:
                 log.warning(
                     "bridge %s: the stream ended at frame %d, the last one here is %d",
@@ -117,6 +150,7 @@ class BridgeReceiver(Actor):
                 self._socket.send_multipart([b"B"], zmq.NOBLOCK)
             except zmq.Again:
                 pass  # the sender finishes anyway once its peer_timeout passes
+            self._done = True
             self.finish()
 
     def _welcome(self, welcome: dict[str, Any]) -> None:
@@ -127,31 +161,43 @@ class BridgeReceiver(Actor):
                 f"receiver's options say {list(self.shape)} {self.dtype}; make them match"
             )
 
-    def _write(self, header: dict[str, Any], data: zmq.Frame) -> None:
+    def _write(self, header: dict[str, Any]) -> None:
+        """The frame whose data is the message's next (last) part: into the next slot."""
+        socket = self._socket
         frame_id = int(header["frame_id"])
         if frame_id <= self.last_id:
+            socket.recv(copy=False)
             self.duplicates += 1  # sent again after a reconnect, and already here
-            self._ack()
+            self._owed = True
             return
-        if len(data) != self.dtype.itemsize * int(np.prod(self.shape)):
-            raise ValueError(
-                f"bridge {self.address}: frame {frame_id} has {len(data)} bytes, not a "
-                f"{list(self.shape)} {self.dtype} frame; the sender's link carries other frames"
-            )
-        array = np.frombuffer(data.buffer, self.dtype).reshape(self.shape)
         writer = self.outputs.frames
         while True:
             try:
-                writer.put(array, frame_id, int(header["timestamp_ns"]), timeout=HEARTBEAT_S)
+                with writer.slot(
+                    frame_id, int(header["timestamp_ns"]), timeout=HEARTBEAT_S
+                ) as view:
+                    size = socket.recv_into(view)
+                    if size != view.nbytes or socket.getsockopt(zmq.RCVMORE):
+                        raise _WrongSizeError(size)
                 break
             except (TimeoutError, WouldBlock):
                 # Held back by a reader downstream: say so to the sender (alive, no credit).
                 self._ack()
                 if self.stopping:
+                    socket.recv(copy=False)  # the frame's data: not for this ring now
                     return
+            except _WrongSizeError as exc:
+                while socket.getsockopt(zmq.RCVMORE):
+                    socket.recv(copy=False)
+                raise ValueError(
+                    f"bridge {self.address}: frame {frame_id} has {exc.args[0]} bytes, not a "
+                    f"{list(self.shape)} {self.dtype} frame; the sender's link carries other frames"
+                ) from None
         self.last_id = frame_id
         self.frames_received += 1
-        self._ack()
+        self._owed = True
+        if self.frames_received % _ACK_EVERY == 0:
+            self._ack()
 
     def _ack(self) -> None:
         try:
@@ -159,6 +205,7 @@ class BridgeReceiver(Actor):
         except zmq.Again:
             return  # not connected yet
         self._said = time.monotonic()
+        self._owed = False
 
     def stop(self) -> None:
         socket = getattr(self, "_socket", None)

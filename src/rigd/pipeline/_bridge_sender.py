@@ -1,4 +1,14 @@
-"""``BridgeSender``: the near end of a bridge (see ``rigd.pipeline._bridge``)."""
+"""``BridgeSender``: the near end of a bridge (see ``rigd.pipeline._bridge``).
+
+A ``lossless`` link sends each frame straight from its ring slot (ZMQ
+zero-copy, ``copy=False``) and keeps the slot held (``RingReader.get_ahead``)
+until the receiver acknowledges it: the ring's slots are the window of
+frames to send again, and no frame is copied on this side. Only when the
+receiver is declared down are the held frames copied out (once) and their
+slots given back, so the writer goes on; the socket's ZMQ context is ended
+first, which guarantees ZMQ reads no slot any more. A ``latest`` link copies
+each frame once (its slot may be overwritten at any time) and sends the copy.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +24,15 @@ import zmq
 from rigd._exceptions import EndOfStream
 from rigd.actors import Actor
 from rigd.pipeline._bridge_wire import HEARTBEAT_S, ID, POLL_MS, check_timeouts
-from rigd.storage import ReaderPolicy
+from rigd.storage import Frame, ReaderPolicy
 
 __all__ = ["BridgeSender"]
 
 log = logging.getLogger(__name__)
+
+
+def _payload(data: Frame | bytes) -> Any:
+    return data if isinstance(data, bytes) else data.array
 
 
 class BridgeSender(Actor):
@@ -56,11 +70,9 @@ class BridgeSender(Actor):
     def setup(self) -> None:
         reader = self.inputs.frames
         self._lossless = reader.policy is ReaderPolicy.LOSSLESS
-        self._socket: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self._socket.setsockopt(zmq.SNDHWM, 4 * self.window + 16)
-        self._socket.bind(self.address)
+        self._bind(self.address)
+        # The address bound: with port ``*`` (or 0), the one the system chose.
+        self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._session = os.urandom(8).hex()
         self._welcome = json.dumps(
             {
@@ -73,7 +85,9 @@ class BridgeSender(Actor):
         self._peer_id: bytes | None = None
         self._heard = time.monotonic()  # no receiver yet: the timeout runs from now
         self._said = 0.0
-        self._unacked: collections.deque[tuple[int, bytes, bytes]] = collections.deque()
+        # (frame_id, header, data): ``data`` is the held ``Frame`` (lossless,
+        # sent from its slot) or a copy (latest, or lossless after a down).
+        self._unacked: collections.deque[tuple[int, bytes, Frame | bytes]] = collections.deque()
         self._acked = -1
         self._ended: int | None = None  # the input's last frame id, once it ended
         self._last_id = -1
@@ -94,35 +108,51 @@ class BridgeSender(Actor):
             return
         if self.state == "down":
             self._discard()
-        elif self._room():
-            self._send_next()
+        elif self._room() and self._send_next(POLL_MS / 1000):
+            # What else the writer has ready, while the window has room.
+            while self._room() and self._send_next(0):
+                pass
         if self.state == "up" and now - self._said > HEARTBEAT_S:
             self._send([b"H"])
 
     def _room(self) -> bool:
         return self.state == "up" and len(self._unacked) < self.window and self._ended is None
 
-    def _send_next(self) -> None:
-        reader = self.inputs.frames
+    def _send_next(self, timeout: float) -> bool:
+        """Send the next frame if one comes within ``timeout`` s; whether one did."""
         try:
-            frame = reader.get(timeout=POLL_MS / 1000)
+            frame = self._next_frame(self.inputs.frames, timeout)
         except TimeoutError:
-            return
+            return False
         except EndOfStream:
             self._ended = self._last_id
-            return
+            return False
+        if frame is None:
+            return True  # a torn copy, skipped: there may be a newer frame
+        frame_id, timestamp_ns, data = frame
+        header = b'{"frame_id": %d, "timestamp_ns": %d}' % (frame_id, timestamp_ns)
+        self._last_id = frame_id
+        self._unacked.append((frame_id, header, data))
+        if self._send([b"F", header, _payload(data)]):
+            self.frames_sent += 1
+        return True
+
+    def _next_frame(self, reader: Any, timeout: float) -> tuple[int, int, Frame | bytes] | None:
+        """The next frame to send (its id, its stamp, and itself, held in its
+        slot, for lossless, or a copy, for latest); None: a torn copy, skipped.
+
+        Raises: as ``RingReader.get``."""
+        if self._lossless:
+            held: Frame = reader.get_ahead(timeout=timeout)
+            return held.frame_id, held.timestamp_ns, held
+        frame: Frame = reader.get(timeout=timeout)
         try:
             data = frame.array.tobytes()
-            frame_id, timestamp_ns = frame.frame_id, frame.timestamp_ns
         finally:
             intact = reader.release(frame)
         if not intact:
-            return  # a latest reader was lapped while it copied: skip the torn frame
-        header = json.dumps({"frame_id": frame_id, "timestamp_ns": timestamp_ns}).encode()
-        self._last_id = frame_id
-        self._unacked.append((frame_id, header, data))
-        if self._send([b"F", header, data]):
-            self.frames_sent += 1
+            return None  # a latest reader was lapped while it copied: skip the torn frame
+        return frame.frame_id, frame.timestamp_ns, data
 
     def _discard(self) -> None:
         """Down: take the frames after the window off the ring so the writer goes on."""
@@ -190,22 +220,27 @@ class BridgeSender(Actor):
             self._unacked.clear()
             return
         for frame_id, header, data in list(self._unacked):
-            if frame_id > last_id and self._send([b"F", header, data]):
+            if frame_id > last_id and self._send([b"F", header, _payload(data)]):
                 self.frames_resent += 1
 
     def _ack(self, last_id: int) -> None:
         if last_id > self._acked:
             self._acked = last_id
         unacked = self._unacked
+        done: Frame | None = None
         while unacked and unacked[0][0] <= last_id:
-            unacked.popleft()
+            data = unacked.popleft()[2]
+            if not isinstance(data, bytes):
+                done = data
+        if done is not None:
+            self.inputs.frames.release_through(done)  # in the far ring: the slots go back
         if not self._lossless:
             # Latest: the window counts frames in flight; anything older than
             # the acknowledged one was passed by and is not coming.
             while len(unacked) > 0 and unacked[0][0] <= self._acked:
                 unacked.popleft()
 
-    def _send(self, parts: list[bytes]) -> bool:
+    def _send(self, parts: list[Any]) -> bool:
         if self._peer_id is None:
             return False
         try:
@@ -222,17 +257,45 @@ class BridgeSender(Actor):
     def _down(self, why: str) -> None:
         log.warning("bridge %s: the receiver is down (%s); frames are discarded", self.address, why)
         self.state = "down"
+        held = [entry for entry in self._unacked if not isinstance(entry[2], bytes)]
+        if not held:
+            return
+        # Copy the held frames out and give their slots back, so the writer is
+        # not held back by a receiver that may never come back. ZMQ may still
+        # hold them, queued for the silent peer: end the context (which waits
+        # until every queued message is dropped) before a slot is given back.
+        self._unbind()
+        self._unacked = collections.deque(
+            (frame_id, header, data if isinstance(data, bytes) else data.array.tobytes())
+            for frame_id, header, data in self._unacked
+        )
+        self.inputs.frames.release_through(held[-1][2])
+        self._bind(self.endpoint)
+        self._peer_id = None  # a receiver that talks again is welcomed anew
+
+    def _bind(self, address: str) -> None:
+        # A context of its own: ending it is how the sender knows ZMQ let go of its slots.
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.ROUTER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._socket.setsockopt(zmq.SNDHWM, 4 * self.window + 16)
+        self._socket.bind(address)
+
+    def _unbind(self) -> None:
+        self._socket.close(linger=0)
+        self._context.term()
 
     def stop(self) -> None:
-        socket = getattr(self, "_socket", None)
-        if socket is not None:
-            socket.close(linger=0)
+        if getattr(self, "_socket", None) is not None:
+            self._unbind()  # before the ring is detached: ZMQ reads no slot after this
 
     def status(self) -> dict[str, Any]:
         """The link's state (``waiting``, ``up``, ``down``) and counters."""
         return {
             "state": self.state,
             "address": self.address,
+            "endpoint": getattr(self, "endpoint", None),
             "peer": self.peer,
             "frames_sent": self.frames_sent,
             "frames_resent": self.frames_resent,

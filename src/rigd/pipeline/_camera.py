@@ -15,7 +15,16 @@ from rigd.pipeline._frame_spec import frame_spec
 __all__ = ["SimulatedCamera"]
 
 _PATTERNS = ("counter", "noise", "spot", "cells")
+_OVERFLOW = ("drop", "block")
 _NOISE_BANK = 8
+
+
+def _check_overflow(overflow: Any) -> None:
+    if overflow is not None and overflow not in _OVERFLOW:
+        raise ValueError(
+            f"overflow must be 'drop' (a camera: never held back, drops when its ring is "
+            f"full) or 'block' (a generator: waits for its readers), got {overflow!r}"
+        )
 
 
 class SimulatedCamera(Actor):
@@ -35,9 +44,19 @@ class SimulatedCamera(Actor):
         seed: the random generator's seed (``noise``, ``spot``, ``cells``).
         motion: ``cells`` only: the rigid motion's amplitude, in pixels (the
             field moves by whole pixels on a slow random walk).
+        overflow: what a frame does when its slot is still held by a lossless
+            reader a whole ring behind. ``drop`` (the default with an
+            ``fps``): the camera is never held back, as a real one is not;
+            the frame is dropped, counted (``frames_dropped``, the ring's
+            ``frames_skipped``) and its id is skipped, and the recorder puts
+            it in the run file's drop ledger with reason ``ring_full``.
+            ``block`` (the default without an ``fps``): a generator, not a
+            camera: it waits for the slot, so no frame is lost and the rate
+            is what the readers take.
 
     Frame ids count from 0; each frame is stamped with its acquisition time
-    (``time.time_ns()``, as the HDF5 files store it).
+    (``time.time_ns()``, as the HDF5 files store it). A dropped frame's id
+    is not reused.
     """
 
     output_names = ("frames",)
@@ -51,7 +70,9 @@ class SimulatedCamera(Actor):
         pattern: str = "counter",
         seed: int = 0,
         motion: float = 0.0,
+        overflow: str | None = None,
     ) -> None:
+        _check_overflow(overflow)
         if not isinstance(motion, (int, float)) or motion < 0:
             raise ValueError(f"motion must be a number of pixels >= 0, got {motion!r}")
         self.motion = float(motion)
@@ -60,7 +81,10 @@ class SimulatedCamera(Actor):
         self.n_frames = n_frames
         self.pattern = pattern
         self.seed = seed
+        self.overflow = overflow or ("drop" if self.fps else "block")
         self.frames_written = 0
+        #: Frames dropped because the ring was full (``overflow: drop``).
+        self.frames_dropped = 0
         #: The id the camera went on from after a restart (None: never restarted).
         self.restarted_at: int | None = None
 
@@ -96,6 +120,7 @@ class SimulatedCamera(Actor):
             options.get("fps"),
             options.get("n_frames"),
         )
+        _check_overflow(options.get("overflow"))
         return {"frames": (shape, dtype.str)}
 
     def setup(self) -> None:
@@ -141,8 +166,20 @@ class SimulatedCamera(Actor):
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        with self.outputs.frames.slot(frame_id=k, timestamp_ns=time.time_ns()) as view:
-            self._fill(view, k)
+        out = self.outputs.frames
+        stamp = time.time_ns()
+        if self.overflow == "block":
+            with out.slot(frame_id=k, timestamp_ns=stamp) as view:
+                self._fill(view, k)
+        else:
+            try:
+                with out.slot(frame_id=k, timestamp_ns=stamp, timeout=0) as view:
+                    self._fill(view, k)
+            except TimeoutError:
+                # A lossless reader still holds the slot: drop the frame, as a
+                # camera whose buffers are all in use does.
+                out.skip(k)
+                self.frames_dropped += 1
         self.frames_written = k + 1
 
     def _fill(self, view: np.ndarray[Any, Any], k: int) -> None:
@@ -218,4 +255,9 @@ class SimulatedCamera(Actor):
 
     def status(self) -> dict[str, Any]:
         """Frames written so far (callable through the handle while it runs)."""
-        return {"frames_written": self.frames_written, "fps": self.fps}
+        return {
+            "frames_written": self.frames_written,
+            "frames_dropped": self.frames_dropped,
+            "fps": self.fps,
+            "overflow": self.overflow,
+        }

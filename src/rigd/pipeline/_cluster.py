@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from rigd.actors import (
 )
 from rigd.actors import shutdown as shutdown_runtime
 from rigd.config import load_pipeline
+from rigd.pipeline._cluster_ports import bridges_from, check_range, free_ports
 from rigd.pipeline._plan import plan_pipeline
 from rigd.pipeline._state import RunState
 from rigd.pipeline._supervisor import Pipeline, RunReport
@@ -52,14 +54,16 @@ _BRIDGE_PEER_TIMEOUT_S = 5.0
 
 
 def split_pipeline(
-    text: str, hosts: Mapping[str, str], port_base: int
+    text: str, hosts: Mapping[str, str], ports: Mapping[str, Sequence[int]] | None = None
 ) -> dict[str, dict[str, Any]]:
     """Cut a pipeline file's text into one pipeline (a dict, as YAML has it) per node.
 
     Args:
         text: the pipeline file; every actor has ``node:``.
         hosts: each node's address (its IP), by node name.
-        port_base: the first tcp port bridges bind; each bridge takes the next.
+        ports: the tcp ports the bridges sent from each node bind, by node
+            name, in the order of the links (``bridges_from`` says how many);
+            ``None``: port 0 for each, a placeholder (to count the bridges).
 
     Raises:
         ValueError: an actor without ``node:``, or on a node not in ``hosts``.
@@ -108,7 +112,8 @@ def split_pipeline(
         key = (writer, output, there)
         extra = {k: v for k, v in link.items() if k != "link"}
         if key not in bridges:
-            port = port_base + len(bridges)
+            taken = sum(1 for k in bridges if node_of[k[0]] == here)
+            port = ports[here][taken] if ports is not None else 0
             name = f"{writer}_{output}_to_{there}"[:60]
             bridges[key] = name
             shape, dtype = shapes[(writer, output)]
@@ -159,13 +164,17 @@ class NodeSupervisor:
         run_locally()  # this node's actors: processes and rings here
         self._pipeline: Pipeline | None = None
 
-    def start(self, part: dict[str, Any], run_id: str) -> str:
-        """Plan and start this node's pipeline; return this node's host name."""
-        import socket
+    def free_ports(self, count: int, port_range: tuple[int, int] | None) -> list[int]:
+        """``count`` tcp ports free on this node, for its bridges (see ``free_ports``)."""
+        return free_ports(count, port_range)
 
+    def start(
+        self, part: dict[str, Any], run_id: str, metadata: Mapping[str, Any] | None = None
+    ) -> str:
+        """Plan and start this node's pipeline; return this node's host name."""
         text = yaml.safe_dump(part, sort_keys=False)
         pfile = load_pipeline(f"<{part.get('name', 'pipeline')} on this node>", text=text)
-        self._pipeline = Pipeline(plan_pipeline(pfile), run_id=run_id)
+        self._pipeline = Pipeline(plan_pipeline(pfile), run_id=run_id, metadata=metadata)
         self._pipeline.start()
         return socket.gethostname()
 
@@ -212,14 +221,29 @@ class ClusterPipeline:
     Args:
         path: the pipeline file; every actor names its ``node:``.
         run_id: the run's id (default: the time).
-        port_base: the first tcp port the bridges bind (one per cross-node stream).
+        metadata: run metadata for every node's run file (as ``rigd run --meta``),
+            over the pipeline file's ``run: metadata``.
+        port_range: the tcp ports the bridges bind (one per cross-node stream,
+            on the sending node), as ``(first, last)``, both included: for a
+            firewall that opens a range. ``None`` (the default): ephemeral ports,
+            chosen by each sending node's system.
+
+    Raises:
+        ValueError: a ``port_range`` that is not two ports, first <= last.
 
     ``start`` places and starts every node's part (all or none), ``wait``
     waits for the run's end, ``stop`` stops it cleanly; ``state`` is
     ``running``, ``stopped`` or ``failed`` (``failure`` says why).
     """
 
-    def __init__(self, path: str | Path, *, run_id: str | None = None, port_base: int = 47100):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        port_range: tuple[int, int] | None = None,
+    ):
         backend = ray_backend()
         if backend is None:
             raise RuntimeError(
@@ -228,7 +252,8 @@ class ClusterPipeline:
         self._ray = backend
         self.text = Path(path).read_text()
         self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S")
-        self.port_base = port_base
+        self.metadata = dict(metadata or {})
+        self.port_range = check_range(port_range)
         self.state = "created"
         self.failure: str | None = None
         self._group: Any = None
@@ -251,8 +276,7 @@ class ClusterPipeline:
         for node in nodes:
             for resource in node["resources"]:
                 hosts.setdefault(resource, node["ip"])
-        parts = split_pipeline(self.text, hosts, self.port_base)
-        names = sorted(parts)
+        names = sorted(split_pipeline(self.text, hosts))
         self._group = self._ray.reserve([{name: 0.001} for name in names], "PACK", _PLACE_TIMEOUT_S)
         try:
             cls = remote(NodeSupervisor)
@@ -261,7 +285,27 @@ class ClusterPipeline:
                 self._nodes[name] = cls.options(
                     num_cpus=0, resources={name: 0.001}, scheduling_strategy=strategy
                 ).remote()
-            get([self._nodes[n].start.remote(parts[n], self.run_id) for n in names], timeout=120)
+            # Each sending node chooses its bridges' ports (free there), then the split
+            # tells the receivers where to connect.
+            needed = bridges_from(split_pipeline(self.text, hosts))
+            ports = dict(
+                zip(
+                    needed,
+                    get(
+                        [
+                            self._nodes[n].free_ports.remote(count, self.port_range)
+                            for n, count in needed.items()
+                        ],
+                        timeout=60,
+                    ),
+                    strict=True,
+                )
+            )
+            parts = split_pipeline(self.text, hosts, ports)
+            get(
+                [self._nodes[n].start.remote(parts[n], self.run_id, self.metadata) for n in names],
+                timeout=120,
+            )
         except BaseException:
             self._teardown()
             raise

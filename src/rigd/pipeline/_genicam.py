@@ -286,8 +286,13 @@ def read_settings(camera: Any, info: CameraInfo, features: Any) -> dict[str, Any
     return meta
 
 
-def open_stream(camera: Any, n_buffers: int) -> tuple[Any, dict[Any, str], Any]:
+def open_stream(
+    camera: Any, n_buffers: int, socket_buffer_bytes: int | None = None
+) -> tuple[Any, dict[Any, str], Any]:
     """Start acquiring: a stream with ``n_buffers`` driver buffers of one payload.
+
+    A GigE Vision stream's socket buffer is Aravis's ``auto`` size, or
+    ``socket_buffer_bytes`` fixed.
 
     Returns:
         The ``Aravis.Stream``, the drop reason (a ``STATUS_CODES`` key) of each
@@ -296,7 +301,11 @@ def open_stream(camera: Any, n_buffers: int) -> tuple[Any, dict[Any, str], Any]:
     aravis = load_aravis()
     stream = camera.create_stream(None, None)
     if camera.is_gv_device():
-        stream.set_property("socket-buffer", aravis.GvStreamSocketBuffer.AUTO)
+        if socket_buffer_bytes:
+            stream.set_property("socket-buffer", aravis.GvStreamSocketBuffer.FIXED)
+            stream.set_property("socket-buffer-size", socket_buffer_bytes)
+        else:
+            stream.set_property("socket-buffer", aravis.GvStreamSocketBuffer.AUTO)
     payload = camera.get_payload()
     for _ in range(n_buffers):
         stream.push_buffer(aravis.Buffer.new_allocate(payload))

@@ -12,8 +12,11 @@ The path of a frame: Aravis's stream thread fills one of ``n_buffers``
 driver buffers from the network (GVSP) or USB; the step loop pops it and
 copies it once, from the driver's buffer into the ring's slot, then gives the
 buffer back. A frame the driver could not complete (missing packets, a
-timeout, a size mismatch) is not written: its id is skipped, so the recorder
-puts it in the drop ledger, and ``frame_info`` says why. A camera is never
+timeout, a size mismatch) is not written: its id is skipped and noted on the
+ring with its reason (``RingWriter.note_dropped``), so the recorder puts it
+in the run file's drop ledger as ``missing_packets``, ``timeout``,
+``size_mismatch``, ... and ``frame_info`` says why too. Ids the driver never
+handed over (all its buffers were in use) are ``underrun``. A camera is never
 held back: a full ring is a drop too (``ring_full``).
 
 Frame ids: rigd's count from 0 at the first frame and never wrap. GigE
@@ -34,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from rigd._exceptions import RingClosedError
 from rigd.pipeline._device import DeviceSource
 from rigd.pipeline._genicam import (
     buffer_data,
@@ -84,6 +88,12 @@ class GenICamCamera(DeviceSource):
             ``GevSCPD`` (``None``: the camera's).
         packet_socket: GigE: receive through a packet socket (fast, needs
             CAP_NET_RAW; ``None``: yes, except on a loopback address).
+        socket_buffer_bytes: GigE: the stream socket's receive buffer
+            (Aravis's ``socket-buffer-size``, fixed), 4 MiB by default: 80 ms
+            of 512x512 frames at 200 fps, so a receiving thread held up for
+            a moment loses no packet (Aravis's ``auto`` size lost 1-15% of
+            the frames on loopback, BENCHMARKS.md "Sources"); ``None``:
+            Aravis's ``auto``. Linux caps it at ``net.core.rmem_max``.
         features: other GenICam features to set, by name (``{"ReverseX": true}``).
         n_frames: frames to deliver, then end (``None``: until stopped).
         timeout_s: how long a frame may take before the camera is checked.
@@ -110,6 +120,7 @@ class GenICamCamera(DeviceSource):
         packet_size: int | None = None,
         packet_delay_ns: int | None = None,
         packet_socket: bool | None = None,
+        socket_buffer_bytes: int | None = 4 << 20,
         features: dict[str, Any] | None = None,
         n_frames: int | None = None,
         timeout_s: float = 2.0,
@@ -159,6 +170,9 @@ class GenICamCamera(DeviceSource):
         self._shape = (int(height), int(width)) + ((samples,) if samples > 1 else ())
         self._dtype = np.dtype(dtype)
         self._nbytes = int(np.prod(self._shape)) * self._dtype.itemsize
+        # The ctypes type of one frame's bytes, made once (a new type per frame
+        # costs ~3 us).
+        self._frame_type = ctypes.c_uint8 * self._nbytes
 
     def device_outputs(self) -> dict[str, FrameSpec]:
         return {
@@ -186,6 +200,7 @@ class GenICamCamera(DeviceSource):
         super().setup()
         self._start_stream()
         self._ids = FrameIds(self._gv, self._next_id())
+        self._failed: list[tuple[str, int, int, int]] = []
         self._quiet_since = time.monotonic()
         self._get_data = buffer_data()
 
@@ -195,11 +210,12 @@ class GenICamCamera(DeviceSource):
 
     def _start_stream(self) -> None:
         self._stream, self._status, self._success = open_stream(
-            self._camera, self.options["n_buffers"]
+            self._camera, self.options["n_buffers"], self.options["socket_buffer_bytes"]
         )
 
     def run_step(self) -> None:
         if self.n_frames is not None and self.frames_delivered >= self.n_frames:
+            self._drop_failed()
             self.finish()
             return
         stream = self._stream
@@ -224,42 +240,91 @@ class GenICamCamera(DeviceSource):
 
     def _deliver(self, buffer: Any) -> None:
         raw = int(buffer.get_frame_id())
-        frame_id = self._frame_id(raw)
         hw_ts = int(buffer.get_timestamp())
         driver_ts = int(buffer.get_system_timestamp())
         status = buffer.get_status()
-        info = self.outputs.frame_info
         if status != self._success:
-            self._drop(frame_id, self._status.get(status, "unknown"), raw, hw_ts, driver_ts)
+            # A buffer the driver could not fill: its block id is not to be
+            # trusted (a lost leader leaves 0, or the id the buffer had
+            # before), so it takes its id from the next good frame's.
+            self._failed.append((self._status.get(status, "unknown"), raw, hw_ts, driver_ts))
             return
+        frame_id = self._frame_id(raw)
+        info = self.outputs.frame_info
         size = ctypes.c_size_t()
         address = self._get_data(hash(buffer), ctypes.byref(size))
         if size.value < self._nbytes:
             self._drop(frame_id, "size_mismatch", raw, hw_ts, driver_ts)
             return
-        data = np.ctypeslib.as_array((ctypes.c_uint8 * self._nbytes).from_address(address))
+        data = np.frombuffer(memoryview(self._frame_type.from_address(address)), np.uint8)
         try:
             with self.outputs.frames.slot(
                 frame_id=frame_id, timestamp_ns=time.time_ns(), timeout=0
             ) as view:
                 np.copyto(view.reshape(-1).view(np.uint8), data, casting="no")
         except TimeoutError:
+            # A camera is never held back: the ring counts the drop and the
+            # recorder's ledger says ring_full.
             self._drop(frame_id, "ring_full", raw, hw_ts, driver_ts)
             return
         put_info(info, frame_id, (raw, hw_ts, driver_ts, 0))
         self.frames_delivered += 1
 
     def _frame_id(self, raw: int) -> int:
-        """rigd's id for the camera's ``raw`` id: from 0, unwrapped, never repeating."""
+        """rigd's id for the camera's ``raw`` id (from 0, unwrapped, never
+        repeating); the ids skipped go to the buffers that failed since the
+        last frame, in order, and the rest are ``underrun``."""
+        failed, self._failed = self._failed, []
+        if failed and not self._ids.started:
+            self._drops_from(self._ids.take(len(failed)), failed)
+            failed = []
         frame_id, skipped = self._ids.unwrap(raw)
-        if skipped > 0:
+        first = frame_id - skipped
+        self._drops_from(first, failed[:skipped])
+        if len(failed) > skipped:
+            # Buffers for blocks the driver also handed over complete: no id lost.
+            self._count("repeated", len(failed) - skipped)
+        underrun = skipped - min(len(failed), skipped)
+        if underrun > 0:
             # Ids the driver never handed over: its buffers were all in use.
-            self._count("underrun", skipped)
+            self._count("underrun", underrun)
+            self.outputs.frames.note_dropped(frame_id - underrun, underrun, "underrun")
         return frame_id
 
+    def _drops_from(self, first: int, failed: list[tuple[str, int, int, int]]) -> None:
+        """Drop the ``failed`` buffers as ids ``first``, ``first + 1``, ...: a
+        note per run of one reason, a ``frame_info`` row each."""
+        k = 0
+        while k < len(failed):
+            reason = failed[k][0]
+            end = k + 1
+            while end < len(failed) and failed[end][0] == reason:
+                end += 1
+            self._count(reason, end - k)
+            if reason == "ring_full":  # counted by the ring too (frames_skipped)
+                self.outputs.frames.skip(first + k, end - k)
+            else:
+                self.outputs.frames.note_dropped(first + k, end - k, reason)
+            for j in range(k, end):
+                _, raw, hw_ts, driver_ts = failed[j]
+                put_info(
+                    self.outputs.frame_info,
+                    first + j,
+                    (raw, hw_ts, driver_ts, STATUS_CODES[reason]),
+                )
+            k = end
+
     def _drop(self, frame_id: int, reason: str, raw: int, hw_ts: int, driver_ts: int) -> None:
-        self._count(reason, 1)
-        put_info(self.outputs.frame_info, frame_id, (raw, hw_ts, driver_ts, STATUS_CODES[reason]))
+        self._drops_from(frame_id, [(reason, raw, hw_ts, driver_ts)])
+
+    def _drop_failed(self) -> None:
+        """The buffers that failed after the last frame: ids after it (at the end)."""
+        failed, self._failed = self._failed, []
+        if failed and self._stream is not None:
+            try:
+                self._drops_from(self._ids.take(len(failed)), failed)
+            except RingClosedError:
+                self._count(failed[0][0], len(failed))  # the stream has ended
 
     def _count(self, reason: str, n: int) -> None:
         with self._lock:
@@ -272,6 +337,7 @@ class GenICamCamera(DeviceSource):
     def _lose(self) -> None:
         log.error("camera %r stopped answering (%s)", self._info.id, self.on_lost)
         self.lost = True
+        self._drop_failed()
         self.close_device()
         self.__dict__["_rigd_device_open"] = False
         if self.on_lost == "end":
@@ -314,6 +380,7 @@ class GenICamCamera(DeviceSource):
         return {"frames_delivered": self.frames_delivered, "drops": drops, "lost": self.lost}
 
     def stop(self) -> None:
+        self._drop_failed()
         if self._stream is not None and self._camera is not None:
             stats = self._stream.get_statistics()
             log.info("camera %r: stream statistics %s", self._info.id, stats)

@@ -114,7 +114,15 @@ def check_camera_options(options: Mapping[str, Any]) -> None:
         raise ValueError(
             f"pixel_format {fmt!r} is not one rigd takes; use one of {sorted(PIXEL_FORMATS)}"
         )
-    for name in ("offset_x", "offset_y", "width", "height", "packet_size", "packet_delay_ns"):
+    for name in (
+        "offset_x",
+        "offset_y",
+        "width",
+        "height",
+        "packet_size",
+        "packet_delay_ns",
+        "socket_buffer_bytes",
+    ):
         value = options.get(name)
         if value is not None and (not isinstance(value, int) or value < 0):
             raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
@@ -162,6 +170,21 @@ class FrameIds:
         #: rigd's id of the last frame counted (``base - 1`` before the first).
         self.last_id = base - 1
 
+    @property
+    def started(self) -> bool:
+        """Whether a frame was counted since the start (or the last restart)."""
+        return self._last_raw is not None
+
+    def take(self, n: int) -> int:
+        """Give ``n`` ids to frames without a raw id to trust (buffers the
+        driver could not fill) before the first frame, or at the end; return
+        the first. Between frames such buffers take the ids skipped instead."""
+        first = self.last_id + 1
+        self.last_id += n
+        if self._last_raw is None:
+            self._base += n
+        return first
+
     def unwrap(self, raw: int) -> tuple[int, int]:
         """``(rigd's id, ids skipped)`` for the camera's ``raw`` id.
 
@@ -187,13 +210,13 @@ def put_info(writer: Any, frame_id: int, row: tuple[int, int, int, int]) -> None
     """Write one ``frame_info`` row, or nothing if its ring is full.
 
     A reader of ``frame_info`` a whole ring behind must never hold the camera
-    back.
+    back: the row is dropped and noted on the ring as ``ring_full``.
     """
     try:
         with writer.slot(frame_id=frame_id, timeout=0) as view:
             view[:] = row
     except TimeoutError:
-        pass
+        writer.note_dropped(frame_id, 1, "ring_full")
 
 
 def loopback(address: str) -> bool:

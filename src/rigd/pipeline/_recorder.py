@@ -14,16 +14,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rigd._exceptions import EndOfStream, RingBrokenError, WouldBlock
+from rigd._exceptions import EndOfStream, RecordingError, RingBrokenError, WouldBlock
+from rigd.pipeline._recorder_behind import FallBehind
 from rigd.pipeline._run_file import RunFileActor
 from rigd.storage import (
+    DropNote,
     DropReason,
     MessageReader,
     ReaderPolicy,
-    RecordField,
     RunWriter,
     SerializationError,
-    StreamSpec,
+    end_spans,
+    gap_spans,
 )
 
 __all__ = ["HDF5Recorder"]
@@ -43,6 +45,12 @@ class HDF5Recorder(RunFileActor):
         compression: ``None``, ``lz4``, ``zstd`` or ``bitshuffle-lz4``.
         flush_interval, fsync_interval: the durability contract (README).
         latency_trace: store acquisition-to-written latency per frame.
+        when_behind: what a lossless frames input does when the recorder
+            falls behind (a slow disk): ``"wait"`` (the ring holds the
+            source back; for sources that can wait, a file played back) or
+            ``"drop"`` (for live sources: at 3/4 of the ring behind, the
+            oldest frames are dropped until it is 1/4 behind, each run of
+            them in the ledger as ``disk_behind``; ``_recorder_behind``).
 
     A restarted recorder reopens the same file (repairing it first) and
     records on; the frames it missed go in the ledger as ``restart``.
@@ -61,7 +69,14 @@ class HDF5Recorder(RunFileActor):
         flush_interval: float = 0.5,
         fsync_interval: float = 1.0,
         latency_trace: bool = True,
+        when_behind: str = "wait",
     ) -> None:
+        if when_behind not in ("wait", "drop"):
+            raise ValueError(
+                f"when_behind is 'wait' (hold the source back) or 'drop' (drop the oldest "
+                f"frames, in the ledger as disk_behind), got {when_behind!r}"
+            )
+        self.when_behind = when_behind
         self.directory = directory
         self.template = template
         self.compression = compression
@@ -77,11 +92,16 @@ class HDF5Recorder(RunFileActor):
         self._open: dict[str, Any] = dict(self._readers)
         self._dropped_seen = dict.fromkeys(self._readers, 0)
         self._next_id: dict[str, int | None] = dict.fromkeys(self._readers)
+        # The sources' drop notes not yet in the ledger (ids they skipped, and why).
+        self._notes: dict[str, list[DropNote]] = {name: [] for name in self._readers}
         self._latest = {
             name for name, reader in self._readers.items() if reader.policy is ReaderPolicy.LATEST
         }
         if path.exists():
             # This recorder was restarted: record on into the file it began.
+            # The notes before now are in it already, or under the restart.
+            for reader in self._readers.values():
+                _drop_notes(reader)
             self._writer = RunWriter.resume(
                 path,
                 reason=f"{DropReason.RESTART} of recorder {run.get('actor', '')}".strip(),
@@ -90,17 +110,9 @@ class HDF5Recorder(RunFileActor):
                 write_buffers=0,
             )
         else:
-            # The fields upstream classes name (FrameStats: mean, min, max).
-            named = run.get("input_fields") or {}
             streams = [
-                StreamSpec(
-                    name,
-                    reader.shape,
-                    reader.dtype,
-                    compression=self.compression,
-                    latency_trace=self.latency_trace,
-                    fields=tuple(RecordField(*f) for f in named.get(name, ())),
-                    kind=_kind(reader),
+                self.stream_spec(
+                    name, reader, compression=self.compression, latency_trace=self.latency_trace
                 )
                 for name, reader in self._readers.items()
             ]
@@ -119,6 +131,7 @@ class HDF5Recorder(RunFileActor):
             )
         self._state = "recording"
         self._turn = 0
+        self._behind = FallBehind(self._writer.note_dropped) if self.when_behind == "drop" else None
 
     def run_step(self) -> None:
         if not self._open:
@@ -129,7 +142,7 @@ class HDF5Recorder(RunFileActor):
             try:
                 wrote |= self._take(name, wait=0.0)
             except EndOfStream:
-                del self._open[name]
+                self._end(name)
         if not wrote and self._open:
             # Nothing anywhere: sleep on one input (in turn) until it has a frame.
             names = list(self._open)
@@ -138,7 +151,7 @@ class HDF5Recorder(RunFileActor):
             try:
                 self._take(name, wait=_IDLE_WAIT_S if len(names) > 1 else 0.1)
             except EndOfStream:
-                del self._open[name]
+                self._end(name)
 
     def _take(self, name: str, wait: float) -> bool:
         reader = self._open[name]
@@ -159,7 +172,9 @@ class HDF5Recorder(RunFileActor):
                 # A latest reader can be lapped while it holds the slot: copy
                 # now, keep the copy only if the slot was not overwritten.
                 data = np.array(frame.array, copy=True)
-            else:
+            elif self._behind is None or not self._behind.drop(
+                name, frame.frame_id, reader.committed - frame.seq, reader.slot_count
+            ):
                 writer.write(name, frame.array, frame.frame_id, frame.timestamp_ns)
         finally:
             intact = reader.release(frame)
@@ -190,17 +205,39 @@ class HDF5Recorder(RunFileActor):
         return True
 
     def _note_overruns(self, name: str, reader: Any, frame_id: int) -> None:
+        """Put the ids missing before ``frame_id`` in the ledger, each with its
+        reason: the source's drop notes (a camera's incomplete buffers), else
+        ``ring_overrun`` when this reader was lapped, else ``gap``."""
+        notes = self._notes[name]
+        notes.extend(_drop_notes(reader))
         dropped = reader.frames_dropped
-        if dropped > self._dropped_seen[name]:
-            self._dropped_seen[name] = dropped
-            expected = self._next_id[name]
-            if expected is not None and frame_id > expected:
-                assert self._writer is not None
-                self._writer.note_dropped(
-                    name, expected, frame_id - expected, DropReason.RING_OVERRUN
-                )
+        lapped = dropped > self._dropped_seen[name]
+        self._dropped_seen[name] = dropped
+        if not notes and not lapped:
+            return  # a gap, if any, is the writer's to note (``gap``)
+        fallback = DropReason.RING_OVERRUN if lapped else DropReason.GAP
+        assert self._writer is not None
+        for first, count, reason in gap_spans(self._next_id[name], frame_id, notes, fallback):
+            self._writer.note_dropped(name, first, count, reason)
+
+    def _end(self, name: str) -> None:
+        """The stream ``name`` ended: its last drop notes (after its last frame) go in."""
+        reader = self._open.pop(name)
+        notes = self._notes[name]
+        notes.extend(_drop_notes(reader))
+        assert self._writer is not None
+        for first, count, reason in end_spans(self._next_id[name], notes):
+            self._writer.note_dropped(name, first, count, reason)
 
     def stop(self) -> None:
+        behind = getattr(self, "_behind", None)
+        try:
+            if behind is not None and self._writer is not None:
+                behind.end()  # the last run of dropped frames, in the ledger
+            for name in list(self._open) if self._writer is not None else ():
+                self._end(name)
+        except RecordingError:
+            pass  # the recording failed: seal says so
         self.seal()
 
     # -- callable through the handle -----------------------------------------------
@@ -215,7 +252,7 @@ class HDF5Recorder(RunFileActor):
             writer.note_dropped(name, expected, 0, text)
 
 
-def _kind(reader: Any) -> str:
-    if isinstance(reader, MessageReader):
-        return "messages"
-    return "records" if reader.dtype.names is not None else "frames"
+def _drop_notes(reader: Any) -> list[DropNote]:
+    # Message rings carry no drop notes (their writers do not skip ids).
+    notes = getattr(reader, "drop_notes", None)
+    return list(notes()) if notes is not None else []

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rigd.actors import Actor
-from rigd.storage import RunWriter, run_file_path
+from rigd.storage import MessageReader, RecordField, RunWriter, StreamSpec, run_file_path
 
 __all__ = ["RunFileActor"]
 
@@ -52,6 +52,22 @@ class RunFileActor(Actor):
         self._path = str(path.resolve())
         return path
 
+    def stream_spec(self, name: str, reader: Any, **options: Any) -> StreamSpec:
+        """The stream recorded from input ``name``: the ring's shape and dtype,
+        its kind, and the named fields of a records input (the upstream
+        class's, e.g. FrameStats' mean, min, max; ``run_info["input_fields"]``).
+        ``options``: the rest of ``StreamSpec`` (compression, latency_trace).
+        """
+        named = self.run_info.get("input_fields") or {}
+        return StreamSpec(
+            name,
+            reader.shape,
+            reader.dtype,
+            fields=tuple(RecordField(*f) for f in named.get(name, ())),
+            kind=stream_kind(reader),
+            **options,
+        )
+
     def seal(self) -> None:
         """Close the writer: the file sealed, its final counts kept for ``summary``.
 
@@ -85,3 +101,10 @@ class RunFileActor(Actor):
             frames = dict(self._final.get("frames", {}))
             dropped = dict(self._final.get("dropped", {}))
         return {"path": self._path, "state": self._state, "frames": frames, "dropped": dropped}
+
+
+def stream_kind(reader: Any) -> str:
+    """``messages``, ``records`` (a structured dtype) or ``frames``, for a reader."""
+    if isinstance(reader, MessageReader):
+        return "messages"
+    return "records" if reader.dtype.names is not None else "frames"

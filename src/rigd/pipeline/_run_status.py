@@ -43,6 +43,8 @@ class LinkStatus:
     #: Per reader, in the order of ``readers``: its wake-up latency after a
     #: commit, p50 in microseconds (None before it has slept for a frame).
     latency_p50_us: tuple[float | None, ...] = ()
+    #: Frames the source dropped because this ring was full (reason ``ring_full``).
+    skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,15 @@ class LinkRates:
             )
             latency = tuple(r.wake_latency_p50_us for r in stats.readers)
             links.append(
-                LinkStatus(ring_plan.name, stats.frames_written, stats.fill, readers, rate, latency)
+                LinkStatus(
+                    ring_plan.name,
+                    stats.frames_written,
+                    stats.fill,
+                    readers,
+                    rate,
+                    latency,
+                    stats.frames_skipped,
+                )
             )
         return tuple(links)
 

@@ -19,7 +19,7 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tifffile
@@ -133,6 +133,8 @@ class TiffStack(Actor):
     """
 
     output_names = ("frames",)
+    #: The daemon confines ``path`` to its data directory (a file there).
+    place_options: ClassVar[dict[str, str]] = {"path": "data_file"}
 
     def __init__(
         self,
@@ -176,14 +178,16 @@ class TiffStack(Actor):
         self._stack: np.ndarray[Any, Any] | None = None
         try:
             # Contiguous and uncompressed: map it, frames come from the page cache.
-            self._stack = tifffile.memmap(self.path, series=self.series, mode="r").reshape(
-                layout.pages, *layout.page_shape
-            )
+            # A plain ndarray view of the map: indexing an ``np.memmap`` runs
+            # Python code (``__getitem__``, ``__array_finalize__``) per frame.
+            mapped = tifffile.memmap(self.path, series=self.series, mode="r")
+            self._stack = mapped.reshape(layout.pages, *layout.page_shape).view(np.ndarray)
             self.memory_mapped = True
         except ValueError:
             self._stack = None
         self._index = 0
-        previous = self.outputs.frames.previous if "frames" in self.outputs else None
+        self._writer = self.outputs.frames
+        previous = self._writer.previous
         if previous is not None and self.frames_played == 0:
             # Restarted after a crash: go on after the last frame the ring has
             # (a file is not a camera: nothing was missed while it was down).
@@ -191,6 +195,9 @@ class TiffStack(Actor):
             self._index = self.frames_played % layout.frames if self.loop else self.frames_played
         self._t0 = time.monotonic()
         self._first = self.frames_played
+        # When the first and the last frame were committed (``status``).
+        self._first_s: float | None = None
+        self._last_s = 0.0
 
     def run_step(self) -> None:
         layout = self._layout
@@ -206,14 +213,24 @@ class TiffStack(Actor):
                 time.sleep(delay)
         c = layout.channels
         first = self._index * c
-        with self.outputs.frames.slot(frame_id=k, timestamp_ns=time.time_ns()) as view:
-            if c == 1 or self.channel is not None:
-                self._read(first + (self.channel or 0), view)
-            else:
-                for j in range(c):
-                    self._read(first + j, view[j])
+        writer = self._writer
+        if self._stack is not None and (c == 1 or self.channel is not None):
+            # Mapped: one copy, from the page cache into the slot (``put``:
+            # no context manager, the cheapest commit the ring has).
+            writer.put(self._stack[first + (self.channel or 0)], k, time.time_ns())
+        else:
+            with writer.slot(frame_id=k, timestamp_ns=time.time_ns()) as view:
+                if c == 1 or self.channel is not None:
+                    self._read(first + (self.channel or 0), view)
+                else:
+                    for j in range(c):
+                        self._read(first + j, view[j])
         self._index += 1
         self.frames_played = k + 1
+        now = time.perf_counter()
+        if self._first_s is None:
+            self._first_s = now
+        self._last_s = now
 
     def _read(self, page: int, out: np.ndarray[Any, Any]) -> None:
         if self._stack is not None:
@@ -231,8 +248,15 @@ class TiffStack(Actor):
             tif.close()
 
     def status(self) -> dict[str, Any]:
-        """Frames played so far, and whether the stack is memory-mapped."""
-        return {"frames_played": self.frames_played, "memory_mapped": self.memory_mapped}
+        """Frames played so far, whether the stack is memory-mapped, and
+        ``play_s``: seconds from the first frame committed to the last."""
+        first = self.__dict__.get("_first_s")
+        played = 0.0 if first is None else self._last_s - first
+        return {
+            "frames_played": self.frames_played,
+            "memory_mapped": self.memory_mapped,
+            "play_s": played,
+        }
 
 
 def _check_rate(fps: Any) -> None:

@@ -48,7 +48,7 @@ from rigd.pipeline._run_file import RunFileActor
 from rigd.pipeline._trigger_events import LABEL_BYTES, Event, Trigger, event_table_dtype
 from rigd.pipeline._trigger_frames import EventFrames
 from rigd.pipeline._trigger_sources import TriggerSources
-from rigd.storage import RunWriter, StreamSpec
+from rigd.storage import RunWriter
 
 __all__ = ["TriggeredRecorder"]
 
@@ -278,7 +278,8 @@ class TriggeredRecorder(RunFileActor):
         run = self.run_info
         self._writer = RunWriter(
             self.run_path(),
-            [StreamSpec(n, r.shape, r.dtype) for n, r in streams.items()],
+            # Named fields as HDF5Recorder records them (FrameStats: mean, min, max).
+            [self.stream_spec(n, r) for n, r in streams.items()],
             run_id=run.get("run_id", "run"),
             pipeline=run.get("pipeline_text", ""),
             metadata=run.get("metadata") or {},

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 import numpy as np
@@ -57,6 +57,8 @@ class VideoSource(DeviceSource):
     """
 
     output_names = ("frames",)
+    #: The daemon confines ``path`` to its data directory (a file there).
+    place_options: ClassVar[dict[str, str]] = {"path": "data_file"}
 
     def __init__(
         self,
@@ -79,7 +81,10 @@ class VideoSource(DeviceSource):
         self.fps = fps
         self.input_format = input_format
         self.frames_played = 0
+        #: A webcam's frames dropped because its ring was full.
+        self.frames_dropped = 0
         self._container: Any = None
+        self._play_s = (0.0, 0.0)
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -180,13 +185,33 @@ class VideoSource(DeviceSource):
         if frame.format.name != self._ff_format:
             frame = frame.reformat(format=self._ff_format)
         k = self.frames_played
-        with self.outputs.frames.slot(frame_id=k, timestamp_ns=time.time_ns()) as view:
-            _copy_plane(frame, view, self._dtype)
+        out = self.outputs.frames
+        # A webcam is a camera: never held back by its readers (a full ring
+        # drops the frame, and the recorder's ledger says ring_full). A file
+        # waits: nothing is lost by waiting.
+        wait = None if not _is_device(self.path) else 0
+        try:
+            with out.slot(frame_id=k, timestamp_ns=time.time_ns(), timeout=wait) as view:
+                _copy_plane(frame, view, self._dtype)
+        except TimeoutError:
+            if wait is None:
+                raise
+            out.skip(k)
+            self.frames_dropped += 1
         self.frames_played = k + 1
+        now = time.perf_counter()
+        self._play_s = (self._play_s[0] or now, now)
 
     def status(self) -> dict[str, Any]:
-        """Frames played so far."""
-        return {"frames_played": self.frames_played}
+        """Frames played so far (a webcam's include those dropped on a full ring),
+        those dropped, and ``play_s``: seconds from the first frame committed to
+        the last."""
+        first, last = self.__dict__.get("_play_s", (0.0, 0.0))
+        return {
+            "frames_played": self.frames_played,
+            "frames_dropped": self.frames_dropped,
+            "play_s": last - first,
+        }
 
 
 def _open(path: str, options: dict[str, str] | None, device: bool = False) -> Any:

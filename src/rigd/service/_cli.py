@@ -42,6 +42,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rigd.service._run import run_pipeline
 
     metadata = _metadata("run", args)
+    if args.bridge_ports is not None and args.address is None:
+        print("rigd run: --bridge-ports is for cluster runs; add --address", file=sys.stderr)
+        return 2
     if args.console is not None:
         from rigd.service._run_console import run_with_console
 
@@ -49,7 +52,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.address is not None:
         from rigd.service._run_cluster import run_on_cluster
 
-        return run_on_cluster(args.pipeline, args.address, run_id=args.run_id, metadata=metadata)
+        return run_on_cluster(
+            args.pipeline,
+            args.address,
+            run_id=args.run_id,
+            metadata=metadata,
+            bridge_ports=args.bridge_ports,
+        )
     return run_pipeline(args.pipeline, run_id=args.run_id, metadata=metadata)
 
 
@@ -254,6 +263,12 @@ def _parser() -> argparse.ArgumentParser:
         "--address",
         metavar="ray://HOST:PORT",
         help="run across a Ray cluster's nodes (each actor names its node:); see Clusters",
+    )
+    run.add_argument(
+        "--bridge-ports",
+        metavar="FIRST-LAST",
+        help="with --address: the tcp ports the bridges between nodes bind (default: "
+        "ephemeral ports, chosen on each sending node)",
     )
     _add_meta(run)
     run.set_defaults(handler=_cmd_run)

@@ -169,8 +169,12 @@ class Daemon:
         return self.pipeline_info()
 
     def pipeline_info(self) -> dict[str, Any]:
+        """The loaded pipeline; during a run, as the run resolved it (the links
+        of device sources have their shapes only once the device is open)."""
         with self._lock:
-            return pipeline_info(self._plan, self._plan_source)
+            running = self._pipeline
+            plan = running.plan if running is not None else self._plan
+            return pipeline_info(plan, self._plan_source)
 
     def _refuse_while_running(self, what: str) -> None:
         if self._state in BUSY_STATES:

@@ -137,13 +137,23 @@ class DiskWatch:
                     probe.unlink()
         if not full:
             return failure
-        kept = []
-        for path in files:
-            try:
-                kept.append(f"{path} keeps {inspect_run(path).frames} frames")
-            except (OSError, ValueError):
-                kept.append(f"{path} (unreadable)")
+        kept = [kept_frames(path) for path in files]
         return (
             f"No space left on device: the data directory {self.data_dir} is full; "
             f"{'; '.join(kept) or 'no file was written'} ({failure})"
         )
+
+
+def kept_frames(path: str) -> str:
+    """What a run file kept, per stream: ``PATH keeps cam: frames 0..38 (39)``."""
+    try:
+        summary = inspect_run(path)
+    except (OSError, ValueError) as exc:
+        return f"{path} (unreadable: {exc})"
+    streams = [
+        f"{s.name}: frames {s.first_frame_id}..{s.last_frame_id} ({s.frames})"
+        if s.frames
+        else f"{s.name}: no frame"
+        for s in summary.streams
+    ]
+    return f"{path} ({summary.run_state}) keeps {', '.join(streams) or 'no stream'}"

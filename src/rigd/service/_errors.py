@@ -20,7 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rigd.config import PipelineFileError
 from rigd.service._bodies import UnsupportedMediaError
-from rigd.service._deps import UnauthorizedError, daemon_of
+from rigd.service._daemon import Daemon
+from rigd.service._deps import UnauthorizedError
 from rigd.service._records import InsufficientStorageError, NotFoundError, TransitionError
 
 __all__ = ["ErrorBody", "errors", "install_error_handlers"]
@@ -72,7 +73,8 @@ def _validation_detail(errors: list[Any]) -> str:
 
 
 def _state(request: Request) -> str:
-    return daemon_of(request).state.value
+    daemon: Daemon = request.app.state.daemon
+    return daemon.state.value
 
 
 async def _401(request: Request, exc: Exception) -> JSONResponse:

@@ -1,9 +1,10 @@
 """The daemon's events: state changes and run starts and ends, to whoever subscribed.
 
 ``GET /v1/events`` streams them as server-sent events. An event is a JSON
-object with ``type`` (``state``, ``run``, ``trigger``, ``disk``,
-``shutdown``), ``time`` (ISO 8601 UTC) and ``state`` (the daemon's, after
-the event), plus what the type carries.
+object with ``type`` (``state``, ``run``, ``trigger``, ``disk``, ``drops``
+(a source dropped frames: its ring was full), ``progress``, ``shutdown``),
+``time`` (ISO 8601 UTC) and ``state`` (the daemon's, after the event), plus
+what the type carries.
 """
 
 from __future__ import annotations

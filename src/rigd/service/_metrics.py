@@ -74,8 +74,14 @@ class _DaemonCollector(Collector):
             "Frames each reader missed this run (latest-policy readers skip by design)",
             labels=["link", "reader"],
         )
+        skipped = CounterMetricFamily(
+            "rigd_link_frames_skipped",
+            "Frames the source dropped this run because the ring was full (ring_full)",
+            labels=["link"],
+        )
         for link in status["links"]:
             written.add_metric([link["ring"]], link["written"])
+            skipped.add_metric([link["ring"]], link.get("skipped", 0))
             rate.add_metric([link["ring"]], link["rate_hz"])
             fill.add_metric([link["ring"]], link["fill"])
             for reader in link["readers"]:
@@ -92,7 +98,7 @@ class _DaemonCollector(Collector):
                     latency.add_metric(
                         [link["ring"], reader["input"]], reader["latency_p50_us"] / 1e6
                     )
-        yield from (written, rate, fill, read, dropped, latency)
+        yield from (written, rate, fill, read, dropped, skipped, latency)
         run = status.get("run") or {}
         if run:
             size = 0

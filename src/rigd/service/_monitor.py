@@ -70,6 +70,8 @@ class Monitor:
         #: The data directory's free space against the running run's data rate.
         self.disk: dict[str, Any] = {}
         self._disk_warned: str | None = None
+        self._skipped_run: str | None = None
+        self._skipped_seen: dict[str, int] = {}
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="rigd-daemon", daemon=True)
         self._thread.start()
@@ -112,6 +114,8 @@ class Monitor:
                 self._frames_seen = written
                 self._progress_at = time.monotonic()
         run_id = record.run_id if record is not None else None
+        if record is not None:
+            self._note_skipped(snapshot, record.run_id)
         self.disk = self._disk_watch.sample(snapshot if running else None, plan, run_id)
         warning = self.disk.get("warning")
         if warning and record is not None and self._disk_warned != record.run_id:
@@ -126,6 +130,25 @@ class Monitor:
         ):
             self._progress_sent = time.monotonic()
             self._publish("progress", **self._progress(record.run_id))
+
+    def _note_skipped(self, snapshot: Snapshot, run_id: str) -> None:
+        """A ``drops`` event for each link whose source dropped frames (its
+        ring full) since the last sample: a camera is never held back."""
+        if self._skipped_run != run_id:
+            self._skipped_run, self._skipped_seen = run_id, {}
+        for link in snapshot["links"]:
+            total = link.get("skipped", 0)
+            seen = self._skipped_seen.get(link["ring"], 0)
+            if total > seen:
+                self._skipped_seen[link["ring"]] = total
+                self._publish(
+                    "drops",
+                    run_id=run_id,
+                    link=link["ring"],
+                    reason="ring_full",
+                    count=total - seen,
+                    total=total,
+                )
 
     def health(
         self,

@@ -30,6 +30,7 @@ PROGRESS_METRICS = (
     "rigd_link_fill_ratio",
     "rigd_link_frames_read",
     "rigd_link_frames_dropped",
+    "rigd_link_frames_skipped",
     "rigd_link_wake_latency_p50_seconds",
     "rigd_actor_alive",
     "rigd_actor_restarts",

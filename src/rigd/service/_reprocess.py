@@ -95,12 +95,20 @@ def _resources(text: str) -> tuple[float, float]:
 
 
 def _replay_one(
-    text: str, run_file: str, out_dir: str, in_task: bool = False, run_id: str | None = None
+    text: str,
+    run_file: str,
+    out_dir: str,
+    in_task: bool = False,
+    run_id: str | None = None,
+    actor_processes: bool = False,
 ) -> dict[str, Any]:
-    """One file (in this process, or in a Ray task): the result as a dict."""
+    """One file (in this process, or in a Ray task): the result as a dict.
+
+    Its actors run as threads of this process (``run_inline``), or, with
+    ``actor_processes``, as a live run's (a process each, rigd's runtime)."""
     from rigd.actors import run_locally
     from rigd.config import load_pipeline
-    from rigd.pipeline import Pipeline, plan_pipeline
+    from rigd.pipeline import Pipeline, plan_pipeline, run_inline
 
     if in_task:
         run_locally()  # a Ray task's pipeline: this node's processes and rings
@@ -111,11 +119,20 @@ def _replay_one(
         run_id = run_id or f"{Path(run_file).stem}-reprocessed"
         # The new file says where it came from (the source file's own metadata
         # stays in the source).
-        pipeline = Pipeline(
-            plan_pipeline(pfile),
-            run_id=run_id,
-            metadata={"reprocessed_from": str(Path(run_file).resolve())},
-        )
+        metadata = {"reprocessed_from": str(Path(run_file).resolve())}
+        if not actor_processes:
+            inline = run_inline(plan_pipeline(pfile), run_id, metadata, _WAIT_S)
+            files = inline["files"]
+            return asdict(
+                FileResult(
+                    run_file,
+                    "done",
+                    files[0] if files else None,
+                    sum(inline["frames"].values()),
+                    time.monotonic() - start,
+                )
+            )
+        pipeline = Pipeline(plan_pipeline(pfile), run_id=run_id, metadata=metadata)
         pipeline.start()
         try:
             finished = pipeline.wait(_WAIT_S)
@@ -144,6 +161,7 @@ def reprocess(
     *,
     address: str | None = None,
     progress: Callable[[int, int, FileResult], None] | None = None,
+    actor_processes: bool = False,
 ) -> list[FileResult]:
     """Replay each of ``files`` through ``pipeline`` into ``out_dir``; one result per file.
 
@@ -151,6 +169,10 @@ def reprocess(
         address: a Ray address (``rigd.init``'s, e.g. ``ray://HOST:10001``):
             one Ray task per file; ``None``: here, one after the other.
         progress: called as each file ends, with (done, total, result).
+        actor_processes: run each file's actors as a live run does (a process
+            each, rigd's runtime) instead of as threads of the job's process
+            (``rigd.pipeline._inline``: the default, without a start-up cost
+            per file).
     """
     text = Path(pipeline).read_text()
     out = str(Path(out_dir).resolve())
@@ -188,7 +210,10 @@ def reprocess(
         from rigd.actors import shutdown
 
         for index in todo:
-            finished(index, _replay_one(text, paths[index], out, False, run_ids[index]))
+            finished(
+                index,
+                _replay_one(text, paths[index], out, False, run_ids[index], actor_processes),
+            )
         shutdown()
     else:
         from rigd.actors import get, init, ray_backend, remote, shutdown, wait
@@ -199,7 +224,8 @@ def reprocess(
         cpus, gpus = _resources(text)
         task = remote(_replay_one).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
         pending = {
-            task.remote(text, paths[index], out, True, run_ids[index]): index for index in todo
+            task.remote(text, paths[index], out, True, run_ids[index], actor_processes): index
+            for index in todo
         }
         while pending:
             (ref,), _ = wait(list(pending), num_returns=1)
@@ -239,7 +265,12 @@ def _cmd(args: argparse.Namespace) -> int:
 
     try:
         results = reprocess(
-            args.pipeline, args.files, args.out, address=args.address, progress=progress
+            args.pipeline,
+            args.files,
+            args.out,
+            address=args.address,
+            progress=progress,
+            actor_processes=args.actor_processes,
         )
     except (OSError, ValueError) as exc:
         print(f"rigd reprocess: {exc}", file=sys.stderr)
@@ -263,4 +294,10 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("files", nargs="+", metavar="RUN.h5")
     parser.add_argument("--out", default="rigd-reprocessed", help="where the new run files go")
     parser.add_argument("--address", help="a Ray address (ray://HOST:PORT, ray:HOST:PORT, ray)")
+    parser.add_argument(
+        "--actor-processes",
+        action="store_true",
+        help="run each file's actors in processes of their own, as a live run does "
+        "(default: threads of the file's job, with no start-up cost per file)",
+    )
     parser.set_defaults(handler=_cmd)

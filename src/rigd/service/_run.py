@@ -40,9 +40,10 @@ def format_progress(status: PipelineStatus) -> str:
     """One line: elapsed time, then per link frames, rate, drops and ring fill."""
     parts = [f"{status.elapsed_s:6.1f} s"]
     for link in status.links:
-        dropped = sum(d for _, _, d in link.readers)
+        dropped = sum(d for _, _, d in link.readers) + link.skipped
+        full = f" ({link.skipped} ring full)" if link.skipped else ""
         parts.append(
-            f"{link.ring}: {link.written} frames {link.rate_hz:6.1f}/s drops {dropped}"
+            f"{link.ring}: {link.written} frames {link.rate_hz:6.1f}/s drops {dropped}{full}"
             f" fill {link.fill:4.0%}"
         )
     restarts = sum(a.get("restarts", 0) for a in status.actors.values())
@@ -145,8 +146,23 @@ class _PaceWatch:
         }
         self.slow: dict[str, int] = dict.fromkeys(self.nominal, 0)
         self.warned: set[str] = set()
+        self.skipped: dict[str, int] = {}
+
+    def check_drops(self, status: PipelineStatus, err: TextIO) -> None:
+        """Warns when a source dropped frames because its ring was full."""
+        for link in status.links:
+            seen = self.skipped.get(link.ring, 0)
+            if link.skipped > seen:
+                self.skipped[link.ring] = link.skipped
+                err.write(
+                    f"\nrigd run: warning: {link.skipped - seen} frame(s) dropped at "
+                    f"{link.ring}: its ring was full (a lossless reader a whole ring "
+                    "behind); a camera is not held back, so they are lost and the run "
+                    "file's ledger has them as ring_full\n"
+                )
 
     def check(self, status: PipelineStatus, err: TextIO) -> None:
+        self.check_drops(status, err)
         if status.elapsed_s < 2.0:
             return  # starting up
         for name, fps in self.nominal.items():
@@ -193,8 +209,9 @@ def _follow(pipeline: Pipeline, interrupts: _Interrupts, err: TextIO) -> RunRepo
                 err.flush()
         if tty and width:
             err.write("\n")
-        final = format_progress(pipeline.status())
-        print(final, file=err)
+        status = pipeline.status()
+        watch.check_drops(status, err)
+        print(format_progress(status), file=err)
         if interrupts.stop.is_set():
             print(
                 "rigd run: stopping (sources first, then draining); Ctrl-C again forces", file=err

@@ -24,7 +24,7 @@ from rigd._exceptions import RigdError
 from rigd.actors import init, shutdown
 from rigd.pipeline import ClusterPipeline
 
-__all__ = ["run_on_cluster"]
+__all__ = ["parse_port_range", "run_on_cluster"]
 
 _WAIT_S = 0.5
 
@@ -35,10 +35,14 @@ def run_on_cluster(
     *,
     run_id: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    bridge_ports: str | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
-    """Run ``path`` on the Ray cluster at ``address``; return the exit status."""
+    """Run ``path`` on the Ray cluster at ``address``; return the exit status.
+
+    ``metadata`` goes into every node's run file; ``bridge_ports`` (``FIRST-LAST``)
+    is the tcp port range the bridges bind (default: ephemeral ports)."""
     if path is None:
         print("rigd run --address: name a pipeline file whose actors say their node:", file=err)
         return 2
@@ -46,8 +50,10 @@ def run_on_cluster(
     if not source.is_file():
         print(f"rigd run: no pipeline file {source}", file=err)
         return 2
-    if metadata:
-        print("rigd run --address: --meta is not taken for cluster runs yet", file=err)
+    try:
+        port_range = parse_port_range(bridge_ports)
+    except ValueError as exc:
+        print(f"rigd run: {exc}", file=err)
         return 2
     try:
         init(address=address)
@@ -57,7 +63,7 @@ def run_on_cluster(
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
     try:
-        pipeline = ClusterPipeline(source, run_id=run_id)
+        pipeline = ClusterPipeline(source, run_id=run_id, metadata=metadata, port_range=port_range)
         try:
             pipeline.start()
         except (RigdError, ValueError) as exc:
@@ -81,3 +87,21 @@ def run_on_cluster(
         print(f"  failure: {report.failure}", file=out)
         return 1
     return 130 if stop.is_set() else 0
+
+
+def parse_port_range(text: str | None) -> tuple[int, int] | None:
+    """``--bridge-ports FIRST-LAST`` as ``(first, last)``; ``None`` stays ``None``.
+
+    Raises:
+        ValueError: not two port numbers, 1 <= FIRST <= LAST <= 65535.
+    """
+    if text is None:
+        return None
+    first, sep, last = text.partition("-")
+    if sep and first.strip().isdigit() and last.strip().isdigit():
+        low, high = int(first), int(last)
+        if 1 <= low <= high <= 65535:
+            return low, high
+    raise ValueError(
+        f"--bridge-ports takes a tcp port range FIRST-LAST (e.g. 47100-47199), got {text!r}"
+    )

@@ -237,7 +237,9 @@ def serve(config_path: str | None = None, *, recover: bool = True) -> int:
             log_level="warning",
             access_log=False,
             lifespan="off",
-            http="h11",
+            # httptools (llhttp, in C): h11's pure-Python parsing was a third
+            # of a request's time on the event loop (bench/service.py).
+            http="httptools",
             ws="wsproto",  # the console's live view (WS /v1/preview)
             timeout_graceful_shutdown=_GRACEFUL_HTTP_S,
         ),

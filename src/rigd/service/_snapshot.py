@@ -26,13 +26,16 @@ class ReaderSample(TypedDict):
 
 
 class LinkSample(TypedDict):
-    """One link (ring): frames written, the rate (frames/s), fill (0-1), its readers."""
+    """One link (ring): frames written, the rate (frames/s), fill (0-1), its readers,
+    and ``skipped``: frames its source dropped because the ring was full (a camera
+    is never held back; the run file's ledger has them as ``ring_full``)."""
 
     ring: str
     written: int
     rate_hz: float
     fill: float
     readers: list[ReaderSample]
+    skipped: int
 
 
 class Snapshot(TypedDict):
@@ -66,6 +69,7 @@ def snapshot_of(status: PipelineStatus, sampled_at: str) -> Snapshot:
                         strict=True,
                     )
                 ],
+                "skipped": link.skipped,
             }
             for link in status.links
         ],

@@ -34,6 +34,7 @@ from rigd.storage._ring import (
     remove_stale_rings,
     shm_free_bytes,
 )
+from rigd.storage._ring_notes import DropNote, end_spans, gap_spans
 from rigd.storage._store import (
     RUN_ENV,
     STORE_ENV,
@@ -75,6 +76,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py checks
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "DropNote",
     "DropReason",
     "Frame",
     "FrameRing",
@@ -105,7 +107,9 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "check_metadata",
     "current_store",
     "dtype_text",
+    "end_spans",
     "export_nwb",
+    "gap_spans",
     "inspect_run",
     "is_record_dtype",
     "message_ring_shape",

@@ -4,7 +4,8 @@ Raw frames never go through HDF5's write path: their chunks get file space
 as the dataset grows (early allocation, no fill), one chunk at a time just
 before their bytes are written, and their bytes are written with ``pwrite``
 at the chunk's offset, which lets go of the GIL (h5py holds it through
-every HDF5 call, a 17 ms disk write included). ``accept`` copies a frame
+every HDF5 call, a 17 ms disk write included), with ``O_DIRECT`` where the
+file system takes it (``_direct_io``: no copy into the page cache). ``accept`` copies a frame
 into a pooled chunk buffer and the I/O thread writes it, or, with
 ``write_buffers=0``, writes the caller's frame itself with no copy.
 Compressed chunks are compressed by a thread pool (``_codecs``) and written
@@ -24,7 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from rigd.storage._direct_io import ChunkWriter, pwrite_all
 from rigd.storage._stream_state import StreamState
+
+__all__ = ["ChunkIO", "pwrite_all", "start_writeback"]
 
 
 class ChunkIO:
@@ -36,8 +40,11 @@ class ChunkIO:
         streams: Iterable[StreamState],
         write_buffers: int,
         compression_threads: int | None,
+        chunk_writer: ChunkWriter | None = None,
     ) -> None:
         self.fd = fd
+        #: Raw chunks' bytes go through this (O_DIRECT where it can).
+        self.raw = chunk_writer or ChunkWriter("", fd, direct=False)
         self.write_buffers = write_buffers
         #: Bytes written to the file so far (compressed bytes for compressed chunks).
         self.bytes_written = 0
@@ -100,7 +107,7 @@ class ChunkIO:
             return
         if self._io is None:
             # The caller's own buffer, no copy; pwrite lets go of the GIL.
-            pwrite_all(self.fd, data, offset)
+            self.raw.write(data, offset)
             self._written(state, first + count - state.written, nbytes)
             return
         # Bounded: when every buffer waits for the disk, the caller waits too.
@@ -111,7 +118,7 @@ class ChunkIO:
         else:
             buffer = state.new_chunk()
             np.copyto(buffer.reshape(data.shape), data)
-        future = self._io.submit(pwrite_all, self.fd, buffer, offset)
+        future = self._io.submit(self.raw.write, buffer, offset)
         state.pending.append((first, count, future, buffer))
 
     def submit(self, state: StreamState, first: int, count: int, chunk: Any) -> None:
@@ -172,15 +179,7 @@ class ChunkIO:
             self._pool.shutdown(wait=True, cancel_futures=True)
         if self._io is not None:
             self._io.shutdown(wait=True, cancel_futures=True)
-
-
-def pwrite_all(fd: int, data: np.ndarray[Any, Any], offset: int) -> None:
-    """Write all of ``data`` at ``offset`` (os.pwrite may write less)."""
-    view = np.ascontiguousarray(data).data.cast("B")
-    while view:
-        done = os.pwrite(fd, view, offset)
-        view = view[done:]
-        offset += done
+        self.raw.close_direct()
 
 
 def _load_sync_file_range() -> Any:

@@ -19,6 +19,7 @@ except ImportError:  # a dependency, but raw files need none: require_filter say
 import numpy as np
 
 from rigd.storage._codecs import Codec
+from rigd.storage._direct_io import ALIGN
 from rigd.storage._run_layout import (
     LEDGER_DTYPE,
     LIBVER,
@@ -28,13 +29,21 @@ from rigd.storage._run_layout import (
 )
 from rigd.storage._superblock import read_superblock
 
+#: HDF5's file-space alignment for run files being written (see ``create_file``).
+ALIGNMENT = {"alignment_threshold": 64 * 1024, "alignment_interval": ALIGN}
+
 #: The HDF5 library h5py runs on, as NeXus's root attribute records it.
 HDF5_VERSION: str = h5py.version.hdf5_version
 
 
 def create_file(path: str | os.PathLike[str]) -> Any:
-    """Create a run file in HDF5 1.10's format; FileExistsError if one is there."""
-    return h5py.File(path, "x", libver=LIBVER)
+    """Create a run file in HDF5 1.10's format; FileExistsError if one is there.
+
+    Objects of 64 KiB or more (raw chunks) start on 4 KiB boundaries
+    (``H5Pset_alignment``), so their bytes can be written with O_DIRECT
+    (``_direct_io``).
+    """
+    return h5py.File(path, "x", libver=LIBVER, **ALIGNMENT)
 
 
 def open_file(
@@ -49,6 +58,7 @@ def open_file(
     options: dict[str, Any] = {}
     if run_format:
         options["libver"] = LIBVER
+        options.update(ALIGNMENT)
     if not locking:
         options["locking"] = False
     return h5py.File(path, mode, **options)

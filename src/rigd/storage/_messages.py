@@ -2,11 +2,12 @@
 
 A message ring is a ``FrameRing`` of ``kind="messages"`` whose frames are
 byte slots (shape ``(slot_bytes,)``, dtype ``uint8``). ``MessageWriter.put``
-pickles an object with protocol 5 (``_oob``), its numpy arrays and large
-``bytes`` out of band, and packs the pickle and the buffers into the next
-slot: one copy, at the writer. ``MessageReader.get`` hands back a
-``Message`` whose ``value`` is unpickled from the slot with every array a
-read-only view of it: no copy at the reader, as with frames.
+packs an object (``_oob``: plain data as MessagePack, anything else pickled
+with protocol 5), its numpy arrays and ``pickle.PickleBuffer`` objects out
+of band, and lays the stream and the buffers out in the next slot: one
+copy, at the writer. ``MessageReader.get`` hands back a ``Message`` whose
+``value`` is decoded from the slot with every array a read-only view of it:
+no copy at the reader, as with frames.
 
 Everything else is the frame ring's: one writer, readers with the
 ``lossless`` (back-pressure) or ``latest`` (skip, count drops) policy, frame
@@ -28,6 +29,7 @@ from typing import Any, Self
 import numpy as np
 
 from rigd._exceptions import EndOfStream, MessageTooLargeError, WouldBlock
+from rigd.storage._msgpack import Encoder
 from rigd.storage._oob import dumps, loads_from, pack_into
 from rigd.storage._ring import Frame, FrameRing, ReaderPolicy, RingReader, RingWriter
 
@@ -64,7 +66,7 @@ def message_ring_shape(max_message_bytes: int) -> tuple[int, ...]:
 class Message:
     """One message a reader holds: its object, its ids and stamps.
 
-    ``value`` is unpickled on first access, its arrays (and bytes sent as
+    ``value`` is decoded on first access, its arrays (and bytes sent as
     ``pickle.PickleBuffer``, as memoryviews) read-only views of the slot:
     valid until the message is released (``with reader.read() as message:``). Use
     ``reader.take()`` for an object that outlives the slot.
@@ -136,6 +138,7 @@ class MessageWriter:
         #: The most bytes one packed message may take.
         self.max_message_bytes = ring.frame_nbytes
         self._slots = [memoryview(view.data).cast("B") for view in ring._seg.views]
+        self._encoder = Encoder()
 
     def put(
         self,
@@ -154,7 +157,9 @@ class MessageWriter:
             TimeoutError: still no free slot after ``timeout`` seconds.
             RingClosedError: the writer was closed.
         """
-        packed = dumps(obj)
+        # The message is on its way: low-latency readers wake while it is packed.
+        self._writer.announce()
+        packed = dumps(obj, self._encoder)
         if packed.nbytes > self.max_message_bytes:
             raise MessageTooLargeError(
                 f"a message of {packed.nbytes} bytes ({type(obj).__name__}) is larger than "

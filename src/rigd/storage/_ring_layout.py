@@ -2,7 +2,8 @@
 
 A segment (a file in /dev/shm) holds, in order::
 
-    header page   magic, layout version, shape, dtype, counters, futex words
+    header page   magic, layout version, shape, dtype, counters, futex words,
+                  drop notes (frames the writer skipped, and why: ``_ring_notes``)
     readers       one record per reader slot (cursor, policy, pid, counters)
     slot meta     per slot: sequence, frame id, timestamp, bytes, commit time
     slots         page-aligned frames (registrable with cudaHostRegister)
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 MAGIC = b"RIGDRING"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 MAX_DIMS = 8
 MAX_READERS = 64
 PAGE = mmap.PAGESIZE
@@ -39,6 +40,9 @@ PAGE = mmap.PAGESIZE
 WRITING = (1 << 64) - 1
 #: Wake-up latencies each reader record keeps (the newest, round robin).
 SAMPLES = 64
+#: Drop notes the header keeps (the newest, round robin), and a reason's bytes.
+NOTES = 64
+NOTE_REASON_BYTES = 24
 
 
 class ReaderPolicy(Enum):
@@ -54,6 +58,16 @@ class ReaderState:
     FREE = 0
     ACTIVE = 1
     LOST = 2
+
+
+class NoteRecord(ctypes.Structure):
+    """One drop note: ``count`` frame ids from ``first_id`` the writer skipped, and why."""
+
+    _fields_ = [
+        ("first_id", ctypes.c_uint64),
+        ("count", ctypes.c_uint64),
+        ("reason", ctypes.c_char * NOTE_REASON_BYTES),
+    ]
 
 
 class Header(ctypes.Structure):
@@ -97,7 +111,18 @@ class Header(ctypes.Structure):
         ("announce_waiting", ctypes.c_uint8 * MAX_READERS),
         ("announce_futex", ctypes.c_uint32),
         ("_pad_announce", ctypes.c_uint32 * 15),
+        # Frames the writer dropped because the ring was full (a camera is
+        # never held back by its readers: ``RingWriter.skip``); each also in a note.
+        ("writer_skips", ctypes.c_uint64),
+        # Drop notes (``_ring_notes``): ``notes_written`` counts every note;
+        # note ``k`` is in ``notes[k % NOTES]``.
+        ("notes_written", ctypes.c_uint64),
+        ("notes", NoteRecord * NOTES),
     ]
+
+
+if ctypes.sizeof(Header) > PAGE:
+    raise RuntimeError(f"the ring header ({ctypes.sizeof(Header)} bytes) outgrew its page")
 
 
 class ReaderRecord(ctypes.Structure):

@@ -26,6 +26,7 @@ from rigd._exceptions import EndOfStream, RingBrokenError, RingClosedError, Woul
 from rigd._proc import pid_alive
 from rigd.storage._futex import futex_wake
 from rigd.storage._ring_layout import SAMPLES, ReaderPolicy, ReaderState
+from rigd.storage._ring_notes import DropNote, read_notes
 from rigd.storage._ring_segment import RingSegment
 from rigd.storage._ring_wait import (
     CHECK_S,
@@ -43,7 +44,15 @@ class Frame:
     a lossless reader's slot is only reused after that.
     """
 
-    __slots__ = ("_reader", "array", "frame_id", "seq", "slot", "timestamp_ns", "torn")
+    __slots__ = (
+        "_reader",
+        "array",
+        "frame_id",
+        "seq",
+        "slot",
+        "timestamp_ns",
+        "torn",
+    )
 
     def __init__(
         self,
@@ -93,6 +102,12 @@ class RingReader:
         self._closed = False
         self._wait = LowLatencyWait(segment, index) if low_latency else None
         self._announces: tuple[Announcer, ...] = ()
+        self._notes_seen = 0
+        #: Drop notes this reader came too late to read (see ``drop_notes``).
+        self.notes_lost = 0
+        #: ``get_ahead``: the next frame it hands out (frames from the cursor
+        #: up to it are held); ``None`` while unused.
+        self._ahead: int | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -109,6 +124,18 @@ class RingReader:
     def frames_dropped(self) -> int:
         """Frames this reader skipped (latest) or lost to torn reads, so far."""
         return int(self._rec.frames_dropped)
+
+    def drop_notes(self) -> list[DropNote]:
+        """The writer's drop notes this reader has not had yet, oldest first.
+
+        Each says which frame ids the writer skipped and why
+        (``RingWriter.note_dropped``); once a frame with id ``F`` is held,
+        every note about ids below ``F`` is among them. Notes overwritten
+        before they were read are counted in ``notes_lost``.
+        """
+        notes, self._notes_seen, lost = read_notes(self._hdr, self._notes_seen)
+        self.notes_lost += lost
+        return notes
 
     def get(self, timeout: float | None = None) -> Frame:
         """Return the next frame (lossless) or the newest one (latest).
@@ -141,8 +168,9 @@ class RingReader:
             expected = hdr.data_futex
             head = int(hdr.head)
             cursor = int(rec.cursor)
-            if head > cursor:
-                seq = cursor if lossless else head - 1
+            want = cursor if self._ahead is None else max(cursor, self._ahead)
+            if head > want:
+                seq = want if lossless else head - 1
                 if seg.meta[seq % seg.slot_count].seq == seq + 1:
                     return self._take(seq, cursor, lossless, slept)
                 continue  # overwritten under us (latest reader): look again
@@ -167,7 +195,7 @@ class RingReader:
                     hdr.waiting, self.index, seg.data_addr, expected, left
                 )
             if timed_out:
-                self._check_writer()
+                self._check_writer(want)
 
     def _take(self, seq: int, cursor: int, lossless: bool, slept: bool) -> Frame:
         """Hold committed frame ``seq``: pass announcements on, move a latest
@@ -291,10 +319,10 @@ class RingReader:
         """
         self._announces = writers
 
-    def _check_writer(self) -> None:
+    def _check_writer(self, want: int) -> None:
         """Raise ``RingBrokenError`` if the writer died and every frame it committed was read."""
         pid = int(self._hdr.writer_pid)
-        if pid and not pid_alive(pid) and int(self._hdr.head) <= int(self._rec.cursor):
+        if pid and not pid_alive(pid) and int(self._hdr.head) <= want:
             raise RingBrokenError(
                 f"the writer of ring {self._seg.name!r} (pid {pid}) died; every frame it "
                 "committed was read"
@@ -333,6 +361,44 @@ class RingReader:
             hdr.space_futex = (hdr.space_futex + 1) & 0xFFFFFFFF
             futex_wake(self._seg.space_addr)
         return True
+
+    def get_ahead(self, timeout: float | None = None) -> Frame:
+        """Lossless readers: the frame after the last one got, while the frames
+        before it stay held (their slots are not reused) until ``release_through``.
+
+        For a reader that hands slots to another party and learns later that
+        they are done with (a bridge's sender: a frame is held until the far
+        end acknowledges it). Several frames are held at once, at most the
+        ring's ``slot_count`` (then the writer waits, as for any lossless
+        reader). Do not mix with ``get``/``release``.
+
+        Raises: as ``get``; ``ValueError`` for a latest reader.
+        """
+        if self.policy is not ReaderPolicy.LOSSLESS:
+            raise ValueError("get_ahead holds slots: it needs a reader with policy lossless")
+        if self._ahead is None:
+            self._ahead = int(self._rec.cursor)
+        frame = self.get(timeout)
+        self._held = None
+        self._ahead = frame.seq + 1
+        return frame
+
+    def release_through(self, frame: Frame) -> None:
+        """Give back the slots of ``frame`` and of every frame got before it
+        (``get_ahead``): the reader's cursor moves past it; the writer, if it
+        waited for them, goes on."""
+        rec = self._rec
+        if frame.seq < int(rec.cursor):
+            return  # released already
+        if self._ahead is None or frame.seq >= self._ahead:
+            raise ValueError(f"{frame!r} was not got with get_ahead from this reader")
+        released = frame.seq + 1 - int(rec.cursor)
+        rec.cursor = frame.seq + 1
+        rec.frames_read += released
+        hdr = self._hdr
+        if hdr.writer_waiting:
+            hdr.space_futex = (hdr.space_futex + 1) & 0xFFFFFFFF
+            futex_wake(self._seg.space_addr)
 
     def read(self, timeout: float | None = None) -> Frame:
         """``with reader.read() as frame:`` gets a frame and releases it after."""

@@ -37,6 +37,8 @@ class RingStatistics:
     readers_lost: int
     closed: bool
     readers: tuple[ReaderStatistics, ...]
+    #: Frames the writer dropped because the ring was full (``RingWriter.skip``).
+    frames_skipped: int = 0
 
 
 def read_statistics(segment: RingSegment) -> RingStatistics:
@@ -85,4 +87,5 @@ def read_statistics(segment: RingSegment) -> RingStatistics:
         readers_lost=int(hdr.readers_lost),
         closed=bool(hdr.closed),
         readers=tuple(readers),
+        frames_skipped=int(hdr.writer_skips),
     )

@@ -21,6 +21,7 @@ from rigd._exceptions import RingClosedError, WouldBlock
 from rigd._proc import pid_alive
 from rigd.storage._futex import futex_wait, futex_wake
 from rigd.storage._ring_layout import WRITING, ReaderState
+from rigd.storage._ring_notes import write_note
 from rigd.storage._ring_segment import RingSegment
 from rigd.storage._ring_wait import CHECK_S
 
@@ -39,6 +40,11 @@ class RingWriter:
         # finds cold).
         self._space_until = 0
         self._open: _OpenSlot | None = None
+        # A run of frames dropped on a full ring (``skip``), not yet in a drop
+        # note: (first_id, count); noted before the next commit, or at close.
+        self._skips: tuple[int, int] | None = None
+        # The slots' pages mapped now, not one fault at a time in the first lap.
+        segment.populate()
 
     @property
     def previous(self) -> tuple[int, int] | None:
@@ -102,6 +108,38 @@ class RingWriter:
                 f"ring {self._seg.name!r} is full: a lossless reader is a whole ring behind"
             ) from None
 
+    def skip(self, frame_id: int, count: int = 1) -> None:
+        """Say the source dropped ``count`` frames from ``frame_id`` because the ring
+        was full.
+
+        A camera cannot be held back: it calls ``slot(..., timeout=0)`` and, on
+        ``TimeoutError`` (a lossless reader still holds the slot), drops the
+        frame and calls this. The ring counts the drops
+        (``RingStatistics.frames_skipped``); consecutive ones become one drop note
+        with reason ``ring_full`` (``note_dropped``), written before the next
+        frame is committed or when the stream closes, so the recorder puts them
+        in its ledger as ``ring_full`` rather than as an unexplained gap.
+
+        Raises:
+            ValueError: ``count`` under 1 or ``frame_id`` negative.
+        """
+        if count < 1 or frame_id < 0:
+            raise ValueError(
+                f"skip needs frame_id >= 0 and count >= 1, got {frame_id!r} and {count!r}"
+            )
+        self._hdr.writer_skips += count
+        run = self._skips
+        if run is not None and run[0] + run[1] == frame_id:
+            self._skips = (run[0], run[1] + count)
+            return
+        self._note_skips()
+        self._skips = (int(frame_id), int(count))
+
+    def _note_skips(self) -> None:
+        if self._skips is not None:
+            write_note(self._hdr, self._skips[0], self._skips[1], "ring_full")
+            self._skips = None
+
     def slot(
         self,
         frame_id: int | None = None,
@@ -117,6 +155,23 @@ class RingWriter:
         frame is complete when the slot is committed need not pass one.
         """
         return _OpenSlot(self, frame_id, timestamp_ns, timeout)
+
+    def note_dropped(self, first_id: int, count: int, reason: str) -> None:
+        """Say that ``count`` frame ids from ``first_id`` will never be written, and why.
+
+        A source that drops a frame instead of writing it (a camera's
+        incomplete buffer, a full ring) calls this before it commits a later
+        frame; the recorder puts the ids in the run file's drop ledger with
+        ``reason`` (``_ring_notes``). Readers keep the newest 64 notes.
+
+        Raises:
+            ValueError: ``count`` under 1, or ``reason`` not 1 to 24 ASCII characters.
+            RingClosedError: the writer was closed.
+        """
+        if self._closed:
+            raise RingClosedError(f"the writer of ring {self._seg.name!r} was closed")
+        self._note_skips()  # notes stay in the order of their ids
+        write_note(self._hdr, int(first_id), int(count), reason)
 
     def _begin(self, timeout: float | None) -> int:
         """Claim the next slot (waiting for space) and announce its frame."""
@@ -145,6 +200,8 @@ class RingWriter:
         meta.timestamp_ns = time.time_ns() if timestamp_ns is None else timestamp_ns
         meta.nbytes = seg.frame_nbytes
         meta.commit_ns = now
+        if self._skips is not None:
+            self._note_skips()  # before the frame: its readers have the note
         meta.seq = seq + 1
         hdr.head = seq + 1
         hdr.data_futex = (hdr.data_futex + 1) & 0xFFFFFFFF
@@ -194,6 +251,13 @@ class RingWriter:
                     hdr.writer_waits += 1
                 left = CHECK_S if deadline is None else min(CHECK_S, deadline - time.monotonic())
                 if left <= 0:
+                    # A reader that died holds nothing: a writer that does
+                    # not wait (a camera) must not drop every frame for it.
+                    dead = [rec for rec in blocking if not pid_alive(int(rec.pid))]
+                    for rec in dead:
+                        seg.drop_reader(rec)
+                    if dead:
+                        continue
                     raise TimeoutError(
                         f"no free slot in ring {seg.name!r} within {timeout} s: a lossless "
                         "reader is a whole ring behind"
@@ -214,6 +278,7 @@ class RingWriter:
             return
         self._closed = True
         hdr = self._hdr
+        self._note_skips()  # frames dropped after the last commit
         hdr.closed = 1
         hdr.writer_pid = 0
         hdr.data_futex = (hdr.data_futex + 1) & 0xFFFFFFFF

@@ -66,8 +66,15 @@ class DropReason(StrEnum):
     RING_OVERRUN = "ring_overrun"
     #: The recorder (or a processor before it) was restarted.
     RESTART = "restart"
+    #: The source dropped them: its ring was full (a lossless reader a whole
+    #: ring behind), and a camera is never held back (``RingWriter.skip``).
+    RING_FULL = "ring_full"
     #: The recording stopped on a write error.
     WRITE_ERROR = "write_error"
+    #: The recorder fell too far behind its input ring (a slow or stalled
+    #: disk) and dropped the oldest frames it had not written, rather than
+    #: hold the source back (``HDF5Recorder(when_behind="drop")``).
+    DISK_BEHIND = "disk_behind"
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,8 @@ class RecorderStatistics:
     max_write_s: float
     max_flush_s: float
     max_fsync_s: float
+    #: Raw chunk bytes written with O_DIRECT (the rest went through the page cache).
+    direct_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from rigd.storage import _nexus
 from rigd.storage._h5file import attr_str, open_file, stream_groups
+from rigd.storage._reserve import reserve_path
 from rigd.storage._run_layout import RecoveryReport
 from rigd.storage._run_metadata import utc_now_iso
 from rigd.storage._superblock import repair_superblock
@@ -56,6 +57,8 @@ def recover_run(path: str | os.PathLike[str]) -> RecoveryReport:
             writer's process, or the disk is full).
     """
     path = Path(path)
+    # A crashed writer's reserve (``_reserve``): its space is for this repair.
+    reserve_path(path).unlink(missing_ok=True)
     repaired = repair_superblock(path)
     with open_file(path, "r+") as f:
         if "run_id" not in f.attrs:

@@ -18,6 +18,7 @@ import numpy as np
 
 from rigd.storage import _nexus
 from rigd.storage._codecs import Codec, codec
+from rigd.storage._direct_io import aligned_empty
 from rigd.storage._h5file import attr_str, chunk_offset, require_filter
 from rigd.storage._run_layout import LEDGER_DTYPE, REASON_BYTES, DropReason, StreamSpec
 
@@ -111,7 +112,8 @@ class StreamState:
         """A chunk-sized buffer (staging for small frames, or for the I/O thread)."""
         if self.spare:
             return self.spare.pop()
-        return np.zeros((self.k, *self.spec.shape), self.spec.dtype)
+        # Aligned, so the I/O thread can write it with O_DIRECT (``_direct_io``).
+        return aligned_empty((self.k, *self.spec.shape), self.spec.dtype)
 
     def grow(self, frames: int) -> None:
         """Make ``frames`` the extent, just before the frames' bytes are written.
