@@ -290,8 +290,6 @@ def test_a_run_whose_file_exists_is_refused_and_the_file_left_as_it_was(tmp_path
     pipeline = Pipeline(plan_pipeline(path), run_id="trial1")
     with pytest.raises(Exception, match=r"exists already: a run is never recorded into another"):
         pipeline.start()
-        pipeline.wait(30)
-        pipeline.stop()
     pipeline.stop()
 
     assert Path(file).read_bytes() == before
