@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rigd._exceptions import EndOfStream, RecordingError, RingBrokenError, WouldBlock
-from rigd.actors import _context
+from rigd.actors import get_runtime_context
 from rigd.pipeline._recorder_behind import FallBehind
 from rigd.pipeline._run_file import RunFileActor
 from rigd.storage import (
@@ -261,10 +261,8 @@ class HDF5Recorder(RunFileActor):
 
 def _restarted() -> bool:
     """Whether this recorder's process is a restart (``max_restarts``) of the one
-    that began the run's file (``rigd.get_runtime_context()``'s
-    ``was_current_actor_reconstructed``)."""
-    info = _context.actor_info
-    return info is not None and info.restarts > 0
+    that began the run's file (Ray's ``was_current_actor_reconstructed``)."""
+    return get_runtime_context().was_current_actor_reconstructed
 
 
 def _drop_notes(reader: Any) -> list[DropNote]:
