@@ -95,10 +95,18 @@ def test_a_bad_field_gets_a_4xx_naming_it_and_changes_nothing(daemon: Daemon) ->
 
 def test_a_finished_run_id_is_refused_and_a_retry_is_safe(daemon: Daemon) -> None:
     daemon.load()
-    first = daemon.client.post("/v1/runs", json={"run_id": "trial-1"})
-    retry = daemon.client.post("/v1/runs", json={"run_id": "trial-1"})
+    start = {"run_id": "trial-1", "metadata": {"subject_id": "M1"}}
+    first = daemon.client.post("/v1/runs", json=start)
+    retry = daemon.client.post("/v1/runs", json=start)
     assert (first.status_code, retry.status_code) == (201, 200)
     assert retry.json()["files"] == first.json()["files"]
+    # Not a retry: other metadata would be believed stored.
+    other = daemon.client.post(
+        "/v1/runs", json={"run_id": "trial-1", "metadata": {"subject_id": "M2"}}
+    )
+    assert other.status_code == 409
+    assert "other metadata" in other.json()["detail"]
+    assert daemon.client.get("/v1/runs/trial-1").json()["metadata"] == {"subject_id": "M1"}
     daemon.client.post("/v1/runs/current/stop")
     again = daemon.client.post("/v1/runs", json={"run_id": "trial-1"})
     assert again.status_code == 409

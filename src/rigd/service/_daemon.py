@@ -214,6 +214,12 @@ class Daemon:
             if run_id is not None and run_id in self._runs:
                 used = self._runs[run_id]
                 if used is self._run and used.active:
+                    if metadata and metadata != used.metadata:
+                        raise TransitionError(
+                            f"run {run_id!r} is under way with other metadata; a retry of "
+                            "its start must send the same metadata (or none), and a new "
+                            "run needs a new id once this one stops"
+                        )
                     return used, False  # a retry of the start under way: safe
                 where = f" (file {', '.join(used.files)})" if used.files else ""
                 raise TransitionError(
