@@ -241,9 +241,10 @@ def test_put_wait_and_a_task_on_ray() -> None:
 
 
 def test_what_ray_lacks_is_refused_with_the_reason() -> None:
-    # rigd's own placement groups are one machine's; Ray's are the cluster's.
+    # A strategy needs a placement group object (on Ray: Ray's, from
+    # rigd.util.placement_group, which calls Ray's), not a name.
     strategy = PlacementGroupSchedulingStrategy(placement_group="a rigd placement group")
-    with pytest.raises(ValueError, match="needs Ray's placement group"):
+    with pytest.raises(ValueError, match=r"needs the group rigd.util.placement_group\(\)"):
         Counter.options(scheduling_strategy=strategy).remote()
     with pytest.raises(RuntimeError, match="already called in this process"):
         rigd.init(address="ray")

@@ -408,6 +408,9 @@ class Pipeline:
                     f"actor {actor.name!r} could not open its device: {lines[-1]}"
                 ) from exc
         self.plan = self.plan.resolve({n: r["outputs"] for n, r in reported.items()})
+        # The status samples the resolved plan's rings: the device sources'
+        # links exist only from here on (before, status() would show none).
+        self._link_rates.plan = self.plan
         for name, report in reported.items():
             for key, value in report["metadata"].items():
                 self.metadata.setdefault(f"{name}.{key}", value)

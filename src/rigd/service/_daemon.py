@@ -452,7 +452,9 @@ class Daemon:
 
     def _watched(self) -> Watched:
         with self._lock:
-            return self._pipeline, self._plan, self._run, self._state == DaemonState.RUNNING
+            # During a run, the plan as the run resolved it (device sources' links).
+            plan = self._pipeline.plan if self._pipeline is not None else self._plan
+            return self._pipeline, plan, self._run, self._state == DaemonState.RUNNING
 
     def status(self) -> dict[str, Any]:
         """The state, the pipeline, the run, actors and links (sampled twice a second)."""
