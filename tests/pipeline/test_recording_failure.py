@@ -108,7 +108,8 @@ def test_rigd_run_on_a_full_disk_exits_1_with_the_cause(tmp_path: Path, tmpfs: P
     assert "No space left on device" in message
     assert str(file) in message
     kept = kept_frames(message)
-    assert "failed after" in out and "No space left on device" in out, out
+    assert "failed after" in out, out
+    assert "No space left on device" in out, out
     assert f"camera: {kept} frames recorded" in out
     assert_file_keeps(file, kept)
     # The run ended at the error, not after the camera's 15 s.
@@ -130,7 +131,8 @@ def test_pipeline_wait_raises_and_stop_reports_the_full_disk(tmp_path: Path, tmp
     assert error.last_error.startswith("RecordingError:")
     assert "No space left on device" in error.last_error
     assert report.state == "failed"
-    assert report.failure is not None and "No space left on device" in report.failure
+    assert report.failure is not None
+    assert "No space left on device" in report.failure
     (file,) = tmpfs.glob("*.h5")
     assert str(file) in report.failure
     assert_file_keeps(file, kept_frames(report.failure))
