@@ -396,7 +396,8 @@ class Actor:
                     control.note_error(name, exc, quiet=True)
                     control.stop.wait(0.05)
                     continue
-                failing = self.max_step_errors if isinstance(exc, _fatal) else failing + 1
+                control.fatal = isinstance(exc, _fatal)
+                failing = self.max_step_errors if control.fatal else failing + 1
                 control.note_error(name, exc)
                 if failing >= self.max_step_errors and self.__dict__.get("_rigd_inline"):
                     control.gave_up = True  # run inside its driver's process: end the loop only
@@ -406,7 +407,7 @@ class Actor:
                         "%s: run_step failed %s; the actor exits (its restart policy "
                         "decides what next)",
                         name,
-                        "for good" if isinstance(exc, _fatal) else f"{failing} times in a row",
+                        "for good" if control.fatal else f"{failing} times in a row",
                     )
                     self._rigd_note_last_error(control.last_error)
                     logging.shutdown()
@@ -438,6 +439,8 @@ class _Control:
         self.last_error: str | None = None
         #: The loop ended after ``max_step_errors`` (an actor run in-process; see ``_inline``).
         self.gave_up = False
+        #: The last failing step raised a fatal error (``add_fatal_error``).
+        self.fatal = False
         self._logged_at = 0.0
         self._unlogged = 0
 
