@@ -270,6 +270,33 @@ def test_a_restarted_camera_goes_on_numbering_and_the_ledger_has_the_gap(tmp_pat
     assert len(ids) + sum(count for _, count in gaps) == 1600
 
 
+def test_a_run_whose_file_exists_is_refused_and_the_file_left_as_it_was(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        name: trials
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {shape: [8, 8], n_frames: 50, pattern: counter}
+        record: [camera.frames]
+        recording: {directory: "@DATA@", template: "{run_id}.h5"}
+        """,
+    )
+    first = run(path, run_id="trial1")
+    (file,) = first.files
+    before = Path(file).read_bytes()
+
+    pipeline = Pipeline(plan_pipeline(path), run_id="trial1")
+    with pytest.raises(Exception, match=r"exists already: a run is never recorded into another"):
+        pipeline.start()
+    pipeline.stop()
+
+    assert Path(file).read_bytes() == before
+    ids = read_stream(file, "camera")["frame_id"]
+    assert ids.tolist() == list(range(50))
+
+
 def test_sigkill_of_the_recorder_restarts_it_with_a_ledger_entry(tmp_path: Path) -> None:
     path = write(
         tmp_path,

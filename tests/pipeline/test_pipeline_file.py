@@ -50,6 +50,21 @@ def test_an_unknown_key_names_its_line(tmp_path: Path) -> None:
     assert "line 5, actors[0].max_restart: unknown key 'max_restart'" in problem
 
 
+def test_run_metadata_a_run_cannot_store_is_refused_at_planning_with_its_line(
+    tmp_path: Path,
+) -> None:
+    (problem,) = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+        run:
+          metadata: {{when: 2024-01-01, weight_g: 23.5}}
+        """,
+    )
+    assert "line 6, run.metadata: metadata 'when'" in problem
+    assert "convert it" in problem
+
+
 def test_an_unknown_actor_in_a_link(tmp_path: Path) -> None:
     (problem,) = problems(
         tmp_path,

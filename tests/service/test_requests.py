@@ -40,7 +40,7 @@ def cli(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_a_bad_field_gets_a_4xx_naming_it_and_changes_nothing(daemon: Daemon) -> None:
     daemon.load()
-    cases: list[tuple[dict[str, Any], str]] = [
+    cases: list[tuple[dict[str, Any] | str, str]] = [
         ({"metadata": {"animal\u0000": "m"}}, "NUL"),
         ({"metadata": {"animal": "m\u0000x"}}, "NUL"),
         ({"metadata": {"k" * 300: 1}}, "at most 255"),
@@ -50,11 +50,19 @@ def test_a_bad_field_gets_a_4xx_naming_it_and_changes_nothing(daemon: Daemon) ->
         ({"metadata": {"big": 2**70}}, "64-bit"),
         ({"run_id": "x" * 200}, "run_id"),
         ({"run_id": "a\u0000b"}, "run_id"),
+        # JSON's 1e400 is infinity in Python: it would break every JSON answer after.
+        ('{"metadata": {"x": 1e400}}', "not a finite number"),
+        ('{"metadata": {"xs": [1, -1e400]}}', "not finite"),
     ]
 
     def check(state: str) -> None:
         for body, needle in cases:
-            response = daemon.client.post("/v1/runs", json=body)
+            if isinstance(body, str):
+                response = daemon.client.post(
+                    "/v1/runs", content=body, headers={"Content-Type": "application/json"}
+                )
+            else:
+                response = daemon.client.post("/v1/runs", json=body)
             assert response.status_code == 422, (body, response.text)
             assert needle in response.json()["detail"], response.text
             assert daemon.status()["state"] == state
@@ -87,10 +95,18 @@ def test_a_bad_field_gets_a_4xx_naming_it_and_changes_nothing(daemon: Daemon) ->
 
 def test_a_finished_run_id_is_refused_and_a_retry_is_safe(daemon: Daemon) -> None:
     daemon.load()
-    first = daemon.client.post("/v1/runs", json={"run_id": "trial-1"})
-    retry = daemon.client.post("/v1/runs", json={"run_id": "trial-1"})
+    start = {"run_id": "trial-1", "metadata": {"subject_id": "M1"}}
+    first = daemon.client.post("/v1/runs", json=start)
+    retry = daemon.client.post("/v1/runs", json=start)
     assert (first.status_code, retry.status_code) == (201, 200)
     assert retry.json()["files"] == first.json()["files"]
+    # Not a retry: other metadata would be believed stored.
+    other = daemon.client.post(
+        "/v1/runs", json={"run_id": "trial-1", "metadata": {"subject_id": "M2"}}
+    )
+    assert other.status_code == 409
+    assert "other metadata" in other.json()["detail"]
+    assert daemon.client.get("/v1/runs/trial-1").json()["metadata"] == {"subject_id": "M1"}
     daemon.client.post("/v1/runs/current/stop")
     again = daemon.client.post("/v1/runs", json={"run_id": "trial-1"})
     assert again.status_code == 409
@@ -100,6 +116,25 @@ def test_a_finished_run_id_is_refused_and_a_retry_is_safe(daemon: Daemon) -> Non
     assert result.returncode != 0
     assert "already used" in result.stderr
     assert len(daemon.client.get("/v1/runs").json()) == 1
+
+
+def test_a_run_whose_file_name_repeats_is_refused_with_409_and_the_file_kept(
+    daemon: Daemon,
+) -> None:
+    daemon.load(COUNTER + 'recording: {template: "{pipeline}.h5"}\n')
+    first = daemon.client.post("/v1/runs", json={"run_id": "ra"}).json()
+    done = daemon.client.post("/v1/runs/current/stop").json()
+    assert done["state"] == "complete"
+    (file,) = first["files"]
+    before = Path(file).read_bytes()
+
+    response = daemon.client.post("/v1/runs", json={"run_id": "rb"})
+
+    assert response.status_code == 409, response.text
+    assert "exists already" in response.json()["detail"]
+    assert Path(file).read_bytes() == before
+    assert daemon.client.get("/v1/runs/rb").json()["state"] == "failed"
+    assert daemon.client.get("/v1/status").status_code == 200
 
 
 def test_nested_metadata_is_stored_as_json_and_numbers_as_numbers(daemon: Daemon) -> None:

@@ -33,6 +33,7 @@ def rigd_run(*args: str, cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        process_group=0,  # its own group, as `timeout` or a shell job gives it
     )
 
 
@@ -72,7 +73,7 @@ def test_rigd_run_with_no_argument_records_the_demo(tmp_path: Path) -> None:
 
 
 def interrupt(
-    pipeline: Path, cwd: Path, times: int, sig: int = signal.SIGINT
+    pipeline: Path, cwd: Path, times: int, sig: int = signal.SIGINT, group: bool = False
 ) -> tuple[int, str, str, int]:
     """Run ``rigd run PIPELINE``, press Ctrl-C ``times`` once frames flow (the
     second after it says it is stopping); return status, stdout, stderr, pid."""
@@ -82,7 +83,10 @@ def interrupt(
         reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
         reader.start()
         wait_until(lambda: any("camera.frames:" in line for line in lines), timeout=60)
-        proc.send_signal(sig)
+        if group:
+            os.killpg(proc.pid, sig)  # as `timeout` does: the whole process group
+        else:
+            proc.send_signal(sig)
         if times == 2:
             wait_until(lambda: any("Ctrl-C again forces" in line for line in lines), timeout=60)
             proc.send_signal(signal.SIGINT)
@@ -116,8 +120,9 @@ def test_ctrl_c_stops_cleanly_and_a_second_forces(tmp_path: Path) -> None:
     assert no_rings_of(pid)
     file.unlink()
 
-    # SIGTERM (systemd, `timeout`, kill): the same clean stop.
-    status, out, err, pid = interrupt(pipeline, tmp_path, times=1, sig=signal.SIGTERM)
+    # SIGTERM (systemd, kill; `timeout` sends it to the whole process group): the
+    # same clean stop, the actors stopped in order by the driver.
+    status, out, err, pid = interrupt(pipeline, tmp_path, times=1, sig=signal.SIGTERM, group=True)
     assert status == 130, err
     (file,) = run_files(tmp_path)
     assert inspect_run(file).run_state == "complete"

@@ -88,6 +88,10 @@ class WorkerPool:
             env=env,
             stdin=subprocess.DEVNULL,
             close_fds=True,
+            # Its own process group: a signal to the driver's group (`timeout`,
+            # a shell's job control) reaches the driver, which stops its actors
+            # in order; the worker ends with its head whatever (PDEATHSIG).
+            process_group=0,
         )
         worker = Worker(worker_id, popen)
         self._workers[worker_id] = worker

@@ -327,9 +327,25 @@ class GenICamCamera(DeviceSource):
                 self._count(failed[0][0], len(failed))  # the stream has ended
 
     def _count(self, reason: str, n: int) -> None:
+        """Count ``n`` drops for ``reason``; say so in the log at most once a
+        second per reason (the ledger has every one)."""
+        now = time.monotonic()
         with self._lock:
             self.drops[reason] = self.drops.get(reason, 0) + n
-        log.warning("camera %s: %d frame(s) dropped (%s)", self.device_id or "", n, reason)
+            logged = self.__dict__.setdefault("_drops_logged", {})
+            last, since = logged.get(reason, (0.0, 0))
+            since += n
+            if now - last < 1.0:
+                logged[reason] = (last, since)
+                return
+            logged[reason] = (now, 0)
+        log.warning(
+            "camera %s: %d frame(s) dropped (%s), %d in all",
+            self.device_id or "",
+            since,
+            reason,
+            self.drops[reason],
+        )
 
     def _alive(self) -> bool:
         return responds(self._camera)

@@ -194,6 +194,12 @@ def plan_pipeline(
                 )
 
     order = _topological(edges, problems, pfile)
+    from rigd.storage import check_metadata  # here: storage is not a planning import
+
+    try:
+        check_metadata(config.run.metadata)  # as a run will store it
+    except ValueError as exc:
+        problems.append(f"{pfile.where('run', 'metadata')}: {exc}")
     if problems:
         raise PipelineFileError(problems)
 

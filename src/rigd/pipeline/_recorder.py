@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rigd._exceptions import EndOfStream, RecordingError, RingBrokenError, WouldBlock
+from rigd.actors import get_runtime_context
 from rigd.pipeline._recorder_behind import FallBehind
 from rigd.pipeline._run_file import RunFileActor
 from rigd.storage import (
@@ -97,6 +98,12 @@ class HDF5Recorder(RunFileActor):
         self._latest = {
             name for name, reader in self._readers.items() if reader.policy is ReaderPolicy.LATEST
         }
+        if path.exists() and not _restarted():
+            raise FileExistsError(
+                f"the run file {path} exists already: a run is never recorded into another "
+                "run's file. Give this run a new run id, or put {run_id} or {time} in the "
+                "recording template (recording: template:)"
+            )
         if path.exists():
             # This recorder was restarted: record on into the file it began.
             # The notes before now are in it already, or under the restart.
@@ -254,6 +261,12 @@ class HDF5Recorder(RunFileActor):
         for name in self._readers:
             expected = self._next_id.get(name) or 0
             writer.note_dropped(name, expected, 0, text)
+
+
+def _restarted() -> bool:
+    """Whether this recorder's process is a restart (``max_restarts``) of the one
+    that began the run's file (Ray's ``was_current_actor_reconstructed``)."""
+    return get_runtime_context().was_current_actor_reconstructed
 
 
 def _drop_notes(reader: Any) -> list[DropNote]:

@@ -199,8 +199,9 @@ class Daemon:
             InsufficientStorageError: the run's planned length does not fit the disk.
             ValueError: ``run_id`` is not a usable name, or ``metadata`` cannot be
             stored in the run file.
-            RigdError (or the actor's error): the pipeline failed to start
-            (the daemon is then ``failed``, with the reason).
+            TransitionError: also when the pipeline failed to start (its cause
+            chained; the daemon is then ``failed``, with the reason): a camera
+            that does not open, a run file that exists already.
         """
         if run_id is not None and not _RUN_ID.match(run_id):
             raise ValueError(
@@ -213,6 +214,12 @@ class Daemon:
             if run_id is not None and run_id in self._runs:
                 used = self._runs[run_id]
                 if used is self._run and used.active:
+                    if metadata and metadata != used.metadata:
+                        raise TransitionError(
+                            f"run {run_id!r} is under way with other metadata; a retry of "
+                            "its start must send the same metadata (or none), and a new "
+                            "run needs a new id once this one stops"
+                        )
                     return used, False  # a retry of the start under way: safe
                 where = f" (file {', '.join(used.files)})" if used.files else ""
                 raise TransitionError(
@@ -251,6 +258,9 @@ class Daemon:
         except BaseException as exc:
             self._finish(record, None, failure=f"the run failed to start: {exc}")
             self._started.set()
+            if isinstance(exc, Exception):
+                # An answer that says why (409, JSON), not a bare 500.
+                raise TransitionError(f"run {run_id} failed to start: {exc}") from exc
             raise
         with self._lock:
             self._pipeline = pipeline

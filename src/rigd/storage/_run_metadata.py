@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import string
 from collections.abc import Mapping, Sequence
@@ -107,7 +108,8 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: naming the key: a key that is empty, has '/' or a NUL, is
             longer than 255 characters or is one of rigd's own attributes; a
-            string with a NUL; a value JSON cannot hold, or longer than 16 KiB
+            string with a NUL; a number that is not finite (inf, nan); a value
+            JSON cannot hold, or longer than 16 KiB
             once stored; more than 64 KiB of metadata in all.
     """
     checked: dict[str, Any] = {}
@@ -146,6 +148,11 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
                     f"metadata {key!r} = {value}: integers are stored as 64-bit; send it "
                     "as a string"
                 )
+            if isinstance(value, float | np.floating) and not math.isfinite(value):
+                raise ValueError(
+                    f"metadata {key!r} = {value}: not a finite number, which JSON (the "
+                    "status, events and journal) cannot hold; send a number or a string"
+                )
             stored, size = value, 8
         elif (
             isinstance(value, Sequence)
@@ -158,6 +165,11 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
                 stored = None
             if stored is None or stored.dtype == object:
                 raise ValueError(f"metadata {key!r}: a list of numbers that fit 64 bits")
+            if stored.dtype.kind == "f" and not np.all(np.isfinite(stored)):
+                raise ValueError(
+                    f"metadata {key!r}: a list holding a number that is not finite (inf, "
+                    "nan), which JSON cannot hold; send finite numbers"
+                )
             size = stored.nbytes
         else:
             try:
