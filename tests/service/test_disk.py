@@ -21,12 +21,14 @@ from tests.service.daemon import COUNTER, Daemon
 
 pytestmark = pytest.mark.integration
 
+# 6.5 MB/s: the 20 MB tmpfs fills in ~3 s, time for the monitor (every 0.5 s)
+# to warn before the recorder fails (at once, on the first write it cannot make).
 BIG = """\
 name: big
 actors:
   - name: camera
     class: rigd.pipeline.SimulatedCamera
-    options: {{shape: [256, 256], dtype: uint16, fps: 200, pattern: counter{extra}}}
+    options: {{shape: [256, 256], dtype: uint16, fps: 50, pattern: counter{extra}}}
 record: [camera.frames]
 """
 

@@ -19,7 +19,7 @@ from rigd.actors._handle import (
 )
 from rigd.actors._job_config import JobConfig
 from rigd.actors._options import ActorOptions, TaskOptions
-from rigd.actors._pipeline_actor import Actor, Endpoints, add_input_lost_error
+from rigd.actors._pipeline_actor import Actor, Endpoints, add_fatal_error, add_input_lost_error
 from rigd.actors._placement_group import (
     PlacementGroup,
     get_placement_group,
@@ -59,6 +59,7 @@ __all__ = [
     "RemoteFunction",
     "RuntimeContext",
     "TaskOptions",
+    "add_fatal_error",
     "add_input_lost_error",
     "available_resources",
     "cancel",

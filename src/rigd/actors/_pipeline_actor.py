@@ -26,6 +26,10 @@ Errors: an exception from ``run_step`` is logged (the first with its
 traceback, then at most one summary line every ``_LOG_EVERY_S``), and the loop
 goes on. After ``max_step_errors`` failures in a row the actor gives up: its
 process exits, and its restart policy (``max_restarts``) decides what next.
+An error registered with ``add_fatal_error`` (the pipeline registers
+``RecordingError``: a recording that stopped on a full disk never records
+again) gives up at its first occurrence: another step could not succeed,
+and a step with nothing to do must not hide it by resetting the count.
 
 Why ~450 lines: the base class is one protocol (attach, set up, run, pause,
 finish, stop, the GUI hook) between the supervisor and the user's actor,
@@ -48,7 +52,7 @@ from rigd._proc import pin_to_cpus
 from rigd.actors import _actor_log, _context
 from rigd.actors._gui import GuiLoop
 
-__all__ = ["Actor", "Endpoints", "add_input_lost_error"]
+__all__ = ["Actor", "Endpoints", "add_fatal_error", "add_input_lost_error"]
 
 log = logging.getLogger("rigd.actor")
 
@@ -58,6 +62,8 @@ _STOP_JOIN_S = 10.0
 EXIT_STEP_ERRORS = 70
 #: The errors an input raises while its producer is gone and may come back.
 _input_lost: tuple[type[BaseException], ...] = ()
+#: The errors after which no step can succeed: the actor gives up at once.
+_fatal: tuple[type[BaseException], ...] = ()
 
 
 def add_input_lost_error(error: type[Exception]) -> None:
@@ -71,6 +77,19 @@ def add_input_lost_error(error: type[Exception]) -> None:
     global _input_lost
     if error not in _input_lost:
         _input_lost = (*_input_lost, error)
+
+
+def add_fatal_error(error: type[Exception]) -> None:
+    """Give up at the first ``error`` from ``run_step``, as after ``max_step_errors``.
+
+    For an error that no later step can recover from: the pipeline registers
+    ``RecordingError`` (the run file stopped on a write error, a full disk).
+    The actor then leaves its last error for the supervisor and its process
+    exits (``EXIT_STEP_ERRORS``), so the run fails with that cause.
+    """
+    global _fatal
+    if error not in _fatal:
+        _fatal = (*_fatal, error)
 
 
 class Endpoints(Mapping[str, Any]):
@@ -377,17 +396,18 @@ class Actor:
                     control.note_error(name, exc, quiet=True)
                     control.stop.wait(0.05)
                     continue
-                failing += 1
+                control.fatal = isinstance(exc, _fatal)
+                failing = self.max_step_errors if control.fatal else failing + 1
                 control.note_error(name, exc)
                 if failing >= self.max_step_errors and self.__dict__.get("_rigd_inline"):
                     control.gave_up = True  # run inside its driver's process: end the loop only
                     break
                 if failing >= self.max_step_errors:
                     log.error(
-                        "%s: run_step failed %d times in a row; the actor exits (its "
-                        "restart policy decides what next)",
+                        "%s: run_step failed %s; the actor exits (its restart policy "
+                        "decides what next)",
                         name,
-                        failing,
+                        "for good" if control.fatal else f"{failing} times in a row",
                     )
                     self._rigd_note_last_error(control.last_error)
                     logging.shutdown()
@@ -419,6 +439,8 @@ class _Control:
         self.last_error: str | None = None
         #: The loop ended after ``max_step_errors`` (an actor run in-process; see ``_inline``).
         self.gave_up = False
+        #: The last failing step raised a fatal error (``add_fatal_error``).
+        self.fatal = False
         self._logged_at = 0.0
         self._unlogged = 0
 

@@ -168,8 +168,6 @@ def _failed(actors: Mapping[str, Any]) -> str | None:
     for name, instance in actors.items():
         control = instance.__dict__.get("_rigd_control")
         if control is not None and control.gave_up:
-            return (
-                f"actor {name!r} failed {instance.max_step_errors} steps in a row; "
-                f"the last: {control.last_error}"
-            )
+            how = "for good" if control.fatal else f"{instance.max_step_errors} steps in a row"
+            return f"actor {name!r} failed {how}; the last: {control.last_error}"
     return None

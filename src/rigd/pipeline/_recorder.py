@@ -141,6 +141,10 @@ class HDF5Recorder(RunFileActor):
         self._behind = FallBehind(self._writer.note_dropped) if self.when_behind == "drop" else None
 
     def run_step(self) -> None:
+        with self.sealed_on_failure():
+            self._step()
+
+    def _step(self) -> None:
         if not self._open:
             self.finish()
             return

@@ -8,17 +8,25 @@ summary the supervisor collects (``Pipeline``'s report, the daemon's runs).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rigd.actors import Actor
+from rigd._exceptions import RecordingError
+from rigd.actors import Actor, add_fatal_error
 from rigd.storage import MessageReader, RecordField, RunWriter, StreamSpec, run_file_path
 
 __all__ = ["RunFileActor"]
 
 log = logging.getLogger("rigd.recorder")
+
+# A recording that stopped on a write error (a full disk) never records
+# again: its recorder gives up at once, and the run fails with the cause,
+# instead of counting the failures among steps that had nothing to write.
+add_fatal_error(RecordingError)
 
 
 class RunFileActor(Actor):
@@ -91,6 +99,20 @@ class RunFileActor(Actor):
                 "dropped": dict(stats.frames_dropped),
             }
         log.info("recorded %s to %s", self._final["frames"], self._path)
+
+    @contextlib.contextmanager
+    def sealed_on_failure(self) -> Iterator[None]:
+        """Around a step: if the recording fails (``RecordingError``), seal the
+        file now (readable, every frame written before the error kept), then
+        let the error go on: the actor gives up (``add_fatal_error``), its
+        process exits and the run fails with the error's message.
+        """
+        try:
+            yield
+        except RecordingError:
+            with contextlib.suppress(RecordingError):
+                self.seal()  # raises the same error again: the state is "failed"
+            raise
 
     def summary(self) -> dict[str, Any]:
         """The run file's path, frames and drops per stream, and the recorder's state."""

@@ -305,6 +305,10 @@ class TriggeredRecorder(RunFileActor):
         self._state = "recording"
 
     def run_step(self) -> None:
+        with self.sealed_on_failure():
+            self._step()
+
+    def _step(self) -> None:
         frames = self._frames
         assert frames is not None
         for trigger in self._sources.collect():
