@@ -20,13 +20,13 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from rigd._exceptions import ActorDiedError, ResourceUnavailableError
+from rigd.actors._bundles import group_of
 from rigd.actors._events import TaskLog, TaskState
 from rigd.actors._handle_counts import HandleCounts
 from rigd.actors._head_records import ActorRecord, ActorState, Peer, Worker, death_reason
 from rigd.actors._messages import ExitKind, TerminateMode
 from rigd.actors._names import NameRegistry
 from rigd.actors._options import ActorOptions
-from rigd.actors._placement_group import group_of
 from rigd.actors._protocol import CreateActor, Terminate, encode
 from rigd.actors._resources import Resources
 from rigd.actors._started import table_path

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from rigd.actors._bundles import bundle_cpus_gpus, group_of
+
 __all__ = [
     "STRATEGIES",
     "PlacementGroup",
@@ -25,8 +27,6 @@ __all__ = [
 
 #: Ray's placement strategies.
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
-#: Bundle keys every node has (Ray's); others are custom resources.
-_NODE_KEYS = ("CPU", "GPU", "memory", "object_store_memory")
 
 
 class PlacementGroup:
@@ -134,13 +134,6 @@ def check_bundles(bundles: object) -> list[dict[str, float]]:
     return out
 
 
-def bundle_cpus_gpus(spec: dict[str, float]) -> tuple[float, float] | None:
-    """``(CPUs, GPUs)`` of a bundle; None if it asks for a custom resource this machine lacks."""
-    if any(amount > 0 and key not in _NODE_KEYS for key, amount in spec.items()):
-        return None
-    return spec.get("CPU", 0.0), spec.get("GPU", 0.0)
-
-
 def check_fits(
     who: str, group: PlacementGroup, index: int, num_cpus: float, num_gpus: float
 ) -> None:
@@ -169,15 +162,6 @@ def check_fits(
         f"Cannot schedule {who} with the placement group because the resource request "
         f"{request} cannot fit into {where} for the placement group, {group.bundle_specs}."
     )
-
-
-def group_of(options: Any) -> tuple[bytes, int] | None:
-    """``(group id, bundle index)`` of an actor's or task's options; None outside a group."""
-    strategy = getattr(options, "scheduling_strategy", None)
-    group = getattr(strategy, "placement_group", None)
-    if isinstance(group, PlacementGroup):
-        return group.id, int(getattr(strategy, "placement_group_bundle_index", -1))
-    return None
 
 
 # -- Ray's ray.util functions --------------------------------------------------------

@@ -18,10 +18,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rigd.actors._bundles import bundle_cpus_gpus
 from rigd.actors._head_records import ActorRecord, Peer
-from rigd.actors._placement_group import PlacementGroup, bundle_cpus_gpus
+
+if TYPE_CHECKING:
+    from rigd.actors._placement_group import PlacementGroup
 from rigd.actors._resources import Resources
 from rigd.gpu import GpuInfo
 
