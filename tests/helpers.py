@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
 
 SHM = "/dev/shm"
 
@@ -79,3 +84,22 @@ def open_gate(path: str) -> None:
     fd = os.open(path, os.O_WRONLY)
     os.write(fd, b"\0")
     os.close(fd)
+
+
+@contextlib.contextmanager
+def small_tmpfs(directory: Path, size: str = "20m") -> Iterator[Path]:
+    """``directory`` made and mounted as a tmpfs of ``size`` for a disk-full case
+    (needs root and mount: the test is skipped without them); unmounted after."""
+    directory.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs for the disk-full case: {result.stderr.strip()}")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)

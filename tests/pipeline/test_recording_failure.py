@@ -21,6 +21,7 @@ import pytest
 from rigd._exceptions import PipelineFailedError
 from rigd.pipeline import Pipeline, plan_pipeline
 from rigd.storage import inspect_run
+from tests.helpers import small_tmpfs
 
 ROOT = Path(__file__).resolve().parents[2]
 # 512x512 uint16 at 100 fps for 15 s: 750 MB, where 20 MB holds ~37 frames.
@@ -47,20 +48,8 @@ links:
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 20 MB tmpfs as the recording directory (needs root and mount)."""
-    data = tmp_path / "small"
-    data.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(data)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs for the disk-full case: {result.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small") as data:
         yield data
-    finally:
-        subprocess.run(["umount", "-l", str(data)], check=False)
 
 
 def pipeline_file(tmp_path: Path, data: Path) -> Path:

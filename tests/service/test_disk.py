@@ -5,7 +5,6 @@ keeps a run from being sealed."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from rigd.storage import inspect_run
-from tests.helpers import wait_until
+from tests.helpers import small_tmpfs, wait_until
 from tests.service.daemon import COUNTER, Daemon
 
 pytestmark = pytest.mark.integration
@@ -36,20 +35,8 @@ record: [camera.frames]
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 20 MB tmpfs as the data directory (needs root and mount)."""
-    data = tmp_path / "data"
-    data.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(data)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs for the disk-full case: {result.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "data") as data:
         yield data
-    finally:
-        subprocess.run(["umount", "-l", str(data)], check=False)
 
 
 def load(d: Daemon, text: str) -> None:

@@ -4,7 +4,6 @@ reached the disk stays readable, not only those of the last timed flush."""
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,25 +14,14 @@ import pytest
 
 from rigd._exceptions import RecordingError
 from rigd.storage import RunWriter, StreamSpec, inspect_run
+from tests.helpers import small_tmpfs
 
 
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 20 MB tmpfs (needs root and mount)."""
-    data = tmp_path / "small"
-    data.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(data)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs for the disk-full case: {result.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small") as data:
         yield data
-    finally:
-        subprocess.run(["umount", "-l", str(data)], check=False)
 
 
 @pytest.mark.parametrize("shape", [(512, 512), (128, 128)])
