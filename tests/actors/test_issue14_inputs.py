@@ -239,6 +239,8 @@ def test_a_serial_actor_still_runs_calls_in_the_order_sent(gate: str) -> None:
 @rigd.remote(concurrency_groups={"g": 1})
 class Grouped:
     async def blocker(self, gate: str) -> str:
+        with open(gate + ".started", "w"):
+            pass
         _wait_gate(gate)  # blocks its event loop, not the group's
         return "released"
 
@@ -257,6 +259,9 @@ def test_a_blocked_default_group_does_not_stop_another_group_of_an_async_actor(
     actor = Grouped.remote()
     rigd.get(actor.ping.remote(), timeout=30)
     blocked = actor.blocker.remote(gate)
+    # The group's call is sent only once the default loop is blocked: the
+    # actor must still read it and run it on group g's loop.
+    wait_until(lambda: os.path.exists(gate + ".started"), 30, "the blocker to start")
 
     assert rigd.get(actor.in_group.remote(), timeout=30) == "group g runs"
 
@@ -267,6 +272,7 @@ def test_a_blocked_default_group_does_not_stop_another_group_of_an_async_actor(
 def test_a_blocked_group_does_not_stop_the_default_group_of_an_async_actor(gate: str) -> None:
     actor = Grouped.remote()
     blocked = actor.blocker.options(concurrency_group="g").remote(gate)
+    wait_until(lambda: os.path.exists(gate + ".started"), 30, "the blocker to start")
 
     assert rigd.get(actor.ping.remote(), timeout=30) == "pong"
 

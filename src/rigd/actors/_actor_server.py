@@ -168,7 +168,7 @@ class ActorServer:
         """Serve calls until the actor ends; never returns."""
         _context.current_actor = self
         if self.schema.kind is ActorKind.ASYNC:
-            self._serve_on_loop(self.executor.loop)  # type: ignore[union-attr]
+            self._serve_on_loop(self.executor.io_loop)  # type: ignore[union-attr]
         while True:
             timeout = None
             if self.draining:

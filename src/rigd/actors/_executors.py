@@ -156,9 +156,9 @@ class ThreadedExecutor(Executor):
 class _Group:
     """One concurrency group of an async actor: its event loop, admission and tasks.
 
-    The default group runs on the actor's main loop; every declared group
-    has an event loop of its own, on a thread of its own (as in Ray), so a
-    method that blocks its loop holds back only its own group. All of a
+    Every declared group has an event loop of its own, on a thread of its
+    own (as in Ray), and so has the default group once any is declared, so
+    a method that blocks its loop holds back only its own group. All of a
     group's state is touched only from its loop's thread.
     """
 
@@ -177,10 +177,14 @@ class _Group:
 class AsyncExecutor(Executor):
     """The actor's event loops; each admitted call a task.
 
-    The worker's main thread runs the default group's loop (``loop``) and
-    calls ``submit`` and ``cancel`` from inside it: a call of the default
-    group goes from the socket to its task with no hand-off between threads.
-    A call of a declared group is handed to that group's loop. Calls are
+    The worker's main thread reads the sockets on ``io_loop`` and calls
+    ``submit`` and ``cancel`` from inside it. An actor with no declared
+    groups runs its default group on that same loop: a call goes from the
+    socket to its task with no hand-off between threads. An actor that
+    declares groups runs its default group's loop (``loop``) on a thread of
+    its own, as every declared group's: a default-group method that blocks
+    its loop then holds back neither the reading of calls nor another group
+    (as in Ray, whose I/O thread is never an actor's loop). Calls are
     admitted to their group in arrival order, and a call's task is created
     only once a slot is free. (An ``asyncio.Semaphore`` inside each task
     would let a task created early take a slot ahead of a task that was woken
@@ -198,6 +202,7 @@ class AsyncExecutor(Executor):
         super().__init__(schema, reply, on_exit)
         self.send = send
         self.loop = loop if loop is not None else asyncio.new_event_loop()
+        self.io_loop = self.loop if not schema.groups else asyncio.new_event_loop()
         self.groups: dict[str, _Group] = {}
         _context.actor_loops.add(self.loop)
 
@@ -206,20 +211,24 @@ class AsyncExecutor(Executor):
         if group is not None:
             return group
         if name == DEFAULT_GROUP:
-            group = _Group(size, self.loop)
+            loop = self.loop
         else:
             loop = asyncio.new_event_loop()
             _context.actor_loops.add(loop)
-            group = _Group(size, loop)
+        group = _Group(size, loop)
+        if loop is not self.io_loop:
             group.thread = threading.Thread(
-                target=_run_loop, args=(loop,), name=f"rigd-actor-{name}", daemon=True
+                target=_run_loop,
+                args=(loop,),
+                name=f"rigd-actor-{name or 'default'}",
+                daemon=True,
             )
             group.thread.start()
         self.groups[name] = group
         return group
 
     def _on_loop(self, group: _Group, action: Callable[..., None], *args: Any) -> None:
-        if group.loop is self.loop:
+        if group.loop is self.io_loop:
             action(*args)  # the main thread runs this loop: no hand-off
         else:
             group.loop.call_soon_threadsafe(action, *args)
