@@ -30,7 +30,7 @@ import numpy as np
 
 from rigd._exceptions import EndOfStream, MessageTooLargeError, WouldBlock
 from rigd.storage._msgpack import Encoder
-from rigd.storage._oob import dumps, loads_from, pack_into
+from rigd.storage._oob import dumps, loads_from, read_packed, write_packed
 from rigd.storage._ring import Frame, FrameRing, ReaderPolicy, RingReader, RingWriter
 
 __all__ = [
@@ -72,10 +72,12 @@ class Message:
     ``reader.take()`` for an object that outlives the slot.
     """
 
-    __slots__ = ("_frame", "_loaded", "_value")
+    __slots__ = ("_frame", "_loaded", "_value", "_view")
 
-    def __init__(self, frame: Frame) -> None:
+    def __init__(self, frame: Frame, view: memoryview | None = None) -> None:
         self._frame = frame
+        # The slot as bytes (read-only), if the reader has it at hand.
+        self._view = view
         self._loaded = False
         self._value: Any = None
 
@@ -83,7 +85,8 @@ class Message:
     def value(self) -> Any:
         """The object the writer put (views of the slot; see the class docstring)."""
         if not self._loaded:
-            self._value = loads_from(self._frame.array)
+            view = self._view
+            self._value = loads_from(self._frame.array) if view is None else read_packed(view)
             self._loaded = True
         return self._value
 
@@ -170,7 +173,7 @@ class MessageWriter:
         writer = self._writer
         seq = writer._begin(timeout)
         try:
-            pack_into(packed, self._slots[seq % len(self._slots)])
+            write_packed(packed, self._slots[seq % len(self._slots)])
         except BaseException:
             writer._abandon(seq)
             raise
@@ -216,6 +219,8 @@ class MessageReader:
 
     def __init__(self, reader: RingReader) -> None:
         self._reader = reader
+        # Each slot as bytes (read-only views), made once, not per message.
+        self._views = [memoryview(view.data).cast("B") for view in reader._seg.read_views]
 
     @classmethod
     def attach(
@@ -255,11 +260,13 @@ class MessageReader:
             TimeoutError, EndOfStream, RingBrokenError, RuntimeError: as
             ``RingReader.get``.
         """
-        return Message(self._reader.get(timeout))
+        frame = self._reader.get(timeout)
+        return Message(frame, self._views[frame.slot])
 
     def get_nowait(self) -> Message:
         """Like ``get``, but raise ``WouldBlock`` instead of waiting."""
-        return Message(self._reader.get_nowait())
+        frame = self._reader.get_nowait()
+        return Message(frame, self._views[frame.slot])
 
     def read(self, timeout: float | None = None) -> Message:
         """``with reader.read() as message:`` gets a message and releases it after."""
@@ -299,6 +306,9 @@ class MessageReader:
     def close(self) -> None:
         """Detach: free the reader slot."""
         self._reader.close()
+        for view in self._views:
+            view.release()
+        self._views = []
 
     def __enter__(self) -> Self:
         return self

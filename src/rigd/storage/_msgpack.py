@@ -66,12 +66,25 @@ def _dtype(text: bytes) -> np.dtype[Any]:
     return np.dtype(text.decode("ascii"))
 
 
-@functools.lru_cache(maxsize=_LAYOUTS_KEPT)
-def _layout(data: bytes) -> tuple[tuple[int, ...], np.dtype[Any], Literal["C", "F"]]:
-    """An array's shape, dtype and order from its layout bytes."""
-    fortran, ndim = _LAYOUT_HEAD.unpack_from(data)
-    shape = struct.unpack_from(f"<{ndim}q", data, _LAYOUT_HEAD.size)
-    return shape, _dtype(data[_LAYOUT_HEAD.size + 8 * ndim :]), "F" if fortran else "C"
+# What a reader learnt of each array extension seen (its whole data: index
+# and layout): (buffer index, shape, dtype, order). At most _READ_KEPT kept.
+_ArrayRead = tuple[int, tuple[int, ...], np.dtype[Any], Literal["C", "F"]]
+_READ: dict[bytes, _ArrayRead] = {}
+_READ_KEPT = 256
+
+
+def _read_array(data: bytes) -> _ArrayRead:
+    """An array extension's buffer index, shape, dtype and order (kept for the next)."""
+    (index,) = _INDEX.unpack_from(data)
+    fortran, ndim = _LAYOUT_HEAD.unpack_from(data, _INDEX.size)
+    at = _INDEX.size + _LAYOUT_HEAD.size
+    shape = struct.unpack_from(f"<{ndim}q", data, at)
+    order: Literal["C", "F"] = "F" if fortran else "C"
+    way: _ArrayRead = (index, shape, _dtype(data[at + 8 * ndim :]), order)
+    if len(_READ) >= _READ_KEPT:
+        _READ.clear()
+    _READ[data] = way
+    return way
 
 
 def _layout_bytes(dtype: np.dtype[Any], shape: tuple[int, ...], fortran: bool) -> bytes:
@@ -88,14 +101,17 @@ class Encoder:
     def __init__(self) -> None:
         self._buffers: list[memoryview] = []
         self._seen: dict[int, int] = {}
-        self._layouts: dict[tuple[Any, ...], bytes] = {}
+        # Per array layout seen (dtype, shape, strides): how to take its bytes
+        # and its extension type's data; see ``_learn``.
+        self._arrays: dict[tuple[Any, ...], _ArrayWay] = {}
         self._packer = msgpack.Packer(default=self._default, strict_types=True, autoreset=True)
 
     def encode(self, obj: Any) -> tuple[bytes, list[memoryview]] | None:
         """``obj`` as a MessagePack stream and its out-of-band buffers (views, not
         copies), or ``None`` when it is not plain data (see the module docstring).
         """
-        self._buffers = buffers = list[memoryview]()
+        buffers: list[memoryview] = []
+        self._buffers = buffers
         try:
             stream: bytes = self._packer.pack(obj)
         except (TypeError, ValueError, OverflowError):
@@ -106,53 +122,103 @@ class Encoder:
             self._buffers = []
         return stream, buffers
 
-    def _add(self, key: int, buffer: memoryview) -> int:
-        index = self._seen.get(key)
-        if index is None:
-            index = self._seen[key] = len(self._buffers)
-            self._buffers.append(buffer)
-        return index
-
-    def _array(self, obj: np.ndarray[Any, Any]) -> msgpack.ExtType:
-        dtype = obj.dtype
-        shape = obj.shape
-        held = id(obj)  # the caller's array: one held twice is sent once
-        # One lookup for the common case: a C-contiguous array of a layout seen before.
-        key: tuple[Any, ...] = (dtype, shape)
-        layout = self._layouts.get(key)
-        if layout is None or not obj.flags.c_contiguous:
-            if dtype.hasobject or dtype.fields is not None:
-                raise TypeError("not a plain dtype")
-            fortran = obj.ndim > 1 and not obj.flags.c_contiguous and obj.flags.f_contiguous
-            if fortran:
-                obj, key = obj.T, (dtype, shape, True)
-            else:
-                obj = np.ascontiguousarray(obj)
-            layout = self._layouts.get(key)
-            if layout is None:
-                if len(self._layouts) >= _LAYOUTS_KEPT:
-                    self._layouts.clear()
-                layout = self._layouts[key] = _layout_bytes(dtype, shape, fortran)
-        index = self._add(held, _bytes_of(obj) if obj.size else _EMPTY)
-        return msgpack.ExtType(_ARRAY, _INDEX.pack(index) + layout)
-
     def _default(self, obj: Any) -> Any:
         kind = type(obj)
+        if kind is np.ndarray:
+            # A stream repeats its arrays' layouts: after the first, an array
+            # costs one lookup and its buffer (a message's latency at 200/s is
+            # mostly cold code and data: the less it touches, the better).
+            key = (obj.dtype, obj.shape, obj.strides)
+            way = self._arrays.get(key)
+            if way is None:
+                way = self._learn(obj, key)
+            held = id(obj)  # the caller's array: one held twice is sent once
+            index = self._seen.get(held)
+            if index is None:
+                buffers = self._buffers
+                index = self._seen[held] = len(buffers)
+                take = way.take
+                buffers.append(
+                    obj.data if take is _RAW else obj.data.cast("B") if take is _CAST else take(obj)
+                )
+            return way.ext if index == 0 else _ext(_ARRAY, _INDEX.pack(index) + way.layout)
         if kind is tuple:
             return [_TUPLE_MARK, *obj]
-        if kind is np.ndarray:
-            return self._array(obj)
         if isinstance(obj, np.generic):
             dtype = obj.dtype
             if dtype.hasobject or dtype.fields is not None:
                 raise TypeError("not a plain dtype")
             text = dtype.str.encode("ascii")
-            return msgpack.ExtType(_SCALAR, bytes((len(text),)) + text + obj.tobytes())
+            return _ext(_SCALAR, bytes((len(text),)) + text + obj.tobytes())
         if kind is pickle.PickleBuffer:
             raw = obj.raw()
-            index = self._add(id(obj), raw)
-            return msgpack.ExtType(_BUFFER, _BUFFER_HEAD.pack(index, raw.readonly))
+            index = self._seen.get(id(obj))
+            if index is None:
+                index = self._seen[id(obj)] = len(self._buffers)
+                self._buffers.append(raw)
+            return _ext(_BUFFER, _BUFFER_HEAD.pack(index, raw.readonly))
         raise TypeError(f"{kind.__name__} is not plain data")
+
+    def _learn(self, obj: np.ndarray[Any, Any], key: tuple[Any, ...]) -> _ArrayWay:
+        """How to send arrays of ``obj``'s dtype, shape and strides (kept for the next)."""
+        dtype = obj.dtype
+        if dtype.hasobject or dtype.fields is not None:
+            raise TypeError("not a plain dtype")
+        fortran = obj.ndim > 1 and not obj.flags.c_contiguous and obj.flags.f_contiguous
+        take: Any
+        if not obj.size:
+            take = _empty
+        elif fortran:
+            take = _transposed
+        elif not obj.flags.c_contiguous:
+            take = _contiguous  # made C-contiguous (pickle does the same)
+        else:
+            try:
+                view = obj.data
+                take = _RAW if view.format == "B" and view.ndim == 1 else _CAST
+                if take is _CAST:
+                    view.cast("B")
+            except (ValueError, TypeError):  # datetimes: not in the buffer protocol
+                take = _bytes_of
+        layout = _layout_bytes(dtype, obj.shape, fortran)
+        if len(self._arrays) >= _LAYOUTS_KEPT:
+            self._arrays.clear()
+        way = self._arrays[key] = _ArrayWay(take, layout, _ext(_ARRAY, _INDEX.pack(0) + layout))
+        return way
+
+
+class _ArrayWay:
+    """How one array layout is sent: ``take`` its bytes; its extension's
+    ``layout`` bytes, and the whole extension as the message's first buffer."""
+
+    __slots__ = ("ext", "layout", "take")
+
+    def __init__(self, take: Any, layout: bytes, ext: msgpack.ExtType) -> None:
+        self.take = take
+        self.layout = layout
+        self.ext = ext
+
+
+def _ext(code: int, data: bytes) -> msgpack.ExtType:
+    """``msgpack.ExtType(code, data)`` without its argument checks (ours are right)."""
+    return tuple.__new__(msgpack.ExtType, (code, data))
+
+
+# An array's bytes, as a view: a 1-D uint8 array's own buffer, or cast to bytes.
+_RAW = object()
+_CAST = object()
+
+
+def _empty(array: np.ndarray[Any, Any]) -> memoryview:
+    return _EMPTY
+
+
+def _transposed(array: np.ndarray[Any, Any]) -> memoryview:
+    return _bytes_of(array.T)
+
+
+def _contiguous(array: np.ndarray[Any, Any]) -> memoryview:
+    return _bytes_of(np.ascontiguousarray(array))
 
 
 def _bytes_of(array: np.ndarray[Any, Any]) -> memoryview:
@@ -174,11 +240,11 @@ def decode(stream: memoryview, buffers: list[memoryview], copy: bool = False) ->
         buffers = [memoryview(bytearray(b)) for b in buffers]
 
     def ext_hook(code: int, data: bytes) -> Any:
+        if code == _ARRAY:
+            way = _READ.get(data) or _read_array(data)
+            return np.ndarray(way[1], way[2], buffers[way[0]], order=way[3])
         if code == _TUPLE:
             return _TUPLE_MARK
-        if code == _ARRAY:
-            shape, dtype, order = _layout(data[_INDEX.size :])
-            return np.ndarray(shape, dtype, buffers[_INDEX.unpack_from(data)[0]], order=order)
         if code == _SCALAR:
             n = data[0]
             return np.frombuffer(data, _dtype(data[1 : 1 + n]), 1, 1 + n)[0]

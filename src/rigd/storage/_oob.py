@@ -49,6 +49,8 @@ __all__ = [
     "dumps",
     "loads_from",
     "pack_into",
+    "read_packed",
+    "write_packed",
 ]
 
 _MAGIC = 0x4D444752  # b"RGDM": a pickle
@@ -70,7 +72,7 @@ class Packed:
         self.magic = magic
         size = _HEAD.size + len(buffers) * _ENTRY.size + len(stream)
         for buf in buffers:
-            size = _round_up(size, _ALIGN) + buf.nbytes
+            size = -(-size // _ALIGN) * _ALIGN + buf.nbytes
         self.nbytes = size
 
 
@@ -117,17 +119,27 @@ def pack_into(packed: Packed, area: Any) -> int:
     target = memoryview(area).cast("B")
     if packed.nbytes > target.nbytes:
         raise ValueError(f"{packed.nbytes} bytes do not fit in an area of {target.nbytes}")
-    n = len(packed.buffers)
-    _HEAD.pack_into(target, 0, packed.magic, n, len(packed.stream))
+    return write_packed(packed, target)
+
+
+def write_packed(packed: Packed, target: memoryview) -> int:
+    """``pack_into`` for a caller that checked the size and holds ``target`` as
+    a byte view (format ``B``): a message ring's writer, per message."""
+    buffers = packed.buffers
+    stream = packed.stream
+    n = len(buffers)
     pos = _HEAD.size + n * _ENTRY.size
-    target[pos : pos + len(packed.stream)] = packed.stream
-    pos += len(packed.stream)
-    for i, buf in enumerate(packed.buffers):
-        pos = _round_up(pos, _ALIGN)
-        _ENTRY.pack_into(target, _HEAD.size + i * _ENTRY.size, pos, buf.nbytes)
-        target[pos : pos + buf.nbytes] = buf
-        pos += buf.nbytes
-    return pos
+    _HEAD.pack_into(target, 0, packed.magic, n, len(stream))
+    end = pos + len(stream)
+    target[pos:end] = stream
+    entry = _HEAD.size
+    for buf in buffers:
+        pos = -(-end // _ALIGN) * _ALIGN
+        end = pos + buf.nbytes
+        _ENTRY.pack_into(target, entry, pos, buf.nbytes)
+        target[pos:end] = buf
+        entry += _ENTRY.size
+    return end
 
 
 def loads_from(area: Any, copy: bool = False) -> Any:
@@ -139,25 +151,33 @@ def loads_from(area: Any, copy: bool = False) -> Any:
         SerializationError: ``area`` does not hold a packed object, or it
             cannot be unpickled here (a class this process cannot import).
     """
-    view = memoryview(area).cast("B")
+    return read_packed(memoryview(area).cast("B"), copy)
+
+
+def read_packed(view: memoryview, copy: bool = False) -> Any:
+    """``loads_from`` for a caller that holds the area as a byte view (format
+    ``B``): a message ring's reader, per message. Raises as ``loads_from``."""
     if view.nbytes < _HEAD.size:
         raise SerializationError("the area is too small to hold a packed object")
     magic, n, stream_len = _HEAD.unpack_from(view, 0)
-    if magic != _MAGIC and magic != _MAGIC_PLAIN:
+    plain = magic == _MAGIC_PLAIN
+    if not plain and magic != _MAGIC:
         raise SerializationError("the area does not hold a packed object (bad magic)")
     pos = _HEAD.size + n * _ENTRY.size
     if pos + stream_len > view.nbytes:
         raise SerializationError("a packed object's stream runs past its area")
+    if not view.readonly:
+        view = view.toreadonly()
     buffers: list[Any] = []
-    for i in range(n):
-        offset, length = _ENTRY.unpack_from(view, _HEAD.size + i * _ENTRY.size)
+    for entry in range(_HEAD.size, pos, _ENTRY.size):
+        offset, length = _ENTRY.unpack_from(view, entry)
         if offset + length > view.nbytes:
             raise SerializationError("a packed object's buffer runs past its area")
         buf = view[offset : offset + length]
         # MessagePack's ``decode`` copies them itself.
-        buffers.append(bytearray(buf) if copy and magic == _MAGIC else buf.toreadonly())
+        buffers.append(bytearray(buf) if copy and not plain else buf)
     stream = view[pos : pos + stream_len]
-    if magic == _MAGIC_PLAIN:
+    if plain:
         try:
             return decode(stream, buffers, copy)
         except Exception as exc:  # noqa: BLE001 - msgpack raises several kinds for one cause
@@ -171,7 +191,3 @@ def loads_from(area: Any, copy: bool = False) -> Any:
             f"a message could not be unpickled ({type(exc).__name__}: {exc}); is the "
             "sender's class importable here?"
         ) from None
-
-
-def _round_up(n: int, to: int) -> int:
-    return -(-n // to) * to
