@@ -22,20 +22,20 @@ import sys
 import tempfile
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 
 warnings.simplefilter("ignore")  # pyarrow 11's plasma warns that it is deprecated
 
 
-def payload(kind: str, size: int, k: int) -> object:
-    t = time.monotonic_ns()
+def payload(kind: str, size: int) -> dict[str, object] | np.ndarray:
+    """The object sent, made once and reused (as ``bench/messages.py`` does): per
+    message only its ``k``, first data byte and stamp change (``store.put``
+    copies it into plasma)."""
     if kind == "records":
-        rec = np.zeros(1, [("t", "<i8"), ("k", "<i8"), ("data", "u1", (size - 16,))])
-        rec["t"] = t
-        rec["k"] = k
-        return rec
-    return {"t": t, "k": k, "data": np.full(size, k % 256, np.uint8)}
+        return np.zeros(1, [("t", "<i8"), ("k", "<i8"), ("data", "u1", (size - 16,))])
+    return {"t": 0, "k": 0, "data": np.zeros(size, np.uint8)}
 
 
 def stamp(obj: object) -> int:
@@ -49,13 +49,18 @@ def produce(loc: str, q: object, kind: str, size: int, n: int, rate: float | Non
     from improv.store import PlasmaStoreInterface
 
     store = PlasmaStoreInterface("producer", loc)
+    obj: Any = payload(kind, size)
     start = time.monotonic()
     for k in range(n):
         if rate:
             due = start + k / rate
             while time.monotonic() < due:
                 time.sleep(max(0.0, due - time.monotonic() - 0.0005))
-        obj = payload(kind, size, k)
+        if isinstance(obj, dict):
+            obj["data"][0] = k % 256
+        obj["k"] = k
+        # Stamped last, just before the put: the latency is the link's (both sides alike).
+        obj["t"] = time.monotonic_ns()
         oid = store.put(obj, f"msg{k}")
         q.put([oid])  # type: ignore[attr-defined]
 
@@ -71,7 +76,7 @@ def consume(loc: str, q: object, n: int, out: object) -> None:
         ids = q.get(timeout=30)  # type: ignore[attr-defined]
         obj = store.getID(ids[0])
         data = obj["data"]
-        _ = data[-1]
+        _ = data.reshape(-1)[-1]  # its last byte, as rigd's consumer reads it
         now = time.monotonic_ns()
         t = stamp(obj)
         first = first or t
