@@ -93,11 +93,12 @@ def consume(segment: str, kind: str, n: int, ready: Any, out: Any, low_latency: 
             if kind == "messages":
                 value = item.value
                 _ = value["data"][-1]
-                t = value["t"]
             else:
                 _ = item.array["data"][0, -1]
-                t = int(item.array["t"][0])
-        now = time.monotonic_ns()
+            # Held and touched: the clock stops here, before the release (improv's
+            # side stops it before it lets go of the object too).
+            now = time.monotonic_ns()
+            t = value["t"] if kind == "messages" else int(item.array["t"][0])
         first = first or t
         latencies.append((now - t) / 1e3)
     out.put({"latencies_us": latencies, "span_s": (time.monotonic_ns() - first) / 1e9})
