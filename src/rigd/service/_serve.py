@@ -39,6 +39,7 @@ from rigd.config import ServiceConfig, ServiceConfigError, load_service_config
 from rigd.service import _systemd
 from rigd.service._api import create_app
 from rigd.service._daemon import Daemon
+from rigd.service._status_path import StatusPath
 from rigd.service._token import ensure_token
 from rigd.storage import recover_run, remove_stale_rings, remove_stale_stores
 
@@ -233,7 +234,7 @@ def serve(config_path: str | None = None, *, recover: bool = True) -> int:
     )
     server = _Server(
         uvicorn.Config(
-            create_app(daemon, token),
+            StatusPath(create_app(daemon, token), daemon.status, token),
             log_level="warning",
             access_log=False,
             lifespan="off",
