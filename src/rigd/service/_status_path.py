@@ -4,15 +4,17 @@ A rig's scripts and dashboards poll the status many times a second while a
 camera runs; on a 2-core rig PC every microsecond the event loop spends on
 one of them delays the others (``bench/service.py``: 20 clients polling
 every 100 ms arrive together, and the last waits for the 19 before it).
-Through FastAPI a status request cost the loop ~0.5 ms of CPU: routing,
-dependency solving (the token and the daemon), the request and response
-objects and the middleware stack. This ASGI layer answers the one hot
+Through FastAPI a status request cost the loop ~370 us of CPU during a run:
+routing, dependency solving (the token and the daemon), the request and
+response objects and the middleware stack; here it costs ~160 us
+(BENCHMARKS.md, issue 23). This ASGI layer answers the one hot
 request itself: the method and path compared, the bearer token checked
 (in constant time, as ``_deps.authorized``), and the status encoded as
 FastAPI's ``JSONResponse`` encodes it, once per change: the daemon's monitor
 samples twice a second, so most polls find the status equal to the last one
 (a dict comparison, in C) and are sent the bytes encoded then. Never stale:
-the status is read for every request.
+the status is read for every request. Served by ``rigd serve`` (``_serve``),
+outside ``create_app``'s app.
 
 Anything else, a status request without the right token included, goes on
 to the app unchanged, so its answers (401 and its ``WWW-Authenticate``,
