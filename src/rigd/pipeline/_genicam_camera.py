@@ -50,6 +50,7 @@ from rigd.pipeline._genicam import (
 )
 from rigd.pipeline._genicam_options import (
     FRAME_INFO_FIELDS,
+    FRAME_INFO_UNITS,
     PIXEL_FORMATS,
     STATUS_CODES,
     FrameIds,
@@ -57,6 +58,7 @@ from rigd.pipeline._genicam_options import (
     check_camera_options,
     put_info,
 )
+from rigd.storage import RecordField
 
 __all__ = ["GenICamCamera"]
 
@@ -145,6 +147,19 @@ class GenICamCamera(DeviceSource):
     def check_options(cls, options: Mapping[str, Any]) -> None:
         """Refuse, at load, options of the wrong type or range (``ValueError``)."""
         check_camera_options(options)
+
+    @classmethod
+    def describe_fields(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, FrameSpec]
+    ) -> dict[str, tuple[RecordField, ...]]:
+        """Name ``frame_info``'s columns, with units: a recorder stores them by name
+        (``camera_frame_id``, ``hardware_timestamp_ns``, ``driver_timestamp_ns``,
+        ``status``; the stream's ``frames`` keeps its N x 4 uint64 layout)."""
+        return {
+            "frame_info": tuple(
+                RecordField(name, *FRAME_INFO_UNITS[name]) for name in FRAME_INFO_FIELDS
+            )
+        }
 
     # -- opening and configuring, in the actor's own process ---------------------------
     def open_device(self) -> None:
