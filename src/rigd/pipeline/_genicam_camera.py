@@ -97,7 +97,12 @@ class GenICamCamera(DeviceSource):
             the frames on loopback, BENCHMARKS.md "Sources"); ``None``:
             Aravis's ``auto``. Linux caps it at ``net.core.rmem_max``.
         features: other GenICam features to set, by name (``{"ReverseX": true}``).
-        n_frames: frames to deliver, then end (``None``: until stopped).
+        n_frames: frames to deliver, then end (``None``: until stopped): the
+            frames written to ``frames``, which a recorder puts in the run
+            file. Dropped buffers (incomplete, underrun, a full ring) do not
+            count: they are counted apart (``status()["drops"]``, the ledger),
+            so the last frame id is ``n_frames - 1`` plus the drops. As
+            ``SimulatedCamera``'s ``n_frames``.
         timeout_s: how long a frame may take before the camera is checked.
         on_lost: when the camera goes away: ``end`` the run (the files are
             sealed as usual), or ``wait`` for it to come back and go on.
