@@ -28,14 +28,15 @@ import av
 import numpy as np
 
 from rigd.pipeline._device import DeviceSource
-from rigd.storage import DropReason
 
 __all__ = ["VideoSource"]
 
 log = logging.getLogger(__name__)
 
-#: The drop ledger's reason for frames a file promised but did not deliver.
-ENDED_EARLY = str(DropReason.SOURCE_ENDED_EARLY)
+#: The drop ledger's reason for frames a file promised but did not deliver
+#: (``rigd.storage.DropReason.SOURCE_ENDED_EARLY``; named here, so that this
+#: actor does not import the HDF5 half of ``rigd.storage``).
+ENDED_EARLY = "source_ended_early"
 
 FrameSpec = tuple[tuple[int, ...], str]
 
