@@ -171,8 +171,10 @@ class VideoSource(DeviceSource):
         self._pass_start = self.frames_played
         self._first: Any = None
         self._stop_decoding = False
+        self._slack = 0
         if not _is_device(self.path):
-            self.frames_expected = _expected_frames(self._stream)
+            self.frames_expected = _expected_frames(self._stream, self._container)
+            self._slack = _slack(self._stream, self.frames_expected)
             # The first frame, decoded now: its size is the output's, and a
             # file none of whose frames decodes is refused before the run.
             self._first = _first_frame(self._container, self._stream, self.path, self._frames)
@@ -219,7 +221,7 @@ class VideoSource(DeviceSource):
         promised but did not give (``source_ended_early``)."""
         reached = self.frames_played - self._pass_start
         expected = self.frames_expected
-        if error is None and (expected is None or reached >= expected):
+        if error is None and (expected is None or reached >= expected - self._slack):
             return
         if reached == 0 and self.frames_played == 0:
             raise ValueError(
@@ -318,15 +320,29 @@ def _video_stream(container: Any, path: str) -> Any:
     return container.streams.video[0]
 
 
-def _expected_frames(stream: Any) -> int | None:
-    """The frames a file's header promises: its frame count (mp4, avi), else its
-    duration x average rate (mkv), else None."""
+def _expected_frames(stream: Any, container: Any = None) -> int | None:
+    """The frames a file's header promises: its frame count (mp4, avi, mov),
+    else its duration x average rate (mkv, webm: an estimate, ``_slack``),
+    else None."""
     if stream.frames:
         return int(stream.frames)
     rate = stream.average_rate or stream.guessed_rate
-    if stream.duration and stream.time_base and rate:
-        return max(1, round(float(stream.duration * stream.time_base * rate)))
+    seconds = None
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container is not None and container.duration:
+        seconds = container.duration / 1e6  # AV_TIME_BASE: microseconds
+    if seconds and rate:
+        return round(seconds * float(rate)) or None
     return None
+
+
+def _slack(stream: Any, expected: int | None) -> int:
+    """Frames an estimated count may be over by before a file counts as ended
+    early: 0 for a header's own count, else one in a hundred (at least one)."""
+    if expected is None or stream.frames:
+        return 0
+    return max(1, expected // 100)
 
 
 def _first_frame(container: Any, stream: Any, path: str, frames: Any = None) -> Any:
@@ -344,7 +360,7 @@ def _first_frame(container: Any, stream: Any, path: str, frames: Any = None) -> 
             "the file is damaged or cut short"
         ) from None
     if first is None:
-        promised = _expected_frames(stream)
+        promised = _expected_frames(stream, container)
         said = f"its header promises {promised}" if promised else "its header gives no count"
         raise ValueError(
             f"video file {path!r} has no decodable frames: its stream ends before the "
