@@ -30,6 +30,8 @@ MONITOR_S = 0.5
 _GPU_EVERY = 4
 #: A running run's ``progress`` event, at most this often (seconds).
 _PROGRESS_S = 1.0
+#: A monitor that has not sampled for this long (seconds) is stuck: unhealthy.
+_SAMPLE_LATE_S = 10 * MONITOR_S + 5
 
 #: What the monitor looks at, read under the daemon's lock: (pipeline, plan, run, running).
 Watched = tuple[Pipeline | None, Plan | None, RunRecord | None, bool]
@@ -150,6 +152,12 @@ class Monitor:
                     total=total,
                 )
 
+    @property
+    def sampling(self) -> bool:
+        """Whether the monitor sampled lately (its thread is not stuck)."""
+        with self._lock:
+            return time.monotonic() - self._snapshot_at <= _SAMPLE_LATE_S
+
     def health(
         self,
         state: DaemonState,
@@ -164,7 +172,7 @@ class Monitor:
             snapshot = self.snapshot
             stalled = now_s - self._progress_at
             monitor_age = now_s - self._snapshot_at
-        if monitor_age > 10 * MONITOR_S + 5:
+        if monitor_age > _SAMPLE_LATE_S:
             return False, f"the monitor has not sampled for {monitor_age:.0f} s"
         # A disk warning is a warning: the daemon stays healthy (systemd's
         # watchdog would kill it, and the run with it), the line says it.

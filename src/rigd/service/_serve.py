@@ -108,7 +108,8 @@ def _force_exit() -> None:
 
 
 async def _report_health(server: _Server, daemon: Daemon) -> None:
-    """READY=1 once serving; then STATUS= and, while healthy, WATCHDOG=1."""
+    """READY=1 once serving; then STATUS= and WATCHDOG=1 while the daemon works:
+    healthy, or failed for a cause that needs a person (``Daemon.feeds_watchdog``)."""
     while not server.started:
         if server.should_exit:
             return
@@ -122,7 +123,9 @@ async def _report_health(server: _Server, daemon: Daemon) -> None:
     while not server.should_exit:
         healthy, line = daemon.health()
         fields = [f"STATUS={line}"] if line != last_line else []
-        if interval and healthy:
+        # A failure that needs a person is unhealthy but still fed: restarting
+        # the daemon fixes no camera and no disk (Daemon.feeds_watchdog).
+        if interval and (healthy or daemon.feeds_watchdog()):
             fields.append("WATCHDOG=1")
         elif interval:
             log.error("unhealthy, not feeding the watchdog: %s", line)
@@ -193,6 +196,8 @@ def serve(config_path: str | None = None, *, recover: bool = True) -> int:
     try:
         token = ensure_token(config.token_file)
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        if config.state_dir is not None:
+            config.state_dir.mkdir(parents=True, exist_ok=True)
         # One daemon per data directory and per runtime directory: a second
         # one would repair the first one's live files and take its daemon.json.
         runtime_home = config.runtime_dir or default_runtime_dir()
