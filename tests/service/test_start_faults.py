@@ -4,7 +4,9 @@ pipeline was loaded are checked again (and refused) when a run starts."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import httpx
@@ -12,6 +14,7 @@ import pytest
 
 from tests.helpers import wait_until
 from tests.service.daemon import serving
+from tests.service.test_daemon import NotifySocket
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +34,14 @@ def health(url: str) -> httpx.Response:
     return httpx.get(url + "/v1/health", timeout=30)
 
 
-def test_a_failed_start_is_unhealthy_until_a_run_starts_fine(tmp_path: Path) -> None:
-    with serving(tmp_path) as d:
+def test_a_failed_start_is_unhealthy_until_a_run_starts_fine_and_places_are_checked_again(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    notify = NotifySocket(tmp_path / "notify.sock")
+    env = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"}
+    with contextlib.closing(notify), serving(tmp_path, env=env) as d:
         d.load(FIXED)
         first = d.client.post("/v1/runs", json={"run_id": "first"})
         assert first.status_code == 201, first.text
@@ -45,9 +54,21 @@ def test_a_failed_start_is_unhealthy_until_a_run_starts_fine(tmp_path: Path) -> 
         answer = health(d.url)
         assert answer.status_code == 503, answer.text
         body = answer.json()
-        assert body["healthy"] is False and body["state"] == "failed"
-        assert "exists already" in body["detail"] and "run second" in body["detail"]
+        assert body["healthy"] is False
+        assert body["state"] == "failed"
+        assert "exists already" in body["detail"]
+        assert "(run second)" in body["detail"]
         assert "fix the cause" in body["detail"]
+        # systemd's status says it, and its watchdog is still fed: restarting the
+        # daemon would fix nothing and hide the cause.
+        wait_until(
+            lambda: any("(run second)" in s for s in notify.said("STATUS=failed")),
+            timeout=30,
+            what="systemd's status to say why",
+        )
+        fed = len(notify.said("WATCHDOG=1"))
+        wait_until(lambda: len(notify.said("WATCHDOG=1")) > fed + 1, timeout=30, what="WATCHDOG=1")
+        assert "not feeding the watchdog" not in d.output()
         # A person removes the cause; the next run starts, and the daemon is healthy.
         (d.data_dir / "rigd-data" / "fixed.h5").unlink()
         third = d.client.post("/v1/runs", json={"run_id": "third"})
@@ -55,24 +76,18 @@ def test_a_failed_start_is_unhealthy_until_a_run_starts_fine(tmp_path: Path) -> 
         assert health(d.url).status_code == 200
         wait_until(lambda: d.status()["state"] == "loaded", timeout=60, what="the run to end")
         assert health(d.url).json()["healthy"] is True
-
-
-def test_a_place_changed_since_the_load_is_refused_at_start_and_nothing_changes(
-    tmp_path: Path,
-) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    with serving(tmp_path) as d:
-        d.load(FIXED)
+        # -- a place changed since the load --
         recordings = d.data_dir / "rigd-data"
-        assert not recordings.exists()
+        shutil.rmtree(recordings)
         # Loaded with rigd-data inside; then a symlink out is put in its place.
         recordings.symlink_to(outside)
         refused = d.client.post("/v1/runs", json={"run_id": "escape"})
         assert refused.status_code == 409, refused.text
         detail = refused.json()["detail"]
-        assert "'directory'" in detail and "outside the service's data directory" in detail
-        assert "recorder" in detail and "start the run again" in detail
+        assert "'directory'" in detail
+        assert "outside the service's data directory" in detail
+        assert "recorder" in detail
+        assert "start the run again" in detail
         assert os.listdir(outside) == []
         # Nothing changed: the daemon is as it was, the id was not used, health is fine.
         assert d.status()["state"] == "loaded"

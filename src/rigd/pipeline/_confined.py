@@ -46,7 +46,7 @@ def open_beneath(root: str | os.PathLike[str], directory: str | os.PathLike[str]
     """
     root_path = Path(os.path.abspath(root))
     real_root = Path(os.path.realpath(root_path))
-    target = Path(os.path.abspath(directory))
+    target = Path(os.path.normpath(root_path / directory))  # an absolute one stays itself
     relative = os.path.relpath(target, root_path)
     if relative == ".." or relative.startswith("../"):
         raise _escape(target, root_path, str(target))
@@ -128,22 +128,20 @@ class FileBeneath:
         fd, self._fd = self._fd, None
         if fd is None:
             return
+        swapped = PermissionError(
+            errno.EACCES,
+            f"{self.path} was opened elsewhere than in its directory beneath the data "
+            "directory (a symlink swapped in while it was opened); nothing is recorded there",
+        )
         try:
             here = os.stat(self.path.name, dir_fd=fd, follow_symlinks=False)
             opened = os.stat(self.path)
-        except OSError as exc:
-            raise PermissionError(
-                errno.EACCES,
-                f"{self.path} changed while it was opened ({exc.strerror}); nothing was recorded",
-            ) from None
+        except OSError:
+            raise swapped from None
         finally:
             os.close(fd)
         if (here.st_dev, here.st_ino) != (opened.st_dev, opened.st_ino):
-            raise PermissionError(
-                errno.EACCES,
-                f"{self.path} was opened through a symlink swapped in while it was opened; "
-                "the file is not the one in the data directory, nothing was recorded",
-            )
+            raise swapped
 
     def close(self) -> None:
         if self._fd is not None:

@@ -32,6 +32,8 @@ __all__ = ["DEMO_PIPELINE", "format_progress", "format_report", "run_pipeline"]
 DEMO_PIPELINE = BUNDLED_PIPELINES / "demo.yaml"
 _TTY_EVERY_S = 0.5
 _PLAIN_EVERY_S = 2.0
+#: A paced source below 90% of its rate this long (seconds) is warned of as slow.
+_SLOW_FOR_S = 2.0
 #: A run id, as the REST API takes it (it names the run file).
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -152,7 +154,8 @@ class _PaceWatch:
             for a in pipeline.plan.actors
             if a.is_source and isinstance(a.options.get("fps"), (int, float)) and a.options["fps"]
         }
-        self.slow: dict[str, int] = dict.fromkeys(self.nominal, 0)
+        #: Per source: how long (s) it has come below its rate, without a break.
+        self.slow: dict[str, float] = dict.fromkeys(self.nominal, 0.0)
         self.warned: set[str] = set()
         self.dropped: dict[str, dict[str, int]] = {}
         #: Per source: (elapsed s, frames written and dropped) at the last check.
@@ -199,9 +202,10 @@ class _PaceWatch:
             self.counted[name] = (status.elapsed_s, produced)
             if status.elapsed_s < 2.0 or last is None or status.elapsed_s <= last[0]:
                 continue  # starting up
-            rate = (produced - last[1]) / (status.elapsed_s - last[0])
-            self.slow[name] = self.slow[name] + 1 if rate < 0.9 * fps else 0
-            if self.slow[name] >= 2 and name not in self.warned:
+            span = status.elapsed_s - last[0]
+            rate = (produced - last[1]) / span
+            self.slow[name] = self.slow[name] + span if rate < 0.9 * fps else 0.0
+            if self.slow[name] >= _SLOW_FOR_S and name not in self.warned:
                 self.warned.add(name)
                 err.write(
                     f"\nrigd run: warning: {name} delivers {rate:.1f} frames/s (written and "

@@ -114,14 +114,15 @@ async def _report_health(server: _Server, daemon: Daemon) -> None:
         if server.should_exit:
             return
         await asyncio.sleep(0.02)
-    _, line = daemon.health()
+    line = _one_line(daemon.health()[1])
     _systemd.notify("READY=1", f"STATUS={line}")
     log.info("rigd %s serving (%s)", __version__, line)
     interval = _systemd.watchdog_interval()
     every = min(_STATUS_EVERY_S, interval) if interval else _STATUS_EVERY_S
     last_line = ""
     while not server.should_exit:
-        healthy, line = daemon.health()
+        healthy, detail = daemon.health()
+        line = _one_line(detail)
         fields = [f"STATUS={line}"] if line != last_line else []
         # A failure that needs a person is unhealthy but still fed: restarting
         # the daemon fixes no camera and no disk (Daemon.feeds_watchdog).
@@ -133,6 +134,12 @@ async def _report_health(server: _Server, daemon: Daemon) -> None:
             _systemd.notify(*fields)
         last_line = line
         await asyncio.sleep(every)
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: a newline would end sd_notify's STATUS= field (and what
+    follows would be read as fields of its own)."""
+    return " ".join(text.split())
 
 
 _LOCK_FILE = ".rigd-serve.lock"
