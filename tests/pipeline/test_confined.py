@@ -71,16 +71,22 @@ def test_a_swap_while_the_file_is_opened_is_caught_by_confirm(tree: tuple[Path, 
     (root / "rigd-data").mkdir()
     path = root / "rigd-data" / "run.h5"
     beneath = FileBeneath(root, path)
-    # Between the walk and the writer's open by path, the directory is swapped
-    # for a link out: the writer's open lands outside.
+    # Between the walk and the writer's open by its path, the directory is
+    # swapped for a link out: the writer's open lands outside.
     (root / "rigd-data").rename(root / "moved")
     (root / "rigd-data").symlink_to(outside)
-    path.write_bytes(b"opened by its path")
-    with pytest.raises(PermissionError, match="swapped in"):
-        beneath.confirm()
-    # Not swapped: the file opened is the one beneath the root.
-    (root / "rigd-data").unlink()
-    (root / "rigd-data").mkdir()
-    beneath = FileBeneath(root, path)
-    path.write_bytes(b"opened by its path")
-    beneath.confirm()
+    with open(path, "xb") as opened:
+        assert (outside / "run.h5").exists()
+        with pytest.raises(PermissionError, match="swapped in"):
+            beneath.confirm(opened.fileno())
+        # Swapped back before the confirm: the file open is still not the one there.
+        (root / "rigd-data").unlink()
+        (root / "moved").rename(root / "rigd-data")
+        (root / "rigd-data" / "run.h5").write_bytes(b"another file")
+        with pytest.raises(PermissionError, match="swapped in"):
+            beneath.confirm(opened.fileno())
+    # Not swapped: the file open is the one beneath the root.
+    other = root / "rigd-data" / "other.h5"
+    beneath = FileBeneath(root, other)
+    with open(other, "xb") as opened:
+        beneath.confirm(opened.fileno())

@@ -9,8 +9,9 @@ root to the directory one component at a time, each opened with
 after the checks is seen, not followed: it is followed only when it leads
 to a place beneath the root (as the load's rules allow), and refused
 otherwise. This is ``openat2``'s ``RESOLVE_BENEATH``, which Python does not
-offer. ``FileBeneath.confirm`` then checks that the file the recorder opened
-by its path is the one in the directory so opened (same device and inode).
+offer. ``FileBeneath`` walks there before the recorder opens its file by its
+path (HDF5 opens by name) and again after, and ``confirm`` checks that the
+file opened is the one in the directory so reached (same device and inode).
 """
 
 from __future__ import annotations
@@ -103,47 +104,46 @@ def _open_or_make(name: str, dir_fd: int) -> int:
 
 
 class FileBeneath:
-    """A run file's directory held open beneath the root, to confirm the file's open.
+    """A run file's place beneath the root: checked (and its directory made) before
+    the file is opened, and again after, to confirm the file opened is there.
 
     Args:
         root: the directory nothing may lead out of (the daemon's data directory).
-        path: the run file (its directory is opened, and made if missing).
+        path: the run file (its directory is made if missing).
 
     Raises:
         PermissionError, OSError: as ``open_beneath``.
     """
 
     def __init__(self, root: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+        self.root = root
         self.path = Path(path)
-        self._fd: int | None = open_beneath(root, self.path.parent)
+        os.close(open_beneath(root, self.path.parent))
 
-    def confirm(self) -> None:
-        """Check that the file opened by its path is the one beneath the root, then
-        let go of the directory.
+    def confirm(self, opened_fd: int) -> None:
+        """Check that the file open on ``opened_fd`` (opened by its path) is the one
+        in its directory beneath the root (same device and inode), walking there again.
 
         Raises:
-            PermissionError: it is another file (a symlink was swapped in
-                while it was opened): the caller closes and removes what it opened.
+            PermissionError: it is another file, or the way there now leads
+                outside (a symlink swapped in while it was opened): the caller
+                closes and removes what it opened.
         """
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
         swapped = PermissionError(
             errno.EACCES,
             f"{self.path} was opened elsewhere than in its directory beneath the data "
             "directory (a symlink swapped in while it was opened); nothing is recorded there",
         )
         try:
+            fd = open_beneath(self.root, self.path.parent)
+        except OSError:
+            raise swapped from None
+        try:
             here = os.stat(self.path.name, dir_fd=fd, follow_symlinks=False)
-            opened = os.stat(self.path)
+            opened = os.fstat(opened_fd)
         except OSError:
             raise swapped from None
         finally:
             os.close(fd)
         if (here.st_dev, here.st_ino) != (opened.st_dev, opened.st_ino):
             raise swapped
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None

@@ -61,10 +61,8 @@ class RunFileActor(Actor):
         )
         root = run.get("confine_to")
         if root:
-            # Under a daemon: the directory is opened beneath its data directory
+            # Under a daemon: the directory is reached beneath its data directory
             # (no symlink swapped in since its checks is followed out of it).
-            if self._beneath is not None:
-                self._beneath.close()
             self._beneath = FileBeneath(root, path)
         self._path = str(path.resolve())
         return path
@@ -78,10 +76,10 @@ class RunFileActor(Actor):
                 writer is closed and a file it ``created`` removed.
         """
         beneath, self._beneath = self._beneath, None
-        if beneath is None:
+        if beneath is None or self._writer is None:
             return
         try:
-            beneath.confirm()
+            beneath.confirm(self._writer.fileno())
         except PermissionError:
             writer, self._writer = self._writer, None
             if writer is not None:

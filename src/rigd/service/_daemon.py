@@ -12,7 +12,7 @@ The end of a run comes as an event from the pipeline (``Pipeline.on_end``:
 its sources finished and every reader drained, or an actor failed for good);
 the daemon then stops it and records how it ended. The monitor (``_monitor``)
 samples the running pipeline twice a second for status, health and the disk.
-This module (~510 lines, with pause and resume) is the state machine
+This module (~550 lines, with pause and resume) is the state machine
 alone, every method a move of it under one lock; its parts are beside it:
 the journal of runs (``_journal``), the disk (``_disk``), events
 (``_events``), the status sample (``_snapshot``), pipeline files
@@ -494,31 +494,17 @@ class Daemon:
             }
 
     def health(self) -> tuple[bool, str]:
-        """Whether the daemon is healthy, and a one-line status for systemd.
-
-        Unhealthy (``/v1/health`` answers 503 with the line): the daemon is
-        stuck (its monitor stopped sampling, or a run moved no frame for
-        ``watchdog_stall_s``), or it is ``failed`` for a cause that needs a
-        person: the last run could not start (a camera that does not open, a
-        place that changed), or the disk filled. It is healthy again once a
-        run starts or a pipeline is loaded. A run that failed while running
-        (an actor gone for good) leaves the daemon healthy, ready for the next
-        run, and the line shows the run's failure.
-        """
+        """Whether the daemon is healthy, and a one-line status for systemd
+        (``Monitor.health`` says when it is not: stuck, or failed for a cause
+        that needs a person)."""
         with self._lock:
             state, run, failure = self._state, self._run, self.failure
             failed_start = self._failed_start
-        verdict = self._monitor.health(state, run, failure, self.config.watchdog_stall_s)
+        verdict = self._monitor.health(
+            state, run, failure, self.config.watchdog_stall_s, failed_start=failed_start
+        )
         if verdict is not None:
             return verdict
-        if state == DaemonState.FAILED and failure:
-            run_id = run.run_id if run is not None else "?"
-            if failed_start:
-                return False, (
-                    f"failed: {failure} (run {run_id}); fix the cause, then "
-                    "start a run (POST /v1/runs) or load the pipeline again (PUT /v1/pipeline)"
-                )
-            return True, f"failed: the last run {run_id} failed: {failure}; ready for the next run"
         pipeline = f" {self._plan.name}" if self._plan is not None else ""
         return True, f"{state.value}{pipeline}"
 
