@@ -203,8 +203,8 @@ class Daemon:
         Raises:
             TransitionError: no pipeline loaded, or a run is under way.
             InsufficientStorageError: the run's planned length does not fit the disk.
-            PlaceChangedError: a place the pipeline names changed since it was
-                loaded (a directory removed, unwritable, a symlink out; 409).
+            TransitionError: also when a place the pipeline names changed since it
+                was loaded (a directory removed, unwritable, a symlink out).
             ValueError: ``run_id`` is not a usable name, or ``metadata`` cannot be
             stored in the run file.
             TransitionError: also when the pipeline failed to start (its cause

@@ -25,11 +25,7 @@ from rigd.pipeline import Plan
 from rigd.service._confine import Confinement
 from rigd.service._records import TransitionError
 
-__all__ = ["PlaceChangedError", "check_places"]
-
-
-class PlaceChangedError(TransitionError):
-    """A place the loaded pipeline names is no longer usable (HTTP 409)."""
+__all__ = ["check_places"]
 
 
 def check_places(confinement: Confinement, plan: Plan) -> None:
@@ -40,8 +36,8 @@ def check_places(confinement: Confinement, plan: Plan) -> None:
     creates it). ``data_file``: inside, and a regular file.
 
     Raises:
-        PlaceChangedError: one message for every problem, each naming the
-            actor, the option, the path and the fix; nothing is changed.
+        TransitionError: (HTTP 409) one message for every problem, each naming
+            the actor, the option, the path and the fix; nothing is changed.
     """
     problems: list[str] = []
     for actor in plan.actors:
@@ -58,7 +54,7 @@ def check_places(confinement: Confinement, plan: Plan) -> None:
             except ValueError as exc:
                 problems.append(f"actor {actor.name!r}: {exc}")
     if problems:
-        raise PlaceChangedError(
+        raise TransitionError(
             "the run cannot start: "
             + "; ".join(problems)
             + ". The pipeline's places were checked when it was loaded and have changed "
