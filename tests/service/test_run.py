@@ -248,8 +248,58 @@ def test_rigd_run_warns_when_a_camera_drops_on_a_full_ring(tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stderr
     # The camera is not held back: it drops, and the run says where and why.
-    assert "frame(s) dropped at camera.frames: its ring was full" in result.stderr
+    assert "frame(s) dropped at camera.frames (" in result.stderr
+    assert "ring_full: its ring was full" in result.stderr
     assert "ring full)" in result.stderr
+
+
+def test_rigd_run_says_why_frames_are_missing_drops_by_reason_or_a_slow_source(
+    tmp_path: Path,
+) -> None:
+    # lossy keeps its 100 fps but its driver drops every 4th frame (incomplete):
+    # its written rate is 75/s, and the run says it dropped, not that it is slow.
+    # held is held back by a lossless reader (overflow: block): truly slow.
+    path = tmp_path / "why.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            name: why
+            actors:
+              - name: lossy
+                class: tests.service.actors.LossyCamera
+                options: {fps: 100, n_frames: 500, drop_every: 4}
+              - name: held
+                class: rigd.pipeline.SimulatedCamera
+                options: {shape: [8, 8], fps: 100, n_frames: 100, overflow: block}
+              - name: viewer
+                class: tests.pipeline.actors.SlowViewer
+                options: {delay: 0.05}
+              - name: sink
+                class: tests.service.actors.Sink
+            links:
+              - {link: held.frames -> viewer.frames, slots: 2}
+              - {link: lossy.frames -> sink.frames}
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "rigd", "run", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    dropped = [w for w in warnings if "dropped at lossy.frames" in w]
+    assert dropped, result.stderr
+    assert all(re.search(r"\(\d+ incomplete\)", w) for w in dropped), dropped
+    assert "could not deliver them" in dropped[0]
+    slow = [w for w in warnings if "below its" in w]
+    assert [w.split("warning: ")[1].split()[0] for w in slow] == ["held"], warnings
+    assert not any("dropped at held" in w for w in warnings), warnings
 
 
 def test_a_run_id_the_rest_api_would_refuse_is_refused_and_nothing_starts(tmp_path: Path) -> None:

@@ -29,7 +29,8 @@ process exits, and its restart policy (``max_restarts``) decides what next.
 An error registered with ``add_fatal_error`` (the pipeline registers
 ``RecordingError``: a recording that stopped on a full disk never records
 again) gives up at its first occurrence: another step could not succeed,
-and a step with nothing to do must not hide it by resetting the count.
+and a step with nothing to do must not hide it by resetting the count; nor
+is the actor restarted (``_no_restart``), whatever its ``max_restarts``.
 
 Why ~450 lines: the base class is one protocol (attach, set up, run, pause,
 finish, stop, the GUI hook) between the supervisor and the user's actor,
@@ -51,6 +52,7 @@ from rigd._exceptions import EndOfStream
 from rigd._proc import pin_to_cpus
 from rigd.actors import _actor_log, _context
 from rigd.actors._gui import GuiLoop
+from rigd.actors._no_restart import end_without_restart
 
 __all__ = ["Actor", "Endpoints", "add_fatal_error", "add_input_lost_error"]
 
@@ -410,6 +412,11 @@ class Actor:
                         "for good" if control.fatal else f"{failing} times in a row",
                     )
                     self._rigd_note_last_error(control.last_error)
+                    if control.fatal:  # no restart can fix it: none is made
+                        end_without_restart(
+                            f"its run_step raised {control.last_error}, which no restart can "
+                            "fix, so it ended for good"
+                        )
                     logging.shutdown()
                     os._exit(EXIT_STEP_ERRORS)
                 continue

@@ -108,10 +108,13 @@ class Pipeline:
         metadata: Mapping[str, Any] | None = None,
         log_dir: str | None = None,
         max_pause_s: float | None = None,
+        confine_to: str | None = None,
     ) -> None:
         """``log_dir``: where the run's log file goes (see ``_run_log``);
         ``max_pause_s``: the longest pause (default: the file's
-        ``run.max_pause_s``), then the run resumes on its own."""
+        ``run.max_pause_s``), then the run resumes on its own;
+        ``confine_to``: the directory the run's recorders must write beneath
+        (the daemon's data directory; ``open_beneath``)."""
         self.plan = plan
         self.run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         self.metadata = {**plan.file.config.run.metadata, **(metadata or {})}
@@ -135,6 +138,7 @@ class Pipeline:
         self._report: RunReport | None = None
         self._cpu_latency: CpuLatencyRequest | None = None
         self._log_dir = log_dir
+        self._confine_to = confine_to
         self._run_log: RunLog | None = None
         self._last_errors: dict[str, str] = {}
         self._failed_actor = ""
@@ -202,6 +206,8 @@ class Pipeline:
                 "store": self._store.path,
                 # Where its actors log and leave their last error (_run_log).
                 **self._run_log.run_info(),
+                # Recorders open their files beneath it (_confined.open_beneath).
+                "confine_to": self._confine_to,
             }
             self._create_actors(run_info)
             self._call_all("__rigd_attach__", lambda name: (open_endpoints, self._wiring[name]))

@@ -12,7 +12,7 @@ The end of a run comes as an event from the pipeline (``Pipeline.on_end``:
 its sources finished and every reader drained, or an actor failed for good);
 the daemon then stops it and records how it ended. The monitor (``_monitor``)
 samples the running pipeline twice a second for status, health and the disk.
-This module (~510 lines, with pause and resume) is the state machine
+This module (~550 lines, with pause and resume) is the state machine
 alone, every method a move of it under one lock; its parts are beside it:
 the journal of runs (``_journal``), the disk (``_disk``), events
 (``_events``), the status sample (``_snapshot``), pipeline files
@@ -58,6 +58,7 @@ from rigd.service._records import (
     check_daemon_transition,
     new_run_id,
 )
+from rigd.service._start_places import check_places
 from rigd.storage import check_metadata
 
 __all__ = [
@@ -90,12 +91,16 @@ class Daemon:
         assert config.data_dir is not None, "resolve the config first"
         self.config = config
         self.data_dir: Path = config.data_dir
+        #: The journal and the runs' log files (``state_dir``; default the data directory).
+        self.state_dir: Path = config.state_dir or config.data_dir
         self._state = DaemonState.IDLE
         self.failure: str | None = None
+        #: The failure is a run that could not start: it needs a person (``health``).
+        self._failed_start = False
         self.runtime_dir: Path = config.runtime_dir or default_runtime_dir()
         self._confinement = Confinement(self.data_dir, self.runtime_dir, config.publish_hosts)
         self._disk = DiskWatch(self.data_dir, config.disk_warn_minutes)
-        self._journal = RunJournal(self.data_dir)
+        self._journal = RunJournal(self.state_dir)
         self._events = EventBus()
         self._lock = threading.RLock()
         self._plan: Plan | None = None
@@ -165,6 +170,7 @@ class Daemon:
             self._refuse_while_running("load a pipeline")
             self._plan, self._plan_source = plan, source
             self.failure = None
+            self._failed_start = False
         self._set_state(DaemonState.LOADED, pipeline=plan.name)
         return self.pipeline_info()
 
@@ -197,6 +203,8 @@ class Daemon:
         Raises:
             TransitionError: no pipeline loaded, or a run is under way.
             InsufficientStorageError: the run's planned length does not fit the disk.
+            TransitionError: also when a place the pipeline names changed since it
+                was loaded (a directory removed, unwritable, a symlink out).
             ValueError: ``run_id`` is not a usable name, or ``metadata`` cannot be
             stored in the run file.
             TransitionError: also when the pipeline failed to start (its cause
@@ -234,6 +242,8 @@ class Daemon:
                 raise TransitionError("the daemon is shutting down; no new run starts")
             plan = self._plan
             self._disk.check_space(plan)
+            # Checked at load, again now: a place may have changed since (409).
+            check_places(self._confinement, plan)
             run_id = run_id or new_run_id(self._runs)
             record = RunRecord(
                 run_id=run_id,
@@ -250,12 +260,18 @@ class Daemon:
             self._journal.append(record)
         self._publish("state", previous="loaded", run_id=run_id, pipeline=plan.name)
         pipeline = Pipeline(
-            plan, run_id=run_id, metadata=record.metadata, log_dir=str(self.data_dir)
+            plan,
+            run_id=run_id,
+            metadata=record.metadata,
+            log_dir=str(self.state_dir),
+            confine_to=str(self.data_dir),
         )
         self._started.clear()
         try:
             pipeline.start()
         except BaseException as exc:
+            with self._lock:
+                self._failed_start = True
             self._finish(record, None, failure=f"the run failed to start: {exc}")
             self._started.set()
             if isinstance(exc, Exception):
@@ -264,6 +280,7 @@ class Daemon:
             raise
         with self._lock:
             self._pipeline = pipeline
+            self._failed_start = False
             record.move(RunState.RUNNING)
             record.files = [r["path"] for r in pipeline.recordings() if r.get("path")]
             self._journal.append(record)
@@ -477,14 +494,27 @@ class Daemon:
             }
 
     def health(self) -> tuple[bool, str]:
-        """Whether the daemon is healthy, and a one-line status for systemd."""
+        """Whether the daemon is healthy, and a one-line status for systemd
+        (``Monitor.health`` says when it is not: stuck, or failed for a cause
+        that needs a person)."""
         with self._lock:
             state, run, failure = self._state, self._run, self.failure
-        verdict = self._monitor.health(state, run, failure, self.config.watchdog_stall_s)
+            failed_start = self._failed_start
+        verdict = self._monitor.health(
+            state, run, failure, self.config.watchdog_stall_s, failed_start=failed_start
+        )
         if verdict is not None:
             return verdict
         pipeline = f" {self._plan.name}" if self._plan is not None else ""
         return True, f"{state.value}{pipeline}"
+
+    def feeds_watchdog(self) -> bool:
+        """Whether systemd's watchdog is fed now: the daemon is healthy, or
+        ``failed`` for a cause that needs a person (a restart of the daemon
+        fixes no camera and no disk, and would hide the cause), while its
+        monitor still samples."""
+        healthy, _ = self.health()
+        return healthy or (self._state == DaemonState.FAILED and self._monitor.sampling)
 
     # -- actors, GPUs -------------------------------------------------------------------------
 

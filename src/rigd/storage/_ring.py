@@ -30,6 +30,7 @@ from rigd.storage._ring_layout import (
     ReaderState,
     SegmentLayout,
 )
+from rigd.storage._ring_notes import DropNote, read_notes
 from rigd.storage._ring_reader import Frame, RingReader
 from rigd.storage._ring_segment import (
     RING_KINDS,
@@ -221,3 +222,14 @@ class FrameRing:
     def statistics(self) -> RingStatistics:
         """Read the ring's counters (from any process attached to it)."""
         return read_statistics(self._seg)
+
+    def drop_notes(self, cursor: int = 0) -> tuple[list[DropNote], int, int]:
+        """The writer's drop notes since ``cursor`` (ids it skipped, and why;
+        ``_ring_notes``), read by any attached process without taking a reader.
+
+        Returns:
+            ``(notes, new cursor, notes lost)``: ``lost`` counts notes
+            overwritten (the ring keeps the newest 64) before they were read.
+        """
+        self._seg.check_open()
+        return read_notes(self._hdr, cursor)

@@ -368,6 +368,11 @@ class RunWriter:
             except Exception as exc:
                 raise self._fail(exc) from exc
 
+    def fileno(self) -> int:
+        """The descriptor of the run file as HDF5 opened it (to ``fstat`` the very
+        file written; closed by ``close``)."""
+        return self._fd
+
     def statistics(self) -> RecorderStatistics:
         with self._lock:
             streams = self._streams.values()
