@@ -232,18 +232,9 @@ class ActorTable:
         """Start the actor again in a new process, with its constructor's original arguments."""
         actor.restarts += 1
         limit = actor.options.max_restarts
-        self._task_log.add(
-            [
-                (
-                    f"{actor.actor_id}-restart-{actor.restarts}",
-                    TaskState.ACTOR_RESTARTED,
-                    time.time(),
-                    f"{actor.class_name} restart",
-                    actor.actor_id,
-                    reason,
-                )
-            ]
-        )
+        row_id, name = f"{actor.actor_id}-restart-{actor.restarts}", f"{actor.class_name} restart"
+        row = (row_id, TaskState.ACTOR_RESTARTED, time.time(), name, actor.actor_id, reason)
+        self._task_log.add([row])
         log.warning(
             "%s; restarting it (restart %d of %s)",
             reason,
