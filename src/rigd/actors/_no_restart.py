@@ -17,7 +17,7 @@ import logging
 
 from rigd.actors import _session
 from rigd.actors._messages import ExitKind
-from rigd.actors._protocol import Exiting
+from rigd.actors._to_head import Exiting
 
 __all__ = ["end_without_restart"]
 
