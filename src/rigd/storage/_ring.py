@@ -22,6 +22,7 @@ from typing import Any, Self
 
 from rigd._proc import pid_alive
 from rigd.storage._dtypes import parse_dtype
+from rigd.storage._ring_frame import Frame
 from rigd.storage._ring_layout import (
     LAYOUT_VERSION,
     MAX_READERS,
@@ -31,7 +32,7 @@ from rigd.storage._ring_layout import (
     SegmentLayout,
 )
 from rigd.storage._ring_notes import DropNote, read_notes
-from rigd.storage._ring_reader import Frame, RingReader
+from rigd.storage._ring_reader import RingReader
 from rigd.storage._ring_segment import (
     RING_KINDS,
     RingSegment,
