@@ -32,6 +32,8 @@ _BATCH = 16
 #: How long the receiver waits for the next frame before it acknowledges the
 #: ones it has when fewer than ``_ack_every`` are owed (the stream paused or ended).
 _ACK_DELAY_MS = 2
+#: Bytes of frames libzmq decodes ahead of the receiver's writer, about.
+_QUEUED_BYTES = 32 * 1024 * 1024
 
 
 class _WrongSizeError(RigdError):
@@ -86,12 +88,18 @@ class BridgeReceiver(Actor):
 
     def setup(self) -> None:
         # Each frame is a message libzmq allocates: keep its memory for the next.
-        keep_heap_for(int(np.prod(self.shape)) * self.dtype.itemsize)
+        nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        self._queued = max(4, _QUEUED_BYTES // max(nbytes, 1))
+        keep_heap_for(max(nbytes, 1), keep_frames=self._queued + 4)
         self._socket: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.ROUTING_ID, os.urandom(8))
         # Queue nothing for a sender not yet connected: acknowledgements are current or none.
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
+        # Frames decoded ahead of the writer: at most about ``_QUEUED_BYTES`` (the
+        # rest waits in the kernel's socket buffer), so their memory stays in one
+        # heap that ``keep_heap_for`` keeps, instead of heaps made and unmapped.
+        self._socket.setsockopt(zmq.RCVHWM, self._queued)
         self._socket.connect(self.address)
         self._poll_in: list[tuple[Any, int]] = [(self._socket, zmq.POLLIN)]
         previous = self.outputs.frames.previous
