@@ -1,8 +1,8 @@
 """``BridgeSender``: the near end of a bridge (see ``rigd.pipeline._bridge``).
 
 A ``lossless`` link sends each frame straight from its ring slot (ZMQ
-zero-copy, by address: ``_zmq_zero_copy``) and keeps the slot held (``RingReader.get_ahead``)
-until the receiver acknowledges it: the ring's slots are the window of
+zero-copy, by address: ``_zmq_zero_copy``) and keeps the slot held
+(``RingReader.get_ahead``) until the receiver acknowledges it: the ring's slots are the window of
 frames to send again, and no frame is copied on this side. Only when the
 receiver is declared down are the held frames copied out (once) and their
 slots given back, so the writer goes on; the socket's ZMQ context is ended
