@@ -4,16 +4,20 @@
 Figures, in one run, on loopback tcp:
 
 - throughput of a bridge link (source -> BridgeSender ~tcp~> BridgeReceiver ->
-  sink, every actor its own process) at 512x512 and 2048x2048 uint16, flat
-  out, against raw pyzmq PUSH/PULL of the same bytes between two processes
-  (the floor: no rings, no flow control);
+  a ring, every actor its own process), counted where its frames arrive, at
+  512x512 and 2048x2048 uint16, flat out, against raw pyzmq PUSH/PULL of the
+  same bytes between two processes (the floor: no rings, no flow control),
+  over the same window after the same warm-up; and the end-to-end rate of a
+  pipeline whose source copies every frame and whose sink reads each;
+- with ``--cpu``: each thread's CPU time and page faults per frame, both sides;
 - the latency a bridge hop adds: acquisition-to-sink at 100 Hz (512x512),
   through the bridge and through a plain ring link (p50, p99);
 - with ``--ray`` (``pip install 'rigd[cluster]'``): a frame passed between
   actors on the two nodes of a local ``ray.cluster_utils.Cluster`` through
-  Ray's object store, per frame, against the bridge's per-frame time.
+  Ray's object store, per frame, against the bridge's and raw pyzmq's
+  per-frame time.
 
-    .venv/bin/python bench/cluster.py [--seconds 5] [--ray]
+    .venv/bin/python bench/cluster.py [--seconds 5] [--ray] [--cpu] [--reprocess]
 """
 
 from __future__ import annotations
