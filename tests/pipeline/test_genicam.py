@@ -72,7 +72,9 @@ def test_frames_keep_unique_ids_across_the_gige_block_id_wrap(
     assert len(set(ids.tolist())) == 300
     assert np.all(np.diff(ids.astype(np.int64)) > 0)
     camera_ids = delivered[:, 0].astype(np.int64)
-    assert camera_ids.max() == 65535, "the block ids must reach the wrap"
+    # Near the wrap, not at it: on a loaded machine the frame-info ring may
+    # drop a few entries (ring_full, in its ledger), and 65535 may be one.
+    assert camera_ids.max() > 65500, "the block ids must come up to the wrap"
     assert camera_ids.min() < 300, "the block ids must wrap"
     # Each frame's camera id is its rigd id moved by one offset, modulo the wrap.
     unwrapped = (camera_ids - camera_ids[0]) % 65535 + ids[0]

@@ -204,6 +204,10 @@ class AsyncExecutor(Executor):
         self.loop = loop if loop is not None else asyncio.new_event_loop()
         self.io_loop = self.loop if not schema.groups else asyncio.new_event_loop()
         self.groups: dict[str, _Group] = {}
+        #: Set when the actor ends: a task cancelled then sends no answer, so
+        #: its caller gets ActorDiedError when the connection closes, not
+        #: TaskCancelledError from a group's thread racing the exit.
+        self.closing = False
         _context.actor_loops.add(self.loop)
 
     def _group(self, name: str, size: int) -> _Group:
@@ -269,6 +273,8 @@ class AsyncExecutor(Executor):
                 return
         except asyncio.CancelledError:
             group.cancelled.discard(key)
+            if self.closing:
+                return
             self.reply(conn, call_id, function_name, None, _cancelled(function_name))
             return
         except ActorExit:
@@ -307,6 +313,7 @@ class AsyncExecutor(Executor):
                 return
 
     def shutdown(self, timeout: float) -> None:
+        self.closing = True
         for group in list(self.groups.values()):
             self._on_loop(group, _cancel_all, group)
 
