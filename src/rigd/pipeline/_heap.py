@@ -14,8 +14,10 @@ a bridge's throughput. Messages of more than ``M_MMAP_THRESHOLD`` are
 ``keep_heap_for`` raises both thresholds (``mallopt(3)``) so that a freed
 message stays in the heap for the next: the process keeps up to
 ``keep_frames`` frames' worth of freed memory instead of returning it.
-The settings are the process's own; they do not change what any call
-returns. Where the C library is not glibc (no ``mallopt``), nothing changes.
+The settings are the process's own (the receiver's, an actor process of
+its own); setting them turns glibc's dynamic adjustment of the two off for
+that process; they do not change what any call returns. Where the C
+library is not glibc (no ``mallopt``), nothing changes.
 """
 
 from __future__ import annotations
