@@ -4,16 +4,20 @@
 Figures, in one run, on loopback tcp:
 
 - throughput of a bridge link (source -> BridgeSender ~tcp~> BridgeReceiver ->
-  sink, every actor its own process) at 512x512 and 2048x2048 uint16, flat
-  out, against raw pyzmq PUSH/PULL of the same bytes between two processes
-  (the floor: no rings, no flow control);
+  a ring, every actor its own process), counted where its frames arrive, at
+  512x512 and 2048x2048 uint16, flat out, against raw pyzmq PUSH/PULL of the
+  same bytes between two processes (the floor: no rings, no flow control),
+  over the same window after the same warm-up; and the end-to-end rate of a
+  pipeline whose source copies every frame and whose sink reads each;
+- with ``--cpu``: each thread's CPU time and page faults per frame, both sides;
 - the latency a bridge hop adds: acquisition-to-sink at 100 Hz (512x512),
   through the bridge and through a plain ring link (p50, p99);
 - with ``--ray`` (``pip install 'rigd[cluster]'``): a frame passed between
   actors on the two nodes of a local ``ray.cluster_utils.Cluster`` through
-  Ray's object store, per frame, against the bridge's per-frame time.
+  Ray's object store, per frame, against the bridge's and raw pyzmq's
+  per-frame time.
 
-    .venv/bin/python bench/cluster.py [--seconds 5] [--ray]
+    .venv/bin/python bench/cluster.py [--seconds 5] [--ray] [--cpu] [--reprocess]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import socket
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p
 )
 
+import thread_cpu  # noqa: E402
+
 import rigd  # noqa: E402
 from rigd.pipeline import Pipeline, plan_pipeline  # noqa: E402
 
@@ -50,9 +57,21 @@ def free_port() -> int:
         return port
 
 
-def bridge_yaml(shape: int, fps: float | None, bridged: bool) -> str:
+#: Seconds a throughput figure waits after the first frames before it counts (both sides).
+WARM_UP_S = 1.0
+
+
+def bridge_yaml(shape: int, fps: float | None, bridged: bool, link_only: bool = False) -> str:
+    """A pipeline: source -> sink, or source -> sender ~tcp~> receiver -> sink.
+
+    ``link_only``: the bridge link alone, as raw PUSH/PULL is measured: the
+    source's slots hold the frame once and then only get its number (raw
+    pyzmq sends one prepared array again and again), and the receiver's
+    ring has no reader (raw PULL drops each frame it receives).
+    """
     port = free_port()
     fps_text = fps if fps else "null"
+    fill = "once" if link_only else "each"
     if bridged:
         middle = f"""
           - {{name: sender, class: rigd.pipeline.BridgeSender,
@@ -61,23 +80,28 @@ def bridge_yaml(shape: int, fps: float | None, bridged: bool) -> str:
               options: {{address: "tcp://127.0.0.1:{port}", shape: [{shape}, {shape}],
                          dtype: uint16}}}}
         links:
-          - {{link: source.frames -> sender.frames, slots: 8}}
-          - {{link: receiver.frames -> sink.result, slots: 8}}
+          - {{link: source.frames -> sender.frames}}
         """
+        if not link_only:
+            middle += "  - {link: receiver.frames -> sink.result, slots: 8}\n"
     else:
         middle = """
         links:
           - {link: source.frames -> sink.result, slots: 8}
         """
-    return textwrap.dedent(
-        f"""
-        name: bridge{shape}
-        actors:
-          - {{name: source, class: pipeline_actors.Source,
-              options: {{shape: [{shape}, {shape}], fps: {fps_text}}}}}
-          - {{name: sink, class: pipeline_actors.Sink}}
-        """
-    ) + textwrap.dedent(middle)
+    sink = "" if link_only else "  - {name: sink, class: pipeline_actors.Sink}\n"
+    return (
+        textwrap.dedent(
+            f"""
+            name: bridge{shape}
+            actors:
+              - {{name: source, class: pipeline_actors.Source,
+                  options: {{shape: [{shape}, {shape}], fps: {fps_text}, fill: {fill}}}}}
+            """
+        )
+        + sink
+        + textwrap.dedent(middle)
+    )
 
 
 def run_pipeline(text: str, seconds: float) -> dict[str, Any]:
@@ -94,39 +118,90 @@ def run_pipeline(text: str, seconds: float) -> dict[str, Any]:
     return results
 
 
-def _pull(address: str, count: int, queue: Any) -> None:
+def bridge_link(text: str, seconds: float, cpu: bool) -> tuple[float, list[str]]:
+    """Frames/s the receiver's ring gets over ``seconds`` after ``WARM_UP_S``, and
+    (``cpu``) each thread's CPU time per frame over those seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        path.write_text(text)
+        pipeline = Pipeline(plan_pipeline(path))
+        pipeline.start()
+        try:
+            receiver = pipeline.handle("receiver")
+            time.sleep(WARM_UP_S)  # a benchmark's warm-up, not a wait for a condition
+            pids = {n: a["pid"] for n, a in pipeline.status().actors.items()}
+            before = thread_cpu.sample(pids) if cpu else {}
+            n0 = rigd.get(receiver.status.remote())["frames_received"]
+            t0 = time.perf_counter()
+            time.sleep(seconds)  # the measuring window
+            n1 = rigd.get(receiver.status.remote())["frames_received"]
+            t1 = time.perf_counter()
+            after = thread_cpu.sample(pids) if cpu else {}
+        finally:
+            pipeline.stop(timeout=10)
+    frames = n1 - n0
+    return frames / (t1 - t0), thread_cpu.per_frame(before, after, frames) if cpu else []
+
+
+def _pull(address: str, seconds: float, counting: Any, done: Any, queue: Any) -> None:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PULL)
     sock.connect(address)
-    sock.recv(copy=False)  # the first frame: the clock starts after it
+    sock.recv(copy=False)  # the first frame: the warm-up starts after it
     start = time.perf_counter()
-    for _ in range(count - 1):
+    while time.perf_counter() - start < WARM_UP_S:
         sock.recv(copy=False)
-    queue.put((count - 1) / (time.perf_counter() - start))
+    counting.set()
+    frames = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        sock.recv(copy=False)
+        frames += 1
+    queue.put(frames / (time.perf_counter() - start))
+    done.set()
+    while sock.poll(500):  # until the sender stops
+        sock.recv(copy=False)
     sock.close(linger=0)
     ctx.term()
 
 
-def raw_pushpull(shape: int, seconds: float) -> float:
-    """Frames/s of raw pyzmq PUSH -> PULL (zero-copy send) between two processes."""
+def raw_pushpull(shape: int, seconds: float, cpu: bool) -> tuple[float, list[str]]:
+    """Frames/s of raw pyzmq PUSH -> PULL (zero-copy send of one prepared array)
+    between two processes, counted by the PULL over ``seconds`` after ``WARM_UP_S``;
+    and (``cpu``) each thread's CPU time per frame over those seconds."""
     frame = np.random.default_rng(0).integers(0, 4096, (shape, shape), dtype=np.uint16)
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
     sock.setsockopt(zmq.SNDHWM, 8)
     address = f"tcp://127.0.0.1:{free_port()}"
     sock.bind(address)
-    # As many frames as take about `seconds` at a first guess of 1 GB/s.
-    count = max(50, int(seconds * 1e9 / frame.nbytes))
-    queue: Any = mp.get_context("spawn").Queue()
-    proc = mp.get_context("spawn").Process(target=_pull, args=(address, count, queue))
+    spawn = mp.get_context("spawn")
+    counting, done, queue = spawn.Event(), spawn.Event(), spawn.Queue()
+    proc = spawn.Process(target=_pull, args=(address, seconds, counting, done, queue))
     proc.start()
-    for _ in range(count):
-        sock.send(frame, copy=False)
-    rate: float = queue.get(timeout=120)
-    proc.join(30)
-    sock.close(linger=0)
-    ctx.term()
-    return rate
+    stop = threading.Event()
+
+    def push() -> None:  # flat out, on a thread: the main thread only takes the samples
+        while not stop.is_set():
+            sock.send(frame, copy=False)
+
+    pusher = threading.Thread(target=push)
+    pusher.start()
+    pids = {"push": os.getpid(), "pull": proc.pid or 0}
+    try:
+        counting.wait(120)
+        before = thread_cpu.sample(pids) if cpu else {}
+        done.wait(120)
+        after = thread_cpu.sample(pids) if cpu else {}
+        rate: float = queue.get(timeout=30)
+    finally:
+        stop.set()
+        pusher.join(30)
+        proc.join(30)
+        sock.close(linger=0)
+        ctx.term()
+    frames = round(rate * seconds)
+    return rate, thread_cpu.per_frame(before, after, frames) if cpu else []
 
 
 def ray_object_store(shape: int, frames: int) -> float:
@@ -250,21 +325,40 @@ def main() -> None:
     parser.add_argument(
         "--reprocess", action="store_true", help="also rigd reprocess vs a Ray task loop"
     )
+    parser.add_argument(
+        "--cpu", action="store_true", help="also each thread's CPU time per frame (psutil)"
+    )
     args = parser.parse_args()
     rigd.init(num_cpus=8)
     per_frame: dict[int, float] = {}
-    print("throughput, flat out (frames/s; MB/s)")
+    raw_per_frame: dict[int, float] = {}
+    print(
+        f"throughput, flat out, counted over {args.seconds:g} s after {WARM_UP_S:g} s"
+        " (frames/s; MB/s)\n"
+        "  bridge link: source (slots hold the frame once, then get its number) -> ring ->\n"
+        "    BridgeSender ~tcp~> BridgeReceiver -> ring with no reader; counted as the\n"
+        "    receiver's ring gets them (the target's figure)\n"
+        "  raw: one prepared array, pyzmq PUSH (zero-copy) ~tcp~> PULL, which drops each;\n"
+        "    counted by the PULL\n"
+        "  pipeline: a source copying every frame -> bridge -> sink reading every frame,\n"
+        "    end to end, counted by the sink (for reference, no target)"
+    )
     for shape in (512, 2048):
         nbytes = shape * shape * 2
-        bridge = run_pipeline(bridge_yaml(shape, None, bridged=True), args.seconds)
-        raw = raw_pushpull(shape, args.seconds)
-        rate = bridge["frames_per_s"]
-        per_frame[shape] = 1 / rate
-        print(
-            f"  {shape}x{shape} uint16: bridge {rate:8.1f} ({rate * nbytes / 1e6:7.0f})"
-            f"   raw PUSH/PULL {raw:8.1f} ({raw * nbytes / 1e6:7.0f})"
-            f"   bridge/raw {rate / raw:5.2f}"
+        rate, bridge_cpu = bridge_link(
+            bridge_yaml(shape, None, bridged=True, link_only=True), args.seconds, args.cpu
         )
+        raw, raw_cpu = raw_pushpull(shape, args.seconds, args.cpu)
+        whole = run_pipeline(bridge_yaml(shape, None, bridged=True), args.seconds)["frames_per_s"]
+        per_frame[shape], raw_per_frame[shape] = 1 / rate, 1 / raw
+        print(
+            f"  {shape}x{shape} uint16: bridge link {rate:7.1f} ({rate * nbytes / 1e6:5.0f})"
+            f"  raw {raw:7.1f} ({raw * nbytes / 1e6:5.0f})  bridge/raw {rate / raw:4.2f}"
+            f"   pipeline {whole:7.1f} ({whole / raw:4.2f} of raw)   load {os.getloadavg()[0]:.1f}"
+        )
+        if args.cpu:
+            print("    CPU per frame, bridge link:", *bridge_cpu, sep="\n")
+            print("    CPU per frame, raw:", *raw_cpu, sep="\n")
     print("latency at 100 Hz, 512x512, acquisition to sink (us)")
     direct = run_pipeline(bridge_yaml(512, 100, bridged=False), args.seconds)
     hop = run_pipeline(bridge_yaml(512, 100, bridged=True), args.seconds)
@@ -276,12 +370,18 @@ def main() -> None:
     )
     rigd.shutdown()
     if args.ray:
-        print("per frame between two nodes (ms): Ray's object store vs the bridge")
+        print(
+            "per frame between two nodes (ms): Ray's object store (put on node A, get on\n"
+            "  node B, one after the other) vs the bridge link's and raw pyzmq's period above;\n"
+            "  raw/Ray is what any ZMQ link can reach on this machine"
+        )
         for shape in (512, 2048):
             ray_s = ray_object_store(shape, 50 if shape == 512 else 20)
             print(
-                f"  {shape}x{shape}: Ray {ray_s * 1e3:7.2f}  bridge {per_frame[shape] * 1e3:7.2f}"
-                f"  Ray/bridge {ray_s / per_frame[shape]:6.1f}x"
+                f"  {shape}x{shape}: Ray {ray_s * 1e3:7.2f}  bridge {per_frame[shape] * 1e3:6.2f}"
+                f"  raw {raw_per_frame[shape] * 1e3:6.2f}"
+                f"  Ray/bridge {ray_s / per_frame[shape]:5.1f}x"
+                f"  Ray/raw {ray_s / raw_per_frame[shape]:5.1f}x"
             )
 
     if args.reprocess:

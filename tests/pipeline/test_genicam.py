@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -109,6 +112,41 @@ def test_the_features_applied_are_read_back_into_the_run_metadata(
     assert attrs["camera.AcquisitionFrameRate"] == 100.0
     assert attrs["camera.TriggerMode"] == "Off"
     assert attrs["camera.DeviceSerialNumber"] == "GV01"
+
+
+def test_frame_info_columns_are_named_with_units_in_the_run_file(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    # Was: field0..field3 (h5py, silx and h5dump showed no names).
+    path = write(tmp_path, PIPELINE, device=DEVICE_ID, options="width: 64, height: 64, n_frames: 5")
+
+    report = run(path)
+
+    names = ["camera_frame_id", "hardware_timestamp_ns", "driver_timestamp_ns", "status"]
+    with h5py.File(report.files[0], "r") as f:
+        info = f["camera_frame_info/frames"]
+        assert list(info.attrs["field_names"]) == names
+        assert list(info.attrs["field_units"]) == ["", "ns", "ns", ""]
+        assert info.shape == (5, 4)  # the N x 4 layout readers index stays
+        data = f["entry/camera_frame_info"]
+        assert data.attrs["signal"] == "camera_frame_id"
+        for k, name in enumerate(names):
+            np.testing.assert_array_equal(data[name][:], info[:, k])
+        assert data["driver_timestamp_ns"].attrs["units"] == "ns"
+        assert "block id" in data["camera_frame_id"].attrs["long_name"]
+        host = data["driver_timestamp_ns"][:].astype(np.int64)
+        recorded = f["camera_frame_info/timestamp_ns"][:].astype(np.int64)
+    # The driver's time is the host's clock (ns since the epoch): within a
+    # second of when the frame was recorded.
+    assert np.all(np.abs(recorded - host) < 1_000_000_000)
+    if shutil.which("h5dump"):
+        shown = subprocess.run(
+            ["h5dump", "-H", "-g", "/entry/camera_frame_info", report.files[0]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert all(f'DATASET "{name}"' in shown for name in names), shown
 
 
 def test_a_software_trigger_produces_exactly_the_triggered_frames(
@@ -282,7 +320,7 @@ def test_a_camera_behind_a_slow_lossless_reader_drops_with_ring_full_in_the_ledg
             " options: {delay: 0.02}}",
         ),
         device=DEVICE_ID,
-        options="width: 64, height: 64, frame_rate: 200, n_frames: 300",
+        options="width: 64, height: 64, frame_rate: 200, n_frames: 120",
     )
     pipeline = Pipeline(plan_pipeline(path))
     pipeline.start()
@@ -294,6 +332,8 @@ def test_a_camera_behind_a_slow_lossless_reader_drops_with_ring_full_in_the_ledg
     frames = read_stream(report.files[0], "camera")
     ids = frames["frame_id"].astype(np.int64)
     assert np.all(np.diff(ids) > 0)
+    # n_frames counts the frames delivered (in the file); the drops come on top.
+    assert len(ids) == 120
     ledger = frames["dropped"]
     full = int(ledger[ledger["reason"] == b"ring_full"]["count"].sum())
     assert full == drops["ring_full"] > 0, (ledger, drops)

@@ -12,7 +12,7 @@ import pytest
 from rigd._exceptions import RigdError
 from rigd.config import PipelineFileError
 from rigd.pipeline import Pipeline, plan_pipeline
-from tests.pipeline.sources import frames_equal, read_stream, run, write
+from tests.pipeline.sources import frames_equal, ledger, read_stream, run, write
 
 PIPELINE = """
 name: video
@@ -39,6 +39,65 @@ def write_video(
             frame.pts = k
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+
+
+def write_mp4(path: Path, n: int = 30) -> bytes:
+    """An MPEG-4 mp4 of ``n`` 64 x 48 frames, its header (moov) first, as a
+    camera's recorder leaves it (faststart); returns the file's bytes."""
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for k in range(n):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * k, np.uint8), "rgb24")
+            frame.pts = k
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    data = path.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat"), "the header must come first"
+    return data
+
+
+def test_a_video_cut_short_warns_and_the_ledger_says_the_source_ended_early(
+    tmp_path: Path,
+) -> None:
+    # Was: a silent short run (5 frames of 30, nothing said, no ledger row).
+    data = write_mp4(tmp_path / "whole.mp4")
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    path = write(tmp_path, PIPELINE, path=tmp_path / "cut.mp4", options="rate: max")
+
+    report = run(path)
+
+    stream = read_stream(report.files[0], "video")
+    reached = len(stream["frame_id"])
+    assert 0 < reached < 30
+    assert list(stream["frame_id"]) == list(range(reached))
+    assert ledger(stream) == [(reached, 30 - reached, "source_ended_early")]
+    assert report.dropped["video"] == 30 - reached
+    assert report.log is not None
+    assert (
+        f"video file '{tmp_path / 'cut.mp4'}' ended after {reached} of the 30 frames its "
+        "header promises" in Path(report.log).read_text()
+    )
+
+
+def test_a_video_none_of_whose_frames_decodes_is_refused_naming_the_file_and_pyav(
+    tmp_path: Path,
+) -> None:
+    # Was: a frame shape of (0, 0) refused, or a silent 0-frame run.
+    data = write_mp4(tmp_path / "whole.mp4")
+    body = data.find(b"mdat") + 4
+    (tmp_path / "zeroed.mp4").write_bytes(data[:body] + bytes(len(data) - body))
+    (tmp_path / "header.mp4").write_bytes(data[:body])
+    cases = {
+        "zeroed.mp4": r"has no decodable frames: PyAV reported: .*Invalid data",
+        "header.mp4": r"has no decodable frames: its stream ends before the first "
+        r"\(its header promises 30\)",
+    }
+    for name, reported in cases.items():
+        path = write(tmp_path, PIPELINE, path=tmp_path / name, options="rate: max")
+        with pytest.raises(PipelineFileError, match=rf"line 6, .*'{tmp_path / name}' {reported}"):
+            plan_pipeline(path)
+    assert not (tmp_path / "data").exists()  # nothing recorded, no run file
 
 
 def test_a_lossless_gray_video_is_replayed_bit_for_bit(tmp_path: Path) -> None:

@@ -160,9 +160,9 @@ def workers_of(daemon_pid: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def serving(directory: Path, **config: Any) -> Iterator[Daemon]:
+def serving(directory: Path, env: dict[str, str] | None = None, **config: Any) -> Iterator[Daemon]:
     """A daemon for one test: SIGTERM must stop it with status 0 and leave nothing."""
-    d = Daemon(directory, **config)
+    d = Daemon(directory, env=env, **config)
     try:
         yield d
         assert d.terminate() == 0, d.output()

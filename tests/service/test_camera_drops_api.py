@@ -57,6 +57,7 @@ def test_a_cameras_drops_are_in_the_status_metrics_events_and_the_run(tmp_path: 
             return links[0] if links else {"skipped": 0}
 
         wait_until(lambda: camera_link()["skipped"] > 20, 30, "the camera to drop frames")
+        assert camera_link()["dropped_by_reason"]["ring_full"] > 20
         wait_until(lambda: any(e["type"] == "drops" for e in events), 30, "a drops event")
         drop = next(e for e in events if e["type"] == "drops")
         assert drop["link"] == "camera.frames"

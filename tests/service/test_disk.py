@@ -132,3 +132,48 @@ def test_a_run_is_sealed_with_a_reader_attached(tmp_path: Path) -> None:
         assert d.terminate() == 0, d.output()
     finally:
         d.stop()
+
+
+RESTARTED = """\
+name: big
+actors:
+  - name: camera
+    class: rigd.pipeline.SimulatedCamera
+    options: {shape: [256, 256], dtype: uint16, fps: 50, pattern: counter}
+  - name: recorder
+    class: rigd.pipeline.HDF5Recorder
+    max_restarts: 3
+record: [camera.frames]
+"""
+
+
+def test_a_full_disk_ends_the_run_at_once_even_with_restarts_to_spare(
+    tmp_path: Path, tmpfs: Path
+) -> None:
+    # A restart cannot make room: the recorder is not restarted, the run fails
+    # at the first write the disk refuses, and the file keeps what reached it.
+    d = Daemon(tmp_path, data_dir=str(tmpfs), disk_warn_minutes=0)
+    try:
+        load(d, RESTARTED)
+        run = d.client.post("/v1/runs", json={"run_id": "full"})
+        assert run.status_code == 201, run.text
+        wait_until(lambda: d.status()["state"] == "failed", timeout=60, what="the run to fail")
+        record = d.client.get("/v1/runs/full").json()
+        assert record["state"] == "failed"
+        assert record["restarts"].get("recorder", 0) == 0, record
+        assert "No space left on device" in record["failure"], record["failure"]
+        assert "no restart can fix" in record["failure"], record["failure"]
+        journal = [json.loads(line) for line in (tmpfs / "runs.jsonl").read_text().splitlines()]
+        assert "No space left on device" in journal[-1]["failure"]
+        assert "restarting it" not in d.output(), d.output()
+        (path,) = record["files"]
+        kept = inspect_run(path)
+        (camera,) = kept.streams
+        assert camera.frames * 256 * 256 * 2 > 15e6, camera
+        assert not any(reason == "restart" for *_, reason in camera.ledger), camera.ledger
+        span = f"camera: frames {camera.first_frame_id}..{camera.last_frame_id} ({camera.frames})"
+        assert span in record["failure"], record["failure"]
+        assert httpx.get(d.url + "/v1/health", timeout=30).status_code == 503
+        assert d.terminate() == 0, d.output()
+    finally:
+        d.stop()

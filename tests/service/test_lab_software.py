@@ -5,6 +5,7 @@ unchanged, the Python ``Client`` with the progress events, and the self-test
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -277,3 +278,9 @@ def test_rigd_run_with_a_console_serves_it_during_the_run_and_exits_when_it_ends
     with h5py.File(path, "r") as f:
         assert f.attrs["animal"] == "m12"
         assert len(f["camera/frames"]) == 800
+    # The journal and the run's log are beside the run file, as `rigd serve` keeps
+    # them in its data directory; nothing lands in the current directory.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rigd-data", "short.yaml"]
+    journal = (tmp_path / "rigd-data" / "runs.jsonl").read_text().splitlines()
+    assert json.loads(journal[-1])["state"] == "complete"
+    assert "camera" in (tmp_path / "rigd-data" / "foreground.log").read_text()

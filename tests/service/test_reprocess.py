@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -144,3 +145,58 @@ def test_a_source_that_is_not_recorded_is_refused_with_the_fix() -> None:
         ValueError, match=r"source 'camera' is not recorded.*link it to the recorder"
     ):
         replay_pipeline(text, "run.h5", "out")
+
+
+def test_a_reprocessed_file_keeps_its_sources_metadata_and_drop_ledger(tmp_path: Path) -> None:
+    # Was: the new file had only reprocessed_from, and its ledger said "gap"
+    # (or nothing) where the source said why frames were lost.
+    from rigd.service._reprocess import reprocess
+
+    pipeline = tmp_path / "rowsums.yaml"
+    pipeline.write_text(PIPELINE)
+    source = tmp_path / "lossy.h5"
+    frames = np.random.default_rng(5).integers(0, 4000, (12, 8, 12), dtype=np.uint16)
+    ids = [0, 1, 2, 5, 6, 7, 8, 12, 13, 14, 15, 16]
+    meta = {"subject_id": "M12", "species": "Mus musculus", "session": {"day": 3}, "gain": 2.5}
+    spec = StreamSpec("camera", (8, 12), np.dtype(np.uint16))
+    with RunWriter(source, [spec], run_id="lossy", metadata=meta) as writer:
+        for frame, k in zip(frames, ids, strict=True):
+            if k == 5:
+                writer.note_dropped("camera", 3, 2, "missing_packets")
+            if k == 8:
+                writer.note_dropped("camera", 8, 0, "restart of camera")  # an event
+            if k == 12:
+                writer.note_dropped("camera", 9, 1, "ring_full")
+                writer.note_dropped("camera", 10, 2, "restart of recorder recorder")
+            writer.write("camera", frame, k, 1_700_000_000_000_000_000 + k * 10_000_000)
+    with h5py.File(source, "r") as f:
+        expected = [
+            (int(r["first_id"]), int(r["count"]), r["reason"].decode())
+            for r in f["camera/dropped"][:]
+        ]
+    assert [row[2] for row in expected] == [
+        "missing_packets",
+        "restart of camera",
+        "ring_full",
+        "restart of recorder recorder",
+    ]
+
+    (result,) = reprocess(pipeline, [str(source)], tmp_path / "out")
+
+    assert result.state == "done", result.error
+    with h5py.File(result.output or "", "r") as f:
+        attrs = dict(f.attrs)
+        camera = f["camera"]
+        np.testing.assert_array_equal(camera["frames"][:], frames)
+        ledger = [
+            (int(r["first_id"]), int(r["count"]), r["reason"].decode())
+            for r in camera["dropped"][:]
+        ]
+        dropped = int(camera.attrs["frames_dropped"])
+    assert ledger == expected  # reasons kept, no "gap" in their place
+    assert dropped == 5
+    assert (attrs["subject_id"], attrs["species"], attrs["gain"]) == ("M12", "Mus musculus", 2.5)
+    assert json.loads(attrs["session"]) == {"day": 3}
+    assert attrs["reprocessed_from"] == str(source)
+    assert attrs["reprocessed_pipeline"] == "rowsums"
+    assert f"{source} through pipeline 'rowsums' ({pipeline})" in attrs["provenance"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,41 @@ def test_rigd_export_writes_nwb_from_the_command_line(run_file: Path, tmp_path: 
     assert serious(out) == []
     assert missing.returncode == 1
     assert "session_description, subject_id, species" in missing.stderr
+
+
+def _linked_frames(nwb_path: Path) -> np.ndarray:
+    """The camera frames as pynwb reads them through the NWB file's link."""
+    with pynwb.NWBHDF5IO(str(nwb_path), "r") as io:
+        return np.asarray(io.read().acquisition["camera"].data[:])
+
+
+def test_an_nwb_file_and_its_run_file_moved_together_still_link(
+    run_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was: `rigd export data/run.h5 --nwb run.nwb` stored the link as
+    # "data/run.h5": the pair moved into one directory lost the frames.
+    import h5py
+
+    with h5py.File(run_file, "r") as f:
+        frames = f["camera/frames"][:]
+    (tmp_path / "data").mkdir()
+    shutil.copy(run_file, tmp_path / "data" / "run.h5")
+    monkeypatch.chdir(tmp_path)
+    export_nwb("data/run.h5", "run.nwb", metadata=META)
+    np.testing.assert_array_equal(_linked_frames(tmp_path / "run.nwb"), frames)
+    # Exported beside the run file: the link is the run file's name alone.
+    export_nwb(tmp_path / "data" / "run.h5", tmp_path / "data" / "beside.nwb", metadata=META)
+    with h5py.File(tmp_path / "data" / "beside.nwb", "r") as f:
+        link = f["acquisition/camera"].get("data", getlink=True)
+        assert (link.filename, link.path) == ("run.h5", "/camera/frames")
+
+    moved = tmp_path / "elsewhere" / "session1"
+    moved.mkdir(parents=True)
+    for name in ("data/run.h5", "run.nwb", "data/beside.nwb"):
+        shutil.move(tmp_path / name, moved / Path(name).name)
+    monkeypatch.chdir("/")  # HDF5 must not find the run file by the working directory
+
+    np.testing.assert_array_equal(_linked_frames(moved / "run.nwb"), frames)
+    np.testing.assert_array_equal(_linked_frames(moved / "beside.nwb"), frames)
+    with h5py.File(moved / "beside.nwb", "r") as f:
+        np.testing.assert_array_equal(f["acquisition/camera/data"][:], frames)

@@ -9,17 +9,11 @@ from rigd.actors._actor_log import run_log_format
 from rigd.actors._api import cancel, exit_actor, get, get_actor, get_gpu_ids, kill, put, wait
 from rigd.actors._cluster_resources import available_resources, cluster_resources
 from rigd.actors._generator import ObjectRefGenerator
-from rigd.actors._handle import (
-    ActorClass,
-    ActorHandle,
-    ActorMethod,
-    ActorProxy,
-    MethodOptions,
-    method,
-)
+from rigd.actors._handle import ActorClass, ActorHandle, ActorMethod, ActorProxy
 from rigd.actors._job_config import JobConfig
+from rigd.actors._method_options import MethodOptions, method
 from rigd.actors._options import ActorOptions, TaskOptions
-from rigd.actors._pipeline_actor import Actor, Endpoints, add_fatal_error, add_input_lost_error
+from rigd.actors._pipeline_actor import Actor, Endpoints
 from rigd.actors._placement_group import (
     PlacementGroup,
     get_placement_group,
@@ -40,6 +34,7 @@ from rigd.actors._session import (
     shutdown,
 )
 from rigd.actors._state import ActorInfo, list_actors
+from rigd.actors._step_loop import add_fatal_error, add_input_lost_error
 
 __all__ = [
     "Actor",

@@ -28,10 +28,10 @@ from rigd.actors._events import EventBuffer, TaskState
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._head_client import HeadClient
 from rigd.actors._io_loop import EPOLLIN, IoLoop
-from rigd.actors._protocol import ActorAddress, DeathReason, Release
 from rigd.actors._ref import ObjectRef
 from rigd.actors._ref_args import pending_refs, placeholders, placeholders_kw, resolve_refs
 from rigd.actors._started import last_started, table_path
+from rigd.actors._to_head import ActorAddress, DeathReason, Release
 from rigd.actors._wire import check_picklable, dumps, pack_frame, recv_nowait
 
 __all__ = ["ActorCalls"]

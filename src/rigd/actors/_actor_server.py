@@ -8,63 +8,52 @@ executor (``_executors``). Replies leave through ``CallReplies``
 (``_call_replies``). The actor ends when the head asks (``TERMINATE``), when
 its handles are gone (a drain), or when a method ends it.
 
-Why one module of over 500 lines: ``ActorServer`` is the serving loop of
-the hot path, and its methods (accept, read, queue, cancel, run, end) share
-the per-connection state of that loop; each hop to another object on a call
-costs measurable time at tens of microseconds per call. What does not share
-it is elsewhere: replies (``_call_replies``), executors (``_executors``),
-task workers (``_task_worker``), the process's start (``_worker``).
+``ActorServer`` is the serving loop of the hot path, and its methods
+(accept, read, queue, cancel, run) share the per-connection state of that
+loop; each hop to another object on a call costs measurable time at tens of
+microseconds per call. What does not share it is elsewhere: building the
+actor and its executor (``_actor_start``), ending it (``_actor_exit``),
+replies (``_call_replies``), executors (``_executors``), task workers
+(``_task_worker``), the process's start (``_worker``).
 """
 
 from __future__ import annotations
 
-import atexit
 import collections
 import contextlib
 import inspect
-import logging
 import os
-import pickle
 import queue
 import selectors
 import socket
-import sys
 import threading
 import time
 import traceback
-import types
 from typing import TYPE_CHECKING, Any
 
-from rigd._exceptions import ActorDiedError, TaskCancelledError
+from rigd._exceptions import TaskCancelledError
 from rigd.actors import _context
+from rigd.actors._actor_exit import close_and_exit, end_actor, why_ended
+from rigd.actors._actor_start import construct_actor, make_executor
 from rigd.actors._call_messages import read_call, reply_ok
 from rigd.actors._call_replies import CallReplies
-from rigd.actors._context import GPU_IDS_ENV, ActorExit
+from rigd.actors._context import ActorExit
 from rigd.actors._events import TaskState
+from rigd.actors._from_head import StartActor, Terminate
 from rigd.actors._messages import CALL, CANCEL, CLOSE, ExitKind, TerminateMode
-from rigd.actors._protocol import (
-    ActorFailed,
-    ActorReady,
-    Exiting,
-    StartActor,
-    Terminate,
-    decode_order,
-)
+from rigd.actors._protocol import decode_order
 from rigd.actors._replies import error_reply
 from rigd.actors._runtime import Runtime
-from rigd.actors._schema import BUILTIN_METHODS, ActorKind, ActorSchema
+from rigd.actors._schema import BUILTIN_METHODS, ActorKind, ActorSchema, bound_method
 from rigd.actors._started import StartedTable, table_path
-from rigd.actors._wire import FrameReader, dumps, loads, pack_frame, recv_nowait, release_send_pools
+from rigd.actors._to_head import ActorFailed, ActorReady
+from rigd.actors._wire import FrameReader, dumps, loads, pack_frame, recv_nowait
 
 if TYPE_CHECKING:
     from rigd.actors._executors import Executor
 
 __all__ = ["ActorServer"]
 
-log = logging.getLogger("rigd.worker")
-
-# __rigd_shutdown__ may take this long before the process exits anyway.
-SHUTDOWN_HOOK_TIMEOUT_S = 30.0
 # A draining actor waits this long for its callers to close their sockets.
 DRAIN_TIMEOUT_S = 30.0
 # A serial actor looks for cancels behind its next call after a call this long.
@@ -124,42 +113,16 @@ class ActorServer:
         #: Why the actor's own code ended it, when not by exit_actor() (sys.exit, ...).
         self.exit_detail = ""
         try:
-            if os.environ.get(GPU_IDS_ENV):
-                # A GPU actor: make sure CUDA's devices are the GPUs assigned
-                # (NVML and CUDA number them differently) before it runs.
-                from rigd.gpu import check_visible_devices
-
-                check_visible_devices()
-            cls = pickle.loads(start.cls_body)
-            args, kwargs = loads(start.args_body)
-            if self.schema.kind is ActorKind.ASYNC:
-                # The constructor sees the loop its default group's calls run
-                # on (asyncio.get_event_loop() there is that loop, as in Ray).
-                import asyncio
-
-                self.loop = asyncio.new_event_loop()
-                asyncio.set_event_loop(self.loop)
-            self.instance = cls(*args, **kwargs)
+            self.instance, self.loop = construct_actor(start)
         except BaseException as exc:  # noqa: BLE001 - boundary: report the constructor's error
             text = "".join(traceback.format_exception(exc)).rstrip()
             runtime.send_to_head(ActorFailed(self.actor_id, text))
-            self._close_and_exit(1, run_atexit=False)
-        self.executor: Executor | None = None
-        self.call_type: Any = None  # executors' Call, imported with them
-        if self.schema.kind is not ActorKind.SERIAL:
-            # Imported only here: asyncio and concurrent.futures take 40 ms to
-            # import, most of a serial actor's start-up.
-            from rigd.actors._executors import AsyncExecutor, Call, ThreadedExecutor
-
-            self.call_type = Call
-        if self.schema.kind is ActorKind.THREADED:
-            self.executor = ThreadedExecutor(self.schema, self.replies.reply, self._exit_from_call)
-        elif self.schema.kind is ActorKind.ASYNC:
-            # The event loop runs on this (the main) thread: a call goes from
-            # the socket to its task with no hand-off between threads.
-            self.executor = AsyncExecutor(
-                self.schema, self.replies.reply, self._exit_from_call, self.replies.send, self.loop
-            )
+            close_and_exit(self.connections, 1, run_atexit=False)
+        self.executor: Executor | None
+        self.call_type: Any  # executors' Call, imported with them
+        self.executor, self.call_type = make_executor(
+            self.schema, self.replies, self._exit_from_call, self.loop
+        )
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.selector.register(wake_r, selectors.EVENT_READ, None)
         runtime.send_to_head(ActorReady(self.actor_id, self.path))
@@ -183,12 +146,12 @@ class ActorServer:
                     assert isinstance(obj, socket.socket)
                     self._on_readable(obj)
                 if self.exit_request is not None:
-                    self._finish()
+                    end_actor(self)
             if self.exit_request is not None:
-                self._finish()
+                end_actor(self)
             if self.draining and (not self.connections or _now() >= self.drain_deadline):
                 self.exit_request = (ExitKind.GRACEFUL, None, None)
-                self._finish()
+                end_actor(self)
 
     def _serve_on_loop(self, loop: Any) -> None:
         """Serve an async actor from its event loop, on this thread."""
@@ -224,7 +187,7 @@ class ActorServer:
         if self.draining and (not self.connections or _now() >= self.drain_deadline):
             self.exit_request = self.exit_request or (ExitKind.GRACEFUL, None, None)
         if self.exit_request is not None:
-            self._finish()
+            end_actor(self)
 
     def _on_head_messages(self) -> None:
         try:
@@ -350,7 +313,7 @@ class ActorServer:
                 self.exit_request = (ExitKind.GRACEFUL, conn, call_id)
                 return
             try:
-                method = _bound_method(self.instance, name)
+                method = bound_method(self.instance, name)
             except AttributeError as exc:
                 self.replies.send(
                     conn,
@@ -413,15 +376,6 @@ class ActorServer:
             del self.replies.task_ids[(conn, call_id)]
             self.runtime.events.record(task_id, TaskState.FINISHED)
 
-    def _streams(self, method: str) -> bool:
-        """Whether a call's generator result streams: only a generator method's does.
-
-        A plain method that returns a generator object returns a value, as in
-        Ray; it cannot be pickled, and the caller gets that ``TypeError``.
-        """
-        spec = self.schema.methods.get(method)
-        return spec is not None and spec.is_generator
-
     def _exit_from_call(
         self, conn: socket.socket, call_id: int, exc: BaseException | None = None
     ) -> None:
@@ -434,95 +388,12 @@ class ActorServer:
         if self.exit_request is not None:
             return  # already ending
         if exc is not None:
-            self.exit_detail = _why_ended(exc)
+            self.exit_detail = why_ended(exc)
         self.exit_request = (ExitKind.EXIT_ACTOR, conn, call_id)
         try:
             os.write(self.wake_w, b"\0")
         except BlockingIOError:
             pass
-
-    def _finish(self) -> None:
-        """End the actor: tell the head, hook, reply, close, exit."""
-        assert self.exit_request is not None
-        kind, conn, call_id = self.exit_request
-        # First: the head frees the actor's name at once, so no get_actor or
-        # get_if_exists hands out this actor while its hook runs.
-        self.runtime.send_to_head(Exiting(kind.value, self.exit_detail))
-        if self.loop is not None:
-            self.loop.remove_reader(self.listener.fileno())
-        else:
-            self.selector.unregister(self.listener)
-        self.listener.close()
-        os.unlink(self.path)
-        if self.executor is not None:
-            self.executor.shutdown(SHUTDOWN_HOOK_TIMEOUT_S)
-        _run_shutdown_hook(self.instance, self.class_name)
-        if conn is not None and call_id is not None:
-            if kind is ExitKind.EXIT_ACTOR:
-                why = self.exit_detail or "exited by calling rigd.actor.exit_actor()"
-                error = ActorDiedError(f"The actor {self.class_name} ({self.actor_id}) {why}")
-                self.replies.send(
-                    conn,
-                    error_reply(
-                        call_id, f"{self.class_name}.exit_actor", error, self.runtime.shm_prefix
-                    ),
-                )
-            else:
-                self.replies.send(conn, reply_ok(call_id, None))
-        self._close_and_exit(0, run_atexit=True)
-
-    def _close_and_exit(self, code: int, run_atexit: bool) -> None:
-        for conn in list(self.connections):
-            conn.close()
-        if run_atexit:
-            atexit._run_exitfuncs()
-        release_send_pools()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def _why_ended(exc: BaseException) -> str:
-    """Why an actor's own code ended it, in words, for ``ActorDiedError``."""
-    if isinstance(exc, SystemExit):
-        return f"exited: a method raised SystemExit (sys.exit({exc.code!r}))"
-    if isinstance(exc, KeyboardInterrupt):
-        return "exited: a method raised KeyboardInterrupt"
-    return f"exited: a method raised {type(exc).__name__}: {exc}"
-
-
-def _run_shutdown_hook(instance: object, class_name: str) -> None:
-    hook = getattr(instance, "__rigd_shutdown__", None)
-    if hook is None:
-        return
-
-    def run() -> None:
-        try:
-            hook()
-        except Exception:
-            log.exception("%s.__rigd_shutdown__ raised; the actor exits anyway", class_name)
-
-    thread = threading.Thread(target=run, name="rigd-shutdown-hook", daemon=True)
-    thread.start()
-    thread.join(SHUTDOWN_HOOK_TIMEOUT_S)
-    if thread.is_alive():
-        log.error(
-            "%s.__rigd_shutdown__ did not return within %.0f s; the actor exits anyway",
-            class_name,
-            SHUTDOWN_HOOK_TIMEOUT_S,
-        )
-
-
-def _bound_method(instance: Any, name: str) -> Any:
-    """The class's method ``name`` bound to ``instance``, as Ray finds it.
-
-    Looked up on the class, so an instance attribute of the same name (set
-    in ``__init__``, say) does not hide the method from its callers.
-    """
-    member = inspect.getattr_static(type(instance), name, None)
-    if inspect.isfunction(member):
-        return types.MethodType(member, instance)
-    return getattr(instance, name)
 
 
 def _now() -> float:

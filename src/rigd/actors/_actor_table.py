@@ -6,7 +6,8 @@ worker runs the constructor, ALIVE once it listens, and DEAD for good
 A crashed actor with restarts left starts again in a new process, with its
 constructor's original arguments. Its name (``NameRegistry``) is freed as
 soon as it is ending, and it is collected when ``HandleCounts`` says no
-process references it.
+process references it. Who waits for its address or its end is answered
+as its state moves (``_actor_waits``).
 """
 
 from __future__ import annotations
@@ -19,17 +20,27 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from rigd._exceptions import ActorDiedError, ResourceUnavailableError
+from rigd._exceptions import ResourceUnavailableError
+from rigd.actors._actor_waits import (
+    Reply,
+    answer_address,
+    answer_dead,
+    answer_death,
+    answer_ready,
+    answer_restarted,
+)
 from rigd.actors._bundles import group_of
 from rigd.actors._events import TaskLog, TaskState
+from rigd.actors._from_head import Terminate
 from rigd.actors._handle_counts import HandleCounts
 from rigd.actors._head_records import ActorRecord, ActorState, Peer, Worker, death_reason
 from rigd.actors._messages import ExitKind, TerminateMode
-from rigd.actors._names import NameRegistry
+from rigd.actors._names import NameRegistry, name_taken
 from rigd.actors._options import ActorOptions
-from rigd.actors._protocol import CreateActor, Terminate, encode
+from rigd.actors._protocol import encode
 from rigd.actors._resources import Resources
 from rigd.actors._started import table_path
+from rigd.actors._to_head import CreateActor
 from rigd.actors._worker_pool import WorkerPool
 
 if TYPE_CHECKING:
@@ -47,9 +58,6 @@ PROMPT_KILL_AFTER_S = 35.0
 # creates and ends actors for months holds bounded memory. Ray keeps a
 # similar cap of destroyed actors.
 MAX_DEAD_ACTORS = 1000
-
-#: ``reply(peer, req_id, payload, ok)``: answer a request.
-Reply = Callable[[Peer, int, Any, bool], None]
 
 
 class ActorTable:
@@ -116,16 +124,7 @@ class ActorTable:
                 if options.get_if_exists:
                     self._reply(peer, req_id, self.handle_info(existing), True)
                     return
-                self._reply(
-                    peer,
-                    req_id,
-                    ValueError(
-                        f"The name {options.name!r} is already taken in namespace {ns!r} by "
-                        f"actor {existing.class_name} ({existing.actor_id}); pass "
-                        f"get_if_exists=True to reuse it, or choose another name"
-                    ),
-                    False,
-                )
+                self._reply(peer, req_id, name_taken(ns, options.name, existing), False)
                 return
         cpus = float(options.num_cpus or 0)
         problem = self._resources.impossible(f"actor {request.class_name}", cpus, options.num_gpus)
@@ -197,9 +196,7 @@ class ActorTable:
             return
         actor.state = ActorState.ALIVE
         actor.address = path
-        for waiter, req_id in actor.address_waiters:
-            self._reply(waiter, req_id, actor.address_info(), True)
-        actor.address_waiters.clear()
+        answer_ready(self._reply, actor)
         if actor.terminating:
             actor.terminating = False
             self.maybe_collect(actor)
@@ -235,18 +232,9 @@ class ActorTable:
         """Start the actor again in a new process, with its constructor's original arguments."""
         actor.restarts += 1
         limit = actor.options.max_restarts
-        self._task_log.add(
-            [
-                (
-                    f"{actor.actor_id}-restart-{actor.restarts}",
-                    TaskState.ACTOR_RESTARTED,
-                    time.time(),
-                    f"{actor.class_name} restart",
-                    actor.actor_id,
-                    reason,
-                )
-            ]
-        )
+        row_id, name = f"{actor.actor_id}-restart-{actor.restarts}", f"{actor.class_name} restart"
+        row = (row_id, TaskState.ACTOR_RESTARTED, time.time(), name, actor.actor_id, reason)
+        self._task_log.add([row])
         log.warning(
             "%s; restarting it (restart %d of %s)",
             reason,
@@ -255,9 +243,7 @@ class ActorTable:
         )
         if old.peer is not None:
             self.end_children_of(old.peer)
-        for waiter, req_id in actor.death_waiters:
-            self._reply(waiter, req_id, (True, reason), True)
-        actor.death_waiters.clear()
+        answer_restarted(self._reply, actor, reason)
         actor.address = None
         self._launch(actor)
 
@@ -293,13 +279,7 @@ class ActorTable:
             self._resources.release_gpus(actor.gpus, float(actor.options.num_gpus))
             actor.gpus = ()
         self.names.free(actor)
-        error = ActorDiedError(reason)
-        for waiter, req_id in actor.address_waiters:
-            self._reply(waiter, req_id, error, False)
-        actor.address_waiters.clear()
-        for waiter, req_id in actor.death_waiters:
-            self._reply(waiter, req_id, (False, reason), True)
-        actor.death_waiters.clear()
+        answer_dead(self._reply, actor, reason)
         # Actors this one created die with it (their creator is its process).
         if actor.worker is not None and actor.worker.peer is not None:
             self.end_children_of(actor.worker.peer)
@@ -396,38 +376,12 @@ class ActorTable:
 
     def address(self, peer: Peer, req_id: int, actor_id: str) -> None:
         """Answer where the actor listens: now if alive, once it is if starting."""
-        actor = self._actors.get(actor_id)
-        if actor is None:
-            self._reply(
-                peer,
-                req_id,
-                ActorDiedError(
-                    f"no actor {actor_id} in this session; was it created before rigd.shutdown()?"
-                ),
-                False,
-            )
-        elif actor.state is ActorState.ALIVE:
-            self._reply(peer, req_id, actor.address_info(), True)
-        elif actor.state is ActorState.DEAD:
-            self._reply(peer, req_id, ActorDiedError(actor.death_reason), False)
-        else:
-            actor.address_waiters.append((peer, req_id))
+        answer_address(self._reply, peer, req_id, actor_id, self._actors.get(actor_id))
 
     def death(self, peer: Peer, req_id: int, actor_id: str, incarnation: int) -> None:
-        """Answer ``(restarted, reason)`` once the actor's process ``incarnation`` ended.
-
-        ``incarnation`` is the restart count the caller was connected to: a
-        later one means the actor restarted (and may be alive again already).
-        """
+        """Answer ``(restarted, reason)`` once the actor's process ``incarnation`` ended."""
         actor = self._actors.get(actor_id)
-        if actor is None:
-            self._reply(peer, req_id, (False, f"no actor {actor_id} in this session"), True)
-        elif actor.state is ActorState.DEAD:
-            self._reply(peer, req_id, (False, actor.death_reason), True)
-        elif actor.restarts > incarnation:
-            self._reply(peer, req_id, (True, f"the actor {actor.class_name} restarted"), True)
-        else:
-            actor.death_waiters.append((peer, req_id))
+        answer_death(self._reply, peer, req_id, actor_id, incarnation, actor)
 
     def rows(self) -> list[dict[str, Any]]:
         """A row per actor, for ``rigd.util.state.list_actors``."""

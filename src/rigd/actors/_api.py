@@ -12,8 +12,8 @@ from rigd.actors import _context, _session
 from rigd.actors._generator import ObjectRefGenerator, set_blocking
 from rigd.actors._handle import ActorHandle
 from rigd.actors._options import check_name
-from rigd.actors._protocol import Blocked, GetActor, Kill, Unblocked
 from rigd.actors._ref import ObjectRef
+from rigd.actors._to_head import Blocked, GetActor, Kill, Unblocked
 
 __all__ = ["cancel", "exit_actor", "get", "get_actor", "get_gpu_ids", "kill", "put", "wait"]
 

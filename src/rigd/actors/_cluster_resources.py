@@ -9,7 +9,7 @@ Ray's own.
 from __future__ import annotations
 
 from rigd.actors import _session
-from rigd.actors._protocol import ResourcesNow
+from rigd.actors._to_head import ResourcesNow
 
 __all__ = ["available_resources", "cluster_resources"]
 

@@ -4,7 +4,8 @@
 (``Counter.remote()`` starts an actor and returns its handle) and a function
 into a ``RemoteFunction`` (``_remote``). A handle's methods have
 ``.remote()``, which sends the call and returns an ``ObjectRef``. Checking
-and serializing arguments is ``_arguments``'s.
+and serializing arguments is ``_arguments``'s; per-method options
+(``@rigd.method``, ``.options()``) are ``_method_options``'s.
 """
 
 from __future__ import annotations
@@ -12,29 +13,22 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
-import weakref
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import (
-    Any,
-    Concatenate,
-    Generic,
-    ParamSpec,
-    Protocol,
-    TypeAlias,
-    TypeVar,
-    Union,
-    overload,
-)
+from typing import Any, Generic, TypeAlias, TypeVar, Union
 
 from rigd.actors import _session
 from rigd.actors._arguments import probing, serialize_args, unserializable
+from rigd.actors._method_options import (
+    CALL_OPTIONS,
+    MethodOptions,
+    check_method_options,
+    marked_options,
+    ray_method_options,
+)
 from rigd.actors._options import ActorOptions
 from rigd.actors._pickling import dumps_by_value
 from rigd.actors._placement_group import PlacementGroup, check_fits
-from rigd.actors._protocol import CreateActor
 from rigd.actors._ref import ObjectRef
-from rigd.actors._returns import check_num_returns, split_returns
+from rigd.actors._returns import split_returns
 from rigd.actors._schema import (
     ActorKind,
     ActorSchema,
@@ -42,117 +36,16 @@ from rigd.actors._schema import (
     call_signature,
     check_arguments,
 )
+from rigd.actors._to_head import CreateActor
 
 __all__ = [
     "ActorClass",
     "ActorHandle",
     "ActorMethod",
     "ActorProxy",
-    "MethodOptions",
-    "RemoteMethod",
-    "method",
 ]
 
 T = TypeVar("T")
-R = TypeVar("R")
-P = ParamSpec("P")
-
-
-@dataclass(frozen=True, slots=True)
-class MethodOptions:
-    """Per-method options set with ``@rigd.method(...)``."""
-
-    concurrency_group: str | None = None
-    enable_task_events: bool = True
-    #: ``None``: the method's own (``@rigd.method(num_returns=...)``), else 1.
-    num_returns: int | str | None = None
-    #: The call's name in task events (Ray's ``.options(name=...)``).
-    name: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.num_returns is not None:
-            check_num_returns(self.num_returns)
-        if self.name is not None and not isinstance(self.name, str):
-            raise TypeError(f"name must be a string, got {self.name!r}")
-
-
-_METHOD_OPTIONS = ("concurrency_group", "enable_task_events", "name", "num_returns")
-_DECORATOR_OPTIONS = ("concurrency_group", "enable_task_events", "num_returns")
-
-
-_method_options: weakref.WeakKeyDictionary[Callable[..., Any], MethodOptions] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-class RemoteMethod(Protocol[P, R]):
-    """How type checkers see a method marked ``@rigd.method`` (Ray's typing guide).
-
-    Through an ``ActorProxy[T]``, ``handle.m.remote(...)`` is checked against
-    ``m``'s parameters and returns ``ObjectRef`` of its return type.
-    """
-
-    def remote(self, *args: P.args, **kwargs: P.kwargs) -> ObjectRef[R]: ...
-
-    def options(self, **options: Any) -> RemoteMethod[P, R]: ...
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
-
-
-@overload
-def method(fn: Callable[Concatenate[Any, P], R], /) -> RemoteMethod[P, R]: ...
-@overload
-def method(
-    *,
-    concurrency_group: str | None = None,
-    enable_task_events: bool = True,
-    num_returns: int | str | None = None,
-) -> Callable[[Callable[..., R]], Callable[..., R]]: ...
-
-
-def method(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
-    """Set options of one actor method, as ``@ray.method`` does.
-
-    Usable bare (``@rigd.method``) or with options
-    (``@rigd.method(concurrency_group="io")``).
-
-    Raises:
-        TypeError: an unknown option.
-    """
-    _check_method_options(options, _DECORATOR_OPTIONS)
-    method_options = MethodOptions(**options)
-
-    def mark(f: Callable[..., Any]) -> Callable[..., Any]:
-        _method_options[f] = method_options
-        return f
-
-    return mark(fn) if fn is not None else mark
-
-
-def _check_method_options(options: dict[str, Any], valid: tuple[str, ...]) -> None:
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise TypeError(
-            f"unknown method option{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(map(repr, unknown))}; valid options are: {', '.join(valid)}"
-        )
-
-
-def _ray_method_options(cls: type) -> dict[str, dict[str, Any]]:
-    """The ``@rigd.method`` options of ``cls``'s methods, as ``ray.method`` takes them."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, value in inspect.getmembers(cls, inspect.isfunction):
-        options = _method_options.get(value)
-        if options is None:
-            continue
-        ray_options: dict[str, Any] = {}
-        if options.num_returns is not None:
-            ray_options["num_returns"] = options.num_returns
-        if options.concurrency_group is not None:
-            ray_options["concurrency_group"] = options.concurrency_group
-        if ray_options:
-            out[name] = ray_options
-    return out
 
 
 class ActorClass(Generic[T]):
@@ -175,7 +68,7 @@ class ActorClass(Generic[T]):
         self._options = options
         # Built now, so a method naming an undeclared concurrency group fails
         # at definition or .options() time, not in the worker.
-        self._schema = build_schema(cls, options, _method_options.get)
+        self._schema = build_schema(cls, options, marked_options)
         self._init_signature = call_signature(cls)
         self._body: bytes | None = None
         self.__name__ = cls.__name__
@@ -249,7 +142,7 @@ class ActorClass(Generic[T]):
         ray = _session.ray_backend()
         if ray is not None:
             return ray.actor_class_remote(  # type: ignore[no-any-return]
-                self._cls, self._options, _ray_method_options(self._cls), args, kwargs
+                self._cls, self._options, ray_method_options(self._cls), args, kwargs
             )
         runtime = _session.get_runtime()
         group = getattr(self._options.scheduling_strategy, "placement_group", None)
@@ -358,7 +251,7 @@ class ActorMethod:
 
     def options(self, **options: Any) -> ActorMethod:
         """Return this method with per-call options (``concurrency_group``, ...)."""
-        _check_method_options(options, _METHOD_OPTIONS)
+        check_method_options(options, CALL_OPTIONS)
         group = options.get("concurrency_group")
         groups = self._handle._schema.groups
         if group is not None and group not in groups:

@@ -12,6 +12,8 @@ owns its state, and shutdown. Those objects:
 - ``TaskScheduler`` (``_scheduler``): the task queue and task workers;
 - ``Resources`` (``_resources``): CPU and GPU accounting for both;
 - ``RefBroker`` (``_ref_broker``): borrowed refs between processes.
+
+Ending the session's workers when it stops is ``_head_shutdown``'s.
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rigd.actors import _protocol as p
+from rigd.actors import _to_head as t
 from rigd.actors._actor_table import ActorTable
 from rigd.actors._events import TaskLog
-from rigd.actors._head_records import ActorState, Peer, Worker, death_reason
-from rigd.actors._messages import ExitKind, TerminateMode
+from rigd.actors._from_head import HeadReply
+from rigd.actors._head_records import Peer, Worker
+from rigd.actors._head_shutdown import end_workers
+from rigd.actors._messages import ExitKind
 from rigd.actors._placement_groups import PlacementGroups
+from rigd.actors._protocol import decode_to_head, encode
 from rigd.actors._ref_broker import RefBroker
 from rigd.actors._resources import Resources
 from rigd.actors._scheduler import TaskScheduler
@@ -44,8 +49,6 @@ from rigd.gpu import GpuPool
 __all__ = ["Head"]
 
 log = logging.getLogger(__name__)
-
-SHUTDOWN_GRACE_S = 5.0
 
 
 class Head:
@@ -106,40 +109,40 @@ class Head:
         self._actors.groups = self._groups
         # Requests: handler(caller, request id, record); notices: handler(caller, record).
         self._request_handlers: dict[type, Callable[[Peer, int, Any], None]] = {
-            p.CreateActor: self._actors.create,
-            p.GetActor: self._on_get_actor,
-            p.ActorAddress: lambda c, r, m: self._actors.address(c, r, m.actor_id),
-            p.Kill: self._on_kill,
-            p.SubmitTask: self._tasks.submit,
-            p.DeathReason: lambda c, r, m: self._actors.death(c, r, m.actor_id, m.incarnation),
-            p.ListActors: lambda c, r, m: self._reply(c, r, self._actors.rows(), True),
-            p.ListTasks: lambda c, r, m: self._reply(c, r, self._task_log.rows(), True),
-            p.ResourcesNow: lambda c, r, m: self._reply(c, r, self.resources.now(), True),
-            p.RefGet: lambda c, r, m: self._refs.get(c, r, m.ref_id),
-            p.CreatePlacementGroup: self._groups.create,
-            p.PlacementGroupReady: lambda c, r, m: self._groups.ready(c, r, m.group_id),
-            p.RemovePlacementGroup: lambda c, r, m: self._groups.remove(c, r, m.group_id),
-            p.PlacementGroupTable: self._groups.table,
+            t.CreateActor: self._actors.create,
+            t.GetActor: self._on_get_actor,
+            t.ActorAddress: lambda c, r, m: self._actors.address(c, r, m.actor_id),
+            t.Kill: self._on_kill,
+            t.SubmitTask: self._tasks.submit,
+            t.DeathReason: lambda c, r, m: self._actors.death(c, r, m.actor_id, m.incarnation),
+            t.ListActors: lambda c, r, m: self._reply(c, r, self._actors.rows(), True),
+            t.ListTasks: lambda c, r, m: self._reply(c, r, self._task_log.rows(), True),
+            t.ResourcesNow: lambda c, r, m: self._reply(c, r, self.resources.now(), True),
+            t.RefGet: lambda c, r, m: self._refs.get(c, r, m.ref_id),
+            t.CreatePlacementGroup: self._groups.create,
+            t.PlacementGroupReady: lambda c, r, m: self._groups.ready(c, r, m.group_id),
+            t.RemovePlacementGroup: lambda c, r, m: self._groups.remove(c, r, m.group_id),
+            t.PlacementGroupTable: self._groups.table,
         }
         self._notice_handlers: dict[type, Callable[[Peer, Any], None]] = {
-            p.Hello: self._on_hello,
-            p.CancelTask: lambda c, m: self._tasks.cancel(c, m.task_req_id, m.force),
-            p.RefCancel: lambda c, m: self._refs.cancel(m.ref_id, m.force),
-            p.RefValue: lambda c, m: self._refs.value(m),
-            p.TaskEvents: lambda c, m: self._task_log.add(m.rows),
-            p.Acquire: self._on_acquire,
-            p.Lend: self._on_lend,
-            p.Release: self._on_release,
+            t.Hello: self._on_hello,
+            t.CancelTask: lambda c, m: self._tasks.cancel(c, m.task_req_id, m.force),
+            t.RefCancel: lambda c, m: self._refs.cancel(m.ref_id, m.force),
+            t.RefValue: lambda c, m: self._refs.value(m),
+            t.TaskEvents: lambda c, m: self._task_log.add(m.rows),
+            t.Acquire: self._on_acquire,
+            t.Lend: self._on_lend,
+            t.Release: self._on_release,
         }
         # Reports only a worker sends: the handler gets the worker.
         self._worker_handlers: dict[type, Callable[[Worker, Any], None]] = {
-            p.ActorReady: lambda w, m: self._actors.ready(m.actor_id, m.path),
-            p.ActorFailed: self._on_actor_failed,
-            p.Exiting: lambda w, m: self._actors.exiting(w, m.kind, m.detail),
-            p.TaskDone: self._tasks.done,
-            p.TaskItem: self._tasks.item,
-            p.Blocked: lambda w, m: self._tasks.blocked(w),
-            p.Unblocked: lambda w, m: self._tasks.unblocked(w),
+            t.ActorReady: lambda w, m: self._actors.ready(m.actor_id, m.path),
+            t.ActorFailed: self._on_actor_failed,
+            t.Exiting: lambda w, m: self._actors.exiting(w, m.kind, m.detail),
+            t.TaskDone: self._tasks.done,
+            t.TaskItem: self._tasks.item,
+            t.Blocked: lambda w, m: self._tasks.blocked(w),
+            t.Unblocked: lambda w, m: self._tasks.unblocked(w),
         }
         self._pool.refill()
         self._thread = threading.Thread(target=self._loop, name="rigd-head", daemon=True)
@@ -240,7 +243,7 @@ class Head:
 
     def _handle_frames(self, peer: Peer, reader: FrameReader, data: bytes) -> None:
         for frame in reader.feed(data):
-            req_id, record = p.decode_to_head(loads(frame))
+            req_id, record = decode_to_head(loads(frame))
             if req_id is not None:
                 self._request_handlers[type(record)](peer, req_id, record)
                 continue
@@ -257,9 +260,9 @@ class Head:
         peer.pump(self._selector)
 
     def _reply(self, peer: Peer, req_id: int, payload: Any, ok: bool = True) -> None:
-        self._send(peer, p.encode(p.HeadReply(req_id, ok, payload)))
+        self._send(peer, encode(HeadReply(req_id, ok, payload)))
 
-    def _on_hello(self, peer: Peer, message: p.Hello) -> None:
+    def _on_hello(self, peer: Peer, message: t.Hello) -> None:
         peer.pid = message.pid
         self._refs.hello(peer)
         if message.worker_id is None:
@@ -313,7 +316,7 @@ class Head:
 
     # -- requests and notices that touch more than one owner ------------------------
 
-    def _on_get_actor(self, peer: Peer, req_id: int, message: p.GetActor) -> None:
+    def _on_get_actor(self, peer: Peer, req_id: int, message: t.GetActor) -> None:
         actor = self._actors.names.lookup(message.namespace, message.name)
         if actor is None:
             name, namespace = message.name, message.namespace
@@ -326,23 +329,23 @@ class Head:
             return
         self._reply(peer, req_id, self._actors.handle_info(actor), True)
 
-    def _on_kill(self, peer: Peer, req_id: int, message: p.Kill) -> None:
+    def _on_kill(self, peer: Peer, req_id: int, message: t.Kill) -> None:
         self._actors.kill(message.actor_id, message.no_restart)
         self._reply(peer, req_id, None, True)
 
-    def _on_actor_failed(self, worker: Worker, message: p.ActorFailed) -> None:
+    def _on_actor_failed(self, worker: Worker, message: t.ActorFailed) -> None:
         worker.exit_kind = ExitKind.CONSTRUCTOR_FAILED
         worker.exit_detail = message.error_text
 
-    def _on_acquire(self, peer: Peer, message: p.Acquire) -> None:
+    def _on_acquire(self, peer: Peer, message: t.Acquire) -> None:
         if self._actors.get(message.actor_id) is not None:
             self._actors.handles.acquire(message.actor_id, peer, message.token)
 
-    def _on_lend(self, peer: Peer, message: p.Lend) -> None:
+    def _on_lend(self, peer: Peer, message: t.Lend) -> None:
         if self._actors.get(message.actor_id) is not None:
             self._actors.handles.lend(message.actor_id, message.token)
 
-    def _on_release(self, peer: Peer, message: p.Release) -> None:
+    def _on_release(self, peer: Peer, message: t.Release) -> None:
         actor = self._actors.get(message.actor_id)
         if actor is not None:
             self._actors.handles.release(actor.actor_id, peer)
@@ -363,38 +366,7 @@ class Head:
         self._thread.join()
 
     def _stop_everything(self) -> None:
-        shutdown = p.encode(p.Terminate(TerminateMode.PROMPT.value, ExitKind.SHUTDOWN.value))
-        for actor in self._actors:
-            if actor.state in (ActorState.STARTING, ActorState.ALIVE) and actor.worker:
-                if actor.worker.exit_kind is None:
-                    actor.worker.exit_kind = ExitKind.SHUTDOWN
-                self._pool.send(actor.worker, shutdown)
-        for worker in [*self._tasks.workers(), *self._pool.spares()]:
-            self._pool.send(worker, shutdown)
-        # Keep serving while workers end: one still starting must get its
-        # backlog (its job, then TERMINATE) to end cleanly.
-        deadline = time.monotonic() + SHUTDOWN_GRACE_S
-        while time.monotonic() < deadline and any(w.popen.poll() is None for w in self._pool.all()):
-            for key, mask in self._selector.select(0.01):
-                if key.fileobj is self._listener or key.fileobj == self._wake_r:
-                    key.data(key.fileobj)
-                    continue
-                try:
-                    self._dispatch(key, mask)
-                except Exception:
-                    log.exception("rigd head: error during shutdown")
-        for worker in self._pool.all():
-            if worker.popen.poll() is None:
-                log.warning(
-                    "worker %s (pid %d) did not end within %.0f s of shutdown; killed",
-                    worker.worker_id,
-                    worker.popen.pid,
-                    SHUTDOWN_GRACE_S,
-                )
-                worker.popen.kill()
-            worker.popen.wait()
-        for actor in self._actors:
-            self._actors.dead(actor, death_reason(actor, ExitKind.SHUTDOWN, ""))
+        end_workers(self._actors, self._pool, self._tasks.workers(), self._serve_while_ending)
         for key in list(self._selector.get_map().values()):
             obj = key.fileobj
             if isinstance(obj, socket.socket):
@@ -407,3 +379,13 @@ class Head:
         except FileNotFoundError:
             pass
         sweep_segments(self.shm_prefix)
+
+    def _serve_while_ending(self, timeout: float) -> None:
+        for key, mask in self._selector.select(timeout):
+            if key.fileobj is self._listener or key.fileobj == self._wake_r:
+                key.data(key.fileobj)
+                continue
+            try:
+                self._dispatch(key, mask)
+            except Exception:
+                log.exception("rigd head: error during shutdown")

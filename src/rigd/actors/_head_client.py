@@ -14,25 +14,12 @@ from typing import Any
 
 from rigd._exceptions import RigdError, RuntimeNotRunningError
 from rigd.actors import _ref
+from rigd.actors._from_head import HeadItem, HeadReply, RefCancelWanted, RefWanted
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._io_loop import IoLoop
-from rigd.actors._protocol import (
-    HeadItem,
-    HeadReply,
-    Hello,
-    Notice,
-    RefCancel,
-    RefCancelWanted,
-    RefGet,
-    RefValue,
-    RefWanted,
-    Request,
-    decode_from_head,
-    encode,
-    encode_request,
-    kind_of,
-)
+from rigd.actors._protocol import decode_from_head, encode, encode_request, kind_of
 from rigd.actors._ref import ObjectRef
+from rigd.actors._to_head import Hello, Notice, RefCancel, RefGet, RefValue, Request
 from rigd.actors._wire import RECV_SIZE, FrameReader, dumps, loads, pack_frame
 
 __all__ = ["HeadClient"]

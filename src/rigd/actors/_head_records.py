@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from rigd.actors._from_head import StartActor
 from rigd.actors._messages import ExitKind
 from rigd.actors._options import ActorOptions
-from rigd.actors._protocol import StartActor
 from rigd.actors._wire import FrameReader
 from rigd.gpu import GpuInfo
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rigd.actors._head_records import ActorRecord
 
-__all__ = ["NameRegistry"]
+__all__ = ["NameRegistry", "name_taken"]
 
 
 class NameRegistry:
@@ -28,3 +28,12 @@ class NameRegistry:
             key = (actor.namespace, actor.options.name)
             if self._names.get(key) is actor:
                 del self._names[key]
+
+
+def name_taken(namespace: str, name: str, holder: ActorRecord) -> ValueError:
+    """The error of creating an actor named ``name`` while ``holder`` has the name."""
+    return ValueError(
+        f"The name {name!r} is already taken in namespace {namespace!r} by "
+        f"actor {holder.class_name} ({holder.actor_id}); pass "
+        f"get_if_exists=True to reuse it, or choose another name"
+    )

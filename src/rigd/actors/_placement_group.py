@@ -68,7 +68,7 @@ class PlacementGroup:
         group fills it with ``ValueError``.
         """
         from rigd.actors import _session
-        from rigd.actors._protocol import PlacementGroupReady
+        from rigd.actors._to_head import PlacementGroupReady
 
         return _session.get_runtime().head_request(PlacementGroupReady(self.id))
 
@@ -196,7 +196,7 @@ def placement_group(
         TypeError: ``name`` is not a string.
     """
     from rigd.actors import _session
-    from rigd.actors._protocol import CreatePlacementGroup
+    from rigd.actors._to_head import CreatePlacementGroup
 
     backend = _session.ray_backend()
     if backend is not None:  # on a Ray cluster (rigd[cluster]): Ray's own group
@@ -233,7 +233,7 @@ def remove_placement_group(placement_group: PlacementGroup) -> None:
         TypeError: not a ``PlacementGroup``.
     """
     from rigd.actors import _session
-    from rigd.actors._protocol import RemovePlacementGroup
+    from rigd.actors._to_head import RemovePlacementGroup
 
     backend = _session.ray_backend()
     if backend is not None:
@@ -251,7 +251,7 @@ def get_placement_group(placement_group_name: str) -> PlacementGroup:
         ValueError: no such group (Ray's words).
     """
     from rigd.actors import _session
-    from rigd.actors._protocol import PlacementGroupTable
+    from rigd.actors._to_head import PlacementGroupTable
 
     backend = _session.ray_backend()
     if backend is not None:
@@ -275,7 +275,7 @@ def get_placement_group(placement_group_name: str) -> PlacementGroup:
 def placement_group_table(placement_group: PlacementGroup | None = None) -> dict[str, Any]:
     """Ray's ``ray.util.placement_group_table``: one group's row, or every group's by id hex."""
     from rigd.actors import _session
-    from rigd.actors._protocol import PlacementGroupTable
+    from rigd.actors._to_head import PlacementGroupTable
 
     backend = _session.ray_backend()
     if backend is not None:

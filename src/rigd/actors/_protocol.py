@@ -1,63 +1,29 @@
-"""The control plane's messages as typed records, and their one encoding.
+"""The control plane's kinds of message, and their one encoding.
 
 Each message kind (``_messages.Msg``) between a process and the head, and
-from the head to a worker, has a record here: a ``NamedTuple`` whose fields
-are the message's, in wire order. ``encode`` / ``encode_request`` turn a
-record into the tuple that travels; ``decode_to_head``, ``decode_order`` and
-``decode_from_head`` turn a received tuple back into its record. Adding a
-message is a record here, a line in ``_KINDS``, and its handler. (Just
-over 400 lines: 32 short records and their one table; split by direction,
-the table of kinds would be in pieces.)
+from the head to a worker, has a record: a ``NamedTuple`` whose fields are
+the message's, in wire order, in ``_to_head`` (requests and notices) or
+``_from_head`` (worker orders, replies and the head's other messages).
+``_KINDS`` here gives each record its kind; ``encode`` / ``encode_request``
+turn a record into the tuple that travels; ``decode_to_head``,
+``decode_order`` and ``decode_from_head`` turn a received tuple back into its
+record. A request travels as ``(kind, req_id, *fields)``; a notice and a
+message from the head as ``(kind, *fields)``: these functions are the only
+code that knows this layout. Adding a message is a record in ``_to_head`` or
+``_from_head``, a line in ``_KINDS``, and its handler.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple, get_args
 
+from rigd.actors import _from_head as f
+from rigd.actors import _to_head as t
+from rigd.actors._from_head import HeadMessage, WorkerOrder
 from rigd.actors._messages import Msg
+from rigd.actors._to_head import Notice, Request
 
 __all__ = [
-    "Acquire",
-    "ActorAddress",
-    "ActorFailed",
-    "ActorReady",
-    "Blocked",
-    "CancelRunning",
-    "CancelTask",
-    "CreateActor",
-    "CreatePlacementGroup",
-    "DeathReason",
-    "Exiting",
-    "GetActor",
-    "HeadItem",
-    "HeadMessage",
-    "HeadReply",
-    "Hello",
-    "Kill",
-    "Lend",
-    "ListActors",
-    "ListTasks",
-    "Notice",
-    "PlacementGroupReady",
-    "PlacementGroupTable",
-    "RefCancel",
-    "RefCancelWanted",
-    "RefGet",
-    "RefValue",
-    "RefWanted",
-    "Release",
-    "RemovePlacementGroup",
-    "Request",
-    "ResourcesNow",
-    "RunTask",
-    "StartActor",
-    "SubmitTask",
-    "TaskDone",
-    "TaskEvents",
-    "TaskItem",
-    "Terminate",
-    "Unblocked",
-    "WorkerOrder",
     "decode_from_head",
     "decode_order",
     "decode_to_head",
@@ -66,360 +32,44 @@ __all__ = [
     "kind_of",
 ]
 
-# -- control-plane records: one per message kind, fields in wire order ---------
-# A request travels as ``(kind, req_id, *fields)``; a notice (one-way) and a
-# head -> worker message as ``(kind, *fields)``. ``encode_request``,
-# ``encode`` and ``decode`` below are the only code that knows this layout.
-
-
-class Hello(NamedTuple):
-    """Notice: a process introduces itself (``worker_id`` None for a driver)."""
-
-    worker_id: str | None
-    pid: int
-
-
-class CreateActor(NamedTuple):
-    """Request: create an actor; answered with its handle info."""
-
-    actor_id: str
-    class_name: str
-    methods: Any  # the actor's ActorSchema
-    cls_body: bytes
-    args_body: bytes
-    options: Any  # ActorOptions
-    namespace: str
-
-
-class CreatePlacementGroup(NamedTuple):
-    """Request: add a placement group (``_placement_groups``); reserved when it fits."""
-
-    group: Any  # PlacementGroup
-    name: str
-    namespace: str
-    strategy: str
-    detached: bool
-
-
-class PlacementGroupReady(NamedTuple):
-    """Request: answered with the group once its bundles are reserved."""
-
-    group_id: bytes
-
-
-class RemovePlacementGroup(NamedTuple):
-    """Request: remove a placement group (its actors are killed)."""
-
-    group_id: bytes
-
-
-class PlacementGroupTable(NamedTuple):
-    """Request: the placement groups' rows (one named group when ``name`` is set)."""
-
-    name: str
-    namespace: str
-
-
-class GetActor(NamedTuple):
-    """Request: the handle info of a named actor."""
-
-    name: str
-    namespace: str
-
-
-class ActorAddress(NamedTuple):
-    """Request: where an actor listens; answered once it is alive."""
-
-    actor_id: str
-
-
-class Kill(NamedTuple):
-    """Request: kill an actor (``rigd.kill``)."""
-
-    actor_id: str
-    no_restart: bool
-
-
-class SubmitTask(NamedTuple):
-    """Request: queue a task; answered with its reply body."""
-
-    fn_id: str
-    fn_body: bytes
-    name: str
-    body: bytes
-    num_cpus: float
-    max_retries: int
-    event_id: str | None
-    num_gpus: float
-    streaming: bool
-    namespace: str
-    retry_exceptions: Any
-
-
-class DeathReason(NamedTuple):
-    """Request: why an actor's process ended (``incarnation``: the restart seen)."""
-
-    actor_id: str
-    incarnation: int
-
-
-class ListActors(NamedTuple):
-    """Request: a row per actor the head knows."""
-
-
-class ResourcesNow(NamedTuple):
-    """Request: the session's resources, ``(total, free)``, as Ray names them."""
-
-
-class CancelTask(NamedTuple):
-    """Notice: cancel a task this process submitted (``task_req_id``: its request's id)."""
-
-    task_req_id: int
-    force: bool
-
-
-class ListTasks(NamedTuple):
-    """Request: the task log's rows."""
-
-
-class RefGet(NamedTuple):
-    """Request: the value of a pending ref another process owns."""
-
-    ref_id: str
-
-
-class RefCancel(NamedTuple):
-    """Notice: cancel the call filling a borrowed ref."""
-
-    ref_id: str
-    force: bool
-
-
-class Acquire(NamedTuple):
-    """Notice: this process built a handle of ``actor_id`` (from ``token``)."""
-
-    actor_id: str
-    token: str | None
-
-
-class Release(NamedTuple):
-    """Notice: this process's last handle of ``actor_id`` is gone."""
-
-    actor_id: str
-
-
-class Lend(NamedTuple):
-    """Notice: this process pickled a handle of ``actor_id`` under ``token``."""
-
-    actor_id: str
-    token: str
-
-
-class Blocked(NamedTuple):
-    """Notice: the task running here waits in ``rigd.get``."""
-
-
-class Unblocked(NamedTuple):
-    """Notice: the task running here waits no more."""
-
-
-class TaskEvents(NamedTuple):
-    """Notice: task events for the head's task log."""
-
-    rows: list[Any]
-
-
-class ActorReady(NamedTuple):
-    """Worker -> head: the actor's constructor returned; it listens at ``path``."""
-
-    actor_id: str
-    path: str
-
-
-class ActorFailed(NamedTuple):
-    """Worker -> head: the actor's constructor raised (``error_text``: the traceback)."""
-
-    actor_id: str
-    error_text: str
-
-
-class TaskDone(NamedTuple):
-    """Worker -> head: a task ended; ``reply_body`` goes to its submitter."""
-
-    task_id: int
-    reply_body: bytes
-
-
-class TaskItem(NamedTuple):
-    """Worker -> head: an item of a generator task."""
-
-    task_id: int
-    body: bytes
-
-
-class Exiting(NamedTuple):
-    """Worker -> head: the process is ending, and why (an ``ExitKind`` value)."""
-
-    kind: str
-    detail: str
-
-
-class RefValue(NamedTuple):
-    """Owner -> head: the value a ``RefWanted`` asked for."""
-
-    token: int
-    ok: bool
-    body: bytes
-
-
-class StartActor(NamedTuple):
-    """Head -> worker: construct an actor and serve it."""
-
-    actor_id: str
-    class_name: str
-    cls_body: bytes
-    args_body: bytes
-    namespace: str
-    methods: Any  # ActorSchema
-    name: str | None
-    restarts: int
-
-
-class RunTask(NamedTuple):
-    """Head -> worker: run a task (``items_sent``: a generator's items delivered)."""
-
-    task_id: int
-    fn_id: str
-    fn_body: bytes
-    name: str
-    body: bytes
-    streaming: bool
-    namespace: str
-    retry_exceptions: Any
-    retries_left: int
-    items_sent: int
-
-
-class Terminate(NamedTuple):
-    """Head -> worker: end (``mode``: a ``TerminateMode`` value; ``kind``: an ``ExitKind``)."""
-
-    mode: str
-    kind: str
-
-
-class CancelRunning(NamedTuple):
-    """Head -> worker: interrupt the task ``task_id``."""
-
-    task_id: int
-
-
-class HeadReply(NamedTuple):
-    """Head -> process: the answer to request ``req_id``."""
-
-    req_id: int
-    ok: bool
-    payload: Any
-
-
-class HeadItem(NamedTuple):
-    """Head -> process: an item of the generator task of request ``req_id``."""
-
-    req_id: int
-    body: bytes
-
-
-class RefWanted(NamedTuple):
-    """Head -> owner: send the value of ``ref_id`` once it has one."""
-
-    token: int
-    ref_id: str
-
-
-class RefCancelWanted(NamedTuple):
-    """Head -> owner: cancel the call that fills ``ref_id``."""
-
-    ref_id: str
-    force: bool
-
-
-#: Requests: ``(kind, req_id, *fields)``.
-Request = (
-    CreateActor
-    | GetActor
-    | ActorAddress
-    | Kill
-    | SubmitTask
-    | DeathReason
-    | ListActors
-    | ResourcesNow
-    | ListTasks
-    | RefGet
-    | CreatePlacementGroup
-    | PlacementGroupReady
-    | RemovePlacementGroup
-    | PlacementGroupTable
-)
-#: Notices and worker reports: ``(kind, *fields)``.
-Notice = (
-    Hello
-    | CancelTask
-    | RefCancel
-    | Acquire
-    | Release
-    | Lend
-    | Blocked
-    | Unblocked
-    | TaskEvents
-    | ActorReady
-    | ActorFailed
-    | TaskDone
-    | TaskItem
-    | Exiting
-    | RefValue
-)
-#: What the head sends a worker.
-WorkerOrder = StartActor | RunTask | Terminate | CancelRunning
-#: What the head sends any process.
-HeadMessage = HeadReply | HeadItem | RefWanted | RefCancelWanted
-
 _KINDS: dict[type, Msg] = {
-    Hello: Msg.HELLO,
-    CreateActor: Msg.CREATE_ACTOR,
-    GetActor: Msg.GET_ACTOR,
-    ActorAddress: Msg.ACTOR_ADDRESS,
-    Kill: Msg.KILL,
-    SubmitTask: Msg.SUBMIT_TASK,
-    DeathReason: Msg.DEATH_REASON,
-    ListActors: Msg.LIST_ACTORS,
-    ResourcesNow: Msg.RESOURCES,
-    CancelTask: Msg.CANCEL_TASK,
-    ListTasks: Msg.LIST_TASKS,
-    RefGet: Msg.REF_GET,
-    CreatePlacementGroup: Msg.CREATE_PLACEMENT_GROUP,
-    PlacementGroupReady: Msg.PLACEMENT_GROUP_READY,
-    RemovePlacementGroup: Msg.REMOVE_PLACEMENT_GROUP,
-    PlacementGroupTable: Msg.PLACEMENT_GROUP_TABLE,
-    RefCancel: Msg.REF_CANCEL,
-    Acquire: Msg.ACQUIRE,
-    Release: Msg.RELEASE,
-    Lend: Msg.LEND,
-    Blocked: Msg.BLOCKED,
-    Unblocked: Msg.UNBLOCKED,
-    TaskEvents: Msg.TASK_EVENTS,
-    ActorReady: Msg.ACTOR_READY,
-    ActorFailed: Msg.ACTOR_FAILED,
-    TaskDone: Msg.TASK_DONE,
-    TaskItem: Msg.TASK_ITEM,
-    Exiting: Msg.EXITING,
-    RefValue: Msg.REF_VALUE,
-    StartActor: Msg.START_ACTOR,
-    RunTask: Msg.RUN_TASK,
-    Terminate: Msg.TERMINATE,
-    CancelRunning: Msg.CANCEL_TASK,
-    HeadReply: Msg.HEAD_REPLY,
-    HeadItem: Msg.HEAD_ITEM,
-    RefWanted: Msg.REF_WANTED,
-    RefCancelWanted: Msg.REF_CANCEL_WANTED,
+    t.Hello: Msg.HELLO,
+    t.CreateActor: Msg.CREATE_ACTOR,
+    t.GetActor: Msg.GET_ACTOR,
+    t.ActorAddress: Msg.ACTOR_ADDRESS,
+    t.Kill: Msg.KILL,
+    t.SubmitTask: Msg.SUBMIT_TASK,
+    t.DeathReason: Msg.DEATH_REASON,
+    t.ListActors: Msg.LIST_ACTORS,
+    t.ResourcesNow: Msg.RESOURCES,
+    t.CancelTask: Msg.CANCEL_TASK,
+    t.ListTasks: Msg.LIST_TASKS,
+    t.RefGet: Msg.REF_GET,
+    t.CreatePlacementGroup: Msg.CREATE_PLACEMENT_GROUP,
+    t.PlacementGroupReady: Msg.PLACEMENT_GROUP_READY,
+    t.RemovePlacementGroup: Msg.REMOVE_PLACEMENT_GROUP,
+    t.PlacementGroupTable: Msg.PLACEMENT_GROUP_TABLE,
+    t.RefCancel: Msg.REF_CANCEL,
+    t.Acquire: Msg.ACQUIRE,
+    t.Release: Msg.RELEASE,
+    t.Lend: Msg.LEND,
+    t.Blocked: Msg.BLOCKED,
+    t.Unblocked: Msg.UNBLOCKED,
+    t.TaskEvents: Msg.TASK_EVENTS,
+    t.ActorReady: Msg.ACTOR_READY,
+    t.ActorFailed: Msg.ACTOR_FAILED,
+    t.TaskDone: Msg.TASK_DONE,
+    t.TaskItem: Msg.TASK_ITEM,
+    t.Exiting: Msg.EXITING,
+    t.RefValue: Msg.REF_VALUE,
+    f.StartActor: Msg.START_ACTOR,
+    f.RunTask: Msg.RUN_TASK,
+    f.Terminate: Msg.TERMINATE,
+    f.CancelRunning: Msg.CANCEL_TASK,
+    f.HeadReply: Msg.HEAD_REPLY,
+    f.HeadItem: Msg.HEAD_ITEM,
+    f.RefWanted: Msg.REF_WANTED,
+    f.RefCancelWanted: Msg.REF_CANCEL_WANTED,
 }
 _KIND: dict[type, int] = {record: int(kind) for record, kind in _KINDS.items()}
 _REQUESTS: dict[int, type[Any]] = {_KIND[r]: r for r in get_args(Request)}

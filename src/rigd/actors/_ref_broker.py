@@ -13,8 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from rigd._exceptions import OwnerDiedError
+from rigd.actors._from_head import RefCancelWanted, RefWanted
 from rigd.actors._head_records import Peer
-from rigd.actors._protocol import RefCancelWanted, RefValue, RefWanted, encode
+from rigd.actors._protocol import encode
+from rigd.actors._to_head import RefValue
 
 __all__ = ["RefBroker"]
 

@@ -38,11 +38,11 @@ from rigd.actors._channel import ActorChannel
 from rigd.actors._events import FLUSH_S, EventBuffer
 from rigd.actors._head_client import HeadClient
 from rigd.actors._io_loop import IoLoop
-from rigd.actors._protocol import Acquire, Lend, Notice, Release, Request, TaskEvents
 from rigd.actors._ref import ObjectRef
 from rigd.actors._replies import error_reply
 from rigd.actors._session_files import cleanup_after_lost_head
 from rigd.actors._task_calls import TaskCalls
+from rigd.actors._to_head import Acquire, Lend, Notice, Release, Request, TaskEvents
 
 __all__ = ["Runtime", "error_reply"]
 

@@ -17,19 +17,12 @@ from typing import Any
 
 from rigd._exceptions import ResourceUnavailableError, TaskCancelledError, WorkerCrashedError
 from rigd.actors._events import TaskLog, TaskState
+from rigd.actors._from_head import CancelRunning, HeadItem, RunTask, Terminate
 from rigd.actors._head_records import Peer, TaskRecord, Worker
 from rigd.actors._messages import ExitKind, TerminateMode
-from rigd.actors._protocol import (
-    CancelRunning,
-    HeadItem,
-    RunTask,
-    SubmitTask,
-    TaskDone,
-    TaskItem,
-    Terminate,
-    encode,
-)
+from rigd.actors._protocol import encode
 from rigd.actors._resources import Resources
+from rigd.actors._to_head import SubmitTask, TaskDone, TaskItem
 from rigd.actors._worker_pool import WorkerPool, gpu_environment
 
 __all__ = ["TaskScheduler"]

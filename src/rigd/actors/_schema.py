@@ -9,6 +9,7 @@ concurrency groups at the call site).
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -21,6 +22,7 @@ __all__ = [
     "ActorKind",
     "ActorSchema",
     "MethodSpec",
+    "bound_method",
     "build_schema",
     "call_signature",
     "check_arguments",
@@ -211,3 +213,15 @@ def build_schema(
     return ActorSchema(
         methods, kind, dict(options.concurrency_groups), default, options.enable_task_events
     )
+
+
+def bound_method(instance: Any, name: str) -> Any:
+    """The class's method ``name`` bound to ``instance``, as Ray finds it.
+
+    Looked up on the class, so an instance attribute of the same name (set
+    in ``__init__``, say) does not hide the method from its callers.
+    """
+    member = inspect.getattr_static(type(instance), name, None)
+    if inspect.isfunction(member):
+        return types.MethodType(member, instance)
+    return getattr(instance, name)

@@ -212,7 +212,7 @@ def _join_session(
     ``shutdown`` only leaves it. Its actors die with this process unless
     created ``lifetime="detached"``; detached ones live as long as the session.
     """
-    from rigd.actors._protocol import ResourcesNow
+    from rigd.actors._to_head import ResourcesNow
 
     if num_cpus is not None or num_gpus is not None:
         raise ValueError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rigd.actors import _session
-from rigd.actors._protocol import ListActors, ListTasks
+from rigd.actors._to_head import ListActors, ListTasks
 
 __all__ = ["ActorInfo", "TaskInfo", "list_actors", "list_tasks"]
 

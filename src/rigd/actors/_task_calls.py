@@ -13,10 +13,10 @@ from rigd.actors._events import EventBuffer, TaskState
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._head_client import HeadClient
 from rigd.actors._io_loop import IoLoop
-from rigd.actors._protocol import CancelTask, SubmitTask
 from rigd.actors._ref import ObjectRef
 from rigd.actors._ref_args import pending_refs, resolve_refs
 from rigd.actors._replies import finish_task_ref
+from rigd.actors._to_head import CancelTask, SubmitTask
 from rigd.actors._wire import dumps
 
 __all__ = ["TaskCalls"]

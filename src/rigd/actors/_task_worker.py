@@ -17,10 +17,12 @@ from typing import Any
 from rigd._exceptions import RigdError, TaskCancelledError, TaskError
 from rigd.actors import _context
 from rigd.actors._call_messages import reply_end, reply_item, reply_ok
+from rigd.actors._from_head import CancelRunning, RunTask
 from rigd.actors._messages import ExitKind
-from rigd.actors._protocol import CancelRunning, Exiting, RunTask, TaskDone, TaskItem, decode_order
+from rigd.actors._protocol import decode_order
 from rigd.actors._replies import error_reply
 from rigd.actors._runtime import Runtime
+from rigd.actors._to_head import Exiting, TaskDone, TaskItem
 from rigd.actors._wire import dumps, loads, release_send_pools
 
 __all__ = ["on_sigint", "on_task_cancel", "serve_tasks"]

@@ -28,8 +28,9 @@ import cloudpickle
 from rigd._proc import pid_alive
 from rigd.actors import _session
 from rigd.actors._actor_server import ActorServer
+from rigd.actors._from_head import StartActor
 from rigd.actors._gui import main_loop_of, serve_beside
-from rigd.actors._protocol import StartActor, decode_order
+from rigd.actors._protocol import decode_order
 from rigd.actors._runtime import Runtime
 from rigd.actors._session_files import cleanup_after_lost_head
 from rigd.actors._task_worker import on_sigint, on_task_cancel, serve_tasks

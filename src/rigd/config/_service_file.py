@@ -51,6 +51,9 @@ class ServiceConfig(BaseModel):
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     token_file: Path | None = None
     data_dir: Path | None = None
+    #: Where the daemon keeps its journal (``runs.jsonl``) and each run's log
+    #: file (default: ``data_dir``).
+    state_dir: Path | None = None
     #: Directories ``PUT /v1/pipeline`` may load files from by name.
     pipeline_dirs: list[Path] = Field(default_factory=list)
     #: Whether rigd's bundled pipelines (``demo``) may be loaded by name too.
@@ -96,10 +99,12 @@ class ServiceConfig(BaseModel):
             chosen = default if path is None else path.expanduser()
             return chosen if chosen.is_absolute() else (base / chosen).resolve()
 
+        data_dir = absolute(self.data_dir, state / "data")
         return self.model_copy(
             update={
                 "token_file": absolute(self.token_file, state / "token"),
-                "data_dir": absolute(self.data_dir, state / "data"),
+                "data_dir": data_dir,
+                "state_dir": absolute(self.state_dir, data_dir),
                 "pipeline_dirs": [absolute(p, p) for p in self.pipeline_dirs],
                 "runtime_dir": None
                 if self.runtime_dir is None

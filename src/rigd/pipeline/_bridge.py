@@ -33,13 +33,16 @@ after the frames before it, and everything downstream ends in its turn.
 Wire format (ZMQ ROUTER on the sender, bound; DEALER on the receiver,
 connected; every message is multipart):
 
-- sender to receiver: ``[b"F", header, data]`` a frame (``header``: JSON
-  ``frame_id``, ``timestamp_ns``), ``[b"W", header]`` welcome (JSON
-  ``shape``, ``dtype``, ``policy``, ``session``), ``[b"E", last_id]`` end of
-  stream, ``[b"H"]`` heartbeat;
+- sender to receiver: ``[FRAME, data]`` a frame (``FRAME``: ``b"F"``, the
+  frame id and its timestamp in ns, ``struct`` ``<cqq``; ``data``: the
+  frame's bytes), ``[b"W", header]`` welcome (JSON ``shape``, ``dtype``,
+  ``policy``, ``session``, ``window``: the frames it sends unacknowledged),
+  ``[b"E", last_id]`` end of stream, ``[b"H"]`` heartbeat;
 - receiver to sender: ``[b"A", last_id]`` (the last frame id committed, an
   8-byte little-endian signed integer, -1 for none): acknowledgement and
-  heartbeat at once; ``[b"B"]`` bye, in answer to ``end``.
+  heartbeat at once, sent every half ``window`` of frames, and when no frame
+  came for 2 ms while some are unacknowledged; ``[b"B"]`` bye, in answer to
+  ``end``.
 
 The two ends are in ``_bridge_sender`` and ``_bridge_receiver``, their
 shared constants in ``_bridge_wire``; this module re-exports them and holds

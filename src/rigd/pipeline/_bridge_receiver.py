@@ -18,18 +18,22 @@ import zmq
 
 from rigd._exceptions import RigdError, WouldBlock
 from rigd.actors import Actor
-from rigd.pipeline._bridge_wire import HEARTBEAT_S, ID, POLL_MS, check_timeouts
+from rigd.pipeline._bridge_wire import FRAME, HEARTBEAT_S, ID, POLL_MS, check_timeouts
 from rigd.pipeline._frame_spec import frame_spec
+from rigd.pipeline._heap import keep_heap_for
 
 __all__ = ["BridgeReceiver"]
 
 log = logging.getLogger(__name__)
 
 
-#: Messages handled in one step at most; frames written between two acknowledgements
-#: while more are queued (the sender's window is larger: it never waits for one).
+#: Messages handled in one step at most.
 _BATCH = 16
-_ACK_EVERY = 4
+#: How long the receiver waits for the next frame before it acknowledges the
+#: ones it has when fewer than ``_ack_every`` are owed (the stream paused or ended).
+_ACK_DELAY_MS = 2
+#: Bytes of frames libzmq decodes ahead of the receiver's writer, about.
+_QUEUED_BYTES = 32 * 1024 * 1024
 
 
 class _WrongSizeError(RigdError):
@@ -83,19 +87,30 @@ class BridgeReceiver(Actor):
         return {"frames": (shape, dtype.str)}
 
     def setup(self) -> None:
+        # Each frame is a message libzmq allocates: keep its memory for the next.
+        nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        self._queued = max(4, _QUEUED_BYTES // max(nbytes, 1))
+        keep_heap_for(max(nbytes, 1), keep_frames=self._queued + 4)
         self._socket: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.ROUTING_ID, os.urandom(8))
         # Queue nothing for a sender not yet connected: acknowledgements are current or none.
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
+        # Frames decoded ahead of the writer: at most about ``_QUEUED_BYTES`` (the
+        # rest waits in the kernel's socket buffer), so their memory stays in one
+        # heap that ``keep_heap_for`` keeps, instead of heaps made and unmapped.
+        self._socket.setsockopt(zmq.RCVHWM, self._queued)
         self._socket.connect(self.address)
+        self._poll_in: list[tuple[Any, int]] = [(self._socket, zmq.POLLIN)]
         previous = self.outputs.frames.previous
         if previous is not None:
             # Restarted: the ring holds frames up to this one; the sender sends the rest.
             self.last_id = previous[0]
         self._heard = time.monotonic()
         self._said = 0.0
-        self._owed = False  # frames written and not acknowledged yet
+        self._owed = 0  # frames written and not acknowledged yet
+        # One acknowledgement per half of the sender's window (its welcome says).
+        self._ack_every = 1
         self._done = False
         self._ack()
 
@@ -109,32 +124,35 @@ class BridgeReceiver(Actor):
                 "bridge %s: no word from the sender for %g s", self.address, self.peer_timeout
             )
             self.state = "down"
-        if not socket.poll(POLL_MS, zmq.POLLIN):
+        if not zmq.zmq_poll(self._poll_in, _ACK_DELAY_MS if self._owed else POLL_MS):
+            if self._owed:
+                self._ack()  # no frame came on: acknowledge the ones here
             return
         self._heard = time.monotonic()
         if self.state != "up":
             self.state = "up"
-        # What is queued, up to a batch, then one acknowledgement for all.
+        # What is queued, up to a batch. Frames are acknowledged every
+        # ``_ack_every`` (``_write``), the rest once the stream pauses (above):
+        # a flat-out stream costs the two ends one small message per half window.
         for _ in range(_BATCH):
             self._handle()
             if self._done or not int(socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 break
-        if self._owed:
-            self._ack()
 
     def _handle(self) -> None:
         """One message from the sender."""
         socket = self._socket
-        kind = socket.recv()
-        parts = [kind]
-        if kind == b"F" and socket.getsockopt(zmq.RCVMORE):
-            header = socket.recv()
-            if socket.getsockopt(zmq.RCVMORE):
-                self._write(json.loads(header))
-                return
-            parts.append(header)
-        while socket.getsockopt(zmq.RCVMORE):
+        first = socket.recv()
+        more = socket.getsockopt(zmq.RCVMORE)
+        if more and len(first) == FRAME.size and first[:1] == b"F":
+            _, frame_id, timestamp_ns = FRAME.unpack(first)
+            self._write(frame_id, timestamp_ns)
+            return
+        parts = [first]
+        while more:
             parts.append(socket.recv())  # the rest of a message (a ZMQ message comes whole)
+            more = socket.getsockopt(zmq.RCVMORE)
+        kind = first
         if kind == b"W" and len(parts) == 2:
             self._welcome(json.loads(parts[1]))
         elif kind == b"E" and len(parts) == 2:
@@ -160,22 +178,21 @@ class BridgeReceiver(Actor):
                 f"bridge {self.address}: the sender's frames are {list(shape)} {dtype}, but this "
                 f"receiver's options say {list(self.shape)} {self.dtype}; make them match"
             )
+        window = welcome.get("window", 1)
+        self._ack_every = max(1, window // 2) if isinstance(window, int) else 1
 
-    def _write(self, header: dict[str, Any]) -> None:
+    def _write(self, frame_id: int, timestamp_ns: int) -> None:
         """The frame whose data is the message's next (last) part: into the next slot."""
         socket = self._socket
-        frame_id = int(header["frame_id"])
         if frame_id <= self.last_id:
             socket.recv(copy=False)
             self.duplicates += 1  # sent again after a reconnect, and already here
-            self._owed = True
+            self._owed += 1
             return
         writer = self.outputs.frames
         while True:
             try:
-                with writer.slot(
-                    frame_id, int(header["timestamp_ns"]), timeout=HEARTBEAT_S
-                ) as view:
+                with writer.slot(frame_id, timestamp_ns, timeout=HEARTBEAT_S) as view:
                     size = socket.recv_into(view)
                     if size != view.nbytes or socket.getsockopt(zmq.RCVMORE):
                         raise _WrongSizeError(size)
@@ -195,8 +212,8 @@ class BridgeReceiver(Actor):
                 ) from None
         self.last_id = frame_id
         self.frames_received += 1
-        self._owed = True
-        if self.frames_received % _ACK_EVERY == 0:
+        self._owed += 1
+        if self._owed >= self._ack_every:
             self._ack()
 
     def _ack(self) -> None:
@@ -205,7 +222,7 @@ class BridgeReceiver(Actor):
         except zmq.Again:
             return  # not connected yet
         self._said = time.monotonic()
-        self._owed = False
+        self._owed = 0
 
     def stop(self) -> None:
         socket = getattr(self, "_socket", None)

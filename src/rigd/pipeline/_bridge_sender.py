@@ -1,8 +1,8 @@
 """``BridgeSender``: the near end of a bridge (see ``rigd.pipeline._bridge``).
 
 A ``lossless`` link sends each frame straight from its ring slot (ZMQ
-zero-copy, ``copy=False``) and keeps the slot held (``RingReader.get_ahead``)
-until the receiver acknowledges it: the ring's slots are the window of
+zero-copy, by address: ``_zmq_zero_copy``) and keeps the slot held
+(``RingReader.get_ahead``) until the receiver acknowledges it: the ring's slots are the window of
 frames to send again, and no frame is copied on this side. Only when the
 receiver is declared down are the held frames copied out (once) and their
 slots given back, so the writer goes on; the socket's ZMQ context is ended
@@ -23,12 +23,15 @@ import zmq
 
 from rigd._exceptions import EndOfStream
 from rigd.actors import Actor
-from rigd.pipeline._bridge_wire import HEARTBEAT_S, ID, POLL_MS, check_timeouts
+from rigd.pipeline._bridge_wire import FRAME, HEARTBEAT_S, ID, POLL_MS, check_timeouts
+from rigd.pipeline._zmq_zero_copy import ZeroCopySend
 from rigd.storage import Frame, ReaderPolicy
 
 __all__ = ["BridgeSender"]
 
 log = logging.getLogger(__name__)
+
+_MORE = zmq.SNDMORE | zmq.NOBLOCK
 
 
 def _payload(data: Frame | bytes) -> Any:
@@ -41,7 +44,9 @@ class BridgeSender(Actor):
     Args:
         address: where to bind, e.g. ``tcp://0.0.0.0:5600`` (the receiver connects).
         window: frames sent and not yet acknowledged, at most (lossless: the
-            frames kept for sending again). 8 keeps loopback tcp busy.
+            frames kept for sending again; a lossless link holds at most its
+            ring's slots, 16 by default). The receiver acknowledges once per
+            half window.
         peer_timeout: seconds without a word from the receiver after which it
             is declared down and frames are discarded instead of holding the
             writer back (see the module's docstring).
@@ -54,7 +59,7 @@ class BridgeSender(Actor):
     place_options: ClassVar[dict[str, str]] = {"address": "zmq"}
 
     def __init__(
-        self, address: str = "tcp://0.0.0.0:5600", window: int = 8, peer_timeout: float = 10.0
+        self, address: str = "tcp://0.0.0.0:5600", window: int = 16, peer_timeout: float = 10.0
     ) -> None:
         check_timeouts(window, peer_timeout)
         self.address = address
@@ -74,12 +79,16 @@ class BridgeSender(Actor):
         # The address bound: with port ``*`` (or 0), the one the system chose.
         self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._session = os.urandom(8).hex()
+        # The frames it sends before it waits for an acknowledgement: a
+        # lossless reader holds at most its ring's slots.
+        self._window = min(self.window, reader.slot_count) if self._lossless else self.window
         self._welcome = json.dumps(
             {
                 "shape": list(reader.shape),
                 "dtype": reader.dtype.str,
                 "policy": "lossless" if self._lossless else "latest",
                 "session": self._session,
+                "window": self._window,
             }
         ).encode()
         self._peer_id: bytes | None = None
@@ -116,7 +125,7 @@ class BridgeSender(Actor):
             self._send([b"H"])
 
     def _room(self) -> bool:
-        return self.state == "up" and len(self._unacked) < self.window and self._ended is None
+        return self.state == "up" and len(self._unacked) < self._window and self._ended is None
 
     def _send_next(self, timeout: float) -> bool:
         """Send the next frame if one comes within ``timeout`` s; whether one did."""
@@ -130,10 +139,10 @@ class BridgeSender(Actor):
         if frame is None:
             return True  # a torn copy, skipped: there may be a newer frame
         frame_id, timestamp_ns, data = frame
-        header = b'{"frame_id": %d, "timestamp_ns": %d}' % (frame_id, timestamp_ns)
+        header = FRAME.pack(b"F", frame_id, timestamp_ns)
         self._last_id = frame_id
         self._unacked.append((frame_id, header, data))
-        if self._send([b"F", header, _payload(data)]):
+        if self._send_frame(header, data):
             self.frames_sent += 1
         return True
 
@@ -186,7 +195,7 @@ class BridgeSender(Actor):
 
     def _listen(self, timeout_ms: int) -> None:
         socket = self._socket
-        if not socket.poll(timeout_ms, zmq.POLLIN):
+        if not zmq.zmq_poll(self._poll_in, timeout_ms):
             return
         while True:
             try:
@@ -220,7 +229,7 @@ class BridgeSender(Actor):
             self._unacked.clear()
             return
         for frame_id, header, data in list(self._unacked):
-            if frame_id > last_id and self._send([b"F", header, _payload(data)]):
+            if frame_id > last_id and self._send_frame(header, data):
                 self.frames_resent += 1
 
     def _ack(self, last_id: int) -> None:
@@ -239,6 +248,33 @@ class BridgeSender(Actor):
             # the acknowledged one was passed by and is not coming.
             while len(unacked) > 0 and unacked[0][0] <= self._acked:
                 unacked.popleft()
+
+    def _send_frame(self, header: bytes, data: Frame | bytes) -> bool:
+        """A frame: its header (``FRAME``) and its data, zero-copy from the slot."""
+        peer = self._peer_id
+        if peer is None:
+            return False
+        socket = self._socket
+        try:
+            # A ROUTER queues a message whole or not at all: the routing id
+            # and the header are only sent with the data.
+            socket.send(peer, _MORE)
+            socket.send(header, _MORE)
+            if isinstance(data, bytes) or not self._zero_copy.available:
+                socket.send(_payload(data), zmq.NOBLOCK, copy=False)
+            else:
+                # From the held slot, with no free function: it stays held
+                # until acknowledged, or until the context ended (``_down``).
+                address = self._slot_address.get(data.slot)
+                if address is None:
+                    address = self._slot_address[data.slot] = data.array.ctypes.data
+                self._zero_copy.send(address, data.array.nbytes, zmq.NOBLOCK)
+        except (zmq.Again, zmq.ZMQError) as exc:
+            if not isinstance(exc, zmq.Again) and exc.errno != zmq.EHOSTUNREACH:
+                raise
+            return False
+        self._said = time.monotonic()
+        return True
 
     def _send(self, parts: list[Any]) -> bool:
         if self._peer_id is None:
@@ -281,6 +317,9 @@ class BridgeSender(Actor):
         self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._socket.setsockopt(zmq.SNDHWM, 4 * self.window + 16)
         self._socket.bind(address)
+        self._zero_copy = ZeroCopySend(self._socket)
+        self._poll_in: list[tuple[Any, int]] = [(self._socket, zmq.POLLIN)]
+        self._slot_address: dict[int, int] = {}
 
     def _unbind(self) -> None:
         self._socket.close(linger=0)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["HEARTBEAT_S", "ID", "POLL_MS", "check_timeouts"]
+__all__ = ["FRAME", "HEARTBEAT_S", "ID", "POLL_MS", "check_timeouts"]
 
 HEARTBEAT_S = 0.25
 POLL_MS = 50
 ID = struct.Struct("<q")
+#: A frame's first part: ``b"F"``, its id and its stamp (ns), little-endian.
+FRAME = struct.Struct("<cqq")
 
 
 def check_timeouts(window: int, peer_timeout: float) -> None:

@@ -34,7 +34,13 @@ class SimulatedCamera(Actor):
         shape: frame shape, e.g. ``[512, 512]``.
         dtype: e.g. ``uint16``.
         fps: frames per second; ``None`` or 0 for as fast as the readers take them.
-        n_frames: frames to produce, then end (``None``: until stopped).
+        n_frames: frames to deliver, then end (``None``: until stopped): the
+            frames written to ``frames``, which a recorder puts in the run
+            file. Frames dropped on a full ring (``overflow: drop``) do not
+            count: they are counted apart (``frames_dropped``, the ledger) and
+            the camera goes on until ``n_frames`` were delivered, so the last
+            frame id is ``n_frames - 1`` plus the drops. As ``GenICamCamera``'s
+            ``n_frames``; a restarted camera counts on from what it delivered.
         pattern: ``counter`` (frame k filled with k modulo the dtype's range),
             ``noise`` (random frames), or ``spot`` (a gaussian spot moving on a
             circle over a dim background), or ``cells`` (a calcium-imaging
@@ -82,7 +88,10 @@ class SimulatedCamera(Actor):
         self.pattern = pattern
         self.seed = seed
         self.overflow = overflow or ("drop" if self.fps else "block")
+        #: The next frame id (frames delivered and dropped, and ids skipped on a restart).
         self.frames_written = 0
+        #: Frames written to the ring: what ``n_frames`` counts.
+        self.frames_delivered = 0
         #: Frames dropped because the ring was full (``overflow: drop``).
         self.frames_dropped = 0
         #: The id the camera went on from after a restart (None: never restarted).
@@ -134,6 +143,7 @@ class SimulatedCamera(Actor):
             down_s = max(0.0, (time.time_ns() - last_ns) / 1e9)
             missed = int(down_s * self.fps) if self.fps else 0
             self.frames_written = last_id + 1 + missed
+            self.frames_delivered = self.outputs.frames.committed
             self.restarted_at = last_id + 1
         rng = np.random.default_rng(self.seed)
         self._info_max = int(np.iinfo(self.dtype).max) if self.dtype.kind in "iu" else None
@@ -158,7 +168,7 @@ class SimulatedCamera(Actor):
 
     def run_step(self) -> None:
         k = self.frames_written
-        if self.n_frames is not None and k >= self.n_frames:
+        if self.n_frames is not None and self.frames_delivered >= self.n_frames:
             self.finish()
             return
         if self.fps:
@@ -171,10 +181,12 @@ class SimulatedCamera(Actor):
         if self.overflow == "block":
             with out.slot(frame_id=k, timestamp_ns=stamp) as view:
                 self._fill(view, k)
+            self.frames_delivered += 1
         else:
             try:
                 with out.slot(frame_id=k, timestamp_ns=stamp, timeout=0) as view:
                     self._fill(view, k)
+                self.frames_delivered += 1
             except TimeoutError:
                 # A lossless reader still holds the slot: drop the frame, as a
                 # camera whose buffers are all in use does.
@@ -254,9 +266,11 @@ class SimulatedCamera(Actor):
         np.copyto(out, noise, casting="unsafe")
 
     def status(self) -> dict[str, Any]:
-        """Frames written so far (callable through the handle while it runs)."""
+        """Frame ids taken so far (``frames_written``), frames delivered and
+        dropped (callable through the handle while it runs)."""
         return {
             "frames_written": self.frames_written,
+            "frames_delivered": self.frames_delivered,
             "frames_dropped": self.frames_dropped,
             "fps": self.fps,
             "overflow": self.overflow,

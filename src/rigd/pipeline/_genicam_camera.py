@@ -50,6 +50,7 @@ from rigd.pipeline._genicam import (
 )
 from rigd.pipeline._genicam_options import (
     FRAME_INFO_FIELDS,
+    FRAME_INFO_UNITS,
     PIXEL_FORMATS,
     STATUS_CODES,
     FrameIds,
@@ -57,6 +58,7 @@ from rigd.pipeline._genicam_options import (
     check_camera_options,
     put_info,
 )
+from rigd.storage import RecordField
 
 __all__ = ["GenICamCamera"]
 
@@ -95,7 +97,12 @@ class GenICamCamera(DeviceSource):
             the frames on loopback, BENCHMARKS.md "Sources"); ``None``:
             Aravis's ``auto``. Linux caps it at ``net.core.rmem_max``.
         features: other GenICam features to set, by name (``{"ReverseX": true}``).
-        n_frames: frames to deliver, then end (``None``: until stopped).
+        n_frames: frames to deliver, then end (``None``: until stopped): the
+            frames written to ``frames``, which a recorder puts in the run
+            file. Dropped buffers (incomplete, underrun, a full ring) do not
+            count: they are counted apart (``status()["drops"]``, the ledger),
+            so the last frame id is ``n_frames - 1`` plus the drops. As
+            ``SimulatedCamera``'s ``n_frames``.
         timeout_s: how long a frame may take before the camera is checked.
         on_lost: when the camera goes away: ``end`` the run (the files are
             sealed as usual), or ``wait`` for it to come back and go on.
@@ -145,6 +152,19 @@ class GenICamCamera(DeviceSource):
     def check_options(cls, options: Mapping[str, Any]) -> None:
         """Refuse, at load, options of the wrong type or range (``ValueError``)."""
         check_camera_options(options)
+
+    @classmethod
+    def describe_fields(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, FrameSpec]
+    ) -> dict[str, tuple[RecordField, ...]]:
+        """Name ``frame_info``'s columns, with units: a recorder stores them by name
+        (``camera_frame_id``, ``hardware_timestamp_ns``, ``driver_timestamp_ns``,
+        ``status``; the stream's ``frames`` keeps its N x 4 uint64 layout)."""
+        return {
+            "frame_info": tuple(
+                RecordField(name, *FRAME_INFO_UNITS[name]) for name in FRAME_INFO_FIELDS
+            )
+        }
 
     # -- opening and configuring, in the actor's own process ---------------------------
     def open_device(self) -> None:

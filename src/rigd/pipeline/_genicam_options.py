@@ -17,6 +17,7 @@ from typing import Any
 
 __all__ = [
     "FRAME_INFO_FIELDS",
+    "FRAME_INFO_UNITS",
     "ON_LOST",
     "PIXEL_FORMATS",
     "STATUS_CODES",
@@ -50,6 +51,23 @@ PIXEL_FORMATS: dict[str, tuple[str, int]] = {
 
 #: ``frame_info`` columns, per frame (uint64).
 FRAME_INFO_FIELDS = ("camera_frame_id", "hardware_timestamp_ns", "driver_timestamp_ns", "status")
+#: What each ``frame_info`` column holds: (units, long name), as the run file
+#: stores them (``units``/``long_name`` of the stream's field datasets).
+FRAME_INFO_UNITS: dict[str, tuple[str, str]] = {
+    "camera_frame_id": (
+        "",
+        "the camera's frame id (GigE Vision block id: 16 bits, wraps at 65535)",
+    ),
+    "hardware_timestamp_ns": (
+        "ns",
+        "the camera's timestamp (Aravis: its ticks in ns by GevTimestampTickFrequency)",
+    ),
+    "driver_timestamp_ns": (
+        "ns",
+        "host time the driver received the frame (ns since the Unix epoch)",
+    ),
+    "status": ("", "0 delivered; otherwise the drop's reason code (STATUS_CODES)"),
+}
 #: ``frame_info`` status codes: 0 delivered, others a drop.
 STATUS_CODES = {
     "delivered": 0,

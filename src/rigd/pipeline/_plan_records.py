@@ -8,6 +8,8 @@ completes a plan whose device sources had still to report their shapes
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +79,24 @@ class Plan:
     @property
     def name(self) -> str:
         return self.file.config.name
+
+    @property
+    def recorder_directory(self) -> str | None:
+        """Where the run files go: the first recorder's ``directory`` option (or
+        its class's default), as written (relative paths are relative to the
+        current directory, or to a daemon's data directory); None when nothing
+        records."""
+        by_name = {a.name: a for a in self.actors}
+        for name in self.recorders:
+            actor = by_name[name]
+            directory = actor.options.get("directory")
+            if directory is None:
+                with contextlib.suppress(TypeError, ValueError):
+                    parameter = inspect.signature(actor.cls).parameters.get("directory")
+                    directory = None if parameter is None else parameter.default
+            if isinstance(directory, str) and directory:
+                return directory
+        return None
 
     def _is_device(self, name: str) -> bool:
         return any(a.name == name and a.opens_device for a in self.actors)

@@ -104,7 +104,8 @@ class HDF5Recorder(RunFileActor):
                 "run's file. Give this run a new run id, or put {run_id} or {time} in the "
                 "recording template (recording: template:)"
             )
-        if path.exists():
+        resumed = path.exists()
+        if resumed:
             # This recorder was restarted: record on into the file it began.
             # The notes before now are in it already, or under the restart.
             for reader in self._readers.values():
@@ -136,6 +137,7 @@ class HDF5Recorder(RunFileActor):
                 # recorder, while the ring absorbs it.
                 write_buffers=0,
             )
+        self.confirm_opened(created=not resumed)
         self._state = "recording"
         self._turn = 0
         self._behind = FallBehind(self._writer.note_dropped) if self.when_behind == "drop" else None

@@ -17,6 +17,7 @@ from typing import Any
 
 from rigd._exceptions import RecordingError
 from rigd.actors import Actor, add_fatal_error
+from rigd.pipeline._confined import FileBeneath
 from rigd.storage import MessageReader, RecordField, RunWriter, StreamSpec, run_file_path
 
 __all__ = ["RunFileActor"]
@@ -45,6 +46,7 @@ class RunFileActor(Actor):
         self._path: str | None = None
         self._state = "idle"
         self._final: dict[str, Any] = {}
+        self._beneath: FileBeneath | None = None
 
     def run_path(self) -> Path:
         """The run file's path, from the run's id, pipeline and start (``template``)."""
@@ -57,8 +59,36 @@ class RunFileActor(Actor):
             pipeline=run.get("pipeline", ""),
             when=started,
         )
+        root = run.get("confine_to")
+        if root:
+            # Under a daemon: the directory is reached beneath its data directory
+            # (no symlink swapped in since its checks is followed out of it).
+            self._beneath = FileBeneath(root, path)
         self._path = str(path.resolve())
         return path
+
+    def confirm_opened(self, *, created: bool) -> None:
+        """After ``self._writer`` opened ``run_path()``: check it is the file beneath
+        the daemon's data directory (``FileBeneath.confirm``).
+
+        Raises:
+            PermissionError: it is not (a symlink swapped in meanwhile); the
+                writer is closed and a file it ``created`` removed.
+        """
+        beneath, self._beneath = self._beneath, None
+        if beneath is None or self._writer is None:
+            return
+        try:
+            beneath.confirm(self._writer.fileno())
+        except PermissionError:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    writer.close()
+                if created:
+                    with contextlib.suppress(OSError):
+                        writer.path.unlink()
+            raise
 
     def stream_spec(self, name: str, reader: Any, **options: Any) -> StreamSpec:
         """The stream recorded from input ``name``: the ring's shape and dtype,

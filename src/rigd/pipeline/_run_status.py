@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,11 @@ class LinkStatus:
     latency_p50_us: tuple[float | None, ...] = ()
     #: Frames the source dropped because this ring was full (reason ``ring_full``).
     skipped: int = 0
+    #: Every frame the source dropped so far, by reason: ``ring_full`` (``skipped``)
+    #: and the reasons of its drop notes (a camera's ``incomplete``, ``underrun``,
+    #: ``timeout``...; ``_ring_notes``). Notes overwritten before a sample read
+    #: them (over 64 between two samples) are counted under ``unknown``, one each.
+    dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,11 +92,22 @@ class LinkRates:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self._last_counts: dict[str, tuple[float, int]] = {}
+        #: Per ring: the drop notes read so far, and the frames they dropped by reason.
+        self._note_cursors: dict[str, int] = {}
+        self._noted: dict[str, dict[str, int]] = {}
+        # Sampled from several threads (the daemon's monitor, requests): one at a time.
+        self._lock = threading.Lock()
 
     def sample(
         self, rings: Mapping[str, FrameRing], pids: Mapping[str, int | None]
     ) -> tuple[LinkStatus, ...]:
         """Every link whose ring is open; ``pids``: each actor's process, to name readers."""
+        with self._lock:
+            return self._sample(rings, pids)
+
+    def _sample(
+        self, rings: Mapping[str, FrameRing], pids: Mapping[str, int | None]
+    ) -> tuple[LinkStatus, ...]:
         links = []
         now = time.monotonic()
         for ring_plan in self.plan.rings:
@@ -120,6 +137,7 @@ class LinkRates:
                 for r in stats.readers
             )
             latency = tuple(r.wake_latency_p50_us for r in stats.readers)
+            by_reason = self._drops_by_reason(ring_plan.name, ring, stats.frames_skipped)
             links.append(
                 LinkStatus(
                     ring_plan.name,
@@ -129,9 +147,31 @@ class LinkRates:
                     rate,
                     latency,
                     stats.frames_skipped,
+                    by_reason,
                 )
             )
         return tuple(links)
+
+    def _drops_by_reason(self, name: str, ring: FrameRing, skipped: int) -> dict[str, int]:
+        """The frames the ring's source dropped, by reason: its notes read since the
+        last sample, added up. ``ring_full`` is the larger of the notes' count and
+        the ring's counter (``RingWriter.skip`` counts at once and notes later;
+        a source may note ``ring_full`` itself)."""
+        noted = self._noted.setdefault(name, {})
+        try:
+            notes, cursor, lost = ring.drop_notes(self._note_cursors.get(name, 0))
+        except RigdError:
+            notes, cursor, lost = [], self._note_cursors.get(name, 0), 0
+        self._note_cursors[name] = cursor
+        for note in notes:
+            noted[note.reason] = noted.get(note.reason, 0) + note.count
+        if lost:
+            noted["unknown"] = noted.get("unknown", 0) + lost
+        by_reason = dict(noted)
+        ring_full = max(skipped, noted.get("ring_full", 0))
+        if ring_full:
+            by_reason["ring_full"] = ring_full
+        return by_reason
 
 
 def recorded(

@@ -21,11 +21,11 @@ Pause: ``pause``/``resume`` move the run between ``running`` and
 kill may begin from a pause, and a source restarted during one holds again.
 A run's log lines go to one file (``_run_log``).
 
-Why ~600 lines: this is one object's lifecycle (load, run, pause, stop,
-kill, teardown) over the rings and actors it owns; its parts with a concept
-of their own live beside it (``_state``, ``_actor_watch``, ``_run_status``,
-``_pause``, ``_run_log``, ``_endpoints``), and what is left shares the
-run's handles and rings.
+This is one object's lifecycle (load, run, pause, stop, kill) over the
+rings and actors it owns; its parts with a concept of their own live beside
+it: the start (``_run_start``: rings, actors, devices, rejoin), the end
+(``_run_end``: the graceful stop, the teardown, the report), ``_state``,
+``_actor_watch``, ``_run_status``, ``_pause``, ``_run_log``, ``_endpoints``.
 
 State: a :class:`~rigd.pipeline._state.StateMachine` over ``RunState`` and
 its transition table. The end of a run (every actor finished, a failure, or
@@ -37,8 +37,8 @@ supervisor): every 0.2 s, for deaths, restarts and the step loops' end.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
+import functools
 import logging
 import secrets
 import threading
@@ -47,22 +47,29 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rigd import actors
-from rigd._exceptions import PipelineFailedError, RigdError, TaskError
+from rigd._exceptions import PipelineFailedError
 from rigd.actors import ActorHandle
 from rigd.pipeline._actor_watch import ActorWatch, actor_infos
-from rigd.pipeline._bridge import fed_from_afar, stop_order
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
-from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
+from rigd.pipeline._endpoints import Wiring, open_endpoints
 from rigd.pipeline._pause import PauseControl, PauseSpan
 from rigd.pipeline._plan import Plan
+from rigd.pipeline._run_end import stop_graceful, teardown
 from rigd.pipeline._run_log import RunLog, default_log_dir
+from rigd.pipeline._run_start import (
+    CALL_TIMEOUT_S,
+    call_all,
+    create_actors,
+    create_rings,
+    open_devices,
+    rejoin,
+)
 from rigd.pipeline._run_status import (
     ActorStatus,
     LinkRates,
     LinkStatus,
     PipelineStatus,
     RunReport,
-    recorded,
 )
 from rigd.pipeline._state import RUN_TRANSITIONS, RunState, StateMachine
 from rigd.storage import FrameRing, own_store, remove_stale_rings, remove_stale_stores
@@ -79,7 +86,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_CALL_TIMEOUT_S = 60.0
 _DRAIN_TIMEOUT_S = 60.0
 #: Entering one of these ends the run (the end event fires once).
 _ENDING = frozenset({RunState.STOPPING, RunState.FAILED, RunState.STOPPED})
@@ -108,10 +114,13 @@ class Pipeline:
         metadata: Mapping[str, Any] | None = None,
         log_dir: str | None = None,
         max_pause_s: float | None = None,
+        confine_to: str | None = None,
     ) -> None:
         """``log_dir``: where the run's log file goes (see ``_run_log``);
         ``max_pause_s``: the longest pause (default: the file's
-        ``run.max_pause_s``), then the run resumes on its own."""
+        ``run.max_pause_s``), then the run resumes on its own;
+        ``confine_to``: the directory the run's recorders must write beneath
+        (the daemon's data directory; ``open_beneath``)."""
         self.plan = plan
         self.run_id = run_id or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         self.metadata = {**plan.file.config.run.metadata, **(metadata or {})}
@@ -135,6 +144,7 @@ class Pipeline:
         self._report: RunReport | None = None
         self._cpu_latency: CpuLatencyRequest | None = None
         self._log_dir = log_dir
+        self._confine_to = confine_to
         self._run_log: RunLog | None = None
         self._last_errors: dict[str, str] = {}
         self._failed_actor = ""
@@ -190,8 +200,8 @@ class Pipeline:
         self._started = time.monotonic()
         try:
             self._run_log = RunLog(self.run_id, self._log_dir or self._recorder_dir())
-            self._open_devices()
-            self._create_rings()
+            open_devices(self)
+            create_rings(self)
             run_info = {
                 "run_id": self.run_id,
                 "pipeline": self.plan.name,
@@ -202,17 +212,19 @@ class Pipeline:
                 "store": self._store.path,
                 # Where its actors log and leave their last error (_run_log).
                 **self._run_log.run_info(),
+                # Recorders open their files beneath it (_confined.open_beneath).
+                "confine_to": self._confine_to,
             }
-            self._create_actors(run_info)
-            self._call_all("__rigd_attach__", lambda name: (open_endpoints, self._wiring[name]))
-            self._call_all("__rigd_setup__")
+            create_actors(self, run_info)
+            call_all(self, "__rigd_attach__", lambda name: (open_endpoints, self._wiring[name]))
+            call_all(self, "__rigd_setup__")
             for name in self.plan.recorders:
                 self._recordings[name] = actors.get(
-                    self._handles[name].summary.remote(), timeout=_CALL_TIMEOUT_S
+                    self._handles[name].summary.remote(), timeout=CALL_TIMEOUT_S
                 )
         except BaseException:
             self._machine.move(RunState.FAILED, when=_CREATED)
-            self._teardown(force=True)
+            teardown(self, force=True)
             raise
         self._machine.move(RunState.READY, when=_CREATED)
 
@@ -228,17 +240,17 @@ class Pipeline:
             # Downstream first, sources last: no frame is written before every
             # reader is attached and running.
             for actor in reversed(self.plan.actors):
-                actors.get(self._handles[actor.name].__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
+                actors.get(self._handles[actor.name].__rigd_run__.remote(), timeout=CALL_TIMEOUT_S)
         except BaseException:
             self._machine.move(RunState.FAILED, when=_READY)
-            self._teardown(force=True)
+            teardown(self, force=True)
             raise
         self._machine.move(RunState.RUNNING, when=_READY)
         self._watch = ActorWatch(
             self._handles,
             self._restarts,
             self._machine,
-            self._rejoin,
+            functools.partial(rejoin, self),
             self._fail,
             last_error=self._run_log.last_error if self._run_log else None,
         )
@@ -308,9 +320,9 @@ class Pipeline:
             self._pause.end("stop")
             self._machine.move(RunState.STOPPING, when=_STOPPABLE)
             try:
-                self._stop_graceful(timeout)
+                stop_graceful(self, timeout)
             finally:
-                self._report = self._teardown(force=False)
+                self._report = teardown(self, force=False)
             return self._report
 
     def kill(self) -> RunReport:
@@ -319,7 +331,7 @@ class Pipeline:
             if self._report is not None:
                 return self._report
             self._machine.move(RunState.STOPPING, when=_KILLABLE)
-            self._report = self._teardown(force=True)
+            self._report = teardown(self, force=True)
             return self._report
 
     @property
@@ -373,140 +385,6 @@ class Pipeline:
 
     # -- inside ------------------------------------------------------------------------
 
-    def _create_rings(self) -> None:
-        for ring_plan in self.plan.rings:
-            self._rings[ring_plan.name] = FrameRing.create(
-                f"{self.plan.name}-{self._token}-{ring_plan.name}",
-                ring_plan.shape,
-                ring_plan.dtype,
-                slot_count=ring_plan.slots,
-                # Room for a restarted reader before its dead one is reclaimed.
-                max_readers=len(ring_plan.readers) + 4,
-                kind=ring_plan.kind,
-            )
-
-    def _open_devices(self) -> None:
-        """Start the device sources first; each opens its device and reports its shapes.
-
-        Then the plan is resolved (every ring's shape known) and the applied
-        settings join the run metadata as ``<actor>.<setting>``.
-        """
-        devices = [a for a in self.plan.actors if a.opens_device]
-        if not devices:
-            return
-        for actor in devices:
-            self._spawn(actor)
-        refs = [self._handles[a.name].describe_device.remote() for a in devices]
-        reported: dict[str, dict[str, Any]] = {}
-        for actor, ref in zip(devices, refs, strict=True):
-            try:
-                reported[actor.name] = actors.get(ref, timeout=_CALL_TIMEOUT_S)
-            except TaskError as exc:
-                # The device's own message (its last line), not the remote traceback.
-                lines = exc.remote_traceback.strip().splitlines() or [str(exc)]
-                raise RigdError(
-                    f"actor {actor.name!r} could not open its device: {lines[-1]}"
-                ) from exc
-        self.plan = self.plan.resolve({n: r["outputs"] for n, r in reported.items()})
-        # The status samples the resolved plan's rings: the device sources'
-        # links exist only from here on (before, status() would show none).
-        self._link_rates.plan = self.plan
-        for name, report in reported.items():
-            for key, value in report["metadata"].items():
-                self.metadata.setdefault(f"{name}.{key}", value)
-
-    def _spawn(self, actor: Any) -> None:
-        resources: dict[str, Any] = {"max_restarts": actor.config.max_restarts}
-        if actor.config.num_cpus is not None:
-            resources["num_cpus"] = actor.config.num_cpus
-        if actor.config.num_gpus is not None:
-            resources["num_gpus"] = actor.config.num_gpus
-        remote_class = actors.remote(**resources)(actor.cls)
-        handle = remote_class.options(name=actor.name, namespace=self.namespace).remote(
-            **actor.options
-        )
-        self._handles[actor.name] = handle
-        self._restarts[actor.name] = 0
-
-    def _create_actors(self, run_info: dict[str, Any]) -> None:
-        for actor in self.plan.actors:
-            inputs: dict[str, InputWiring] = {}
-            outputs: dict[str, str] = {}
-            # What the columns of each records input mean, for recorders:
-            # {input: [(name, units, long_name), ...]}.
-            input_fields: dict[str, list[tuple[str, str, str]]] = {}
-            for ring_plan in self.plan.rings:
-                segment = self._rings[ring_plan.name].name
-                if ring_plan.writer == actor.name:
-                    outputs[ring_plan.output] = segment
-                for reader, inp, policy, low_latency in ring_plan.readers:
-                    if reader == actor.name:
-                        inputs[inp] = InputWiring(segment, policy, low_latency)
-                        if ring_plan.fields:
-                            input_fields[inp] = [
-                                (f.name, f.units, f.long_name) for f in ring_plan.fields
-                            ]
-            run = {**run_info, "actor": actor.name, "input_fields": input_fields}
-            self._wiring[actor.name] = Wiring(inputs, outputs, run, tuple(actor.config.cpus or ()))
-            if actor.name not in self._handles:
-                self._spawn(actor)
-
-    def _call_all(self, method: str, args: Any = None) -> list[Any]:
-        refs = []
-        for actor in self.plan.actors:
-            handle = self._handles[actor.name]
-            call_args = args(actor.name) if args is not None else ()
-            refs.append(getattr(handle, method).remote(*call_args))
-        return actors.get(refs, timeout=_CALL_TIMEOUT_S)
-
-    def _rejoin(self, name: str, restarts: int) -> None:
-        """Bring a restarted actor back into the run."""
-        handle = self._handles[name]
-        log.warning(
-            "pipeline %s: actor %r restarted (%d); rejoining", self.plan.name, name, restarts
-        )
-        try:
-            actors.get(
-                handle.__rigd_attach__.remote(open_endpoints, self._wiring[name]),
-                timeout=_CALL_TIMEOUT_S,
-            )
-            actors.get(handle.__rigd_setup__.remote(), timeout=_CALL_TIMEOUT_S)
-            actors.get(handle.__rigd_run__.remote(), timeout=_CALL_TIMEOUT_S)
-            if self.state == RunState.PAUSED and name in self._source_names():
-                # A source restarted during a pause holds like the others.
-                actors.get(handle.__rigd_pause__.remote(), timeout=_CALL_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - it may die again; the next poll sees it
-            log.error("pipeline %s: actor %r could not rejoin: %s", self.plan.name, name, exc)
-            return
-        for recorder in self.plan.recorders:
-            if recorder == name:
-                continue
-            with contextlib.suppress(Exception):
-                actors.get(
-                    self._handles[recorder].note_event.remote(
-                        f"actor {name} restarted ({restarts})"
-                    ),
-                    timeout=_CALL_TIMEOUT_S,
-                )
-
-    def _source_names(self) -> set[str]:
-        return {a.name for a in self.plan.actors if a.is_source}
-
-    def _end_store(self) -> None:
-        """Remove the run's store entries, but those kept; list both in the log."""
-        store = getattr(self, "_store", None)
-        if store is None:
-            return
-        removed, kept = store.end_run(self.run_id)
-        if removed or kept:
-            log.info(
-                "pipeline %s: run %s's store entries removed: %s; kept: %s",
-                self.plan.name,
-                self.run_id,
-                removed or "none",
-                kept or "none",
-            )
-
     def _fail(self, reason: str, actor: str = "", last_error: str | None = None) -> None:
         log.error("pipeline %s failed: %s; stopping it", self.plan.name, reason)
         with self._lock:
@@ -519,85 +397,3 @@ class Pipeline:
             self.failure = reason
             self._machine.move(RunState.FAILED)
         threading.Thread(target=self.stop, name="rigd-supervisor-stop", daemon=True).start()
-
-    def _alive(self, name: str) -> bool:
-        infos = actor_infos()
-        info = infos.get(self._handles[name]._actor_id)
-        return info is not None and info.state == "alive"
-
-    def _stop_graceful(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        for actor in stop_order(self.plan.actors):
-            name = actor.name
-            handle = self._handles.get(name)
-            if handle is None:
-                continue
-            if not self._alive(name):
-                self._end_rings_of(name)
-                continue
-            try:
-                if not actor.is_source or fed_from_afar(actor.cls):
-                    left = max(0.0, deadline - time.monotonic())
-                    drained = actors.get(
-                        handle.__rigd_wait_finished__.remote(left), timeout=left + _CALL_TIMEOUT_S
-                    )
-                    if not drained:
-                        log.warning("%s did not drain within %.0f s; stopping it", name, timeout)
-                actors.get(handle.__rigd_stop__.remote(), timeout=_CALL_TIMEOUT_S)
-            except Exception as exc:  # noqa: BLE001 - stop the rest whatever one does
-                log.error("pipeline %s: stopping %r failed: %s", self.plan.name, name, exc)
-                self._end_rings_of(name)
-            if name in self.plan.recorders:
-                with contextlib.suppress(Exception):
-                    self._recordings[name] = actors.get(
-                        handle.summary.remote(), timeout=_CALL_TIMEOUT_S
-                    )
-
-    def _end_rings_of(self, name: str) -> None:
-        """Close the rings a dead actor wrote, so its readers drain and end."""
-        for ring_plan in self.plan.rings:
-            if ring_plan.writer == name and ring_plan.name in self._rings:
-                with contextlib.suppress(Exception):
-                    self._rings[ring_plan.name].writer().close()
-
-    def _teardown(self, force: bool) -> RunReport:
-        if self._cpu_latency is not None:
-            self._cpu_latency.release()
-        if self._watch is not None:
-            self._watch.close()
-        restarts = dict(self._restarts)
-        with contextlib.suppress(Exception):
-            infos = actor_infos()
-            for name, handle in self._handles.items():
-                info = infos.get(handle._actor_id)
-                if info is not None:
-                    restarts[name] = info.restarts
-        for handle in self._handles.values():
-            with contextlib.suppress(Exception):
-                actors.kill(handle)
-        self._handles.clear()
-        for ring in self._rings.values():
-            ring.unlink()
-            ring.close()
-        self._rings.clear()
-        self._end_store()
-        files, frames, dropped = recorded(self._recordings.values(), repair=force)
-        self._machine.move(RunState.FAILED if self.failure else RunState.STOPPED)
-        log_path = None
-        if self._run_log is not None:
-            log_path = str(self._run_log.path) if self._run_log.path else None
-            self._run_log.close()
-        return RunReport(
-            run_id=self.run_id,
-            state=self.state,
-            duration_s=time.monotonic() - self._started if self._started else 0.0,
-            files=tuple(files),
-            frames=frames,
-            dropped=dropped,
-            restarts=restarts,
-            failure=self.failure,
-            recordings=tuple(dict(r) for r in self._recordings.values()),
-            log=log_path,
-            last_errors=dict(self._last_errors),
-            pauses=tuple(self._pause.spans),
-        )

@@ -290,6 +290,7 @@ class TriggeredRecorder(RunFileActor):
             # writer writes that copy itself (no second copy).
             write_buffers=0,
         )
+        self.confirm_opened(created=True)
         self._frames = EventFrames(
             streams,
             self._writer,

@@ -7,10 +7,18 @@ a device: it is opened by the actor, in its own process, and reports its
 frame size then (``DeviceSource``); a file is small enough to look at while
 planning, so its size is known, and a bad path refused, with file, line and
 key.
+
+A file that cannot deliver what its header promises says so: one with no
+decodable frame is refused (at planning, with file, line and key, and again
+when the actor opens it), naming the file and what PyAV reported; one that
+ends early (cut in the middle, corrupt data) logs a warning with the frames
+reached and puts the frames it promised but never gave in the drop ledger as
+``source_ended_early``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -22,6 +30,13 @@ import numpy as np
 from rigd.pipeline._device import DeviceSource
 
 __all__ = ["VideoSource"]
+
+log = logging.getLogger(__name__)
+
+#: The drop ledger's reason for frames a file promised but did not deliver
+#: (``rigd.storage.DropReason.SOURCE_ENDED_EARLY``; named here, so that this
+#: actor does not import the HDF5 half of ``rigd.storage``).
+ENDED_EARLY = "source_ended_early"
 
 FrameSpec = tuple[tuple[int, ...], str]
 
@@ -54,6 +69,14 @@ class VideoSource(DeviceSource):
 
     Frame ids count from 0 (and on across loops); timestamps are the host's
     time when the frame is written.
+
+    A file that ends before the frame count its header gives (PyAV's
+    ``stream.frames``, else duration x rate) ends the run early: a warning
+    with the frames reached and PyAV's error, if any, and the missing ids in
+    the recorder's drop ledger as ``source_ended_early`` (``status()`` says
+    ``ended_early``); with ``loop`` the next pass goes on after them. A file
+    none of whose frames decodes raises ``ValueError`` naming the file and
+    what PyAV reported.
     """
 
     output_names = ("frames",)
@@ -85,6 +108,10 @@ class VideoSource(DeviceSource):
         self.frames_dropped = 0
         self._container: Any = None
         self._play_s = (0.0, 0.0)
+        #: Frames the file's header promises per pass (None: it does not say).
+        self.frames_expected: int | None = None
+        #: The file ended before the frames its header promises (or on an error).
+        self.ended_early = False
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -119,7 +146,8 @@ class VideoSource(DeviceSource):
             return {}
         with _open(path, None) as container:
             stream = _video_stream(container, path)
-            return {"frames": _spec(stream.codec_context, options.get("pixel_format", "gray"))}
+            first = _first_frame(container, stream, path)
+            return {"frames": _spec(first, options.get("pixel_format", "gray"))}
 
     # -- in the actor's own process --------------------------------------------------
 
@@ -140,8 +168,20 @@ class VideoSource(DeviceSource):
         self._frames = self._container.decode(self._stream)
         self._t0: float | None = None
         self._pts0 = 0.0
+        self._pass_start = self.frames_played
+        self._first: Any = None
+        self._stop_decoding = False
+        self._slack = 0
+        if not _is_device(self.path):
+            self.frames_expected = _expected_frames(self._stream, self._container)
+            self._slack = _slack(self._stream, self.frames_expected)
+            # The first frame, decoded now: its size is the output's, and a
+            # file none of whose frames decodes is refused before the run.
+            self._first = _first_frame(self._container, self._stream, self.path, self._frames)
 
     def device_outputs(self) -> dict[str, FrameSpec]:
+        if self._first is not None:
+            return {"frames": _spec(self._first, self.pixel_format)}
         return {"frames": _spec(self._stream.codec_context, self.pixel_format)}
 
     def device_metadata(self) -> dict[str, Any]:
@@ -162,16 +202,60 @@ class VideoSource(DeviceSource):
         if container is not None:
             container.close()
 
-    def run_step(self) -> None:
-        frame = next(self._frames, None)
+    def _next_frame(self) -> Any:
+        """The next decoded frame, or None at the end (or on an error, said so)."""
+        first, self._first = self._first, None
+        if first is not None:
+            return first
+        try:
+            frame = next(self._frames, None)
+        except av.error.FFmpegError as exc:
+            self._end_of_pass(exc)
+            return None
         if frame is None:
-            if not self.loop or _is_device(self.path):
+            self._end_of_pass(None)
+        return frame
+
+    def _end_of_pass(self, error: BaseException | None) -> None:
+        """The file ended (or failed to decode): warn and note the frames it
+        promised but did not give (``source_ended_early``)."""
+        reached = self.frames_played - self._pass_start
+        expected = self.frames_expected
+        if error is None and (expected is None or reached >= expected - self._slack):
+            return
+        if reached == 0 and self.frames_played == 0:
+            raise ValueError(
+                f"video file {self.path!r} has no decodable frames: "
+                + (f"PyAV reported: {error}" if error is not None else "the stream ends at once")
+            )
+        self.ended_early = True
+        missing = max(0, expected - reached) if expected is not None else 0
+        log.warning(
+            "video file %r ended after %d of the %s frames its header promises%s; "
+            "%d frame(s) noted in the drop ledger as %s",
+            self.path,
+            reached,
+            expected if expected is not None else "(unknown)",
+            f" (PyAV reported: {error})" if error is not None else "",
+            missing,
+            ENDED_EARLY,
+        )
+        if missing:
+            self.outputs.frames.note_dropped(self.frames_played, missing, ENDED_EARLY)
+            self.frames_played += missing
+        self._stop_decoding = error is not None
+
+    def run_step(self) -> None:
+        frame = None if self._stop_decoding else self._next_frame()
+        if frame is None:
+            if not self.loop or _is_device(self.path) or self._stop_decoding:
                 self.finish()
                 return
             self._container.seek(0)
             self._frames = self._container.decode(self._stream)
             self._t0 = None
-            frame = next(self._frames, None)
+            self._pass_start = self.frames_played
+            frame = self._next_frame()
             if frame is None:
                 self.finish()
                 return
@@ -211,6 +295,8 @@ class VideoSource(DeviceSource):
             "frames_played": self.frames_played,
             "frames_dropped": self.frames_dropped,
             "play_s": last - first,
+            "frames_expected": self.frames_expected,
+            "ended_early": self.ended_early,
         }
 
 
@@ -232,6 +318,55 @@ def _video_stream(container: Any, path: str) -> Any:
     if not container.streams.video:
         raise ValueError(f"{path!r} has no video stream")
     return container.streams.video[0]
+
+
+def _expected_frames(stream: Any, container: Any = None) -> int | None:
+    """The frames a file's header promises: its frame count (mp4, avi, mov),
+    else its duration x average rate (mkv, webm: an estimate, ``_slack``),
+    else None."""
+    if stream.frames:
+        return int(stream.frames)
+    rate = stream.average_rate or stream.guessed_rate
+    seconds = None
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container is not None and container.duration:
+        seconds = container.duration / 1e6  # AV_TIME_BASE: microseconds
+    if seconds and rate:
+        return round(seconds * float(rate)) or None
+    return None
+
+
+def _slack(stream: Any, expected: int | None) -> int:
+    """Frames an estimated count may be over by before a file counts as ended
+    early: 0 for a header's own count, else one in a hundred (at least one)."""
+    if expected is None or stream.frames:
+        return 0
+    return max(1, expected // 100)
+
+
+def _first_frame(container: Any, stream: Any, path: str, frames: Any = None) -> Any:
+    """Decode the first frame.
+
+    Raises:
+        ValueError: none decodes (naming ``path`` and PyAV's error, or how
+            many frames the header promised).
+    """
+    try:
+        first = next(frames if frames is not None else container.decode(stream), None)
+    except av.error.FFmpegError as exc:
+        raise ValueError(
+            f"video file {path!r} has no decodable frames: PyAV reported: {exc}; "
+            "the file is damaged or cut short"
+        ) from None
+    if first is None:
+        promised = _expected_frames(stream, container)
+        said = f"its header promises {promised}" if promised else "its header gives no count"
+        raise ValueError(
+            f"video file {path!r} has no decodable frames: its stream ends before the "
+            f"first ({said}); the file is damaged or cut short"
+        )
+    return first
 
 
 def _spec(ctx: Any, pixel_format: str) -> FrameSpec:

@@ -12,35 +12,32 @@ The end of a run comes as an event from the pipeline (``Pipeline.on_end``:
 its sources finished and every reader drained, or an actor failed for good);
 the daemon then stops it and records how it ended. The monitor (``_monitor``)
 samples the running pipeline twice a second for status, health and the disk.
-This module (~510 lines, with pause and resume) is the state machine
-alone, every method a move of it under one lock; its parts are beside it:
-the journal of runs (``_journal``), the disk (``_disk``), events
-(``_events``), the status sample (``_snapshot``), pipeline files
-(``_pipelines``).
+This module is the state machine alone, every method a move of it under
+one lock; its parts are beside it: pause and resume (``_daemon_pause``),
+what it reports (``_daemon_views``), run ids (``_run_ids``), the journal of
+runs (``_journal``), the disk (``_disk``), events (``_events``), the status
+sample (``_snapshot``), pipeline files (``_pipelines``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
-import re
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from rigd._address import default_runtime_dir
-from rigd.actors import list_actors
 from rigd.config import ServiceConfig
-from rigd.gpu import inventory
 from rigd.pipeline import Pipeline, Plan, RunReport, RunState
 from rigd.service._confine import Confinement
+from rigd.service._daemon_pause import UNDER_WAY, DaemonPause
+from rigd.service._daemon_views import DaemonViews
 from rigd.service._disk import DiskWatch
 from rigd.service._events import Event, EventBus, now
-from rigd.service._gpus import gpu_report
 from rigd.service._journal import RUNS_JOURNAL, RunJournal
-from rigd.service._monitor import Monitor, Watched
+from rigd.service._monitor import Monitor
 from rigd.service._pipelines import (
     check_pipeline,
     find_pipeline_file,
@@ -58,6 +55,8 @@ from rigd.service._records import (
     check_daemon_transition,
     new_run_id,
 )
+from rigd.service._run_ids import check_run_id, retried_run
+from rigd.service._start_places import check_places
 from rigd.storage import check_metadata
 
 __all__ = [
@@ -74,12 +73,9 @@ log = logging.getLogger(__name__)
 
 # A start waits for every actor's setup: allow for slow hardware.
 _START_WAIT_S = 300.0
-#: A run under way whose steps go on: pause, resume and its end apply.
-_UNDER_WAY = frozenset({DaemonState.RUNNING, DaemonState.PAUSED})
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class Daemon:
+class Daemon(DaemonPause, DaemonViews):
     """One pipeline at a time and its runs, behind a state machine.
 
     Args:
@@ -90,12 +86,16 @@ class Daemon:
         assert config.data_dir is not None, "resolve the config first"
         self.config = config
         self.data_dir: Path = config.data_dir
+        #: The journal and the runs' log files (``state_dir``; default the data directory).
+        self.state_dir: Path = config.state_dir or config.data_dir
         self._state = DaemonState.IDLE
         self.failure: str | None = None
+        #: The failure is a run that could not start: it needs a person (``health``).
+        self._failed_start = False
         self.runtime_dir: Path = config.runtime_dir or default_runtime_dir()
         self._confinement = Confinement(self.data_dir, self.runtime_dir, config.publish_hosts)
         self._disk = DiskWatch(self.data_dir, config.disk_warn_minutes)
-        self._journal = RunJournal(self.data_dir)
+        self._journal = RunJournal(self.state_dir)
         self._events = EventBus()
         self._lock = threading.RLock()
         self._plan: Plan | None = None
@@ -165,6 +165,7 @@ class Daemon:
             self._refuse_while_running("load a pipeline")
             self._plan, self._plan_source = plan, source
             self.failure = None
+            self._failed_start = False
         self._set_state(DaemonState.LOADED, pipeline=plan.name)
         return self.pipeline_info()
 
@@ -197,36 +198,21 @@ class Daemon:
         Raises:
             TransitionError: no pipeline loaded, or a run is under way.
             InsufficientStorageError: the run's planned length does not fit the disk.
+            TransitionError: also when a place the pipeline names changed since it
+                was loaded (a directory removed, unwritable, a symlink out).
             ValueError: ``run_id`` is not a usable name, or ``metadata`` cannot be
             stored in the run file.
             TransitionError: also when the pipeline failed to start (its cause
             chained; the daemon is then ``failed``, with the reason): a camera
             that does not open, a run file that exists already.
         """
-        if run_id is not None and not _RUN_ID.match(run_id):
-            raise ValueError(
-                f"run_id must be 1-128 letters, digits, '.', '_' or '-' (it names the run "
-                f"file), starting with a letter or digit; got {run_id!r}"
-            )
+        check_run_id(run_id)
         metadata = {**(metadata or {})}
         check_metadata(metadata)
         with self._lock:
-            if run_id is not None and run_id in self._runs:
-                used = self._runs[run_id]
-                if used is self._run and used.active:
-                    if metadata and metadata != used.metadata:
-                        raise TransitionError(
-                            f"run {run_id!r} is under way with other metadata; a retry of "
-                            "its start must send the same metadata (or none), and a new "
-                            "run needs a new id once this one stops"
-                        )
-                    return used, False  # a retry of the start under way: safe
-                where = f" (file {', '.join(used.files)})" if used.files else ""
-                raise TransitionError(
-                    f"run id {run_id!r} was already used by a run that is {used.state}{where}; "
-                    "a run is never recorded over: start this run with a new id (e.g. "
-                    f"{run_id}-2), or without one to have the daemon choose"
-                )
+            retried = retried_run(self._runs, self._run, run_id, metadata)
+            if retried is not None:
+                return retried, False
             if self._plan is None:
                 raise TransitionError("no pipeline is loaded; load one first (PUT /v1/pipeline)")
             self._refuse_while_running("start a run")
@@ -234,6 +220,8 @@ class Daemon:
                 raise TransitionError("the daemon is shutting down; no new run starts")
             plan = self._plan
             self._disk.check_space(plan)
+            # Checked at load, again now: a place may have changed since (409).
+            check_places(self._confinement, plan)
             run_id = run_id or new_run_id(self._runs)
             record = RunRecord(
                 run_id=run_id,
@@ -250,12 +238,18 @@ class Daemon:
             self._journal.append(record)
         self._publish("state", previous="loaded", run_id=run_id, pipeline=plan.name)
         pipeline = Pipeline(
-            plan, run_id=run_id, metadata=record.metadata, log_dir=str(self.data_dir)
+            plan,
+            run_id=run_id,
+            metadata=record.metadata,
+            log_dir=str(self.state_dir),
+            confine_to=str(self.data_dir),
         )
         self._started.clear()
         try:
             pipeline.start()
         except BaseException as exc:
+            with self._lock:
+                self._failed_start = True
             self._finish(record, None, failure=f"the run failed to start: {exc}")
             self._started.set()
             if isinstance(exc, Exception):
@@ -264,6 +258,7 @@ class Daemon:
             raise
         with self._lock:
             self._pipeline = pipeline
+            self._failed_start = False
             record.move(RunState.RUNNING)
             record.files = [r["path"] for r in pipeline.recordings() if r.get("path")]
             self._journal.append(record)
@@ -273,66 +268,6 @@ class Daemon:
         pipeline.on_end(lambda reason: self._run_ended(pipeline, record, reason))
         pipeline.on_resumed(lambda: self._resumed(record))
         return record, True
-
-    def current_run(self) -> tuple[Pipeline, RunRecord] | None:
-        """The run under way (running or paused) and its pipeline, or None."""
-        with self._lock:
-            if self._state not in _UNDER_WAY or self._pipeline is None or self._run is None:
-                return None
-            return self._pipeline, self._run
-
-    def pause_run(self) -> tuple[RunRecord, float]:
-        """Pause the run under way (``Pipeline.pause``); returns it and the
-        pause's limit in seconds (then it resumes on its own).
-
-        Raises:
-            TransitionError: nothing is running, or it is paused or stopping.
-        """
-        pipeline, record = self._under_way("a pause")
-        try:
-            pipeline.pause()
-        except RuntimeError as exc:
-            raise TransitionError(str(exc)) from None
-        self._move_run(record, DaemonState.RUNNING, DaemonState.PAUSED)
-        return record, pipeline.max_pause_s
-
-    def resume_run(self) -> tuple[RunRecord, float]:
-        """Resume the paused run; returns it and how long it was paused, in seconds.
-
-        Raises:
-            TransitionError: nothing is running, or it is not paused.
-        """
-        pipeline, record = self._under_way("a resume")
-        try:
-            span = pipeline.resume()
-        except RuntimeError as exc:
-            raise TransitionError(str(exc)) from None
-        self._resumed(record)
-        return record, span.duration_s
-
-    def _under_way(self, what: str) -> tuple[Pipeline, RunRecord]:
-        current = self.current_run()
-        if current is None:
-            raise TransitionError(
-                f"no run is running (the daemon is {self._state.value}); {what} needs one "
-                "(POST /v1/runs starts one)"
-            )
-        return current
-
-    def _resumed(self, record: RunRecord) -> None:
-        """The run left its pause (asked for, or its limit reached): running again."""
-        self._move_run(record, DaemonState.PAUSED, DaemonState.RUNNING)
-
-    def _move_run(self, record: RunRecord, old: DaemonState, new: DaemonState) -> None:
-        """Move the daemon and ``record`` from ``old`` to ``new`` (running or
-        paused) along their tables, if the run is still ``record`` and in ``old``."""
-        with self._lock:
-            if self._run is not record or self._state is not old:
-                return
-            record.move(RunState(new.value))
-            self._enter(new)
-        log.info("daemon: %s -> %s", old.value, new.value)
-        self._publish("state", previous=old.value, run_id=record.run_id)
 
     def stop_run(self) -> RunRecord:
         """Stop the current run cleanly (sources first, readers drain, files sealed).
@@ -367,7 +302,7 @@ class Daemon:
         if reason == RunState.STOPPING:
             return
         with self._lock:
-            if self._state not in _UNDER_WAY or self._run is not record:
+            if self._state not in UNDER_WAY or self._run is not record:
                 return
             record.move(RunState.STOPPING)
             previous = self._enter(DaemonState.STOPPING)
@@ -427,85 +362,6 @@ class Daemon:
         self._set_state(state, run_id=record.run_id, failure=failure)
         self._publish("run", run=record.to_dict())
         return record
-
-    def runs(self) -> list[RunRecord]:
-        with self._lock:
-            return list(self._runs.values())
-
-    def run(self, run_id: str) -> RunRecord:
-        with self._lock:
-            if run_id == "current" and self._run is not None:
-                return self._run
-            try:
-                return self._runs[run_id]
-            except KeyError:
-                raise NotFoundError(
-                    f"no run {run_id!r} on this daemon; GET /v1/runs lists them"
-                ) from None
-
-    # -- status, health ----------------------------------------------------------------------
-
-    @property
-    def disk(self) -> dict[str, Any]:
-        """The data directory's free space against the running run's data rate."""
-        return self._monitor.disk
-
-    def _watched(self) -> Watched:
-        with self._lock:
-            # During a run, the plan as the run resolved it (device sources' links).
-            plan = self._pipeline.plan if self._pipeline is not None else self._plan
-            return self._pipeline, plan, self._run, self._state == DaemonState.RUNNING
-
-    def status(self) -> dict[str, Any]:
-        """The state, the pipeline, the run, actors and links (sampled twice a second)."""
-        with self._lock:
-            plan = self._plan
-            run = self._run.to_dict() if self._run is not None else None
-            snapshot = self._monitor.snapshot
-            pipeline = self._pipeline
-            return {
-                "state": self._state.value,
-                "failure": self.failure,
-                "pipeline": plan.name if plan else None,
-                "namespace": pipeline.namespace if pipeline else None,
-                "run": run,
-                "actors": snapshot["actors"],
-                "links": snapshot["links"],
-                "gpus": self._monitor.gpus,
-                "disk": self._monitor.disk,
-                "sampled_at": snapshot["sampled_at"],
-            }
-
-    def health(self) -> tuple[bool, str]:
-        """Whether the daemon is healthy, and a one-line status for systemd."""
-        with self._lock:
-            state, run, failure = self._state, self._run, self.failure
-        verdict = self._monitor.health(state, run, failure, self.config.watchdog_stall_s)
-        if verdict is not None:
-            return verdict
-        pipeline = f" {self._plan.name}" if self._plan is not None else ""
-        return True, f"{state.value}{pipeline}"
-
-    # -- actors, GPUs -------------------------------------------------------------------------
-
-    def loaded_plan(self) -> Plan | None:
-        """The loaded pipeline's plan (None before a load)."""
-        with self._lock:
-            return self._plan
-
-    def ring_segments(self) -> dict[str, str]:
-        """The running pipeline's rings: segment by link name (empty without a run)."""
-        with self._lock:
-            pipeline = self._pipeline
-        return pipeline.ring_segments() if pipeline is not None else {}
-
-    def gpus(self) -> list[dict[str, Any]]:
-        """The GPUs and what is placed on each, now."""
-        return gpu_report(inventory(), list_actors())
-
-    def actors(self) -> list[dict[str, Any]]:
-        """Every actor of the session (the pipeline's and the scripts' detached ones)."""
-        return [dataclasses.asdict(info) for info in list_actors()]
 
     # -- shutdown -------------------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ MONITOR_S = 0.5
 _GPU_EVERY = 4
 #: A running run's ``progress`` event, at most this often (seconds).
 _PROGRESS_S = 1.0
+#: A monitor that has not sampled for this long (seconds) is stuck: unhealthy.
+_SAMPLE_LATE_S = 10 * MONITOR_S + 5
 
 #: What the monitor looks at, read under the daemon's lock: (pipeline, plan, run, running).
 Watched = tuple[Pipeline | None, Plan | None, RunRecord | None, bool]
@@ -150,27 +152,53 @@ class Monitor:
                     total=total,
                 )
 
+    @property
+    def sampling(self) -> bool:
+        """Whether the monitor sampled lately (its thread is not stuck)."""
+        with self._lock:
+            return time.monotonic() - self._snapshot_at <= _SAMPLE_LATE_S
+
     def health(
         self,
         state: DaemonState,
         run: RunRecord | None,
         failure: str | None,
         stall_s: float,
+        *,
+        failed_start: bool = False,
     ) -> tuple[bool, str] | None:
-        """Unhealthy, or healthy while running, with a line for systemd; None: no
-        opinion (the daemon says ``<state> <pipeline>``)."""
+        """Unhealthy, or healthy while running or failed, with a line for systemd;
+        None: no opinion (the daemon says ``<state> <pipeline>``).
+
+        Unhealthy (``/v1/health`` answers 503 with the line): stuck (this
+        monitor stopped sampling, or a run moved no frame for ``stall_s``), or
+        ``failed`` for a cause that needs a person: the last run could not
+        start (``failed_start``: a camera that does not open, a run file
+        there already), or the disk filled. The daemon is healthy again once a
+        run starts or a pipeline is loaded (``failure`` cleared). A run that
+        failed while running (an actor gone for good) leaves it healthy, ready
+        for the next run, with the run's failure in the line.
+        """
         now_s = time.monotonic()
         with self._lock:
             snapshot = self.snapshot
             stalled = now_s - self._progress_at
             monitor_age = now_s - self._snapshot_at
-        if monitor_age > 10 * MONITOR_S + 5:
+        if monitor_age > _SAMPLE_LATE_S:
             return False, f"the monitor has not sampled for {monitor_age:.0f} s"
         # A disk warning is a warning: the daemon stays healthy (systemd's
         # watchdog would kill it, and the run with it), the line says it.
         warning = str(self.disk["warning"]) if self.disk.get("warning") else None
-        if state == DaemonState.FAILED and failure and "No space left" in failure:
-            return False, failure
+        if state == DaemonState.FAILED and failure:
+            run_id = run.run_id if run is not None else "?"
+            if "No space left" in failure:
+                return False, failure
+            if failed_start:
+                return False, (
+                    f"failed: {failure} (run {run_id}); fix the cause, then start a run "
+                    "(POST /v1/runs) or load the pipeline again (PUT /v1/pipeline)"
+                )
+            return True, f"failed: the last run {run_id} failed: {failure}; ready for the next run"
         if state == DaemonState.RUNNING and run is not None and run.state == RunState.RUNNING:
             rate = sum(link["rate_hz"] for link in snapshot["links"])
             dropped = sum(r["dropped"] for link in snapshot["links"] for r in link["readers"])

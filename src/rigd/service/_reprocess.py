@@ -2,7 +2,11 @@
 
 Each run file becomes a new run file: the pipeline's sources are replaced by
 ``FilePlayback`` of the stream they recorded (``rate: max``), its processors
-run as written, and its recorder writes to ``--out``. One job per file: in
+run as written, and its recorder writes to ``--out``. The new file carries
+the source's run metadata, a provenance note (the source file and the
+pipeline), and the drop ledger of the streams replayed, reasons kept
+(``rigd.storage.carry_ledger``): a reprocessed file of a lossy run does not
+look lossless. One job per file: in
 this process one after the other, or, with ``--address``, one Ray task per
 file asking for the pipeline's CPUs and GPUs, all at once. A file that fails
 is reported and never stops the others.
@@ -13,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +91,35 @@ def replay_pipeline(text: str, run_file: str, out_dir: str) -> dict[str, Any]:
     return dict(config)
 
 
+def _replayed_streams(config: Mapping[str, Any]) -> dict[str, str]:
+    """``{new stream: source stream}`` for the streams a replay records straight
+    from a ``FilePlayback`` (their frames and ids are the source stream's)."""
+    actors = config.get("actors") or []
+    played = {
+        a["name"]: a["options"]["stream"]
+        for a in actors
+        if a.get("class") == "rigd.pipeline.FilePlayback"
+    }
+    recorders = {a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER)}
+    out: dict[str, str] = {}
+    for link in config.get("links") or []:
+        source, target = (side.strip() for side in link["link"].split("->"))
+        actor, _, _ = source.partition(".")
+        into, _, stream = target.partition(".")
+        if actor in played and into in recorders:
+            out[stream] = played[actor]
+    return out
+
+
+def _provenance(run_file: str, pipeline: str, name: str, before: Any) -> dict[str, str]:
+    note = f"rigd reprocess of {run_file} through pipeline {name!r}"
+    if pipeline:
+        note += f" ({pipeline})"
+    if before:
+        note += f"; before that: {before}"
+    return {"reprocessed_from": run_file, "reprocessed_pipeline": name, "provenance": note}
+
+
 def _resources(text: str) -> tuple[float, float]:
     actors = yaml.safe_load(text).get("actors") or []
     cpus = sum(float(a.get("num_cpus") or 0) for a in actors)
@@ -101,6 +134,7 @@ def _replay_one(
     in_task: bool = False,
     run_id: str | None = None,
     actor_processes: bool = False,
+    pipeline_path: str = "",
 ) -> dict[str, Any]:
     """One file (in this process, or in a Ray task): the result as a dict.
 
@@ -109,6 +143,7 @@ def _replay_one(
     from rigd.actors import run_locally
     from rigd.config import load_pipeline
     from rigd.pipeline import Pipeline, plan_pipeline, run_inline
+    from rigd.storage import carry_ledger, run_metadata
 
     if in_task:
         run_locally()  # a Ray task's pipeline: this node's processes and rings
@@ -117,12 +152,20 @@ def _replay_one(
         part = replay_pipeline(text, run_file, out_dir)
         pfile = load_pipeline(f"<{run_file}>", text=yaml.safe_dump(part, sort_keys=False))
         run_id = run_id or f"{Path(run_file).stem}-reprocessed"
-        # The new file says where it came from (the source file's own metadata
-        # stays in the source).
-        metadata = {"reprocessed_from": str(Path(run_file).resolve())}
+        # The new file carries the source's metadata and says where it came from.
+        source = str(Path(run_file).resolve())
+        metadata = run_metadata(source)
+        metadata.update(
+            _provenance(
+                source, pipeline_path, str(part.get("name", "")), metadata.get("provenance")
+            )
+        )
+        streams = _replayed_streams(part)
         if not actor_processes:
             inline = run_inline(plan_pipeline(pfile), run_id, metadata, _WAIT_S)
             files = inline["files"]
+            if files:
+                carry_ledger(source, files[0], streams)
             return asdict(
                 FileResult(
                     run_file,
@@ -140,6 +183,8 @@ def _replay_one(
             report = pipeline.stop()
         if not finished or report.state != "stopped":
             raise RuntimeError(report.failure or "the replay did not finish")
+        if report.files:
+            carry_ledger(source, report.files[0], streams)
         return asdict(
             FileResult(
                 run_file,
@@ -175,6 +220,7 @@ def reprocess(
             per file).
     """
     text = Path(pipeline).read_text()
+    pipeline_path = str(Path(pipeline).resolve())
     out = str(Path(out_dir).resolve())
     Path(out).mkdir(parents=True, exist_ok=True)
     paths = [str(Path(f).resolve()) for f in files]
@@ -212,7 +258,9 @@ def reprocess(
         for index in todo:
             finished(
                 index,
-                _replay_one(text, paths[index], out, False, run_ids[index], actor_processes),
+                _replay_one(
+                    text, paths[index], out, False, run_ids[index], actor_processes, pipeline_path
+                ),
             )
         shutdown()
     else:
@@ -224,7 +272,9 @@ def reprocess(
         cpus, gpus = _resources(text)
         task = remote(_replay_one).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
         pending = {
-            task.remote(text, paths[index], out, True, run_ids[index], actor_processes): index
+            task.remote(
+                text, paths[index], out, True, run_ids[index], actor_processes, pipeline_path
+            ): index
             for index in todo
         }
         while pending:

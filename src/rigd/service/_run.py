@@ -32,6 +32,8 @@ __all__ = ["DEMO_PIPELINE", "format_progress", "format_report", "run_pipeline"]
 DEMO_PIPELINE = BUNDLED_PIPELINES / "demo.yaml"
 _TTY_EVERY_S = 0.5
 _PLAIN_EVERY_S = 2.0
+#: A paced source below 90% of its rate this long (seconds) is warned of as slow.
+_SLOW_FOR_S = 2.0
 #: A run id, as the REST API takes it (it names the run file).
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -135,8 +137,16 @@ def run_pipeline(
 
 
 class _PaceWatch:
-    """Warns when a paced source (an ``fps`` option) writes well below its rate:
-    the machine or a reader cannot keep up, and frames are being lost."""
+    """Says what goes wrong with a source's frames, by its cause.
+
+    Drops: a source that dropped frames (its ring full, or frames its device
+    could not deliver whole: the reasons of its drop notes) is warned of
+    with the count per reason. Pace: a paced source (an ``fps`` option)
+    whose frames, delivered and dropped together, come well below its rate
+    is warned of as slow (it cannot keep its rate, or a reader holds it
+    back); a source that keeps its rate but drops is not slow, and the drop
+    warning alone says why its written rate is low.
+    """
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.nominal = {
@@ -144,39 +154,64 @@ class _PaceWatch:
             for a in pipeline.plan.actors
             if a.is_source and isinstance(a.options.get("fps"), (int, float)) and a.options["fps"]
         }
-        self.slow: dict[str, int] = dict.fromkeys(self.nominal, 0)
+        #: Per source: how long (s) it has come below its rate, without a break.
+        self.slow: dict[str, float] = dict.fromkeys(self.nominal, 0.0)
         self.warned: set[str] = set()
-        self.skipped: dict[str, int] = {}
+        self.dropped: dict[str, dict[str, int]] = {}
+        #: Per source: (elapsed s, frames written and dropped) at the last check.
+        self.counted: dict[str, tuple[float, int]] = {}
 
     def check_drops(self, status: PipelineStatus, err: TextIO) -> None:
-        """Warns when a source dropped frames because its ring was full."""
+        """Warns when a source dropped frames since the last check, with the reasons."""
         for link in status.links:
-            seen = self.skipped.get(link.ring, 0)
-            if link.skipped > seen:
-                self.skipped[link.ring] = link.skipped
-                err.write(
-                    f"\nrigd run: warning: {link.skipped - seen} frame(s) dropped at "
-                    f"{link.ring}: its ring was full (a lossless reader a whole ring "
-                    "behind); a camera is not held back, so they are lost and the run "
-                    "file's ledger has them as ring_full\n"
+            seen = self.dropped.get(link.ring, {})
+            now = dict(link.dropped_by_reason) or (
+                {"ring_full": link.skipped} if link.skipped else {}
+            )
+            new = {r: n - seen.get(r, 0) for r, n in now.items() if n > seen.get(r, 0)}
+            if not new:
+                continue
+            self.dropped[link.ring] = now
+            counts = ", ".join(f"{n} {reason}" for reason, n in sorted(new.items()))
+            why = []
+            if "ring_full" in new:
+                why.append(
+                    "ring_full: its ring was full (a lossless reader a whole ring behind); a "
+                    "camera is not held back, so they are lost"
                 )
+            if set(new) - {"ring_full"}:
+                why.append("the others: the source reported it could not deliver them")
+            err.write(
+                f"\nrigd run: warning: {sum(new.values())} frame(s) dropped at {link.ring} "
+                f"({counts}): {'; '.join(why)}. The run file's ledger has them with "
+                "their reasons\n"
+            )
 
     def check(self, status: PipelineStatus, err: TextIO) -> None:
         self.check_drops(status, err)
-        if status.elapsed_s < 2.0:
-            return  # starting up
         for name, fps in self.nominal.items():
-            rates = [link.rate_hz for link in status.links if link.ring.startswith(f"{name}.")]
-            if not rates:
+            links = [link for link in status.links if link.ring.startswith(f"{name}.")]
+            if not links:
                 continue
-            rate = max(rates)
-            self.slow[name] = self.slow[name] + 1 if rate < 0.9 * fps else 0
-            if self.slow[name] >= 2 and name not in self.warned:
+            # What the source produced: written, and dropped for any reason.
+            produced = max(
+                link.written + sum(link.dropped_by_reason.values() or [link.skipped])
+                for link in links
+            )
+            last = self.counted.get(name)
+            self.counted[name] = (status.elapsed_s, produced)
+            if status.elapsed_s < 2.0 or last is None or status.elapsed_s <= last[0]:
+                continue  # starting up
+            span = status.elapsed_s - last[0]
+            rate = (produced - last[1]) / span
+            self.slow[name] = self.slow[name] + span if rate < 0.9 * fps else 0.0
+            if self.slow[name] >= _SLOW_FOR_S and name not in self.warned:
                 self.warned.add(name)
                 err.write(
-                    f"\nrigd run: warning: {name} runs at {rate:.1f} frames/s, below its "
-                    f"{fps:g} fps: this machine or a reader cannot keep up, and frames are "
-                    "lost (see the drops); give it a CPU of its own (cpus:) or lighten the load\n"
+                    f"\nrigd run: warning: {name} delivers {rate:.1f} frames/s (written and "
+                    f"dropped together), below its {fps:g} fps: it cannot keep its rate on "
+                    "this machine, or a reader holds it back; give it a CPU of its own "
+                    "(cpus:) or lighten the load\n"
                 )
             elif self.slow[name] == 0:
                 self.warned.discard(name)

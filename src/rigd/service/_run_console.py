@@ -2,8 +2,11 @@
 
 The run goes through the daemon's own code, so the console at
 ``http://127.0.0.1:PORT/console`` is the very page ``rigd serve`` serves: a
-daemon bound to loopback on PORT, its data directory the current one (files
-land where ``rigd run`` puts them), a fresh token printed on stderr, the
+daemon bound to loopback on PORT, its data directory the current one (run
+files land where ``rigd run`` puts them), its journal (``runs.jsonl``) and
+the run's log beside the run file (in the recorder's directory, as ``rigd
+run`` puts its log; in a scratch directory removed at exit when nothing
+records: never in the current directory), a fresh token printed on stderr, the
 pipeline loaded and started; when the run ends (its sources finish, it
 fails, or the console's Stop button), or at Ctrl-C (the run is stopped
 cleanly), the daemon stops and the command exits: 0 for a complete run, 1 for
@@ -21,7 +24,10 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rigd.pipeline import Plan
 
 __all__ = ["run_with_console"]
 
@@ -65,6 +71,7 @@ def run_with_console(
                     "port": port,
                     "token_file": str(token_file),
                     "data_dir": os.getcwd(),
+                    "state_dir": str(_state_dir(plan, Path(scratch))),
                     "runtime_dir": str(Path(scratch) / "run"),
                     "pipeline_dirs": [str(source.parent)],
                     "bundled_pipelines": False,
@@ -92,6 +99,13 @@ def run_with_console(
     if outcome["state"] is None:
         return 130  # stopped before the run ended: Ctrl-C
     return 0 if outcome["state"] == "complete" else 1
+
+
+def _state_dir(plan: Plan, scratch: Path) -> Path:
+    """Where the console's daemon keeps its journal and the run's log: beside the
+    run file (the first recorder's directory), or ``scratch`` when nothing records."""
+    directory = plan.recorder_directory
+    return Path(directory).resolve() if directory else scratch / "state"
 
 
 def _drive(

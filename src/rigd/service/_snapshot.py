@@ -28,7 +28,9 @@ class ReaderSample(TypedDict):
 class LinkSample(TypedDict):
     """One link (ring): frames written, the rate (frames/s), fill (0-1), its readers,
     and ``skipped``: frames its source dropped because the ring was full (a camera
-    is never held back; the run file's ledger has them as ``ring_full``)."""
+    is never held back; the run file's ledger has them as ``ring_full``);
+    ``dropped_by_reason``: every frame its source dropped, by reason
+    (``ring_full`` and the reasons the source noted, e.g. ``incomplete``)."""
 
     ring: str
     written: int
@@ -36,6 +38,7 @@ class LinkSample(TypedDict):
     fill: float
     readers: list[ReaderSample]
     skipped: int
+    dropped_by_reason: dict[str, int]
 
 
 class Snapshot(TypedDict):
@@ -70,6 +73,7 @@ def snapshot_of(status: PipelineStatus, sampled_at: str) -> Snapshot:
                     )
                 ],
                 "skipped": link.skipped,
+                "dropped_by_reason": dict(link.dropped_by_reason),
             }
             for link in status.links
         ],

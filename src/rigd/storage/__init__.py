@@ -56,11 +56,13 @@ if TYPE_CHECKING:
         StreamReader,
         StreamSpec,
         StreamSummary,
+        carry_ledger,
         check_metadata,
         export_nwb,
         inspect_run,
         recover_run,
         run_file_path,
+        run_metadata,
     )
 
 
@@ -104,6 +106,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "StreamSpec",
     "StreamSummary",
     "attach",
+    "carry_ledger",
     "check_metadata",
     "current_store",
     "dtype_text",
@@ -119,5 +122,6 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "remove_stale_rings",
     "remove_stale_stores",
     "run_file_path",
+    "run_metadata",
     "shm_free_bytes",
 ]

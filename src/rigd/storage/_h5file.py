@@ -71,6 +71,34 @@ def open_for_reading(path: str | os.PathLike[str]) -> Any:
     return h5py.File(path, "r")
 
 
+def relink_external(path: str | os.PathLike[str], target: str, filename: str) -> int:
+    """Make every external link of the file at ``path`` that resolves to the
+    file ``target`` name it as ``filename`` instead; returns how many.
+
+    HDF5 resolves a relative ``filename`` against the linking file's own
+    directory (then the working directory); an absolute one that is gone, by
+    its base name beside the linking file (``H5Lcreate_external``).
+    """
+    here = os.path.dirname(os.path.abspath(path))
+    wanted = os.path.realpath(target)
+    changed = 0
+    with h5py.File(path, "r+") as f:
+        groups = [f]
+        while groups:
+            group = groups.pop()
+            for name in list(group):
+                link = group.get(name, getlink=True)
+                if isinstance(link, h5py.ExternalLink):
+                    where = os.path.join(here, link.filename)
+                    if os.path.realpath(where) == wanted and link.filename != filename:
+                        del group[name]
+                        group[name] = h5py.ExternalLink(filename, link.path)
+                        changed += 1
+                elif isinstance(link, h5py.HardLink) and isinstance(group[name], h5py.Group):
+                    groups.append(group[name])
+    return changed
+
+
 def attr_str(attrs: Any, key: str, default: str = "") -> str:
     """An attribute as text (h5py gives bytes for some strings)."""
     value = attrs.get(key, default)

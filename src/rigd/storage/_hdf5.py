@@ -14,7 +14,8 @@ record do not pay for h5py). Its parts, one concept each:
 - ``_chunk_io``: frames to the file in chunks (pwrite, compression pool);
 - ``_housekeeping``: the flush, fsync and writeback timers;
 - ``_run_inspect``: reading (``StreamReader``, ``inspect_run``, NWB export);
-- ``_run_recover``: sealing a run, repairing one a crash left open.
+- ``_run_recover``: sealing a run, repairing one a crash left open;
+- ``_run_provenance``: what a reprocessed run file carries from its source.
 """
 
 from rigd.storage._run_inspect import StreamReader, export_nwb, inspect_run
@@ -32,6 +33,7 @@ from rigd.storage._run_metadata import (
     check_metadata,
     run_file_path,
 )
+from rigd.storage._run_provenance import carry_ledger, run_metadata
 from rigd.storage._run_recover import recover_run
 from rigd.storage._run_writer import RunWriter
 
@@ -46,9 +48,11 @@ __all__ = [
     "StreamReader",
     "StreamSpec",
     "StreamSummary",
+    "carry_ledger",
     "check_metadata",
     "export_nwb",
     "inspect_run",
     "recover_run",
     "run_file_path",
+    "run_metadata",
 ]

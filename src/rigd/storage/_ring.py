@@ -22,6 +22,7 @@ from typing import Any, Self
 
 from rigd._proc import pid_alive
 from rigd.storage._dtypes import parse_dtype
+from rigd.storage._ring_frame import Frame
 from rigd.storage._ring_layout import (
     LAYOUT_VERSION,
     MAX_READERS,
@@ -30,7 +31,8 @@ from rigd.storage._ring_layout import (
     ReaderState,
     SegmentLayout,
 )
-from rigd.storage._ring_reader import Frame, RingReader
+from rigd.storage._ring_notes import DropNote, read_notes
+from rigd.storage._ring_reader import RingReader
 from rigd.storage._ring_segment import (
     RING_KINDS,
     RingSegment,
@@ -221,3 +223,14 @@ class FrameRing:
     def statistics(self) -> RingStatistics:
         """Read the ring's counters (from any process attached to it)."""
         return read_statistics(self._seg)
+
+    def drop_notes(self, cursor: int = 0) -> tuple[list[DropNote], int, int]:
+        """The writer's drop notes since ``cursor`` (ids it skipped, and why;
+        ``_ring_notes``), read by any attached process without taking a reader.
+
+        Returns:
+            ``(notes, new cursor, notes lost)``: ``lost`` counts notes
+            overwritten (the ring keeps the newest 64) before they were read.
+        """
+        self._seg.check_open()
+        return read_notes(self._hdr, cursor)

@@ -9,7 +9,8 @@ Policies (``ReaderPolicy``):
   writer back; it counts the frames it skipped. If the writer laps it while
   it holds a frame, ``release`` says so and the read counts as dropped.
 
-How a reader waits when no frame is there is ``_ring_wait``'s.
+How a reader waits when no frame is there is ``_ring_wait``'s; the frame it
+hands out (``Frame``) is ``_ring_frame``'s.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any, Self
 
 import numpy as np
@@ -25,6 +25,7 @@ import numpy as np
 from rigd._exceptions import EndOfStream, RingBrokenError, RingClosedError, WouldBlock
 from rigd._proc import pid_alive
 from rigd.storage._futex import futex_wake
+from rigd.storage._ring_frame import Frame
 from rigd.storage._ring_layout import SAMPLES, ReaderPolicy, ReaderState
 from rigd.storage._ring_notes import DropNote, read_notes
 from rigd.storage._ring_segment import RingSegment
@@ -35,55 +36,6 @@ from rigd.storage._ring_wait import (
     LowLatencyWait,
     sleep_flagged,
 )
-
-
-class Frame:
-    """One frame a reader holds: a read-only view of its slot, and its stamps.
-
-    Release it (``reader.release(frame)``, or use ``reader.read()``) when done:
-    a lossless reader's slot is only reused after that.
-    """
-
-    __slots__ = (
-        "_reader",
-        "array",
-        "frame_id",
-        "seq",
-        "slot",
-        "timestamp_ns",
-        "torn",
-    )
-
-    def __init__(
-        self,
-        reader: RingReader,
-        array: np.ndarray[Any, Any],
-        seq: int,
-        slot: int,
-        frame_id: int,
-        timestamp_ns: int,
-    ) -> None:
-        self._reader = reader
-        self.array = array
-        self.seq = seq
-        self.slot = slot
-        self.frame_id = frame_id
-        self.timestamp_ns = timestamp_ns
-        #: Set by release: the writer overwrote the slot while it was held.
-        self.torn = False
-
-    # ``with reader.read() as frame`` (or ``reader.get()``): released on exit.
-    def __enter__(self) -> Frame:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._reader._held is self:
-            self._reader.release(self)
-
-    def __repr__(self) -> str:
-        return f"Frame(seq={self.seq}, frame_id={self.frame_id})"
 
 
 class RingReader:

@@ -63,6 +63,12 @@ class RingWriter:
             return None  # being overwritten: no committed frame to read
         return int(meta.frame_id), int(meta.timestamp_ns)
 
+    @property
+    def committed(self) -> int:
+        """Frames committed to this ring so far, by this writer and any before it
+        (a restarted source counts on from the frames it delivered before)."""
+        return int(self._hdr.head)
+
     def put(
         self,
         array: np.ndarray[Any, Any],

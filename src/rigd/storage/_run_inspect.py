@@ -15,7 +15,13 @@ from typing import Any, Self
 import numpy as np
 
 from rigd.storage import _nexus
-from rigd.storage._h5file import attr_str, open_file, open_for_reading, stream_groups
+from rigd.storage._h5file import (
+    attr_str,
+    open_file,
+    open_for_reading,
+    relink_external,
+    stream_groups,
+)
 from rigd.storage._run_layout import RunSummary, StreamSummary
 from rigd.storage._run_metadata import RESERVED_ATTRIBUTES
 from rigd.storage._superblock import read_superblock
@@ -153,7 +159,9 @@ def export_nwb(
 
     Args:
         link: camera frames as external links to ``run`` (nothing copied;
-            keep the files together); False copies them, one frame per chunk.
+            keep the two files together: in one directory the link is the
+            run file's name, so the pair can be moved anywhere together;
+            ``_link_to_run``); False copies them, one frame per chunk.
         compression: with ``link=False``, gzip the copied frames.
         metadata: run metadata to add or replace (``session_description``,
             ``subject_id``, ``species``, ``age``, ...).
@@ -198,4 +206,22 @@ def export_nwb(
             metadata=metadata,
             imaging=imaging,
         )
+    if link:
+        _link_to_run(out, Path(run))
     return out
+
+
+def _link_to_run(out: Path, run: Path) -> None:
+    """Name the run file in the NWB file's links so that the pair can move.
+
+    Beside the NWB file (one directory): by its name alone, so the two
+    files moved (or copied) together to any directory still open. Elsewhere:
+    by its absolute path, which HDF5 follows wherever the NWB file goes and,
+    once the run file is gone from there, looks for by its name beside the
+    NWB file: the pair moved together into one directory still opens. (pynwb
+    writes the path relative to the NWB file's directory, which breaks when
+    the two land in one directory.)
+    """
+    run = run.resolve()
+    same = run.parent == out.resolve().parent
+    relink_external(out, str(run), run.name if same else str(run))

@@ -75,6 +75,9 @@ class DropReason(StrEnum):
     #: disk) and dropped the oldest frames it had not written, rather than
     #: hold the source back (``HDF5Recorder(when_behind="drop")``).
     DISK_BEHIND = "disk_behind"
+    #: The source ended before the frames it promised (a video file cut
+    #: short or damaged: ``VideoSource``): they were never delivered.
+    SOURCE_ENDED_EARLY = "source_ended_early"
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,11 @@ How it stays fast and safe:
 - Closing seals the file; a file a crash left ``recording`` is repaired by
   ``recover_run`` (``_run_recover``).
 
-This module is about 500 lines: it is the writer's public surface
-(create, resume, write, note drops, tables, flush, close) and the lock
-that orders them; each of the parts it drives lives in its own module.
+This module is the writer's public surface (create, resume, write, note
+drops, flush, close) and the lock that orders them; each of the parts it
+drives lives in its own module: the checks of a new run (``_run_args``),
+the flush (``_run_flush``), tables of rows (``_run_tables``), a write
+error (``_run_failure``).
 """
 
 from __future__ import annotations
@@ -41,21 +43,23 @@ import numpy as np
 
 from rigd._exceptions import RecordingError
 from rigd.storage._chunk_io import ChunkIO
-from rigd.storage._codecs import codec
 from rigd.storage._direct_io import ChunkWriter
-from rigd.storage._h5file import attr_str, create_file, open_file, require_filter
+from rigd.storage._h5file import attr_str, create_file, open_file
 from rigd.storage._housekeeping import Housekeeper
 from rigd.storage._reserve import SpaceReserve
+from rigd.storage._run_args import check_new_run
+from rigd.storage._run_failure import RunFailure
 from rigd.storage._run_file import lay_out_run, reopen_run
+from rigd.storage._run_flush import RunFlush
 from rigd.storage._run_layout import DropReason, RecorderStatistics, StreamSpec
-from rigd.storage._run_metadata import check_metadata
 from rigd.storage._run_recover import recover_run, seal_run
+from rigd.storage._run_tables import RunTables
 from rigd.storage._stream_state import StreamState, TableRows
 
 log = logging.getLogger(__name__)
 
 
-class RunWriter:
+class RunWriter(RunFlush, RunTables, RunFailure):
     """Writes one run to one HDF5 file; see the module docstring.
 
     ``write`` is meant for one thread (the recorder's loop); the writer's own
@@ -102,33 +106,9 @@ class RunWriter:
             ValueError: bad streams, metadata or intervals (nothing is created).
         """
         self.path = Path(path)
-        if not streams:
-            raise ValueError("a run file needs at least one stream")
-        names = [s.name for s in streams]
-        if len(set(names)) != len(names):
-            raise ValueError(f"stream names must be unique, got {names}")
-        tables = dict(tables or {})
-        clash = sorted(set(tables) & set(names))
-        if clash:
-            raise ValueError(f"tables {clash} have the names of streams; name them apart")
-        if flush_interval <= 0 or fsync_interval <= 0:
-            raise ValueError(
-                f"flush_interval ({flush_interval}) and fsync_interval ({fsync_interval}) "
-                "must be positive"
-            )
-        checked = check_metadata(metadata or {})
-        codecs = {s.name: codec(s.compression) if s.compression else None for s in streams}
-        for found in codecs.values():
-            if found is not None:
-                require_filter(found)
-        if self.path.exists():
-            raise FileExistsError(
-                f"{self.path} exists; rigd never overwrites a run file. Use a new run id "
-                "or a file name template with {time} in it"
-            )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if write_buffers < 0:
-            raise ValueError(f"write_buffers must be >= 0, got {write_buffers}")
+        checked, codecs, tables = check_new_run(
+            self.path, streams, tables, metadata, flush_interval, fsync_interval, write_buffers
+        )
         self._init_state(run_id, flush_interval, fsync_interval, write_buffers, direct_io)
         # 'x': fail if the file appeared since the check above.
         self._file = create_file(self.path)
@@ -324,49 +304,10 @@ class RunWriter:
         with self._lock:
             state.next_id = None
 
-    def append_row(self, table: str, row: tuple[Any, ...]) -> int:
-        """Append a row to a table (see ``tables``); return its index.
-
-        Raises:
-            KeyError: no such table.
-            RecordingError: the recording stopped on a write error.
-        """
-        state = self._table(table)
-        with self._lock:
-            self._check_writable()
-            state.pending.append(row)
-            return state.count + len(state.pending) - 1
-
-    def update_row(self, table: str, index: int, row: tuple[Any, ...]) -> None:
-        """Replace row ``index`` of a table (one appended before).
-
-        Raises:
-            KeyError: no such table; IndexError: no such row.
-        """
-        state = self._table(table)
-        with self._lock:
-            self._check_writable()
-            if not 0 <= index < state.count + len(state.pending):
-                raise IndexError(f"table {table!r} has no row {index}")
-            if index >= state.count:
-                state.pending[index - state.count] = row
-            else:
-                state.updates[index] = row
-
-    def _table(self, name: str) -> TableRows:
-        try:
-            return self._tables[name]
-        except KeyError:
-            raise KeyError(f"no table {name!r}; this run file has {sorted(self._tables)}") from None
-
-    def flush(self) -> None:
-        """Flush now: every frame written so far becomes visible and crash-safe."""
-        with self._lock:
-            self._check_writable()
-            try:
-                self._flush_locked(wait_pending=True)
-            except Exception as exc:
-                raise self._fail(exc) from exc
+    def fileno(self) -> int:
+        """The descriptor of the run file as HDF5 opened it (to ``fstat`` the very
+        file written; closed by ``close``)."""
+        return self._fd
 
     def statistics(self) -> RecorderStatistics:
         with self._lock:
@@ -445,33 +386,6 @@ class RunWriter:
                 f"no stream {name!r} in {self.path.name}; streams: {sorted(self._streams)}"
             ) from None
 
-    def _check_writable(self) -> None:
-        if self._failure is not None:
-            raise self._failure
-        if self._closed:
-            raise RecordingError(f"the recording to {self.path} was closed", str(self.path))
-
-    def _fail(self, exc: BaseException) -> RecordingError:
-        if self._failure is None:
-            counts = {name: s.written for name, s in self._streams.items()}
-            # HDF5's messages run over several lines; the errno says it best.
-            detail = " ".join(str(exc).split())
-            errno = getattr(exc, "errno", None)
-            reason = f"{os.strerror(errno)} ({detail})" if errno else detail
-            self._failure = RecordingError(
-                f"recording to {self.path} stopped: {reason}. The file keeps every frame "
-                f"written before the error ({counts}); free space or fix the disk, then "
-                "start a new run",
-                str(self.path),
-                counts,
-            )
-            log.error("%s", self._failure)
-            # Now, not at close: a recorder that fails may never close. The
-            # reserve gives the records and HDF5's metadata room.
-            self._reserve.release()
-            self._keep_written()
-        return self._failure
-
     def _accept(
         self, state: StreamState, frame: np.ndarray[Any, Any], frame_id: int, ts: int
     ) -> None:
@@ -489,74 +403,3 @@ class RunWriter:
         if not self._first_flushed:
             self._first_flushed = True
             self._keeper.flush_soon()
-
-    def _flush_locked(self, wait_pending: bool) -> bool:
-        """Flush; False (nothing flushed) when raw chunks are still being written.
-
-        A raw chunk is in the extent from the moment the I/O thread is given
-        it; HDF5 must not publish that extent before the bytes are there.
-        """
-        start = time.perf_counter()
-        if not wait_pending:
-            for state in self._streams.values():
-                if state.codec is None and state.pending:
-                    self._chunks.drain(state, wait=False)
-                    if state.pending:
-                        return False
-        for state in self._streams.values():
-            if state.pending:
-                self._chunks.drain(state, wait=wait_pending)
-            self._chunks.write_partial(state, wait_pending)
-            state.flush_records()
-        for table in self._tables.values():
-            table.flush()
-        self._file.flush()
-        self._flushes += 1
-        took = time.perf_counter() - start
-        if took > self._max_flush_s:
-            self._max_flush_s = took
-        return True
-
-    def _timed_flush(self) -> bool:
-        """The housekeeper's flush; False: raw chunks still on their way, again soon."""
-        with self._lock:
-            if self._failure is None and not self._closed:
-                try:
-                    return self._flush_locked(wait_pending=False)
-                except Exception as exc:  # noqa: BLE001 - any write error ends the run
-                    self._fail(exc)
-        return True
-
-    def _fsync_failed(self, exc: OSError) -> None:
-        with self._lock:
-            self._fail(exc)
-
-    def _keep_written(self) -> None:
-        """After a write error (a full disk): put the records of every frame
-        whose bytes reached the file in the file too, so it keeps them all,
-        not only those of the last timed flush.
-
-        The records go into chunks the file already has (one chunk holds
-        thousands), so this needs no new space on a full disk; if HDF5
-        fails anyway, the file keeps what the last flush wrote.
-        """
-        for state in self._streams.values():
-            try:
-                state.flush_records()
-            except Exception as exc:  # noqa: BLE001 - keep what the last flush wrote
-                log.warning("%s: the last records of %s: %s", self.path, state.spec.name, exc)
-        with contextlib.suppress(Exception):
-            self._file.flush()
-
-    def _salvage(self) -> None:
-        """After a write error: make the file openable by any HDF5 reader."""
-        try:
-            recover_run(self.path)
-        except Exception as exc:  # noqa: BLE001 - the disk may still be full: say so
-            log.error(
-                "%s could not be sealed after the error (%s); run `rigd recover %s` "
-                "once the disk has space",
-                self.path,
-                exc,
-                self.path,
-            )

@@ -38,7 +38,7 @@ def run_log(daemon: Daemon, run_id: str, actor: str | None, tail: int | None) ->
         NotFoundError: no such run, or it has no log file.
     """
     record = daemon.run(run_id)
-    path = daemon.data_dir / f"{record.run_id}.log"
+    path = daemon.state_dir / f"{record.run_id}.log"
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:

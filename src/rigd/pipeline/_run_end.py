@@ -1,0 +1,129 @@
+"""A run's end: the graceful stop (sources first, readers drain) and the teardown.
+
+``Pipeline.stop`` (``_supervisor``) stops the actors in ``stop_order``:
+each one downstream drains its inputs (``__rigd_wait_finished__``) before
+its ``stop``; a dead one's rings are closed so its readers drain and end.
+``teardown`` then kills what is left, unlinks the rings, ends the run's
+store entries and makes the ``RunReport`` (run files repaired on a kill).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from rigd import actors
+from rigd.pipeline._actor_watch import actor_infos
+from rigd.pipeline._bridge import fed_from_afar, stop_order
+from rigd.pipeline._run_start import CALL_TIMEOUT_S
+from rigd.pipeline._run_status import RunReport, recorded
+from rigd.pipeline._state import RunState
+
+if TYPE_CHECKING:
+    from rigd.pipeline._supervisor import Pipeline
+
+__all__ = ["alive", "end_rings_of", "end_store", "stop_graceful", "teardown"]
+
+log = logging.getLogger("rigd.pipeline._supervisor")
+
+
+def end_store(p: Pipeline) -> None:
+    """Remove the run's store entries, but those kept; list both in the log."""
+    store = getattr(p, "_store", None)
+    if store is None:
+        return
+    removed, kept = store.end_run(p.run_id)
+    if removed or kept:
+        log.info(
+            "pipeline %s: run %s's store entries removed: %s; kept: %s",
+            p.plan.name,
+            p.run_id,
+            removed or "none",
+            kept or "none",
+        )
+
+
+def alive(p: Pipeline, name: str) -> bool:
+    infos = actor_infos()
+    info = infos.get(p._handles[name]._actor_id)
+    return info is not None and info.state == "alive"
+
+
+def stop_graceful(p: Pipeline, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for actor in stop_order(p.plan.actors):
+        name = actor.name
+        handle = p._handles.get(name)
+        if handle is None:
+            continue
+        if not alive(p, name):
+            end_rings_of(p, name)
+            continue
+        try:
+            if not actor.is_source or fed_from_afar(actor.cls):
+                left = max(0.0, deadline - time.monotonic())
+                drained = actors.get(
+                    handle.__rigd_wait_finished__.remote(left), timeout=left + CALL_TIMEOUT_S
+                )
+                if not drained:
+                    log.warning("%s did not drain within %.0f s; stopping it", name, timeout)
+            actors.get(handle.__rigd_stop__.remote(), timeout=CALL_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - stop the rest whatever one does
+            log.error("pipeline %s: stopping %r failed: %s", p.plan.name, name, exc)
+            end_rings_of(p, name)
+        if name in p.plan.recorders:
+            with contextlib.suppress(Exception):
+                p._recordings[name] = actors.get(handle.summary.remote(), timeout=CALL_TIMEOUT_S)
+
+
+def end_rings_of(p: Pipeline, name: str) -> None:
+    """Close the rings a dead actor wrote, so its readers drain and end."""
+    for ring_plan in p.plan.rings:
+        if ring_plan.writer == name and ring_plan.name in p._rings:
+            with contextlib.suppress(Exception):
+                p._rings[ring_plan.name].writer().close()
+
+
+def teardown(p: Pipeline, force: bool) -> RunReport:
+    if p._cpu_latency is not None:
+        p._cpu_latency.release()
+    if p._watch is not None:
+        p._watch.close()
+    restarts = dict(p._restarts)
+    with contextlib.suppress(Exception):
+        infos = actor_infos()
+        for name, handle in p._handles.items():
+            info = infos.get(handle._actor_id)
+            if info is not None:
+                restarts[name] = info.restarts
+    for handle in p._handles.values():
+        with contextlib.suppress(Exception):
+            actors.kill(handle)
+    p._handles.clear()
+    for ring in p._rings.values():
+        ring.unlink()
+        ring.close()
+    p._rings.clear()
+    end_store(p)
+    files, frames, dropped = recorded(p._recordings.values(), repair=force)
+    p._machine.move(RunState.FAILED if p.failure else RunState.STOPPED)
+    log_path = None
+    if p._run_log is not None:
+        log_path = str(p._run_log.path) if p._run_log.path else None
+        p._run_log.close()
+    return RunReport(
+        run_id=p.run_id,
+        state=p.state,
+        duration_s=time.monotonic() - p._started if p._started else 0.0,
+        files=tuple(files),
+        frames=frames,
+        dropped=dropped,
+        restarts=restarts,
+        failure=p.failure,
+        recordings=tuple(dict(r) for r in p._recordings.values()),
+        log=log_path,
+        last_errors=dict(p._last_errors),
+        pauses=tuple(p._pause.spans),
+    )

@@ -1,0 +1,118 @@
+"""What a derived run file carries from the run file it was made from.
+
+``rigd reprocess`` replays a run file through a pipeline into a new run file.
+The new file must not look better than its source: it carries the source's
+run metadata (the subject, the session, ...) beside a provenance note, and,
+for each stream replayed from the source, the source's drop ledger with its
+reasons (``ring_full``, ``missing_packets``, ``restart of recorder ...``,
+events of count 0), where the replay's recorder could only see gaps in the
+frame ids and wrote ``gap``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from rigd.storage._h5file import open_file
+from rigd.storage._run_layout import LEDGER_DTYPE, DropReason
+from rigd.storage._run_metadata import RESERVED_ATTRIBUTES
+
+__all__ = ["carry_ledger", "run_metadata"]
+
+
+def run_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A sealed run file's user metadata (rigd's own attributes left out), as
+    plain Python values that ``RunWriter``'s ``metadata`` takes back.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a rigd run file.
+    """
+    with open_file(path, "r") as f:
+        if "run_id" not in f.attrs:
+            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
+        out: dict[str, Any] = {}
+        for key, value in f.attrs.items():
+            if key in RESERVED_ATTRIBUTES:
+                continue
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            elif isinstance(value, np.generic):
+                value = value.item()
+            elif isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            out[key] = value
+        return out
+
+
+def carry_ledger(
+    source: str | os.PathLike[str], target: str | os.PathLike[str], streams: Mapping[str, str]
+) -> int:
+    """Put the drop ledger of each stream replayed from ``source`` into ``target``.
+
+    Args:
+        streams: ``{target stream: source stream}``: the streams of the new
+            file whose frames are the source stream's, ids included.
+
+    The target's ``gap`` rows that the source's rows cover (ids the source
+    never had: the replay saw only the hole) are replaced by the source's
+    rows, reasons kept; the target's other rows (drops or events of the
+    replay itself) stay. Rows are in id order; the stream's
+    ``frames_dropped`` is recounted. Returns the rows carried.
+
+    Raises:
+        KeyError: a stream is not in its file.
+        OSError: ``target`` cannot be written.
+    """
+    with open_file(source, "r") as f:
+        rows = {name: f[name]["dropped"][:] for name in set(streams.values())}
+    carried = 0
+    with open_file(target, "r+", locking=False) as f:
+        for name, origin in streams.items():
+            theirs = rows[origin]
+            if not len(theirs):
+                continue
+            ledger = f[name]["dropped"]
+            covered = _spans(theirs)
+            mine = [
+                row
+                for row in ledger[:]
+                if _reason(row) != DropReason.GAP or not _inside(row, covered)
+            ]
+            merged = sorted(
+                [*theirs, *mine], key=lambda r: (int(r["first_id"]), int(r["noted_ns"]))
+            )
+            table = np.zeros(len(merged), LEDGER_DTYPE)
+            for k, row in enumerate(merged):
+                table[k] = (row["first_id"], row["count"], row["reason"], row["noted_ns"])
+            ledger.resize(len(table), axis=0)
+            ledger[:] = table
+            f[name].attrs["frames_dropped"] = int(table["count"].sum())
+            carried += len(theirs)
+    return carried
+
+
+def _reason(row: Any) -> str:
+    return bytes(row["reason"]).rstrip(b"\0").decode("utf-8", "replace")
+
+
+def _spans(rows: Any) -> list[tuple[int, int]]:
+    """The id ranges ``[first, end)`` of rows with a count, adjacent ones joined."""
+    spans: list[tuple[int, int]] = []
+    for first, end in sorted(
+        (int(r["first_id"]), int(r["first_id"]) + int(r["count"])) for r in rows if r["count"]
+    ):
+        if spans and first <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((first, end))
+    return spans
+
+
+def _inside(row: Any, spans: list[tuple[int, int]]) -> bool:
+    first, end = int(row["first_id"]), int(row["first_id"]) + int(row["count"])
+    return any(a <= first and end <= b for a, b in spans)
