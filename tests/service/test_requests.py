@@ -290,3 +290,41 @@ def test_a_finished_run_exports_as_nwb(daemon: Daemon, tmp_path: Path) -> None:
     with pynwb.NWBHDF5IO(str(tmp_path / "full.nwb"), "r") as io:
         assert io.read().subject.subject_id == "M12"
     assert other.status_code == 422
+
+
+def test_the_rest_export_takes_the_nwb_metadata_as_meta_query_parameters(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    pynwb = pytest.importorskip("pynwb")
+    daemon.load()
+    assert daemon.client.post("/v1/runs", json={"run_id": "meta-later"}).status_code == 201
+    daemon.client.post("/v1/runs/current/stop")
+    url = "/v1/runs/meta-later/export"
+    meta = {
+        "meta.session_description": "given at export",
+        "meta.subject_id": '"007"',
+        "meta.species": "Mus musculus",
+        "meta.age": "P90D",
+    }
+    missing = daemon.client.get(url, params={"format": "nwb", "meta.subject_id": "M1"})
+    assert missing.status_code == 422
+    assert "session_description" in missing.json()["detail"]
+    assert "subject_id" not in missing.json()["detail"].split(";")[0]
+    assert "meta.KEY=VALUE" in missing.json()["detail"]
+    for hostile in ({"meta.": "x"}, {"meta.a/b": "x"}, {"mouse": "M1"}, {"meta.run_id": "x"}):
+        refused = daemon.client.get(url, params={**meta, **hostile})
+        assert refused.status_code == 422, refused.text
+        assert next(iter(hostile)) in refused.text
+    nwb = daemon.client.get(url, params={"format": "nwb", **meta})
+    assert nwb.status_code == 200, nwb.text
+    (tmp_path / "later.nwb").write_bytes(nwb.content)
+    with pynwb.NWBHDF5IO(str(tmp_path / "later.nwb"), "r") as io:
+        read = io.read()
+        assert read.subject.subject_id == "007"
+        assert read.session_description == "given at export"
+    run_dir = Path(daemon.client.get("/v1/runs/meta-later").json()["files"][0]).parent
+    wait_until(
+        lambda: not [p for p in run_dir.iterdir() if p.name.startswith(".meta-later-")],
+        timeout=10,
+        what="the export's own file to be removed once sent",
+    )

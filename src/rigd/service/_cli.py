@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -382,4 +384,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if handler is None:
         parser.print_help()
         sys.exit(2)
-    sys.exit(handler(args))
+    try:
+        status = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+    except BrokenPipeError:
+        # The reader left (`rigd status | head`): end quietly, as Unix tools do on
+        # SIGPIPE (Python's own advice: point stdout at /dev/null so that the
+        # interpreter's last flush at exit cannot fail again).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(128 + signal.SIGPIPE)
+    sys.exit(status)

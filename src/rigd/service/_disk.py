@@ -32,6 +32,33 @@ def recorded_frame_bytes(plan: Plan) -> dict[str, int]:
     }
 
 
+def frame_bounds(plan: Plan) -> dict[str, int | None]:
+    """Most frames each actor writes per output, by actor name: a source's
+    ``n_frames`` option, else the sum of its upstream actors' bounds (None:
+    unbounded, a source without ``n_frames`` upstream)."""
+    bounds: dict[str, int | None] = {}
+    by_name = {actor.name: actor for actor in plan.actors}
+
+    def bound(name: str, seen: frozenset[str]) -> int | None:
+        if name in bounds:
+            return bounds[name]
+        actor = by_name.get(name)
+        result: int | None = None
+        if actor is not None and name not in seen:
+            n_frames = actor.options.get("n_frames")
+            if isinstance(n_frames, int) and not isinstance(n_frames, bool):
+                result = n_frames
+            elif actor.upstream:
+                ups = [bound(up, seen | {name}) for up in actor.upstream]
+                result = None if any(u is None for u in ups) else sum(u or 0 for u in ups)
+        bounds[name] = result
+        return result
+
+    for actor in plan.actors:
+        bound(actor.name, frozenset())
+    return bounds
+
+
 class DiskWatch:
     """The free space of ``data_dir`` against what runs record there.
 
@@ -54,14 +81,19 @@ class DiskWatch:
 
     @staticmethod
     def planned_bytes(plan: Plan) -> int | None:
-        """Bytes the run records in all, if every recorded source has ``n_frames``;
-        None for a run of unknown length."""
+        """Bytes the run records in all, if every recorded stream is bounded; None
+        for a run of unknown length.
+
+        A source is bounded by its ``n_frames`` option; an actor without one (a
+        processing step such as FrameStats) by what its inputs bring: at most one
+        output frame per input frame, so the sum of its upstream actors' bounds.
+        A stream with an unbounded source upstream makes the run unbounded.
+        """
+        bounds = frame_bounds(plan)
         planned = 0
         for ring_name, size in recorded_frame_bytes(plan).items():
-            writer = ring_name.split(".")[0]
-            actor = next((a for a in plan.actors if a.name == writer), None)
-            n_frames = actor.options.get("n_frames") if actor is not None else None
-            if not isinstance(n_frames, int) or isinstance(n_frames, bool):
+            n_frames = bounds.get(ring_name.split(".")[0])
+            if n_frames is None:
                 return None
             planned += n_frames * size
         return planned

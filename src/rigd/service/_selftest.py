@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from rigd.pipeline import Plan
+from rigd.service._disk import DiskWatch
 from rigd.storage import FrameRing
 
 __all__ = ["Check", "data_rate", "format_checks", "system_checks"]
@@ -152,6 +153,20 @@ def planned_minutes(plan: Plan | None, minutes: float) -> float:
 def space_check(
     directory: Path, rate: float | None, minutes: float, plan: Plan | None = None
 ) -> Check:
+    planned = DiskWatch.planned_bytes(plan) if plan is not None else None
+    if planned is not None:
+        # The rule ``rigd start`` applies (HTTP 507): the whole planned run must fit.
+        free = DiskWatch(directory, 0.0).free_bytes()
+        ok = free < 0 or planned <= free
+        return Check(
+            "free space",
+            ok,
+            f"{_mb(max(free, 0))} free, the planned run (n_frames) records {_mb(planned)}",
+            ""
+            if ok
+            else f"free {_mb(planned - free)} in {directory}, or record fewer frames "
+            "(n_frames); rigd start refuses this run (507)",
+        )
     free = shutil.disk_usage(directory).free
     if rate is None or rate <= 0:
         return Check("free space", None, f"{_mb(free)} free in {directory}")

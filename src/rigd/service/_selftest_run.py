@@ -122,6 +122,15 @@ def selftest_router(daemon: Daemon, guarded: list[Depends]) -> APIRouter:
             checks.append(Check("run", None, "no pipeline loaded", "PUT /v1/pipeline first"))
         elif seconds <= 0:
             pass
+        elif any(c.name == "free space" and c.ok is False for c in checks):
+            checks.append(
+                Check(
+                    "run",
+                    None,
+                    "not run: the planned run does not fit the free space",
+                    "see the free space check",
+                )
+            )
         elif daemon.state.value not in ("loaded", "failed"):
             checks.append(
                 Check(

@@ -34,7 +34,7 @@ from types import FrameType
 import uvicorn
 
 from rigd import actors
-from rigd._address import DAEMON_FILE, DaemonAddress, default_runtime_dir
+from rigd._address import DAEMON_FILE, DaemonAddress, default_runtime_dir, prepare_runtime_dir
 from rigd._version import __version__
 from rigd.config import ServiceConfig, ServiceConfigError, load_service_config
 from rigd.service import _systemd
@@ -210,12 +210,16 @@ def serve(config_path: str | None = None, *, recover: bool = True) -> int:
         # One daemon per data directory and per runtime directory: a second
         # one would repair the first one's live files and take its daemon.json.
         runtime_home = config.runtime_dir or default_runtime_dir()
-        runtime_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # A runtime directory clients would not trust is refused before anything
+        # is locked or started (it is where daemon.json goes).
+        prepare_runtime_dir(runtime_home)
         locks.append(_hold(config.data_dir, "data directory"))
         locks.append(_hold(runtime_home, "runtime directory"))
         sock = _bind(config)
     except (OSError, ValueError) as exc:
-        for fd in locks:
+        for fd, directory in zip(locks, (config.data_dir, runtime_home), strict=False):
+            with contextlib.suppress(FileNotFoundError):
+                (directory / _LOCK_FILE).unlink()
             os.close(fd)
         print(f"rigd serve: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from rigd.service._asgi import in_thread
 from rigd.service._bodies import (
@@ -20,28 +21,12 @@ from rigd.service._bodies import (
 )
 from rigd.service._deps import GUARDED, DaemonDep
 from rigd.service._errors import errors
+from rigd.service._export import export_metadata, export_nwb_file
 from rigd.service._records import TransitionError
-from rigd.storage import export_nwb
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["runs"], dependencies=GUARDED)
-
-
-def _export_nwb(run: Path) -> Path:
-    """``run`` as NWB beside it (made once; made again if the run file is newer)."""
-    out = run.with_suffix(".nwb")
-    if out.exists() and out.stat().st_mtime >= run.stat().st_mtime:
-        return out
-    partial = out.with_suffix(".nwb.partial")
-    partial.unlink(missing_ok=True)
-    try:
-        export_nwb(run, partial, link=False)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(out)
-    return out
 
 
 @router.post(
@@ -123,18 +108,27 @@ async def get_run(run_id: str, daemon: DaemonDep) -> dict[str, Any]:
         **errors(401, 404, 409, 422),
     },
 )
-async def export_run(daemon: DaemonDep, run_id: str, format: str = "nwb") -> Response:
+async def export_run(
+    daemon: DaemonDep, request: Request, run_id: str, format: str = "nwb"
+) -> Response:
     """The run's file as NWB (``format=nwb``), frames copied in: one
-    self-contained file. Metadata NWB requires and the run lacks (its
-    ``session_description``, ``subject_id``, ``species``, ``age``) is a
-    422 that names each field."""
+    self-contained file. ``meta.KEY=VALUE`` query parameters add to (or replace)
+    the run's metadata, as ``rigd export --meta KEY=VALUE`` does (a number stays a
+    number; ``"007"`` a string). Metadata NWB requires and the run lacks (its
+    ``session_description``, ``subject_id``, ``species``, ``age``) is a 422 that
+    names each field."""
     if format != "nwb":
         raise ValueError(f"format {format!r} is not one rigd exports; use format=nwb")
+    metadata = export_metadata(request.query_params.multi_items())
     record = daemon.run(run_id)
     if record.active or len(record.files) != 1:
         raise TransitionError(
             f"run {record.run_id!r} is {record.state} with {len(record.files)} file(s); "
             "a finished run with one file exports"
         )
-    out = await in_thread(_export_nwb, Path(record.files[0]))
-    return FileResponse(out, media_type="application/x-nwb", filename=out.name)
+    run = Path(record.files[0])
+    out, scratch = await in_thread(export_nwb_file, run, metadata)
+    done = BackgroundTask(out.unlink, missing_ok=True) if scratch else None
+    return FileResponse(
+        out, media_type="application/x-nwb", filename=run.with_suffix(".nwb").name, background=done
+    )
