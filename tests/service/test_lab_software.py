@@ -19,8 +19,10 @@ import h5py
 import httpx
 import pytest
 
+from rigd.pipeline import plan_pipeline
 from rigd.service import ApiError, Client
 from rigd.service._progress import PROGRESS_METRICS
+from rigd.service._selftest import space_check
 from tests.helpers import wait_until
 from tests.service.daemon import COUNTER, ROOT, Daemon, serving
 
@@ -284,3 +286,33 @@ def test_rigd_run_with_a_console_serves_it_during_the_run_and_exits_when_it_ends
     journal = (tmp_path / "rigd-data" / "runs.jsonl").read_text().splitlines()
     assert json.loads(journal[-1])["state"] == "complete"
     assert "camera" in (tmp_path / "rigd-data" / "foreground.log").read_text()
+
+
+# 100,000,000 frames of 32x48 uint16: 307 GB, more than any test disk holds.
+HUGE = COUNTER.replace("name: counter", "name: huge").replace(
+    "fps: 400", "fps: 400, n_frames: 100000000"
+)
+
+
+def test_the_selftest_fails_the_free_space_of_a_planned_run_start_would_refuse(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    # rigd selftest's check: the rule start applies, whatever --minutes says.
+    (tmp_path / "huge.yaml").write_text(HUGE)
+    check = space_check(tmp_path, 1.0, 1e-3, plan_pipeline(tmp_path / "huge.yaml"))
+    assert check.ok is False
+    assert "records 307,200.0 MB" in check.figure
+    assert "record fewer frames" in check.fix
+    # GET /v1/selftest: a report with that check failed (not a 507), and no run.
+    daemon.load(HUGE)
+    response = daemon.client.get("/v1/selftest", params={"seconds": 1})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["passed"] is False
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["free space"]["ok"] is False
+    assert "307,200.0 MB" in checks["free space"]["figure"]
+    assert checks["run"]["ok"] is None
+    assert "not run" in checks["run"]["figure"]
+    assert daemon.status()["state"] == "loaded"
+    assert daemon.client.post("/v1/runs", json={"run_id": "huge"}).status_code == 507
