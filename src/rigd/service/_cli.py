@@ -71,6 +71,8 @@ def _each_file(command: str, files: Sequence[str], describe: Callable[[str], str
     for path in files:
         try:
             print(describe(path))
+        except BrokenPipeError:
+            raise  # the reader left: main ends quietly
         except (OSError, ValueError) as exc:
             print(f"rigd {command}: {path}: {exc}", file=sys.stderr)
             status = 1

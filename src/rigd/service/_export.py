@@ -5,8 +5,7 @@ with the metadata NWB requires given as ``meta.KEY=VALUE`` query parameters
 
 from __future__ import annotations
 
-import os
-import tempfile
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -69,9 +68,8 @@ def export_nwb_file(run: Path, metadata: dict[str, Any]) -> tuple[Path, bool]:
         OSError: the file cannot be written.
     """
     if metadata:
-        fd, name = tempfile.mkstemp(prefix=f".{run.stem}-", suffix=".nwb", dir=run.parent)
-        os.close(fd)
-        out = Path(name)
+        # A new name (export_nwb refuses to write over a file), hidden, beside the run.
+        out = run.parent / f".{run.stem}-{uuid.uuid4().hex[:12]}.nwb"
         try:
             export_nwb(run, out, link=False, metadata=metadata)
         except ValueError as exc:
