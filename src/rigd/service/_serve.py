@@ -202,6 +202,7 @@ def serve(config_path: str | None = None, *, recover: bool = True) -> int:
     assert config.token_file is not None
     assert config.data_dir is not None
     locks: list[int] = []
+    runtime_home = config.runtime_dir or default_runtime_dir()
     try:
         token = ensure_token(config.token_file)
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -209,7 +210,6 @@ def serve(config_path: str | None = None, *, recover: bool = True) -> int:
             config.state_dir.mkdir(parents=True, exist_ok=True)
         # One daemon per data directory and per runtime directory: a second
         # one would repair the first one's live files and take its daemon.json.
-        runtime_home = config.runtime_dir or default_runtime_dir()
         # A runtime directory clients would not trust is refused before anything
         # is locked or started (it is where daemon.json goes).
         prepare_runtime_dir(runtime_home)
