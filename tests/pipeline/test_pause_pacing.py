@@ -1,8 +1,9 @@
 """Paced sources resume at their rate after a pause: no catch-up burst, no drops.
 
-A camera (``SimulatedCamera``), a TIFF stack (``TiffStack``) and a replayed run
-(``FilePlayback``) all pace their frames on a clock; a pause must restart that
-clock, not make the sources write the paused span's frames at once.
+A camera (``SimulatedCamera``), a TIFF stack (``TiffStack``), a video file
+(``VideoSource``, ``rate: native``) and a replayed run (``FilePlayback``) all
+pace their frames on a clock; a pause must restart that clock, not make the
+sources write the paused span's frames at once.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import textwrap
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import h5py
 import numpy as np
 import tifffile
@@ -33,6 +36,9 @@ actors:
   - name: stack
     class: rigd.pipeline.TiffStack
     options: {{path: "{tiff}", fps: {fps}}}
+  - name: video
+    class: rigd.pipeline.VideoSource
+    options: {{path: "{video}", rate: native}}
   - name: player
     class: rigd.pipeline.FilePlayback
     options: {{path: "{run}", rate: recorded}}
@@ -42,8 +48,22 @@ actors:
 links:
   - {{link: camera.frames -> recorder.camera, slots: 16}}
   - {{link: stack.frames -> recorder.stack, slots: 16}}
+  - {{link: video.frames -> recorder.video, slots: 16}}
   - {{link: player.frames -> recorder.player, slots: 16}}
 """
+
+
+def write_video(path: Path, n: int) -> None:
+    """``n`` gray 16 x 16 frames at ``FPS``, FFV1 (lossless)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "gray"
+        stream.time_base = Fraction(1, FPS)
+        for k in range(n):
+            frame = av.VideoFrame.from_ndarray(np.zeros((16, 16), np.uint8), format="gray")
+            frame.pts = k
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
 
 
 def written(pipeline: Pipeline) -> dict[str, int]:
@@ -60,7 +80,9 @@ def test_paced_sources_resume_at_their_rate_without_a_burst_or_drops(tmp_path: P
             writer.write(
                 "camera", np.full((8, 8), k, np.uint16), 7 + k, 1_700_000_000 * 10**9 + k * 10**7
             )
-    text = PIPELINE.format(fps=FPS, tiff=tiff, run=run, data=tmp_path / "data")
+    video = tmp_path / "video.mkv"
+    write_video(video, 600)
+    text = PIPELINE.format(fps=FPS, tiff=tiff, video=video, run=run, data=tmp_path / "data")
     path = tmp_path / "pacing.yaml"
     path.write_text(textwrap.dedent(text))
     # The pause ends by its limit: a real pause span, waited for on its event.
@@ -92,7 +114,7 @@ def test_paced_sources_resume_at_their_rate_without_a_burst_or_drops(tmp_path: P
     assert not bursts, f"{AFTER} frames in so few seconds after the resume: {bursts}"
     (out,) = report.files
     with h5py.File(out, "r") as f:
-        for stream in ("camera", "stack", "player"):
+        for stream in ("camera", "stack", "video", "player"):
             reasons = [row["reason"].decode() for row in f[f"{stream}/dropped"][:]]
             assert "ring_full" not in reasons, (stream, reasons)
         # The camera's frames after the resume are 1/fps apart, not a burst.
