@@ -86,7 +86,8 @@ def end_rings_of(p: Pipeline, name: str) -> None:
                 p._rings[ring_plan.name].writer().close()
 
 
-def teardown(p: Pipeline, force: bool) -> RunReport:
+def teardown(p: Pipeline, force: bool, run_state: str = "recovered") -> RunReport:
+    """Kill what is left, unlink the rings, repair the run files (marked ``run_state``)."""
     if p._cpu_latency is not None:
         p._cpu_latency.release()
     if p._watch is not None:
@@ -107,7 +108,7 @@ def teardown(p: Pipeline, force: bool) -> RunReport:
         ring.close()
     p._rings.clear()
     end_store(p)
-    files, frames, dropped = recorded(p._recordings.values(), repair=force)
+    files, frames, dropped = recorded(p._recordings.values(), repair=force, run_state=run_state)
     p._machine.move(RunState.FAILED if p.failure else RunState.STOPPED)
     log_path = None
     if p._run_log is not None:

@@ -48,7 +48,7 @@ from typing import Any
 
 from rigd import actors
 from rigd._exceptions import PipelineFailedError
-from rigd.actors import ActorHandle
+from rigd.actors import ActorHandle, ObjectRef
 from rigd.pipeline._actor_watch import ActorWatch, actor_infos
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import Wiring, open_endpoints
@@ -59,6 +59,7 @@ from rigd.pipeline._run_log import RunLog, default_log_dir
 from rigd.pipeline._run_start import (
     CALL_TIMEOUT_S,
     call_all,
+    collect_started_files,
     create_actors,
     create_rings,
     open_devices,
@@ -133,6 +134,8 @@ class Pipeline:
         self._handles: dict[str, ActorHandle[Any]] = {}
         self._wiring: dict[str, Wiring] = {}
         self._restarts: dict[str, int] = {}
+        #: The start calls under way, by actor (``call_all``).
+        self._start_calls: dict[str, ObjectRef[Any]] = {}
         self._lock = threading.RLock()
         # Held through a whole stop or kill (re-entrant: a second Ctrl-C
         # forces a kill from inside the stop it interrupts).
@@ -222,9 +225,17 @@ class Pipeline:
                 self._recordings[name] = actors.get(
                     self._handles[name].summary.remote(), timeout=CALL_TIMEOUT_S
                 )
-        except BaseException:
+        except BaseException as exc:
+            if self.failure is None:
+                interrupted = isinstance(exc, KeyboardInterrupt)
+                self.failure = "the start was interrupted" if interrupted else f"{exc}"
+            # A start that failed or was interrupted (Ctrl-C, SIGTERM): the
+            # recorders that got their file are asked for it, then every
+            # actor is killed and those files are sealed as aborted.
             self._machine.move(RunState.FAILED, when=_CREATED)
-            teardown(self, force=True)
+            collect_started_files(self)
+            with self._stop_lock:
+                self._report = teardown(self, force=True, run_state="aborted")
             raise
         self._machine.move(RunState.READY, when=_CREATED)
 
