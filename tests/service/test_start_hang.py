@@ -55,7 +55,8 @@ def test_sigterm_during_a_setup_that_never_returns_stops_the_start_at_once(
     err = "".join(lines)
     assert proc.returncode == 130, err
     assert "start interrupted" in err
-    assert "run " in out and "file:" in out
+    assert "failure: the start was interrupted" in out
+    assert "file:" in out
     _sealed_and_alone(tmp_path)
     wait_until(lambda: not any(pid_alive(w) for w in workers), timeout=10, what="workers gone")
     assert no_rings_of(proc.pid)

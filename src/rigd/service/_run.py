@@ -121,9 +121,7 @@ def run_pipeline(
             interrupts.starting = True
             pipeline.start()
         except KeyboardInterrupt:
-            print(
-                "rigd run: start interrupted; killing the actors and sealing run files", file=err
-            )
+            print("rigd run: start interrupted; killing the actors and sealing run files", file=err)
             report = pipeline.kill()
             print(format_report(report), file=out)
             return 130
