@@ -8,8 +8,11 @@ import signal
 import threading
 from pathlib import Path
 
+import pytest
+
 from rigd.storage import inspect_run
 from tests.helpers import child_pids, pid_alive, wait_until
+from tests.service.daemon import serving
 from tests.service.test_run import no_rings_of, rigd_run, run_files
 
 HANG = """\
@@ -29,9 +32,10 @@ record: [camera.frames]
 def _sealed_and_alone(cwd: Path) -> None:
     (file,) = run_files(cwd)
     assert inspect_run(file).run_state == "aborted"
-    # The writer's space reserve went with the repair: the file and the run's log are left.
-    left = sorted(p.name for p in file.parent.iterdir())
-    assert left == sorted([file.name, file.name.rsplit("_", 1)[1].replace(".h5", ".log")])
+    # The writer's space reserve (.<file>.reserve) went with the repair.
+    left = {p.name for p in file.parent.iterdir()}
+    assert {n for n in left if n.startswith(".") or n.endswith(".reserve")} == set()
+    assert file.name in left
 
 
 def test_sigterm_during_a_setup_that_never_returns_stops_the_start_at_once(
@@ -74,3 +78,16 @@ def test_a_setup_that_outlasts_the_timeout_fails_the_start_naming_the_actor(
     assert "run.setup_timeout_s" in err
     _sealed_and_alone(tmp_path)
     assert no_rings_of(proc.pid)
+
+
+@pytest.mark.integration
+def test_a_daemon_start_whose_setup_times_out_fails_naming_the_actor(tmp_path: Path) -> None:
+    with serving(tmp_path, allowed_modules=["rigd", "tests.service"]) as d:
+        d.load(HANG + "run: {setup_timeout_s: 2}\n")
+        answer = d.client.post("/v1/runs", json={"run_id": "stuck-run"})
+        assert answer.status_code in (409, 500), answer.text
+        detail = answer.json()["detail"]
+        assert "'stuck' did not return from setup within 2 s" in detail
+        assert "run.setup_timeout_s" in detail
+        assert d.status()["state"] == "failed"
+        _sealed_and_alone(d.data_dir)
