@@ -54,12 +54,11 @@ from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import Wiring, open_endpoints
 from rigd.pipeline._pause import PauseControl, PauseSpan
 from rigd.pipeline._plan import Plan
-from rigd.pipeline._run_end import stop_graceful, teardown
+from rigd.pipeline._run_end import abort_start, stop_graceful, teardown
 from rigd.pipeline._run_log import RunLog, default_log_dir
 from rigd.pipeline._run_start import (
     CALL_TIMEOUT_S,
     call_all,
-    collect_started_files,
     create_actors,
     create_rings,
     open_devices,
@@ -226,16 +225,9 @@ class Pipeline:
                     self._handles[name].summary.remote(), timeout=CALL_TIMEOUT_S
                 )
         except BaseException as exc:
-            if self.failure is None:
-                interrupted = isinstance(exc, KeyboardInterrupt)
-                self.failure = "the start was interrupted" if interrupted else f"{exc}"
-            # A start that failed or was interrupted (Ctrl-C, SIGTERM): the
-            # recorders that got their file are asked for it, then every
-            # actor is killed and those files are sealed as aborted.
             self._machine.move(RunState.FAILED, when=_CREATED)
-            collect_started_files(self)
             with self._stop_lock:
-                self._report = teardown(self, force=True, run_state="aborted")
+                self._report = abort_start(self, exc)
             raise
         self._machine.move(RunState.READY, when=_CREATED)
 
