@@ -90,6 +90,11 @@ def test_each_file_is_replayed_into_a_new_run_file_and_a_bad_one_does_not_stop_t
         np.testing.assert_array_equal(f["camera/frames"][:], first)
         np.testing.assert_array_equal(f["camera/frame_id"][:], 100 + np.arange(len(first)))
         np.testing.assert_array_equal(f["sums/frame_id"][:], 100 + np.arange(len(first)))
+        # The acquisition times are the source's, not the replay's (``rate: max``).
+        with h5py.File(tmp_path / "first.h5", "r") as source:
+            np.testing.assert_array_equal(
+                f["camera/timestamp_ns"][:], source["camera/timestamp_ns"][:]
+            )
         expected = first[:, 0, :].sum(axis=1, dtype=np.int64)[:, None]
         np.testing.assert_array_equal(f["sums/frames"][:], expected)
         assert f.attrs["run_state"] == "complete"

@@ -51,6 +51,9 @@ def test_a_failing_actor_fails_its_file_and_the_next_file_is_replayed_in_the_sam
     assert done.frames == 120
     with h5py.File(done.output or "", "r") as f:
         np.testing.assert_array_equal(f["camera/frames"][:], frames)
+        with h5py.File(tmp_path / "first.h5", "r") as source:  # the source's ids and times
+            for field in ("frame_id", "timestamp_ns"):
+                np.testing.assert_array_equal(f[f"camera/{field}"][:], source[f"camera/{field}"][:])
         expected = frames[:, 0, :].sum(axis=1, dtype=np.int64)[:, None]  # RowSum: the first row
         np.testing.assert_array_equal(f["sums/frames"][:], expected)
         assert f.attrs["reprocessed_from"] == str((tmp_path / "first.h5").resolve())

@@ -146,6 +146,10 @@ class RunConfig(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
     #: The longest pause (seconds); a longer one ends on its own (the run resumes).
     max_pause_s: float = Field(default=600.0, gt=0)
+    #: How long (seconds) each actor's start calls (open its device, attach,
+    #: ``setup``) may take before the start fails naming the actors that did
+    #: not answer.
+    setup_timeout_s: float = Field(default=60.0, gt=0)
 
 
 class PipelineConfig(_Model):

@@ -166,6 +166,15 @@ class SimulatedCamera(Actor):
         self._t0 = time.monotonic()
         self._first = self.frames_written
 
+    def resume(self) -> None:
+        """Restart the pacing clock: the next frame is due now, then one per ``1/fps`` s.
+
+        A paused camera takes no frames; it does not make up the paused time
+        on resume (no burst of frames at once, no ``ring_full`` drops).
+        """
+        self._t0 = time.monotonic()
+        self._first = self.frames_written
+
     def run_step(self) -> None:
         k = self.frames_written
         if self.n_frames is not None and self.frames_delivered >= self.n_frames:

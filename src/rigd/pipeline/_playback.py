@@ -24,9 +24,11 @@ class FilePlayback(Actor):
             or ``max`` (as fast as the readers take them).
         loop: start over at the end instead of ending.
 
-    Frames are read from the file straight into the ring's slot. Their
-    timestamps are the recorded ones, shifted to now, so latencies measured
-    downstream stay meaningful.
+    Frames are read from the file straight into the ring's slot, each with
+    its recorded frame id and its recorded acquisition time (``timestamp_ns``,
+    ns since the epoch) at any rate, so a replay's run file (``rigd
+    reprocess``) keeps the source's ids and times. The rate paces on a
+    monotonic clock of its own; a pause does not make it catch up on resume.
     """
 
     output_names = ("frames",)
@@ -63,8 +65,16 @@ class FilePlayback(Actor):
             # Restarted after a crash: go on after the last frame the ring has.
             ids = self._reader.frame_ids
             self._index = int(np.searchsorted(ids, previous[0], side="right"))
-        self._start_ns = time.time_ns()
-        self._origin_ns = int(self._reader.timestamps_ns[0])
+        self._anchor(self._index)
+
+    def _anchor(self, index: int) -> None:
+        """Pace from frame ``index``: it is due now, the next ones at their recorded gaps."""
+        self._start_ns = time.monotonic_ns()
+        self._origin_ns = int(self._reader.timestamps_ns[min(index, len(self._reader) - 1)])
+
+    def resume(self) -> None:
+        """Restart the pacing clock: the next frame is due now (the paused time is not made up)."""
+        self._anchor(self._index)
 
     def run_step(self) -> None:
         reader = self._reader
@@ -73,16 +83,15 @@ class FilePlayback(Actor):
                 self.finish()
                 return
             self._index = 0
-            self._start_ns = time.time_ns()
+            self._anchor(0)
         i = self._index
-        offset = int(reader.timestamps_ns[i]) - self._origin_ns
+        recorded = int(reader.timestamps_ns[i])
         if self.rate == "recorded":
-            delay = (self._start_ns + offset - time.time_ns()) / 1e9
+            delay = (self._start_ns + recorded - self._origin_ns - time.monotonic_ns()) / 1e9
             if delay > 0:
                 time.sleep(delay)
-        timestamp = self._start_ns + offset if self.rate == "recorded" else time.time_ns()
         with self.outputs.frames.slot(
-            frame_id=int(reader.frame_ids[i]), timestamp_ns=timestamp
+            frame_id=int(reader.frame_ids[i]), timestamp_ns=recorded
         ) as view:
             reader.read_into(i, view)
         self._index += 1

@@ -5,6 +5,8 @@ each one downstream drains its inputs (``__rigd_wait_finished__``) before
 its ``stop``; a dead one's rings are closed so its readers drain and end.
 ``teardown`` then kills what is left, unlinks the rings, ends the run's
 store entries and makes the ``RunReport`` (run files repaired on a kill).
+``abort_start`` ends a start that failed or was interrupted: its run files
+are sealed as ``aborted``.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from typing import TYPE_CHECKING
 from rigd import actors
 from rigd.pipeline._actor_watch import actor_infos
 from rigd.pipeline._bridge import fed_from_afar, stop_order
-from rigd.pipeline._run_start import CALL_TIMEOUT_S
+from rigd.pipeline._run_start import CALL_TIMEOUT_S, collect_started_files
 from rigd.pipeline._run_status import RunReport, recorded
 from rigd.pipeline._state import RunState
 
 if TYPE_CHECKING:
     from rigd.pipeline._supervisor import Pipeline
 
-__all__ = ["alive", "end_rings_of", "end_store", "stop_graceful", "teardown"]
+__all__ = ["abort_start", "alive", "end_rings_of", "end_store", "stop_graceful", "teardown"]
 
 log = logging.getLogger("rigd.pipeline._supervisor")
 
@@ -86,7 +88,8 @@ def end_rings_of(p: Pipeline, name: str) -> None:
                 p._rings[ring_plan.name].writer().close()
 
 
-def teardown(p: Pipeline, force: bool) -> RunReport:
+def teardown(p: Pipeline, force: bool, run_state: str = "recovered") -> RunReport:
+    """Kill what is left, unlink the rings, repair the run files (marked ``run_state``)."""
     if p._cpu_latency is not None:
         p._cpu_latency.release()
     if p._watch is not None:
@@ -107,7 +110,7 @@ def teardown(p: Pipeline, force: bool) -> RunReport:
         ring.close()
     p._rings.clear()
     end_store(p)
-    files, frames, dropped = recorded(p._recordings.values(), repair=force)
+    files, frames, dropped = recorded(p._recordings.values(), repair=force, run_state=run_state)
     p._machine.move(RunState.FAILED if p.failure else RunState.STOPPED)
     log_path = None
     if p._run_log is not None:
@@ -127,3 +130,16 @@ def teardown(p: Pipeline, force: bool) -> RunReport:
         last_errors=dict(p._last_errors),
         pauses=tuple(p._pause.spans),
     )
+
+
+def abort_start(p: Pipeline, exc: BaseException) -> RunReport:
+    """End a start that failed or was interrupted (Ctrl-C, SIGTERM): the report.
+
+    The recorders that made their file are asked for it, then every actor is
+    killed and those files are sealed with ``run_state = "aborted"``.
+    """
+    if p.failure is None:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        p.failure = "the start was interrupted" if interrupted else f"{exc}"
+    collect_started_files(p)
+    return teardown(p, force=True, run_state="aborted")

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from rigd import actors
-from rigd._exceptions import RigdError, TaskError
+from rigd._exceptions import GetTimeoutError, RigdError, TaskError
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
 from rigd.pipeline._state import RunState
 from rigd.storage import FrameRing
@@ -27,10 +28,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CALL_TIMEOUT_S",
     "call_all",
+    "collect_started_files",
     "create_actors",
     "create_rings",
     "open_devices",
     "rejoin",
+    "setup_timeout",
     "spawn",
 ]
 
@@ -38,6 +41,42 @@ log = logging.getLogger("rigd.pipeline._supervisor")
 
 #: How long one call to an actor (attach, setup, run, stop, summary) may take.
 CALL_TIMEOUT_S = 60.0
+#: How long a recorder may take to name its file when a start failed.
+_SUMMARY_TIMEOUT_S = 5.0
+
+
+def setup_timeout(p: Pipeline) -> float:
+    """Seconds each start call may take: the pipeline file's ``run.setup_timeout_s``."""
+    return float(p.plan.file.config.run.setup_timeout_s)
+
+
+def get_named(p: Pipeline, method: str, refs: dict[str, Any]) -> list[Any]:
+    """The values of start calls ``{actor: ref}``, in order.
+
+    ``setup`` and ``describe_device`` wait ``setup_timeout`` at most,
+    ``attach`` ``CALL_TIMEOUT_S``.
+
+    Raises:
+        RigdError: some did not answer in time; it names them, the call and
+            the option that raises the timeout.
+    """
+    what = method.strip("_").removeprefix("rigd_")
+    # Attach is the framework's (the process, its rings): its own timeout;
+    # setup and describe_device run the user's code, under the file's option.
+    if method == "__rigd_attach__":
+        timeout, how = CALL_TIMEOUT_S, ""
+    else:
+        timeout = setup_timeout(p)
+        how = f" (the pipeline file's run.setup_timeout_s; raise it there if {what} needs longer)"
+    try:
+        return actors.get(list(refs.values()), timeout=timeout)
+    except GetTimeoutError:
+        _, waiting = actors.wait(list(refs.values()), num_returns=len(refs), timeout=0)
+        late = [name for name, ref in refs.items() if any(ref is w for w in waiting)]
+        raise RigdError(
+            f"actor(s) {', '.join(map(repr, late))} did not return from {what} within "
+            f"{timeout:g} s{how}"
+        ) from None
 
 
 def create_rings(p: Pipeline) -> None:
@@ -64,11 +103,13 @@ def open_devices(p: Pipeline) -> None:
         return
     for actor in devices:
         spawn(p, actor)
-    refs = [p._handles[a.name].describe_device.remote() for a in devices]
+    refs = {a.name: p._handles[a.name].describe_device.remote() for a in devices}
     reported: dict[str, dict[str, Any]] = {}
-    for actor, ref in zip(devices, refs, strict=True):
+    for actor in devices:
         try:
-            reported[actor.name] = actors.get(ref, timeout=CALL_TIMEOUT_S)
+            reported[actor.name] = get_named(p, "describe_device", {actor.name: refs[actor.name]})[
+                0
+            ]
         except TaskError as exc:
             # The device's own message (its last line), not the remote traceback.
             lines = exc.remote_traceback.strip().splitlines() or [str(exc)]
@@ -119,12 +160,33 @@ def create_actors(p: Pipeline, run_info: dict[str, Any]) -> None:
 
 
 def call_all(p: Pipeline, method: str, args: Any = None) -> list[Any]:
-    refs = []
+    refs = {}
     for actor in p.plan.actors:
         handle = p._handles[actor.name]
         call_args = args(actor.name) if args is not None else ()
-        refs.append(getattr(handle, method).remote(*call_args))
-    return actors.get(refs, timeout=CALL_TIMEOUT_S)
+        refs[actor.name] = getattr(handle, method).remote(*call_args)
+    p._start_calls = refs
+    return get_named(p, method, refs)
+
+
+def collect_started_files(p: Pipeline) -> None:
+    """The files of the recorders whose ``setup`` returns, for a start that failed.
+
+    Their summaries join ``p._recordings`` so that the teardown seals those
+    files; recorders that do not answer within ``_SUMMARY_TIMEOUT_S`` (all
+    together) are skipped.
+    """
+    deadline = time.monotonic() + _SUMMARY_TIMEOUT_S
+    for name in p.plan.recorders:
+        ref = p._start_calls.get(name)
+        if name in p._recordings or ref is None or name not in p._handles:
+            continue
+        with contextlib.suppress(Exception):
+            # A recorder may be between making its file and returning.
+            left = max(0.0, deadline - time.monotonic())
+            actors.get(ref, timeout=left)  # raises if its setup failed: no file then
+            left = max(0.0, deadline - time.monotonic())
+            p._recordings[name] = actors.get(p._handles[name].summary.remote(), timeout=left)
 
 
 def rejoin(p: Pipeline, name: str, restarts: int) -> None:

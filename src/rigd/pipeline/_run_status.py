@@ -175,7 +175,7 @@ class LinkRates:
 
 
 def recorded(
-    recordings: Iterable[Mapping[str, Any]], *, repair: bool
+    recordings: Iterable[Mapping[str, Any]], *, repair: bool, run_state: str = "recovered"
 ) -> tuple[list[str], dict[str, int], dict[str, int]]:
     """The files, frames and drops per stream of the recorders' last reports.
 
@@ -192,7 +192,7 @@ def recorded(
         files.append(path)
         if repair or recording.get("state") != "complete":
             with contextlib.suppress(Exception):
-                report = recover_run(path)
+                report = recover_run(path, run_state=run_state)
                 recording = {**recording, "frames": dict(report.frames)}
         frames.update(recording.get("frames", {}))
         dropped.update(recording.get("dropped", {}))

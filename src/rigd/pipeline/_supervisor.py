@@ -48,13 +48,13 @@ from typing import Any
 
 from rigd import actors
 from rigd._exceptions import PipelineFailedError
-from rigd.actors import ActorHandle
+from rigd.actors import ActorHandle, ObjectRef
 from rigd.pipeline._actor_watch import ActorWatch, actor_infos
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import Wiring, open_endpoints
 from rigd.pipeline._pause import PauseControl, PauseSpan
 from rigd.pipeline._plan import Plan
-from rigd.pipeline._run_end import stop_graceful, teardown
+from rigd.pipeline._run_end import abort_start, stop_graceful, teardown
 from rigd.pipeline._run_log import RunLog, default_log_dir
 from rigd.pipeline._run_start import (
     CALL_TIMEOUT_S,
@@ -133,6 +133,8 @@ class Pipeline:
         self._handles: dict[str, ActorHandle[Any]] = {}
         self._wiring: dict[str, Wiring] = {}
         self._restarts: dict[str, int] = {}
+        #: The start calls under way, by actor (``call_all``).
+        self._start_calls: dict[str, ObjectRef[Any]] = {}
         self._lock = threading.RLock()
         # Held through a whole stop or kill (re-entrant: a second Ctrl-C
         # forces a kill from inside the stop it interrupts).
@@ -222,9 +224,10 @@ class Pipeline:
                 self._recordings[name] = actors.get(
                     self._handles[name].summary.remote(), timeout=CALL_TIMEOUT_S
                 )
-        except BaseException:
+        except BaseException as exc:
             self._machine.move(RunState.FAILED, when=_CREATED)
-            teardown(self, force=True)
+            with self._stop_lock:
+                self._report = abort_start(self, exc)
             raise
         self._machine.move(RunState.READY, when=_CREATED)
 

@@ -199,6 +199,14 @@ class TiffStack(Actor):
         self._first_s: float | None = None
         self._last_s = 0.0
 
+    def resume(self) -> None:
+        """Restart the pacing clock: the next page is due now, then one per ``1/fps`` s.
+
+        The paused time is not made up on resume (no burst of pages at once).
+        """
+        self._t0 = time.monotonic()
+        self._first = self.frames_played
+
     def run_step(self) -> None:
         layout = self._layout
         if self._index >= layout.frames:

@@ -245,6 +245,13 @@ class VideoSource(DeviceSource):
             self.frames_played += missing
         self._stop_decoding = error is not None
 
+    def resume(self) -> None:
+        """Restart the pacing clock (``rate: native``): the next frame is due now.
+
+        The paused time is not made up on resume (no burst of frames at once).
+        """
+        self._t0 = None
+
     def run_step(self) -> None:
         frame = None if self._stop_decoding else self._next_frame()
         if frame is None:

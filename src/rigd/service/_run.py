@@ -122,14 +122,20 @@ def run_pipeline(
     try:
         print(f"rigd run: starting pipeline {plan.name!r} from {source}", file=err)
         try:
+            # During the start any Ctrl-C or SIGTERM ends it at once: there is
+            # nothing to drain yet, and an actor's setup may never return.
+            interrupts.starting = True
             pipeline.start()
         except KeyboardInterrupt:
+            print("rigd run: start interrupted; killing the actors and sealing run files", file=err)
             report = pipeline.kill()
             print(format_report(report), file=out)
             return 130
         except Exception as exc:  # noqa: BLE001 - an actor's own error: say it, exit 1
             print(f"rigd run: pipeline {plan.name!r} could not start: {exc}", file=err)
             return 1
+        finally:
+            interrupts.starting = False
         print("rigd run: running; Ctrl-C stops cleanly, a second Ctrl-C forces", file=err)
         report = _follow(pipeline, interrupts, err)
     finally:
@@ -264,15 +270,19 @@ def _follow(pipeline: Pipeline, interrupts: _Interrupts, err: TextIO) -> RunRepo
 
 
 class _Interrupts:
-    """First SIGINT: ask for a clean stop. Second: KeyboardInterrupt (force)."""
+    """First SIGINT: ask for a clean stop. Second: KeyboardInterrupt (force).
+
+    While the pipeline starts (``starting``) the first one forces already.
+    """
 
     def __init__(self) -> None:
         self.count = 0
         self.stop = threading.Event()
+        self.starting = False
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
-        if self.count == 1:
+        if self.count == 1 and not self.starting:
             self.stop.set()
             return
         raise KeyboardInterrupt

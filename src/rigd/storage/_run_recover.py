@@ -43,8 +43,11 @@ def seal_run(path: Path, counts: Mapping[str, int], dropped: Mapping[str, int]) 
         os.fsync(f.fileno())
 
 
-def recover_run(path: str | os.PathLike[str]) -> RecoveryReport:
-    """Repair a run file a crashed writer left unsealed; mark it ``recovered``.
+def recover_run(path: str | os.PathLike[str], *, run_state: str = "recovered") -> RecoveryReport:
+    """Repair a run file a crashed writer left unsealed; mark it ``run_state``.
+
+    ``run_state`` is ``recovered`` by default; a run whose start failed or
+    was interrupted is marked ``aborted`` (``Pipeline.load``).
 
     Clears the writer's open-for-write mark (as ``h5clear -s``), trims every
     stream to the frames whose records and data both reached the file (what
@@ -64,7 +67,7 @@ def recover_run(path: str | os.PathLike[str]) -> RecoveryReport:
         if "run_id" not in f.attrs:
             raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
         state = attr_str(f.attrs, "run_state", "unknown")
-        if state in ("complete", "recovered") and not repaired:
+        if state in ("complete", "recovered", "aborted") and not repaired:
             counts = {g.name.lstrip("/"): len(g["frame_id"]) for g in stream_groups(f)}
             return RecoveryReport(str(path), state, repaired=False, frames=counts)
         counts = {}
@@ -79,13 +82,13 @@ def recover_run(path: str | os.PathLike[str]) -> RecoveryReport:
             counts[group.name.lstrip("/")] = n
             group.attrs["frames_recorded"] = n
             group.attrs["frames_dropped"] = int(group["dropped"]["count"].sum())
-        f.attrs["run_state"] = "recovered"
+        f.attrs["run_state"] = run_state
         f.attrs["recovered_time"] = utc_now_iso()
         _nexus.seal_entry(f, end_time=f.attrs["recovered_time"])
         log.info("recovered %s: %s frame(s) per stream", path, counts)
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
-    return RecoveryReport(str(path), "recovered", repaired=True, frames=counts)
+    return RecoveryReport(str(path), run_state, repaired=True, frames=counts)
 
 
 def _recoverable_frames(group: Any) -> int:
