@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -302,6 +303,23 @@ def test_cluster_and_available_resources_count_what_live_actors_hold() -> None:
     rigd.kill(full)
     wait_until(lambda: rigd.available_resources() == {"CPU": 3.0}, what="the CPUs to return")
     assert rigd.cluster_resources() == {"CPU": 3.0}
+
+
+@rigd.remote
+def _node_id() -> str:
+    return rigd.get_runtime_context().get_node_id()
+
+
+def test_nodes_lists_this_machine_with_rays_keys_and_the_sessions_resources() -> None:
+    rigd.init(num_cpus=3)
+
+    (node,) = rigd.nodes()
+
+    assert node["Alive"] is True
+    assert node["alive"] is True
+    assert node["NodeID"] == rigd.get(_node_id.remote(), timeout=30)
+    assert node["Resources"] == {"CPU": 3.0}
+    assert node["NodeManagerHostname"] == socket.gethostname()
 
 
 def test_a_killed_actors_error_carries_rays_sentence_too() -> None:

@@ -185,6 +185,32 @@ def test_an_alias_bomb_is_refused_in_bounded_memory(daemon: Daemon) -> None:
     assert daemon.status()["state"] == "idle"
 
 
+def test_a_huge_plain_list_is_refused_as_too_big_not_blamed_on_aliases() -> None:
+    from rigd.config import PipelineFileError, load_pipeline
+
+    text = "name: big\nactors: []\nextra: [" + ", ".join(["1"] * 120_000) + "]\n"
+
+    with pytest.raises(PipelineFileError) as info:
+        load_pipeline("big.yaml", text=text, allow_aliases=False)
+
+    assert "holds more than 100000 values" in str(info.value)
+    assert "alias" not in str(info.value)
+
+
+def test_a_name_with_a_dash_is_refused_with_the_rule_in_words_not_a_regex() -> None:
+    from rigd.config import PipelineFileError, load_pipeline
+
+    text = "name: my-pipe\nactors:\n  - {name: cam-1, class: rigd.pipeline.SimulatedCamera}\n"
+
+    with pytest.raises(PipelineFileError) as info:
+        load_pipeline("names.yaml", text=text)
+
+    assert len(info.value.problems) == 2  # both names, in one report
+    assert "name 'my-pipe': use letters, digits and '_'" in info.value.problems[0]
+    assert "line 3, actors[0].name: name 'cam-1'" in info.value.problems[1]
+    assert "[A-Za-z" not in str(info.value)
+
+
 def test_sigterm_stops_the_daemon_whatever_a_request_is_doing(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     os.mkfifo(gate)

@@ -17,6 +17,7 @@ from rigd.service._reprocess import replay_pipeline
 from rigd.storage import RunWriter, StreamSpec
 
 ROOT = Path(__file__).resolve().parents[2]
+REPROCESS = [sys.executable, "-m", "rigd", "reprocess"]
 
 PIPELINE = """
 name: rowsums
@@ -200,3 +201,58 @@ def test_a_reprocessed_file_keeps_its_sources_metadata_and_drop_ledger(tmp_path:
     assert attrs["reprocessed_from"] == str(source)
     assert attrs["reprocessed_pipeline"] == "rowsums"
     assert f"{source} through pipeline 'rowsums' ({pipeline})" in attrs["provenance"]
+
+
+def test_an_actor_module_in_the_current_directory_imports_as_with_rigd_run(
+    tmp_path: Path,
+) -> None:
+    # A lab's own processor beside its pipeline file, no PYTHONPATH: `rigd run`
+    # imports it from the current directory, and so must `rigd reprocess`.
+    (tmp_path / "myproc.py").write_text(
+        "from tests.pipeline.actors import RowSum as _RowSum\n\n\n"
+        "class RowSum(_RowSum):\n    pass\n"
+    )
+    pipeline = tmp_path / "mine.yaml"
+    pipeline.write_text(PIPELINE.replace("tests.pipeline.actors.RowSum", "myproc.RowSum"))
+    frames = run_file(tmp_path / "one.h5", 4, 20)
+    command = [sys.executable, "-m", "rigd", "reprocess", str(pipeline), str(tmp_path / "one.h5")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # rigd's tests package, not the cwd
+
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    with h5py.File(tmp_path / "out" / "one-reprocessed.h5", "r") as f:
+        expected = frames[:, 0, :].sum(axis=1, dtype=np.int64)[:, None]
+        np.testing.assert_array_equal(f["sums/frames"][:], expected)
+
+
+def test_a_wrong_pipeline_is_named_with_its_own_line_before_any_file_is_touched(
+    tmp_path: Path,
+) -> None:
+    pipeline = tmp_path / "wrong.yaml"
+    pipeline.write_text(PIPELINE.replace("tests.pipeline.actors.RowSum", "nosuchmodule.RowSum"))
+    run_file(tmp_path / "one.h5", 5, 5)
+
+    result = subprocess.run(
+        [*REPROCESS, str(pipeline), str(tmp_path / "one.h5"), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert str(pipeline) in result.stderr
+    assert "nosuchmodule.RowSum" in result.stderr
+    assert "line 8, actors[1].class" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -315,3 +315,22 @@ def test_a_run_id_the_rest_api_would_refuse_is_refused_and_nothing_starts(tmp_pa
         assert done.returncode == 2, done.stderr
         assert "nothing was started" in done.stderr
     assert not (tmp_path / "rigd-data").exists()
+
+
+def test_metadata_the_run_file_cannot_store_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    for bad in ("run_id=5", "NX_class=NXentry"):
+        done = subprocess.run(
+            [sys.executable, "-m", "rigd", "run", "--meta", bad],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert done.returncode == 2, done.stderr
+        assert "--meta:" in done.stderr
+        assert "nothing was started" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "rigd-data").exists()

@@ -7,7 +7,7 @@ and outputs are opaque endpoints the pipeline package opens.
 
 from rigd.actors._actor_log import run_log_format
 from rigd.actors._api import cancel, exit_actor, get, get_actor, get_gpu_ids, kill, put, wait
-from rigd.actors._cluster_resources import available_resources, cluster_resources
+from rigd.actors._cluster_resources import available_resources, cluster_resources, nodes
 from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._handle import ActorClass, ActorHandle, ActorMethod, ActorProxy
 from rigd.actors._job_config import JobConfig
@@ -71,6 +71,7 @@ __all__ = [
     "kill",
     "list_actors",
     "method",
+    "nodes",
     "placement_group",
     "placement_group_table",
     "put",

@@ -1,4 +1,4 @@
-"""Ray's ``cluster_resources()`` and ``available_resources()`` on one machine.
+"""Ray's ``cluster_resources()``, ``available_resources()`` and ``nodes()`` on one machine.
 
 A rigd session is one node: its resources are the CPUs and GPUs actors and
 tasks may reserve (``rigd.init(num_cpus=..., num_gpus=...)``), as the head
@@ -8,10 +8,14 @@ Ray's own.
 
 from __future__ import annotations
 
+import socket
+from typing import Any
+
 from rigd.actors import _session
+from rigd.actors._runtime_context import get_runtime_context
 from rigd.actors._to_head import ResourcesNow
 
-__all__ = ["available_resources", "cluster_resources"]
+__all__ = ["available_resources", "cluster_resources", "nodes"]
 
 
 def cluster_resources() -> dict[str, float]:
@@ -46,3 +50,35 @@ def available_resources() -> dict[str, float]:
         return ray.available_resources()  # type: ignore[no-any-return]
     _, free = _session.get_runtime().head_call(ResourcesNow())
     return {key: value for key, value in free.items() if value > 0}
+
+
+def nodes() -> list[dict[str, Any]]:
+    """The session's nodes, as Ray's ``ray.nodes()`` lists them: here, this machine.
+
+    Each node is a dict with Ray's keys: ``NodeID`` (the id
+    ``get_runtime_context().get_node_id()`` gives), ``Alive`` and ``alive``
+    (True), ``NodeManagerAddress`` (``127.0.0.1``: a session is reached on
+    this machine only), ``NodeManagerHostname`` and ``NodeName`` (the host's
+    name), ``Resources`` (``cluster_resources()``) and ``Labels`` (empty).
+    Ray's ports and socket names are not there: a rigd session has no
+    raylet. On a Ray cluster, Ray's own list.
+
+    Raises:
+        RigdError: the head did not answer within 60 s.
+    """
+    ray = _session.ray_backend()
+    if ray is not None:
+        return ray.nodes()  # type: ignore[no-any-return]
+    host = socket.gethostname()
+    return [
+        {
+            "NodeID": get_runtime_context().get_node_id(),
+            "Alive": True,
+            "alive": True,
+            "NodeManagerAddress": "127.0.0.1",
+            "NodeManagerHostname": host,
+            "NodeName": host,
+            "Resources": cluster_resources(),
+            "Labels": {},
+        }
+    ]

@@ -63,6 +63,7 @@ __all__ = [
     "init",
     "is_ray_address",
     "kill",
+    "nodes",
     "put",
     "release",
     "reserve",
@@ -226,6 +227,11 @@ def cluster_resources() -> dict[str, float]:
 def available_resources() -> dict[str, float]:
     """``ray.available_resources``."""
     return dict(ray.available_resources())  # type: ignore[no-untyped-call]
+
+
+def nodes() -> list[dict[str, Any]]:
+    """``ray.nodes``."""
+    return list(ray.nodes())  # type: ignore[no-untyped-call]
 
 
 # -- nodes and placement groups (cluster pipelines) ------------------------------------------

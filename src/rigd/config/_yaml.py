@@ -89,6 +89,11 @@ def _pydantic_problems(
             message = f"unknown key {loc[-1]!r}; check its spelling (see the pipeline file format)"
         elif item["type"] == "missing":
             message = f"required key {loc[-1]!r} is missing"
+        elif item["type"] == "string_pattern_mismatch" and loc and loc[-1] == "name":
+            message = (
+                f"name {item['input']!r}: use letters, digits and '_', starting with a letter "
+                "or '_' (a name is a Python identifier: 'my_camera', not 'my-camera')"
+            )
         yield f"{where(path, line, loc)}: {message}"
 
 
@@ -137,8 +142,10 @@ def _check_size(
     if sizes.get(id(root), 0) > MAX_YAML_NODES:
         raise error(
             [
-                f"{path}: expands to more than {MAX_YAML_NODES} values (its aliases repeat "
-                "too much); a pipeline file is a few hundred"
+                f"{path}: holds more than {MAX_YAML_NODES} values"
+                + (" once its aliases are expanded" if seen_anchor else "")
+                + "; a pipeline file is a few hundred (put large data in a file an "
+                "actor reads, not in the pipeline)"
             ]
         )
 

@@ -14,7 +14,9 @@ run's first recorder, else none (no file; lines still go to stderr).
 An actor that gives up (``max_step_errors`` failing steps) writes its last
 error to ``<status_dir>/<actor>.error`` before its process exits, so the
 supervisor can say why the pipeline failed. ``status_dir`` is a private
-temporary directory, removed when the run is torn down.
+temporary directory, removed when the run is torn down; its name carries
+the supervisor's pid (``rigd-run-<pid>-<run_id>-XXXX``), so one left by a
+supervisor killed with SIGKILL is removed when the next run starts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,6 +35,7 @@ from rigd.actors import run_log_format
 __all__ = ["RunLog", "default_log_dir"]
 
 _SUPERVISOR_LOGGER = "rigd.pipeline"
+_STATUS_PREFIX = "rigd-run-"
 
 
 class RunLog:
@@ -48,7 +52,8 @@ class RunLog:
             folder = Path(directory)
             folder.mkdir(parents=True, exist_ok=True)
             self.path = (folder / f"{run_id}.log").resolve()
-        self.status_dir = Path(tempfile.mkdtemp(prefix=f"rigd-run-{run_id}-"))
+        _sweep_stale_status_dirs(Path(tempfile.gettempdir()))
+        self.status_dir = Path(tempfile.mkdtemp(prefix=f"{_STATUS_PREFIX}{os.getpid()}-{run_id}-"))
         self._handler: logging.Handler | None = None
         if self.path is not None:
             handler = logging.FileHandler(self.path, mode="a", encoding="utf-8")
@@ -79,6 +84,28 @@ class RunLog:
             self._handler = None
         with contextlib.suppress(OSError):
             shutil.rmtree(self.status_dir)
+
+
+def _sweep_stale_status_dirs(tmp: Path) -> None:
+    """Remove the status directories of supervisors that are gone (this user's only)."""
+    uid = os.getuid()
+    for path in tmp.glob(f"{_STATUS_PREFIX}*"):
+        pid = path.name[len(_STATUS_PREFIX) :].partition("-")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            if path.lstat().st_uid == uid and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def default_log_dir(recorders: list[tuple[type[Any], dict[str, Any]]]) -> str | None:

@@ -15,6 +15,8 @@ is reported and never stops the others.
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -309,10 +311,51 @@ def _table(results: Sequence[FileResult]) -> str:
     )
 
 
+def _check_classes(pfile: Any) -> None:
+    """Import every actor class of ``pfile`` (a ``PipelineFile``), as planning would.
+
+    Raises:
+        PipelineFileError: a class cannot be imported; names file, line and key.
+    """
+    from rigd.config import PipelineFileError
+
+    problems = []
+    for i, actor in enumerate(pfile.config.actors):
+        module, _, name = actor.class_path.rpartition(".")
+        try:
+            getattr(importlib.import_module(module), name)
+        except Exception as exc:  # noqa: BLE001 - any import failure is the file's problem
+            problems.append(
+                f"{pfile.where('actors', i, 'class')}: class {actor.class_path!r} cannot be "
+                f"imported: {type(exc).__name__}: {exc}"
+            )
+    if problems:
+        raise PipelineFileError(problems)
+
+
 def _cmd(args: argparse.Namespace) -> int:
     def progress(done: int, total: int, result: FileResult) -> None:
         print(f"[{done}/{total}] {result.file}: {result.state}", flush=True)
 
+    # Actor classes import from the current directory too, as with `rigd run`
+    # (here, and in the actor processes, which inherit the path; a Ray
+    # cluster's workers import what the cluster's nodes have).
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        from rigd.config import load_pipeline
+
+        # Read once as it is, so a wrong file (YAML, keys, an actor class that
+        # cannot be imported) is named with its own line and key before any run
+        # file is touched. Not planned: its sources (a camera, a TIFF stack)
+        # are replaced by the run files' streams and need not be here.
+        _check_classes(load_pipeline(Path(args.pipeline)))
+    except FileNotFoundError:
+        print(f"rigd reprocess: no pipeline file {args.pipeline}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"rigd reprocess: {exc}", file=sys.stderr)
+        return 2
     try:
         results = reprocess(
             args.pipeline,

@@ -26,6 +26,7 @@ from rigd import actors
 from rigd._exceptions import PipelineFailedError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError
 from rigd.pipeline import Pipeline, PipelineStatus, RunReport, plan_pipeline
+from rigd.storage import check_metadata
 
 __all__ = ["DEMO_PIPELINE", "format_progress", "format_report", "run_pipeline"]
 
@@ -107,6 +108,11 @@ def run_pipeline(
             "starting with a letter or digit), e.g. m12-s3; nothing was started",
             file=err,
         )
+        return 2
+    try:
+        check_metadata(dict(metadata or {}))  # as the run file will store it (as the daemon)
+    except ValueError as exc:
+        print(f"rigd run: --meta: {exc}; nothing was started", file=err)
         return 2
     interrupts = _Interrupts()
     previous = signal.signal(signal.SIGINT, interrupts.handle)

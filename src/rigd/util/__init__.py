@@ -2,6 +2,7 @@
 
 from rigd.util import placement_group as _placement_group_module
 from rigd.util import scheduling_strategies
+from rigd.util.actor_pool import ActorPool
 from rigd.util.placement_group import (
     PlacementGroup,
     get_placement_group,
@@ -13,6 +14,7 @@ from rigd.util.placement_group import (
 del _placement_group_module  # ``rigd.util.placement_group`` is the function, as in Ray
 
 __all__ = [
+    "ActorPool",
     "PlacementGroup",
     "get_placement_group",
     "placement_group",
