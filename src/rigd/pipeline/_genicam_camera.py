@@ -226,7 +226,12 @@ class GenICamCamera(DeviceSource):
 
     def _next_id(self) -> int:
         ids: FrameIds | None = getattr(self, "_ids", None)
-        return ids.last_id + 1 if ids is not None else 0
+        if ids is not None:
+            return ids.last_id + 1  # the camera reopened by this process
+        # A process restarted after a crash goes on after the ring's last frame:
+        # ids stay increasing in the ring and in the run file.
+        previous = self.outputs.frames.previous if "frames" in self.outputs else None
+        return previous[0] + 1 if previous is not None else 0
 
     def _start_stream(self) -> None:
         self._stream, self._status, self._success = open_stream(

@@ -233,7 +233,11 @@ class RunWriter(RunFlush, RunTables, RunFailure):
         (reason ``gap``) unless ``note_dropped`` already accounted for them.
 
         Raises:
-            ValueError: the frame's shape or dtype is not the stream's.
+            ValueError: the frame's shape or dtype is not the stream's, or
+                ``frame_id`` is not above the stream's last recorded id, or is
+                already in its drop ledger (each id is recorded or dropped,
+                once). Nothing changes: the frames recorded so far stay, and
+                the recording goes on.
             KeyError: no such stream.
             RecordingError: the recording stopped on a write error.
         """
@@ -247,6 +251,7 @@ class RunWriter(RunFlush, RunTables, RunFailure):
             )
         with self._lock:
             self._check_writable()
+            state.check_id(int(frame_id))
             try:
                 self._accept(state, frame, int(frame_id), int(timestamp_ns))
             except Exception as exc:
@@ -260,7 +265,9 @@ class RunWriter(RunFlush, RunTables, RunFailure):
         (a pickle, as ``pickle.dumps`` makes it), stored as they are.
 
         Raises:
-            ValueError: ``stream`` is not a messages stream, or ``data`` is empty.
+            ValueError: ``stream`` is not a messages stream, ``data`` is empty,
+                or ``frame_id`` is not above the last one or already in the
+                drop ledger (as ``write``; nothing changes).
             KeyError: no such stream.
             RecordingError: the recording stopped on a write error.
         """
@@ -272,6 +279,7 @@ class RunWriter(RunFlush, RunTables, RunFailure):
             raise ValueError(f"stream {stream!r}: a message has at least one byte")
         with self._lock:
             self._check_writable()
+            state.check_id(int(frame_id))
             try:
                 start = state.message_size
                 stop = start + payload.size
@@ -287,15 +295,16 @@ class RunWriter(RunFlush, RunTables, RunFailure):
         """Put frames the recorder never got in the drop ledger.
 
         ``count`` may be 0 to log an event (a restart) with no frames lost.
+        Ids already recorded or already in the ledger are left out (a source's
+        drop note and the recorder's own ``disk_behind`` run may name the same
+        ids): every id is in the file or in the ledger, once.
         """
         state = self._stream(stream)
         if count < 0:
             raise ValueError(f"count must be >= 0, got {count}")
         with self._lock:
             self._check_writable()
-            state.note(int(first_id), int(count), str(reason))
-            if state.next_id is not None and count and first_id <= state.next_id:
-                state.next_id = max(state.next_id, first_id + count)
+            state.note_dropped(int(first_id), int(count), str(reason))
 
     def expect_gap(self, stream: str) -> None:
         """The next frame of ``stream`` may skip ids on purpose (a triggered
@@ -389,10 +398,7 @@ class RunWriter(RunFlush, RunTables, RunFailure):
     def _accept(
         self, state: StreamState, frame: np.ndarray[Any, Any], frame_id: int, ts: int
     ) -> None:
-        if state.next_id is not None and frame_id > state.next_id:
-            state.note(state.next_id, frame_id - state.next_id, state.gap_reason)
-        state.gap_reason = DropReason.GAP
-        state.next_id = frame_id + 1
+        state.accept_id(frame_id)
         index = state.received
         state.received += 1
         state.ids.append(frame_id)

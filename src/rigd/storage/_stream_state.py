@@ -52,7 +52,14 @@ class StreamState:
         self.ids: list[int] = []
         self.stamps: list[int] = []
         self.latencies: list[int] = []
+        #: Every id below ``next_id`` is accounted for: recorded, in the drop
+        #: ledger, or skipped on purpose (``expect_gap``); ``None``: no expectation.
         self.next_id: int | None = None
+        #: The id of the last frame recorded (ids must increase).
+        self.last_id: int | None = None
+        #: ``[first, end)`` spans in the ledger at or above ``next_id``, sorted,
+        #: disjoint (a source's drop note ahead of the recorder's frames).
+        self.noted: list[tuple[int, int]] = []
         #: Why the next gap in frame ids happened, when known (a restart).
         self.gap_reason: str = DropReason.GAP
         self.ledger: list[tuple[int, int, bytes, int]] = []
@@ -98,7 +105,8 @@ class StreamState:
                 chunk_offset(frames, c * state.k) for c in range(-(-state.extent // state.k))
             ]
         if n:
-            state.next_id = int(group["frame_id"][n - 1]) + 1
+            state.last_id = int(group["frame_id"][n - 1])
+            state.next_id = state.last_id + 1
         state.gap_reason = str(reason)
         state.dropped_total = int(group["dropped"]["count"].sum())
         if n % state.k:
@@ -140,8 +148,82 @@ class StreamState:
                 self.latencies.append(now - self.stamps[i - base])
         self.written += frames
 
+    def check_id(self, frame_id: int) -> None:
+        """Refuse a frame id that would be recorded twice, or in the file and
+        in the drop ledger both (README, "Recording": each id once).
+
+        Raises:
+            ValueError: ``frame_id`` is not above the last recorded one, or is
+                one the drop ledger already has.
+        """
+        name = self.spec.name
+        if self.last_id is not None and frame_id <= self.last_id:
+            raise ValueError(
+                f"stream {name!r}: frame id {frame_id} is not above the last one recorded "
+                f"({self.last_id}); frame ids must increase, each recorded once "
+                "(the frame was not recorded; the run goes on)"
+            )
+        below = self.next_id is not None and frame_id < self.next_id
+        if below or any(first <= frame_id < end for first, end in self.noted):
+            raise ValueError(
+                f"stream {name!r}: frame id {frame_id} is already in the drop ledger "
+                "(noted as not recorded); a frame id is recorded or dropped, not both "
+                "(the frame was not recorded; the run goes on)"
+            )
+
+    def accept_id(self, frame_id: int) -> None:
+        """``frame_id`` (``check_id`` passed) is recorded: the ids skipped before
+        it that the ledger lacks go in as ``gap_reason``."""
+        if self.next_id is not None and frame_id > self.next_id:
+            for first, count in self._uncovered(self.next_id, frame_id):
+                self.note(first, count, self.gap_reason)
+        self.gap_reason = DropReason.GAP
+        self.noted = [span for span in self.noted if span[0] > frame_id]
+        self.last_id = frame_id
+        self.next_id = frame_id + 1
+        self._absorb()
+
+    def note_dropped(self, first_id: int, count: int, reason: str) -> None:
+        """Put the ids of ``[first_id, first_id + count)`` that are neither
+        recorded nor in the ledger yet in the ledger, as ``reason`` (so two
+        accounts of one id, a source's note and the recorder's own, count it
+        once). ``count`` 0 is an event row, kept as given."""
+        if not count:
+            self.note(first_id, 0, reason)
+            return
+        after_last = None if self.last_id is None else self.last_id + 1
+        floor = max((x for x in (self.next_id, after_last) if x is not None), default=first_id)
+        pieces = self._uncovered(max(first_id, floor), first_id + count)
+        for first, n in pieces:
+            self.note(first, n, reason)
+        self.noted = sorted(self.noted + [(first, first + n) for first, n in pieces])
+        self._absorb()
+
+    def _uncovered(self, start: int, stop: int) -> list[tuple[int, int]]:
+        """The ``(first, count)`` runs of ``[start, stop)`` outside ``noted``."""
+        pieces: list[tuple[int, int]] = []
+        position = start
+        for first, end in self.noted:
+            if end <= position:
+                continue
+            if first >= stop:
+                break
+            if first > position:
+                pieces.append((position, first - position))
+            position = max(position, end)
+        if stop > position:
+            pieces.append((position, stop - position))
+        return pieces
+
+    def _absorb(self) -> None:
+        """Move ``next_id`` over the noted spans that now start at or below it."""
+        if self.next_id is None:
+            return
+        while self.noted and self.noted[0][0] <= self.next_id:
+            self.next_id = max(self.next_id, self.noted.pop(0)[1])
+
     def note(self, first_id: int, count: int, reason: str) -> None:
-        """Put ``count`` frames from ``first_id`` in the drop ledger."""
+        """Put ``count`` frames from ``first_id`` in the drop ledger, as given."""
         encoded = reason.encode("utf-8", "replace")[:REASON_BYTES]
         self.ledger.append((first_id, count, encoded, time.time_ns()))
         self.dropped_total += count
