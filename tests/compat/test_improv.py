@@ -215,7 +215,12 @@ def test_rigd_run_runs_an_improv_config_until_ctrl_c_with_lines_named_after_acto
     reader.start()
     seen: list[str] = []
     try:
-        while "Processor: Frame number: 5" not in seen:
+        # Ctrl-C once the start is over (a Ctrl-C during the start kills it,
+        # `rigd run: start interrupted`), and frames flow.
+        while not (
+            "Processor: Frame number: 5" in seen
+            and any(x.startswith("rigd run: running") for x in seen)
+        ):
             seen.append(lines.get(timeout=60).rstrip("\n"))
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
