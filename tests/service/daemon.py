@@ -141,6 +141,19 @@ class Daemon:
         self.log.close()
 
 
+def rigd_cli_in(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m rigd ARGS`` in ``cwd`` (rigd's tests importable), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "rigd", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=timeout,
+        check=False,
+    )
+
+
 def workers_of(daemon_pid: int) -> list[int]:
     """Live worker processes started by the daemon ``daemon_pid`` (its pid is their last
     argument), wherever they were reparented."""

@@ -15,9 +15,9 @@ import pytest
 
 from rigd.service._reprocess import replay_pipeline
 from rigd.storage import RunWriter, StreamSpec
+from tests.service.daemon import rigd_cli_in
 
 ROOT = Path(__file__).resolve().parents[2]
-REPROCESS = [sys.executable, "-m", "rigd", "reprocess"]
 
 PIPELINE = """
 name: rowsums
@@ -220,17 +220,14 @@ def test_an_actor_module_in_the_current_directory_imports_as_with_rigd_run(
     pipeline = tmp_path / "mine.yaml"
     pipeline.write_text(PIPELINE.replace("tests.pipeline.actors.RowSum", "myproc.RowSum"))
     frames = run_file(tmp_path / "one.h5", 4, 20)
-    command = [sys.executable, "-m", "rigd", "reprocess", str(pipeline), str(tmp_path / "one.h5")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # rigd's tests package, not the cwd
-
-    result = subprocess.run(
-        [*command, "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=120,
-        check=False,
+    # PYTHONPATH holds rigd's tests package, not the cwd.
+    result = rigd_cli_in(
+        tmp_path,
+        "reprocess",
+        str(pipeline),
+        str(tmp_path / "one.h5"),
+        "--out",
+        str(tmp_path / "out"),
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -246,14 +243,13 @@ def test_a_wrong_pipeline_is_named_with_its_own_line_before_any_file_is_touched(
     pipeline.write_text(PIPELINE.replace("tests.pipeline.actors.RowSum", "nosuchmodule.RowSum"))
     run_file(tmp_path / "one.h5", 5, 5)
 
-    result = subprocess.run(
-        [*REPROCESS, str(pipeline), str(tmp_path / "one.h5"), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-        check=False,
+    result = rigd_cli_in(
+        tmp_path,
+        "reprocess",
+        str(pipeline),
+        str(tmp_path / "one.h5"),
+        "--out",
+        str(tmp_path / "out"),
     )
 
     assert result.returncode == 2

@@ -19,6 +19,7 @@ import zmq
 
 from rigd.storage import inspect_run
 from tests.helpers import wait_until
+from tests.service.daemon import rigd_cli_in
 
 ROOT = Path(__file__).resolve().parents[2]
 RIGD = [sys.executable, "-m", "rigd"]
@@ -237,15 +238,7 @@ def test_rigd_run_warns_when_a_camera_drops_on_a_full_ring(tmp_path: Path) -> No
             """
         )
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "rigd", "run", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-        check=False,
-    )
+    result = rigd_cli_in(tmp_path, "run", str(path))
     assert result.returncode == 0, result.stderr
     # The camera is not held back: it drops, and the run says where and why.
     assert "frame(s) dropped at camera.frames (" in result.stderr
@@ -282,15 +275,7 @@ def test_rigd_run_says_why_frames_are_missing_drops_by_reason_or_a_slow_source(
             """
         )
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "rigd", "run", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-        check=False,
-    )
+    result = rigd_cli_in(tmp_path, "run", str(path))
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
     dropped = [w for w in warnings if "dropped at lossy.frames" in w]
@@ -304,14 +289,7 @@ def test_rigd_run_says_why_frames_are_missing_drops_by_reason_or_a_slow_source(
 
 def test_a_run_id_the_rest_api_would_refuse_is_refused_and_nothing_starts(tmp_path: Path) -> None:
     for bad in ("bad/id", "../up", " lead"):
-        done = subprocess.run(
-            [sys.executable, "-m", "rigd", "run", "--run-id", bad],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        done = rigd_cli_in(tmp_path, "run", "--run-id", bad, timeout=60)
         assert done.returncode == 2, done.stderr
         assert "nothing was started" in done.stderr
     assert not (tmp_path / "rigd-data").exists()
@@ -321,14 +299,7 @@ def test_metadata_the_run_file_cannot_store_is_refused_before_anything_starts(
     tmp_path: Path,
 ) -> None:
     for bad in ("run_id=5", "NX_class=NXentry"):
-        done = subprocess.run(
-            [sys.executable, "-m", "rigd", "run", "--meta", bad],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        done = rigd_cli_in(tmp_path, "run", "--meta", bad, timeout=60)
         assert done.returncode == 2, done.stderr
         assert "--meta:" in done.stderr
         assert "nothing was started" in done.stderr
