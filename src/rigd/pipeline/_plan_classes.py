@@ -7,8 +7,11 @@ when it is a program (a ``__main__``, a console script) or the daemon's own.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
@@ -40,13 +43,39 @@ def import_path(path: str) -> Any:
 _NEVER_IMPORTED = ("rigd.service", "rigd.__main__", "rigd.actors._worker")
 
 
-def _entry_point_modules() -> set[str]:
-    """Modules that are programs: every installed console script's module."""
+def _entry_point_modules() -> frozenset[str]:
+    """Modules that are programs: every installed console script's module.
+
+    Reading every installed distribution's entry points costs tens of ms (a
+    file per distribution), once per actor of every plan: ``rigd reprocess``
+    plans one pipeline per run file. The answer is kept while no directory
+    on ``sys.path`` changes (an install or removal adds or drops a
+    ``.dist-info`` there, which changes the directory's mtime): the same
+    test ``importlib.metadata`` uses to keep its directory listings.
+    """
+    return _entry_point_modules_at(_path_stamp())
+
+
+def _path_stamp() -> tuple[tuple[str, int], ...]:
+    """Each ``sys.path`` entry with its mtime (ns; -1 when it is not there)."""
+    stamp = []
+    for entry in sys.path:
+        try:
+            mtime = os.stat(entry or ".").st_mtime_ns
+        except OSError:
+            mtime = -1
+        stamp.append((entry, mtime))
+    return tuple(stamp)
+
+
+@functools.lru_cache(maxsize=1)
+def _entry_point_modules_at(stamp: tuple[tuple[str, int], ...]) -> frozenset[str]:
+    """The entry points' modules; ``stamp`` (``_path_stamp``) is the cache's key only."""
     found = set()
     for group in ("console_scripts", "gui_scripts"):
         for entry in entry_points(group=group):
             found.add(entry.value.split(":")[0].strip())
-    return found
+    return frozenset(found)
 
 
 def refused_module(module: str) -> str | None:
