@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from rigd.service._reprocess import replay_pipeline
+from rigd.pipeline import replay_pipeline
 from rigd.storage import RunWriter, StreamSpec
 from tests.service.daemon import rigd_cli_in
 

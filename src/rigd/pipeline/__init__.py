@@ -36,6 +36,7 @@ from rigd.pipeline._playback import FilePlayback
 from rigd.pipeline._processor import Emission, FrameProcessor
 from rigd.pipeline._publisher import ZmqPublisher
 from rigd.pipeline._recorder import HDF5Recorder
+from rigd.pipeline._replay import replay_file, replay_pipeline
 from rigd.pipeline._roi import RoiTraces, roi_masks
 from rigd.pipeline._state import (
     ACTIVE_RUN_STATES,
@@ -103,6 +104,8 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "check_transition",
     "list_cameras",
     "plan_pipeline",
+    "replay_file",
+    "replay_pipeline",
     "roi_masks",
     "run_inline",
 ]

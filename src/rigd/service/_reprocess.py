@@ -1,15 +1,11 @@
 """``rigd reprocess PIPELINE.yaml RUN.h5...``: run files replayed through a pipeline's processors.
 
-Each run file becomes a new run file: the pipeline's sources are replaced by
-``FilePlayback`` of the stream they recorded (``rate: max``), its processors
-run as written, and its recorder writes to ``--out``. The new file carries
-the source's run metadata, a provenance note (the source file and the
-pipeline), and the drop ledger of the streams replayed, reasons kept
-(``rigd.storage.carry_ledger``): a reprocessed file of a lossy run does not
-look lossless. One job per file: in
-this process one after the other, or, with ``--address``, one Ray task per
-file asking for the pipeline's CPUs and GPUs, all at once. A file that fails
-is reported and never stops the others.
+Each run file becomes a new run file (``rigd.pipeline.replay_file``: the
+pipeline's sources replaced by ``FilePlayback`` of the stream they recorded,
+its recorder writing to ``--out``, the source's metadata, provenance and drop
+ledger carried). One job per file: in this process one after the other, or,
+with ``--address``, one Ray task per file asking for the pipeline's CPUs and
+GPUs, all at once. A file that fails is reported and never stops the others.
 """
 
 from __future__ import annotations
@@ -18,18 +14,14 @@ import argparse
 import importlib
 import os
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["FileResult", "add_parser", "replay_pipeline", "reprocess"]
-
-_RECORDER = "HDF5Recorder"
-_WAIT_S = 3600.0
+__all__ = ["FileResult", "add_parser", "reprocess"]
 
 
 @dataclass(frozen=True)
@@ -44,161 +36,11 @@ class FileResult:
     error: str | None = None
 
 
-def replay_pipeline(text: str, run_file: str, out_dir: str) -> dict[str, Any]:
-    """The pipeline (as YAML has it) with its sources replaced by ``run_file``'s streams.
-
-    A source's stream is the name its link to the recorder gives it.
-
-    Raises:
-        ValueError: the pipeline has no recorder, or a source that is not recorded.
-    """
-    config = yaml.safe_load(text)
-    actors = config.get("actors") or []
-    links = config.get("links") or []
-    readers = {link["link"].split("->")[1].split(".")[0].strip() for link in links}
-    recorders = {a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER)}
-    if not recorders:
-        raise ValueError("the pipeline has no HDF5Recorder to write the new run file")
-    for actor in actors:
-        name = actor["name"]
-        if name in readers:
-            continue
-        streams = [
-            link["link"].split("->")[1].split(".", 1)[1].strip()
-            for link in links
-            if link["link"].split("->")[0].strip().startswith(f"{name}.")
-            and link["link"].split("->")[1].split(".")[0].strip() in recorders
-        ]
-        if not streams:
-            raise ValueError(
-                f"source {name!r} is not recorded, so a run file cannot stand in for it; "
-                "link it to the recorder"
-            )
-        actor.clear()
-        actor.update(
-            name=name,
-            **{"class": "rigd.pipeline.FilePlayback"},
-            options={"path": run_file, "stream": streams[0], "rate": "max"},
-        )
-        for link in links:
-            source, target = link["link"].split("->")
-            if source.strip().startswith(f"{name}."):
-                link["link"] = f"{name}.frames -> {target.strip()}"
-    for actor in actors:
-        if actor["name"] in recorders:
-            options = dict(actor.get("options") or {})
-            options.update(directory=out_dir, template="{run_id}.h5")
-            actor["options"] = options
-        actor.pop("node", None)
-    return dict(config)
-
-
-def _replayed_streams(config: Mapping[str, Any]) -> dict[str, str]:
-    """``{new stream: source stream}`` for the streams a replay records straight
-    from a ``FilePlayback`` (their frames and ids are the source stream's)."""
-    actors = config.get("actors") or []
-    played = {
-        a["name"]: a["options"]["stream"]
-        for a in actors
-        if a.get("class") == "rigd.pipeline.FilePlayback"
-    }
-    recorders = {a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER)}
-    out: dict[str, str] = {}
-    for link in config.get("links") or []:
-        source, target = (side.strip() for side in link["link"].split("->"))
-        actor, _, _ = source.partition(".")
-        into, _, stream = target.partition(".")
-        if actor in played and into in recorders:
-            out[stream] = played[actor]
-    return out
-
-
-def _provenance(run_file: str, pipeline: str, name: str, before: Any) -> dict[str, str]:
-    note = f"rigd reprocess of {run_file} through pipeline {name!r}"
-    if pipeline:
-        note += f" ({pipeline})"
-    if before:
-        note += f"; before that: {before}"
-    return {"reprocessed_from": run_file, "reprocessed_pipeline": name, "provenance": note}
-
-
 def _resources(text: str) -> tuple[float, float]:
     actors = yaml.safe_load(text).get("actors") or []
     cpus = sum(float(a.get("num_cpus") or 0) for a in actors)
     gpus = sum(float(a.get("num_gpus") or 0) for a in actors)
     return max(1.0, cpus), gpus
-
-
-def _replay_one(
-    text: str,
-    run_file: str,
-    out_dir: str,
-    in_task: bool = False,
-    run_id: str | None = None,
-    actor_processes: bool = False,
-    pipeline_path: str = "",
-) -> dict[str, Any]:
-    """One file (in this process, or in a Ray task): the result as a dict.
-
-    Its actors run as threads of this process (``run_inline``), or, with
-    ``actor_processes``, as a live run's (a process each, rigd's runtime)."""
-    from rigd.actors import run_locally
-    from rigd.config import load_pipeline
-    from rigd.pipeline import Pipeline, plan_pipeline, run_inline
-    from rigd.storage import carry_ledger, run_metadata
-
-    if in_task:
-        run_locally()  # a Ray task's pipeline: this node's processes and rings
-    start = time.monotonic()
-    try:
-        part = replay_pipeline(text, run_file, out_dir)
-        pfile = load_pipeline(f"<{run_file}>", text=yaml.safe_dump(part, sort_keys=False))
-        run_id = run_id or f"{Path(run_file).stem}-reprocessed"
-        # The new file carries the source's metadata and says where it came from.
-        source = str(Path(run_file).resolve())
-        metadata = run_metadata(source)
-        metadata.update(
-            _provenance(
-                source, pipeline_path, str(part.get("name", "")), metadata.get("provenance")
-            )
-        )
-        streams = _replayed_streams(part)
-        if not actor_processes:
-            inline = run_inline(plan_pipeline(pfile), run_id, metadata, _WAIT_S)
-            files = inline["files"]
-            if files:
-                carry_ledger(source, files[0], streams)
-            return asdict(
-                FileResult(
-                    run_file,
-                    "done",
-                    files[0] if files else None,
-                    sum(inline["frames"].values()),
-                    time.monotonic() - start,
-                )
-            )
-        pipeline = Pipeline(plan_pipeline(pfile), run_id=run_id, metadata=metadata)
-        pipeline.start()
-        try:
-            finished = pipeline.wait(_WAIT_S)
-        finally:
-            report = pipeline.stop()
-        if not finished or report.state != "stopped":
-            raise RuntimeError(report.failure or "the replay did not finish")
-        if report.files:
-            carry_ledger(source, report.files[0], streams)
-        return asdict(
-            FileResult(
-                run_file,
-                "done",
-                report.files[0] if report.files else None,
-                sum(report.frames.values()),
-                time.monotonic() - start,
-            )
-        )
-    except Exception as exc:  # noqa: BLE001 - one file's failure is its row in the table
-        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        return asdict(FileResult(run_file, "failed", seconds=time.monotonic() - start, error=error))
 
 
 def reprocess(
@@ -254,13 +96,17 @@ def reprocess(
         else:
             todo.append(index)
 
+    # Imported here: the CLI imports this module at every start, and a Ray task
+    # of replay_file imports rigd.pipeline only (not this service).
+    from rigd.pipeline import replay_file
+
     if address is None:
         from rigd.actors import shutdown
 
         for index in todo:
             finished(
                 index,
-                _replay_one(
+                replay_file(
                     text, paths[index], out, False, run_ids[index], actor_processes, pipeline_path
                 ),
             )
@@ -272,7 +118,7 @@ def reprocess(
         if not connected:
             init(address=address)
         cpus, gpus = _resources(text)
-        task = remote(_replay_one).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
+        task = remote(replay_file).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
         pending = {
             task.remote(
                 text, paths[index], out, True, run_ids[index], actor_processes, pipeline_path

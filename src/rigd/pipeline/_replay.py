@@ -1,0 +1,200 @@
+"""A run file replayed through a pipeline's processors into a new run file.
+
+The pipeline's sources are replaced by ``FilePlayback`` of the stream they
+recorded (``rate: max``), its processors run as written, and its recorder
+writes to the output directory. The new file carries the source's run
+metadata, a provenance note (the source file and the pipeline), and the drop
+ledger of the streams replayed, reasons kept (``rigd.storage.carry_ledger``):
+a reprocessed file of a lossy run does not look lossless.
+
+``replay_file`` is one file's whole job, the unit ``rigd reprocess``
+(``rigd.service``) runs one after the other or as one Ray task per file. It
+lives here, not in the service, so that a Ray worker that runs it imports
+the pipeline layer only (not the daemon, its CLI and REST client: about
+80 ms of CPU per worker).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rigd.actors import run_locally
+from rigd.config import load_pipeline
+from rigd.pipeline._inline import run_inline
+from rigd.pipeline._plan import plan_pipeline
+from rigd.pipeline._supervisor import Pipeline
+from rigd.storage import carry_ledger, run_metadata
+
+__all__ = ["replay_file", "replay_pipeline"]
+
+_RECORDER = "HDF5Recorder"
+_WAIT_S = 3600.0
+
+
+def replay_pipeline(text: str, run_file: str, out_dir: str) -> dict[str, Any]:
+    """The pipeline (as YAML has it) with its sources replaced by ``run_file``'s streams.
+
+    A source's stream is the name its link to the recorder gives it.
+
+    Raises:
+        ValueError: the pipeline has no recorder, or a source that is not recorded.
+    """
+    config = yaml.safe_load(text)
+    actors = config.get("actors") or []
+    links = config.get("links") or []
+    readers = {link["link"].split("->")[1].split(".")[0].strip() for link in links}
+    recorders = {a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER)}
+    if not recorders:
+        raise ValueError("the pipeline has no HDF5Recorder to write the new run file")
+    for actor in actors:
+        name = actor["name"]
+        if name in readers:
+            continue
+        streams = [
+            link["link"].split("->")[1].split(".", 1)[1].strip()
+            for link in links
+            if link["link"].split("->")[0].strip().startswith(f"{name}.")
+            and link["link"].split("->")[1].split(".")[0].strip() in recorders
+        ]
+        if not streams:
+            raise ValueError(
+                f"source {name!r} is not recorded, so a run file cannot stand in for it; "
+                "link it to the recorder"
+            )
+        actor.clear()
+        actor.update(
+            name=name,
+            **{"class": "rigd.pipeline.FilePlayback"},
+            options={"path": run_file, "stream": streams[0], "rate": "max"},
+        )
+        for link in links:
+            source, target = link["link"].split("->")
+            if source.strip().startswith(f"{name}."):
+                link["link"] = f"{name}.frames -> {target.strip()}"
+    for actor in actors:
+        if actor["name"] in recorders:
+            options = dict(actor.get("options") or {})
+            options.update(directory=out_dir, template="{run_id}.h5")
+            actor["options"] = options
+        actor.pop("node", None)
+    return dict(config)
+
+
+def _replayed_streams(config: Mapping[str, Any]) -> dict[str, str]:
+    """``{new stream: source stream}`` for the streams a replay records straight
+    from a ``FilePlayback`` (their frames and ids are the source stream's)."""
+    actors = config.get("actors") or []
+    played = {
+        a["name"]: a["options"]["stream"]
+        for a in actors
+        if a.get("class") == "rigd.pipeline.FilePlayback"
+    }
+    recorders = {a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER)}
+    out: dict[str, str] = {}
+    for link in config.get("links") or []:
+        source, target = (side.strip() for side in link["link"].split("->"))
+        actor, _, _ = source.partition(".")
+        into, _, stream = target.partition(".")
+        if actor in played and into in recorders:
+            out[stream] = played[actor]
+    return out
+
+
+def _provenance(run_file: str, pipeline: str, name: str, before: Any) -> dict[str, str]:
+    note = f"rigd reprocess of {run_file} through pipeline {name!r}"
+    if pipeline:
+        note += f" ({pipeline})"
+    if before:
+        note += f"; before that: {before}"
+    return {"reprocessed_from": run_file, "reprocessed_pipeline": name, "provenance": note}
+
+
+def replay_file(
+    text: str,
+    run_file: str,
+    out_dir: str,
+    in_task: bool = False,
+    run_id: str | None = None,
+    actor_processes: bool = False,
+    pipeline_path: str = "",
+) -> dict[str, Any]:
+    """Replay ``run_file`` through the pipeline ``text`` into a new run file in ``out_dir``.
+
+    Its actors run as threads of this process (``run_inline``), or, with
+    ``actor_processes``, as a live run's (a process each, rigd's runtime).
+
+    Args:
+        text: the pipeline file's YAML.
+        run_file: the run file (HDF5) whose streams stand in for the sources.
+        out_dir: where the new run file goes (``{run_id}.h5``).
+        in_task: run in a Ray task: its actors use this node's processes
+            and rings (``rigd.actors.run_locally``).
+        run_id: the new run's id (default ``<stem>-reprocessed``).
+        actor_processes: a process per actor instead of a thread.
+        pipeline_path: the pipeline file, for the provenance note.
+
+    Returns:
+        ``file``, ``state`` (``done`` or ``failed``), ``output`` (the new
+        file), ``frames`` (recorded, all streams), ``seconds`` (wall clock),
+        ``error`` (``"Class: first line"`` when failed). Never raises: a
+        file's failure is its result.
+    """
+    if in_task:
+        run_locally()  # a Ray task's pipeline: this node's processes and rings
+    start = time.monotonic()
+    try:
+        part = replay_pipeline(text, run_file, out_dir)
+        pfile = load_pipeline(f"<{run_file}>", text=yaml.safe_dump(part, sort_keys=False))
+        run_id = run_id or f"{Path(run_file).stem}-reprocessed"
+        # The new file carries the source's metadata and says where it came from.
+        source = str(Path(run_file).resolve())
+        metadata = run_metadata(source)
+        metadata.update(
+            _provenance(
+                source, pipeline_path, str(part.get("name", "")), metadata.get("provenance")
+            )
+        )
+        streams = _replayed_streams(part)
+        if not actor_processes:
+            inline = run_inline(plan_pipeline(pfile), run_id, metadata, _WAIT_S)
+            files: list[str] = inline["files"]
+            frames = sum(inline["frames"].values())
+        else:
+            pipeline = Pipeline(plan_pipeline(pfile), run_id=run_id, metadata=metadata)
+            pipeline.start()
+            try:
+                finished = pipeline.wait(_WAIT_S)
+            finally:
+                report = pipeline.stop()
+            if not finished or report.state != "stopped":
+                raise RuntimeError(report.failure or "the replay did not finish")
+            files, frames = list(report.files), sum(report.frames.values())
+        if files:
+            carry_ledger(source, files[0], streams)
+        return _result(run_file, "done", start, files[0] if files else None, frames)
+    except Exception as exc:  # noqa: BLE001 - one file's failure is its row in the table
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return _result(run_file, "failed", start, error=error)
+
+
+def _result(
+    run_file: str,
+    state: str,
+    start: float,
+    output: str | None = None,
+    frames: int = 0,
+    error: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "file": run_file,
+        "state": state,
+        "output": output,
+        "frames": frames,
+        "seconds": time.monotonic() - start,
+        "error": error,
+    }
