@@ -27,7 +27,6 @@ from rigd.actors import run_locally
 from rigd.config import load_pipeline
 from rigd.pipeline._inline import run_inline
 from rigd.pipeline._plan import plan_pipeline
-from rigd.pipeline._supervisor import Pipeline
 from rigd.storage import carry_ledger, run_metadata
 
 __all__ = ["replay_file", "replay_pipeline"]
@@ -165,6 +164,9 @@ def replay_file(
             files: list[str] = inline["files"]
             frames = sum(inline["frames"].values())
         else:
+            # Imported here: an inline replay (a Ray task's) needs no supervisor.
+            from rigd.pipeline._supervisor import Pipeline
+
             pipeline = Pipeline(plan_pipeline(pfile), run_id=run_id, metadata=metadata)
             pipeline.start()
             try:
