@@ -282,15 +282,18 @@ def reprocess_vs_ray(
     files: int, frames: int, rigd_first: bool | None = None
 ) -> tuple[float, float]:
     """Seconds for `rigd reprocess --address` over ``files`` run files, and for a plain
-    Ray task loop doing the same work, on a 2-node local cluster.
+    Ray task loop doing the same work, on a 2-node local cluster (each side's
+    mean of two runs).
 
     Both sides are timed alike: connected to the cluster before the clock
     starts (``rigd.init``/``ray.init``), disconnected after it stops, so each
     figure is its loop over the files (the tasks' workers start inside it,
     on both sides). The cluster runs one throwaway job first (``_warm_up``),
-    and the side that goes first alternates from call to call
-    (``rigd_first=None``; rigd first on the first call), so neither pays for
-    being the cluster's first job. The peer's task (``reprocess_peer``)
+    so neither side pays for being the cluster's first job. Each side then
+    runs twice, in the order rigd, Ray, Ray, rigd (``rigd_first``; else
+    Ray, rigd, rigd, Ray; ``None`` alternates the two from call to call),
+    so a load that rises or falls steadily during the round (other work on
+    the machine) weighs on both alike. The peer's task (``reprocess_peer``)
     imports numpy and ``rigd.storage`` only.
     """
     global _reprocess_rounds
@@ -317,16 +320,15 @@ def reprocess_vs_ray(
                     w.write("camera", frame, i, 1_700_000_000_000_000_000 + i)
             inputs.append(str(path))
         (root / "p.yaml").write_text(REPROCESS_YAML)
-        (root / "plain").mkdir()
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
         cluster.add_node(num_cpus=2)
 
-        def rigd_side() -> float:
+        def rigd_side(run: int) -> float:
             rigd.init(address=f"ray:{cluster.address}")
             try:
                 start = time.perf_counter()
                 results = reprocess(
-                    root / "p.yaml", inputs, root / "out", address=f"ray:{cluster.address}"
+                    root / "p.yaml", inputs, root / f"out{run}", address=f"ray:{cluster.address}"
                 )
                 seconds = time.perf_counter() - start
             finally:
@@ -334,12 +336,14 @@ def reprocess_vs_ray(
             assert all(r.state == "done" for r in results), results
             return seconds
 
-        def ray_side() -> float:
+        def ray_side(run: int) -> float:
+            out = root / f"plain{run}"
+            out.mkdir()
             ray.init(address=cluster.address)
             try:
                 task = ray.remote(num_cpus=1)(plain_task)
                 start = time.perf_counter()
-                ray.get([task.remote(p, str(root / "plain")) for p in inputs])
+                ray.get([task.remote(p, str(out)) for p in inputs])
                 return time.perf_counter() - start
             finally:
                 ray.shutdown()
@@ -347,14 +351,16 @@ def reprocess_vs_ray(
         try:
             _warm_up(cluster.address, 4)
             if rigd_first:
-                rigd_s = rigd_side()
-                ray_s = ray_side()
+                rigd_s, ray_s = rigd_side(0), ray_side(0)
+                ray_s += ray_side(1)
+                rigd_s += rigd_side(1)
             else:
-                ray_s = ray_side()
-                rigd_s = rigd_side()
+                ray_s, rigd_s = ray_side(0), rigd_side(0)
+                rigd_s += rigd_side(1)
+                ray_s += ray_side(1)
         finally:
             cluster.shutdown()
-    return rigd_s, ray_s
+    return rigd_s / 2, ray_s / 2
 
 
 def main() -> None:
@@ -430,13 +436,14 @@ def main() -> None:
         print(
             "reprocess of 8 files (300 frames 256x256 each), 2-node local cluster warmed by\n"
             "  one throwaway job; each side timed while connected (its loop over the files,\n"
-            "  its workers' start included); who goes first alternates by round"
+            "  its workers' start included), the mean of two runs in the order ABBA\n"
+            "  (A: rigd in odd rounds, Ray in even ones)"
         )
         for k in range(args.reprocess_rounds):
             rigd_s, ray_s = reprocess_vs_ray(8, 300)
             first = "rigd" if k % 2 == 0 else "Ray"
             print(
-                f"  round {k + 1} ({first} first): rigd reprocess {rigd_s:.2f} s"
+                f"  round {k + 1} ({first} first and last): rigd reprocess {rigd_s:.2f} s"
                 f"  plain Ray task loop {ray_s:.2f} s  rigd/Ray {rigd_s / ray_s:.2f}"
                 f"  load {os.getloadavg()[0]:.1f}"
             )
