@@ -156,7 +156,13 @@ class ZmtpDealer:
             sock.close()
             self.problem = str(exc) or type(exc).__name__
             return False
-        sock.setblocking(False)
+        # Blocking, each wait bounded by the stall time in the kernel: a part's
+        # bytes are read in one call (``MSG_WAITALL``) as they come, with no
+        # wake-up of this process per packet; sends never wait (``MSG_DONTWAIT``).
+        sock.settimeout(None)
+        seconds = max(self.stall_s, 0.001)
+        timeval = struct.pack("ll", int(seconds), int(seconds % 1 * 1e6))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
         self._sock = sock
         self._poller.register(sock, select.POLLIN)
         self._start = self._end = 0
@@ -176,6 +182,7 @@ class ZmtpDealer:
                 raise
             return sock
         # A host name is resolved each time (IPv4 or IPv6), as libzmq does.
+        assert isinstance(self.sockaddr, tuple)
         sock = socket.create_connection(self.sockaddr, timeout=_HANDSHAKE_S)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
@@ -266,22 +273,24 @@ class ZmtpDealer:
             room = min(len(self._buf) - self._end, want)
             self._end += self._receive(sock, self._view[self._end : self._end + room], deadline)
 
-    def _receive(self, sock: socket.socket, into: memoryview, deadline: float) -> int:
-        """Some bytes into ``into`` (at least one), waiting until ``deadline``."""
+    def _receive(
+        self, sock: socket.socket, into: memoryview, deadline: float, whole: bool = False
+    ) -> int:
+        """Some bytes into ``into`` (at least one; ``whole``: all of it, unless the
+        stall time passes first), waiting until ``deadline`` for the first."""
         while True:
             try:
-                count = sock.recv_into(into)
+                count = sock.recv_into(into, len(into), socket.MSG_WAITALL if whole else 0)
             except BlockingIOError:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise self._gone(f"no data for {self.stall_s:g} s inside a message") from None
-                self._poller.poll(left * 1000)
-                continue
+                count = -1  # the stall time (``SO_RCVTIMEO``) passed with nothing
             except OSError as exc:
                 raise self._gone(os.strerror(exc.errno or errno.EIO)) from None
             if count == 0:
                 raise self._gone("the connection was closed")
-            return count
+            if count > 0:
+                return count
+            if time.monotonic() >= deadline:
+                raise self._gone(f"no data for {self.stall_s:g} s inside a message")
 
     def _head(self, deadline: float) -> int:
         """The next message part's size (commands are handled on the way)."""
@@ -335,7 +344,7 @@ class ZmtpDealer:
         sock = self._sock
         assert sock is not None
         while have < len(into):
-            have += self._receive(sock, into[have:], deadline)
+            have += self._receive(sock, into[have:], deadline, whole=True)
 
     def recv(self) -> bytes:
         """The next message part, whole (blocks until it is here), of at most 1 MiB.
@@ -402,7 +411,7 @@ class ZmtpDealer:
         if sock is None:
             return
         try:
-            sent = sock.send(self._unsent)
+            sent = sock.send(self._unsent, socket.MSG_DONTWAIT)
         except BlockingIOError:
             return
         except OSError:
