@@ -278,3 +278,6 @@ def test_bad_receiver_options_are_refused_with_the_fix() -> None:
         BridgeReceiver(shape=[0, 4])
     with pytest.raises(ValueError, match="is not a numpy dtype"):
         BridgeReceiver(dtype="pixels")
+    for address in ("tcp://*:5600", "tcp://camera-pc", "tcp://host:99999", "udp://host:1", ""):
+        with pytest.raises(ValueError, match="give tcp://HOST:PORT"):
+            BridgeReceiver(address=address)

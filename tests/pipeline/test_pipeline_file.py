@@ -65,6 +65,30 @@ def test_run_metadata_a_run_cannot_store_is_refused_at_planning_with_its_line(
     assert "convert it" in problem
 
 
+@pytest.mark.parametrize(
+    ("directory", "problem"),
+    [
+        ("file:///tmp", "'file:///tmp' is a URL; give a local directory path"),
+        ("s3://bucket/runs", "'s3://bucket/runs' is a URL"),
+        ('""', "give a directory path"),
+        ('"  "', "give a directory path"),
+    ],
+)
+def test_a_recording_directory_that_is_not_a_local_path_is_refused(
+    tmp_path: Path, directory: str, problem: str
+) -> None:
+    (found,) = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+        record: [camera.frames]
+        recording: {{directory: {directory}}}
+        """,
+    )
+    assert "line 6, recording.directory" in found
+    assert problem in found
+
+
 def test_an_unknown_actor_in_a_link(tmp_path: Path) -> None:
     (problem,) = problems(
         tmp_path,

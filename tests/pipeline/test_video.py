@@ -12,7 +12,15 @@ import pytest
 from rigd._exceptions import RigdError
 from rigd.config import PipelineFileError
 from rigd.pipeline import Pipeline, plan_pipeline
-from tests.pipeline.sources import frames_equal, ledger, read_stream, run, write
+from tests.helpers import wait_until
+from tests.pipeline.sources import (
+    frames_equal,
+    kill_and_await_restart,
+    ledger,
+    read_stream,
+    run,
+    write,
+)
 
 PIPELINE = """
 name: video
@@ -111,6 +119,31 @@ def test_a_lossless_gray_video_is_replayed_bit_for_bit(tmp_path: Path) -> None:
     assert frames_equal(recorded["frames"], data)
     assert list(recorded["frame_id"]) == list(range(30))
     assert recorded["attrs"]["video.codec"] == "ffv1"
+
+
+def test_a_restarted_video_goes_on_after_the_last_frame_it_sent(tmp_path: Path) -> None:
+    # Before, a restarted source played its file from the start again, with
+    # ids from 0, which the run file refuses (ids must increase).
+    data = np.random.default_rng(4).integers(0, 256, (400, 16, 16), dtype=np.uint8)
+    write_video(tmp_path / "gray.mkv", data, "gray", "gray", fps=200)
+    text = PIPELINE.replace("@OPTIONS@}", "@OPTIONS@}\n    max_restarts: 1")
+    pipeline = Pipeline(
+        plan_pipeline(write(tmp_path, text, path=tmp_path / "gray.mkv", options=""))
+    )
+    pipeline.start()
+    try:
+        wait_until(lambda: pipeline.status().links[0].written >= 100, timeout=30, what="100 frames")
+        kill_and_await_restart(pipeline, "video")
+        assert pipeline.wait(60)
+    finally:
+        report = pipeline.stop()
+    recorded = read_stream(report.files[0], "video")
+    ids = list(recorded["frame_id"])
+    assert ids == sorted(set(ids)), "frame ids repeated or out of order"
+    assert ids[-1] == 399
+    assert all(
+        np.array_equal(frame, data[i]) for frame, i in zip(recorded["frames"], ids, strict=True)
+    )
 
 
 def test_a_lossless_rgb_video_is_replayed_bit_for_bit_as_rgb(tmp_path: Path) -> None:

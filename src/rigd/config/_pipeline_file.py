@@ -131,6 +131,18 @@ class RecordingConfig(_Model):
     latency_trace: bool = True
     slots: int = Field(default=32, ge=2, le=4096)
 
+    @field_validator("directory")
+    @classmethod
+    def _local_directory(cls, value: str) -> str:
+        if not value.strip() or "\0" in value:
+            raise ValueError("give a directory path, e.g. rigd-data or /data/rig1")
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+            raise ValueError(
+                f"{value!r} is a URL; give a local directory path (e.g. /data/rig1): "
+                "runs are recorded to a disk of this machine"
+            )
+        return value
+
 
 class RealtimeConfig(_Model):
     """Machine settings held while the pipeline runs."""

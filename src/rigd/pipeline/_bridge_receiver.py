@@ -1,26 +1,26 @@
 """``BridgeReceiver``: the far end of a bridge (see ``rigd.pipeline._bridge``).
 
-A frame's data is received straight into its ring slot (``recv_into``, one
-copy out of ZMQ's message), after its header said which frame it is.
+A frame's data is received straight into its ring slot, after its header
+said which frame it is: the receiver speaks ZMQ's wire protocol itself
+(``rigd.pipeline._zmtp``), so the kernel copies the bytes into the slot and
+nothing copies them again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-import zmq
 
 from rigd._exceptions import RigdError, WouldBlock
 from rigd.actors import Actor
 from rigd.pipeline._bridge_wire import FRAME, HEARTBEAT_S, ID, POLL_MS, check_timeouts
 from rigd.pipeline._frame_spec import frame_spec
-from rigd.pipeline._heap import keep_heap_for
+from rigd.pipeline._zmtp import PeerGoneError, ZmtpDealer, endpoint
 
 __all__ = ["BridgeReceiver"]
 
@@ -32,8 +32,6 @@ _BATCH = 16
 #: How long the receiver waits for the next frame before it acknowledges the
 #: ones it has when fewer than ``_ack_every`` are owed (the stream paused or ended).
 _ACK_DELAY_MS = 2
-#: Bytes of frames libzmq decodes ahead of the receiver's writer, about.
-_QUEUED_BYTES = 32 * 1024 * 1024
 
 
 class _WrongSizeError(RigdError):
@@ -50,8 +48,14 @@ class BridgeReceiver(Actor):
         peer_timeout: seconds without a word from the sender after which
             ``status()['state']`` says ``down`` (it keeps waiting for it).
 
-    Raises (``setup``, on the sender's welcome): ``ValueError`` when the
-    sender's frames are not ``shape`` and ``dtype``.
+    Raises: ``ValueError`` for a bad ``shape``, ``dtype`` or ``peer_timeout``,
+    or an ``address`` that is not ``tcp://HOST:PORT`` or ``ipc://PATH``; and
+    (``run_step``, on the sender's welcome) when the sender's frames are not
+    ``shape`` and ``dtype``.
+
+    The wire is ZMQ's (a DEALER connected to the sender's ROUTER, ZMTP 3.0),
+    read by ``rigd.pipeline._zmtp`` so that a frame's bytes go from the
+    socket straight into the ring slot.
     """
 
     output_names = ("frames",)
@@ -68,6 +72,7 @@ class BridgeReceiver(Actor):
     ) -> None:
         self.shape, self.dtype = self._check(shape, dtype)
         check_timeouts(1, peer_timeout)
+        endpoint(address)  # ValueError: not an address to connect to
         self.address = address
         self.peer_timeout = float(peer_timeout)
         self.frames_received = 0
@@ -87,21 +92,7 @@ class BridgeReceiver(Actor):
         return {"frames": (shape, dtype.str)}
 
     def setup(self) -> None:
-        # Each frame is a message libzmq allocates: keep its memory for the next.
-        nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
-        self._queued = max(4, _QUEUED_BYTES // max(nbytes, 1))
-        keep_heap_for(max(nbytes, 1), keep_frames=self._queued + 4)
-        self._socket: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.ROUTING_ID, os.urandom(8))
-        # Queue nothing for a sender not yet connected: acknowledgements are current or none.
-        self._socket.setsockopt(zmq.IMMEDIATE, 1)
-        # Frames decoded ahead of the writer: at most about ``_QUEUED_BYTES`` (the
-        # rest waits in the kernel's socket buffer), so their memory stays in one
-        # heap that ``keep_heap_for`` keeps, instead of heaps made and unmapped.
-        self._socket.setsockopt(zmq.RCVHWM, self._queued)
-        self._socket.connect(self.address)
-        self._poll_in: list[tuple[Any, int]] = [(self._socket, zmq.POLLIN)]
+        self._link = ZmtpDealer(self.address, stall_s=self.peer_timeout)
         previous = self.outputs.frames.previous
         if previous is not None:
             # Restarted: the ring holds frames up to this one; the sender sends the rest.
@@ -112,10 +103,12 @@ class BridgeReceiver(Actor):
         # One acknowledgement per half of the sender's window (its welcome says).
         self._ack_every = 1
         self._done = False
-        self._ack()
+        self._told: str | None = None  # the connection problem logged last
 
     def run_step(self) -> None:
-        socket = self._socket
+        link = self._link
+        if not link.connected:
+            self._connect()
         now = time.monotonic()
         if now - self._said > HEARTBEAT_S:
             self._ack()
@@ -124,34 +117,50 @@ class BridgeReceiver(Actor):
                 "bridge %s: no word from the sender for %g s", self.address, self.peer_timeout
             )
             self.state = "down"
-        if not zmq.zmq_poll(self._poll_in, _ACK_DELAY_MS if self._owed else POLL_MS):
-            if self._owed:
-                self._ack()  # no frame came on: acknowledge the ones here
-            return
-        self._heard = time.monotonic()
-        if self.state != "up":
-            self.state = "up"
-        # What is queued, up to a batch. Frames are acknowledged every
-        # ``_ack_every`` (``_write``), the rest once the stream pauses (above):
-        # a flat-out stream costs the two ends one small message per half window.
-        for _ in range(_BATCH):
-            self._handle()
-            if self._done or not int(socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                break
+        try:
+            if not link.poll(_ACK_DELAY_MS if self._owed else POLL_MS):
+                if not link.connected:
+                    time.sleep(POLL_MS / 1000)  # no connection yet: wait before trying again
+                elif self._owed:
+                    self._ack()  # no frame came on: acknowledge the ones here
+                return
+            self._heard = time.monotonic()
+            if self.state != "up":
+                self.state = "up"
+            # What is here, up to a batch. Frames are acknowledged every
+            # ``_ack_every`` (``_write``), the rest once the stream pauses (above):
+            # a flat-out stream costs the two ends one small message per half window.
+            for _ in range(_BATCH):
+                self._handle()
+                if self._done or not link.poll(0):
+                    break
+        except PeerGoneError as exc:
+            # Closed, or stalled inside a message: a new connection is a new
+            # peer to the sender, which sends again what was not acknowledged.
+            log.info("bridge %s: %s; connecting again", self.address, exc)
+
+    def _connect(self) -> None:
+        link = self._link
+        if link.connect():
+            self._told = None
+            self._ack()  # the sender welcomes a peer once it talks
+        elif link.problem and link.problem != self._told:
+            self._told = link.problem
+            log.info("bridge %s: no sender yet (%s)", self.address, link.problem)
 
     def _handle(self) -> None:
         """One message from the sender."""
-        socket = self._socket
-        first = socket.recv()
-        more = socket.getsockopt(zmq.RCVMORE)
+        link = self._link
+        first = link.recv()
+        more = link.more
         if more and len(first) == FRAME.size and first[:1] == b"F":
             _, frame_id, timestamp_ns = FRAME.unpack(first)
             self._write(frame_id, timestamp_ns)
             return
         parts = [first]
         while more:
-            parts.append(socket.recv())  # the rest of a message (a ZMQ message comes whole)
-            more = socket.getsockopt(zmq.RCVMORE)
+            parts.append(link.recv())  # the rest of the message
+            more = link.more
         kind = first
         if kind == b"W" and len(parts) == 2:
             self._welcome(json.loads(parts[1]))
@@ -164,10 +173,8 @@ class BridgeReceiver(Actor):
                     end_id,
                     self.last_id,
                 )
-            try:
-                self._socket.send_multipart([b"B"], zmq.NOBLOCK)
-            except zmq.Again:
-                pass  # the sender finishes anyway once its peer_timeout passes
+            # The sender finishes anyway once its peer_timeout passes, if this is refused.
+            link.send([b"B"])
             self._done = True
             self.finish()
 
@@ -183,9 +190,9 @@ class BridgeReceiver(Actor):
 
     def _write(self, frame_id: int, timestamp_ns: int) -> None:
         """The frame whose data is the message's next (last) part: into the next slot."""
-        socket = self._socket
+        link = self._link
         if frame_id <= self.last_id:
-            socket.recv(copy=False)
+            link.skip()
             self.duplicates += 1  # sent again after a reconnect, and already here
             self._owed += 1
             return
@@ -193,19 +200,19 @@ class BridgeReceiver(Actor):
         while True:
             try:
                 with writer.slot(frame_id, timestamp_ns, timeout=HEARTBEAT_S) as view:
-                    size = socket.recv_into(view)
-                    if size != view.nbytes or socket.getsockopt(zmq.RCVMORE):
+                    size = link.recv_into(memoryview(view).cast("B"))
+                    if size != view.nbytes or link.more:
                         raise _WrongSizeError(size)
                 break
             except (TimeoutError, WouldBlock):
                 # Held back by a reader downstream: say so to the sender (alive, no credit).
                 self._ack()
                 if self.stopping:
-                    socket.recv(copy=False)  # the frame's data: not for this ring now
+                    link.skip()  # the frame's data: not for this ring now
                     return
             except _WrongSizeError as exc:
-                while socket.getsockopt(zmq.RCVMORE):
-                    socket.recv(copy=False)
+                while link.more:
+                    link.skip()
                 raise ValueError(
                     f"bridge {self.address}: frame {frame_id} has {exc.args[0]} bytes, not a "
                     f"{list(self.shape)} {self.dtype} frame; the sender's link carries other frames"
@@ -217,17 +224,14 @@ class BridgeReceiver(Actor):
             self._ack()
 
     def _ack(self) -> None:
-        try:
-            self._socket.send_multipart([b"A", ID.pack(self.last_id)], zmq.NOBLOCK)
-        except zmq.Again:
-            return  # not connected yet
-        self._said = time.monotonic()
-        self._owed = 0
+        if self._link.send([b"A", ID.pack(self.last_id)]):
+            self._said = time.monotonic()
+            self._owed = 0
 
     def stop(self) -> None:
-        socket = getattr(self, "_socket", None)
-        if socket is not None:
-            socket.close(linger=0)
+        link = getattr(self, "_link", None)
+        if link is not None:
+            link.close()
 
     def status(self) -> dict[str, Any]:
         """The link's state (``waiting``, ``up``, ``down``) and counters."""

@@ -68,7 +68,10 @@ class VideoSource(DeviceSource):
         input_format: a webcam's V4L2 input format, e.g. ``mjpeg`` or ``yuyv422``.
 
     Frame ids count from 0 (and on across loops); timestamps are the host's
-    time when the frame is written.
+    time when the frame is written. A process restarted after a crash
+    (``max_restarts``) goes on after the last frame its ring has: a file
+    from the frame after it (nothing replayed twice), a webcam with the next
+    id.
 
     A file that ends before the frame count its header gives (PyAV's
     ``stream.frames``, else duration x rate) ends the run early: a warning
@@ -178,6 +181,23 @@ class VideoSource(DeviceSource):
             # The first frame, decoded now: its size is the output's, and a
             # file none of whose frames decodes is refused before the run.
             self._first = _first_frame(self._container, self._stream, self.path, self._frames)
+
+    def setup(self) -> None:
+        super().setup()
+        previous = self.outputs.frames.previous if "frames" in self.outputs else None
+        if previous is None or self.frames_played:
+            return
+        # Restarted after a crash: on after the ring's last frame; a file's
+        # frames before it are decoded and passed over (a seek is not exact).
+        self.frames_played = previous[0] + 1
+        if _is_device(self.path):
+            return
+        expected = self.frames_expected
+        done = self.frames_played % expected if self.loop and expected else self.frames_played
+        self._pass_start = self.frames_played - done
+        for _ in range(done):
+            if self._next_frame() is None:
+                break
 
     def device_outputs(self) -> dict[str, FrameSpec]:
         if self._first is not None:
