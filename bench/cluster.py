@@ -258,6 +258,8 @@ links:
 
 #: How many times ``reprocess_vs_ray`` ran in this process (its order alternates).
 _reprocess_rounds = 0
+#: Each run of the last ``reprocess_vs_ray`` call, in order: (side, seconds).
+reprocess_runs: list[tuple[str, float]] = []
 
 
 def _worker_pid() -> int:
@@ -307,6 +309,7 @@ def reprocess_vs_ray(
     if rigd_first is None:
         rigd_first = _reprocess_rounds % 2 == 0
     _reprocess_rounds += 1
+    reprocess_runs.clear()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         inputs = []
@@ -334,6 +337,7 @@ def reprocess_vs_ray(
             finally:
                 rigd.shutdown()
             assert all(r.state == "done" for r in results), results
+            reprocess_runs.append(("rigd", seconds))
             return seconds
 
         def ray_side(run: int) -> float:
@@ -344,9 +348,11 @@ def reprocess_vs_ray(
                 task = ray.remote(num_cpus=1)(plain_task)
                 start = time.perf_counter()
                 ray.get([task.remote(p, str(out)) for p in inputs])
-                return time.perf_counter() - start
+                seconds = time.perf_counter() - start
             finally:
                 ray.shutdown()
+            reprocess_runs.append(("Ray", seconds))
+            return seconds
 
         try:
             _warm_up(cluster.address, 4)
@@ -447,6 +453,7 @@ def main() -> None:
                 f"  plain Ray task loop {ray_s:.2f} s  rigd/Ray {rigd_s / ray_s:.2f}"
                 f"  load {os.getloadavg()[0]:.1f}"
             )
+            print("    runs:", ", ".join(f"{side} {s:.2f}" for side, s in reprocess_runs))
 
 
 if __name__ == "__main__":
