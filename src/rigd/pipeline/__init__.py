@@ -37,6 +37,7 @@ from rigd.pipeline._processor import Emission, FrameProcessor
 from rigd.pipeline._publisher import ZmqPublisher
 from rigd.pipeline._recorder import HDF5Recorder
 from rigd.pipeline._roi import RoiTraces, roi_masks
+from rigd.pipeline._run_log import run_log_path
 from rigd.pipeline._state import (
     ACTIVE_RUN_STATES,
     RUN_TRANSITIONS,
@@ -105,6 +106,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "plan_pipeline",
     "roi_masks",
     "run_inline",
+    "run_log_path",
 ]
 
 # name: (module, the extra that brings its library)

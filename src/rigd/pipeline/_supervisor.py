@@ -55,7 +55,7 @@ from rigd.pipeline._endpoints import Wiring, open_endpoints
 from rigd.pipeline._pause import PauseControl, PauseSpan
 from rigd.pipeline._plan import Plan
 from rigd.pipeline._run_end import abort_start, stop_graceful, teardown
-from rigd.pipeline._run_log import RunLog, default_log_dir
+from rigd.pipeline._run_log import RunLog, run_log_path
 from rigd.pipeline._run_start import (
     CALL_TIMEOUT_S,
     call_all,
@@ -201,7 +201,8 @@ class Pipeline:
         started = dt.datetime.now(dt.UTC)
         self._started = time.monotonic()
         try:
-            self._run_log = RunLog(self.run_id, self._log_dir or self._recorder_dir())
+            log_path = run_log_path(self.plan, self.run_id, self._log_dir)
+            self._run_log = RunLog(self.run_id, log_path.parent if log_path else None)
             open_devices(self)
             create_rings(self)
             run_info = {
@@ -304,12 +305,6 @@ class Pipeline:
         """Call ``callback()`` each time the run leaves a pause for running
         (``resume``, or the pause's limit reached), on that thread."""
         self._pause.on_resumed(callback)
-
-    def _recorder_dir(self) -> str | None:
-        by_name = {a.name: a for a in self.plan.actors}
-        return default_log_dir(
-            [(by_name[n].cls, dict(by_name[n].options)) for n in self.plan.recorders]
-        )
 
     def stop(self, timeout: float = _DRAIN_TIMEOUT_S) -> RunReport:
         """Stop cleanly: sources first, every lossless reader drains, files sealed.
