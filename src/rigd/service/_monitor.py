@@ -26,9 +26,9 @@ __all__ = ["MONITOR_S", "Monitor", "Watched"]
 log = logging.getLogger(__name__)
 
 MONITOR_S = 0.5
-# GPU placements change only when actors start or end: sample them every 2 s.
 #: Links whose rates the health line names (the rest are counted).
 _LINKS_SHOWN = 4
+# GPU placements change only when actors start or end: sample them every 2 s.
 _GPU_EVERY = 4
 #: A running run's ``progress`` event, at most this often (seconds).
 _PROGRESS_S = 1.0
