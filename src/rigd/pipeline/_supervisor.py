@@ -376,7 +376,9 @@ class Pipeline:
             state=self.state,
             run_id=self.run_id,
             actors=by_name,
-            links=self._link_rates.sample(self._rings, {n: a["pid"] for n, a in by_name.items()}),
+            links=self._link_rates.sample(
+                self._rings, {n: a["pid"] for n, a in by_name.items()}, self._started or None
+            ),
             elapsed_s=time.monotonic() - self._started if self._started else 0.0,
             failure=self.failure,
         )
