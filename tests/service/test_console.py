@@ -179,6 +179,8 @@ def test_the_console_runs_a_pipeline_from_its_buttons_and_shows_it_live(
     samples = console_state(page)["plotSamples"]
     wait_until(lambda: console_state(page)["plotSamples"] > samples, 30, "another sample")
     wait_until(lambda: canvas_png(page, "plot-rate") != plot, 30, "the rate plot to move")
+    # A plot of zeros (no drops yet) reads 0 to 1, not 0 to 1.1e-9.
+    assert console_state(page)["axes"]["dropped (frames)"] >= 1
 
     # The live view reads through a tap the ring shows as reader "preview"; leaving the
     # page gives it back at once, and coming back takes it again.

@@ -14,7 +14,7 @@ const series = { rate: {}, drops: {}, fill: {}, latency: {} };
 let samples = 0;
 let eventsAbort = null;
 // Read by the tests and the benchmark: the latest frame drawn and latencies.
-window.rigdConsole = { framesDrawn: 0, frameId: null, latencies: [], plotSamples: 0 };
+window.rigdConsole = { framesDrawn: 0, frameId: null, latencies: [], plotSamples: 0, axes: {} };
 
 // -- REST ------------------------------------------------------------------------------
 
@@ -220,8 +220,10 @@ function drawPlot(canvas, lines, title) {
   const now = Math.max(...all.map((p) => p[0]));  // the daemon's clock, not this one's
   // The span: from the oldest sample kept (at most WINDOW_S ago) to now.
   const span = Math.max(10, Math.min(WINDOW_S, now - Math.min(now, ...all.map((p) => p[0]))));
-  let hi = Math.max(1e-9, ...all.map((p) => p[1]));
-  hi *= 1.1;
+  // All zero (no drops yet): an axis of 0 to 1, not of 0 to 1.1e-9.
+  const top = Math.max(...all.map((p) => p[1]));
+  const hi = top > 0 ? top * 1.1 : 1;
+  window.rigdConsole.axes[title] = hi;
   g.fillStyle = "#222"; g.font = "11px sans-serif";
   g.fillText(title, L, 11);
   g.fillText(fmt(hi), 2, T + 8); g.fillText("0", 2, H - B);
