@@ -18,13 +18,27 @@ window.rigdConsole = { framesDrawn: 0, frameId: null, latencies: [], plotSamples
 
 // -- REST ------------------------------------------------------------------------------
 
+// What the page says when rigd does not answer at all (the browser's own words
+// are "Failed to fetch").
+function notAnswering() {
+  return `rigd is not answering at ${location.origin}: it stopped (a 'rigd run --console' ` +
+    "ends with its run) or the network is down; this page follows it again when it is back";
+}
+
 async function api(method, path, body, type) {
   const headers = { Authorization: "Bearer " + token };
   if (body !== undefined) headers["Content-Type"] = type || "application/json";
-  const response = await fetch(path, {
-    method, headers,
-    body: body === undefined ? undefined : (typeof body === "string" ? body : JSON.stringify(body)),
-  });
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers,
+      body: body === undefined ? undefined : (typeof body === "string" ? body : JSON.stringify(body)),
+    });
+  } catch (failure) {
+    const error = new Error(notAnswering());
+    error.status = 0;
+    throw error;
+  }
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = text; }
@@ -148,6 +162,7 @@ async function followEvents() {
     const response = await fetch("/v1/events", {
       headers: { Authorization: "Bearer " + token }, signal: eventsAbort.signal });
     if (response.status === 401) { logout("the token was refused"); return; }
+    if ($("message").textContent === notAnswering()) say("rigd answers again");
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
@@ -167,7 +182,9 @@ async function followEvents() {
   } catch (error) {
     if (error.name === "AbortError") return;
   }
-  if (token) setTimeout(followEvents, 2000);  // the daemon restarted: follow it again
+  if (!token) return;
+  say(notAnswering(), true);
+  setTimeout(followEvents, 2000);  // the daemon restarted: follow it again
 }
 
 function onEvent(event) {
