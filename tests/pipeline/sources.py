@@ -65,3 +65,30 @@ def kill_and_await_restart(pipeline: Pipeline, actor: str, timeout: float = 30) 
         timeout=timeout,
         what=f"{actor} restarted",
     )
+
+
+def run_with_a_restart(path: Path, actor: str, after: int, **kwargs: Any) -> RunReport:
+    """Run the pipeline to its end, with ``actor`` killed (and restarted) once
+    ``after`` frames went down its first link; the report."""
+    pipeline = Pipeline(plan_pipeline(path), **kwargs)
+    pipeline.start()
+    try:
+        wait_until(
+            lambda: pipeline.status().links[0].written >= after, timeout=30, what=f"{after} frames"
+        )
+        kill_and_await_restart(pipeline, actor)
+        assert pipeline.wait(60), "the pipeline did not finish in time"
+    finally:
+        report = pipeline.stop()
+    return report
+
+
+def assert_each_frame_once(recorded: dict[str, Any], data: np.ndarray[Any, Any]) -> None:
+    """Ids increase to the last of ``data``, and each frame is the one its id names
+    (a restarted source replayed nothing twice)."""
+    ids = list(recorded["frame_id"])
+    assert ids == sorted(set(ids)), "frame ids repeated or out of order"
+    assert ids[-1] == len(data) - 1
+    assert all(
+        np.array_equal(frame, data[i]) for frame, i in zip(recorded["frames"], ids, strict=True)
+    )

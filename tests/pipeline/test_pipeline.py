@@ -385,6 +385,30 @@ def test_public_methods_pause_and_resume_while_running(tmp_path: Path) -> None:
     assert pipeline.state == "stopped"
 
 
+def test_the_first_status_of_a_run_gives_its_rate_so_far_not_zero(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        name: rate
+        actors:
+          - name: camera
+            class: rigd.pipeline.SimulatedCamera
+            options: {shape: [8, 8], fps: 200}
+        """,
+    )
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    try:
+        camera = pipeline.handle("camera")
+        wait_until(lambda: rigd.get(camera.status.remote())["frames_written"] >= 20, timeout=30)
+        (link,) = pipeline.status().links  # the first sample of this run
+        assert link.written >= 20
+        # The mean since the run began: 200 fps, less its start-up on a loaded machine.
+        assert 0 < link.rate_hz <= 260
+    finally:
+        pipeline.stop()
+
+
 def test_a_step_that_always_fails_logs_a_little_then_gives_up(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,10 +11,11 @@ import tifffile
 from rigd.config import PipelineFileError
 from rigd.pipeline import plan_pipeline
 from tests.pipeline.sources import (
+    assert_each_frame_once,
     frames_equal,
-    kill_and_await_restart,
     read_stream,
     run,
+    run_with_a_restart,
     write,
 )
 
@@ -107,26 +108,9 @@ def test_a_channel_the_file_does_not_have_is_refused_at_planning(tmp_path: Path)
 def test_a_restarted_stack_goes_on_after_the_last_frame_it_sent(tmp_path: Path) -> None:
     # A source restarted after a crash replayed its file from the start:
     # every frame again, with the same ids.
-    from rigd.pipeline import Pipeline
-    from tests.helpers import wait_until
-
     data = stack(n=400, shape=(16, 16))
     tifffile.imwrite(tmp_path / "s.tif", data)
     text = PIPELINE.replace("@OPTIONS@}", "@OPTIONS@}\n    max_restarts: 1")
     path = write(tmp_path, text, path=tmp_path / "s.tif", options="fps: 200")
-    pipeline = Pipeline(plan_pipeline(path))
-    pipeline.start()
-    try:
-        wait_until(lambda: pipeline.status().links[0].written >= 100, timeout=30, what="100 frames")
-        kill_and_await_restart(pipeline, "stack")
-        assert pipeline.wait(60)
-    finally:
-        report = pipeline.stop()
-    recorded = read_stream(report.files[0], "stack")
-    ids = list(recorded["frame_id"])
-    assert ids == sorted(set(ids)), "frame ids repeated or out of order"
-    assert ids[-1] == 399
-    # Each recorded frame is the page its id names: nothing replayed twice.
-    assert all(
-        np.array_equal(frame, data[i]) for frame, i in zip(recorded["frames"], ids, strict=True)
-    )
+    report = run_with_a_restart(path, "stack", after=100)
+    assert_each_frame_once(read_stream(report.files[0], "stack"), data)

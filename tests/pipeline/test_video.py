@@ -12,13 +12,13 @@ import pytest
 from rigd._exceptions import RigdError
 from rigd.config import PipelineFileError
 from rigd.pipeline import Pipeline, plan_pipeline
-from tests.helpers import wait_until
 from tests.pipeline.sources import (
+    assert_each_frame_once,
     frames_equal,
-    kill_and_await_restart,
     ledger,
     read_stream,
     run,
+    run_with_a_restart,
     write,
 )
 
@@ -127,23 +127,9 @@ def test_a_restarted_video_goes_on_after_the_last_frame_it_sent(tmp_path: Path) 
     data = np.random.default_rng(4).integers(0, 256, (400, 16, 16), dtype=np.uint8)
     write_video(tmp_path / "gray.mkv", data, "gray", "gray", fps=200)
     text = PIPELINE.replace("@OPTIONS@}", "@OPTIONS@}\n    max_restarts: 1")
-    pipeline = Pipeline(
-        plan_pipeline(write(tmp_path, text, path=tmp_path / "gray.mkv", options=""))
-    )
-    pipeline.start()
-    try:
-        wait_until(lambda: pipeline.status().links[0].written >= 100, timeout=30, what="100 frames")
-        kill_and_await_restart(pipeline, "video")
-        assert pipeline.wait(60)
-    finally:
-        report = pipeline.stop()
-    recorded = read_stream(report.files[0], "video")
-    ids = list(recorded["frame_id"])
-    assert ids == sorted(set(ids)), "frame ids repeated or out of order"
-    assert ids[-1] == 399
-    assert all(
-        np.array_equal(frame, data[i]) for frame, i in zip(recorded["frames"], ids, strict=True)
-    )
+    path = write(tmp_path, text, path=tmp_path / "gray.mkv", options="")
+    report = run_with_a_restart(path, "video", after=100)
+    assert_each_frame_once(read_stream(report.files[0], "video"), data)
 
 
 def test_a_lossless_rgb_video_is_replayed_bit_for_bit_as_rgb(tmp_path: Path) -> None:

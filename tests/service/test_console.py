@@ -179,6 +179,8 @@ def test_the_console_runs_a_pipeline_from_its_buttons_and_shows_it_live(
     samples = console_state(page)["plotSamples"]
     wait_until(lambda: console_state(page)["plotSamples"] > samples, 30, "another sample")
     wait_until(lambda: canvas_png(page, "plot-rate") != plot, 30, "the rate plot to move")
+    # A plot of zeros (no drops yet) reads 0 to 1, not 0 to 1.1e-9.
+    assert console_state(page)["axes"]["dropped (frames)"] >= 1
 
     # The live view reads through a tap the ring shows as reader "preview"; leaving the
     # page gives it back at once, and coming back takes it again.
@@ -245,3 +247,16 @@ def test_a_run_file_downloads_through_the_api_and_hostile_requests_are_refused(
     assert '<script src="/console/assets/console.js">' in page.text
     assert "cdn" not in page.text.lower()
     assert "https://" not in page.text
+
+
+def test_a_daemon_that_stops_is_said_to_be_gone_in_words_not_failed_to_fetch(
+    tmp_path: Path, page: Any
+) -> None:
+    with serving(tmp_path) as own:
+        open_console(page, own, own.token)
+        wait_until(lambda: text(page, "state") != "", 30, "the daemon's state on the page")
+    # The daemon is gone (a `rigd run --console` ends with its run the same way).
+    wait_until(lambda: "rigd is not answering at" in text(page, "message"), 30, "a word")
+    by_id(page, "stop").click()
+    wait_until(lambda: text(page, "message").startswith("stop: rigd is not answering"), 30, "stop")
+    assert "Failed to fetch" not in text(page, "message")

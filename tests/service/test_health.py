@@ -52,3 +52,24 @@ def test_a_run_that_failed_while_running_leaves_the_daemon_healthy(monitor: Moni
         f"failed: the last run m12-s3 failed: {failure}; ready for the next run",
     )
     assert monitor.sampling
+
+
+def test_a_running_run_names_each_links_rate_not_their_sum(monitor: Monitor) -> None:
+    # Before: "401 frames/s on all links" for one 200 fps camera read twice.
+    def link(ring: str, rate: float, dropped: int = 0) -> dict[str, object]:
+        return {"ring": ring, "rate_hz": rate, "readers": [{"dropped": dropped}]}
+
+    running = RunRecord("m12-s3", "demo", RunState.RUNNING, "2026-11-30T09:00:00.000+00:00", {})
+    monitor.snapshot = {
+        **monitor.snapshot,
+        "links": [link("camera.frames", 200.4, 3), link("stats.result", 199.6)],
+    }
+    verdict = monitor.health(DaemonState.RUNNING, running, None, 5.0)
+    assert verdict == (True, "running m12-s3: camera.frames 200/s, stats.result 200/s; 3 dropped")
+    monitor.snapshot = {
+        **monitor.snapshot,
+        "links": [link(f"camera{k}.frames", 10.0) for k in range(6)],
+    }
+    verdict = monitor.health(DaemonState.RUNNING, running, None, 5.0)
+    assert verdict is not None
+    assert verdict[1].endswith("camera3.frames 10/s, 2 more link(s); 0 dropped")

@@ -328,3 +328,26 @@ def test_the_rest_export_takes_the_nwb_metadata_as_meta_query_parameters(
         timeout=10,
         what="the export's own file to be removed once sent",
     )
+
+
+def test_an_export_whose_client_goes_away_mid_file_leaves_no_file_behind(daemon: Daemon) -> None:
+    pytest.importorskip("pynwb")
+    daemon.load(COUNTER.replace("shape: [32, 48]", "shape: [256, 256]"))
+    assert daemon.client.post("/v1/runs", json={"run_id": "gone-client"}).status_code == 201
+    daemon.wait_for_frames(200)  # 26 MB of frames: an export of many chunks
+    daemon.client.post("/v1/runs/current/stop")
+    meta = {
+        "meta.session_description": "x",
+        "meta.subject_id": "M1",
+        "meta.species": "Mus musculus",
+        "meta.age": "P90D",
+    }
+    with daemon.client.stream("GET", "/v1/runs/gone-client/export", params=meta) as response:
+        assert response.status_code == 200
+        next(response.iter_bytes())  # the first chunk; then the connection is dropped
+    run_dir = Path(daemon.client.get("/v1/runs/gone-client").json()["files"][0]).parent
+    wait_until(
+        lambda: not [p for p in run_dir.iterdir() if p.name.startswith(".gone-client-")],
+        timeout=10,
+        what="the export's own file to be removed when its client left",
+    )

@@ -305,3 +305,32 @@ def test_metadata_the_run_file_cannot_store_is_refused_before_anything_starts(
         assert "nothing was started" in done.stderr
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "rigd-data").exists()
+
+
+def test_a_run_id_used_before_in_the_data_directory_is_refused_and_nothing_starts(
+    tmp_path: Path,
+) -> None:
+    # Before, the second run's log lines went on in the first run's m12-s3.log.
+    path = tmp_path / "short.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            name: short
+            actors:
+              - {name: camera, class: rigd.pipeline.SimulatedCamera,
+                 options: {shape: [8, 8], fps: 200, n_frames: 5}}
+            record: [camera.frames]
+            """
+        )
+    )
+    first = rigd_cli_in(tmp_path, "run", "--run-id", "m12-s3", str(path))
+    assert first.returncode == 0, first.stderr
+    files = sorted((tmp_path / "rigd-data").iterdir())
+    log = (tmp_path / "rigd-data" / "m12-s3.log").read_text()
+
+    again = rigd_cli_in(tmp_path, "run", "--run-id", "m12-s3", str(path))
+    assert again.returncode == 2, again.stderr
+    assert "run id 'm12-s3' was used before here" in again.stderr
+    assert "give another --run-id; nothing was started" in again.stderr
+    assert sorted((tmp_path / "rigd-data").iterdir()) == files
+    assert (tmp_path / "rigd-data" / "m12-s3.log").read_text() == log

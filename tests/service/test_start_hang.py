@@ -3,6 +3,7 @@ start at once, a timeout names the actor, and the recorder's file is sealed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -91,3 +92,38 @@ def test_a_daemon_start_whose_setup_times_out_fails_naming_the_actor(tmp_path: P
         assert "run.setup_timeout_s" in detail
         assert d.status()["state"] == "failed"
         _sealed_and_alone(d.data_dir)
+
+
+@pytest.mark.integration
+def test_sigterm_to_the_daemon_during_a_setup_that_never_returns_stops_it_cleanly(
+    tmp_path: Path,
+) -> None:
+    # systemd's stop while a start hangs: the daemon ends within its stop
+    # timeout (not the 60 s setup timeout), the file sealed, nothing left.
+    from tests.service.daemon import Daemon
+
+    d = Daemon(tmp_path, allowed_modules=["rigd", "tests.service"])
+    try:
+        d.load(HANG)
+        answers: list[object] = []
+
+        def start() -> None:
+            try:
+                answers.append(d.client.post("/v1/runs", json={"run_id": "stuck"}, timeout=120))
+            except Exception as exc:  # the daemon goes away mid-request
+                answers.append(exc)
+
+        starter = threading.Thread(target=start, daemon=True)
+        starter.start()
+        wait_until(lambda: bool(run_files(d.data_dir)), timeout=60, what="the run file")
+        assert d.terminate(timeout=30) == 0, d.output()
+        starter.join(timeout=30)
+        assert answers, "the start request never ended"
+        d.assert_nothing_left()
+        _sealed_and_alone(d.data_dir)
+        (journal,) = tmp_path.rglob("runs.jsonl")
+        last = json.loads(journal.read_text().splitlines()[-1])
+        assert last["state"] == "failed"
+        assert "the start was interrupted during setup" in last["failure"]
+    finally:
+        d.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -92,6 +93,29 @@ def test_an_nwb_export_without_required_metadata_names_what_is_missing(
     ):
         export_nwb(run_file, tmp_path / "run.nwb")
     assert not (tmp_path / "run.nwb").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("age", "90days", "age '90days' is not an ISO 8601 duration, which NWB requires: give"),
+        ("age", "P90D/soon", "age 'P90D/soon' is not an ISO 8601 duration"),
+        ("age", "90", "age '90' is not an ISO 8601 duration"),
+        ("date_of_birth", "last spring", "date_of_birth 'last spring' is not an ISO 8601 date"),
+    ],
+)  # fmt: skip
+def test_a_subject_age_or_birth_date_nwb_cannot_read_is_refused_with_the_form(
+    run_file: Path, tmp_path: Path, key: str, value: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        export_nwb(run_file, tmp_path / "run.nwb", metadata={**META, key: value})
+    assert not (tmp_path / "run.nwb").exists()
+
+
+def test_an_age_range_is_an_age(run_file: Path, tmp_path: Path) -> None:
+    export_nwb(run_file, tmp_path / "run.nwb", metadata={**META, "age": "P90D/P100D"})
+    with pynwb.NWBHDF5IO(str(tmp_path / "run.nwb"), "r") as io:
+        assert io.read().subject.age == "P90D/P100D"
 
 
 def test_an_imaging_stream_exports_as_a_one_photon_series(run_file: Path, tmp_path: Path) -> None:

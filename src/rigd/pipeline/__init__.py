@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from rigd.pipeline._recorder import HDF5Recorder
     from rigd.pipeline._replay import replay_file, replay_pipeline
     from rigd.pipeline._roi import RoiTraces, roi_masks
+    from rigd.pipeline._run_log import run_log_path
     from rigd.pipeline._state import (
         ACTIVE_RUN_STATES,
         RUN_TRANSITIONS,
@@ -110,6 +111,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "replay_pipeline",
     "roi_masks",
     "run_inline",
+    "run_log_path",
 ]
 
 # name: (module, the extra that brings its library)
@@ -170,6 +172,7 @@ _LAZY = {
     "replay_pipeline": "rigd.pipeline._replay",
     "roi_masks": "rigd.pipeline._roi",
     "run_inline": "rigd.pipeline._inline",
+    "run_log_path": "rigd.pipeline._run_log",
 }
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from rigd.actors import run_log_format
 
-__all__ = ["RunLog", "default_log_dir"]
+__all__ = ["RunLog", "default_log_dir", "run_log_path"]
 
 _SUPERVISOR_LOGGER = "rigd.pipeline"
 _STATUS_PREFIX = "rigd-run-"
@@ -121,3 +121,15 @@ def default_log_dir(recorders: list[tuple[type[Any], dict[str, Any]]]) -> str | 
         if isinstance(directory, str) and directory:
             return directory
     return None
+
+
+def run_log_path(plan: Any, run_id: str, log_dir: str | Path | None = None) -> Path | None:
+    """Where the log of run ``run_id`` of ``plan`` (a ``Plan``) goes:
+    ``<log_dir, else the first recorder's directory>/<run_id>.log``; None
+    when it has no such directory (no log file). ``rigd run`` refuses a run
+    id whose log is there already, as the daemon refuses an id used before."""
+    by_name = {a.name: a for a in plan.actors}
+    directory = log_dir or default_log_dir(
+        [(by_name[n].cls, dict(by_name[n].options)) for n in plan.recorders]
+    )
+    return Path(directory) / f"{run_id}.log" if directory else None

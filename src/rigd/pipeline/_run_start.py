@@ -43,6 +43,8 @@ log = logging.getLogger("rigd.pipeline._supervisor")
 CALL_TIMEOUT_S = 60.0
 #: How long a recorder may take to name its file when a start failed.
 _SUMMARY_TIMEOUT_S = 5.0
+#: A start waits for its actors in slices of this (s), to see ``interrupt_start``.
+_SLICE_S = 0.25
 
 
 def setup_timeout(p: Pipeline) -> float:
@@ -58,7 +60,8 @@ def get_named(p: Pipeline, method: str, refs: dict[str, Any]) -> list[Any]:
 
     Raises:
         RigdError: some did not answer in time; it names them, the call and
-            the option that raises the timeout.
+            the option that raises the timeout. Also when the start was
+            interrupted (``Pipeline.interrupt_start``).
     """
     what = method.strip("_").removeprefix("rigd_")
     # Attach is the framework's (the process, its rings): its own timeout;
@@ -68,9 +71,17 @@ def get_named(p: Pipeline, method: str, refs: dict[str, Any]) -> list[Any]:
     else:
         timeout = setup_timeout(p)
         how = f" (the pipeline file's run.setup_timeout_s; raise it there if {what} needs longer)"
-    try:
-        return actors.get(list(refs.values()), timeout=timeout)
-    except GetTimeoutError:
+    deadline = time.monotonic() + timeout
+    while True:
+        # In slices: a start interrupted from another thread ends within one.
+        left = deadline - time.monotonic()
+        try:
+            return actors.get(list(refs.values()), timeout=max(0.0, min(left, _SLICE_S)))
+        except GetTimeoutError:
+            if p.start_interrupted.is_set():
+                raise RigdError(f"the start was interrupted during {what}") from None
+            if left > _SLICE_S:
+                continue
         _, waiting = actors.wait(list(refs.values()), num_returns=len(refs), timeout=0)
         late = [name for name, ref in refs.items() if any(ref is w for w in waiting)]
         raise RigdError(

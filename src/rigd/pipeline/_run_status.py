@@ -99,14 +99,19 @@ class LinkRates:
         self._lock = threading.Lock()
 
     def sample(
-        self, rings: Mapping[str, FrameRing], pids: Mapping[str, int | None]
+        self,
+        rings: Mapping[str, FrameRing],
+        pids: Mapping[str, int | None],
+        since: float | None = None,
     ) -> tuple[LinkStatus, ...]:
-        """Every link whose ring is open; ``pids``: each actor's process, to name readers."""
+        """Every link whose ring is open; ``pids``: each actor's process, to name
+        readers; ``since``: when the run began (``time.monotonic``), for the first
+        sample's rate (the mean since then, not 0)."""
         with self._lock:
-            return self._sample(rings, pids)
+            return self._sample(rings, pids, since)
 
     def _sample(
-        self, rings: Mapping[str, FrameRing], pids: Mapping[str, int | None]
+        self, rings: Mapping[str, FrameRing], pids: Mapping[str, int | None], since: float | None
     ) -> tuple[LinkStatus, ...]:
         links = []
         now = time.monotonic()
@@ -119,6 +124,8 @@ class LinkRates:
             except RigdError:
                 continue
             previous = self._last_counts.get(ring_plan.name)
+            if previous is None and since is not None:
+                previous = (since, 0)
             rate = 0.0
             if previous is not None and now > previous[0]:
                 rate = (stats.frames_written - previous[1]) / (now - previous[0])

@@ -55,7 +55,7 @@ from rigd.pipeline._endpoints import Wiring, open_endpoints
 from rigd.pipeline._pause import PauseControl, PauseSpan
 from rigd.pipeline._plan import Plan
 from rigd.pipeline._run_end import abort_start, stop_graceful, teardown
-from rigd.pipeline._run_log import RunLog, default_log_dir
+from rigd.pipeline._run_log import RunLog, run_log_path
 from rigd.pipeline._run_start import (
     CALL_TIMEOUT_S,
     call_all,
@@ -135,6 +135,8 @@ class Pipeline:
         self._restarts: dict[str, int] = {}
         #: The start calls under way, by actor (``call_all``).
         self._start_calls: dict[str, ObjectRef[Any]] = {}
+        #: Set by ``interrupt_start`` (``_run_start.get_named`` ends its waits).
+        self.start_interrupted = threading.Event()
         self._lock = threading.RLock()
         # Held through a whole stop or kill (re-entrant: a second Ctrl-C
         # forces a kill from inside the stop it interrupts).
@@ -201,7 +203,8 @@ class Pipeline:
         started = dt.datetime.now(dt.UTC)
         self._started = time.monotonic()
         try:
-            self._run_log = RunLog(self.run_id, self._log_dir or self._recorder_dir())
+            log_path = run_log_path(self.plan, self.run_id, self._log_dir)
+            self._run_log = RunLog(self.run_id, log_path.parent if log_path else None)
             open_devices(self)
             create_rings(self)
             run_info = {
@@ -305,12 +308,6 @@ class Pipeline:
         (``resume``, or the pause's limit reached), on that thread."""
         self._pause.on_resumed(callback)
 
-    def _recorder_dir(self) -> str | None:
-        by_name = {a.name: a for a in self.plan.actors}
-        return default_log_dir(
-            [(by_name[n].cls, dict(by_name[n].options)) for n in self.plan.recorders]
-        )
-
     def stop(self, timeout: float = _DRAIN_TIMEOUT_S) -> RunReport:
         """Stop cleanly: sources first, every lossless reader drains, files sealed.
 
@@ -327,6 +324,11 @@ class Pipeline:
             finally:
                 self._report = teardown(self, force=False)
             return self._report
+
+    def interrupt_start(self) -> None:
+        """End a start under way in another thread within 0.25 s: it fails as a
+        start does (files sealed ``aborted``). Returns at once."""
+        self.start_interrupted.set()
 
     def kill(self) -> RunReport:
         """Stop at once: kill every actor; run files are repaired and kept."""
@@ -381,7 +383,9 @@ class Pipeline:
             state=self.state,
             run_id=self.run_id,
             actors=by_name,
-            links=self._link_rates.sample(self._rings, {n: a["pid"] for n, a in by_name.items()}),
+            links=self._link_rates.sample(
+                self._rings, {n: a["pid"] for n, a in by_name.items()}, self._started or None
+            ),
             elapsed_s=time.monotonic() - self._started if self._started else 0.0,
             failure=self.failure,
         )

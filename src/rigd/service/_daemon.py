@@ -104,6 +104,8 @@ class Daemon(DaemonPause, DaemonViews):
         self._run: RunRecord | None = None
         self._closing = threading.Event()
         self._started = threading.Event()
+        #: The pipeline whose start is under way (``begin_shutdown`` interrupts it).
+        self._starting: Pipeline | None = None
         self._started.set()
         self._runs: dict[str, RunRecord] = self._journal.load()
         self._monitor = Monitor(
@@ -245,6 +247,9 @@ class Daemon(DaemonPause, DaemonViews):
             confine_to=str(self.data_dir),
         )
         self._started.clear()
+        self._starting = pipeline
+        if self._closing.is_set():
+            pipeline.interrupt_start()  # told to stop since the check above
         try:
             pipeline.start()
         except BaseException as exc:
@@ -256,6 +261,8 @@ class Daemon(DaemonPause, DaemonViews):
                 # An answer that says why (409, JSON), not a bare 500.
                 raise TransitionError(f"run {run_id} failed to start: {exc}") from exc
             raise
+        finally:
+            self._starting = None
         with self._lock:
             self._pipeline = pipeline
             self._failed_start = False
@@ -366,8 +373,13 @@ class Daemon(DaemonPause, DaemonViews):
     # -- shutdown -------------------------------------------------------------------------------
 
     def begin_shutdown(self) -> None:
-        """Refuse new runs and end event streams; the run, if any, goes on until ``close``."""
+        """Refuse new runs and end event streams; a start under way ends (its
+        files sealed ``aborted``); the run, if any, goes on until ``close``."""
         self._closing.set()
+        starting = self._starting
+        if starting is not None:
+            log.warning("stopping: the start of a run under way is interrupted")
+            starting.interrupt_start()
         self._publish("shutdown")
 
     def close(self) -> RunRecord | None:

@@ -26,6 +26,8 @@ __all__ = ["MONITOR_S", "Monitor", "Watched"]
 log = logging.getLogger(__name__)
 
 MONITOR_S = 0.5
+#: Links whose rates the health line names (the rest are counted).
+_LINKS_SHOWN = 4
 # GPU placements change only when actors start or end: sample them every 2 s.
 _GPU_EVERY = 4
 #: A running run's ``progress`` event, at most this often (seconds).
@@ -200,9 +202,13 @@ class Monitor:
                 )
             return True, f"failed: the last run {run_id} failed: {failure}; ready for the next run"
         if state == DaemonState.RUNNING and run is not None and run.state == RunState.RUNNING:
-            rate = sum(link["rate_hz"] for link in snapshot["links"])
-            dropped = sum(r["dropped"] for link in snapshot["links"] for r in link["readers"])
-            line = f"running {run.run_id}: {rate:.0f} frames/s on all links, {dropped} dropped"
+            links = snapshot["links"]
+            dropped = sum(r["dropped"] for link in links for r in link["readers"])
+            # Each link's own rate: a sum over links counts a frame once per link.
+            rates = [f"{link['ring']} {link['rate_hz']:.0f}/s" for link in links[:_LINKS_SHOWN]]
+            if len(links) > _LINKS_SHOWN:
+                rates.append(f"{len(links) - _LINKS_SHOWN} more link(s)")
+            line = f"running {run.run_id}: {', '.join(rates) or 'no links'}; {dropped} dropped"
             if stalled > stall_s:
                 return False, f"run {run.run_id} moved no frame for {stalled:.0f} s"
             return True, f"{line}; {warning}" if warning else line

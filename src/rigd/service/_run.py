@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from rigd import actors
 from rigd._exceptions import PipelineFailedError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError
-from rigd.pipeline import Pipeline, PipelineStatus, RunReport, plan_pipeline
+from rigd.pipeline import Pipeline, PipelineStatus, RunReport, plan_pipeline, run_log_path
 from rigd.storage import check_metadata
 
 __all__ = ["DEMO_PIPELINE", "format_progress", "format_report", "run_pipeline"]
@@ -106,6 +106,14 @@ def run_pipeline(
         print(
             f"rigd run: run id {run_id!r}: use letters, digits, '.', '_' and '-' (up to 128, "
             "starting with a letter or digit), e.g. m12-s3; nothing was started",
+            file=err,
+        )
+        return 2
+    used = run_log_path(plan, run_id) if run_id is not None else None
+    if used is not None and used.exists():
+        print(
+            f"rigd run: run id {run_id!r} was used before here ({used} exists); a run is "
+            "never recorded over: give another --run-id; nothing was started",
             file=err,
         )
         return 2

@@ -39,6 +39,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import isodate
 import numpy as np
 from hdmf.backends.hdf5 import H5DataIO
 from hdmf.data_utils import DataChunkIterator
@@ -138,6 +139,16 @@ def _check(meta: Mapping[str, Any], kinds: Mapping[str, str], images: set[str]) 
     ]
     if not (meta.get("age") or meta.get("date_of_birth")):
         missing.append("age or date_of_birth")
+    if meta.get("age"):
+        _check_age(_text(meta["age"]))
+    if meta.get("date_of_birth"):
+        try:
+            dt.datetime.fromisoformat(_text(meta["date_of_birth"]))
+        except ValueError:
+            raise ValueError(
+                f"date_of_birth {_text(meta['date_of_birth'])!r} is not an ISO 8601 date: "
+                "give e.g. 2026-08-31 or 2026-08-31T09:00+02:00"
+            ) from None
     unknown = sorted(set(kinds) - images)
     if unknown:
         raise ValueError(
@@ -153,6 +164,19 @@ def _check(meta: Mapping[str, Any], kinds: Mapping[str, str], images: set[str]) 
             f"the run lacks metadata NWB requires: {', '.join(missing)}; give them at "
             "`rigd start --meta KEY=VALUE` or to the export (`rigd export --meta KEY=VALUE`)"
         )
+
+
+def _check_age(age: str) -> None:
+    """NWB's (and DANDI's) subject age: an ISO 8601 duration, or a range of two
+    (``P90D/P100D``), as nwbinspector's ``check_subject_age`` reads it (isodate)."""
+    try:
+        for part in age.split("/", 1):
+            isodate.parse_duration(part)
+    except (isodate.ISO8601Error, ValueError):
+        raise ValueError(
+            f"age {age!r} is not an ISO 8601 duration, which NWB requires: give e.g. P90D "
+            "(90 days), P12W (12 weeks) or P1Y2M, or a range such as P90D/P100D"
+        ) from None
 
 
 def _start_time(attrs: Any, streams: list[Any]) -> dt.datetime:

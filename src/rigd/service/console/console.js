@@ -14,17 +14,31 @@ const series = { rate: {}, drops: {}, fill: {}, latency: {} };
 let samples = 0;
 let eventsAbort = null;
 // Read by the tests and the benchmark: the latest frame drawn and latencies.
-window.rigdConsole = { framesDrawn: 0, frameId: null, latencies: [], plotSamples: 0 };
+window.rigdConsole = { framesDrawn: 0, frameId: null, latencies: [], plotSamples: 0, axes: {} };
 
 // -- REST ------------------------------------------------------------------------------
+
+// What the page says when rigd does not answer at all (the browser's own words
+// are "Failed to fetch").
+function notAnswering() {
+  return `rigd is not answering at ${location.origin}: it stopped (a 'rigd run --console' ` +
+    "ends with its run) or the network is down; this page follows it again when it is back";
+}
 
 async function api(method, path, body, type) {
   const headers = { Authorization: "Bearer " + token };
   if (body !== undefined) headers["Content-Type"] = type || "application/json";
-  const response = await fetch(path, {
-    method, headers,
-    body: body === undefined ? undefined : (typeof body === "string" ? body : JSON.stringify(body)),
-  });
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers,
+      body: body === undefined ? undefined : (typeof body === "string" ? body : JSON.stringify(body)),
+    });
+  } catch (failure) {
+    const error = new Error(notAnswering());
+    error.status = 0;
+    throw error;
+  }
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = text; }
@@ -148,6 +162,7 @@ async function followEvents() {
     const response = await fetch("/v1/events", {
       headers: { Authorization: "Bearer " + token }, signal: eventsAbort.signal });
     if (response.status === 401) { logout("the token was refused"); return; }
+    if ($("message").textContent === notAnswering()) say("rigd answers again");
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
@@ -167,7 +182,9 @@ async function followEvents() {
   } catch (error) {
     if (error.name === "AbortError") return;
   }
-  if (token) setTimeout(followEvents, 2000);  // the daemon restarted: follow it again
+  if (!token) return;
+  say(notAnswering(), true);
+  setTimeout(followEvents, 2000);  // the daemon restarted: follow it again
 }
 
 function onEvent(event) {
@@ -220,8 +237,10 @@ function drawPlot(canvas, lines, title) {
   const now = Math.max(...all.map((p) => p[0]));  // the daemon's clock, not this one's
   // The span: from the oldest sample kept (at most WINDOW_S ago) to now.
   const span = Math.max(10, Math.min(WINDOW_S, now - Math.min(now, ...all.map((p) => p[0]))));
-  let hi = Math.max(1e-9, ...all.map((p) => p[1]));
-  hi *= 1.1;
+  // All zero (no drops yet): an axis of 0 to 1, not of 0 to 1.1e-9.
+  const top = Math.max(...all.map((p) => p[1]));
+  const hi = top > 0 ? top * 1.1 : 1;
+  window.rigdConsole.axes[title] = hi;
   g.fillStyle = "#222"; g.font = "11px sans-serif";
   g.fillText(title, L, 11);
   g.fillText(fmt(hi), 2, T + 8); g.fillText("0", 2, H - B);
