@@ -20,7 +20,7 @@ from rigd._exceptions import RigdError, WouldBlock
 from rigd.actors import Actor
 from rigd.pipeline._bridge_wire import FRAME, HEARTBEAT_S, ID, POLL_MS, check_timeouts
 from rigd.pipeline._frame_spec import frame_spec
-from rigd.pipeline._zmtp import PeerGoneError, ZmtpDealer, endpoint
+from rigd.pipeline._zmtp import ZmtpDealer, endpoint
 
 __all__ = ["BridgeReceiver"]
 
@@ -134,7 +134,7 @@ class BridgeReceiver(Actor):
                 self._handle()
                 if self._done or not link.poll(0):
                     break
-        except PeerGoneError as exc:
+        except ConnectionError as exc:
             # Closed, or stalled inside a message: a new connection is a new
             # peer to the sender, which sends again what was not acknowledged.
             log.info("bridge %s: %s; connecting again", self.address, exc)

@@ -26,7 +26,7 @@ import struct
 import time
 from collections.abc import Sequence
 
-__all__ = ["PeerGoneError", "ZmtpDealer", "endpoint"]
+__all__ = ["ZmtpDealer", "endpoint"]
 
 #: Signature (0xFF, 8 bytes of padding, 0x7F), version 3.0, mechanism NULL,
 #: as-server 0 and the filler: RFC 23's greeting, 64 bytes.
@@ -45,11 +45,6 @@ _HEAD_READ = 4096
 _MAX_PART = 1024 * 1024
 #: Unsent bytes at most; a message past them is refused.
 _MAX_UNSENT = 64 * 1024
-
-
-class PeerGoneError(ConnectionError):
-    """The connection ended or stalled in the middle of a message; it is closed
-    and the next ``connect`` makes a new one."""
 
 
 def endpoint(address: str) -> tuple[int, str | tuple[str, int]]:
@@ -99,7 +94,7 @@ class ZmtpDealer:
         address: ``tcp://HOST:PORT`` or ``ipc://PATH`` (``ipc://@NAME``: Linux's
             abstract namespace), as in ZMQ.
         stall_s: seconds a message may take to arrive once its first byte
-            came; past them the connection is closed (``PeerGoneError``).
+            came; past them the connection is closed (``ConnectionError``).
 
     Raises: ``ValueError`` for an address it cannot connect to.
 
@@ -231,9 +226,11 @@ class ZmtpDealer:
         self._unsent.clear()
         self.more = False
 
-    def _gone(self, why: str) -> PeerGoneError:
+    def _gone(self, why: str) -> ConnectionError:
+        """The connection ended or stalled inside a message: closed now (the next
+        ``connect`` makes a new one), and the error to raise."""
         self.close()
-        return PeerGoneError(f"{self.address}: {why}")
+        return ConnectionError(f"{self.address}: {why}")
 
     # -- reading ------------------------------------------------------------------------
 
@@ -241,7 +238,7 @@ class ZmtpDealer:
         """Wait up to ``timeout_ms`` for the next message part to begin; whether it has.
 
         Sends what waits to be sent and answers the ROUTER's ``PING``s on the
-        way. Raises: ``PeerGoneError``."""
+        way. Raises: ``ConnectionError``."""
         if self._sock is None:
             return False
         if self._unsent:
@@ -262,7 +259,7 @@ class ZmtpDealer:
         """Read until ``need`` bytes are unread (``need`` <= the buffer's size)."""
         sock = self._sock
         if sock is None:
-            raise PeerGoneError(f"{self.address}: not connected")
+            raise ConnectionError(f"{self.address}: not connected")
         if self._start + need > len(self._buf):
             # Move the unread bytes to the front (at most a part's head: small).
             left = self._end - self._start
@@ -349,7 +346,7 @@ class ZmtpDealer:
     def recv(self) -> bytes:
         """The next message part, whole (blocks until it is here), of at most 1 MiB.
 
-        Raises: ``PeerGoneError`` (closed, stalled for ``stall_s`` inside it, or
+        Raises: ``ConnectionError`` (closed, stalled for ``stall_s`` inside it, or
         sent a larger part: use ``recv_into``)."""
         deadline = time.monotonic() + self.stall_s
         size = self._head(deadline)
@@ -362,7 +359,7 @@ class ZmtpDealer:
         is ``buffer.nbytes`` (``buffer``: writable, C-contiguous, cast to bytes),
         else it was dropped and ``buffer`` holds nothing of it.
 
-        Raises: ``PeerGoneError``."""
+        Raises: ``ConnectionError``."""
         deadline = time.monotonic() + self.stall_s
         size = self._head(deadline)
         if size != buffer.nbytes:
@@ -372,7 +369,7 @@ class ZmtpDealer:
         return size
 
     def skip(self) -> int:
-        """Drop the next message part; its size. Raises: ``PeerGoneError``."""
+        """Drop the next message part; its size. Raises: ``ConnectionError``."""
         deadline = time.monotonic() + self.stall_s
         size = self._head(deadline)
         self._drop(size, deadline)
