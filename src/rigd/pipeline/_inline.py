@@ -27,9 +27,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from rigd.pipeline._bridge import stop_order
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
 from rigd.pipeline._plan import Plan
+from rigd.pipeline._stop_order import stop_order
 from rigd.storage import FrameRing
 
 __all__ = ["InlineReport", "run_inline"]

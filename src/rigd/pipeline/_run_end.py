@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 from rigd import actors
 from rigd.pipeline._actor_watch import actor_infos
-from rigd.pipeline._bridge import fed_from_afar, stop_order
 from rigd.pipeline._run_start import CALL_TIMEOUT_S, collect_started_files
 from rigd.pipeline._run_status import RunReport, recorded
 from rigd.pipeline._state import RunState
+from rigd.pipeline._stop_order import fed_from_afar, stop_order
 
 if TYPE_CHECKING:
     from rigd.pipeline._supervisor import Pipeline
