@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -393,6 +395,136 @@ def test_rigd_run_with_an_address_refuses_a_pipeline_file_that_does_not_exist(
 
     assert done.returncode == 2
     assert "no pipeline file missing.yaml" in done.stderr
+
+
+def write_two_recorders(tmp_path: Path, rec_b_directory: Path | None = None) -> Path:
+    """camera (A) -> rowsum (B); a recorder on each node: a file made on each."""
+    path = tmp_path / "two_recorders.yaml"
+    camera = f"shape: [16, 24], fps: 300, {COUNTER_GENERATOR}"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            name: two_recorders
+            actors:
+              - {{name: camera, class: rigd.pipeline.SimulatedCamera, node: node_a,
+                  options: {{{camera}}}}}
+              - {{name: rowsum, class: tests.pipeline.actors.RowSum, node: node_b}}
+              - {{name: recorder, class: rigd.pipeline.HDF5Recorder, node: node_a,
+                  options: {{directory: "{tmp_path / "a"}", flush_interval: 0.1}}}}
+              - {{name: rec_b, class: rigd.pipeline.HDF5Recorder, node: node_b,
+                  options: {{directory: "{rec_b_directory or tmp_path / "b"}",
+                             flush_interval: 0.1}}}}
+            links:
+              - {{link: camera.frames -> rowsum.frames, slots: 16}}
+              - {{link: camera.frames -> recorder.camera, slots: 16}}
+              - {{link: rowsum.sums -> recorder.sums, slots: 16}}
+              - {{link: rowsum.sums -> rec_b.sums, slots: 16}}
+            """
+        )
+    )
+    return path
+
+
+def _sealed(directory: Path) -> list[str]:
+    """The run states of the run files in ``directory``; no .reserve may be left."""
+    assert not list(directory.glob(".*.reserve")), sorted(directory.iterdir())
+    states = []
+    for file in sorted(directory.glob("*.h5")):
+        with h5py.File(file, "r") as f:
+            states.append(str(f.attrs["run_state"]))
+    return states
+
+
+def _no_rings_of(pipeline_name: str) -> bool:
+    return not [p for p in os.listdir("/dev/shm") if f"-ring-{pipeline_name}-" in p]
+
+
+def test_sigterm_stops_a_cluster_run_cleanly_and_seals_every_nodes_file(
+    tmp_path: Path, cluster: Any
+) -> None:
+    # As `timeout 120 rigd run --address ...` ends it: Ray's driver handler died at once.
+    path = write_two_recorders(tmp_path)
+    address = f"ray:{cluster.address}"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "rigd", "run", "--address", address, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+    )
+    try:
+        wait_until(
+            lambda: [_recorded(f, "sums") >= 20 for f in _files(tmp_path)] == [True, True],
+            timeout=60,
+            what="frames recorded on both nodes",
+        )
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 130, (out, err[-2000:])
+    assert "SIGTERM received" not in err
+    assert ": stopped" in out, out
+    assert _sealed(tmp_path / "a") == _sealed(tmp_path / "b") == ["complete"]
+    assert _no_rings_of("two_recorders")
+
+
+def _files(tmp_path: Path) -> list[Path]:
+    files = [*(tmp_path / "a").glob("*.h5"), *(tmp_path / "b").glob("*.h5")]
+    return files if len(files) == 2 else []
+
+
+def test_a_node_that_fails_to_start_aborts_the_run_and_the_other_nodes_file_is_sealed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a_file").write_text("not a directory")
+    pipeline = ClusterPipeline(write_two_recorders(tmp_path, tmp_path / "a_file" / "b"))
+
+    with pytest.raises(rigd.exceptions.PipelineFailedError) as failed:
+        pipeline.start()
+
+    message = str(failed.value)
+    assert message.startswith("node node_b: NotADirectoryError"), message
+    assert "Traceback" not in message
+    assert "\n" not in message
+    (file,) = (tmp_path / "a").glob("*.h5")  # made on node_a, whose part had loaded
+    assert f"the files made are sealed aborted: {file}" in message
+    assert _sealed(tmp_path / "a") == ["aborted"]
+    wait_until(lambda: _no_rings_of("two_recorders"), timeout=10, what="the rings removed")
+
+
+def test_bridge_ports_for_two_nodes_on_one_host_are_chosen_together(tmp_path: Path) -> None:
+    # Each node picked the range's one port for itself; the second bridge's bind failed.
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        port = s.getsockname()[1]
+    pipeline = ClusterPipeline(write_two_recorders(tmp_path), port_range=(port, port))
+
+    with pytest.raises(ValueError, match=rf"need 2 free tcp ports in {port}-{port} .*1 is free"):
+        pipeline.start()
+
+    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_live_actor_holding_a_nodes_resource_is_named_when_the_run_cannot_be_placed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rigd.pipeline import _cluster
+
+    monkeypatch.setattr(_cluster, "_PLACE_TIMEOUT_S", 1.0)
+    holder = Counter.options(resources={"node_b": 4}).remote()  # all of node_b's
+    try:
+        rigd.get(holder.increment.remote(), timeout=30)
+        with pytest.raises(
+            rigd.exceptions.ResourceUnavailableError, match=r"\['node_b'\] all held"
+        ):
+            ClusterPipeline(write_two_recorders(tmp_path)).start()
+    finally:
+        rigd.kill(holder)
 
 
 def test_the_processors_node_removed_mid_run_fails_the_run_and_seals_the_file(

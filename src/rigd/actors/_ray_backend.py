@@ -44,6 +44,7 @@ from rigd._exceptions import (
     WorkerCrashedError,
 )
 from rigd.actors._options import ActorOptions, TaskOptions
+from rigd.actors._ray_address import check_answers
 from rigd.actors._scheduling import (
     NodeAffinitySchedulingStrategy,
     PlacementGroupSchedulingStrategy,
@@ -103,7 +104,8 @@ def init(
     Raises:
         RuntimeError: already connected (and ``ignore_reinit_error`` is false).
         ValueError: ``num_cpus`` or ``num_gpus`` with an existing cluster's address.
-        ConnectionError: no Ray cluster at ``address``.
+        ConnectionError: no Ray cluster at ``address``: nothing answers there as
+            Ray's GCS or Ray Client server within seconds (``_ray_address``).
     """
     global _connected
     if ray.is_initialized() and not ignore_reinit_error:
@@ -122,6 +124,8 @@ def init(
             f"num_cpus and num_gpus size a new Ray cluster; {address!r} names a running one, "
             "whose nodes say what they have (ray start --num-cpus ...); drop them"
         )
+    if target is not None and not ray.is_initialized():
+        check_answers(address, target)  # Ray would wait minutes for an address that is not one
     kwargs: dict[str, Any] = {"namespace": namespace, "ignore_reinit_error": ignore_reinit_error}
     if target is None:
         kwargs.update(num_cpus=num_cpus, num_gpus=num_gpus)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -29,20 +28,20 @@ from typing import Any
 
 import yaml
 
-from rigd._exceptions import ActorDiedError, PipelineFailedError
+from rigd._exceptions import ActorDiedError
 from rigd.actors import (
     PlacementGroupSchedulingStrategy,
     get,
     ray_backend,
     remote,
-    run_locally,
 )
-from rigd.actors import shutdown as shutdown_runtime
 from rigd.config import load_pipeline
-from rigd.pipeline._cluster_ports import bridges_from, check_range, free_ports
+from rigd.pipeline._cluster_node import NodeSupervisor
+from rigd.pipeline._cluster_ports import bridges_from, check_range
+from rigd.pipeline._cluster_start import choose_ports, place, start_parts
 from rigd.pipeline._plan import plan_pipeline
 from rigd.pipeline._state import RunState
-from rigd.pipeline._supervisor import Pipeline, RunReport
+from rigd.pipeline._supervisor import RunReport
 
 __all__ = ["ClusterPipeline", "NodeSupervisor", "split_pipeline"]
 
@@ -157,64 +156,6 @@ def _plan_of(text: str) -> Any:
     return plan_pipeline(load_pipeline("<cluster pipeline>", text=text))
 
 
-class NodeSupervisor:
-    """One node's part of a cluster pipeline: rigd's supervisor, in a Ray actor there."""
-
-    def __init__(self) -> None:
-        run_locally()  # this node's actors: processes and rings here
-        self._pipeline: Pipeline | None = None
-
-    def free_ports(self, count: int, port_range: tuple[int, int] | None) -> list[int]:
-        """``count`` tcp ports free on this node, for its bridges (see ``free_ports``)."""
-        return free_ports(count, port_range)
-
-    def start(
-        self, part: dict[str, Any], run_id: str, metadata: Mapping[str, Any] | None = None
-    ) -> str:
-        """Plan and start this node's pipeline; return this node's host name."""
-        text = yaml.safe_dump(part, sort_keys=False)
-        pfile = load_pipeline(f"<{part.get('name', 'pipeline')} on this node>", text=text)
-        self._pipeline = Pipeline(plan_pipeline(pfile), run_id=run_id, metadata=metadata)
-        self._pipeline.start()
-        return socket.gethostname()
-
-    def wait(self, timeout: float) -> bool:
-        """True once this node's part ended: on its own, or failed (its report,
-        from ``stop``, says why; ``Pipeline.wait`` raises for that)."""
-        assert self._pipeline is not None
-        try:
-            return self._pipeline.wait(timeout)
-        except PipelineFailedError:
-            return True
-
-    def state(self) -> str:
-        return self._pipeline.state if self._pipeline is not None else "created"
-
-    def note(self, text: str) -> None:
-        """Put an event in the ledger of every recorder of this node."""
-        pipeline = self._pipeline
-        if pipeline is None:
-            return
-        for name in pipeline.plan.recorders:
-            get(pipeline.handle(name).note_event.remote(text), timeout=10)
-
-    def stop(self, timeout: float) -> dict[str, Any]:
-        pipeline = self._pipeline
-        if pipeline is None:
-            return {}
-        report = pipeline.stop(timeout=timeout)
-        self._pipeline = None
-        shutdown_runtime()  # this node's rigd processes end with the run
-        return {
-            "state": report.state,
-            "files": list(report.files),
-            "frames": dict(report.frames),
-            "dropped": dict(report.dropped),
-            "restarts": dict(report.restarts),
-            "failure": report.failure,
-        }
-
-
 class ClusterPipeline:
     """A pipeline file run across a Ray cluster's nodes (``rigd.init(address=...)`` first).
 
@@ -265,11 +206,15 @@ class ClusterPipeline:
         self._started = 0.0
 
     def start(self) -> None:
-        """Place every node's supervisor (one placement group), then start each part.
+        """Place every node's supervisor (one placement group), then start each
+        part: all of them run, or none (``_cluster_start``).
 
         Raises:
-            ValueError: an actor names no node, or a node no live node has.
+            ValueError: an actor names no node, or a node no live node has; too
+                few free ports in ``port_range`` on a host.
             ResourceUnavailableError: the cluster could not place them all.
+            PipelineFailedError: a node's part failed to start (the message says
+                where and why); every file made was sealed ``aborted``.
         """
         nodes = self._ray.alive_nodes()
         hosts: dict[str, str] = {}
@@ -277,7 +222,7 @@ class ClusterPipeline:
             for resource in node["resources"]:
                 hosts.setdefault(resource, node["ip"])
         names = sorted(split_pipeline(self.text, hosts))
-        self._group = self._ray.reserve([{name: 0.001} for name in names], "PACK", _PLACE_TIMEOUT_S)
+        self._group = place(self._ray, names, _PLACE_TIMEOUT_S)
         try:
             cls = remote(NodeSupervisor)
             for index, name in enumerate(names):
@@ -285,27 +230,12 @@ class ClusterPipeline:
                 self._nodes[name] = cls.options(
                     num_cpus=0, resources={name: 0.001}, scheduling_strategy=strategy
                 ).remote()
-            # Each sending node chooses its bridges' ports (free there), then the split
+            # Each sending host chooses its bridges' ports (free there), then the split
             # tells the receivers where to connect.
             needed = bridges_from(split_pipeline(self.text, hosts))
-            ports = dict(
-                zip(
-                    needed,
-                    get(
-                        [
-                            self._nodes[n].free_ports.remote(count, self.port_range)
-                            for n, count in needed.items()
-                        ],
-                        timeout=60,
-                    ),
-                    strict=True,
-                )
-            )
+            ports = choose_ports(self._nodes, hosts, needed, self.port_range)
             parts = split_pipeline(self.text, hosts, ports)
-            get(
-                [self._nodes[n].start.remote(parts[n], self.run_id, self.metadata) for n in names],
-                timeout=120,
-            )
+            start_parts(self._nodes, parts, hosts, self.run_id, self.metadata, self.port_range)
         except BaseException:
             self._teardown()
             raise

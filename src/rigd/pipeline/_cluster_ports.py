@@ -48,9 +48,12 @@ def free_ports(count: int, port_range: tuple[int, int] | None = None) -> list[in
             held.append(s)
         if len(held) < count:
             assert port_range is not None
+            ports = "1 free tcp port" if count == 1 else f"{count} free tcp ports"
+            free = f"{len(held)} is" if len(held) == 1 else f"{len(held)} are"
             raise ValueError(
-                f"the bridges need {count} free tcp ports in {port_range[0]}-{port_range[1]} "
-                f"on {socket.gethostname()}, and {len(held)} are free; widen the port range"
+                f"the bridges need {ports} in {port_range[0]}-{port_range[1]} on "
+                f"{socket.gethostname()}, and {free} free; widen the range (--bridge-ports, "
+                "ClusterPipeline port_range)"
             )
         return [int(s.getsockname()[1]) for s in held]
     finally:

@@ -6,7 +6,8 @@ its ``stop``; a dead one's rings are closed so its readers drain and end.
 ``teardown`` then kills what is left, unlinks the rings, ends the run's
 store entries and makes the ``RunReport`` (run files repaired on a kill).
 ``abort_start`` ends a start that failed or was interrupted: its run files
-are sealed as ``aborted``.
+are sealed as ``aborted``; ``abort_loaded`` does the same for a loaded run
+that will not run (another node's part of a cluster run failed to start).
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from rigd.pipeline._stop_order import fed_from_afar, stop_order
 if TYPE_CHECKING:
     from rigd.pipeline._supervisor import Pipeline
 
-__all__ = ["abort_start", "alive", "end_rings_of", "end_store", "stop_graceful", "teardown"]
+__all__ = [
+    "abort_loaded",
+    "abort_start",
+    "alive",
+    "end_rings_of",
+    "end_store",
+    "stop_graceful",
+    "teardown",
+]
 
 log = logging.getLogger("rigd.pipeline._supervisor")
 
@@ -143,3 +152,21 @@ def abort_start(p: Pipeline, exc: BaseException) -> RunReport:
         p.failure = "the start was interrupted" if interrupted else f"{exc}"
     collect_started_files(p)
     return teardown(p, force=True, run_state="aborted")
+
+
+def abort_loaded(p: Pipeline, reason: str) -> RunReport:
+    """End a loaded run that will not run (``load`` done, ``run`` never called),
+    as a failed start ends: every actor killed, the run files sealed with
+    ``run_state = "aborted"``, ``reason`` the report's ``failure``.
+
+    A run already past ``load`` (running, or ended) is killed instead (``Pipeline.kill``).
+    """
+    with p._stop_lock:
+        if p._report is None and p._machine.move(RunState.FAILED, when=_LOADED) is not None:
+            p.failure = reason
+            p._report = abort_start(p, RuntimeError(reason))
+            return p._report
+    return p.kill()
+
+
+_LOADED = frozenset({RunState.READY})

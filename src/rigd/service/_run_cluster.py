@@ -3,12 +3,13 @@
 The foreground run of ``rigd run``, for a pipeline file whose actors name
 their nodes (``node:``): ``rigd.init(address=...)`` joins the cluster, a
 ``ClusterPipeline`` places every node's part at once (one placement group)
-and bridges the links between nodes. The first Ctrl-C stops the run
-cleanly (every node drains its links, files are sealed on their nodes); a
-second one leaves the nodes' own supervisors to stop. The exit status is
-``rigd run``'s: 0 for a run that ended well, 1 for a failed one (a lost
-node), 2 for a pipeline file or address that cannot be used, 130 after
-Ctrl-C.
+and bridges the links between nodes. Ctrl-C or SIGTERM (``kill``,
+``timeout``, systemd) stops the run cleanly (every node drains its links,
+files are sealed on their nodes), as for a local ``rigd run``; one during
+the start stops the run as soon as it started. The exit status is ``rigd
+run``'s: 0 for a run that ended well, 1 for a failed one (a lost node, a
+failed start), 2 for a pipeline file, address or port range that cannot be
+used, 130 after Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from rigd.pipeline import ClusterPipeline
 __all__ = ["parse_port_range", "run_on_cluster"]
 
 _WAIT_S = 0.5
+#: Each stops the run cleanly, as the first Ctrl-C or SIGTERM does a local ``rigd run``.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def run_on_cluster(
@@ -57,11 +60,16 @@ def run_on_cluster(
         return 2
     try:
         init(address=address)
-    except (RigdError, ValueError, ConnectionError) as exc:
+    except ConnectionError as exc:  # names the address and what to give instead
+        print(f"rigd run: {exc}", file=err)
+        return 2
+    except (RigdError, ValueError) as exc:
         print(f"rigd run: cannot join the cluster at {address}: {exc}", file=err)
         return 2
     stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
+    # After init: a Ray driver's ray.init puts Ray's own SIGTERM handler in (it ends the
+    # driver at once, and every node's file is left unsealed); rigd's stops cleanly.
+    previous = {sig: signal.signal(sig, lambda _s, _f: stop.set()) for sig in _STOP_SIGNALS}
     try:
         pipeline = ClusterPipeline(source, run_id=run_id, metadata=metadata, port_range=port_range)
         try:
@@ -76,7 +84,8 @@ def run_on_cluster(
             print("rigd run: stopping on every node (draining the links)", file=err)
         report = pipeline.stop()
     finally:
-        signal.signal(signal.SIGINT, previous or signal.default_int_handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         shutdown()
     print(f"run {report.run_id}: {report.state}", file=out)
     for stream, frames in sorted(report.frames.items()):
