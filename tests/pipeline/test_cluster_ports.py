@@ -51,3 +51,31 @@ def test_a_bad_bridge_ports_option_is_refused_with_an_example(text: str) -> None
 def test_the_bridge_ports_option_reads_a_range() -> None:
     assert parse_port_range("47100-47199") == (47100, 47199)
     assert parse_port_range(None) is None
+
+
+def test_a_bridge_port_taken_after_it_was_chosen_is_named_with_the_range_to_widen() -> None:
+    zmq = pytest.importorskip("zmq")
+    from rigd.pipeline._cluster_start import _explain, failure_of
+
+    context = zmq.Context()
+    first, second = context.socket(zmq.PUSH), context.socket(zmq.PUSH)
+    try:
+        first.bind("tcp://0.0.0.0:*")
+        port = int(first.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+        with pytest.raises(zmq.ZMQError) as taken:
+            second.bind(f"tcp://0.0.0.0:{port}")
+    finally:
+        first.close(linger=0)
+        second.close(linger=0)
+        context.term()
+
+    answer = failure_of(taken.value)
+    assert answer["port_in_use"] == port
+    why = _explain("node_a", answer, {"node_a": "10.0.0.5"}, (port, port))
+    assert f"tcp port {port} on 10.0.0.5 is in use" in why
+    assert f"widen --bridge-ports {port}-{port}" in why
+    assert "start the run again" in _explain("node_a", answer, {}, None)
+    assert failure_of(ValueError("no such frame")) == {
+        "error": "ValueError: no such frame",
+        "port_in_use": None,
+    }

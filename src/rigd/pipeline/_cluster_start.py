@@ -52,11 +52,12 @@ def place(ray: Any, names: Sequence[str], timeout: float) -> Any:
         if missing:
             hints.append(f"no live node has {missing} (ray status lists the nodes)")
         if held:
-            example = f"resources={{{held[0]!r}: 1}}"
+            node = held[0]
             hints.append(
-                f"{held} all held: an actor placed with a node's resource ({example}, "
-                "as node: places one) holds it while it lives; end it, or give that node more "
-                f"(ray start --resources '{{\"{held[0]}\": 4}}')"
+                f"{held} all held now: a live actor placed with that resource (e.g. "
+                f"resources={{{node!r}: 1}}) holds it, and node: needs a part of it; end "
+                f"that actor, have it ask for a part ({{{node!r}: 0.5}}), or give the node "
+                f"more (ray start --resources '{{\"{node}\": 4}}')"
             )
         raise ResourceUnavailableError(
             f"{exc}; {'; '.join(hints)}" if hints else str(exc)
