@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("rigd.pipeline._supervisor")
+#: ``abort_loaded`` ends a run in these (loaded, not run).
+_LOADED = frozenset({RunState.READY})
 
 
 def end_store(p: Pipeline) -> None:
@@ -167,6 +169,3 @@ def abort_loaded(p: Pipeline, reason: str) -> RunReport:
             p._report = abort_start(p, RuntimeError(reason))
             return p._report
     return p.kill()
-
-
-_LOADED = frozenset({RunState.READY})
