@@ -28,6 +28,9 @@ def cluster() -> Iterator[Any]:
         head_node_args={
             "num_cpus": 2,
             "resources": {"node_a": 4},
+            # No dashboard: its fixed port 8265 may be another cluster's on a shared
+            # machine, and Ray's port check then leaks a socket (a ResourceWarning).
+            "include_dashboard": False,
             # A removed node is declared dead within about 1.5 s (Ray's default: 15 s).
             "_system_config": {
                 "health_check_initial_delay_ms": 0,
