@@ -72,6 +72,10 @@ def stop_graceful(p: Pipeline, timeout: float) -> None:
                 if not drained:
                     log.warning("%s did not drain within %.0f s; stopping it", name, timeout)
             actors.get(handle.__rigd_stop__.remote(), timeout=CALL_TIMEOUT_S)
+            if callable(getattr(actor.cls, "report_line", None)):
+                line = actors.get(handle.report_line.remote(), timeout=CALL_TIMEOUT_S)
+                if line:
+                    p._actor_lines[name] = str(line)
         except Exception as exc:  # noqa: BLE001 - stop the rest whatever one does
             log.error("pipeline %s: stopping %r failed: %s", p.plan.name, name, exc)
             end_rings_of(p, name)
@@ -129,6 +133,7 @@ def teardown(p: Pipeline, force: bool, run_state: str = "recovered") -> RunRepor
         log=log_path,
         last_errors=dict(p._last_errors),
         pauses=tuple(p._pause.spans),
+        actor_lines=dict(p._actor_lines),
     )
 
 

@@ -34,7 +34,7 @@ from rigd.storage._ring import (
     remove_stale_rings,
     shm_free_bytes,
 )
-from rigd.storage._ring_notes import DropNote, end_spans, gap_spans
+from rigd.storage._ring_notes import OWN_IDS, DropNote, end_spans, gap_spans
 from rigd.storage._store import (
     RUN_ENV,
     STORE_ENV,
@@ -88,6 +88,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "MessageReader",
     "MessageTooLargeError",
     "MessageWriter",
+    "OWN_IDS",
     "RESERVED_ATTRIBUTES",
     "RING_KINDS",
     "RUN_ENV",
