@@ -16,6 +16,7 @@ import zmq
 
 import rigd
 from rigd.pipeline import Pipeline, ZmqSource, plan_pipeline
+from rigd.service._run import format_report
 from tests.helpers import wait_until
 
 
@@ -264,6 +265,7 @@ def test_consecutive_ids_that_skip_are_frames_lost_and_a_bad_message_is_in_the_s
     assert "6 frame(s) received" in line
     assert "5 lost on the way" in line
     assert "1 message(s) rejected (last: its header is not JSON)" in line
+    assert f"  actor network: {line}" in format_report(report)  # `rigd run`'s summary
     assert report.log is not None  # the recorder's lines about the gaps are in the run's log
     assert "3 frame(s) from id 14 not recorded (gap)" in Path(report.log).read_text()
 
