@@ -6,7 +6,9 @@ names its camera PC and its GPU PC.
 
 from __future__ import annotations
 
+import gc
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,22 +25,12 @@ def cluster() -> Iterator[Any]:
     # The workers import the tests' modules, as the driver does.
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), before or "") if p)
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 2,
-            "resources": {"node_a": 4},
-            # No dashboard: its fixed port 8265 may be another cluster's on a shared
-            # machine, and Ray's port check then leaks a socket (a ResourceWarning).
-            "include_dashboard": False,
-            # A removed node is declared dead within about 1.5 s (Ray's default: 15 s).
-            "_system_config": {
-                "health_check_initial_delay_ms": 0,
-                "health_check_period_ms": 500,
-                "health_check_failure_threshold": 3,
-            },
-        },
-    )
+    with warnings.catch_warnings():
+        # Ray's dashboard port probe (ray/_private/services.py) leaves a socket
+        # in a reference cycle; collected here, not in a later test's phase.
+        warnings.simplefilter("ignore", ResourceWarning)
+        cluster = _start(Cluster)
+        gc.collect()
     try:
         cluster.add_node(num_cpus=2, resources={"node_b": 4})
         cluster.wait_for_nodes()
@@ -49,3 +41,19 @@ def cluster() -> Iterator[Any]:
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = before
+
+
+def _start(cluster_class: Any) -> Any:
+    return cluster_class(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 2,
+            "resources": {"node_a": 4},
+            # A removed node is declared dead within about 1.5 s (Ray's default: 15 s).
+            "_system_config": {
+                "health_check_initial_delay_ms": 0,
+                "health_check_period_ms": 500,
+                "health_check_failure_threshold": 3,
+            },
+        },
+    )

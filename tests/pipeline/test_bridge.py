@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,13 @@ import numpy as np
 import pytest
 
 import rigd
-from rigd.pipeline import BridgeReceiver, BridgeSender, Pipeline, plan_pipeline
+from rigd.pipeline import (
+    BridgeReceiver,
+    BridgeSender,
+    Pipeline,
+    PipelineFailedError,
+    plan_pipeline,
+)
 from tests.helpers import wait_until
 from tests.pipeline.sources import kill_and_await_restart
 
@@ -281,3 +288,156 @@ def test_bad_receiver_options_are_refused_with_the_fix() -> None:
     for address in ("tcp://*:5600", "tcp://camera-pc", "tcp://host:99999", "udp://host:1", ""):
         with pytest.raises(ValueError, match="give tcp://HOST:PORT"):
             BridgeReceiver(address=address)
+
+
+def one_side(tmp_path: Path, name: str, actors: str, links: str) -> Pipeline:
+    """One machine's half of a bridged pipeline, started."""
+    text = f"name: {name}\nactors:\n{textwrap.dedent(actors)}links:\n{textwrap.dedent(links)}"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    pipeline = Pipeline(plan_pipeline(path))
+    pipeline.start()
+    return pipeline
+
+
+CAMERA_SIDE = """\
+  - {{name: camera, class: rigd.pipeline.SimulatedCamera,
+     options: {{shape: [32, 32], fps: {fps}, n_frames: {n}, pattern: counter}}}}
+  - {{name: sender, class: rigd.pipeline.BridgeSender,
+     options: {{address: "{address}", peer_timeout: 0.5}}}}
+  - {{name: recorder, class: rigd.pipeline.HDF5Recorder,
+     options: {{directory: "{data}"}}}}
+"""
+CAMERA_LINKS = """\
+  - {link: camera.frames -> sender.frames, slots: 8}
+  - {link: camera.frames -> recorder.camera, slots: 64}
+"""
+
+
+def far_side(tmp_path: Path, name: str, address: str, shape: str = "[32, 32]") -> Pipeline:
+    return one_side(
+        tmp_path,
+        name,
+        f"""\
+  - {{name: receiver, class: rigd.pipeline.BridgeReceiver,
+     options: {{address: "{address}", shape: {shape}, dtype: uint16}}}}
+  - {{name: recorder, class: rigd.pipeline.HDF5Recorder,
+     options: {{directory: "{tmp_path / name}"}}}}
+""",
+        "  - {link: receiver.frames -> recorder.camera}\n",
+    )
+
+
+def test_a_sender_with_no_receiver_does_not_hold_its_camera_back(tmp_path: Path) -> None:
+    # Before: once down, the sender took one frame per 50 ms step, so a 200 fps
+    # camera kept ~20 frames/s and the camera PC's own recorder lost 9 in 10.
+    address = f"tcp://127.0.0.1:{free_port()}"
+    actors = CAMERA_SIDE.format(fps=200, n=600, address=address, data=tmp_path / "near")
+    pipeline = one_side(tmp_path, "near", actors, CAMERA_LINKS)
+    try:
+        assert pipeline.wait(60)
+        sender = rigd.get(pipeline.handle("sender").status.remote())
+    finally:
+        report = pipeline.stop()
+    assert sender["state"] == "down"
+    ids, _, _, _ = read(report.files[0])
+    # 600 delivered; frames the camera dropped while the sender waited for a
+    # receiver (0.5 s at most, its ring of 8) are few.
+    assert len(ids) == 600
+    assert int(ids[-1]) < 600 + 0.6 * 200, f"the camera was held back: last id {ids[-1]}"
+
+
+def test_a_receiver_of_other_frames_fails_its_run_and_the_sender_goes_on(tmp_path: Path) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    actors = CAMERA_SIDE.format(fps=200, n=100_000, address=address, data=tmp_path / "near")
+    near = one_side(tmp_path, "near", actors, CAMERA_LINKS)
+    try:
+        far = far_side(tmp_path, "far", address, shape="[64, 64]")
+        try:
+            with pytest.raises(PipelineFailedError, match=r"the sender's frames are \[32, 32\]"):
+                far.wait(30)
+            assert "ended for good" in (far.failure or "")  # not restarted: no use
+        finally:
+            far.stop()
+        sender = near.handle("sender")
+        wait_until(
+            lambda: rigd.get(sender.status.remote())["state"] == "down",
+            timeout=30,
+            what="the sender to let the receiver go",
+        )
+    finally:
+        near.stop()
+
+
+def test_a_second_receiver_is_refused_and_the_first_keeps_the_stream(tmp_path: Path) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    actors = CAMERA_SIDE.format(fps=200, n=600, address=address, data=tmp_path / "near")
+    actors = actors.replace("peer_timeout: 0.5", "peer_timeout: 10")
+    first = far_side(tmp_path, "first", address)
+    try:
+        near = one_side(tmp_path, "near", actors, CAMERA_LINKS)
+        try:
+            receiver = first.handle("receiver")
+            wait_until(
+                lambda: rigd.get(receiver.status.remote())["frames_received"] >= 50,
+                timeout=30,
+                what="frames at the first receiver",
+            )
+            second = far_side(tmp_path, "second", address)
+            try:
+                with pytest.raises(PipelineFailedError, match="already feeds another receiver"):
+                    second.wait(30)
+            finally:
+                second.stop()
+            assert near.wait(60)
+        finally:
+            near.stop()
+        assert first.wait(30), "the first receiver did not get the end of stream"
+    finally:
+        report = first.stop()
+    ids, frames, _, state = read(report.files[0])
+    np.testing.assert_array_equal(ids, np.arange(600))
+    assert_counter_frames(ids, frames)
+    assert state == "complete"
+
+
+def test_a_receiver_whose_sender_is_not_there_stops_at_once(tmp_path: Path) -> None:
+    # Before: a stop waited 60 s for an end of stream no sender would send.
+    far = far_side(tmp_path, "far", f"tcp://127.0.0.1:{free_port()}")
+    begun = time.monotonic()
+    report = far.stop()
+    assert time.monotonic() - begun < 10
+    assert report.state == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("actor", "options", "problem"),
+    [
+        ("BridgeReceiver", 'address: "http://camera-pc:5600"', "give tcp://HOST:PORT"),
+        ("BridgeReceiver", 'address: "tcp://camera-pc:notaport"', "give tcp://HOST:PORT"),
+        ("BridgeSender", 'address: "tcp://0.0.0.0:99999"', "is not one to bind"),
+        ("BridgeSender", 'address: "camera-pc:5600"', "is not one to bind"),
+    ],
+)
+def test_bad_bridge_addresses_are_refused_at_planning_with_their_line(
+    tmp_path: Path, actor: str, options: str, problem: str
+) -> None:
+    from rigd.config import PipelineFileError
+
+    text = textwrap.dedent(
+        f"""\
+        name: bad
+        actors:
+          - {{name: camera, class: rigd.pipeline.SimulatedCamera, options: {{shape: [32, 32]}}}}
+          - {{name: link, class: rigd.pipeline.{actor}, options: {{{options}}}}}
+        """
+    )
+    if actor == "BridgeSender":
+        text += "links:\n  - camera.frames -> link.frames\n"
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(PipelineFileError) as info:
+        plan_pipeline(path)
+    (found,) = info.value.problems
+    assert "line 4" in found
+    assert problem in found

@@ -16,6 +16,7 @@ import zmq
 
 import rigd
 from rigd.pipeline import Pipeline, ZmqSource, plan_pipeline
+from rigd.service._run import format_report
 from tests.helpers import wait_until
 
 
@@ -138,6 +139,7 @@ def test_a_zmq_publisher_feeds_a_zmq_source_in_rigds_framing(tmp_path: Path) -> 
     ids, _, data = recorded(report.files[0])
     assert len(ids) == 60
     assert (np.diff(ids.astype(np.int64)) > 0).all()
+    assert ledger(report.files[0]) == []  # the publisher's ids skip (latest): not lost
     # Each frame is the camera's frame of that id, bit for bit.
     expected = (ids % 65536).astype(np.uint16)[:, None, None] * np.ones((16, 16), np.uint16)
     np.testing.assert_array_equal(data, expected)
@@ -187,6 +189,109 @@ def test_hostile_messages_are_rejected_counted_and_the_source_goes_on(
     np.testing.assert_array_equal(data, [good, good])
 
 
+def ledger(path: str, stream: str = "frames") -> list[tuple[int, int, str]]:
+    with h5py.File(path, "r") as f:
+        return [
+            (int(r["first_id"]), int(r["count"]), r["reason"].decode())
+            for r in f[stream]["dropped"][:]
+        ]
+
+
+def send(sock: zmq.Socket, ids: list[int | None], frame: np.ndarray) -> None:
+    for frame_id in ids:
+        header: dict[str, object] = {"shape": list(frame.shape), "dtype": str(frame.dtype)}
+        if frame_id is not None:
+            header["frame_id"] = frame_id
+        sock.send_multipart([json.dumps(header).encode(), frame.tobytes()])
+
+
+def source(address: str, frame_ids: str | None = None) -> str:
+    option = f", frame_ids: {frame_ids}" if frame_ids else ""
+    return f"""
+        - name: network
+          class: rigd.pipeline.ZmqSource
+          options: {{address: "{address}", socket: pull, shape: [4, 4], dtype: uint8{option}}}
+        """
+
+
+def test_a_senders_own_ids_that_skip_are_recorded_as_sent_and_are_not_lost_frames(
+    tmp_path: Path, push: tuple[zmq.Socket, str]
+) -> None:
+    # Was: ids 10, 12, 14, ... gave "N recorded, N - 1 dropped", a gap per frame
+    # in the ledger and a log line per frame.
+    sock, address = push
+    pipeline = start(tmp_path, source(address), "- {link: network.frames -> recorder.frames}")
+    frame = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    ids = list(range(10, 10 + 2 * 150, 2))
+    try:
+        send(sock, ids, frame)
+        sock.send_multipart([b'{"end": true}'])
+        assert pipeline.wait(60)
+        status = rigd.get(pipeline.handle("network").status.remote())
+    finally:
+        report = pipeline.stop()
+    recorded_ids, _, _ = recorded(report.files[0])
+    np.testing.assert_array_equal(recorded_ids, ids)
+    assert ledger(report.files[0]) == []
+    assert report.frames == {"frames": 150}
+    assert report.dropped == {"frames": 0}
+    assert (status["frames_received"], status["frames_lost"]) == (150, 0)
+    assert report.actor_lines["network"].startswith("150 frame(s) received")
+    assert report.log is not None
+    assert "not recorded" not in Path(report.log).read_text()
+
+
+def test_consecutive_ids_that_skip_are_frames_lost_and_a_bad_message_is_in_the_summary(
+    tmp_path: Path, push: tuple[zmq.Socket, str]
+) -> None:
+    sock, address = push
+    pipeline = start(
+        tmp_path, source(address, "consecutive"), "- {link: network.frames -> recorder.frames}"
+    )
+    frame = np.ones((4, 4), np.uint8)
+    try:
+        send(sock, [7, 8, 9], frame)
+        sock.send_multipart([b"not json", frame.tobytes()])
+        send(sock, [12, 13, 17], frame)
+        sock.send_multipart([b'{"end": true}'])
+        assert pipeline.wait(60)
+        status = rigd.get(pipeline.handle("network").status.remote())
+    finally:
+        report = pipeline.stop()
+    assert ledger(report.files[0]) == [(10, 2, "gap"), (14, 3, "gap")]
+    assert (status["frames_lost"], status["rejected"]) == (5, 1)
+    assert report.dropped == {"frames": 5}
+    line = report.actor_lines["network"]
+    assert "6 frame(s) received" in line
+    assert "5 lost on the way" in line
+    assert "1 message(s) rejected (last: its header is not JSON)" in line
+    assert f"  actor network: {line}" in format_report(report)  # `rigd run`'s summary
+    assert report.log is not None  # the recorder's lines about the gaps are in the run's log
+    assert "3 frame(s) from id 14 not recorded (gap)" in Path(report.log).read_text()
+
+
+def test_count_renumbers_frames_as_they_arrive_whatever_the_sender_says(
+    tmp_path: Path, push: tuple[zmq.Socket, str]
+) -> None:
+    sock, address = push
+    pipeline = start(
+        tmp_path, source(address, "count"), "- {link: network.frames -> recorder.frames}"
+    )
+    frames = np.arange(4 * 16, dtype=np.uint8).reshape(4, 4, 4)
+    try:
+        # A sender restarted (its ids back to 0), then one with no ids at all.
+        for frame_id, frame in zip([100, 101, 0, None], frames, strict=True):
+            send(sock, [frame_id], frame)
+        sock.send_multipart([b'{"end": true}'])
+        assert pipeline.wait(60)
+    finally:
+        report = pipeline.stop()
+    ids, _, data = recorded(report.files[0])
+    np.testing.assert_array_equal(ids, [0, 1, 2, 3])
+    np.testing.assert_array_equal(data, frames)
+    assert ledger(report.files[0]) == []
+
+
 @pytest.mark.parametrize(
     ("options", "problem"),
     [
@@ -194,6 +299,7 @@ def test_hostile_messages_are_rejected_counted_and_the_source_goes_on(
         ({"shape": [0]}, "shape must be positive"),
         ({"dtype": "object"}, "plain numeric dtype"),
         ({"n_frames": -1}, "n_frames must be an int >= 0"),
+        ({"frame_ids": "auto"}, r"frame_ids must be one of \['sender', 'consecutive', 'count'\]"),
     ],
 )
 def test_bad_options_are_refused_with_the_fix(options: dict, problem: str) -> None:

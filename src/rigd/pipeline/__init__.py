@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from rigd.pipeline._processor import Emission, FrameProcessor
     from rigd.pipeline._publisher import ZmqPublisher
     from rigd.pipeline._recorder import HDF5Recorder
-    from rigd.pipeline._replay import replay_file, replay_pipeline
+    from rigd.pipeline._replay import replay_file, replay_outputs, replay_pipeline
     from rigd.pipeline._roi import RoiTraces, roi_masks
     from rigd.pipeline._run_log import run_log_path
     from rigd.pipeline._state import (
@@ -108,6 +108,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "list_cameras",
     "plan_pipeline",
     "replay_file",
+    "replay_outputs",
     "replay_pipeline",
     "roi_masks",
     "run_inline",
@@ -169,6 +170,7 @@ _LAZY = {
     "check_transition": "rigd.pipeline._state",
     "plan_pipeline": "rigd.pipeline._plan",
     "replay_file": "rigd.pipeline._replay",
+    "replay_outputs": "rigd.pipeline._replay",
     "replay_pipeline": "rigd.pipeline._replay",
     "roi_masks": "rigd.pipeline._roi",
     "run_inline": "rigd.pipeline._inline",

@@ -38,6 +38,9 @@ connected; every message is multipart):
   frame's bytes), ``[b"W", header]`` welcome (JSON ``shape``, ``dtype``,
   ``policy``, ``session``, ``window``: the frames it sends unacknowledged),
   ``[b"E", last_id]`` end of stream, ``[b"H"]`` heartbeat;
+- sender to a second receiver: ``[b"R", reason]``, refused: one sender feeds
+  one receiver; the one it feeds is still connected (a receiver's new
+  connection after its old one closed is welcomed instead);
 - receiver to sender: ``[b"A", last_id]`` (the last frame id committed, an
   8-byte little-endian signed integer, -1 for none): acknowledgement and
   heartbeat at once, sent every half ``window`` of frames, and when no frame

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rigd._exceptions import RigdError, WouldBlock
-from rigd.actors import Actor
+from rigd.actors import Actor, add_fatal_error
 from rigd.pipeline._bridge_wire import FRAME, HEARTBEAT_S, ID, POLL_MS, check_timeouts
 from rigd.pipeline._frame_spec import frame_spec
 from rigd.pipeline._zmtp import ZmtpDealer, endpoint
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Messages handled in one step at most.
 _BATCH = 16
+#: Seconds a stop waits for the sender's end of stream, at most, while the
+#: sender is up (a sender that is not up is not waited for).
+_STOP_GRACE_S = 5.0
 #: How long the receiver waits for the next frame before it acknowledges the
 #: ones it has when fewer than ``_ack_every`` are owed (the stream paused or ended).
 _ACK_DELAY_MS = 2
@@ -36,6 +39,15 @@ _ACK_DELAY_MS = 2
 
 class _WrongSizeError(RigdError):
     """A frame's data part is not one frame's bytes (its size, or more parts follow)."""
+
+
+class _BridgeRefusedError(RigdError, ValueError):
+    """This receiver cannot take the sender's stream (other frames, or the sender
+    feeds another receiver): no later step could, so the actor gives up at once
+    and is not restarted (``add_fatal_error``); its run fails with the reason."""
+
+
+add_fatal_error(_BridgeRefusedError)
 
 
 class BridgeReceiver(Actor):
@@ -89,6 +101,9 @@ class BridgeReceiver(Actor):
         cls, options: Mapping[str, Any], inputs: Mapping[str, Any]
     ) -> dict[str, tuple[tuple[int, ...], str]]:
         shape, dtype = cls._check(options.get("shape", (512, 512)), options.get("dtype", "uint16"))
+        # Checked when the file is planned: a bad option names its line.
+        check_timeouts(1, options.get("peer_timeout", 10.0))
+        endpoint(options.get("address", "tcp://127.0.0.1:5600"))
         return {"frames": (shape, dtype.str)}
 
     def setup(self) -> None:
@@ -104,9 +119,13 @@ class BridgeReceiver(Actor):
         self._ack_every = 1
         self._done = False
         self._told: str | None = None  # the connection problem logged last
+        self._welcomed = False
+        self._stop_seen: float | None = None  # when this side's stop began
 
     def run_step(self) -> None:
         link = self._link
+        if self.stopping and self._stop_now():
+            return
         if not link.connected:
             self._connect()
         now = time.monotonic()
@@ -137,7 +156,30 @@ class BridgeReceiver(Actor):
         except ConnectionError as exc:
             # Closed, or stalled inside a message: a new connection is a new
             # peer to the sender, which sends again what was not acknowledged.
-            log.info("bridge %s: %s; connecting again", self.address, exc)
+            log.warning("bridge %s: %s; connecting again", self.address, exc)
+
+    def _stop_now(self) -> bool:
+        """A stop: whether to end now, not waiting for the sender's end of stream.
+
+        A sender that is not up (absent, dead, silent) sends none; one that is up
+        gets ``_STOP_GRACE_S`` to drain its window (a cluster's clean stop: its
+        source stopped first) and is then left (a stop of this side alone)."""
+        now = time.monotonic()
+        if self._stop_seen is None:
+            self._stop_seen = now
+        if self.state == "up" and now - self._stop_seen < min(_STOP_GRACE_S, self.peer_timeout):
+            return False
+        log.warning(
+            "bridge %s: stopping without the sender's end of stream (%s); the last frame "
+            "here is %d",
+            self.address,
+            "it is not up" if self.state != "up" else f"none within {_STOP_GRACE_S:g} s",
+            self.last_id,
+        )
+        self._link.close()
+        self._done = True
+        self.finish()
+        return True
 
     def _connect(self) -> None:
         link = self._link
@@ -146,7 +188,11 @@ class BridgeReceiver(Actor):
             self._ack()  # the sender welcomes a peer once it talks
         elif link.problem and link.problem != self._told:
             self._told = link.problem
-            log.info("bridge %s: no sender yet (%s)", self.address, link.problem)
+            log.warning(
+                "bridge %s: no sender there yet (%s); trying again every 0.1 s",
+                self.address,
+                link.problem,
+            )
 
     def _handle(self) -> None:
         """One message from the sender."""
@@ -164,6 +210,8 @@ class BridgeReceiver(Actor):
         kind = first
         if kind == b"W" and len(parts) == 2:
             self._welcome(json.loads(parts[1]))
+        elif kind == b"R" and len(parts) == 2:
+            self._refused(parts[1].decode(errors="replace"))
         elif kind == b"E" and len(parts) == 2:
             (end_id,) = ID.unpack(parts[1])
             if end_id > self.last_id:
@@ -178,13 +226,24 @@ class BridgeReceiver(Actor):
             self._done = True
             self.finish()
 
+    def _refused(self, reason: str) -> None:
+        if not self._welcomed:
+            self._link.close()
+            raise _BridgeRefusedError(f"bridge {self.address}: refused: {reason}")
+        # Welcomed before: this is a new connection of the same receiver, which
+        # the sender takes once it has seen the old one close. Try again.
+        log.warning("bridge %s: refused (%s); connecting again", self.address, reason)
+        self._link.close()
+
     def _welcome(self, welcome: dict[str, Any]) -> None:
         shape, dtype = tuple(welcome["shape"]), np.dtype(welcome["dtype"])
         if shape != self.shape or dtype != self.dtype:
-            raise ValueError(
+            self._link.close()  # the sender then declares this receiver down
+            raise _BridgeRefusedError(
                 f"bridge {self.address}: the sender's frames are {list(shape)} {dtype}, but this "
                 f"receiver's options say {list(self.shape)} {self.dtype}; make them match"
             )
+        self._welcomed = True
         window = welcome.get("window", 1)
         self._ack_every = max(1, window // 2) if isinstance(window, int) else 1
 
@@ -211,9 +270,8 @@ class BridgeReceiver(Actor):
                     link.skip()  # the frame's data: not for this ring now
                     return
             except _WrongSizeError as exc:
-                while link.more:
-                    link.skip()
-                raise ValueError(
+                self._link.close()
+                raise _BridgeRefusedError(
                     f"bridge {self.address}: frame {frame_id} has {exc.args[0]} bytes, not a "
                     f"{list(self.shape)} {self.dtype} frame; the sender's link carries other frames"
                 ) from None

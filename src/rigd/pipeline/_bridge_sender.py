@@ -13,17 +13,26 @@ each frame once (its slot may be overwritten at any time) and sends the copy.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import zmq
 
 from rigd._exceptions import EndOfStream
 from rigd.actors import Actor
-from rigd.pipeline._bridge_wire import FRAME, HEARTBEAT_S, ID, POLL_MS, check_timeouts
+from rigd.pipeline._bridge_wire import (
+    FRAME,
+    HEARTBEAT_S,
+    ID,
+    POLL_MS,
+    check_bind_address,
+    check_timeouts,
+)
 from rigd.pipeline._zmq_zero_copy import ZeroCopySend
 from rigd.storage import Frame, ReaderPolicy
 
@@ -32,6 +41,8 @@ __all__ = ["BridgeSender"]
 log = logging.getLogger(__name__)
 
 _MORE = zmq.SNDMORE | zmq.NOBLOCK
+#: Frames discarded in one step at most while the receiver is down.
+_DISCARD_BATCH = 64
 
 
 def _payload(data: Frame | bytes) -> Any:
@@ -62,6 +73,7 @@ class BridgeSender(Actor):
         self, address: str = "tcp://0.0.0.0:5600", window: int = 16, peer_timeout: float = 10.0
     ) -> None:
         check_timeouts(window, peer_timeout)
+        check_bind_address(address)
         self.address = address
         self.window = window
         self.peer_timeout = float(peer_timeout)
@@ -71,6 +83,15 @@ class BridgeSender(Actor):
         self.lost: list[tuple[int, int]] = []  # (first_id, count) discarded while down
         self.state = "waiting"
         self.peer: str | None = None
+
+    @classmethod
+    def describe_outputs(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> dict[str, tuple[tuple[int, ...], str]]:
+        # Checked when the file is planned: a bad option names its line.
+        check_timeouts(options.get("window", 16), options.get("peer_timeout", 10.0))
+        check_bind_address(options.get("address", "tcp://0.0.0.0:5600"))
+        return {}
 
     def setup(self) -> None:
         reader = self.inputs.frames
@@ -92,6 +113,7 @@ class BridgeSender(Actor):
             }
         ).encode()
         self._peer_id: bytes | None = None
+        self._refused: set[bytes] = set()  # second receivers, told so
         self._heard = time.monotonic()  # no receiver yet: the timeout runs from now
         self._said = 0.0
         # (frame_id, header, data): ``data`` is the held ``Frame`` (lossless,
@@ -106,7 +128,8 @@ class BridgeSender(Actor):
     # -- the step ---------------------------------------------------------------------
 
     def run_step(self) -> None:
-        self._listen(POLL_MS if not self._room() else 0)
+        # Down, frames are taken off the ring as fast as they come: no wait here.
+        self._listen(0 if self._room() or self.state == "down" else POLL_MS)
         now = time.monotonic()
         if self.state == "up" and now - self._heard > self.peer_timeout:
             self._down(f"no word from the receiver for {self.peer_timeout:g} s")
@@ -164,15 +187,22 @@ class BridgeSender(Actor):
         return frame.frame_id, frame.timestamp_ns, data
 
     def _discard(self) -> None:
-        """Down: take the frames after the window off the ring so the writer goes on."""
+        """Down: take the frames after the window off the ring, all that are there
+        (waiting ``POLL_MS`` for the first), so the writer goes on at its own rate."""
         reader = self.inputs.frames
-        try:
-            frame = reader.get(timeout=POLL_MS / 1000)
-        except TimeoutError:
-            return
-        except EndOfStream:
-            self._ended = self._last_id
-            return
+        timeout = POLL_MS / 1000
+        for _ in range(_DISCARD_BATCH):  # then listen again: the receiver may be back
+            try:
+                frame = reader.get(timeout=timeout)
+            except TimeoutError:
+                return
+            except EndOfStream:
+                self._ended = self._last_id
+                return
+            self._lose(reader, frame)
+            timeout = 0.0
+
+    def _lose(self, reader: Any, frame: Frame) -> None:
         frame_id = frame.frame_id
         reader.release(frame)
         self._last_id = frame_id
@@ -210,13 +240,44 @@ class BridgeSender(Actor):
             if kind != b"A" or len(rest) != 1 or len(rest[0]) != ID.size:
                 continue
             (last_id,) = ID.unpack(rest[0])
-            self._heard = time.monotonic()
             if peer != self._peer_id:
+                if self._serving_another(peer):
+                    continue
+                self._heard = time.monotonic()
                 self._adopt(peer, last_id)
+            self._heard = time.monotonic()
             self._ack(last_id)
             if self.state != "up":
                 log.warning("bridge %s: the receiver is back (%s)", self.address, self.state)
                 self.state = "up"
+
+    def _serving_another(self, peer: bytes) -> bool:
+        """Whether a new peer is a second receiver, refused: the one served is up
+        and still connected (a restarted or reconnected receiver's old connection
+        is gone, and the new one is welcomed)."""
+        current = self._peer_id
+        if current is None or self.state != "up":
+            return False
+        try:
+            self._socket.send_multipart([current, b"H"], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                return False  # its connection is gone: the new peer takes over
+            if not isinstance(exc, zmq.Again):
+                raise
+        if peer not in self._refused:
+            self._refused.add(peer)
+            log.warning(
+                "bridge %s: a second receiver (%s) connected while %s is served; refused "
+                "(one sender feeds one receiver)",
+                self.address,
+                peer.hex(),
+                current.hex(),
+            )
+        reason = f"the sender at {self.address} already feeds another receiver ({current.hex()})"
+        with contextlib.suppress(zmq.ZMQError):
+            self._socket.send_multipart([peer, b"R", reason.encode()], zmq.NOBLOCK)
+        return True
 
     def _adopt(self, peer: bytes, last_id: int) -> None:
         """A receiver (new, or restarted) talked: welcome it, send again what it lacks."""

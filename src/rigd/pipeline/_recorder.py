@@ -19,6 +19,7 @@ from rigd.actors import get_runtime_context
 from rigd.pipeline._recorder_behind import FallBehind
 from rigd.pipeline._run_file import RunFileActor
 from rigd.storage import (
+    OWN_IDS,
     DropNote,
     DropReason,
     MessageReader,
@@ -95,6 +96,8 @@ class HDF5Recorder(RunFileActor):
         self._next_id: dict[str, int | None] = dict.fromkeys(self._readers)
         # The sources' drop notes not yet in the ledger (ids they skipped, and why).
         self._notes: dict[str, list[DropNote]] = {name: [] for name in self._readers}
+        # Streams whose source numbers frames its own way (``RingWriter.own_ids``).
+        self._own_ids: set[str] = set()
         self._latest = {
             name for name, reader in self._readers.items() if reader.policy is ReaderPolicy.LATEST
         }
@@ -108,8 +111,9 @@ class HDF5Recorder(RunFileActor):
         if resumed:
             # This recorder was restarted: record on into the file it began.
             # The notes before now are in it already, or under the restart.
-            for reader in self._readers.values():
-                _drop_notes(reader)
+            for name, reader in self._readers.items():
+                self._read_notes(name, reader)
+            self._notes = {name: [] for name in self._readers}
             self._writer = RunWriter.resume(
                 path,
                 reason=f"{DropReason.RESTART} of recorder {run.get('actor', '')}".strip(),
@@ -221,23 +225,44 @@ class HDF5Recorder(RunFileActor):
         """Put the ids missing before ``frame_id`` in the ledger, each with its
         reason: the source's drop notes (a camera's incomplete buffers), else
         ``ring_overrun`` when this reader was lapped, else ``gap``."""
-        notes = self._notes[name]
-        notes.extend(_drop_notes(reader))
+        notes = self._read_notes(name, reader)
         dropped = reader.frames_dropped
-        lapped = dropped > self._dropped_seen[name]
+        lapped = dropped - self._dropped_seen[name]
         self._dropped_seen[name] = dropped
+        assert self._writer is not None
+        expected = self._next_id[name]
+        if name in self._own_ids:
+            # The source's ids skip on purpose: only its notes and the frames
+            # this reader lost (as many ids from the next) are drops.
+            self._writer.expect_gap(name)
+            if lapped > 0 and expected is not None:
+                self._writer.note_dropped(name, expected, lapped, DropReason.RING_OVERRUN)
+            for note in [n for n in notes if n.first_id < frame_id]:
+                count = min(note.count, frame_id - note.first_id)
+                self._writer.note_dropped(name, note.first_id, count, note.reason)
+            notes[:] = [n for n in notes if n.first_id >= frame_id]
+            return
         if not notes and not lapped:
             return  # a gap, if any, is the writer's to note (``gap``)
         fallback = DropReason.RING_OVERRUN if lapped else DropReason.GAP
-        assert self._writer is not None
-        for first, count, reason in gap_spans(self._next_id[name], frame_id, notes, fallback):
+        for first, count, reason in gap_spans(expected, frame_id, notes, fallback):
             self._writer.note_dropped(name, first, count, reason)
+
+    def _read_notes(self, name: str, reader: Any) -> list[DropNote]:
+        """The stream's drop notes not yet in the ledger, with the new ones read;
+        an ``OWN_IDS`` marker is kept aside (the stream's ids skip on purpose)."""
+        notes = self._notes[name]
+        for note in _drop_notes(reader):
+            if note.reason == OWN_IDS:
+                self._own_ids.add(name)
+            else:
+                notes.append(note)
+        return notes
 
     def _end(self, name: str) -> None:
         """The stream ``name`` ended: its last drop notes (after its last frame) go in."""
         reader = self._open.pop(name)
-        notes = self._notes[name]
-        notes.extend(_drop_notes(reader))
+        notes = self._read_notes(name, reader)
         assert self._writer is not None
         for first, count, reason in end_spans(self._next_id[name], notes):
             self._writer.note_dropped(name, first, count, reason)

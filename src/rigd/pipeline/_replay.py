@@ -16,6 +16,7 @@ the pipeline layer only (not the daemon, its CLI and REST client: about
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,9 +28,9 @@ from rigd.actors import run_locally
 from rigd.config import load_pipeline
 from rigd.pipeline._inline import run_inline
 from rigd.pipeline._plan import plan_pipeline
-from rigd.storage import carry_ledger, run_metadata
+from rigd.storage import carry_ledger, check_sealed, mark_failed, run_metadata
 
-__all__ = ["replay_file", "replay_pipeline"]
+__all__ = ["replay_file", "replay_outputs", "replay_pipeline"]
 
 _RECORDER = "HDF5Recorder"
 _WAIT_S = 3600.0
@@ -78,28 +79,41 @@ def replay_pipeline(text: str, run_file: str, out_dir: str) -> dict[str, Any]:
     for actor in actors:
         if actor["name"] in recorders:
             options = dict(actor.get("options") or {})
-            options.update(directory=out_dir, template="{run_id}.h5")
+            options.update(directory=out_dir, template=_template(actor["name"], len(recorders)))
             actor["options"] = options
         actor.pop("node", None)
     return dict(config)
 
 
-def _replayed_streams(config: Mapping[str, Any]) -> dict[str, str]:
-    """``{new stream: source stream}`` for the streams a replay records straight
-    from a ``FilePlayback`` (their frames and ids are the source stream's)."""
+def _template(recorder: str, recorders: int) -> str:
+    # Each recorder a file of its own: two on one name would collide.
+    return "{run_id}.h5" if recorders == 1 else f"{{run_id}}-{recorder}.h5"
+
+
+def replay_outputs(text: str, run_id: str) -> dict[str, str]:
+    """The file name each recorder of the pipeline ``text`` writes in a replay
+    whose run id is ``run_id``: ``RUN_ID.h5`` for one recorder,
+    ``RUN_ID-RECORDER.h5`` for each of several."""
+    actors = (yaml.safe_load(text) or {}).get("actors") or []
+    recorders = sorted(a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER))
+    return {name: _template(name, len(recorders)).format(run_id=run_id) for name in recorders}
+
+
+def _replayed_streams(config: Mapping[str, Any], recorder: str) -> dict[str, str]:
+    """``{new stream: source stream}`` for the streams ``recorder`` records straight
+    from a ``FilePlayback`` in a replay (their frames and ids are the source stream's)."""
     actors = config.get("actors") or []
     played = {
         a["name"]: a["options"]["stream"]
         for a in actors
         if a.get("class") == "rigd.pipeline.FilePlayback"
     }
-    recorders = {a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER)}
     out: dict[str, str] = {}
     for link in config.get("links") or []:
         source, target = (side.strip() for side in link["link"].split("->"))
         actor, _, _ = source.partition(".")
         into, _, stream = target.partition(".")
-        if actor in played and into in recorders:
+        if actor in played and into == recorder:
             out[stream] = played[actor]
     return out
 
@@ -139,17 +153,31 @@ def replay_file(
 
     Returns:
         ``file``, ``state`` (``done`` or ``failed``), ``output`` (the new
-        file), ``frames`` (recorded, all streams), ``seconds`` (wall clock),
+        file; the first recorder's), ``outputs`` (every recorder's, see
+        ``replay_outputs``), ``frames`` (recorded, all streams), ``seconds`` (wall clock),
         ``error`` (``"Class: first line"`` when failed). Never raises: a
-        file's failure is its result.
+        file's failure is its result: the files it wrote are kept, marked
+        ``run_state: failed`` (``rigd.storage.mark_failed``); a file of an
+        unsealed run is refused (``rigd.storage.check_sealed``: the fix is
+        ``rigd recover``).
     """
     if in_task:
         run_locally()  # a Ray task's pipeline: this node's processes and rings
     start = time.monotonic()
+    run_id = run_id or f"{Path(run_file).stem}-reprocessed"
+    targets: dict[str, Path] = {}
     try:
+        check_sealed(run_file)  # HDF5 would only name h5clear
         part = replay_pipeline(text, run_file, out_dir)
         pfile = load_pipeline(f"<{run_file}>", text=yaml.safe_dump(part, sort_keys=False))
-        run_id = run_id or f"{Path(run_file).stem}-reprocessed"
+        for recorder, name in replay_outputs(text, run_id).items():
+            target = Path(out_dir) / name
+            if target.exists():
+                raise FileExistsError(
+                    f"{target} exists; a run file is never overwritten "
+                    "(choose another --out, or move it)"
+                )
+            targets[recorder] = target
         # The new file carries the source's metadata and says where it came from.
         source = str(Path(run_file).resolve())
         metadata = run_metadata(source)
@@ -158,7 +186,6 @@ def replay_file(
                 source, pipeline_path, str(part.get("name", "")), metadata.get("provenance")
             )
         )
-        streams = _replayed_streams(part)
         if not actor_processes:
             inline = run_inline(plan_pipeline(pfile), run_id, metadata, _WAIT_S)
             files: list[str] = inline["files"]
@@ -176,11 +203,18 @@ def replay_file(
             if not finished or report.state != "stopped":
                 raise RuntimeError(report.failure or "the replay did not finish")
             files, frames = list(report.files), sum(report.frames.values())
-        if files:
-            carry_ledger(source, files[0], streams)
-        return _result(run_file, "done", start, files[0] if files else None, frames)
+        for recorder, target in targets.items():
+            if target.exists():
+                carry_ledger(source, str(target), _replayed_streams(part, recorder))
+        outputs = [str(t) for t in targets.values() if t.exists()] or files
+        return _result(run_file, "done", start, outputs, frames)
     except Exception as exc:  # noqa: BLE001 - one file's failure is its row in the table
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        # What the failed replay wrote is kept, never left looking complete.
+        for target in targets.values():
+            if target.exists():
+                with contextlib.suppress(OSError, ValueError):
+                    mark_failed(target, error)
         return _result(run_file, "failed", start, error=error)
 
 
@@ -188,14 +222,15 @@ def _result(
     run_file: str,
     state: str,
     start: float,
-    output: str | None = None,
+    outputs: list[str] | None = None,
     frames: int = 0,
     error: str | None = None,
 ) -> dict[str, Any]:
     return {
         "file": run_file,
         "state": state,
-        "output": output,
+        "output": outputs[0] if outputs else None,
+        "outputs": tuple(outputs or ()),
         "frames": frames,
         "seconds": time.monotonic() - start,
         "error": error,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rigd import actors
 from rigd.pipeline._actor_watch import actor_infos
@@ -40,6 +40,10 @@ __all__ = [
 log = logging.getLogger("rigd.pipeline._supervisor")
 #: ``abort_loaded`` ends a run in these (loaded, not run).
 _LOADED = frozenset({RunState.READY})
+
+#: Seconds a stop waits, at most, for the end of stream of a bridge whose
+#: sender is up (``feed_wait``).
+FEED_WAIT_S = 5.0
 
 
 def end_store(p: Pipeline) -> None:
@@ -77,6 +81,8 @@ def stop_graceful(p: Pipeline, timeout: float) -> None:
         try:
             if not actor.is_source or fed_from_afar(actor.cls):
                 left = max(0.0, deadline - time.monotonic())
+                if fed_from_afar(actor.cls):
+                    left = min(left, feed_wait(handle))
                 drained = actors.get(
                     handle.__rigd_wait_finished__.remote(left), timeout=left + CALL_TIMEOUT_S
                 )
@@ -86,9 +92,27 @@ def stop_graceful(p: Pipeline, timeout: float) -> None:
         except Exception as exc:  # noqa: BLE001 - stop the rest whatever one does
             log.error("pipeline %s: stopping %r failed: %s", p.plan.name, name, exc)
             end_rings_of(p, name)
+        if callable(getattr(actor.cls, "report_line", None)):  # its line in the run's summary
+            with contextlib.suppress(Exception):
+                line = actors.get(handle.report_line.remote(), timeout=CALL_TIMEOUT_S)
+                if line:
+                    p._actor_lines[name] = str(line)
         if name in p.plan.recorders:
             with contextlib.suppress(Exception):
                 p._recordings[name] = actors.get(handle.summary.remote(), timeout=CALL_TIMEOUT_S)
+
+
+def feed_wait(handle: Any) -> float:
+    """How long a stop waits for the end of a stream from elsewhere (a bridge
+    receiver's): ``FEED_WAIT_S`` while its sender is up (``status()['state']``),
+    time for the far side of a cluster run, whose source stopped first, to send
+    the frames in flight and its end; none when it is not (absent, dead, or
+    silent: it would send no end)."""
+    try:
+        state = actors.get(handle.status.remote(), timeout=CALL_TIMEOUT_S).get("state")
+    except Exception:  # noqa: BLE001 - no answer: do not wait on it
+        return 0.0
+    return FEED_WAIT_S if state == "up" else 0.0
 
 
 def end_rings_of(p: Pipeline, name: str) -> None:
@@ -140,6 +164,7 @@ def teardown(p: Pipeline, force: bool, run_state: str = "recovered") -> RunRepor
         log=log_path,
         last_errors=dict(p._last_errors),
         pauses=tuple(p._pause.spans),
+        actor_lines=dict(p._actor_lines),
     )
 
 

@@ -19,7 +19,7 @@ from rigd._exceptions import RigdError
 from rigd.pipeline._pause import PauseSpan
 from rigd.pipeline._plan import Plan
 from rigd.pipeline._state import RunState
-from rigd.storage import FrameRing, recover_run
+from rigd.storage import OWN_IDS, FrameRing, recover_run
 
 __all__ = ["ActorStatus", "LinkRates", "LinkStatus", "PipelineStatus", "RunReport", "recorded"]
 
@@ -84,6 +84,9 @@ class RunReport:
     last_errors: Mapping[str, str] = field(default_factory=dict)
     #: The run's pauses, in order.
     pauses: tuple[PauseSpan, ...] = ()
+    #: A line from each actor that has one for the run's summary (its
+    #: ``report_line()`` after it stopped: a ``ZmqSource``'s rejected messages), by name.
+    actor_lines: Mapping[str, str] = field(default_factory=dict)
 
 
 class LinkRates:
@@ -171,7 +174,8 @@ class LinkRates:
             notes, cursor, lost = [], self._note_cursors.get(name, 0), 0
         self._note_cursors[name] = cursor
         for note in notes:
-            noted[note.reason] = noted.get(note.reason, 0) + note.count
+            if note.reason != OWN_IDS:  # a marker, not a drop
+                noted[note.reason] = noted.get(note.reason, 0) + note.count
         if lost:
             noted["unknown"] = noted.get("unknown", 0) + lost
         by_reason = dict(noted)

@@ -151,6 +151,7 @@ class Pipeline:
         self._confine_to = confine_to
         self._run_log: RunLog | None = None
         self._last_errors: dict[str, str] = {}
+        self._actor_lines: dict[str, str] = {}  # RunReport.actor_lines
         self._failed_actor = ""
         self._pause = PauseControl(
             max_pause_s if max_pause_s is not None else plan.file.config.run.max_pause_s,

@@ -13,6 +13,17 @@ name or ``str``, e.g. ``"uint16"`` or ``"<u2"``), required; ``frame_id``
 since the epoch; or ``timestamp``, float seconds; default: the time it
 arrived), optional. ``data`` is the frame's bytes in C order, exactly
 ``prod(shape) * itemsize`` of them.
+
+Frame ids (the ``frame_ids`` option): a sender's ids are its own. improv,
+a script or another rigd (a ``ZmqPublisher`` on a ``latest`` link sends the
+frames it has time for) may number every other frame, or start at 10, so by
+default (``sender``) the ids are recorded as sent and the ids between are
+not lost frames: the ring says so (``RingWriter.own_ids``) and the recorder
+ledgers no ``gap``. ``consecutive`` is for a sender that numbers every
+frame it sends 1 apart: an id skipped is a frame lost on the way (a SUB
+socket's high-water mark), counted (``frames_lost``) and ledgered ``gap``.
+``count`` numbers frames as they arrive (0, 1, 2, ...) and ignores the
+sender's ids (a sender whose ids restart, or are not increasing).
 """
 
 from __future__ import annotations
@@ -38,6 +49,9 @@ log = logging.getLogger(__name__)
 _POLL_MS = 100
 _PUT_WAIT_S = 0.25
 _SOCKETS = {"sub": zmq.SUB, "pull": zmq.PULL}
+FRAME_IDS = ("sender", "consecutive", "count")
+#: At most one log line this often for messages rejected or frames lost.
+_LOG_EVERY_S = 10.0
 
 
 class _RejectedError(RigdError):
@@ -58,10 +72,19 @@ class ZmqSource(Actor):
         topic: ``sub`` only: the topic prefix to subscribe to (``""``: all).
         n_frames: end after this many frames (``None``: at the sender's end
             message, or when stopped).
+        frame_ids: ``sender`` (the sender's ids, as sent; ids it skips are not
+            frames lost), ``consecutive`` (the sender's ids, 1 apart: a skip
+            is frames lost, in the drop ledger as ``gap``) or ``count``
+            (renumbered 0, 1, 2, ... as they arrive). See the module.
 
     A message that is not a frame of this shape and dtype, or whose
     ``frame_id`` does not increase, is rejected: counted, its reason in
-    ``status()``, logged (the first, then every hundredth); the source goes on.
+    ``status()``, logged (the first, then at most one line per 10 s with the
+    count); the source goes on. The counts are in the run's summary
+    (``report_line``, ``RunReport.actor_lines``).
+
+    Raises:
+        ValueError: an option is not one of its values (the message names it).
     """
 
     output_names = ("frames",)
@@ -76,6 +99,7 @@ class ZmqSource(Actor):
         bind: bool = False,
         topic: str = "",
         n_frames: int | None = None,
+        frame_ids: str = "sender",
     ) -> None:
         self.shape, self.dtype = self._check(shape, dtype)
         if socket not in _SOCKETS:
@@ -84,6 +108,15 @@ class ZmqSource(Actor):
             isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 0
         ):
             raise ValueError(f"n_frames must be an int >= 0 (or null), got {n_frames!r}")
+        if frame_ids not in FRAME_IDS:
+            raise ValueError(
+                f"frame_ids must be one of {list(FRAME_IDS)} (sender: the sender's ids, "
+                f"gaps not lost; consecutive: gaps are lost frames; count: renumbered), "
+                f"got {frame_ids!r}"
+            )
+        self.frame_ids = frame_ids
+        self.frames_lost = 0
+        self._log_at = {"rejected": 0.0, "lost": 0.0}
         self.address = address
         self.socket_type = socket
         self.bind = bool(bind)
@@ -120,6 +153,8 @@ class ZmqSource(Actor):
         previous = self.outputs.frames.previous
         if previous is not None:
             self._last_id = previous[0]  # restarted: ids go on increasing
+        if self.frame_ids == "sender":
+            self.outputs.frames.own_ids()  # skipped ids are not frames lost
         self._nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
 
     def run_step(self) -> None:
@@ -152,6 +187,12 @@ class ZmqSource(Actor):
             except TimeoutError:
                 if self.stopping:
                     return
+        if (
+            self.frame_ids == "consecutive"
+            and self.frames_received
+            and frame_id > self._last_id + 1
+        ):
+            self._lost(frame_id - self._last_id - 1)
         self._last_id = frame_id
         self.frames_received += 1
 
@@ -185,7 +226,10 @@ class ZmqSource(Actor):
         return header, parts[1]
 
     def _stamp(self, header: dict[str, Any]) -> tuple[int, int]:
-        frame_id = header.get("frame_id", self._last_id + 1)
+        if self.frame_ids == "count":
+            frame_id = self._last_id + 1
+        else:
+            frame_id = header.get("frame_id", self._last_id + 1)
         if isinstance(frame_id, bool) or not isinstance(frame_id, int):
             raise _RejectedError(f"frame_id {frame_id!r} is not an integer")
         if frame_id <= self._last_id:
@@ -206,13 +250,32 @@ class ZmqSource(Actor):
     def _reject(self, reason: str) -> None:
         self.rejected += 1
         self.last_rejection = reason
-        if self.rejected % 100 == 1:
+        if self._due("rejected"):
             log.warning(
-                "ZmqSource %s: rejected a message (%d so far): %s",
+                "ZmqSource %s: rejected a message (%d so far; at most one line per %g s): %s",
                 self.address,
                 self.rejected,
+                _LOG_EVERY_S,
                 reason,
             )
+
+    def _lost(self, count: int) -> None:
+        self.frames_lost += count
+        if self._due("lost"):
+            log.warning(
+                "ZmqSource %s: frame ids skip: %d frame(s) lost on the way so far "
+                "(frame_ids: consecutive; at most one line per %g s)",
+                self.address,
+                self.frames_lost,
+                _LOG_EVERY_S,
+            )
+
+    def _due(self, what: str) -> bool:
+        now = time.monotonic()
+        if now < self._log_at[what]:
+            return False
+        self._log_at[what] = now + _LOG_EVERY_S
+        return True
 
     def stop(self) -> None:
         socket = getattr(self, "_socket", None)
@@ -220,13 +283,26 @@ class ZmqSource(Actor):
             socket.close(linger=0)
 
     def status(self) -> dict[str, Any]:
-        """Frames received and messages rejected, with the last reason."""
+        """Frames received, frames lost (``frame_ids: consecutive``; else 0),
+        messages rejected with the last reason, the address and ``frame_ids``."""
         return {
             "frames_received": self.frames_received,
+            "frames_lost": self.frames_lost,
             "rejected": self.rejected,
             "last_rejection": self.last_rejection,
             "address": self.address,
+            "frame_ids": self.frame_ids,
         }
+
+    def report_line(self) -> str:
+        """The run summary's line: frames received, lost and messages rejected."""
+        line = f"{self.frames_received} frame(s) received from {self.address}"
+        if self.frame_ids == "consecutive":
+            line += f", {self.frames_lost} lost on the way"
+        line += f", {self.rejected} message(s) rejected"
+        if self.last_rejection:
+            line += f" (last: {self.last_rejection})"
+        return line
 
 
 def _looks_like_json(part: zmq.Frame) -> bool:

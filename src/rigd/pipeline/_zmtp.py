@@ -52,7 +52,7 @@ def endpoint(address: str) -> tuple[int, str | tuple[str, int]]:
     (``AF_INET`` stands for tcp: the host may be a name, IPv4 or IPv6).
 
     Raises: ``ValueError`` naming the address and the forms accepted."""
-    scheme, _, rest = address.partition("://")
+    scheme, _, rest = address.partition("://") if isinstance(address, str) else ("", "", "")
     if scheme == "ipc" and rest:
         return socket.AF_UNIX, "\0" + rest[1:] if rest.startswith("@") else rest
     host, _, port = rest.rpartition(":")
@@ -136,6 +136,9 @@ class ZmtpDealer:
         self._next_try = now + _RECONNECT_S
         try:
             sock = self._open()
+        except socket.gaierror as exc:
+            self.problem = f"cannot resolve the host of {self.address} ({exc.strerror})"
+            return False
         except OSError as exc:
             self.problem = str(exc) or type(exc).__name__
             return False
@@ -147,6 +150,13 @@ class ZmtpDealer:
             sock.sendall(_GREETING + _command(b"READY", ready + identity))
             self._check_greeting(self._read_exactly(sock, len(_GREETING)))
             self._check_ready(sock)
+        except TimeoutError:
+            sock.close()
+            self.problem = (
+                f"connected, but no ZMQ greeting came within {_HANDSHAKE_S:g} s: not a ZMQ "
+                "socket (a bridge sender's ROUTER)?"
+            )
+            return False
         except (OSError, ValueError) as exc:
             sock.close()
             self.problem = str(exc) or type(exc).__name__

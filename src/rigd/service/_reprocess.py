@@ -31,6 +31,7 @@ class FileResult:
     file: str
     state: str  # done, failed
     output: str | None = None
+    outputs: tuple[str, ...] = ()  # every recorder's file (``output`` is the first)
     frames: int = 0
     seconds: float = 0.0
     error: str | None = None
@@ -84,21 +85,22 @@ def reprocess(
         if progress is not None:
             progress(len(results), len(paths), item)
 
+    # Imported here: the CLI imports this module at every start, and a Ray task
+    # of replay_file imports rigd.pipeline only (not this service).
+    from rigd.pipeline import replay_file, replay_outputs
+
     todo: list[int] = []
     for index, (path, run_id) in enumerate(zip(paths, run_ids, strict=True)):
-        target = Path(out) / f"{run_id}.h5"
-        if target.exists():
+        there = [Path(out) / name for name in replay_outputs(text, run_id).values()]
+        there = [target for target in there if target.exists()]
+        if there:
             error = (
-                f"FileExistsError: {target} exists; a run file is never overwritten "
+                f"FileExistsError: {there[0]} exists; a run file is never overwritten "
                 "(choose another --out, or move it)"
             )
             finished(index, asdict(FileResult(path, "failed", error=error)))
         else:
             todo.append(index)
-
-    # Imported here: the CLI imports this module at every start, and a Ray task
-    # of replay_file imports rigd.pipeline only (not this service).
-    from rigd.pipeline import replay_file
 
     if address is None:
         from rigd.actors import shutdown
@@ -147,7 +149,7 @@ def _table(results: Sequence[FileResult]) -> str:
                 r.state,
                 str(r.frames),
                 f"{r.seconds:.1f}",
-                r.output or r.error or "",
+                ", ".join(r.outputs) or r.output or r.error or "",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

@@ -66,6 +66,8 @@ def format_report(report: RunReport) -> str:
     for name, count in report.restarts.items():
         if count:
             lines.append(f"  actor {name} restarted {count} time(s)")
+    for name, line in report.actor_lines.items():
+        lines.append(f"  actor {name}: {line}")
     for path in report.files:
         lines.append(f"  file: {path}")
     if report.log:

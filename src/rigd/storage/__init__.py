@@ -34,7 +34,7 @@ from rigd.storage._ring import (
     remove_stale_rings,
     shm_free_bytes,
 )
-from rigd.storage._ring_notes import DropNote, end_spans, gap_spans
+from rigd.storage._ring_notes import OWN_IDS, DropNote, end_spans, gap_spans
 from rigd.storage._store import (
     RUN_ENV,
     STORE_ENV,
@@ -58,8 +58,10 @@ if TYPE_CHECKING:
         StreamSummary,
         carry_ledger,
         check_metadata,
+        check_sealed,
         export_nwb,
         inspect_run,
+        mark_failed,
         recover_run,
         run_file_path,
         run_metadata,
@@ -86,6 +88,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "MessageReader",
     "MessageTooLargeError",
     "MessageWriter",
+    "OWN_IDS",
     "RESERVED_ATTRIBUTES",
     "RING_KINDS",
     "RUN_ENV",
@@ -108,6 +111,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "attach",
     "carry_ledger",
     "check_metadata",
+    "check_sealed",
     "current_store",
     "dtype_text",
     "end_spans",
@@ -115,6 +119,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "gap_spans",
     "inspect_run",
     "is_record_dtype",
+    "mark_failed",
     "message_ring_shape",
     "own_store",
     "parse_dtype",

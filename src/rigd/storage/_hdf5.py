@@ -33,8 +33,8 @@ from rigd.storage._run_metadata import (
     check_metadata,
     run_file_path,
 )
-from rigd.storage._run_provenance import carry_ledger, run_metadata
-from rigd.storage._run_recover import recover_run
+from rigd.storage._run_provenance import carry_ledger, mark_failed, run_metadata
+from rigd.storage._run_recover import check_sealed, recover_run
 from rigd.storage._run_writer import RunWriter
 
 __all__ = [
@@ -50,8 +50,10 @@ __all__ = [
     "StreamSummary",
     "carry_ledger",
     "check_metadata",
+    "check_sealed",
     "export_nwb",
     "inspect_run",
+    "mark_failed",
     "recover_run",
     "run_file_path",
     "run_metadata",

@@ -23,7 +23,12 @@ from typing import Any
 
 from rigd.storage._ring_layout import NOTE_REASON_BYTES, NOTES, Header
 
-__all__ = ["DropNote", "end_spans", "gap_spans", "read_notes", "write_note"]
+__all__ = ["OWN_IDS", "DropNote", "end_spans", "gap_spans", "read_notes", "write_note"]
+
+#: The reason of a marker note, not a drop: the writer's frame ids are its
+#: sender's own numbering (``RingWriter.own_ids``), so ids it skips are not
+#: frames lost; a recorder records them as they are and ledgers no gap.
+OWN_IDS = "own_ids"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from rigd._exceptions import RingClosedError, WouldBlock
 from rigd._proc import pid_alive
 from rigd.storage._futex import futex_wait, futex_wake
 from rigd.storage._ring_layout import WRITING, ReaderState
-from rigd.storage._ring_notes import write_note
+from rigd.storage._ring_notes import OWN_IDS, write_note
 from rigd.storage._ring_segment import RingSegment
 from rigd.storage._ring_wait import CHECK_S
 
@@ -178,6 +178,21 @@ class RingWriter:
             raise RingClosedError(f"the writer of ring {self._seg.name!r} was closed")
         self._note_skips()  # notes stay in the order of their ids
         write_note(self._hdr, int(first_id), int(count), reason)
+
+    def own_ids(self) -> None:
+        """Say that this ring's frame ids are its source's own numbering (a
+        network sender's: every other frame, from 10, ...): ids it skips are not
+        frames lost. Call it before the first frame; the recorder then records
+        the ids as they are and puts no ``gap`` in its ledger for the ids between
+        (``OWN_IDS``, a marker among the drop notes; other notes keep their meaning).
+
+        Raises:
+            RingClosedError: the writer was closed.
+        """
+        if self._closed:
+            raise RingClosedError(f"the writer of ring {self._seg.name!r} was closed")
+        self._note_skips()
+        write_note(self._hdr, 0, 1, OWN_IDS)
 
     def _begin(self, timeout: float | None) -> int:
         """Claim the next slot (waiting for space) and announce its frame."""

@@ -21,7 +21,20 @@ from rigd.storage._h5file import open_file
 from rigd.storage._run_layout import LEDGER_DTYPE, DropReason
 from rigd.storage._run_metadata import RESERVED_ATTRIBUTES
 
-__all__ = ["carry_ledger", "run_metadata"]
+__all__ = ["carry_ledger", "mark_failed", "run_metadata"]
+
+
+def mark_failed(path: str | os.PathLike[str], failure: str) -> None:
+    """Mark a sealed derived run file whose making failed: ``run_state``
+    ``failed`` and the ``failure`` attribute (the error), so what it holds
+    is never taken for a complete run (``rigd inspect`` shows both).
+
+    Raises:
+        OSError: the file cannot be opened for writing.
+    """
+    with open_file(path, "r+", locking=False) as f:
+        f.attrs["run_state"] = "failed"
+        f.attrs["failure"] = failure
 
 
 def run_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from rigd.storage._h5file import attr_str, open_file, stream_groups
 from rigd.storage._reserve import reserve_path
 from rigd.storage._run_layout import RecoveryReport
 from rigd.storage._run_metadata import utc_now_iso
-from rigd.storage._superblock import repair_superblock
+from rigd.storage._superblock import read_superblock, repair_superblock
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,27 @@ def seal_run(path: Path, counts: Mapping[str, int], dropped: Mapping[str, int]) 
         _nexus.seal_entry(f, end_time=stop_time)
     with open(path, "rb") as f:
         os.fsync(f.fileno())
+
+
+def check_sealed(path: str | os.PathLike[str]) -> None:
+    """Refuse a run file its writer has not sealed (HDF5's open-for-write mark).
+
+    Such a file is a run still recording, or one whose writer died before
+    sealing it; HDF5 opens it for a SWMR read only (naming ``h5clear``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not HDF5, or it is not sealed; the message
+            names the file and the fix (``rigd recover FILE``, once no run
+            writes it).
+    """
+    if read_superblock(path).open_for_write:
+        where = os.fspath(path)
+        raise ValueError(
+            f"{where} is not sealed: its run is still recording, or its writer died "
+            f"before sealing it; once no run writes it, seal it with `rigd recover {where}` "
+            "and try again"
+        )
 
 
 def recover_run(path: str | os.PathLike[str], *, run_state: str = "recovered") -> RecoveryReport:

@@ -24,6 +24,11 @@ from rigd.storage._run_layout import LEDGER_DTYPE, REASON_BYTES, DropReason, Str
 
 log = logging.getLogger(__name__)
 
+#: The first ledger entries of a stream are logged one by one; then at most one
+#: line this often, with the totals (the ledger in the file has every entry).
+_LOG_FIRST = 5
+_LOG_EVERY_S = 10.0
+
 
 class StreamState:
     """The writer's state for one stream. Touched under the writer's lock."""
@@ -63,6 +68,8 @@ class StreamState:
         #: Why the next gap in frame ids happened, when known (a restart).
         self.gap_reason: str = DropReason.GAP
         self.ledger: list[tuple[int, int, bytes, int]] = []
+        self.noted_total = 0  # ledger entries, flushed or not
+        self._log_at = 0.0
         self.dropped_total = 0
         # Small frames gather in a staging chunk.
         self.staging: np.ndarray[Any, Any] | None = None
@@ -227,9 +234,30 @@ class StreamState:
         encoded = reason.encode("utf-8", "replace")[:REASON_BYTES]
         self.ledger.append((first_id, count, encoded, time.time_ns()))
         self.dropped_total += count
-        log.warning(
-            "%s: %d frame(s) from id %d not recorded (%s)", self.spec.name, count, first_id, reason
-        )
+        self.noted_total += 1
+        now = time.monotonic()
+        if self.noted_total <= _LOG_FIRST:
+            log.warning(
+                "%s: %d frame(s) from id %d not recorded (%s)",
+                self.spec.name,
+                count,
+                first_id,
+                reason,
+            )
+        elif now >= self._log_at:
+            log.warning(
+                "%s: %d frame(s) from id %d not recorded (%s); %d ledger entries, %d frame(s) "
+                "so far (at most one line per %g s; every entry is in the run file's ledger)",
+                self.spec.name,
+                count,
+                first_id,
+                reason,
+                self.noted_total,
+                self.dropped_total,
+                _LOG_EVERY_S,
+            )
+        if self.noted_total >= _LOG_FIRST and now >= self._log_at:
+            self._log_at = now + _LOG_EVERY_S
 
     def flush_records(self) -> None:
         """Write the records of the frames written since the last flush, and the ledger."""
