@@ -70,27 +70,28 @@ def export_nwb_file(run: Path, metadata: dict[str, Any]) -> tuple[Path, bool]:
     if metadata:
         # A new name (export_nwb refuses to write over a file), hidden, beside the run.
         out = run.parent / f".{run.stem}-{uuid.uuid4().hex[:12]}.nwb"
-        try:
-            export_nwb(run, out, link=False, metadata=metadata)
-        except ValueError as exc:
-            out.unlink(missing_ok=True)
-            raise ValueError(f"{exc}; over the API: meta.KEY=VALUE query parameters") from None
-        except BaseException:
-            out.unlink(missing_ok=True)
-            raise
+        _export_or_remove(run, out, metadata)
         return out, True
     out = run.with_suffix(".nwb")
     if out.exists() and out.stat().st_mtime >= run.stat().st_mtime:
         return out, False
     partial = out.with_suffix(".nwb.partial")
     partial.unlink(missing_ok=True)
-    try:
-        export_nwb(run, partial, link=False)
-    except ValueError as exc:
-        partial.unlink(missing_ok=True)
-        raise ValueError(f"{exc}; over the API: meta.KEY=VALUE query parameters") from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    _export_or_remove(run, partial, metadata)
     partial.replace(out)
     return out, False
+
+
+def _export_or_remove(run: Path, out: Path, metadata: dict[str, Any]) -> None:
+    """``run`` as NWB at ``out``, frames copied in; ``out`` removed if that fails.
+
+    Raises: ``ValueError`` (metadata NWB requires, said for the API), or what
+    the export raised."""
+    try:
+        export_nwb(run, out, link=False, metadata=metadata or None)
+    except ValueError as exc:
+        out.unlink(missing_ok=True)
+        raise ValueError(f"{exc}; over the API: meta.KEY=VALUE query parameters") from None
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
