@@ -29,9 +29,6 @@ log = logging.getLogger(__name__)
 
 #: Messages handled in one step at most.
 _BATCH = 16
-#: Seconds a stop waits for the sender's end of stream, at most, while the
-#: sender is up (a sender that is not up is not waited for).
-_STOP_GRACE_S = 5.0
 #: How long the receiver waits for the next frame before it acknowledges the
 #: ones it has when fewer than ``_ack_every`` are owed (the stream paused or ended).
 _ACK_DELAY_MS = 2
@@ -120,12 +117,9 @@ class BridgeReceiver(Actor):
         self._done = False
         self._told: str | None = None  # the connection problem logged last
         self._welcomed = False
-        self._stop_seen: float | None = None  # when this side's stop began
 
     def run_step(self) -> None:
         link = self._link
-        if self.stopping and self._stop_now():
-            return
         if not link.connected:
             self._connect()
         now = time.monotonic()
@@ -157,29 +151,6 @@ class BridgeReceiver(Actor):
             # Closed, or stalled inside a message: a new connection is a new
             # peer to the sender, which sends again what was not acknowledged.
             log.warning("bridge %s: %s; connecting again", self.address, exc)
-
-    def _stop_now(self) -> bool:
-        """A stop: whether to end now, not waiting for the sender's end of stream.
-
-        A sender that is not up (absent, dead, silent) sends none; one that is up
-        gets ``_STOP_GRACE_S`` to drain its window (a cluster's clean stop: its
-        source stopped first) and is then left (a stop of this side alone)."""
-        now = time.monotonic()
-        if self._stop_seen is None:
-            self._stop_seen = now
-        if self.state == "up" and now - self._stop_seen < min(_STOP_GRACE_S, self.peer_timeout):
-            return False
-        log.warning(
-            "bridge %s: stopping without the sender's end of stream (%s); the last frame "
-            "here is %d",
-            self.address,
-            "it is not up" if self.state != "up" else f"none within {_STOP_GRACE_S:g} s",
-            self.last_id,
-        )
-        self._link.close()
-        self._done = True
-        self.finish()
-        return True
 
     def _connect(self) -> None:
         link = self._link
