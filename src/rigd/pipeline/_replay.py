@@ -44,7 +44,11 @@ def replay_pipeline(text: str, run_file: str, out_dir: str) -> dict[str, Any]:
     Raises:
         ValueError: the pipeline has no recorder, or a source that is not recorded.
     """
-    config = yaml.safe_load(text)
+    return _replay_config(yaml.safe_load(text), run_file, out_dir)
+
+
+def _replay_config(config: dict[str, Any], run_file: str, out_dir: str) -> dict[str, Any]:
+    """``replay_pipeline`` of the pipeline already parsed (``config``, changed in place)."""
     actors = config.get("actors") or []
     links = config.get("links") or []
     readers = {link["link"].split("->")[1].split(".")[0].strip() for link in links}
@@ -94,7 +98,11 @@ def replay_outputs(text: str, run_id: str) -> dict[str, str]:
     """The file name each recorder of the pipeline ``text`` writes in a replay
     whose run id is ``run_id``: ``RUN_ID.h5`` for one recorder,
     ``RUN_ID-RECORDER.h5`` for each of several."""
-    actors = (yaml.safe_load(text) or {}).get("actors") or []
+    return _outputs(yaml.safe_load(text) or {}, run_id)
+
+
+def _outputs(config: Mapping[str, Any], run_id: str) -> dict[str, str]:
+    actors = config.get("actors") or []
     recorders = sorted(a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER))
     return {name: _template(name, len(recorders)).format(run_id=run_id) for name in recorders}
 
@@ -168,9 +176,11 @@ def replay_file(
     targets: dict[str, Path] = {}
     try:
         check_sealed(run_file)  # HDF5 would only name h5clear
-        part = replay_pipeline(text, run_file, out_dir)
+        part = yaml.safe_load(text)
+        outputs_named = _outputs(part, run_id)  # before the replay's changes to it
+        part = _replay_config(part, run_file, out_dir)
         pfile = load_pipeline(f"<{run_file}>", text=yaml.safe_dump(part, sort_keys=False))
-        for recorder, name in replay_outputs(text, run_id).items():
+        for recorder, name in outputs_named.items():
             target = Path(out_dir) / name
             if target.exists():
                 raise FileExistsError(
