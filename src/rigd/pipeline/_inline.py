@@ -115,7 +115,7 @@ def run_inline(
             instance.__rigd_attach__(open_endpoints, _wiring(plan, actor.name, rings, run_info))
         for instance in actors.values():
             instance.__rigd_setup__()
-        if one_thread and not any(a.cls.gui for a in plan.actors):
+        if one_thread and not any(getattr(a.cls, "gui", False) for a in plan.actors):
             steps = run_on_one_thread([actors[a.name] for a in plan.actors], call_before_sleeping)
         else:
             for actor in reversed(plan.actors):  # downstream first, sources last
