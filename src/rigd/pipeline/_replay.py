@@ -17,6 +17,7 @@ the pipeline layer only (not the daemon, its CLI and REST client: about
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,14 @@ from rigd.actors import run_locally
 from rigd.config import load_pipeline
 from rigd.pipeline._inline import run_inline
 from rigd.pipeline._plan import plan_pipeline
+from rigd.pipeline._replay_guard import (
+    ReplayTimeoutError,
+    error_text,
+    heed_interrupts,
+    run_path,
+    sweep_stale_rings,
+    unheed_interrupts,
+)
 from rigd.storage import carry_ledger, check_sealed, mark_failed, run_metadata
 
 __all__ = ["replay_file", "replay_outputs", "replay_pipeline"]
@@ -137,12 +146,13 @@ def _provenance(run_file: str, pipeline: str, name: str, before: Any) -> dict[st
 
 def replay_file(
     text: str,
-    run_file: str,
+    run_file: str | os.PathLike[str],
     out_dir: str,
     in_task: bool = False,
     run_id: str | None = None,
     actor_processes: bool = False,
     pipeline_path: str = "",
+    timeout: float = _WAIT_S,
 ) -> dict[str, Any]:
     """Replay ``run_file`` through the pipeline ``text`` into a new run file in ``out_dir``.
 
@@ -151,35 +161,53 @@ def replay_file(
 
     Args:
         text: the pipeline file's YAML.
-        run_file: the run file (HDF5) whose streams stand in for the sources.
+        run_file: the run file (HDF5) whose streams stand in for the sources
+            (``str`` or ``os.PathLike``).
         out_dir: where the new run file goes (``{run_id}.h5``).
         in_task: run in a Ray task: its actors use this node's processes
-            and rings (``rigd.actors.run_locally``).
+            and rings (``rigd.actors.run_locally``), and first the rings
+            in /dev/shm of processes that died (a killed worker's) are
+            removed (``rigd.storage.remove_stale_rings``).
         run_id: the new run's id (default ``<stem>-reprocessed``).
         actor_processes: a process per actor instead of a thread.
         pipeline_path: the pipeline file, for the provenance note.
+        timeout: seconds the replay may take (default 3600; ``rigd
+            reprocess --timeout``); one that takes longer is stopped and failed.
 
     Returns:
         ``file``, ``state`` (``done`` or ``failed``), ``output`` (the new
         file; the first recorder's), ``outputs`` (every recorder's, see
         ``replay_outputs``), ``frames`` (recorded, all streams), ``seconds`` (wall clock),
-        ``error`` (``"Class: first line"`` when failed). Never raises: a
-        file's failure is its result: the files it wrote are kept, marked
-        ``run_state: failed`` (``rigd.storage.mark_failed``); a file of an
-        unsealed run is refused (``rigd.storage.check_sealed``: the fix is
-        ``rigd recover``).
+        ``error`` (``"Class: first line"`` when failed). Never raises an
+        ``Exception``: a file's failure is its result (a ``run_file`` that
+        is not a path, an output name too long, a timeout too): the files it
+        wrote are kept, marked ``run_state: failed`` (``rigd.storage.mark_failed``);
+        a file of an unsealed run is refused (``rigd.storage.check_sealed``:
+        the fix is ``rigd recover``).
+
+    Raises:
+        KeyboardInterrupt, SystemExit: as they came (Ctrl-C, SIGTERM, a
+            cancelled Ray task), once what the replay wrote is sealed and
+            marked ``run_state: failed``.
     """
-    if in_task:
-        run_locally()  # a Ray task's pipeline: this node's processes and rings
     start = time.monotonic()
-    run_id = run_id or f"{Path(run_file).stem}-reprocessed"
     targets: dict[str, Path] = {}
+    where = str(run_file)
+    # A Ray task is cancelled by a SIGINT: heard even where its worker ignores them.
+    interrupts = heed_interrupts() if in_task else None
     try:
-        check_sealed(run_file)  # HDF5 would only name h5clear
+        where = run_path(run_file)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        if in_task:
+            run_locally()  # a Ray task's pipeline: this node's processes and rings
+            sweep_stale_rings()
+        run_id = run_id or f"{Path(where).stem}-reprocessed"
+        check_sealed(where)  # HDF5 would only name h5clear
         part = yaml.safe_load(text)
         outputs_named = _outputs(part, run_id)  # before the replay's changes to it
-        part = _replay_config(part, run_file, out_dir)
-        pfile = load_pipeline(f"<{run_file}>", text=yaml.safe_dump(part, sort_keys=False))
+        part = _replay_config(part, where, out_dir)
+        pfile = load_pipeline(f"<{where}>", text=yaml.safe_dump(part, sort_keys=False))
         for recorder, name in outputs_named.items():
             target = Path(out_dir) / name
             if target.exists():
@@ -189,7 +217,7 @@ def replay_file(
                 )
             targets[recorder] = target
         # The new file carries the source's metadata and says where it came from.
-        source = str(Path(run_file).resolve())
+        source = str(Path(where).resolve())
         metadata = run_metadata(source)
         metadata.update(
             _provenance(
@@ -197,7 +225,7 @@ def replay_file(
             )
         )
         if not actor_processes:
-            inline = run_inline(plan_pipeline(pfile), run_id, metadata, _WAIT_S)
+            inline = run_inline(plan_pipeline(pfile), run_id, metadata, float(timeout))
             files: list[str] = inline["files"]
             frames = sum(inline["frames"].values())
         else:
@@ -207,25 +235,31 @@ def replay_file(
             pipeline = Pipeline(plan_pipeline(pfile), run_id=run_id, metadata=metadata)
             pipeline.start()
             try:
-                finished = pipeline.wait(_WAIT_S)
+                finished = pipeline.wait(timeout)
             finally:
                 report = pipeline.stop()
-            if not finished or report.state != "stopped":
+            if not finished:
+                raise ReplayTimeoutError(timeout)
+            if report.state != "stopped":
                 raise RuntimeError(report.failure or "the replay did not finish")
             files, frames = list(report.files), sum(report.frames.values())
         for recorder, target in targets.items():
             if target.exists():
                 carry_ledger(source, str(target), _replayed_streams(part, recorder))
         outputs = [str(t) for t in targets.values() if t.exists()] or files
-        return _result(run_file, "done", start, outputs, frames)
-    except Exception as exc:  # noqa: BLE001 - one file's failure is its row in the table
-        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return _result(where, "done", start, outputs, frames)
+    except BaseException as exc:  # one file's failure is its row; an interrupt goes on
+        error = error_text(exc, where, timeout)
         # What the failed replay wrote is kept, never left looking complete.
         for target in targets.values():
-            if target.exists():
-                with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError):
+                if target.exists():
                     mark_failed(target, error)
-        return _result(run_file, "failed", start, error=error)
+        if not isinstance(exc, Exception):
+            raise
+        return _result(where, "failed", start, error=error)
+    finally:
+        unheed_interrupts(interrupts)
 
 
 def _result(

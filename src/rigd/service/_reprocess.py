@@ -11,7 +11,10 @@ GPUs, all at once. A file that fails is reported and never stops the others.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -21,7 +24,16 @@ from typing import Any
 
 import yaml
 
-__all__ = ["FileResult", "add_parser", "reprocess"]
+from rigd.service._reprocess_signals import StopSignals
+
+__all__ = ["DEFAULT_TIMEOUT_S", "FileResult", "ReprocessInterrupted", "add_parser", "reprocess"]
+
+#: Seconds one file's replay may take by default (``--timeout``).
+DEFAULT_TIMEOUT_S = 3600.0
+
+log = logging.getLogger("rigd.reprocess")
+#: The states of the table's rows, as the summary line counts them.
+_STATES = ("done", "failed", "interrupted", "not started")
 
 
 @dataclass(frozen=True)
@@ -29,12 +41,23 @@ class FileResult:
     """What one file's replay did."""
 
     file: str
-    state: str  # done, failed
+    #: ``done``; ``failed``; ``interrupted`` (Ctrl-C or SIGTERM while it was replayed:
+    #: what it wrote is kept, marked ``run_state: failed``); ``not started``.
+    state: str
     output: str | None = None
     outputs: tuple[str, ...] = ()  # every recorder's file (``output`` is the first)
     frames: int = 0
     seconds: float = 0.0
     error: str | None = None
+
+
+class ReprocessInterrupted(KeyboardInterrupt):
+    """``reprocess`` was interrupted (Ctrl-C, SIGTERM); ``results`` has a row per file:
+    those that ended, the one(s) interrupted, and those never started."""
+
+    def __init__(self, results: list[FileResult]) -> None:
+        super().__init__("rigd reprocess was interrupted")
+        self.results = results
 
 
 def _resources(text: str) -> tuple[float, float]:
@@ -52,6 +75,7 @@ def reprocess(
     address: str | None = None,
     progress: Callable[[int, int, FileResult], None] | None = None,
     actor_processes: bool = False,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> list[FileResult]:
     """Replay each of ``files`` through ``pipeline`` into ``out_dir``; one result per file.
 
@@ -63,6 +87,15 @@ def reprocess(
             each, rigd's runtime) instead of as threads of the job's process
             (``rigd.pipeline._inline``: the default, without a start-up cost
             per file).
+        timeout: seconds one file's replay may take (``replay_file``'s); a
+            file past it is stopped, failed, and the next goes on.
+
+    Raises:
+        ValueError: with ``address``, no node of the cluster can hold one
+            file's task (its CPUs and GPUs); nothing was submitted.
+        ReprocessInterrupted: a ``KeyboardInterrupt`` (Ctrl-C; SIGTERM under
+            ``rigd reprocess``): the file being replayed was stopped, sealed and
+            marked failed, Ray tasks cancelled; its ``results`` say what ended.
     """
     text = Path(pipeline).read_text()
     pipeline_path = str(Path(pipeline).resolve())
@@ -89,55 +122,93 @@ def reprocess(
     # of replay_file imports rigd.pipeline only (not this service).
     from rigd.pipeline import replay_file, replay_outputs
 
+    targets = [[Path(out) / n for n in replay_outputs(text, r).values()] for r in run_ids]
     todo: list[int] = []
-    for index, (path, run_id) in enumerate(zip(paths, run_ids, strict=True)):
-        there = [Path(out) / name for name in replay_outputs(text, run_id).values()]
-        there = [target for target in there if target.exists()]
-        if there:
-            error = (
-                f"FileExistsError: {there[0]} exists; a run file is never overwritten "
-                "(choose another --out, or move it)"
-            )
+    for index, path in enumerate(paths):
+        error = _cannot_write(targets[index], path)
+        if error:
             finished(index, asdict(FileResult(path, "failed", error=error)))
         else:
             todo.append(index)
 
-    if address is None:
-        from rigd.actors import shutdown
+    current: list[int] = []  # the file being replayed here
+    try:
+        if address is None:
+            from rigd.actors import shutdown
+            from rigd.storage import remove_stale_rings
 
-        for index in todo:
-            finished(
-                index,
-                replay_file(
-                    text, paths[index], out, False, run_ids[index], actor_processes, pipeline_path
-                ),
-            )
-        shutdown()
-    else:
-        from rigd.actors import get, init, ray_backend, remote, shutdown, wait
-
-        connected = ray_backend() is not None
-        if not connected:
-            init(address=address)
-        cpus, gpus = _resources(text)
-        task = remote(replay_file).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
-        pending = {
-            task.remote(
-                text, paths[index], out, True, run_ids[index], actor_processes, pipeline_path
-            ): index
-            for index in todo
-        }
-        while pending:
-            (ref,), _ = wait(list(pending), num_returns=1)
-            index = pending.pop(ref)
             try:
-                finished(index, get(ref))
-            except Exception as exc:  # noqa: BLE001 - the task's worker died
-                error = f"{type(exc).__name__}: {exc}"
-                finished(index, asdict(FileResult(paths[index], "failed", error=error)))
-        if not connected:
-            shutdown()
+                for segment in remove_stale_rings():  # a killed job's (kill -9)
+                    log.warning("removed ring %s left by a process that died", segment)
+                for index in todo:
+                    current[:] = [index]
+                    finished(
+                        index,
+                        replay_file(
+                            text,
+                            paths[index],
+                            out,
+                            False,
+                            run_ids[index],
+                            actor_processes,
+                            pipeline_path,
+                            timeout,
+                        ),
+                    )
+                    current.clear()
+            finally:
+                shutdown()
+        else:
+            from rigd.service._reprocess_ray import replay_on_ray
+
+            cpus, gpus = _resources(text)
+            args = {
+                "text": text,
+                "out_dir": out,
+                "actor_processes": actor_processes,
+                "pipeline_path": pipeline_path,
+                "timeout": timeout,
+            }
+            jobs = [(i, paths[i], run_ids[i], targets[i]) for i in todo]
+            replay_on_ray(jobs, args, address, cpus, gpus, finished)
+    except KeyboardInterrupt:
+        for index in range(len(paths)):
+            if index in results:
+                continue
+            if index in current:
+                there = [str(t) for t in targets[index] if t.exists()]
+                kept = (
+                    f"what it replayed is kept in {', '.join(there)}, marked run_state: failed"
+                    if there
+                    else "it wrote no output"
+                )
+                row = FileResult(paths[index], "interrupted", error=f"interrupted; {kept}")
+            else:
+                row = FileResult(paths[index], "not started", error="interrupted before it began")
+            results[index] = row
+        raise ReprocessInterrupted([results[i] for i in range(len(paths))]) from None
     return [results[index] for index in range(len(paths))]
+
+
+def _cannot_write(targets: Sequence[Path], path: str) -> str | None:
+    """Why the outputs ``targets`` of run file ``path`` cannot be written; None if they can."""
+    for target in targets:
+        try:
+            if target.exists():
+                return (
+                    f"FileExistsError: {target} exists; a run file is never overwritten "
+                    "(choose another --out, or move it)"
+                )
+        except OSError as exc:  # a name too long, a directory that cannot be searched
+            if exc.errno == errno.ENAMETOOLONG:
+                return (
+                    f"OSError: [Errno {exc.errno}] {exc.strerror}: the output {target.name!r} "
+                    f"({len(os.fsencode(target.name))} bytes) is longer than the file system "
+                    f"takes; give {Path(path).name!r} a shorter name (or link it under one) "
+                    "and reprocess it"
+                )
+            return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _table(results: Sequence[FileResult]) -> str:
@@ -181,6 +252,25 @@ def _check_classes(pfile: Any) -> None:
         raise PipelineFileError(problems)
 
 
+def _check_pipeline(pipeline: str) -> str | None:
+    """What is wrong with the pipeline file, before any run file is touched; None if nothing.
+
+    Read once as it is, so a wrong file (YAML, keys, an actor class that
+    cannot be imported) is named with its own line and key. Not planned: its
+    sources (a camera, a TIFF stack) are replaced by the run files' streams
+    and need not be here.
+    """
+    from rigd.config import load_pipeline
+
+    try:
+        _check_classes(load_pipeline(Path(pipeline)))
+    except FileNotFoundError:
+        return f"no pipeline file {pipeline}"
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 def _cmd(args: argparse.Namespace) -> int:
     def progress(done: int, total: int, result: FileResult) -> None:
         print(f"[{done}/{total}] {result.file}: {result.state}", flush=True)
@@ -190,36 +280,51 @@ def _cmd(args: argparse.Namespace) -> int:
     # cluster's workers import what the cluster's nodes have).
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    results: list[FileResult] | None = None
+    signals = StopSignals()
     try:
-        from rigd.config import load_pipeline
-
-        # Read once as it is, so a wrong file (YAML, keys, an actor class that
-        # cannot be imported) is named with its own line and key before any run
-        # file is touched. Not planned: its sources (a camera, a TIFF stack)
-        # are replaced by the run files' streams and need not be here.
-        _check_classes(load_pipeline(Path(args.pipeline)))
-    except FileNotFoundError:
-        print(f"rigd reprocess: no pipeline file {args.pipeline}", file=sys.stderr)
-        return 2
+        with signals:
+            problem = _check_pipeline(args.pipeline)
+            if problem:
+                print(f"rigd reprocess: {problem}", file=sys.stderr)
+                return 2
+            try:
+                results = reprocess(
+                    args.pipeline,
+                    args.files,
+                    args.out,
+                    address=args.address,
+                    progress=progress,
+                    actor_processes=args.actor_processes,
+                    timeout=args.timeout,
+                )
+            except ReprocessInterrupted as stopped:
+                results = stopped.results
     except (OSError, ValueError) as exc:
         print(f"rigd reprocess: {exc}", file=sys.stderr)
         return 2
-    try:
-        results = reprocess(
-            args.pipeline,
-            args.files,
-            args.out,
-            address=args.address,
-            progress=progress,
-            actor_processes=args.actor_processes,
-        )
-    except (OSError, ValueError) as exc:
-        print(f"rigd reprocess: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:  # outside a file's replay: the checks, Ray's start
+        if results is None:
+            print("rigd reprocess: interrupted before any file began", file=sys.stderr)
+            return 130
     print(_table(results))
-    failed = sum(r.state != "done" for r in results)
-    print(f"{len(results) - failed} done, {failed} failed")
-    return 1 if failed else 0
+    counts = {state: sum(r.state == state for r in results) for state in _STATES}
+    print(", ".join(f"{n} {state}" for state, n in counts.items() if n or state in _STATES[:2]))
+    if signals.count:
+        print(f"rigd reprocess: stopped by {signals.name}", file=sys.stderr)
+        return 130
+    return 1 if counts["failed"] else 0
+
+
+def _timeout(text: str) -> float:
+    """``--timeout SECONDS``: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"takes seconds, a number > 0 (e.g. 600), got {text!r}")
+    return value
 
 
 def add_parser(commands: Any) -> None:
@@ -229,12 +334,22 @@ def add_parser(commands: Any) -> None:
         help="replay run files through a pipeline's processors into new run files",
         description="Replay each run file through the pipeline (its sources replaced by "
         "the file's streams) into a new run file in --out; one Ray task per file with "
-        "--address. A failing file never stops the others; the status is 1 if any failed.",
+        "--address. A failing file never stops the others; the status is 1 if any failed. "
+        "Ctrl-C or SIGTERM stops: the file being replayed is sealed and marked failed, the "
+        "table of what finished is printed, and the status is 130.",
     )
     parser.add_argument("pipeline", metavar="PIPELINE.yaml")
     parser.add_argument("files", nargs="+", metavar="RUN.h5")
     parser.add_argument("--out", default="rigd-reprocessed", help="where the new run files go")
     parser.add_argument("--address", help="a Ray address (ray://HOST:PORT, ray:HOST:PORT, ray)")
+    parser.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="how long one file's replay may take; one that takes longer (a processor that "
+        f"hangs) is stopped and is a failed row (default {DEFAULT_TIMEOUT_S:g})",
+    )
     parser.add_argument(
         "--actor-processes",
         action="store_true",

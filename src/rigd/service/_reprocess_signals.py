@@ -1,0 +1,59 @@
+"""Ctrl-C and SIGTERM stop ``rigd reprocess`` cleanly: one interrupt, then shielded.
+
+As with ``rigd run`` (``_run._Interrupts``), SIGTERM (``kill``, ``timeout``,
+systemd) means what Ctrl-C means. A reprocess job replays its file on the
+main thread (``replay_file``), so the first of either raises
+``KeyboardInterrupt`` there: the file being replayed is stopped, sealed and
+marked ``run_state: failed``, Ray tasks are cancelled, and the table of what
+finished is printed. Later ones are only noted: a second interrupt in that
+cleanup would leave a file unsealed or rings in /dev/shm, and the cleanup is
+bounded (an actor's stop joins its step for at most 10 s; Ray tasks are
+waited for at most ``_reprocess_ray.CANCEL_WAIT_S``).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType, TracebackType
+from typing import Any, TextIO
+
+__all__ = ["StopSignals"]
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopSignals:
+    """While entered: the first SIGINT or SIGTERM raises ``KeyboardInterrupt``,
+    later ones are noted on ``err`` and ignored. ``name`` is the first one's name."""
+
+    def __init__(self, err: TextIO = sys.stderr) -> None:
+        self.err = err
+        self.count = 0
+        self.name: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.name = signal.Signals(signum).name
+            raise KeyboardInterrupt
+        print(
+            f"rigd reprocess: {signal.Signals(signum).name}: already stopping (the file being "
+            "replayed is sealed and marked failed first)",
+            file=self.err,
+            flush=True,
+        )
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {sig: signal.signal(sig, self.handle) for sig in _SIGNALS}
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
