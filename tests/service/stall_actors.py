@@ -1,0 +1,63 @@
+"""A processor that hangs at a given frame, for ``rigd reprocess``'s stop tests."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from rigd import Actor
+
+#: A reprocess pipeline: camera -> stall -> recorder, the camera recorded too.
+STALL_PIPELINE = """
+name: stall
+actors:
+  - name: camera
+    class: rigd.pipeline.SimulatedCamera
+    options: {{shape: [8, 12], fps: 100}}
+  - name: stall
+    class: tests.service.stall_actors.Stall
+    options: {{marker: "{marker}"}}
+  - name: recorder
+    class: rigd.pipeline.HDF5Recorder
+    options: {{directory: rigd-data}}
+links:
+  - {{link: camera.frames -> stall.frames}}
+  - {{link: stall.frames -> recorder.stalled}}
+  - {{link: camera.frames -> recorder.camera}}
+"""
+
+
+class Stall(Actor):
+    """Passes frames on until one of id ``from_id`` or more: then it writes its
+    process id to ``marker`` and takes no frame again (a processor that hangs,
+    each step returning, so a stop ends it at once)."""
+
+    input_names = ("frames",)
+    output_names = ("frames",)
+
+    def __init__(self, marker: str, from_id: int = 1000) -> None:
+        self.marker = marker
+        self.from_id = from_id
+        self.stalled = False
+        self._idle = threading.Event()
+
+    @classmethod
+    def describe_outputs(cls, options: Any, inputs: Any) -> dict[str, Any]:
+        shape, dtype = inputs["frames"]
+        return {"frames": (tuple(shape), dtype)}
+
+    def run_step(self) -> None:
+        if self.stalled:
+            self._idle.wait(0.02)  # never set: hangs, a step at a time
+            return
+        with self.inputs.frames.read(timeout=1.0) as frame:
+            if frame.frame_id >= self.from_id:
+                self.stalled = True
+                with open(self.marker + ".part", "w") as f:
+                    f.write(str(os.getpid()))
+                os.replace(self.marker + ".part", self.marker)  # whole, or not there
+                return
+            self.outputs.frames.put(
+                frame.array, frame_id=frame.frame_id, timestamp_ns=frame.timestamp_ns
+            )
