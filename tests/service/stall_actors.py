@@ -29,9 +29,9 @@ links:
 
 
 class Stall(Actor):
-    """Passes frames on until one of id ``from_id`` or more: then it writes its
-    process id to ``marker`` and takes no frame again (a processor that hangs,
-    each step returning, so a stop ends it at once)."""
+    """Passes frames on until one of id ``from_id`` or more: then it makes the file
+    ``marker/PID`` (its process's id) and takes no frame again (a processor that
+    hangs, each step returning, so a stop ends it at once)."""
 
     input_names = ("frames",)
     output_names = ("frames",)
@@ -54,9 +54,7 @@ class Stall(Actor):
         with self.inputs.frames.read(timeout=1.0) as frame:
             if frame.frame_id >= self.from_id:
                 self.stalled = True
-                with open(self.marker + ".part", "w") as f:
-                    f.write(str(os.getpid()))
-                os.replace(self.marker + ".part", self.marker)  # whole, or not there
+                open(os.path.join(self.marker, str(os.getpid())), "x").close()
                 return
             self.outputs.frames.put(
                 frame.array, frame_id=frame.frame_id, timestamp_ns=frame.timestamp_ns

@@ -54,6 +54,7 @@ def test_an_interrupt_marks_the_file_being_replayed_failed_prints_the_table_and_
     # Was: Ctrl-C left the truncated output "complete" and a raw traceback; SIGTERM
     # killed the job on the spot (the output unsealed, its rings left in /dev/shm).
     marker = tmp_path / "stalled"
+    marker.mkdir()
     pipeline = tmp_path / "stall.yaml"
     pipeline.write_text(STALL_PIPELINE.format(marker=marker))
     write_run(tmp_path / "first.h5", 0, 20)
@@ -62,8 +63,8 @@ def test_an_interrupt_marks_the_file_being_replayed_failed_prints_the_table_and_
     files = [str(tmp_path / f"{name}.h5") for name in ("first", "second", "third")]
 
     with start_reprocess(tmp_path, str(pipeline), *files, "--out", str(tmp_path / "out")) as job:
-        wait_until(marker.exists, timeout=60, what="the second file's replay to hang")
-        assert int(marker.read_text()) == job.pid  # replayed in the job's own process
+        wait_until(lambda: any(marker.iterdir()), timeout=60, what="the second file to hang")
+        assert [p.name for p in marker.iterdir()] == [str(job.pid)]  # in the job's process
         job.send_signal(stop)
         out, err = job.communicate(timeout=60)
 
@@ -91,6 +92,7 @@ def test_a_file_past_its_timeout_is_a_failed_row_naming_the_option_and_the_next_
     tmp_path: Path,
 ) -> None:
     marker = tmp_path / "stalled"
+    marker.mkdir()
     pipeline = tmp_path / "stall.yaml"
     pipeline.write_text(STALL_PIPELINE.format(marker=marker))
     write_run(tmp_path / "hangs.h5", 1000, 20)
@@ -181,6 +183,7 @@ def test_replay_file_takes_a_pathlib_path_and_refuses_a_bad_timeout(tmp_path: Pa
 
 def test_the_rings_of_a_killed_job_are_removed_when_the_next_job_starts(tmp_path: Path) -> None:
     marker = tmp_path / "stalled"
+    marker.mkdir()
     pipeline = tmp_path / "stall.yaml"
     pipeline.write_text(STALL_PIPELINE.format(marker=marker))
     write_run(tmp_path / "hangs.h5", 1000, 20)
@@ -188,7 +191,7 @@ def test_the_rings_of_a_killed_job_are_removed_when_the_next_job_starts(tmp_path
     with start_reprocess(
         tmp_path, str(pipeline), str(tmp_path / "hangs.h5"), "--out", str(tmp_path / "out")
     ) as job:
-        wait_until(marker.exists, timeout=60, what="the replay to hang")
+        wait_until(lambda: any(marker.iterdir()), timeout=60, what="the replay to hang")
         left = rings_of(job.pid)
         job.kill()
         job.communicate(timeout=60)
