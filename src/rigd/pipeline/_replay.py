@@ -30,9 +30,9 @@ from rigd.config import load_pipeline
 from rigd.pipeline._inline import run_inline
 from rigd.pipeline._plan import plan_pipeline
 from rigd.pipeline._replay_guard import (
-    ReplayTimeoutError,
     error_text,
     heed_interrupts,
+    replay_timeout,
     run_path,
     sweep_stale_rings,
     unheed_interrupts,
@@ -239,7 +239,7 @@ def replay_file(
             finally:
                 report = pipeline.stop()
             if not finished:
-                raise ReplayTimeoutError(timeout)
+                raise replay_timeout(timeout)
             if report.state != "stopped":
                 raise RuntimeError(report.failure or "the replay did not finish")
             files, frames = list(report.files), sum(report.frames.values())

@@ -20,9 +20,9 @@ from typing import Any
 from rigd.storage import remove_stale_rings
 
 __all__ = [
-    "ReplayTimeoutError",
     "error_text",
     "heed_interrupts",
+    "replay_timeout",
     "run_path",
     "sweep_stale_rings",
     "unheed_interrupts",
@@ -34,15 +34,13 @@ log = logging.getLogger("rigd.pipeline")
 _INLINE_TIMEOUT = "the replay did not end within"
 
 
-class ReplayTimeoutError(TimeoutError):
-    """A replay did not end within its ``timeout``; the message names the option."""
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__(
-            f"the replay did not end within its timeout of {timeout:g} s (a processor that "
-            "hangs, or a file longer than that); give it longer with `rigd reprocess "
-            "--timeout SECONDS` (replay_file's timeout=)"
-        )
+def replay_timeout(timeout: float) -> TimeoutError:
+    """The error of a replay past its ``timeout``; its message names the option."""
+    return TimeoutError(
+        f"the replay did not end within its timeout of {timeout:g} s (a processor that "
+        "hangs, or a file longer than that); give it longer with `rigd reprocess "
+        "--timeout SECONDS` (replay_file's timeout=)"
+    )
 
 
 def run_path(run_file: object) -> str:
@@ -73,10 +71,10 @@ def error_text(exc: BaseException, run_file: str, timeout: float) -> str:
     if isinstance(exc, SystemExit):
         return f"SystemExit: the replay's process was told to exit (status {exc.code})"
     text = str(exc).splitlines()[0] if str(exc) else ""
-    if isinstance(exc, ReplayTimeoutError):
+    if isinstance(exc, TimeoutError) and text.startswith(_INLINE_TIMEOUT):
         return f"TimeoutError: {text}"
     if isinstance(exc, RuntimeError) and text.startswith(_INLINE_TIMEOUT):
-        return f"TimeoutError: {ReplayTimeoutError(timeout)}"
+        return f"TimeoutError: {replay_timeout(timeout)}"
     if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
         return (
             f"OSError: [Errno {errno.ENAMETOOLONG}] {exc.strerror}: {exc.filename or text}: the "

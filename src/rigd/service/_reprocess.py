@@ -26,7 +26,7 @@ import yaml
 
 from rigd.service._reprocess_signals import StopSignals
 
-__all__ = ["DEFAULT_TIMEOUT_S", "FileResult", "ReprocessInterrupted", "add_parser", "reprocess"]
+__all__ = ["DEFAULT_TIMEOUT_S", "FileResult", "add_parser", "reprocess"]
 
 #: Seconds one file's replay may take by default (``--timeout``).
 DEFAULT_TIMEOUT_S = 3600.0
@@ -49,15 +49,6 @@ class FileResult:
     frames: int = 0
     seconds: float = 0.0
     error: str | None = None
-
-
-class ReprocessInterrupted(KeyboardInterrupt):
-    """``reprocess`` was interrupted (Ctrl-C, SIGTERM); ``results`` has a row per file:
-    those that ended, the one(s) interrupted, and those never started."""
-
-    def __init__(self, results: list[FileResult]) -> None:
-        super().__init__("rigd reprocess was interrupted")
-        self.results = results
 
 
 def _resources(text: str) -> tuple[float, float]:
@@ -93,9 +84,10 @@ def reprocess(
     Raises:
         ValueError: with ``address``, no node of the cluster can hold one
             file's task (its CPUs and GPUs); nothing was submitted.
-        ReprocessInterrupted: a ``KeyboardInterrupt`` (Ctrl-C; SIGTERM under
-            ``rigd reprocess``): the file being replayed was stopped, sealed and
-            marked failed, Ray tasks cancelled; its ``results`` say what ended.
+        KeyboardInterrupt: as it came (Ctrl-C; SIGTERM under ``rigd
+            reprocess``), once the file being replayed was stopped, sealed and
+            marked failed, the Ray tasks cancelled, and ``progress`` called for
+            every file not reported yet (``interrupted``, ``not started``).
     """
     text = Path(pipeline).read_text()
     pipeline_path = str(Path(pipeline).resolve())
@@ -185,8 +177,8 @@ def reprocess(
                 row = FileResult(paths[index], "interrupted", error=f"interrupted; {kept}")
             else:
                 row = FileResult(paths[index], "not started", error="interrupted before it began")
-            results[index] = row
-        raise ReprocessInterrupted([results[i] for i in range(len(paths))]) from None
+            finished(index, asdict(row))
+        raise
     return [results[index] for index in range(len(paths))]
 
 
@@ -272,7 +264,10 @@ def _check_pipeline(pipeline: str) -> str | None:
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    reported: list[FileResult] = []
+
     def progress(done: int, total: int, result: FileResult) -> None:
+        reported.append(result)
         print(f"[{done}/{total}] {result.file}: {result.state}", flush=True)
 
     # Actor classes import from the current directory too, as with `rigd run`
@@ -288,25 +283,24 @@ def _cmd(args: argparse.Namespace) -> int:
             if problem:
                 print(f"rigd reprocess: {problem}", file=sys.stderr)
                 return 2
-            try:
-                results = reprocess(
-                    args.pipeline,
-                    args.files,
-                    args.out,
-                    address=args.address,
-                    progress=progress,
-                    actor_processes=args.actor_processes,
-                    timeout=args.timeout,
-                )
-            except ReprocessInterrupted as stopped:
-                results = stopped.results
+            results = reprocess(
+                args.pipeline,
+                args.files,
+                args.out,
+                address=args.address,
+                progress=progress,
+                actor_processes=args.actor_processes,
+                timeout=args.timeout,
+            )
     except (OSError, ValueError) as exc:
         print(f"rigd reprocess: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # outside a file's replay: the checks, Ray's start
-        if results is None:
+    except KeyboardInterrupt:  # every file reported: its row, in the order given
+        if not reported:
             print("rigd reprocess: interrupted before any file began", file=sys.stderr)
             return 130
+        order = [str(Path(f).resolve()) for f in args.files]
+        results = sorted(reported, key=lambda r: order.index(r.file) if r.file in order else 0)
     print(_table(results))
     counts = {state: sum(r.state == state for r in results) for state in _STATES}
     print(", ".join(f"{n} {state}" for state, n in counts.items() if n or state in _STATES[:2]))
