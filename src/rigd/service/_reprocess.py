@@ -5,7 +5,11 @@ pipeline's sources replaced by ``FilePlayback`` of the stream they recorded,
 its recorder writing to ``--out``, the source's metadata, provenance and drop
 ledger carried). One job per file: in this process one after the other, or,
 with ``--address``, one Ray task per file asking for the pipeline's CPUs and
-GPUs, all at once. A file that fails is reported and never stops the others.
+GPUs, all at once (refused at once when no node has them:
+``_reprocess_ray``). A file that fails, or outlives ``--timeout``, is
+reported and never stops the others. Ctrl-C or SIGTERM (``_reprocess_signals``)
+stops the file being replayed (sealed, marked failed), cancels the Ray
+tasks, and still prints the table: exit status 130.
 """
 
 from __future__ import annotations
