@@ -35,7 +35,6 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rigd._exceptions import PipelineFileError
-from rigd.config._improv import improv_pipeline_text
 from rigd.config._yaml import read_text_file, validate_yaml, where
 
 __all__ = [
@@ -229,13 +228,31 @@ def load_pipeline(
     path = str(source)
     if text is None:
         text = read_text_file(Path(source), "pipeline file")
+    try:
+        config, lines = _validate(path, text, allow_aliases)
+    except PipelineFileError as exc:
+        problem = exc
+    else:
+        return PipelineFile(config, text, path, lines)
+    # Not a valid rigd file: it may be improv's (``actors`` a mapping, which
+    # rigd's list never validates as), read only then: a rigd file is parsed
+    # once, and its reader never imports improv's.
+    from rigd.config._improv import improv_pipeline_text
+
     converted = improv_pipeline_text(path, text, allow_aliases=allow_aliases)
-    if converted is not None:
-        # improv's format: the file rigd runs is the conversion (what
-        # `rigd convert` prints); later errors name its lines.
-        text = converted
-        path = f"{path} (as converted from improv's format; see rigd convert {path})"
-    config, lines = validate_yaml(
+    if converted is None:
+        raise problem  # rigd's own problems with the file
+    # improv's format: the file rigd runs is the conversion (what
+    # `rigd convert` prints); later errors name its lines.
+    path = f"{path} (as converted from improv's format; see rigd convert {path})"
+    config, lines = _validate(path, converted, allow_aliases)
+    return PipelineFile(config, converted, path, lines)
+
+
+def _validate(
+    path: str, text: str, allow_aliases: bool
+) -> tuple[PipelineConfig, dict[tuple[Any, ...], int]]:
+    return validate_yaml(
         PipelineConfig,
         path,
         text,
@@ -243,4 +260,3 @@ def load_pipeline(
         "a pipeline file is a mapping with an 'actors' list",
         allow_aliases=allow_aliases,
     )
-    return PipelineFile(config, text, path, lines)

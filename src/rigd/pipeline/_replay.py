@@ -17,6 +17,7 @@ the pipeline layer only (not the daemon, its CLI and REST client: about
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -94,9 +95,16 @@ def replay_outputs(text: str, run_id: str) -> dict[str, str]:
     """The file name each recorder of the pipeline ``text`` writes in a replay
     whose run id is ``run_id``: ``RUN_ID.h5`` for one recorder,
     ``RUN_ID-RECORDER.h5`` for each of several."""
-    actors = (yaml.safe_load(text) or {}).get("actors") or []
-    recorders = sorted(a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER))
+    recorders = _recorders(text)
     return {name: _template(name, len(recorders)).format(run_id=run_id) for name in recorders}
+
+
+@functools.lru_cache(maxsize=8)
+def _recorders(text: str) -> tuple[str, ...]:
+    """The recorders of the pipeline ``text``, sorted: parsed once per text
+    (``rigd reprocess`` asks for each file's outputs, a worker for each of its files)."""
+    actors = (yaml.safe_load(text) or {}).get("actors") or []
+    return tuple(sorted(a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER)))
 
 
 def _replayed_streams(config: Mapping[str, Any], recorder: str) -> dict[str, str]:
