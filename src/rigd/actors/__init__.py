@@ -12,6 +12,7 @@ from rigd.actors._generator import ObjectRefGenerator
 from rigd.actors._handle import ActorClass, ActorHandle, ActorMethod, ActorProxy
 from rigd.actors._job_config import JobConfig
 from rigd.actors._method_options import MethodOptions, method
+from rigd.actors._one_thread import OneThread, run_on_one_thread
 from rigd.actors._options import ActorOptions, TaskOptions
 from rigd.actors._pipeline_actor import Actor, Endpoints
 from rigd.actors._placement_group import (
@@ -49,6 +50,7 @@ __all__ = [
     "MethodOptions",
     "ObjectRef",
     "ObjectRefGenerator",
+    "OneThread",
     "PlacementGroup",
     "PlacementGroupSchedulingStrategy",
     "RemoteFunction",
@@ -80,6 +82,7 @@ __all__ = [
     "remove_placement_group",
     "run_locally",
     "run_log_format",
+    "run_on_one_thread",
     "shutdown",
     "wait",
 ]

@@ -215,15 +215,21 @@ class Actor:
         control = self.__dict__.get("_rigd_control")
         if control is not None and control.thread.is_alive():
             return
-        control = StepControl()
-        self.__dict__["_rigd_control"] = control
-        self.__dict__["_rigd_finish"] = False
+        control = self.__rigd_prepare_steps__()
         control.thread = threading.Thread(
             target=run_steps, args=(self, control), name="rigd-run-step", daemon=True
         )
         control.thread.start()
         if self.gui:
             self._rigd_gui_loop().start(self.gui_main)
+
+    def __rigd_prepare_steps__(self) -> StepControl:
+        """A new step loop's control, for whatever steps this actor: the thread
+        ``__rigd_run__`` starts, or a scheduler's (``run_on_one_thread``)."""
+        control = StepControl()
+        self.__dict__["_rigd_control"] = control
+        self.__dict__["_rigd_finish"] = False
+        return control
 
     def __rigd_main_loop__(self) -> None:
         """The worker's main thread, for a GUI actor: run ``gui_main`` each time a run starts."""

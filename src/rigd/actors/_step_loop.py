@@ -42,7 +42,9 @@ __all__ = [
     "StepControl",
     "add_fatal_error",
     "add_input_lost_error",
+    "end_steps",
     "run_steps",
+    "step",
 ]
 
 log = logging.getLogger("rigd.actor")
@@ -93,6 +95,8 @@ class StepControl:
         self.idle = threading.Event()
         self.thread = threading.Thread()
         self.steps = 0
+        #: Steps failed in a row (reset by a step that succeeds).
+        self.failing = 0
         self.errors = 0
         self.last_error: str | None = None
         #: The loop ended after ``max_step_errors`` (an actor run in-process; see ``_inline``).
@@ -143,55 +147,69 @@ def run_steps(actor: Actor, control: StepControl) -> None:
     Runs on the actor's step thread (``Actor.__rigd_run__`` starts it); the
     supervisor pauses and stops it through ``control``.
     """
-    name = actor._rigd_name()
-    failing = 0
     while not control.stop.is_set():
         if not control.running.is_set():
             control.idle.set()
             control.running.wait(0.1)
             continue
-        try:
-            actor.run_step()
-        except EndOfStream:
+        if not step(actor, control):
             break
-        except TimeoutError:
-            continue  # nothing came within the step's own timeout: not an error
-        except Exception as exc:  # noqa: BLE001 - a step's error must not end the pipeline
-            if isinstance(exc, _input_lost):
-                # The actor upstream died; it comes back if its policy allows.
-                control.note_error(name, exc, quiet=True)
-                control.stop.wait(0.05)
-                continue
-            control.fatal = isinstance(exc, _fatal)
-            failing = actor.max_step_errors if control.fatal else failing + 1
-            control.note_error(name, exc)
-            if failing >= actor.max_step_errors and actor.__dict__.get("_rigd_inline"):
-                control.gave_up = True  # run inside its driver's process: end the loop only
-                break
-            if failing >= actor.max_step_errors:
-                log.error(
-                    "%s: run_step failed %s; the actor exits (its restart policy "
-                    "decides what next)",
-                    name,
-                    "for good" if control.fatal else f"{failing} times in a row",
-                )
-                _note_last_error(actor, control.last_error)
-                if control.fatal:  # no restart can fix it: none is made
-                    end_without_restart(
-                        f"its run_step raised {control.last_error}, which no restart can "
-                        "fix, so it ended for good"
-                    )
-                logging.shutdown()
-                os._exit(EXIT_STEP_ERRORS)
-            continue
-        failing = 0
-        control.steps += 1
-        if actor.__dict__.get("_rigd_finish"):
-            break
+    end_steps(actor, control)
+
+
+def step(actor: Actor, control: StepControl) -> bool:
+    """One turn of the step loop: ``actor.run_step`` once, its errors handled
+    as ``run_steps`` handles them. Returns whether the loop goes on (False
+    once the actor finished, its inputs ended, or it gave up in-process).
+
+    An actor run in its own process that gives up exits it here
+    (``EXIT_STEP_ERRORS``).
+    """
+    try:
+        actor.run_step()
+    except EndOfStream:
+        return False
+    except TimeoutError:
+        return True  # nothing came within the step's own timeout: not an error
+    except Exception as exc:  # noqa: BLE001 - a step's error must not end the pipeline
+        name = actor._rigd_name()
+        if isinstance(exc, _input_lost):
+            # The actor upstream died; it comes back if its policy allows.
+            control.note_error(name, exc, quiet=True)
+            control.stop.wait(0.05)
+            return True
+        control.fatal = isinstance(exc, _fatal)
+        control.failing = actor.max_step_errors if control.fatal else control.failing + 1
+        control.note_error(name, exc)
+        if control.failing < actor.max_step_errors:
+            return True
+        if actor.__dict__.get("_rigd_inline"):
+            control.gave_up = True  # run inside its driver's process: end the loop only
+            return False
+        log.error(
+            "%s: run_step failed %s; the actor exits (its restart policy decides what next)",
+            name,
+            "for good" if control.fatal else f"{control.failing} times in a row",
+        )
+        _note_last_error(actor, control.last_error)
+        if control.fatal:  # no restart can fix it: none is made
+            end_without_restart(
+                f"its run_step raised {control.last_error}, which no restart can "
+                "fix, so it ended for good"
+            )
+        logging.shutdown()
+        os._exit(EXIT_STEP_ERRORS)
+    control.failing = 0
+    control.steps += 1
+    return not actor.__dict__.get("_rigd_finish")
+
+
+def end_steps(actor: Actor, control: StepControl) -> None:
+    """After the step loop: flush its error log; an actor that ended on its own
+    (not stopped) closes its outputs, so everything downstream drains and ends."""
     control.idle.set()
-    control.flush_log(name)
+    control.flush_log(actor._rigd_name())
     if not control.stop.is_set():
-        # Finished on its own: let everything downstream drain and end.
         actor._rigd_close_outputs()
 
 

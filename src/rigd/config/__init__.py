@@ -46,7 +46,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "load_service_config",
 ]
 
-#: Every other name: its module, imported on first use.
+#: Each name: its module, imported on first use.
 _LAZY = {
     "ActorConfig": "rigd.config._pipeline_file",
     "LinkConfig": "rigd.config._pipeline_file",

@@ -33,18 +33,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from rigd._exceptions import PipelineFileError
-from rigd.config._yaml import validate_yaml
+from rigd.config._yaml import parse_yaml, validate_data
 
-__all__ = ["improv_pipeline_text"]
+__all__ = ["improv_pipeline_text", "is_improv"]
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]")
 _ENDPOINT = re.compile(r"^\s*([^.\s]+)\.([^.\s]+)\s*$")
-
-
-class _Sniff(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    actors: Any = None
 
 
 class _ImprovActor(BaseModel):
@@ -62,31 +56,32 @@ class _ImprovFile(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-def improv_pipeline_text(path: str, text: str, *, allow_aliases: bool = True) -> str | None:
+def improv_pipeline_text(
+    path: str,
+    text: str,
+    *,
+    allow_aliases: bool = True,
+    parsed: tuple[dict[str, Any], dict[tuple[Any, ...], int]] | None = None,
+) -> str | None:
     """The rigd pipeline file an improv config file means, or None if ``text`` is not one.
+
+    ``parsed``: ``text`` already parsed (``rigd.config._yaml.parse_yaml``), so
+    it is not parsed again.
 
     Raises:
         PipelineFileError: it is improv's format, but wrong (an actor without
             ``package`` or ``class``, a connection not ``Actor.link``), with
             file, line and key.
     """
-
-    try:
-        sniff, _ = validate_yaml(
-            _Sniff, path, text, PipelineFileError, "", allow_aliases=allow_aliases
-        )
-    except PipelineFileError:
-        return None  # not a mapping, or not YAML: the rigd reader says what is wrong
-    if not isinstance(sniff.actors, dict):
+    if parsed is None:
+        try:
+            parsed = parse_yaml(path, text, PipelineFileError, "", allow_aliases=allow_aliases)
+        except PipelineFileError:
+            return None  # not a mapping, or not YAML: the rigd reader says what is wrong
+    data, lines = parsed
+    if not is_improv(data):
         return None
-    improv, lines = validate_yaml(
-        _ImprovFile,
-        path,
-        text,
-        PipelineFileError,
-        "an improv config file is a mapping with an 'actors' mapping",
-        allow_aliases=allow_aliases,
-    )
+    improv = validate_data(_ImprovFile, path, data, lines, PipelineFileError)
     problems: list[str] = []
     links: list[str] = []
     outputs: dict[str, dict[str, Any]] = {}
@@ -121,6 +116,12 @@ def improv_pipeline_text(path: str, text: str, *, allow_aliases: bool = True) ->
         header.append(f"# Not used by rigd: {', '.join(ignored)} (improv's server settings).")
     body: str = yaml.safe_dump(pipeline, sort_keys=False, default_flow_style=False)
     return "\n".join(header) + "\n" + body
+
+
+def is_improv(data: dict[str, Any]) -> bool:
+    """Whether a parsed config file is improv's format: ``actors`` is a mapping
+    (rigd's is a list)."""
+    return isinstance(data.get("actors"), dict)
 
 
 def _pipeline_name(path: str) -> str:

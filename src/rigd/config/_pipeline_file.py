@@ -35,7 +35,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rigd._exceptions import PipelineFileError
-from rigd.config._yaml import read_text_file, validate_yaml, where
+from rigd.config._yaml import parse_yaml, read_text_file, validate_data, where
 
 __all__ = [
     "ActorConfig",
@@ -228,35 +228,21 @@ def load_pipeline(
     path = str(source)
     if text is None:
         text = read_text_file(Path(source), "pipeline file")
-    try:
-        config, lines = _validate(path, text, allow_aliases)
-    except PipelineFileError as exc:
-        problem = exc
-    else:
-        return PipelineFile(config, text, path, lines)
-    # Not a valid rigd file: it may be improv's (``actors`` a mapping, which
-    # rigd's list never validates as), read only then: a rigd file is parsed
-    # once, and its reader never imports improv's.
-    from rigd.config._improv import improv_pipeline_text
+    shape = "a pipeline file is a mapping with an 'actors' list"
+    data, lines = parse_yaml(path, text, PipelineFileError, shape, allow_aliases=allow_aliases)
+    if isinstance(data.get("actors"), dict):
+        # improv's format (its actors a mapping): the file rigd runs is the
+        # conversion (what `rigd convert` prints); later errors name its lines.
+        # Imported here: most pipeline files are rigd's, and a Ray worker that
+        # replays one need not build improv's models.
+        from rigd.config._improv import improv_pipeline_text
 
-    converted = improv_pipeline_text(path, text, allow_aliases=allow_aliases)
-    if converted is None:
-        raise problem  # rigd's own problems with the file
-    # improv's format: the file rigd runs is the conversion (what
-    # `rigd convert` prints); later errors name its lines.
-    path = f"{path} (as converted from improv's format; see rigd convert {path})"
-    config, lines = _validate(path, converted, allow_aliases)
-    return PipelineFile(config, converted, path, lines)
-
-
-def _validate(
-    path: str, text: str, allow_aliases: bool
-) -> tuple[PipelineConfig, dict[tuple[Any, ...], int]]:
-    return validate_yaml(
-        PipelineConfig,
-        path,
-        text,
-        PipelineFileError,
-        "a pipeline file is a mapping with an 'actors' list",
-        allow_aliases=allow_aliases,
-    )
+        converted = improv_pipeline_text(
+            path, text, allow_aliases=allow_aliases, parsed=(data, lines)
+        )
+        assert converted is not None
+        text = converted
+        path = f"{path} (as converted from improv's format; see rigd convert {path})"
+        data, lines = parse_yaml(path, text, PipelineFileError, shape, allow_aliases=allow_aliases)
+    config = validate_data(PipelineConfig, path, data, lines, PipelineFileError)
+    return PipelineFile(config, text, path, lines)

@@ -18,7 +18,15 @@ from pydantic import BaseModel
 
 from rigd._exceptions import PipelineFileError
 
-__all__ = ["MAX_FILE_BYTES", "MAX_YAML_NODES", "read_text_file", "validate_yaml", "where"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_YAML_NODES",
+    "parse_yaml",
+    "read_text_file",
+    "validate_data",
+    "validate_yaml",
+    "where",
+]
 
 #: A configuration file larger than this is refused unread (a pipeline file is
 #: a few kilobytes; this stops ``/dev/zero`` or a run file given by mistake).
@@ -164,14 +172,34 @@ def validate_yaml(
     Returns:
         The model, and the line of each key.
 
+    The text is read in bounded memory and time (see ``parse_yaml``).
+
+    Raises:
+        error: the YAML or its keys are wrong, one problem per line, each
+        naming ``path``, the line and the key.
+    """
+    data, lines = parse_yaml(path, text, error, shape, allow_aliases=allow_aliases)
+    return validate_data(model, path, data, lines, error), lines
+
+
+def parse_yaml(
+    path: str,
+    text: str,
+    error: type[PipelineFileError],
+    shape: str,
+    *,
+    allow_aliases: bool = True,
+) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    """Parse ``text`` as a YAML mapping; return it and the line of each key.
+
     The text is read in bounded memory and time: it may hold at most
     ``MAX_YAML_NODES`` values once its aliases are expanded (an alias bomb of
     a few hundred bytes is refused before it is built), and with
     ``allow_aliases=False`` (text that came over HTTP) no anchor or alias at all.
 
     Raises:
-        error: the YAML or its keys are wrong, one problem per line, each
-        naming ``path``, the line and the key.
+        error: not YAML, too large or deep, or not a mapping (``shape`` says
+        what it should be), naming ``path`` and the line.
     """
     loader: yaml.SafeLoader | None = None
     try:
@@ -200,8 +228,23 @@ def validate_yaml(
         raise error([f"{path}: {shape}"])
     lines: dict[tuple[Any, ...], int] = {}
     _node_lines(root, (), lines)
+    return data, lines
+
+
+def validate_data(
+    model: type[_M],
+    path: str,
+    data: dict[str, Any],
+    lines: dict[tuple[Any, ...], int],
+    error: type[PipelineFileError],
+) -> _M:
+    """Validate ``data`` (``parse_yaml``'s) as ``model``.
+
+    Raises:
+        error: its keys are wrong, one problem per line, each naming
+        ``path``, the line (from ``lines``) and the key.
+    """
     try:
-        config = model.model_validate(data)
+        return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise error(list(_pydantic_problems(exc, path, lines))) from None
-    return config, lines

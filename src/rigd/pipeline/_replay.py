@@ -45,7 +45,11 @@ def replay_pipeline(text: str, run_file: str, out_dir: str) -> dict[str, Any]:
     Raises:
         ValueError: the pipeline has no recorder, or a source that is not recorded.
     """
-    config = yaml.safe_load(text)
+    return _replay_config(yaml.safe_load(text), run_file, out_dir)
+
+
+def _replay_config(config: dict[str, Any], run_file: str, out_dir: str) -> dict[str, Any]:
+    """``replay_pipeline`` of the pipeline already parsed (``config``, changed in place)."""
     actors = config.get("actors") or []
     links = config.get("links") or []
     readers = {link["link"].split("->")[1].split(".")[0].strip() for link in links}
@@ -102,9 +106,14 @@ def replay_outputs(text: str, run_id: str) -> dict[str, str]:
 @functools.lru_cache(maxsize=8)
 def _recorders(text: str) -> tuple[str, ...]:
     """The recorders of the pipeline ``text``, sorted: parsed once per text
-    (``rigd reprocess`` asks for each file's outputs, a worker for each of its files)."""
-    actors = (yaml.safe_load(text) or {}).get("actors") or []
-    return tuple(sorted(a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER)))
+    (``rigd reprocess`` asks for each file's outputs before it starts them)."""
+    return tuple(_outputs(yaml.safe_load(text) or {}, ""))
+
+
+def _outputs(config: Mapping[str, Any], run_id: str) -> dict[str, str]:
+    actors = config.get("actors") or []
+    recorders = sorted(a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER))
+    return {name: _template(name, len(recorders)).format(run_id=run_id) for name in recorders}
 
 
 def _replayed_streams(config: Mapping[str, Any], recorder: str) -> dict[str, str]:
@@ -176,9 +185,11 @@ def replay_file(
     targets: dict[str, Path] = {}
     try:
         check_sealed(run_file)  # HDF5 would only name h5clear
-        part = replay_pipeline(text, run_file, out_dir)
+        part = yaml.safe_load(text)
+        outputs_named = _outputs(part, run_id)  # before the replay's changes to it
+        part = _replay_config(part, run_file, out_dir)
         pfile = load_pipeline(f"<{run_file}>", text=yaml.safe_dump(part, sort_keys=False))
-        for recorder, name in replay_outputs(text, run_id).items():
+        for recorder, name in outputs_named.items():
             target = Path(out_dir) / name
             if target.exists():
                 raise FileExistsError(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rigd.storage._dtypes import dtype_text, is_record_dtype, parse_dtype
 from rigd.storage._fields import RecordField
+from rigd.storage._futex import call_before_sleeping
 from rigd.storage._messages import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Message,
@@ -109,6 +110,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "StreamSpec",
     "StreamSummary",
     "attach",
+    "call_before_sleeping",
     "carry_ledger",
     "check_metadata",
     "check_sealed",

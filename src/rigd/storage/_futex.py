@@ -5,6 +5,11 @@ process changes it and calls wake. Waiting costs no CPU; a wake costs one
 system call (3.5 us through ctypes on the development VM). The waits here
 are shared (not FUTEX_PRIVATE), so they work across processes that map the
 same file. ctypes releases the GIL around the call.
+
+A thread can ask to be told before it next sleeps on a futex
+(``call_before_sleeping``): a scheduler that steps several actors on one
+thread hands the other actors threads of their own the moment one step would
+sleep waiting for them (``rigd.pipeline``'s inline replay).
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from __future__ import annotations
 import ctypes
 import errno
 import platform
+import threading
+from collections.abc import Callable
 
-__all__ = ["futex_wait", "futex_wake"]
+__all__ = ["call_before_sleeping", "futex_wait", "futex_wake"]
 
 _SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine())
 _FUTEX_WAIT = 0
@@ -43,6 +50,19 @@ _wake = ctypes.CFUNCTYPE(
 )(("syscall", _libc))
 
 
+_local = threading.local()
+
+
+def call_before_sleeping(hook: Callable[[], None] | None) -> None:
+    """Call ``hook`` (once, then forget it) the next time this thread is about to
+    sleep in ``futex_wait``; ``None`` forgets a hook not called yet.
+
+    The hook runs on this thread, before the sleep; whatever it raises, the
+    wait raises.
+    """
+    _local.hook = hook
+
+
 def futex_wait(address: int, expected: int, timeout_s: float) -> bool:
     """Sleep while the word at ``address`` holds ``expected``, at most ``timeout_s``.
 
@@ -50,6 +70,10 @@ def futex_wait(address: int, expected: int, timeout_s: float) -> bool:
         ``False`` if the wait timed out, ``True`` otherwise (woken, the word
         had already changed, or a signal: callers re-check their condition).
     """
+    hook = getattr(_local, "hook", None)
+    if hook is not None:
+        _local.hook = None
+        hook()
     if _SYS_FUTEX is None:  # pragma: no cover - other machines sleep briefly instead
         import time
 

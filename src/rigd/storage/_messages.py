@@ -191,6 +191,10 @@ class MessageWriter:
                 f"ring {self._ring.name!r} is full: a lossless reader is a whole ring behind"
             ) from None
 
+    def ready(self) -> bool:
+        """Whether the next ``put`` would find a free slot now (see ``RingWriter.ready``)."""
+        return self._writer.ready()
+
     @property
     def previous(self) -> tuple[int, int] | None:
         """The last message a writer committed before this one attached (see ``RingWriter``)."""
@@ -262,6 +266,10 @@ class MessageReader:
         """
         frame = self._reader.get(timeout)
         return Message(frame, self._views[frame.slot])
+
+    def ready(self) -> bool:
+        """Whether ``get`` would return now (see ``RingReader.ready``)."""
+        return self._reader.ready()
 
     def get_nowait(self) -> Message:
         """Like ``get``, but raise ``WouldBlock`` instead of waiting."""

@@ -149,6 +149,22 @@ class RingReader:
             if timed_out:
                 self._check_writer(want)
 
+    def ready(self) -> bool:
+        """Whether ``get`` would return now, without waiting: a frame is there
+        to read, or ``get`` would raise at once (the stream ended, the reader
+        was closed or dropped, a frame is still held).
+
+        For a scheduler that steps several actors on one thread (an inline
+        replay, ``rigd.pipeline``): it steps a reader's actor when its input is
+        ready, so the step does not sleep waiting for a writer on that thread.
+        """
+        if self._closed or self._held is not None or self._rec.state != ReaderState.ACTIVE:
+            return True
+        hdr = self._hdr
+        cursor = int(self._rec.cursor)
+        want = cursor if self._ahead is None else max(cursor, self._ahead)
+        return int(hdr.head) > want or bool(hdr.closed)
+
     def _take(self, seq: int, cursor: int, lossless: bool, slept: bool) -> Frame:
         """Hold committed frame ``seq``: pass announcements on, move a latest
         reader's cursor, sample the wake-up latency if the reader slept."""

@@ -194,6 +194,26 @@ class RingWriter:
         self._note_skips()
         write_note(self._hdr, 0, 1, OWN_IDS)
 
+    def ready(self) -> bool:
+        """Whether the next ``put`` or ``slot`` would find a free slot now, without
+        waiting for a lossless reader (a closed writer is ready: it raises at once).
+
+        For a scheduler that steps several actors on one thread (see
+        ``RingReader.ready``).
+        """
+        if self._closed:
+            return True
+        seq = int(self._hdr.head)
+        if seq < self._space_until:
+            return True
+        seg = self._seg
+        return not any(
+            rec.state == ReaderState.ACTIVE
+            and rec.policy == 0
+            and seq - int(rec.cursor) >= seg.slot_count
+            for rec in seg.readers
+        )
+
     def _begin(self, timeout: float | None) -> int:
         """Claim the next slot (waiting for space) and announce its frame."""
         if self._closed:
