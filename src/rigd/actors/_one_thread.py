@@ -176,5 +176,7 @@ class OneThread:
             thread = threading.Thread(
                 target=run_steps, args=(s.actor, s.control), name="rigd-run-step", daemon=True
             )
-            s.control.thread = thread
+            # Started first: whoever joins control.thread meanwhile joins this
+            # (running) thread, never one not started yet.
             thread.start()
+            s.control.thread = thread

@@ -28,6 +28,7 @@ processors serialize).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -42,6 +43,8 @@ from rigd.storage import FrameRing, call_before_sleeping
 __all__ = ["InlineReport", "run_inline"]
 
 _POLL_S = 0.2
+
+log = logging.getLogger("rigd.pipeline")
 
 
 class InlineReport(dict[str, Any]):
@@ -135,23 +138,27 @@ def run_inline(
                 break
         failure = failure or _failed(actors)
     finally:
+        # Every actor is stopped (its files sealed) and every ring removed, whatever
+        # one actor's stop raises: the first such error fails the replay.
+        stop_errors: list[str] = []
         # An actor that gave up first: its readers then stop holding the writers back.
-        for gave_up in actors.values():
+        for name, gave_up in actors.items():
             control = gave_up.__dict__.get("_rigd_control")
             if control is not None and control.gave_up:
-                gave_up.__rigd_stop__()
+                _stop(name, gave_up, stop_errors)
         recordings = []
         for actor in stop_order(plan.actors):
             made: Any = actors.get(actor.name)
             if made is None:
                 continue
             if "_rigd_inputs" in made.__dict__:
-                made.__rigd_stop__()
+                _stop(actor.name, made, stop_errors)
             if actor.name in plan.recorders:
                 recordings.append(made.summary())
         for ring in rings.values():
             ring.close()
             ring.unlink()
+    failure = failure or (stop_errors[0] if stop_errors else None)
     if failure:
         raise RuntimeError(failure)
     return InlineReport(
@@ -180,6 +187,15 @@ def _wiring(
                     input_fields[inp] = [(f.name, f.units, f.long_name) for f in ring_plan.fields]
     # No "actor" key: that would install a per-actor log handler in this, shared, process.
     return Wiring(inputs, outputs, {**run_info, "input_fields": input_fields})
+
+
+def _stop(name: str, instance: Any, errors: list[str]) -> None:
+    """``__rigd_stop__`` of one actor; what it raises is noted in ``errors``, not raised."""
+    try:
+        instance.__rigd_stop__()
+    except Exception as exc:  # the other actors must still stop
+        log.exception("actor %r: its stop failed", name)
+        errors.append(f"actor {name!r}: its stop raised {type(exc).__name__}: {exc}")
 
 
 def _stepping(steps: OneThread | None) -> str:
