@@ -17,6 +17,7 @@ the pipeline layer only (not the daemon, its CLI and REST client: about
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Mapping
@@ -107,7 +108,15 @@ def replay_outputs(text: str, run_id: str) -> dict[str, str]:
     """The file name each recorder of the pipeline ``text`` writes in a replay
     whose run id is ``run_id``: ``RUN_ID.h5`` for one recorder,
     ``RUN_ID-RECORDER.h5`` for each of several."""
-    return _outputs(yaml.safe_load(text) or {}, run_id)
+    recorders = _recorders(text)
+    return {name: _template(name, len(recorders)).format(run_id=run_id) for name in recorders}
+
+
+@functools.lru_cache(maxsize=8)
+def _recorders(text: str) -> tuple[str, ...]:
+    """The recorders of the pipeline ``text``, sorted: parsed once per text
+    (``rigd reprocess`` asks for each file's outputs before it starts them)."""
+    return tuple(_outputs(yaml.safe_load(text) or {}, ""))
 
 
 def _outputs(config: Mapping[str, Any], run_id: str) -> dict[str, str]:
