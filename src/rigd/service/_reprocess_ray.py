@@ -137,7 +137,8 @@ def _cancel(pending: dict[Any, Job], finished: Finished) -> None:
             cancel(ref)  # a running task gets KeyboardInterrupt: its file is sealed, failed
     deadline = time.monotonic() + CANCEL_WAIT_S
     while pending and time.monotonic() < deadline:
-        ready, _ = wait(list(pending), num_returns=1, timeout=deadline - time.monotonic())
+        left = max(0.0, deadline - time.monotonic())
+        ready, _ = wait(list(pending), num_returns=1, timeout=left)
         for ref in ready:
             job = pending.pop(ref)
             finished(job[0], _outcome(get, ref, job))
