@@ -279,7 +279,7 @@ def _cmd(args: argparse.Namespace) -> int:
     # cluster's workers import what the cluster's nodes have).
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    results: list[FileResult] | None = None
+    results: list[FileResult] = []
     signals = StopSignals()
     try:
         with signals:
