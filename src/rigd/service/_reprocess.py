@@ -64,6 +64,9 @@ def reprocess(
             (``rigd.pipeline._inline``: the default, without a start-up cost
             per file).
     """
+    from rigd.pipeline import check_replay
+
+    check_replay(pipeline)  # the pipeline's mistakes, once, with its lines: before any file
     text = Path(pipeline).read_text()
     pipeline_path = str(Path(pipeline).resolve())
     out = str(Path(out_dir).resolve())
