@@ -1,11 +1,14 @@
 """A run file replayed through a pipeline's processors into a new run file.
 
-The pipeline's sources are replaced by ``FilePlayback`` of the stream they
+The pipeline's sources are replaced by ``FilePlayback`` of the streams they
 recorded (``rate: max``), its processors run as written, and its recorder
-writes to the output directory. The new file carries the source's run
-metadata, a provenance note (the source file and the pipeline), and the drop
-ledger of the streams replayed, reasons kept (``rigd.storage.carry_ledger``):
-a reprocessed file of a lossy run does not look lossless.
+writes to the output directory, nothing dropped for speed
+(``_replay_config``). The new file carries the source's run metadata, a
+provenance note (the source file and the pipeline, and what the rewrite
+changed), the source run's id, times and pipeline
+(``rigd.storage.carry_provenance``), and the drop ledger of the streams
+replayed, reasons kept (``rigd.storage.carry_ledger``): a reprocessed file
+of a lossy run does not look lossless.
 
 ``replay_file`` is one file's whole job, the unit ``rigd reprocess``
 (``rigd.service``) runs one after the other or as one Ray task per file. It

@@ -196,7 +196,7 @@ def replay_config(pfile: PipelineFile, run_file: str | None, out_dir: str) -> Re
                     f"{pfile.where('links', k)}: source {name!r} is not recorded (its output "
                     f"{out!r} feeds {parsed[k][2]}.{parsed[k][3]}), so a run file cannot stand "
                     f"in for it; link it to the recorder ({name}.{out} -> "
-                    f"{recorders[0]}.{name if out in ('frames', 'output') else f'{name}_{out}'})"
+                    f"{recorders[0]}.{record_stream(f'{name}.{out}')})"
                 )
         if any(stream is None for stream in outputs.values()):
             continue
