@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from rigd.actors import Actor
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError, load_pipeline
 from rigd.pipeline import plan_pipeline
 
@@ -247,6 +248,34 @@ def test_options_the_class_does_not_take(tmp_path: Path) -> None:
         for p in found
     ), found
     assert any("player" in p and "missing required option(s) ['path']" in p for p in found), found
+
+
+class NoInit(Actor):
+    """An actor with no ``__init__`` of its own: it takes no option."""
+
+    input_names = ("frames",)
+
+    def run_step(self) -> None:
+        with self.inputs.frames.read(timeout=1.0):
+            pass
+
+
+def test_an_actor_without_init_takes_no_option(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+          - name: sink
+            class: {__name__}.NoInit
+            options: {{factor: 3}}
+        links:
+          - camera.frames -> sink.frames
+        """,
+    )
+    assert any(
+        f"sink ({__name__}.NoInit): unknown option(s) ['factor']; its options are none" in p
+        for p in found
+    ), found
 
 
 def test_cpus_the_machine_does_not_have(tmp_path: Path) -> None:

@@ -105,11 +105,16 @@ def actor_class(value: Any) -> Any:
 
 def check_options(cls: type[Actor], options: Mapping[str, Any]) -> str | None:
     """What is wrong with ``options`` for ``cls(**options)``, or None."""
-    try:
-        signature = inspect.signature(cls.__init__)
-    except (TypeError, ValueError):
-        return None
-    params = list(signature.parameters.values())[1:]
+    if cls.__init__ is object.__init__:
+        # No __init__ of its own: object's (*args, **kwargs) would take anything,
+        # and the instance would then refuse every option.
+        params: list[inspect.Parameter] = []
+    else:
+        try:
+            signature = inspect.signature(cls.__init__)
+        except (TypeError, ValueError):
+            return None
+        params = list(signature.parameters.values())[1:]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
     named = {
