@@ -242,6 +242,59 @@ def test_put_wait_and_a_task_on_ray() -> None:
     assert rigd.get([first, rest]) == [[1], [2, 3]]
 
 
+def exported(kind: bytes) -> int:
+    """How many functions (``b"RemoteFunction"``) or actor classes (``b"ActorClass"``)
+    this job has exported to Ray's GCS (its function table; each export is a key)."""
+    from ray._private.ray_constants import KV_NAMESPACE_FUNCTION_TABLE
+    from ray.experimental.internal_kv import _internal_kv_list
+
+    job = ray.get_runtime_context().get_job_id().encode()
+    return len(_internal_kv_list(kind + b":" + job + b":", namespace=KV_NAMESPACE_FUNCTION_TABLE))
+
+
+def test_a_function_is_exported_to_ray_once_however_often_and_with_whatever_options() -> None:
+    def double(x):
+        return 2 * x
+
+    before = exported(b"RemoteFunction")
+    refs = [rigd.remote(double).remote(1), rigd.remote(double).remote(2)]
+    refs.append(rigd.remote(double).options(num_cpus=0.5, name="twice").remote(3))
+    refs.append(rigd.remote(num_cpus=1)(double).remote(4))
+
+    assert rigd.get(refs, timeout=60) == [2, 4, 6, 8]
+    assert exported(b"RemoteFunction") == before + 1
+
+
+def test_an_actor_class_is_exported_once_and_names_lifetimes_and_groups_still_apply() -> None:
+    @rigd.remote
+    class Tally:
+        def __init__(self, start):
+            self.value = start
+
+        def add(self, n):
+            self.value += n
+            return self.value
+
+    before = exported(b"ActorClass")
+    plain = Tally.remote(1)
+    named = Tally.options(name="tally", lifetime="detached", max_concurrency=2).remote(10)
+    try:
+        assert rigd.get([plain.add.remote(1), named.add.remote(1)], timeout=60) == [2, 11]
+        found = rigd.get_actor("tally")
+        assert rigd.get(found.add.remote(1), timeout=60) == 12
+        # The GCS's actor table (Ray's state API would need the dashboard).
+        entry = ray._private.state.actors(named._actor_id.hex())
+        assert (entry["Name"], entry["IsDetached"]) == ("tally", True)
+        assert exported(b"ActorClass") == before + 1
+
+        # concurrency_groups, which Ray takes in ray.remote only: a class of its own.
+        grouped = Tally.options(concurrency_groups={"io": 2}).remote(0)
+        assert rigd.get(grouped.add.remote(5), timeout=60) == 5
+        assert exported(b"ActorClass") == before + 2
+    finally:
+        rigd.kill(named)  # detached: it outlives this job otherwise
+
+
 def test_what_ray_lacks_is_refused_with_the_reason() -> None:
     # A strategy needs a placement group object (on Ray: Ray's, from
     # rigd.util.placement_group, which calls Ray's), not a name.

@@ -17,7 +17,6 @@ from typing import Any
 
 from rigd._exceptions import RingBrokenError
 from rigd.actors import add_input_lost_error, get_gpu_ids
-from rigd.gpu import register_pinned
 from rigd.storage import (
     RUN_ENV,
     STORE_ENV,
@@ -72,7 +71,13 @@ def open_endpoints(
     readers: dict[str, RingReader | MessageReader] = {}
     writers: dict[str, RingWriter | MessageWriter] = {}
     pinned: list[Callable[[], None]] = []
-    has_gpu = bool(get_gpu_ids())
+    pin: Callable[[int, int], Any] | None = None
+    if get_gpu_ids():
+        # Imported here: only an actor with a GPU pins its slots (one without,
+        # e.g. each actor of a rigd reprocess task, never imports rigd.gpu).
+        from rigd.gpu import register_pinned
+
+        pin = register_pinned
     if wiring.run.get("store"):
         # rigd.store in this actor (and programs it starts): its pipeline's store, its run.
         os.environ[STORE_ENV] = str(wiring.run["store"])
@@ -92,9 +97,9 @@ def open_endpoints(
             rings.append(ring)
             reader = ring.reader(source.policy, low_latency=source.low_latency)
             readers[name] = MessageReader(reader) if ring.kind == "messages" else reader
-            if has_gpu:
+            if pin is not None:
                 # Once, at attach: copies from the slots to the GPU are then DMA.
-                unregister = register_pinned(*ring.slot_memory())
+                unregister = pin(*ring.slot_memory())
                 if unregister is not None:
                     pinned.append(unregister)
         for name, segment in wiring.outputs.items():
@@ -102,9 +107,9 @@ def open_endpoints(
             rings.append(ring)
             writer = ring.writer()
             writers[name] = MessageWriter(ring, writer) if ring.kind == "messages" else writer
-            if has_gpu:
+            if pin is not None:
                 # Results copied back from the GPU land in the slot by DMA too.
-                unregister = register_pinned(*ring.slot_memory())
+                unregister = pin(*ring.slot_memory())
                 if unregister is not None:
                     pinned.append(unregister)
         if len(readers) == 1:

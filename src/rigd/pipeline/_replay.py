@@ -20,6 +20,7 @@ the pipeline layer only (not the daemon, its CLI and REST client: about
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from rigd.actors import run_locally
 from rigd.config import load_pipeline
 from rigd.pipeline._inline import run_inline
 from rigd.pipeline._plan import plan_pipeline
-from rigd.pipeline._replay_config import Replay, check_replay, replay_config
+from rigd.pipeline._replay_config import Replay, check_replay, replay_config, template
 from rigd.storage import carry_ledger, carry_provenance, check_sealed, mark_failed, run_metadata
 
 __all__ = ["check_replay", "replay_file", "replay_outputs", "replay_pipeline"]
@@ -52,11 +53,22 @@ def replay_outputs(text: str, run_id: str) -> dict[str, str]:
     """The file name each recorder of the pipeline ``text`` writes in a replay
     whose run id is ``run_id``: ``RUN_ID.h5`` for one recorder,
     ``RUN_ID-RECORDER.h5`` for each of several (the ``record:`` shorthand's
-    is ``recorder``). ``{}``: the pipeline cannot be replayed."""
+    is ``recorder``). ``{}``: the pipeline cannot be replayed (its
+    ``replay_file`` names what is wrong)."""
+    recorders = _recorders(text)
+    return {name: template(name, len(recorders)).format(run_id=run_id) for name in recorders}
+
+
+@functools.lru_cache(maxsize=8)
+def _recorders(text: str) -> tuple[str, ...]:
+    """The recorders of the pipeline ``text``, sorted: parsed once per text
+    (``rigd reprocess`` asks for each file's outputs before it starts them)."""
     try:
-        return replay_config(load_pipeline("<pipeline>", text=text), None, ".").outputs(run_id)
+        return tuple(
+            sorted(replay_config(load_pipeline("<pipeline>", text=text), None, ".").recorders)
+        )
     except ValueError:
-        return {}  # its replay_file names what is wrong
+        return ()
 
 
 def _provenance(run_file: str, pipeline: str, replay: Replay, before: Any) -> dict[str, str]:
