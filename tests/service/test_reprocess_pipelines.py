@@ -139,6 +139,7 @@ class TraceSum(Actor):
         self.outputs.out.put(value, frame_id=frame_id, timestamp_ns=stamp)
 
 
+# Short links too (the rewrite read them as mappings).
 KINDS = """
 name: kinds
 actors:
@@ -151,8 +152,8 @@ links:
   - {link: ev.objects -> relay.objects}
   - {link: ev.events -> recorder.events}
   - {link: ev.objects -> recorder.objects}
-  - {link: double.events -> recorder.doubled}
-  - {link: relay.out -> recorder.relayed}
+  - double.events -> recorder.doubled
+  - relay.out -> recorder.relayed
 """
 
 
