@@ -12,7 +12,7 @@ import numpy as np
 from rigd import Actor
 from rigd.pipeline import replay_pipeline
 from rigd.service._reprocess import reprocess
-from rigd.storage import RunWriter, StreamSpec
+from rigd.storage import RecordField, RunWriter, StreamSpec
 from tests.pipeline.message_actors import EVENT, message
 from tests.service.test_reprocess import run_file
 
@@ -194,3 +194,29 @@ def test_sources_of_records_and_messages_are_replayed_as_recorded(tmp_path: Path
         np.testing.assert_array_equal(value.pop("trace"), message(k)["trace"])
         assert value == {key: v for key, v in message(k).items() if key != "trace"}
     assert sums == [float(message(k)["trace"].sum()) for k in range(30)]
+
+
+def test_a_replayed_streams_named_columns_are_recorded_again(tmp_path: Path) -> None:
+    # Was: a source's 1-D frames with named columns (a DAQ's channels) came
+    # back as field0, field1, ... without their units.
+    fields = (RecordField("x", "V"), RecordField("y", "V"), RecordField("lick", ""))
+    spec = StreamSpec("daq", (3,), np.dtype(np.float64), fields=fields)
+    with RunWriter(tmp_path / "run.h5", [spec], run_id="daq") as writer:
+        for k in range(20):
+            writer.write("daq", np.full(3, k, np.float64), k, 1_700_000_000_000_000_000 + k)
+    pipeline = tmp_path / "daq.yaml"
+    pipeline.write_text(
+        "actors:\n"
+        "  - {name: daq, class: mylab.NotInstalled}\n"  # a source: not imported, not run
+        "  - {name: recorder, class: rigd.pipeline.HDF5Recorder}\n"
+        "links: [daq.frames -> recorder.daq]\n"
+    )
+
+    (result,) = reprocess(pipeline, [str(tmp_path / "run.h5")], tmp_path / "out")
+
+    assert result.state == "done", result.error
+    with h5py.File(result.output or "", "r") as f:
+        frames = f["daq/frames"]
+        assert list(frames.attrs["field_names"]) == ["x", "y", "lick"]
+        assert list(frames.attrs["field_units"]) == ["V", "V", ""]
+        np.testing.assert_array_equal(frames[:, 0], np.arange(20))

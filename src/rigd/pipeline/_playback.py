@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rigd.actors import Actor
-from rigd.storage import MessageWriter, StreamReader, dtype_text
+from rigd.storage import MessageWriter, RecordField, StreamReader, dtype_text
 
 __all__ = ["FilePlayback"]
 
@@ -61,6 +61,14 @@ class FilePlayback(Actor):
             raise ValueError("FilePlayback needs a path option: the run file to play")
         with StreamReader(options["path"], options.get("stream")) as reader:
             return {"frames": (reader.shape, dtype_text(reader.dtype))}
+
+    @classmethod
+    def describe_fields(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> dict[str, tuple[RecordField, ...]]:
+        """The stream's named columns, as recorded (a replay records them again)."""
+        with StreamReader(options["path"], options.get("stream")) as reader:
+            return {"frames": reader.fields} if reader.fields else {}
 
     def setup(self) -> None:
         self._reader = StreamReader(self.path, self.stream)

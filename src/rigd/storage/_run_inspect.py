@@ -61,6 +61,9 @@ class StreamReader:
             self.shape: tuple[int, ...] = tuple(self._frames.shape[1:])
             self.dtype = np.dtype(self._frames.dtype)
             self.kind = attr_str(group.attrs, "rigd_kind", "frames")
+            #: The columns a stream of 1-D frames was recorded with (``FrameStats``'
+            #: mean, min, max), with their units; () for images and records.
+            self.fields = _nexus.field_names(group) if self.kind == "frames" else ()
             self._messages = group.get("message_bytes")
         except BaseException:
             self._file.close()
