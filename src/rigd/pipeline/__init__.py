@@ -38,7 +38,12 @@ if TYPE_CHECKING:
     from rigd.pipeline._processor import Emission, FrameProcessor
     from rigd.pipeline._publisher import ZmqPublisher
     from rigd.pipeline._recorder import HDF5Recorder
-    from rigd.pipeline._replay import replay_file, replay_outputs, replay_pipeline
+    from rigd.pipeline._replay import (
+        check_replay,
+        replay_file,
+        replay_outputs,
+        replay_pipeline,
+    )
     from rigd.pipeline._roi import RoiTraces, roi_masks
     from rigd.pipeline._run_log import run_log_path
     from rigd.pipeline._state import (
@@ -104,6 +109,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "VideoSource",
     "ZmqPublisher",
     "ZmqSource",
+    "check_replay",
     "check_transition",
     "list_cameras",
     "plan_pipeline",
@@ -167,6 +173,7 @@ _LAZY = {
     "TriggeredRecorder": "rigd.pipeline._trigger",
     "ZmqPublisher": "rigd.pipeline._publisher",
     "ZmqSource": "rigd.pipeline._zmq_source",
+    "check_replay": "rigd.pipeline._replay",
     "check_transition": "rigd.pipeline._state",
     "plan_pipeline": "rigd.pipeline._plan",
     "replay_file": "rigd.pipeline._replay",

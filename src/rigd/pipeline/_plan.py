@@ -26,7 +26,7 @@ from rigd.pipeline._plan_classes import actor_class, check_options, import_path,
 from rigd.pipeline._plan_records import ActorPlan, Plan, RingPlan
 from rigd.pipeline._plan_shapes import ShapeStage
 
-__all__ = ["ActorPlan", "Plan", "RingPlan", "plan_pipeline"]
+__all__ = ["ActorPlan", "Plan", "RingPlan", "check_pipeline", "plan_pipeline", "record_stream"]
 
 _RECORDER_CLASS = "rigd.pipeline.HDF5Recorder"
 
@@ -48,6 +48,30 @@ def plan_pipeline(
             once its class is imported and before any of its code runs; it
             returns the options to use (places made absolute) or raises
             ``ValueError`` naming what is wrong (the daemon's confinement).
+
+    Raises:
+        FileNotFoundError: no such file.
+        PipelineFileError: every problem found, each with file, line and key.
+    """
+    return check_pipeline(source, allowed_modules=allowed_modules, confine=confine).plan({})
+
+
+def record_stream(endpoint: str) -> str:
+    """The stream the ``record:`` shorthand records ``endpoint`` (``actor.output``) as:
+    ``actor`` for an output named ``frames`` or ``output``, else ``actor_output``."""
+    writer, output = endpoint.split(".")
+    return writer if output in ("frames", "output") else f"{writer}_{output}"
+
+
+def check_pipeline(
+    source: str | Path | PipelineFile,
+    *,
+    allowed_modules: Sequence[str] | None = None,
+    confine: Callable[[type[Actor], dict[str, Any]], dict[str, Any]] | None = None,
+) -> ShapeStage:
+    """``plan_pipeline``'s first stage: classes, options, links, cycles and
+    metadata checked; shapes and rings not yet (``ShapeStage.plan``: a class's
+    ``describe_outputs`` may open a file or a device).
 
     Raises:
         FileNotFoundError: no such file.
@@ -89,8 +113,7 @@ def plan_pipeline(
         else:
             slots = config.recording.slots
         for j, endpoint in enumerate(config.record):
-            writer, output = endpoint.split(".")
-            stream = writer if output in ("frames", "output") else f"{writer}_{output}"
+            stream = record_stream(endpoint)
             links.append(LinkConfig(link=f"{endpoint} -> recorder.{stream}", slots=slots))
             link_keys.append(("record", j))
 
@@ -203,7 +226,7 @@ def plan_pipeline(
     if problems:
         raise PipelineFileError(problems)
 
-    stage = ShapeStage(
+    return ShapeStage(
         pfile=pfile,
         order=tuple(order),
         actors=actors,
@@ -213,7 +236,6 @@ def plan_pipeline(
         link_keys=tuple(link_keys),
         edges={name: tuple(sorted(up)) for name, up in edges.items()},
     )
-    return stage.plan({})
 
 
 def _topological(edges: dict[str, set[str]], problems: list[str], pfile: PipelineFile) -> list[str]:

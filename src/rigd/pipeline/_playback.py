@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -9,13 +10,19 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rigd.actors import Actor
-from rigd.storage import StreamReader
+from rigd.storage import MessageWriter, RecordField, StreamReader, dtype_text
 
 __all__ = ["FilePlayback"]
 
 
 class FilePlayback(Actor):
     """Replays one stream of a run file into ``frames``, with its ids and times.
+
+    Any kind of stream: frames, records (a structured dtype, fields and
+    all) or messages (declare the output's kind, as ``rigd reprocess`` does:
+    ``outputs: {frames: {kind: messages}}``; each message is unpickled from
+    the file and put as the object it was: replay only files you trust, as
+    with ``pickle.loads``).
 
     Args:
         path: the run file.
@@ -53,12 +60,34 @@ class FilePlayback(Actor):
         if "path" not in options:
             raise ValueError("FilePlayback needs a path option: the run file to play")
         with StreamReader(options["path"], options.get("stream")) as reader:
-            return {"frames": (reader.shape, reader.dtype.str)}
+            return {"frames": (reader.shape, dtype_text(reader.dtype))}
+
+    @classmethod
+    def describe_fields(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, Any]
+    ) -> dict[str, tuple[RecordField, ...]]:
+        """The stream's named columns, as recorded (a replay records them again)."""
+        with StreamReader(options["path"], options.get("stream")) as reader:
+            return {"frames": reader.fields} if reader.fields else {}
 
     def setup(self) -> None:
         self._reader = StreamReader(self.path, self.stream)
         if not len(self._reader):
             raise ValueError(f"{self.path}: stream {self._reader.name!r} holds no frame")
+        messages = (
+            isinstance(self.outputs.frames, MessageWriter) if "frames" in self.outputs else False
+        )
+        if messages != (self._reader.kind == "messages"):
+            raise ValueError(
+                f"{self.path}: stream {self._reader.name!r} holds {self._reader.kind}, but the "
+                f"output frames is {'messages' if messages else 'not messages'}; "
+                + (
+                    "declare it: outputs: {frames: {kind: messages}}"
+                    if not messages
+                    else "remove kind: messages from its outputs"
+                )
+            )
+        self._messages = messages
         self._index = 0
         previous = self.outputs.frames.previous if "frames" in self.outputs else None
         if previous is not None:
@@ -90,10 +119,14 @@ class FilePlayback(Actor):
             delay = (self._start_ns + recorded - self._origin_ns - time.monotonic_ns()) / 1e9
             if delay > 0:
                 time.sleep(delay)
-        with self.outputs.frames.slot(
-            frame_id=int(reader.frame_ids[i]), timestamp_ns=recorded
-        ) as view:
-            reader.read_into(i, view)
+        if self._messages:
+            value = pickle.loads(reader.message(i))  # the recorder's own pickles
+            self.outputs.frames.put(value, frame_id=int(reader.frame_ids[i]), timestamp_ns=recorded)
+        else:
+            with self.outputs.frames.slot(
+                frame_id=int(reader.frame_ids[i]), timestamp_ns=recorded
+            ) as view:
+                reader.read_into(i, view)
         self._index += 1
         self.frames_played += 1
 

@@ -1,11 +1,14 @@
 """A run file replayed through a pipeline's processors into a new run file.
 
-The pipeline's sources are replaced by ``FilePlayback`` of the stream they
+The pipeline's sources are replaced by ``FilePlayback`` of the streams they
 recorded (``rate: max``), its processors run as written, and its recorder
-writes to the output directory. The new file carries the source's run
-metadata, a provenance note (the source file and the pipeline), and the drop
-ledger of the streams replayed, reasons kept (``rigd.storage.carry_ledger``):
-a reprocessed file of a lossy run does not look lossless.
+writes to the output directory, nothing dropped for speed
+(``_replay_config``). The new file carries the source's run metadata, a
+provenance note (the source file and the pipeline, and what the rewrite
+changed), the source run's id, times and pipeline
+(``rigd.storage.carry_provenance``), and the drop ledger of the streams
+replayed, reasons kept (``rigd.storage.carry_ledger``): a reprocessed file
+of a lossy run does not look lossless.
 
 ``replay_file`` is one file's whole job, the unit ``rigd reprocess``
 (``rigd.service``) runs one after the other or as one Ray task per file. It
@@ -20,16 +23,14 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from rigd.actors import run_locally
 from rigd.config import load_pipeline
 from rigd.pipeline._inline import run_inline
 from rigd.pipeline._plan import plan_pipeline
+from rigd.pipeline._replay_config import Replay, check_replay, replay_config, template
 from rigd.pipeline._replay_guard import (
     error_text,
     heed_interrupts,
@@ -38,116 +39,54 @@ from rigd.pipeline._replay_guard import (
     sweep_stale_rings,
     unheed_interrupts,
 )
-from rigd.storage import carry_ledger, check_sealed, mark_failed, run_metadata
+from rigd.storage import carry_ledger, carry_provenance, check_sealed, mark_failed, run_metadata
 
-__all__ = ["replay_file", "replay_outputs", "replay_pipeline"]
+__all__ = ["check_replay", "replay_file", "replay_outputs", "replay_pipeline"]
 
-_RECORDER = "HDF5Recorder"
 _WAIT_S = 3600.0
 
 
 def replay_pipeline(text: str, run_file: str, out_dir: str) -> dict[str, Any]:
-    """The pipeline (as YAML has it) with its sources replaced by ``run_file``'s streams.
-
-    A source's stream is the name its link to the recorder gives it.
+    """The pipeline (as YAML has it) rewritten to replay ``run_file`` into
+    ``out_dir`` (``rigd.pipeline._replay_config``): its sources replaced by
+    ``FilePlayback`` of the streams they recorded, nothing dropping for speed.
 
     Raises:
-        ValueError: the pipeline has no recorder, or a source that is not recorded.
+        PipelineFileError: the pipeline is wrong, or has no recorder, or a
+            source that is not recorded (a ``ValueError``).
     """
-    return _replay_config(yaml.safe_load(text), run_file, out_dir)
-
-
-def _replay_config(config: dict[str, Any], run_file: str, out_dir: str) -> dict[str, Any]:
-    """``replay_pipeline`` of the pipeline already parsed (``config``, changed in place)."""
-    actors = config.get("actors") or []
-    links = config.get("links") or []
-    readers = {link["link"].split("->")[1].split(".")[0].strip() for link in links}
-    recorders = {a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER)}
-    if not recorders:
-        raise ValueError("the pipeline has no HDF5Recorder to write the new run file")
-    for actor in actors:
-        name = actor["name"]
-        if name in readers:
-            continue
-        streams = [
-            link["link"].split("->")[1].split(".", 1)[1].strip()
-            for link in links
-            if link["link"].split("->")[0].strip().startswith(f"{name}.")
-            and link["link"].split("->")[1].split(".")[0].strip() in recorders
-        ]
-        if not streams:
-            raise ValueError(
-                f"source {name!r} is not recorded, so a run file cannot stand in for it; "
-                "link it to the recorder"
-            )
-        actor.clear()
-        actor.update(
-            name=name,
-            **{"class": "rigd.pipeline.FilePlayback"},
-            options={"path": run_file, "stream": streams[0], "rate": "max"},
-        )
-        for link in links:
-            source, target = link["link"].split("->")
-            if source.strip().startswith(f"{name}."):
-                link["link"] = f"{name}.frames -> {target.strip()}"
-    for actor in actors:
-        if actor["name"] in recorders:
-            options = dict(actor.get("options") or {})
-            options.update(directory=out_dir, template=_template(actor["name"], len(recorders)))
-            actor["options"] = options
-        actor.pop("node", None)
-    return dict(config)
-
-
-def _template(recorder: str, recorders: int) -> str:
-    # Each recorder a file of its own: two on one name would collide.
-    return "{run_id}.h5" if recorders == 1 else f"{{run_id}}-{recorder}.h5"
+    return replay_config(load_pipeline("<pipeline>", text=text), run_file, out_dir).config
 
 
 def replay_outputs(text: str, run_id: str) -> dict[str, str]:
     """The file name each recorder of the pipeline ``text`` writes in a replay
     whose run id is ``run_id``: ``RUN_ID.h5`` for one recorder,
-    ``RUN_ID-RECORDER.h5`` for each of several."""
+    ``RUN_ID-RECORDER.h5`` for each of several (the ``record:`` shorthand's
+    is ``recorder``). ``{}``: the pipeline cannot be replayed (its
+    ``replay_file`` names what is wrong)."""
     recorders = _recorders(text)
-    return {name: _template(name, len(recorders)).format(run_id=run_id) for name in recorders}
+    return {name: template(name, len(recorders)).format(run_id=run_id) for name in recorders}
 
 
 @functools.lru_cache(maxsize=8)
 def _recorders(text: str) -> tuple[str, ...]:
     """The recorders of the pipeline ``text``, sorted: parsed once per text
     (``rigd reprocess`` asks for each file's outputs before it starts them)."""
-    return tuple(_outputs(yaml.safe_load(text) or {}, ""))
+    try:
+        return tuple(
+            sorted(replay_config(load_pipeline("<pipeline>", text=text), None, ".").recorders)
+        )
+    except ValueError:
+        return ()
 
 
-def _outputs(config: Mapping[str, Any], run_id: str) -> dict[str, str]:
-    actors = config.get("actors") or []
-    recorders = sorted(a["name"] for a in actors if str(a.get("class", "")).endswith(_RECORDER))
-    return {name: _template(name, len(recorders)).format(run_id=run_id) for name in recorders}
-
-
-def _replayed_streams(config: Mapping[str, Any], recorder: str) -> dict[str, str]:
-    """``{new stream: source stream}`` for the streams ``recorder`` records straight
-    from a ``FilePlayback`` in a replay (their frames and ids are the source stream's)."""
-    actors = config.get("actors") or []
-    played = {
-        a["name"]: a["options"]["stream"]
-        for a in actors
-        if a.get("class") == "rigd.pipeline.FilePlayback"
-    }
-    out: dict[str, str] = {}
-    for link in config.get("links") or []:
-        source, target = (side.strip() for side in link["link"].split("->"))
-        actor, _, _ = source.partition(".")
-        into, _, stream = target.partition(".")
-        if actor in played and into == recorder:
-            out[stream] = played[actor]
-    return out
-
-
-def _provenance(run_file: str, pipeline: str, name: str, before: Any) -> dict[str, str]:
+def _provenance(run_file: str, pipeline: str, replay: Replay, before: Any) -> dict[str, str]:
+    name = str(replay.config.get("name", "pipeline"))
     note = f"rigd reprocess of {run_file} through pipeline {name!r}"
     if pipeline:
         note += f" ({pipeline})"
+    if replay.changes:
+        note += f"; so that nothing drops offline: {', '.join(replay.changes)}"
     if before:
         note += f"; before that: {before}"
     return {"reprocessed_from": run_file, "reprocessed_pipeline": name, "provenance": note}
@@ -213,10 +152,11 @@ def replay_file(
             sweep_stale_rings()
         run_id = run_id or f"{Path(where).stem}-reprocessed"
         check_sealed(where)  # HDF5 would only name h5clear
-        part = yaml.safe_load(text)
-        outputs_named = _outputs(part, run_id)  # before the replay's changes to it
-        part = _replay_config(part, where, out_dir)
-        pfile = load_pipeline(f"<{where}>", text=yaml.safe_dump(part, sort_keys=False))
+        # Its problems name the pipeline file's own lines (ReplayFile).
+        replay = replay_config(
+            load_pipeline(pipeline_path or "<pipeline>", text=text), where, out_dir
+        )
+        outputs_named, pfile = replay.outputs(run_id), replay.pfile
         for recorder, name in outputs_named.items():
             target = Path(out_dir) / name
             if target.exists():
@@ -228,11 +168,7 @@ def replay_file(
         # The new file carries the source's metadata and says where it came from.
         source = str(Path(where).resolve())
         metadata = run_metadata(source)
-        metadata.update(
-            _provenance(
-                source, pipeline_path, str(part.get("name", "")), metadata.get("provenance")
-            )
-        )
+        metadata.update(_provenance(source, pipeline_path, replay, metadata.get("provenance")))
         if not actor_processes:
             inline = run_inline(plan_pipeline(pfile), run_id, metadata, float(timeout))
             files: list[str] = inline["files"]
@@ -254,7 +190,8 @@ def replay_file(
             files, frames = list(report.files), sum(report.frames.values())
         for recorder, target in targets.items():
             if target.exists():
-                carry_ledger(source, str(target), _replayed_streams(part, recorder))
+                carry_ledger(source, str(target), replay.streams(recorder))
+                carry_provenance(source, str(target))
         outputs = [str(t) for t in targets.values() if t.exists()] or files
         return _result(where, "done", start, outputs, frames)
     except BaseException as exc:  # one file's failure is its row; an interrupt goes on

@@ -93,6 +93,9 @@ def reprocess(
             marked failed, the Ray tasks cancelled, and ``progress`` called for
             every file not reported yet (``interrupted``, ``not started``).
     """
+    from rigd.pipeline import check_replay
+
+    check_replay(pipeline)  # the pipeline's mistakes, once, with its lines: before any file
     text = Path(pipeline).read_text()
     pipeline_path = str(Path(pipeline).resolve())
     out = str(Path(out_dir).resolve())

@@ -33,7 +33,12 @@ from rigd.storage._run_metadata import (
     check_metadata,
     run_file_path,
 )
-from rigd.storage._run_provenance import carry_ledger, mark_failed, run_metadata
+from rigd.storage._run_provenance import (
+    carry_ledger,
+    carry_provenance,
+    mark_failed,
+    run_metadata,
+)
 from rigd.storage._run_recover import check_sealed, recover_run
 from rigd.storage._run_writer import RunWriter
 
@@ -49,6 +54,7 @@ __all__ = [
     "StreamSpec",
     "StreamSummary",
     "carry_ledger",
+    "carry_provenance",
     "check_metadata",
     "check_sealed",
     "export_nwb",

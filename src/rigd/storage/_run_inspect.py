@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 class StreamReader:
     """One stream of a run file, frame by frame: what ``FilePlayback`` replays.
 
-    Opens the file live (SWMR) when a writer still has it.
+    ``kind`` is the stream's (``frames``, ``records``: frames of a structured
+    dtype, or ``messages``: ``message(index)`` is each message's pickle, as
+    the recorder stored it). Opens the file live (SWMR) when a writer still has it.
     """
 
     def __init__(self, path: str | os.PathLike[str], stream: str | None = None) -> None:
@@ -58,6 +60,11 @@ class StreamReader:
             self.timestamps_ns = group["timestamp_ns"][: len(self.frame_ids)]
             self.shape: tuple[int, ...] = tuple(self._frames.shape[1:])
             self.dtype = np.dtype(self._frames.dtype)
+            self.kind = attr_str(group.attrs, "rigd_kind", "frames")
+            #: The columns a stream of 1-D frames was recorded with (``FrameStats``'
+            #: mean, min, max), with their units; () for images and records.
+            self.fields = _nexus.field_names(group) if self.kind == "frames" else ()
+            self._messages = group.get("message_bytes")
         except BaseException:
             self._file.close()
             raise
@@ -68,6 +75,24 @@ class StreamReader:
     def read_into(self, index: int, out: np.ndarray[Any, Any]) -> None:
         """Read frame ``index`` straight into ``out`` (a ring slot): no extra copy."""
         self._frames.read_direct(out, source_sel=np.s_[index])
+
+    def message(self, index: int) -> bytes:
+        """Message ``index`` of a messages stream: its pickle (``pickle.loads`` reads it).
+
+        Raises:
+            ValueError: not a messages stream.
+        """
+        if self._messages is None:
+            raise ValueError(f"stream {self.name!r} holds {self.kind}, not messages")
+        start, stop = (int(n) for n in self._frames[index])
+        return bytes(self._messages[start:stop])
+
+    def longest_message(self) -> int:
+        """The bytes of the longest message of a messages stream (0: none, or not messages)."""
+        if self._messages is None or not len(self):
+            return 0
+        spans = self._frames[: len(self)]
+        return int((spans[:, 1] - spans[:, 0]).max())
 
     def close(self) -> None:
         self._file.close()

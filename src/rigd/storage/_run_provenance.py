@@ -21,7 +21,16 @@ from rigd.storage._h5file import open_file
 from rigd.storage._run_layout import LEDGER_DTYPE, DropReason
 from rigd.storage._run_metadata import RESERVED_ATTRIBUTES
 
-__all__ = ["carry_ledger", "mark_failed", "run_metadata"]
+__all__ = ["carry_ledger", "carry_provenance", "mark_failed", "run_metadata"]
+
+#: The source run's own attributes a derived file keeps, under these names.
+SOURCE_ATTRIBUTES = {
+    "run_id": "reprocessed_from_run_id",
+    "start_time": "reprocessed_from_start_time",
+    "stop_time": "reprocessed_from_stop_time",
+    "pipeline": "reprocessed_from_pipeline",
+}
+_SOURCE_NAMES = frozenset(SOURCE_ATTRIBUTES.values())
 
 
 def mark_failed(path: str | os.PathLike[str], failure: str) -> None:
@@ -38,8 +47,9 @@ def mark_failed(path: str | os.PathLike[str], failure: str) -> None:
 
 
 def run_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A sealed run file's user metadata (rigd's own attributes left out), as
-    plain Python values that ``RunWriter``'s ``metadata`` takes back.
+    """A sealed run file's user metadata (rigd's own attributes left out, and
+    the ``reprocessed_from_*`` ones ``carry_provenance`` writes), as plain
+    Python values that ``RunWriter``'s ``metadata`` takes back.
 
     Raises:
         FileNotFoundError: no such file.
@@ -50,7 +60,7 @@ def run_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
         out: dict[str, Any] = {}
         for key, value in f.attrs.items():
-            if key in RESERVED_ATTRIBUTES:
+            if key in RESERVED_ATTRIBUTES or key in _SOURCE_NAMES:
                 continue
             if isinstance(value, np.ndarray):
                 value = value.tolist()
@@ -60,6 +70,30 @@ def run_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
                 value = value.decode("utf-8", "replace")
             out[key] = value
         return out
+
+
+def carry_provenance(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Keep ``source``'s run id, start and stop times and pipeline (YAML) in
+    ``target``, a file made from it, as ``reprocessed_from_run_id``,
+    ``reprocessed_from_start_time``, ``reprocessed_from_stop_time`` and
+    ``reprocessed_from_pipeline`` (root attributes, beside its own ``run_id``,
+    ... of the run that made it; a pipeline text of any length). Replaces
+    those of an earlier generation (``run_metadata`` carried them over).
+
+    Raises:
+        OSError: ``target`` cannot be written.
+        ValueError: ``source`` is not a rigd run.
+    """
+    with open_file(source, "r") as f:
+        if "run_id" not in f.attrs:
+            raise ValueError(f"{source} is an HDF5 file but not a rigd run (no run_id attribute)")
+        kept = {new: f.attrs[old] for old, new in SOURCE_ATTRIBUTES.items() if old in f.attrs}
+    with open_file(target, "r+", locking=False) as f:
+        for name in SOURCE_ATTRIBUTES.values():
+            if name in f.attrs:
+                del f.attrs[name]
+        for name, value in kept.items():
+            f.attrs[name] = value
 
 
 def carry_ledger(
