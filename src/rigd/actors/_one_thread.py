@@ -113,12 +113,41 @@ class OneThread:
         self._live: list[_Stepped] = []
         self._current: _Stepped | None = None
         self._handed_off = False
+        self._stopping = False
+        self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="rigd-run-steps", daemon=True)
 
     @property
     def handed_off(self) -> bool:
         """Whether a step slept, and every actor then got a thread of its own."""
         return self._handed_off
+
+    def stop(self, timeout: float) -> bool:
+        """Stop every actor this thread steps and wait for it, at most ``timeout`` s.
+
+        Returns whether it ended. A step that never returns keeps it: its actors
+        are then left to it (``control.thread`` an ended thread), so their
+        ``__rigd_stop__`` does not wait for it again, one actor after another.
+        Once handed off, this thread is one actor's as any other's, and this
+        does nothing: the actors' stops, in their order, stop them.
+        """
+        with self._lock:
+            if self._handed_off:
+                return True
+            self._stopping = True
+            for actor in self._actors:
+                control = actor.__dict__.get("_rigd_control")
+                if control is not None and control.thread is self.thread:
+                    control.stop.set()
+                    control.running.set()
+        self.thread.join(timeout)
+        if not self.thread.is_alive():
+            return True
+        for actor in self._actors:
+            control = actor.__dict__.get("_rigd_control")
+            if control is not None and control.thread is self.thread:
+                control.thread = _ENDED
+        return False
 
     def _run(self) -> None:
         self._live = [_Stepped(actor) for actor in self._actors]
@@ -169,6 +198,12 @@ class OneThread:
 
     def _hand_off(self) -> None:
         """The current step is about to sleep: a thread for every other live actor."""
+        with self._lock:
+            if self._stopping:
+                return  # stopped: the step sleeps as it is, and the stop waits for it
+            self._hand_off_now()
+
+    def _hand_off_now(self) -> None:
         self._handed_off = True
         for s in self._live:
             if s is self._current:

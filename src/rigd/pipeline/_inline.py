@@ -43,6 +43,8 @@ from rigd.storage import FrameRing, call_before_sleeping
 __all__ = ["InlineReport", "run_inline"]
 
 _POLL_S = 0.2
+#: How long the stop waits for a step under way on the replay's thread.
+_STOP_S = 10.0
 
 log = logging.getLogger("rigd.pipeline")
 
@@ -146,6 +148,10 @@ def run_inline(
             control = gave_up.__dict__.get("_rigd_control")
             if control is not None and control.gave_up:
                 _stop(name, gave_up, stop_errors)
+        if steps is not None and not steps.stop(_STOP_S):
+            # A step that never returns (a hung processor): its actors' stops go on
+            # without it, not each after its own wait.
+            log.warning("a step did not return within %g s of the stop; stopping anyway", _STOP_S)
         recordings = []
         for actor in stop_order(plan.actors):
             made: Any = actors.get(actor.name)
