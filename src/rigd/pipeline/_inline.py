@@ -51,7 +51,9 @@ log = logging.getLogger("rigd.pipeline")
 
 class InlineReport(dict[str, Any]):
     """What ``run_inline`` did: ``files`` (each recorder's run file),
-    ``frames`` (frames recorded, by stream), ``seconds``, ``stepping``
+    ``frames`` (frames recorded, by stream), ``seconds``, ``step_errors``
+    (``{actor: (steps that raised, the last error)}`` for each actor whose
+    ``run_step`` raised and went on: frames it did not make), ``stepping``
     (``"one thread"``; ``"handed off"``: a step waited, and every actor was
     then given a thread of its own; ``"a thread per actor"``)."""
 
@@ -172,6 +174,7 @@ def run_inline(
         frames={k: v for r in recordings for k, v in r.get("frames", {}).items()},
         seconds=time.monotonic() - start,
         stepping=_stepping(steps),
+        step_errors=_step_errors(actors),
     )
 
 
@@ -202,6 +205,16 @@ def _stop(name: str, instance: Any, errors: list[str]) -> None:
     except Exception as exc:  # the other actors must still stop
         log.exception("actor %r: its stop failed", name)
         errors.append(f"actor {name!r}: its stop raised {type(exc).__name__}: {exc}")
+
+
+def _step_errors(actors: Mapping[str, Any]) -> dict[str, tuple[int, str]]:
+    """Each actor whose steps raised (and the loop went on): how often, and the last."""
+    out: dict[str, tuple[int, str]] = {}
+    for name, instance in actors.items():
+        control = instance.__dict__.get("_rigd_control")
+        if control is not None and control.errors:
+            out[name] = (int(control.errors), str(control.last_error))
+    return out
 
 
 def _stepping(steps: OneThread | None) -> str:

@@ -23,6 +23,7 @@ import contextlib
 import functools
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def replay_file(
 ) -> dict[str, Any]:
     """Replay ``run_file`` through the pipeline ``text`` into a new run file in ``out_dir``.
 
-    Its actors run as threads of this process (``run_inline``), or, with
+    Its actors run in this process (``run_inline``), or, with
     ``actor_processes``, as a live run's (a process each, rigd's runtime).
 
     Args:
@@ -126,7 +127,9 @@ def replay_file(
         ``file``, ``state`` (``done`` or ``failed``), ``output`` (the new
         file; the first recorder's), ``outputs`` (every recorder's, see
         ``replay_outputs``), ``frames`` (recorded, all streams), ``seconds`` (wall clock),
-        ``error`` (``"Class: first line"`` when failed). Never raises an
+        ``error`` (``"Class: first line"`` when failed), ``warning`` (a done
+        replay whose actors' steps raised and went on, in a thread of this
+        process: which, how often, the last error; ``None`` else). Never raises an
         ``Exception``: a file's failure is its result (a ``run_file`` that
         is not a path, an output name too long, a timeout too): the files it
         wrote are kept, marked ``run_state: failed`` (``rigd.storage.mark_failed``);
@@ -169,10 +172,12 @@ def replay_file(
         source = str(Path(where).resolve())
         metadata = run_metadata(source)
         metadata.update(_provenance(source, pipeline_path, replay, metadata.get("provenance")))
+        warning: str | None = None  # a live run's steps are its actors' own logs
         if not actor_processes:
             inline = run_inline(plan_pipeline(pfile), run_id, metadata, float(timeout))
             files: list[str] = inline["files"]
             frames = sum(inline["frames"].values())
+            warning = _step_warning(inline["step_errors"])
         else:
             # Imported here: an inline replay (a Ray task's) needs no supervisor.
             from rigd.pipeline._supervisor import Pipeline
@@ -193,7 +198,7 @@ def replay_file(
                 carry_ledger(source, str(target), replay.streams(recorder))
                 carry_provenance(source, str(target))
         outputs = [str(t) for t in targets.values() if t.exists()] or files
-        return _result(where, "done", start, outputs, frames)
+        return _result(where, "done", start, outputs, frames, warning=warning)
     except BaseException as exc:  # one file's failure is its row; an interrupt goes on
         error = error_text(exc, where, timeout)
         # What the failed replay wrote is kept, never left looking complete.
@@ -215,8 +220,10 @@ def _result(
     outputs: list[str] | None = None,
     frames: int = 0,
     error: str | None = None,
+    warning: str | None = None,
 ) -> dict[str, Any]:
     return {
+        "warning": warning,
         "file": run_file,
         "state": state,
         "output": outputs[0] if outputs else None,
@@ -225,3 +232,15 @@ def _result(
         "seconds": time.monotonic() - start,
         "error": error,
     }
+
+
+def _step_warning(errors: Mapping[str, tuple[int, str]]) -> str | None:
+    """A done replay's steps that raised (``run_inline``'s ``step_errors``), in words:
+    the frames those steps did not make are missing from what the actors wrote."""
+    if not errors:
+        return None
+    return "; ".join(
+        f"{count} step(s) of actor {name!r} raised (the last: {last}); their frames are "
+        "missing downstream"
+        for name, (count, last) in sorted(errors.items())
+    )

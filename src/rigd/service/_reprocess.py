@@ -53,6 +53,9 @@ class FileResult:
     frames: int = 0
     seconds: float = 0.0
     error: str | None = None
+    #: A done file whose processors' steps raised and went on: which, how often, the
+    #: last error (their frames are missing downstream, as the file's ledger says).
+    warning: str | None = None
 
 
 def _resources(text: str) -> tuple[float, float]:
@@ -219,7 +222,8 @@ def _table(results: Sequence[FileResult]) -> str:
                 r.state,
                 str(r.frames),
                 f"{r.seconds:.1f}",
-                ", ".join(r.outputs) or r.output or r.error or "",
+                (", ".join(r.outputs) or r.output or r.error or "")
+                + (f"  WARNING: {r.warning}" if r.warning else ""),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
