@@ -48,10 +48,19 @@ if TYPE_CHECKING:
 
 __all__ = ["OneThread", "run_on_one_thread"]
 
-#: A thread that has ended: ``control.thread`` of an actor no thread steps.
-_ENDED = threading.Thread(name="rigd-steps-ended")
-_ENDED.start()
-_ENDED.join()
+
+class _Ended(threading.Thread):
+    """``control.thread`` of an actor no thread steps any more: never alive, never
+    waited for (not started, so importing this module starts no thread)."""
+
+    def is_alive(self) -> bool:
+        return False
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+
+_ENDED = _Ended(name="rigd-steps-ended")
 
 
 def run_on_one_thread(

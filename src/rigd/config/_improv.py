@@ -33,9 +33,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from rigd._exceptions import PipelineFileError
+from rigd.config._pipeline_file import is_improv
 from rigd.config._yaml import parse_yaml, validate_data
 
-__all__ = ["improv_pipeline_text", "is_improv"]
+__all__ = ["improv_pipeline_text"]
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]")
 _ENDPOINT = re.compile(r"^\s*([^.\s]+)\.([^.\s]+)\s*$")
@@ -116,12 +117,6 @@ def improv_pipeline_text(
         header.append(f"# Not used by rigd: {', '.join(ignored)} (improv's server settings).")
     body: str = yaml.safe_dump(pipeline, sort_keys=False, default_flow_style=False)
     return "\n".join(header) + "\n" + body
-
-
-def is_improv(data: dict[str, Any]) -> bool:
-    """Whether a parsed config file is improv's format: ``actors`` is a mapping
-    (rigd's is a list)."""
-    return isinstance(data.get("actors"), dict)
 
 
 def _pipeline_name(path: str) -> str:

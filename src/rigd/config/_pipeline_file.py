@@ -46,6 +46,7 @@ __all__ = [
     "RealtimeConfig",
     "RecordingConfig",
     "RunConfig",
+    "is_improv",
     "load_pipeline",
 ]
 
@@ -212,6 +213,12 @@ class PipelineFile:
         return where(self.path, self.line(*key), key)
 
 
+def is_improv(data: dict[str, Any]) -> bool:
+    """Whether a parsed config file is improv's format: ``actors`` is a mapping
+    (rigd's is a list)."""
+    return isinstance(data.get("actors"), dict)
+
+
 def load_pipeline(
     source: str | Path, *, text: str | None = None, allow_aliases: bool = True
 ) -> PipelineFile:
@@ -230,7 +237,7 @@ def load_pipeline(
         text = read_text_file(Path(source), "pipeline file")
     shape = "a pipeline file is a mapping with an 'actors' list"
     data, lines = parse_yaml(path, text, PipelineFileError, shape, allow_aliases=allow_aliases)
-    if isinstance(data.get("actors"), dict):
+    if is_improv(data):
         # improv's format (its actors a mapping): the file rigd runs is the
         # conversion (what `rigd convert` prints); later errors name its lines.
         # Imported here: most pipeline files are rigd's, and a Ray worker that
