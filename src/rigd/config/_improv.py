@@ -33,7 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from rigd._exceptions import PipelineFileError
-from rigd.config._pipeline_file import is_improv
+from rigd.config._format import is_improv
 from rigd.config._yaml import parse_yaml, validate_data
 
 __all__ = ["improv_pipeline_text"]

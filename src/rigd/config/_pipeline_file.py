@@ -35,6 +35,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rigd._exceptions import PipelineFileError
+from rigd.config._format import is_improv
 from rigd.config._yaml import parse_yaml, read_text_file, validate_data, where
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "RealtimeConfig",
     "RecordingConfig",
     "RunConfig",
-    "is_improv",
     "load_pipeline",
 ]
 
@@ -211,12 +211,6 @@ class PipelineFile:
     def where(self, *key: Any) -> str:
         """``file, line N, key a.b[2]``: the start of an error message."""
         return where(self.path, self.line(*key), key)
-
-
-def is_improv(data: dict[str, Any]) -> bool:
-    """Whether a parsed config file is improv's format: ``actors`` is a mapping
-    (rigd's is a list)."""
-    return isinstance(data.get("actors"), dict)
 
 
 def load_pipeline(
