@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+
 from tests.service.test_reprocess import PIPELINE, run_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,3 +46,49 @@ def test_a_replay_job_imports_neither_the_gpu_package_nor_improvs_reader_nor_the
     assert state == "done None"
     assert imported == ""
     assert (tmp_path / "out" / "run-reprocessed.h5").exists()
+
+
+#: A job given the pipeline loaded, as ``rigd reprocess`` hands it to each Ray task (pickled).
+LOADED_JOB = """
+import pickle, sys
+from pathlib import Path
+
+import h5py
+
+loaded = pickle.loads(Path(sys.argv[1]).read_bytes())
+from rigd.pipeline import replay_file
+
+result = replay_file(loaded, sys.argv[2], sys.argv[3])
+print(result["state"], result["error"])
+print(" ".join(m for m in ("pydantic", "pydantic_core") if m in sys.modules))
+"""
+
+
+def test_a_replay_job_given_the_loaded_pipeline_never_imports_pydantic(tmp_path: Path) -> None:
+    """A Ray worker has no pydantic: importing it and building the pipeline file's
+    validators cost about 65 ms of each worker's start. The driver validated the
+    file; its tasks take it loaded."""
+    import pickle
+
+    from rigd.config import load_pipeline
+
+    run_file(tmp_path / "run.h5", 1, 20)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(PIPELINE)
+    blob = tmp_path / "loaded.pickle"
+    blob.write_bytes(pickle.dumps(load_pipeline(pipeline)))
+
+    job = subprocess.run(
+        [sys.executable, "-c", LOADED_JOB, str(blob), str(tmp_path / "run.h5"), str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    state, imported = job.stdout.splitlines()
+    assert state == "done None"
+    assert imported == ""
+    with h5py.File(tmp_path / "run-reprocessed.h5", "r") as f:
+        assert f.attrs["run_state"] == "complete"

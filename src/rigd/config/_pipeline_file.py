@@ -19,22 +19,26 @@ A pipeline file::
     run:
       metadata: {experiment: demo}
 
-This module only checks the file's own shape (keys, types, link syntax). The
-pipeline package checks what needs the actor classes (imports, endpoints,
+This module only checks the file's own shape (keys, types, link syntax). Its
+classes are plain frozen dataclasses: pydantic validates a file into them
+(``rigd.config._yaml.validate_data``, imported when a file is read), so a
+loaded file travels (pickled, to a Ray task of ``rigd reprocess``) to a
+process that never imports pydantic (about 65 ms of a Ray worker's start).
+The pipeline package checks what needs the actor classes (imports, endpoints,
 cycles, shapes) and reports through ``PipelineFileError`` too, with the
 line of the key at fault (``PipelineFile.line``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Annotated, Any, Literal
 
 from rigd._exceptions import PipelineFileError
+from rigd.config._checks import After, Before, Limits
 from rigd.config._format import is_improv
 from rigd.config._yaml import parse_yaml, read_text_file, validate_data, where
 
@@ -47,65 +51,104 @@ __all__ = [
     "RealtimeConfig",
     "RecordingConfig",
     "RunConfig",
+    "config_data",
     "load_pipeline",
+    "trusted_config",
 ]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ENDPOINT = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*$")
 _LINK = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*->\s*({_NAME})\.({_NAME})\s*$")
 # At most 64 characters: names go into ring and segment names (255 bytes at most).
-Name = Annotated[str, Field(pattern=rf"^{_NAME}$", max_length=64)]
-_M = TypeVar("_M", bound="BaseModel")
+Name = Annotated[str, Limits(pattern=rf"^{_NAME}$", max_length=64)]
+#: What pydantic applies to each of these classes when it validates a file
+#: (``rigd.config._yaml.validate_data``): unknown keys are errors.
+_STRICT = {"extra": "forbid"}
+#: The YAML key of a field whose Python name differs (``class`` is a keyword).
+ALIASES = {"class_path": "class"}
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+def _some_cpus(value: list[int] | None) -> list[int] | None:
+    if value is not None and not value:
+        raise ValueError(
+            "an empty list pins the actor nowhere; name CPUs (e.g. [2]) or leave cpus "
+            "out to let the kernel choose"
+        )
+    return value
 
 
-class ActorConfig(_Model):
+def _link_syntax(value: str) -> str:
+    if not _LINK.match(value):
+        raise ValueError(f"a link is written 'actor.output -> actor.input', got {value!r}")
+    return value
+
+
+def _local_directory(value: str) -> str:
+    if not value.strip() or "\0" in value:
+        raise ValueError("give a directory path, e.g. rigd-data or /data/rig1")
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+        raise ValueError(
+            f"{value!r} is a URL; give a local directory path (e.g. /data/rig1): "
+            "runs are recorded to a disk of this machine"
+        )
+    return value
+
+
+def _short_links(value: Any) -> Any:
+    if isinstance(value, list):
+        return [{"link": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
+def _endpoints(value: list[str]) -> list[str]:
+    for item in value:
+        if not _ENDPOINT.match(item):
+            raise ValueError(f"record takes 'actor.output' entries, got {item!r}")
+    return value
+
+
+def _class_key(value: Any) -> Any:
+    """An actor's ``class`` key, as the field ``class_path`` (a Python keyword)."""
+    if isinstance(value, dict) and "class" in value:
+        if "class_path" in value:
+            return value  # both: class is an unknown key next to class_path
+        value = {("class_path" if k == "class" else k): v for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActorConfig:
     """One actor: its name, its class (an import path), options and resources."""
 
+    __pydantic_config__ = _STRICT
+
     name: Name
-    class_path: str = Field(alias="class", min_length=1)
-    options: dict[str, Any] = Field(default_factory=dict)
-    num_cpus: float | None = Field(default=None, ge=0)
-    num_gpus: float | None = Field(default=None, ge=0)
-    max_restarts: int = Field(default=0, ge=-1)
+    class_path: Annotated[str, Limits(min_length=1)]  # the file's key: ``class``
+    options: dict[str, Any] = field(default_factory=dict)
+    num_cpus: Annotated[float, Limits(ge=0)] | None = None
+    num_gpus: Annotated[float, Limits(ge=0)] | None = None
+    max_restarts: Annotated[int, Limits(ge=-1)] = 0
     #: Pin the actor's process to these CPUs (Linux CPU affinity), so that
     #: the scheduler never queues it behind another actor on a busy core.
-    cpus: list[Annotated[int, Field(ge=0)]] | None = None
+    cpus: Annotated[list[Annotated[int, Limits(ge=0)]] | None, After(_some_cpus)] = None
     #: Shape and dtype per output, for classes that cannot say themselves.
-    outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The Ray node to run on, by a custom resource the node has (``ray start
     #: --resources '{"camera_pc": 1}'``); a cluster run (``ClusterPipeline``)
     #: places the actor there. On one machine every node is this one.
     node: Name | None = None
 
-    @field_validator("cpus")
-    @classmethod
-    def _some_cpus(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and not value:
-            raise ValueError(
-                "an empty list pins the actor nowhere; name CPUs (e.g. [2]) or leave cpus "
-                "out to let the kernel choose"
-            )
-        return value
 
-
-class LinkConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class LinkConfig:
     """A ring from one actor's output to another's input."""
 
-    link: str
-    slots: int = Field(default=16, ge=2, le=4096)
+    __pydantic_config__ = _STRICT
+
+    link: Annotated[str, After(_link_syntax)]
+    slots: Annotated[int, Limits(ge=2, le=4096)] = 16
     policy: Literal["lossless", "latest"] = "lossless"
     low_latency: bool = False
-
-    @field_validator("link")
-    @classmethod
-    def _syntax(cls, value: str) -> str:
-        if not _LINK.match(value):
-            raise ValueError(f"a link is written 'actor.output -> actor.input', got {value!r}")
-        return value
 
     @property
     def source(self) -> tuple[str, str]:
@@ -120,75 +163,60 @@ class LinkConfig(_Model):
         return match.group(3), match.group(4)
 
 
-class RecordingConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class RecordingConfig:
     """Options of the recorder the ``record:`` shorthand adds."""
 
-    directory: str = "rigd-data"
+    __pydantic_config__ = _STRICT
+
+    directory: Annotated[str, After(_local_directory)] = "rigd-data"
     template: str = "{date}_{time}_{pipeline}_{run_id}.h5"
     compression: Literal["lz4", "zstd", "bitshuffle-lz4"] | None = None
-    flush_interval: float = Field(default=0.5, gt=0)
-    fsync_interval: float = Field(default=1.0, gt=0)
+    flush_interval: Annotated[float, Limits(gt=0)] = 0.5
+    fsync_interval: Annotated[float, Limits(gt=0)] = 1.0
     latency_trace: bool = True
-    slots: int = Field(default=32, ge=2, le=4096)
-
-    @field_validator("directory")
-    @classmethod
-    def _local_directory(cls, value: str) -> str:
-        if not value.strip() or "\0" in value:
-            raise ValueError("give a directory path, e.g. rigd-data or /data/rig1")
-        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
-            raise ValueError(
-                f"{value!r} is a URL; give a local directory path (e.g. /data/rig1): "
-                "runs are recorded to a disk of this machine"
-            )
-        return value
+    slots: Annotated[int, Limits(ge=2, le=4096)] = 32
 
 
-class RealtimeConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class RealtimeConfig:
     """Machine settings held while the pipeline runs."""
+
+    __pydantic_config__ = _STRICT
 
     #: Bound the CPUs' wake-up latency (Linux PM QoS, /dev/cpu_dma_latency);
     #: 0 keeps idle CPUs polling. None leaves the machine as it is.
-    cpu_latency_us: int | None = Field(default=None, ge=0)
+    cpu_latency_us: Annotated[int, Limits(ge=0)] | None = None
 
 
-class RunConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
     """Defaults for each run: metadata stored in the run file."""
 
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    __pydantic_config__ = _STRICT
+
+    metadata: dict[str, Any] = field(default_factory=dict)
     #: The longest pause (seconds); a longer one ends on its own (the run resumes).
-    max_pause_s: float = Field(default=600.0, gt=0)
+    max_pause_s: Annotated[float, Limits(gt=0)] = 600.0
     #: How long (seconds) each actor's start calls (open its device, attach,
     #: ``setup``) may take before the start fails naming the actors that did
     #: not answer.
-    setup_timeout_s: float = Field(default=60.0, gt=0)
+    setup_timeout_s: Annotated[float, Limits(gt=0)] = 60.0
 
 
-class PipelineConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class PipelineConfig:
     """A whole pipeline file."""
 
+    __pydantic_config__ = _STRICT
+
     name: Name = "pipeline"
-    actors: list[ActorConfig] = Field(min_length=1)
-    links: list[LinkConfig] = Field(default_factory=list)
-    record: list[str] = Field(default_factory=list)
-    recording: RecordingConfig = Field(default_factory=RecordingConfig)
-    run: RunConfig = Field(default_factory=RunConfig)
-    realtime: RealtimeConfig = Field(default_factory=RealtimeConfig)
-
-    @field_validator("links", mode="before")
-    @classmethod
-    def _short_links(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [{"link": item} if isinstance(item, str) else item for item in value]
-        return value
-
-    @field_validator("record")
-    @classmethod
-    def _endpoints(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not _ENDPOINT.match(item):
-                raise ValueError(f"record takes 'actor.output' entries, got {item!r}")
-        return value
+    actors: Annotated[list[Annotated[ActorConfig, Before(_class_key)]], Limits(min_length=1)]
+    links: Annotated[list[LinkConfig], Before(_short_links)] = field(default_factory=list)
+    record: Annotated[list[str], After(_endpoints)] = field(default_factory=list)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
 
 
 @dataclass(frozen=True)
@@ -245,5 +273,57 @@ def load_pipeline(
         text = converted
         path = f"{path} (as converted from improv's format; see rigd convert {path})"
         data, lines = parse_yaml(path, text, PipelineFileError, shape, allow_aliases=allow_aliases)
-    config = validate_data(PipelineConfig, path, data, lines, PipelineFileError)
+    config = validate_data(PipelineConfig, path, data, lines, PipelineFileError, ALIASES)
     return PipelineFile(config, text, path, lines)
+
+
+def config_data(config: Any, *, exclude_defaults: bool = True) -> Any:
+    """``config`` (a ``PipelineConfig`` or any of its parts) as YAML has it: a
+    mapping with the file's keys (``class``), values left at their defaults
+    omitted (``exclude_defaults``); what ``trusted_config`` and
+    ``load_pipeline`` read back."""
+    if isinstance(config, list | tuple):
+        return [config_data(item, exclude_defaults=exclude_defaults) for item in config]
+    if isinstance(config, dict):
+        return {k: config_data(v, exclude_defaults=exclude_defaults) for k, v in config.items()}
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        return config
+    out: dict[str, Any] = {}
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if exclude_defaults and value == _default(item):
+            continue
+        out[ALIASES.get(item.name, item.name)] = config_data(
+            value, exclude_defaults=exclude_defaults
+        )
+    return out
+
+
+def _default(item: dataclasses.Field[Any]) -> Any:
+    if item.default_factory is not dataclasses.MISSING:
+        return item.default_factory()
+    return item.default  # MISSING for a required field: never equal to a value
+
+
+def trusted_config(data: dict[str, Any]) -> PipelineConfig:
+    """A ``PipelineConfig`` made from ``data`` without validating it: for a
+    config that came from a validated one (``config_data``) through rigd's own
+    rewrite (``rigd reprocess``'s, in a Ray task that never imports pydantic).
+    A file from anyone else goes through ``load_pipeline``.
+
+    Raises:
+        TypeError: a key no field has (the rewrite's bug, not the user's).
+    """
+    data = dict(data)
+    actors = [ActorConfig(**_class_key(dict(a))) for a in data.pop("actors")]
+    links = [LinkConfig(**link) for link in _short_links(list(data.pop("links", [])))]
+    parts: dict[str, Any] = {
+        key: cls(**data.pop(key))
+        for key, cls in (
+            ("recording", RecordingConfig),
+            ("run", RunConfig),
+            ("realtime", RealtimeConfig),
+        )
+        if key in data
+    }
+    return PipelineConfig(actors=actors, links=links, **parts, **data)

@@ -1,4 +1,4 @@
-"""YAML read safely and validated by a pydantic model, with each key's line.
+"""YAML read safely and validated by pydantic, with each key's line.
 
 Used by the pipeline file (``_pipeline_file``), improv's config files
 (``_improv``) and the service file (``_service_file``): bounded in memory
@@ -7,16 +7,18 @@ and time (no alias bomb), every problem named with file, line and key.
 
 from __future__ import annotations
 
+import functools
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pydantic
 import yaml
-from pydantic import BaseModel
 
 from rigd._exceptions import PipelineFileError
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -57,7 +59,7 @@ def read_text_file(path: Path, what: str) -> str:
         ) from None
 
 
-_M = TypeVar("_M", bound="BaseModel")
+_M = TypeVar("_M")
 
 
 def where(path: str, line: int | None, key: Sequence[Any]) -> str:
@@ -81,19 +83,22 @@ def _node_lines(node: yaml.Node, key: tuple[Any, ...], out: dict[tuple[Any, ...]
 
 
 def _pydantic_problems(
-    error: pydantic.ValidationError, path: str, lines: dict[tuple[Any, ...], int]
+    error: pydantic.ValidationError,
+    path: str,
+    lines: dict[tuple[Any, ...], int],
+    aliases: Mapping[str, str],
 ) -> Iterator[str]:
     for item in error.errors():
         loc = tuple(p for p in item["loc"] if p not in ("function-after", "function-before"))
         # Aliases: pydantic reports the field name; the file says "class".
-        loc = tuple("class" if p == "class_path" else p for p in loc)
+        loc = tuple(aliases.get(p, p) if isinstance(p, str) else p for p in loc)
         line = None
         for end in range(len(loc), -1, -1):
             line = lines.get(loc[:end])
             if line is not None:
                 break
         message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
+        if item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             message = f"unknown key {loc[-1]!r}; check its spelling (see the pipeline file format)"
         elif item["type"] == "missing":
             message = f"required key {loc[-1]!r} is missing"
@@ -237,14 +242,32 @@ def validate_data(
     data: dict[str, Any],
     lines: dict[tuple[Any, ...], int],
     error: type[PipelineFileError],
+    aliases: Mapping[str, str] | None = None,
 ) -> _M:
-    """Validate ``data`` (``parse_yaml``'s) as ``model``.
+    """Validate ``data`` (``parse_yaml``'s) as ``model``: a pydantic model, or a
+    dataclass whose fields' ``Annotated`` types say their limits
+    (``rigd.config._checks``). pydantic is imported here, on the first file.
+
+    Args:
+        aliases: ``{field: key}`` where a key of the file is not the field's
+            name (``class_path``: ``class``), for the messages.
 
     Raises:
         error: its keys are wrong, one problem per line, each naming
         ``path``, the line (from ``lines``) and the key.
     """
+    import pydantic
+
     try:
-        return model.model_validate(data)
+        value: _M = _adapter(model).validate_python(data)  # type: ignore[arg-type]
     except pydantic.ValidationError as exc:
-        raise error(list(_pydantic_problems(exc, path, lines))) from None
+        raise error(list(_pydantic_problems(exc, path, lines, aliases or {}))) from None
+    return value
+
+
+@functools.cache
+def _adapter(model: type[Any]) -> pydantic.TypeAdapter[Any]:
+    """One validator per class, built on first use (building is the costly part)."""
+    import pydantic
+
+    return pydantic.TypeAdapter(model)

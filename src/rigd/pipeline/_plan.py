@@ -15,6 +15,7 @@ rings, and ``_plan_records`` holds the ``Plan`` it returns.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -104,10 +105,10 @@ def check_pipeline(
     # The record: shorthand adds a recorder fed by lossless links.
     if config.record:
         if "recorder" not in actors:
-            recording = config.recording.model_dump()
+            recording = dataclasses.asdict(config.recording)
             slots = recording.pop("slots")
-            actors["recorder"] = ActorConfig.model_validate(
-                {"name": "recorder", "class": _RECORDER_CLASS, "options": recording}
+            actors["recorder"] = ActorConfig(
+                name="recorder", class_path=_RECORDER_CLASS, options=recording
             )
             index["recorder"] = -1
         else:
@@ -167,7 +168,7 @@ def check_pipeline(
                 problems.append(f"{pfile.where(*key)}: {name} ({actors[name].class_path}): {exc}")
                 del classes[name]  # none of its code runs
                 continue
-            actors[name] = actors[name].model_copy(update={"options": confined})
+            actors[name] = dataclasses.replace(actors[name], options=confined)
 
     # Links: endpoints exist, one writer per input.
     writers_of: dict[tuple[str, str], int] = {}

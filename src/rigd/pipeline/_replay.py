@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rigd.actors import run_locally
-from rigd.config import load_pipeline
+from rigd.config import PipelineFile, load_pipeline
 from rigd.pipeline._inline import run_inline
 from rigd.pipeline._plan import plan_pipeline
 from rigd.pipeline._replay_config import Replay, check_replay, replay_config, template
@@ -94,7 +94,7 @@ def _provenance(run_file: str, pipeline: str, replay: Replay, before: Any) -> di
 
 
 def replay_file(
-    text: str,
+    text: str | PipelineFile,
     run_file: str | os.PathLike[str],
     out_dir: str,
     in_task: bool = False,
@@ -109,7 +109,9 @@ def replay_file(
     ``actor_processes``, as a live run's (a process each, rigd's runtime).
 
     Args:
-        text: the pipeline file's YAML.
+        text: the pipeline file's YAML, or the file loaded (``load_pipeline``:
+            ``rigd reprocess`` loads it once and hands it to each task, whose
+            process then never imports pydantic).
         run_file: the run file (HDF5) whose streams stand in for the sources
             (``str`` or ``os.PathLike``).
         out_dir: where the new run file goes (``{run_id}.h5``).
@@ -156,9 +158,12 @@ def replay_file(
         run_id = run_id or f"{Path(where).stem}-reprocessed"
         check_sealed(where)  # HDF5 would only name h5clear
         # Its problems name the pipeline file's own lines (ReplayFile).
-        replay = replay_config(
-            load_pipeline(pipeline_path or "<pipeline>", text=text), where, out_dir
+        loaded = (
+            text
+            if isinstance(text, PipelineFile)
+            else load_pipeline(pipeline_path or "<pipeline>", text=text)
         )
+        replay = replay_config(loaded, where, out_dir)
         outputs_named, pfile = replay.outputs(run_id), replay.pfile
         for recorder, name in outputs_named.items():
             target = Path(out_dir) / name

@@ -23,6 +23,7 @@ stream it lacks, shapes a processor refuses) name the pipeline's line too.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ from typing import Any
 
 import yaml
 
-from rigd.config import PipelineConfig, PipelineFile, PipelineFileError, load_pipeline
+from rigd.config import PipelineFile, PipelineFileError, load_pipeline
+from rigd.config._pipeline_file import config_data, trusted_config
 from rigd.pipeline._plan import check_pipeline, record_stream
 from rigd.pipeline._plan_classes import import_path
 from rigd.storage import DEFAULT_MAX_MESSAGE_BYTES, StreamReader
@@ -134,7 +136,7 @@ def replay_config(pfile: PipelineFile, run_file: str | None, out_dir: str) -> Re
             actor but is not recorded; named with ``pfile``'s lines.
     """
     config = pfile.config
-    data = config.model_dump(by_alias=True, exclude_defaults=True)
+    data: dict[str, Any] = config_data(config)
     data.pop("record", None)
     data.pop("recording", None)
     actors: list[dict[str, Any]] = data.setdefault("actors", [])
@@ -143,7 +145,7 @@ def replay_config(pfile: PipelineFile, run_file: str | None, out_dir: str) -> Re
     names = {a["name"] for a in actors}
     if config.record:  # as planning expands it (rigd.pipeline._plan)
         if "recorder" not in names:
-            options = config.recording.model_dump()
+            options = dataclasses.asdict(config.recording)
             slots = options.pop("slots")
             actors.append({"name": "recorder", "class": _SHORTHAND_RECORDER, "options": options})
             moved["actors", len(actors) - 1] = ("recording",)
@@ -239,7 +241,9 @@ def replay_config(pfile: PipelineFile, run_file: str | None, out_dir: str) -> Re
         log.info("replay of %s: %s (offline nothing drops for speed)", pfile.path, change)
 
     text = yaml.safe_dump(data, sort_keys=False)
-    replayed = ReplayFile(PipelineConfig.model_validate(data), text, pfile.path, {}, pfile, moved)
+    # Made from the validated file by the rewrite above: not validated again
+    # (pydantic is never imported by a Ray task that replays a loaded file).
+    replayed = ReplayFile(trusted_config(data), text, pfile.path, {}, pfile, moved)
     return Replay(replayed, data, recorders, played, tuple(changes))
 
 

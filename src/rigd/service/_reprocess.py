@@ -24,11 +24,12 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from rigd.service._reprocess_signals import StopSignals
+
+if TYPE_CHECKING:
+    from rigd.config import PipelineFile
 
 __all__ = ["DEFAULT_TIMEOUT_S", "FileResult", "add_parser", "reprocess"]
 
@@ -58,10 +59,11 @@ class FileResult:
     warning: str | None = None
 
 
-def _resources(text: str) -> tuple[float, float]:
-    actors = yaml.safe_load(text).get("actors") or []
-    cpus = sum(float(a.get("num_cpus") or 0) for a in actors)
-    gpus = sum(float(a.get("num_gpus") or 0) for a in actors)
+def _resources(pipeline: PipelineFile) -> tuple[float, float]:
+    """One file's task's CPUs and GPUs: its actors' ``num_cpus`` and ``num_gpus`` added up."""
+    actors = pipeline.config.actors
+    cpus = sum(a.num_cpus or 0 for a in actors)
+    gpus = sum(a.num_gpus or 0 for a in actors)
     return max(1.0, cpus), gpus
 
 
@@ -96,10 +98,13 @@ def reprocess(
             marked failed, the Ray tasks cancelled, and ``progress`` called for
             every file not reported yet (``interrupted``, ``not started``).
     """
+    from rigd.config import load_pipeline
     from rigd.pipeline import check_replay
 
-    check_replay(pipeline)  # the pipeline's mistakes, once, with its lines: before any file
-    text = Path(pipeline).read_text()
+    # Loaded once: each file's job takes it as it is (a Ray task never validates it again).
+    loaded = load_pipeline(pipeline)
+    check_replay(loaded)  # the pipeline's mistakes, once, with its lines: before any file
+    text = loaded.text
     pipeline_path = str(Path(pipeline).resolve())
     out = str(Path(out_dir).resolve())
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -147,7 +152,7 @@ def reprocess(
                     finished(
                         index,
                         replay_file(
-                            text,
+                            loaded,
                             paths[index],
                             out,
                             False,
@@ -163,9 +168,9 @@ def reprocess(
         else:
             from rigd.service._reprocess_ray import replay_on_ray
 
-            cpus, gpus = _resources(text)
+            cpus, gpus = _resources(loaded)
             args = {
-                "text": text,
+                "text": loaded,
                 "out_dir": out,
                 "actor_processes": actor_processes,
                 "pipeline_path": pipeline_path,
