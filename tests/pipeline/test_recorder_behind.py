@@ -78,6 +78,9 @@ def test_shares_of_the_ring_that_make_no_sense_are_refused() -> None:
         FallBehind(lambda *a: None, high=0.2, low=0.5)
     with pytest.raises(ValueError, match=r"when_behind is 'wait'.*'drop'.*'sometimes'"):
         HDF5Recorder(when_behind="sometimes")
+    for buffers in (-1, True, 2.5, "4"):
+        with pytest.raises(ValueError, match="write_buffers is a number of chunks >= 0"):
+            HDF5Recorder(write_buffers=buffers)  # type: ignore[arg-type]
 
 
 def test_a_camera_flat_out_into_a_dropping_recorder_accounts_for_every_frame(

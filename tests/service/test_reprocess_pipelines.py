@@ -220,3 +220,35 @@ def test_a_replayed_streams_named_columns_are_recorded_again(tmp_path: Path) -> 
         assert list(frames.attrs["field_names"]) == ["x", "y", "lick"]
         assert list(frames.attrs["field_units"]) == ["V", "V", ""]
         np.testing.assert_array_equal(frames[:, 0], np.arange(20))
+
+
+def test_a_replay_on_one_thread_gives_its_recorder_write_buffers_and_records_the_same(
+    tmp_path: Path,
+) -> None:
+    # On one thread with the playback and the processors, a recorder that waited
+    # for the disk itself (write_buffers 0, O_DIRECT) held them all back at each chunk.
+    from rigd.config import load_pipeline
+    from rigd.pipeline._replay_config import replay_config
+
+    pipeline = tmp_path / "lossy.yaml"
+    pipeline.write_text(LOSSY_LIVE)
+    loaded = load_pipeline(pipeline)
+    on_one = {
+        a["name"]: a for a in replay_config(loaded, None, "out", one_thread=True).config["actors"]
+    }
+    in_processes = {a["name"]: a for a in replay_config(loaded, None, "out").config["actors"]}
+    assert on_one["recorder"]["options"]["write_buffers"] == 4
+    assert "write_buffers" not in in_processes["recorder"]["options"]
+
+    frames = run_file(tmp_path / "run.h5", 7, 400)
+    (inline,) = reprocess(pipeline, [str(tmp_path / "run.h5")], tmp_path / "one")
+    (processes,) = reprocess(
+        pipeline, [str(tmp_path / "run.h5")], tmp_path / "many", actor_processes=True
+    )
+
+    assert inline.state == processes.state == "done", (inline.error, processes.error)
+    with h5py.File(inline.output or "", "r") as a, h5py.File(processes.output or "", "r") as b:
+        np.testing.assert_array_equal(a["camera/frames"][:], frames)
+        for name in ("camera/frames", "camera/frame_id", "sums/frames", "sums/frame_id"):
+            np.testing.assert_array_equal(a[name][:], b[name][:])
+        assert a.attrs["run_state"] == "complete"

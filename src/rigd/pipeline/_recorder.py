@@ -53,6 +53,13 @@ class HDF5Recorder(RunFileActor):
             ``"drop"`` (for live sources: at 3/4 of the ring behind, the
             oldest frames are dropped until it is 1/4 behind, each run of
             them in the ledger as ``disk_behind``; ``_recorder_behind``).
+        write_buffers: raw chunks that may wait for the disk
+            (``RunWriter``'s). 0, the default: each frame goes from its
+            ring slot to the file with no copy, and a slow disk holds back
+            only this recorder while the ring absorbs it. A recorder that
+            shares its thread with the other actors (``rigd reprocess``'s
+            replay, ``rigd.actors.run_on_one_thread``) takes a few, so that
+            each wait for the disk holds back none of them.
 
     A restarted recorder reopens the same file (repairing it first) and
     records on; the frames it missed go in the ledger as ``restart``.
@@ -72,7 +79,12 @@ class HDF5Recorder(RunFileActor):
         fsync_interval: float = 1.0,
         latency_trace: bool = True,
         when_behind: str = "wait",
+        write_buffers: int = 0,
     ) -> None:
+        if isinstance(write_buffers, bool) or not isinstance(write_buffers, int):
+            raise ValueError(f"write_buffers is a number of chunks >= 0, got {write_buffers!r}")
+        if write_buffers < 0:
+            raise ValueError(f"write_buffers is a number of chunks >= 0, got {write_buffers}")
         if when_behind not in ("wait", "drop"):
             raise ValueError(
                 f"when_behind is 'wait' (hold the source back) or 'drop' (drop the oldest "
@@ -85,6 +97,7 @@ class HDF5Recorder(RunFileActor):
         self.flush_interval = flush_interval
         self.fsync_interval = fsync_interval
         self.latency_trace = latency_trace
+        self.write_buffers = write_buffers
         super().__init__()
 
     def setup(self) -> None:
@@ -119,7 +132,7 @@ class HDF5Recorder(RunFileActor):
                 reason=f"{DropReason.RESTART} of recorder {run.get('actor', '')}".strip(),
                 flush_interval=self.flush_interval,
                 fsync_interval=self.fsync_interval,
-                write_buffers=0,
+                write_buffers=self.write_buffers,
             )
         else:
             streams = [
@@ -136,10 +149,10 @@ class HDF5Recorder(RunFileActor):
                 metadata=run.get("metadata") or {},
                 flush_interval=self.flush_interval,
                 fsync_interval=self.fsync_interval,
-                # The ring's slots are the buffer: frames go from the slot to
-                # the file with no copy, and a slow disk holds back only the
-                # recorder, while the ring absorbs it.
-                write_buffers=0,
+                # By default the ring's slots are the buffer: frames go from
+                # the slot to the file with no copy, and a slow disk holds
+                # back only the recorder, while the ring absorbs it.
+                write_buffers=self.write_buffers,
             )
         self.confirm_opened(created=not resumed)
         self._state = "recording"

@@ -163,7 +163,7 @@ def replay_file(
             if isinstance(text, PipelineFile)
             else load_pipeline(pipeline_path or "<pipeline>", text=text)
         )
-        replay = replay_config(loaded, where, out_dir)
+        replay = replay_config(loaded, where, out_dir, one_thread=not actor_processes)
         outputs_named, pfile = replay.outputs(run_id), replay.pfile
         for recorder, name in outputs_named.items():
             target = Path(out_dir) / name
