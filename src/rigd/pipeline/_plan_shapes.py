@@ -11,7 +11,7 @@ naming file, line and key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +79,30 @@ class ShapeStage:
     def _key(self, name: str, *rest: Any) -> tuple[Any, ...]:
         if self.index[name] >= 0:
             return ("actors", self.index[name], *rest)
-        return ("recording",)
+        # The record: shorthand's recorder: its options are the recording: block.
+        return ("recording", *rest[1:]) if rest[:1] == ("options",) else ("recording",)
+
+    def check_options(self, names: Sequence[str]) -> None:
+        """Check the option values of the actors ``names`` as ``plan`` does
+        (their class's ``describe_outputs``, with no inputs), without the shapes.
+
+        Raises:
+            PipelineFileError: each refusal, with the file, line and key.
+        """
+        problems = []
+        for name in names:
+            try:
+                self.classes[name].describe_outputs(self.actors[name].options, {})
+            except Exception as exc:  # noqa: BLE001 - bad options are the file's problem
+                problems.append(f"{self.pfile.where(*self._option_key(name, exc))}: {name}: {exc}")
+        if problems:
+            raise PipelineFileError(problems)
+
+    def _option_key(self, name: str, exc: Exception) -> tuple[Any, ...]:
+        """The key of the option an error names (``exc.option``, e.g. a recorder's
+        ``OptionValueError``), else of the actor's options."""
+        option = getattr(exc, "option", None)
+        return self._key(name, "options", *([option] if isinstance(option, str) else []))
 
     def plan(self, device_specs: Mapping[str, Mapping[str, FrameSpec]]) -> Plan:
         """Shapes and dtypes in dependency order; rings for the known ones.
@@ -105,7 +128,7 @@ class ShapeStage:
             try:
                 described = dict(cls.describe_outputs(actor.options, input_specs[name]))
             except Exception as exc:  # noqa: BLE001 - bad options are the file's problem
-                problems.append(f"{pfile.where(*self._key(name, 'options'))}: {name}: {exc}")
+                problems.append(f"{pfile.where(*self._option_key(name, exc))}: {name}: {exc}")
                 continue
             if device and name not in device_specs:
                 deferred.append(name)

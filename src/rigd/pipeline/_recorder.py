@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from rigd._exceptions import EndOfStream, RecordingError, RingBrokenError, WouldBlock
 from rigd.actors import get_runtime_context
 from rigd.pipeline._recorder_behind import FallBehind
+from rigd.pipeline._recorder_options import check_when_behind, check_write_buffers
 from rigd.pipeline._run_file import RunFileActor
 from rigd.storage import (
     OWN_IDS,
@@ -81,15 +83,9 @@ class HDF5Recorder(RunFileActor):
         when_behind: str = "wait",
         write_buffers: int = 0,
     ) -> None:
-        if isinstance(write_buffers, bool) or not isinstance(write_buffers, int):
-            raise ValueError(f"write_buffers is a number of chunks >= 0, got {write_buffers!r}")
-        if write_buffers < 0:
-            raise ValueError(f"write_buffers is a number of chunks >= 0, got {write_buffers}")
-        if when_behind not in ("wait", "drop"):
-            raise ValueError(
-                f"when_behind is 'wait' (hold the source back) or 'drop' (drop the oldest "
-                f"frames, in the ledger as disk_behind), got {when_behind!r}"
-            )
+        check_write_buffers(write_buffers)
+        check_when_behind(when_behind)
+        self.check_place(directory, template)
         self.when_behind = when_behind
         self.directory = directory
         self.template = template
@@ -99,6 +95,23 @@ class HDF5Recorder(RunFileActor):
         self.latency_trace = latency_trace
         self.write_buffers = write_buffers
         super().__init__()
+
+    @classmethod
+    def describe_outputs(
+        cls, options: Mapping[str, Any], inputs: Mapping[str, tuple[tuple[int, ...], str]]
+    ) -> dict[str, tuple[tuple[int, ...], str]]:
+        """No outputs; the option values are checked at load (``_recorder_options``).
+
+        Raises:
+            OptionValueError: a value refused, naming the option.
+        """
+        check_write_buffers(options.get("write_buffers", 0))
+        check_when_behind(options.get("when_behind", "wait"))
+        cls.check_place(
+            options.get("directory", "rigd-data"),
+            options.get("template", "{date}_{time}_{pipeline}_{run_id}.h5"),
+        )
+        return {}
 
     def setup(self) -> None:
         run = self.run_info

@@ -129,7 +129,10 @@ def check_replay(pipeline: str | Path | PipelineFile) -> None:
         PipelineFileError: every problem found.
     """
     pfile = pipeline if isinstance(pipeline, PipelineFile) else load_pipeline(pipeline)
-    check_pipeline(replay_config(pfile, None, ".").pfile)
+    replay = replay_config(pfile, None, ".")
+    stage = check_pipeline(replay.pfile)
+    # The recorders' option values (``describe_outputs``: when_behind, write_buffers).
+    stage.check_options(replay.recorders)
 
 
 def replay_config(
@@ -243,11 +246,9 @@ def replay_config(
             options = dict(actor.get("options") or {})
             if options.get("when_behind") == "drop":
                 changes.append(f"recorder {actor['name']}: when_behind drop -> wait")
-            options.update(
-                directory=out_dir,
-                template=template(actor["name"], len(recorders)),
-                when_behind="wait",
-            )
+            options.update(directory=out_dir, template=template(actor["name"], len(recorders)))
+            if options.get("when_behind") == "drop":
+                options["when_behind"] = "wait"  # another value: refused by its check
             if one_thread and _takes(actor, "write_buffers"):
                 options.setdefault("write_buffers", _SHARED_THREAD_BUFFERS)
             actor["options"] = options

@@ -18,6 +18,7 @@ from typing import Any
 from rigd._exceptions import RecordingError
 from rigd.actors import Actor, add_fatal_error
 from rigd.pipeline._confined import FileBeneath
+from rigd.pipeline._recorder_options import check_directory, check_template
 from rigd.storage import MessageReader, RecordField, RunWriter, StreamSpec, run_file_path
 
 __all__ = ["RunFileActor"]
@@ -47,6 +48,18 @@ class RunFileActor(Actor):
         self._state = "idle"
         self._final: dict[str, Any] = {}
         self._beneath: FileBeneath | None = None
+
+    @staticmethod
+    def check_place(directory: Any, template: Any) -> None:
+        """Refuse a ``directory`` or file name ``template`` known bad before the
+        start (``rigd.pipeline._recorder_options``); the constructors and
+        planning (``describe_outputs``) call it.
+
+        Raises:
+            OptionValueError: naming the option and the fix.
+        """
+        check_template(template)
+        check_directory(directory)
 
     def run_path(self) -> Path:
         """The run file's path, from the run's id, pipeline and start (``template``)."""

@@ -130,6 +130,7 @@ class TriggeredRecorder(RunFileActor):
             raise ValueError(f"max_events must be a whole number >= 1 or null, got {max_events!r}")
         if not isinstance(post_timeout_s, (int, float)) or post_timeout_s <= 0:
             raise ValueError(f"post_timeout_s must be positive, got {post_timeout_s!r}")
+        self.check_place(directory, template)
         self.pre, self.post = pre, post
         self.pre_s, self.post_s = pre_s, post_s
         self.event_inputs = tuple(events)
