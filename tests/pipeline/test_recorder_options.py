@@ -86,9 +86,7 @@ def test_a_missing_directory_that_can_be_made_passes_the_load_and_is_not_created
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "ok.yaml"
-    path.write_text(
-        CAMERA + f"record: [camera.frames]\nrecording:\n  directory: {tmp_path}/a/b\n"
-    )
+    path.write_text(CAMERA + f"record: [camera.frames]\nrecording:\n  directory: {tmp_path}/a/b\n")
     plan_pipeline(path)
     assert not (tmp_path / "a").exists()  # created at start only
 

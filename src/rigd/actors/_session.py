@@ -291,8 +291,8 @@ def ray_backend() -> Any:
     Never imports Ray: only a process that did (``rigd.init(address="ray...")``,
     or a Ray worker) can be on Ray.
     """
-    if _local_only or "ray" not in sys.modules:
-        return None
+    if _local_only or sys.modules.get("ray") is None:
+        return None  # never imported (or blocked: ``sys.modules["ray"] = None``)
     from rigd.actors import _ray_backend
 
     return _ray_backend if _ray_backend.connected() else None

@@ -90,9 +90,15 @@ def reprocess(
         timeout: seconds one file's replay may take (``replay_file``'s); a
             file past it is stopped, failed, and the next goes on.
 
+    ``out_dir`` is made once the job can start (with ``address``: connected,
+    and a node can hold one file's task); a job refused before leaves nothing.
+
     Raises:
         ValueError: with ``address``, no node of the cluster can hold one
             file's task (its CPUs and GPUs); nothing was submitted.
+        ImportError: with ``address``, Ray is not installed (the message
+            names the extra to install: ``rigd[cluster]``).
+        ConnectionError: with ``address``, no Ray cluster answers there.
         KeyboardInterrupt: as it came (Ctrl-C; SIGTERM under ``rigd
             reprocess``), once the file being replayed was stopped, sealed and
             marked failed, the Ray tasks cancelled, and ``progress`` called for
@@ -107,7 +113,6 @@ def reprocess(
     text = loaded.text
     pipeline_path = str(Path(pipeline).resolve())
     out = str(Path(out_dir).resolve())
-    Path(out).mkdir(parents=True, exist_ok=True)
     paths = [str(Path(f).resolve()) for f in files]
     # One output per input, never one written twice or over an existing file:
     # inputs of one name (two run.h5, or a file named twice) get -2, -3, ...
@@ -145,6 +150,7 @@ def reprocess(
             from rigd.storage import remove_stale_rings
 
             try:
+                _make_out(out)
                 for segment in remove_stale_rings():  # a killed job's (kill -9)
                     log.warning("removed ring %s left by a process that died", segment)
                 for index in todo:
@@ -177,7 +183,8 @@ def reprocess(
                 "timeout": timeout,
             }
             jobs = [(i, paths[i], run_ids[i], targets[i]) for i in todo]
-            replay_on_ray(jobs, args, address, cpus, gpus, finished)
+            # --out is made once the job can start: connected, and a node holds a task.
+            replay_on_ray(jobs, args, address, cpus, gpus, finished, ready=lambda: _make_out(out))
     except KeyboardInterrupt:
         for index in range(len(paths)):
             if index in results:
@@ -195,6 +202,11 @@ def reprocess(
             finished(index, asdict(row))
         raise
     return [results[index] for index in range(len(paths))]
+
+
+def _make_out(out: str) -> None:
+    """Make the output directory ``out`` (and its parents), once the job can start."""
+    Path(out).mkdir(parents=True, exist_ok=True)
 
 
 def _cannot_write(targets: Sequence[Path], path: str) -> str | None:
@@ -308,7 +320,8 @@ def _cmd(args: argparse.Namespace) -> int:
                 actor_processes=args.actor_processes,
                 timeout=args.timeout,
             )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
+        # ImportError: --address without Ray; its message names the extra to install.
         print(f"rigd reprocess: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # every file reported: its row, in the order given

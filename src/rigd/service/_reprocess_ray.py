@@ -67,9 +67,13 @@ def replay_on_ray(
     cpus: float,
     gpus: float,
     finished: Finished,
+    *,
+    ready: Callable[[], None] | None = None,
 ) -> None:
     """Replay each of ``jobs`` as a Ray task of ``replay_file`` (``args``: its other
-    arguments, by name); ``finished(index, result)`` as each ends.
+    arguments, by name); ``finished(index, result)`` as each ends. ``ready()`` is
+    called once connected and ``check_fits`` passed, before any task (it makes
+    the output directory: a refused job leaves nothing behind).
 
     Raises:
         ValueError: no node can hold one task (``check_fits``); nothing submitted.
@@ -84,6 +88,8 @@ def replay_on_ray(
         _init_keeping_signals(init, address)
     try:
         check_fits(cpus, gpus, nodes())
+        if ready is not None:
+            ready()
         task = remote(replay_file).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
         pending: dict[Any, Job] = {}
         try:
