@@ -6,7 +6,6 @@ Was: they passed the load check and failed at start as a Python traceback
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest

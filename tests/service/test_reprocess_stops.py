@@ -58,7 +58,7 @@ def test_an_interrupt_marks_the_file_being_replayed_failed_prints_the_table_and_
     pipeline = tmp_path / "stall.yaml"
     pipeline.write_text(STALL_PIPELINE.format(marker=marker))
     write_run(tmp_path / "first.h5", 0, 20)
-    write_run(tmp_path / "second.h5", 1000, 20)  # hangs at its first frame
+    write_run(tmp_path / "second.h5", 990, 20)  # hangs at its 11th frame
     write_run(tmp_path / "third.h5", 0, 20)
     files = [str(tmp_path / f"{name}.h5") for name in ("first", "second", "third")]
 
@@ -80,6 +80,9 @@ def test_an_interrupt_marks_the_file_being_replayed_failed_prints_the_table_and_
     with h5py.File(tmp_path / "out" / "second-reprocessed.h5", "r") as f:
         assert f.attrs["run_state"] == "failed"
         assert "KeyboardInterrupt" in f.attrs["failure"]
+        kept = len(f["camera/frame_id"]) + len(f["stalled/frame_id"])
+    assert kept > 0
+    assert rows["second.h5"].split()[2] == str(kept)  # was: 0, though the file holds frames
     check_sealed(tmp_path / "out" / "second-reprocessed.h5")  # raises if not
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "first-reprocessed.h5",
@@ -88,14 +91,14 @@ def test_an_interrupt_marks_the_file_being_replayed_failed_prints_the_table_and_
     assert rings_of(job.pid) == []
 
 
-def test_a_file_past_its_timeout_is_a_failed_row_naming_the_option_and_the_next_goes_on(
+def test_a_file_past_its_timeout_is_a_failed_row_naming_the_option_and_its_kept_frames(
     tmp_path: Path,
 ) -> None:
     marker = tmp_path / "stalled"
     marker.mkdir()
     pipeline = tmp_path / "stall.yaml"
     pipeline.write_text(STALL_PIPELINE.format(marker=marker))
-    write_run(tmp_path / "hangs.h5", 1000, 20)
+    write_run(tmp_path / "hangs.h5", 990, 20)  # at its 11th frame
     write_run(tmp_path / "fine.h5", 0, 20)
     with start_reprocess(
         tmp_path,
@@ -113,6 +116,10 @@ def test_a_file_past_its_timeout_is_a_failed_row_naming_the_option_and_the_next_
     with h5py.File(tmp_path / "out" / "hangs-reprocessed.h5", "r") as f:
         assert f.attrs["run_state"] == "failed"
         assert "timeout" in f.attrs["failure"]
+        kept = len(f["camera/frame_id"]) + len(f["stalled/frame_id"])
+    assert kept > 0
+    assert hung.split()[2] == str(kept)  # was: 0, though the kept file holds frames
+    assert float(hung.split()[3]) >= 1.5
     with h5py.File(tmp_path / "out" / "fine-reprocessed.h5", "r") as f:
         assert f.attrs["run_state"] == "complete"
         assert len(f["stalled/frame_id"]) == 20

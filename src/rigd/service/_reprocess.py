@@ -15,17 +15,18 @@ tasks, and still prints the table: exit status 130.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import logging
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rigd.service._reprocess_outputs import cannot_write, with_kept_frames
 from rigd.service._reprocess_signals import StopSignals
 
 if TYPE_CHECKING:
@@ -123,9 +124,11 @@ def reprocess(
         seen[base] = seen.get(base, 0) + 1
         run_ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
     results: dict[int, FileResult] = {}
+    targets: list[list[Path]] = []  # each file's outputs, once named (below)
 
     def finished(index: int, result: dict[str, Any]) -> None:
-        item = FileResult(**result)
+        # A row that did not finish counts the frames its kept outputs hold.
+        item = FileResult(**with_kept_frames(result, targets[index] if targets else ()))
         results[index] = item
         if progress is not None:
             progress(len(results), len(paths), item)
@@ -134,16 +137,17 @@ def reprocess(
     # of replay_file imports rigd.pipeline only (not this service).
     from rigd.pipeline import replay_file, replay_outputs
 
-    targets = [[Path(out) / n for n in replay_outputs(text, r).values()] for r in run_ids]
+    targets[:] = [[Path(out) / n for n in replay_outputs(text, r).values()] for r in run_ids]
     todo: list[int] = []
     for index, path in enumerate(paths):
-        error = _cannot_write(targets[index], path)
+        error = cannot_write(targets[index], path)
         if error:
             finished(index, asdict(FileResult(path, "failed", error=error)))
         else:
             todo.append(index)
 
     current: list[int] = []  # the file being replayed here
+    began = time.monotonic()  # when it began
     try:
         if address is None:
             from rigd.actors import shutdown
@@ -155,6 +159,7 @@ def reprocess(
                     log.warning("removed ring %s left by a process that died", segment)
                 for index in todo:
                     current[:] = [index]
+                    began = time.monotonic()
                     finished(
                         index,
                         replay_file(
@@ -196,7 +201,12 @@ def reprocess(
                     if there
                     else "it wrote no output"
                 )
-                row = FileResult(paths[index], "interrupted", error=f"interrupted; {kept}")
+                row = FileResult(
+                    paths[index],
+                    "interrupted",
+                    seconds=time.monotonic() - began,
+                    error=f"interrupted; {kept}",
+                )
             else:
                 row = FileResult(paths[index], "not started", error="interrupted before it began")
             finished(index, asdict(row))
@@ -207,27 +217,6 @@ def reprocess(
 def _make_out(out: str) -> None:
     """Make the output directory ``out`` (and its parents), once the job can start."""
     Path(out).mkdir(parents=True, exist_ok=True)
-
-
-def _cannot_write(targets: Sequence[Path], path: str) -> str | None:
-    """Why the outputs ``targets`` of run file ``path`` cannot be written; None if they can."""
-    for target in targets:
-        try:
-            if target.exists():
-                return (
-                    f"FileExistsError: {target} exists; a run file is never overwritten "
-                    "(choose another --out, or move it)"
-                )
-        except OSError as exc:  # a name too long, a directory that cannot be searched
-            if exc.errno == errno.ENAMETOOLONG:
-                return (
-                    f"OSError: [Errno {exc.errno}] {exc.strerror}: the output {target.name!r} "
-                    f"({len(os.fsencode(target.name))} bytes) is longer than the file system "
-                    f"takes; give {Path(path).name!r} a shorter name (or link it under one) "
-                    "and reprocess it"
-                )
-            return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 def _table(results: Sequence[FileResult]) -> str:
