@@ -18,6 +18,7 @@ from rigd.service._reprocess import reprocess
 from rigd.storage import RunWriter, StreamSpec, check_sealed
 from tests.helpers import SHM, wait_until
 from tests.service.stall_actors import STALL_PIPELINE
+from tests.service.stop_actors import LATE_PIPELINE
 from tests.service.test_reprocess import PIPELINE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,4 +209,39 @@ def test_the_rings_of_a_killed_job_are_removed_when_the_next_job_starts(tmp_path
     (result,) = reprocess(pipeline, [str(tmp_path / "fine.h5")], tmp_path / "out2")
 
     assert result.state == "done", result.error
+    assert rings_of(job.pid) == []
+
+
+def test_a_step_the_stop_outlives_is_not_logged_as_the_actors_error(tmp_path: Path) -> None:
+    # Was: Ctrl-C logged "ERROR ... LateStep.run_step raised: AttributeError: no output
+    # 'frames'": the step in flight found its outputs removed by the stop. The stop's
+    # grace for a step is shortened here (10 s each) so the test need not wait it out.
+    marker = tmp_path / "held"
+    marker.mkdir()
+    pipeline = tmp_path / "late.yaml"
+    pipeline.write_text(LATE_PIPELINE.format(marker=marker))
+    write_run(tmp_path / "run.h5", 0, 20)
+    argv = ["rigd", "reprocess", str(pipeline), "run.h5", "--out", "out"]
+    code = (
+        "import sys, rigd.pipeline._inline as inline, rigd.actors._pipeline_actor as actor; "
+        "inline._STOP_S = actor._STOP_JOIN_S = 0.5; from rigd.service._cli import main; "
+        f"sys.argv = {argv!r}; main()"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    ) as job:
+        wait_until(lambda: any(marker.iterdir()), timeout=60, what="the step to hold a frame")
+        job.send_signal(signal.SIGINT)
+        out, err = job.communicate(timeout=60)
+
+    assert job.returncode == 130, err
+    assert "1 interrupted" in out
+    assert "run_step raised" not in err
+    assert " ERROR " not in err
+    assert "WARNING:" not in out  # nor counted among the file's step errors
     assert rings_of(job.pid) == []

@@ -173,6 +173,11 @@ def step(actor: Actor, control: StepControl) -> bool:
         return True  # nothing came within the step's own timeout: not an error
     except Exception as exc:  # noqa: BLE001 - a step's error must not end the pipeline
         name = actor._rigd_name()
+        if control.stop.is_set() and "_rigd_outputs" not in actor.__dict__:
+            # A step the stop outlived: its endpoints were removed under it
+            # (``__rigd_stop__``); what that raised is not the actor's error.
+            log.debug("%s.run_step ended by the stop: %s: %s", name, type(exc).__name__, exc)
+            return False
         if isinstance(exc, _input_lost):
             # The actor upstream died; it comes back if its policy allows.
             control.note_error(name, exc, quiet=True)
