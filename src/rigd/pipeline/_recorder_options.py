@@ -63,7 +63,7 @@ def check_template(template: Any) -> None:
 def check_directory(directory: Any) -> None:
     """Refuse a run file directory that can be known bad without creating anything.
 
-    Refused: not text or empty; an existing path that is not a directory; a
+    Refused: not text, empty, or with a NUL byte; an existing path that is not a directory; a
     parent that is a file; a place on a filesystem that holds no files
     (``/proc``, ``/sys``: ``statvfs`` gives no blocks) or is read-only, or
     whose nearest existing directory this process may not write to.
@@ -72,15 +72,30 @@ def check_directory(directory: Any) -> None:
     Raises:
         OptionValueError: the problem, and the fix.
     """
-    if not isinstance(directory, (str, os.PathLike)) or not str(directory):
+    if (
+        not isinstance(directory, (str, os.PathLike))
+        or not str(directory)
+        or "\0" in str(directory)
+    ):
         raise OptionValueError(
             "directory", f"directory is the path of a directory, got {directory!r}"
         )
+    try:
+        _check_place(str(directory))
+    except OptionValueError:
+        raise
+    except ValueError as exc:  # a NUL byte in the path
+        raise OptionValueError("directory", f"directory {directory!r}: {exc}") from None
+    except OSError:
+        pass  # what cannot be looked at (a place this process may not search): at start
+
+
+def _check_place(directory: str) -> None:
     path = Path(directory).expanduser().absolute()
     fix = "give a directory, or a path where one can be created"
     if path.exists() and not path.is_dir():
         raise OptionValueError(
-            "directory", f"directory {str(directory)!r} is a file, not a directory; {fix}"
+            "directory", f"directory {directory!r} is a file, not a directory; {fix}"
         )
     existing = path
     while not existing.exists():
@@ -88,20 +103,20 @@ def check_directory(directory: Any) -> None:
     if not existing.is_dir():
         raise OptionValueError(
             "directory",
-            f"directory {str(directory)!r} cannot be created: {str(existing)!r} is a file; {fix}",
+            f"directory {directory!r} cannot be created: {str(existing)!r} is a file; {fix}",
         )
     info = os.statvfs(existing)
     if info.f_blocks == 0 or info.f_flag & os.ST_RDONLY:
         why = "read-only" if info.f_flag & os.ST_RDONLY else "a filesystem that holds no files"
         raise OptionValueError(
             "directory",
-            f"directory {str(directory)!r} cannot hold run files: {str(existing)!r} is on {why}; "
+            f"directory {directory!r} cannot hold run files: {str(existing)!r} is on {why}; "
             f"{fix} on a disk",
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OptionValueError(
             "directory",
-            f"directory {str(directory)!r} cannot be created or written: this process may not "
+            f"directory {directory!r} cannot be created or written: this process may not "
             f"write to {str(existing)!r}; {fix} where it may write",
         )
 
