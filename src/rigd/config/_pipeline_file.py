@@ -64,6 +64,9 @@ Name = Annotated[str, Limits(pattern=rf"^{_NAME}$", max_length=64)]
 #: What pydantic applies to each of these classes when it validates a file
 #: (``rigd.config._yaml.validate_data``): unknown keys are errors.
 _STRICT = {"extra": "forbid"}
+#: Numbers (``Limits(strict=True, ...)``) take YAML's numbers only: pydantic's
+#: lax mode would read ``slots: true`` as 1 and ``max_pause_s: "10"`` as 10.0.
+#: An int field takes an int, a float field an int or a float.
 #: The YAML key of a field whose Python name differs (``class`` is a keyword).
 ALIASES = {"class_path": "class"}
 
@@ -125,12 +128,14 @@ class ActorConfig:
     name: Name
     class_path: Annotated[str, Limits(min_length=1)]  # the file's key: ``class``
     options: dict[str, Any] = field(default_factory=dict)
-    num_cpus: Annotated[float, Limits(ge=0)] | None = None
-    num_gpus: Annotated[float, Limits(ge=0)] | None = None
-    max_restarts: Annotated[int, Limits(ge=-1)] = 0
+    num_cpus: Annotated[float, Limits(strict=True, ge=0)] | None = None
+    num_gpus: Annotated[float, Limits(strict=True, ge=0)] | None = None
+    max_restarts: Annotated[int, Limits(strict=True, ge=-1)] = 0
     #: Pin the actor's process to these CPUs (Linux CPU affinity), so that
     #: the scheduler never queues it behind another actor on a busy core.
-    cpus: Annotated[list[Annotated[int, Limits(ge=0)]] | None, After(_some_cpus)] = None
+    cpus: Annotated[list[Annotated[int, Limits(strict=True, ge=0)]] | None, After(_some_cpus)] = (
+        None
+    )
     #: Shape and dtype per output, for classes that cannot say themselves.
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The Ray node to run on, by a custom resource the node has (``ray start
@@ -146,7 +151,7 @@ class LinkConfig:
     __pydantic_config__ = _STRICT
 
     link: Annotated[str, After(_link_syntax)]
-    slots: Annotated[int, Limits(ge=2, le=4096)] = 16
+    slots: Annotated[int, Limits(strict=True, ge=2, le=4096)] = 16
     policy: Literal["lossless", "latest"] = "lossless"
     low_latency: bool = False
 
@@ -172,10 +177,10 @@ class RecordingConfig:
     directory: Annotated[str, After(_local_directory)] = "rigd-data"
     template: str = "{date}_{time}_{pipeline}_{run_id}.h5"
     compression: Literal["lz4", "zstd", "bitshuffle-lz4"] | None = None
-    flush_interval: Annotated[float, Limits(gt=0)] = 0.5
-    fsync_interval: Annotated[float, Limits(gt=0)] = 1.0
+    flush_interval: Annotated[float, Limits(strict=True, gt=0)] = 0.5
+    fsync_interval: Annotated[float, Limits(strict=True, gt=0)] = 1.0
     latency_trace: bool = True
-    slots: Annotated[int, Limits(ge=2, le=4096)] = 32
+    slots: Annotated[int, Limits(strict=True, ge=2, le=4096)] = 32
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,7 +191,7 @@ class RealtimeConfig:
 
     #: Bound the CPUs' wake-up latency (Linux PM QoS, /dev/cpu_dma_latency);
     #: 0 keeps idle CPUs polling. None leaves the machine as it is.
-    cpu_latency_us: Annotated[int, Limits(ge=0)] | None = None
+    cpu_latency_us: Annotated[int, Limits(strict=True, ge=0)] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,11 +202,11 @@ class RunConfig:
 
     metadata: dict[str, Any] = field(default_factory=dict)
     #: The longest pause (seconds); a longer one ends on its own (the run resumes).
-    max_pause_s: Annotated[float, Limits(gt=0)] = 600.0
+    max_pause_s: Annotated[float, Limits(strict=True, gt=0)] = 600.0
     #: How long (seconds) each actor's start calls (open its device, attach,
     #: ``setup``) may take before the start fails naming the actors that did
     #: not answer.
-    setup_timeout_s: Annotated[float, Limits(gt=0)] = 60.0
+    setup_timeout_s: Annotated[float, Limits(strict=True, gt=0)] = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)
