@@ -9,6 +9,7 @@ line and key.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import stat
 from collections.abc import Iterator, Mapping, Sequence
@@ -126,17 +127,31 @@ def _not_a_number(kind: str, value: Any, loc: tuple[Any, ...]) -> str | None:
     if isinstance(value, float) and whole:
         return f"{name} is {number}, got {value!r}"
     if isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"[-+]?[0-9]+[eE][-+]?[0-9]+", text):
-            mantissa, _, exponent = text.lower().partition("e")
+        number_text = _as_yaml_number(value.strip(), whole=whole)
+        if number_text is None:
+            return f"{name} is {number}, got the text {value!r}"
+        if "e" in value.lower():
             return (
-                f"{name} is {number}, got the text {value!r} (YAML reads an exponent "
-                f"without a '.' as text); write {mantissa}.0e{exponent}"
+                f"{name} is {number}, got the text {value!r} (YAML reads an exponent as a "
+                f"number only with a '.' and a sign: 1.0e+3, not 1e3 or 1.0e3); write {number_text}"
             )
-        if re.fullmatch(r"[-+]?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?", text):
-            return f"{name} is {number}, got the text {value!r}; write it without quotes"
-        return f"{name} is {number}, got the text {value!r}"
+        return f"{name} is {number}, got the text {value!r}; write {number_text} without quotes"
     return None
+
+
+def _as_yaml_number(text: str, *, whole: bool) -> str | None:
+    """``text`` (a number Python reads) as YAML reads a number, or None."""
+    if whole:
+        return text if re.fullmatch(r"[-+]?[0-9]+", text) else None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    written = repr(value)  # 1000.0, 1e+30, 1.5e-07: the exponent has its sign
+    mantissa, e, exponent = written.partition("e")
+    return f"{mantissa if '.' in mantissa else mantissa + '.0'}{e}{exponent}"
 
 
 #: The most values a YAML file may hold once its aliases are expanded.
