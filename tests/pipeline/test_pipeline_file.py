@@ -548,3 +548,65 @@ def test_the_record_shorthand_into_an_actor_named_recorder_that_does_not_record_
     assert [(r.name, r.readers[0][:2]) for r in plan.rings] == [
         ("camera.frames", ("recorder", "camera"))
     ]
+
+
+def test_a_loaded_file_goes_to_its_yaml_data_and_back_and_travels_without_pydantic(
+    tmp_path: Path,
+) -> None:
+    import pickle
+    import subprocess
+    import sys
+
+    import yaml
+
+    from rigd.config import PipelineConfig
+
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "name: round_trip\n"
+        "actors:\n"
+        "  - name: camera\n"
+        "    class: rigd.pipeline.SimulatedCamera\n"
+        "    options: {shape: [16, 16], n_frames: 10}\n"
+        "    num_cpus: 0.5\n"
+        "    cpus: [0]\n"
+        "  - {name: recorder, class: rigd.pipeline.HDF5Recorder}\n"
+        "links:\n"
+        "  - camera.frames -> recorder.camera\n"
+        "  - {link: camera.frames -> recorder.again, policy: latest, slots: 4}\n"
+        "recording: {compression: lz4}\n"
+        "run: {metadata: {subject: m1}, max_pause_s: 30}\n"
+    )
+    config = load_pipeline(path).config
+
+    data = config.to_data()
+    assert data["actors"][0]["class"] == "rigd.pipeline.SimulatedCamera"
+    assert "max_restarts" not in data["actors"][0]  # left at its default
+    assert data["recording"] == {"compression": "lz4"}
+    assert PipelineConfig.from_data(data) == config
+    assert load_pipeline("again", text=yaml.safe_dump(data)).config == config
+
+    # A process that unpickles a loaded file imports no pydantic (a Ray worker has none).
+    code = (
+        "import pickle, sys; c = pickle.loads(sys.stdin.buffer.read()); "
+        "print(c.actors[0].num_cpus, 'pydantic' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=pickle.dumps(config),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.split() == [b"0.5", b"False"]
+
+
+def test_an_actor_with_both_class_and_class_path_is_refused(tmp_path: Path) -> None:
+    (problem,) = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+            class_path: rigd.pipeline.FrameStats
+        """,
+    )
+    assert "actors[0]: give the class once, as class" in problem

@@ -51,9 +51,7 @@ __all__ = [
     "RealtimeConfig",
     "RecordingConfig",
     "RunConfig",
-    "config_data",
     "load_pipeline",
-    "trusted_config",
 ]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -61,12 +59,14 @@ _ENDPOINT = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*$")
 _LINK = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*->\s*({_NAME})\.({_NAME})\s*$")
 # At most 64 characters: names go into ring and segment names (255 bytes at most).
 Name = Annotated[str, Limits(pattern=rf"^{_NAME}$", max_length=64)]
+_Cpu = Annotated[int, Limits(strict=True, ge=0)]
 #: What pydantic applies to each of these classes when it validates a file
-#: (``rigd.config._yaml.validate_data``): unknown keys are errors.
+#: (``rigd.config._yaml.validate_data``): unknown keys are errors. Number
+#: fields say ``Limits(strict=True, ...)`` (pydantic's strict mode): they take
+#: YAML's numbers only, where lax mode reads ``slots: true`` as 1 and
+#: ``max_pause_s: "10"`` as 10.0; an int field takes an int, a float field an
+#: int or a float.
 _STRICT = {"extra": "forbid"}
-#: Numbers (``Limits(strict=True, ...)``) take YAML's numbers only: pydantic's
-#: lax mode would read ``slots: true`` as 1 and ``max_pause_s: "10"`` as 10.0.
-#: An int field takes an int, a float field an int or a float.
 #: The YAML key of a field whose Python name differs (``class`` is a keyword).
 ALIASES = {"class_path": "class"}
 
@@ -114,7 +114,7 @@ def _class_key(value: Any) -> Any:
     """An actor's ``class`` key, as the field ``class_path`` (a Python keyword)."""
     if isinstance(value, dict) and "class" in value:
         if "class_path" in value:
-            return value  # both: class is an unknown key next to class_path
+            raise ValueError("give the class once, as class (class_path is the same key)")
         value = {("class_path" if k == "class" else k): v for k, v in value.items()}
     return value
 
@@ -133,9 +133,7 @@ class ActorConfig:
     max_restarts: Annotated[int, Limits(strict=True, ge=-1)] = 0
     #: Pin the actor's process to these CPUs (Linux CPU affinity), so that
     #: the scheduler never queues it behind another actor on a busy core.
-    cpus: Annotated[list[Annotated[int, Limits(strict=True, ge=0)]] | None, After(_some_cpus)] = (
-        None
-    )
+    cpus: Annotated[list[_Cpu] | None, After(_some_cpus)] = None
     #: Shape and dtype per output, for classes that cannot say themselves.
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The Ray node to run on, by a custom resource the node has (``ray start
@@ -223,6 +221,33 @@ class PipelineConfig:
     run: RunConfig = field(default_factory=RunConfig)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
 
+    def to_data(self) -> dict[str, Any]:
+        """The config as YAML has it: the file's keys (``class``), values left at
+        their defaults omitted; what ``from_data`` and ``load_pipeline`` read back."""
+        data: dict[str, Any] = _data(self)
+        return data
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> PipelineConfig:
+        """A config made from ``data`` without validating it: for one that came from
+        a validated config (``to_data``) through rigd's own rewrite (``rigd
+        reprocess``'s, in a Ray task that never imports pydantic). A file from
+        anyone else goes through ``load_pipeline``.
+
+        Raises:
+            TypeError: a key no field has (the rewrite's bug, not the user's).
+        """
+        data = dict(data)
+        actors = [ActorConfig(**_class_key(dict(a))) for a in data.pop("actors")]
+        links = [LinkConfig(**link) for link in _short_links(list(data.pop("links", [])))]
+        kinds: dict[str, Any] = {
+            "recording": RecordingConfig,
+            "run": RunConfig,
+            "realtime": RealtimeConfig,
+        }
+        parts = {key: kind(**data.pop(key)) for key, kind in kinds.items() if key in data}
+        return cls(actors=actors, links=links, **parts, **data)
+
 
 @dataclass(frozen=True)
 class PipelineFile:
@@ -282,25 +307,19 @@ def load_pipeline(
     return PipelineFile(config, text, path, lines)
 
 
-def config_data(config: Any, *, exclude_defaults: bool = True) -> Any:
-    """``config`` (a ``PipelineConfig`` or any of its parts) as YAML has it: a
-    mapping with the file's keys (``class``), values left at their defaults
-    omitted (``exclude_defaults``); what ``trusted_config`` and
-    ``load_pipeline`` read back."""
+def _data(config: Any) -> Any:
+    """``config`` (or any part of it) as YAML has it (``PipelineConfig.to_data``)."""
     if isinstance(config, list | tuple):
-        return [config_data(item, exclude_defaults=exclude_defaults) for item in config]
+        return [_data(item) for item in config]
     if isinstance(config, dict):
-        return {k: config_data(v, exclude_defaults=exclude_defaults) for k, v in config.items()}
+        return {k: _data(v) for k, v in config.items()}
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         return config
     out: dict[str, Any] = {}
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
-        if exclude_defaults and value == _default(item):
-            continue
-        out[ALIASES.get(item.name, item.name)] = config_data(
-            value, exclude_defaults=exclude_defaults
-        )
+        if value != _default(item):
+            out[ALIASES.get(item.name, item.name)] = _data(value)
     return out
 
 
@@ -308,27 +327,3 @@ def _default(item: dataclasses.Field[Any]) -> Any:
     if item.default_factory is not dataclasses.MISSING:
         return item.default_factory()
     return item.default  # MISSING for a required field: never equal to a value
-
-
-def trusted_config(data: dict[str, Any]) -> PipelineConfig:
-    """A ``PipelineConfig`` made from ``data`` without validating it: for a
-    config that came from a validated one (``config_data``) through rigd's own
-    rewrite (``rigd reprocess``'s, in a Ray task that never imports pydantic).
-    A file from anyone else goes through ``load_pipeline``.
-
-    Raises:
-        TypeError: a key no field has (the rewrite's bug, not the user's).
-    """
-    data = dict(data)
-    actors = [ActorConfig(**_class_key(dict(a))) for a in data.pop("actors")]
-    links = [LinkConfig(**link) for link in _short_links(list(data.pop("links", [])))]
-    parts: dict[str, Any] = {
-        key: cls(**data.pop(key))
-        for key, cls in (
-            ("recording", RecordingConfig),
-            ("run", RunConfig),
-            ("realtime", RealtimeConfig),
-        )
-        if key in data
-    }
-    return PipelineConfig(actors=actors, links=links, **parts, **data)
