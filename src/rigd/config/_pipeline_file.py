@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from rigd._exceptions import PipelineFileError
-from rigd.config._checks import After, Before, Limits
+from rigd.config._checks import NO_BOOL, After, Before, Limits
 from rigd.config._format import is_improv
 from rigd.config._yaml import parse_yaml, read_text_file, validate_data, where
 
@@ -59,13 +59,12 @@ _ENDPOINT = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*$")
 _LINK = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*->\s*({_NAME})\.({_NAME})\s*$")
 # At most 64 characters: names go into ring and segment names (255 bytes at most).
 Name = Annotated[str, Limits(pattern=rf"^{_NAME}$", max_length=64)]
-_Cpu = Annotated[int, Limits(strict=True, ge=0)]
+_Cpu = Annotated[int, Limits(ge=0), NO_BOOL]
 #: What pydantic applies to each of these classes when it validates a file
 #: (``rigd.config._yaml.validate_data``): unknown keys are errors. Number
-#: fields say ``Limits(strict=True, ...)`` (pydantic's strict mode): they take
-#: YAML's numbers only, where lax mode reads ``slots: true`` as 1 and
-#: ``max_pause_s: "10"`` as 10.0; an int field takes an int, a float field an
-#: int or a float.
+#: fields end in ``NO_BOOL``: lax mode read ``slots: true`` as 1; they take
+#: numbers, and text pydantic reads as one (``1e3``, which PyYAML leaves as
+#: text); an int field takes no fraction.
 _STRICT = {"extra": "forbid"}
 #: The YAML key of a field whose Python name differs (``class`` is a keyword).
 ALIASES = {"class_path": "class"}
@@ -128,9 +127,9 @@ class ActorConfig:
     name: Name
     class_path: Annotated[str, Limits(min_length=1)]  # the file's key: ``class``
     options: dict[str, Any] = field(default_factory=dict)
-    num_cpus: Annotated[float, Limits(strict=True, ge=0)] | None = None
-    num_gpus: Annotated[float, Limits(strict=True, ge=0)] | None = None
-    max_restarts: Annotated[int, Limits(strict=True, ge=-1)] = 0
+    num_cpus: Annotated[float, Limits(ge=0), NO_BOOL] | None = None
+    num_gpus: Annotated[float, Limits(ge=0), NO_BOOL] | None = None
+    max_restarts: Annotated[int, Limits(ge=-1), NO_BOOL] = 0
     #: Pin the actor's process to these CPUs (Linux CPU affinity), so that
     #: the scheduler never queues it behind another actor on a busy core.
     cpus: Annotated[list[_Cpu] | None, After(_some_cpus)] = None
@@ -149,7 +148,7 @@ class LinkConfig:
     __pydantic_config__ = _STRICT
 
     link: Annotated[str, After(_link_syntax)]
-    slots: Annotated[int, Limits(strict=True, ge=2, le=4096)] = 16
+    slots: Annotated[int, Limits(ge=2, le=4096), NO_BOOL] = 16
     policy: Literal["lossless", "latest"] = "lossless"
     low_latency: bool = False
 
@@ -175,10 +174,10 @@ class RecordingConfig:
     directory: Annotated[str, After(_local_directory)] = "rigd-data"
     template: str = "{date}_{time}_{pipeline}_{run_id}.h5"
     compression: Literal["lz4", "zstd", "bitshuffle-lz4"] | None = None
-    flush_interval: Annotated[float, Limits(strict=True, gt=0)] = 0.5
-    fsync_interval: Annotated[float, Limits(strict=True, gt=0)] = 1.0
+    flush_interval: Annotated[float, Limits(gt=0), NO_BOOL] = 0.5
+    fsync_interval: Annotated[float, Limits(gt=0), NO_BOOL] = 1.0
     latency_trace: bool = True
-    slots: Annotated[int, Limits(strict=True, ge=2, le=4096)] = 32
+    slots: Annotated[int, Limits(ge=2, le=4096), NO_BOOL] = 32
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,7 +188,7 @@ class RealtimeConfig:
 
     #: Bound the CPUs' wake-up latency (Linux PM QoS, /dev/cpu_dma_latency);
     #: 0 keeps idle CPUs polling. None leaves the machine as it is.
-    cpu_latency_us: Annotated[int, Limits(strict=True, ge=0)] | None = None
+    cpu_latency_us: Annotated[int, Limits(ge=0), NO_BOOL] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,11 +199,11 @@ class RunConfig:
 
     metadata: dict[str, Any] = field(default_factory=dict)
     #: The longest pause (seconds); a longer one ends on its own (the run resumes).
-    max_pause_s: Annotated[float, Limits(strict=True, gt=0)] = 600.0
+    max_pause_s: Annotated[float, Limits(gt=0), NO_BOOL] = 600.0
     #: How long (seconds) each actor's start calls (open its device, attach,
     #: ``setup``) may take before the start fails naming the actors that did
     #: not answer.
-    setup_timeout_s: Annotated[float, Limits(strict=True, gt=0)] = 60.0
+    setup_timeout_s: Annotated[float, Limits(gt=0), NO_BOOL] = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -105,7 +105,7 @@ def _pydantic_problems(
             message = f"unknown key {loc[-1]!r}; check its spelling (see the pipeline file format)"
         elif item["type"] == "missing":
             message = f"required key {loc[-1]!r} is missing"
-        elif item["type"] in ("int_type", "float_type"):
+        elif item["type"] in _NUMBER_ERRORS:
             message = _not_a_number(item["type"], item["input"], loc) or message
         elif item["type"] == "string_pattern_mismatch" and loc and loc[-1] == "name":
             message = (
@@ -115,12 +115,16 @@ def _pydantic_problems(
         yield f"{where(path, line, loc)}: {message}"
 
 
+#: pydantic's errors for a value given for a number field.
+_NUMBER_ERRORS = ("int_type", "float_type", "int_parsing", "float_parsing", "int_from_float")
+
+
 def _not_a_number(kind: str, value: Any, loc: tuple[Any, ...]) -> str | None:
     """What is wrong with ``value`` given for a number field (``kind``: pydantic's
-    error type, of a strict ``int`` or ``float``), or None to keep pydantic's words."""
+    error type, for an ``int`` or ``float`` field), or None to keep pydantic's words."""
     start = max((i for i, p in enumerate(loc) if isinstance(p, str)), default=0)
     name = "".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc[start:]) or "it"
-    whole = kind == "int_type"
+    whole = kind.startswith("int")
     number = "a whole number" if whole else "a number"
     if isinstance(value, bool):
         return f"{name} is {number}, got {str(value).lower()}"
