@@ -7,15 +7,17 @@ Figures, in one run, on loopback tcp:
   a ring, every actor its own process), counted where its frames arrive, at
   512x512 and 2048x2048 uint16, flat out, against raw pyzmq PUSH/PULL of the
   same bytes between two processes (the floor: no rings, no flow control),
-  over the same window after the same warm-up; and the end-to-end rate of a
-  pipeline whose source copies every frame and whose sink reads each;
+  over the same window after the same warm-up; a plain TCP socket with no ZMQ
+  at all (``sendall``/``recv_into``: what any link over loopback tcp can
+  reach here); and the end-to-end rate of a pipeline whose source copies
+  every frame and whose sink reads each;
 - with ``--cpu``: each thread's CPU time and page faults per frame, both sides;
 - the latency a bridge hop adds: acquisition-to-sink at 100 Hz (512x512),
   through the bridge and through a plain ring link (p50, p99);
 - with ``--ray`` (``pip install 'rigd[cluster]'``): a frame passed between
   actors on the two nodes of a local ``ray.cluster_utils.Cluster`` through
-  Ray's object store, per frame, against the bridge's and raw pyzmq's
-  per-frame time.
+  Ray's object store, per frame, against the bridge's, raw pyzmq's and the
+  plain socket's per-frame time.
 
     .venv/bin/python bench/cluster.py [--seconds 5] [--ray] [--cpu] [--reprocess]
 """
@@ -23,6 +25,7 @@ Figures, in one run, on loopback tcp:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import socket
@@ -202,6 +205,55 @@ def raw_pushpull(shape: int, seconds: float, cpu: bool) -> tuple[float, list[str
         ctx.term()
     frames = round(rate * seconds)
     return rate, thread_cpu.per_frame(before, after, frames) if cpu else []
+
+
+def _recv_socket(port: int, nbytes: int, seconds: float, queue: Any) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        buf = bytearray(nbytes)
+        view = memoryview(buf)
+
+        def one() -> None:
+            got = 0
+            while got < nbytes:
+                n = sock.recv_into(view[got:], nbytes - got, socket.MSG_WAITALL)
+                if not n:
+                    raise EOFError
+                got += n
+
+        start = time.perf_counter()
+        while time.perf_counter() - start < WARM_UP_S:
+            one()
+        frames, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            one()
+            frames += 1
+        queue.put(frames / (time.perf_counter() - start))
+
+
+def raw_socket(shape: int, seconds: float) -> float:
+    """Frames/s of a plain TCP socket over loopback, no ZMQ: ``sendall`` of one
+    prepared array, ``recv_into`` (``MSG_WAITALL``) one reused buffer in another
+    process. What any link over loopback tcp can reach here: the kernel copies
+    each frame into the socket and out of it."""
+    frame = np.random.default_rng(0).integers(0, 4096, (shape, shape), dtype=np.uint16)
+    view = memoryview(frame).cast("B")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        spawn = mp.get_context("spawn")
+        queue = spawn.Queue()
+        proc = spawn.Process(
+            target=_recv_socket, args=(listener.getsockname()[1], frame.nbytes, seconds, queue)
+        )
+        proc.start()
+        conn, _ = listener.accept()
+        with conn:
+            with contextlib.suppress(OSError):
+                while proc.is_alive() and queue.empty():
+                    conn.sendall(view)
+            rate: float = queue.get(timeout=30)
+        proc.join(30)
+    return rate
 
 
 def ray_object_store(shape: int, frames: int) -> float:
@@ -386,6 +438,7 @@ def main() -> None:
     rigd.init(num_cpus=8)
     per_frame: dict[int, float] = {}
     raw_per_frame: dict[int, float] = {}
+    socket_per_frame: dict[int, float] = {}
     print(
         f"throughput, flat out, counted over {args.seconds:g} s after {WARM_UP_S:g} s"
         " (frames/s; MB/s)\n"
@@ -404,11 +457,17 @@ def main() -> None:
         )
         raw, raw_cpu = raw_pushpull(shape, args.seconds, args.cpu)
         whole = run_pipeline(bridge_yaml(shape, None, bridged=True), args.seconds)["frames_per_s"]
+        plain = raw_socket(shape, args.seconds)
         per_frame[shape], raw_per_frame[shape] = 1 / rate, 1 / raw
+        socket_per_frame[shape] = 1 / plain
         print(
             f"  {shape}x{shape} uint16: bridge link {rate:7.1f} ({rate * nbytes / 1e6:5.0f})"
             f"  raw {raw:7.1f} ({raw * nbytes / 1e6:5.0f})  bridge/raw {rate / raw:4.2f}"
             f"   pipeline {whole:7.1f} ({whole / raw:4.2f} of raw)   load {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"    plain tcp socket, no ZMQ (what any loopback link can reach): {plain:7.1f}"
+            f" ({plain * nbytes / 1e6:5.0f}); bridge/socket {rate / plain:4.2f}"
         )
         if args.cpu:
             print("    CPU per frame, bridge link:", *bridge_cpu, sep="\n")
@@ -426,8 +485,8 @@ def main() -> None:
     if args.ray:
         print(
             "per frame between two nodes (ms): Ray's object store (put on node A, get on\n"
-            "  node B, one after the other) vs the bridge link's and raw pyzmq's period above;\n"
-            "  raw/Ray is what any ZMQ link can reach on this machine"
+            "  node B, one after the other) vs the bridge link's, raw pyzmq's and the plain\n"
+            "  socket's period above; Ray/socket is what any link over loopback tcp can reach"
         )
         for shape in (512, 2048):
             ray_s = ray_object_store(shape, 50 if shape == 512 else 20)
@@ -436,6 +495,7 @@ def main() -> None:
                 f"  raw {raw_per_frame[shape] * 1e3:6.2f}"
                 f"  Ray/bridge {ray_s / per_frame[shape]:5.1f}x"
                 f"  Ray/raw {ray_s / raw_per_frame[shape]:5.1f}x"
+                f"  Ray/socket {ray_s / socket_per_frame[shape]:5.1f}x"
             )
 
     if args.reprocess:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rigd.compat.improv import Link, StoreClient
-from rigd.config import PipelineFileError
+from rigd.config import PipelineFileError, load_pipeline
 from rigd.exceptions import ObjectNotFoundError
 from rigd.pipeline import Pipeline, plan_pipeline
 from rigd.storage import FrameRing, MessageReader, MessageTooLargeError, MessageWriter
@@ -235,3 +235,81 @@ def test_rigd_run_runs_an_improv_config_until_ctrl_c_with_lines_named_after_acto
     assert "Generator: Completed setup for Generator" in seen
     assert not any(line.startswith("rigd worker") for line in seen)
     assert (tmp_path / "sample_generator_data.npy").exists()  # improv's generator saves it
+
+
+def test_an_improv_config_carries_rigds_own_keys_and_refuses_keys_of_neither(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    actors = (
+        "actors:\n"
+        "  Generator: {package: tests.compat.improv_demo.sample_generator, class: Generator}\n"
+        "  Processor: {package: tests.compat.improv_demo.sample_processor, class: Processor}\n"
+        "connections:\n"
+        "  Generator.q_out: [Processor.q_in]\n"
+    )
+    path = tmp_path / "rig.yaml"
+    path.write_text(
+        "settings: {use_watcher: false}\n" + actors + "name: rig_one\n"
+        "record: [Generator.q_out]\n"
+        "recording: {directory: data, slots: 8}\n"
+        "run: {metadata: {mouse: m1}, max_pause_s: 5}\n"
+        "realtime: {cpu_latency_us: 0}\n"
+    )
+
+    with caplog.at_level("WARNING", logger="rigd.config._improv"):
+        config = load_pipeline(path).config
+
+    assert config.name == "rig_one"
+    assert config.record == ["Generator.q_out"]
+    assert (config.recording.directory, config.recording.slots) == ("data", 8)
+    assert (config.run.metadata, config.run.max_pause_s) == ({"mouse": "m1"}, 5.0)
+    assert config.realtime.cpu_latency_us == 0
+    assert caplog.messages == [
+        f"{path}, line 1, settings: improv's server settings (use_watcher) are not used by "
+        "rigd; ignored"
+    ]
+    # rigd convert prints the same warning, and the file it prints says why in a comment.
+    out = subprocess.run(
+        [sys.executable, "-m", "rigd", "convert", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert caplog.messages[0] in out.stderr
+    assert "# Not used by rigd: settings (improv's server settings).\n" in out.stdout
+    assert "record:\n- Generator.q_out\n" in out.stdout
+
+    # A carried key is checked as in rigd's format, naming the converted file.
+    path.write_text(actors + "recording: {slots: true}\n")
+    with pytest.raises(PipelineFileError) as caught:
+        load_pipeline(path)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{path} (as converted from improv's format; see rigd convert")
+    assert "recording.slots: slots is a whole number, got true" in problem
+
+    # Keys of neither format, and rigd's links in improv's format, are refused by name.
+    path.write_text(actors + "gui: {port: 5000}\nredirects: [a]\nlinks: [a.b -> c.d]\n")
+    with pytest.raises(PipelineFileError) as caught:
+        load_pipeline(path)
+    assert [p.split(": ", 1)[0] for p in caught.value.problems] == [
+        f"{path}, line 6, gui",
+        f"{path}, line 7, redirects",
+        f"{path}, line 8, links",
+    ]
+    assert (
+        "unknown key 'gui': neither improv's (actors, connections, settings"
+        in (caught.value.problems[0])
+    )
+    assert "check its spelling, or remove it" in caught.value.problems[1]
+    assert "an improv file links actors under connections" in caught.value.problems[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "rigd", "convert", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert out.returncode == 2
+    assert all(p in out.stderr for p in caught.value.problems)

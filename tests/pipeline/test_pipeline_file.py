@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from rigd.actors import Actor
-from rigd.config import BUNDLED_PIPELINES, PipelineFileError, load_pipeline
+from rigd.config import (
+    BUNDLED_PIPELINES,
+    PipelineFileError,
+    ServiceConfigError,
+    load_pipeline,
+    load_service_config,
+)
 from rigd.pipeline import plan_pipeline
 
 ACTORS = "tests.pipeline.actors"
@@ -331,7 +337,7 @@ def test_rings_dev_shm_cannot_hold_are_refused_at_load(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("fps", "message"),
     [
-        ("1e9", r"fps must be a number.*'1e9'.*write 1.0e9"),
+        ("1e9", r"fps must be a number.*'1e9'.*write 1\.0e\+9"),
         (".nan", "fps must be a number"),
         ('"fast"', "fps must be a number"),
         ("true", "fps must be a number"),
@@ -386,3 +392,223 @@ def test_an_output_of_python_objects_is_refused_at_load(tmp_path: Path) -> None:
 
     with pytest.raises(PipelineFileError, match="holds Python objects"):
         plan_pipeline(path)
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines_in_every_file_rigd_reads(
+    tmp_path: Path,
+) -> None:
+    found = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+          - name: stats
+            class: rigd.pipeline.FrameStats
+            class: rigd.pipeline.HDF5Recorder
+        links:
+          - camera.frames -> stats.frames
+        """,
+    )
+    assert found == [
+        f"{tmp_path / 'bad.yaml'}, line 7, actors[1].class: key 'class' is given twice in one "
+        "mapping (lines 6 and 7); YAML would keep the last one silently: keep one of them"
+    ]
+    # The same for improv's files and the service config, which go through parse_yaml too.
+    improv = tmp_path / "improv.yaml"
+    improv.write_text("actors:\n  A: {package: a, class: A}\n  A: {package: b, class: B}\n")
+    with pytest.raises(PipelineFileError, match=r"line 3, actors.A: key 'A' is given twice"):
+        load_pipeline(improv)
+    service = tmp_path / "service.yaml"
+    service.write_text("port: 0\nbind: 127.0.0.1\nport: 8080\n")
+    with pytest.raises(ServiceConfigError, match=r"line 3, port: key 'port' is given twice"):
+        load_service_config(service)
+    # A key that overrides one a merge key (<<) brought in is not repeated.
+    merged = tmp_path / "merged.yaml"
+    merged.write_text(
+        "actors:\n"
+        "  - &camera {name: camera, class: rigd.pipeline.SimulatedCamera, max_restarts: 1}\n"
+        "  - {<<: *camera, name: camera2}\n"
+    )
+    assert [a.name for a in load_pipeline(merged).config.actors] == ["camera", "camera2"]
+
+
+def test_a_value_that_holds_itself_is_refused_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "recursive.yaml"
+    path.write_text(f"actors:{CAMERA}\nrun:\n  metadata: &m {{again: *m}}\n")
+
+    with pytest.raises(PipelineFileError, match="a value holds itself"):
+        load_pipeline(path)
+
+
+def test_a_yaml_syntax_error_names_the_file_in_pyyamls_own_words_too(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nactors:\n  - name: camera\n   class: rigd.pipeline.SimulatedCamera\n")
+
+    with pytest.raises(PipelineFileError) as info:
+        load_pipeline(path)
+
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{path}, line 4: not valid YAML: ")
+    assert f'in "{path}", line 4, column 4' in problem
+    assert "<unicode string>" not in problem
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("{link: camera.frames -> sink.frames, slots: true}", "slots is a whole number, got true"),
+        ("{link: camera.frames -> sink.frames, slots: 2.5}", "slots is a whole number, got 2.5"),
+        (
+            "{link: camera.frames -> sink.frames, slots: many}",
+            "slots is a whole number, got the text 'many'",
+        ),
+    ],
+)
+def test_a_boolean_or_words_for_a_number_are_refused_as_what_they_are(
+    tmp_path: Path, yaml_text: str, message: str
+) -> None:
+    path = tmp_path / "numbers.yaml"
+    path.write_text(
+        f"actors:{textwrap.indent(textwrap.dedent(CAMERA), '  ')}\n"
+        "  - name: sink\n"
+        "    class: rigd.pipeline.FrameStats\n"
+        "    num_cpus: false\n"
+        f"links:\n  - {yaml_text}\n"
+        "run: {max_pause_s: true, setup_timeout_s: soon}\n"
+    )
+
+    with pytest.raises(PipelineFileError) as info:
+        load_pipeline(path)
+
+    assert sorted(info.value.problems) == sorted(
+        [
+            f"{path}, line 7, actors[1].num_cpus: num_cpus is a number, got false",
+            f"{path}, line 10, run.max_pause_s: max_pause_s is a number, got true",
+            f"{path}, line 10, run.setup_timeout_s: setup_timeout_s is a number, got the text "
+            "'soon'",
+            *(p for p in info.value.problems if "line 9, links[0].slots: " in p),
+        ]
+    )
+    (slots,) = (p for p in info.value.problems if "links[0].slots" in p)
+    assert message in slots
+
+
+def test_numbers_take_yaml_ints_float_fields_ints_and_text_that_reads_as_a_number(
+    tmp_path: Path,
+) -> None:
+    # PyYAML leaves 1e3 as text (YAML 1.1 wants 1.0e+3): pydantic reads it as 1000.0.
+    path = tmp_path / "numbers.yaml"
+    path.write_text(
+        f"actors:{textwrap.indent(textwrap.dedent(CAMERA), '  ')}\n"
+        "    num_cpus: 1\n"
+        "    cpus: [0]\n"
+        "    max_restarts: -1\n"
+        "  - {name: sink, class: rigd.pipeline.FrameStats, num_gpus: 0.5}\n"
+        "links:\n  - {link: camera.frames -> sink.frames, slots: '8'}\n"
+        "run: {max_pause_s: 10, setup_timeout_s: 1e3}\n"
+        "realtime: {cpu_latency_us: 0}\n"
+    )
+
+    config = load_pipeline(path).config
+
+    assert (config.actors[0].num_cpus, config.actors[0].cpus) == (1.0, [0])
+    assert type(config.actors[0].num_cpus) is float
+    assert (config.actors[0].max_restarts, config.actors[1].num_gpus) == (-1, 0.5)
+    assert (config.links[0].slots, config.realtime.cpu_latency_us) == (8, 0)
+    assert (config.run.max_pause_s, config.run.setup_timeout_s) == (10.0, 1000.0)
+
+
+def test_the_record_shorthand_into_an_actor_named_recorder_that_does_not_record_is_one_problem(
+    tmp_path: Path,
+) -> None:
+    found = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+          - name: recorder
+            class: rigd.pipeline.FrameStats
+        links:
+          - camera.frames -> recorder.frames
+        record: [camera.frames, recorder.stats]
+        """,
+    )
+
+    assert found == [
+        f"{tmp_path / 'bad.yaml'}, line 9, record: the record: shorthand records into the "
+        "actor named 'recorder', a FrameStats (rigd.pipeline.FrameStats), which does not "
+        "record; rename that actor, or make it an HDF5Recorder (rigd.pipeline.HDF5Recorder)"
+    ]
+    # An actor named recorder that records takes the shorthand's streams, as designed.
+    path = tmp_path / "good.yaml"
+    path.write_text(
+        "actors:\n"
+        "  - {name: camera, class: rigd.pipeline.SimulatedCamera, options: {shape: [16, 16]}}\n"
+        "  - {name: recorder, class: rigd.pipeline.HDF5Recorder, options: {directory: data}}\n"
+        "record: [camera.frames]\n"
+    )
+    plan = plan_pipeline(path)
+    assert plan.recorders == ("recorder",)
+    assert [(r.name, r.readers[0][:2]) for r in plan.rings] == [
+        ("camera.frames", ("recorder", "camera"))
+    ]
+
+
+def test_a_loaded_file_goes_to_its_yaml_data_and_back_and_travels_without_pydantic(
+    tmp_path: Path,
+) -> None:
+    import pickle
+    import subprocess
+    import sys
+
+    import yaml
+
+    from rigd.config import PipelineConfig
+
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "name: round_trip\n"
+        "actors:\n"
+        "  - name: camera\n"
+        "    class: rigd.pipeline.SimulatedCamera\n"
+        "    options: {shape: [16, 16], n_frames: 10}\n"
+        "    num_cpus: 0.5\n"
+        "    cpus: [0]\n"
+        "  - {name: recorder, class: rigd.pipeline.HDF5Recorder}\n"
+        "links:\n"
+        "  - camera.frames -> recorder.camera\n"
+        "  - {link: camera.frames -> recorder.again, policy: latest, slots: 4}\n"
+        "recording: {compression: lz4}\n"
+        "run: {metadata: {subject: m1}, max_pause_s: 30}\n"
+    )
+    config = load_pipeline(path).config
+
+    data = config.to_data()
+    assert data["actors"][0]["class"] == "rigd.pipeline.SimulatedCamera"
+    assert "max_restarts" not in data["actors"][0]  # left at its default
+    assert data["recording"] == {"compression": "lz4"}
+    assert PipelineConfig.from_data(data) == config
+    assert load_pipeline("again", text=yaml.safe_dump(data)).config == config
+
+    # A process that unpickles a loaded file imports no pydantic (a Ray worker has none).
+    code = (
+        "import pickle, sys; c = pickle.loads(sys.stdin.buffer.read()); "
+        "print(c.actors[0].num_cpus, 'pydantic' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=pickle.dumps(config),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.split() == [b"0.5", b"False"]
+
+
+def test_an_actor_with_both_class_and_class_path_is_refused(tmp_path: Path) -> None:
+    (problem,) = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+            class_path: rigd.pipeline.FrameStats
+        """,
+    )
+    assert "actors[0]: give the class once, as class" in problem

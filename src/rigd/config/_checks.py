@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
     from pydantic_core import CoreSchema
 
-__all__ = ["After", "Before", "Limits"]
+__all__ = ["NO_BOOL", "After", "Before", "Limits"]
 
 
 class Limits:
@@ -67,3 +67,29 @@ class Before:
         from pydantic_core import core_schema
 
         return core_schema.no_info_before_validator_function(self.convert, handler(source))
+
+
+class _NoBool:
+    """A number field that refuses YAML's ``true``/``false``: pydantic's lax mode
+    reads them as 1 and 0 (``slots: true`` was 1 slot). Text that reads as a
+    number still does (``1e3``: PyYAML's text, 1000.0 to pydantic). The error
+    is pydantic's ``int_type``/``float_type``, which ``validate_data`` words."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        from pydantic_core import PydanticCustomError, core_schema
+
+        whole = source is int
+        kind, text = ("int_type", "integer") if whole else ("float_type", "number")
+
+        def refuse(value: Any) -> Any:
+            if isinstance(value, bool):
+                raise PydanticCustomError(kind, f"Input should be a valid {text}")
+            return value
+
+        return core_schema.no_info_before_validator_function(refuse, handler(source))
+
+
+#: Put last in a number field's ``Annotated`` (after its ``Limits``).
+NO_BOOL = _NoBool()

@@ -10,13 +10,20 @@ improv's format (its ``Config``)::
     connections:
       Generator.q_out: [Processor.q_in]    # one output to one or more inputs
     settings: {use_watcher: false}         # improv's server settings (not used by rigd)
+    record: [Generator.q_out]              # rigd's own keys are carried over as they are
 
 is told from rigd's by its ``actors`` being a mapping (rigd's is a list).
 ``improv_pipeline_text`` turns it into the rigd pipeline file it means:
 each actor ``{name, class: package.class, options: {the other keys}}``, each
 connection a lossless link ``Generator.q_out -> Processor.q_in`` whose output
 is of kind ``messages`` (``outputs: {q_out: {kind: messages}}``), the name
-of the file (without suffix) as the pipeline's name. The actor classes must
+of the file (without suffix) as the pipeline's name. rigd's own keys
+(``name``, ``record``, ``recording``, ``run``, ``realtime``) are carried into
+the converted file, where they are checked as in rigd's format. improv's
+settings that rigd does not use (``settings``; ``redis_config``, which
+improv's ``Config`` reads for its store) are ignored with a logged warning
+and a comment in the converted file. Any other key is an error naming it
+(``links`` too: an improv file's links are its ``connections``). The actor classes must
 be rigd actors: improv actors ported to ``rigd.compat.improv.Actor`` (their
 imports changed) carry their ``q_in``/``q_out`` messages over such links.
 ``rigd convert FILE`` prints the result; ``rigd run FILE`` and the daemon
@@ -25,6 +32,7 @@ load improv's files directly through it.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -38,7 +46,18 @@ from rigd.config._yaml import parse_yaml, validate_data
 
 __all__ = ["improv_pipeline_text"]
 
+_log = logging.getLogger(__name__)
+
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]")
+#: improv's settings that rigd does not use, and what they are: ``settings``
+#: (improv's guide, "Pipeline specification"), ``redis_config`` (read by
+#: improv's ``Config`` for its Redis store).
+_IMPROV_UNUSED = {
+    "settings": "improv's server settings",
+    "redis_config": "improv's data store (Redis) settings",
+}
+#: rigd's own keys, carried into the converted file as they are.
+_RIGD_KEYS = ("name", "record", "recording", "run", "realtime")
 _ENDPOINT = re.compile(r"^\s*([^.\s]+)\.([^.\s]+)\s*$")
 
 
@@ -54,7 +73,8 @@ class _ImprovFile(BaseModel):
 
     actors: dict[str, _ImprovActor] = Field(min_length=1)
     connections: dict[str, list[str] | str] = Field(default_factory=dict)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] | None = None
+    redis_config: dict[str, Any] | None = None
 
 
 def improv_pipeline_text(
@@ -69,10 +89,17 @@ def improv_pipeline_text(
     ``parsed``: ``text`` already parsed (``rigd.config._yaml.parse_yaml``), so
     it is not parsed again.
 
+    rigd's own keys (``name``, ``record``, ``recording``, ``run``,
+    ``realtime``) are carried into the result as they are (checked when it is
+    loaded). improv's settings that rigd does not use (``settings``,
+    ``redis_config``) are left out, each with a warning logged on this
+    module's logger (``rigd convert`` prints it) and named in a comment.
+
     Raises:
         PipelineFileError: it is improv's format, but wrong (an actor without
-            ``package`` or ``class``, a connection not ``Actor.link``), with
-            file, line and key.
+            ``package`` or ``class``, a connection not ``Actor.link``, a
+            top-level key neither improv's nor rigd's, or rigd's ``links``),
+            with file, line and key.
     """
     if parsed is None:
         try:
@@ -83,7 +110,7 @@ def improv_pipeline_text(
     if not is_improv(data):
         return None
     improv = validate_data(_ImprovFile, path, data, lines, PipelineFileError)
-    problems: list[str] = []
+    problems: list[str] = list(_unknown_keys(path, improv, lines))
     links: list[str] = []
     outputs: dict[str, dict[str, Any]] = {}
     for source, targets in improv.connections.items():
@@ -111,12 +138,46 @@ def improv_pipeline_text(
     pipeline: dict[str, Any] = {"name": _pipeline_name(path), "actors": actors}
     if links:
         pipeline["links"] = links
+    extra = improv.model_extra or {}
+    pipeline.update({key: extra[key] for key in _RIGD_KEYS if key in extra})
     header = [f"# Converted from improv's config file {Path(path).name} by rigd."]
-    ignored = sorted(set(improv.model_extra or {}) | ({"settings"} if improv.settings else set()))
-    if ignored:
-        header.append(f"# Not used by rigd: {', '.join(ignored)} (improv's server settings).")
+    for key, what in _IMPROV_UNUSED.items():
+        value = getattr(improv, key)
+        if not value:
+            continue
+        header.append(f"# Not used by rigd: {key} ({what}).")
+        _log.warning(
+            "%s: %s (%s) are not used by rigd; ignored",
+            _where(path, lines.get((key,)), key),
+            what,
+            ", ".join(map(str, value)),
+        )
     body: str = yaml.safe_dump(pipeline, sort_keys=False, default_flow_style=False)
     return "\n".join(header) + "\n" + body
+
+
+def _unknown_keys(path: str, improv: _ImprovFile, lines: dict[tuple[Any, ...], int]) -> list[str]:
+    """A problem for each top-level key that is neither improv's nor rigd's, and
+    for rigd's ``links`` (an improv file's links are its ``connections``)."""
+    problems = []
+    for key in improv.model_extra or {}:
+        if key in _RIGD_KEYS:
+            continue
+        where = _where(path, lines.get((key,)), str(key))
+        if key == "links":
+            problems.append(
+                f"{where}: links are rigd's format; an improv file links actors under "
+                "connections ('Generator.q_out: [Processor.q_in]'): move them there, or "
+                "take them out, convert the file (rigd convert) and add them to the "
+                "converted file, which is rigd's format"
+            )
+            continue
+        problems.append(
+            f"{where}: unknown key {key!r}: neither improv's (actors, connections, "
+            f"{', '.join(_IMPROV_UNUSED)}) nor rigd's ({', '.join(_RIGD_KEYS)}); "
+            "check its spelling, or remove it"
+        )
+    return problems
 
 
 def _pipeline_name(path: str) -> str:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from rigd._exceptions import PipelineFileError
-from rigd.config._checks import After, Before, Limits
+from rigd.config._checks import NO_BOOL, After, Before, Limits
 from rigd.config._format import is_improv
 from rigd.config._yaml import parse_yaml, read_text_file, validate_data, where
 
@@ -51,9 +51,7 @@ __all__ = [
     "RealtimeConfig",
     "RecordingConfig",
     "RunConfig",
-    "config_data",
     "load_pipeline",
-    "trusted_config",
 ]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -61,8 +59,12 @@ _ENDPOINT = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*$")
 _LINK = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*->\s*({_NAME})\.({_NAME})\s*$")
 # At most 64 characters: names go into ring and segment names (255 bytes at most).
 Name = Annotated[str, Limits(pattern=rf"^{_NAME}$", max_length=64)]
+_Cpu = Annotated[int, Limits(ge=0), NO_BOOL]
 #: What pydantic applies to each of these classes when it validates a file
-#: (``rigd.config._yaml.validate_data``): unknown keys are errors.
+#: (``rigd.config._yaml.validate_data``): unknown keys are errors. Number
+#: fields end in ``NO_BOOL``: lax mode read ``slots: true`` as 1; they take
+#: numbers, and text pydantic reads as one (``1e3``, which PyYAML leaves as
+#: text); an int field takes no fraction.
 _STRICT = {"extra": "forbid"}
 #: The YAML key of a field whose Python name differs (``class`` is a keyword).
 ALIASES = {"class_path": "class"}
@@ -111,7 +113,7 @@ def _class_key(value: Any) -> Any:
     """An actor's ``class`` key, as the field ``class_path`` (a Python keyword)."""
     if isinstance(value, dict) and "class" in value:
         if "class_path" in value:
-            return value  # both: class is an unknown key next to class_path
+            raise ValueError("give the class once, as class (class_path is the same key)")
         value = {("class_path" if k == "class" else k): v for k, v in value.items()}
     return value
 
@@ -125,12 +127,12 @@ class ActorConfig:
     name: Name
     class_path: Annotated[str, Limits(min_length=1)]  # the file's key: ``class``
     options: dict[str, Any] = field(default_factory=dict)
-    num_cpus: Annotated[float, Limits(ge=0)] | None = None
-    num_gpus: Annotated[float, Limits(ge=0)] | None = None
-    max_restarts: Annotated[int, Limits(ge=-1)] = 0
+    num_cpus: Annotated[float, Limits(ge=0), NO_BOOL] | None = None
+    num_gpus: Annotated[float, Limits(ge=0), NO_BOOL] | None = None
+    max_restarts: Annotated[int, Limits(ge=-1), NO_BOOL] = 0
     #: Pin the actor's process to these CPUs (Linux CPU affinity), so that
     #: the scheduler never queues it behind another actor on a busy core.
-    cpus: Annotated[list[Annotated[int, Limits(ge=0)]] | None, After(_some_cpus)] = None
+    cpus: Annotated[list[_Cpu] | None, After(_some_cpus)] = None
     #: Shape and dtype per output, for classes that cannot say themselves.
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The Ray node to run on, by a custom resource the node has (``ray start
@@ -146,7 +148,7 @@ class LinkConfig:
     __pydantic_config__ = _STRICT
 
     link: Annotated[str, After(_link_syntax)]
-    slots: Annotated[int, Limits(ge=2, le=4096)] = 16
+    slots: Annotated[int, Limits(ge=2, le=4096), NO_BOOL] = 16
     policy: Literal["lossless", "latest"] = "lossless"
     low_latency: bool = False
 
@@ -172,10 +174,10 @@ class RecordingConfig:
     directory: Annotated[str, After(_local_directory)] = "rigd-data"
     template: str = "{date}_{time}_{pipeline}_{run_id}.h5"
     compression: Literal["lz4", "zstd", "bitshuffle-lz4"] | None = None
-    flush_interval: Annotated[float, Limits(gt=0)] = 0.5
-    fsync_interval: Annotated[float, Limits(gt=0)] = 1.0
+    flush_interval: Annotated[float, Limits(gt=0), NO_BOOL] = 0.5
+    fsync_interval: Annotated[float, Limits(gt=0), NO_BOOL] = 1.0
     latency_trace: bool = True
-    slots: Annotated[int, Limits(ge=2, le=4096)] = 32
+    slots: Annotated[int, Limits(ge=2, le=4096), NO_BOOL] = 32
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,7 +188,7 @@ class RealtimeConfig:
 
     #: Bound the CPUs' wake-up latency (Linux PM QoS, /dev/cpu_dma_latency);
     #: 0 keeps idle CPUs polling. None leaves the machine as it is.
-    cpu_latency_us: Annotated[int, Limits(ge=0)] | None = None
+    cpu_latency_us: Annotated[int, Limits(ge=0), NO_BOOL] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,11 +199,11 @@ class RunConfig:
 
     metadata: dict[str, Any] = field(default_factory=dict)
     #: The longest pause (seconds); a longer one ends on its own (the run resumes).
-    max_pause_s: Annotated[float, Limits(gt=0)] = 600.0
+    max_pause_s: Annotated[float, Limits(gt=0), NO_BOOL] = 600.0
     #: How long (seconds) each actor's start calls (open its device, attach,
     #: ``setup``) may take before the start fails naming the actors that did
     #: not answer.
-    setup_timeout_s: Annotated[float, Limits(gt=0)] = 60.0
+    setup_timeout_s: Annotated[float, Limits(gt=0), NO_BOOL] = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,6 +219,33 @@ class PipelineConfig:
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     run: RunConfig = field(default_factory=RunConfig)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+
+    def to_data(self) -> dict[str, Any]:
+        """The config as YAML has it: the file's keys (``class``), values left at
+        their defaults omitted; what ``from_data`` and ``load_pipeline`` read back."""
+        data: dict[str, Any] = _data(self)
+        return data
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> PipelineConfig:
+        """A config made from ``data`` without validating it: for one that came from
+        a validated config (``to_data``) through rigd's own rewrite (``rigd
+        reprocess``'s, in a Ray task that never imports pydantic). A file from
+        anyone else goes through ``load_pipeline``.
+
+        Raises:
+            TypeError: a key no field has (the rewrite's bug, not the user's).
+        """
+        data = dict(data)
+        actors = [ActorConfig(**_class_key(dict(a))) for a in data.pop("actors")]
+        links = [LinkConfig(**link) for link in _short_links(list(data.pop("links", [])))]
+        kinds: dict[str, Any] = {
+            "recording": RecordingConfig,
+            "run": RunConfig,
+            "realtime": RealtimeConfig,
+        }
+        parts = {key: kind(**data.pop(key)) for key, kind in kinds.items() if key in data}
+        return cls(actors=actors, links=links, **parts, **data)
 
 
 @dataclass(frozen=True)
@@ -277,25 +306,19 @@ def load_pipeline(
     return PipelineFile(config, text, path, lines)
 
 
-def config_data(config: Any, *, exclude_defaults: bool = True) -> Any:
-    """``config`` (a ``PipelineConfig`` or any of its parts) as YAML has it: a
-    mapping with the file's keys (``class``), values left at their defaults
-    omitted (``exclude_defaults``); what ``trusted_config`` and
-    ``load_pipeline`` read back."""
+def _data(config: Any) -> Any:
+    """``config`` (or any part of it) as YAML has it (``PipelineConfig.to_data``)."""
     if isinstance(config, list | tuple):
-        return [config_data(item, exclude_defaults=exclude_defaults) for item in config]
+        return [_data(item) for item in config]
     if isinstance(config, dict):
-        return {k: config_data(v, exclude_defaults=exclude_defaults) for k, v in config.items()}
+        return {k: _data(v) for k, v in config.items()}
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         return config
     out: dict[str, Any] = {}
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
-        if exclude_defaults and value == _default(item):
-            continue
-        out[ALIASES.get(item.name, item.name)] = config_data(
-            value, exclude_defaults=exclude_defaults
-        )
+        if value != _default(item):
+            out[ALIASES.get(item.name, item.name)] = _data(value)
     return out
 
 
@@ -303,27 +326,3 @@ def _default(item: dataclasses.Field[Any]) -> Any:
     if item.default_factory is not dataclasses.MISSING:
         return item.default_factory()
     return item.default  # MISSING for a required field: never equal to a value
-
-
-def trusted_config(data: dict[str, Any]) -> PipelineConfig:
-    """A ``PipelineConfig`` made from ``data`` without validating it: for a
-    config that came from a validated one (``config_data``) through rigd's own
-    rewrite (``rigd reprocess``'s, in a Ray task that never imports pydantic).
-    A file from anyone else goes through ``load_pipeline``.
-
-    Raises:
-        TypeError: a key no field has (the rewrite's bug, not the user's).
-    """
-    data = dict(data)
-    actors = [ActorConfig(**_class_key(dict(a))) for a in data.pop("actors")]
-    links = [LinkConfig(**link) for link in _short_links(list(data.pop("links", [])))]
-    parts: dict[str, Any] = {
-        key: cls(**data.pop(key))
-        for key, cls in (
-            ("recording", RecordingConfig),
-            ("run", RunConfig),
-            ("realtime", RealtimeConfig),
-        )
-        if key in data
-    }
-    return PipelineConfig(actors=actors, links=links, **parts, **data)

@@ -2,12 +2,15 @@
 
 Used by the pipeline file (``_pipeline_file``), improv's config files
 (``_improv``) and the service file (``_service_file``): bounded in memory
-and time (no alias bomb), every problem named with file, line and key.
+and time (no alias bomb), no key given twice, every problem named with file,
+line and key.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import re
 import stat
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -102,6 +105,8 @@ def _pydantic_problems(
             message = f"unknown key {loc[-1]!r}; check its spelling (see the pipeline file format)"
         elif item["type"] == "missing":
             message = f"required key {loc[-1]!r} is missing"
+        elif item["type"] in _NUMBER_ERRORS:
+            message = _not_a_number(item["type"], item["input"], loc) or message
         elif item["type"] == "string_pattern_mismatch" and loc and loc[-1] == "name":
             message = (
                 f"name {item['input']!r}: use letters, digits and '_', starting with a letter "
@@ -110,46 +115,136 @@ def _pydantic_problems(
         yield f"{where(path, line, loc)}: {message}"
 
 
+#: pydantic's errors for a value given for a number field.
+_NUMBER_ERRORS = ("int_type", "float_type", "int_parsing", "float_parsing", "int_from_float")
+
+
+def _not_a_number(kind: str, value: Any, loc: tuple[Any, ...]) -> str | None:
+    """What is wrong with ``value`` given for a number field (``kind``: pydantic's
+    error type, for an ``int`` or ``float`` field), or None to keep pydantic's words."""
+    start = max((i for i, p in enumerate(loc) if isinstance(p, str)), default=0)
+    name = "".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc[start:]) or "it"
+    whole = kind.startswith("int")
+    number = "a whole number" if whole else "a number"
+    if isinstance(value, bool):
+        return f"{name} is {number}, got {str(value).lower()}"
+    if isinstance(value, float) and whole:
+        return f"{name} is {number}, got {value!r}"
+    if isinstance(value, str):
+        number_text = _as_yaml_number(value.strip(), whole=whole)
+        if number_text is None:
+            return f"{name} is {number}, got the text {value!r}"
+        if "e" in value.lower():
+            return (
+                f"{name} is {number}, got the text {value!r} (YAML reads an exponent as a "
+                f"number only with a '.' and a sign: 1.0e+3, not 1e3 or 1.0e3); write {number_text}"
+            )
+        return f"{name} is {number}, got the text {value!r}; write {number_text} without quotes"
+    return None
+
+
+def _as_yaml_number(text: str, *, whole: bool) -> str | None:
+    """``text`` (a number Python reads) as YAML reads a number, or None."""
+    if whole:
+        return text if re.fullmatch(r"[-+]?[0-9]+", text) else None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    written = repr(value)  # 1000.0, 1e+30, 1.5e-07: the exponent has its sign
+    mantissa, e, exponent = written.partition("e")
+    return f"{mantissa if '.' in mantissa else mantissa + '.0'}{e}{exponent}"
+
+
 #: The most values a YAML file may hold once its aliases are expanded.
 MAX_YAML_NODES = 100_000
 
+#: The tag of YAML's merge key (``<<: *base``): several are merged, none is lost.
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
-def _check_size(
-    root: yaml.Node, path: str, error: type[PipelineFileError], *, allow_aliases: bool
+
+def _check_nodes(
+    loader: yaml.SafeLoader,
+    root: yaml.Node,
+    path: str,
+    error: type[PipelineFileError],
+    *,
+    allow_aliases: bool,
 ) -> None:
-    """Refuse a node graph that expands to more than ``MAX_YAML_NODES`` values.
+    """Refuse a node graph that expands to more than ``MAX_YAML_NODES`` values,
+    or holds itself (a recursive alias), or a mapping that gives a key twice.
 
     The composed graph shares aliased nodes, so it is small; what it expands
     to is counted without expanding it (each node's size once, memoised).
+    A repeated key is refused: YAML's loaders keep the last value silently
+    (PyYAML does; the YAML spec says keys are unique), so a second
+    ``class:`` would change an actor's class unseen. Checked on the composed
+    graph, before merge keys (``<<``) are applied: a key that overrides a
+    merged one is not repeated.
     """
     sizes: dict[int, int] = {}
     seen_anchor = False
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    recursive = False
+    repeated: list[str] = []
+    stack: list[tuple[yaml.Node, bool, tuple[Any, ...]]] = [(root, False, ())]
     while stack:
-        node, children_done = stack.pop()
+        node, children_done, key = stack.pop()
         if not children_done and id(node) in sizes:
             seen_anchor = True  # a node reached twice: an alias
+            recursive = recursive or sizes[id(node)] == 0  # one of its own parents
             continue
         if isinstance(node, yaml.ScalarNode):
             sizes[id(node)] = 1
             continue
-        children: list[yaml.Node] = (
-            [n for pair in node.value for n in pair]
-            if isinstance(node, yaml.MappingNode)
-            else list(node.value)
-        )
         if children_done:
+            children = (
+                [n for pair in node.value for n in pair]
+                if isinstance(node, yaml.MappingNode)
+                else node.value
+            )
             total = 1 + sum(sizes.get(id(c), 0) for c in children)
             sizes[id(node)] = min(total, MAX_YAML_NODES + 1)
             continue
-        sizes.setdefault(id(node), 0)  # visiting: a cycle counts as nothing more
-        stack.append((node, True))
-        stack.extend((c, False) for c in children)
+        sizes[id(node)] = 0  # visiting: until its children are done
+        stack.append((node, True, key))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for k, v in node.value:
+                child = (*key, k.value if isinstance(k, yaml.ScalarNode) else "?")
+                stack.append((k, False, child))
+                stack.append((v, False, child))
+                if isinstance(k, yaml.ScalarNode) and k.tag != _MERGE_TAG:
+                    name = _key_of(loader, k)
+                    line = k.start_mark.line + 1
+                    if name in first:
+                        lines = (
+                            f"lines {first[name]} and {line}"
+                            if first[name] != line
+                            else f"twice on line {line}"
+                        )
+                        repeated.append(
+                            f"{where(path, line, child)}: key {name!r} is given twice in one "
+                            f"mapping ({lines}); YAML would keep the last one silently: "
+                            "keep one of them"
+                        )
+                    else:
+                        first[name] = line
+        else:
+            stack.extend((c, False, (*key, i)) for i, c in enumerate(node.value))
     if seen_anchor and not allow_aliases:
         raise error(
             [
                 f"{path}: uses YAML anchors and aliases (& and *), which a pipeline sent over "
                 "HTTP may not; write each value out"
+            ]
+        )
+    if recursive:
+        raise error(
+            [
+                f"{path}: a value holds itself (a recursive alias, such as &a [*a]); "
+                "a pipeline file's values are trees: write it without the alias"
             ]
         )
     if sizes.get(id(root), 0) > MAX_YAML_NODES:
@@ -161,6 +256,26 @@ def _check_size(
                 "actor reads, not in the pipeline)"
             ]
         )
+    if repeated:
+        repeated.sort(key=_line_of)  # the walk is depth first, right to left
+        raise error(repeated)
+
+
+def _key_of(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    """A mapping key as the loaded mapping holds it: ``1`` and ``0x1`` are one key,
+    ``1`` and ``"1"`` two."""
+    if node.tag == "tag:yaml.org,2002:str":
+        return node.value
+    try:
+        return loader.construct_object(node)
+    except yaml.YAMLError:
+        return (node.tag, node.value)  # the constructor says what is wrong, later
+
+
+def _line_of(problem: str) -> int:
+    _, _, rest = problem.partition(", line ")
+    digits = rest.split(",", 1)[0]
+    return int(digits) if digits.isdigit() else 0
 
 
 def validate_yaml(
@@ -201,24 +316,36 @@ def parse_yaml(
     ``MAX_YAML_NODES`` values once its aliases are expanded (an alias bomb of
     a few hundred bytes is refused before it is built), and with
     ``allow_aliases=False`` (text that came over HTTP) no anchor or alias at all.
+    A mapping that gives a key twice is refused (YAML's loaders keep the last
+    value silently).
 
     Raises:
-        error: not YAML, too large or deep, or not a mapping (``shape`` says
-        what it should be), naming ``path`` and the line.
+        error: not YAML (PyYAML's message, naming ``path`` rather than
+        ``<unicode string>``), too large or deep, a key given twice (each
+        repeat with both its lines), or not a mapping (``shape`` says what it
+        should be), naming ``path`` and the line.
     """
     loader: yaml.SafeLoader | None = None
     try:
         loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
         root = loader.get_single_node()
         if root is not None:
-            _check_size(root, path, error, allow_aliases=allow_aliases)
+            _check_nodes(loader, root, path, error, allow_aliases=allow_aliases)
             data = loader.construct_document(root)
         else:
             data = None
     except yaml.YAMLError as exc:
+        # PyYAML names text it was given as "<unicode string>": name the file.
+        for mark in (getattr(exc, "context_mark", None), getattr(exc, "problem_mark", None)):
+            if mark is not None:
+                mark.name = path
+        if isinstance(exc, yaml.reader.ReaderError):
+            exc.name = path
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""
         raise error([f"{path}{line}: not valid YAML: {exc}"]) from None
+    except error:
+        raise  # _check_nodes's, before the ValueError below (it is one)
     except RecursionError:
         raise error(
             [f"{path}: nested too deeply to read; a pipeline file is a few levels deep"]

@@ -107,7 +107,9 @@ class SimulatedCamera(Actor):
         if fps is not None and (
             isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps)
         ):
-            hint = " (YAML reads 1e9 as text: write 1.0e9)" if isinstance(fps, str) else ""
+            hint = (
+                " (YAML reads 1e9 and 1.0e9 as text: write 1.0e+9)" if isinstance(fps, str) else ""
+            )
             raise ValueError(
                 f"fps must be a number of frames per second (or null for as fast as "
                 f"possible), got {fps!r}{hint}"

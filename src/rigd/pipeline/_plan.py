@@ -154,6 +154,9 @@ def check_pipeline(
             continue
         classes[name] = value
 
+    if config.record and index["recorder"] >= 0 and "recorder" in classes:
+        _check_named_recorder(pfile, actors["recorder"], classes, problems, links, link_keys)
+
     # Options: the class's constructor must take them.
     for name, cls in list(classes.items()):
         key = ("actors", index[name], "options") if index[name] >= 0 else ("recording",)
@@ -237,6 +240,32 @@ def check_pipeline(
         link_keys=tuple(link_keys),
         edges={name: tuple(sorted(up)) for name, up in edges.items()},
     )
+
+
+def _check_named_recorder(
+    pfile: PipelineFile,
+    recorder: ActorConfig,
+    classes: dict[str, type[Actor]],
+    problems: list[str],
+    links: list[LinkConfig],
+    link_keys: list[tuple[Any, ...]],
+) -> None:
+    """The ``record:`` shorthand records into the actor named ``recorder``
+    when the file has one (by design: its options are the recording's). If
+    that actor's class does not record (``records = True``), that is the one
+    problem: the shorthand's links into it are dropped, so they add no
+    "has no input" or cycle message for the same cause."""
+    cls = classes["recorder"]
+    if getattr(cls, "records", False) is True:
+        return
+    problems.append(
+        f"{pfile.where('record')}: the record: shorthand records into the actor named "
+        f"'recorder', a {cls.__name__} ({recorder.class_path}), which does not record; "
+        f"rename that actor, or make it an HDF5Recorder ({_RECORDER_CLASS})"
+    )
+    kept = [(link, key) for link, key in zip(links, link_keys, strict=True) if key[0] != "record"]
+    links[:] = [link for link, _ in kept]
+    link_keys[:] = [key for _, key in kept]
 
 
 def _topological(edges: dict[str, set[str]], problems: list[str], pfile: PipelineFile) -> list[str]:

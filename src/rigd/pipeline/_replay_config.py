@@ -33,8 +33,7 @@ from typing import Any
 
 import yaml
 
-from rigd.config import PipelineFile, PipelineFileError, load_pipeline
-from rigd.config._pipeline_file import config_data, trusted_config
+from rigd.config import PipelineConfig, PipelineFile, PipelineFileError, load_pipeline
 from rigd.pipeline._plan import check_pipeline, record_stream
 from rigd.pipeline._plan_classes import import_path
 from rigd.storage import DEFAULT_MAX_MESSAGE_BYTES, StreamReader
@@ -151,7 +150,7 @@ def replay_config(
             actor but is not recorded; named with ``pfile``'s lines.
     """
     config = pfile.config
-    data: dict[str, Any] = config_data(config)
+    data = config.to_data()
     data.pop("record", None)
     data.pop("recording", None)
     actors: list[dict[str, Any]] = data.setdefault("actors", [])
@@ -258,7 +257,7 @@ def replay_config(
     text = yaml.dump(data, Dumper=_DUMPER, sort_keys=False)
     # Made from the validated file by the rewrite above: not validated again
     # (pydantic is never imported by a Ray task that replays a loaded file).
-    replayed = ReplayFile(trusted_config(data), text, pfile.path, {}, pfile, moved)
+    replayed = ReplayFile(PipelineConfig.from_data(data), text, pfile.path, {}, pfile, moved)
     return Replay(replayed, data, recorders, played, tuple(changes))
 
 
