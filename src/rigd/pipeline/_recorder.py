@@ -8,6 +8,7 @@ buffers in band) in the stream's ``message_bytes`` (see ``RunWriter``), so
 
 from __future__ import annotations
 
+import inspect
 import logging
 import pickle
 from collections.abc import Mapping
@@ -105,12 +106,11 @@ class HDF5Recorder(RunFileActor):
         Raises:
             OptionValueError: a value refused, naming the option.
         """
-        check_write_buffers(options.get("write_buffers", 0))
-        check_when_behind(options.get("when_behind", "wait"))
-        cls.check_place(
-            options.get("directory", "rigd-data"),
-            options.get("template", "{date}_{time}_{pipeline}_{run_id}.h5"),
-        )
+        # A subclass's own defaults over the base's (its __init__ may take fewer).
+        given = {**_defaults(HDF5Recorder), **_defaults(cls), **options}
+        check_write_buffers(given["write_buffers"])
+        check_when_behind(given["when_behind"])
+        cls.check_place(given["directory"], given["template"])
         return {}
 
     def setup(self) -> None:
@@ -326,3 +326,12 @@ def _drop_notes(reader: Any) -> list[DropNote]:
     # Message rings carry no drop notes (their writers do not skip ids).
     notes = getattr(reader, "drop_notes", None)
     return list(notes()) if notes is not None else []
+
+
+def _defaults(cls: type[HDF5Recorder]) -> dict[str, Any]:
+    """The constructor's default options (what a pipeline file leaves out)."""
+    return {
+        name: p.default
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
