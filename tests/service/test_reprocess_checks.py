@@ -115,7 +115,8 @@ def test_a_run_files_own_problem_names_the_file_and_the_pipelines_line(tmp_path:
     (result,) = reprocess(pipeline, [str(tmp_path / "other.h5")], tmp_path / "out")
 
     assert result.state == "failed"
-    assert f"{pipeline}, line 6, actors[0].options: camera: " in (result.error or "")
+    # The link that names the stream (was: line 6, the source's options, which say nothing of it).
+    assert f"{pipeline}, line 14, links[1]: camera: " in (result.error or "")
     assert f"{tmp_path / 'other.h5'} has no stream 'camera'" in (result.error or "")
 
 

@@ -192,11 +192,13 @@ def replay_config(
         if name in readers or name in recorders:
             continue
         outputs: dict[str, str | None] = {}
-        for src, out, dst, inp in parsed:
+        named_by: dict[str, int] = {}  # each output's link to a recorder: it names the stream
+        for k, (src, out, dst, inp) in enumerate(parsed):
             if src != name:
                 continue
             if dst in recorders:
-                outputs[out] = outputs.get(out) or inp
+                if not outputs.get(out):
+                    outputs[out], named_by[out] = inp, k
             else:
                 outputs.setdefault(out, None)
         if not outputs:
@@ -225,7 +227,10 @@ def replay_config(
             else:
                 names.add(player)
                 actors.append(playback)
-                moved["actors", len(actors) - 1] = ("actors", i)
+            # A playback's problems (a stream the run file lacks) are the link's
+            # that named its stream, in the user's file.
+            link_key = ("links", named_by[out])
+            moved["actors", i if n == 0 else len(actors) - 1] = moved.get(link_key, link_key)
             players[name, out] = player
             played[player] = stream
     if problems:
