@@ -7,8 +7,8 @@ one class).
 
 Every error class rigd defines is here, whichever layer raises it (the tree
 is drawn in ``rigd._exceptions``): the pipeline file's ``PipelineFileError``
-and ``ServiceConfigError`` (also in ``rigd.config``), ``ExpressionError``
-(also in ``rigd.pipeline``), and the service's ``TransitionError``,
+and ``ServiceConfigError`` (also in ``rigd.config``), ``ExpressionError`` and ``OptionValueError``
+(raised in ``rigd.pipeline``), and the service's ``TransitionError``,
 ``InsufficientStorageError``, ``NotFoundError``, ``ApiError`` and
 ``CamerasUnavailableError``.
 """
@@ -24,6 +24,7 @@ from rigd._exceptions import (
     NotFoundError,
     ObjectLostError,
     ObjectNotFoundError,
+    OptionValueError,
     OwnerDiedError,
     PipelineFailedError,
     PipelineFileError,
@@ -58,6 +59,7 @@ __all__ = [
     "NotFoundError",
     "ObjectLostError",
     "ObjectNotFoundError",
+    "OptionValueError",
     "OwnerDiedError",
     "PipelineFailedError",
     "PipelineFileError",

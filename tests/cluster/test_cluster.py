@@ -450,10 +450,13 @@ def test_rigd_run_with_an_address_refuses_a_pipeline_file_that_does_not_exist(
     assert "no pipeline file missing.yaml" in done.stderr
 
 
-def write_two_recorders(tmp_path: Path, rec_b_directory: Path | None = None) -> Path:
+def write_two_recorders(
+    tmp_path: Path, rec_b_directory: Path | None = None, rec_b_template: str | None = None
+) -> Path:
     """camera (A) -> rowsum (B); a recorder on each node: a file made on each."""
     path = tmp_path / "two_recorders.yaml"
     camera = f"shape: [16, 24], fps: 300, {COUNTER_GENERATOR}"
+    template = f', template: "{rec_b_template}"' if rec_b_template else ""
     path.write_text(
         textwrap.dedent(
             f"""
@@ -466,7 +469,7 @@ def write_two_recorders(tmp_path: Path, rec_b_directory: Path | None = None) -> 
                   options: {{directory: "{tmp_path / "a"}", flush_interval: 0.1}}}}
               - {{name: rec_b, class: rigd.pipeline.HDF5Recorder, node: node_b,
                   options: {{directory: "{rec_b_directory or tmp_path / "b"}",
-                             flush_interval: 0.1}}}}
+                             flush_interval: 0.1{template}}}}}
             links:
               - {{link: camera.frames -> rowsum.frames, slots: 16}}
               - {{link: camera.frames -> recorder.camera, slots: 16}}
@@ -533,14 +536,19 @@ def _files(tmp_path: Path) -> list[Path]:
 def test_a_node_that_fails_to_start_aborts_the_run_and_the_other_nodes_file_is_sealed(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "a_file").write_text("not a directory")
-    pipeline = ClusterPipeline(write_two_recorders(tmp_path, tmp_path / "a_file" / "b"))
+    # What planning cannot know: node_b's run file is there already (made after the
+    # check, as by another run); a recorder never records into another run's file.
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "taken.h5").write_text("another run's file")
+    pipeline = ClusterPipeline(
+        write_two_recorders(tmp_path, tmp_path / "b", rec_b_template="taken.h5")
+    )
 
     with pytest.raises(rigd.exceptions.PipelineFailedError) as failed:
         pipeline.start()
 
     message = str(failed.value)
-    assert message.startswith("node node_b: NotADirectoryError"), message
+    assert message.startswith("node node_b: FileExistsError"), message
     assert "Traceback" not in message
     assert "\n" not in message
     (file,) = (tmp_path / "a").glob("*.h5")  # made on node_a, whose part had loaded

@@ -40,6 +40,8 @@
     │                         spent, or too many failing steps; rigd.pipeline)
     ├── ExpressionError       a trigger expression is not allowed or not well
     │                         formed (also a ValueError; rigd.pipeline)
+    ├── OptionValueError      an actor option's value is refused, naming the
+    │                         option (also a ValueError; rigd.pipeline)
     ├── IllegalTransitionError  a run moved between states its transition table
     │                         does not list: a bug in rigd (also a RuntimeError;
     │                         rigd.pipeline)
@@ -112,6 +114,7 @@ from rigd._exceptions._service import (
     IllegalTransitionError,
     InsufficientStorageError,
     NotFoundError,
+    OptionValueError,
     PipelineFailedError,
     PipelineFileError,
     ServiceConfigError,
@@ -133,6 +136,7 @@ __all__ = [
     "NotFoundError",
     "ObjectLostError",
     "ObjectNotFoundError",
+    "OptionValueError",
     "OwnerDiedError",
     "PipelineFailedError",
     "PipelineFileError",

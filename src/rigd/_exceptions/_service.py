@@ -17,6 +17,7 @@ __all__ = [
     "IllegalTransitionError",
     "InsufficientStorageError",
     "NotFoundError",
+    "OptionValueError",
     "PipelineFailedError",
     "PipelineFileError",
     "ServiceConfigError",
@@ -55,6 +56,19 @@ class ExpressionError(RigdError, ValueError):
     Raised by ``rigd.pipeline.Expression`` at load, with the column of the
     problem; a ``ValueError`` too, as it was before it joined the tree.
     """
+
+
+class OptionValueError(RigdError, ValueError):
+    """An actor option's value is refused (a recorder's ``when_behind``,
+    ``template``, ``directory``, ...); ``option`` names the option, its key in
+    the pipeline file, so planning names that key's line. A ``ValueError`` too.
+    Raised by the recorders' constructors and their planning checks
+    (``rigd.pipeline``).
+    """
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class PipelineFailedError(RigdError):

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rigd._exceptions import OptionValueError
 from rigd.storage import run_file_path
 
 __all__ = [
@@ -28,14 +29,6 @@ __all__ = [
 
 #: ``when_behind``'s values (``HDF5Recorder``; ``rigd.pipeline._recorder_behind``).
 WHEN_BEHIND = ("wait", "drop")
-
-
-class OptionValueError(ValueError):
-    """An option's value is refused; ``option`` names the option (its key in the file)."""
-
-    def __init__(self, option: str, message: str) -> None:
-        super().__init__(message)
-        self.option = option
 
 
 def check_template(template: Any) -> None:
