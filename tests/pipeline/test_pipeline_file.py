@@ -18,6 +18,7 @@ from rigd.config import (
     load_service_config,
 )
 from rigd.pipeline import plan_pipeline
+from rigd.pipeline._replay_config import replay_config
 
 ACTORS = "tests.pipeline.actors"
 # Indented to sit in the tests' YAML, which is dedented by 8 columns.
@@ -612,3 +613,53 @@ def test_an_actor_with_both_class_and_class_path_is_refused(tmp_path: Path) -> N
         """,
     )
     assert "actors[0]: give the class once, as class" in problem
+
+
+def test_the_record_shorthands_recorder_takes_when_behind_and_a_replay_rewrites_it(
+    tmp_path: Path,
+) -> None:
+    # Was: recording: {when_behind: drop} (the README's advice for live cameras)
+    # was an unknown key.
+    path = tmp_path / "live.yaml"
+    text = f"""
+        actors:{CAMERA}
+        record: [camera.frames]
+        recording: {{when_behind: drop}}
+        """
+    path.write_text(textwrap.dedent(text).lstrip())
+    plan = plan_pipeline(path)
+    recorder = next(a for a in plan.actors if a.name == "recorder")
+    assert recorder.options["when_behind"] == "drop"
+    assert load_pipeline(path).config.recording.when_behind == "drop"
+
+    replay = replay_config(load_pipeline(path), None, str(tmp_path / "out"))
+    (actor,) = (a for a in replay.config["actors"] if a["name"] == "recorder")
+    assert actor["options"]["when_behind"] == "wait"
+    assert replay.changes == ("recorder recorder: when_behind drop -> wait",)
+
+
+def test_an_unknown_recording_key_lists_the_keys_it_takes(tmp_path: Path) -> None:
+    (problem,) = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+        record: [camera.frames]
+        recording: {{when_behind: drop, when_full: drop}}
+        """,
+    )
+    assert "line 6, recording.when_full: unknown key 'when_full'" in problem
+    assert "recording takes directory, template, compression, " in problem
+    assert "when_behind, slots" in problem
+
+
+def test_recording_when_behind_takes_wait_or_drop(tmp_path: Path) -> None:
+    (problem,) = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+        record: [camera.frames]
+        recording: {{when_behind: skip}}
+        """,
+    )
+    assert "line 6, recording.when_behind" in problem
+    assert "'wait' or 'drop'" in problem

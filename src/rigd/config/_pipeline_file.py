@@ -177,6 +177,10 @@ class RecordingConfig:
     flush_interval: Annotated[float, Limits(gt=0), NO_BOOL] = 0.5
     fsync_interval: Annotated[float, Limits(gt=0), NO_BOOL] = 1.0
     latency_trace: bool = True
+    #: What a lossless input does when the disk falls behind: ``wait`` holds
+    #: the source back (a file played back), ``drop`` drops the oldest frames,
+    #: counted in the ledger (a live camera). ``HDF5Recorder``'s option.
+    when_behind: Literal["wait", "drop"] = "wait"
     slots: Annotated[int, Limits(ge=2, le=4096), NO_BOOL] = 32
 
 

@@ -8,10 +8,13 @@ line and key.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
 import stat
+import types
+import typing
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -66,9 +69,7 @@ _M = TypeVar("_M")
 
 
 def where(path: str, line: int | None, key: Sequence[Any]) -> str:
-    dotted = ""
-    for part in key:
-        dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else str(part))
+    dotted = _dotted(key)
     place = f"{path}, line {line}" if line else path
     return f"{place}, {dotted}" if dotted else place
 
@@ -90,9 +91,12 @@ def _pydantic_problems(
     path: str,
     lines: dict[tuple[Any, ...], int],
     aliases: Mapping[str, str],
+    model: Any = None,
 ) -> Iterator[str]:
     for item in error.errors():
         loc = tuple(p for p in item["loc"] if p not in ("function-after", "function-before"))
+        unknown = item["type"] in ("extra_forbidden", "unexpected_keyword_argument")
+        keys = _keys_at(model, loc[:-1], aliases) if unknown else None
         # Aliases: pydantic reports the field name; the file says "class".
         loc = tuple(aliases.get(p, p) if isinstance(p, str) else p for p in loc)
         line = None
@@ -101,8 +105,10 @@ def _pydantic_problems(
             if line is not None:
                 break
         message = item["msg"].removeprefix("Value error, ")
-        if item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        if unknown:
             message = f"unknown key {loc[-1]!r}; check its spelling (see the pipeline file format)"
+            if keys:
+                message += f"; {_dotted(loc[:-1]) or 'the top level'} takes {', '.join(keys)}"
         elif item["type"] == "missing":
             message = f"required key {loc[-1]!r} is missing"
         elif item["type"] in _NUMBER_ERRORS:
@@ -113,6 +119,42 @@ def _pydantic_problems(
                 "or '_' (a name is a Python identifier: 'my_camera', not 'my-camera')"
             )
         yield f"{where(path, line, loc)}: {message}"
+
+
+def _dotted(key: Sequence[Any]) -> str:
+    dotted = ""
+    for part in key:
+        dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else str(part))
+    return dotted
+
+
+def _keys_at(model: Any, loc: tuple[Any, ...], aliases: Mapping[str, str]) -> list[str] | None:
+    """The keys the dataclass at ``loc`` in ``model`` takes (as the file writes
+    them), or None where ``loc`` is not a dataclass of ``model``'s."""
+    kind = model
+    for part in (*loc, None):
+        while True:  # Annotated[X, ...] -> X; X | None -> X; list[X] -> X at an index
+            origin, args = typing.get_origin(kind), typing.get_args(kind)
+            if origin is typing.Annotated:
+                kind = args[0]
+            elif origin in (types.UnionType, typing.Union):
+                kinds = [a for a in args if a is not type(None)]
+                kind = kinds[0] if len(kinds) == 1 else None
+            elif origin is list and isinstance(part, int):
+                kind, part = args[0], "done"
+            else:
+                break
+        if not (isinstance(kind, type) and dataclasses.is_dataclass(kind)):
+            return None
+        names = [f.name for f in dataclasses.fields(kind)]
+        if part is None:
+            return [aliases.get(n, n) for n in names]
+        if part == "done":
+            continue
+        if part not in names:
+            return None
+        kind = typing.get_type_hints(kind, include_extras=True)[part]
+    return None
 
 
 #: pydantic's errors for a value given for a number field.
@@ -388,7 +430,7 @@ def validate_data(
     try:
         value: _M = _adapter(model).validate_python(data)  # type: ignore[arg-type]
     except pydantic.ValidationError as exc:
-        raise error(list(_pydantic_problems(exc, path, lines, aliases or {}))) from None
+        raise error(list(_pydantic_problems(exc, path, lines, aliases or {}, model))) from None
     return value
 
 
