@@ -575,8 +575,8 @@ def test_a_loaded_file_goes_to_its_yaml_data_and_back_and_travels_without_pydant
         "    cpus: [0]\n"
         "  - {name: recorder, class: rigd.pipeline.HDF5Recorder}\n"
         "links:\n"
-        "  - camera.frames -> recorder.camera\n"
         "  - {link: camera.frames -> recorder.again, policy: latest, slots: 4}\n"
+        "record: [camera.frames]\n"
         "recording: {compression: lz4}\n"
         "run: {metadata: {subject: m1}, max_pause_s: 30}\n"
     )
@@ -663,3 +663,73 @@ def test_recording_when_behind_takes_wait_or_drop(tmp_path: Path) -> None:
     )
     assert "line 6, recording.when_behind" in problem
     assert "'wait' or 'drop'" in problem
+
+
+def test_recording_without_a_record_list_is_refused_at_load(tmp_path: Path) -> None:
+    # Was: accepted, and nothing used it (the run recorded nothing).
+    (problem,) = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+        recording: {{directory: data, when_behind: drop}}
+        """,
+    )
+    assert "line 5, recording: recording: sets the record: shorthand's recorder" in problem
+    assert "there is no record: list; add record: [...] or remove recording:" in problem
+
+
+def test_an_empty_record_list_is_refused(tmp_path: Path) -> None:
+    (problem,) = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+        record: []
+        """,
+    )
+    assert "line 5, record: record: lists outputs to record; remove it or name some" in problem
+
+
+RECORDER = """
+          - name: recorder
+            class: rigd.pipeline.HDF5Recorder
+            options: {directory: mine, fsync_interval: 2.0}"""
+
+
+def test_recording_keys_the_actor_named_recorder_gives_too_are_refused_naming_both_lines(
+    tmp_path: Path,
+) -> None:
+    found = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}{RECORDER}
+        record: [camera.frames]
+        recording: {{directory: data, when_behind: drop, fsync_interval: 2.0}}
+        """,
+    )
+    assert len(found) == 2, found
+    assert "line 9, recording.directory: directory is given twice" in found[0]
+    assert "under recording: (line 9) and in the options of the actor named recorder" in found[0]
+    assert "(line 7); keep one" in found[0]
+    assert "recording.fsync_interval: fsync_interval is given twice" in found[1]
+
+
+def test_the_actor_named_recorder_takes_the_recording_keys_it_does_not_give(
+    tmp_path: Path,
+) -> None:
+    # Was: the actor named recorder ignored recording: (when_behind: drop was lost).
+    path = tmp_path / "named.yaml"
+    text = f"""
+        actors:{CAMERA}{RECORDER}
+        record: [camera.frames]
+        recording: {{when_behind: drop, slots: 8}}
+        """
+    path.write_text(textwrap.dedent(text).lstrip())
+    plan = plan_pipeline(path)
+    recorder = next(a for a in plan.actors if a.name == "recorder")
+    assert recorder.options == {"directory": "mine", "fsync_interval": 2.0, "when_behind": "drop"}
+    assert next(r for r in plan.rings if r.name == "camera.frames").slots == 8
+
+    replay = replay_config(load_pipeline(path), None, str(tmp_path / "out"))
+    (actor,) = (a for a in replay.config["actors"] if a["name"] == "recorder")
+    assert actor["options"]["when_behind"] == "wait"
+    assert replay.changes == ("recorder recorder: when_behind drop -> wait",)

@@ -40,6 +40,7 @@ from typing import Annotated, Any, Literal
 from rigd._exceptions import PipelineFileError
 from rigd.config._checks import NO_BOOL, After, Before, Limits
 from rigd.config._format import is_improv
+from rigd.config._record_shorthand import shorthand_problems
 from rigd.config._yaml import parse_yaml, read_text_file, validate_data, where
 
 __all__ = [
@@ -224,6 +225,19 @@ class PipelineConfig:
     run: RunConfig = field(default_factory=RunConfig)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
 
+    def recorder_options(self, own: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The options of the ``record:`` shorthand's recorder, from ``recording:``
+        (its ``slots`` are the links'): all of them for the recorder the shorthand
+        adds (``own`` None); for the file's actor named ``recorder``, its ``own``
+        options and the ``recording:`` keys given that they do not give
+        (loading refuses one given in both, ``rigd.config._record_shorthand``)."""
+        if own is None:
+            options = dataclasses.asdict(self.recording)
+        else:
+            options = {**_data(self.recording), **own}
+        options.pop("slots", None)
+        return options
+
     def to_data(self) -> dict[str, Any]:
         """The config as YAML has it: the file's keys (``class``), values left at
         their defaults omitted; what ``from_data`` and ``load_pipeline`` read back."""
@@ -307,7 +321,11 @@ def load_pipeline(
         path = f"{path} (as converted from improv's format; see rigd convert {path})"
         data, lines = parse_yaml(path, text, PipelineFileError, shape, allow_aliases=allow_aliases)
     config = validate_data(PipelineConfig, path, data, lines, PipelineFileError, ALIASES)
-    return PipelineFile(config, text, path, lines)
+    pfile = PipelineFile(config, text, path, lines)
+    problems = shorthand_problems(data, pfile)
+    if problems:
+        raise PipelineFileError(problems)
+    return pfile
 
 
 def _data(config: Any) -> Any:

@@ -104,15 +104,18 @@ def check_pipeline(
     link_keys: list[tuple[Any, ...]] = [("links", i) for i in range(len(links))]
     # The record: shorthand adds a recorder fed by lossless links.
     if config.record:
+        slots = config.recording.slots
         if "recorder" not in actors:
-            recording = dataclasses.asdict(config.recording)
-            slots = recording.pop("slots")
+            options = config.recorder_options()
             actors["recorder"] = ActorConfig(
-                name="recorder", class_path=_RECORDER_CLASS, options=recording
+                name="recorder", class_path=_RECORDER_CLASS, options=options
             )
             index["recorder"] = -1
-        else:
-            slots = config.recording.slots
+        else:  # the file's recorder takes the recording: keys it does not give
+            own = actors["recorder"]
+            actors["recorder"] = dataclasses.replace(
+                own, options=config.recorder_options(own.options)
+            )
         for j, endpoint in enumerate(config.record):
             stream = record_stream(endpoint)
             links.append(LinkConfig(link=f"{endpoint} -> recorder.{stream}", slots=slots))

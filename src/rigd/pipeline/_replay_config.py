@@ -23,7 +23,6 @@ stream it lacks, shapes a processor refuses) name the pipeline's line too.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
 from collections.abc import Mapping
@@ -158,14 +157,15 @@ def replay_config(
     moved: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     names = {a["name"] for a in actors}
     if config.record:  # as planning expands it (rigd.pipeline._plan)
+        slots = config.recording.slots
         if "recorder" not in names:
-            options = dataclasses.asdict(config.recording)
-            slots = options.pop("slots")
+            options = config.recorder_options()
             actors.append({"name": "recorder", "class": _SHORTHAND_RECORDER, "options": options})
             moved["actors", len(actors) - 1] = ("recording",)
             names.add("recorder")
-        else:
-            slots = config.recording.slots
+        else:  # the file's recorder takes the recording: keys it does not give
+            own = next(a for a in actors if a["name"] == "recorder")
+            own["options"] = config.recorder_options(own.get("options") or {})
         for j, endpoint in enumerate(config.record):
             links.append(
                 {"link": f"{endpoint} -> recorder.{record_stream(endpoint)}", "slots": slots}
