@@ -313,3 +313,32 @@ def test_an_improv_config_carries_rigds_own_keys_and_refuses_keys_of_neither(
     )
     assert out.returncode == 2
     assert all(p in out.stderr for p in caught.value.problems)
+
+
+def test_rigd_convert_names_a_key_given_twice_as_rigd_run_does(tmp_path: Path) -> None:
+    # Was: "is not an improv config file" for an actor or a connection given twice.
+    path = tmp_path / "twice.yaml"
+    path.write_text(
+        "actors:\n"
+        "  Generator: {package: tests.compat.improv_demo.sample_generator, class: Generator}\n"
+        "  Processor: {package: tests.compat.improv_demo.sample_processor, class: Processor}\n"
+        "connections:\n"
+        "  Generator.q_out: [Processor.q_in]\n"
+        "  Generator.q_out: [Processor.q_in]\n"
+    )
+    with pytest.raises(PipelineFileError) as caught:
+        load_pipeline(path)
+    (problem,) = caught.value.problems
+    assert "key 'Generator.q_out' is given twice in one mapping (lines 5 and 6)" in problem
+
+    out = subprocess.run(
+        [sys.executable, "-m", "rigd", "convert", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert "is not an improv config file" not in out.stderr
+    assert problem in out.stderr

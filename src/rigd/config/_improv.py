@@ -59,6 +59,8 @@ _IMPROV_UNUSED = {
 #: rigd's own keys, carried into the converted file as they are.
 _RIGD_KEYS = ("name", "record", "recording", "run", "realtime")
 _ENDPOINT = re.compile(r"^\s*([^.\s]+)\.([^.\s]+)\s*$")
+#: ``parse_yaml``'s words for text that is not a mapping.
+_SHAPE = "a config file is a mapping"
 
 
 class _ImprovActor(BaseModel):
@@ -96,16 +98,20 @@ def improv_pipeline_text(
     module's logger (``rigd convert`` prints it) and named in a comment.
 
     Raises:
-        PipelineFileError: it is improv's format, but wrong (an actor without
+        PipelineFileError: not YAML that rigd reads (a syntax error, a key
+            given twice, each named as ``rigd run`` names it), or improv's
+            format, but wrong (an actor without
             ``package`` or ``class``, a connection not ``Actor.link``, a
             top-level key neither improv's nor rigd's, or rigd's ``links``),
             with file, line and key.
     """
     if parsed is None:
         try:
-            parsed = parse_yaml(path, text, PipelineFileError, "", allow_aliases=allow_aliases)
-        except PipelineFileError:
-            return None  # not a mapping, or not YAML: the rigd reader says what is wrong
+            parsed = parse_yaml(path, text, PipelineFileError, _SHAPE, allow_aliases=allow_aliases)
+        except PipelineFileError as exc:
+            if exc.problems == [f"{path}: {_SHAPE}"]:
+                return None  # not a mapping: no config file of either format
+            raise  # not YAML rigd reads (a key given twice): as `rigd run` says it
     data, lines = parsed
     if not is_improv(data):
         return None
