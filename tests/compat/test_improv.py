@@ -342,3 +342,17 @@ def test_rigd_convert_names_a_key_given_twice_as_rigd_run_does(tmp_path: Path) -
     assert out.returncode == 2
     assert "is not an improv config file" not in out.stderr
     assert problem in out.stderr
+
+
+def test_an_improv_actor_with_no_body_is_named_with_its_fix(tmp_path: Path) -> None:
+    # Was: "Input should be a valid dictionary or instance of _ImprovActor".
+    path = tmp_path / "bare.yaml"
+    path.write_text("actors:\n  Generator:\n  Processor: {package: '', class: Processor}\n")
+    with pytest.raises(PipelineFileError) as caught:
+        load_pipeline(path)
+    assert caught.value.problems == [
+        f"{path}, line 2, actors.Generator: actor 'Generator' needs its package and class, "
+        "e.g. {package: actors.sample_generator, class: Generator}",
+        f"{path}, line 3, actors.Processor.package: package is a module, "
+        "e.g. actors.sample_generator; got an empty one",
+    ]

@@ -733,3 +733,46 @@ def test_the_actor_named_recorder_takes_the_recording_keys_it_does_not_give(
     (actor,) = (a for a in replay.config["actors"] if a["name"] == "recorder")
     assert actor["options"]["when_behind"] == "wait"
     assert replay.changes == ("recorder recorder: when_behind drop -> wait",)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        (
+            "actors:\n  - {name: a, class: ''}\n",
+            "line 2, actors[0].class",
+            "class is an import path, e.g. rigd.pipeline.FrameStats; got an empty one",
+        ),
+        (
+            "actors:\n  - {name: a, class: x.Y, cpus: 2}\n",
+            "line 2, actors[0].cpus",
+            "cpus is a list of CPU numbers, e.g. [2]; got 2",
+        ),
+        (
+            "actors:\n  - {name: a, class: x.Y}\nlinks: [{link: a.b -> c.d, slots: 0}]\n",
+            "line 3, links[0].slots",
+            "slots is at least 2 (a ring of 2..4096 frames), got 0",
+        ),
+        (
+            "actors:\n  - {name: a, class: x.Y}\nrecord: [a.b]\nrecording: {slots: 5000}\n",
+            "line 4, recording.slots",
+            "slots is at most 4096 (a ring of 2..4096 frames), got 5000",
+        ),
+        (
+            "actors: [camera]\n",
+            "line 1, actors[0]",
+            "an actor is a mapping with its name and class, e.g. {name: stats, class: ",
+        ),
+    ],
+    ids=["empty-class", "cpus-not-a-list", "too-few-slots", "too-many-slots", "actor-a-name"],
+)
+def test_a_wrong_value_is_worded_as_the_files_with_its_fix(
+    text: str, key: str, message: str
+) -> None:
+    # Was: pydantic's own words ("Input should be a valid list"), with no fix.
+    with pytest.raises(PipelineFileError) as caught:
+        load_pipeline("bad.yaml", text=text)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"bad.yaml, {key}: {message}"), problem
+    assert "Input should" not in problem
+    assert "String should" not in problem

@@ -8,13 +8,8 @@ line and key.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import math
-import re
 import stat
-import types
-import typing
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 
 from rigd._exceptions import PipelineFileError
+from rigd.config._wording import NUMBER_ERRORS, keys_at, not_a_number, worded
 
 if TYPE_CHECKING:
     import pydantic
@@ -96,7 +92,7 @@ def _pydantic_problems(
     for item in error.errors():
         loc = tuple(p for p in item["loc"] if p not in ("function-after", "function-before"))
         unknown = item["type"] in ("extra_forbidden", "unexpected_keyword_argument")
-        keys = _keys_at(model, loc[:-1], aliases) if unknown else None
+        keys = keys_at(model, loc[:-1], aliases) if unknown else None
         # Aliases: pydantic reports the field name; the file says "class".
         loc = tuple(aliases.get(p, p) if isinstance(p, str) else p for p in loc)
         line = None
@@ -111,13 +107,15 @@ def _pydantic_problems(
                 message += f"; {_dotted(loc[:-1]) or 'the top level'} takes {', '.join(keys)}"
         elif item["type"] == "missing":
             message = f"required key {loc[-1]!r} is missing"
-        elif item["type"] in _NUMBER_ERRORS:
-            message = _not_a_number(item["type"], item["input"], loc) or message
+        elif item["type"] in NUMBER_ERRORS:
+            message = not_a_number(item["type"], item["input"], loc) or message
         elif item["type"] == "string_pattern_mismatch" and loc and loc[-1] == "name":
             message = (
                 f"name {item['input']!r}: use letters, digits and '_', starting with a letter "
                 "or '_' (a name is a Python identifier: 'my_camera', not 'my-camera')"
             )
+        else:
+            message = worded(item["type"], loc, item.get("input")) or message
         yield f"{where(path, line, loc)}: {message}"
 
 
@@ -126,78 +124,6 @@ def _dotted(key: Sequence[Any]) -> str:
     for part in key:
         dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else str(part))
     return dotted
-
-
-def _keys_at(model: Any, loc: tuple[Any, ...], aliases: Mapping[str, str]) -> list[str] | None:
-    """The keys the dataclass at ``loc`` in ``model`` takes (as the file writes
-    them), or None where ``loc`` is not a dataclass of ``model``'s."""
-    kind = model
-    for part in (*loc, None):
-        while True:  # Annotated[X, ...] -> X; X | None -> X; list[X] -> X at an index
-            origin, args = typing.get_origin(kind), typing.get_args(kind)
-            if origin is typing.Annotated:
-                kind = args[0]
-            elif origin in (types.UnionType, typing.Union):
-                kinds = [a for a in args if a is not type(None)]
-                kind = kinds[0] if len(kinds) == 1 else None
-            elif origin is list and isinstance(part, int):
-                kind, part = args[0], "done"
-            else:
-                break
-        if not (isinstance(kind, type) and dataclasses.is_dataclass(kind)):
-            return None
-        names = [f.name for f in dataclasses.fields(kind)]
-        if part is None:
-            return [aliases.get(n, n) for n in names]
-        if part == "done":
-            continue
-        if part not in names:
-            return None
-        kind = typing.get_type_hints(kind, include_extras=True)[part]
-    return None
-
-
-#: pydantic's errors for a value given for a number field.
-_NUMBER_ERRORS = ("int_type", "float_type", "int_parsing", "float_parsing", "int_from_float")
-
-
-def _not_a_number(kind: str, value: Any, loc: tuple[Any, ...]) -> str | None:
-    """What is wrong with ``value`` given for a number field (``kind``: pydantic's
-    error type, for an ``int`` or ``float`` field), or None to keep pydantic's words."""
-    start = max((i for i, p in enumerate(loc) if isinstance(p, str)), default=0)
-    name = "".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc[start:]) or "it"
-    whole = kind.startswith("int")
-    number = "a whole number" if whole else "a number"
-    if isinstance(value, bool):
-        return f"{name} is {number}, got {str(value).lower()}"
-    if isinstance(value, float) and whole:
-        return f"{name} is {number}, got {value!r}"
-    if isinstance(value, str):
-        number_text = _as_yaml_number(value.strip(), whole=whole)
-        if number_text is None:
-            return f"{name} is {number}, got the text {value!r}"
-        if "e" in value.lower():
-            return (
-                f"{name} is {number}, got the text {value!r} (YAML reads an exponent as a "
-                f"number only with a '.' and a sign: 1.0e+3, not 1e3 or 1.0e3); write {number_text}"
-            )
-        return f"{name} is {number}, got the text {value!r}; write {number_text} without quotes"
-    return None
-
-
-def _as_yaml_number(text: str, *, whole: bool) -> str | None:
-    """``text`` (a number Python reads) as YAML reads a number, or None."""
-    if whole:
-        return text if re.fullmatch(r"[-+]?[0-9]+", text) else None
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    if not math.isfinite(value):
-        return None
-    written = repr(value)  # 1000.0, 1e+30, 1.5e-07: the exponent has its sign
-    mantissa, e, exponent = written.partition("e")
-    return f"{mantissa if '.' in mantissa else mantissa + '.0'}{e}{exponent}"
 
 
 #: The most values a YAML file may hold once its aliases are expanded.
