@@ -776,3 +776,42 @@ def test_a_wrong_value_is_worded_as_the_files_with_its_fix(
     assert problem.startswith(f"bad.yaml, {key}: {message}"), problem
     assert "Input should" not in problem
     assert "String should" not in problem
+
+
+def test_a_cpu_given_twice_is_refused(tmp_path: Path) -> None:
+    (problem,) = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+            cpus: [0, 0]
+        """,
+    )
+    assert "line 5, actors[0].cpus: CPU 0 is given twice in [0, 0]; name each CPU once" in problem
+
+
+def test_an_infinite_or_nan_number_of_seconds_is_refused(tmp_path: Path) -> None:
+    # Was: accepted (max_pause_s: .inf never ended a pause).
+    found = problems(
+        tmp_path,
+        f"""
+        actors:{CAMERA}
+            num_cpus: .nan
+        record: [camera.frames]
+        recording: {{flush_interval: .inf, fsync_interval: .NaN}}
+        run: {{max_pause_s: .inf, setup_timeout_s: -.inf}}
+        """,
+    )
+    assert [p.split(": ", 1)[1] for p in found] == [
+        "num_cpus is a finite number, got nan",
+        "flush_interval is a finite number of seconds, got inf",
+        "fsync_interval is a finite number of seconds, got nan",
+        "max_pause_s is a finite number of seconds, got inf",
+        "setup_timeout_s is a finite number of seconds, got -inf",
+    ]
+    assert [p.split(": ", 1)[0].rsplit(", ", 1)[1] for p in found] == [
+        "actors[0].num_cpus",
+        "recording.flush_interval",
+        "recording.fsync_interval",
+        "run.max_pause_s",
+        "run.setup_timeout_s",
+    ]

@@ -77,6 +77,10 @@ def _some_cpus(value: list[int] | None) -> list[int] | None:
             "an empty list pins the actor nowhere; name CPUs (e.g. [2]) or leave cpus "
             "out to let the kernel choose"
         )
+    twice = sorted({cpu for cpu in value or () if value.count(cpu) > 1})
+    if twice:
+        cpus = f"CPU {twice[0]} is" if len(twice) == 1 else f"CPUs {', '.join(map(str, twice))} are"
+        raise ValueError(f"{cpus} given twice in {value}; name each CPU once")
     return value
 
 
@@ -128,8 +132,8 @@ class ActorConfig:
     name: Name
     class_path: Annotated[str, Limits(min_length=1)]  # the file's key: ``class``
     options: dict[str, Any] = field(default_factory=dict)
-    num_cpus: Annotated[float, Limits(ge=0), NO_BOOL] | None = None
-    num_gpus: Annotated[float, Limits(ge=0), NO_BOOL] | None = None
+    num_cpus: Annotated[float, Limits(ge=0, allow_inf_nan=False), NO_BOOL] | None = None
+    num_gpus: Annotated[float, Limits(ge=0, allow_inf_nan=False), NO_BOOL] | None = None
     max_restarts: Annotated[int, Limits(ge=-1), NO_BOOL] = 0
     #: Pin the actor's process to these CPUs (Linux CPU affinity), so that
     #: the scheduler never queues it behind another actor on a busy core.
@@ -175,8 +179,8 @@ class RecordingConfig:
     directory: Annotated[str, After(_local_directory)] = "rigd-data"
     template: str = "{date}_{time}_{pipeline}_{run_id}.h5"
     compression: Literal["lz4", "zstd", "bitshuffle-lz4"] | None = None
-    flush_interval: Annotated[float, Limits(gt=0), NO_BOOL] = 0.5
-    fsync_interval: Annotated[float, Limits(gt=0), NO_BOOL] = 1.0
+    flush_interval: Annotated[float, Limits(gt=0, allow_inf_nan=False), NO_BOOL] = 0.5
+    fsync_interval: Annotated[float, Limits(gt=0, allow_inf_nan=False), NO_BOOL] = 1.0
     latency_trace: bool = True
     #: What a lossless input does when the disk falls behind: ``wait`` holds
     #: the source back (a file played back), ``drop`` drops the oldest frames,
@@ -204,11 +208,11 @@ class RunConfig:
 
     metadata: dict[str, Any] = field(default_factory=dict)
     #: The longest pause (seconds); a longer one ends on its own (the run resumes).
-    max_pause_s: Annotated[float, Limits(gt=0), NO_BOOL] = 600.0
+    max_pause_s: Annotated[float, Limits(gt=0, allow_inf_nan=False), NO_BOOL] = 600.0
     #: How long (seconds) each actor's start calls (open its device, attach,
     #: ``setup``) may take before the start fails naming the actors that did
     #: not answer.
-    setup_timeout_s: Annotated[float, Limits(gt=0), NO_BOOL] = 60.0
+    setup_timeout_s: Annotated[float, Limits(gt=0, allow_inf_nan=False), NO_BOOL] = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)

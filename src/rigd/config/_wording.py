@@ -116,7 +116,8 @@ def worded(kind: str, loc: tuple[Any, ...], value: Any) -> str | None:
         bound = "at least 2" if kind == "greater_than_equal" else "at most 4096"
         return f"slots is {bound} (a ring of 2..4096 frames), got {value!r}"
     if kind == "finite_number":
-        return f"{key} is a finite number of seconds, got {value!r}"
+        what = "" if key in ("num_cpus", "num_gpus") else " of seconds"
+        return f"{key} is a finite number{what}, got {value!r}"
     return None
 
 
