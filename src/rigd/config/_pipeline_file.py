@@ -72,12 +72,14 @@ ALIASES = {"class_path": "class"}
 
 
 def _some_cpus(value: list[int] | None) -> list[int] | None:
-    if value is not None and not value:
+    if value is None:
+        return value
+    if not value:
         raise ValueError(
             "an empty list pins the actor nowhere; name CPUs (e.g. [2]) or leave cpus "
             "out to let the kernel choose"
         )
-    twice = sorted({cpu for cpu in value or () if value.count(cpu) > 1})
+    twice = sorted({cpu for cpu in value if value.count(cpu) > 1})
     if twice:
         cpus = f"CPU {twice[0]} is" if len(twice) == 1 else f"CPUs {', '.join(map(str, twice))} are"
         raise ValueError(f"{cpus} given twice in {value}; name each CPU once")
