@@ -15,7 +15,7 @@ A pipeline file::
       - {link: camera.frames -> viewer.frames, policy: latest, slots: 4}
     record: [stats.stats]          # shorthand: record these outputs too
     realtime: {cpu_latency_us: 0}  # optional: hold CPU wake-ups fast while running
-    recording: {directory: rigd-data, compression: null}
+    recording: {directory: rigd-data, when_behind: drop}  # the record: recorder's options
     run:
       metadata: {experiment: demo}
 
