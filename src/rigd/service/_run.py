@@ -25,6 +25,7 @@ from rigd import actors
 from rigd._exceptions import PipelineFailedError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError
 from rigd.pipeline import Pipeline, PipelineStatus, RunReport, plan_pipeline, run_log_path
+from rigd.service._run_resources import unmet_resources
 from rigd.service._run_signals import Interrupts
 from rigd.storage import check_metadata
 
@@ -93,6 +94,9 @@ def run_pipeline(
         sys.path.insert(0, os.getcwd())
     try:
         plan = plan_pipeline(source)
+        # What this machine can never give (rigd run's runtime is rigd.init()'s).
+        if unmet := unmet_resources(plan):
+            raise PipelineFileError(unmet)
     except FileNotFoundError:
         print(f"rigd run: no pipeline file {source}", file=err)
         return 2
