@@ -45,10 +45,10 @@ def not_an_import_path(path: str) -> str | None:
     message gives the full path where rigd's own pipeline classes have it
     (``rigd.pipeline.FrameStats``), else the form to use.
     """
-    module, _, name = path.rpartition(".")
-    if module and all(part.isidentifier() for part in path.split(".")):
+    parts = path.split(".")
+    if len(parts) > 1 and all(part.isidentifier() for part in parts):
         return None
-    bare = next((p for p in reversed(path.split(".")) if p), path)
+    bare = next((p for p in reversed(parts) if p), path)
     package = sys.modules.get(__package__ or "")
     example = (
         f"rigd.pipeline.{bare}"
