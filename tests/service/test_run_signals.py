@@ -1,4 +1,5 @@
-"""``rigd run`` and signals sent to its whole process group, as ``timeout`` sends them."""
+"""``rigd run`` and ``rigd serve`` given SIGTERM twice, as ``timeout`` sends it (to the
+process, then to its whole process group)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from rigd.storage import inspect_run
 from tests.helpers import wait_until
+from tests.service.daemon import Daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,3 +88,39 @@ def test_a_group_sigterm_twice_as_timeout_sends_it_stops_cleanly(tmp_path: Path)
     assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]
     assert not workers_of(proc.pid)
     assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"rigd-{proc.pid}-")]
+
+
+def test_a_daemon_given_sigterm_twice_stops_cleanly_and_exits_0(tmp_path: Path) -> None:
+    # `rigd serve` (and `rigd run --console`, which serves): the second SIGTERM
+    # exited at once (status 1, the run file left to repair).
+    d = Daemon(tmp_path, allowed_modules=["rigd", "tests.pipeline"])
+    try:
+        d.load(PIPELINE)
+        run = d.client.post("/v1/runs", json={"run_id": "twice"}).json()
+        d.wait_for_frames(20)
+        os.kill(d.pid, signal.SIGTERM)
+        wait_until(lambda: "running -> stopping" in d.output(), timeout=30)
+        # The slow reader drains 32 frames at 10 a second: still stopping.
+        os.kill(d.pid, signal.SIGTERM)
+        assert d.terminate(timeout=60) == 0, d.output()
+        assert "exiting at once" not in d.output()
+        d.assert_nothing_left()
+    finally:
+        d.stop()
+    assert inspect_run(run["files"][0]).run_state == "complete"
+
+
+def test_a_ctrl_c_after_a_daemons_sigterm_still_forces(tmp_path: Path) -> None:
+    d = Daemon(tmp_path, allowed_modules=["rigd", "tests.pipeline"])
+    try:
+        d.load(PIPELINE)
+        d.client.post("/v1/runs", json={"run_id": "forced"})
+        d.wait_for_frames(20)
+        os.kill(d.pid, signal.SIGTERM)
+        wait_until(lambda: "running -> stopping" in d.output(), timeout=30)
+        os.kill(d.pid, signal.SIGINT)  # while the slow reader drains
+        assert d.terminate(timeout=60) == 1, d.output()
+        assert "second SIGINT: exiting at once" in d.output()
+        wait_until(lambda: not workers_of(d.pid), timeout=30, what="the workers to exit")
+    finally:
+        d.stop()
