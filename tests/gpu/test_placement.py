@@ -81,7 +81,9 @@ def test_a_request_that_can_be_met_later_waits(two_gpus: list[str]) -> None:
 
 def test_requests_that_can_never_be_met_fail_at_creation(two_gpus: list[str]) -> None:
     rigd.init(num_gpus=1)  # caps rigd to one of the two GPUs
-    with pytest.raises(ResourceUnavailableError, match=r"num_gpus=2 needs 2 whole GPUs"):
+    with pytest.raises(
+        ResourceUnavailableError, match=r"num_gpus=2 \(2 whole GPUs\) but this runtime has 1 GPU"
+    ):
         Probe.options(num_gpus=2).remote()
     assert rigd.get(Probe.options(num_gpus=1).remote().environment.remote())["ids"] == [0]
 
@@ -159,7 +161,9 @@ def test_a_gpu_task_waits_for_a_gpu_without_holding_back_cpu_tasks(
 
 def test_a_gpu_task_that_can_never_run_fails_at_submission(two_gpus: list[str]) -> None:
     rigd.init()
-    with pytest.raises(ResourceUnavailableError, match="num_gpus=3 needs 3 whole GPUs"):
+    with pytest.raises(
+        ResourceUnavailableError, match=r"num_gpus=3 \(3 whole GPUs\) but this runtime has 2 GPU"
+    ):
         rigd.get(task_environment.options(num_gpus=3).remote(), timeout=30)
 
 

@@ -88,7 +88,7 @@ def test_records_and_messages_flow_between_processes_into_the_run_file(
     # The run's entries are gone with the run; the kept one stays.
     left = rigd.store.keys()
     assert "last_k" not in left
-    assert "store entries removed: ['last_k']; kept: ['summary']" in caplog.text
+    assert "store entries removed: 1 (last_k); kept: 1 (summary)" in caplog.text
     assert rigd.store.get("summary")["seen"] == 40
     rigd.store.delete("summary")
 

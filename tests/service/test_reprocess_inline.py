@@ -9,7 +9,8 @@ import h5py
 import numpy as np
 
 from rigd.actors import Actor
-from rigd.service._reprocess import _table, reprocess
+from rigd.service._reprocess import reprocess
+from rigd.service._reprocess_table import table
 from tests.service.test_reprocess import PIPELINE, run_file
 
 
@@ -90,6 +91,6 @@ def test_a_file_done_with_steps_that_raised_says_so_in_its_row(tmp_path: Path) -
         "8 step(s) of actor 'rowsum' raised (the last: ValueError: bad frame 154); their "
         "frames are missing downstream"
     )
-    assert "WARNING: 8 step(s) of actor 'rowsum' raised" in _table([done])
+    assert "WARNING: 8 step(s) of actor 'rowsum' raised" in table([done])
     with h5py.File(done.output or "", "r") as f:
         assert len(f["sums/frames"]) == 52

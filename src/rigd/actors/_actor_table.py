@@ -127,7 +127,8 @@ class ActorTable:
                 self._reply(peer, req_id, name_taken(ns, options.name, existing), False)
                 return
         cpus = float(options.num_cpus or 0)
-        problem = self._resources.impossible(f"actor {request.class_name}", cpus, options.num_gpus)
+        named = f"{options.name!r} ({request.class_name})" if options.name else request.class_name
+        problem = self._resources.impossible(f"actor {named}", cpus, options.num_gpus)
         if problem is not None and group_of(options) is None:
             self._reply(peer, req_id, ResourceUnavailableError(problem), False)
             return

@@ -44,16 +44,14 @@ class GpuPool:
             if any(c + _EPSILON >= request for c in self.capacity.values()):
                 return None
             return (
-                f"num_gpus={request:g} needs one GPU with that much free, and this runtime "
-                f"has {self._describe()}"
+                f"num_gpus={request:g} (a share of one GPU) but this runtime has {self._describe()}"
             )
         whole = sum(1 for c in self.capacity.values() if c + _EPSILON >= 1)
         if request <= whole:
             return None
-        return (
-            f"num_gpus={request:g} needs {int(request)} whole GPUs, and this runtime has "
-            f"{self._describe()}"
-        )
+        count = int(request) if float(request).is_integer() else request
+        wanted = f"{count:g} whole GPU{'' if count == 1 else 's'}"
+        return f"num_gpus={request:g} ({wanted}) but this runtime has {self._describe()}"
 
     def allocate(self, request: float) -> tuple[GpuInfo, ...] | None:
         """Take GPUs for ``request``; None when they are busy now (wait and retry)."""
@@ -84,7 +82,10 @@ class GpuPool:
 
     def _describe(self) -> str:
         if not self.capacity:
-            return "no GPUs (run it on a machine with a GPU, or ask for none)"
+            return (
+                "no GPUs; run it on a machine with a GPU (and no rigd.init(num_gpus=0)), "
+                "or ask for none"
+            )
         parts = ", ".join(f"GPU {i}: {c:g}" for i, c in self.capacity.items())
         return (
             f"{len(self.capacity)} GPU(s) ({parts}); raise rigd.init(num_gpus=...) or ask for less"

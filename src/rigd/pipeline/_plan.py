@@ -23,7 +23,13 @@ from typing import Any
 
 from rigd.actors import Actor
 from rigd.config import ActorConfig, LinkConfig, PipelineFile, PipelineFileError, load_pipeline
-from rigd.pipeline._plan_classes import actor_class, check_options, import_path, refused_module
+from rigd.pipeline._plan_classes import (
+    actor_class,
+    check_options,
+    import_path,
+    not_an_import_path,
+    refused_module,
+)
 from rigd.pipeline._plan_records import ActorPlan, Plan, RingPlan
 from rigd.pipeline._plan_shapes import ShapeStage
 
@@ -84,12 +90,19 @@ def check_pipeline(
     available_cpus = os.sched_getaffinity(0)
     actors: dict[str, ActorConfig] = {}
     index: dict[str, int] = {}
+    # A name given twice: the first keeps it; links naming it are not checked
+    # (which actor they mean is the question), so only the duplicate is said.
+    duplicates: set[str] = set()
     for i, actor in enumerate(config.actors):
         if actor.name in actors:
+            first = pfile.line("actors", index[actor.name])
             problems.append(
-                f"{pfile.where('actors', i, 'name')}: a second actor named "
-                f"{actor.name!r}; actor names must be unique"
+                f"{pfile.where('actors', i, 'name')}: a second actor named {actor.name!r}"
+                f"{f' (the first is at line {first})' if first else ''}; actor names must be "
+                "unique: rename or remove one"
             )
+            duplicates.add(actor.name)
+            continue
         actors[actor.name] = actor
         index[actor.name] = i
         missing = sorted(set(actor.cpus or ()) - available_cpus)
@@ -125,6 +138,9 @@ def check_pipeline(
     for name, actor in actors.items():
         key = ("actors", index[name], "class") if index[name] >= 0 else ("record",)
         module = actor.class_path.rpartition(".")[0]
+        if (bare := not_an_import_path(actor.class_path)) is not None:
+            problems.append(f"{pfile.where(*key)}: {bare}")
+            continue
         if allowed_modules is not None and not any(
             module == p or module.startswith(p + ".") for p in allowed_modules
         ):
@@ -181,6 +197,9 @@ def check_pipeline(
     edges: dict[str, set[str]] = {name: set() for name in actors}
     for link, key in zip(links, link_keys, strict=True):
         (src, out), (dst, inp) = link.source, link.target
+        if duplicates & {src, dst}:
+            writers_of.setdefault((dst, inp), links.index(link))  # its reader is fed
+            continue
         bad = False
         for actor_name in (src, dst):
             if actor_name not in actors:
@@ -212,7 +231,7 @@ def check_pipeline(
         edges[dst].add(src)
     for name, cls in classes.items():
         for inp in cls.input_names or ():
-            if (name, inp) not in writers_of:
+            if (name, inp) not in writers_of and name not in duplicates:
                 where = (
                     pfile.where("actors", index[name])
                     if index[name] >= 0

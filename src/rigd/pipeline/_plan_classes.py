@@ -18,7 +18,7 @@ from typing import Any
 
 from rigd.actors import Actor
 
-__all__ = ["actor_class", "check_options", "import_path", "refused_module"]
+__all__ = ["actor_class", "check_options", "import_path", "not_an_import_path", "refused_module"]
 
 
 def import_path(path: str) -> Any:
@@ -36,6 +36,26 @@ def import_path(path: str) -> Any:
         return getattr(module, attr)
     except AttributeError:
         raise ImportError(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+def not_an_import_path(path: str) -> str | None:
+    """Why ``path`` (a pipeline file's ``class``) is not ``module.Class``, or None.
+
+    A bare class name (``FrameStats``) has no module to import it from: the
+    message gives the full path where rigd's own pipeline classes have it
+    (``rigd.pipeline.FrameStats``), else the form to use.
+    """
+    parts = path.split(".")
+    if len(parts) > 1 and all(part.isidentifier() for part in parts):
+        return None
+    bare = next((p for p in reversed(parts) if p), path)
+    package = sys.modules.get(__package__ or "")
+    example = (
+        f"rigd.pipeline.{bare}"
+        if bare.isidentifier() and bare in getattr(package, "__all__", ())
+        else f"my_actors.{bare if bare.isidentifier() else 'MyActor'} (its module, then the class)"
+    )
+    return f"class {path!r} is not an import path; give module.Class, e.g. {example}"
 
 
 #: Modules never imported through a pipeline, whatever the allow-list: the

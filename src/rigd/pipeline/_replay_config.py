@@ -131,6 +131,10 @@ def check_replay(pipeline: str | Path | PipelineFile) -> None:
     stage = check_pipeline(replay.pfile)
     # The recorders' option values (``describe_outputs``: when_behind, write_buffers).
     stage.check_options(replay.recorders)
+    # Said once, here (the driver's check), not per file: each new file's
+    # provenance note says them too.
+    for change in replay.changes:
+        log.info("replay of %s: %s (offline nothing drops for speed)", pfile.path, change)
 
 
 def replay_config(
@@ -256,8 +260,6 @@ def replay_config(
             if one_thread and _takes(actor, "write_buffers"):
                 options.setdefault("write_buffers", _SHARED_THREAD_BUFFERS)
             actor["options"] = options
-    for change in changes:
-        log.info("replay of %s: %s (offline nothing drops for speed)", pfile.path, change)
 
     text = yaml.dump(data, Dumper=_DUMPER, sort_keys=False)
     # Made from the validated file by the rewrite above: not validated again

@@ -57,9 +57,22 @@ def end_store(p: Pipeline) -> None:
             "pipeline %s: run %s's store entries removed: %s; kept: %s",
             p.plan.name,
             p.run_id,
-            removed or "none",
-            kept or "none",
+            _some(removed),
+            _some(kept),
         )
+
+
+#: How many of a run's store keys its end's log line names (a run may put thousands).
+_KEYS_SAID = 5
+
+
+def _some(keys: list[str]) -> str:
+    """``keys`` for a log line: how many, and the first few (``3 (a, b, c)``,
+    ``346 (k0, k1, k2, k3, k4 and 341 more)``); ``none`` for none."""
+    if not keys:
+        return "none"
+    more = f" and {len(keys) - _KEYS_SAID} more" if len(keys) > _KEYS_SAID else ""
+    return f"{len(keys)} ({', '.join(keys[:_KEYS_SAID])}{more})"
 
 
 def alive(p: Pipeline, name: str) -> bool:

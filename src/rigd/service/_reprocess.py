@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from rigd.service._reprocess_outputs import cannot_write, with_kept_frames
 from rigd.service._reprocess_signals import StopSignals
+from rigd.service._reprocess_table import table
 
 if TYPE_CHECKING:
     from rigd.config import PipelineFile
@@ -95,8 +96,10 @@ def reprocess(
     and a node can hold one file's task); a job refused before leaves nothing.
 
     Raises:
-        ValueError: with ``address``, no node of the cluster can hold one
-            file's task (its CPUs and GPUs); nothing was submitted.
+        ValueError: ``out_dir`` is a file, lies under one, or cannot be made
+            (``/proc/x``); the message names it and the fix. Or, with
+            ``address``, no node of the cluster can hold one file's task (its
+            CPUs and GPUs); nothing was submitted.
         ImportError: with ``address``, Ray is not installed (the message
             names the extra to install: ``rigd[cluster]``).
         ConnectionError: with ``address``, no Ray cluster answers there.
@@ -114,6 +117,7 @@ def reprocess(
     text = loaded.text
     pipeline_path = str(Path(pipeline).resolve())
     out = str(Path(out_dir).resolve())
+    _check_out(out)
     paths = [str(Path(f).resolve()) for f in files]
     # One output per input, never one written twice or over an existing file:
     # inputs of one name (two run.h5, or a file named twice) get -2, -3, ...
@@ -214,29 +218,39 @@ def reprocess(
     return [results[index] for index in range(len(paths))]
 
 
+#: What ``--out`` problems end with: the fix.
+_OUT_FIX = "give a directory for the new run files (made if missing), e.g. --out ./rigd-reprocessed"
+
+
+def _check_out(out: str) -> None:
+    """Refuse an ``out`` no directory can be made at, before anything is done.
+
+    Raises:
+        ValueError: ``out`` is a file, or lies under one; names it and the fix.
+    """
+    there = Path(out)
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if there == Path(out) and not there.is_dir():
+        raise ValueError(f"--out {out} is a file, not a directory; {_OUT_FIX}")
+    if not there.is_dir():
+        raise ValueError(f"--out {out} cannot be made: {there} is a file; {_OUT_FIX}")
+
+
 def _make_out(out: str) -> None:
-    """Make the output directory ``out`` (and its parents), once the job can start."""
-    Path(out).mkdir(parents=True, exist_ok=True)
+    """Make the output directory ``out`` (and its parents), once the job can start.
 
-
-def _table(results: Sequence[FileResult]) -> str:
-    rows = [("file", "state", "frames", "seconds", "output / error")]
-    for r in results:
-        rows.append(
-            (
-                Path(r.file).name,
-                r.state,
-                str(r.frames),
-                f"{r.seconds:.1f}",
-                (", ".join(r.outputs) or r.output or r.error or "")
-                + (f"  WARNING: {r.warning}" if r.warning else ""),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
-        for row in rows
-    )
+    Raises:
+        ValueError: it cannot be made (``/proc/x``, no permission); names it,
+            why, and the fix.
+    """
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _check_out(out)  # a file took its place meanwhile: say so
+        raise ValueError(
+            f"--out {out} cannot be made ({exc.strerror or exc}); {_OUT_FIX}"
+        ) from None
 
 
 def _check_classes(pfile: Any) -> None:
@@ -319,7 +333,7 @@ def _cmd(args: argparse.Namespace) -> int:
             return 130
         order = [str(Path(f).resolve()) for f in args.files]
         results = sorted(reported, key=lambda r: order.index(r.file) if r.file in order else 0)
-    print(_table(results))
+    print(table(results))
     counts = {state: sum(r.state == state for r in results) for state in _STATES}
     print(", ".join(f"{n} {state}" for state, n in counts.items() if n or state in _STATES[:2]))
     if signals.count:
@@ -352,7 +366,12 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("pipeline", metavar="PIPELINE.yaml")
     parser.add_argument("files", nargs="+", metavar="RUN.h5")
-    parser.add_argument("--out", default="rigd-reprocessed", help="where the new run files go")
+    parser.add_argument(
+        "--out",
+        default="rigd-reprocessed",
+        metavar="DIR",
+        help="the directory the new run files go to, made if missing (default: ./rigd-reprocessed)",
+    )
     parser.add_argument("--address", help="a Ray address (ray://HOST:PORT, ray:HOST:PORT, ray)")
     parser.add_argument(
         "--timeout",

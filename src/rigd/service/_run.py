@@ -1,10 +1,11 @@
 """``rigd run [PIPELINE.yaml]``: one pipeline in the foreground, with live progress.
 
-Runs until the sources end or Ctrl-C. The first Ctrl-C stops cleanly
-(sources first, every lossless reader drains, files sealed); a second one
-forces (actors killed, run files repaired). Progress goes to stderr: one
-line rewritten in place on a terminal, plain lines every few seconds
-otherwise. The summary at the end goes to stdout.
+Runs until the sources end or Ctrl-C. The first Ctrl-C or SIGTERM stops
+cleanly (sources first, every lossless reader drains, files sealed); a
+Ctrl-C once it says it is stopping forces (actors killed, run files
+repaired); signals that arrive together are one request (``_run_signals``).
+Progress goes to stderr: one line rewritten in place on a terminal, plain
+lines every few seconds otherwise. The summary at the end goes to stdout.
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ import os
 import re
 import signal
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
 
 from rigd import actors
 from rigd._exceptions import PipelineFailedError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError
 from rigd.pipeline import Pipeline, PipelineStatus, RunReport, plan_pipeline, run_log_path
+from rigd.service._run_resources import unmet_resources
+from rigd.service._run_signals import Interrupts
 from rigd.storage import check_metadata
 
 __all__ = ["DEMO_PIPELINE", "format_progress", "format_report", "run_pipeline"]
@@ -93,6 +94,9 @@ def run_pipeline(
         sys.path.insert(0, os.getcwd())
     try:
         plan = plan_pipeline(source)
+        # What this machine can never give (rigd run's runtime is rigd.init()'s).
+        if unmet := unmet_resources(plan):
+            raise PipelineFileError(unmet)
     except FileNotFoundError:
         print(f"rigd run: no pipeline file {source}", file=err)
         return 2
@@ -124,7 +128,7 @@ def run_pipeline(
     except ValueError as exc:
         print(f"rigd run: --meta: {exc}; nothing was started", file=err)
         return 2
-    interrupts = _Interrupts()
+    interrupts = Interrupts()  # signals that arrive together are one request
     previous = signal.signal(signal.SIGINT, interrupts.handle)
     # SIGTERM (systemd, `timeout`, kill) stops cleanly too, as a first Ctrl-C does.
     previous_term = signal.signal(signal.SIGTERM, interrupts.handle)
@@ -149,9 +153,9 @@ def run_pipeline(
         print("rigd run: running; Ctrl-C stops cleanly, a second Ctrl-C forces", file=err)
         report = _follow(pipeline, interrupts, err)
     finally:
+        actors.shutdown()  # before the handlers go: a late SIGTERM must not cut it short
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, previous_term)
-        actors.shutdown()
     print(format_report(report), file=out)
     if report.failure:
         return 1
@@ -239,7 +243,7 @@ class _PaceWatch:
                 self.warned.discard(name)
 
 
-def _follow(pipeline: Pipeline, interrupts: _Interrupts, err: TextIO) -> RunReport:
+def _follow(pipeline: Pipeline, interrupts: Interrupts, err: TextIO) -> RunReport:
     watch = _PaceWatch(pipeline)
     tty = err.isatty()
     every = _TTY_EVERY_S if tty else _PLAIN_EVERY_S
@@ -273,29 +277,11 @@ def _follow(pipeline: Pipeline, interrupts: _Interrupts, err: TextIO) -> RunRepo
             print(
                 "rigd run: stopping (sources first, then draining); Ctrl-C again forces", file=err
             )
+        interrupts.stopping = True  # from here a Ctrl-C (only) forces
         return pipeline.stop()
     except KeyboardInterrupt:
         print("\nrigd run: forced stop; killing the actors and repairing run files", file=err)
         return pipeline.kill()
-
-
-class _Interrupts:
-    """First SIGINT: ask for a clean stop. Second: KeyboardInterrupt (force).
-
-    While the pipeline starts (``starting``) the first one forces already.
-    """
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.stop = threading.Event()
-        self.starting = False
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        self.count += 1
-        if self.count == 1 and not self.starting:
-            self.stop.set()
-            return
-        raise KeyboardInterrupt
 
 
 def parse_meta(items: Sequence[str]) -> dict[str, Any]:

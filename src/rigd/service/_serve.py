@@ -30,6 +30,7 @@ import time
 from collections.abc import Generator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -69,26 +70,40 @@ def recover_data_dir(data_dir: Path) -> list[str]:
 
 class _Server(uvicorn.Server):
     """uvicorn, with rigd's signal handling: the first SIGTERM or SIGINT begins a
-    clean stop, a second forces; the signal is not raised again afterwards, so
-    a clean stop exits 0."""
+    clean stop, a Ctrl-C (SIGINT) after it forces, a SIGTERM never does (the
+    same request again); the signal is not raised again afterwards, so a
+    clean stop exits 0."""
 
     def __init__(self, config: uvicorn.Config, daemon: Daemon) -> None:
         super().__init__(config)
         self.daemon = daemon
+        self.stop_asked = False  # set by the first SIGTERM or SIGINT, as it begins
+        self.previous_handlers: dict[int, Any] = {}
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        previous = {
-            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        # Kept past uvicorn's serve: the run is sealed after it (``serve``'s
+        # ``daemon.close``), and a second SIGTERM then must not kill the process.
+        if not self.previous_handlers:
+            self.previous_handlers = {
+                sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+        yield
+
+    def restore_signals(self) -> None:
+        """Put back the handlers ``capture_signals`` replaced (once the daemon is closed)."""
+        for sig, handler in self.previous_handlers.items():
+            signal.signal(sig, handler)
+        self.previous_handlers = {}
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.should_exit:
+        asked, self.stop_asked = self.stop_asked or self.should_exit, True  # before any call
+        if asked and sig == signal.SIGTERM:
+            # The same request: `timeout` sends two at once (to this process,
+            # then to its group); stop_timeout_s bounds the stop whatever.
+            log.info("SIGTERM: already stopping cleanly (a Ctrl-C forces)")
+            return
+        if asked:
             log.warning("second %s: exiting at once", signal.Signals(sig).name)
             self.force_exit = True
             os._exit(1)
@@ -301,4 +316,5 @@ def serve(config_path: str | None = None, *, recover: bool = True) -> int:
                 (directory / _LOCK_FILE).unlink()
         for fd in locks:
             os.close(fd)
+        server.restore_signals()
     return 0
