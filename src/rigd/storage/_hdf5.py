@@ -18,6 +18,7 @@ record do not pay for h5py). Its parts, one concept each:
 - ``_run_provenance``: what a reprocessed run file carries from its source.
 """
 
+from rigd.storage._run_args import check_compression, check_interval
 from rigd.storage._run_inspect import StreamReader, export_nwb, inspect_run
 from rigd.storage._run_layout import (
     DropReason,
@@ -55,6 +56,8 @@ __all__ = [
     "StreamSummary",
     "carry_ledger",
     "carry_provenance",
+    "check_compression",
+    "check_interval",
     "check_metadata",
     "check_sealed",
     "export_nwb",
