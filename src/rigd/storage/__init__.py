@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         recover_run,
         run_file_path,
         run_metadata,
+        source_state,
     )
 
 
@@ -137,4 +138,5 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "run_file_path",
     "run_metadata",
     "shm_free_bytes",
+    "source_state",
 ]

@@ -39,6 +39,7 @@ from rigd.storage._run_provenance import (
     carry_provenance,
     mark_failed,
     run_metadata,
+    source_state,
 )
 from rigd.storage._run_recover import check_sealed, recover_run
 from rigd.storage._run_writer import RunWriter
@@ -66,4 +67,5 @@ __all__ = [
     "recover_run",
     "run_file_path",
     "run_metadata",
+    "source_state",
 ]

@@ -33,6 +33,8 @@ RESERVED_ATTRIBUTES = frozenset(
         "pipeline",
         "run_state",
         "recovered_time",
+        # Why a run failed (a reprocessed file's: ``mark_failed``).
+        "failure",
         # NeXus's NXroot attributes (_nexus.describe_root).
         "NX_class",
         "default",
