@@ -193,6 +193,8 @@ def test_the_constructors_refuse_the_stream_and_durability_options_planning_refu
         TriggeredRecorder(template="{run_id:>300}")
     with pytest.raises(ValueError, match="starts with ~"):
         TriggeredRecorder(directory="~/data")
+    with pytest.raises(ValueError, match="flush_interval must be positive"):
+        TriggeredRecorder(flush_interval=-1)
     HDF5Recorder(compression="zstd", flush_interval=1, fsync_interval=2.5, latency_trace=False)
 
 
