@@ -208,3 +208,13 @@ def test_rigd_reprocess_refuses_a_recorders_bad_option_before_any_file(
     key = option.split(":")[0]
     with pytest.raises(PipelineFileError, match=rf"line 9, actors\[1\]\.options\.{key}"):
         check_replay(pipeline)
+
+
+def test_the_record_shorthands_template_with_a_conversion_is_refused_at_load(
+    tmp_path: Path,
+) -> None:
+    text = CAMERA + "record: [camera.frames]\nrecording:\n  template: '{run_id!r}'\n"
+    problem = _refused(tmp_path, text)
+    assert "line 7, recording.template: recorder: " in problem
+    assert "{run_id!r} has a conversion" in problem
+    assert "write the field alone: {run_id}" in problem
