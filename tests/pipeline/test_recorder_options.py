@@ -34,10 +34,11 @@ def _refused(tmp_path: Path, text: str) -> str:
 
 
 def _recorder(option: str) -> str:
+    directory = "" if option.startswith("directory:") else "      directory: rigd-data\n"
     return (
         CAMERA
         + "  - name: recorder\n    class: rigd.pipeline.HDF5Recorder\n    options:\n"
-        + f"      directory: rigd-data\n      {option}\n"
+        + f"{directory}      {option}\n"
         + "links:\n  - camera.frames -> recorder.camera\n"
     )
 
@@ -52,6 +53,28 @@ def _recorder(option: str) -> str:
         ("template: '../../escape_{run_id}.h5'", "template", "a file name, not a path"),
         ("template: ''", "template", "a file name, not a path"),
         ("template: '{run_id'", "template", "expected '}' before end of string"),
+        # Was: each passed the load and failed at start (a traceback), or in
+        # rigd reprocess failed every file.
+        (
+            "compression: gzip",
+            "compression",
+            "unknown compression 'gzip': should be 'lz4', 'zstd' or 'bitshuffle-lz4'",
+        ),
+        ("compression: [lz4]", "compression", "unknown compression ['lz4']"),
+        ("flush_interval: -1", "flush_interval", "a number of seconds > 0, got -1"),
+        ("flush_interval: 0", "flush_interval", "a number of seconds > 0, got 0"),
+        ("flush_interval: soon", "flush_interval", "a number of seconds > 0, got 'soon'"),
+        ("flush_interval: .nan", "flush_interval", "a number of seconds > 0, got nan"),
+        ("fsync_interval: 0", "fsync_interval", "a number of seconds > 0, got 0"),
+        ("fsync_interval: true", "fsync_interval", "a number of seconds > 0, got True"),
+        ("latency_trace: maybe", "latency_trace", "true or false"),
+        # Was: the first failed at start (File name too long), the second
+        # wrote a file named with quotes.
+        ("template: '{run_id:>300}'", "template", "{run_id:>300} has a format spec"),
+        ("template: '{run_id!r}.h5'", "template", "{run_id!r} has a conversion"),
+        ("template: '{date}_{time!s:4}'", "template", "write the field alone: {time}"),
+        # Was: a literal ./~/data directory.
+        ("directory: ~/data", "directory", "give the path without ~: rigd does not expand it"),
     ],
 )
 def test_a_recorders_bad_option_value_is_refused_at_load_naming_its_line_and_key(
@@ -141,3 +164,57 @@ def test_rigd_reprocess_refuses_a_recorders_bad_when_behind_before_any_file(
     assert f"{pipeline}, line 9, actors[1].options.when_behind" in result.stderr
     assert result.stdout == ""
     assert not (tmp_path / "o").exists()
+
+
+def test_a_recording_directory_under_a_tilde_is_refused_at_load_naming_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was: a directory named ~ in the working directory (a later rm -rf ~... is dangerous).
+    monkeypatch.chdir(tmp_path)
+    text = CAMERA + "record: [camera.frames]\nrecording:\n  directory: ~/data\n"
+    problem = _refused(tmp_path, text)
+    assert "line 7, recording.directory: give the path without ~: rigd does not expand it" in (
+        problem
+    )
+    assert "e.g. /home/you/data" in problem
+    assert not (tmp_path / "~").exists()
+
+
+def test_the_constructors_refuse_the_stream_and_durability_options_planning_refuses() -> None:
+    with pytest.raises(ValueError, match=r"should be 'lz4', 'zstd' or 'bitshuffle-lz4'"):
+        HDF5Recorder(compression="gzip")
+    with pytest.raises(ValueError, match="flush_interval must be positive"):
+        HDF5Recorder(flush_interval=0)
+    with pytest.raises(ValueError, match="fsync_interval must be positive"):
+        HDF5Recorder(fsync_interval="soon")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="latency_trace is true or false"):
+        HDF5Recorder(latency_trace="maybe")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="has a format spec"):
+        TriggeredRecorder(template="{run_id:>300}")
+    with pytest.raises(ValueError, match="starts with ~"):
+        TriggeredRecorder(directory="~/data")
+    with pytest.raises(ValueError, match="flush_interval must be positive"):
+        TriggeredRecorder(flush_interval=-1)
+    HDF5Recorder(compression="zstd", flush_interval=1, fsync_interval=2.5, latency_trace=False)
+
+
+@pytest.mark.parametrize("option", ["compression: gzip", "flush_interval: soon"])
+def test_rigd_reprocess_refuses_a_recorders_bad_option_before_any_file(
+    tmp_path: Path, option: str
+) -> None:
+    # Was: every file of the job failed with the same error.
+    pipeline = tmp_path / "bad.yaml"
+    pipeline.write_text(_recorder(option))
+    key = option.split(":")[0]
+    with pytest.raises(PipelineFileError, match=rf"line 9, actors\[1\]\.options\.{key}"):
+        check_replay(pipeline)
+
+
+def test_the_record_shorthands_template_with_a_conversion_is_refused_at_load(
+    tmp_path: Path,
+) -> None:
+    text = CAMERA + "record: [camera.frames]\nrecording:\n  template: '{run_id!r}'\n"
+    problem = _refused(tmp_path, text)
+    assert "line 7, recording.template: recorder: " in problem
+    assert "{run_id!r} has a conversion" in problem
+    assert "write the field alone: {run_id}" in problem

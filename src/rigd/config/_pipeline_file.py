@@ -95,6 +95,8 @@ def _link_syntax(value: str) -> str:
 def _local_directory(value: str) -> str:
     if not value.strip() or "\0" in value:
         raise ValueError("give a directory path, e.g. rigd-data or /data/rig1")
+    if value.startswith("~"):
+        raise ValueError("give the path without ~: rigd does not expand it; e.g. /home/you/data")
     if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
         raise ValueError(
             f"{value!r} is a URL; give a local directory path (e.g. /data/rig1): "

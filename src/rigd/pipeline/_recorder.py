@@ -19,7 +19,12 @@ import numpy as np
 from rigd._exceptions import EndOfStream, RecordingError, RingBrokenError, WouldBlock
 from rigd.actors import get_runtime_context
 from rigd.pipeline._recorder_behind import FallBehind
-from rigd.pipeline._recorder_options import check_when_behind, check_write_buffers
+from rigd.pipeline._recorder_options import (
+    check_intervals,
+    check_streams,
+    check_when_behind,
+    check_write_buffers,
+)
 from rigd.pipeline._run_file import RunFileActor
 from rigd.storage import (
     OWN_IDS,
@@ -86,6 +91,8 @@ class HDF5Recorder(RunFileActor):
     ) -> None:
         check_write_buffers(write_buffers)
         check_when_behind(when_behind)
+        check_streams(compression, latency_trace)
+        check_intervals(flush_interval, fsync_interval)
         self.check_place(directory, template)
         self.when_behind = when_behind
         self.directory = directory
@@ -110,6 +117,8 @@ class HDF5Recorder(RunFileActor):
         given = {**_defaults(HDF5Recorder), **_defaults(cls), **options}
         check_write_buffers(given["write_buffers"])
         check_when_behind(given["when_behind"])
+        check_streams(given["compression"], given["latency_trace"])
+        check_intervals(given["flush_interval"], given["fsync_interval"])
         cls.check_place(given["directory"], given["template"])
         return {}
 

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from rigd._exceptions import OptionValueError
-from rigd.storage import run_file_path
+from rigd.storage import check_compression, check_interval, run_file_path
 
 __all__ = [
     "OptionValueError",
     "check_directory",
+    "check_intervals",
+    "check_streams",
     "check_template",
     "check_when_behind",
     "check_write_buffers",
@@ -35,9 +37,10 @@ def check_template(template: Any) -> None:
     """Refuse a file name template ``run_file_path`` cannot use.
 
     Raises:
-        OptionValueError: not text, an unknown field (``{foo}``), a brace
-            left open (``{run_id``), or a name that is empty or a path
-            (``../x_{run_id}.h5``).
+        OptionValueError: not text, an unknown field (``{foo}``), a field
+            with a format spec or conversion (``{run_id:>300}``,
+            ``{run_id!r}``), a brace left open (``{run_id``), or a name that
+            is empty or a path (``../x_{run_id}.h5``).
     """
     if not isinstance(template, str):
         raise OptionValueError(
@@ -56,7 +59,9 @@ def check_template(template: Any) -> None:
 def check_directory(directory: Any) -> None:
     """Refuse a run file directory that can be known bad without creating anything.
 
-    Refused: not text, empty, or with a NUL byte; an existing path that is not a directory; a
+    Refused: not text, empty, or with a NUL byte; a path that starts with ``~``
+    (rigd does not expand it: ``~/data`` would be a directory named ``~`` in
+    the working directory); an existing path that is not a directory; a
     parent that is a file; a place on a filesystem that holds no files
     (``/proc``, ``/sys``: ``statvfs`` gives no blocks) or is read-only, or
     whose nearest existing directory this process may not write to.
@@ -73,6 +78,12 @@ def check_directory(directory: Any) -> None:
         raise OptionValueError(
             "directory", f"directory is the path of a directory, got {directory!r}"
         )
+    if str(directory).startswith("~"):
+        raise OptionValueError(
+            "directory",
+            f"directory {str(directory)!r} starts with ~: give the path without ~: rigd does "
+            "not expand it; e.g. /home/you/data",
+        )
     try:
         _check_place(str(directory))
     except OptionValueError:
@@ -84,7 +95,7 @@ def check_directory(directory: Any) -> None:
 
 
 def _check_place(directory: str) -> None:
-    path = Path(directory).expanduser().absolute()
+    path = Path(directory).absolute()
     fix = "give a directory, or a path where one can be created"
     if path.exists() and not path.is_dir():
         raise OptionValueError(
@@ -137,4 +148,39 @@ def check_write_buffers(write_buffers: Any) -> None:
     if isinstance(write_buffers, bool) or not isinstance(write_buffers, int) or write_buffers < 0:
         raise OptionValueError(
             "write_buffers", f"write_buffers is a number of chunks >= 0, got {write_buffers!r}"
+        )
+
+
+def check_intervals(flush_interval: Any, fsync_interval: Any) -> None:
+    """Refuse a ``flush_interval`` or ``fsync_interval`` that is not a number of
+    seconds > 0 (``RunWriter``'s rule: ``rigd.storage.check_interval``).
+
+    Raises:
+        OptionValueError: naming the option and the value.
+    """
+    for name, seconds in (("flush_interval", flush_interval), ("fsync_interval", fsync_interval)):
+        try:
+            check_interval(name, seconds)
+        except ValueError as exc:
+            raise OptionValueError(name, str(exc)) from None
+
+
+def check_streams(compression: Any, latency_trace: Any) -> None:
+    """Refuse a ``compression`` that is not ``None``, ``lz4``, ``zstd`` or
+    ``bitshuffle-lz4`` (the codecs' rule: ``rigd.storage.check_compression``;
+    in the words of the pipeline file's ``recording:`` block) and a
+    ``latency_trace`` that is not ``true`` or ``false``.
+
+    Raises:
+        OptionValueError: naming the option, the value and the choices.
+    """
+    try:
+        check_compression(compression)
+    except (ValueError, RuntimeError) as exc:
+        raise OptionValueError("compression", str(exc)) from None
+    if not isinstance(latency_trace, bool):
+        raise OptionValueError(
+            "latency_trace",
+            f"latency_trace is true or false (store each frame's latency to disk), "
+            f"got {latency_trace!r}",
         )

@@ -40,7 +40,14 @@ from rigd.pipeline._replay_guard import (
     sweep_stale_rings,
     unheed_interrupts,
 )
-from rigd.storage import carry_ledger, carry_provenance, check_sealed, mark_failed, run_metadata
+from rigd.storage import (
+    carry_ledger,
+    carry_provenance,
+    check_sealed,
+    mark_failed,
+    run_metadata,
+    source_state,
+)
 
 __all__ = ["check_replay", "replay_file", "replay_outputs", "replay_pipeline"]
 
@@ -81,11 +88,15 @@ def _recorders(text: str) -> tuple[str, ...]:
         return ()
 
 
-def _provenance(run_file: str, pipeline: str, replay: Replay, before: Any) -> dict[str, str]:
+def _provenance(
+    run_file: str, pipeline: str, replay: Replay, before: Any, state: str | None
+) -> dict[str, str]:
     name = str(replay.config.get("name", "pipeline"))
     note = f"rigd reprocess of {run_file} through pipeline {name!r}"
     if pipeline:
         note += f" ({pipeline})"
+    if state:
+        note += f"; {state}"
     if replay.changes:
         note += f"; so that nothing drops offline: {', '.join(replay.changes)}"
     if before:
@@ -130,8 +141,11 @@ def replay_file(
         file; the first recorder's), ``outputs`` (every recorder's, see
         ``replay_outputs``), ``frames`` (recorded, all streams), ``seconds`` (wall clock),
         ``error`` (``"Class: first line"`` when failed), ``warning`` (a done
-        replay whose actors' steps raised and went on, in a thread of this
-        process: which, how often, the last error; ``None`` else). Never raises an
+        replay of a source whose ``run_state`` is not ``complete``: its state
+        and failure, as the new file's ``provenance`` says too
+        (``rigd.storage.source_state``); or whose actors' steps raised and
+        went on, in a thread of this process: which, how often, the last
+        error; ``None`` else). Never raises an
         ``Exception``: a file's failure is its result (a ``run_file`` that
         is not a path, an output name too long, a timeout too): the files it
         wrote are kept, marked ``run_state: failed`` (``rigd.storage.mark_failed``);
@@ -175,8 +189,12 @@ def replay_file(
             targets[recorder] = target
         # The new file carries the source's metadata and says where it came from.
         source = str(Path(where).resolve())
+        # rigd's own attributes (run_state, failure, ...) are not carried: a source
+        # that did not complete is said in the provenance note and the row's warning.
         metadata = run_metadata(source)
-        metadata.update(_provenance(source, pipeline_path, replay, metadata.get("provenance")))
+        state = source_state(source)
+        before = metadata.get("provenance")
+        metadata.update(_provenance(source, pipeline_path, replay, before, state))
         warning: str | None = None  # a live run's steps are its actors' own logs
         if not actor_processes:
             inline = run_inline(plan_pipeline(pfile), run_id, metadata, float(timeout))
@@ -203,6 +221,7 @@ def replay_file(
                 carry_ledger(source, str(target), replay.streams(recorder))
                 carry_provenance(source, str(target))
         outputs = [str(t) for t in targets.values() if t.exists()] or files
+        warning = "; ".join(w for w in (state, warning) if w) or None
         return _result(where, "done", start, outputs, frames, warning=warning)
     except BaseException as exc:  # one file's failure is its row; an interrupt goes on
         error = error_text(exc, where, timeout)

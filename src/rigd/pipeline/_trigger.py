@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 
 from rigd.pipeline._expression import Expression
 from rigd.pipeline._processor import Spec
+from rigd.pipeline._recorder_options import check_intervals
 from rigd.pipeline._run_file import RunFileActor
 from rigd.pipeline._trigger_events import LABEL_BYTES, Event, Trigger, event_table_dtype
 from rigd.pipeline._trigger_frames import EventFrames
@@ -130,6 +131,7 @@ class TriggeredRecorder(RunFileActor):
             raise ValueError(f"max_events must be a whole number >= 1 or null, got {max_events!r}")
         if not isinstance(post_timeout_s, (int, float)) or post_timeout_s <= 0:
             raise ValueError(f"post_timeout_s must be positive, got {post_timeout_s!r}")
+        check_intervals(flush_interval, fsync_interval)
         self.check_place(directory, template)
         self.pre, self.post = pre, post
         self.pre_s, self.post_s = pre_s, post_s

@@ -130,9 +130,11 @@ def reprocess(
     results: dict[int, FileResult] = {}
     targets: list[list[Path]] = []  # each file's outputs, once named (below)
 
-    def finished(index: int, result: dict[str, Any]) -> None:
-        # A row that did not finish counts the frames its kept outputs hold.
-        item = FileResult(**with_kept_frames(result, targets[index] if targets else ()))
+    def finished(index: int, result: dict[str, Any], replayed: bool = True) -> None:
+        # A row that did not finish counts the frames its kept outputs hold: only
+        # outputs this job wrote (none for a file refused before its replay began).
+        kept = targets[index] if targets and replayed else ()
+        item = FileResult(**with_kept_frames(result, kept))
         results[index] = item
         if progress is not None:
             progress(len(results), len(paths), item)
@@ -146,7 +148,7 @@ def reprocess(
     for index, path in enumerate(paths):
         error = cannot_write(targets[index], path)
         if error:
-            finished(index, asdict(FileResult(path, "failed", error=error)))
+            finished(index, asdict(FileResult(path, "failed", error=error)), replayed=False)
         else:
             todo.append(index)
 

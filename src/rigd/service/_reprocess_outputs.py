@@ -4,7 +4,8 @@
 A failed, interrupted or timed-out replay keeps what it wrote (sealed, marked
 ``run_state: failed``: ``rigd.pipeline.replay_file``); its row counts the
 frames in those files (``rigd.storage.inspect_run``, per stream) instead of
-showing 0.
+showing 0. A file refused before its replay began (``cannot_write``: an output
+there already, from an earlier job) counts 0: those outputs are not this job's.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ def format_summary(summary: RunSummary) -> str:
     """The text ``rigd inspect`` prints for one run file."""
     lines = [
         f"{summary.path}",
-        f"  run {summary.run_id}: {summary.run_state}",
+        f"  run {summary.run_id}: {summary.run_state}"
+        + (f" ({summary.failure})" if summary.failure else ""),
         f"  started {summary.start_time or '?'}, stopped {summary.stop_time or '-'}"
         f" on {summary.host or '?'} (rigd {summary.rigd_version or '?'})",
     ]

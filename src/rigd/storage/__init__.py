@@ -59,6 +59,8 @@ if TYPE_CHECKING:
         StreamSummary,
         carry_ledger,
         carry_provenance,
+        check_compression,
+        check_interval,
         check_metadata,
         check_sealed,
         export_nwb,
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
         recover_run,
         run_file_path,
         run_metadata,
+        source_state,
     )
 
 
@@ -114,6 +117,8 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "call_before_sleeping",
     "carry_ledger",
     "carry_provenance",
+    "check_compression",
+    "check_interval",
     "check_metadata",
     "check_sealed",
     "current_store",
@@ -133,4 +138,5 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "run_file_path",
     "run_metadata",
     "shm_free_bytes",
+    "source_state",
 ]

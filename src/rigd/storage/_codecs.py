@@ -24,7 +24,7 @@ import numpy as np
 
 from rigd.storage import _bitshuffle, _lz4, _zstd
 
-__all__ = ["CODECS", "Codec", "codec"]
+__all__ = ["CODECS", "COMPRESSION_CHOICES", "Codec", "codec"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,14 @@ def codec(name: str) -> Codec:
     """
     try:
         return CODECS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown compression {name!r}; choose one of {sorted(CODECS)} or None"
-        ) from None
+    except (KeyError, TypeError):  # TypeError: not hashable (a list)
+        raise ValueError(f"unknown compression {name!r}: {COMPRESSION_CHOICES}") from None
+
+
+#: What a compression may be, in the words the pipeline file's ``recording:``
+#: block uses for it (its pydantic ``Literal``), with ``None`` added.
+COMPRESSION_CHOICES = (
+    "should be "
+    + ", ".join(repr(n) for n in list(CODECS)[:-1])
+    + f" or {list(CODECS)[-1]!r}, or null (uncompressed)"
+)

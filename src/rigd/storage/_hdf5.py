@@ -18,6 +18,7 @@ record do not pay for h5py). Its parts, one concept each:
 - ``_run_provenance``: what a reprocessed run file carries from its source.
 """
 
+from rigd.storage._run_args import check_compression, check_interval
 from rigd.storage._run_inspect import StreamReader, export_nwb, inspect_run
 from rigd.storage._run_layout import (
     DropReason,
@@ -38,6 +39,7 @@ from rigd.storage._run_provenance import (
     carry_provenance,
     mark_failed,
     run_metadata,
+    source_state,
 )
 from rigd.storage._run_recover import check_sealed, recover_run
 from rigd.storage._run_writer import RunWriter
@@ -55,6 +57,8 @@ __all__ = [
     "StreamSummary",
     "carry_ledger",
     "carry_provenance",
+    "check_compression",
+    "check_interval",
     "check_metadata",
     "check_sealed",
     "export_nwb",
@@ -63,4 +67,5 @@ __all__ = [
     "recover_run",
     "run_file_path",
     "run_metadata",
+    "source_state",
 ]

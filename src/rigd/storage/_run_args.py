@@ -12,12 +12,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rigd.storage._codecs import Codec, codec
 from rigd.storage._h5file import require_filter
 from rigd.storage._run_layout import StreamSpec
 from rigd.storage._run_metadata import check_metadata
 
-__all__ = ["check_new_run"]
+__all__ = ["check_compression", "check_interval", "check_new_run"]
 
 
 def check_new_run(
@@ -48,16 +50,10 @@ def check_new_run(
     clash = sorted(set(checked_tables) & set(names))
     if clash:
         raise ValueError(f"tables {clash} have the names of streams; name them apart")
-    if flush_interval <= 0 or fsync_interval <= 0:
-        raise ValueError(
-            f"flush_interval ({flush_interval}) and fsync_interval ({fsync_interval}) "
-            "must be positive"
-        )
+    check_interval("flush_interval", flush_interval)
+    check_interval("fsync_interval", fsync_interval)
     checked = check_metadata(metadata or {})
-    codecs = {s.name: codec(s.compression) if s.compression else None for s in streams}
-    for found in codecs.values():
-        if found is not None:
-            require_filter(found)
+    codecs = {s.name: check_compression(s.compression) for s in streams}
     if path.exists():
         raise FileExistsError(
             f"{path} exists; rigd never overwrites a run file. Use a new run id "
@@ -67,3 +63,35 @@ def check_new_run(
     if write_buffers < 0:
         raise ValueError(f"write_buffers must be >= 0, got {write_buffers}")
     return checked, codecs, checked_tables
+
+
+def check_compression(name: Any) -> Codec | None:
+    """The codec of a stream's ``compression`` (``None``: uncompressed).
+
+    The rule ``HDF5Recorder``'s option check (``rigd.pipeline``) applies at load.
+
+    Raises:
+        ValueError: not ``None``, ``lz4``, ``zstd`` or ``bitshuffle-lz4``
+            (``COMPRESSION_CHOICES``'s words).
+        RuntimeError: HDF5 has no filter for it (hdf5plugin not installed).
+    """
+    if name is None:
+        return None
+    found = codec(name)
+    require_filter(found)
+    return found
+
+
+def check_interval(name: str, seconds: Any) -> None:
+    """Refuse a ``flush_interval`` or ``fsync_interval`` (``name``) that is not
+    a number of seconds > 0 (a bool, text, 0, a negative number, NaN).
+
+    Raises:
+        ValueError: naming the interval and the value.
+    """
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float | np.integer | np.floating)
+        or not seconds > 0
+    ):
+        raise ValueError(f"{name} must be positive: a number of seconds > 0, got {seconds!r}")

@@ -135,6 +135,7 @@ def inspect_run(path: str | os.PathLike[str]) -> RunSummary:
             metadata=metadata,
             pipeline=attr_str(attrs, "pipeline"),
             nexus=_nexus.summarise(f),
+            failure=attr_str(attrs, "failure"),
         )
 
 

@@ -203,6 +203,9 @@ class RunSummary:
     #: The NeXus view: the entry's default plot and its NXdata groups; None in
     #: a file written before run files carried NeXus.
     nexus: tuple[str, tuple[_nexus.NexusData, ...]] | None = None
+    #: Why the run failed (the ``failure`` attribute: a reprocessed file's,
+    #: ``mark_failed``); "" if none.
+    failure: str = ""
 
     @property
     def frames(self) -> int:

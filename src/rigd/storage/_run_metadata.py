@@ -33,6 +33,8 @@ RESERVED_ATTRIBUTES = frozenset(
         "pipeline",
         "run_state",
         "recovered_time",
+        # Why a run failed (a reprocessed file's: ``mark_failed``).
+        "failure",
         # NeXus's NXroot attributes (_nexus.describe_root).
         "NX_class",
         "default",
@@ -59,16 +61,29 @@ def run_file_path(
     ``{pipeline}``. Values are made safe for a file name.
 
     Raises:
-        ValueError: the template names another field or is not a file name.
+        ValueError: the template names another field, gives a field a format
+            spec or conversion (``{run_id:>300}``, ``{run_id!r}``), or is not
+            a file name.
     """
     when = (when or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template)]
+    names = [f for f, _, _ in fields if f is not None]
     unknown = sorted({n for n in names if n not in TEMPLATE_FIELDS})
     if unknown:
         raise ValueError(
             f"file name template {template!r} uses unknown field(s) {unknown}; "
             f"use only {{{'}, {'.join(TEMPLATE_FIELDS)}}}"
         )
+    for field, spec, conversion in fields:
+        if spec or conversion:
+            # '{run_id:>300}' names no file a file system takes; '{run_id!r}' adds quotes.
+            written = f"{field}{'!' + conversion if conversion else ''}"
+            written += f":{spec}" if spec else ""
+            raise ValueError(
+                f"file name template {template!r}: {{{written}}} has a "
+                f"{'format spec' if spec else 'conversion'}, which a file name template does "
+                f"not take; write the field alone: {{{field}}}"
+            )
     values = {
         "run_id": _safe(run_id),
         "date": when.strftime("%Y%m%d"),

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from rigd.storage._h5file import open_file
+from rigd.storage._h5file import attr_str, open_file
 from rigd.storage._run_layout import LEDGER_DTYPE, DropReason
 from rigd.storage._run_metadata import RESERVED_ATTRIBUTES
 
-__all__ = ["carry_ledger", "carry_provenance", "mark_failed", "run_metadata"]
+__all__ = ["carry_ledger", "carry_provenance", "mark_failed", "run_metadata", "source_state"]
 
 #: The source run's own attributes a derived file keeps, under these names.
 SOURCE_ATTRIBUTES = {
@@ -70,6 +70,33 @@ def run_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
                 value = value.decode("utf-8", "replace")
             out[key] = value
         return out
+
+
+def source_state(path: str | os.PathLike[str]) -> str | None:
+    """What a derived file must say of a sealed run file whose ``run_state`` is
+    not ``complete`` (``failed``, ``recovered``: what it holds may be short of
+    the run), e.g. ``"the source run's state was failed: <its failure>"``;
+    ``None`` for a complete run. ``rigd reprocess`` writes it in the new
+    file's ``provenance`` and its row's warning.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a rigd run file.
+    """
+    with open_file(path, "r") as f:
+        if "run_id" not in f.attrs:
+            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
+        state, failure, recovered = (
+            attr_str(f.attrs, name) for name in ("run_state", "failure", "recovered_time")
+        )
+    if state == "complete":
+        return None
+    said = f"the source run's state was {state or 'not recorded'}"
+    if failure:
+        return f"{said}: {failure}"
+    if recovered:
+        return f"{said} (left open, repaired by rigd recover at {recovered})"
+    return said
 
 
 def carry_provenance(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
