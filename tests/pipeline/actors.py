@@ -166,3 +166,14 @@ class ArraySource(Actor):
 
     def sent(self) -> int:
         return self.k
+
+
+class SlowSetup(RowSum):
+    """A RowSum whose setup takes ``setup_s`` seconds (a model or a GPU context to load)."""
+
+    def __init__(self, setup_s: float = 1.0) -> None:
+        super().__init__()
+        self.setup_s = setup_s
+
+    def setup(self) -> None:
+        time.sleep(self.setup_s)  # the work of a slow setup, not a wait in a test

@@ -128,3 +128,44 @@ def test_paced_sources_resume_at_their_rate_without_a_burst_or_drops(tmp_path: P
         np.testing.assert_array_equal(
             f["player/timestamp_ns"][:].astype(np.int64), 1_700_000_000 * 10**9 + (ids - 7) * 10**7
         )
+
+
+def test_a_paced_camera_starts_its_clock_with_the_run_not_before_a_slow_setup(
+    tmp_path: Path,
+) -> None:
+    # Was: the clock started in the camera's own setup; a processor whose setup took
+    # 1 s made the camera write 100 frames at once when the run began, into a ring of
+    # 16 slots: dropped as ring_full.
+    path = tmp_path / "slow_setup.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            name: slow_setup
+            actors:
+              - name: camera
+                class: rigd.pipeline.SimulatedCamera
+                options: {{shape: [16, 16], dtype: uint16, fps: {FPS}, n_frames: 30}}
+              - name: slow
+                class: tests.pipeline.actors.SlowSetup
+                options: {{setup_s: 1.0}}
+            links:
+              - {{link: camera.frames -> slow.frames, slots: 16}}
+            record: [camera.frames, slow.sums]
+            recording: {{directory: "{tmp_path / "data"}"}}
+            """
+        )
+    )
+    pipeline = Pipeline(plan_pipeline(path), run_id="slow_setup")
+    pipeline.start()
+    try:
+        assert pipeline.wait(60)
+    finally:
+        report = pipeline.stop()
+
+    assert report.state == "stopped", report.failure
+    with h5py.File(report.files[0], "r") as f:
+        assert f["camera"].attrs["frames_dropped"] == 0
+        stamps = f["camera/timestamp_ns"][:]
+    assert len(stamps) == 30
+    # 29 gaps of 1/FPS: the frames took their time (a burst takes a few ms).
+    assert (stamps[-1] - stamps[0]) / 1e9 >= 0.8 * 29 / FPS

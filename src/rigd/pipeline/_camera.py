@@ -165,7 +165,10 @@ class SimulatedCamera(Actor):
             self._base = base.astype(np.float32)
         elif self.pattern == "cells":
             self._setup_cells(rng)
-        self._t0 = time.monotonic()
+        # The clock starts with the run (the first step), not here: the other
+        # actors' setups may take seconds (a model to load), and a clock started
+        # now would make the camera write those seconds' frames at once.
+        self._t0: float | None = None
         self._first = self.frames_written
 
     def resume(self) -> None:
@@ -183,6 +186,8 @@ class SimulatedCamera(Actor):
             self.finish()
             return
         if self.fps:
+            if self._t0 is None:
+                self._t0, self._first = time.monotonic(), k
             due = self._t0 + (k - self._first) / self.fps
             delay = due - time.monotonic()
             if delay > 0:
