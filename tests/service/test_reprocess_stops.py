@@ -117,6 +117,9 @@ def test_a_file_past_its_timeout_is_a_failed_row_naming_the_option_and_its_kept_
     with h5py.File(tmp_path / "out" / "hangs-reprocessed.h5", "r") as f:
         assert f.attrs["run_state"] == "failed"
         assert "timeout" in f.attrs["failure"]
+        # Was: a failed output said nothing of the run it came from (a done one does).
+        with h5py.File(tmp_path / "hangs.h5", "r") as source:
+            assert f.attrs["reprocessed_from_run_id"] == source.attrs["run_id"]
         kept = len(f["camera/frame_id"]) + len(f["stalled/frame_id"])
     assert kept > 0
     assert hung.split()[2] == str(kept)  # was: 0, though the kept file holds frames

@@ -225,11 +225,13 @@ def replay_file(
         return _result(where, "done", start, outputs, frames, warning=warning)
     except BaseException as exc:  # one file's failure is its row; an interrupt goes on
         error = error_text(exc, where, timeout)
-        # What the failed replay wrote is kept, never left looking complete.
+        # What the failed replay wrote is kept, never left looking complete, and
+        # still says which run it came from.
         for target in targets.values():
             with contextlib.suppress(OSError, ValueError):
                 if target.exists():
                     mark_failed(target, error)
+                    carry_provenance(str(Path(where).resolve()), str(target))
         if not isinstance(exc, Exception):
             raise
         return _result(where, "failed", start, error=error)
