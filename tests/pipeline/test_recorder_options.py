@@ -61,11 +61,13 @@ def _recorder(option: str) -> str:
             "unknown compression 'gzip': should be 'lz4', 'zstd' or 'bitshuffle-lz4'",
         ),
         ("compression: [lz4]", "compression", "unknown compression ['lz4']"),
-        ("flush_interval: -1", "flush_interval", "a number of seconds > 0, got -1"),
-        ("flush_interval: 0", "flush_interval", "a number of seconds > 0, got 0"),
-        ("flush_interval: soon", "flush_interval", "a number of seconds > 0, got 'soon'"),
-        ("flush_interval: .nan", "flush_interval", "a number of seconds > 0, got nan"),
-        ("fsync_interval: 0", "fsync_interval", "a number of seconds > 0, got 0"),
+        ("flush_interval: -1", "flush_interval", "finite number of seconds > 0, got -1"),
+        ("flush_interval: 0", "flush_interval", "finite number of seconds > 0, got 0"),
+        ("flush_interval: soon", "flush_interval", "seconds > 0, got the text 'soon'"),
+        ("flush_interval: '1e-1'", "flush_interval", "(YAML reads 1e-1 as text: write 0.1)"),
+        ("flush_interval: .nan", "flush_interval", "finite number of seconds > 0, got nan"),
+        ("fsync_interval: .inf", "fsync_interval", "finite number of seconds > 0, got inf"),
+        ("fsync_interval: 0", "fsync_interval", "finite number of seconds > 0, got 0"),
         ("fsync_interval: true", "fsync_interval", "a number of seconds > 0, got True"),
         ("latency_trace: maybe", "latency_trace", "true or false"),
         # Was: the first failed at start (File name too long), the second
@@ -183,9 +185,9 @@ def test_a_recording_directory_under_a_tilde_is_refused_at_load_naming_the_fix(
 def test_the_constructors_refuse_the_stream_and_durability_options_planning_refuses() -> None:
     with pytest.raises(ValueError, match=r"should be 'lz4', 'zstd' or 'bitshuffle-lz4'"):
         HDF5Recorder(compression="gzip")
-    with pytest.raises(ValueError, match="flush_interval must be positive"):
+    with pytest.raises(ValueError, match="flush_interval must be a finite number of seconds"):
         HDF5Recorder(flush_interval=0)
-    with pytest.raises(ValueError, match="fsync_interval must be positive"):
+    with pytest.raises(ValueError, match="fsync_interval is a number of seconds > 0, got the text"):
         HDF5Recorder(fsync_interval="soon")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="latency_trace is true or false"):
         HDF5Recorder(latency_trace="maybe")  # type: ignore[arg-type]
@@ -193,7 +195,7 @@ def test_the_constructors_refuse_the_stream_and_durability_options_planning_refu
         TriggeredRecorder(template="{run_id:>300}")
     with pytest.raises(ValueError, match="starts with ~"):
         TriggeredRecorder(directory="~/data")
-    with pytest.raises(ValueError, match="flush_interval must be positive"):
+    with pytest.raises(ValueError, match="flush_interval must be a finite number of seconds"):
         TriggeredRecorder(flush_interval=-1)
     HDF5Recorder(compression="zstd", flush_interval=1, fsync_interval=2.5, latency_trace=False)
 

@@ -433,7 +433,7 @@ def test_bad_configuration_is_refused_before_a_file_exists(tmp_path: Path) -> No
         RunWriter(path, [cam], run_id="x", metadata={"note": "a\0b"})
     with pytest.raises(ValueError, match="unique"):
         RunWriter(path, [cam, cam], run_id="x")
-    with pytest.raises(ValueError, match="must be positive"):
+    with pytest.raises(ValueError, match="must be a finite number of seconds > 0"):
         RunWriter(path, [cam], run_id="x", flush_interval=0)
     with pytest.raises(ValueError, match="cannot name an HDF5 group"):
         StreamSpec("a/b", (4, 4), np.uint8)

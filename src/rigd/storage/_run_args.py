@@ -8,6 +8,7 @@ stream list, table names, intervals, metadata or compression raise
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,14 +85,18 @@ def check_compression(name: Any) -> Codec | None:
 
 def check_interval(name: str, seconds: Any) -> None:
     """Refuse a ``flush_interval`` or ``fsync_interval`` (``name``) that is not
-    a number of seconds > 0 (a bool, text, 0, a negative number, NaN).
+    a finite number of seconds > 0 (a bool, text, 0, a negative number, NaN,
+    infinity).
 
     Raises:
         ValueError: naming the interval and the value.
     """
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float | np.integer | np.floating)
-        or not seconds > 0
-    ):
-        raise ValueError(f"{name} must be positive: a number of seconds > 0, got {seconds!r}")
+    if isinstance(seconds, str):
+        raise ValueError(
+            f"{name} is a number of seconds > 0, got the text {seconds!r}; write a number "
+            "without quotes, e.g. 0.5 (YAML reads 1e-1 as text: write 0.1)"
+        )
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} is a number of seconds > 0, got {seconds!r}")
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {seconds!r}")
