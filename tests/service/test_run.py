@@ -287,6 +287,34 @@ def test_rigd_run_says_why_frames_are_missing_drops_by_reason_or_a_slow_source(
     assert not any("dropped at held" in w for w in warnings), warnings
 
 
+def test_a_source_that_finished_is_not_warned_of_as_slow_while_its_readers_drain(
+    tmp_path: Path,
+) -> None:
+    # Was: "camera delivers 0.0 frames/s ... below its 100 fps" once its 20 frames
+    # were sent, while the viewer took 7 s to read them.
+    path = tmp_path / "drain.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            name: drain
+            actors:
+              - name: camera
+                class: rigd.pipeline.SimulatedCamera
+                options: {shape: [8, 8], fps: 100, n_frames: 20}
+              - name: viewer
+                class: tests.pipeline.actors.SlowViewer
+                options: {delay: 0.35}
+            links:
+              - {link: camera.frames -> viewer.frames, slots: 32}
+            """
+        )
+    )
+    result = rigd_cli_in(tmp_path, "run", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "below its" not in result.stderr, result.stderr
+    assert "warning" not in result.stderr, result.stderr
+
+
 def test_a_run_id_the_rest_api_would_refuse_is_refused_and_nothing_starts(tmp_path: Path) -> None:
     for bad in ("bad/id", "../up", " lead"):
         done = rigd_cli_in(tmp_path, "run", "--run-id", bad, timeout=60)

@@ -51,6 +51,8 @@ class LinkStatus:
     #: ``timeout``...; ``_ring_notes``). Notes overwritten before a sample read
     #: them (over 64 between two samples) are counted under ``unknown``, one each.
     dropped_by_reason: Mapping[str, int] = field(default_factory=dict)
+    #: Its writer ended the stream (a source that finished: ``n_frames`` taken, a file played).
+    closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class LinkRates:
                     latency,
                     stats.frames_skipped,
                     by_reason,
+                    stats.closed,
                 )
             )
         return tuple(links)

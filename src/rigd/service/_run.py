@@ -217,8 +217,8 @@ class _PaceWatch:
         self.check_drops(status, err)
         for name, fps in self.nominal.items():
             links = [link for link in status.links if link.ring.startswith(f"{name}.")]
-            if not links:
-                continue
+            if not links or all(link.closed for link in links):
+                continue  # none, or the source has finished: it has no rate to keep
             # What the source produced: written, and dropped for any reason.
             produced = max(
                 link.written + sum(link.dropped_by_reason.values() or [link.skipped])
