@@ -11,8 +11,9 @@ frame ids and wrote ``gap``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -55,9 +56,7 @@ def run_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         FileNotFoundError: no such file.
         ValueError: not a rigd run file.
     """
-    with open_file(path, "r") as f:
-        if "run_id" not in f.attrs:
-            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
+    with _open_run(path) as f:
         out: dict[str, Any] = {}
         for key, value in f.attrs.items():
             if key in RESERVED_ATTRIBUTES or key in _SOURCE_NAMES:
@@ -83,9 +82,7 @@ def source_state(path: str | os.PathLike[str]) -> str | None:
         FileNotFoundError: no such file.
         ValueError: not a rigd run file.
     """
-    with open_file(path, "r") as f:
-        if "run_id" not in f.attrs:
-            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
+    with _open_run(path) as f:
         state, failure, recovered = (
             attr_str(f.attrs, name) for name in ("run_state", "failure", "recovered_time")
         )
@@ -190,3 +187,17 @@ def _spans(rows: Any) -> list[tuple[int, int]]:
 def _inside(row: Any, spans: list[tuple[int, int]]) -> bool:
     first, end = int(row["first_id"]), int(row["first_id"]) + int(row["count"])
     return any(a <= first and end <= b for a, b in spans)
+
+
+@contextlib.contextmanager
+def _open_run(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """``path`` open for reading, once it is known to be a rigd run.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an HDF5 file that is not a rigd run (no ``run_id``).
+    """
+    with open_file(path, "r") as f:
+        if "run_id" not in f.attrs:
+            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
+        yield f
