@@ -1,4 +1,5 @@
-"""A processor that hangs at a given frame, for ``rigd reprocess``'s stop tests."""
+"""Processors that hang, for ``rigd reprocess``'s stop tests: at a given frame
+(``Stall``), or past the stop's grace (``LateStep``)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,36 @@ class Stall(Actor):
             self.outputs.frames.put(
                 frame.array, frame_id=frame.frame_id, timestamp_ns=frame.timestamp_ns
             )
+
+
+#: The same pipeline with a step that outlives the stop: camera -> late -> recorder.
+LATE_PIPELINE = STALL_PIPELINE.replace("stall_actors.Stall", "stall_actors.LateStep")
+
+
+class LateStep(Actor):
+    """Passes its first frame on only once the stop has removed its endpoints (a
+    step that outlives the stop's grace): makes ``marker/PID`` when it holds it."""
+
+    input_names = ("frames",)
+    output_names = ("frames",)
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self._detached = threading.Event()
+
+    @classmethod
+    def describe_outputs(cls, options: Any, inputs: Any) -> dict[str, Any]:
+        shape, dtype = inputs["frames"]
+        return {"frames": (tuple(shape), dtype)}
+
+    def __rigd_detach__(self) -> None:
+        super().__rigd_detach__()
+        self._detached.set()
+
+    def run_step(self) -> None:
+        with self.inputs.frames.read(timeout=1.0) as frame:
+            data, frame_id = frame.array.copy(), frame.frame_id
+        self._detached.clear()  # (attaching detaches first)
+        open(os.path.join(self.marker, str(os.getpid())), "x").close()
+        self._detached.wait(60)
+        self.outputs.frames.put(data, frame_id=frame_id)  # no output 'frames' by now

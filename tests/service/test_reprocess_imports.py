@@ -27,22 +27,26 @@ print(" ".join(m for m in sys.argv[4:] if m in sys.modules))
 """
 
 
-def test_a_replay_job_imports_neither_the_gpu_package_nor_improvs_reader_nor_the_service(
-    tmp_path: Path,
-) -> None:
-    run_file(tmp_path / "run.h5", 1, 20)
-
-    args = [PIPELINE, str(tmp_path / "run.h5"), str(tmp_path / "out"), *NOT_NEEDED]
+def run_job(code: str, *args: str) -> list[str]:
+    """The lines a job (``code``, in a fresh Python) prints: its state, and the modules."""
     job = subprocess.run(
-        [sys.executable, "-c", JOB, *args],
+        [sys.executable, "-c", code, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
+    return job.stdout.splitlines()
 
-    state, imported = job.stdout.splitlines()
+
+def test_a_replay_job_imports_neither_the_gpu_package_nor_improvs_reader_nor_the_service(
+    tmp_path: Path,
+) -> None:
+    run_file(tmp_path / "run.h5", 1, 20)
+
+    args = [PIPELINE, str(tmp_path / "run.h5"), str(tmp_path / "out"), *NOT_NEEDED]
+    state, imported = run_job(JOB, *args)
     assert state == "done None"
     assert imported == ""
     assert (tmp_path / "out" / "run-reprocessed.h5").exists()
@@ -78,16 +82,7 @@ def test_a_replay_job_given_the_loaded_pipeline_never_imports_pydantic(tmp_path:
     blob = tmp_path / "loaded.pickle"
     blob.write_bytes(pickle.dumps(load_pipeline(pipeline)))
 
-    job = subprocess.run(
-        [sys.executable, "-c", LOADED_JOB, str(blob), str(tmp_path / "run.h5"), str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-
-    state, imported = job.stdout.splitlines()
+    state, imported = run_job(LOADED_JOB, str(blob), str(tmp_path / "run.h5"), str(tmp_path))
     assert state == "done None"
     assert imported == ""
     with h5py.File(tmp_path / "run-reprocessed.h5", "r") as f:

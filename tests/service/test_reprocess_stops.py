@@ -17,8 +17,7 @@ from rigd.pipeline import replay_file
 from rigd.service._reprocess import reprocess
 from rigd.storage import RunWriter, StreamSpec, check_sealed
 from tests.helpers import SHM, wait_until
-from tests.service.stall_actors import STALL_PIPELINE
-from tests.service.stop_actors import LATE_PIPELINE
+from tests.service.stall_actors import LATE_PIPELINE, STALL_PIPELINE
 from tests.service.test_reprocess import PIPELINE
 
 ROOT = Path(__file__).resolve().parents[2]

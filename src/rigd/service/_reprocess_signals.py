@@ -1,6 +1,6 @@
 """Ctrl-C and SIGTERM stop ``rigd reprocess`` cleanly: one interrupt, then shielded.
 
-As with ``rigd run`` (``_run._Interrupts``), SIGTERM (``kill``, ``timeout``,
+As with ``rigd run`` (``_run_signals.Interrupts``), SIGTERM (``kill``, ``timeout``,
 systemd) means what Ctrl-C means. A reprocess job replays its file on the
 main thread (``replay_file``), so the first of either raises
 ``KeyboardInterrupt`` there: the file being replayed is stopped, sealed and
