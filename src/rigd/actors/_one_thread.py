@@ -98,12 +98,19 @@ class _Stepped:
         self.outputs: list[Callable[[], bool]] = [
             e.ready for e in actor.outputs.values() if hasattr(e, "ready")
         ]
+        self._every = (*self.inputs, *self.outputs)
+        self.stop = self.control.stop
 
     def outputs_ready(self) -> bool:
         return all(ready() for ready in self.outputs)
 
     def all_ready(self) -> bool:
-        return all(ready() for ready in self.inputs) and self.outputs_ready()
+        # Asked of every actor at every frame: a plain loop, not all() over a
+        # generator (half the cost, a few us a frame in a replay).
+        for ready in self._every:  # noqa: SIM110 - see above
+            if not ready():
+                return False
+        return True
 
     def any_ready(self) -> bool:
         return any(ready() for ready in self.inputs) and self.outputs_ready()
@@ -169,14 +176,15 @@ class OneThread:
     def _step_in_turn(self) -> None:
         live = self._live
         while live:
-            if any(s.control.stop.is_set() for s in live):
+            if self._stopped(live):
                 # Stopped: this thread steps none of them any more; their stops follow.
                 for s in live:
                     s.control.idle.set()
                     s.control.thread = _ENDED
                 return
             stepped = False
-            for s in list(live):
+            # A copy: a step that ends its actor removes it from ``live``.
+            for s in tuple(live):
                 if s.all_ready():
                     self._step(s)
                     stepped = True
@@ -189,6 +197,14 @@ class OneThread:
                 self._step(waiting[-1] if waiting else live[0])
                 if self._handed_off:
                     return
+
+    @staticmethod
+    def _stopped(live: list[_Stepped]) -> bool:
+        """Whether any actor's stop was asked (a loop, as ``all_ready``'s: at every frame)."""
+        for s in live:  # noqa: SIM110 - the loop is the point
+            if s.stop.is_set():
+                return True
+        return False
 
     def _step(self, s: _Stepped) -> None:
         self._current = s

@@ -46,6 +46,12 @@ class Endpoints(Mapping[str, Any]):
     def __init__(self, endpoints: Mapping[str, Any] | None = None, kind: str = "input") -> None:
         self._endpoints = dict(endpoints or {})
         self._kind = kind
+        # ``self.outputs.frames`` is read at every step: each name is an
+        # attribute of its own, found without ``__getattr__`` (a name the
+        # class has, ``keys``, stays the method, as it is through ``__getattr__``).
+        for name, endpoint in self._endpoints.items():
+            if not name.startswith("_") and not hasattr(type(self), name):
+                self.__dict__[name] = endpoint
 
     def __getitem__(self, name: str) -> Any:
         try:
@@ -155,11 +161,14 @@ class Actor:
 
     @property
     def inputs(self) -> Endpoints:
-        return self.__dict__.get("_rigd_inputs") or Endpoints(kind="input")
+        # ``is None``, not ``or``: read at every step, and ``or`` would ask its length.
+        inputs = self.__dict__.get("_rigd_inputs")
+        return Endpoints(kind="input") if inputs is None else inputs
 
     @property
     def outputs(self) -> Endpoints:
-        return self.__dict__.get("_rigd_outputs") or Endpoints(kind="output")
+        outputs = self.__dict__.get("_rigd_outputs")
+        return Endpoints(kind="output") if outputs is None else outputs
 
     @property
     def log(self) -> logging.Logger:

@@ -182,8 +182,13 @@ class HDF5Recorder(RunFileActor):
         self._behind = FallBehind(self._writer.note_dropped) if self.when_behind == "drop" else None
 
     def run_step(self) -> None:
-        with self.sealed_on_failure():
+        # ``sealed_on_failure`` spelled out: a context manager at every frame
+        # costs more than the rest of a step's own work.
+        try:
             self._step()
+        except RecordingError:
+            self.seal_failed()
+            raise
 
     def _step(self) -> None:
         if not self._open:

@@ -153,9 +153,14 @@ class RunFileActor(Actor):
         try:
             yield
         except RecordingError:
-            with contextlib.suppress(RecordingError):
-                self.seal()  # raises the same error again: the state is "failed"
+            self.seal_failed()
             raise
+
+    def seal_failed(self) -> None:
+        """After a ``RecordingError``: seal the file now (``sealed_on_failure``);
+        the caller raises the error on."""
+        with contextlib.suppress(RecordingError):
+            self.seal()  # raises the same error again: the state is "failed"
 
     def summary(self) -> dict[str, Any]:
         """The run file's path, frames and drops per stream, and the recorder's state."""

@@ -85,6 +85,8 @@ class RingReader:
         every note about ids below ``F`` is among them. Notes overwritten
         before they were read are counted in ``notes_lost``.
         """
+        if self._hdr.notes_written == self._notes_seen:
+            return []  # none since the last call (most calls: a recorder asks at every frame)
         notes, self._notes_seen, lost = read_notes(self._hdr, self._notes_seen)
         self.notes_lost += lost
         return notes

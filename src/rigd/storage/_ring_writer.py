@@ -20,7 +20,7 @@ import numpy as np
 from rigd._exceptions import RingClosedError, WouldBlock
 from rigd._proc import pid_alive
 from rigd.storage._futex import futex_wait, futex_wake
-from rigd.storage._ring_layout import WRITING, ReaderState
+from rigd.storage._ring_layout import WRITING, ReaderRecord, ReaderState
 from rigd.storage._ring_notes import OWN_IDS, write_note
 from rigd.storage._ring_segment import RingSegment
 from rigd.storage._ring_wait import CHECK_S
@@ -204,15 +204,7 @@ class RingWriter:
         if self._closed:
             return True
         seq = int(self._hdr.head)
-        if seq < self._space_until:
-            return True
-        seg = self._seg
-        return not any(
-            rec.state == ReaderState.ACTIVE
-            and rec.policy == 0
-            and seq - int(rec.cursor) >= seg.slot_count
-            for rec in seg.readers
-        )
+        return seq < self._space_until or not self._blocking(seq)
 
     def _begin(self, timeout: float | None) -> int:
         """Claim the next slot (waiting for space) and announce its frame."""
@@ -246,7 +238,8 @@ class RingWriter:
         meta.seq = seq + 1
         hdr.head = seq + 1
         hdr.data_futex = (hdr.data_futex + 1) & 0xFFFFFFFF
-        if any(seg.waiting_words):
+        # A slice is a list: any() over it costs half of any() over the ctypes array.
+        if any(seg.waiting_words[:]):
             futex_wake(seg.data_addr)
 
     def announce(self) -> None:
@@ -264,8 +257,26 @@ class RingWriter:
             return  # the stream ended, or the frame was announced already
         hdr.announced = hdr.head + 1
         hdr.announce_futex = (hdr.announce_futex + 1) & 0xFFFFFFFF
-        if any(self._seg.announce_words):
+        if any(self._seg.announce_words[:]):  # a list: see _commit
             futex_wake(self._seg.announce_addr)
+
+    def _blocking(self, seq: int) -> list[ReaderRecord]:
+        """The lossless readers a whole ring behind frame ``seq`` (its slot is
+        theirs still). With none, frames below the lowest reader's cursor plus
+        ``slot_count`` have a free slot for sure (``_space_until``): readers
+        only move on, and a new one starts at the head."""
+        seg = self._seg
+        blocking = []
+        lowest = seq
+        for rec in seg.readers:
+            if rec.state == ReaderState.ACTIVE and rec.policy == 0:
+                cursor = int(rec.cursor)
+                if seq - cursor >= seg.slot_count:
+                    blocking.append(rec)
+                lowest = min(lowest, cursor)
+        if not blocking:
+            self._space_until = lowest + seg.slot_count
+        return blocking
 
     def _wait_for_space(self, seq: int, timeout: float | None) -> None:
         seg = self._seg
@@ -275,17 +286,8 @@ class RingWriter:
         try:
             while True:
                 expected = hdr.space_futex
-                blocking = []
-                lowest = seq
-                for rec in seg.readers:
-                    if rec.state == ReaderState.ACTIVE and rec.policy == 0:
-                        cursor = int(rec.cursor)
-                        if seq - cursor >= seg.slot_count:
-                            blocking.append(rec)
-                        lowest = min(lowest, cursor)
+                blocking = self._blocking(seq)
                 if not blocking:
-                    # Readers only move on, and a new one starts at the head.
-                    self._space_until = lowest + seg.slot_count
                     return
                 if not waited_from:
                     waited_from = time.monotonic_ns()
