@@ -114,7 +114,7 @@ class FilePlayback(Actor):
             self._index = 0
             self._anchor(0)
         i = self._index
-        recorded = int(reader.timestamps_ns[i])
+        recorded = int(reader.timestamps_ns.item(i))  # item(): no numpy scalar on the way
         if self.rate == "recorded":
             delay = (self._start_ns + recorded - self._origin_ns - time.monotonic_ns()) / 1e9
             if delay > 0:
@@ -124,7 +124,7 @@ class FilePlayback(Actor):
             self.outputs.frames.put(value, frame_id=int(reader.frame_ids[i]), timestamp_ns=recorded)
         else:
             with self.outputs.frames.slot(
-                frame_id=int(reader.frame_ids[i]), timestamp_ns=recorded
+                frame_id=int(reader.frame_ids.item(i)), timestamp_ns=recorded
             ) as view:
                 reader.read_into(i, view)
         self._index += 1

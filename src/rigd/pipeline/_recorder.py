@@ -215,7 +215,7 @@ class HDF5Recorder(RunFileActor):
         writer = self._writer
         assert writer is not None
         try:
-            frame = reader.get(timeout=wait) if wait else reader.get_nowait()
+            frame = reader.get(timeout=wait)  # 0: none waiting, TimeoutError at once
         except (WouldBlock, TimeoutError):
             return False
         except RingBrokenError:
@@ -268,6 +268,8 @@ class HDF5Recorder(RunFileActor):
         notes = self._read_notes(name, reader)
         dropped = reader.frames_dropped
         lapped = dropped - self._dropped_seen[name]
+        if not notes and not lapped and name not in self._own_ids:
+            return  # most frames; a gap, if any, is the writer's to note (``gap``)
         self._dropped_seen[name] = dropped
         assert self._writer is not None
         expected = self._next_id[name]
@@ -282,8 +284,6 @@ class HDF5Recorder(RunFileActor):
                 self._writer.note_dropped(name, note.first_id, count, note.reason)
             notes[:] = [n for n in notes if n.first_id >= frame_id]
             return
-        if not notes and not lapped:
-            return  # a gap, if any, is the writer's to note (``gap``)
         fallback = DropReason.RING_OVERRUN if lapped else DropReason.GAP
         for first, count, reason in gap_spans(expected, frame_id, notes, fallback):
             self._writer.note_dropped(name, first, count, reason)

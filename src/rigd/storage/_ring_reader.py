@@ -49,6 +49,8 @@ class RingReader:
         self._rec = segment.readers[index]
         self.index = index
         self.policy = policy
+        # Asked at every get and release (an enum member's lookup costs more).
+        self._lossless = policy is ReaderPolicy.LOSSLESS
         self.low_latency = low_latency
         self._held: Frame | None = None
         self._closed = False
@@ -114,14 +116,15 @@ class RingReader:
             raise RingBrokenError(
                 f"this reader of ring {seg.name!r} was dropped as dead; attach a new one"
             )
-        lossless = self.policy is ReaderPolicy.LOSSLESS
+        lossless = self._lossless
         deadline = None
         slept = False
         while True:
             expected_announce = hdr.announce_futex
             expected = hdr.data_futex
-            head = int(hdr.head)
-            cursor = int(rec.cursor)
+            # The header's integer fields read as ints (no int() at every frame).
+            head = hdr.head
+            cursor = rec.cursor
             want = cursor if self._ahead is None else max(cursor, self._ahead)
             if head > want:
                 seq = want if lossless else head - 1
@@ -163,9 +166,10 @@ class RingReader:
         if self._closed or self._held is not None or self._rec.state != ReaderState.ACTIVE:
             return True
         hdr = self._hdr
-        cursor = int(self._rec.cursor)
+        cursor: int = self._rec.cursor
+        head: int = hdr.head
         want = cursor if self._ahead is None else max(cursor, self._ahead)
-        return int(hdr.head) > want or bool(hdr.closed)
+        return head > want or bool(hdr.closed)
 
     def _take(self, seq: int, cursor: int, lossless: bool, slept: bool) -> Frame:
         """Hold committed frame ``seq``: pass announcements on, move a latest
@@ -177,19 +181,18 @@ class RingReader:
         # First, so that low-latency readers downstream wake now.
         for writer in self._announces:
             writer.announce()
-        frame = Frame(
-            self, seg.read_views[index], seq, index, int(meta.frame_id), int(meta.timestamp_ns)
-        )
+        frame = Frame(self, seg.read_views[index], seq, index, meta.frame_id, meta.timestamp_ns)
         if not lossless:
             rec.frames_dropped += seq - cursor
             rec.cursor = seq + 1
-        commit_ns = int(meta.commit_ns)
-        if slept:
-            latency = time.monotonic_ns() - commit_ns
-            rec.samples[rec.wakes % SAMPLES] = min(max(latency, 0), 0xFFFFFFFF)
-            rec.wakes += 1
-        if self._wait is not None:
-            self._wait.learn(commit_ns)
+        if slept or self._wait is not None:
+            commit_ns = int(meta.commit_ns)
+            if slept:
+                latency = time.monotonic_ns() - commit_ns
+                rec.samples[rec.wakes % SAMPLES] = min(max(latency, 0), 0xFFFFFFFF)
+                rec.wakes += 1
+            if self._wait is not None:
+                self._wait.learn(commit_ns)
         self._held = frame
         return frame
 
@@ -316,7 +319,7 @@ class RingReader:
             raise ValueError(f"{frame!r} is not the frame this reader holds")
         self._held = None
         rec = self._rec
-        if self.policy is ReaderPolicy.LATEST:
+        if not self._lossless:
             if self._seg.meta[frame.slot].seq != frame.seq + 1:
                 frame.torn = True
                 rec.frames_torn += 1

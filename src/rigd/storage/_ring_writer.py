@@ -203,7 +203,7 @@ class RingWriter:
         """
         if self._closed:
             return True
-        seq = int(self._hdr.head)
+        seq: int = self._hdr.head  # an int: ctypes reads its integer fields as ints
         return seq < self._space_until or not self._blocking(seq)
 
     def _begin(self, timeout: float | None) -> int:
@@ -213,7 +213,7 @@ class RingWriter:
         if self._open is not None:
             raise RuntimeError("commit or abandon the open slot before opening another")
         hdr = self._hdr
-        seq = int(hdr.head)
+        seq: int = hdr.head
         if seq >= self._space_until:
             self._wait_for_space(seq, timeout)
         # The frame is on its way: low-latency readers wake while it is filled.
@@ -253,9 +253,10 @@ class RingWriter:
         it costs a few stores.
         """
         hdr = self._hdr
-        if self._closed or int(hdr.announced) > int(hdr.head):
+        head = hdr.head
+        if self._closed or hdr.announced > head:
             return  # the stream ended, or the frame was announced already
-        hdr.announced = hdr.head + 1
+        hdr.announced = head + 1
         hdr.announce_futex = (hdr.announce_futex + 1) & 0xFFFFFFFF
         if any(self._seg.announce_words[:]):  # a list: see _commit
             futex_wake(self._seg.announce_addr)
