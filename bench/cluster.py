@@ -29,6 +29,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import socket
+import statistics
 import sys
 import tempfile
 import textwrap
@@ -505,8 +506,11 @@ def main() -> None:
             "  its workers' start included), the mean of two runs in the order ABBA\n"
             "  (A: rigd in odd rounds, Ray in even ones)"
         )
+        every: dict[str, list[float]] = {"rigd": [], "Ray": []}
         for k in range(args.reprocess_rounds):
             rigd_s, ray_s = reprocess_vs_ray(8, 300)
+            for side, seconds in reprocess_runs:
+                every[side].append(seconds)
             first = "rigd" if k % 2 == 0 else "Ray"
             print(
                 f"  round {k + 1} ({first} first and last): rigd reprocess {rigd_s:.2f} s"
@@ -514,6 +518,13 @@ def main() -> None:
                 f"  load {os.getloadavg()[0]:.1f}"
             )
             print("    runs:", ", ".join(f"{side} {s:.2f}" for side, s in reprocess_runs))
+        if args.reprocess_rounds > 1:
+            mid = {side: statistics.median(runs) for side, runs in every.items()}
+            print(
+                f"  all {len(every['rigd'])} runs of each: median rigd {mid['rigd']:.2f} s,"
+                f" Ray {mid['Ray']:.2f} s, rigd/Ray {mid['rigd'] / mid['Ray']:.2f};"
+                f" total rigd/Ray {sum(every['rigd']) / sum(every['Ray']):.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rigd.actors import Actor
-from rigd.storage import MessageWriter, RecordField, StreamReader, dtype_text
+from rigd.storage import MessageWriter, RecordField, StreamReader, describe_stream, dtype_text
 
 __all__ = ["FilePlayback"]
 
@@ -59,16 +59,16 @@ class FilePlayback(Actor):
     ) -> dict[str, tuple[tuple[int, ...], str]]:
         if "path" not in options:
             raise ValueError("FilePlayback needs a path option: the run file to play")
-        with StreamReader(options["path"], options.get("stream")) as reader:
-            return {"frames": (reader.shape, dtype_text(reader.dtype))}
+        described = describe_stream(options["path"], options.get("stream"))
+        return {"frames": (described.shape, dtype_text(described.dtype))}
 
     @classmethod
     def describe_fields(
         cls, options: Mapping[str, Any], inputs: Mapping[str, Any]
     ) -> dict[str, tuple[RecordField, ...]]:
         """The stream's named columns, as recorded (a replay records them again)."""
-        with StreamReader(options["path"], options.get("stream")) as reader:
-            return {"frames": reader.fields} if reader.fields else {}
+        described = describe_stream(options["path"], options.get("stream"))
+        return {"frames": described.fields} if described.fields else {}
 
     def setup(self) -> None:
         self._reader = StreamReader(self.path, self.stream)

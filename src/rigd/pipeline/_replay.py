@@ -5,10 +5,10 @@ recorded (``rate: max``), its processors run as written, and its recorder
 writes to the output directory, nothing dropped for speed
 (``_replay_config``). The new file carries the source's run metadata, a
 provenance note (the source file and the pipeline, and what the rewrite
-changed), the source run's id, times and pipeline
-(``rigd.storage.carry_provenance``), and the drop ledger of the streams
-replayed, reasons kept (``rigd.storage.carry_ledger``): a reprocessed file
-of a lossy run does not look lossless.
+changed), the source run's id, times and pipeline,
+and the drop ledger of the streams replayed, reasons kept
+(``rigd.storage.carry_source``): a reprocessed file of a lossy run does not
+look lossless.
 
 ``replay_file`` is one file's whole job, the unit ``rigd reprocess``
 (``rigd.service``) runs one after the other or as one Ray task per file. It
@@ -41,12 +41,11 @@ from rigd.pipeline._replay_guard import (
     unheed_interrupts,
 )
 from rigd.storage import (
-    carry_ledger,
     carry_provenance,
+    carry_source,
     check_sealed,
     mark_failed,
-    run_metadata,
-    source_state,
+    read_source,
 )
 
 __all__ = ["check_replay", "replay_file", "replay_outputs", "replay_pipeline"]
@@ -191,8 +190,8 @@ def replay_file(
         source = str(Path(where).resolve())
         # rigd's own attributes (run_state, failure, ...) are not carried: a source
         # that did not complete is said in the provenance note and the row's warning.
-        metadata = run_metadata(source)
-        state = source_state(source)
+        origin = read_source(source)  # read once: its metadata, state, ledgers, ids
+        metadata, state = dict(origin.metadata), origin.state
         before = metadata.get("provenance")
         metadata.update(_provenance(source, pipeline_path, replay, before, state))
         warning: str | None = None  # a live run's steps are its actors' own logs
@@ -218,8 +217,7 @@ def replay_file(
             files, frames = list(report.files), sum(report.frames.values())
         for recorder, target in targets.items():
             if target.exists():
-                carry_ledger(source, str(target), replay.streams(recorder))
-                carry_provenance(source, str(target))
+                carry_source(origin, str(target), replay.streams(recorder))
         outputs = [str(t) for t in targets.values() if t.exists()] or files
         warning = "; ".join(w for w in (state, warning) if w) or None
         return _result(where, "done", start, outputs, frames, warning=warning)

@@ -35,7 +35,7 @@ import yaml
 from rigd.config import PipelineConfig, PipelineFile, PipelineFileError, load_pipeline
 from rigd.pipeline._plan import check_pipeline, record_stream
 from rigd.pipeline._plan_classes import import_path
-from rigd.storage import DEFAULT_MAX_MESSAGE_BYTES, StreamReader
+from rigd.storage import DEFAULT_MAX_MESSAGE_BYTES, describe_stream
 
 __all__ = ["Replay", "ReplayFile", "check_replay", "replay_config"]
 
@@ -294,8 +294,8 @@ def _playback(
     if run_file is None:
         return actor
     try:
-        with StreamReader(run_file, stream) as reader:
-            kind, longest = reader.kind, reader.longest_message()
+        described = describe_stream(run_file, stream)
+        kind, longest = described.kind, described.longest_message
     except (OSError, ValueError):
         return actor  # planning names it (FilePlayback.describe_outputs), with the line
     if kind == "messages":

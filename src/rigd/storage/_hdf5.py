@@ -19,7 +19,13 @@ record do not pay for h5py). Its parts, one concept each:
 """
 
 from rigd.storage._run_args import check_compression, check_interval
-from rigd.storage._run_inspect import StreamReader, export_nwb, inspect_run
+from rigd.storage._run_inspect import (
+    StreamDescription,
+    StreamReader,
+    describe_stream,
+    export_nwb,
+    inspect_run,
+)
 from rigd.storage._run_layout import (
     DropReason,
     RecorderStatistics,
@@ -35,9 +41,12 @@ from rigd.storage._run_metadata import (
     run_file_path,
 )
 from rigd.storage._run_provenance import (
+    SourceRun,
     carry_ledger,
     carry_provenance,
+    carry_source,
     mark_failed,
+    read_source,
     run_metadata,
     source_state,
 )
@@ -52,18 +61,23 @@ __all__ = [
     "RecoveryReport",
     "RunSummary",
     "RunWriter",
+    "SourceRun",
+    "StreamDescription",
     "StreamReader",
     "StreamSpec",
     "StreamSummary",
     "carry_ledger",
     "carry_provenance",
+    "carry_source",
     "check_compression",
     "check_interval",
     "check_metadata",
     "check_sealed",
+    "describe_stream",
     "export_nwb",
     "inspect_run",
     "mark_failed",
+    "read_source",
     "recover_run",
     "run_file_path",
     "run_metadata",

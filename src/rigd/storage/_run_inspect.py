@@ -6,9 +6,11 @@ mode), except the NWB export, which wants a sealed run.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -44,16 +46,8 @@ class StreamReader:
         """
         self._file = open_for_reading(path)
         try:
-            groups = {g.name.lstrip("/"): g for g in stream_groups(self._file)}
-            if not groups:
-                raise ValueError(f"{path} holds no recorded stream")
-            if stream is None:
-                if len(groups) > 1:
-                    raise ValueError(f"{path} holds streams {sorted(groups)}; name the one to play")
-                stream = next(iter(groups))
-            if stream not in groups:
-                raise ValueError(f"{path} has no stream {stream!r}; it has {sorted(groups)}")
-            group = groups[stream]
+            group = _stream_group(self._file, path, stream)
+            stream = group.name.lstrip("/")
             self.name = stream
             self._frames = group["frames"]
             self.frame_ids = group["frame_id"][:]
@@ -102,6 +96,80 @@ class StreamReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDescription:
+    """What planning needs of one recorded stream (``describe_stream``).
+
+    Attributes:
+        name: the stream's name.
+        shape: one frame's shape; dtype: its numpy dtype.
+        kind: ``frames``, ``records`` or ``messages`` (``StreamReader.kind``).
+        fields: the named columns of a stream of 1-D frames (``StreamReader.fields``).
+        longest_message: bytes of its longest message (0: none, or not messages).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    kind: str
+    fields: tuple[Any, ...]
+    longest_message: int
+
+
+def describe_stream(path: str | os.PathLike[str], stream: str | None = None) -> StreamDescription:
+    """Describe one stream of a run file, as ``StreamReader`` would find it.
+
+    A pipeline's planning asks this several times of the same file (the
+    playback's shapes, fields, kind): the answer is kept while the file
+    itself is unchanged (the same inode, size and mtime), so a file still
+    being recorded is read again once it has grown.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a run file, or no such stream (the message lists them).
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _describe.__wrapped__(path, stream, ())  # StreamReader says what is wrong
+    stamp = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return _describe(os.fspath(path), stream, stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _describe(
+    path: str | os.PathLike[str], stream: str | None, stamp: tuple[Any, ...]
+) -> StreamDescription:
+    """``describe_stream``; ``stamp`` (the file's identity and mtime) is the cache's key only."""
+    with StreamReader(path, stream) as reader:
+        return StreamDescription(
+            reader.name,
+            reader.shape,
+            reader.dtype,
+            reader.kind,
+            tuple(reader.fields),
+            reader.longest_message(),
+        )
+
+
+def _stream_group(f: Any, path: str | os.PathLike[str], stream: str | None) -> Any:
+    """The group of stream ``stream`` in the open run file ``f`` (the only one if None).
+
+    Raises:
+        ValueError: no stream, several and none named, or no such stream.
+    """
+    groups = {g.name.lstrip("/"): g for g in stream_groups(f)}
+    if not groups:
+        raise ValueError(f"{path} holds no recorded stream")
+    if stream is None:
+        if len(groups) > 1:
+            raise ValueError(f"{path} holds streams {sorted(groups)}; name the one to play")
+        stream = next(iter(groups))
+    if stream not in groups:
+        raise ValueError(f"{path} has no stream {stream!r}; it has {sorted(groups)}")
+    return groups[stream]
 
 
 def inspect_run(path: str | os.PathLike[str]) -> RunSummary:

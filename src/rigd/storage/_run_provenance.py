@@ -14,15 +14,25 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from rigd.storage._h5file import attr_str, open_file
+from rigd.storage._h5file import attr_str, open_file, stream_groups
 from rigd.storage._run_layout import LEDGER_DTYPE, DropReason
 from rigd.storage._run_metadata import RESERVED_ATTRIBUTES
 
-__all__ = ["carry_ledger", "carry_provenance", "mark_failed", "run_metadata", "source_state"]
+__all__ = [
+    "SourceRun",
+    "carry_ledger",
+    "carry_provenance",
+    "carry_source",
+    "mark_failed",
+    "read_source",
+    "run_metadata",
+    "source_state",
+]
 
 #: The source run's own attributes a derived file keeps, under these names.
 SOURCE_ATTRIBUTES = {
@@ -47,6 +57,53 @@ def mark_failed(path: str | os.PathLike[str], failure: str) -> None:
         f.attrs["failure"] = failure
 
 
+@dataclass(frozen=True, slots=True)
+class SourceRun:
+    """What a derived file carries from a sealed run file, read in one opening
+    (``read_source``): a replay reads its source once, before it runs, and
+    writes all of it into its output in one opening after (``carry_source``).
+
+    Attributes:
+        path: the run file.
+        metadata: its user metadata (``run_metadata``).
+        state: what a derived file must say of it, or None (``source_state``).
+        kept: its run id, times and pipeline under their ``reprocessed_from_*``
+            names (``carry_provenance``).
+        ledgers: each stream's drop ledger rows (``LEDGER_DTYPE``).
+    """
+
+    path: str
+    metadata: dict[str, Any]
+    state: str | None
+    kept: dict[str, Any]
+    ledgers: dict[str, np.ndarray[Any, Any]]
+
+
+def read_source(path: str | os.PathLike[str]) -> SourceRun:
+    """Read what a file derived from the sealed run file ``path`` carries from it.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a rigd run file.
+    """
+    with _open_run(path) as f:
+        attrs = dict(f.attrs.items())
+        ledgers = {g.name.lstrip("/"): g["dropped"][:] for g in stream_groups(f)}
+    metadata: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if key in RESERVED_ATTRIBUTES or key in _SOURCE_NAMES:
+            continue
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        metadata[key] = value
+    kept = {new: attrs[old] for old, new in SOURCE_ATTRIBUTES.items() if old in attrs}
+    return SourceRun(os.fspath(path), metadata, _state_note(attrs), kept, ledgers)
+
+
 def run_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A sealed run file's user metadata (rigd's own attributes left out, and
     the ``reprocessed_from_*`` ones ``carry_provenance`` writes), as plain
@@ -56,19 +113,7 @@ def run_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         FileNotFoundError: no such file.
         ValueError: not a rigd run file.
     """
-    with _open_run(path) as f:
-        out: dict[str, Any] = {}
-        for key, value in f.attrs.items():
-            if key in RESERVED_ATTRIBUTES or key in _SOURCE_NAMES:
-                continue
-            if isinstance(value, np.ndarray):
-                value = value.tolist()
-            elif isinstance(value, np.generic):
-                value = value.item()
-            elif isinstance(value, bytes):
-                value = value.decode("utf-8", "replace")
-            out[key] = value
-        return out
+    return read_source(path).metadata
 
 
 def source_state(path: str | os.PathLike[str]) -> str | None:
@@ -82,10 +127,13 @@ def source_state(path: str | os.PathLike[str]) -> str | None:
         FileNotFoundError: no such file.
         ValueError: not a rigd run file.
     """
-    with _open_run(path) as f:
-        state, failure, recovered = (
-            attr_str(f.attrs, name) for name in ("run_state", "failure", "recovered_time")
-        )
+    return read_source(path).state
+
+
+def _state_note(attrs: Mapping[str, Any]) -> str | None:
+    state, failure, recovered = (
+        attr_str(attrs, name) for name in ("run_state", "failure", "recovered_time")
+    )
     if state == "complete":
         return None
     said = f"the source run's state was {state or 'not recorded'}"
@@ -108,22 +156,32 @@ def carry_provenance(source: str | os.PathLike[str], target: str | os.PathLike[s
         OSError: ``target`` cannot be written.
         ValueError: ``source`` is not a rigd run.
     """
-    with open_file(source, "r") as f:
-        if "run_id" not in f.attrs:
-            raise ValueError(f"{source} is an HDF5 file but not a rigd run (no run_id attribute)")
-        kept = {new: f.attrs[old] for old, new in SOURCE_ATTRIBUTES.items() if old in f.attrs}
-    with open_file(target, "r+", locking=False) as f:
-        for name in SOURCE_ATTRIBUTES.values():
-            if name in f.attrs:
-                del f.attrs[name]
-        for name, value in kept.items():
-            f.attrs[name] = value
+    carry_source(read_source(source), target, {})
 
 
 def carry_ledger(
     source: str | os.PathLike[str], target: str | os.PathLike[str], streams: Mapping[str, str]
 ) -> int:
-    """Put the drop ledger of each stream replayed from ``source`` into ``target``.
+    """Put the drop ledger of each stream replayed from ``source`` into ``target``
+    (``carry_source`` says how); returns the rows carried.
+
+    Raises:
+        KeyError: a stream is not in its file.
+        OSError: ``target`` cannot be written.
+    """
+    return carry_source(read_source(source), target, streams, provenance=False)
+
+
+def carry_source(
+    source: SourceRun,
+    target: str | os.PathLike[str],
+    streams: Mapping[str, str],
+    *,
+    provenance: bool = True,
+) -> int:
+    """Write into ``target`` (a file made from ``source``, opened once) the
+    source's run id, times and pipeline (``carry_provenance``; not with
+    ``provenance=False``) and the drop ledger of each stream replayed from it.
 
     Args:
         streams: ``{target stream: source stream}``: the streams of the new
@@ -139,10 +197,15 @@ def carry_ledger(
         KeyError: a stream is not in its file.
         OSError: ``target`` cannot be written.
     """
-    with open_file(source, "r") as f:
-        rows = {name: f[name]["dropped"][:] for name in set(streams.values())}
+    rows = {origin: source.ledgers[origin] for origin in set(streams.values())}
     carried = 0
     with open_file(target, "r+", locking=False) as f:
+        if provenance:
+            for name in SOURCE_ATTRIBUTES.values():
+                if name in f.attrs:
+                    del f.attrs[name]
+            for name, value in source.kept.items():
+                f.attrs[name] = value
         for name, origin in streams.items():
             theirs = rows[origin]
             if not len(theirs):
