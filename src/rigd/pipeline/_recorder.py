@@ -292,7 +292,10 @@ class HDF5Recorder(RunFileActor):
         """The stream's drop notes not yet in the ledger, with the new ones read;
         an ``OWN_IDS`` marker is kept aside (the stream's ids skip on purpose)."""
         notes = self._notes[name]
-        for note in _drop_notes(reader):
+        drop_notes = getattr(reader, "drop_notes", None)  # message rings carry none
+        if drop_notes is None:
+            return notes
+        for note in drop_notes():
             if note.reason == OWN_IDS:
                 self._own_ids.add(name)
             else:
@@ -334,12 +337,6 @@ def _restarted() -> bool:
     """Whether this recorder's process is a restart (``max_restarts``) of the one
     that began the run's file (Ray's ``was_current_actor_reconstructed``)."""
     return get_runtime_context().was_current_actor_reconstructed
-
-
-def _drop_notes(reader: Any) -> list[DropNote]:
-    # Message rings carry no drop notes (their writers do not skip ids).
-    notes = getattr(reader, "drop_notes", None)
-    return list(notes()) if notes is not None else []
 
 
 def _defaults(cls: type[HDF5Recorder]) -> dict[str, Any]:
