@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -586,6 +587,94 @@ def test_a_live_actor_holding_a_nodes_resource_is_named_when_the_run_cannot_be_p
             ClusterPipeline(write_two_recorders(tmp_path)).start()
     finally:
         rigd.kill(holder)
+
+
+@rigd.remote
+class HungSupervisor:
+    """A node supervisor whose ``wait`` never answers (as one stopped, or deadlocked)."""
+
+    def wait(self, timeout: float) -> bool:
+        return threading.Event().wait()
+
+
+def test_a_node_supervisor_that_does_not_answer_or_died_is_named_lost_with_what_happened() -> None:
+    from rigd.pipeline._cluster_watch import Lost, poll_nodes
+
+    hung, dead = HungSupervisor.remote(), HungSupervisor.remote()
+    rigd.kill(dead)
+    try:
+        assert poll_nodes({"node_b": hung}, answer_s=1.0) == Lost(
+            "node_b",
+            "its node supervisor did not answer within 1 s (hung, or its node unreachable); "
+            "it is killed",
+        )
+        answer = poll_nodes({"node_a": dead}, answer_s=30.0)
+    finally:
+        rigd.kill(hung)
+    assert isinstance(answer, Lost), answer
+    assert (answer.node, answer.why[:29]) == ("node_a", "its node supervisor died (The"), answer
+
+
+def _node_supervisors(cluster: Any) -> dict[str, int]:
+    """The live node supervisors' pids, by the node they run on (Ray's state API)."""
+    from ray.util.state import list_actors
+
+    names = {n.node_id: ("node_a" if n.head else "node_b") for n in cluster.list_all_nodes()}
+    alive = list_actors(
+        filters=[("class_name", "=", "NodeSupervisor"), ("state", "=", "ALIVE")], detail=True
+    )
+    return {names[a.node_id]: int(a.pid) for a in alive if a.node_id in names}
+
+
+def test_the_far_nodes_supervisor_killed_mid_run_fails_the_run_at_once_and_the_driver_exits(
+    tmp_path: Path, cluster: Any
+) -> None:
+    # As a user found it: `kill -9` of the far node's ray::NodeSupervisor left the driver
+    # flooding the live node with calls, deaf to SIGTERM, and the file unsealed.
+    path = write(tmp_path, f"shape: [16, 24], fps: 300, {COUNTER_GENERATOR}")
+    run = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "rigd", "run", "--address", f"ray:{cluster.address}"),
+            *("--run-id", "nl1", str(path)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+    )
+    try:
+        wait_until(lambda: any((tmp_path / "data").glob("*.h5")), timeout=60, what="the file")
+        (file,) = (tmp_path / "data").glob("*.h5")
+        wait_until(lambda: _recorded(file, "sums") >= 50, timeout=60, what="50 sums recorded")
+        wait_until(
+            lambda: set(_node_supervisors(cluster)) == {"node_a", "node_b"},
+            timeout=30,
+            what="a node supervisor on each node in Ray's state API",
+        )
+        os.kill(_node_supervisors(cluster)["node_b"], signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = run.communicate(timeout=60)  # ends by itself: no signal sent
+        took = time.monotonic() - killed
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 1, (out, err[-2000:])
+    assert "run nl1: failed" in out, out
+    assert "failure: node node_b lost: its node supervisor died" in out, out
+    assert took < 30, f"the run took {took:.1f} s to fail"
+    assert "Exception in thread" not in err, err[-2000:]
+    assert "pending submission" not in err, err[-2000:]
+    camera = read(str(file), "camera")
+    assert camera["state"] == "complete"  # node_a's part stopped, its file sealed
+    reasons = [r["reason"].decode() for r in camera["dropped"]]
+    assert any("node node_b lost" in r for r in reasons), reasons
+    np.testing.assert_array_equal(camera["frame_id"], np.arange(len(camera["frame_id"])))
+    # Nothing of the run is left: node_a's rings removed by its stop, node_b's by its
+    # orphaned workers; no node supervisor lives on.
+    wait_until(lambda: _no_rings_of("two_pcs"), timeout=10, what="both nodes' rings removed")
+    wait_until(lambda: not _node_supervisors(cluster), timeout=30, what="supervisors ended")
 
 
 def test_the_processors_node_removed_mid_run_fails_the_run_and_seals_the_file(

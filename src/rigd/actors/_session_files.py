@@ -93,3 +93,5 @@ def cleanup_after_lost_head(
     if owner_dead or (pid is not None and not pid_alive(pid)):
         shutil.rmtree(session_dir, ignore_errors=True)
         sweep_segments(shm_prefix)
+        if pid is not None:  # and the rings the dead head made (a killed node supervisor's)
+            sweep_segments(f"{SESSION_PREFIX}{pid}-ring-")

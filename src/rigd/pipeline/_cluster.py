@@ -28,7 +28,6 @@ from typing import Any
 
 import yaml
 
-from rigd._exceptions import ActorDiedError
 from rigd.actors import (
     PlacementGroupSchedulingStrategy,
     get,
@@ -39,6 +38,7 @@ from rigd.config import load_pipeline
 from rigd.pipeline._cluster_node import NodeSupervisor
 from rigd.pipeline._cluster_ports import bridges_from, check_range
 from rigd.pipeline._cluster_start import choose_ports, place, start_parts
+from rigd.pipeline._cluster_watch import POLL_S, Lost, poll_nodes
 from rigd.pipeline._plan import plan_pipeline
 from rigd.pipeline._state import RunState
 from rigd.pipeline._supervisor import RunReport
@@ -47,9 +47,12 @@ __all__ = ["ClusterPipeline", "NodeSupervisor", "split_pipeline"]
 
 log = logging.getLogger(__name__)
 
-_POLL_S = 0.5
 _PLACE_TIMEOUT_S = 60.0
 _BRIDGE_PEER_TIMEOUT_S = 5.0
+#: Seconds for the other nodes to note a lost node in their ledgers, in all.
+_NOTE_TIMEOUT_S = 10.0
+#: Seconds each other node has to stop (drain its links) after a node was lost.
+_STOP_AFTER_LOSS_S = 5.0
 
 
 def split_pipeline(
@@ -200,6 +203,7 @@ class ClusterPipeline:
         self._group: Any = None
         self._nodes: dict[str, Any] = {}
         self._stopped = threading.Event()
+        self._ended = threading.Event()
         self._monitor: threading.Thread | None = None
         self._lock = threading.Lock()
         self._report: RunReport | None = None
@@ -245,44 +249,63 @@ class ClusterPipeline:
         self._monitor.start()
 
     def _watch(self) -> None:
-        while not self._stopped.wait(_POLL_S):
-            for name, node in list(self._nodes.items()):
-                try:
-                    get(node.state.remote(), timeout=30)
-                except ActorDiedError as exc:
-                    self._lost(name, str(exc).splitlines()[0])
+        # One question per node in flight at a time (``_cluster_watch``); a lost node,
+        # or anything unforeseen here, fails the run: this thread never ends silently.
+        try:
+            while not self._stopped.wait(POLL_S):
+                answer = poll_nodes(dict(self._nodes))
+                if isinstance(answer, Lost):
+                    self._lost(answer.node, answer.why)
                     return
+                if answer:
+                    self._ended.set()
+                    return
+        except Exception as exc:  # said in the run's failure
+            log.exception("cluster pipeline %s: watching the nodes failed", self.run_id)
+            self._fail(f"watching the nodes failed: {type(exc).__name__}: {exc}")
 
     def _lost(self, name: str, why: str) -> None:
-        text = f"node {name} lost: {why}"
-        log.error("cluster pipeline %s: %s; stopping the run", self.run_id, text)
+        self._fail(f"node {name} lost: {why}", name)
+
+    def _fail(self, text: str, lost_node: str | None = None) -> None:
+        """Fail the run: the lost node's supervisor is killed, the others note
+        ``text`` in their recorders' ledgers, then stop (their files sealed)."""
+        if self._stopped.is_set():
+            return  # a stop under way: its report stands
         with self._lock:
             if self.state != "running":
                 return
+            log.error("cluster pipeline %s: %s; stopping the run", self.run_id, text)
             self.state = "failed"
             self.failure = text
-        del self._nodes[name]
-        for node in self._nodes.values():
-            try:
-                get(node.note.remote(text), timeout=30)
-            except Exception as exc:  # noqa: BLE001 - the others are stopped anyway
-                log.error("could not note the loss on a node: %s", exc)
-        threading.Thread(target=self.stop, kwargs={"timeout": 5.0}, daemon=True).start()
+            lost = self._nodes.pop(lost_node, None) if lost_node is not None else None
+            if lost is not None:
+                try:
+                    self._ray.kill(lost)  # hung: ended; dead: nothing to do
+                except Exception:  # gone with its node
+                    log.debug("the lost node supervisor could not be killed", exc_info=True)
+            refs = [node.note.remote(text) for node in self._nodes.values()]
+            deadline = time.monotonic() + _NOTE_TIMEOUT_S
+            for ref in refs:
+                try:
+                    get(ref, timeout=max(0.1, deadline - time.monotonic()))
+                except Exception as exc:  # noqa: BLE001 - the others are stopped anyway
+                    log.error("could not note the loss on a node: %s", exc)
+            self._ended.set()
+        self.stop(timeout=_STOP_AFTER_LOSS_S)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until every node's part ended on its own (or the run failed); True if so."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if self.state in ("failed", "stopped"):
-                return True
-            try:
-                done = get([n.wait.remote(0.5) for n in self._nodes.values()], timeout=60)
-            except ActorDiedError:
-                done = [False]
-            if all(done):
-                return True
-            if deadline is not None and time.monotonic() > deadline:
-                return False
+        """Wait until every node's part ended on its own, or the run failed (a
+        node lost: ``state`` is ``failed``, ``failure`` says which and why), or
+        a stop ended it; True if so within ``timeout`` s (``None``: no limit).
+
+        The answer comes from the run's watcher thread, which asks each node
+        at most one question at a time (``_cluster_watch``): waiting sends
+        nothing to the nodes, however often it is called.
+        """
+        if self.state != "running":
+            return True
+        return self._ended.wait(timeout)
 
     def stop(self, timeout: float = 30.0) -> RunReport:
         """Stop every node's part at once (each drains its links), seal the files."""
@@ -302,6 +325,7 @@ class ClusterPipeline:
             self._teardown()
             if self.state != "failed":
                 self.state = "stopped"
+            self._ended.set()
             self._report = RunReport(
                 run_id=self.run_id,
                 state=RunState(self.state),

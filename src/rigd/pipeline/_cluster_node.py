@@ -80,10 +80,12 @@ class NodeSupervisor:
 
     def wait(self, timeout: float) -> bool:
         """True once this node's part ended: on its own, or failed (its report,
-        from ``stop``, says why; ``Pipeline.wait`` raises for that)."""
-        assert self._pipeline is not None
+        from ``stop``, says why; ``Pipeline.wait`` raises for that), or was stopped."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            return True  # stopped (or aborted): ended
         try:
-            return self._pipeline.wait(timeout)
+            return pipeline.wait(timeout)
         except PipelineFailedError:
             return True
 
