@@ -162,12 +162,15 @@ DRIVER = textwrap.dedent("""
 
     a = A.remote()
     b = A.options(name="kept", lifetime="detached").remote()
+    # A ring the driver made (a pipeline's, as a cluster's node supervisor makes them).
+    from rigd.storage import FrameRing
+    ring = FrameRing.create("orphaned", (4,), "uint8", slot_count=2)
     print(rigd.get(a.pid.remote()), rigd.get(b.pid.remote()), flush=True)
     sys.stdin.read()
 """)
 
 
-def test_actors_and_session_files_go_when_the_driver_is_sigkilled() -> None:
+def test_actors_and_session_files_and_rings_go_when_the_driver_is_sigkilled() -> None:
     driver = subprocess.Popen(
         [sys.executable, "-c", DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
