@@ -2,7 +2,7 @@
 
 ``ClusterPipeline`` (``_cluster``) asks every node supervisor, each
 ``POLL_S``, whether its node's part ended (``NodeSupervisor.wait(0)``), all
-at once, and waits for the answers at most ``ANSWER_S``. There is never more
+at once, and waits for each answer at most ``ANSWER_S``. There is never more
 than one question in flight per node: a node that does not answer is not sent
 more (Ray queues calls to a busy actor without limit, so asking again each
 round would pile them up in the driver and on the node).
@@ -46,7 +46,8 @@ def poll_nodes(nodes: Mapping[str, Any], answer_s: float = ANSWER_S) -> Lost | b
 
     Args:
         nodes: the node supervisors (Ray actor handles), by node name.
-        answer_s: seconds, in all, for the answers.
+        answer_s: seconds each node has to answer (asked together, so a
+            round takes about ``answer_s`` at most, unless several are slow).
 
     Returns:
         ``Lost`` for the first node that died, did not answer within
