@@ -7,6 +7,7 @@ One cluster for the module (starting one costs about 15 s here); the node remova
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -619,14 +620,31 @@ def test_a_node_supervisor_that_does_not_answer_or_died_is_named_lost_with_what_
 
 
 def _node_supervisors(cluster: Any) -> dict[str, int]:
-    """The live node supervisors' pids, by the node they run on (Ray's state API)."""
-    from ray.util.state import list_actors
-
-    names = {n.node_id: ("node_a" if n.head else "node_b") for n in cluster.list_all_nodes()}
-    alive = list_actors(
-        filters=[("class_name", "=", "NodeSupervisor"), ("state", "=", "ALIVE")], detail=True
-    )
-    return {names[a.node_id]: int(a.pid) for a in alive if a.node_id in names}
+    """The live node supervisors' pids, by the node they run on: the ``ray::NodeSupervisor``
+    workers whose parent is that node's raylet (this cluster's only; Ray's state API would
+    ask the dashboard on port 8265, which may be another cluster's on a shared machine)."""
+    raylets = {
+        n.all_processes["raylet"][0].process.pid: "node_a" if n.head else "node_b"
+        for n in cluster.list_all_nodes()
+    }
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                after = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read()
+        except OSError:
+            continue
+        if (
+            after[0] != "Z"
+            and int(after[1]) in raylets
+            and command.startswith(b"ray::NodeSupervisor")
+        ):
+            found[raylets[int(after[1])]] = int(entry)
+    return found
 
 
 def test_the_far_nodes_supervisor_killed_mid_run_fails_the_run_at_once_and_the_driver_exits(
@@ -678,6 +696,57 @@ def test_the_far_nodes_supervisor_killed_mid_run_fails_the_run_at_once_and_the_d
     # orphaned workers; no node supervisor lives on.
     wait_until(lambda: _no_rings_of("two_pcs"), timeout=10, what="both nodes' rings removed")
     wait_until(lambda: not _node_supervisors(cluster), timeout=30, what="supervisors ended")
+
+
+def test_a_ctrl_c_while_a_hung_node_stops_forces_and_the_driver_exits_at_once(
+    tmp_path: Path, cluster: Any
+) -> None:
+    # node_b's supervisor stopped (SIGSTOP): a clean stop would wait for it, for minutes.
+    path = write(tmp_path, f"shape: [16, 24], fps: 300, {COUNTER_GENERATOR}")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "rigd", "run", "--address", f"ray:{cluster.address}", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+    )
+    lines: list[str] = []
+    assert run.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(run.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    frozen = 0
+    try:
+        wait_until(lambda: any((tmp_path / "data").glob("*.h5")), timeout=60, what="the file")
+        (file,) = (tmp_path / "data").glob("*.h5")
+        wait_until(lambda: _recorded(file, "sums") >= 20, timeout=60, what="20 sums recorded")
+        wait_until(lambda: len(_node_supervisors(cluster)) == 2, timeout=30, what="both")
+        frozen = _node_supervisors(cluster)["node_b"]
+        os.kill(frozen, signal.SIGSTOP)
+        run.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: any("Ctrl-C again forces" in line for line in lines),
+            timeout=30,
+            what="the stop said",
+        )
+        run.send_signal(signal.SIGINT)
+        forced = time.monotonic()
+        out = run.communicate(timeout=60)[0]
+        took = time.monotonic() - forced
+    finally:
+        if frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(frozen, signal.SIGCONT)
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    reader.join(timeout=10)
+    err = "".join(lines)
+    assert run.returncode == 130, (out, err[-2000:])
+    assert "forced: every node's supervisor killed" in err, err[-2000:]
+    assert took < 20, f"the forced stop took {took:.1f} s"
+    wait_until(lambda: not _node_supervisors(cluster), timeout=30, what="supervisors ended")
+    wait_until(lambda: _no_rings_of("two_pcs"), timeout=10, what="both nodes' rings removed")
 
 
 def test_the_processors_node_removed_mid_run_fails_the_run_and_seals_the_file(

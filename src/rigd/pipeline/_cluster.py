@@ -338,6 +338,23 @@ class ClusterPipeline:
             )
             return self._report
 
+    def kill(self) -> None:
+        """Kill every node's supervisor now, without draining: a forced stop (a
+        second Ctrl-C of ``rigd run`` while the nodes stop). Their actors end
+        with them and remove their rings; their files are left unsealed
+        (``rigd recover`` repairs them). Takes no lock: a ``stop`` under way, in
+        another thread, then finds its calls answered (the actors died)."""
+        self._stopped.set()
+        if self.state == "running":
+            self.state = "failed"
+            self.failure = self.failure or "killed (a forced stop): files left unsealed"
+        for node in list(self._nodes.values()):
+            try:
+                self._ray.kill(node)
+            except Exception:  # noqa: BLE001 - gone already
+                continue
+        self._ended.set()
+
     def _teardown(self) -> None:
         for node in self._nodes.values():
             try:

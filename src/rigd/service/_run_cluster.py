@@ -6,7 +6,9 @@ their nodes (``node:``): ``rigd.init(address=...)`` joins the cluster, a
 and bridges the links between nodes. Ctrl-C or SIGTERM (``kill``,
 ``timeout``, systemd) stops the run cleanly (every node drains its links,
 files are sealed on their nodes), as for a local ``rigd run``; one during
-the start stops the run as soon as it started. The exit status is ``rigd
+the start stops the run as soon as it started; a Ctrl-C while the nodes
+stop (or a failed run stops the others) forces: every node supervisor is
+killed, the files are left unsealed (``rigd recover``). The exit status is ``rigd
 run``'s: 0 for a run that ended well, 1 for a failed one (a lost node, a
 failed start), 2 for a pipeline file, address or port range that cannot be
 used, 130 after Ctrl-C or SIGTERM.
@@ -67,9 +69,16 @@ def run_on_cluster(
         print(f"rigd run: cannot join the cluster at {address}: {exc}", file=err)
         return 2
     stop = threading.Event()
+    stopping = threading.Event()  # said so: a Ctrl-C now forces
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGINT and stopping.is_set():
+            raise KeyboardInterrupt  # out of the stop's wait: the nodes are killed
+        stop.set()
+
     # After init: a Ray driver's ray.init puts Ray's own SIGTERM handler in (it ends the
     # driver at once, and every node's file is left unsealed); rigd's stops cleanly.
-    previous = {sig: signal.signal(sig, lambda _s, _f: stop.set()) for sig in _STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
     try:
         pipeline = ClusterPipeline(source, run_id=run_id, metadata=metadata, port_range=port_range)
         try:
@@ -81,8 +90,23 @@ def run_on_cluster(
         while not stop.is_set() and not pipeline.wait(_WAIT_S):
             pass
         if stop.is_set():
-            print("rigd run: stopping on every node (draining the links)", file=err)
-        report = pipeline.stop()
+            print(
+                "rigd run: stopping on every node (draining the links); Ctrl-C again forces",
+                file=err,
+            )
+        elif pipeline.state == "failed":
+            print(f"rigd run: {pipeline.failure}; stopping the other nodes", file=err)
+        stopping.set()
+        try:
+            report = pipeline.stop()
+        except KeyboardInterrupt:
+            pipeline.kill()
+            print(
+                "rigd run: forced: every node's supervisor killed, their files left unsealed "
+                "(rigd recover repairs them)",
+                file=err,
+            )
+            return 130
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
