@@ -698,6 +698,11 @@ def test_the_far_nodes_supervisor_killed_mid_run_fails_the_run_at_once_and_the_d
     wait_until(lambda: not _node_supervisors(cluster), timeout=30, what="supervisors ended")
 
 
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 def test_a_ctrl_c_while_a_hung_node_stops_forces_and_the_driver_exits_at_once(
     tmp_path: Path, cluster: Any
 ) -> None:
@@ -723,6 +728,7 @@ def test_a_ctrl_c_while_a_hung_node_stops_forces_and_the_driver_exits_at_once(
         wait_until(lambda: len(_node_supervisors(cluster)) == 2, timeout=30, what="both")
         frozen = _node_supervisors(cluster)["node_b"]
         os.kill(frozen, signal.SIGSTOP)
+        wait_until(lambda: _state(frozen) == "T", timeout=10, what="node_b's supervisor stopped")
         run.send_signal(signal.SIGTERM)
         wait_until(
             lambda: any("Ctrl-C again forces" in line for line in lines),
@@ -731,8 +737,10 @@ def test_a_ctrl_c_while_a_hung_node_stops_forces_and_the_driver_exits_at_once(
         )
         run.send_signal(signal.SIGINT)
         forced = time.monotonic()
-        out = run.communicate(timeout=60)[0]
+        run.wait(timeout=60)  # stderr is the reader's alone
         took = time.monotonic() - forced
+        assert run.stdout is not None
+        out = run.stdout.read()
     finally:
         if frozen:
             with contextlib.suppress(ProcessLookupError):
@@ -741,12 +749,18 @@ def test_a_ctrl_c_while_a_hung_node_stops_forces_and_the_driver_exits_at_once(
             run.kill()
             run.communicate()
     reader.join(timeout=10)
+    run.stdout.close()  # type: ignore[union-attr]
+    run.stderr.close()
     err = "".join(lines)
     assert run.returncode == 130, (out, err[-2000:])
-    assert "forced: every node's supervisor killed" in err, err[-2000:]
+    assert "forced: every node's supervisor killed" in err, (out, err[-2000:])
     assert took < 20, f"the forced stop took {took:.1f} s"
     wait_until(lambda: not _node_supervisors(cluster), timeout=30, what="supervisors ended")
-    wait_until(lambda: _no_rings_of("two_pcs"), timeout=10, what="both nodes' rings removed")
+    wait_until(
+        lambda: _no_rings_of("two_pcs"),
+        timeout=30,
+        what="both nodes' rings removed (by each killed supervisor's rigd workers)",
+    )
 
 
 def test_the_processors_node_removed_mid_run_fails_the_run_and_seals_the_file(

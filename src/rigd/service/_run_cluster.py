@@ -89,15 +89,15 @@ def run_on_cluster(
         print(f"rigd run: running {source} on the cluster at {address}; Ctrl-C stops", file=err)
         while not stop.is_set() and not pipeline.wait(_WAIT_S):
             pass
-        if stop.is_set():
-            print(
-                "rigd run: stopping on every node (draining the links); Ctrl-C again forces",
-                file=err,
-            )
-        elif pipeline.state == "failed":
-            print(f"rigd run: {pipeline.failure}; stopping the other nodes", file=err)
-        stopping.set()
         try:
+            stopping.set()  # before it is said: a Ctrl-C once it is read forces
+            if stop.is_set():
+                print(
+                    "rigd run: stopping on every node (draining the links); Ctrl-C again forces",
+                    file=err,
+                )
+            elif pipeline.state == "failed":
+                print(f"rigd run: {pipeline.failure}; stopping the other nodes", file=err)
             report = pipeline.stop()
         except KeyboardInterrupt:
             pipeline.kill()
