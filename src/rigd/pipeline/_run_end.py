@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rigd import actors
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from rigd.pipeline._supervisor import Pipeline
 
 __all__ = [
+    "SAY_WAIT_S",
+    "DrainWait",
     "abort_loaded",
     "abort_start",
     "alive",
@@ -40,6 +43,11 @@ __all__ = [
 log = logging.getLogger("rigd.pipeline._supervisor")
 #: ``abort_loaded`` ends a run in these (loaded, not run).
 _LOADED = frozenset({RunState.READY})
+
+#: Seconds a stop waits for an actor to drain before it says so (``stop_graceful``).
+SAY_WAIT_S = 1.0
+#: ``on_wait(actor name, seconds left at most)``: a stop waits for that actor to drain.
+DrainWait = Callable[[str, float], None]
 
 #: Seconds a stop waits, at most, for the end of stream of a bridge whose
 #: sender is up (``feed_wait``).
@@ -81,7 +89,11 @@ def alive(p: Pipeline, name: str) -> bool:
     return info is not None and info.state == "alive"
 
 
-def stop_graceful(p: Pipeline, timeout: float) -> None:
+def stop_graceful(p: Pipeline, timeout: float, on_wait: DrainWait | None = None) -> None:
+    """Stop the actors in ``stop_order``, each downstream one once its inputs
+    drained (``timeout`` seconds for them all, at most); ``on_wait(name,
+    seconds_left)`` is called when one has not drained within ``SAY_WAIT_S``
+    (by default a log line says so)."""
     deadline = time.monotonic() + timeout
     for actor in stop_order(p.plan.actors):
         name = actor.name
@@ -96,9 +108,7 @@ def stop_graceful(p: Pipeline, timeout: float) -> None:
                 left = max(0.0, deadline - time.monotonic())
                 if fed_from_afar(actor.cls):
                     left = min(left, feed_wait(handle))
-                drained = actors.get(
-                    handle.__rigd_wait_finished__.remote(left), timeout=left + CALL_TIMEOUT_S
-                )
+                drained = _drain(handle, name, left, on_wait)
                 if not drained:
                     log.warning("%s did not drain within %.0f s; stopping it", name, timeout)
             actors.get(handle.__rigd_stop__.remote(), timeout=CALL_TIMEOUT_S)
@@ -113,6 +123,23 @@ def stop_graceful(p: Pipeline, timeout: float) -> None:
         if name in p.plan.recorders:
             with contextlib.suppress(Exception):
                 p._recordings[name] = actors.get(handle.summary.remote(), timeout=CALL_TIMEOUT_S)
+
+
+def _drain(handle: Any, name: str, left: float, on_wait: DrainWait | None) -> bool:
+    """Wait up to ``left`` seconds for actor ``name`` to drain its inputs;
+    after ``SAY_WAIT_S``, say what the stop waits for (``on_wait``)."""
+    first = min(left, SAY_WAIT_S)
+    wait = handle.__rigd_wait_finished__
+    if actors.get(wait.remote(first), timeout=first + CALL_TIMEOUT_S):
+        return True
+    rest = left - first
+    if rest <= 0:
+        return False
+    if on_wait is None:
+        log.info("waiting up to %.0f s more for %r to drain its inputs", rest, name)
+    else:
+        on_wait(name, rest)
+    return bool(actors.get(wait.remote(rest), timeout=rest + CALL_TIMEOUT_S))
 
 
 def feed_wait(handle: Any) -> float:

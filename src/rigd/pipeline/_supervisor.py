@@ -54,7 +54,7 @@ from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import Wiring, open_endpoints
 from rigd.pipeline._pause import PauseControl, PauseSpan
 from rigd.pipeline._plan import Plan
-from rigd.pipeline._run_end import abort_start, stop_graceful, teardown
+from rigd.pipeline._run_end import DrainWait, abort_start, stop_graceful, teardown
 from rigd.pipeline._run_log import RunLog, run_log_path
 from rigd.pipeline._run_start import (
     CALL_TIMEOUT_S,
@@ -309,11 +309,16 @@ class Pipeline:
         (``resume``, or the pause's limit reached), on that thread."""
         self._pause.on_resumed(callback)
 
-    def stop(self, timeout: float = _DRAIN_TIMEOUT_S) -> RunReport:
+    def stop(
+        self, timeout: float = _DRAIN_TIMEOUT_S, on_wait: DrainWait | None = None
+    ) -> RunReport:
         """Stop cleanly: sources first, every lossless reader drains, files sealed.
 
-        Safe to call from several threads (and again): one stop runs, the
-        others wait for it and get the same report.
+        ``timeout``: the seconds every reader has, in all, to drain; one still
+        reading then is stopped anyway. ``on_wait(actor, seconds_left)``: called
+        when an actor has not drained within a second (``rigd run`` says so);
+        by default a log line says it. Safe to call from several threads (and
+        again): one stop runs, the others wait for it and get the same report.
         """
         with self._stop_lock:
             if self._report is not None:
@@ -321,7 +326,7 @@ class Pipeline:
             self._pause.end("stop")
             self._machine.move(RunState.STOPPING, when=_STOPPABLE)
             try:
-                stop_graceful(self, timeout)
+                stop_graceful(self, timeout, on_wait)
             finally:
                 self._report = teardown(self, force=False)
             return self._report

@@ -106,7 +106,10 @@ def recover_run(path: str | os.PathLike[str], *, run_state: str = "recovered") -
         f.attrs["run_state"] = run_state
         f.attrs["recovered_time"] = utc_now_iso()
         _nexus.seal_entry(f, end_time=f.attrs["recovered_time"])
-        log.info("recovered %s: %s frame(s) per stream", path, counts)
+        if run_state == "aborted":  # a start that failed says so itself (Pipeline.load)
+            log.debug("sealed %s as aborted; frames per stream: %s", path, counts)
+        else:
+            log.info("recovered %s: %s frame(s) per stream", path, counts)
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
     return RecoveryReport(str(path), run_state, repaired=True, frames=counts)
