@@ -41,6 +41,8 @@ __all__ = ["main"]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
+#: This worker's job once it has one (its process name), for its log lines.
+_job: list[str] = []
 
 
 def _die_with_parent(session_dir: str, parent_pid: int) -> None:
@@ -75,12 +77,13 @@ def _die_with_parent(session_dir: str, parent_pid: int) -> None:
         if not watching:
             watching.append(threading.Thread(target=end_with_head, daemon=True))
             watching[0].start()
-        logging.getLogger(__name__).info(
-            "%s deferred: this worker's head (pid %d) lives and stops it in order; "
-            "it ends when its head does (SIGKILL ends it at once)",
-            signal.Signals(signum).name,
-            parent_pid,
-        )
+        if _job:  # a spare has nothing to say: it has no job
+            logging.getLogger(__name__).info(
+                "%s deferred: this worker's head (pid %d) lives and stops it in order; "
+                "it ends when its head does (SIGKILL ends it at once)",
+                signal.Signals(signum).name,
+                parent_pid,
+            )
 
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGHUP, on_sigterm)
@@ -117,6 +120,7 @@ def _name_process(order: Any) -> None:
     it is (``python -m rigd.actors._worker SESSION ID HEAD_PID``), for tools that
     find a session's workers by it."""
     title = f"rigd:{order.name or order.class_name}" if type(order) is StartActor else "rigd:task"
+    _job.append(title)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_NAME, title.encode()[:15], 0, 0, 0)
