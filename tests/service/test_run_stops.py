@@ -206,6 +206,7 @@ def test_a_start_that_failed_leaves_no_file_and_its_run_id_free(tmp_path: Path) 
     run.wait_for("rigd run: running")
     run.proc.send_signal(signal.SIGTERM)
     status, out, err = run.end()
+    assert "run z3: stopped after" in out, err
     assert status == 130, err
     summary = inspect_run(only_file(tmp_path))
     assert (summary.run_id, summary.run_state) == ("z3", "complete")

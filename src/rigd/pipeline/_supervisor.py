@@ -312,13 +312,9 @@ class Pipeline:
     def stop(
         self, timeout: float = _DRAIN_TIMEOUT_S, on_wait: DrainWait | None = None
     ) -> RunReport:
-        """Stop cleanly: sources first, every lossless reader drains, files sealed.
-
-        ``timeout``: the seconds every reader has, in all, to drain; one still
-        reading then is stopped anyway. ``on_wait(actor, seconds_left)``: called
-        when an actor has not drained within a second (``rigd run`` says so);
-        by default a log line says it. Safe to call from several threads (and
-        again): one stop runs, the others wait for it and get the same report.
+        """Stop cleanly: sources first, every lossless reader drains (``timeout``
+        s in all; ``on_wait``: see ``stop_graceful``), files sealed. Safe to call
+        from several threads (and again): one stop runs, the others get its report.
         """
         with self._stop_lock:
             if self._report is not None:
