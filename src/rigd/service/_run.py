@@ -77,8 +77,12 @@ def format_report(report: RunReport) -> str:
         lines.append(f"  file: {path}")
     if report.log:
         lines.append(f"  log: {report.log}")
-    if not report.files:
-        lines.append("  (this pipeline records nothing)")
+    if not report.files:  # a start that recorded nothing left no file (``_run_unused``)
+        lines.append(
+            "  (no file kept: nothing was recorded)"
+            if report.frames
+            else "  (this pipeline records nothing)"
+        )
     return "\n".join(lines)
 
 
