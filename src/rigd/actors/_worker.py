@@ -67,7 +67,8 @@ def _die_with_parent(session_dir: str, parent_pid: int) -> None:
     watching: list[threading.Thread] = []
 
     def end_with_head() -> None:
-        _wait_for_exit(parent_pid)
+        if os.getppid() == parent_pid:  # else it is gone already (and its pid may be reused)
+            _wait_for_exit(parent_pid)
         cleanup_after_lost_head(session_dir, os.path.basename(session_dir) + "-", owner_dead=True)
         os._exit(1)
 

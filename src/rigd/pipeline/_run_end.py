@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rigd import actors
+from rigd._exceptions import GetTimeoutError
 from rigd.pipeline._actor_watch import actor_infos
 from rigd.pipeline._run_start import CALL_TIMEOUT_S, collect_started_files
 from rigd.pipeline._run_status import RunReport, recorded
@@ -46,8 +47,9 @@ _LOADED = frozenset({RunState.READY})
 
 #: Seconds a stop waits for an actor to drain before it says so (``stop_graceful``).
 SAY_WAIT_S = 1.0
-#: ``on_wait(actor name, seconds left at most)``: a stop waits for that actor to drain.
-DrainWait = Callable[[str, float], None]
+#: ``on_wait(actor name, what it waits for, seconds left at most)``: a stop
+#: waits for that actor (to drain its inputs, or its run_step to return).
+DrainWait = Callable[[str, str, float], None]
 
 #: Seconds a stop waits, at most, for the end of stream of a bridge whose
 #: sender is up (``feed_wait``).
@@ -92,8 +94,8 @@ def alive(p: Pipeline, name: str) -> bool:
 def stop_graceful(p: Pipeline, timeout: float, on_wait: DrainWait | None = None) -> None:
     """Stop the actors in ``stop_order``, each downstream one once its inputs
     drained (``timeout`` seconds for them all, at most); ``on_wait(name,
-    seconds_left)`` is called when one has not drained within ``SAY_WAIT_S``
-    (by default a log line says so)."""
+    doing, seconds_left)`` is called when one has not drained, or not stopped,
+    within ``SAY_WAIT_S`` (by default a log line says so)."""
     deadline = time.monotonic() + timeout
     for actor in stop_order(p.plan.actors):
         name = actor.name
@@ -108,10 +110,12 @@ def stop_graceful(p: Pipeline, timeout: float, on_wait: DrainWait | None = None)
                 left = max(0.0, deadline - time.monotonic())
                 if fed_from_afar(actor.cls):
                     left = min(left, feed_wait(handle))
-                drained = _drain(handle, name, left, on_wait)
+                ref = handle.__rigd_wait_finished__.remote(left)
+                drained = _get_saying(ref, name, "drain its inputs", left, on_wait)
                 if not drained:
                     log.warning("%s did not drain within %.0f s; stopping it", name, timeout)
-            actors.get(handle.__rigd_stop__.remote(), timeout=CALL_TIMEOUT_S)
+            ref = handle.__rigd_stop__.remote()
+            _get_saying(ref, name, "stop (its run_step has not returned)", CALL_TIMEOUT_S, on_wait)
         except Exception as exc:  # noqa: BLE001 - stop the rest whatever one does
             log.error("pipeline %s: stopping %r failed: %s", p.plan.name, name, exc)
             end_rings_of(p, name)
@@ -125,21 +129,23 @@ def stop_graceful(p: Pipeline, timeout: float, on_wait: DrainWait | None = None)
                 p._recordings[name] = actors.get(handle.summary.remote(), timeout=CALL_TIMEOUT_S)
 
 
-def _drain(handle: Any, name: str, left: float, on_wait: DrainWait | None) -> bool:
-    """Wait up to ``left`` seconds for actor ``name`` to drain its inputs;
-    after ``SAY_WAIT_S``, say what the stop waits for (``on_wait``)."""
-    first = min(left, SAY_WAIT_S)
-    wait = handle.__rigd_wait_finished__
-    if actors.get(wait.remote(first), timeout=first + CALL_TIMEOUT_S):
-        return True
-    rest = left - first
-    if rest <= 0:
-        return False
-    if on_wait is None:
-        log.info("waiting up to %.0f s more for %r to drain its inputs", rest, name)
+def _get_saying(ref: Any, name: str, doing: str, bound: float, on_wait: DrainWait | None) -> Any:
+    """``actors.get(ref)``, a call that ends within ``bound`` seconds (and
+    ``CALL_TIMEOUT_S``); after ``SAY_WAIT_S``, says what the stop waits for:
+    ``on_wait(name, doing, seconds left)``, else a log line."""
+    first = min(bound, SAY_WAIT_S)
+    try:
+        return actors.get(ref, timeout=first)
+    except GetTimeoutError:
+        pass
+    rest = bound - first
+    if rest < 1.0:  # its answer on its way (a timeout of 0, or nearly)
+        pass
+    elif on_wait is None:
+        log.info("waiting for %r to %s, %.0f s more at most", name, doing, rest)
     else:
-        on_wait(name, rest)
-    return bool(actors.get(wait.remote(rest), timeout=rest + CALL_TIMEOUT_S))
+        on_wait(name, doing, rest)
+    return actors.get(ref, timeout=rest + CALL_TIMEOUT_S)
 
 
 def feed_wait(handle: Any) -> float:

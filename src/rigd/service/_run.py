@@ -305,10 +305,10 @@ def _follow(pipeline: Pipeline, interrupts: Interrupts, err: TextIO) -> RunRepor
             )
         interrupts.stopping = True  # from here a Ctrl-C (only) forces
 
-        def on_wait(name: str, left: float) -> None:
+        def on_wait(name: str, doing: str, left: float) -> None:
             print(
-                f"rigd run: waiting for {name!r} to drain its inputs, {left:.0f} s more at "
-                "most (then it is stopped anyway); Ctrl-C again forces the stop",
+                f"rigd run: waiting for {name!r} to {doing}, {left:.0f} s more at most "
+                "(then it is stopped anyway); Ctrl-C again forces the stop",
                 file=err,
             )
             err.flush()
