@@ -43,7 +43,7 @@ from rigd.service._api import create_app
 from rigd.service._daemon import Daemon
 from rigd.service._status_path import StatusPath
 from rigd.service._token import ensure_token
-from rigd.storage import recover_run, remove_stale_rings, remove_stale_stores
+from rigd.storage import recover_run, remove_stale_rings, remove_stale_stores, writer_alive
 
 __all__ = ["recover_data_dir", "serve"]
 
@@ -54,10 +54,17 @@ _GRACEFUL_HTTP_S = 3
 
 
 def recover_data_dir(data_dir: Path) -> list[str]:
-    """Repair every run file under ``data_dir`` a crash left unsealed; return their paths."""
+    """Repair every run file under ``data_dir`` a crash left unsealed; return their paths.
+
+    A file a live writer holds (a ``rigd run`` recording into the same
+    directory: ``rigd.storage.writer_alive``) is skipped, said at INFO.
+    """
     repaired = []
     for path in sorted(data_dir.rglob("*.h5")):
         try:
+            if writer_alive(path):
+                log.info("left %s alone: a live run is writing it", path)
+                continue
             report = recover_run(path)
         except (OSError, ValueError) as exc:
             log.warning("could not check %s: %s", path, exc)

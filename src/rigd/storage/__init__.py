@@ -45,6 +45,7 @@ from rigd.storage._store import (
     own_store,
     remove_stale_stores,
 )
+from rigd.storage._writer_lock import wait_writer_gone, writer_alive
 
 if TYPE_CHECKING:
     from rigd.storage._hdf5 import (
@@ -149,4 +150,6 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "run_metadata",
     "shm_free_bytes",
     "source_state",
+    "wait_writer_gone",
+    "writer_alive",
 ]
