@@ -158,6 +158,23 @@ def test_a_truncated_file_is_refused_byte_for_byte_and_the_others_still_go(
     assert digest(cut) == before
 
 
+def test_a_cut_copy_is_refused_even_where_its_metadata_survived(tmp_path: Path) -> None:
+    # A sealed file one byte short: its writer wrote everything before sealing.
+    sealed = tmp_path / "sealed.h5"
+    sealed.write_bytes(sealed_run(tmp_path / "whole.h5", frames=20).read_bytes()[:-1])
+    # A killed writer's file cut inside the frames its last flush kept.
+    dead = killed_run(tmp_path / "dead.h5")
+    with h5py.File(dead, "r", swmr=True) as f:
+        chunk = f["large/frames"].id.get_chunk_info_by_coord((20, 0, 0))
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(dead.read_bytes()[: chunk.byte_offset + 100])
+    for path in (sealed, cut):
+        before = digest(path)
+        with pytest.raises(ValueError, match=f"{path} is truncated: it holds"):
+            recover_run(path)
+        assert digest(path) == before
+
+
 def test_a_killed_file_short_only_of_unwritten_chunk_space_is_still_recovered(
     tmp_path: Path,
 ) -> None:

@@ -1,6 +1,6 @@
 """A run file as ``repair_superblock`` would leave it, read without writing a byte.
 
-A writer killed mid-run can leave its file shorter than the end-of-file
+A writer killed mid-run, or stopped by a full disk, can leave its file shorter than the end-of-file
 address its superblock records: chunks get their file space before their
 bytes are written (``_chunk_io``), so the last few chunks' space may lie
 past the physical end. Such a file is whole: every piece of HDF5 metadata
@@ -12,9 +12,13 @@ file of the original's size that no HDF5 reader can open.
 ``RepairedView`` tells the two apart before anything is written: it is a
 read-only file object (h5py's ``fileobj`` driver) that shows the file at
 its recorded size, zeros past the physical end, and the open-for-write
-mark cleared. If h5py opens it and ``recover_run``'s reads succeed, the
-metadata is all there; if HDF5 meets zeros where metadata should be (a bad
-signature or checksum), the file is truncated and is refused.
+mark cleared. If h5py opens it, ``recover_run``'s reads succeed and every
+frame it would keep lies within the file, nothing recorded is missing; if
+HDF5 meets zeros where metadata should be (a bad signature or checksum), or
+a kept frame lies past the end, the file is truncated and is refused. A
+sealed file short of its recorded end is always truncated (its writer
+wrote everything before sealing); so is one whose write error (a full
+disk) left it short with a kept frame past its end.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ def truncated_message(path: str | os.PathLike[str], size: int, end_of_file: int)
     """The refusal for a truncated file: names it, both sizes, and the fix."""
     return (
         f"{os.fspath(path)} is truncated: it holds {size} bytes but its superblock says "
-        f"the file ends at byte {end_of_file}, and HDF5 metadata past byte {size} is "
+        f"the file ends at byte {end_of_file}, and what it recorded past byte {size} is "
         "missing (a partial copy?); nothing was changed. Copy the whole file again "
         "from its source"
     )

@@ -105,7 +105,7 @@ def _recover_held(path: Path, block: Superblock, run_state: str) -> RecoveryRepo
     short = size < block.end_of_file
     with RepairedView(path, block) as view:
         try:
-            state, counts = _survey(view, path)
+            state, counts, within = _survey(view, path, size)
         except ValueError:
             raise
         except Exception as exc:  # noqa: BLE001 - HDF5 met missing or damaged metadata
@@ -115,7 +115,14 @@ def _recover_held(path: Path, block: Superblock, run_state: str) -> RecoveryRepo
             raise ValueError(
                 f"{path} is damaged ({detail}); nothing was changed. Restore it from a copy"
             ) from None
-    if state in ("complete", "recovered", "aborted") and not (short or block.open_for_write):
+    sealed = state in ("complete", "recovered", "aborted")
+    # Short of its recorded end, a file is whole only if its writer was killed,
+    # or met a full disk, after giving chunks their space and before writing
+    # them: never sealed, with every frame it keeps in the file. Anything
+    # else (a sealed file, a frame kept past the end) is a partial copy.
+    if short and (sealed or not within):
+        raise ValueError(truncated_message(path, size, block.end_of_file))
+    if sealed and not (short or block.open_for_write):
         return RecoveryReport(str(path), state, repaired=False, frames=counts)
     # A crashed writer's reserve (``_reserve``): its space is for this repair.
     reserve_path(path).unlink(missing_ok=True)
@@ -125,7 +132,7 @@ def _recover_held(path: Path, block: Superblock, run_state: str) -> RecoveryRepo
         for group in stream_groups(f):
             columns = _nexus.field_columns(f, group)
             n = min([_recoverable_frames(group), *(c.shape[0] for c in columns.values())])
-            for name in ("frames", "frame_id", "timestamp_ns", "latency_ns"):
+            for name in _ROWS:
                 if name in group:
                     group[name].resize(n, axis=0)
             for column in columns.values():
@@ -142,9 +149,10 @@ def _recover_held(path: Path, block: Superblock, run_state: str) -> RecoveryRepo
     return RecoveryReport(str(path), run_state, repaired=True, frames=counts)
 
 
-def _survey(view: RepairedView, path: Path) -> tuple[str, dict[str, int]]:
-    """Read what the repair will read, through ``view``: the run's state and,
-    per stream, the frames a repair keeps (a sealed file: the frames it has).
+def _survey(view: RepairedView, path: Path, size: int) -> tuple[str, dict[str, int], bool]:
+    """Read what the repair will read, through ``view``: the run's state, per
+    stream the frames a repair keeps (a sealed file: the frames it has), and
+    whether the bytes of all of them lie within the file's first ``size`` bytes.
 
     Raises:
         ValueError: not a rigd run. Anything else: HDF5 met missing or
@@ -155,12 +163,31 @@ def _survey(view: RepairedView, path: Path) -> tuple[str, dict[str, int]]:
             raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
         state = attr_str(f.attrs, "run_state", "unknown")
         counts = {}
+        within = True
         for group in stream_groups(f):
             columns = _nexus.field_columns(f, group)
             n = min([_recoverable_frames(group), *(c.shape[0] for c in columns.values())])
             counts[group.name.lstrip("/")] = n
             group["dropped"]["count"].sum()
-        return state, counts
+            datasets = [group[name] for name in _ROWS if name in group]
+            within = within and all(
+                _ends_within(d, n, size) for d in [*datasets, *columns.values()]
+            )
+        return state, counts, within
+
+
+#: A stream's datasets of one row per frame.
+_ROWS = ("frames", "frame_id", "timestamp_ns", "latency_ns")
+
+
+def _ends_within(dataset: Any, n: int, size: int) -> bool:
+    """Whether the chunk holding row ``n - 1`` of ``dataset`` ends by byte ``size``
+    (chunks are given their space in row order: the last one kept ends last)."""
+    if n == 0 or dataset.chunks is None:
+        return True
+    k = dataset.chunks[0]
+    info = dataset.id.get_chunk_info_by_coord(((n - 1) // k * k, *((0,) * (dataset.ndim - 1))))
+    return info.byte_offset is None or int(info.byte_offset) + int(info.size) <= size
 
 
 def _recoverable_frames(group: Any) -> int:
