@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import struct
 import subprocess
 import sys
@@ -27,6 +28,10 @@ RIGD = [sys.executable, "-m", "rigd"]
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def open_fds() -> list[str]:
+    return sorted(os.listdir("/proc/self/fd"))
 
 
 def start_child(mode: str, path: Path) -> subprocess.Popen[str]:
@@ -78,11 +83,13 @@ def test_recover_refuses_a_file_a_live_writer_holds_and_changes_nothing(
     live_run: tuple[Path, subprocess.Popen[str]], tmp_path: Path
 ) -> None:
     path, proc = live_run
+    fds = open_fds()
     assert writer_alive(path)
     assert reserve_path(path).exists()
     with pytest.raises(OSError, match="still being written by a live run") as info:
         recover_run(path)
     assert str(path) in str(info.value)
+    assert open_fds() == fds, "the refusal left a descriptor open"
     # The writer's reserve stays, the file stays unsealed and recording goes on.
     assert reserve_path(path).exists()
     assert read_superblock(path).open_for_write
@@ -169,10 +176,11 @@ def test_a_cut_copy_is_refused_even_where_its_metadata_survived(tmp_path: Path) 
     cut = tmp_path / "cut.h5"
     cut.write_bytes(dead.read_bytes()[: chunk.byte_offset + 100])
     for path in (sealed, cut):
-        before = digest(path)
+        before, fds = digest(path), open_fds()
         with pytest.raises(ValueError, match=f"{path} is truncated: it holds"):
             recover_run(path)
         assert digest(path) == before
+        assert open_fds() == fds, "the refusal left a descriptor open"
 
 
 def test_a_killed_file_short_only_of_unwritten_chunk_space_is_still_recovered(
