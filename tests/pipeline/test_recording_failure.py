@@ -92,7 +92,7 @@ def test_rigd_run_on_a_full_disk_exits_1_with_the_cause(tmp_path: Path, tmpfs: P
     (file,) = tmpfs.glob("*.h5")
     line = re.search(r"rigd run: the pipeline failed: (.*)", err)
     assert line, err
-    assert line[1] == "actor 'recorder' ended for good; its cause is in the summary"
+    assert line[1] == "actor 'recorder' died and will not be restarted; its cause is in the summary"
     failure = re.search(r"  failure: (.*)", out)
     assert failure, out
     message = failure[1]
