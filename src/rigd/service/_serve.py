@@ -114,7 +114,8 @@ class _Server(uvicorn.Server):
             log.warning("second %s: exiting at once", signal.Signals(sig).name)
             self.force_exit = True
             os._exit(1)
-        log.info("%s: stopping cleanly", signal.Signals(sig).name)
+        why = _stop_reasons.pop() if _stop_reasons and sig == signal.SIGINT else None
+        log.info("%s: stopping cleanly", why or signal.Signals(sig).name)
         _systemd.notify("STOPPING=1", "STATUS=stopping: sealing the run files")
         # Whatever a request is doing, the daemon is gone within stop_timeout_s
         # (keep it below systemd's TimeoutStopSec); the next start repairs.
@@ -123,6 +124,17 @@ class _Server(uvicorn.Server):
         timer.start()
         self.daemon.begin_shutdown()
         self.should_exit = True
+
+
+#: Why this process stops itself (``stop_self``), logged instead of the signal's name.
+_stop_reasons: list[str] = []
+
+
+def stop_self(reason: str) -> None:
+    """Stop this process's daemon cleanly, as Ctrl-C does (a SIGINT to itself), logging
+    ``reason`` (``"the run ended"``) instead of ``SIGINT`` (``rigd run --console``)."""
+    _stop_reasons.append(reason)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _force_exit() -> None:
