@@ -116,15 +116,15 @@ def test_a_truncated_run_file_is_said_to_be_truncated_by_reprocess_and_by_playba
 ) -> None:
     # Was: "... holds no recorded stream", where `rigd inspect` said it was truncated.
     cut = _truncated(tmp_path)
-    with pytest.raises(ValueError, match="is truncated: it is 20,000 bytes") as raised:
+    with pytest.raises(ValueError, match="is truncated: it holds 20000 bytes") as raised:
         check_whole(cut)
-    assert "copy it again, whole" in str(raised.value)
+    assert "Copy the whole file again from its source" in str(raised.value)
     check_whole(tmp_path / "whole.h5")  # a whole file passes
     before = cut.read_bytes()
 
     (row,) = reprocess(_pipeline(tmp_path), [str(cut)], tmp_path / "out")
     assert row.state == "failed"
-    assert (row.error or "").startswith(f"ValueError: {cut} is truncated: it is 20,000 bytes")
+    assert (row.error or "").startswith(f"ValueError: {cut} is truncated: it holds 20000 bytes")
     assert "holds no recorded stream" not in (row.error or "")
     assert list((tmp_path / "out").iterdir()) == []
 

@@ -124,16 +124,17 @@ def check_whole(path: str | os.PathLike[str]) -> None:
     Raises:
         FileNotFoundError: no such file.
         ValueError: the file is not HDF5, or it is truncated: the message names
-            the file, both sizes and the fix (copy it again, whole).
+            the file, both sizes and the fix (copy the whole file again).
     """
     block = read_superblock(path)
     size = os.stat(path).st_size
     if block.version >= 2 and size < block.end_of_file:
-        where = os.fspath(path)
+        # The same words as `rigd recover`'s refusal of such a file.
         raise ValueError(
-            f"{where} is truncated: it is {size:,} bytes, but its HDF5 superblock says the "
-            f"file ends at {block.end_of_file:,} bytes (a copy or transfer cut short, or a "
-            "full disk); copy it again, whole, from where it came"
+            f"{os.fspath(path)} is truncated: it holds {size} bytes but its superblock says "
+            f"the file ends at byte {block.end_of_file}, and HDF5 metadata past byte {size} is "
+            "missing (a partial copy?); nothing was changed. Copy the whole file again "
+            "from its source"
         )
 
 
