@@ -217,6 +217,9 @@ def test_rays_errors_arrive_as_rigds() -> None:
     with pytest.raises(rigd.exceptions.TaskError, match="no such frame") as info:
         rigd.get(counter.fail.remote())
     assert isinstance(info.value, ValueError)
+    # Named as on one machine: the method, and no terminal colour codes.
+    assert str(info.value).startswith("ValueError raised in Counter.fail\n")
+    assert "\x1b[" not in str(info.value)
 
     @rigd.remote
     def slow():

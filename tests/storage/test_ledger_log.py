@@ -29,3 +29,27 @@ def test_a_gap_per_frame_is_every_entry_in_the_ledger_but_not_a_log_line_per_fra
     with h5py.File(tmp_path / "run.h5", "r") as f:
         assert len(f["cam/dropped"]) == 199
         assert f["cam"].attrs["frames_dropped"] == 199
+
+
+def test_an_event_in_the_ledger_is_said_as_an_event_not_as_frames_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = StreamSpec("cam", (2, 2), np.dtype(np.uint8))
+    with (
+        caplog.at_level(logging.INFO, logger="rigd.storage"),
+        RunWriter(tmp_path / "run.h5", [spec], run_id="events") as writer,
+    ):
+        writer.write("cam", np.zeros((2, 2), np.uint8), 0, 1_700_000_000_000_000_000)
+        writer.note_dropped("cam", 1, 0, "actor camera restarted (1)")
+
+    said = [r for r in caplog.records if "restarted" in r.getMessage()]
+    assert [(r.levelno, r.getMessage()) for r in said] == [
+        (
+            logging.INFO,
+            "cam: at frame id 1: actor camera restarted (1) (an event in the drop ledger; "
+            "no frame lost)",
+        )
+    ]
+    with h5py.File(tmp_path / "run.h5", "r") as f:
+        assert f["cam"].attrs["frames_dropped"] == 0
+        assert [int(r["count"]) for r in f["cam/dropped"]] == [0]

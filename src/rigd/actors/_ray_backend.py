@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -165,11 +166,15 @@ def _rigd_errors() -> Iterator[None]:
         raise TaskCancelledError(str(exc)) from exc
     except rex.RayTaskError as exc:
         cause = getattr(exc, "cause", None)
+        # Ray's error as the cause's class (``RayTaskError(ValueError)``) keeps
+        # neither its function's name nor a plain traceback: both are read
+        # from its message, whose title Ray colours for a terminal.
+        text = _ANSI.sub("", getattr(exc, "traceback_str", None) or str(exc))
         raise TaskError.from_remote(
-            getattr(exc, "function_name", "?"),
+            getattr(exc, "function_name", None) or _function_in(text),
             cause if isinstance(cause, BaseException) else None,
             type(cause).__name__ if cause is not None else "RayTaskError",
-            getattr(exc, "traceback_str", str(exc)),
+            text,
         ) from exc
     except (rex.RayActorError, rex.ActorUnavailableError) as exc:
         raise ActorDiedError(str(exc)) from exc
@@ -179,6 +184,16 @@ def _rigd_errors() -> Iterator[None]:
         raise OwnerDiedError(str(exc)) from exc
     except rex.ObjectLostError as exc:
         raise ObjectLostError(str(exc)) from exc
+
+
+#: A terminal's colour codes (Ray's error titles have them).
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _function_in(text: str) -> str:
+    """The method or task a Ray error's message names (``ray::Class.method()``), or "?"."""
+    found = re.search(r"ray::([^\s(]+)\(", text)
+    return found.group(1) if found else "?"
 
 
 def get(refs: Any, timeout: float | None = None) -> Any:

@@ -118,9 +118,15 @@ class ShapeStage:
         fields: dict[tuple[str, str], tuple[RecordField, ...]] = {}
         input_specs: dict[str, dict[str, FrameSpec]] = {name: {} for name in actors}
         deferred: list[str] = []
+        # Actors whose outputs could not be described: those downstream have
+        # inputs of unknown shape, and the problem upstream is the one to fix.
+        failed: set[str] = set()
         for name in self.order:
             actor = actors[name]
             cls = classes[name]
+            if any(up in failed for up in self.edges[name]):
+                failed.add(name)
+                continue
             if any(up in deferred for up in self.edges[name]):
                 deferred.append(name)
                 continue
@@ -129,6 +135,7 @@ class ShapeStage:
                 described = dict(cls.describe_outputs(actor.options, input_specs[name]))
             except Exception as exc:  # noqa: BLE001 - bad options are the file's problem
                 problems.append(f"{pfile.where(*self._option_key(name, exc))}: {name}: {exc}")
+                failed.add(name)
                 continue
             if device and name not in device_specs:
                 deferred.append(name)

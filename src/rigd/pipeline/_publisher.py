@@ -10,19 +10,29 @@ from typing import Any, ClassVar
 
 import zmq
 
+from rigd._exceptions import EndOfStream
 from rigd.actors import Actor
 
-__all__ = ["ZmqPublisher"]
+__all__ = ["END_LINGER_MS", "ZmqPublisher"]
+
+#: How long (ms) the socket tries to deliver the end message once closed.
+END_LINGER_MS = 500
 
 
 class ZmqPublisher(Actor):
     """Publishes ``frames`` on a ZMQ PUB socket at most ``rate_hz`` times a second.
 
     Link it with ``policy: latest`` so a slow viewer never holds the
-    pipeline back. Each message has two parts: a JSON header (``frame_id``,
-    ``timestamp_ns``, ``shape``, ``dtype``) and the frame's bytes. A
-    subscriber that cannot keep up loses messages (a high-water mark of 2),
-    never slows the publisher.
+    pipeline back. Each message has three parts: the topic, a JSON header
+    (``frame_id``, ``timestamp_ns``, ``shape``, ``dtype``) and the frame's
+    bytes. A subscriber that cannot keep up loses messages (a high-water
+    mark of 2), never slows the publisher.
+
+    When its stream ends (its input ended, or the run stopped), it sends
+    ``[topic, {"end": true}]``: a ``ZmqSource`` subscribed to it (another
+    rigd) then ends its own stream, as it does for any sender's end message.
+    It is sent as the frames are (a subscriber too slow to take it misses
+    it), and the socket keeps it up to ``END_LINGER_MS`` to deliver it.
 
     Args:
         address: where to bind, e.g. ``tcp://127.0.0.1:5555`` or ``ipc:///tmp/rigd-view``.
@@ -44,6 +54,7 @@ class ZmqPublisher(Actor):
         self.rate_hz = rate_hz
         self.topic = topic.encode()
         self.published = 0
+        self._ended = False
 
     def setup(self) -> None:
         self._socket: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
@@ -52,8 +63,16 @@ class ZmqPublisher(Actor):
         self._socket.bind(self.address)
         self._period = 1.0 / self.rate_hz
         self._next = 0.0
+        self._ended = False
 
     def run_step(self) -> None:
+        try:
+            self._publish()
+        except EndOfStream:
+            self._send_end()  # the input ended: so does this stream
+            raise
+
+    def _publish(self) -> None:
         frames = self.inputs.frames
         with frames.read(timeout=1.0) as frame:
             now = time.monotonic()
@@ -76,10 +95,19 @@ class ZmqPublisher(Actor):
                 return
         self.published += 1
 
+    def _send_end(self) -> None:
+        """Send the end-of-stream message (``ZmqSource``'s framing), once."""
+        if self._ended:
+            return
+        self._ended = True
+        with contextlib.suppress(zmq.ZMQError):
+            self._socket.send_multipart([self.topic, b'{"end": true}'], flags=zmq.NOBLOCK)
+
     def stop(self) -> None:
         socket = getattr(self, "_socket", None)
         if socket is not None:
-            socket.close(linger=0)
+            self._send_end()  # a stopped run ends the stream too
+            socket.close(linger=END_LINGER_MS)
         if self.address.startswith("ipc://"):
             # libzmq leaves the socket file behind; it was this actor's.
             with contextlib.suppress(OSError):

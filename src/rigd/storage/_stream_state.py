@@ -235,6 +235,15 @@ class StreamState:
         self.ledger.append((first_id, count, encoded, time.time_ns()))
         self.dropped_total += count
         self.noted_total += 1
+        if count == 0:
+            # An event (an actor restarted, a run resumed), not a loss: said as one.
+            log.info(
+                "%s: at frame id %d: %s (an event in the drop ledger; no frame lost)",
+                self.spec.name,
+                first_id,
+                reason,
+            )
+            return
         now = time.monotonic()
         if self.noted_total <= _LOG_FIRST:
             log.warning(
