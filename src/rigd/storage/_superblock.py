@@ -20,7 +20,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-__all__ = ["Superblock", "lookup3", "read_superblock", "repair_superblock"]
+__all__ = ["Superblock", "check_whole", "lookup3", "read_superblock", "repair_superblock"]
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Flag bits: the file is open for write, and for SWMR write.
@@ -113,6 +113,29 @@ def read_superblock(path: str | os.PathLike[str]) -> Superblock:
                 return Superblock(offset, version, head[11], end_of_file, size)
             offset = 512 if offset == 0 else offset * 2
     raise ValueError(f"{os.fspath(path)} is not an HDF5 file (no superblock signature)")
+
+
+def check_whole(path: str | os.PathLike[str]) -> None:
+    """Refuse an HDF5 file shorter than the end-of-file address its superblock
+    records: a truncated copy (``head -c``, a copy or a transfer cut short, a
+    full disk), whose streams HDF5 cannot read (it would only say the file
+    holds none, or crash). HDF5's own ``truncated file: eof = ...`` check.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not HDF5, or it is truncated: the message names
+            the file, both sizes and the fix (copy the whole file again).
+    """
+    block = read_superblock(path)
+    size = os.stat(path).st_size
+    if block.version >= 2 and size < block.end_of_file:
+        # The same words as `rigd recover`'s refusal of such a file.
+        raise ValueError(
+            f"{os.fspath(path)} is truncated: it holds {size} bytes but its superblock says "
+            f"the file ends at byte {block.end_of_file}, and HDF5 metadata past byte {size} is "
+            "missing (a partial copy?); nothing was changed. Copy the whole file again "
+            "from its source"
+        )
 
 
 def repair_superblock(path: str | os.PathLike[str]) -> bool:
