@@ -29,17 +29,7 @@ import struct
 
 from rigd.storage._superblock import Superblock, lookup3
 
-__all__ = ["RepairedView", "truncated_message"]
-
-
-def truncated_message(path: str | os.PathLike[str], size: int, end_of_file: int) -> str:
-    """The refusal for a truncated file: names it, both sizes, and the fix."""
-    return (
-        f"{os.fspath(path)} is truncated: it holds {size} bytes but its superblock says "
-        f"the file ends at byte {end_of_file}, and what it recorded past byte {size} is "
-        "missing (a partial copy?); nothing was changed. Copy the whole file again "
-        "from its source"
-    )
+__all__ = ["RepairedView"]
 
 
 class RepairedView(io.RawIOBase):

@@ -25,10 +25,10 @@ from rigd.storage._h5file import (
     relink_external,
     stream_groups,
 )
-from rigd.storage._repair_view import RepairedView, truncated_message
+from rigd.storage._repair_view import RepairedView
 from rigd.storage._run_layout import RunSummary, StreamSummary
 from rigd.storage._run_metadata import RESERVED_ATTRIBUTES
-from rigd.storage._superblock import read_superblock
+from rigd.storage._superblock import read_superblock, truncated_message
 from rigd.storage._writer_lock import writer_alive
 
 log = logging.getLogger(__name__)

@@ -16,11 +16,16 @@ from typing import Any
 
 from rigd.storage import _nexus
 from rigd.storage._h5file import attr_str, open_file, open_file_object, stream_groups
-from rigd.storage._repair_view import RepairedView, truncated_message
+from rigd.storage._repair_view import RepairedView
 from rigd.storage._reserve import reserve_path
 from rigd.storage._run_layout import RecoveryReport
 from rigd.storage._run_metadata import utc_now_iso
-from rigd.storage._superblock import Superblock, read_superblock, repair_superblock
+from rigd.storage._superblock import (
+    Superblock,
+    read_superblock,
+    repair_superblock,
+    truncated_message,
+)
 from rigd.storage._writer_lock import WriterLock
 
 log = logging.getLogger(__name__)
