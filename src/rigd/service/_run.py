@@ -279,7 +279,12 @@ def _follow(pipeline: Pipeline, interrupts: Interrupts, err: TextIO) -> RunRepor
                 if pipeline.wait(timeout=0.2):
                     break
             except PipelineFailedError as exc:
-                err.write(f"\nrigd run: the pipeline failed: {exc}\n")
+                # The cause in full is the supervisor's log line just above and the
+                # summary's failure line: not a third time here.
+                who = (
+                    f"actor {exc.actor!r} died and will not be restarted" if exc.actor else str(exc)
+                )
+                err.write(f"\nrigd run: the pipeline failed: {who}; its cause is in the summary\n")
                 break
             if time.monotonic() >= next_line:
                 next_line += every
