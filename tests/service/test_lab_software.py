@@ -276,6 +276,9 @@ def test_rigd_run_with_a_console_serves_it_during_the_run_and_exits_when_it_ends
             proc.communicate()
     assert proc.returncode == 0, err
     assert "run foreground complete" in out
+    # No signal was sent: the log says why the daemon stopped.
+    assert "the run ended (complete): stopping cleanly" in err
+    assert "SIGINT" not in err
     (path,) = (tmp_path / "rigd-data").glob("*_short_foreground.h5")
     with h5py.File(path, "r") as f:
         assert f.attrs["animal"] == "m12"

@@ -1,6 +1,7 @@
 """``rigd reprocess --address`` on a real Ray cluster: an interrupt cancels the tasks and
 each marks its file failed; a pipeline no node can hold is refused at once; a worker
-killed mid-file is a row naming its unsealed output and ``rigd recover``.
+killed mid-file is a row naming its unsealed output and ``rigd recover``; one killed
+before it made an output is a row saying it made none.
 
 One single-node cluster for the module (this process connected to it), started as a
 cluster started in the background is (``nohup``, ``&`` in a script): SIGINT ignored, so
@@ -27,6 +28,7 @@ import rigd
 from rigd.service._reprocess import reprocess
 from rigd.storage import check_sealed
 from tests.helpers import wait_until
+from tests.service.plan_stall_actors import PLAN_STALL_PIPELINE
 from tests.service.stall_actors import STALL_PIPELINE
 from tests.service.test_reprocess_stops import rings_of, write_run
 
@@ -206,3 +208,37 @@ def test_a_killed_worker_is_a_row_naming_its_unsealed_output_and_rigd_recover(
     (done,) = reprocess(pipeline, [str(tmp_path / "fine.h5")], tmp_path / "out", address=address)
     assert done.state == "done", done.error
     assert rings_of(pid) == []
+
+
+def test_a_worker_killed_before_its_output_is_a_row_saying_it_made_none(
+    tmp_path: Path, address: str
+) -> None:
+    # Was: "its output .../r2-reprocessed.h5 ... is left unsealed ... rigd recover", of
+    # a file that was never made (the worker died while its replay was planned).
+    marker = tmp_path / "stalled"
+    marker.mkdir()
+    pipeline = tmp_path / "plan-stall.yaml"
+    pipeline.write_text(PLAN_STALL_PIPELINE.format(marker=marker, driver=os.getpid()))
+    write_run(tmp_path / "r2.h5", 0, 5)
+
+    def kill_the_worker() -> None:  # kill -9 of the ray::replay_file worker, while it plans
+        wait_until(lambda: any(marker.iterdir()), timeout=90, what="the task to hang")
+        os.kill(int(next(marker.iterdir()).name), signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_worker)
+    killer.start()
+    try:
+        (crashed,) = reprocess(
+            pipeline, [str(tmp_path / "r2.h5")], tmp_path / "out", address=address
+        )
+    finally:
+        killer.join(timeout=120)
+    output = tmp_path / "out" / "r2-reprocessed.h5"
+
+    assert not output.exists()
+    assert crashed.state == "failed"
+    assert "WorkerCrashedError" in (crashed.error or "")
+    assert f"it made no output ({output} was not created)" in (crashed.error or "")
+    assert "unsealed" not in (crashed.error or "")
+    assert "rigd recover" not in (crashed.error or "")
+    assert crashed.frames == 0

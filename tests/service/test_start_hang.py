@@ -39,6 +39,12 @@ def _sealed_and_alone(cwd: Path) -> None:
     assert file.name in left
 
 
+def _nothing_left(cwd: Path) -> None:
+    # rigd run: a start that recorded nothing removes its aborted file and log,
+    # and leaves its run id free (the daemon keeps the file: _sealed_and_alone).
+    assert list((cwd / "rigd-data").iterdir()) == []
+
+
 def test_sigterm_during_a_setup_that_never_returns_stops_the_start_at_once(
     tmp_path: Path,
 ) -> None:
@@ -61,8 +67,9 @@ def test_sigterm_during_a_setup_that_never_returns_stops_the_start_at_once(
     assert proc.returncode == 130, err
     assert "start interrupted" in err
     assert "failure: the start was interrupted" in out
-    assert "file:" in out
-    _sealed_and_alone(tmp_path)
+    assert "nothing was recorded; removed" in err
+    assert "(no file kept: nothing was recorded)" in out
+    _nothing_left(tmp_path)
     wait_until(lambda: not any(pid_alive(w) for w in workers), timeout=10, what="workers gone")
     assert no_rings_of(proc.pid)
 
@@ -77,7 +84,7 @@ def test_a_setup_that_outlasts_the_timeout_fails_the_start_naming_the_actor(
     assert proc.returncode == 1, err
     assert "actor(s) 'stuck' did not return from setup within 2 s" in err
     assert "run.setup_timeout_s" in err
-    _sealed_and_alone(tmp_path)
+    _nothing_left(tmp_path)
     assert no_rings_of(proc.pid)
 
 

@@ -70,6 +70,10 @@ class OptionValueError(RigdError, ValueError):
         super().__init__(message)
         self.option = option
 
+    def __reduce__(self) -> tuple[type[OptionValueError], tuple[str, str]]:
+        # Raised in an actor's process (a setup refusing its option) and unpickled here.
+        return type(self), (self.option, str(self.args[0]))
+
 
 class PipelineFailedError(RigdError):
     """Raised by ``Pipeline.wait`` when an actor of the run died for good.

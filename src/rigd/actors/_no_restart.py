@@ -35,4 +35,5 @@ def end_without_restart(detail: str) -> None:
         return
     with contextlib.suppress(Exception):  # the head may be gone: exiting is all that is left
         runtime.send_to_head(Exiting(ExitKind.EXIT_ACTOR.value, detail))
-        log.info("told the head not to restart this actor: %s", detail)
+        # The detail (its error) was logged as it happened, and is the death reason.
+        log.info("told the head not to restart this actor")

@@ -6,15 +6,22 @@ minutes (it was killed after 164 s here, ``127.0.0.1:1``), and Ray Client
 server (the dashboard's 8265) keeps either waiting. ``check_answers`` asks
 first, within a few seconds: a tcp connection, then the start of an HTTP/2
 exchange (RFC 9113 3.4: the server's first frame is a SETTINGS frame), which
-the GCS and the Ray Client server, both gRPC servers, send at once. With
-``RAY_USE_TLS`` set, only the connection is checked (the server then speaks TLS
-first).
+the GCS and the Ray Client server, both gRPC servers, send at once. Then one
+short gRPC call tells the two apart (``_ray_grpc``): a GCS answers
+``NodeInfoGcsService/GetClusterId``, the Ray Client server has no such method
+(``UNIMPLEMENTED``, Ray's "Method not found!") but answers Ray Client's ``PING``.
+Ray itself, given the other kind's port, retries for 20-30 s; a cluster with
+token authentication answers ``UNAUTHENTICATED`` to a call without its token,
+which Ray retries as long. With ``RAY_USE_TLS`` set, only the connection is
+checked (the server then speaks TLS first).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+
+from rigd.actors._ray_grpc import Answer, ask, auth_token
 
 __all__ = ["check_answers", "host_and_port"]
 
@@ -96,6 +103,48 @@ def check_answers(address: str, target: str, timeout: float = 5.0) -> None:
             f"no Ray cluster at {address} ({host}:{port} answers, but not as Ray's GCS or Ray "
             f"Client server: another port, such as the dashboard's 8265?); {_FIX}"
         )
+    _check_kind(address, host, port, client=target.startswith("ray://"), timeout=timeout)
+
+
+def _check_kind(address: str, host: str, port: int, *, client: bool, timeout: float) -> None:
+    """Raise ConnectionError if the gRPC server at ``host:port`` is not the kind
+    ``address`` names, or refuses the call for want of a token."""
+    answer = ask(host, port, timeout)
+    if answer is Answer.UNAUTHENTICATED:
+        raise ConnectionError(_auth_message(address))
+    if answer is Answer.GCS and client:
+        raise ConnectionError(
+            f"{address} is the port of a Ray cluster's GCS, not of its Ray Client server: "
+            f"give ray:{_joined(host, port)} (rigd then joins the cluster as a driver), or "
+            f"ray://{_joined(host, RAY_CLIENT_PORT)} (Ray Client's port, as `ray start --head "
+            "--ray-client-server-port` sets it)"
+        )
+    if answer is Answer.RAY_CLIENT and not client:
+        raise ConnectionError(
+            f"{address} is the port of a Ray Client server, not of a Ray cluster's GCS: give "
+            f"ray://{_joined(host, port)} (Ray Client), or ray:HOST:6379 (the GCS port, as "
+            "`ray start --head` prints it)"
+        )
+    if answer is Answer.OTHER_GRPC:
+        raise ConnectionError(
+            f"no Ray cluster at {address} ({host}:{port} answers gRPC, but neither as Ray's GCS "
+            f"nor as a Ray Client server); {_FIX}"
+        )
+
+
+def _auth_message(address: str) -> str:
+    found = auth_token()
+    where = f"refuses the token from {found[1]}" if found else "this process has no token"
+    return (
+        f"the Ray cluster at {address} uses token authentication and {where} (Ray's "
+        "InvalidAuthToken); give this process the cluster's token: RAY_AUTH_MODE=token and "
+        "RAY_AUTH_TOKEN=<token> (or RAY_AUTH_TOKEN_PATH=<file>, or ~/.ray/auth_token), the token "
+        "`ray get-auth-token` prints on the head node"
+    )
+
+
+def _joined(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _read(conn: socket.socket, count: int) -> bytes:

@@ -18,8 +18,10 @@ import ctypes
 import logging
 import os
 import queue
+import select
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -39,35 +41,53 @@ __all__ = ["main"]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
-# How long a SIGTERM waits to tell a dying head from a plain SIGTERM.
-PARENT_EXIT_WAIT_S = 2.0
+#: This worker's job once it has one (its process name), for its log lines.
+_job: list[str] = []
 
 
 def _die_with_parent(session_dir: str, parent_pid: int) -> None:
-    """End this worker when the head's process ends, even by SIGKILL.
+    """End this worker when the head's process ends, even by SIGKILL; defer a
+    SIGTERM or SIGHUP while the head lives.
 
     The kernel sends SIGTERM when the thread that spawned us (the head's)
-    ends (PR_SET_PDEATHSIG). That thread can end a moment before the rest of
-    its process, so the handler waits, briefly, for the process itself to be
-    gone, removes the session's files the dead head could not, and exits. If
-    the process stays alive, the SIGTERM came from someone else and keeps its
-    usual meaning. The lost connection to the head ends the worker too, from
-    its I/O thread, should the main thread be busy in native code.
+    ends (PR_SET_PDEATHSIG). A SIGTERM or SIGHUP while the head's process
+    lives came from someone else: most often sent to every process of a
+    service or session at once (systemd's default ``KillMode=control-group``,
+    ``kill -TERM PID $(pgrep -P PID)``, a closed terminal), when the head
+    (``rigd run``, the daemon) was told to stop as well. It is deferred: the
+    head stops its actors in order (sources first, readers drain, files
+    sealed) and then ends this process. A thread then waits for the head's
+    process to end (the head's thread can end a moment before the rest of
+    its process): once it has, this worker removes the session's files the
+    dead head could not and exits, so an actor whose head is gone still
+    ends. SIGKILL ends a worker at once, as before; the lost connection to
+    the head ends it too, from its I/O thread, should the main thread be busy
+    in native code.
     """
+    watching: list[threading.Thread] = []
+
+    def end_with_head() -> None:
+        if os.getppid() == parent_pid:  # else it is gone already (and its pid may be reused)
+            _wait_for_exit(parent_pid)
+        cleanup_after_lost_head(session_dir, os.path.basename(session_dir) + "-", owner_dead=True)
+        os._exit(1)
 
     def on_sigterm(signum: int, frame: object) -> None:
-        deadline = time.monotonic() + PARENT_EXIT_WAIT_S
-        while time.monotonic() < deadline:
-            if not pid_alive(parent_pid):
-                cleanup_after_lost_head(
-                    session_dir, os.path.basename(session_dir) + "-", owner_dead=True
-                )
-                os._exit(1)
-            time.sleep(0.002)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+        if os.getppid() != parent_pid or not pid_alive(parent_pid):
+            end_with_head()
+        if not watching:
+            watching.append(threading.Thread(target=end_with_head, daemon=True))
+            watching[0].start()
+        if _job:  # a spare has nothing to say: it has no job
+            logging.getLogger(__name__).info(
+                "%s deferred: this worker's head (pid %d) lives and stops it in order; "
+                "it ends when its head does (SIGKILL ends it at once)",
+                signal.Signals(signum).name,
+                parent_pid,
+            )
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGHUP, on_sigterm)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -75,6 +95,22 @@ def _die_with_parent(session_dir: str, parent_pid: int) -> None:
         pass  # not Linux: the lost head connection still ends us
     if os.getppid() != parent_pid:
         os._exit(1)  # the parent died before prctl took effect
+
+
+def _wait_for_exit(pid: int) -> None:
+    """Block until process ``pid`` has ended (a zombie counts as ended)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except OSError:  # no pidfds here: look every few milliseconds
+        while pid_alive(pid):
+            time.sleep(0.005)
+        return
+    try:
+        select.select([fd], [], [])  # readable once the process has ended
+    finally:
+        os.close(fd)
 
 
 def _name_process(order: Any) -> None:
@@ -85,6 +121,7 @@ def _name_process(order: Any) -> None:
     it is (``python -m rigd.actors._worker SESSION ID HEAD_PID``), for tools that
     find a session's workers by it."""
     title = f"rigd:{order.name or order.class_name}" if type(order) is StartActor else "rigd:task"
+    _job.append(title)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_NAME, title.encode()[:15], 0, 0, 0)

@@ -89,7 +89,7 @@ class ActorWatch:
             if info is None or info.state == "dead":
                 reason = info.death_reason if info else "it is gone"
                 last = self._last_error(name) if self._last_error is not None else None
-                if last:
+                if last and last not in (reason or ""):  # an exit's reason may quote it already
                     reason = f"{reason}; its last error: {last}"
                 self._fail(f"actor {name!r} died and will not be restarted: {reason}", name, last)
                 return False

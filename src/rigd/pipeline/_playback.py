@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import pickle
 import time
 from collections.abc import Mapping
@@ -10,9 +12,19 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rigd.actors import Actor
-from rigd.storage import MessageWriter, RecordField, StreamReader, describe_stream, dtype_text
+from rigd.storage import (
+    MessageWriter,
+    RecordField,
+    StreamReader,
+    check_sealed,
+    check_whole,
+    describe_stream,
+    dtype_text,
+)
 
 __all__ = ["FilePlayback"]
+
+log = logging.getLogger("rigd.pipeline")
 
 
 class FilePlayback(Actor):
@@ -36,6 +48,12 @@ class FilePlayback(Actor):
     ns since the epoch) at any rate, so a replay's run file (``rigd
     reprocess``) keeps the source's ids and times. The rate paces on a
     monotonic clock of its own; a pause does not make it catch up on resume.
+
+    A truncated file (shorter than its HDF5 superblock says:
+    ``rigd.storage.check_whole``) is refused, naming the truncation. An
+    unsealed one (a run still recording, or one whose writer died) is played
+    as it is, with a WARNING naming ``rigd recover`` (``rigd reprocess``
+    refuses it instead: a derived file must not hold a run's unflushed end).
     """
 
     output_names = ("frames",)
@@ -59,6 +77,9 @@ class FilePlayback(Actor):
     ) -> dict[str, tuple[tuple[int, ...], str]]:
         if "path" not in options:
             raise ValueError("FilePlayback needs a path option: the run file to play")
+        if isinstance(options["path"], str) and options["path"]:
+            with contextlib.suppress(OSError):  # describe_stream names it
+                check_whole(options["path"])
         described = describe_stream(options["path"], options.get("stream"))
         return {"frames": (described.shape, dtype_text(described.dtype))}
 
@@ -71,6 +92,17 @@ class FilePlayback(Actor):
         return {"frames": described.fields} if described.fields else {}
 
     def setup(self) -> None:
+        check_whole(self.path)
+        try:
+            check_sealed(self.path)
+        except ValueError:
+            log.warning(
+                "FilePlayback plays %s, which is not sealed: its run is still recording, or "
+                "its writer died; frames it had not flushed are missing. If no run writes it, "
+                "seal it first with `rigd recover %s`",
+                self.path,
+                self.path,
+            )
         self._reader = StreamReader(self.path, self.stream)
         if not len(self._reader):
             raise ValueError(f"{self.path}: stream {self._reader.name!r} holds no frame")

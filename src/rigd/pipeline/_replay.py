@@ -23,6 +23,7 @@ import contextlib
 import functools
 import os
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ from rigd.storage import (
     carry_provenance,
     carry_source,
     check_sealed,
+    check_whole,
+    made_by,
     mark_failed,
     read_source,
 )
@@ -112,6 +115,7 @@ def replay_file(
     actor_processes: bool = False,
     pipeline_path: str = "",
     timeout: float = _WAIT_S,
+    job: str | None = None,
 ) -> dict[str, Any]:
     """Replay ``run_file`` through the pipeline ``text`` into a new run file in ``out_dir``.
 
@@ -134,6 +138,10 @@ def replay_file(
         pipeline_path: the pipeline file, for the provenance note.
         timeout: seconds the replay may take (default 3600; ``rigd
             reprocess --timeout``); one that takes longer is stopped and failed.
+        job: this replay's id, written in its outputs' ``reprocess_job``
+            attribute (default: a new UUID): a failed replay marks failed only
+            the files it made (``rigd.storage.made_by``), never another job's
+            of the same name, and ``rigd reprocess`` counts only their frames.
 
     Returns:
         ``file``, ``state`` (``done`` or ``failed``), ``output`` (the new
@@ -149,7 +157,8 @@ def replay_file(
         is not a path, an output name too long, a timeout too): the files it
         wrote are kept, marked ``run_state: failed`` (``rigd.storage.mark_failed``);
         a file of an unsealed run is refused (``rigd.storage.check_sealed``:
-        the fix is ``rigd recover``).
+        the fix is ``rigd recover``), a truncated one too
+        (``rigd.storage.check_whole``: it names both sizes).
 
     Raises:
         KeyboardInterrupt, SystemExit: as they came (Ctrl-C, SIGTERM, a
@@ -158,6 +167,8 @@ def replay_file(
     """
     start = time.monotonic()
     targets: dict[str, Path] = {}
+    job = job if isinstance(job, str) and job else uuid.uuid4().hex
+    carried: Any = None  # once read: the source, and each recorder's replayed streams
     where = str(run_file)
     # A Ray task is cancelled by a SIGINT: heard even where its worker ignores them.
     interrupts = heed_interrupts() if in_task else None
@@ -169,6 +180,7 @@ def replay_file(
             run_locally()  # a Ray task's pipeline: this node's processes and rings
             sweep_stale_rings()
         run_id = run_id or f"{Path(where).stem}-reprocessed"
+        check_whole(where)  # HDF5 would say it holds no stream
         check_sealed(where)  # HDF5 would only name h5clear
         # Its problems name the pipeline file's own lines (ReplayFile).
         loaded = (
@@ -192,8 +204,10 @@ def replay_file(
         # that did not complete is said in the provenance note and the row's warning.
         origin = read_source(source)  # read once: its metadata, state, ledgers, ids
         metadata, state = dict(origin.metadata), origin.state
+        carried = (origin, {r: replay.streams(r) for r in targets})
         before = metadata.get("provenance")
         metadata.update(_provenance(source, pipeline_path, replay, before, state))
+        metadata["reprocess_job"] = job  # rigd.storage.made_by: which files are this replay's
         warning: str | None = None  # a live run's steps are its actors' own logs
         if not actor_processes:
             inline = run_inline(plan_pipeline(pfile), run_id, metadata, float(timeout))
@@ -224,12 +238,16 @@ def replay_file(
     except BaseException as exc:  # one file's failure is its row; an interrupt goes on
         error = error_text(exc, where, timeout)
         # What the failed replay wrote is kept, never left looking complete, and
-        # still says which run it came from.
-        for target in targets.values():
-            with contextlib.suppress(OSError, ValueError):
-                if target.exists():
+        # still says which run it came from. Only its own: a file of that name
+        # that another job made (at the same time) is that job's.
+        for recorder, target in targets.items():
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                if made_by(target, job):
                     mark_failed(target, error)
-                    carry_provenance(str(Path(where).resolve()), str(target))
+                    if carried is None:
+                        carry_provenance(str(Path(where).resolve()), str(target))
+                    else:  # its ledgers and latencies too, as a done file's
+                        carry_source(carried[0], str(target), carried[1][recorder])
         if not isinstance(exc, Exception):
             raise
         return _result(where, "failed", start, error=error)

@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rigd import actors
+from rigd._exceptions import GetTimeoutError
 from rigd.pipeline._actor_watch import actor_infos
 from rigd.pipeline._run_start import CALL_TIMEOUT_S, collect_started_files
 from rigd.pipeline._run_status import RunReport, recorded
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from rigd.pipeline._supervisor import Pipeline
 
 __all__ = [
+    "SAY_WAIT_S",
+    "DrainWait",
     "abort_loaded",
     "abort_start",
     "alive",
@@ -40,6 +44,12 @@ __all__ = [
 log = logging.getLogger("rigd.pipeline._supervisor")
 #: ``abort_loaded`` ends a run in these (loaded, not run).
 _LOADED = frozenset({RunState.READY})
+
+#: Seconds a stop waits for an actor to drain before it says so (``stop_graceful``).
+SAY_WAIT_S = 1.0
+#: ``on_wait(actor name, what it waits for, seconds left at most)``: a stop
+#: waits for that actor (to drain its inputs, or its run_step to return).
+DrainWait = Callable[[str, str, float], None]
 
 #: Seconds a stop waits, at most, for the end of stream of a bridge whose
 #: sender is up (``feed_wait``).
@@ -81,7 +91,11 @@ def alive(p: Pipeline, name: str) -> bool:
     return info is not None and info.state == "alive"
 
 
-def stop_graceful(p: Pipeline, timeout: float) -> None:
+def stop_graceful(p: Pipeline, timeout: float, on_wait: DrainWait | None = None) -> None:
+    """Stop the actors in ``stop_order``, each downstream one once its inputs
+    drained (``timeout`` seconds for them all, at most); ``on_wait(name,
+    doing, seconds_left)`` is called when one has not drained, or not stopped,
+    within ``SAY_WAIT_S`` (by default a log line says so)."""
     deadline = time.monotonic() + timeout
     for actor in stop_order(p.plan.actors):
         name = actor.name
@@ -96,12 +110,12 @@ def stop_graceful(p: Pipeline, timeout: float) -> None:
                 left = max(0.0, deadline - time.monotonic())
                 if fed_from_afar(actor.cls):
                     left = min(left, feed_wait(handle))
-                drained = actors.get(
-                    handle.__rigd_wait_finished__.remote(left), timeout=left + CALL_TIMEOUT_S
-                )
+                ref = handle.__rigd_wait_finished__.remote(left)
+                drained = _get_saying(ref, name, "drain its inputs", left, on_wait)
                 if not drained:
                     log.warning("%s did not drain within %.0f s; stopping it", name, timeout)
-            actors.get(handle.__rigd_stop__.remote(), timeout=CALL_TIMEOUT_S)
+            ref = handle.__rigd_stop__.remote()
+            _get_saying(ref, name, "stop (its run_step has not returned)", CALL_TIMEOUT_S, on_wait)
         except Exception as exc:  # noqa: BLE001 - stop the rest whatever one does
             log.error("pipeline %s: stopping %r failed: %s", p.plan.name, name, exc)
             end_rings_of(p, name)
@@ -113,6 +127,25 @@ def stop_graceful(p: Pipeline, timeout: float) -> None:
         if name in p.plan.recorders:
             with contextlib.suppress(Exception):
                 p._recordings[name] = actors.get(handle.summary.remote(), timeout=CALL_TIMEOUT_S)
+
+
+def _get_saying(ref: Any, name: str, doing: str, bound: float, on_wait: DrainWait | None) -> Any:
+    """``actors.get(ref)``, a call that ends within ``bound`` seconds (and
+    ``CALL_TIMEOUT_S``); after ``SAY_WAIT_S``, says what the stop waits for:
+    ``on_wait(name, doing, seconds left)``, else a log line."""
+    first = min(bound, SAY_WAIT_S)
+    try:
+        return actors.get(ref, timeout=first)
+    except GetTimeoutError:
+        pass
+    rest = bound - first
+    if rest < 1.0:  # its answer on its way (a timeout of 0, or nearly)
+        pass
+    elif on_wait is None:
+        log.info("waiting for %r to %s, %.0f s more at most", name, doing, rest)
+    else:
+        on_wait(name, doing, rest)
+    return actors.get(ref, timeout=rest + CALL_TIMEOUT_S)
 
 
 def feed_wait(handle: Any) -> float:

@@ -19,9 +19,12 @@ from rigd._exceptions import RigdError
 from rigd.pipeline._pause import PauseSpan
 from rigd.pipeline._plan import Plan
 from rigd.pipeline._state import RunState
-from rigd.storage import OWN_IDS, FrameRing, recover_run
+from rigd.storage import OWN_IDS, FrameRing, recover_run, wait_writer_gone
 
 __all__ = ["ActorStatus", "LinkRates", "LinkStatus", "PipelineStatus", "RunReport", "recorded"]
+
+#: How long a repair waits for a killed recorder's process to let go of its file.
+_WRITER_EXIT_S = 10.0
 
 
 class ActorStatus(TypedDict):
@@ -206,6 +209,9 @@ def recorded(
         files.append(path)
         if repair or recording.get("state") != "complete":
             with contextlib.suppress(Exception):
+                # Its recorder was just killed: its process lets go of the file
+                # as it exits (recover_run refuses a file a live writer holds).
+                wait_writer_gone(path, _WRITER_EXIT_S)
                 report = recover_run(path, run_state=run_state)
                 recording = {**recording, "frames": dict(report.frames)}
         frames.update(recording.get("frames", {}))

@@ -54,7 +54,7 @@ from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import Wiring, open_endpoints
 from rigd.pipeline._pause import PauseControl, PauseSpan
 from rigd.pipeline._plan import Plan
-from rigd.pipeline._run_end import abort_start, stop_graceful, teardown
+from rigd.pipeline._run_end import DrainWait, abort_start, stop_graceful, teardown
 from rigd.pipeline._run_log import RunLog, run_log_path
 from rigd.pipeline._run_start import (
     CALL_TIMEOUT_S,
@@ -309,11 +309,12 @@ class Pipeline:
         (``resume``, or the pause's limit reached), on that thread."""
         self._pause.on_resumed(callback)
 
-    def stop(self, timeout: float = _DRAIN_TIMEOUT_S) -> RunReport:
-        """Stop cleanly: sources first, every lossless reader drains, files sealed.
-
-        Safe to call from several threads (and again): one stop runs, the
-        others wait for it and get the same report.
+    def stop(
+        self, timeout: float = _DRAIN_TIMEOUT_S, on_wait: DrainWait | None = None
+    ) -> RunReport:
+        """Stop cleanly: sources first, every lossless reader drains (``timeout``
+        s in all; ``on_wait``: see ``stop_graceful``), files sealed. Safe to call
+        from several threads (and again): one stop runs, the others get its report.
         """
         with self._stop_lock:
             if self._report is not None:
@@ -321,7 +322,7 @@ class Pipeline:
             self._pause.end("stop")
             self._machine.move(RunState.STOPPING, when=_STOPPABLE)
             try:
-                stop_graceful(self, timeout)
+                stop_graceful(self, timeout, on_wait)
             finally:
                 self._report = teardown(self, force=False)
             return self._report

@@ -28,6 +28,7 @@ sender's ids (a sender whose ids restart, or are not increasing).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -38,7 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 import zmq
 
-from rigd._exceptions import RigdError
+from rigd._exceptions import OptionValueError, RigdError
 from rigd.actors import Actor
 from rigd.pipeline._frame_spec import frame_spec
 
@@ -85,6 +86,9 @@ class ZmqSource(Actor):
 
     Raises:
         ValueError: an option is not one of its values (the message names it).
+        OptionValueError: at setup, ``address`` refused by ZMQ (a port taken, an
+            address not of this machine, no such transport); one line naming it
+            and the fix.
     """
 
     output_names = ("frames",)
@@ -146,10 +150,16 @@ class ZmqSource(Actor):
         self._socket.setsockopt(zmq.LINGER, 0)
         if self.socket_type == "sub":
             self._socket.setsockopt(zmq.SUBSCRIBE, self.topic.encode())
-        if self.bind:
-            self._socket.bind(self.address)
-        else:
-            self._socket.connect(self.address)
+        try:
+            if self.bind:
+                self._socket.bind(self.address)
+            else:
+                self._socket.connect(self.address)
+        except zmq.ZMQError as exc:
+            self._socket.close()
+            raise OptionValueError(
+                "address", _address_refused(self.address, self.bind, exc)
+            ) from None
         previous = self.outputs.frames.previous
         if previous is not None:
             self._last_id = previous[0]  # restarted: ids go on increasing
@@ -303,6 +313,23 @@ class ZmqSource(Actor):
         if self.last_rejection:
             line += f" (last: {self.last_rejection})"
         return line
+
+
+def _address_refused(address: str, bind: bool, exc: zmq.ZMQError) -> str:
+    """One line for ``bind``/``connect`` refusing ``address`` (libzmq's errno and words)."""
+    verb = "bind" if bind else "connect to"
+    why = zmq.strerror(exc.errno).lower() if exc.errno else str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        port = address.rsplit(":", 1)[-1]
+        fix = (
+            f"give another port in its address option, or stop what holds {port} "
+            f"(`ss -ltnp 'sport = :{port}'` names it)"
+        )
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        fix = "bind an address of this machine (tcp://*:PORT binds them all)"
+    else:
+        fix = "give an address as tcp://HOST:PORT (or ipc://PATH)"
+    return f"ZmqSource cannot {verb} {address}: {why}; {fix}"
 
 
 def _looks_like_json(part: zmq.Frame) -> bool:

@@ -21,12 +21,13 @@ import math
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rigd.service._reprocess_outputs import cannot_write, with_kept_frames
+from rigd.service._reprocess_outputs import cannot_write, own_outputs, with_kept_frames
 from rigd.service._reprocess_signals import StopSignals
 from rigd.service._reprocess_table import table
 
@@ -129,11 +130,18 @@ def reprocess(
         run_ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
     results: dict[int, FileResult] = {}
     targets: list[list[Path]] = []  # each file's outputs, once named (below)
+    # Each file's replay's id, in its outputs (rigd.storage.made_by): a job that
+    # runs at the same time, into the same --out, has files of the same names.
+    batch = uuid.uuid4().hex[:16]
+    replay_ids = [f"{batch}-{index}" for index in range(len(paths))]
+
+    def ours(index: int) -> list[Path]:  # file index's outputs that its replay made
+        return own_outputs(targets[index], replay_ids[index]) if targets else []
 
     def finished(index: int, result: dict[str, Any], replayed: bool = True) -> None:
         # A row that did not finish counts the frames its kept outputs hold: only
         # outputs this job wrote (none for a file refused before its replay began).
-        kept = targets[index] if targets and replayed else ()
+        kept = ours(index) if replayed and result.get("state") != "done" else ()
         item = FileResult(**with_kept_frames(result, kept))
         results[index] = item
         if progress is not None:
@@ -177,6 +185,7 @@ def reprocess(
                             actor_processes,
                             pipeline_path,
                             timeout,
+                            replay_ids[index],
                         ),
                     )
                     current.clear()
@@ -193,7 +202,7 @@ def reprocess(
                 "pipeline_path": pipeline_path,
                 "timeout": timeout,
             }
-            jobs = [(i, paths[i], run_ids[i], targets[i]) for i in todo]
+            jobs = [(i, paths[i], run_ids[i], targets[i], replay_ids[i]) for i in todo]
             # --out is made once the job can start: connected, and a node holds a task.
             replay_on_ray(jobs, args, address, cpus, gpus, finished, ready=lambda: _make_out(out))
     except KeyboardInterrupt:
@@ -201,7 +210,7 @@ def reprocess(
             if index in results:
                 continue
             if index in current:
-                there = [str(t) for t in targets[index] if t.exists()]
+                there = [str(t) for t in ours(index)]
                 kept = (
                     f"what it replayed is kept in {', '.join(there)}, marked run_state: failed"
                     if there

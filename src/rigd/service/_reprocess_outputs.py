@@ -5,7 +5,9 @@ A failed, interrupted or timed-out replay keeps what it wrote (sealed, marked
 ``run_state: failed``: ``rigd.pipeline.replay_file``); its row counts the
 frames in those files (``rigd.storage.inspect_run``, per stream) instead of
 showing 0. A file refused before its replay began (``cannot_write``: an output
-there already, from an earlier job) counts 0: those outputs are not this job's.
+there already, from an earlier job) counts 0: those outputs are not this job's;
+so does one whose names another job, at the same time, took first
+(``own_outputs``: each replay's id is in the files it made).
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cannot_write", "kept_frames", "with_kept_frames"]
+__all__ = ["cannot_write", "kept_frames", "own_outputs", "with_kept_frames"]
+
+
+def own_outputs(targets: Iterable[Path], job: str) -> list[Path]:
+    """The files of ``targets`` that the replay ``job`` made (``rigd.storage.made_by``),
+    not another job's of the same name; a missing or unreadable one is left out."""
+    from rigd.storage import made_by
+
+    return [t for t in targets if made_by(t, job)]
 
 
 def kept_frames(outputs: Iterable[str | os.PathLike[str]]) -> int:

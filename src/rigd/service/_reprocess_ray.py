@@ -4,8 +4,10 @@ Before any task is submitted, the cluster must have a node whose resources
 hold one file's task (the pipeline's ``num_cpus`` and ``num_gpus`` added
 up): Ray would keep such a task pending for ever (it waits for a node that
 may join), so it is refused at once. A task whose worker dies (``kill -9``,
-the OOM killer) is a failed row naming its output, left unsealed, and the
-fix (``rigd recover FILE``). An interrupt (Ctrl-C, SIGTERM) cancels the
+the OOM killer) is a failed row saying what it left, as far as this machine
+sees: its output, left unsealed, and the fix (``rigd recover FILE``); or
+that it made none (every node is this machine); or that its output, if any,
+is on the machine that ran it (``_left_unsealed``). An interrupt (Ctrl-C, SIGTERM) cancels the
 pending tasks (``rigd.actors.cancel``, Ray's ``ray.cancel``: a running task
 gets ``KeyboardInterrupt``, so ``replay_file`` seals its file and marks it
 failed), waits for them at most ``CANCEL_WAIT_S``, then kills what is left
@@ -29,8 +31,8 @@ __all__ = ["CANCEL_WAIT_S", "Job", "check_fits", "replay_on_ray"]
 #: How long (s) cancelled tasks are waited for before their workers are killed.
 CANCEL_WAIT_S = 30.0
 
-#: One file's task: (index, run file, run id, its output paths).
-Job = tuple[int, str, str, Sequence[Path]]
+#: One file's task: (index, run file, run id, its output paths, its replay's id).
+Job = tuple[int, str, str, Sequence[Path], str]
 Finished = Callable[[int, dict[str, Any]], None]
 
 
@@ -94,8 +96,9 @@ def replay_on_ray(
         pending: dict[Any, Job] = {}
         try:
             for job in jobs:
-                _, path, run_id, _ = job
-                pending[task.remote(**args, run_file=path, run_id=run_id, in_task=True)] = job
+                _, path, run_id, _, replay = job
+                ref = task.remote(**args, run_file=path, run_id=run_id, in_task=True, job=replay)
+                pending[ref] = job
             while pending:
                 (ref,), _ = wait(list(pending), num_returns=1)
                 job = pending.pop(ref)
@@ -160,7 +163,9 @@ def _cancel(pending: dict[Any, Job], finished: Finished) -> None:
 
 
 def _interrupted(job: Job) -> str:
-    there = [str(p) for p in job[3] if p.exists()]
+    from rigd.storage import made_by
+
+    there = [str(p) for p in job[3] if made_by(p, job[4])]
     if there:
         return (
             f"interrupted (its Ray task cancelled); what it replayed is kept in "
@@ -170,15 +175,51 @@ def _interrupted(job: Job) -> str:
 
 
 def _left_unsealed(job: Job) -> str:
-    there = [p for p in job[3] if p.exists()] or list(job[3][:1])
-    if not there:
+    """What a task whose worker died left, as this machine can see it: its own
+    output (``rigd.storage.made_by``: not another job's of the same name),
+    unsealed; none made; or, where the task may have run on another machine,
+    that its output cannot be seen from here."""
+    from rigd.storage import check_sealed, made_by
+
+    targets = list(job[3])
+    if not targets:
         return ""
-    target = there[0]
-    where = "" if target.exists() else " (on the node that ran it)"
+    mine = [p for p in targets if made_by(p, job[4])]
+    for target in mine:
+        try:
+            check_sealed(target)
+        except ValueError:
+            return (
+                f"; its output {target} is left unsealed (run_state: recording): once no "
+                f"task writes it, seal it with `rigd recover {target}`"
+            )
+    if mine:
+        return f"; its output {', '.join(map(str, mine))} was sealed before its worker died"
+    names = ", ".join(map(str, targets))
+    others = [p for p in targets if p.exists()]
+    if others:
+        return f"; it made no output ({', '.join(map(str, others))} is another job's)"
+    if _one_machine():
+        return f"; it made no output ({names} was not created)"
     return (
-        f"; its output {target}{where} is left unsealed (run_state: recording): once no "
-        f"task writes it, seal it with `rigd recover {target}`"
+        f"; no output {names} here: its task may have run on another machine, which "
+        "writes its --out on its own disk unless this one is shared; if the file is there, "
+        "seal it there with `rigd recover FILE`"
     )
+
+
+def _one_machine() -> bool:
+    """Whether every node of the cluster (alive or not) is this machine (its host name):
+    then a task's output is on this machine's disk, seen here."""
+    import socket
+
+    from rigd.actors import nodes
+
+    try:
+        names = {str(n.get("NodeManagerHostname", "")) for n in nodes()}
+    except Exception:  # noqa: BLE001 - a cluster that does not answer: cannot tell
+        return False
+    return names == {socket.gethostname()}
 
 
 def _row(job: Job, state: str, error: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """``rigd run [PIPELINE.yaml]``: one pipeline in the foreground, with live progress.
 
-Runs until the sources end or Ctrl-C. The first Ctrl-C or SIGTERM stops
+Runs until the sources end or Ctrl-C. The first Ctrl-C, SIGTERM or SIGHUP stops
 cleanly (sources first, every lossless reader drains, files sealed); a
 Ctrl-C once it says it is stopping forces (actors killed, run files
 repaired); signals that arrive together are one request (``_run_signals``).
@@ -26,7 +26,8 @@ from rigd._exceptions import PipelineFailedError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError
 from rigd.pipeline import Pipeline, PipelineStatus, RunReport, plan_pipeline, run_log_path
 from rigd.service._run_resources import unmet_resources
-from rigd.service._run_signals import Interrupts
+from rigd.service._run_signals import STOP_SIGNALS, Interrupts, unfailing
+from rigd.service._run_unused import release_unrecorded
 from rigd.storage import check_metadata
 
 __all__ = ["DEMO_PIPELINE", "format_progress", "format_report", "run_pipeline"]
@@ -36,6 +37,9 @@ _TTY_EVERY_S = 0.5
 _PLAIN_EVERY_S = 2.0
 #: A paced source below 90% of its rate this long (seconds) is warned of as slow.
 _SLOW_FOR_S = 2.0
+#: Seconds a clean stop gives the readers, in all, to drain their inputs (then
+#: each one still reading is stopped anyway).
+DRAIN_S = 60.0
 #: A run id, as the REST API takes it (it names the run file).
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -73,8 +77,12 @@ def format_report(report: RunReport) -> str:
         lines.append(f"  file: {path}")
     if report.log:
         lines.append(f"  log: {report.log}")
-    if not report.files:
-        lines.append("  (this pipeline records nothing)")
+    if not report.files:  # a start that recorded nothing left no file (``_run_unused``)
+        lines.append(
+            "  (no file kept: nothing was recorded)"
+            if report.frames
+            else "  (this pipeline records nothing)"
+        )
     return "\n".join(lines)
 
 
@@ -129,9 +137,11 @@ def run_pipeline(
         print(f"rigd run: --meta: {exc}; nothing was started", file=err)
         return 2
     interrupts = Interrupts()  # signals that arrive together are one request
-    previous = signal.signal(signal.SIGINT, interrupts.handle)
-    # SIGTERM (systemd, `timeout`, kill) stops cleanly too, as a first Ctrl-C does.
-    previous_term = signal.signal(signal.SIGTERM, interrupts.handle)
+    # SIGTERM (systemd, `timeout`, kill) and SIGHUP (the terminal closed) stop
+    # cleanly too, as a first Ctrl-C does.
+    previous = {sig: signal.signal(sig, interrupts.handle) for sig in STOP_SIGNALS}
+    # A closed terminal fails every write to it: the stop and the files come first.
+    out, err = unfailing(out), unfailing(err)
     pipeline = Pipeline(plan, run_id=run_id, metadata=metadata)
     try:
         print(f"rigd run: starting pipeline {plan.name!r} from {source}", file=err)
@@ -142,11 +152,12 @@ def run_pipeline(
             pipeline.start()
         except KeyboardInterrupt:
             print("rigd run: start interrupted; killing the actors and sealing run files", file=err)
-            report = pipeline.kill()
+            report = _released(pipeline.kill(), err)
             print(format_report(report), file=out)
             return 130
         except Exception as exc:  # noqa: BLE001 - an actor's own error: say it, exit 1
             print(f"rigd run: pipeline {plan.name!r} could not start: {exc}", file=err)
+            _released(pipeline.kill(), err)
             return 1
         finally:
             interrupts.starting = False
@@ -154,12 +165,25 @@ def run_pipeline(
         report = _follow(pipeline, interrupts, err)
     finally:
         actors.shutdown()  # before the handlers go: a late SIGTERM must not cut it short
-        signal.signal(signal.SIGINT, previous)
-        signal.signal(signal.SIGTERM, previous_term)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
     print(format_report(report), file=out)
     if report.failure:
         return 1
     return 130 if interrupts.count else 0
+
+
+def _released(report: RunReport, err: TextIO) -> RunReport:
+    """``report`` after a start that recorded nothing gave its run id back
+    (``_run_unused``), which it says."""
+    report, removed = release_unrecorded(report)
+    if removed:
+        print(
+            f"rigd run: nothing was recorded; removed {', '.join(removed)}, so run id "
+            f"{report.run_id!r} can be used again",
+            file=err,
+        )
+    return report
 
 
 class _PaceWatch:
@@ -255,7 +279,12 @@ def _follow(pipeline: Pipeline, interrupts: Interrupts, err: TextIO) -> RunRepor
                 if pipeline.wait(timeout=0.2):
                     break
             except PipelineFailedError as exc:
-                err.write(f"\nrigd run: the pipeline failed: {exc}\n")
+                # The cause in full is the supervisor's log line just above and the
+                # summary's failure line: not a third time here.
+                who = (
+                    f"actor {exc.actor!r} died and will not be restarted" if exc.actor else str(exc)
+                )
+                err.write(f"\nrigd run: the pipeline failed: {who}; its cause is in the summary\n")
                 break
             if time.monotonic() >= next_line:
                 next_line += every
@@ -275,10 +304,21 @@ def _follow(pipeline: Pipeline, interrupts: Interrupts, err: TextIO) -> RunRepor
         print(format_progress(status), file=err)
         if interrupts.stop.is_set():
             print(
-                "rigd run: stopping (sources first, then draining); Ctrl-C again forces", file=err
+                f"rigd run: stopping: sources first, then each reader drains its inputs (up to "
+                f"{DRAIN_S:.0f} s in all); Ctrl-C again forces",
+                file=err,
             )
         interrupts.stopping = True  # from here a Ctrl-C (only) forces
-        return pipeline.stop()
+
+        def on_wait(name: str, doing: str, left: float) -> None:
+            print(
+                f"rigd run: waiting for {name!r} to {doing}, {left:.0f} s more at most "
+                "(then it is stopped anyway); Ctrl-C again forces the stop",
+                file=err,
+            )
+            err.flush()
+
+        return pipeline.stop(DRAIN_S, on_wait=on_wait)
     except KeyboardInterrupt:
         print("\nrigd run: forced stop; killing the actors and repairing run files", file=err)
         return pipeline.kill()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -79,6 +79,10 @@ def run_with_console(
                 }
             )
         )
+        taken = _port_taken(port)
+        if taken:
+            print(f"rigd run: --console {port}: {taken}", file=sys.stderr)
+            return 2
         print(
             f"rigd run: console on http://127.0.0.1:{port}/console (token {token}); "
             "Ctrl-C stops the run cleanly",
@@ -101,6 +105,23 @@ def run_with_console(
     return 0 if outcome["state"] == "complete" else 1
 
 
+def _port_taken(port: int) -> str | None:
+    """Why the console's daemon could not listen on loopback ``port`` (as its ``_bind``
+    binds it: ``SO_REUSEADDR``), or ``None`` when it can. Asked before the console's
+    address is printed; the daemon binds it again a moment later."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            why = (exc.strerror or str(exc)).lower()
+            return (
+                f"cannot listen on 127.0.0.1:{port} ({why}): another program holds it "
+                f"(`ss -ltnp 'sport = :{port}'` names it); give another port to --console"
+            )
+    return None
+
+
 def _state_dir(plan: Plan, scratch: Path) -> Path:
     """Where the console's daemon keeps its journal and the run's log: beside the
     run file (the first recorder's directory), or ``scratch`` when nothing records."""
@@ -118,6 +139,7 @@ def _drive(
 ) -> None:
     """Load and start the run once the API answers; stop the daemon when it ends."""
     from rigd.service._client import ApiError, Client
+    from rigd.service._serve import stop_self
 
     client = Client(url, token)
     deadline = time.monotonic() + _READY_S
@@ -145,4 +167,6 @@ def _drive(
     except ApiError as exc:
         print(f"rigd run: {exc}", file=sys.stderr)
         outcome["state"] = "failed"
-    os.kill(os.getpid(), signal.SIGINT)
+        stop_self("the run could not start")
+        return
+    stop_self(f"the run ended ({outcome['state']})")

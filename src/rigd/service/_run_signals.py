@@ -1,4 +1,4 @@
-"""How ``rigd run`` hears Ctrl-C (SIGINT) and SIGTERM: one stop request, then a force.
+"""How ``rigd run`` hears Ctrl-C (SIGINT), SIGTERM and SIGHUP: one stop request, then a force.
 
 While the pipeline starts, the first of either ends the start at once
 (``KeyboardInterrupt``): there is nothing to drain yet, and an actor's setup
@@ -12,23 +12,32 @@ child and then to the child's whole process group (unless ``--foreground``),
 so ``rigd run`` gets two at once; a terminal's Ctrl-C reaches the whole
 foreground group. A SIGTERM never forces (systemd, ``kill``, ``timeout``,
 ``docker stop`` mean a clean stop; SIGKILL is theirs to force, and ``rigd
-recover`` repairs the file then). The actor processes have process groups of
-their own (``rigd.actors._worker_pool``), so a group's signal reaches only
-``rigd run``, which stops them in order. Once forced, further signals are
-ignored: the kill under way is not interrupted.
+recover`` repairs the file then). SIGHUP (the terminal closed, the SSH
+session lost) is a SIGTERM: a clean stop, never a force. The actor processes
+have process groups of their own (``rigd.actors._worker_pool``), so a group's
+signal reaches only ``rigd run``, which stops them in order; a SIGTERM or
+SIGHUP sent to them too (systemd's ``KillMode=control-group``) is deferred
+while ``rigd run`` lives (``rigd.actors._worker``). Once forced, further
+signals are ignored: the kill under way is not interrupted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import signal
 import threading
 from types import FrameType
+from typing import TextIO, cast
 
-__all__ = ["Interrupts"]
+__all__ = ["STOP_SIGNALS", "Interrupts", "unfailing"]
+
+#: The signals ``rigd run`` takes as a stop request (``Interrupts.handle``).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupts:
-    """The stop requests of one ``rigd run``, as its SIGINT and SIGTERM handler.
+    """The stop requests of one ``rigd run``, as its SIGINT, SIGTERM and SIGHUP handler.
 
     ``starting``: set while the pipeline starts (the first signal forces).
     ``stopping``: set once ``rigd run`` has said it is stopping (a Ctrl-C
@@ -60,3 +69,33 @@ class Interrupts:
         if force:
             self.forced = True
             raise KeyboardInterrupt
+
+
+class _Unfailing(io.TextIOBase):
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def isatty(self) -> bool:
+        with contextlib.suppress(OSError, ValueError):
+            return self._stream.isatty()
+        return False
+
+
+def unfailing(stream: TextIO) -> TextIO:
+    """``stream`` (stdout, stderr) with its write errors dropped.
+
+    After SIGHUP the terminal may be gone: each write to it fails (``EIO``),
+    and ``rigd run`` must still stop its actors and seal its files; what it
+    would have said is lost with the terminal (the run's log file keeps the
+    actors' lines).
+    """
+    return cast(TextIO, _Unfailing(stream))

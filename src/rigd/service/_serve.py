@@ -43,7 +43,7 @@ from rigd.service._api import create_app
 from rigd.service._daemon import Daemon
 from rigd.service._status_path import StatusPath
 from rigd.service._token import ensure_token
-from rigd.storage import recover_run, remove_stale_rings, remove_stale_stores
+from rigd.storage import recover_run, remove_stale_rings, remove_stale_stores, writer_alive
 
 __all__ = ["recover_data_dir", "serve"]
 
@@ -54,10 +54,17 @@ _GRACEFUL_HTTP_S = 3
 
 
 def recover_data_dir(data_dir: Path) -> list[str]:
-    """Repair every run file under ``data_dir`` a crash left unsealed; return their paths."""
+    """Repair every run file under ``data_dir`` a crash left unsealed; return their paths.
+
+    A file a live writer holds (a ``rigd run`` recording into the same
+    directory: ``rigd.storage.writer_alive``) is skipped, said at INFO.
+    """
     repaired = []
     for path in sorted(data_dir.rglob("*.h5")):
         try:
+            if writer_alive(path):
+                log.info("left %s alone: a live run is writing it", path)
+                continue
             report = recover_run(path)
         except (OSError, ValueError) as exc:
             log.warning("could not check %s: %s", path, exc)
@@ -107,7 +114,8 @@ class _Server(uvicorn.Server):
             log.warning("second %s: exiting at once", signal.Signals(sig).name)
             self.force_exit = True
             os._exit(1)
-        log.info("%s: stopping cleanly", signal.Signals(sig).name)
+        why = _stop_reasons.pop() if _stop_reasons and sig == signal.SIGINT else None
+        log.info("%s: stopping cleanly", why or signal.Signals(sig).name)
         _systemd.notify("STOPPING=1", "STATUS=stopping: sealing the run files")
         # Whatever a request is doing, the daemon is gone within stop_timeout_s
         # (keep it below systemd's TimeoutStopSec); the next start repairs.
@@ -116,6 +124,17 @@ class _Server(uvicorn.Server):
         timer.start()
         self.daemon.begin_shutdown()
         self.should_exit = True
+
+
+#: Why this process stops itself (``stop_self``), logged instead of the signal's name.
+_stop_reasons: list[str] = []
+
+
+def stop_self(reason: str) -> None:
+    """Stop this process's daemon cleanly, as Ctrl-C does (a SIGINT to itself), logging
+    ``reason`` (``"the run ended"``) instead of ``SIGINT`` (``rigd run --console``)."""
+    _stop_reasons.append(reason)
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _force_exit() -> None:

@@ -12,7 +12,13 @@ def format_summary(summary: RunSummary) -> str:
     lines = [
         f"{summary.path}",
         f"  run {summary.run_id}: {summary.run_state}"
-        + (f" ({summary.failure})" if summary.failure else ""),
+        + (f" ({summary.failure})" if summary.failure else "")
+        + (
+            "; not sealed, and no run writes it: its writer was killed or crashed;"
+            f" seal it with `rigd recover {summary.path}`"
+            if summary.writer_gone
+            else ""
+        ),
         f"  started {summary.start_time or '?'}, stopped {summary.stop_time or '-'}"
         f" on {summary.host or '?'} (rigd {summary.rigd_version or '?'})",
     ]

@@ -45,6 +45,7 @@ from rigd.storage._store import (
     own_store,
     remove_stale_stores,
 )
+from rigd.storage._writer_lock import wait_writer_gone, writer_alive
 
 if TYPE_CHECKING:
     from rigd.storage._hdf5 import (
@@ -66,9 +67,11 @@ if TYPE_CHECKING:
         check_interval,
         check_metadata,
         check_sealed,
+        check_whole,
         describe_stream,
         export_nwb,
         inspect_run,
+        made_by,
         mark_failed,
         read_source,
         recover_run,
@@ -129,6 +132,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "check_interval",
     "check_metadata",
     "check_sealed",
+    "check_whole",
     "current_store",
     "describe_stream",
     "dtype_text",
@@ -137,6 +141,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "gap_spans",
     "inspect_run",
     "is_record_dtype",
+    "made_by",
     "mark_failed",
     "message_ring_shape",
     "own_store",
@@ -149,4 +154,6 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "run_metadata",
     "shm_free_bytes",
     "source_state",
+    "wait_writer_gone",
+    "writer_alive",
 ]

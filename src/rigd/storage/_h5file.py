@@ -64,6 +64,11 @@ def open_file(
     return h5py.File(path, mode, **options)
 
 
+def open_file_object(fileobj: Any) -> Any:
+    """Open a file object read-only (h5py's ``fileobj`` driver; ``_repair_view``)."""
+    return h5py.File(fileobj, "r")
+
+
 def open_for_reading(path: str | os.PathLike[str]) -> Any:
     """Open a run file read-only, live (SWMR read) when a writer has it open."""
     if read_superblock(path).open_for_write:

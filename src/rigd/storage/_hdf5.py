@@ -45,6 +45,7 @@ from rigd.storage._run_provenance import (
     carry_ledger,
     carry_provenance,
     carry_source,
+    made_by,
     mark_failed,
     read_source,
     run_metadata,
@@ -52,6 +53,7 @@ from rigd.storage._run_provenance import (
 )
 from rigd.storage._run_recover import check_sealed, recover_run
 from rigd.storage._run_writer import RunWriter
+from rigd.storage._superblock import check_whole
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -73,9 +75,11 @@ __all__ = [
     "check_interval",
     "check_metadata",
     "check_sealed",
+    "check_whole",
     "describe_stream",
     "export_nwb",
     "inspect_run",
+    "made_by",
     "mark_failed",
     "read_source",
     "recover_run",

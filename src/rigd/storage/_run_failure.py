@@ -50,7 +50,12 @@ class RunFailure:
             # HDF5's messages run over several lines; the errno says it best.
             detail = " ".join(str(exc).split())
             errno = getattr(exc, "errno", None)
-            reason = f"{os.strerror(errno)} ({detail})" if errno else detail
+            reason = detail
+            if errno:
+                # OSError's own text is "[Errno 28] No space left on device": said once.
+                words = os.strerror(errno)
+                plain = detail in (words, f"[Errno {errno}] {words}")
+                reason = words if plain else f"{words} ({detail})"
             self._failure = RecordingError(
                 f"recording to {self.path} stopped: {reason}. The file keeps every frame "
                 f"written before the error ({counts}); free space or fix the disk, then "

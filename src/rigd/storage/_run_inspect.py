@@ -20,13 +20,16 @@ from rigd.storage import _nexus
 from rigd.storage._h5file import (
     attr_str,
     open_file,
+    open_file_object,
     open_for_reading,
     relink_external,
     stream_groups,
 )
+from rigd.storage._repair_view import RepairedView
 from rigd.storage._run_layout import RunSummary, StreamSummary
 from rigd.storage._run_metadata import RESERVED_ATTRIBUTES
-from rigd.storage._superblock import read_superblock
+from rigd.storage._superblock import read_superblock, truncated_message
+from rigd.storage._writer_lock import writer_alive
 
 log = logging.getLogger(__name__)
 
@@ -175,36 +178,58 @@ def _stream_group(f: Any, path: str | os.PathLike[str], stream: str | None) -> A
 def inspect_run(path: str | os.PathLike[str]) -> RunSummary:
     """Summarise a run file: streams, frames, rate, drops, state, metadata.
 
-    Works on a file still being recorded (it reads it live, in SWMR mode).
+    Works on a file still being recorded (it reads it live, in SWMR mode),
+    and on one its writer left unsealed (``RunSummary.writer_gone``; one
+    left short of its recorded end is read as ``recover_run`` would see it,
+    ``_repair_view``). Writes nothing.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not HDF5, or not a rigd run file.
+        ValueError: the file is not HDF5, not a rigd run file, or truncated
+            (the message says so).
     """
+    block = read_superblock(path)
+    live = writer_alive(path)
+    size = os.stat(path).st_size
+    if not live and size < block.end_of_file:
+        with RepairedView(path, block) as view:
+            try:
+                with open_file_object(view) as f:
+                    return _summarise(f, path, writer_gone=block.open_for_write)
+            except ValueError:
+                raise
+            except Exception:  # noqa: BLE001 - HDF5 met the missing metadata
+                raise ValueError(truncated_message(path, size, block.end_of_file)) from None
     with open_for_reading(path) as f:
-        if "run_id" not in f.attrs:
-            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
-        streams = tuple(_summarise_stream(g) for g in stream_groups(f))
-        metadata = {
-            k: (v.tolist() if isinstance(v, np.ndarray) else v)
-            for k, v in f.attrs.items()
-            if k not in RESERVED_ATTRIBUTES
-        }
-        attrs = f.attrs
-        return RunSummary(
-            path=os.fspath(path),
-            run_id=attr_str(attrs, "run_id"),
-            run_state=attr_str(attrs, "run_state", "unknown"),
-            start_time=attr_str(attrs, "start_time"),
-            stop_time=attr_str(attrs, "stop_time"),
-            host=attr_str(attrs, "host"),
-            rigd_version=attr_str(attrs, "rigd_version"),
-            streams=streams,
-            metadata=metadata,
-            pipeline=attr_str(attrs, "pipeline"),
-            nexus=_nexus.summarise(f),
-            failure=attr_str(attrs, "failure"),
-        )
+        return _summarise(f, path, writer_gone=block.open_for_write and not live)
+
+
+def _summarise(f: Any, path: str | os.PathLike[str], *, writer_gone: bool) -> RunSummary:
+    """``inspect_run`` of the open file ``f``."""
+    if "run_id" not in f.attrs:
+        raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
+    streams = tuple(_summarise_stream(g) for g in stream_groups(f))
+    metadata = {
+        k: (v.tolist() if isinstance(v, np.ndarray) else v)
+        for k, v in f.attrs.items()
+        if k not in RESERVED_ATTRIBUTES
+    }
+    attrs = f.attrs
+    return RunSummary(
+        path=os.fspath(path),
+        run_id=attr_str(attrs, "run_id"),
+        run_state=attr_str(attrs, "run_state", "unknown"),
+        start_time=attr_str(attrs, "start_time"),
+        stop_time=attr_str(attrs, "stop_time"),
+        host=attr_str(attrs, "host"),
+        rigd_version=attr_str(attrs, "rigd_version"),
+        streams=streams,
+        metadata=metadata,
+        pipeline=attr_str(attrs, "pipeline"),
+        nexus=_nexus.summarise(f),
+        failure=attr_str(attrs, "failure"),
+        writer_gone=writer_gone,
+    )
 
 
 def _summarise_stream(group: Any) -> StreamSummary:
@@ -281,7 +306,12 @@ def export_nwb(
             f"NWB export needs pynwb ({exc}); install it with pip install 'rigd[nwb]'"
         ) from exc
     if read_superblock(run).open_for_write:
-        raise ValueError(f"{run} is still being recorded; export it once the run has stopped")
+        if writer_alive(run):
+            raise ValueError(f"{run} is still being recorded; export it once the run has stopped")
+        raise ValueError(
+            f"{run} is not sealed and no run writes it: its writer was killed or crashed. "
+            f"Seal it with `rigd recover {run}`, then export it"
+        )
     with open_file(run, "r") as f:
         if "run_id" not in f.attrs:
             raise ValueError(f"{run} is an HDF5 file but not a rigd run (no run_id attribute)")

@@ -206,6 +206,10 @@ class RunSummary:
     #: Why the run failed (the ``failure`` attribute: a reprocessed file's,
     #: ``mark_failed``); "" if none.
     failure: str = ""
+    #: True: the file is not sealed (HDF5's open-for-write mark) and no live
+    #: process writes it (``_writer_lock``): its writer was killed or crashed,
+    #: and ``rigd recover FILE`` seals it. False: sealed, or a live run's.
+    writer_gone: bool = False
 
     @property
     def frames(self) -> int:

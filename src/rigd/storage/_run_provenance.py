@@ -6,7 +6,12 @@ run metadata (the subject, the session, ...) beside a provenance note, and,
 for each stream replayed from the source, the source's drop ledger with its
 reasons (``ring_full``, ``missing_packets``, ``restart of recorder ...``,
 events of count 0), where the replay's recorder could only see gaps in the
-frame ids and wrote ``gap``.
+frame ids and wrote ``gap``; and the source's per-frame latency to disk
+(``latency_ns``, by frame id), where the replay's recorder could only
+measure the time since the original acquisition (its frames keep the
+source's ``timestamp_ns``). A stream the replay computed has no latency to
+the source's disk to give: its ``latency_ns`` is removed (``inspect`` shows
+none), as is that of a replayed stream whose source recorded none.
 """
 
 from __future__ import annotations
@@ -14,20 +19,22 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from rigd.storage._h5file import attr_str, open_file, stream_groups
+from rigd.storage._h5file import attr_str, open_file, open_for_reading, stream_groups
 from rigd.storage._run_layout import LEDGER_DTYPE, DropReason
 from rigd.storage._run_metadata import RESERVED_ATTRIBUTES
 
 __all__ = [
+    "JOB_ATTRIBUTE",
     "SourceRun",
     "carry_ledger",
     "carry_provenance",
     "carry_source",
+    "made_by",
     "mark_failed",
     "read_source",
     "run_metadata",
@@ -42,6 +49,23 @@ SOURCE_ATTRIBUTES = {
     "pipeline": "reprocessed_from_pipeline",
 }
 _SOURCE_NAMES = frozenset(SOURCE_ATTRIBUTES.values())
+
+#: The root attribute naming the replay that made a derived file (``rigd
+#: reprocess`` gives each file's replay an id of its own): a job tells its own
+#: outputs from those another job made at the same names.
+JOB_ATTRIBUTE = "reprocess_job"
+
+
+def made_by(path: str | os.PathLike[str], job: str) -> bool:
+    """Whether the run file ``path`` was made by the replay ``job`` (its
+    ``reprocess_job`` attribute; read live when a writer has the file open or
+    left it unsealed). False for a missing or unreadable file; never raises.
+    """
+    try:
+        with open_for_reading(path) as f:
+            return attr_str(f.attrs, JOB_ATTRIBUTE) == job
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def mark_failed(path: str | os.PathLike[str], failure: str) -> None:
@@ -70,6 +94,8 @@ class SourceRun:
         kept: its run id, times and pipeline under their ``reprocessed_from_*``
             names (``carry_provenance``).
         ledgers: each stream's drop ledger rows (``LEDGER_DTYPE``).
+        latencies: each stream's ``(frame_id, latency_ns)`` per frame (int64
+            arrays, ns), or None: recorded without (``latency_trace: false``).
     """
 
     path: str
@@ -77,6 +103,11 @@ class SourceRun:
     state: str | None
     kept: dict[str, Any]
     ledgers: dict[str, np.ndarray[Any, Any]]
+    latencies: dict[str, Latencies | None] = field(default_factory=dict)
+
+
+#: A stream's frame ids and their latency to disk (ns), one each.
+Latencies = tuple["np.ndarray[Any, Any]", "np.ndarray[Any, Any]"]
 
 
 def read_source(path: str | os.PathLike[str]) -> SourceRun:
@@ -88,7 +119,9 @@ def read_source(path: str | os.PathLike[str]) -> SourceRun:
     """
     with _open_run(path) as f:
         attrs = dict(f.attrs.items())
-        ledgers = {g.name.lstrip("/"): g["dropped"][:] for g in stream_groups(f)}
+        groups = list(stream_groups(f))
+        ledgers = {g.name.lstrip("/"): g["dropped"][:] for g in groups}
+        latencies = {g.name.lstrip("/"): _latencies(g) for g in groups}
     metadata: dict[str, Any] = {}
     for key, value in attrs.items():
         if key in RESERVED_ATTRIBUTES or key in _SOURCE_NAMES:
@@ -101,7 +134,16 @@ def read_source(path: str | os.PathLike[str]) -> SourceRun:
             value = value.decode("utf-8", "replace")
         metadata[key] = value
     kept = {new: attrs[old] for old, new in SOURCE_ATTRIBUTES.items() if old in attrs}
-    return SourceRun(os.fspath(path), metadata, _state_note(attrs), kept, ledgers)
+    return SourceRun(os.fspath(path), metadata, _state_note(attrs), kept, ledgers, latencies)
+
+
+def _latencies(group: Any) -> Latencies | None:
+    """A stream group's frame ids and latencies, as many of each; None without latencies."""
+    if "latency_ns" not in group:
+        return None
+    ids = group["frame_id"][:]
+    latency = group["latency_ns"][: len(ids)]
+    return ids[: len(latency)].astype(np.int64), latency.astype(np.int64)
 
 
 def run_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -156,7 +198,7 @@ def carry_provenance(source: str | os.PathLike[str], target: str | os.PathLike[s
         OSError: ``target`` cannot be written.
         ValueError: ``source`` is not a rigd run.
     """
-    carry_source(read_source(source), target, {})
+    carry_source(read_source(source), target, {}, latency=False)
 
 
 def carry_ledger(
@@ -169,7 +211,7 @@ def carry_ledger(
         KeyError: a stream is not in its file.
         OSError: ``target`` cannot be written.
     """
-    return carry_source(read_source(source), target, streams, provenance=False)
+    return carry_source(read_source(source), target, streams, provenance=False, latency=False)
 
 
 def carry_source(
@@ -178,10 +220,12 @@ def carry_source(
     streams: Mapping[str, str],
     *,
     provenance: bool = True,
+    latency: bool = True,
 ) -> int:
     """Write into ``target`` (a file made from ``source``, opened once) the
     source's run id, times and pipeline (``carry_provenance``; not with
-    ``provenance=False``) and the drop ledger of each stream replayed from it.
+    ``provenance=False``), the drop ledger of each stream replayed from it,
+    and the latency to disk of every stream (not with ``latency=False``).
 
     Args:
         streams: ``{target stream: source stream}``: the streams of the new
@@ -192,6 +236,14 @@ def carry_source(
     rows, reasons kept; the target's other rows (drops or events of the
     replay itself) stay. Rows are in id order; the stream's
     ``frames_dropped`` is recounted. Returns the rows carried.
+
+    Latency to disk (``latency_ns``, ns per frame): a replayed stream's
+    frames get the source's values, by frame id; a replayed stream whose
+    source has none (``latency_trace: false``), or holds a frame id the
+    source lacks, and every stream not in ``streams`` (computed by the
+    replay: its latency would be the time since the original acquisition,
+    not a processing time) are left without ``latency_ns``. A carried
+    ``latency_ns`` has the attribute ``carried_from_source`` (true).
 
     Raises:
         KeyError: a stream is not in its file.
@@ -206,6 +258,11 @@ def carry_source(
                     del f.attrs[name]
             for name, value in source.kept.items():
                 f.attrs[name] = value
+        if latency:
+            for group in stream_groups(f):
+                name = group.name.lstrip("/")
+                origin = streams.get(name)
+                _carry_latency(group, source.latencies.get(origin) if origin else None)
         for name, origin in streams.items():
             theirs = rows[origin]
             if not len(theirs):
@@ -228,6 +285,31 @@ def carry_source(
             f[name].attrs["frames_dropped"] = int(table["count"].sum())
             carried += len(theirs)
     return carried
+
+
+def _carry_latency(group: Any, theirs: Latencies | None) -> None:
+    """Put the source's latency of each frame of the target stream ``group``
+    (``theirs``: the source stream's ids and latencies) in its ``latency_ns``;
+    remove ``latency_ns`` where the source cannot give every frame's."""
+    if "latency_ns" not in group:
+        return
+    ids = group["frame_id"][:]
+    if theirs is not None and len(ids):
+        source_ids, latency = theirs
+        order = np.argsort(source_ids, kind="stable")
+        sorted_ids = source_ids[order]
+        at = np.searchsorted(sorted_ids, ids)
+        found = at < len(sorted_ids)
+        found[found] = sorted_ids[at[found]] == ids[found]
+        if found.all():
+            dataset = group["latency_ns"]
+            dataset.resize(len(ids), axis=0)
+            dataset[:] = latency[order[at]]
+            dataset.attrs["carried_from_source"] = True
+            return
+    elif theirs is not None:
+        return  # no frame: nothing to say
+    del group["latency_ns"]
 
 
 def _reason(row: Any) -> str:

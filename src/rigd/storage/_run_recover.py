@@ -15,11 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from rigd.storage import _nexus
-from rigd.storage._h5file import attr_str, open_file, stream_groups
+from rigd.storage._h5file import attr_str, open_file, open_file_object, stream_groups
+from rigd.storage._repair_view import RepairedView
 from rigd.storage._reserve import reserve_path
 from rigd.storage._run_layout import RecoveryReport
 from rigd.storage._run_metadata import utc_now_iso
-from rigd.storage._superblock import read_superblock, repair_superblock
+from rigd.storage._superblock import (
+    Superblock,
+    read_superblock,
+    repair_superblock,
+    truncated_message,
+)
+from rigd.storage._writer_lock import WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -74,28 +81,63 @@ def recover_run(path: str | os.PathLike[str], *, run_state: str = "recovered") -
     stream to the frames whose records and data both reached the file (what
     was flushed), and records the frame counts. A sealed file is left alone.
 
+    Nothing is written unless all of it can be: a file a live writer holds
+    (``_writer_lock``), a truncated file (``_repair_view``) and a file that
+    is not a rigd run are refused with the file byte for byte as it was.
+    The writer lock is held for the whole repair.
+
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not HDF5 or not a rigd run file.
-        OSError: the file cannot be written (it is still open by a live
-            writer's process, or the disk is full).
+        ValueError: the file is not HDF5, not a rigd run file, or truncated
+            (its size below its superblock's end-of-file address, with
+            metadata missing).
+        OSError: a live writer's process holds the file (the message says
+            to stop its run), or the file cannot be written (permissions,
+            a full disk).
     """
     path = Path(path)
+    block = read_superblock(path)
+    lock = WriterLock(path)
+    try:
+        return _recover_held(path, block, run_state)
+    finally:
+        lock.release()
+
+
+def _recover_held(path: Path, block: Superblock, run_state: str) -> RecoveryReport:
+    """``recover_run`` with the writer lock held."""
+    size = path.stat().st_size
+    short = size < block.end_of_file
+    with RepairedView(path, block) as view:
+        try:
+            state, counts, within = _survey(view, path, size)
+        except ValueError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - HDF5 met missing or damaged metadata
+            if short:
+                raise ValueError(truncated_message(path, size, block.end_of_file)) from None
+            detail = " ".join(str(exc).split())
+            raise ValueError(
+                f"{path} is damaged ({detail}); nothing was changed. Restore it from a copy"
+            ) from None
+    sealed = state in ("complete", "recovered", "aborted")
+    # Short of its recorded end, a file is whole only if its writer was killed,
+    # or met a full disk, after giving chunks their space and before writing
+    # them: never sealed, with every frame it keeps in the file. Anything
+    # else (a sealed file, a frame kept past the end) is a partial copy.
+    if short and (sealed or not within):
+        raise ValueError(truncated_message(path, size, block.end_of_file))
+    if sealed and not (short or block.open_for_write):
+        return RecoveryReport(str(path), state, repaired=False, frames=counts)
     # A crashed writer's reserve (``_reserve``): its space is for this repair.
     reserve_path(path).unlink(missing_ok=True)
-    repaired = repair_superblock(path)
+    repair_superblock(path)
     with open_file(path, "r+") as f:
-        if "run_id" not in f.attrs:
-            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
-        state = attr_str(f.attrs, "run_state", "unknown")
-        if state in ("complete", "recovered", "aborted") and not repaired:
-            counts = {g.name.lstrip("/"): len(g["frame_id"]) for g in stream_groups(f)}
-            return RecoveryReport(str(path), state, repaired=False, frames=counts)
         counts = {}
         for group in stream_groups(f):
             columns = _nexus.field_columns(f, group)
             n = min([_recoverable_frames(group), *(c.shape[0] for c in columns.values())])
-            for name in ("frames", "frame_id", "timestamp_ns", "latency_ns"):
+            for name in _ROWS:
                 if name in group:
                     group[name].resize(n, axis=0)
             for column in columns.values():
@@ -106,10 +148,54 @@ def recover_run(path: str | os.PathLike[str], *, run_state: str = "recovered") -
         f.attrs["run_state"] = run_state
         f.attrs["recovered_time"] = utc_now_iso()
         _nexus.seal_entry(f, end_time=f.attrs["recovered_time"])
-        log.info("recovered %s: %s frame(s) per stream", path, counts)
+        if run_state == "aborted":  # a start that failed says so itself (Pipeline.load)
+            log.debug("sealed %s as aborted; frames per stream: %s", path, counts)
+        else:
+            log.info("recovered %s: %s frame(s) per stream", path, counts)
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
     return RecoveryReport(str(path), run_state, repaired=True, frames=counts)
+
+
+def _survey(view: RepairedView, path: Path, size: int) -> tuple[str, dict[str, int], bool]:
+    """Read what the repair will read, through ``view``: the run's state, per
+    stream the frames a repair keeps (a sealed file: the frames it has), and
+    whether the bytes of all of them lie within the file's first ``size`` bytes.
+
+    Raises:
+        ValueError: not a rigd run. Anything else: HDF5 met missing or
+            damaged metadata.
+    """
+    with open_file_object(view) as f:
+        if "run_id" not in f.attrs:
+            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
+        state = attr_str(f.attrs, "run_state", "unknown")
+        counts = {}
+        within = True
+        for group in stream_groups(f):
+            columns = _nexus.field_columns(f, group)
+            n = min([_recoverable_frames(group), *(c.shape[0] for c in columns.values())])
+            counts[group.name.lstrip("/")] = n
+            group["dropped"]["count"].sum()
+            datasets = [group[name] for name in _ROWS if name in group]
+            within = within and all(
+                _ends_within(d, n, size) for d in [*datasets, *columns.values()]
+            )
+        return state, counts, within
+
+
+#: A stream's datasets of one row per frame.
+_ROWS = ("frames", "frame_id", "timestamp_ns", "latency_ns")
+
+
+def _ends_within(dataset: Any, n: int, size: int) -> bool:
+    """Whether the chunk holding row ``n - 1`` of ``dataset`` ends by byte ``size``
+    (chunks are given their space in row order: the last one kept ends last)."""
+    if n == 0 or dataset.chunks is None:
+        return True
+    k = dataset.chunks[0]
+    info = dataset.id.get_chunk_info_by_coord(((n - 1) // k * k, *((0,) * (dataset.ndim - 1))))
+    return info.byte_offset is None or int(info.byte_offset) + int(info.size) <= size
 
 
 def _recoverable_frames(group: Any) -> int:

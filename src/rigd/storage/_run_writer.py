@@ -18,7 +18,9 @@ How it stays fast and safe:
   same datasets, with units and ``default`` down to the image.
 - A housekeeping thread flushes and fsyncs on timers (``_housekeeping``).
 - Closing seals the file; a file a crash left ``recording`` is repaired by
-  ``recover_run`` (``_run_recover``).
+  ``recover_run`` (``_run_recover``). Until it is sealed the writer holds
+  the file's writer lock (``_writer_lock``), which its process's death
+  releases: ``recover_run`` refuses a file whose writer is alive.
 
 This module is the writer's public surface (create, resume, write, note
 drops, flush, close) and the lock that orders them; each of the parts it
@@ -55,6 +57,7 @@ from rigd.storage._run_layout import DropReason, RecorderStatistics, StreamSpec
 from rigd.storage._run_recover import recover_run, seal_run
 from rigd.storage._run_tables import RunTables
 from rigd.storage._stream_state import StreamState, TableRows
+from rigd.storage._writer_lock import WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,7 @@ class RunWriter(RunFlush, RunTables, RunFailure):
         # 'x': fail if the file appeared since the check above.
         self._file = create_file(self.path)
         try:
+            self._writer_lock = WriterLock(self.path, required=False)
             self._streams, self._tables = lay_out_run(
                 self._file,
                 self.path.name,
@@ -126,6 +130,7 @@ class RunWriter(RunFlush, RunTables, RunFailure):
             self._start_swmr()
         except BaseException:
             self._file.close()
+            self._release_writer_lock()
             self.path.unlink(missing_ok=True)
             raise
         self._start_threads(compression_threads)
@@ -156,7 +161,12 @@ class RunWriter(RunFlush, RunTables, RunFailure):
         recover_run(path)
         self = cls.__new__(cls)
         self.path = Path(path)
-        self._file = open_file(self.path, "r+", run_format=True)
+        self._writer_lock = WriterLock(self.path, required=False)
+        try:
+            self._file = open_file(self.path, "r+", run_format=True)
+        except BaseException:
+            self._release_writer_lock()
+            raise
         try:
             attrs = self._file.attrs
             self._init_state(
@@ -170,6 +180,7 @@ class RunWriter(RunFlush, RunTables, RunFailure):
             self._start_swmr()
         except BaseException:
             self._file.close()
+            self._release_writer_lock()
             raise
         log.warning("%s: recording resumed after a restart (%s)", self.path, reason)
         self._start_threads(compression_threads)
@@ -370,9 +381,19 @@ class RunWriter(RunFlush, RunTables, RunFailure):
             os.close(self._fd)
             self._reserve.release()
         if error is not None:
+            self._release_writer_lock()  # recover_run takes it
             self._salvage()
             raise error
-        seal_run(self.path, counts, dropped)
+        try:
+            seal_run(self.path, counts, dropped)
+        finally:
+            self._release_writer_lock()
+
+    def _release_writer_lock(self) -> None:
+        """Let go of the file: ``rigd recover`` may repair it from now on."""
+        lock = getattr(self, "_writer_lock", None)
+        if lock is not None:
+            lock.release()
 
     def __enter__(self) -> Self:
         return self
