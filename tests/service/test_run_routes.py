@@ -65,7 +65,10 @@ def test_a_run_pauses_and_resumes_over_rest_and_the_cli_and_its_log_is_served(
 
     logs = daemon.client.get("/v1/runs/r1/logs", params={"actor": "recorder"}).json()
     assert logs["path"] == str(daemon.data_dir / "r1.log")
-    assert any(line.endswith("not recorded (paused)") for line in logs["lines"])
+    assert any(
+        line.endswith(": paused (an event in the drop ledger; no frame lost)")
+        for line in logs["lines"]
+    )
     assert all(line.split(" ")[2] == "recorder" for line in logs["lines"])
     last = daemon.client.get("/v1/runs/current/logs", params={"tail": 1}).json()
     assert len(last["lines"]) == 1
