@@ -1,5 +1,6 @@
 """Processors that hang, for ``rigd reprocess``'s stop tests: at a given frame
-(``Stall``), or past the stop's grace (``LateStep``)."""
+(``Stall``), past the stop's grace (``LateStep``), or in a worker's planning
+(``PlanStall``)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,36 @@ class LateStep(Actor):
         open(os.path.join(self.marker, str(os.getpid())), "x").close()
         self._detached.wait(60)
         self.outputs.frames.put(data, frame_id=frame_id)  # no output 'frames' by now
+
+
+#: The same pipeline whose processor hangs in a worker's planning: camera -> stall -> recorder.
+PLAN_STALL_PIPELINE = STALL_PIPELINE.replace(
+    "stall_actors.Stall", "stall_actors.PlanStall"
+).replace('{{marker: "{marker}"}}', '{{marker: "{marker}", driver: {driver}}}')
+
+
+class PlanStall(Actor):
+    """Passes frames on. Its planning (``describe_outputs``), in any process but
+    ``driver`` (the job's, which checks the pipeline once), makes the file
+    ``marker/PID`` and hangs (at most 120 s): a worker to kill before its output
+    (``rigd reprocess --address``)."""
+
+    input_names = ("frames",)
+    output_names = ("frames",)
+
+    def __init__(self, marker: str, driver: int) -> None:
+        self.marker = marker
+
+    @classmethod
+    def describe_outputs(cls, options: Any, inputs: Any) -> dict[str, Any]:
+        if os.getpid() != int(options["driver"]):
+            open(os.path.join(options["marker"], str(os.getpid())), "x").close()
+            threading.Event().wait(120)  # never set: killed while it waits
+        shape, dtype = inputs["frames"]
+        return {"frames": (tuple(shape), dtype)}
+
+    def run_step(self) -> None:
+        with self.inputs.frames.read(timeout=1.0) as frame:
+            self.outputs.frames.put(
+                frame.array, frame_id=frame.frame_id, timestamp_ns=frame.timestamp_ns
+            )

@@ -28,8 +28,7 @@ import rigd
 from rigd.service._reprocess import reprocess
 from rigd.storage import check_sealed
 from tests.helpers import wait_until
-from tests.service.plan_stall_actors import PLAN_STALL_PIPELINE
-from tests.service.stall_actors import STALL_PIPELINE
+from tests.service.stall_actors import PLAN_STALL_PIPELINE, STALL_PIPELINE
 from tests.service.test_reprocess_stops import rings_of, write_run
 
 ROOT = Path(__file__).resolve().parents[2]
