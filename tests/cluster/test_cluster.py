@@ -28,6 +28,7 @@ import pytest
 
 import rigd
 from rigd.pipeline import ClusterPipeline
+from rigd.storage import remove_stale_rings
 from rigd.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from tests.helpers import wait_until
 
@@ -756,11 +757,11 @@ def test_a_ctrl_c_while_a_hung_node_stops_forces_and_the_driver_exits_at_once(
     assert "forced: every node's supervisor killed" in err, (out, err[-2000:])
     assert took < 20, f"the forced stop took {took:.1f} s"
     wait_until(lambda: not _node_supervisors(cluster), timeout=30, what="supervisors ended")
-    wait_until(
-        lambda: _no_rings_of("two_pcs"),
-        timeout=30,
-        what="both nodes' rings removed (by each killed supervisor's rigd workers)",
-    )
+    # A forced stop leaves its files for `rigd recover`, and its rings to whoever
+    # comes first: the killed supervisors' workers as they end, or the next rigd
+    # session's sweep (`remove_stale_rings`). None may be held by a live process.
+    remove_stale_rings()
+    assert _no_rings_of("two_pcs")
 
 
 def test_the_processors_node_removed_mid_run_fails_the_run_and_seals_the_file(
