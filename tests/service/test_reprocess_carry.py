@@ -4,9 +4,6 @@ collided with another job counts, and truncated or unsealed run files as sources
 from __future__ import annotations
 
 import logging
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from rigd.pipeline._inline import run_inline
 from rigd.service._reprocess import reprocess
 from rigd.storage import RunWriter, StreamSpec, check_whole, inspect_run
 from tests.service.test_reprocess import PIPELINE
-from tests.service.test_reprocess_outputs import WRITER
+from tests.service.test_reprocess_outputs import killed_writer
 
 
 def _pipeline(tmp_path: Path) -> Path:
@@ -143,17 +140,7 @@ def test_playback_of_an_unsealed_file_in_a_run_warns_naming_rigd_recover(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "live.h5"
-    with subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "flushed"
-        finally:
-            proc.send_signal(signal.SIGKILL)
+    killed_writer(path)
     played = PIPELINE.replace(
         "class: rigd.pipeline.SimulatedCamera\n    options: {shape: [8, 12], fps: 100, "
         "overflow: block}",

@@ -84,6 +84,21 @@ WRITER = textwrap.dedent(
 )
 
 
+def killed_writer(path: Path) -> None:
+    """A run file at ``path`` whose writer flushed five frames and was killed (-9)."""
+    with subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "flushed"
+        finally:
+            proc.send_signal(signal.SIGKILL)
+
+
 def test_an_unsealed_input_is_refused_naming_rigd_recover(tmp_path: Path) -> None:
     pipeline = tmp_path / "rowsums.yaml"
     pipeline.write_text(PIPELINE)

@@ -3,9 +3,6 @@ the frames a refused row counts."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -23,7 +20,7 @@ from rigd.storage import (
     recover_run,
 )
 from tests.service.test_reprocess import PIPELINE
-from tests.service.test_reprocess_outputs import WRITER
+from tests.service.test_reprocess_outputs import killed_writer
 
 FAILURE = "RecordingError: the disk is full (errno 28); free space and record again"
 
@@ -69,17 +66,7 @@ def test_a_failed_sources_state_is_said_and_its_failure_is_not_carried_as_metada
 
 def test_a_recovered_sources_state_is_said_and_a_complete_ones_is_not(tmp_path: Path) -> None:
     recovered = tmp_path / "crashed.h5"
-    with subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(recovered)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "flushed"
-        finally:
-            proc.send_signal(signal.SIGKILL)
+    killed_writer(recovered)
     recover_run(recovered)
     complete = tmp_path / "complete.h5"
     _source(complete, 4)
