@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rigd import actors
-from rigd._exceptions import GetTimeoutError, OptionValueError, RigdError, TaskError
+from rigd._exceptions import GetTimeoutError, RigdError, TaskError
 from rigd.pipeline._endpoints import InputWiring, Wiring, open_endpoints
 from rigd.pipeline._state import RunState
 from rigd.storage import FrameRing
@@ -77,12 +77,6 @@ def get_named(p: Pipeline, method: str, refs: dict[str, Any]) -> list[Any]:
         left = deadline - time.monotonic()
         try:
             return actors.get(list(refs.values()), timeout=max(0.0, min(left, _SLICE_S)))
-        except OptionValueError as exc:
-            # An option an actor refused at setup (a port taken): its message, not the
-            # remote traceback (a TaskError's text, as Ray's backend raises it).
-            if not isinstance(exc, TaskError):
-                raise
-            raise OptionValueError(exc.option, str(exc.args[0])) from None
         except GetTimeoutError:
             if p.start_interrupted.is_set():
                 raise RigdError(f"the start was interrupted during {what}") from None
