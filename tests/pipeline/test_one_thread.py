@@ -207,3 +207,60 @@ class Broken(Actor):
     def run_step(self) -> None:
         with self.inputs.frames.read(timeout=1.0):
             raise RuntimeError("no model")
+
+
+class Join(Actor):
+    """Two inputs, read in step (a frame of one held while it waits for the other)."""
+
+    input_names = ("a", "b")
+    output_names = ("sums",)
+
+    @classmethod
+    def describe_outputs(cls, options: Any, inputs: Any) -> dict[str, Any]:
+        return {"sums": ((1,), "<i8")}
+
+    def run_step(self) -> None:
+        with self.inputs.a.read(timeout=5.0) as a, self.inputs.b.read(timeout=5.0) as b:
+            self.outputs.sums.put(np.array([a.array.sum() + b.array.sum()]), frame_id=a.frame_id)
+
+
+class TakesAsTheyCome(Join):
+    """A join that says it takes its inputs as they come (as a recorder does)."""
+
+    takes_inputs_as_they_come = True
+
+
+JOINED = """
+name: joined
+actors:
+  - {{name: camera, class: {source}}}
+  - {{name: work, class: tests.pipeline.actors.RowSum}}
+  - {{name: join, class: {join}}}
+  - {{name: recorder, class: rigd.pipeline.HDF5Recorder}}
+links:
+  - {{link: camera.frames -> work.frames, slots: 16}}
+  - {{link: camera.frames -> join.a, slots: 16}}
+  - {{link: work.sums -> join.b, slots: 16}}
+  - {{link: camera.frames -> recorder.camera, slots: 16, policy: {policy}}}
+  - {{link: join.sums -> recorder.sums, slots: 16}}
+"""
+
+
+def test_on_one_thread_lossless_rings_get_few_slots_unless_a_join_may_hold_a_frame() -> None:
+    from rigd.pipeline._inline import _ONE_THREAD_SLOTS, _ring_slots
+
+    def slots(join: type[Actor], policy: str = "lossless", one_thread: bool = True) -> set[int]:
+        text = JOINED.format(
+            source=f"{__name__}.Burst", join=f"{__name__}.{join.__name__}", policy=policy
+        )
+        found = _ring_slots(plan_pipeline(load_pipeline("<test>", text=text)), one_thread)
+        return {found["camera.frames"], found["work.sums"], found["join.sums"]}
+
+    assert _ONE_THREAD_SLOTS < 16
+    # A join that may hold a frame of one input while it waits for the other:
+    # the file's slots must cover how far one path lags the other.
+    assert slots(Join) == {16}
+    assert slots(TakesAsTheyCome) == {_ONE_THREAD_SLOTS}
+    assert slots(TakesAsTheyCome, one_thread=False) == {16}
+    # A latest link's slots are its reader's past: that ring keeps them.
+    assert slots(TakesAsTheyCome, policy="latest") == {16, _ONE_THREAD_SLOTS}

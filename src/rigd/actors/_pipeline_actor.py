@@ -98,12 +98,18 @@ class Actor:
             or matplotlib window) on its process's main thread while the run
             goes on, as improv's visual actor does; ``run_step`` still runs
             on its own thread and hands data over (see ``gui_main``).
+        takes_inputs_as_they_come: ``True``: a step never waits for a frame
+            of one input while it holds a frame of another (a recorder takes
+            whichever input has a frame). Set by such a class only: an
+            offline replay on one thread then gives the rings it reads
+            fewer slots (``rigd.pipeline.run_inline``).
     """
 
     input_names: ClassVar[tuple[str, ...] | None] = ()
     output_names: ClassVar[tuple[str, ...]] = ()
     max_step_errors: ClassVar[int] = 100
     gui: ClassVar[bool] = False
+    takes_inputs_as_they_come: ClassVar[bool] = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Actor:
         # In an actor's process, before its constructor logs anything: its

@@ -19,6 +19,19 @@ would wait for another actor after all (it needs two frames; its ring is
 full) hands every actor a thread of its own at that moment, so what runs on
 one thread is never a pipeline that could not run on threads.
 
+On one thread the actors take turns, so a lossless ring holds a frame or
+two at a time, and its other slots only cycle memory through the cache (16
+slots of 256x256 uint16 are 2 MiB, more than a core's L2 cache here: about
+8 ms of a 300-frame file's CPU). Its rings then get ``_ONE_THREAD_SLOTS``
+(``_ring_slots``): nothing drops (lossless), and a pipeline that runs with
+the file's slots cannot deadlock with fewer unless an actor with two inputs
+waits for a frame of one while it holds a frame of the other (the slots
+must then cover how far one path lags the other). So only when every
+actor with two inputs or more says it never does
+(``Actor.takes_inputs_as_they_come``: the recorder). A ``latest`` link keeps
+its slots: they are its reader's view of the past (a ``TriggeredRecorder``'s
+frames before a trigger).
+
 What differs from a live run: no restarts (an actor's failure fails the
 replay), no GPU placement or CPU pinning, and the actors share one Python
 process (numpy and h5py release the GIL for their work; pure-Python
@@ -43,6 +56,8 @@ from rigd.storage import FrameRing, call_before_sleeping
 __all__ = ["InlineReport", "run_inline"]
 
 _POLL_S = 0.2
+#: The slots of a lossless ring of a replay stepped on one thread (``_ring_slots``).
+_ONE_THREAD_SLOTS = 4
 #: How long the stop waits for a step under way on the replay's thread.
 _STOP_S = 10.0
 
@@ -105,13 +120,15 @@ def run_inline(
         "metadata": {**plan.file.config.run.metadata, **(metadata or {})},
     }
     failure: str | None = None
+    one_thread = one_thread and not any(getattr(a.cls, "gui", False) for a in plan.actors)
+    slots = _ring_slots(plan, one_thread)
     try:
         for ring_plan in plan.rings:
             rings[ring_plan.name] = FrameRing.create(
                 f"{plan.name}-{token}-{ring_plan.name}",
                 ring_plan.shape,
                 ring_plan.dtype,
-                slot_count=ring_plan.slots,
+                slot_count=slots[ring_plan.name],
                 max_readers=len(ring_plan.readers) + 1,
                 kind=ring_plan.kind,
             )
@@ -122,7 +139,7 @@ def run_inline(
             instance.__rigd_attach__(open_endpoints, _wiring(plan, actor.name, rings, run_info))
         for instance in actors.values():
             instance.__rigd_setup__()
-        if one_thread and not any(getattr(a.cls, "gui", False) for a in plan.actors):
+        if one_thread:
             steps = run_on_one_thread([actors[a.name] for a in plan.actors], call_before_sleeping)
         else:
             for actor in reversed(plan.actors):  # downstream first, sources last
@@ -176,6 +193,29 @@ def run_inline(
         stepping=_stepping(steps),
         step_errors=_step_errors(actors),
     )
+
+
+def _ring_slots(plan: Plan, one_thread: bool) -> dict[str, int]:
+    """Each ring's slots in this replay: the file's, or for a lossless ring at most
+    ``_ONE_THREAD_SLOTS`` when the actors take turns on one thread and every
+    actor with two inputs or more takes them as they come (see the module)."""
+    inputs: dict[str, int] = {}
+    for ring_plan in plan.rings:
+        for reader, *_ in ring_plan.readers:
+            inputs[reader] = inputs.get(reader, 0) + 1
+    joins_hold = any(
+        inputs.get(a.name, 0) > 1 and not getattr(a.cls, "takes_inputs_as_they_come", False)
+        for a in plan.actors
+    )
+    few = one_thread and not joins_hold
+    return {
+        r.name: (
+            min(r.slots, _ONE_THREAD_SLOTS)
+            if few and all(policy == "lossless" for _, _, policy, _ in r.readers)
+            else r.slots
+        )
+        for r in plan.rings
+    }
 
 
 def _wiring(

@@ -75,6 +75,9 @@ class HDF5Recorder(RunFileActor):
 
     input_names = None  # any: each linked input is a stream
     records = True
+    #: Each step takes a frame from every input that has one and lets it go
+    #: before the next; it waits on one input only while it holds none.
+    takes_inputs_as_they_come = True
     #: Options that name places: the daemon confines them to its data directory.
     place_options: ClassVar[dict[str, str]] = {"directory": "data_dir"}
 

@@ -199,9 +199,12 @@ class FrameRing:
                 policy = ReaderPolicy[policy.upper()]
             except KeyError:
                 raise ValueError(f"policy must be 'lossless' or 'latest', got {policy!r}") from None
+        me = os.getpid()
         with seg.registration():
             for index, rec in enumerate(seg.readers):
-                if rec.state == ReaderState.ACTIVE and rec.pid and not pid_alive(rec.pid):
+                # A reader of this process is alive (no /proc read for it).
+                pid = rec.pid
+                if rec.state == ReaderState.ACTIVE and pid and pid != me and not pid_alive(pid):
                     seg.drop_reader(rec)
                 if rec.state != ReaderState.ACTIVE:
                     rec.frames_read = rec.frames_dropped = rec.frames_torn = rec.wakes = 0
