@@ -146,8 +146,16 @@ def run_pipeline(
         # Its log, created here and held: an id in use or used before is refused
         # before anything starts, however close two starts come (``_run_claim``).
         claim = claim_run_id(log, pipeline.run_id) if log is not None else None
-    except OSError as exc:
+    except FileExistsError as exc:  # in use, or used before: the message says which
         print(f"rigd run: {exc}", file=err)
+        return 2
+    except OSError as exc:
+        print(
+            f"rigd run: cannot create the run's log {log} ({exc.strerror or exc}): make its "
+            "directory (the first recorder's) writable, or record elsewhere; nothing was "
+            "started",
+            file=err,
+        )
         return 2
     report: RunReport | None = None
     try:

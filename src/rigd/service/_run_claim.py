@@ -18,6 +18,7 @@ run's own log lines then go into the claimed file (its handlers append).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from pathlib import Path
@@ -56,9 +57,13 @@ def claim_run_id(path: Path, run_id: str) -> RunIdClaim:
         FileExistsError: the log exists: the message, one line, says whether
             a run under way holds the id (give another ``--run-id``, or wait
             for it to end) or a run used it before (give another ``--run-id``).
-        OSError: the directory cannot be made or written (the message is the OS's).
+        OSError: the directory cannot be made or written (``NotADirectoryError``:
+            a file is where it goes).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where the directory goes
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path.parent)) from None
     try:
         fd = _created_locked(path)
     except FileExistsError:
