@@ -13,6 +13,7 @@ from pathlib import Path
 from rigd.storage import inspect_run
 from tests.helpers import session_files, wait_until
 from tests.service.test_run import no_rings_of
+from tests.service.test_run_signals import workers_of
 from tests.service.test_run_stops import ROOT, Run, only_file
 
 SHORT = (
@@ -73,6 +74,7 @@ def test_a_second_rigd_run_with_a_run_id_in_use_is_refused_in_one_line(tmp_path:
         # Nothing of its own left, and the first run's log untouched.
         assert no_rings_of(second.pid)
         assert not session_files(second.pid)
+        assert not workers_of(second.pid)
         assert sorted((tmp_path / "rigd-data").iterdir()) == [log]
         assert log.stat().st_size == 0
     finally:
