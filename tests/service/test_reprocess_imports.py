@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import h5py
+import pytest
 
 from tests.service.test_reprocess import PIPELINE, run_file
 
@@ -58,6 +59,7 @@ import pickle, sys
 from pathlib import Path
 
 import h5py
+import pytest
 
 loaded = pickle.loads(Path(sys.argv[1]).read_bytes())
 from rigd.pipeline import replay_file
@@ -87,3 +89,73 @@ def test_a_replay_job_given_the_loaded_pipeline_never_imports_pydantic(tmp_path:
     assert imported == ""
     with h5py.File(tmp_path / "run-reprocessed.h5", "r") as f:
         assert f.attrs["run_state"] == "complete"
+
+
+#: A Ray task's job as ``rigd reprocess`` sends it (``in_task``), counting how often
+#: planning reads the installed distributions' entry points.
+CHECKED_JOB = """
+import pickle, sys
+from pathlib import Path
+
+import rigd.pipeline._plan_classes as classes
+
+reads = []
+real = classes.entry_points
+
+
+def counted(*args, **kwargs):
+    reads.append(1)
+    return real(*args, **kwargs)
+
+
+classes.entry_points = counted
+loaded = pickle.loads(Path(sys.argv[1]).read_bytes())
+from rigd.pipeline import replay_file
+
+result = replay_file(loaded, sys.argv[2], sys.argv[3], True, checked_modules=sys.argv[4:])
+print(result["state"], result["error"])
+print(len(reads))
+"""
+
+
+def test_a_ray_tasks_replay_given_the_drivers_checked_modules_reads_no_entry_points(
+    tmp_path: Path,
+) -> None:
+    """Reading every installed distribution's entry points (to refuse a console
+    script's module) costs each new Ray worker 10 ms or more; the driver's
+    ``check_replay`` did it once and names the modules it checked."""
+    import pickle
+
+    from rigd.config import load_pipeline
+    from rigd.pipeline import check_replay
+
+    run_file(tmp_path / "run.h5", 1, 20)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(PIPELINE)
+    loaded = load_pipeline(pipeline)
+    checked = check_replay(loaded)
+    assert "tests.pipeline.actors" in checked
+    blob = tmp_path / "loaded.pickle"
+    blob.write_bytes(pickle.dumps(loaded))
+
+    for out, given, reads in (("a", checked, "0"), ("b", (), "1")):
+        args = [str(blob), str(tmp_path / "run.h5"), str(tmp_path / out), *given]
+        assert run_job(CHECKED_JOB, *args) == ["done None", reads]
+
+
+def test_checked_modules_that_are_programs_by_name_are_never_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rigd.pipeline._plan_classes import import_checked
+
+    package = tmp_path / "rigdprog"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    marker = tmp_path / "ran"
+    (package / "__main__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    import_checked(["rigdprog.__main__", "rigd.service._cli", "not a module", "rigdprog"])
+    assert not marker.exists()
+    assert "rigdprog.__main__" not in sys.modules
+    assert "rigdprog" in sys.modules

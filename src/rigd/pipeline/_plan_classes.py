@@ -7,18 +7,26 @@ when it is a program (a ``__main__``, a console script) or the daemon's own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
 from rigd.actors import Actor
 
-__all__ = ["actor_class", "check_options", "import_path", "not_an_import_path", "refused_module"]
+__all__ = [
+    "actor_class",
+    "check_options",
+    "import_checked",
+    "import_path",
+    "not_an_import_path",
+    "refused_module",
+]
 
 
 def import_path(path: str) -> Any:
@@ -113,6 +121,14 @@ def refused_module(module: str) -> str | None:
     Ray task of ``rigd reprocess``). The name, dunder and daemon refusals
     apply to every module.
     """
+    refused = _refused_by_name(module)
+    if refused is None and module not in sys.modules and module in _entry_point_modules():
+        return f"module {module!r} is a program's entry point (a console script)"
+    return refused
+
+
+def _refused_by_name(module: str) -> str | None:
+    """``refused_module``'s refusals that its name alone gives (no lookup)."""
     parts = module.split(".")
     if not all(part.isidentifier() for part in parts):
         return f"{module!r} is not a module name"
@@ -121,9 +137,25 @@ def refused_module(module: str) -> str | None:
     for never in _NEVER_IMPORTED:
         if module == never or module.startswith(never + "."):
             return f"module {module!r} is part of the daemon itself"
-    if module not in sys.modules and module in _entry_point_modules():
-        return f"module {module!r} is a program's entry point (a console script)"
     return None
+
+
+def import_checked(modules: Iterable[str]) -> None:
+    """Import ``modules``, which a caller in an environment like this one
+    found to be no program (``refused_module``): ``rigd reprocess``'s driver
+    (``check_replay``), for its Ray tasks, whose workers run its Python
+    environment. Planning then finds them imported and reads no installed
+    distribution's entry points (10 ms and more, once per worker process).
+
+    The refusals by name (a dunder module, the daemon's own) still hold: such
+    a module is not imported here, and planning refuses it. A module that
+    fails to import is left to planning, which names it with the pipeline
+    file's line.
+    """
+    for module in modules:
+        if isinstance(module, str) and _refused_by_name(module) is None:
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
 
 
 def actor_class(value: Any) -> Any:

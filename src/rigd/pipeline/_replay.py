@@ -24,7 +24,7 @@ import functools
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from rigd.actors import run_locally
 from rigd.config import PipelineFile, load_pipeline
 from rigd.pipeline._inline import run_inline
 from rigd.pipeline._plan import plan_pipeline
+from rigd.pipeline._plan_classes import import_checked
 from rigd.pipeline._replay_config import Replay, check_replay, replay_config, template
 from rigd.pipeline._replay_guard import (
     error_text,
@@ -116,6 +117,7 @@ def replay_file(
     pipeline_path: str = "",
     timeout: float = _WAIT_S,
     job: str | None = None,
+    checked_modules: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Replay ``run_file`` through the pipeline ``text`` into a new run file in ``out_dir``.
 
@@ -142,6 +144,11 @@ def replay_file(
             attribute (default: a new UUID): a failed replay marks failed only
             the files it made (``rigd.storage.made_by``), never another job's
             of the same name, and ``rigd reprocess`` counts only their frames.
+        checked_modules: with ``in_task``, the modules of the pipeline's classes
+            that the caller checked (``check_replay``'s answer on ``rigd
+            reprocess``'s driver): imported first, so that planning, in each
+            new worker, does not read every installed distribution's entry
+            points again (``rigd.pipeline._plan_classes.import_checked``).
 
     Returns:
         ``file``, ``state`` (``done`` or ``failed``), ``output`` (the new
@@ -179,6 +186,7 @@ def replay_file(
         if in_task:
             run_locally()  # a Ray task's pipeline: this node's processes and rings
             sweep_stale_rings()
+            import_checked(checked_modules)
         run_id = run_id or f"{Path(where).stem}-reprocessed"
         check_whole(where)  # HDF5 would say it holds no stream
         check_sealed(where)  # HDF5 would only name h5clear

@@ -114,13 +114,18 @@ def template(recorder: str, recorders: int) -> str:
     return "{run_id}.h5" if recorders == 1 else f"{{run_id}}-{recorder}.h5"
 
 
-def check_replay(pipeline: str | Path | PipelineFile) -> None:
+def check_replay(pipeline: str | Path | PipelineFile) -> tuple[str, ...]:
     """Check, once and before any run file, what a replay of ``pipeline`` (a
     pipeline file's path, or the file loaded) needs:
     a recorder, every source recorded, and what planning checks without the
     run file's shapes (classes, options, links, cycles); each problem named
     with the pipeline file's line and key. The sources' classes are not
     imported: run files stand in for them.
+
+    Returns:
+        The modules of the replay's classes, each found to be no program
+        (``refused_module``) and imported: ``replay_file``'s
+        ``checked_modules`` for the Ray tasks of ``rigd reprocess``.
 
     Raises:
         FileNotFoundError: no such file.
@@ -135,6 +140,7 @@ def check_replay(pipeline: str | Path | PipelineFile) -> None:
     # provenance note says them too.
     for change in replay.changes:
         log.info("replay of %s: %s (offline nothing drops for speed)", pfile.path, change)
+    return tuple(sorted({a.class_path.rpartition(".")[0] for a in stage.actors.values()}))
 
 
 def replay_config(

@@ -114,7 +114,8 @@ def reprocess(
 
     # Loaded once: each file's job takes it as it is (a Ray task never validates it again).
     loaded = load_pipeline(pipeline)
-    check_replay(loaded)  # the pipeline's mistakes, once, with its lines: before any file
+    # The pipeline's mistakes, once, with its lines: before any file.
+    checked = check_replay(loaded)
     text = loaded.text
     pipeline_path = str(Path(pipeline).resolve())
     out = str(Path(out_dir).resolve())
@@ -201,6 +202,7 @@ def reprocess(
                 "actor_processes": actor_processes,
                 "pipeline_path": pipeline_path,
                 "timeout": timeout,
+                "checked_modules": checked,
             }
             jobs = [(i, paths[i], run_ids[i], targets[i], replay_ids[i]) for i in todo]
             # --out is made once the job can start: connected, and a node holds a task.
