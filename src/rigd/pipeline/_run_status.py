@@ -19,7 +19,7 @@ from rigd._exceptions import RigdError
 from rigd.pipeline._pause import PauseSpan
 from rigd.pipeline._plan import Plan
 from rigd.pipeline._state import RunState
-from rigd.storage import OWN_IDS, FrameRing, recover_run, wait_writer_gone
+from rigd.storage import OWN_IDS, FrameRing, inspect_run, recover_run, wait_writer_gone
 
 __all__ = ["ActorStatus", "LinkRates", "LinkStatus", "PipelineStatus", "RunReport", "recorded"]
 
@@ -197,7 +197,9 @@ def recorded(
     """The files, frames and drops per stream of the recorders' last reports.
 
     A file not sealed (or every file, with ``repair``: a forced stop) is
-    repaired first, and its frames are what the repaired file holds.
+    repaired first, and its frames and drops are what the repaired file holds
+    (its streams and drop ledger, read back: its killed recorder's last report
+    is older than both).
     """
     files: list[str] = []
     frames: dict[str, int] = {}
@@ -214,6 +216,8 @@ def recorded(
                 wait_writer_gone(path, _WRITER_EXIT_S)
                 report = recover_run(path, run_state=run_state)
                 recording = {**recording, "frames": dict(report.frames)}
+                ledger = {s.name: s.dropped for s in inspect_run(path).streams}
+                recording["dropped"] = ledger
         frames.update(recording.get("frames", {}))
         dropped.update(recording.get("dropped", {}))
     return files, frames, dropped

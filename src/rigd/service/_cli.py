@@ -255,7 +255,12 @@ def _parser() -> argparse.ArgumentParser:
         "forces). With no file: a simulated 512x512 camera at 200 fps for 10 s, its "
         "frame statistics, both recorded under ./rigd-data/.",
     )
-    run.add_argument("pipeline", nargs="?", metavar="PIPELINE.yaml")
+    run.add_argument(
+        "pipeline",
+        nargs="?",
+        metavar="PIPELINE",
+        help="a YAML file, or a bundled pipeline's name (demo), as rigd load takes it",
+    )
     run.add_argument("--run-id", help="the run's id (default: the UTC start time)")
     run.add_argument(
         "--console",

@@ -16,6 +16,7 @@ from typing import Any, Self
 
 from rigd._address import search_daemon
 from rigd._exceptions import ApiError
+from rigd.service._pipeline_names import local_pipeline_file
 
 __all__ = ["ApiClient", "ApiError", "Client", "format_status"]
 
@@ -112,9 +113,10 @@ class Client(ApiClient):
 
     def load(self, pipeline: str | os.PathLike[str]) -> dict[str, Any]:
         """``PUT /v1/pipeline``: a YAML file on this machine (its text is sent), or
-        the name of a pipeline file the daemon knows (``"demo"``)."""
-        path = Path(pipeline)
-        if path.is_file():
+        the name of a pipeline file the daemon knows (``"demo"``), as
+        ``_pipeline_names.resolve_pipeline`` tells them apart (``rigd run`` too)."""
+        path = local_pipeline_file(pipeline)
+        if path is not None:
             try:
                 answer: dict[str, Any] = self.request(
                     "PUT", "/v1/pipeline", path.read_text(), content_type="application/yaml"

@@ -1,47 +1,21 @@
-"""Pipelines for the daemon: files found by name in the allowed directories,
+"""Pipelines for the daemon: files found by name in the allowed directories
+(``_pipeline_names``),
 checked into a plan, described as ``GET /v1/pipeline`` reports them, and
 their triggered recorders triggered."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rigd.actors import Actor, get
-from rigd.config import BUNDLED_PIPELINES, PipelineFileError, ServiceConfig, load_pipeline
+from rigd.config import PipelineFileError, ServiceConfig, load_pipeline
 from rigd.pipeline import Pipeline, Plan, plan_pipeline
-from rigd.service._records import NotFoundError, TransitionError
+from rigd.service._pipeline_names import find_pipeline_file
+from rigd.service._records import TransitionError
 from rigd.storage import check_metadata
 
 __all__ = ["check_pipeline", "find_pipeline_file", "pipeline_info", "trigger_recorders"]
-
-
-def find_pipeline_file(config: ServiceConfig, name: str) -> Path:
-    """The pipeline file ``name`` (``demo`` or ``demo.yaml``) in an allowed directory
-    (``pipeline_dirs``, then the bundled ones if ``bundled_pipelines``).
-
-    Raises:
-        NotFoundError: no such file in any of them, or ``name`` is a path.
-    """
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise NotFoundError(
-            f"a pipeline is named by its file name in a pipeline directory, got {name!r}; "
-            "send the pipeline's text instead to load one from elsewhere"
-        )
-    candidates = [name] if name.endswith((".yaml", ".yml")) else [f"{name}.yaml", name]
-    directories = list(config.pipeline_dirs)
-    if config.bundled_pipelines:
-        directories.append(BUNDLED_PIPELINES)
-    for directory in directories:
-        for candidate in candidates:
-            path = directory / candidate
-            if path.is_file():
-                return path
-    raise NotFoundError(
-        f"no pipeline file {name!r} in {', '.join(str(d) for d in directories)}; "
-        "add its directory to pipeline_dirs in the service config, or send its text"
-    )
 
 
 def pipeline_info(plan: Plan | None, source: str | None) -> dict[str, Any]:

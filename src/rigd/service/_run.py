@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rigd import actors
-from rigd._exceptions import PipelineFailedError
+from rigd._exceptions import NotFoundError, PipelineFailedError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError
 from rigd.pipeline import Pipeline, PipelineStatus, RunReport, plan_pipeline, run_log_path
+from rigd.service._pipeline_names import run_pipeline_file
+from rigd.service._run_claim import RunIdClaim, claim_run_id
 from rigd.service._run_resources import unmet_resources
 from rigd.service._run_signals import STOP_SIGNALS, Interrupts, unfailing
 from rigd.service._run_unused import release_unrecorded
@@ -60,8 +62,12 @@ def format_progress(status: PipelineStatus) -> str:
     return " | ".join(parts)
 
 
-def format_report(report: RunReport) -> str:
-    lines = [f"run {report.run_id}: {report.state} after {report.duration_s:.1f} s"]
+def format_report(report: RunReport, *, forced: bool = False) -> str:
+    """``rigd run``'s summary of ``report``; ``forced``: the stop was forced (Ctrl-C
+    twice), which the first line says: the frames and drops are then what the
+    repaired files hold (their drop ledgers; ``pipeline._run_status.recorded``)."""
+    how = " (forced: actors killed, run files repaired)" if forced else ""
+    lines = [f"run {report.run_id}: {report.state} after {report.duration_s:.1f} s{how}"]
     if report.failure:
         lines.append(f"  failure: {report.failure}")
     for stream, frames in report.frames.items():
@@ -94,8 +100,13 @@ def run_pipeline(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
-    """Run a pipeline file (the bundled demo when ``path`` is None); return the exit status."""
-    source = Path(path) if path else DEMO_PIPELINE
+    """Run a pipeline (the bundled demo when ``path`` is None): a file, or a pipeline's
+    name as ``rigd load`` takes it (``_pipeline_names``); return the exit status."""
+    try:
+        source = run_pipeline_file(path) if path else DEMO_PIPELINE
+    except NotFoundError as exc:
+        print(f"rigd run: {exc}; nothing was started", file=err)
+        return 2
     # Actor classes import from the current directory too, as with `python -m`
     # (the actor processes inherit this path).
     if "" not in sys.path and os.getcwd() not in sys.path:
@@ -123,26 +134,50 @@ def run_pipeline(
             file=err,
         )
         return 2
-    used = run_log_path(plan, run_id) if run_id is not None else None
-    if used is not None and used.exists():
-        print(
-            f"rigd run: run id {run_id!r} was used before here ({used} exists); a run is "
-            "never recorded over: give another --run-id; nothing was started",
-            file=err,
-        )
-        return 2
     try:
         check_metadata(dict(metadata or {}))  # as the run file will store it (as the daemon)
     except ValueError as exc:
         print(f"rigd run: --meta: {exc}; nothing was started", file=err)
         return 2
+    pipeline = Pipeline(plan, run_id=run_id, metadata=metadata)  # starts nothing yet
+    log = run_log_path(plan, pipeline.run_id)
+    claim: RunIdClaim | None = None
+    try:
+        # Its log, created here and held: an id in use or used before is refused
+        # before anything starts, however close two starts come (``_run_claim``).
+        claim = claim_run_id(log, pipeline.run_id) if log is not None else None
+    except FileExistsError as exc:  # in use, or used before: the message says which
+        print(f"rigd run: {exc}", file=err)
+        return 2
+    except OSError as exc:
+        print(
+            f"rigd run: cannot create the run's log {log} ({exc.strerror or exc}): make its "
+            "directory (the first recorder's) writable, or record elsewhere; nothing was "
+            "started",
+            file=err,
+        )
+        return 2
+    report: RunReport | None = None
+    try:
+        status, report = _run(pipeline, source, out, err)
+    finally:
+        if claim is not None:
+            # A start that ended before anything was logged, and left no file, gives
+            # its id back (``_run_unused`` removed the log of one that logged).
+            claim.release(keep=report is not None and bool(report.files))
+    return status
+
+
+def _run(pipeline: Pipeline, source: Path, out: TextIO, err: TextIO) -> tuple[int, RunReport]:
+    """Start ``pipeline`` (``source``'s), follow it to its end, print the summary;
+    the exit status and the report."""
+    plan = pipeline.plan
     interrupts = Interrupts()  # signals that arrive together are one request
     # SIGTERM (systemd, `timeout`, kill) and SIGHUP (the terminal closed) stop
     # cleanly too, as a first Ctrl-C does.
     previous = {sig: signal.signal(sig, interrupts.handle) for sig in STOP_SIGNALS}
     # A closed terminal fails every write to it: the stop and the files come first.
     out, err = unfailing(out), unfailing(err)
-    pipeline = Pipeline(plan, run_id=run_id, metadata=metadata)
     try:
         print(f"rigd run: starting pipeline {plan.name!r} from {source}", file=err)
         try:
@@ -153,12 +188,11 @@ def run_pipeline(
         except KeyboardInterrupt:
             print("rigd run: start interrupted; killing the actors and sealing run files", file=err)
             report = _released(pipeline.kill(), err)
-            print(format_report(report), file=out)
-            return 130
+            print(format_report(report, forced=True), file=out)
+            return 130, report
         except Exception as exc:  # noqa: BLE001 - an actor's own error: say it, exit 1
             print(f"rigd run: pipeline {plan.name!r} could not start: {exc}", file=err)
-            _released(pipeline.kill(), err)
-            return 1
+            return 1, _released(pipeline.kill(), err)
         finally:
             interrupts.starting = False
         print("rigd run: running; Ctrl-C stops cleanly, a second Ctrl-C forces", file=err)
@@ -167,10 +201,10 @@ def run_pipeline(
         actors.shutdown()  # before the handlers go: a late SIGTERM must not cut it short
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-    print(format_report(report), file=out)
+    print(format_report(report, forced=interrupts.forced), file=out)
     if report.failure:
-        return 1
-    return 130 if interrupts.count else 0
+        return 1, report
+    return (130 if interrupts.count else 0), report
 
 
 def _released(report: RunReport, err: TextIO) -> RunReport:

@@ -38,13 +38,19 @@ def run_with_console(
     path: str | None, port: int, *, run_id: str | None, metadata: Mapping[str, Any]
 ) -> int:
     """Serve the console on loopback ``port`` while one run of ``path`` goes on."""
+    from rigd._exceptions import NotFoundError
     from rigd.config import PipelineFileError
     from rigd.pipeline import plan_pipeline
+    from rigd.service._pipeline_names import run_pipeline_file
     from rigd.service._run import DEMO_PIPELINE
     from rigd.service._serve import serve
     from rigd.service._token import ensure_token
 
-    source = Path(path).resolve() if path else DEMO_PIPELINE
+    try:  # a file, or a pipeline's name, as `rigd load` takes it
+        source = run_pipeline_file(path).resolve() if path else DEMO_PIPELINE
+    except NotFoundError as exc:
+        print(f"rigd run: {exc}; nothing was started", file=sys.stderr)
+        return 2
     if not 0 < port < 65536:
         print(f"rigd run: --console takes a TCP port (1-65535), got {port}", file=sys.stderr)
         return 2
