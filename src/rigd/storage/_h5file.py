@@ -151,6 +151,26 @@ def chunk_offset(frames: Any, first: int) -> int | None:
     return None if info.byte_offset is None else int(info.byte_offset)
 
 
+def raw_chunks(frames: Any) -> tuple[int, int] | None:
+    """``(file descriptor, frames per chunk)`` when the ``frames`` dataset's frames
+    can be read straight from the file at their chunk's offset (``chunk_offset``):
+    chunks of whole frames, no filter, a file on HDF5's default (``sec2``)
+    driver, as ``RunWriter`` lays out raw streams. None otherwise (compressed,
+    contiguous, virtual or external data): HDF5 reads those."""
+    try:
+        if frames.file.driver != "sec2":
+            return None
+        dcpl = frames.id.get_create_plist()
+        if dcpl.get_layout() != h5py.h5d.CHUNKED or dcpl.get_nfilters():
+            return None
+        chunk = tuple(dcpl.get_chunk())
+        if chunk[1:] != tuple(frames.shape[1:]):
+            return None
+        return int(frames.file.id.get_vfd_handle()), int(chunk[0])
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
 def create_stream_group(f: Any, spec: StreamSpec, codec_: Codec | None) -> Any:
     """A stream's group: ``frames``, its per-frame records and its drop ledger."""
     group = f.create_group(spec.name)
