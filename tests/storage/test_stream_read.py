@@ -75,3 +75,17 @@ def test_buffers_of_another_dtype_get_hdf5s_conversion(tmp_path: Path) -> None:
         np.testing.assert_array_equal(big_endian, frames[4])
         with pytest.raises((IndexError, ValueError)):
             reader.read_into(5, np.empty((6, 10), np.uint16))
+
+
+def test_a_file_still_being_written_reads_the_frames_its_writer_flushed(tmp_path: Path) -> None:
+    path = tmp_path / "live.h5"
+    frames = np.random.default_rng(4).integers(0, 4000, (7, 6, 10), dtype=np.uint16)
+    spec = StreamSpec("cam", (6, 10), np.dtype(np.uint16))
+    with RunWriter(path, [spec], run_id="live") as writer:
+        for k, frame in enumerate(frames):
+            writer.write("cam", frame, k, 1_700_000_000_000_000_000 + k)
+        writer.flush()
+        with StreamReader(path, "cam") as reader:
+            assert len(reader) == 7
+            got = _read_all(reader, np.empty((6, 10), np.uint16))
+    np.testing.assert_array_equal(got, frames)
