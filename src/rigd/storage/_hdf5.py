@@ -53,7 +53,7 @@ from rigd.storage._run_provenance import (
 )
 from rigd.storage._run_recover import check_sealed, recover_run
 from rigd.storage._run_writer import RunWriter
-from rigd.storage._superblock import check_whole
+from rigd.storage._run_whole import check_whole
 
 __all__ = [
     "DEFAULT_TEMPLATE",

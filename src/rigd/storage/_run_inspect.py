@@ -30,6 +30,7 @@ from rigd.storage._h5file import (
 from rigd.storage._repair_view import RepairedView
 from rigd.storage._run_layout import RunSummary, StreamSummary
 from rigd.storage._run_metadata import RESERVED_ATTRIBUTES
+from rigd.storage._run_whole import check_whole, survey
 from rigd.storage._superblock import read_superblock, truncated_message
 from rigd.storage._writer_lock import writer_alive
 
@@ -219,7 +220,8 @@ def inspect_run(path: str | os.PathLike[str]) -> RunSummary:
     Works on a file still being recorded (it reads it live, in SWMR mode),
     and on one its writer left unsealed (``RunSummary.writer_gone``; one
     left short of its recorded end is read as ``recover_run`` would see it,
-    ``_repair_view``). Writes nothing.
+    ``_repair_view``, and refused as truncated where it would be,
+    ``_run_whole``). Writes nothing.
 
     Raises:
         FileNotFoundError: no such file.
@@ -231,6 +233,7 @@ def inspect_run(path: str | os.PathLike[str]) -> RunSummary:
     size = os.stat(path).st_size
     if not live and size < block.end_of_file:
         with RepairedView(path, block) as view:
+            survey(view, Path(path), block, size)  # refuses a truncated file as recover does
             try:
                 with open_file_object(view) as f:
                     return _summarise(f, path, writer_gone=block.open_for_write)
@@ -330,19 +333,28 @@ def export_nwb(
 
     Raises:
         FileExistsError: ``out`` exists.
-        ValueError: not a rigd run, still being recorded, or required
-            metadata missing (the message names each field).
+        FileNotFoundError: ``out``'s directory does not exist (or is not one).
+        ValueError: not a rigd run, truncated (``check_whole``), still being
+            recorded or not sealed, or required metadata missing (the
+            message names each field). Nothing is written then.
         ImportError: pynwb is not installed (``pip install 'rigd[nwb]'``).
     """
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} exists; give a new file name for the NWB export")
+    if not out.parent.is_dir():
+        what = "is not a directory" if out.parent.exists() else "does not exist"
+        raise FileNotFoundError(
+            f"cannot write {out}: its directory {out.parent} {what}; make it, or give "
+            "another path for the NWB export"
+        )
     try:
         from rigd.storage import _nwb
     except ImportError as exc:
         raise ImportError(
             f"NWB export needs pynwb ({exc}); install it with pip install 'rigd[nwb]'"
         ) from exc
+    check_whole(run)  # HDF5 would only say "truncated file: eof = ..."
     if read_superblock(run).open_for_write:
         if writer_alive(run):
             raise ValueError(f"{run} is still being recorded; export it once the run has stopped")
