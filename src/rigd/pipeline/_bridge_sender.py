@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import zmq
 
-from rigd._exceptions import EndOfStream
+from rigd._exceptions import EndOfStream, OptionValueError
 from rigd.actors import Actor
 from rigd.pipeline._bridge_wire import (
     FRAME,
@@ -33,6 +33,7 @@ from rigd.pipeline._bridge_wire import (
     check_bind_address,
     check_timeouts,
 )
+from rigd.pipeline._zmq_address import address_refused
 from rigd.pipeline._zmq_zero_copy import ZeroCopySend
 from rigd.storage import Frame, ReaderPolicy
 
@@ -377,7 +378,14 @@ class BridgeSender(Actor):
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._socket.setsockopt(zmq.SNDHWM, 4 * self.window + 16)
-        self._socket.bind(address)
+        try:
+            self._socket.bind(address)
+        except zmq.ZMQError as exc:  # one line, as ZmqSource's: a port taken, say
+            self._unbind()
+            del self._socket
+            raise OptionValueError(
+                "address", address_refused("BridgeSender", address, True, exc)
+            ) from None
         self._zero_copy = ZeroCopySend(self._socket)
         self._poll_in: list[tuple[Any, int]] = [(self._socket, zmq.POLLIN)]
         self._slot_address: dict[int, int] = {}
