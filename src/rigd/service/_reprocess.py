@@ -27,7 +27,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rigd.service._reprocess_outputs import cannot_write, own_outputs, with_kept_frames
+from rigd.service._reprocess_outputs import (
+    cannot_write,
+    own_outputs,
+    taken_meanwhile,
+    with_kept_frames,
+)
 from rigd.service._reprocess_signals import StopSignals
 from rigd.service._reprocess_table import table
 
@@ -143,6 +148,7 @@ def reprocess(
         # A row that did not finish counts the frames its kept outputs hold: only
         # outputs this job wrote (none for a file refused before its replay began).
         kept = ours(index) if replayed and result.get("state") != "done" else ()
+        result = taken_meanwhile(result, targets[index]) if targets else result
         item = FileResult(**with_kept_frames(result, kept))
         results[index] = item
         if progress is not None:
