@@ -22,7 +22,7 @@ def test_a_second_recover_is_told_another_recover_holds_the_file_and_a_run_is_to
     before, fds = digest(path), sorted(os.listdir("/proc/self/fd"))
     repair = WriterLock(path)  # as recover_run holds it, on a descriptor of its own
     try:
-        with pytest.raises(OSError) as raised:
+        with pytest.raises(OSError, match="is being repaired by another") as raised:
             recover_run(path)
     finally:
         repair.release()

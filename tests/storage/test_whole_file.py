@@ -37,11 +37,11 @@ def test_a_cut_copy_of_an_unsealed_file_is_truncated_to_recover_inspect_export_a
     wording = str(recovered.value)
     assert "Copy the whole file again" in wording
     for refuse in (check_whole, inspect_run):
-        with pytest.raises(ValueError) as raised:
+        with pytest.raises(ValueError, match=said) as raised:
             refuse(cut)
         assert str(raised.value) == wording
     nwb = tmp_path / "cut.nwb"
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(ValueError, match=said) as raised:
         export_nwb(cut, nwb)
     assert str(raised.value) == wording
     assert not nwb.exists()

@@ -28,7 +28,6 @@ sender's ids (a sender whose ids restart, or are not increasing).
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math

@@ -52,8 +52,8 @@ from rigd.storage._run_provenance import (
     source_state,
 )
 from rigd.storage._run_recover import check_sealed, recover_run
-from rigd.storage._run_writer import RunWriter
 from rigd.storage._run_whole import check_whole
+from rigd.storage._run_writer import RunWriter
 
 __all__ = [
     "DEFAULT_TEMPLATE",

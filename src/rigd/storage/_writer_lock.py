@@ -11,9 +11,10 @@ without one is a file its writer left behind (``rigd recover`` seals it).
 repair: it never repairs a file a writer holds, and a writer never starts
 on a file being repaired. It takes a second byte first, and lets it go last,
 which only a repair takes: a second ``rigd recover`` of the file meanwhile
-is refused on that byte, and so told that a repair holds the file, not a run. The lock is advisory and separate from HDF5's
-own (``flock(2)``, which a SWMR writer lets go of once it switches to
-SWMR); the byte lies far past any file's end, so no data is locked.
+is refused on that byte, and so told that a repair holds the file, not a
+run. The lock is advisory and separate from HDF5's own (``flock(2)``,
+which a SWMR writer lets go of once it switches to SWMR); the bytes lie
+far past any file's end, so no data is locked.
 Local file systems only: on one that refuses OFD locks the writer records
 without the lock (a warning says so) and the file then looks unheld.
 """
