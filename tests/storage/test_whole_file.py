@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rigd.pipeline import replay_file
+from rigd.service._export import export_nwb_file
 from rigd.storage import check_whole, export_nwb, inspect_run, recover_run
 from tests.service.test_reprocess import PIPELINE
 from tests.storage.test_recover_guards import killed_run, sealed_run
@@ -69,6 +70,11 @@ def test_export_says_in_one_line_that_its_input_is_truncated_or_its_directory_mi
         export_nwb(cut, nwb)
     assert "Copy the whole file again" in str(raised.value)
     assert not nwb.exists()
+    # The daemon's export (GET /v1/runs/ID/export) says the same, with no metadata hint.
+    with pytest.raises(ValueError, match=f"^{cut} is truncated") as api:
+        export_nwb_file(cut, {"subject_id": "m1"})
+    assert str(api.value) == str(raised.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.h5", "whole.h5"]
 
     for parent, what in (
         (tmp_path / "nonexist" / "dir", "does not exist"),
