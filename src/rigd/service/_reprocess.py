@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rigd.service._cli_address import not_a_cluster_address
+from rigd.service._reprocess_inputs import repeated_files
 from rigd.service._reprocess_outputs import cannot_write, own_outputs, with_kept_frames
 from rigd.service._reprocess_signals import StopSignals
 from rigd.service._reprocess_table import table
@@ -97,7 +99,8 @@ def reprocess(
     and a node can hold one file's task); a job refused before leaves nothing.
 
     Raises:
-        ValueError: ``out_dir`` is a file, lies under one, or cannot be made
+        ValueError: a file is given more than once (``_reprocess_inputs``), or
+            ``out_dir`` is a file, lies under one, or cannot be made
             (``/proc/x``); the message names it and the fix. Or, with
             ``address``, no node of the cluster can hold one file's task (its
             CPUs and GPUs); nothing was submitted.
@@ -111,6 +114,9 @@ def reprocess(
     """
     from rigd.config import load_pipeline
     from rigd.pipeline import check_replay
+
+    if (repeated := repeated_files(files)) is not None:  # one line, before anything runs
+        raise ValueError(repeated)
 
     # Loaded once: each file's job takes it as it is (a Ray task never validates it again).
     loaded = load_pipeline(pipeline)
@@ -324,6 +330,9 @@ def _cmd(args: argparse.Namespace) -> int:
     try:
         with signals:
             problem = _check_pipeline(args.pipeline)
+            if problem is None and args.address is not None:
+                if (wrong := not_a_cluster_address(args.address)) is not None:
+                    problem = f"{wrong}; nothing was started"
             if problem:
                 print(f"rigd reprocess: {problem}", file=sys.stderr)
                 return 2
