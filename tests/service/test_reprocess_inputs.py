@@ -13,11 +13,7 @@ from rigd.service import main
 from rigd.service._reprocess import FileResult
 from rigd.service._reprocess_table import table
 
-PIPELINE = (
-    "name: stats\n"
-    "actors:\n"
-    "  - {name: stats, class: rigd.pipeline.FrameStats}\n"
-)
+PIPELINE = "name: stats\nactors:\n  - {name: stats, class: rigd.pipeline.FrameStats}\n"
 
 
 def test_a_file_given_twice_is_refused_in_one_line_before_anything_runs(
@@ -52,14 +48,16 @@ def test_one_file_by_two_names_is_one_file_and_two_files_of_one_name_are_two(
 
     assert repeated_files([str(tmp_path / "a/run.h5"), str(tmp_path / "b/run.h5")]) is None
     hard = repeated_files([str(tmp_path / "a/run.h5"), str(tmp_path / "hard.h5")])
-    assert hard is not None and "(files 1, 2)" in hard
+    assert hard is not None
+    assert "(files 1, 2)" in hard
     soft = repeated_files([str(tmp_path / "soft.h5"), "x.h5", str(tmp_path / "b/run.h5")])
-    assert soft is not None and "(files 1, 3)" in soft
+    assert soft is not None
+    assert "(files 1, 3)" in soft
 
 
 def test_the_tables_frames_column_says_it_adds_up_every_stream() -> None:
     # An 843-frame run with two recorded streams holds 1686 frames in all.
     row = FileResult("/data/run.h5", "done", frames=1686, seconds=2.0, outputs=("run-r.h5",))
     header, line = table([row]).splitlines()
-    assert header.split() [:5] == ["file", "state", "frames", "(all", "streams)"]
+    assert header.split()[:5] == ["file", "state", "frames", "(all", "streams)"]
     assert line.split()[:4] == ["run.h5", "done", "1686", "2.0"]

@@ -128,7 +128,8 @@ def reprocess(
     _check_out(out)
     paths = [str(Path(f).resolve()) for f in files]
     # One output per input, never one written twice or over an existing file:
-    # inputs of one name (two run.h5, or a file named twice) get -2, -3, ...
+    # inputs of one name (two run.h5 in two directories; a file given twice was
+    # refused above) get -2, -3, ...
     run_ids: list[str] = []
     seen: dict[str, int] = {}
     for path in paths:
@@ -330,9 +331,9 @@ def _cmd(args: argparse.Namespace) -> int:
     try:
         with signals:
             problem = _check_pipeline(args.pipeline)
-            if problem is None and args.address is not None:
-                if (wrong := not_a_cluster_address(args.address)) is not None:
-                    problem = f"{wrong}; nothing was started"
+            wrong = not_a_cluster_address(args.address) if args.address is not None else None
+            if problem is None and wrong is not None:
+                problem = f"{wrong}; nothing was started"
             if problem:
                 print(f"rigd reprocess: {problem}", file=sys.stderr)
                 return 2

@@ -35,9 +35,7 @@ def repeated_files(files: Sequence[str]) -> str | None:
     repeated = [at for at in places.values() if len(at) > 1]
     if not repeated:
         return None
-    named = "; ".join(
-        f"{files[at[0] - 1]} (files {', '.join(map(str, at))})" for at in repeated
-    )
+    named = "; ".join(f"{files[at[0] - 1]} (files {', '.join(map(str, at))})" for at in repeated)
     return (
         f"a file is given more than once: {named}; each file is replayed once: give it "
         "once; nothing was started"

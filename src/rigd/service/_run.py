@@ -159,6 +159,11 @@ def run_pipeline(
         )
         return 2
     if claim is not None and claim.run_id != pipeline.run_id:  # starts nothing yet
+        print(
+            f"rigd run: run id {pipeline.run_id!r} is taken here (a run of the same second); "
+            f"this run is {claim.run_id!r}",
+            file=err,
+        )
         pipeline = Pipeline(plan, run_id=claim.run_id, metadata=metadata)
     report: RunReport | None = None
     try:
