@@ -414,4 +414,5 @@ class BridgeSender(Actor):
         """The run summary's line: what reached the receiver (``_bridge_report``)."""
         unacknowledged = len(getattr(self, "_unacked", ()))
         lost, reason = self.frames_lost, self.down_reason
-        return sender_line(self.address, self.frames_acknowledged, lost, unacknowledged, reason)
+        where = getattr(self, "endpoint", None) or self.address  # the port bound, for ``*``
+        return sender_line(where, self.frames_acknowledged, lost, unacknowledged, reason)
