@@ -25,6 +25,7 @@ import zmq
 
 from rigd._exceptions import EndOfStream, OptionValueError
 from rigd.actors import Actor
+from rigd.pipeline._bridge_report import sender_line
 from rigd.pipeline._bridge_wire import (
     FRAME,
     HEARTBEAT_S,
@@ -82,6 +83,9 @@ class BridgeSender(Actor):
         self.frames_resent = 0
         self.frames_lost = 0
         self.lost: list[tuple[int, int]] = []  # (first_id, count) discarded while down
+        self.frames_acknowledged = 0  # the receiver has them
+        #: Why the receiver was last declared down (``report_line``).
+        self.down_reason: str | None = None
         self.state = "waiting"
         self.peer: str | None = None
 
@@ -301,6 +305,7 @@ class BridgeSender(Actor):
         done: Frame | None = None
         while unacked and unacked[0][0] <= last_id:
             data = unacked.popleft()[2]
+            self.frames_acknowledged += 1
             if not isinstance(data, bytes):
                 done = data
         if done is not None:
@@ -355,6 +360,7 @@ class BridgeSender(Actor):
     def _down(self, why: str) -> None:
         log.warning("bridge %s: the receiver is down (%s); frames are discarded", self.address, why)
         self.state = "down"
+        self.down_reason = why
         held = [entry for entry in self._unacked if not isinstance(entry[2], bytes)]
         if not held:
             return
@@ -408,5 +414,13 @@ class BridgeSender(Actor):
             "frames_sent": self.frames_sent,
             "frames_resent": self.frames_resent,
             "frames_lost": self.frames_lost,
+            "frames_acknowledged": self.frames_acknowledged,
             "lost": list(self.lost),
         }
+
+    def report_line(self) -> str:
+        """The run summary's line: what reached the receiver (``_bridge_report``)."""
+        unacknowledged = len(getattr(self, "_unacked", ()))
+        lost, reason = self.frames_lost, self.down_reason
+        where = getattr(self, "endpoint", None) or self.address  # the port bound, for ``*``
+        return sender_line(where, self.frames_acknowledged, lost, unacknowledged, reason)

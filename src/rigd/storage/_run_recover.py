@@ -26,8 +26,16 @@ from rigd.storage._writer_lock import WriterLock
 log = logging.getLogger(__name__)
 
 
-def seal_run(path: Path, counts: Mapping[str, int], dropped: Mapping[str, int]) -> None:
-    """Seal a closed run's file: frame counts, stop time, ``run_state = "complete"``."""
+def seal_run(
+    path: Path,
+    counts: Mapping[str, int],
+    dropped: Mapping[str, int],
+    failure: str | None = None,
+) -> None:
+    """Seal a closed run's file: frame counts, stop time, ``run_state = "complete"``;
+    with ``failure`` (the run failed: an actor gave up, a node was lost),
+    ``run_state = "failed"`` and the ``failure`` attribute, written in the same
+    opening (a reader never sees the file complete first)."""
     # Without HDF5's file lock: a SWMR reader (a viewer left open) holds a shared
     # lock on the file, and a run must still seal with readers attached. The
     # writer is closed, so nothing else writes; readers see the sealed file.
@@ -39,7 +47,9 @@ def seal_run(path: Path, counts: Mapping[str, int], dropped: Mapping[str, int]) 
             group.attrs["frames_dropped"] = dropped[name]
         stop_time = utc_now_iso()
         f.attrs["stop_time"] = stop_time
-        f.attrs["run_state"] = "complete"
+        f.attrs["run_state"] = "complete" if failure is None else "failed"
+        if failure is not None:
+            f.attrs["failure"] = failure
         _nexus.seal_entry(f, end_time=stop_time)
     with open(path, "rb") as f:
         os.fsync(f.fileno())
