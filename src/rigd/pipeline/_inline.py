@@ -21,8 +21,8 @@ one thread is never a pipeline that could not run on threads.
 
 On one thread the actors take turns, so a lossless ring holds a frame or
 two at a time, and its other slots only cycle memory through the cache (16
-slots of 256x256 uint16 are 2 MiB, more than a core's L2 cache here: about
-8 ms of a 300-frame file's CPU). Its rings then get ``_ONE_THREAD_SLOTS``
+slots of 256x256 uint16 are 2 MiB, more than a core's L2 cache here: 3-8 ms
+of a 300-frame file's 100-140 ms of CPU, BENCHMARKS.md). Its rings then get ``_ONE_THREAD_SLOTS``
 (``_ring_slots``): nothing drops (lossless), and a pipeline that runs with
 the file's slots cannot deadlock with fewer unless an actor with two inputs
 waits for a frame of one while it holds a frame of the other (the slots
