@@ -1,4 +1,4 @@
-"""``rigd reprocess`` stops cleanly and never lies: Ctrl-C and SIGTERM, a timeout, an
+"""``rigd reprocess`` stops cleanly and never lies: Ctrl-C, SIGTERM, SIGHUP, a timeout, an
 output name too long, a killed job's rings, ``replay_file``'s hostile arguments."""
 
 from __future__ import annotations
@@ -47,12 +47,15 @@ def rings_of(pid: int) -> list[str]:
     return [name for name in os.listdir(SHM) if name.startswith(f"rigd-{pid}-")]
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"]
+)
 def test_an_interrupt_marks_the_file_being_replayed_failed_prints_the_table_and_exits_130(
     tmp_path: Path, stop: signal.Signals
 ) -> None:
     # Was: Ctrl-C left the truncated output "complete" and a raw traceback; SIGTERM
-    # killed the job on the spot (the output unsealed, its rings left in /dev/shm).
+    # killed the job on the spot (the output unsealed, its rings left in /dev/shm);
+    # SIGHUP (the terminal closed) too, exit status 129.
     marker = tmp_path / "stalled"
     marker.mkdir()
     pipeline = tmp_path / "stall.yaml"
@@ -226,7 +229,7 @@ def test_a_step_the_stop_outlives_is_not_logged_as_the_actors_error(tmp_path: Pa
     argv = ["rigd", "reprocess", str(pipeline), "run.h5", "--out", "out"]
     code = (
         "import sys, rigd.pipeline._inline as inline, rigd.actors._pipeline_actor as actor; "
-        "inline._STOP_S = actor._STOP_JOIN_S = 0.5; from rigd.service._cli import main; "
+        "inline._STOP_S = actor.ACTOR_STOP_GRACE_S = 0.5; from rigd.service._cli import main; "
         f"sys.argv = {argv!r}; main()"
     )
     with subprocess.Popen(
