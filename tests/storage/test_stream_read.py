@@ -89,3 +89,13 @@ def test_a_file_still_being_written_reads_the_frames_its_writer_flushed(tmp_path
             assert len(reader) == 7
             got = _read_all(reader, np.empty((6, 10), np.uint16))
     np.testing.assert_array_equal(got, frames)
+
+
+def test_a_closed_reader_reads_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "run.h5"
+    _recorded(path, 3)
+    reader = StreamReader(path, "cam")
+    reader.close()
+    # A descriptor that may take the closed one's number.
+    with open(path, "rb"), pytest.raises((ValueError, OSError, RuntimeError)):
+        reader.read_into(0, np.empty((6, 10), np.uint16))

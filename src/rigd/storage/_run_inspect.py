@@ -130,6 +130,7 @@ class StreamReader:
         return int((spans[:, 1] - spans[:, 0]).max())
 
     def close(self) -> None:
+        self._raw = None  # its descriptor goes with the file (and its number may be reused)
         self._file.close()
 
     def __enter__(self) -> Self:
