@@ -125,7 +125,9 @@ def stop_graceful(p: Pipeline, timeout: float, on_wait: DrainWait | None = None)
                 ref = handle.__rigd_wait_finished__.remote(left)
                 drained = _get_saying(ref, name, "drain its inputs", left, on_wait)
                 if not drained:
-                    log.warning("%s did not drain within %.0f s; stopping it", name, timeout)
+                    log.warning(
+                        "%s did not drain within the stop's %.0f s; stopping it", name, timeout
+                    )
             grace = min(ACTOR_STOP_GRACE_S, max(LAST_GRACE_S, end - time.monotonic()))
             ref = handle.__rigd_stop__.remote(grace)
             _get_saying(ref, name, "stop (its run_step has not returned)", grace, on_wait)
