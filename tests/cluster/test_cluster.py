@@ -350,6 +350,7 @@ def read(path: str, stream: str) -> dict[str, Any]:
             "frames": g["frames"][:],
             "dropped": g["dropped"][:],
             "state": str(f.attrs["run_state"]),
+            "failure": str(f.attrs.get("failure", "")),
             "hosts": json.loads(f.attrs["stream_hosts"]),
         }
 
@@ -689,7 +690,9 @@ def test_the_far_nodes_supervisor_killed_mid_run_fails_the_run_at_once_and_the_d
     assert "Exception in thread" not in err, err[-2000:]
     assert "pending submission" not in err, err[-2000:]
     camera = read(str(file), "camera")
-    assert camera["state"] == "complete"  # node_a's part stopped, its file sealed
+    # node_a's part stopped, its file sealed once: failed, with the run's failure.
+    assert camera["state"] == "failed"
+    assert "node node_b lost: its node supervisor died" in camera["failure"], camera["failure"]
     reasons = [r["reason"].decode() for r in camera["dropped"]]
     assert any("node node_b lost" in r for r in reasons), reasons
     np.testing.assert_array_equal(camera["frame_id"], np.arange(len(camera["frame_id"])))
@@ -785,7 +788,8 @@ def test_the_processors_node_removed_mid_run_fails_the_run_and_seals_the_file(
     assert report.state == "failed"
     assert "node node_b lost" in (report.failure or "")
     camera = read(str(file), "camera")
-    assert camera["state"] == "complete"  # sealed
+    assert camera["state"] == "failed"  # sealed, as the run ended
+    assert camera["failure"] == report.failure
     reasons = [r["reason"].decode() for r in camera["dropped"]]
     assert any("node node_b lost" in r for r in reasons), reasons
     np.testing.assert_array_equal(camera["frame_id"], np.arange(len(camera["frame_id"])))

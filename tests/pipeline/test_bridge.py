@@ -26,6 +26,7 @@ from rigd.pipeline import (
     PipelineFailedError,
     plan_pipeline,
 )
+from rigd.service._run import format_report
 from tests.helpers import wait_until
 from tests.pipeline.sources import kill_and_await_restart
 
@@ -340,6 +341,14 @@ def test_a_sender_with_no_receiver_does_not_hold_its_camera_back(tmp_path: Path)
     finally:
         report = pipeline.stop()
     assert sender["state"] == "down"
+    # The summary says nothing reached the far end, and how many frames went nowhere.
+    assert sender["frames_lost"] > 0
+    line = (
+        f"0 frame(s) reached the receiver at {address}, {sender['frames_lost']} discarded "
+        f"while it was down (last down: no receiver connected within 0.5 s)"
+    )
+    assert report.actor_lines["sender"] == line
+    assert f"  actor sender: {line}\n" in format_report(report)
     ids, _, _, _ = read(report.files[0])
     # 600 delivered; frames the camera dropped while the sender waited for a
     # receiver (0.5 s at most, its ring of 8) are few.
@@ -366,7 +375,11 @@ def test_a_receiver_of_other_frames_fails_its_run_and_the_sender_goes_on(tmp_pat
             what="the sender to let the receiver go",
         )
     finally:
-        near.stop()
+        report = near.stop()
+    # The refused link's frames went nowhere: the summary says so (was: nothing).
+    line = report.actor_lines["sender"]
+    assert line.startswith(f"0 frame(s) reached the receiver at {address}, "), line
+    assert "discarded while it was down (last down: no word from the receiver" in line, line
 
 
 def test_a_second_receiver_is_refused_and_the_first_keeps_the_stream(tmp_path: Path) -> None:

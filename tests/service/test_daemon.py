@@ -21,7 +21,7 @@ import pytest
 
 from rigd.storage import inspect_run
 from tests.helpers import wait_until
-from tests.service.daemon import COUNTER, ROOT, Daemon
+from tests.service.daemon import COUNTER, ROOT, Daemon, serving
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +104,27 @@ def test_a_run_whose_sources_end_finishes_on_its_own_and_a_second_run_follows(
     assert second.status_code == 201, second.text
     assert second.json()["run_id"] != first["run_id"]
     assert second.json()["files"] != first["files"]
+
+
+def test_a_run_whose_actor_gives_up_is_failed_in_its_record_and_its_file(
+    tmp_path: Path,
+) -> None:
+    # Was: the record said failed, the file sealed complete with no failure.
+    with serving(tmp_path, allowed_modules=["rigd", "tests.pipeline"]) as daemon:
+        flaky = "  - {name: flaky, class: tests.pipeline.actors.Flaky}\nrecord:"
+        daemon.load(COUNTER.replace("record:", flaky))
+        run = daemon.client.post("/v1/runs", json={"run_id": "crash1"})
+        assert run.status_code == 201, run.text
+        wait_until(
+            lambda: daemon.client.get("/v1/runs/crash1").json()["state"] == "failed",
+            timeout=60,
+            what="the run to fail",
+        )
+        record = daemon.client.get("/v1/runs/crash1").json()
+    assert "the device is unplugged" in record["failure"], record
+    (path,) = record["files"]
+    summary = inspect_run(path)
+    assert (summary.run_state, summary.failure) == ("failed", record["failure"])
 
 
 def test_the_same_run_id_twice_starts_one_run(daemon: Daemon) -> None:

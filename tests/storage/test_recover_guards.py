@@ -17,7 +17,15 @@ import numpy as np
 import pytest
 
 from rigd.service._serve import recover_data_dir
-from rigd.storage import RunWriter, StreamSpec, export_nwb, inspect_run, recover_run, writer_alive
+from rigd.storage import (
+    RunWriter,
+    StreamSpec,
+    check_whole,
+    export_nwb,
+    inspect_run,
+    recover_run,
+    writer_alive,
+)
 from rigd.storage._reserve import reserve_path
 from rigd.storage._superblock import lookup3, read_superblock
 from tests.helpers import wait_until
@@ -199,6 +207,7 @@ def test_a_killed_file_short_only_of_unwritten_chunk_space_is_still_recovered(
         f.seek(block.offset)
         f.write(raw)
     assert path.stat().st_size < recorded_end
+    check_whole(path)  # the test inspect, export and reprocess share: not truncated
     assert inspect_run(path).writer_gone
     report = recover_run(path)
     assert report.repaired

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rigd._exceptions import PipelineFileError
 from rigd.config._format import is_improv
+from rigd.config._improv_checks import missing_modules, undefined_actors
 from rigd.config._yaml import parse_yaml, validate_data
 
 __all__ = ["improv_pipeline_text"]
@@ -85,11 +86,14 @@ def improv_pipeline_text(
     *,
     allow_aliases: bool = True,
     parsed: tuple[dict[str, Any], dict[tuple[Any, ...], int]] | None = None,
+    check_modules: bool = False,
 ) -> str | None:
     """The rigd pipeline file an improv config file means, or None if ``text`` is not one.
 
     ``parsed``: ``text`` already parsed (``rigd.config._yaml.parse_yaml``), so
-    it is not parsed again.
+    it is not parsed again. ``check_modules``: refuse an actor whose
+    ``package`` cannot be found (``rigd convert``'s check; ``rigd run`` and
+    ``rigd load`` refuse it when they import its class).
 
     rigd's own keys (``name``, ``record``, ``recording``, ``run``,
     ``realtime``) are carried into the result as they are (checked when it is
@@ -102,8 +106,10 @@ def improv_pipeline_text(
             given twice, each named as ``rigd run`` names it), or improv's
             format, but wrong (an actor without
             ``package`` or ``class``, a connection not ``Actor.link``, a
-            top-level key neither improv's nor rigd's, or rigd's ``links``),
-            with file, line and key.
+            top-level key neither improv's nor rigd's, rigd's ``links``, a
+            connection naming an actor the file does not define, or with
+            ``check_modules`` a package that cannot be found), with file,
+            line and key (``_improv_checks``).
     """
     if parsed is None:
         try:
@@ -131,6 +137,10 @@ def improv_pipeline_text(
             links.append(f"{source.strip()} -> {target.strip()}")
         if match := _ENDPOINT.match(source):
             outputs.setdefault(match[1], {})[match[2]] = {"kind": "messages"}
+    problems += undefined_actors(path, improv.connections, improv.actors, lines)
+    if check_modules:
+        packages = {name: actor.package for name, actor in improv.actors.items()}
+        problems += missing_modules(path, packages, lines)
     if problems:
         raise PipelineFileError(problems)
     actors = []

@@ -41,6 +41,7 @@ from rigd._exceptions import PipelineFileError
 from rigd.config._checks import NO_BOOL, After, Before, Limits
 from rigd.config._format import is_improv
 from rigd.config._record_shorthand import shorthand_problems
+from rigd.config._wording import MAX_NAME
 from rigd.config._yaml import parse_yaml, read_text_file, validate_data, where
 
 __all__ = [
@@ -59,7 +60,7 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ENDPOINT = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*$")
 _LINK = re.compile(rf"^\s*({_NAME})\.({_NAME})\s*->\s*({_NAME})\.({_NAME})\s*$")
 # At most 64 characters: names go into ring and segment names (255 bytes at most).
-Name = Annotated[str, Limits(pattern=rf"^{_NAME}$", max_length=64)]
+Name = Annotated[str, Limits(pattern=rf"^{_NAME}$", max_length=MAX_NAME)]
 _Cpu = Annotated[int, Limits(ge=0), NO_BOOL]
 #: What pydantic applies to each of these classes when it validates a file
 #: (``rigd.config._yaml.validate_data``): unknown keys are errors. Number

@@ -16,7 +16,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["NUMBER_ERRORS", "keys_at", "not_a_number", "worded"]
+__all__ = ["MAX_NAME", "NUMBER_ERRORS", "elide", "keys_at", "not_a_number", "worded"]
 
 
 def keys_at(model: Any, loc: tuple[Any, ...], aliases: Mapping[str, str]) -> list[str] | None:
@@ -110,6 +110,12 @@ def worded(kind: str, loc: tuple[Any, ...], value: Any) -> str | None:
         example = "Generator" if key == "class" else "actors.sample_generator"
         what = "the name of a class in package" if key == "class" else "a module"
         return f"{key} is {what}, e.g. {example}; got an empty one"
+    if kind == "string_too_long" and key in ("name", "node") and isinstance(value, str):
+        return (
+            f"{key} {elide(value)!r} is {len(value)} characters; a name is at most "
+            f"{MAX_NAME} (names go into ring and shared-memory segment names, 255 bytes "
+            "at most): shorten it, e.g. 'camera'"
+        )
     if kind == "list_type" and key == "cpus":
         return f"cpus is a list of CPU numbers, e.g. [2]; got {value!r}"
     if kind in ("greater_than_equal", "less_than_equal") and key == "slots":
@@ -119,6 +125,18 @@ def worded(kind: str, loc: tuple[Any, ...], value: Any) -> str | None:
         what = "" if key in ("num_cpus", "num_gpus") else " of seconds"
         return f"{key} is a finite number{what}, got {value!r}"
     return None
+
+
+#: The most characters a pipeline file's name takes (``_pipeline_file.Name``).
+MAX_NAME = 64
+
+
+def elide(text: str, width: int = 40) -> str:
+    """``text`` if it fits ``width`` characters, else its start, ``...`` and its end."""
+    if len(text) <= width:
+        return text
+    tail = (width - 3) // 2
+    return f"{text[: width - 3 - tail]}...{text[-tail:]}"
 
 
 #: A class path for the examples.

@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 
 import zmq
 
-from rigd._exceptions import EndOfStream
+from rigd._exceptions import EndOfStream, OptionValueError
 from rigd.actors import Actor
+from rigd.pipeline._bridge_report import sender_line
 from rigd.pipeline._bridge_wire import (
     FRAME,
     HEARTBEAT_S,
@@ -33,6 +34,7 @@ from rigd.pipeline._bridge_wire import (
     check_bind_address,
     check_timeouts,
 )
+from rigd.pipeline._zmq_address import address_refused
 from rigd.pipeline._zmq_zero_copy import ZeroCopySend
 from rigd.storage import Frame, ReaderPolicy
 
@@ -81,6 +83,9 @@ class BridgeSender(Actor):
         self.frames_resent = 0
         self.frames_lost = 0
         self.lost: list[tuple[int, int]] = []  # (first_id, count) discarded while down
+        self.frames_acknowledged = 0  # the receiver has them
+        #: Why the receiver was last declared down (``report_line``).
+        self.down_reason: str | None = None
         self.state = "waiting"
         self.peer: str | None = None
 
@@ -300,6 +305,7 @@ class BridgeSender(Actor):
         done: Frame | None = None
         while unacked and unacked[0][0] <= last_id:
             data = unacked.popleft()[2]
+            self.frames_acknowledged += 1
             if not isinstance(data, bytes):
                 done = data
         if done is not None:
@@ -354,6 +360,7 @@ class BridgeSender(Actor):
     def _down(self, why: str) -> None:
         log.warning("bridge %s: the receiver is down (%s); frames are discarded", self.address, why)
         self.state = "down"
+        self.down_reason = why
         held = [entry for entry in self._unacked if not isinstance(entry[2], bytes)]
         if not held:
             return
@@ -377,7 +384,14 @@ class BridgeSender(Actor):
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._socket.setsockopt(zmq.SNDHWM, 4 * self.window + 16)
-        self._socket.bind(address)
+        try:
+            self._socket.bind(address)
+        except zmq.ZMQError as exc:  # one line, as ZmqSource's: a port taken, say
+            self._unbind()
+            del self._socket
+            raise OptionValueError(
+                "address", address_refused("BridgeSender", address, True, exc)
+            ) from None
         self._zero_copy = ZeroCopySend(self._socket)
         self._poll_in: list[tuple[Any, int]] = [(self._socket, zmq.POLLIN)]
         self._slot_address: dict[int, int] = {}
@@ -400,5 +414,13 @@ class BridgeSender(Actor):
             "frames_sent": self.frames_sent,
             "frames_resent": self.frames_resent,
             "frames_lost": self.frames_lost,
+            "frames_acknowledged": self.frames_acknowledged,
             "lost": list(self.lost),
         }
+
+    def report_line(self) -> str:
+        """The run summary's line: what reached the receiver (``_bridge_report``)."""
+        unacknowledged = len(getattr(self, "_unacked", ()))
+        lost, reason = self.frames_lost, self.down_reason
+        where = getattr(self, "endpoint", None) or self.address  # the port bound, for ``*``
+        return sender_line(where, self.frames_acknowledged, lost, unacknowledged, reason)

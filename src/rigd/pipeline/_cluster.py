@@ -314,7 +314,8 @@ class ClusterPipeline:
                 return self._report
             self._stopped.set()
             reports = []
-            refs = {name: node.stop.remote(timeout) for name, node in self._nodes.items()}
+            failure = self.failure if self.state == "failed" else None
+            refs = {name: node.stop.remote(timeout, failure) for name, node in self._nodes.items()}
             for name, ref in refs.items():
                 try:
                     reports.append(get(ref, timeout=timeout + 60))
@@ -335,6 +336,7 @@ class ClusterPipeline:
                 dropped={k: v for r in reports for k, v in r.get("dropped", {}).items()},
                 restarts={k: v for r in reports for k, v in r.get("restarts", {}).items()},
                 failure=self.failure,
+                actor_lines={k: v for r in reports for k, v in r.get("actor_lines", {}).items()},
             )
             return self._report
 

@@ -100,10 +100,15 @@ class NodeSupervisor:
         for name in pipeline.plan.recorders:
             get(pipeline.handle(name).note_event.remote(text), timeout=10)
 
-    def stop(self, timeout: float) -> dict[str, Any]:
+    def stop(self, timeout: float, failure: str | None = None) -> dict[str, Any]:
+        """Stop this node's part (``Pipeline.stop``); ``failure``: the cluster
+        run failed (a node lost): this part fails with it, its files sealed
+        ``run_state = "failed"`` with that ``failure``."""
         pipeline = self._pipeline
         if pipeline is None:
             return {}
+        if failure is not None and pipeline.failure is None:
+            pipeline.failure = failure
         report = pipeline.stop(timeout=timeout)
         self._pipeline = None
         shutdown_runtime()  # this node's rigd processes end with the run
@@ -114,4 +119,5 @@ class NodeSupervisor:
             "dropped": dict(report.dropped),
             "restarts": dict(report.restarts),
             "failure": report.failure,
+            "actor_lines": dict(report.actor_lines),
         }

@@ -117,6 +117,8 @@ def stop_graceful(p: Pipeline, timeout: float, on_wait: DrainWait | None = None)
         if not alive(p, name):
             end_rings_of(p, name)
             continue
+        if p.failure is not None:
+            tell_failed(p, actor.cls, name, handle)
         try:
             if not actor.is_source or fed_from_afar(actor.cls):
                 left = max(0.0, deadline - time.monotonic())
@@ -142,6 +144,18 @@ def stop_graceful(p: Pipeline, timeout: float, on_wait: DrainWait | None = None)
         if name in p.plan.recorders:
             with contextlib.suppress(Exception):
                 p._recordings[name] = actors.get(handle.summary.remote(), timeout=CALL_TIMEOUT_S)
+
+
+def tell_failed(p: Pipeline, cls: Any, name: str, handle: Any) -> None:
+    """Before a recorder's stop in a failed run: say the run failed
+    (``RunFileActor.run_failed``), so its file is sealed once, ``run_state``
+    ``failed`` with the run's ``failure``, never ``complete`` first."""
+    if not callable(getattr(cls, "run_failed", None)):
+        return  # a recorder of its own (``records = True``) seals as it does
+    try:
+        actors.get(handle.run_failed.remote(p.failure), timeout=CALL_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - it is stopped anyway
+        log.error("pipeline %s: %r was not told the run failed: %s", p.plan.name, name, exc)
 
 
 def _get_saying(ref: Any, name: str, doing: str, bound: float, on_wait: DrainWait | None) -> Any:

@@ -48,6 +48,8 @@ class RunFileActor(Actor):
         self._state = "idle"
         self._final: dict[str, Any] = {}
         self._beneath: FileBeneath | None = None
+        #: The run's failure, once the supervisor said it failed (``run_failed``).
+        self._run_failure: str | None = None
 
     @staticmethod
     def check_place(directory: Any, template: Any) -> None:
@@ -119,8 +121,17 @@ class RunFileActor(Actor):
             **options,
         )
 
+    def run_failed(self, failure: str) -> None:
+        """The run failed (``failure``: why, as the run's report says it): the
+        file will be sealed ``run_state = "failed"`` with this ``failure``
+        attribute, not ``complete``. The supervisor calls it before ``stop``
+        (``_run_end.stop_graceful``), so the file is sealed once, in the right state.
+        """
+        self._run_failure = str(failure)
+
     def seal(self) -> None:
-        """Close the writer: the file sealed, its final counts kept for ``summary``.
+        """Close the writer: the file sealed, its final counts kept for ``summary``
+        (``run_state`` ``complete``, or ``failed`` after ``run_failed``).
 
         Raises:
             RecordingError: the recording had failed (the file stays readable).
@@ -130,8 +141,8 @@ class RunFileActor(Actor):
             return
         self._writer = None
         try:
-            writer.close()
-            self._state = "complete"
+            writer.close(failure=self._run_failure)
+            self._state = "complete"  # sealed (its run_state says how the run ended)
         except Exception:
             self._state = "failed"
             raise

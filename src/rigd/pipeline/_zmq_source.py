@@ -28,7 +28,6 @@ sender's ids (a sender whose ids restart, or are not increasing).
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math
@@ -42,6 +41,7 @@ import zmq
 from rigd._exceptions import OptionValueError, RigdError
 from rigd.actors import Actor
 from rigd.pipeline._frame_spec import frame_spec
+from rigd.pipeline._zmq_address import address_refused
 
 __all__ = ["ZmqSource"]
 
@@ -158,7 +158,7 @@ class ZmqSource(Actor):
         except zmq.ZMQError as exc:
             self._socket.close()
             raise OptionValueError(
-                "address", _address_refused(self.address, self.bind, exc)
+                "address", address_refused("ZmqSource", self.address, self.bind, exc)
             ) from None
         previous = self.outputs.frames.previous
         if previous is not None:
@@ -313,23 +313,6 @@ class ZmqSource(Actor):
         if self.last_rejection:
             line += f" (last: {self.last_rejection})"
         return line
-
-
-def _address_refused(address: str, bind: bool, exc: zmq.ZMQError) -> str:
-    """One line for ``bind``/``connect`` refusing ``address`` (libzmq's errno and words)."""
-    verb = "bind" if bind else "connect to"
-    why = zmq.strerror(exc.errno).lower() if exc.errno else str(exc)
-    if exc.errno == errno.EADDRINUSE:
-        port = address.rsplit(":", 1)[-1]
-        fix = (
-            f"give another port in its address option, or stop what holds {port} "
-            f"(`ss -ltnp 'sport = :{port}'` names it)"
-        )
-    elif exc.errno == errno.EADDRNOTAVAIL:
-        fix = "bind an address of this machine (tcp://*:PORT binds them all)"
-    else:
-        fix = "give an address as tcp://HOST:PORT (or ipc://PATH)"
-    return f"ZmqSource cannot {verb} {address}: {why}; {fix}"
 
 
 def _looks_like_json(part: zmq.Frame) -> bool:

@@ -52,7 +52,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         return run_with_console(args.pipeline, args.console, run_id=args.run_id, metadata=metadata)
     if args.address is not None:
+        from rigd.service._cli_address import not_a_cluster_address
         from rigd.service._run_cluster import run_on_cluster
+
+        if (wrong := not_a_cluster_address(args.address)) is not None:
+            print(f"rigd run: {wrong}; nothing was started", file=sys.stderr)
+            return 2
 
         return run_on_cluster(
             args.pipeline,
@@ -271,7 +276,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--address",
         metavar="ray://HOST:PORT",
-        help="run across a Ray cluster's nodes (each actor names its node:); see Clusters",
+        help="run across a Ray cluster's nodes (each actor names its node:): ray://HOST:PORT "
+        "(Ray Client), ray:HOST:PORT (GCS) or ray; see Clusters",
     )
     run.add_argument(
         "--bridge-ports",

@@ -42,7 +42,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         print(f"rigd convert: cannot read {args.config}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     try:
-        converted = improv_pipeline_text(args.config, text)
+        converted = improv_pipeline_text(args.config, text, check_modules=True)
     except PipelineFileError as exc:
         print(f"rigd convert: {args.config} has {len(exc.problems)} problem(s):", file=sys.stderr)
         for problem in exc.problems:

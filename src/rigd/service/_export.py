@@ -13,7 +13,7 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 
 from rigd.service._run import meta_value
-from rigd.storage import RESERVED_ATTRIBUTES, export_nwb
+from rigd.storage import RESERVED_ATTRIBUTES, check_sealed, check_whole, export_nwb
 
 __all__ = ["export_metadata", "export_nwb_file"]
 
@@ -64,9 +64,15 @@ def export_nwb_file(run: Path, metadata: dict[str, Any]) -> tuple[Path, bool]:
     once sent), so that one export's metadata never answers another's.
 
     Raises:
-        ValueError: the run lacks metadata NWB requires (names each field).
+        ValueError: the run file is truncated or not sealed (said as
+            ``rigd export`` says it), or the run lacks metadata NWB requires
+            (names each field, and how the API gives it).
         OSError: the file cannot be written.
     """
+    # The file's own problems first, as they are: what the export then refuses
+    # is the metadata's, whose fix over the API is meta.KEY=VALUE.
+    check_whole(run)
+    check_sealed(run)
     if metadata:
         # A new name (export_nwb refuses to write over a file), hidden, beside the run.
         out = run.parent / f".{run.stem}-{uuid.uuid4().hex[:12]}.nwb"

@@ -28,7 +28,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rigd.service._reprocess_outputs import cannot_write, own_outputs, with_kept_frames
+from rigd.service._cli_address import not_a_cluster_address
+from rigd.service._reprocess_inputs import repeated_files
+from rigd.service._reprocess_outputs import (
+    cannot_write,
+    own_outputs,
+    taken_meanwhile,
+    with_kept_frames,
+)
 from rigd.service._reprocess_signals import StopSignals
 from rigd.service._reprocess_table import table
 from rigd.service._run_signals import unfailing
@@ -99,7 +106,8 @@ def reprocess(
     and a node can hold one file's task); a job refused before leaves nothing.
 
     Raises:
-        ValueError: ``out_dir`` is a file, lies under one, or cannot be made
+        ValueError: a file is given more than once (``_reprocess_inputs``), or
+            ``out_dir`` is a file, lies under one, or cannot be made
             (``/proc/x``); the message names it and the fix. Or, with
             ``address``, no node of the cluster can hold one file's task (its
             CPUs and GPUs); nothing was submitted.
@@ -114,6 +122,9 @@ def reprocess(
     from rigd.config import load_pipeline
     from rigd.pipeline import check_replay
 
+    if (repeated := repeated_files(files)) is not None:  # one line, before anything runs
+        raise ValueError(repeated)
+
     # Loaded once: each file's job takes it as it is (a Ray task never validates it again).
     loaded = load_pipeline(pipeline)
     # The pipeline's mistakes, once, with its lines: before any file.
@@ -124,7 +135,8 @@ def reprocess(
     _check_out(out)
     paths = [str(Path(f).resolve()) for f in files]
     # One output per input, never one written twice or over an existing file:
-    # inputs of one name (two run.h5, or a file named twice) get -2, -3, ...
+    # inputs of one name (two run.h5 in two directories; a file given twice was
+    # refused above) get -2, -3, ...
     run_ids: list[str] = []
     seen: dict[str, int] = {}
     for path in paths:
@@ -145,6 +157,7 @@ def reprocess(
         # A row that did not finish counts the frames its kept outputs hold: only
         # outputs this job wrote (none for a file refused before its replay began).
         kept = ours(index) if replayed and result.get("state") != "done" else ()
+        result = taken_meanwhile(result, targets[index]) if targets else result
         item = FileResult(**with_kept_frames(result, kept))
         results[index] = item
         if progress is not None:
@@ -337,6 +350,9 @@ def _cmd(args: argparse.Namespace) -> int:
     try:
         with signals:
             problem = _check_pipeline(args.pipeline)
+            wrong = not_a_cluster_address(args.address) if args.address is not None else None
+            if problem is None and wrong is not None:
+                problem = f"{wrong}; nothing was started"
             if problem:
                 print(f"rigd reprocess: {problem}", file=sys.stderr)
                 return 2

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cannot_write", "kept_frames", "own_outputs", "with_kept_frames"]
+__all__ = ["cannot_write", "kept_frames", "own_outputs", "taken_meanwhile", "with_kept_frames"]
 
 
 def own_outputs(targets: Iterable[Path], job: str) -> list[Path]:
@@ -77,6 +77,21 @@ def cannot_write(targets: Sequence[Path], path: str) -> str | None:
                 )
             return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def taken_meanwhile(row: dict[str, Any], targets: Sequence[Path]) -> dict[str, Any]:
+    """``row`` (a ``FileResult``'s fields) of a replay whose output another job
+    made first, between the replay's check and its recorder's start (two
+    ``rigd reprocess`` into one --out at once), worded as ``cannot_write``'s
+    row: the recorder's own refusal names a run id and a recording template,
+    which ``rigd reprocess`` takes neither of. Any other row as it is."""
+    error = row.get("error") or ""
+    if row.get("state") != "failed" or not (
+        error.startswith("FileExistsError") or "exists already" in error
+    ):
+        return row
+    said = cannot_write(targets, str(row.get("file")))
+    return {**row, "error": said} if said and said.startswith("FileExistsError") else row
 
 
 def _check_name_length(target: Path) -> None:

@@ -31,8 +31,11 @@ def elide(text: str, width: int = FILE_COLUMN) -> str:
 
 
 def table(results: Sequence[FileResult]) -> str:
-    """The summary table: file, state, frames, seconds, then the outputs or the error."""
-    rows = [("file", "state", "frames", "seconds", "output / error")]
+    """The summary table: file, state, frames, seconds, then the outputs or the error.
+
+    ``frames`` is the frames its outputs hold, every stream's added up (a run
+    of 843 frames with two recorded streams: 1686); the header says so."""
+    rows = [("file", "state", "frames (all streams)", "seconds", "output / error")]
     for r in results:
         rows.append(
             (

@@ -145,7 +145,8 @@ def run_pipeline(
     try:
         # Its log, created here and held: an id in use or used before is refused
         # before anything starts, however close two starts come (``_run_claim``).
-        claim = claim_run_id(log, pipeline.run_id) if log is not None else None
+        auto = run_id is None  # the time to the second: taken, it gets -2, -3, ...
+        claim = claim_run_id(log, pipeline.run_id, automatic=auto) if log is not None else None
     except FileExistsError as exc:  # in use, or used before: the message says which
         print(f"rigd run: {exc}", file=err)
         return 2
@@ -157,6 +158,13 @@ def run_pipeline(
             file=err,
         )
         return 2
+    if claim is not None and claim.run_id != pipeline.run_id:  # starts nothing yet
+        print(
+            f"rigd run: run id {pipeline.run_id!r} is taken here (a run of the same second); "
+            f"this run is {claim.run_id!r}",
+            file=err,
+        )
+        pipeline = Pipeline(plan, run_id=claim.run_id, metadata=metadata)
     report: RunReport | None = None
     try:
         status, report = _run(pipeline, source, out, err)

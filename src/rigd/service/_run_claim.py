@@ -13,6 +13,12 @@ life (the kernel drops it when the process ends, however it ends): a second
 run is refused before it starts anything, and its message says whether the
 id is in use by a run under way (the lock is held) or was used before. The
 run's own log lines then go into the claimed file (its handlers append).
+
+An automatic id (no ``--run-id``: the time to the second) that is taken, by a
+run started in the same second into the same directory or one before it, is
+not refused: the claim takes the first free one of ``ID-2``, ``ID-3``, ...
+(as the daemon and ``rigd reprocess`` name a second of one name), and the
+run goes on under it. An id the user gave is never changed: it is refused.
 """
 
 from __future__ import annotations
@@ -26,12 +32,17 @@ from pathlib import Path
 __all__ = ["RunIdClaim", "claim_run_id"]
 
 
-class RunIdClaim:
-    """A run id held by this process through its log file ``path``; ``release``
-    ends it (and removes the log when nothing was ever written to it)."""
+#: The most suffixes (``-2`` ... ``-N``) an automatic id is tried with.
+_MOST_SUFFIXES = 1000
 
-    def __init__(self, path: Path, fd: int) -> None:
+
+class RunIdClaim:
+    """A run id, ``run_id``, held by this process through its log file ``path``;
+    ``release`` ends it (and removes the log when nothing was ever written to it)."""
+
+    def __init__(self, path: Path, fd: int, run_id: str) -> None:
         self.path = path
+        self.run_id = run_id
         self._fd: int | None = fd
         self._inode = os.fstat(fd).st_ino
 
@@ -49,12 +60,18 @@ class RunIdClaim:
         self._fd = None
 
 
-def claim_run_id(path: Path, run_id: str) -> RunIdClaim:
+def claim_run_id(path: Path, run_id: str, *, automatic: bool = False) -> RunIdClaim:
     """Claim ``run_id`` by creating its log ``path`` (and its directory) exclusively,
     locked until ``release`` or this process's end.
 
+    ``automatic``: ``run_id`` was chosen by rigd (``rigd run`` without
+    ``--run-id``), so when it is taken the first free ``ID-2``, ``ID-3``, ...
+    is claimed instead (its log beside ``path``); the claim's ``run_id`` says
+    which.
+
     Raises:
-        FileExistsError: the log exists: the message, one line, says whether
+        FileExistsError: the log exists (``automatic``: and so do those of
+            ``ID-2`` ... ``ID-1000``): the message, one line, says whether
             a run under way holds the id (give another ``--run-id``, or wait
             for it to end) or a run used it before (give another ``--run-id``).
         OSError: the directory cannot be made or written (``NotADirectoryError``:
@@ -64,11 +81,15 @@ def claim_run_id(path: Path, run_id: str) -> RunIdClaim:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # a file where the directory goes
         raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(path.parent)) from None
-    try:
-        fd = _created_locked(path)
-    except FileExistsError:
-        raise FileExistsError(_taken(path, run_id)) from None
-    return RunIdClaim(path, fd)
+    tries = range(1, _MOST_SUFFIXES + 1) if automatic else (1,)
+    for n in tries:
+        candidate = run_id if n == 1 else f"{run_id}-{n}"
+        where = path if n == 1 else path.with_name(f"{candidate}{path.suffix}")
+        try:
+            return RunIdClaim(where, _created_locked(where), candidate)
+        except FileExistsError:
+            continue
+    raise FileExistsError(_taken(path, run_id))
 
 
 def _created_locked(path: Path) -> int:

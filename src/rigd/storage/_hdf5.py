@@ -13,19 +13,14 @@ record do not pay for h5py). Its parts, one concept each:
 - ``_stream_state``: what the writer keeps per stream and table;
 - ``_chunk_io``: frames to the file in chunks (pwrite, compression pool);
 - ``_housekeeping``: the flush, fsync and writeback timers;
-- ``_run_inspect``: reading (``StreamReader``, ``inspect_run``, NWB export);
+- ``_stream_reader``: a stream frame by frame (``StreamReader``, ``describe_stream``);
+- ``_run_inspect``: a run's summary (``inspect_run``), NWB export;
 - ``_run_recover``: sealing a run, repairing one a crash left open;
 - ``_run_provenance``: what a reprocessed run file carries from its source.
 """
 
 from rigd.storage._run_args import check_compression, check_interval
-from rigd.storage._run_inspect import (
-    StreamDescription,
-    StreamReader,
-    describe_stream,
-    export_nwb,
-    inspect_run,
-)
+from rigd.storage._run_inspect import export_nwb, inspect_run
 from rigd.storage._run_layout import (
     DropReason,
     RecorderStatistics,
@@ -52,8 +47,9 @@ from rigd.storage._run_provenance import (
     source_state,
 )
 from rigd.storage._run_recover import check_sealed, recover_run
+from rigd.storage._run_whole import check_whole
 from rigd.storage._run_writer import RunWriter
-from rigd.storage._superblock import check_whole
+from rigd.storage._stream_reader import StreamDescription, StreamReader, describe_stream
 
 __all__ = [
     "DEFAULT_TEMPLATE",

@@ -12,27 +12,30 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from rigd.storage import _nexus
-from rigd.storage._h5file import attr_str, open_file, open_file_object, stream_groups
+from rigd.storage._h5file import open_file, stream_groups
 from rigd.storage._repair_view import RepairedView
 from rigd.storage._reserve import reserve_path
 from rigd.storage._run_layout import RecoveryReport
 from rigd.storage._run_metadata import utc_now_iso
-from rigd.storage._superblock import (
-    Superblock,
-    read_superblock,
-    repair_superblock,
-    truncated_message,
-)
+from rigd.storage._run_whole import ROWS, SEALED, recoverable_frames, survey
+from rigd.storage._superblock import Superblock, read_superblock, repair_superblock
 from rigd.storage._writer_lock import WriterLock
 
 log = logging.getLogger(__name__)
 
 
-def seal_run(path: Path, counts: Mapping[str, int], dropped: Mapping[str, int]) -> None:
-    """Seal a closed run's file: frame counts, stop time, ``run_state = "complete"``."""
+def seal_run(
+    path: Path,
+    counts: Mapping[str, int],
+    dropped: Mapping[str, int],
+    failure: str | None = None,
+) -> None:
+    """Seal a closed run's file: frame counts, stop time, ``run_state = "complete"``;
+    with ``failure`` (the run failed: an actor gave up, a node was lost),
+    ``run_state = "failed"`` and the ``failure`` attribute, written in the same
+    opening (a reader never sees the file complete first)."""
     # Without HDF5's file lock: a SWMR reader (a viewer left open) holds a shared
     # lock on the file, and a run must still seal with readers attached. The
     # writer is closed, so nothing else writes; readers see the sealed file.
@@ -44,7 +47,9 @@ def seal_run(path: Path, counts: Mapping[str, int], dropped: Mapping[str, int]) 
             group.attrs["frames_dropped"] = dropped[name]
         stop_time = utc_now_iso()
         f.attrs["stop_time"] = stop_time
-        f.attrs["run_state"] = "complete"
+        f.attrs["run_state"] = "complete" if failure is None else "failed"
+        if failure is not None:
+            f.attrs["failure"] = failure
         _nexus.seal_entry(f, end_time=stop_time)
     with open(path, "rb") as f:
         os.fsync(f.fileno())
@@ -109,25 +114,8 @@ def _recover_held(path: Path, block: Superblock, run_state: str) -> RecoveryRepo
     size = path.stat().st_size
     short = size < block.end_of_file
     with RepairedView(path, block) as view:
-        try:
-            state, counts, within = _survey(view, path, size)
-        except ValueError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - HDF5 met missing or damaged metadata
-            if short:
-                raise ValueError(truncated_message(path, size, block.end_of_file)) from None
-            detail = " ".join(str(exc).split())
-            raise ValueError(
-                f"{path} is damaged ({detail}); nothing was changed. Restore it from a copy"
-            ) from None
-    sealed = state in ("complete", "recovered", "aborted")
-    # Short of its recorded end, a file is whole only if its writer was killed,
-    # or met a full disk, after giving chunks their space and before writing
-    # them: never sealed, with every frame it keeps in the file. Anything
-    # else (a sealed file, a frame kept past the end) is a partial copy.
-    if short and (sealed or not within):
-        raise ValueError(truncated_message(path, size, block.end_of_file))
-    if sealed and not (short or block.open_for_write):
+        state, counts = survey(view, path, block, size)  # refuses a truncated file
+    if state in SEALED and not (short or block.open_for_write):
         return RecoveryReport(str(path), state, repaired=False, frames=counts)
     # A crashed writer's reserve (``_reserve``): its space is for this repair.
     reserve_path(path).unlink(missing_ok=True)
@@ -136,8 +124,8 @@ def _recover_held(path: Path, block: Superblock, run_state: str) -> RecoveryRepo
         counts = {}
         for group in stream_groups(f):
             columns = _nexus.field_columns(f, group)
-            n = min([_recoverable_frames(group), *(c.shape[0] for c in columns.values())])
-            for name in _ROWS:
+            n = min([recoverable_frames(group), *(c.shape[0] for c in columns.values())])
+            for name in ROWS:
                 if name in group:
                     group[name].resize(n, axis=0)
             for column in columns.values():
@@ -155,62 +143,3 @@ def _recover_held(path: Path, block: Superblock, run_state: str) -> RecoveryRepo
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
     return RecoveryReport(str(path), run_state, repaired=True, frames=counts)
-
-
-def _survey(view: RepairedView, path: Path, size: int) -> tuple[str, dict[str, int], bool]:
-    """Read what the repair will read, through ``view``: the run's state, per
-    stream the frames a repair keeps (a sealed file: the frames it has), and
-    whether the bytes of all of them lie within the file's first ``size`` bytes.
-
-    Raises:
-        ValueError: not a rigd run. Anything else: HDF5 met missing or
-            damaged metadata.
-    """
-    with open_file_object(view) as f:
-        if "run_id" not in f.attrs:
-            raise ValueError(f"{path} is an HDF5 file but not a rigd run (no run_id attribute)")
-        state = attr_str(f.attrs, "run_state", "unknown")
-        counts = {}
-        within = True
-        for group in stream_groups(f):
-            columns = _nexus.field_columns(f, group)
-            n = min([_recoverable_frames(group), *(c.shape[0] for c in columns.values())])
-            counts[group.name.lstrip("/")] = n
-            group["dropped"]["count"].sum()
-            datasets = [group[name] for name in _ROWS if name in group]
-            within = within and all(
-                _ends_within(d, n, size) for d in [*datasets, *columns.values()]
-            )
-        return state, counts, within
-
-
-#: A stream's datasets of one row per frame.
-_ROWS = ("frames", "frame_id", "timestamp_ns", "latency_ns")
-
-
-def _ends_within(dataset: Any, n: int, size: int) -> bool:
-    """Whether the chunk holding row ``n - 1`` of ``dataset`` ends by byte ``size``
-    (chunks are given their space in row order: the last one kept ends last)."""
-    if n == 0 or dataset.chunks is None:
-        return True
-    k = dataset.chunks[0]
-    info = dataset.id.get_chunk_info_by_coord(((n - 1) // k * k, *((0,) * (dataset.ndim - 1))))
-    return info.byte_offset is None or int(info.byte_offset) + int(info.size) <= size
-
-
-def _recoverable_frames(group: Any) -> int:
-    """Frames with both their records and their data chunk in the file."""
-    n = min(group[name].shape[0] for name in ("frame_id", "timestamp_ns") if name in group)
-    if "latency_ns" in group:
-        n = min(n, group["latency_ns"].shape[0])
-    frames = group["frames"]
-    n = min(n, frames.shape[0])
-    k = frames.chunks[0]
-    zeros = (0,) * (frames.ndim - 1)
-    # A crash inside a flush could write a record before its chunk's index
-    # entry: walk back to the last frame whose chunk is really there.
-    while (
-        n > 0 and frames.id.get_chunk_info_by_coord(((n - 1) // k * k, *zeros)).byte_offset is None
-    ):
-        n = (n - 1) // k * k
-    return int(n)

@@ -349,8 +349,12 @@ class RunWriter(RunFlush, RunTables, RunFailure):
         """The error that stopped the recording, if one did."""
         return self._failure
 
-    def close(self) -> None:
+    def close(self, *, failure: str | None = None) -> None:
         """Write what is left, seal the file (``run_state = "complete"``), close.
+
+        ``failure``: the run failed (its text, e.g. an actor that gave up):
+        the file is sealed ``run_state = "failed"`` with a ``failure``
+        attribute instead, in the one sealing (``seal_run``).
 
         After a write error, closes what it can and leaves the file readable
         with every frame written before the error (``run_state`` stays
@@ -385,7 +389,7 @@ class RunWriter(RunFlush, RunTables, RunFailure):
             self._salvage()
             raise error
         try:
-            seal_run(self.path, counts, dropped)
+            seal_run(self.path, counts, dropped, failure)
         finally:
             self._release_writer_lock()
 

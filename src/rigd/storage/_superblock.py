@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 __all__ = [
     "Superblock",
-    "check_whole",
     "lookup3",
     "read_superblock",
     "repair_superblock",
@@ -123,35 +122,14 @@ def read_superblock(path: str | os.PathLike[str]) -> Superblock:
 
 
 def truncated_message(path: str | os.PathLike[str], size: int, end_of_file: int) -> str:
-    """The refusal of a truncated file (``check_whole``, ``rigd recover``,
-    ``rigd inspect``): names it, both sizes, and the fix."""
+    """The refusal of a truncated file (``rigd recover``, ``inspect``, ``export``,
+    ``reprocess``: ``_run_whole.check_whole``): names it, both sizes, and the fix."""
     return (
         f"{os.fspath(path)} is truncated: it holds {size} bytes but its superblock says "
         f"the file ends at byte {end_of_file}, and what it recorded past byte {size} is "
         "missing (a partial copy?); nothing was changed. Copy the whole file again "
         "from its source"
     )
-
-
-def check_whole(path: str | os.PathLike[str]) -> None:
-    """Refuse a sealed HDF5 file shorter than the end-of-file address its
-    superblock records: a truncated copy (``head -c``, a copy or a transfer
-    cut short), whose streams HDF5 cannot read (it would only say the file
-    holds none, or crash). HDF5's own ``truncated file: eof = ...`` check.
-
-    A file still marked open for writing is not judged here: its writer may
-    be alive, or have died before its last chunks reached the disk (space
-    given, bytes never written), which ``rigd recover`` repairs.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not HDF5, or it is truncated: the message names
-            the file, both sizes and the fix (copy the whole file again).
-    """
-    block = read_superblock(path)
-    size = os.stat(path).st_size
-    if block.version >= 2 and not block.open_for_write and size < block.end_of_file:
-        raise ValueError(truncated_message(path, size, block.end_of_file))
 
 
 def repair_superblock(path: str | os.PathLike[str]) -> bool:

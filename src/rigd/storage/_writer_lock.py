@@ -9,15 +9,19 @@ without one is a file its writer left behind (``rigd recover`` seals it).
 
 ``recover_run`` takes the same byte exclusively for the length of its
 repair: it never repairs a file a writer holds, and a writer never starts
-on a file being repaired. The lock is advisory and separate from HDF5's
-own (``flock(2)``, which a SWMR writer lets go of once it switches to
-SWMR); the byte lies far past any file's end, so no data is locked.
+on a file being repaired. It takes a second byte first, and lets it go last,
+which only a repair takes: a second ``rigd recover`` of the file meanwhile
+is refused on that byte, and so told that a repair holds the file, not a
+run. The lock is advisory and separate from HDF5's own (``flock(2)``,
+which a SWMR writer lets go of once it switches to SWMR); the bytes lie
+far past any file's end, so no data is locked.
 Local file systems only: on one that refuses OFD locks the writer records
 without the lock (a warning says so) and the file then looks unheld.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -25,20 +29,28 @@ import os
 import struct
 import time
 
-__all__ = ["WriterLock", "live_writer_message", "wait_writer_gone", "writer_alive"]
+__all__ = [
+    "WriterLock",
+    "live_writer_message",
+    "repair_message",
+    "wait_writer_gone",
+    "writer_alive",
+]
 
 log = logging.getLogger(__name__)
 
 #: The locked byte: far past the end of any real file.
 _BYTE = 1 << 62
+#: The byte a repair (``recover_run``) holds as well, and a writer never takes.
+_REPAIR_BYTE = _BYTE + 1
 #: ``struct flock``: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks).
 _FLOCK = "hhqqi4x"
 #: What fcntl answers when another open file description holds the byte.
 _HELD = (errno.EAGAIN, errno.EACCES)
 
 
-def _request(kind: int) -> bytes:
-    return struct.pack(_FLOCK, kind, os.SEEK_SET, _BYTE, 1, 0)
+def _request(kind: int, byte: int = _BYTE) -> bytes:
+    return struct.pack(_FLOCK, kind, os.SEEK_SET, byte, 1, 0)
 
 
 def live_writer_message(path: str | os.PathLike[str]) -> str:
@@ -49,6 +61,15 @@ def live_writer_message(path: str | os.PathLike[str]) -> str:
         "file); nothing was changed. The run seals it when it stops: stop the run "
         "(Ctrl-C on `rigd run`, or `rigd stop`), and only if the file is left unsealed "
         f"then, run `rigd recover {where}`"
+    )
+
+
+def repair_message(path: str | os.PathLike[str]) -> str:
+    """The refusal for a file another repair (``rigd recover``) holds."""
+    return (
+        f"{os.fspath(path)} is being repaired by another `rigd recover` (it holds the "
+        "file); nothing was changed by this one. Wait for that one to finish: it seals "
+        "the file"
     )
 
 
@@ -93,29 +114,39 @@ class WriterLock:
 
     Args:
         path: the run file.
-        required: True (``recover_run``): a file system without OFD locks
-            raises; False (a writer): it logs a warning and holds nothing.
+        required: True (``recover_run``, a repair): a file system without OFD
+            locks raises, and the repair's own byte is held too (taken
+            first); False (a writer): it logs a warning and holds nothing.
 
     Raises:
-        OSError: a live process holds the lock (the message is
-            ``live_writer_message``), or the file cannot be opened for writing.
+        OSError: another repair holds the file (``repair_message``), a live
+            writer does (``live_writer_message``), or the file cannot be
+            opened for writing.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, required: bool = True) -> None:
         self._fd: int | None = os.open(path, os.O_RDWR)
+        byte = _REPAIR_BYTE
         try:
+            if required:
+                fcntl.fcntl(self._fd, fcntl.F_OFD_SETLK, _request(fcntl.F_WRLCK, byte))
+            byte = _BYTE
             fcntl.fcntl(self._fd, fcntl.F_OFD_SETLK, _request(fcntl.F_WRLCK))
         except OSError as exc:
             os.close(self._fd)
             self._fd = None
             if exc.errno in _HELD:
-                raise OSError(live_writer_message(path)) from None
+                held = repair_message if byte == _REPAIR_BYTE else live_writer_message
+                raise OSError(held(path)) from None
             if required:
                 raise
             log.warning("%s: no writer lock on this file system (%s)", path, exc)
 
     def release(self) -> None:
-        """Let go of the lock (idempotent); closing the descriptor drops it."""
+        """Let go of the lock (idempotent); closing the descriptor drops it (the
+        writer's byte first: a repair's own byte is held for longer)."""
         if self._fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._fd, fcntl.F_OFD_SETLK, _request(fcntl.F_UNLCK))
             os.close(self._fd)
             self._fd = None
