@@ -1,12 +1,16 @@
-"""``rigd reprocess`` stops cleanly and never lies: Ctrl-C and SIGTERM, a timeout, an
+"""``rigd reprocess`` stops cleanly and never lies: Ctrl-C, SIGTERM, SIGHUP, a timeout, an
 output name too long, a killed job's rings, ``replay_file``'s hostile arguments."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import h5py
@@ -47,12 +51,15 @@ def rings_of(pid: int) -> list[str]:
     return [name for name in os.listdir(SHM) if name.startswith(f"rigd-{pid}-")]
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"]
+)
 def test_an_interrupt_marks_the_file_being_replayed_failed_prints_the_table_and_exits_130(
     tmp_path: Path, stop: signal.Signals
 ) -> None:
     # Was: Ctrl-C left the truncated output "complete" and a raw traceback; SIGTERM
-    # killed the job on the spot (the output unsealed, its rings left in /dev/shm).
+    # killed the job on the spot (the output unsealed, its rings left in /dev/shm);
+    # SIGHUP (the terminal closed) too, exit status 129.
     marker = tmp_path / "stalled"
     marker.mkdir()
     pipeline = tmp_path / "stall.yaml"
@@ -88,6 +95,59 @@ def test_an_interrupt_marks_the_file_being_replayed_failed_prints_the_table_and_
         "first-reprocessed.h5",
         "second-reprocessed.h5",
     ]
+    assert rings_of(job.pid) == []
+
+
+def test_a_sighup_after_its_terminal_closed_still_seals_the_file_and_exits_130(
+    tmp_path: Path,
+) -> None:
+    # A terminal that is gone fails every write (EIO): the table's print raised
+    # OSError, and the job ended with a traceback nobody could read, exit status 1.
+    marker = tmp_path / "stalled"
+    marker.mkdir()
+    pipeline = tmp_path / "stall.yaml"
+    pipeline.write_text(STALL_PIPELINE.format(marker=marker))
+    write_run(tmp_path / "hangs.h5", 990, 20)  # at its 11th frame
+    master, terminal = pty.openpty()
+    closed = threading.Event()
+
+    def read_terminal() -> None:  # the terminal's side, until it is closed
+        while not closed.is_set():
+            if select.select([master], [], [], 0.05)[0]:
+                with contextlib.suppress(OSError):
+                    os.read(master, 4096)
+        os.close(master)
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    try:
+        job = subprocess.Popen(
+            [sys.executable, "-m", "rigd", "reprocess", str(pipeline), "hangs.h5"],
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=terminal,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    finally:
+        os.close(terminal)
+    try:
+        wait_until(lambda: any(marker.iterdir()), timeout=60, what="the file to hang")
+        closed.set()
+        reader.join(timeout=10)
+        job.send_signal(signal.SIGHUP)  # as the kernel does when the terminal goes
+        job.wait(timeout=60)
+    finally:
+        closed.set()
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+
+    assert job.returncode == 130
+    output = tmp_path / "rigd-reprocessed" / "hangs-reprocessed.h5"
+    check_sealed(output)  # raises if not
+    with h5py.File(output, "r") as f:
+        assert f.attrs["run_state"] == "failed"
     assert rings_of(job.pid) == []
 
 
@@ -226,7 +286,7 @@ def test_a_step_the_stop_outlives_is_not_logged_as_the_actors_error(tmp_path: Pa
     argv = ["rigd", "reprocess", str(pipeline), "run.h5", "--out", "out"]
     code = (
         "import sys, rigd.pipeline._inline as inline, rigd.actors._pipeline_actor as actor; "
-        "inline._STOP_S = actor._STOP_JOIN_S = 0.5; from rigd.service._cli import main; "
+        "inline._STOP_S = actor.ACTOR_STOP_GRACE_S = 0.5; from rigd.service._cli import main; "
         f"sys.argv = {argv!r}; main()"
     )
     with subprocess.Popen(

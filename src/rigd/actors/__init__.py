@@ -14,7 +14,7 @@ from rigd.actors._job_config import JobConfig
 from rigd.actors._method_options import MethodOptions, method
 from rigd.actors._one_thread import OneThread, run_on_one_thread
 from rigd.actors._options import ActorOptions, TaskOptions
-from rigd.actors._pipeline_actor import Actor, Endpoints
+from rigd.actors._pipeline_actor import ACTOR_STOP_GRACE_S, Actor, Endpoints
 from rigd.actors._placement_group import (
     PlacementGroup,
     get_placement_group,
@@ -38,6 +38,7 @@ from rigd.actors._state import ActorInfo, list_actors
 from rigd.actors._step_loop import add_fatal_error, add_input_lost_error
 
 __all__ = [
+    "ACTOR_STOP_GRACE_S",
     "Actor",
     "ActorClass",
     "ActorHandle",

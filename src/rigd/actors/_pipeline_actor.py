@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -33,11 +34,13 @@ from rigd.actors import _actor_log, _context
 from rigd.actors._gui import GuiLoop
 from rigd.actors._step_loop import StepControl, run_steps
 
-__all__ = ["Actor", "Endpoints"]
+__all__ = ["ACTOR_STOP_GRACE_S", "Actor", "Endpoints"]
 
 log = logging.getLogger("rigd.actor")
 
-_STOP_JOIN_S = 10.0
+#: Seconds, by default, a stop waits for a step under way to return (``__rigd_stop__``'s
+#: ``grace``); then the actor is stopped anyway, its step left running.
+ACTOR_STOP_GRACE_S = 10.0
 
 
 class Endpoints(Mapping[str, Any]):
@@ -264,7 +267,7 @@ class Actor:
             self.pause()
             # Return once no step runs: a source paused writes nothing more.
             if control.thread.is_alive():
-                control.idle.wait(_STOP_JOIN_S)
+                control.idle.wait(ACTOR_STOP_GRACE_S)
 
     def __rigd_resume__(self) -> None:
         control = self.__dict__.get("_rigd_control")
@@ -280,20 +283,27 @@ class Actor:
         control.thread.join(timeout)
         return not control.thread.is_alive()
 
-    def __rigd_stop__(self) -> dict[str, Any]:
-        """Stop the loop, run ``stop()``, close the endpoints; return what the actor did."""
+    def __rigd_stop__(self, grace: float | None = None) -> dict[str, Any]:
+        """Stop the loop, run ``stop()``, close the endpoints; return what the actor did.
+
+        A step under way is given ``grace`` seconds to return (default
+        ``ACTOR_STOP_GRACE_S``; ``Pipeline.stop`` passes what is left of its timeout,
+        ``stop_graceful``); then the actor is stopped anyway."""
         control = self.__dict__.get("_rigd_control")
         if control is not None:
             control.stop.set()
             control.running.set()
+            if grace is None:
+                grace = ACTOR_STOP_GRACE_S
+            ends = time.monotonic() + grace
             if self.gui:
-                self._rigd_gui_loop().wait_ended(_STOP_JOIN_S)
-            control.thread.join(_STOP_JOIN_S)
+                self._rigd_gui_loop().wait_ended(grace)
+            control.thread.join(max(0.0, ends - time.monotonic()))
             if control.thread.is_alive():
                 log.warning(
                     "%s: run_step did not return within %.0f s of stop; stopping anyway",
                     type(self).__name__,
-                    _STOP_JOIN_S,
+                    grace,
                 )
         try:
             self.stop()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from rigd import actors
 from rigd._exceptions import GetTimeoutError
+from rigd.actors import ACTOR_STOP_GRACE_S
 from rigd.pipeline._actor_watch import actor_infos
 from rigd.pipeline._run_start import CALL_TIMEOUT_S, collect_started_files
 from rigd.pipeline._run_status import RunReport, recorded
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from rigd.pipeline._supervisor import Pipeline
 
 __all__ = [
+    "LAST_GRACE_S",
     "SAY_WAIT_S",
     "DrainWait",
     "abort_loaded",
@@ -47,6 +49,9 @@ _LOADED = frozenset({RunState.READY})
 
 #: Seconds a stop waits for an actor to drain before it says so (``stop_graceful``).
 SAY_WAIT_S = 1.0
+#: Seconds a stop gives a step under way to return once its timeout is spent
+#: (``stop_graceful``): the last of it, kept from the drains.
+LAST_GRACE_S = 1.0
 #: ``on_wait(actor name, what it waits for, seconds left at most)``: a stop
 #: waits for that actor (to drain its inputs, or its run_step to return).
 DrainWait = Callable[[str, str, float], None]
@@ -93,10 +98,17 @@ def alive(p: Pipeline, name: str) -> bool:
 
 def stop_graceful(p: Pipeline, timeout: float, on_wait: DrainWait | None = None) -> None:
     """Stop the actors in ``stop_order``, each downstream one once its inputs
-    drained (``timeout`` seconds for them all, at most); ``on_wait(name,
-    doing, seconds_left)`` is called when one has not drained, or not stopped,
-    within ``SAY_WAIT_S`` (by default a log line says so)."""
-    deadline = time.monotonic() + timeout
+    drained; ``on_wait(name, doing, seconds_left)`` is called when one has not
+    drained, or not stopped, within ``SAY_WAIT_S`` (by default a log line says so).
+
+    ``timeout`` seconds bound it all, the stops of steps that do not return
+    included: the readers drain until ``LAST_GRACE_S`` before it, and each
+    actor's stop gives its step under way what is left (``ACTOR_STOP_GRACE_S`` at
+    most, the actor runtime's grace; ``LAST_GRACE_S`` at least, so a stop
+    past the deadline still lets a step end: each further actor whose step
+    hangs adds that much)."""
+    end = time.monotonic() + timeout
+    deadline = end - min(LAST_GRACE_S, timeout / 2)  # the drains'
     for actor in stop_order(p.plan.actors):
         name = actor.name
         handle = p._handles.get(name)
@@ -115,9 +127,12 @@ def stop_graceful(p: Pipeline, timeout: float, on_wait: DrainWait | None = None)
                 ref = handle.__rigd_wait_finished__.remote(left)
                 drained = _get_saying(ref, name, "drain its inputs", left, on_wait)
                 if not drained:
-                    log.warning("%s did not drain within %.0f s; stopping it", name, timeout)
-            ref = handle.__rigd_stop__.remote()
-            _get_saying(ref, name, "stop (its run_step has not returned)", CALL_TIMEOUT_S, on_wait)
+                    log.warning(
+                        "%s did not drain within the stop's %.0f s; stopping it", name, timeout
+                    )
+            grace = min(ACTOR_STOP_GRACE_S, max(LAST_GRACE_S, end - time.monotonic()))
+            ref = handle.__rigd_stop__.remote(grace)
+            _get_saying(ref, name, "stop (its run_step has not returned)", grace, on_wait)
         except Exception as exc:  # noqa: BLE001 - stop the rest whatever one does
             log.error("pipeline %s: stopping %r failed: %s", p.plan.name, name, exc)
             end_rings_of(p, name)

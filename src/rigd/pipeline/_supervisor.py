@@ -182,6 +182,29 @@ class Pipeline:
         self.load()
         self.run()
 
+    def __enter__(self) -> Pipeline:
+        """``with Pipeline(plan) as pipeline:`` starts it (``start``, or ``run`` if
+        loaded) and stops it cleanly on leaving the block, however it is left
+        (``__exit__``). Raises what ``start`` raises (nothing is left running)."""
+        if self.state == RunState.READY:
+            self.run()
+        else:
+            self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        """``stop()``: a clean stop, files sealed, also when the block raised
+        (a Ctrl-C's ``KeyboardInterrupt`` included), which then goes on; its
+        report is ``stop()``'s again. A Ctrl-C during that stop kills
+        (``kill``: files repaired) and is raised."""
+        try:
+            self.stop()
+        except KeyboardInterrupt:
+            self.kill()
+            raise
+
     def load(self) -> None:
         """Create the rings and actors and set them up, without running a step.
 

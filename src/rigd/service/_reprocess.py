@@ -15,6 +15,7 @@ tasks, and still prints the table: exit status 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import math
@@ -37,6 +38,7 @@ from rigd.service._reprocess_outputs import (
 )
 from rigd.service._reprocess_signals import StopSignals
 from rigd.service._reprocess_table import table
+from rigd.service._run_signals import unfailing
 
 if TYPE_CHECKING:
     from rigd.config import PipelineFile
@@ -320,6 +322,17 @@ def _check_pipeline(pipeline: str) -> str | None:
     return None
 
 
+def _cmd_on_any_terminal(args: argparse.Namespace) -> int:
+    """``_cmd`` with stdout and stderr that drop their write errors: after
+    SIGHUP the terminal may be gone (each write fails, ``EIO``), and the job
+    must still seal its file and exit 130 (``_run_signals.unfailing``)."""
+    with (
+        contextlib.redirect_stdout(unfailing(sys.stdout)),
+        contextlib.redirect_stderr(unfailing(sys.stderr)),
+    ):
+        return _cmd(args)
+
+
 def _cmd(args: argparse.Namespace) -> int:
     reported: list[FileResult] = []
 
@@ -416,4 +429,4 @@ def add_parser(commands: Any) -> None:
         help="run each file's actors in processes of their own, as a live run does "
         "(default: threads of the file's job, with no start-up cost per file)",
     )
-    parser.set_defaults(handler=_cmd)
+    parser.set_defaults(handler=_cmd_on_any_terminal)

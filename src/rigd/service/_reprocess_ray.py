@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rigd._exceptions import TaskCancelledError
+from rigd.service._stop_signals import STOP_SIGNALS
 
 __all__ = ["CANCEL_WAIT_S", "Job", "check_fits", "replay_on_ray"]
 
@@ -112,13 +113,14 @@ def replay_on_ray(
 
 
 def _init_keeping_signals(init: Callable[..., Any], address: str) -> None:
-    """``rigd.init(address=...)``, with this process's SIGINT and SIGTERM handlers
-    put back after: a Ray driver's ``ray.init`` puts its own SIGTERM handler in
+    """``rigd.init(address=...)``, with this process's handlers of the stop signals
+    (``_stop_signals.STOP_SIGNALS``: SIGINT, SIGTERM, SIGHUP) put back after: a
+    Ray driver's ``ray.init`` puts its own SIGTERM handler in
     (it ends the driver at once, leaving the tasks' files unsealed)."""
     if threading.current_thread() is not threading.main_thread():
         init(address=address)
         return
-    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    kept = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     try:
         init(address=address)
     finally:

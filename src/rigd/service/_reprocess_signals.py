@@ -1,7 +1,8 @@
-"""Ctrl-C and SIGTERM stop ``rigd reprocess`` cleanly: one interrupt, then shielded.
+"""Ctrl-C, SIGTERM and SIGHUP stop ``rigd reprocess`` cleanly: one interrupt, then shielded.
 
 As with ``rigd run`` (``_run_signals.Interrupts``), SIGTERM (``kill``, ``timeout``,
-systemd) means what Ctrl-C means. A reprocess job replays its file on the
+systemd) and SIGHUP (the terminal closed, the SSH session lost) mean what
+Ctrl-C means (``_stop_signals.STOP_SIGNALS``). A reprocess job replays its file on the
 main thread (``replay_file``), so the first of either raises
 ``KeyboardInterrupt`` there: the file being replayed is stopped, sealed and
 marked ``run_state: failed``, Ray tasks are cancelled, and the table of what
@@ -18,13 +19,13 @@ import sys
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
-__all__ = ["StopSignals"]
+from rigd.service._stop_signals import STOP_SIGNALS
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+__all__ = ["StopSignals"]
 
 
 class StopSignals:
-    """While entered: the first SIGINT or SIGTERM raises ``KeyboardInterrupt``,
+    """While entered: the first SIGINT, SIGTERM or SIGHUP raises ``KeyboardInterrupt``,
     later ones are noted on ``err`` and ignored. ``name`` is the first one's name."""
 
     def __init__(self, err: TextIO = sys.stderr) -> None:
@@ -46,7 +47,7 @@ class StopSignals:
         )
 
     def __enter__(self) -> StopSignals:
-        self._previous = {sig: signal.signal(sig, self.handle) for sig in _SIGNALS}
+        self._previous = {sig: signal.signal(sig, self.handle) for sig in STOP_SIGNALS}
         return self
 
     def __exit__(

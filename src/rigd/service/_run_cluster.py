@@ -3,15 +3,16 @@
 The foreground run of ``rigd run``, for a pipeline file whose actors name
 their nodes (``node:``): ``rigd.init(address=...)`` joins the cluster, a
 ``ClusterPipeline`` places every node's part at once (one placement group)
-and bridges the links between nodes. Ctrl-C or SIGTERM (``kill``,
-``timeout``, systemd) stops the run cleanly (every node drains its links,
+and bridges the links between nodes. Ctrl-C, SIGTERM (``kill``,
+``timeout``, systemd) or SIGHUP (the terminal closed, the SSH session lost;
+``_stop_signals.STOP_SIGNALS``) stops the run cleanly (every node drains its links,
 files are sealed on their nodes), as for a local ``rigd run``; one during
 the start stops the run as soon as it started; a Ctrl-C while the nodes
 stop (or a failed run stops the others) forces: every node supervisor is
 killed, the files are left unsealed (``rigd recover``). The exit status is ``rigd
 run``'s: 0 for a run that ended well, 1 for a failed one (a lost node, a
 failed start), 2 for a pipeline file, address or port range that cannot be
-used, 130 after Ctrl-C or SIGTERM.
+used, 130 after Ctrl-C, SIGTERM or SIGHUP.
 """
 
 from __future__ import annotations
@@ -21,17 +22,43 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
 from rigd._exceptions import RigdError
 from rigd.actors import init, shutdown
 from rigd.pipeline import ClusterPipeline
+from rigd.service._run_signals import unfailing
+from rigd.service._stop_signals import handling_stop_signals
 
 __all__ = ["parse_port_range", "run_on_cluster"]
 
 _WAIT_S = 0.5
-#: Each stops the run cleanly, as the first Ctrl-C or SIGTERM does a local ``rigd run``.
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class ClusterStop:
+    """The stop requests of one ``rigd run --address``, as its handler of
+    ``STOP_SIGNALS`` (SIGINT, SIGTERM, SIGHUP; ``handling_stop_signals``).
+
+    The first of any sets ``stop`` (a clean stop). Once ``stopping`` is set
+    (the stop has been said), a SIGINT raises ``KeyboardInterrupt`` (out of
+    the stop's wait: every node's supervisor is killed); a SIGTERM or SIGHUP
+    never forces.
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.stopping = threading.Event()
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        """The signal handler.
+
+        Raises:
+            KeyboardInterrupt: a SIGINT once ``stopping`` is set.
+        """
+        if signum == signal.SIGINT and self.stopping.is_set():
+            raise KeyboardInterrupt
+        self.stop.set()
 
 
 def run_on_cluster(
@@ -68,48 +95,47 @@ def run_on_cluster(
     except (RigdError, ValueError) as exc:
         print(f"rigd run: cannot join the cluster at {address}: {exc}", file=err)
         return 2
-    stop = threading.Event()
-    stopping = threading.Event()  # said so: a Ctrl-C now forces
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        if signum == signal.SIGINT and stopping.is_set():
-            raise KeyboardInterrupt  # out of the stop's wait: the nodes are killed
-        stop.set()
-
+    requests = ClusterStop()
+    stop, stopping = requests.stop, requests.stopping  # stopping: said so, a Ctrl-C forces
+    # A closed terminal (SIGHUP) fails every write to it: the stop and the files come first.
+    out, err = unfailing(out), unfailing(err)
     # After init: a Ray driver's ray.init puts Ray's own SIGTERM handler in (it ends the
     # driver at once, and every node's file is left unsealed); rigd's stops cleanly.
-    previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
     try:
-        pipeline = ClusterPipeline(source, run_id=run_id, metadata=metadata, port_range=port_range)
-        try:
-            pipeline.start()
-        except (RigdError, ValueError) as exc:
-            print(f"rigd run: pipeline {source} could not start on the cluster: {exc}", file=err)
-            return 1 if isinstance(exc, RigdError) else 2
-        print(f"rigd run: running {source} on the cluster at {address}; Ctrl-C stops", file=err)
-        while not stop.is_set() and not pipeline.wait(_WAIT_S):
-            pass
-        try:
-            stopping.set()  # before it is said: a Ctrl-C once it is read forces
-            if stop.is_set():
+        with handling_stop_signals(requests.handle):
+            pipeline = ClusterPipeline(
+                source, run_id=run_id, metadata=metadata, port_range=port_range
+            )
+            try:
+                pipeline.start()
+            except (RigdError, ValueError) as exc:
                 print(
-                    "rigd run: stopping on every node (draining the links); Ctrl-C again forces",
+                    f"rigd run: pipeline {source} could not start on the cluster: {exc}", file=err
+                )
+                return 1 if isinstance(exc, RigdError) else 2
+            print(f"rigd run: running {source} on the cluster at {address}; Ctrl-C stops", file=err)
+            while not stop.is_set() and not pipeline.wait(_WAIT_S):
+                pass
+            try:
+                stopping.set()  # before it is said: a Ctrl-C once it is read forces
+                if stop.is_set():
+                    print(
+                        "rigd run: stopping on every node (draining the links); "
+                        "Ctrl-C again forces",
+                        file=err,
+                    )
+                elif pipeline.state == "failed":
+                    print(f"rigd run: {pipeline.failure}; stopping the other nodes", file=err)
+                report = pipeline.stop()
+            except KeyboardInterrupt:
+                pipeline.kill()
+                print(
+                    "rigd run: forced: every node's supervisor killed, their files left unsealed "
+                    "(rigd recover repairs them)",
                     file=err,
                 )
-            elif pipeline.state == "failed":
-                print(f"rigd run: {pipeline.failure}; stopping the other nodes", file=err)
-            report = pipeline.stop()
-        except KeyboardInterrupt:
-            pipeline.kill()
-            print(
-                "rigd run: forced: every node's supervisor killed, their files left unsealed "
-                "(rigd recover repairs them)",
-                file=err,
-            )
-            return 130
+                return 130
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         shutdown()
     print(f"run {report.run_id}: {report.state}", file=out)
     for stream, frames in sorted(report.frames.items()):

@@ -30,10 +30,9 @@ import threading
 from types import FrameType
 from typing import TextIO, cast
 
-__all__ = ["STOP_SIGNALS", "Interrupts", "unfailing"]
+from rigd.service._stop_signals import STOP_SIGNALS
 
-#: The signals ``rigd run`` takes as a stop request (``Interrupts.handle``).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+__all__ = ["STOP_SIGNALS", "Interrupts", "unfailing"]
 
 
 class Interrupts:
