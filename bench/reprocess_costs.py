@@ -7,7 +7,8 @@ the same work as a plain function):
   has before it runs a task (a worker has no pydantic): its first file (the
   job's imports included) and its second, rigd's `replay_file` (imported
   from its own module and given the pipeline file loaded and pickled, as
-  `rigd reprocess`'s driver sends them) against the plain task,
+  `rigd reprocess`'s driver sends them, with the modules its
+  `check_replay` checked) against the plain task,
   alternating, N times each (the median and the least: CPU time on a loaded
   machine only grows);
 - the driver's CPU to hand 8 files to a 1-node Ray cluster and collect the
@@ -36,6 +37,7 @@ sys.path.insert(0, str(BENCH))
 
 from cluster import REPROCESS_YAML  # noqa: E402 - the bench's pipeline
 from rigd.config import load_pipeline  # noqa: E402
+from rigd.pipeline import check_replay  # noqa: E402
 from rigd.storage import RunWriter, StreamSpec  # noqa: E402
 
 #: One job in a fresh process: Ray imported first (a worker has it, not pydantic), then
@@ -52,7 +54,9 @@ if sys.argv[2] == "rigd":
     with open(sys.argv[3], "rb") as f:
         loaded = pickle.load(f)
     def job(k, path):
-        result = replay_file(loaded, path, sys.argv[4], True, f"r{k}")
+        result = replay_file(
+            loaded, path, sys.argv[4], True, f"r{k}", checked_modules=sys.argv[7].split(",")
+        )
         assert result["state"] == "done", result
 else:
     from reprocess_peer import plain_task
@@ -78,13 +82,15 @@ def _inputs(root: Path, count: int, frames: int) -> list[str]:
 
 
 def job_cpu(root: Path, inputs: list[str], runs: int) -> None:
+    # As rigd reprocess's driver hands them to its tasks (check_replay's modules).
+    checked = ",".join(check_replay(load_pipeline(root / "p.yaml")))
     seen: dict[str, list[tuple[float, float]]] = {"rigd": [], "peer": []}
     for n in range(runs):
         for side in ("rigd", "peer") if n % 2 == 0 else ("peer", "rigd"):
             out = Path(tempfile.mkdtemp(dir=root))
             for k in (0, 1):
                 (out / str(k)).mkdir()
-            args = [str(BENCH), side, str(root / "p.pickle"), str(out), *inputs[:2]]
+            args = [str(BENCH), side, str(root / "p.pickle"), str(out), *inputs[:2], checked]
             done = subprocess.run(
                 [sys.executable, "-c", JOB, *args], capture_output=True, text=True, check=True
             )
