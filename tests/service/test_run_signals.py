@@ -90,15 +90,16 @@ def test_a_group_sigterm_twice_as_timeout_sends_it_stops_cleanly(tmp_path: Path)
     assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"rigd-{proc.pid}-")]
 
 
-def test_a_daemon_given_sigterm_twice_stops_cleanly_and_exits_0(tmp_path: Path) -> None:
-    # `rigd serve` (and `rigd run --console`, which serves): the second SIGTERM
-    # exited at once (status 1, the run file left to repair).
+def test_a_daemon_given_sighup_then_sigterm_stops_cleanly_and_exits_0(tmp_path: Path) -> None:
+    # `rigd serve` (and `rigd run --console`, which serves): a SIGHUP (its
+    # terminal closed) ended it at once, and a second SIGTERM exited at once
+    # (status 1, the run file left to repair).
     d = Daemon(tmp_path, allowed_modules=["rigd", "tests.pipeline"])
     try:
         d.load(PIPELINE)
         run = d.client.post("/v1/runs", json={"run_id": "twice"}).json()
         d.wait_for_frames(20)
-        os.kill(d.pid, signal.SIGTERM)
+        os.kill(d.pid, signal.SIGHUP)
         wait_until(lambda: "running -> stopping" in d.output(), timeout=30)
         # The slow reader drains 32 frames at 10 a second: still stopping.
         os.kill(d.pid, signal.SIGTERM)

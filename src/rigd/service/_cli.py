@@ -292,7 +292,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="run the daemon: the REST API, the supervisor and the actor runtime",
-        description="Run the rigd daemon until SIGTERM or Ctrl-C (a run under way is "
+        description="Run the rigd daemon until SIGTERM, SIGHUP or Ctrl-C (a run under way is "
         "stopped cleanly and its files sealed). Without --config: loopback, port 8470, "
         "files under $STATE_DIRECTORY or ~/.local/state/rigd.",
     )

@@ -42,6 +42,7 @@ from rigd.service import _systemd
 from rigd.service._api import create_app
 from rigd.service._daemon import Daemon
 from rigd.service._status_path import StatusPath
+from rigd.service._stop_signals import STOP_SIGNALS
 from rigd.service._token import ensure_token
 from rigd.storage import recover_run, remove_stale_rings, remove_stale_stores, writer_alive
 
@@ -76,10 +77,12 @@ def recover_data_dir(data_dir: Path) -> list[str]:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, with rigd's signal handling: the first SIGTERM or SIGINT begins a
-    clean stop, a Ctrl-C (SIGINT) after it forces, a SIGTERM never does (the
+    """uvicorn, with rigd's signal handling: the first SIGTERM, SIGHUP (the
+    terminal of a daemon started in one closed) or SIGINT begins a clean stop,
+    a Ctrl-C (SIGINT) after it forces, a SIGTERM or SIGHUP never does (the
     same request again); the signal is not raised again afterwards, so a
-    clean stop exits 0."""
+    clean stop exits 0. Python's default for SIGHUP would end the process at
+    once, its run files left to repair."""
 
     def __init__(self, config: uvicorn.Config, daemon: Daemon) -> None:
         super().__init__(config)
@@ -93,7 +96,7 @@ class _Server(uvicorn.Server):
         # ``daemon.close``), and a second SIGTERM then must not kill the process.
         if not self.previous_handlers:
             self.previous_handlers = {
-                sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+                sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS
             }
         yield
 
@@ -105,10 +108,10 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         asked, self.stop_asked = self.stop_asked or self.should_exit, True  # before any call
-        if asked and sig == signal.SIGTERM:
+        if asked and sig != signal.SIGINT:
             # The same request: `timeout` sends two at once (to this process,
             # then to its group); stop_timeout_s bounds the stop whatever.
-            log.info("SIGTERM: already stopping cleanly (a Ctrl-C forces)")
+            log.info("%s: already stopping cleanly (a Ctrl-C forces)", signal.Signals(sig).name)
             return
         if asked:
             log.warning("second %s: exiting at once", signal.Signals(sig).name)
