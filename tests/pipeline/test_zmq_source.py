@@ -255,6 +255,7 @@ def test_consecutive_ids_that_skip_are_frames_lost_and_a_bad_message_is_in_the_s
     frame = np.ones((4, 4), np.uint8)
     try:
         send(sock, [7, 8, 9], frame)
+        send(sock, [10], np.ones((2, 2), np.uint8))  # rejected: its id is not a frame lost
         sock.send_multipart([b"not json", frame.tobytes()])
         send(sock, [12, 13, 17], frame)
         sock.send_multipart([b'{"end": true}'])
@@ -262,13 +263,13 @@ def test_consecutive_ids_that_skip_are_frames_lost_and_a_bad_message_is_in_the_s
         status = rigd.get(pipeline.handle("network").status.remote())
     finally:
         report = pipeline.stop()
-    assert ledger(report.files[0]) == [(10, 2, "gap"), (14, 3, "gap")]
-    assert (status["frames_lost"], status["rejected"]) == (5, 1)
+    assert ledger(report.files[0]) == [(10, 1, "rejected"), (11, 1, "gap"), (14, 3, "gap")]
+    assert (status["frames_lost"], status["rejected"]) == (4, 2)
     assert report.dropped == {"frames": 5}
     line = report.actor_lines["network"]
     assert "6 frame(s) received" in line
-    assert "5 lost on the way" in line
-    assert "1 message(s) rejected (last: its header is not JSON)" in line
+    assert "4 lost on the way" in line
+    assert "2 message(s) rejected (last: its header is not JSON)" in line
     assert f"  actor network: {line}" in format_report(report)  # `rigd run`'s summary
     assert report.log is not None  # the recorder's lines about the gaps are in the run's log
     assert "3 frame(s) from id 14 not recorded (gap)" in Path(report.log).read_text()

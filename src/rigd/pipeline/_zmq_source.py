@@ -42,6 +42,7 @@ from rigd._exceptions import OptionValueError, RigdError
 from rigd.actors import Actor
 from rigd.pipeline._frame_spec import frame_spec
 from rigd.pipeline._zmq_address import address_refused
+from rigd.storage import DropReason
 
 __all__ = ["ZmqSource"]
 
@@ -177,7 +178,7 @@ class ZmqSource(Actor):
         try:
             header, data = self._parse(parts)
         except _RejectedError as exc:
-            self._reject(str(exc))
+            self._reject(str(exc), parts)
             return
         if header.get("end") is True:
             self.finish()
@@ -186,7 +187,7 @@ class ZmqSource(Actor):
         try:
             frame_id, timestamp_ns = self._stamp(header)
         except _RejectedError as exc:
-            self._reject(str(exc))
+            self._reject(str(exc), parts)
             return
         array = np.frombuffer(data.buffer, self.dtype).reshape(self.shape)
         writer = self.outputs.frames
@@ -257,9 +258,18 @@ class ZmqSource(Actor):
             timestamp_ns = time.time_ns()
         return frame_id, timestamp_ns
 
-    def _reject(self, reason: str) -> None:
+    def _reject(self, reason: str, parts: list[zmq.Frame]) -> None:
         self.rejected += 1
         self.last_rejection = reason
+        if self.frame_ids == "consecutive":
+            # The rejected frame's id, if its header gives one: in the ledger as
+            # ``rejected`` (not a ``gap``, nor a frame lost on the way).
+            frame_id = _header_frame_id(parts)
+            if frame_id is not None and frame_id > self._last_id:
+                if self.frames_received and frame_id > self._last_id + 1:
+                    self._lost(frame_id - self._last_id - 1)
+                self.outputs.frames.note_dropped(frame_id, 1, DropReason.REJECTED)
+                self._last_id = frame_id
         if self._due("rejected"):
             log.warning(
                 "ZmqSource %s: rejected a message (%d so far; at most one line per %g s): %s",
@@ -317,3 +327,18 @@ class ZmqSource(Actor):
 
 def _looks_like_json(part: zmq.Frame) -> bool:
     return part.bytes[:1] == b"{"
+
+
+def _header_frame_id(parts: list[zmq.Frame]) -> int | None:
+    """The ``frame_id`` a rejected message's JSON header gives, or None."""
+    for part in parts[:2]:
+        try:
+            header = json.loads(part.bytes)
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(header, dict):
+            frame_id = header.get("frame_id")
+            if isinstance(frame_id, int) and not isinstance(frame_id, bool) and frame_id >= 0:
+                return frame_id
+            return None
+    return None

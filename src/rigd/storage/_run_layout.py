@@ -78,6 +78,9 @@ class DropReason(StrEnum):
     #: The source ended before the frames it promised (a video file cut
     #: short or damaged: ``VideoSource``): they were never delivered.
     SOURCE_ENDED_EARLY = "source_ended_early"
+    #: A network source refused the message that carried them (its header
+    #: named the id; a frame of another shape, say: ``ZmqSource``).
+    REJECTED = "rejected"
 
 
 @dataclass(frozen=True)
