@@ -56,7 +56,11 @@ _STOP_AFTER_LOSS_S = 5.0
 
 
 def split_pipeline(
-    text: str, hosts: Mapping[str, str], ports: Mapping[str, Sequence[int]] | None = None
+    text: str,
+    hosts: Mapping[str, str],
+    ports: Mapping[str, Sequence[int]] | None = None,
+    *,
+    name: str = "<cluster pipeline>",
 ) -> dict[str, dict[str, Any]]:
     """Cut a pipeline file's text into one pipeline (a dict, as YAML has it) per node.
 
@@ -66,9 +70,11 @@ def split_pipeline(
         ports: the tcp ports the bridges sent from each node bind, by node
             name, in the order of the links (``bridges_from`` says how many);
             ``None``: port 0 for each, a placeholder (to count the bridges).
+        name: what the file's problems name it by (its path).
 
     Raises:
         ValueError: an actor without ``node:``, or on a node not in ``hosts``.
+        PipelineFileError: the file cannot be planned (a ``ValueError`` too).
     """
     config = yaml.safe_load(text)
     actors = config.get("actors") or []
@@ -86,7 +92,7 @@ def split_pipeline(
         node_of[actor.get("name")] = node
     if problems:
         raise ValueError("; ".join(problems))
-    plan = _plan_of(text)
+    plan = _plan_of(text, name)
     shapes = {(r.writer, r.output): (r.shape, r.dtype) for r in plan.rings}
     parts: dict[str, dict[str, Any]] = {
         node: {
@@ -155,8 +161,8 @@ def split_pipeline(
     return parts
 
 
-def _plan_of(text: str) -> Any:
-    return plan_pipeline(load_pipeline("<cluster pipeline>", text=text))
+def _plan_of(text: str, name: str) -> Any:
+    return plan_pipeline(load_pipeline(name, text=text))
 
 
 class ClusterPipeline:
@@ -195,6 +201,7 @@ class ClusterPipeline:
             )
         self._ray = backend
         self.text = Path(path).read_text()
+        self._name = str(path)  # what its problems name it by
         self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S")
         self.metadata = dict(metadata or {})
         self.port_range = check_range(port_range)
@@ -225,7 +232,7 @@ class ClusterPipeline:
         for node in nodes:
             for resource in node["resources"]:
                 hosts.setdefault(resource, node["ip"])
-        names = sorted(split_pipeline(self.text, hosts))
+        names = sorted(split_pipeline(self.text, hosts, name=self._name))
         self._group = place(self._ray, names, _PLACE_TIMEOUT_S)
         try:
             cls = remote(NodeSupervisor)
@@ -236,9 +243,9 @@ class ClusterPipeline:
                 ).remote()
             # Each sending host chooses its bridges' ports (free there), then the split
             # tells the receivers where to connect.
-            needed = bridges_from(split_pipeline(self.text, hosts))
+            needed = bridges_from(split_pipeline(self.text, hosts, name=self._name))
             ports = choose_ports(self._nodes, hosts, needed, self.port_range)
-            parts = split_pipeline(self.text, hosts, ports)
+            parts = split_pipeline(self.text, hosts, ports, name=self._name)
             start_parts(self._nodes, parts, hosts, self.run_id, self.metadata, self.port_range)
         except BaseException:
             self._teardown()

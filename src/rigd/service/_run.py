@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import signal
 import sys
@@ -26,9 +25,15 @@ from rigd._exceptions import NotFoundError, PipelineFailedError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError
 from rigd.pipeline import Pipeline, PipelineStatus, RunReport, plan_pipeline, run_log_path
 from rigd.service._pipeline_names import run_pipeline_file
-from rigd.service._run_claim import RunIdClaim, claim_run_id
 from rigd.service._run_resources import unmet_resources
 from rigd.service._run_signals import STOP_SIGNALS, Interrupts, unfailing
+from rigd.service._run_start import (
+    RunIdRefusedError,
+    claim_for_run,
+    import_from_cwd,
+    refuse_run_id,
+    say_file_problems,
+)
 from rigd.service._run_unused import release_unrecorded
 from rigd.storage import check_metadata
 
@@ -42,8 +47,6 @@ _SLOW_FOR_S = 2.0
 #: Seconds a clean stop gives the readers, in all, to drain their inputs (then
 #: each one still reading is stopped anyway).
 DRAIN_S = 60.0
-#: A run id, as the REST API takes it (it names the run file).
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def format_progress(status: PipelineStatus) -> str:
@@ -107,10 +110,7 @@ def run_pipeline(
     except NotFoundError as exc:
         print(f"rigd run: {exc}; nothing was started", file=err)
         return 2
-    # Actor classes import from the current directory too, as with `python -m`
-    # (the actor processes inherit this path).
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    import_from_cwd()  # actor classes of the user's own, as with `python -m`
     try:
         plan = plan_pipeline(source)
         # What this machine can never give (rigd run's runtime is rigd.init()'s).
@@ -120,19 +120,9 @@ def run_pipeline(
         print(f"rigd run: no pipeline file {source}", file=err)
         return 2
     except PipelineFileError as exc:
-        print(
-            f"rigd run: {source} has {len(exc.problems)} problem(s); nothing was started:", file=err
-        )
-        for problem in exc.problems:
-            print(f"  {problem}", file=err)
-        return 2
+        return say_file_problems(source, exc, err)
 
-    if run_id is not None and not _RUN_ID.fullmatch(run_id):
-        print(
-            f"rigd run: run id {run_id!r}: use letters, digits, '.', '_' and '-' (up to 128, "
-            "starting with a letter or digit), e.g. m12-s3; nothing was started",
-            file=err,
-        )
+    if refuse_run_id(run_id, err):
         return 2
     try:
         check_metadata(dict(metadata or {}))  # as the run file will store it (as the daemon)
@@ -141,29 +131,11 @@ def run_pipeline(
         return 2
     pipeline = Pipeline(plan, run_id=run_id, metadata=metadata)  # starts nothing yet
     log = run_log_path(plan, pipeline.run_id)
-    claim: RunIdClaim | None = None
-    try:
-        # Its log, created here and held: an id in use or used before is refused
-        # before anything starts, however close two starts come (``_run_claim``).
-        auto = run_id is None  # the time to the second: taken, it gets -2, -3, ...
-        claim = claim_run_id(log, pipeline.run_id, automatic=auto) if log is not None else None
-    except FileExistsError as exc:  # in use, or used before: the message says which
-        print(f"rigd run: {exc}", file=err)
-        return 2
-    except OSError as exc:
-        print(
-            f"rigd run: cannot create the run's log {log} ({exc.strerror or exc}): make its "
-            "directory (the first recorder's) writable, or record elsewhere; nothing was "
-            "started",
-            file=err,
-        )
+    try:  # claimed here, before anything starts; taken, an automatic id gets -2, -3, ...
+        claim = claim_for_run(log, pipeline.run_id, automatic=run_id is None, err=err)
+    except RunIdRefusedError:
         return 2
     if claim is not None and claim.run_id != pipeline.run_id:  # starts nothing yet
-        print(
-            f"rigd run: run id {pipeline.run_id!r} is taken here (a run of the same second); "
-            f"this run is {claim.run_id!r}",
-            file=err,
-        )
         pipeline = Pipeline(plan, run_id=claim.run_id, metadata=metadata)
     report: RunReport | None = None
     try:
