@@ -49,7 +49,11 @@ def test_rigd_run_with_an_address_where_nothing_listens_exits_2_within_seconds(
     tmp_path: Path, closed_port: int
 ) -> None:
     pipeline = tmp_path / "two_pcs.yaml"
-    pipeline.write_text("name: two_pcs\nactors: []\n")
+    # A file that can be used: the driver plans it before it joins the cluster.
+    pipeline.write_text(
+        "name: two_pcs\nactors:\n"
+        "  - {name: camera, class: rigd.pipeline.SimulatedCamera, node: node_a}\n"
+    )
     address = f"ray:127.0.0.1:{closed_port}"
     began = time.monotonic()
 

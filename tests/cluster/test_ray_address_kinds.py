@@ -127,7 +127,11 @@ def test_rigd_run_given_the_ray_client_port_as_a_gcs_exits_2_within_seconds(
 ) -> None:
     _, client, token = token_cluster
     pipeline = tmp_path / "two_pcs.yaml"
-    pipeline.write_text("name: two_pcs\nactors: []\n")
+    # A file that can be used: the driver plans it before it joins the cluster.
+    pipeline.write_text(
+        "name: two_pcs\nactors:\n"
+        "  - {name: camera, class: rigd.pipeline.SimulatedCamera, node: node_a}\n"
+    )
     began = time.monotonic()
 
     done = _cli(
