@@ -22,13 +22,16 @@ import sys
 from rigd.pipeline import Pipeline, plan_pipeline
 
 with Pipeline(plan_pipeline(sys.argv[1]), run_id="term1") as pipeline:
+    while pipeline.status().links[0].written < 20:  # frames on their way to the file
+        pipeline.wait(0.01)
     print("running", flush=True)
     pipeline.wait()
 """
 
 
-def test_sigterm_to_a_script_in_a_with_block_stops_its_run_and_seals_its_file(
-    tmp_path: Path,
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_or_sighup_to_a_script_in_a_with_block_stops_its_run_and_seals_its_file(
+    tmp_path: Path, sig: signal.Signals
 ) -> None:
     # Was: SIGTERM ended the script at once; its actors ended with their head
     # and the run file was left unsealed.
@@ -63,14 +66,15 @@ def test_sigterm_to_a_script_in_a_with_block_stops_its_run_and_seals_its_file(
             raise AssertionError(f"the script did not start its run: {proc.communicate()[1]}")
         workers = child_pids(proc.pid)
         assert workers
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
-    assert "StopSignal: SIGTERM received" in err, err  # raised in the block, as Ctrl-C's is
+    assert f"StopSignal: {sig.name} received" in err, err  # raised in the block, as Ctrl-C's is
     assert "Traceback" in err
     (file,) = data.rglob("*.h5")
     check_sealed(str(file))
     summary = inspect_run(file)
     assert summary.run_state == "complete"
+    assert summary.frames >= 20  # every frame taken was drained into it
     # Nothing left: the actors ended, the rings and sockets went with the run.
     wait_until(lambda: not any(pid_alive(p) for p in workers), timeout=10, what="the actors")
     assert session_files(proc.pid) == []
