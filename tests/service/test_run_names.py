@@ -48,4 +48,11 @@ def test_a_file_here_comes_before_a_bundled_name_and_neither_is_a_clear_error(
         assert "rigd's bundled pipelines (demo)" in line
         assert "give the path of a pipeline YAML file, or the name of a bundled one" in line
         assert line.endswith("nothing was started")
+    (tmp_path / "rigs").mkdir()
+    (tmp_path / "rigs" / "two.yaml").write_text("")
+    done = rigd_cli_in(tmp_path, "run", "rigs", timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "rigs is a directory, not a pipeline file; give one of its YAML files (two.yaml)" in (
+        done.stderr
+    )
     assert not (tmp_path / "rigd-data").exists()

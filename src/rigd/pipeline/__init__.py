@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rigd.pipeline._binning import Bin
+    from rigd.pipeline._block_signals import TERMINATING_SIGNALS, StopSignal
     from rigd.pipeline._bridge import BridgeReceiver, BridgeSender
     from rigd.pipeline._camera import SimulatedCamera
     from rigd.pipeline._cluster import ClusterPipeline
@@ -104,6 +105,8 @@ __all__ = [  # noqa: RUF022 - plain sorted order, which tests/test_exports.py ch
     "RunState",
     "SimulatedCamera",
     "StateMachine",
+    "StopSignal",
+    "TERMINATING_SIGNALS",
     "TiffStack",
     "TriggeredRecorder",
     "VideoSource",
@@ -170,6 +173,8 @@ _LAZY = {
     "RunState": "rigd.pipeline._state",
     "SimulatedCamera": "rigd.pipeline._camera",
     "StateMachine": "rigd.pipeline._state",
+    "StopSignal": "rigd.pipeline._block_signals",
+    "TERMINATING_SIGNALS": "rigd.pipeline._block_signals",
     "TriggeredRecorder": "rigd.pipeline._trigger",
     "ZmqPublisher": "rigd.pipeline._publisher",
     "ZmqSource": "rigd.pipeline._zmq_source",

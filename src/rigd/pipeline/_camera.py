@@ -27,6 +27,22 @@ def _check_overflow(overflow: Any) -> None:
         )
 
 
+def _check_numbers(n_frames: Any, motion: Any, seed: Any) -> None:
+    """Refuse what the constructor or the first step would fail on (at planning too)."""
+    if n_frames is not None and (
+        isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 0
+    ):
+        raise ValueError(
+            f"n_frames must be a whole number >= 0 (or null for unlimited), got {n_frames!r}"
+        )
+    if isinstance(motion, bool) or not isinstance(motion, (int, float)) or not motion >= 0:
+        raise ValueError(f"motion must be a number of pixels >= 0, got {motion!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(
+            f"seed must be a whole number >= 0 (numpy.random.default_rng's), got {seed!r}"
+        )
+
+
 class SimulatedCamera(Actor):
     """Frames of one shape and dtype, written in place into the ``frames`` ring.
 
@@ -79,8 +95,7 @@ class SimulatedCamera(Actor):
         overflow: str | None = None,
     ) -> None:
         _check_overflow(overflow)
-        if not isinstance(motion, (int, float)) or motion < 0:
-            raise ValueError(f"motion must be a number of pixels >= 0, got {motion!r}")
+        _check_numbers(n_frames, motion, seed)
         self.motion = float(motion)
         self.shape, self.dtype = self._check(shape, dtype, pattern, fps, n_frames)
         self.fps = fps or None
@@ -116,8 +131,6 @@ class SimulatedCamera(Actor):
             )
         if fps is not None and fps < 0:
             raise ValueError(f"fps must be positive (or null for as fast as possible), got {fps}")
-        if n_frames is not None and n_frames < 0:
-            raise ValueError(f"n_frames must be >= 0 (or null for unlimited), got {n_frames}")
         return shape, dt
 
     @classmethod
@@ -132,6 +145,7 @@ class SimulatedCamera(Actor):
             options.get("n_frames"),
         )
         _check_overflow(options.get("overflow"))
+        _check_numbers(options.get("n_frames"), options.get("motion", 0.0), options.get("seed", 0))
         return {"frames": (shape, dtype.str)}
 
     def setup(self) -> None:

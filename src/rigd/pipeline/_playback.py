@@ -26,6 +26,8 @@ __all__ = ["FilePlayback"]
 
 log = logging.getLogger("rigd.pipeline")
 
+_RATES = ("recorded", "max")
+
 
 class FilePlayback(Actor):
     """Replays one stream of a run file into ``frames``, with its ids and times.
@@ -63,8 +65,7 @@ class FilePlayback(Actor):
     def __init__(
         self, path: str, stream: str | None = None, rate: str = "recorded", loop: bool = False
     ) -> None:
-        if rate not in ("recorded", "max"):
-            raise ValueError(f"rate must be 'recorded' or 'max', got {rate!r}")
+        self.check_options({"path": path, "stream": stream, "rate": rate, "loop": loop})
         self.path = path
         self.stream = stream
         self.rate = rate
@@ -72,11 +73,38 @@ class FilePlayback(Actor):
         self.frames_played = 0
 
     @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Check the options without opening the file: planning runs it
+        (``describe_outputs``), so a wrong one is refused at load with its
+        file and line, and so does the constructor.
+
+        Raises:
+            ValueError: no ``path``; ``stream`` not a name; ``rate`` not
+                ``recorded`` or ``max``; ``loop`` not true or false.
+        """
+        if "path" not in options:
+            raise ValueError("FilePlayback needs a path option: the run file to play")
+        stream = options.get("stream")
+        if stream is not None and not isinstance(stream, str):
+            raise ValueError(
+                f"stream must be a stream's name in the file (`rigd inspect` lists them), "
+                f"got {stream!r}"
+            )
+        rate = options.get("rate", "recorded")
+        if rate not in _RATES:
+            raise ValueError(
+                "rate must be 'recorded' (the gaps between the recorded acquisition times) "
+                f"or 'max' (as fast as the readers take them), got {rate!r}"
+            )
+        loop = options.get("loop", False)
+        if not isinstance(loop, bool):
+            raise ValueError(f"loop must be true or false, got {loop!r}")
+
+    @classmethod
     def describe_outputs(
         cls, options: Mapping[str, Any], inputs: Mapping[str, Any]
     ) -> dict[str, tuple[tuple[int, ...], str]]:
-        if "path" not in options:
-            raise ValueError("FilePlayback needs a path option: the run file to play")
+        cls.check_options(options)
         if isinstance(options["path"], str) and options["path"]:
             with contextlib.suppress(OSError):  # describe_stream names it
                 check_whole(options["path"])

@@ -50,6 +50,7 @@ from rigd import actors
 from rigd._exceptions import PipelineFailedError
 from rigd.actors import ActorHandle, ObjectRef
 from rigd.pipeline._actor_watch import ActorWatch, actor_infos
+from rigd.pipeline._block_signals import BlockSignals
 from rigd.pipeline._cpu_latency import CpuLatencyRequest
 from rigd.pipeline._endpoints import Wiring, open_endpoints
 from rigd.pipeline._pause import PauseControl, PauseSpan
@@ -146,6 +147,7 @@ class Pipeline:
         self._link_rates = LinkRates(plan)
         self._recordings: dict[str, dict[str, Any]] = {}
         self._report: RunReport | None = None
+        self._block_signals = BlockSignals()  # SIGTERM, SIGHUP in a with block
         self._cpu_latency: CpuLatencyRequest | None = None
         self._log_dir = log_dir
         self._confine_to = confine_to
@@ -185,11 +187,18 @@ class Pipeline:
     def __enter__(self) -> Pipeline:
         """``with Pipeline(plan) as pipeline:`` starts it (``start``, or ``run`` if
         loaded) and stops it cleanly on leaving the block, however it is left
-        (``__exit__``). Raises what ``start`` raises (nothing is left running)."""
-        if self.state == RunState.READY:
-            self.run()
-        else:
-            self.start()
+        (``__exit__``). Entered in the main thread, SIGTERM and SIGHUP raise
+        ``StopSignal`` (a ``KeyboardInterrupt``) there until the block is left
+        (``_block_signals``). Raises what ``start`` raises (nothing is left running)."""
+        self._block_signals.take()
+        try:
+            if self.state == RunState.READY:
+                self.run()
+            else:
+                self.start()
+        except BaseException:
+            self._block_signals.restore()
+            raise
         return self
 
     def __exit__(
@@ -197,13 +206,15 @@ class Pipeline:
     ) -> None:
         """``stop()``: a clean stop, files sealed, also when the block raised
         (a Ctrl-C's ``KeyboardInterrupt`` included), which then goes on; its
-        report is ``stop()``'s again. A Ctrl-C during that stop kills
-        (``kill``: files repaired) and is raised."""
+        report is ``stop()``'s again. A Ctrl-C (or SIGTERM, SIGHUP) during
+        that stop kills (``kill``: files repaired) and is raised."""
         try:
             self.stop()
         except KeyboardInterrupt:
             self.kill()
             raise
+        finally:
+            self._block_signals.restore()
 
     def load(self) -> None:
         """Create the rings and actors and set them up, without running a step.

@@ -92,6 +92,13 @@ def resolve_pipeline(pipeline: str, config: ServiceConfig) -> Path:
     local = local_pipeline_file(pipeline)
     if local is not None:
         return local
+    if Path(pipeline).is_dir():
+        inside = sorted(p.name for p in Path(pipeline).glob("*.y*ml"))
+        raise NotFoundError(
+            f"{pipeline} is a directory, not a pipeline file; give one of its YAML files"
+            f"{' (' + ', '.join(inside[:5]) + ')' if inside else ''}, or the name of a bundled "
+            f"pipeline ({', '.join(bundled_pipeline_names()) or 'none'})"
+        )
     try:
         return find_pipeline_file(config, pipeline)
     except NotFoundError:

@@ -25,6 +25,7 @@ from rigd._exceptions import NotFoundError, PipelineFailedError
 from rigd.config import BUNDLED_PIPELINES, PipelineFileError
 from rigd.pipeline import Pipeline, PipelineStatus, RunReport, plan_pipeline, run_log_path
 from rigd.service._pipeline_names import run_pipeline_file
+from rigd.service._run_report import format_progress, format_report
 from rigd.service._run_resources import unmet_resources
 from rigd.service._run_signals import STOP_SIGNALS, Interrupts, unfailing
 from rigd.service._run_start import (
@@ -47,52 +48,6 @@ _SLOW_FOR_S = 2.0
 #: Seconds a clean stop gives the readers, in all, to drain their inputs (then
 #: each one still reading is stopped anyway).
 DRAIN_S = 60.0
-
-
-def format_progress(status: PipelineStatus) -> str:
-    """One line: elapsed time, then per link frames, rate, drops and ring fill."""
-    parts = [f"{status.elapsed_s:6.1f} s"]
-    for link in status.links:
-        dropped = sum(d for _, _, d in link.readers) + link.skipped
-        full = f" ({link.skipped} ring full)" if link.skipped else ""
-        parts.append(
-            f"{link.ring}: {link.written} frames {link.rate_hz:6.1f}/s drops {dropped}{full}"
-            f" fill {link.fill:4.0%}"
-        )
-    restarts = sum(a.get("restarts", 0) for a in status.actors.values())
-    if restarts:
-        parts.append(f"restarts {restarts}")
-    return " | ".join(parts)
-
-
-def format_report(report: RunReport, *, forced: bool = False) -> str:
-    """``rigd run``'s summary of ``report``; ``forced``: the stop was forced (Ctrl-C
-    twice), which the first line says: the frames and drops are then what the
-    repaired files hold (their drop ledgers; ``pipeline._run_status.recorded``)."""
-    how = " (forced: actors killed, run files repaired)" if forced else ""
-    lines = [f"run {report.run_id}: {report.state} after {report.duration_s:.1f} s{how}"]
-    if report.failure:
-        lines.append(f"  failure: {report.failure}")
-    for stream, frames in report.frames.items():
-        lines.append(
-            f"  {stream}: {frames} frames recorded, {report.dropped.get(stream, 0)} dropped"
-        )
-    for name, count in report.restarts.items():
-        if count:
-            lines.append(f"  actor {name} restarted {count} time(s)")
-    for name, line in report.actor_lines.items():
-        lines.append(f"  actor {name}: {line}")
-    for path in report.files:
-        lines.append(f"  file: {path}")
-    if report.log:
-        lines.append(f"  log: {report.log}")
-    if not report.files:  # a start that recorded nothing left no file (``_run_unused``)
-        lines.append(
-            "  (no file kept: nothing was recorded)"
-            if report.frames
-            else "  (this pipeline records nothing)"
-        )
-    return "\n".join(lines)
 
 
 def run_pipeline(
@@ -168,7 +123,7 @@ def _run(pipeline: Pipeline, source: Path, out: TextIO, err: TextIO) -> tuple[in
         except KeyboardInterrupt:
             print("rigd run: start interrupted; killing the actors and sealing run files", file=err)
             report = _released(pipeline.kill(), err)
-            print(format_report(report, forced=True), file=out)
+            print(format_report(report, forced=True, recorders=plan.recorders), file=out)
             return 130, report
         except Exception as exc:  # noqa: BLE001 - an actor's own error: say it, exit 1
             print(f"rigd run: pipeline {plan.name!r} could not start: {exc}", file=err)
@@ -181,7 +136,7 @@ def _run(pipeline: Pipeline, source: Path, out: TextIO, err: TextIO) -> tuple[in
         actors.shutdown()  # before the handlers go: a late SIGTERM must not cut it short
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-    print(format_report(report, forced=interrupts.forced), file=out)
+    print(format_report(report, forced=interrupts.forced, recorders=plan.recorders), file=out)
     if report.failure:
         return 1, report
     return (130 if interrupts.count else 0), report

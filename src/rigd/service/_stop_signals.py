@@ -16,10 +16,13 @@ import signal
 from collections.abc import Callable, Iterator
 from types import FrameType
 
+from rigd.pipeline import TERMINATING_SIGNALS
+
 __all__ = ["STOP_SIGNALS", "SignalHandler", "handling_stop_signals"]
 
 #: The signals a foreground ``rigd`` command takes as a clean stop request.
-STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: SIGINT, and the ones a ``with Pipeline(...)`` block takes too (SIGTERM, SIGHUP).
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, *TERMINATING_SIGNALS)
 
 #: A handler as ``signal.signal`` takes it: ``handler(signum, frame)``.
 SignalHandler = Callable[[int, FrameType | None], None]
