@@ -78,7 +78,10 @@ def test_an_actor_that_dies_for_good_fails_wait_with_its_last_error(tmp_path: Pa
 
     assert failed.value.actor == "flaky"
     assert failed.value.last_error == "RuntimeError: the device is unplugged"
-    assert str(failed.value).startswith("actor 'flaky' died and will not be restarted: ")
+    assert str(failed.value) == (
+        "actor 'flaky' died and will not be restarted: its run_step failed max_step_errors "
+        "times in a row, so it gave up; its last error: RuntimeError: the device is unplugged"
+    )
     assert report.state == "failed"
     assert report.failure == str(failed.value)
     assert report.last_errors == {"flaky": "RuntimeError: the device is unplugged"}

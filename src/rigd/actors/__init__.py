@@ -35,9 +35,11 @@ from rigd.actors._session import (
     shutdown,
 )
 from rigd.actors._state import ActorInfo, list_actors
+from rigd.actors._step_loop import EXIT_STEP_ERRORS as ACTOR_STEP_ERRORS_EXIT
 from rigd.actors._step_loop import add_fatal_error, add_input_lost_error
 
 __all__ = [
+    "ACTOR_STEP_ERRORS_EXIT",
     "ACTOR_STOP_GRACE_S",
     "Actor",
     "ActorClass",

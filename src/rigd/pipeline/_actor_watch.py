@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rigd._exceptions import ActorDiedError, RigdError
-from rigd.actors import ActorHandle, ActorInfo, get, list_actors
+from rigd.actors import ACTOR_STEP_ERRORS_EXIT, ActorHandle, ActorInfo, get, list_actors
 from rigd.pipeline._state import RunState, StateMachine
 
 __all__ = ["ActorWatch", "actor_infos"]
@@ -87,7 +87,10 @@ class ActorWatch:
         for name, handle in list(self._handles.items()):
             info = infos.get(handle._actor_id)
             if info is None or info.state == "dead":
-                reason = info.death_reason if info else "it is gone"
+                reason = (info.death_reason if info else None) or "it is gone"
+                if reason.endswith(f" exited with code {ACTOR_STEP_ERRORS_EXIT}"):
+                    # Its step loop's own exit, not a crash (``max_step_errors``).
+                    reason = "its run_step failed max_step_errors times in a row, so it gave up"
                 last = self._last_error(name) if self._last_error is not None else None
                 if last and last not in (reason or ""):  # an exit's reason may quote it already
                     reason = f"{reason}; its last error: {last}"
