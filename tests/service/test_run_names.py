@@ -21,6 +21,7 @@ def test_rigd_run_runs_the_bundled_demo_by_name_as_rigd_load_loads_it(tmp_path: 
     status, out, err = run.end()
     assert status == 130, err
     assert f"starting pipeline 'demo' from {BUNDLED_PIPELINES / 'demo.yaml'}" in err
+    assert f"no file demo here: running the pipeline {BUNDLED_PIPELINES / 'demo.yaml'}" in err
     assert "run by-name: stopped after" in out, err
     summary = inspect_run(only_file(tmp_path))
     assert (summary.run_id, summary.run_state) == ("by-name", "complete")

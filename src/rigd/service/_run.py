@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import signal
 import sys
@@ -65,6 +66,8 @@ def run_pipeline(
     except NotFoundError as exc:
         print(f"rigd run: {exc}; nothing was started", file=err)
         return 2
+    if path and not os.path.isfile(path):  # a name, looked up as `rigd load` does
+        print(f"rigd run: no file {path} here: running the pipeline {source}", file=err)
     import_from_cwd()  # actor classes of the user's own, as with `python -m`
     try:
         plan = plan_pipeline(source)
