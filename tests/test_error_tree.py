@@ -12,9 +12,9 @@ from rigd import _exceptions
 from rigd._exceptions import RigdError
 
 #: Not errors: ``exit_actor``'s exit is a BaseException (as SystemExit is), so
-#: an actor's own ``except Exception:`` never swallows it. The tree's
-#: docstring says so.
-NOT_ERRORS = {"rigd.actors._context.ActorExit"}
+#: an actor's own ``except Exception:`` never swallows it; a ``with Pipeline``
+#: block's SIGTERM is a KeyboardInterrupt. The tree's docstring says so.
+NOT_ERRORS = {"rigd.actors._context.ActorExit", "rigd.pipeline._block_signals.StopSignal"}
 
 
 def _exception_classes() -> dict[str, type[BaseException]]:
@@ -63,6 +63,7 @@ def test_every_public_error_class_is_defined_in_the_tree_module_and_drawn_in_it(
     assert sorted(cls.__name__ for cls in public.values() if cls.__name__ not in drawn) == []
     assert sorted(drawn - {cls.__name__ for cls in public.values()}) == []
     assert "ActorExit" in (_exceptions.__doc__ or "")
+    assert "StopSignal" in (_exceptions.__doc__ or "")
 
 
 def test_the_errors_that_joined_the_tree_are_still_the_builtin_errors_users_catch() -> None:

@@ -74,9 +74,12 @@ written before it joined the tree still catches it.
 ``tests/test_error_tree.py`` walks the package and fails on an exception class
 defined outside this tree.
 
-Not an error, and so not in the tree: ``rigd.actor.exit_actor``'s
+Not errors, and so not in the tree: ``rigd.actor.exit_actor``'s
 ``ActorExit`` derives from ``BaseException`` (as ``SystemExit`` does), so an
-actor's own ``except Exception:`` never swallows the exit.
+actor's own ``except Exception:`` never swallows the exit; and
+``rigd.pipeline.StopSignal``, a ``KeyboardInterrupt`` (SIGTERM or SIGHUP in
+a ``with Pipeline(...)`` block), so that ``except Exception:`` never swallows
+a stop request either.
 
 Errors of the caller's own making (a wrong argument, an unknown option) are
 plain ``TypeError``/``ValueError``/``AttributeError`` raised at the call site.

@@ -30,7 +30,7 @@ from rigd.service._run_report import format_progress, format_report
 from rigd.service._run_resources import unmet_resources
 from rigd.service._run_signals import STOP_SIGNALS, Interrupts, unfailing
 from rigd.service._run_start import (
-    RunIdRefusedError,
+    _RunIdRefusedError,
     claim_for_run,
     import_from_cwd,
     refuse_run_id,
@@ -91,7 +91,7 @@ def run_pipeline(
     log = run_log_path(plan, pipeline.run_id)
     try:  # claimed here, before anything starts; taken, an automatic id gets -2, -3, ...
         claim = claim_for_run(log, pipeline.run_id, automatic=run_id is None, err=err)
-    except RunIdRefusedError:
+    except _RunIdRefusedError:
         return 2
     if claim is not None and claim.run_id != pipeline.run_id:  # starts nothing yet
         pipeline = Pipeline(plan, run_id=claim.run_id, metadata=metadata)

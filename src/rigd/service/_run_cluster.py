@@ -38,7 +38,7 @@ from rigd.actors import init, shutdown
 from rigd.pipeline import ClusterPipeline, plan_pipeline, run_log_path
 from rigd.service._run_signals import unfailing
 from rigd.service._run_start import (
-    RunIdRefusedError,
+    _RunIdRefusedError,
     claim_for_run,
     import_from_cwd,
     refuse_run_id,
@@ -113,7 +113,7 @@ def run_on_cluster(
     chosen = run_id or time.strftime("%Y%m%dT%H%M%S")  # as ClusterPipeline's
     try:  # in this driver's data directory, before anything starts on the cluster
         claim = claim_for_run(run_log_path(plan, chosen), chosen, automatic=run_id is None, err=err)
-    except RunIdRefusedError:
+    except _RunIdRefusedError:
         return 2
     used = False
     try:

@@ -20,11 +20,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from rigd._exceptions import PipelineFileError
+from rigd._exceptions import PipelineFileError, RigdError
 from rigd.service._run_claim import RunIdClaim, claim_run_id
 
 __all__ = [
-    "RunIdRefusedError",
     "claim_for_run",
     "import_from_cwd",
     "refuse_run_id",
@@ -35,7 +34,7 @@ __all__ = [
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-class RunIdRefusedError(Exception):
+class _RunIdRefusedError(RigdError):
     """The run id cannot be claimed; the reason was said on ``err``: exit 2."""
 
 
@@ -76,7 +75,7 @@ def claim_for_run(
     which is said on ``err``; the claim's ``run_id`` is the run's.
 
     Raises:
-        RunIdRefusedError: the id is in use, or was used before, or its log cannot be
+        _RunIdRefusedError: the id is in use, or was used before, or its log cannot be
             made; the message (the fix, and that nothing was started) is on ``err``.
     """
     if log is None:
@@ -87,7 +86,7 @@ def claim_for_run(
         claim = claim_run_id(log, run_id, automatic=automatic)
     except FileExistsError as exc:  # in use, or used before: the message says which
         print(f"rigd run: {exc}", file=err)
-        raise RunIdRefusedError(str(exc)) from None
+        raise _RunIdRefusedError(str(exc)) from None
     except OSError as exc:
         print(
             f"rigd run: cannot create the run's log {log} ({exc.strerror or exc}): make its "
@@ -95,7 +94,7 @@ def claim_for_run(
             "started",
             file=err,
         )
-        raise RunIdRefusedError(str(exc)) from None
+        raise _RunIdRefusedError(str(exc)) from None
     if claim.run_id != run_id:
         print(
             f"rigd run: run id {run_id!r} is taken here (a run of the same second); "
